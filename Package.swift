@@ -1,0 +1,29 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "Tessera",
+    products: [
+        .library(name: "Tessera", targets: ["Tessera"]),
+        .executable(name: "tessera", targets: ["tessera"]),
+    ],
+    targets: [
+        .target(
+            name: "Tessera",
+            path: "Sources/Tessera",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .executableTarget(
+            name: "tessera",
+            dependencies: ["Tessera"],
+            path: "Sources/tessera",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .testTarget(
+            name: "TesseraTests",
+            dependencies: ["Tessera"],
+            path: "Tests/TesseraTests",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+    ]
+)

@@ -1,0 +1,47 @@
+// The CPU backend: one exhaustive switch from Primitive to kernel.
+
+enum CPUBackend {
+    static func evaluate(_ primitive: Primitive, inputs: [ArrayView], shape: [Int], dtype: DType) throws -> ArrayView {
+        switch primitive {
+        case .constant:
+            fatalError("[eval] a constant has no inputs to compute from")
+        case .reshape:
+            return try ShapeKernels.reshape(inputs[0], to: shape)
+        case .transpose(let axes):
+            return ShapeKernels.transpose(inputs[0], axes: axes)
+        case .broadcast:
+            return ShapeKernels.broadcast(inputs[0], to: shape)
+        case .slice(let start, let stride):
+            return ShapeKernels.slice(inputs[0], start: start, stride: stride, shape: shape)
+        case .copy:
+            return try ShapeKernels.contiguousCopy(inputs[0])
+        case .concatenate(let axis):
+            return try ShapeKernels.concatenate(inputs, axis: axis, shape: shape, dtype: dtype)
+        default:
+            break
+        }
+        let output = ArrayView.allocate(shape: shape, dtype: dtype)
+        _ = try output.buffer.hostPointer(forWriting: true)
+        switch primitive {
+        case .arange(let start, let step):
+            try dispatchElement(dtype, ElementwiseKernels.Arange(start: start, step: step, output: output))
+        case .unary(let op):
+            try dispatch(inputs[0].dtype, UnaryKernel(op: op, input: inputs[0], output: output))
+        case .binary(let op):
+            try dispatch(inputs[0].dtype, BinaryKernel(op: op, a: inputs[0], b: inputs[1], output: output))
+        case .select:
+            try ElementwiseKernels.select(inputs[0], inputs[1], inputs[2], into: output)
+        case .asType:
+            try dispatchElement(inputs[0].dtype, AsTypeKernel(input: inputs[0], output: output))
+        case .reduce(let op, let axes):
+            try dispatch(inputs[0].dtype, ReduceKernel(op: op, axes: axes, input: inputs[0], output: output))
+        case .argReduce(let op, let axis):
+            try dispatch(inputs[0].dtype, ArgReduceKernel(op: op, axis: axis, input: inputs[0], output: output))
+        case .matmul:
+            try dispatch(dtype, MatmulKernel(a: inputs[0], b: inputs[1], output: output))
+        case .constant, .reshape, .transpose, .broadcast, .slice, .copy, .concatenate:
+            fatalError("unreachable: handled above")
+        }
+        return output
+    }
+}

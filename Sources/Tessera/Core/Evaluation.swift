@@ -1,0 +1,156 @@
+// Graph evaluation: an iterative topological sort of the unevaluated part of
+// the graph, split into runs of consecutive nodes on one stream, each run
+// executed by its stream's serial worker. A node is only ever computed by the
+// worker of its own stream, so it is computed once without a global lock.
+
+import Dispatch
+
+enum Scheduler {
+    /// The unevaluated nodes under `roots`, inputs before users. Iterative, so
+    /// chains of any length are fine.
+    static func order(_ roots: [Node]) -> [Node] {
+        var order: [Node] = []
+        var visited = Set<ObjectIdentifier>()
+        var stack: [(node: Node, expanded: Bool)] = roots.reversed().map { ($0, false) }
+        while let (node, expanded) = stack.popLast() {
+            if expanded {
+                order.append(node)
+                continue
+            }
+            guard visited.insert(ObjectIdentifier(node)).inserted, let inputs = node.pendingInputs else { continue }
+            stack.append((node, true))
+            for input in inputs.reversed() where !visited.contains(ObjectIdentifier(input)) {
+                stack.append((input, false))
+            }
+        }
+        return order
+    }
+
+    /// `order` cut into maximal runs on one stream.
+    static func runs(_ roots: [Node]) -> [(stream: Stream, nodes: [Node])] {
+        var runs: [(stream: Stream, nodes: [Node])] = []
+        for node in order(roots) {
+            if let last = runs.indices.last, runs[last].stream == node.stream {
+                runs[last].nodes.append(node)
+            } else {
+                runs.append((node.stream, [node]))
+            }
+        }
+        return runs
+    }
+
+    /// Computes `nodes` in order; called on their stream's worker.
+    static func execute(_ nodes: [Node]) throws {
+        for node in nodes {
+            guard let inputs = node.pendingInputs else { continue }  // computed meanwhile
+            let views = inputs.map { input -> ArrayView in
+                guard let data = input.data else {
+                    fatalError("[eval] input of \(node.primitive.name) was not computed before it")
+                }
+                return data
+            }
+            let output: ArrayView
+            switch node.stream.device {
+            case .cpu:
+                output = try CPUBackend.evaluate(node.primitive, inputs: views, shape: node.shape, dtype: node.dtype)
+            case .gpu:
+                throw TesseraError.deviceUnavailable(CUDABackend.unavailableReason)
+            }
+            node.complete(with: output)
+        }
+    }
+
+    /// Evaluates on the workers, blocking the caller until done.
+    static func evaluate(_ roots: [Node]) throws {
+        for run in runs(roots) {
+            var failure: Error?
+            StreamWorkers.shared.queue(for: run.stream).sync {
+                do { try execute(run.nodes) } catch { failure = error }
+            }
+            if let failure { throw failure }
+        }
+    }
+
+    /// Evaluates without blocking the caller; `completion` runs when done.
+    static func evaluateAsync(_ roots: [Node], completion: @escaping @Sendable (Error?) -> Void) {
+        let plan = runs(roots)
+        if plan.count <= 1 {
+            guard let run = plan.first else { return completion(nil) }
+            let nodes = UncheckedBox(run.nodes)
+            StreamWorkers.shared.queue(for: run.stream).async {
+                do {
+                    try execute(nodes.value)
+                    completion(nil)
+                } catch { completion(error) }
+            }
+        } else {
+            let nodes = UncheckedBox(roots)
+            DispatchQueue.global().async {
+                do {
+                    try evaluate(nodes.value)
+                    completion(nil)
+                } catch { completion(error) }
+            }
+        }
+    }
+}
+
+/// Carries a value whose thread-safety the surrounding code guarantees.
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
+/// Computes `tensors` (and everything they depend on) now.
+///
+/// Traps with a clear message if evaluation fails (out of memory past the
+/// limit); use ``checkedEval(_:)`` to handle that as an error.
+public func eval(_ tensors: Tensor...) { eval(tensors) }
+
+/// Computes `tensors` (and everything they depend on) now.
+public func eval(_ tensors: [Tensor]) {
+    do { try checkedEval(tensors) } catch { fatalError("[eval] \(error)") }
+}
+
+/// Computes `tensors`, throwing ``TesseraError`` (for example `outOfMemory`) on failure.
+public func checkedEval(_ tensors: [Tensor]) throws {
+    try Scheduler.evaluate(tensors.map(\.node))
+}
+
+/// Starts computing `tensors` and returns at once; a later `eval`, `item` or
+/// read waits for the work in flight.
+public func asyncEval(_ tensors: Tensor...) { asyncEval(tensors) }
+
+/// Starts computing `tensors` and returns at once.
+public func asyncEval(_ tensors: [Tensor]) {
+    Scheduler.evaluateAsync(tensors.map(\.node)) { _ in }
+}
+
+/// Computes `tensors` without blocking the cooperative thread pool.
+public func evaluate(_ tensors: [Tensor]) async throws {
+    let roots = UncheckedBox(tensors.map(\.node))
+    try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+        Scheduler.evaluateAsync(roots.value) { error in
+            if let error { continuation.resume(throwing: error) } else { continuation.resume() }
+        }
+    }
+}
+
+extension Tensor {
+    /// This tensor, computed, without blocking the cooperative thread pool.
+    ///
+    /// ```swift
+    /// let m = try await matmul(a, b).evaluated()
+    /// ```
+    public func evaluated() async throws -> Tensor {
+        try await evaluate([self])
+        return self
+    }
+
+    /// The computed view, evaluating first if needed.
+    func view() -> ArrayView {
+        if let data = node.data { return data }
+        eval(self)
+        return node.data!
+    }
+}

@@ -1,0 +1,99 @@
+// Primitive: the closed set of graph operations. Every backend evaluates it
+// with an exhaustive switch, so adding a case makes the compiler list each
+// place that must learn it (backends, and later the transforms).
+
+/// Element-wise operations of one input.
+public enum UnaryOp: String, Sendable, CaseIterable {
+    case abs, negative, sign, square, sqrt, rsqrt, reciprocal
+    case exp, expm1, log, log2, log10, log1p
+    case sin, cos, tan, arcsin, arccos, arctan
+    case sinh, cosh, tanh, arcsinh, arccosh, arctanh
+    case sigmoid, erf, erfinv, floor, ceil, round
+    case isNaN, isInf, isFinite, logicalNot, bitwiseInvert
+    case real, imag, conjugate
+}
+
+/// Element-wise operations of two inputs (broadcast to one shape beforehand).
+public enum BinaryOp: String, Sendable, CaseIterable {
+    case add, subtract, multiply, divide, floorDivide, remainder, power
+    case maximum, minimum
+    case equal, notEqual, less, lessEqual, greater, greaterEqual
+    case logicalAnd, logicalOr
+    case bitwiseAnd, bitwiseOr, bitwiseXor, leftShift, rightShift
+    case arctan2, logAddExp
+
+    /// Comparisons and logical ops produce `bool` whatever their inputs.
+    var producesBool: Bool {
+        switch self {
+        case .equal, .notEqual, .less, .lessEqual, .greater, .greaterEqual, .logicalAnd, .logicalOr: return true
+        default: return false
+        }
+    }
+}
+
+/// Reductions over a set of axes.
+public enum ReduceOp: String, Sendable, CaseIterable {
+    case sum, prod, max, min, all, any
+}
+
+/// Reductions to the index of the extreme value along one axis.
+public enum ArgReduceOp: String, Sendable, CaseIterable {
+    case argMax, argMin
+}
+
+/// One node's operation. Inputs are the node's input tensors; the output
+/// shape and dtype are the node's own. View primitives (`reshape` when the
+/// strides allow, `transpose`, `broadcast`, `slice`) share the input buffer.
+public enum Primitive: Sendable {
+    /// Data supplied when the tensor was created; never computed.
+    case constant
+    /// `start + i * step` along the only axis, in the output dtype.
+    case arange(start: Double, step: Double)
+    case unary(UnaryOp)
+    case binary(BinaryOp)
+    /// `which(condition, a, b)`: three inputs of the output shape.
+    case select
+    /// Conversion of the input to the output dtype.
+    case asType
+    /// A reduction; the output keeps the reduced axes with size 1.
+    case reduce(ReduceOp, axes: [Int])
+    /// An index reduction along `axis` (kept with size 1); output `uint32`.
+    case argReduce(ArgReduceOp, axis: Int)
+    /// Same elements, new shape: a view when the strides allow, else a copy.
+    case reshape
+    /// Axis permutation: a view.
+    case transpose(axes: [Int])
+    /// Broadcast to the output shape: a view with zero strides.
+    case broadcast
+    /// A strided window: output[i] = input[start + i * stride]; a view.
+    case slice(start: [Int], stride: [Int])
+    /// A contiguous copy of the input.
+    case copy
+    /// Joins the inputs along `axis`.
+    case concatenate(axis: Int)
+    /// Batched matrix product of two inputs already broadcast in the batch axes.
+    case matmul
+}
+
+extension Primitive {
+    /// A short name for messages and debugging.
+    public var name: String {
+        switch self {
+        case .constant: return "constant"
+        case .arange: return "arange"
+        case .unary(let op): return op.rawValue
+        case .binary(let op): return op.rawValue
+        case .select: return "which"
+        case .asType: return "asType"
+        case .reduce(let op, _): return op.rawValue
+        case .argReduce(let op, _): return op.rawValue
+        case .reshape: return "reshape"
+        case .transpose: return "transpose"
+        case .broadcast: return "broadcast"
+        case .slice: return "slice"
+        case .copy: return "copy"
+        case .concatenate: return "concatenate"
+        case .matmul: return "matmul"
+        }
+    }
+}

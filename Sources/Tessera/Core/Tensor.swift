@@ -1,0 +1,171 @@
+// Tensor: an immutable handle to a node of the lazy graph. Ops validate,
+// promote dtypes and add a node; evaluation (eval, item, printing) computes.
+
+import Synchronization
+
+/// An evaluated array: a buffer and the strided window of it the tensor sees.
+struct ArrayView: @unchecked Sendable {
+    let shape: [Int]
+    let dtype: DType
+    let buffer: Buffer
+    /// Offset of element 0, in elements.
+    let offset: Int
+    /// Element strides; 0 on broadcast axes.
+    let strides: [Int]
+
+    var count: Int { shape.reduce(1, *) }
+    var isRowContiguous: Bool { strides == contiguousStrides(shape) || count <= 1 || hasContiguousLayout }
+
+    /// Contiguity ignoring the strides of size-1 axes.
+    private var hasContiguousLayout: Bool {
+        var expected = 1
+        for (n, s) in zip(shape, strides).reversed() where n != 1 {
+            if s != expected { return false }
+            expected *= n
+        }
+        return true
+    }
+
+    /// The host home, current, typed, at element 0 of this view.
+    func hostPointer<T>(_: T.Type) throws -> UnsafeMutablePointer<T> {
+        try buffer.hostPointer().bindMemory(to: T.self, capacity: 1) + offset
+    }
+
+    /// A fresh row-contiguous array to write into.
+    static func allocate(shape: [Int], dtype: DType) -> ArrayView {
+        let count = shape.reduce(1, *)
+        return ArrayView(
+            shape: shape, dtype: dtype, buffer: Buffer(byteCount: count * dtype.size), offset: 0,
+            strides: contiguousStrides(shape))
+    }
+
+    func with(shape: [Int], offset: Int, strides: [Int]) -> ArrayView {
+        ArrayView(shape: shape, dtype: dtype, buffer: buffer, offset: offset, strides: strides)
+    }
+}
+
+/// Row-major strides of `shape`, in elements.
+func contiguousStrides(_ shape: [Int]) -> [Int] {
+    var strides = [Int](repeating: 1, count: shape.count)
+    var acc = 1
+    for i in stride(from: shape.count - 1, through: 0, by: -1) {
+        strides[i] = acc
+        acc *= max(shape[i], 1)
+    }
+    return strides
+}
+
+/// One node of the graph. Its inputs are released once it is computed.
+final class Node: Sendable {
+    let shape: [Int]
+    let dtype: DType
+    let primitive: Primitive
+    let stream: Stream
+    private let state: Mutex<State>
+
+    struct State: @unchecked Sendable {
+        var inputs: [Node]
+        var data: ArrayView?
+    }
+
+    init(shape: [Int], dtype: DType, primitive: Primitive, inputs: [Node], stream: Stream, data: ArrayView? = nil) {
+        self.shape = shape
+        self.dtype = dtype
+        self.primitive = primitive
+        self.stream = stream
+        state = Mutex(State(inputs: inputs, data: data))
+    }
+
+    // Releasing a long unevaluated chain would recurse once per node; unlink
+    // uniquely owned inputs iteratively instead.
+    deinit {
+        var pending = state.withLock { s in
+            let inputs = s.inputs
+            s.inputs = []
+            return inputs
+        }
+        while !pending.isEmpty {
+            var node = pending.removeLast()
+            if isKnownUniquelyReferenced(&node) {
+                pending.append(contentsOf: node.takeInputs())
+            }
+        }
+    }
+
+    private func takeInputs() -> [Node] {
+        state.withLock { s in
+            let inputs = s.inputs
+            s.inputs = []
+            return inputs
+        }
+    }
+
+    var data: ArrayView? { state.withLock { $0.data } }
+    var isEvaluated: Bool { state.withLock { $0.data != nil } }
+
+    /// The inputs still needed, or nil once the node is computed.
+    var pendingInputs: [Node]? { state.withLock { $0.data == nil ? $0.inputs : nil } }
+
+    /// Records the result and drops the inputs, so the graph is freed as it goes.
+    func complete(with data: ArrayView) {
+        state.withLock { s in
+            s.data = data
+            s.inputs = []
+        }
+    }
+}
+
+/// A lazily evaluated n-dimensional array.
+///
+/// Tensors are immutable values; operations build a graph that is computed
+/// when a result is needed (`eval`, `item`, `toArray`, printing).
+///
+/// ```swift
+/// let a = Tensor([1, 2, 3, 4, 5, 6] as [Float], shape: [2, 3])
+/// let c = (a * 2).sum(axes: [1])   // nothing computed yet
+/// print(c)                         // array([12, 30], dtype=float32)
+/// ```
+public struct Tensor: Sendable {
+    let node: Node
+
+    init(node: Node) { self.node = node }
+
+    /// A new node on the current stream.
+    init(shape: [Int], dtype: DType, primitive: Primitive, inputs: [Tensor]) {
+        let stream = Stream.current
+        if case .gpu = stream.device, !CUDABackend.isAvailable {
+            fatalError("[\(primitive.name)] \(stream.device) is unavailable: \(CUDABackend.unavailableReason)")
+        }
+        node = Node(shape: shape, dtype: dtype, primitive: primitive, inputs: inputs.map(\.node), stream: stream)
+    }
+
+    /// An evaluated tensor over `view`.
+    init(evaluated view: ArrayView) {
+        node = Node(
+            shape: view.shape, dtype: view.dtype, primitive: .constant, inputs: [], stream: Stream.current,
+            data: view)
+    }
+
+    public var shape: [Int] { node.shape }
+    public var dtype: DType { node.dtype }
+    public var ndim: Int { node.shape.count }
+    /// The number of elements.
+    public var size: Int { node.shape.reduce(1, *) }
+    public var nbytes: Int { size * dtype.size }
+    /// The device this tensor is computed on.
+    public var device: Device { node.stream.device }
+    /// The operation that produces this tensor.
+    public var primitive: Primitive { node.primitive }
+    /// Whether the value has been computed.
+    public var isEvaluated: Bool { node.isEvaluated }
+
+    /// The size of `axis` (negative counts from the end).
+    public func dim(_ axis: Int) -> Int { shape[normalizeAxis(axis, ndim, "dim")] }
+}
+
+/// `axis` in `0..<ndim`, with negative axes counted from the end; traps naming `op` otherwise.
+func normalizeAxis(_ axis: Int, _ ndim: Int, _ op: String) -> Int {
+    let a = axis < 0 ? axis + ndim : axis
+    opPrecondition(a >= 0 && a < ndim, op, "axis \(axis) is out of range for an array with \(ndim) dimensions")
+    return a
+}
