@@ -7,21 +7,21 @@
 //     x[.stride(by: -1)]  reversed first axis
 //     x[.newAxis, 0...] a new leading axis of size 1
 
-/// One entry of a subscript.
-public enum TensorIndex: Sendable {
-    /// An integer index; removes the axis.
-    case index(Int)
-    /// `start ..< end` by `step` (nil bounds mean the whole axis in the step's direction).
-    case slice(start: Int?, end: Int?, step: Int)
-    /// A new axis of size 1.
-    case newAxis
-    /// As many full axes as needed.
-    case ellipsis
-
-    /// Every `step`-th element of an axis, optionally between bounds.
-    public static func stride(from start: Int? = nil, to end: Int? = nil, by step: Int) -> TensorIndex {
-        .slice(start: start, end: end, step: step)
+/// One entry of a subscript: `.index(i)`, `.slice(start:end:step:)`,
+/// `.stride(from:to:by:)`, `.newAxis`, `.ellipsis`, or an Int or range.
+public struct TensorIndex: Sendable {
+    enum Kind: Sendable {
+        /// An integer index; removes the axis.
+        case index(Int)
+        /// `start ..< end` by `step` (nil bounds mean the whole axis in the step's direction).
+        case slice(start: Int?, end: Int?, step: Int)
+        /// A new axis of size 1.
+        case newAxis
+        /// As many full axes as needed.
+        case ellipsis
     }
+
+    let kind: Kind
 }
 
 /// Something a Tensor subscript accepts.
@@ -31,6 +31,24 @@ public protocol TensorIndexConvertible: Sendable {
 
 extension TensorIndex: TensorIndexConvertible {
     public var tensorIndex: TensorIndex { self }
+}
+
+// The spellings of a TensorIndex, usable with a leading dot inside a subscript.
+extension TensorIndexConvertible where Self == TensorIndex {
+    /// An integer index; removes the axis.
+    public static func index(_ i: Int) -> TensorIndex { TensorIndex(kind: .index(i)) }
+    /// `start ..< end` by `step`; nil bounds cover the axis in the step's direction.
+    public static func slice(start: Int? = nil, end: Int? = nil, step: Int = 1) -> TensorIndex {
+        TensorIndex(kind: .slice(start: start, end: end, step: step))
+    }
+    /// Every `step`-th element of an axis, optionally between bounds.
+    public static func stride(from start: Int? = nil, to end: Int? = nil, by step: Int) -> TensorIndex {
+        slice(start: start, end: end, step: step)
+    }
+    /// A new axis of size 1.
+    public static var newAxis: TensorIndex { TensorIndex(kind: .newAxis) }
+    /// As many full axes as needed.
+    public static var ellipsis: TensorIndex { TensorIndex(kind: .ellipsis) }
 }
 extension Int: TensorIndexConvertible {
     public var tensorIndex: TensorIndex { .index(self) }
@@ -57,10 +75,10 @@ extension Tensor {
     }
 
     public subscript(_ indices: [TensorIndex]) -> Tensor {
-        let ellipses = indices.filter { if case .ellipsis = $0 { return true } else { return false } }.count
+        let ellipses = indices.filter { if case .ellipsis = $0.kind { return true } else { return false } }.count
         opPrecondition(ellipses <= 1, "index", "at most one ellipsis is allowed")
         let consuming = indices.filter {
-            switch $0 {
+            switch $0.kind {
             case .index, .slice: return true
             case .newAxis, .ellipsis: return false
             }
@@ -70,7 +88,7 @@ extension Tensor {
         // Expand the ellipsis (or pad at the end) to full slices.
         var full: [TensorIndex] = []
         for entry in indices {
-            if case .ellipsis = entry {
+            if case .ellipsis = entry.kind {
                 full += [TensorIndex](repeating: .slice(start: nil, end: nil, step: 1), count: ndim - consuming)
             } else {
                 full.append(entry)
@@ -86,7 +104,7 @@ extension Tensor {
         var resultShape: [Int] = []
         var axis = 0
         for entry in full {
-            switch entry {
+            switch entry.kind {
             case .newAxis:
                 resultShape.append(1)
             case .index(let i):

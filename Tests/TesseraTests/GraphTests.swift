@@ -1,0 +1,108 @@
+import Foundation
+import XCTest
+
+@testable import Tessera
+
+/// Laziness, evaluation, release of inputs, long chains, async and concurrent evaluation.
+final class GraphTests: XCTestCase {
+    func testOpsAreLazyUntilEvaluated() {
+        let a = Tensor([1, 2, 3] as [Float])
+        let b = exp(a) * 2
+        XCTAssertTrue(a.isEvaluated)
+        XCTAssertFalse(b.isEvaluated)
+        eval(b)
+        XCTAssertTrue(b.isEvaluated)
+        XCTAssertEqual(b.toArray(Float.self), [1, 2, 3].map { 2 * Foundation.exp(Float($0)) })
+    }
+
+    func testEvaluatedNodesReleaseTheirInputs() {
+        let baseline = Memory.activeBytes
+        var x: Tensor? = Tensor.ones([1 << 16])
+        var y: Tensor? = x! + 1
+        var z: Tensor? = y! * 3
+        y = nil
+        x = nil
+        eval(z!)
+        // Only z's own buffer (256 KiB) is still held: the constant and y were freed.
+        XCTAssertNil(z!.node.pendingInputs)
+        XCTAssertEqual(Memory.activeBytes - baseline, 1 << 18)
+        XCTAssertEqual(z!.sum().item(Float.self), 6 * Float(1 << 16))
+        z = nil
+        XCTAssertEqual(Memory.activeBytes, baseline)
+    }
+
+    func testHundredThousandNodeChainEvaluatesAndFrees() {
+        let baseline = Memory.activeBytes
+        do {
+            var x = Tensor(0 as Int32)
+            for _ in 0..<100_000 { x = x + 1 }
+            XCTAssertEqual(x.item(Int.self), 100_000)
+        }
+        do {
+            // Dropping an unevaluated chain must not recurse once per node either.
+            var x = Tensor(0 as Int32)
+            for _ in 0..<100_000 { x = x + 1 }
+            _ = x.shape
+        }
+        XCTAssertEqual(Memory.activeBytes, baseline)
+    }
+
+    func testAsyncEvaluation() async throws {
+        let a = Tensor.arange(0, 1000, dtype: .float32)
+        let s = try await (a * a).sum().evaluated()
+        XCTAssertTrue(s.isEvaluated)
+        XCTAssertEqual(s.item(Double.self), 332_833_500, accuracy: 64)  // float32 spacing there is 32
+
+        let b = sqrt(a)
+        asyncEval(b)
+        XCTAssertEqual(b[4].item(Float.self), 2)
+    }
+
+    func testSixteenTasksEvaluatingOverlappingGraphs() async {
+        let shared = Tensor.arange(0, 10_000, dtype: .float32)
+        let common = sqrt(shared) + 1  // one node every task depends on
+        let results = await withTaskGroup(of: (Int, Double).self) { group in
+            for i in 0..<16 {
+                group.addTask {
+                    let mine = (common * Float(i) + shared).sum()
+                    try? await evaluate([mine])
+                    return (i, mine.item(Double.self))
+                }
+            }
+            var out: [Int: Double] = [:]
+            for await (i, v) in group { out[i] = v }
+            return out
+        }
+        let roots = (0..<10_000).map { (Double($0).squareRoot() + 1) }
+        let rootSum = roots.reduce(0, +)
+        let plain = (0..<10_000).reduce(0.0) { $0 + Double($1) }
+        for i in 0..<16 {
+            XCTAssertEqual(results[i]!, Double(i) * rootSum + plain, accuracy: 1e-4 * (Double(i) * rootSum + plain))
+        }
+    }
+
+    func testConcurrentSynchronousEvalOfOneGraph() {
+        let x = Tensor.linspace(-1, 1, count: 4096)
+        let y = tanh(x * 3).sum()
+        DispatchQueue.concurrentPerform(iterations: 16) { _ in
+            let v = y.item(Double.self)
+            XCTAssertEqual(v, 0, accuracy: 1e-3)
+        }
+    }
+
+    func testStreamsHandOffResults() {
+        let other = Stream.new(on: .cpu)
+        let a = withStream(other) { Tensor.arange(0, 10, dtype: .float32) * 2 }
+        XCTAssertEqual(a.node.stream, other)
+        let b = a + 1  // default stream, input from `other`
+        XCTAssertEqual(b.toArray(Float.self), (0..<10).map { Float($0) * 2 + 1 })
+    }
+
+    func testWithDeviceScopesTheDefault() async {
+        XCTAssertEqual(withDevice(.cpu) { Device.default }, .cpu)
+        let d = await withDevice(.cpu) { () async -> Device in
+            await Task { Device.default }.value
+        }
+        XCTAssertEqual(d, .cpu)
+    }
+}
