@@ -72,8 +72,8 @@ final class Allocator: @unchecked Sendable {
     func allocate(_ bytes: Int) throws -> Block {
         let size = Self.bucketSize(bytes)
         let reused: UnsafeMutableRawPointer? = try lock.withLock {
-            if var list = cache[size], let p = list.popLast() {
-                cache[size] = list.isEmpty ? nil : list
+            if let p = cache[size]?.popLast() {
+                if cache[size]!.isEmpty { cache[size] = nil }
                 cacheBytes -= size
                 account(size)
                 return p
@@ -118,8 +118,8 @@ final class Allocator: @unchecked Sendable {
     /// Frees cached blocks, largest first, until the cache holds at most `target` bytes. Lock held.
     private func freeCached(downTo target: Int) {
         for size in cache.keys.sorted(by: >) where cacheBytes > target {
-            while cacheBytes > target, var list = cache[size], let p = list.popLast() {
-                cache[size] = list.isEmpty ? nil : list
+            while cacheBytes > target, let p = cache[size]?.popLast() {
+                if cache[size]!.isEmpty { cache[size] = nil }
                 cacheBytes -= size
                 provider.rawFree(p)
             }

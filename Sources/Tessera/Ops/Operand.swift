@@ -60,6 +60,9 @@ extension Double: TensorOperand {
 extension Float: TensorOperand {
     public var tensorOperand: Operand { .weakFloat(Double(self)) }
 }
+extension Float16: TensorOperand {
+    public var tensorOperand: Operand { .weakFloat(Double(self)) }
+}
 extension Bool: TensorOperand {
     public var tensorOperand: Operand { .bool(self) }
 }
