@@ -9,7 +9,13 @@ let package = Package(
     ],
     targets: [
         .target(
+            name: "CTesseraKernels",
+            path: "Sources/CTesseraKernels",
+            linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]
+        ),
+        .target(
             name: "Tessera",
+            dependencies: ["CTesseraKernels"],
             path: "Sources/Tessera",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
