@@ -86,6 +86,26 @@ let gradCases: [GradCase] = {
     return cases
 }()
 
+/// Primitives with no gradient (integer/bool results, piecewise constants):
+/// still batched by vmap.
+let vmapOnlyCases: [GradCase] = [
+    GradCase(name: "sign", shapes: [[2, 3]]) { sign($0[0]) },
+    GradCase(name: "floor", shapes: [[2, 3]]) { floor($0[0] * 3) },
+    GradCase(name: "round", shapes: [[2, 3]]) { round($0[0] * 3) },
+    GradCase(name: "isNaN", shapes: [[2, 3]]) { isNaN(log($0[0])).asType(.float64) },
+    GradCase(name: "less", shapes: [[2, 3], [3]]) { ($0[0] .< $0[1]).asType(.float64) },
+    GradCase(name: "floorDivide", shapes: [[2, 3], [2, 3]], domain: 0.5...3) { floorDivide($0[0], $0[1]) },
+    GradCase(name: "bitwiseXor", shapes: [[2, 3], [2, 3]], domain: 0...100) {
+        bitwiseXor($0[0].asType(.int32), $0[1].asType(.int32)).asType(.float64)
+    },
+    GradCase(name: "argMax", shapes: [[3, 4]]) { $0[0].argMax(axis: 1).asType(.float64) },
+    GradCase(name: "argMin", shapes: [[3, 4]]) { $0[0].argMin(axis: 0, keepDims: true).asType(.float64) },
+    GradCase(name: "any", shapes: [[3, 4]]) { ($0[0] .> 0.5).any(axes: [1]).asType(.float64) },
+    GradCase(name: "all", shapes: [[3, 4]]) { ($0[0] .> -0.5).all(axes: [0]).asType(.float64) },
+    GradCase(name: "stopGradient", shapes: [[2, 3]]) { stopGradient($0[0]) * 2 },
+    GradCase(name: "arangePlus", shapes: [[4]]) { $0[0] + Tensor.arange(0.0, 4, dtype: .float64) },
+]
+
 final class TransformTests: XCTestCase {
     /// A random weighting makes every output element matter to the scalar loss.
     private func scalarLoss(_ c: GradCase, weights: Tensor) -> ([Tensor]) -> Tensor {
@@ -141,7 +161,7 @@ final class TransformTests: XCTestCase {
     func testVmapOfEveryPrimitiveMatchesALoop() {
         var rng = TestRNG(3)
         let batch = 3
-        for c in gradCases {
+        for c in gradCases + vmapOnlyCases {
             // Map argument 0 over a batch axis placed at position 1 (or 0 for 1-D), others unmapped.
             let inAxis = c.shapes[0].count >= 1 ? 1 : 0
             var batchedShape = c.shapes[0]
