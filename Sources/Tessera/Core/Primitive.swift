@@ -73,6 +73,16 @@ public enum Primitive: Sendable {
     case concatenate(axis: Int)
     /// Batched matrix product of two inputs already broadcast in the batch axes.
     case matmul
+    /// The input itself, as a view: marks the start of a traced function.
+    case identity
+    /// The input itself, as a view, through which no gradient flows.
+    case stopGradient
+    /// A copy of input 0 with input 1 written into the window
+    /// `start + i * stride` (the window has input 1's shape).
+    case sliceUpdate(start: [Int], stride: [Int])
+    /// Output `index` of a function with user-given transform rules. Inputs:
+    /// the function's primals, then its outputs (computed by their own graph).
+    case custom(CustomRules, index: Int)
 }
 
 extension Primitive {
@@ -94,6 +104,10 @@ extension Primitive {
         case .copy: return "copy"
         case .concatenate: return "concatenate"
         case .matmul: return "matmul"
+        case .identity: return "identity"
+        case .stopGradient: return "stopGradient"
+        case .sliceUpdate: return "sliceUpdate"
+        case .custom: return "custom"
         }
     }
 }

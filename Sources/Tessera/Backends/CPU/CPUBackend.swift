@@ -17,6 +17,12 @@ enum CPUBackend {
             return try ShapeKernels.contiguousCopy(inputs[0])
         case .concatenate(let axis):
             return try ShapeKernels.concatenate(inputs, axis: axis, shape: shape, dtype: dtype)
+        case .identity, .stopGradient:
+            return inputs[0]
+        case .custom(let rules, let index):
+            return inputs[rules.primalCount + index]
+        case .sliceUpdate(let start, let stride):
+            return try ShapeKernels.sliceUpdate(inputs[0], inputs[1], start: start, stride: stride)
         default:
             break
         }
@@ -39,7 +45,8 @@ enum CPUBackend {
             try dispatch(inputs[0].dtype, ArgReduceKernel(op: op, axis: axis, input: inputs[0], output: output))
         case .matmul:
             try dispatch(dtype, MatmulKernel(a: inputs[0], b: inputs[1], output: output))
-        case .constant, .reshape, .transpose, .broadcast, .slice, .copy, .concatenate:
+        case .constant, .reshape, .transpose, .broadcast, .slice, .copy, .concatenate, .identity, .stopGradient,
+            .custom, .sliceUpdate:
             fatalError("unreachable: handled above")
         }
         return output
