@@ -27,7 +27,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TesseraTests",
-            dependencies: ["Tessera"],
+            dependencies: ["Tessera", "CTesseraKernels"],
             path: "Tests/TesseraTests",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
