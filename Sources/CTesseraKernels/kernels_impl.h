@@ -713,52 +713,97 @@ static inline void unpack16(v16b bytes, vf *out) {
 
 #define P16 (16 / VW)
 
-/// Rows n0..<n1 for MM rows of x (a compile-time constant after inlining).
+/// The 32 integers of one 32-value chunk as float vectors in x's permuted order.
+static inline __attribute__((always_inline)) void unpack32(int bits, const uint8_t *w, vf *q) {
+#if VW == 16 && TK_F16C
+    if (bits == 4) {
+        // AVX-512: zero-extend the 16 bytes to dwords and turn each nibble into
+        // its float with a 16-entry table lookup (vpermps reads the low 4 bits
+        // of each index), which keeps the conversion off the FMA port.
+        const __m512 lut = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)w));
+        q[0] = (vf)_mm512_permutexvar_ps(v, lut);
+        q[1] = (vf)_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), lut);
+        return;
+    }
+#endif
+    if (bits == 4) {
+        v16b raw;
+        memcpy(&raw, w, 16);
+        unpack16(raw & 0x0F, q);
+        unpack16(raw >> 4, q + P16);
+    } else {
+        v16b r0, r1;
+        memcpy(&r0, w, 16);
+        memcpy(&r1, w + 16, 16);
+        unpack16(r0, q);
+        unpack16(r1, q + P16);
+    }
+}
+
+/// One group's dot products sum_k x[m, k] q[k] for MM rows of x, into acc[m].
+static inline __attribute__((always_inline)) void qmv_group(int MM, int bits, int group, const float *xp, long K,
+                                                            const uint8_t *w, long k0, vf *acc) {
+#pragma clang loop unroll(full)
+    for (int m = 0; m < MM; m++) acc[m] = (vf){0};
+#pragma clang loop unroll(full)
+    for (long c = 0; c < group; c += 32) {
+        long k = k0 + c;
+        vf q[2 * P16];
+        unpack32(bits, w + k * bits / 8, q);
+#pragma clang loop unroll(full)
+        for (int m = 0; m < MM; m++) {
+            const float *xk = xp + m * K + k;
+#pragma clang loop unroll(full)
+            for (int p = 0; p < 2 * P16; p++) acc[m] += q[p] * ldf(xk + p * VW);
+        }
+    }
+}
+
+/// Rows n0..<n1 of the output for MM rows of x (a compile-time constant after
+/// inlining, so the accumulators live in registers). `sf`/`bf` are scratch
+/// for one row's scales and biases in float32.
 static inline __attribute__((always_inline)) void qmv_block(int MM, int bits, const float *xp, const float *xsum,
                                                             const uint32_t *wq, int dt, const void *scales,
-                                                            const void *biases, float *acc_out, long N, long K,
-                                                            int group, long n0, long n1) {
+                                                            const void *biases, float *sf, float *bf,
+                                                            float *acc_out, long N, long K, int group, long n0,
+                                                            long n1) {
     long words = K * bits / 32, groups = K / group;
+    size_t es = (size_t)tk_size(dt);
     for (long n = n0; n < n1; n++) {
         const uint8_t *w = (const uint8_t *)(wq + n * words);
-        vf tot[8][2];
-        float bsum[8];
-        for (int m = 0; m < MM; m++) {
-            tot[m][0] = tot[m][1] = (vf){0};
-            bsum[m] = 0;
-        }
-        for (long g = 0; g < groups; g++) {
-            float s = tk_load1(dt, scales, n * groups + g), b = tk_load1(dt, biases, n * groups + g);
-            vf vs = splat(s);
-            vf gacc[8];
-            for (int m = 0; m < MM; m++) gacc[m] = (vf){0};
-            for (long c = 0; c < group; c += 32) {
-                long k = g * group + c;
-                vf q[4 * P16];
-                if (bits == 4) {
-                    v16b raw;
-                    memcpy(&raw, w + k / 2, 16);
-                    unpack16(raw & 0x0F, q);
-                    unpack16(raw >> 4, q + P16);
-                } else {
-                    v16b r0, r1;
-                    memcpy(&r0, w + k, 16);
-                    memcpy(&r1, w + k + 16, 16);
-                    unpack16(r0, q);
-                    unpack16(r1, q + P16);
-                }
-                for (int m = 0; m < MM; m++) {
-                    const float *xk = xp + m * K + k;
+        to_f32(dt, (const char *)scales + (size_t)(n * groups) * es, sf, groups);
+        to_f32(dt, (const char *)biases + (size_t)(n * groups) * es, bf, groups);
+        vf tot0[8], tot1[8], g0[8], g1[8];
 #pragma clang loop unroll(full)
-                    for (int p = 0; p < 2 * P16; p++) gacc[m] += q[p] * ldf(xk + p * VW);
-                }
-            }
+        for (int m = 0; m < MM; m++) tot0[m] = tot1[m] = (vf){0};
+        long g = 0;
+        for (; g + 2 <= groups; g += 2) {  // two groups at once: two independent chains
+            qmv_group(MM, bits, group, xp, K, w, g * group, g0);
+            qmv_group(MM, bits, group, xp, K, w, (g + 1) * group, g1);
+            vf s0 = splat(sf[g]), s1 = splat(sf[g + 1]);
+#pragma clang loop unroll(full)
             for (int m = 0; m < MM; m++) {
-                tot[m][g & 1] += gacc[m] * vs;
-                bsum[m] += b * xsum[m * groups + g];
+                tot0[m] += g0[m] * s0;
+                tot1[m] += g1[m] * s1;
             }
         }
-        for (int m = 0; m < MM; m++) acc_out[m * N + n] = hsum(tot[m][0] + tot[m][1]) + bsum[m];
+        if (g < groups) {
+            qmv_group(MM, bits, group, xp, K, w, g * group, g0);
+            vf s0 = splat(sf[g]);
+#pragma clang loop unroll(full)
+            for (int m = 0; m < MM; m++) tot0[m] += g0[m] * s0;
+        }
+        for (int m = 0; m < MM; m++) {
+            // The bias term: sum over groups of bias * (sum of x over the group).
+            const float *xs = xsum + m * groups;
+            vf bacc = {0};
+            long j = 0;
+            for (; j + VW <= groups; j += VW) bacc += ldf(bf + j) * ldf(xs + j);
+            float bsum = hsum(bacc);
+            for (; j < groups; j++) bsum += bf[j] * xs[j];
+            acc_out[m * N + n] = hsum(tot0[m] + tot1[m]) + bsum;
+        }
     }
 }
 
@@ -767,7 +812,7 @@ static void k_qmv(int dt, const void *x, const uint32_t *wq, const void *scales,
     if (n1 <= n0 || M <= 0) return;
     long groups = K / group;
     float *xp = malloc((size_t)(M * K) * 4), *xsum = malloc((size_t)(M * groups + 1) * 4);
-    float *res = malloc((size_t)(M * N) * 4);
+    float *res = malloc((size_t)(M * N) * 4), *sf = malloc((size_t)groups * 8), *bf = sf + groups;
     float row[32];
     for (long m = 0; m < M; m++) {
         to_f32(dt, (const char *)x + (size_t)(m * K) * (size_t)tk_size(dt), xp + m * K, K);
@@ -786,10 +831,12 @@ static void k_qmv(int dt, const void *x, const uint32_t *wq, const void *scales,
         long mm = M - m0 < 8 ? M - m0 : 8;
         const float *xb = xp + m0 * K, *sb = xsum + m0 * groups;
         float *rb = res + m0 * N;
+#define QMV_G(MMV, B, G) qmv_block(MMV, B, xb, sb, wq, dt, scales, biases, sf, bf, rb, N, K, G, n0, n1)
+#define QMV_B(MMV, B) (group == 32 ? QMV_G(MMV, B, 32) : group == 64 ? QMV_G(MMV, B, 64) : QMV_G(MMV, B, 128))
 #define QMV_CASE(MMV)                                                                                   \
     case MMV:                                                                                           \
-        if (bits == 4) qmv_block(MMV, 4, xb, sb, wq, dt, scales, biases, rb, N, K, group, n0, n1);      \
-        else qmv_block(MMV, 8, xb, sb, wq, dt, scales, biases, rb, N, K, group, n0, n1);                \
+        if (bits == 4) QMV_B(MMV, 4);                                                                   \
+        else QMV_B(MMV, 8);                                                                             \
         break;
         switch (mm) {
             QMV_CASE(1)
@@ -802,9 +849,12 @@ static void k_qmv(int dt, const void *x, const uint32_t *wq, const void *scales,
             QMV_CASE(8)
         }
 #undef QMV_CASE
+#undef QMV_B
+#undef QMV_G
     }
     for (long m = 0; m < M; m++)
         from_f32(dt, res + m * N + n0, (char *)out + (size_t)(m * N + n0) * (size_t)tk_size(dt), n1 - n0);
+    free(sf);
     free(res);
     free(xsum);
     free(xp);

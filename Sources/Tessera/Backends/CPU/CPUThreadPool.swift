@@ -31,6 +31,8 @@ final class ThreadPool: @unchecked Sendable {
     // Lock-free during a job.
     private let nextChunk = Atomic<Int>(0)
     private let busy = Atomic<Bool>(false)
+    /// When false every job runs on the caller (benchmarks measure the split's worth with it).
+    let enabled = Atomic<Bool>(true)
 
     init(threads: Int) {
         threadCount = max(1, threads)
@@ -86,7 +88,7 @@ final class ThreadPool: @unchecked Sendable {
     /// returns when all calls have returned.
     func parallelFor(_ count: Int, _ body: (Int) -> Void) {
         if count <= 0 { return }
-        if count == 1 || threadCount == 1
+        if count == 1 || threadCount == 1 || !enabled.load(ordering: .relaxed)
             || !busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged
         {
             for i in 0..<count { body(i) }
