@@ -202,6 +202,24 @@ static inline vf v_tanh(vf x) {
 
 // ---- element-wise ------------------------------------------------------------------
 
+/// Outputs at least this large (in floats) are written with non-temporal
+/// stores: they bypass the cache, so the write costs no read-for-ownership
+/// and does not evict the inputs (what memcpy does for large copies).
+#define NT_MIN (1L << 18)
+
+static inline __attribute__((always_inline)) void st_out(int nt, float *p, vf v) {
+    if (nt) __builtin_nontemporal_store(v, (vf *)p);
+    else stf(p, v);
+}
+
+static inline int use_nt(const float *o, long n) {
+    return n >= NT_MIN && ((uintptr_t)o % sizeof(vf)) == 0;
+}
+
+static inline void nt_fence(int nt) {
+    if (nt) __atomic_thread_fence(__ATOMIC_SEQ_CST);  // order the streaming stores before returning
+}
+
 static inline vf binop(int op, vf a, vf b) {
     switch (op) {
     case TK_ADD: return a + b;
@@ -215,17 +233,29 @@ static inline vf binop(int op, vf a, vf b) {
 
 // One loop per op so the switch stays outside; `always_inline` + constant op
 // lets the compiler specialise each.
+static inline __attribute__((always_inline)) void binary_body(int nt, int op, const float *a, long sa,
+                                                              const float *b, long sb, float *o, long n, long *at) {
+    long i = 0;
+    if (sa && sb) {
+        for (; i + VW <= n; i += VW) st_out(nt, o + i, binop(op, ldf(a + i), ldf(b + i)));
+    } else if (sa) {
+        vf vb = splat(b[0]);
+        for (; i + VW <= n; i += VW) st_out(nt, o + i, binop(op, ldf(a + i), vb));
+    } else if (sb) {
+        vf va = splat(a[0]);
+        for (; i + VW <= n; i += VW) st_out(nt, o + i, binop(op, va, ldf(b + i)));
+    }
+    *at = i;
+}
+
 static inline __attribute__((always_inline)) void binary_loop(int op, const float *a, long sa, const float *b,
                                                               long sb, float *o, long n) {
     long i = 0;
-    if (sa && sb) {
-        for (; i + VW <= n; i += VW) stf(o + i, binop(op, ldf(a + i), ldf(b + i)));
-    } else if (sa) {
-        vf vb = splat(b[0]);
-        for (; i + VW <= n; i += VW) stf(o + i, binop(op, ldf(a + i), vb));
-    } else if (sb) {
-        vf va = splat(a[0]);
-        for (; i + VW <= n; i += VW) stf(o + i, binop(op, va, ldf(b + i)));
+    if (sa || sb) {
+        int nt = use_nt(o, n);
+        if (nt) binary_body(1, op, a, sa, b, sb, o, n, &i);
+        else binary_body(0, op, a, sa, b, sb, o, n, &i);
+        nt_fence(nt);
     } else {  // both scalars
         float t[VW];
         stf(t, binop(op, splat(a[0]), splat(b[0])));
@@ -288,7 +318,12 @@ static inline vf unop(int op, vf x) {
 
 static inline __attribute__((always_inline)) void unary_loop(int op, const float *x, float *o, long n) {
     long i = 0;
-    for (; i + VW <= n; i += VW) stf(o + i, unop(op, ldf(x + i)));
+    if (use_nt(o, n)) {
+        for (; i + VW <= n; i += VW) st_out(1, o + i, unop(op, ldf(x + i)));
+        nt_fence(1);
+    } else {
+        for (; i + VW <= n; i += VW) stf(o + i, unop(op, ldf(x + i)));
+    }
     if (i < n) {
         float t[VW] = {0};
         memcpy(t, x + i, (size_t)(n - i) * 4);

@@ -163,7 +163,7 @@ final class CPUKernelTests: XCTestCase {
     }
 
     func testLargeInputsSplitOverThePool() {
-        let n = 140_001  // over two grains: the pool splits it
+        let n = 600_001  // over two grains (the pool splits it), chunks past NT_MIN (streaming stores)
         let av = Self.values(n, seed: 21), bv = Self.values(n, seed: 22)
         let a = Tensor(av), b = Tensor(bv)
         let sum = (0..<n).map { Double(av[$0] + bv[$0]) }
