@@ -9,9 +9,9 @@
 import CTesseraKernels
 
 enum GEMM {
-    /// Multiply-adds below which the native GEMM stays on one thread (measured:
-    /// see docs/PERFORMANCE.md).
-    static let parallelWork = 1 << 20
+    /// Multiply-adds below which the native GEMM stays on one thread: measured
+    /// (`tessera-bench grain`, docs/PERFORMANCE.md) no gain up to 192^3, 1.33x at 256^3.
+    static let parallelWork = 1 << 23
 
     /// Whether BLAS is used for float32 (TESSERA_NO_BLAS=1 turns it off).
     static var blasAvailable: Bool { tk_blas_available() != 0 }

@@ -9,7 +9,8 @@ import CTesseraKernels
 
 enum SIMDKernels {
     /// Elements per thread below which element-wise work stays on one thread
-    /// (measured: see docs/PERFORMANCE.md; waking the pool costs ~10-20 µs).
+    /// (`tessera-bench grain`, docs/PERFORMANCE.md: no gain from splitting
+    /// below 2 x 65,536 elements; the work is memory-bound above).
     static let elementwiseGrain = 1 << 16
     /// Rows x length per thread below which row kernels stay on one thread.
     static let rowGrain = 1 << 15
