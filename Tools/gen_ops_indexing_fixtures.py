@@ -392,10 +392,195 @@ def gen_scan():
     write("scan.json", cases)
 
 
+# MARK: - layout: pad, tile, repeat, roll, tril/triu, diagonal/diag, meshgrid
+
+def gen_layout():
+    cases = []
+    for dt in ALL:
+        x = Input(random((3, 4), dt))
+        value = 2.5 if dt in FLOATS + ["complex64"] else 1 if dt == "bool" else 3
+        widths = [[1, 2], [0, 3]]
+        case(cases, f"pad_constant_{dt}", "pad", {"widths": widths, "mode": "constant", "value": value}, [x],
+             np.pad(x.value, widths, mode="constant", constant_values=np.array(value).astype(x.value.dtype)))
+        case(cases, f"pad_edge_{dt}", "pad", {"widths": widths, "mode": "edge"}, [x], np.pad(x.value, widths, mode="edge"))
+        case(cases, f"tile_{dt}", "tile", {"reps": [2, 1, 3]}, [x], np.tile(x.value, (2, 1, 3)))
+        case(cases, f"repeat_axis1_{dt}", "repeat", {"count": 3, "axis": 1}, [x], np.repeat(x.value, 3, axis=1))
+        case(cases, f"roll_axis0_{dt}", "roll", {"shift": [-1], "axis": [0]}, [x], np.roll(x.value, -1, axis=0))
+        case(cases, f"tril_{dt}", "tril", {"k": 0}, [x], np.tril(x.value))
+        case(cases, f"triu_k1_{dt}", "triu", {"k": 1}, [x], np.triu(x.value, 1))
+        case(cases, f"diagonal_{dt}", "diagonal", {"offset": 1, "axis1": 0, "axis2": 1}, [x], np.diagonal(x.value, 1).copy())
+        v = Input(random((3,), dt))
+        case(cases, f"diag_vector_km1_{dt}", "diag", {"k": -1}, [v], np.diag(v.value, -1))
+    strided = Input(random((4, 5, 3), "float32"), [{"transpose": [2, 0, 1]}, {"slice": [[None, None, -1], [0, 4, 2], [1, 5, 1]]}])
+    b = Input(random((1, 4), "int32"), [{"broadcast_to": [3, 4]}])
+    for name, x in [("strided", strided), ("broadcast", b)]:
+        case(cases, f"pad_constant_{name}", "pad", {"widths": [[2, 0]], "mode": "constant", "value": 0}, [x],
+             np.pad(x.value, [[2, 0]] * x.value.ndim))
+        case(cases, f"pad_edge_{name}", "pad", {"widths": [[1, 1]], "mode": "edge"}, [x],
+             np.pad(x.value, [[1, 1]] * x.value.ndim, mode="edge"))
+        case(cases, f"tile_{name}", "tile", {"reps": [2]}, [x], np.tile(x.value, 2))
+        case(cases, f"repeat_flat_{name}", "repeat", {"count": 2, "axis": None}, [x], np.repeat(x.value, 2))
+        case(cases, f"roll_flat_{name}", "roll", {"shift": [5], "axis": None}, [x], np.roll(x.value, 5))
+        case(cases, f"roll_two_axes_{name}", "roll", {"shift": [1, -3], "axis": [0, -1]}, [x],
+             np.roll(x.value, (1, -3), axis=(0, -1)))
+        case(cases, f"tril_km1_{name}", "tril", {"k": -1}, [x], np.tril(x.value, -1))
+        case(cases, f"triu_{name}", "triu", {"k": 0}, [x], np.triu(x.value))
+        case(cases, f"diagonal_{name}", "diagonal", {"offset": -1, "axis1": -1, "axis2": 0}, [x],
+             np.diagonal(x.value, -1, -1, 0).copy())
+    x = Input(random((2, 3, 4), "float32"))
+    case(cases, "tile_fewer_reps", "tile", {"reps": [2, 2]}, [x], np.tile(x.value, (2, 2)))
+    case(cases, "diagonal_3d_axes_0_2", "diagonal", {"offset": 2, "axis1": 0, "axis2": 2}, [x],
+         np.diagonal(x.value, 2, 0, 2).copy())
+    case(cases, "diagonal_empty", "diagonal", {"offset": 5, "axis1": 1, "axis2": 2}, [x],
+         np.diagonal(x.value, 5, 1, 2).copy())
+    case(cases, "tril_batched_k1", "tril", {"k": 1}, [x], np.tril(x.value, 1))
+    m = Input(random((3, 5), "float32"))
+    case(cases, "diag_matrix_k2", "diag", {"k": 2}, [m], np.diag(m.value, 2).copy())
+    v = Input(random((4,), "float32"), [{"slice": [[None, None, -1]]}])
+    case(cases, "diag_vector_strided_k1", "diag", {"k": 1}, [v], np.diag(v.value, 1))
+    xs = [Input(random((3,), "float32")), Input(random((2,), "int32")), Input(random((4,), "float16"))]
+    for indexing in ["xy", "ij"]:
+        for sparse in [False, True]:
+            for count in [2, 3]:
+                out = np.meshgrid(*[i.value for i in xs[:count]], indexing=indexing, sparse=sparse)
+                case(cases, f"meshgrid_{count}_{indexing}_sparse{int(sparse)}", "meshgrid",
+                     {"indexing": indexing, "sparse": sparse}, xs[:count], expected_list=[np.ascontiguousarray(o) for o in out])
+    write("layout.json", cases)
+
+
+# MARK: - einsum
+
+def gen_einsum():
+    cases = []
+    specs = [
+        ("ij,jk->ik", [(3, 4), (4, 5)]),
+        ("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)]),
+        ("ii->", [(4, 4)]),
+        ("ii->i", [(4, 4)]),
+        ("iij->j", [(3, 3, 2)]),
+        ("i,j->ij", [(3,), (4,)]),
+        ("ij->ji", [(3, 4)]),
+        ("ij->", [(3, 4)]),
+        ("ij->j", [(3, 4)]),
+        ("i,i->", [(5,)] * 2),
+        ("ij,ij->ij", [(3, 4)] * 2),
+        ("ij,j->i", [(3, 4), (4,)]),
+        ("ij,jk", [(3, 4), (4, 2)]),
+        ("ba,ca", [(3, 4), (2, 4)]),
+        ("bhqd,bhkd->bhqk", [(2, 2, 3, 4), (2, 2, 5, 4)]),
+        ("ab,bc,cd->ad", [(2, 3), (3, 4), (4, 2)]),
+        ("ijk,ikl->jl", [(2, 3, 4), (2, 4, 5)]),
+        ("...ij,...jk->...ik", [(2, 1, 3, 4), (3, 4, 2)]),
+        ("...i->...", [(2, 3, 4)]),
+        ("ij,kl->ijkl", [(2, 3), (2, 2)]),
+        ("bn,anm,bm->ba", [(2, 3), (4, 3, 5), (2, 5)]),
+        ("ij,ik->", [(3, 4), (3, 2)]),
+    ]
+    for sub, shapes in specs:
+        for dt in ["float32", "float64", "float16", "bfloat16"]:
+            if dt != "float32" and sub not in ("ij,jk->ik", "bhqd,bhkd->bhqk", "ii->"):
+                continue
+            ops = [Input(random(s, dt)) for s in shapes]
+            ref = np.einsum(sub, *[o.value.astype(np.float64) for o in ops]).astype(np_dtype(dt))
+            name = sub.replace(",", "_").replace("->", "_to_").replace("...", "E")
+            case(cases, f"einsum_{name}_{dt}", "einsum", {"subscripts": sub}, ops, np.asarray(ref))
+    a = Input(random((4, 3), "float32"), [{"transpose": [1, 0]}])
+    b = Input(random((5,), "float32"), [{"broadcast_to": [4, 5]}])
+    case(cases, "einsum_strided_broadcast", "einsum", {"subscripts": "ij,jk->ik"}, [a, b],
+         np.einsum("ij,jk->ik", a.value.astype(np.float64), b.value.astype(np.float64)).astype(np.float32))
+    x = Input(random((3, 3), "int32"))
+    case(cases, "einsum_trace_int32", "einsum", {"subscripts": "ii"}, [x], np.asarray(np.einsum("ii", x.value)))
+    write("einsum.json", cases)
+
+
+# MARK: - convolution (torch as the reference, in float64 on the rounded inputs)
+
+def gen_conv():
+    import torch
+    import torch.nn.functional as F
+    cases = []
+
+    def t64(a):
+        return torch.from_numpy(np.ascontiguousarray(a.astype(np.float64)))
+
+    def transposed_weight(w, groups):
+        """MLX (C_out, K..., C_in/G) to torch's transposed-conv weight (C_in, C_out/G, K...)."""
+        o, cg = w.shape[0], w.shape[-1]
+        k = w.shape[1:-1]
+        w = w.reshape((groups, o // groups) + k + (cg,))
+        w = np.moveaxis(w, -1, 1)  # (G, Cg, O/G, K...)
+        return w.reshape((groups * cg, o // groups) + k)
+
+    conv2d_specs = [
+        # (name, N, H, W, Cin, Cout, KH, KW, stride, padding, dilation, groups)
+        ("basic", 2, 5, 6, 3, 4, 3, 3, (1, 1), (0, 0), (1, 1), 1),
+        ("stride_pad", 1, 7, 6, 2, 3, 3, 2, (2, 1), (1, 2), (1, 1), 1),
+        ("dilation", 2, 8, 7, 2, 2, 3, 3, (1, 2), (2, 1), (2, 2), 1),
+        ("groups", 1, 5, 5, 4, 6, 2, 3, (1, 1), (1, 1), (1, 1), 2),
+        ("depthwise", 2, 6, 5, 3, 3, 3, 3, (2, 2), (1, 1), (1, 1), 3),
+        ("one_by_one", 1, 4, 4, 5, 2, 1, 1, (1, 1), (0, 0), (1, 1), 1),
+    ]
+    for dt in ["float32", "float64", "float16", "bfloat16"]:
+        for name, n, h, w_, cin, cout, kh, kw, st, pd, dl, g in conv2d_specs:
+            if dt != "float32" and name not in ("stride_pad", "groups"):
+                continue
+            x = Input(random((n, h, w_, cin), dt))
+            w = Input(random((cout, kh, kw, cin // g), dt))
+            y = F.conv2d(t64(x.value).permute(0, 3, 1, 2), t64(w.value).permute(0, 3, 1, 2), stride=st, padding=pd,
+                         dilation=dl, groups=g).permute(0, 2, 3, 1).numpy().astype(np_dtype(dt))
+            params = {"stride": list(st), "padding": list(pd), "dilation": list(dl), "groups": g}
+            case(cases, f"conv2d_{name}_{dt}", "conv2d", params, [x, w], y)
+            # Transposed: input channels are the weight's C_in/G * G, output channels its C_out.
+            xt = Input(random((n, h - 1, w_ - 2, cin), dt))
+            op = (st[0] - 1, 0) if max(st) > 1 else (0, 0)
+            y = F.conv_transpose2d(t64(xt.value).permute(0, 3, 1, 2), t64(transposed_weight(w.value, g)), stride=st,
+                                   padding=pd, output_padding=op, groups=g, dilation=dl)
+            y = y.permute(0, 2, 3, 1).numpy().astype(np_dtype(dt))
+            params = dict(params, outputPadding=list(op))
+            case(cases, f"conv_transposed2d_{name}_{dt}", "conv_transposed2d", params, [xt, w], y)
+    conv1d_specs = [
+        ("basic", 2, 9, 3, 4, 3, 1, 0, 1, 1),
+        ("stride_pad_dilation", 1, 11, 2, 3, 3, 2, 2, 2, 1),
+        ("groups", 2, 7, 6, 4, 2, 1, 1, 1, 2),
+    ]
+    for dt in ["float32", "float64", "float16", "bfloat16"]:
+        for name, n, l, cin, cout, k, st, pd, dl, g in conv1d_specs:
+            if dt != "float32" and name != "stride_pad_dilation":
+                continue
+            x = Input(random((n, l, cin), dt))
+            w = Input(random((cout, k, cin // g), dt))
+            y = F.conv1d(t64(x.value).permute(0, 2, 1), t64(w.value).permute(0, 2, 1), stride=st, padding=pd,
+                         dilation=dl, groups=g).permute(0, 2, 1).numpy().astype(np_dtype(dt))
+            params = {"stride": st, "padding": pd, "dilation": dl, "groups": g}
+            case(cases, f"conv1d_{name}_{dt}", "conv1d", params, [x, w], y)
+            op = 1 if st > 1 else 0
+            y = F.conv_transpose1d(t64(x.value).permute(0, 2, 1), t64(transposed_weight(w.value, g)), stride=st,
+                                   padding=pd, output_padding=op, groups=g, dilation=dl)
+            y = y.permute(0, 2, 1).numpy().astype(np_dtype(dt))
+            case(cases, f"conv_transposed1d_{name}_{dt}", "conv_transposed1d", dict(params, outputPadding=op), [x, w], y)
+    # Non-contiguous input and weight.
+    x = Input(random((2, 6, 5, 3), "float32"), [{"transpose": [0, 2, 1, 3]}])
+    w = Input(random((3, 3, 3, 4), "float32"), [{"transpose": [3, 1, 2, 0]}])
+    y = F.conv2d(t64(x.value).permute(0, 3, 1, 2), t64(w.value).permute(0, 3, 1, 2), padding=1)
+    case(cases, "conv2d_strided_inputs", "conv2d", {"stride": [1, 1], "padding": [1, 1], "dilation": [1, 1], "groups": 1},
+         [x, w], y.permute(0, 2, 3, 1).numpy().astype(np.float32))
+    # Padding larger than the kernel reach in a transposed convolution crops.
+    x = Input(random((1, 6, 2), "float32"))
+    w = Input(random((3, 2, 2), "float32"))
+    y = F.conv_transpose1d(t64(x.value).permute(0, 2, 1), t64(transposed_weight(w.value, 1)), padding=2)
+    case(cases, "conv_transposed1d_crop", "conv_transposed1d",
+         {"stride": 1, "padding": 2, "dilation": 1, "groups": 1, "outputPadding": 0}, [x, w],
+         y.permute(0, 2, 1).numpy().astype(np.float32))
+    write("conv.json", cases)
+
+
 def main():
     gen_indexing()
     gen_sort()
     gen_scan()
+    gen_layout()
+    gen_einsum()
+    gen_conv()
 
 
 if __name__ == "__main__":
