@@ -97,6 +97,16 @@ public enum Primitive: Sendable {
     case concatenate(axis: Int)
     /// Batched matrix product of two inputs already broadcast in the batch axes.
     case matmul
+    /// The input itself, as a view: marks the start of a traced function.
+    case identity
+    /// The input itself, as a view, through which no gradient flows.
+    case stopGradient
+    /// A copy of input 0 with input 1 written into the window
+    /// `start + i * stride` (the window has input 1's shape).
+    case sliceUpdate(start: [Int], stride: [Int])
+    /// Output `index` of a function with user-given transform rules. Inputs:
+    /// the function's primals, then its outputs (computed by their own graph).
+    case custom(CustomRules, index: Int)
     /// Inputs `[x, index_0, ..., index_k-1]`, the indices integers of one shape B.
     /// Output shape B + `sliceSizes` (one size per axis of x):
     /// `out[b, s] = x[s + (index_j[b] on axes[j])]`. A negative index counts from
@@ -108,9 +118,6 @@ public enum Primitive: Sendable {
     /// update slice combined by `op` at `index_j[b]` on `axes[j]`; indices are
     /// wrapped and clamped as in `gather`.
     case scatter(ScatterOp, axes: [Int])
-    /// Inputs `[x, update]`: x with the strided window
-    /// `start[i] + k * stride[i]` (of the update's shape) replaced by the update.
-    case sliceUpdate(start: [Int], stride: [Int])
     /// Sorting along `axis` (see `SortOp`); index outputs are uint32.
     case sort(SortOp, axis: Int)
     /// A running reduction along `axis`: inclusive (`out[i]` includes `x[i]`)
@@ -137,9 +144,12 @@ extension Primitive {
         case .copy: return "copy"
         case .concatenate: return "concatenate"
         case .matmul: return "matmul"
+        case .identity: return "identity"
+        case .stopGradient: return "stopGradient"
+        case .sliceUpdate: return "sliceUpdate"
+        case .custom: return "custom"
         case .gather: return "gather"
         case .scatter(let op, _): return op == .set ? "scatter" : "scatter_\(op.rawValue)"
-        case .sliceUpdate: return "sliceUpdate"
         case .sort(let op, _):
             switch op {
             case .sort: return "sort"

@@ -378,13 +378,6 @@ func scatter(_ x: Tensor, _ updates: Tensor, _ indices: [Tensor], axes: [Int], _
         inputs: [x, updates.asType(x.dtype)] + indices)
 }
 
-/// `x` with the window `start + k * stride` (of `update`'s shape) replaced by `update`.
-func sliceUpdate(_ x: Tensor, _ update: Tensor, start: [Int], stride: [Int]) -> Tensor {
-    Tensor(
-        shape: x.shape, dtype: x.dtype, primitive: .sliceUpdate(start: start, stride: stride),
-        inputs: [x, update.asType(x.dtype)])
-}
-
 // MARK: - take, takeAlongAxis, putAlongAxis, dynamic slices
 
 extension Tensor {

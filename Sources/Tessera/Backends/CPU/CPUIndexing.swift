@@ -79,15 +79,6 @@ enum IndexingKernels {
         default: try run(UInt64.self)
         }
     }
-
-    static func sliceUpdate(_ x: ArrayView, _ update: ArrayView, start: [Int], stride: [Int], output: ArrayView) throws {
-        try copyAny(x, into: output)
-        if update.count == 0 { return }
-        var offset = 0
-        for i in start.indices { offset += start[i] * output.strides[i] }
-        let window = output.with(shape: update.shape, offset: offset, strides: zip(output.strides, stride).map { $0 * $1 })
-        try copyAny(update, into: window)
-    }
 }
 
 /// Scatter into a row-contiguous copy of x; `op` combines old and new values.
