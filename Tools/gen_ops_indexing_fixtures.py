@@ -3,7 +3,7 @@
 linear-algebra (tril/triu/diagonal/einsum) and convolution ops, computed by
 numpy (and torch for convolutions):
 
-  Tests/Fixtures/indexing.json  Tests/Fixtures/sort.json  Tests/Fixtures/scan.json
+  Tests/Fixtures/gather_scatter.json  Tests/Fixtures/sort.json  Tests/Fixtures/scan.json
   Tests/Fixtures/layout.json    Tests/Fixtures/einsum.json Tests/Fixtures/conv.json
 
 Each file is a list of cases {"name", "op", "params", "inputs": [array...],
@@ -278,7 +278,7 @@ def gen_indexing():
     out = x.value.copy()
     out[0:2, 2:5] = upd.value
     case(cases, "dynamic_slice_update_strided", "dynamic_slice_update", {"axes": [1]}, [x, upd, start], out)
-    write("indexing.json", cases)
+    write("gather_scatter.json", cases)
 
 
 # MARK: - sort

@@ -4,7 +4,7 @@ import XCTest
 
 /// Integer-tensor indexing, subscript assignment, `at` scatters, take,
 /// takeAlongAxis, putAlongAxis and dynamic slices against numpy
-/// (Tests/Fixtures/indexing.json, Tools/gen_ops_indexing_fixtures.py).
+/// (Tests/Fixtures/gather_scatter.json, Tools/gen_ops_indexing_fixtures.py).
 final class IndexingTests: XCTestCase {
     /// The subscript entries of a fixture's index spec; tensors are inputs by position.
     private func indices(_ spec: [[String: Any]], _ inputs: [Tensor]) -> [TensorIndex] {
@@ -54,7 +54,7 @@ final class IndexingTests: XCTestCase {
     }
 
     func testIndexingMatchesNumpy() throws {
-        let cases = try OpsFixture.load("indexing.json")
+        let cases = try OpsFixture.load("gather_scatter.json")
         XCTAssertGreaterThan(cases.count, 150)
         for c in cases {
             OpsFixture.assertMatches(run(c), c.expected[0], c.name)
