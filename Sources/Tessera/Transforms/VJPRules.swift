@@ -72,6 +72,47 @@ func vjpRule(_ node: Node, inputs: [Tensor], output: Tensor, cotangent g: Tensor
         let cleared = sliceUpdate(g, Tensor.zeros(update.shape, dtype: g.dtype), start: start, stride: stride)
         let window = Tensor(shape: update.shape, dtype: g.dtype, primitive: .slice(start: start, stride: stride), inputs: [g])
         return [cleared, window]
+    case .gather(let axes, _):
+        // Every gathered window adds its cotangent back where it came from.
+        let indices = Array(inputs.dropFirst())
+        let dx = scatter(Tensor.zeros(inputs[0].shape, dtype: g.dtype), g, indices, axes: axes, .add, "vjp")
+        return [dx] + [Tensor?](repeating: nil, count: indices.count)
+    case .scatter(let op, let axes):
+        let (x, updates, indices) = (inputs[0], inputs[1], Array(inputs.dropFirst(2)))
+        let window = Array(updates.shape.suffix(x.ndim))
+        let dUpdates = gather(g, indices, axes: axes, sliceSizes: window, "vjp")
+        let none = [Tensor?](repeating: nil, count: indices.count)
+        switch op {
+        case .set:
+            return [scatter(g, Tensor.zeros(updates.shape, dtype: g.dtype), indices, axes: axes, .set, "vjp"), dUpdates]
+                + none
+        case .add:
+            return [g, dUpdates] + none
+        case .prod, .max, .min:
+            opPrecondition(false, "vjp", "scatter_\(op.rawValue) has no vjp rule (MLX has none either)")
+            return none
+        }
+    case .sort(let op, let axis):
+        // The values moved by a permutation: send each cotangent back to its source.
+        let x = inputs[0]
+        let order: Tensor
+        switch op {
+        case .sort, .argSort: order = x.argSort(axis: axis)
+        case .partition(let kth), .argPartition(let kth): order = x.argPartition(kth: kth, axis: axis)
+        }
+        return [Tensor.zeros(x.shape, dtype: g.dtype).putAlongAxis(order, values: g, axis: axis)]
+    case .scan(let op, let axis, let reverse, let inclusive):
+        let x = inputs[0]
+        switch op {
+        case .sum:
+            return [g.cumsum(axis: axis, reverse: !reverse, inclusive: inclusive)]
+        case .prod:
+            // d out_i / d x_j = out_i / x_j for each j the product at i includes (x without zeros).
+            return [(g * output).cumsum(axis: axis, reverse: !reverse, inclusive: inclusive) / x]
+        case .max, .min:
+            opPrecondition(false, "vjp", "cum\(op.rawValue) has no vjp rule")
+            return none
+        }
     case .custom(let rules, let index):
         let primals = Array(inputs[0..<rules.primalCount])
         let outputs = Array(inputs[rules.primalCount...])

@@ -45,6 +45,15 @@ enum CPUBackend {
             try dispatch(inputs[0].dtype, ArgReduceKernel(op: op, axis: axis, input: inputs[0], output: output))
         case .matmul:
             try dispatch(dtype, MatmulKernel(a: inputs[0], b: inputs[1], output: output))
+        case .gather(let axes, let sliceSizes):
+            try IndexingKernels.gather(inputs, axes: axes, sliceSizes: sliceSizes, output: output)
+        case .scatter(let op, let axes):
+            try dispatch(dtype, ScatterKernel(op: op, axes: axes, inputs: inputs, output: output))
+        case .sort(let op, let axis):
+            try dispatch(inputs[0].dtype, SortKernel(op: op, axis: axis, input: inputs[0], output: output))
+        case .scan(let op, let axis, let reverse, let inclusive):
+            try dispatch(
+                dtype, ScanKernel(op: op, axis: axis, reverse: reverse, inclusive: inclusive, input: inputs[0], output: output))
         case .constant, .reshape, .transpose, .broadcast, .slice, .copy, .concatenate, .identity, .stopGradient,
             .custom, .sliceUpdate:
             fatalError("unreachable: handled above")
