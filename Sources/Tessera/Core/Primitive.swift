@@ -73,6 +73,32 @@ public enum Primitive: Sendable {
     case concatenate(axis: Int)
     /// Batched matrix product of two inputs already broadcast in the batch axes.
     case matmul
+
+    // Quantization (MLX's affine format; see Ops/Quantization.swift).
+
+    /// Per group of `groupSize` elements along the last axis of `w` (input 0,
+    /// a float type), MLX's affine (scale, bias) computed in float32: output
+    /// `[..., K / groupSize, 2]` float32. The edge of the group with the larger
+    /// magnitude is represented exactly; scale = (max - min) / (2^bits - 1).
+    case affineQuantizeParameters(groupSize: Int, bits: Int)
+    /// Packs `w` (input 0) with the float32 parameters of input 1 (from
+    /// `affineQuantizeParameters`): q = clamp(rint((w - bias) / scale), 0, 2^bits - 1),
+    /// element k of a row stored in bits [k*bits, (k+1)*bits) of the row's
+    /// little-endian bit stream; output `[..., K * bits / 32]` uint32.
+    case affineQuantizePack(groupSize: Int, bits: Int)
+    /// `scales * q + biases` (inputs: packed uint32 words, scales, biases of
+    /// shape `[..., K / groupSize]`), rounded to the output dtype after the
+    /// product and after the sum, as MLX does. Output `[..., K]`.
+    case affineDequantize(groupSize: Int, bits: Int)
+    /// `x @ dequantize(w).T` (`transpose`) or `x @ dequantize(w)`; inputs x
+    /// `[B..., M, K]`, w, scales, biases all broadcast to the batch axes B.
+    /// Accumulates in float32 (float64 for float64 inputs).
+    case quantizedMatmul(groupSize: Int, bits: Int, transpose: Bool)
+    /// MLX's `gather_qmm`: inputs x `[Bx, M, K]`, w `[Bw, N, Kp]`, scales,
+    /// biases `[Bw, ...]`, lhs and rhs indices (uint32, both of the output
+    /// batch shape I); output `[I..., M, N]` with
+    /// `out[i] = x[lhs[i]] @ dequantize(w[rhs[i]])(.T)`.
+    case gatherQuantizedMatmul(groupSize: Int, bits: Int, transpose: Bool)
 }
 
 extension Primitive {
@@ -94,6 +120,11 @@ extension Primitive {
         case .copy: return "copy"
         case .concatenate: return "concatenate"
         case .matmul: return "matmul"
+        case .affineQuantizeParameters: return "affineQuantizeParameters"
+        case .affineQuantizePack: return "affineQuantizePack"
+        case .affineDequantize: return "dequantize"
+        case .quantizedMatmul: return "quantizedMatmul"
+        case .gatherQuantizedMatmul: return "gatherQuantizedMatmul"
         }
     }
 }

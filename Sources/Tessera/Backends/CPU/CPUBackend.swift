@@ -39,6 +39,22 @@ enum CPUBackend {
             try dispatch(inputs[0].dtype, ArgReduceKernel(op: op, axis: axis, input: inputs[0], output: output))
         case .matmul:
             try dispatch(dtype, MatmulKernel(a: inputs[0], b: inputs[1], output: output))
+        case .affineQuantizeParameters(let groupSize, let bits):
+            try dispatch(inputs[0].dtype, QuantizedKernel(
+                job: .parameters, groupSize: groupSize, bits: bits, inputs: inputs, output: output))
+        case .affineQuantizePack(let groupSize, let bits):
+            try dispatch(inputs[0].dtype, QuantizedKernel(
+                job: .pack, groupSize: groupSize, bits: bits, inputs: inputs, output: output))
+        case .affineDequantize(let groupSize, let bits):
+            try dispatch(dtype, QuantizedKernel(
+                job: .dequantize, groupSize: groupSize, bits: bits, inputs: inputs, output: output))
+        case .quantizedMatmul(let groupSize, let bits, let transpose):
+            try dispatch(dtype, QuantizedKernel(
+                job: .matmul(transpose: transpose), groupSize: groupSize, bits: bits, inputs: inputs, output: output))
+        case .gatherQuantizedMatmul(let groupSize, let bits, let transpose):
+            try dispatch(dtype, QuantizedKernel(
+                job: .gatherMatmul(transpose: transpose), groupSize: groupSize, bits: bits, inputs: inputs,
+                output: output))
         case .constant, .reshape, .transpose, .broadcast, .slice, .copy, .concatenate:
             fatalError("unreachable: handled above")
         }
