@@ -16,12 +16,11 @@ struct MatmulKernel: KindVisitor {
         let sam = a.strides[nd - 2], sak = a.strides[nd - 1]
         let sbk = b.strides[nd - 2], sbn = b.strides[nd - 1]
         let batchShape = Array(output.shape[0..<(nd - 2)])
-        let batches = StridedIteration(
-            shape: batchShape + [1],
-            strides: [Array(a.strides[0..<(nd - 2)]) + [0], Array(b.strides[0..<(nd - 2)]) + [0]])
         var row = [T.Math](repeating: 0, count: n)
-        var batch = 0
-        batches.forEachRow { o in
+        // One call per batch entry (forEachRow alone would visit only the
+        // first entry of each collapsed row of batches).
+        forEachBatch(shape: batchShape, strides: [Array(a.strides[0..<(nd - 2)]), Array(b.strides[0..<(nd - 2)])]) {
+            batch, o in
             let baseA = pa + o[0], baseB = pb + o[1]
             let out = dst + batch * m * n
             row.withUnsafeMutableBufferPointer { acc in
@@ -39,7 +38,6 @@ struct MatmulKernel: KindVisitor {
                     for j in 0..<n { out[i * n + j] = T(math: acc[j]) }
                 }
             }
-            batch += 1
         }
     }
 

@@ -31,22 +31,6 @@ func innerContiguous(_ view: ArrayView, axes: Int) throws -> ArrayView {
     return contiguous ? view : try ShapeKernels.contiguousCopy(view)
 }
 
-/// Calls `body(index, offsets)` for each element of `shape` (row-major), with
-/// each operand's element offset.
-func forEachBatch(shape: [Int], strides: [[Int]], _ body: (Int, [Int]) throws -> Void) rethrows {
-    let it = StridedIteration(shape: shape, strides: strides)
-    if it.isEmpty { return }
-    let n = it.rowLength
-    let inner = strides.indices.map { it.innerStride($0) }
-    var index = 0
-    try it.forEachRow { o in
-        for i in 0..<n {
-            try body(index, inner.indices.map { o[$0] + i * inner[$0] })
-            index += 1
-        }
-    }
-}
-
 enum QuantizedKernels {
     /// MLX's affine parameters per group, computed in float32 exactly as MLX
     /// does: the edge of larger magnitude is represented exactly.
