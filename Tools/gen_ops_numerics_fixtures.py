@@ -155,9 +155,165 @@ def quantization_cases(rng):
     return cases
 
 
+# ---------------------------------------------------------------- fast ops
+
+def rounded(rng, shape, dtype, scale=1.0):
+    """Random values in `dtype` (fixture array) and their float64 values."""
+    if dtype == "float64":
+        a = rng.standard_normal(shape) * scale
+        return encode(a), a
+    m = to_mx(rng.standard_normal(shape) * scale, dtype)
+    return encode(m), np.array(m.astype(mx.float32)).astype(np.float64)
+
+
+def expected(ref, dtype):
+    return encode(ref.astype(np.float64 if dtype == "float64" else np.float32))
+
+
+def softmax64(x, axis):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def rope64(x, dims, traditional, base, scale, offset, freqs=None):
+    l = x.shape[-2]
+    pos = (np.arange(l) + offset)[:, None] * scale
+    inv = 1.0 / freqs if freqs is not None else base ** (-2.0 * np.arange(dims // 2) / dims)
+    theta = pos * inv[None, :]
+    c, s = np.cos(theta), np.sin(theta)
+    out = x.copy()
+    if traditional:
+        x1, x2 = x[..., 0:dims:2], x[..., 1:dims:2]
+        out[..., 0:dims:2] = x1 * c - x2 * s
+        out[..., 1:dims:2] = x1 * s + x2 * c
+    else:
+        h = dims // 2
+        x1, x2 = x[..., :h], x[..., h:dims]
+        out[..., :h] = x1 * c - x2 * s
+        out[..., h:dims] = x1 * s + x2 * c
+    return out
+
+
+def sdpa64(q, k, v, scale, mask):
+    groups = q.shape[1] // k.shape[1]
+    k = np.repeat(k, groups, axis=1)
+    v = np.repeat(v, groups, axis=1)
+    scores = q @ np.swapaxes(k, -1, -2) * scale
+    lq, lk = q.shape[2], k.shape[2]
+    if isinstance(mask, str) and mask == "causal":
+        keep = np.arange(lk)[None, :] <= np.arange(lq)[:, None] + (lk - lq)
+        scores = np.where(keep, scores, -np.inf)
+    elif isinstance(mask, np.ndarray) and mask.dtype == bool:
+        scores = np.where(mask, scores, -np.inf)
+    elif mask is not None:
+        scores = scores + mask
+    return softmax64(scores, -1) @ v
+
+
+def fast_cases(rng):
+    cases = []
+    dtypes = ["float32", "float16", "bfloat16", "float64"]
+    for dtype in dtypes:
+        for shape, axis in [((3, 7), -1), ((2, 5, 4), 1), ((4, 33), 0), ((1, 1), -1)]:
+            xe, x = rounded(rng, shape, dtype, 3.0)
+            cases.append({"name": f"softmax_{dtype}_{shape}_{axis}", "op": "softmax", "params": {"axis": axis},
+                          "inputs": [xe], "expected": expected(softmax64(x, axis), dtype)})
+            ls = x - x.max(axis=axis, keepdims=True)
+            ls = ls - np.log(np.exp(ls).sum(axis=axis, keepdims=True))
+            cases.append({"name": f"logSoftmax_{dtype}_{shape}_{axis}", "op": "logSoftmax", "params": {"axis": axis},
+                          "inputs": [xe], "expected": expected(ls, dtype)})
+        # Large logits and -inf entries.
+        x = np.array([[1000.0, 999.0, -np.inf, 998.0], [-np.inf, 0.5, -1.0, -np.inf]])
+        if dtype != "float64":
+            xm = mx.array(x.astype(np.float32)).astype(MX_DTYPES[dtype])
+            xe, x = encode(xm), np.array(xm.astype(mx.float32)).astype(np.float64)
+        else:
+            xe = encode(x)
+        cases.append({"name": f"softmax_{dtype}_extreme", "op": "softmax", "params": {"axis": -1},
+                      "inputs": [xe], "expected": expected(softmax64(x, -1), dtype)})
+        for with_weight in [True, False]:
+            xe, x = rounded(rng, (3, 2, 16), dtype, 2.0)
+            we, w = rounded(rng, (16,), dtype)
+            ref = x / np.sqrt((x * x).mean(-1, keepdims=True) + 1e-5) * (w if with_weight else 1)
+            cases.append({"name": f"rmsNorm_{dtype}_w{int(with_weight)}", "op": "rmsNorm",
+                          "params": {"eps": 1e-5}, "inputs": [xe] + ([we] if with_weight else []),
+                          "expected": expected(ref, dtype)})
+        for with_weight, with_bias in [(True, True), (True, False), (False, True), (False, False)]:
+            xe, x = rounded(rng, (4, 24), dtype, 2.0)
+            x_shift = x + 3
+            xe = encode(x_shift) if dtype == "float64" else encode(to_mx(x_shift, dtype))
+            x = x_shift if dtype == "float64" else np.array(to_mx(x_shift, dtype).astype(mx.float32)).astype(np.float64)
+            we, w = rounded(rng, (24,), dtype)
+            be, b = rounded(rng, (24,), dtype)
+            mu = x.mean(-1, keepdims=True)
+            ref = (x - mu) / np.sqrt(((x - mu) ** 2).mean(-1, keepdims=True) + 1e-6)
+            ref = ref * (w if with_weight else 1) + (b if with_bias else 0)
+            inputs = [xe] + ([we] if with_weight else []) + ([be] if with_bias else [])
+            cases.append({"name": f"layerNorm_{dtype}_w{int(with_weight)}_b{int(with_bias)}", "op": "layerNorm",
+                          "params": {"eps": 1e-6, "weight": with_weight, "bias": with_bias},
+                          "inputs": inputs, "expected": expected(ref, dtype)})
+    # rope
+    for dtype in ["float32", "float16", "bfloat16"]:
+        for traditional in [False, True]:
+            for dims, base, scale, offset in [(32, 10000.0, 1.0, 0), (16, 500000.0, 0.5, 37), (32, 10000.0, 1.0, 2000)]:
+                xe, x = rounded(rng, (2, 3, 5, 32), dtype)
+                ref = rope64(x, dims, traditional, base, scale, offset)
+                xm = MX_DTYPES[dtype]
+                got = mx.fast.rope(to_mx(x, dtype), dims, traditional=traditional, base=base, scale=scale,
+                                   offset=offset)
+                assert np.allclose(np.array(got.astype(mx.float32)), ref, atol=3e-2), "MLX rope semantics differ"
+                cases.append({"name": f"rope_{dtype}_t{int(traditional)}_d{dims}_o{offset}", "op": "rope",
+                              "params": {"dimensions": dims, "traditional": traditional, "base": base,
+                                         "scale": scale, "offset": offset},
+                              "inputs": [xe], "expected": expected(ref, dtype)})
+        freqs = np.exp(rng.uniform(0, 6, 8)).astype(np.float32)
+        xe, x = rounded(rng, (1, 2, 6, 20), dtype)
+        ref = rope64(x, 16, False, None, 1.0, 3, freqs.astype(np.float64))
+        got = mx.fast.rope(to_mx(x, dtype), 16, traditional=False, base=None, scale=1.0, offset=3,
+                           freqs=mx.array(freqs))
+        assert np.allclose(np.array(got.astype(mx.float32)), ref, atol=3e-2), "MLX rope freqs semantics differ"
+        cases.append({"name": f"rope_{dtype}_freqs", "op": "rope",
+                      "params": {"dimensions": 16, "traditional": False, "scale": 1.0, "offset": 3},
+                      "inputs": [xe, encode(freqs)], "expected": expected(ref, dtype)})
+    # scaled dot-product attention
+    configs = [  # (B, Hq, Hkv, Lq, Lk, D, Dv, mask)
+        (1, 2, 2, 4, 4, 8, 8, None), (2, 4, 2, 3, 7, 16, 16, "causal"), (1, 4, 1, 5, 5, 8, 4, "causal"),
+        (2, 2, 1, 1, 9, 8, 8, "additive"), (1, 6, 3, 4, 6, 8, 8, "bool"), (1, 2, 2, 6, 6, 4, 4, "bool_row"),
+    ]
+    for dtype in ["float32", "float16", "bfloat16"]:
+        for b, hq, hk, lq, lk, d, dv, mask in configs:
+            qe, q = rounded(rng, (b, hq, lq, d), dtype)
+            ke, k = rounded(rng, (b, hk, lk, d), dtype)
+            ve, v = rounded(rng, (b, hk, lk, dv), dtype)
+            scale = 1.0 / np.sqrt(d)
+            inputs = [qe, ke, ve]
+            mask_arg, mx_mask = None, None
+            if mask == "causal":
+                mask_arg, mx_mask = "causal", "causal"
+            elif mask == "additive":
+                me, m = rounded(rng, (b, 1, lq, lk), dtype)
+                mask_arg, mx_mask = m, to_mx(m, dtype)
+                inputs.append(me)
+            elif mask in ("bool", "bool_row"):
+                shape = (1, hq, lq, lk) if mask == "bool" else (lk,)
+                m = rng.uniform(size=shape) < 0.7
+                m[..., 0] = True  # no fully masked row
+                mask_arg, mx_mask = m, mx.array(m)
+                inputs.append(encode(m, "bool"))
+            ref = sdpa64(q, k, v, scale, mask_arg)
+            got = mx.fast.scaled_dot_product_attention(to_mx(q, dtype), to_mx(k, dtype), to_mx(v, dtype),
+                                                       scale=float(scale), mask=mx_mask)
+            assert np.allclose(np.array(got.astype(mx.float32)), ref, atol=3e-2), f"MLX sdpa differs: {mask}"
+            cases.append({"name": f"sdpa_{dtype}_b{b}_h{hq}x{hk}_l{lq}x{lk}_{mask}", "op": "sdpa",
+                          "params": {"scale": float(scale), "mask": mask or "none"},
+                          "inputs": inputs, "expected": expected(ref, dtype)})
+    return cases
+
+
 def main():
     rng = np.random.default_rng(20261128)
     write("quantization.json", quantization_cases(rng))
+    write("fast.json", fast_cases(rng))
 
 
 if __name__ == "__main__":

@@ -99,6 +99,34 @@ public enum Primitive: Sendable {
     /// batch shape I); output `[I..., M, N]` with
     /// `out[i] = x[lhs[i]] @ dequantize(w[rhs[i]])(.T)`.
     case gatherQuantizedMatmul(groupSize: Int, bits: Int, transpose: Bool)
+
+    // Fused ops (Ops/Fast.swift). Each has a fallback built from the
+    // primitives above (`fastFallback`), so a backend may skip the fused kernel.
+    // Half inputs compute in float32, float64 in float64; the output has the
+    // node's dtype.
+
+    /// exp(x - max) / sum(exp(x - max)) along the last axis.
+    case softmax
+    /// x - max - log(sum(exp(x - max))) along the last axis.
+    case logSoftmax
+    /// `x * rsqrt(mean(x², last axis) + eps) * weight`; inputs x and, if
+    /// `hasWeight`, weight `[D]`.
+    case rmsNorm(eps: Float, hasWeight: Bool)
+    /// `(x - mean) * rsqrt(variance + eps) * weight + bias` over the last axis
+    /// (biased variance); inputs x, then weight and bias `[D]` when present.
+    case layerNorm(eps: Float, hasWeight: Bool, hasBias: Bool)
+    /// Rotary position embedding of the first `dimensions` features of x
+    /// `[..., L, D]`; row l of the second-to-last axis is position
+    /// `offset + l`; angle_i = position * scale * base^(-2i/dimensions), or
+    /// position * scale / freqs[i] when a second input `freqs [dimensions/2]`
+    /// is given. `traditional` rotates pairs (2i, 2i+1), else (i, i + dimensions/2).
+    case rope(dimensions: Int, traditional: Bool, base: Float, scale: Float, offset: Int, hasFreqs: Bool)
+    /// softmax(q kᵀ * scale + mask) v with q `[B, Hq, Lq, D]`, k `[B, Hkv, Lk, D]`,
+    /// v `[B, Hkv, Lk, Dv]`, Hq a multiple of Hkv (query head h reads kv head
+    /// h / (Hq / Hkv)). `causal`: query i sees keys j <= i + Lk - Lq. A fourth
+    /// input, broadcast to `[B, Hq, Lq, Lk]`, is a mask: bool (true keeps) or
+    /// additive.
+    case scaledDotProductAttention(scale: Float, causal: Bool)
 }
 
 extension Primitive {
@@ -125,6 +153,12 @@ extension Primitive {
         case .affineDequantize: return "dequantize"
         case .quantizedMatmul: return "quantizedMatmul"
         case .gatherQuantizedMatmul: return "gatherQuantizedMatmul"
+        case .softmax: return "softmax"
+        case .logSoftmax: return "logSoftmax"
+        case .rmsNorm: return "rmsNorm"
+        case .layerNorm: return "layerNorm"
+        case .rope: return "rope"
+        case .scaledDotProductAttention: return "scaledDotProductAttention"
         }
     }
 }

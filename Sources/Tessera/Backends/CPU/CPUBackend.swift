@@ -55,6 +55,8 @@ enum CPUBackend {
             try dispatch(dtype, QuantizedKernel(
                 job: .gatherMatmul(transpose: transpose), groupSize: groupSize, bits: bits, inputs: inputs,
                 output: output))
+        case .softmax, .logSoftmax, .rmsNorm, .layerNorm, .rope, .scaledDotProductAttention:
+            try dispatch(dtype, FastKernel(primitive: primitive, inputs: inputs, output: output))
         case .constant, .reshape, .transpose, .broadcast, .slice, .copy, .concatenate:
             fatalError("unreachable: handled above")
         }
