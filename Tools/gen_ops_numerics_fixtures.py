@@ -310,10 +310,77 @@ def fast_cases(rng):
     return cases
 
 
+# ---------------------------------------------------------------- random
+
+def random_cases():
+    cases = []
+
+    def add(name, op, params, out, inputs=()):
+        out = out if isinstance(out, (list, tuple)) else [out]
+        mx.eval(*out)
+        cases.append({"name": name, "op": op, "params": params, "inputs": [encode(i) for i in inputs],
+                      "expected_list": [encode(o) for o in out]})
+
+    for seed in [0, 1, 42, 2**32 + 7, 2**63 + 123]:
+        add(f"key_{seed}", "key", {"seed": seed}, mx.random.key(seed))
+    for seed, num in [(0, 2), (42, 3), (7, 5)]:
+        add(f"split_{seed}_{num}", "split", {"seed": seed, "num": num}, mx.random.split(mx.random.key(seed), num))
+    for dtype in ["float32", "float16", "bfloat16"]:
+        for seed, shape, low, high in [(0, [7], 0.0, 1.0), (1, [3, 5], -2.0, 3.5), (2, [1], 0.0, 1.0),
+                                       (3, [2, 3, 4], 10.0, 10.5), (4, [0], 0.0, 1.0)]:
+            add(f"uniform_{dtype}_{seed}", "uniform",
+                {"seed": seed, "shape": shape, "low": low, "high": high, "dtype": dtype},
+                mx.random.uniform(low, high, shape, dtype=MX_DTYPES[dtype], key=mx.random.key(seed)))
+        for seed, shape, loc, scale in [(5, [9], 0.0, 1.0), (6, [4, 4], 1.5, 0.25), (7, [1000], 0.0, 1.0)]:
+            add(f"normal_{dtype}_{seed}", "normal",
+                {"seed": seed, "shape": shape, "loc": loc, "scale": scale, "dtype": dtype},
+                mx.random.normal(shape, dtype=MX_DTYPES[dtype], loc=loc if loc != 0 else None,
+                                 scale=scale if scale != 1 else None, key=mx.random.key(seed)))
+    for seed, lower, upper, shape in [(8, -1.0, 2.0, [50]), (9, 0.5, 3.0, [4, 5]), (10, -2.0, 2.0, [7])]:
+        add(f"truncatedNormal_{seed}", "truncatedNormal",
+            {"seed": seed, "lower": lower, "upper": upper, "shape": shape},
+            mx.random.truncated_normal(lower, upper, shape, key=mx.random.key(seed)))
+    for seed, p, shape in [(11, 0.3, [20]), (12, 0.5, [3, 3]), (13, 1.0, [5]), (14, 0.0, [5])]:
+        add(f"bernoulli_{seed}", "bernoulli", {"seed": seed, "p": p, "shape": shape},
+            mx.random.bernoulli(p, shape, key=mx.random.key(seed)))
+    pa = mx.array(np.array([0.1, 0.5, 0.9, 0.99, 0.01], np.float32))
+    add("bernoulli_array_p", "bernoulli", {"seed": 15, "shape": [3, 5]},
+        mx.random.bernoulli(pa, (3, 5), key=mx.random.key(15)), [pa])
+    for seed, low, high, shape, dtype in [(16, 0, 10, [12], "int32"), (17, -5, 1000, [3, 4], "int32"),
+                                          (18, 0, 256, [9], "uint8"), (19, -100, 100, [6], "int64")]:
+        add(f"randInt_{seed}", "randInt", {"seed": seed, "low": low, "high": high, "shape": shape, "dtype": dtype},
+            mx.random.randint(low, high, shape, dtype=MX_DTYPES[dtype], key=mx.random.key(seed)))
+    add("gumbel_20", "gumbel", {"seed": 20, "shape": [3, 7]}, mx.random.gumbel((3, 7), key=mx.random.key(20)))
+    for seed, loc, scale in [(21, 0.0, 1.0), (22, 2.0, 0.5)]:
+        add(f"laplace_{seed}", "laplace", {"seed": seed, "loc": loc, "scale": scale, "shape": [40]},
+            mx.random.laplace((40,), loc=loc, scale=scale, key=mx.random.key(seed)))
+    logits = mx.array(np.log(np.array([[0.1, 0.2, 0.3, 0.4, 0.0001, 0.5], [1, 1, 1, 1, 1, 1],
+                                       [5, 0.1, 0.1, 0.1, 0.1, 0.1]], np.float32)))
+    add("categorical_last", "categorical", {"seed": 23, "axis": -1},
+        mx.random.categorical(logits, axis=-1, key=mx.random.key(23)), [logits])
+    add("categorical_axis0", "categorical", {"seed": 24, "axis": 0},
+        mx.random.categorical(logits, axis=0, key=mx.random.key(24)), [logits])
+    add("categorical_samples", "categorical", {"seed": 25, "axis": -1, "count": 5},
+        mx.random.categorical(logits, axis=-1, num_samples=5, key=mx.random.key(25)), [logits])
+    add("permutation_10", "permutation", {"seed": 26, "n": 10},
+        mx.random.permutation(10, key=mx.random.key(26)))
+    xp = mx.arange(12, dtype=mx.float32).reshape(6, 2)
+    add("permutation_array", "permutation", {"seed": 27, "axis": 0},
+        mx.random.permutation(xp, key=mx.random.key(27)), [xp])
+    # The implicit key sequence after seed().
+    mx.random.seed(7)
+    a = mx.random.uniform(shape=(3,))
+    b = mx.random.normal((3,))
+    c = mx.random.randint(0, 100, (4,))
+    add("sequence_seed7", "sequence", {"seed": 7}, [a, b, c])
+    return cases
+
+
 def main():
     rng = np.random.default_rng(20261128)
     write("quantization.json", quantization_cases(rng))
     write("fast.json", fast_cases(rng))
+    write("random.json", random_cases())
 
 
 if __name__ == "__main__":

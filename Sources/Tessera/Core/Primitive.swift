@@ -127,6 +127,11 @@ public enum Primitive: Sendable {
     /// input, broadcast to `[B, Hq, Lq, Lk]`, is a mask: bool (true keeps) or
     /// additive.
     case scaledDotProductAttention(scale: Float, causal: Bool)
+
+    /// Random bits (MLX's `RandomBits`): input keys `[K..., 2]` uint32, output
+    /// `[K..., S...]` of uint8/uint16/uint32; each key fills its block of the
+    /// output bytes with threefry-2x32 words laid out as MLX does.
+    case randomBits
 }
 
 extension Primitive {
@@ -159,6 +164,7 @@ extension Primitive {
         case .layerNorm: return "layerNorm"
         case .rope: return "rope"
         case .scaledDotProductAttention: return "scaledDotProductAttention"
+        case .randomBits: return "randomBits"
         }
     }
 }

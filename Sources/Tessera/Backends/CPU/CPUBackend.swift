@@ -57,6 +57,8 @@ enum CPUBackend {
                 output: output))
         case .softmax, .logSoftmax, .rmsNorm, .layerNorm, .rope, .scaledDotProductAttention:
             try dispatch(dtype, FastKernel(primitive: primitive, inputs: inputs, output: output))
+        case .randomBits:
+            try RandomKernels.bits(keys: inputs[0], output: output)
         case .constant, .reshape, .transpose, .broadcast, .slice, .copy, .concatenate:
             fatalError("unreachable: handled above")
         }
