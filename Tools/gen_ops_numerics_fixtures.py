@@ -43,7 +43,7 @@ def encode(a, dtype=None):
         dtype = dtype or ("bfloat16" if n.dtype == ml_dtypes.bfloat16 else str(n.dtype))
         if n.dtype == ml_dtypes.bfloat16:
             n = n.view(np.uint16)
-    n = np.ascontiguousarray(n)
+    n = np.ascontiguousarray(n).reshape(n.shape)  # (ascontiguousarray makes 0-d arrays 1-d)
     return {"dtype": dtype, "shape": list(n.shape), "data": base64.b64encode(n.tobytes()).decode()}
 
 
@@ -376,11 +376,70 @@ def random_cases():
     return cases
 
 
+# ---------------------------------------------------------------- linear algebra
+
+def linalg_cases(rng):
+    cases = []
+
+    def add(name, op, params, inputs, outs):
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        cases.append({"name": name, "op": op, "params": params, "inputs": [encode(i) for i in inputs],
+                      "expected_list": [encode(o) for o in outs]})
+
+    for dtype in [np.float32, np.float64]:
+        dn = np.dtype(dtype).name
+        v = rng.standard_normal(7).astype(dtype)
+        m = rng.standard_normal((4, 5)).astype(dtype)
+        t = rng.standard_normal((2, 3, 4)).astype(dtype)
+        for order in [None, 2, 1, 3, 0.5, 0, "inf", "-inf"]:
+            ordv = {"inf": np.inf, "-inf": -np.inf}.get(order, order)
+            add(f"norm_vec_{dn}_{order}", "norm", {"order": order}, [v],
+                np.linalg.norm(v.astype(np.float64), ord=ordv).astype(dtype))
+        for order in [None, "fro", "nuc", 1, -1, 2, -2, "inf", "-inf"]:
+            ordv = {"inf": np.inf, "-inf": -np.inf}.get(order, order)
+            add(f"norm_mat_{dn}_{order}", "norm", {"order": order}, [m],
+                np.linalg.norm(m.astype(np.float64), ord=ordv).astype(dtype))
+        for order, axes, keep in [(None, [1], False), (1, [-1], True), ("inf", [0], False), ("fro", [0, 2], False),
+                                  ("nuc", [1, 2], True), (2, [2, 1], False), (-1, [0, 1], False), (None, None, False)]:
+            ordv = {"inf": np.inf, "-inf": -np.inf}.get(order, order)
+            ref = np.linalg.norm(t.astype(np.float64), ord=ordv, axis=tuple(axes) if axes else None, keepdims=keep)
+            add(f"norm_axes_{dn}_{order}_{axes}_{keep}", "norm", {"order": order, "axes": axes, "keepDims": keep},
+                [t], np.asarray(ref).astype(dtype))
+        a = (rng.standard_normal((3, 4, 4)) + 4 * np.eye(4)).astype(dtype)
+        a64 = a.astype(np.float64)
+        add(f"inv_{dn}", "inv", {}, [a], np.linalg.inv(a64).astype(dtype))
+        b = rng.standard_normal((3, 4, 2)).astype(dtype)
+        add(f"solve_{dn}", "solve", {}, [a, b], np.linalg.solve(a64, b.astype(np.float64)).astype(dtype))
+        bv = rng.standard_normal(4).astype(dtype)
+        add(f"solve_vector_{dn}", "solve", {}, [a[0], bv],
+            np.linalg.solve(a64[0], bv.astype(np.float64)).astype(dtype))
+        g = rng.standard_normal((2, 5, 5))
+        spd = (g @ np.swapaxes(g, -1, -2) + 5 * np.eye(5)).astype(dtype)
+        l = np.linalg.cholesky(spd.astype(np.float64))
+        add(f"cholesky_lower_{dn}", "cholesky", {"upper": False}, [spd], l.astype(dtype))
+        add(f"cholesky_upper_{dn}", "cholesky", {"upper": True}, [spd], np.swapaxes(l, -1, -2).astype(dtype))
+        for shape in [(5, 3), (3, 5), (2, 4, 4)]:
+            x = rng.standard_normal(shape).astype(dtype)
+            q, r = np.linalg.qr(x.astype(np.float64))
+            add(f"qr_{dn}_{shape}", "qr", {}, [x], [q.astype(dtype), r.astype(dtype)])
+            s = np.linalg.svd(x.astype(np.float64), compute_uv=False)
+            add(f"svd_{dn}_{shape}", "svd", {}, [x], [s.astype(dtype)])
+        sym = spd - 3 * np.eye(5, dtype=dtype)
+        w = np.linalg.eigvalsh(sym.astype(np.float64))
+        add(f"eigh_{dn}", "eigh", {"upper": False}, [sym], [w.astype(dtype)])
+        # Only the upper triangle is read with upper: true.
+        tri = np.triu(sym)
+        add(f"eigh_upper_{dn}", "eigh", {"upper": True}, [tri],
+            [np.linalg.eigvalsh(tri.astype(np.float64), UPLO="U").astype(dtype)])
+    return cases
+
+
 def main():
     rng = np.random.default_rng(20261128)
     write("quantization.json", quantization_cases(rng))
     write("fast.json", fast_cases(rng))
     write("random.json", random_cases())
+    write("linalg.json", linalg_cases(rng))
 
 
 if __name__ == "__main__":

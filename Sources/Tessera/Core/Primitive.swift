@@ -132,6 +132,25 @@ public enum Primitive: Sendable {
     /// `[K..., S...]` of uint8/uint16/uint32; each key fills its block of the
     /// output bytes with threefry-2x32 words laid out as MLX does.
     case randomBits
+
+    // Linear algebra through LAPACK (Ops/Linalg.swift): float64 in and out
+    // (the op converts), batched over all axes but the last two.
+
+    /// The inverse of each square matrix.
+    case inverse
+    /// X with A X = B; inputs A `[..., n, n]` and B `[..., n, m]`.
+    case solve
+    /// The Cholesky factor, lower (L Lᵀ = A) or upper (Uᵀ U = A); the other triangle is zero.
+    case cholesky(upper: Bool)
+    /// Reduced QR of `[..., m, n]`, k = min(m, n): part 0 is Q `[..., m, k]`, part 1 is R `[..., k, n]`.
+    case qr(part: Int)
+    /// SVD of `[..., m, n]`, k = min(m, n): part 0 is U `[..., m, m]`, part 1 is S `[..., k]`
+    /// (descending), part 2 is Vᵀ `[..., n, n]`.
+    case svd(part: Int)
+    /// Eigen-decomposition of symmetric matrices from the lower (or `upper`)
+    /// triangle: part 0 is the eigenvalues `[..., n]` ascending, part 1 the
+    /// eigenvectors as columns `[..., n, n]`.
+    case eigh(part: Int, upper: Bool)
 }
 
 extension Primitive {
@@ -165,6 +184,12 @@ extension Primitive {
         case .rope: return "rope"
         case .scaledDotProductAttention: return "scaledDotProductAttention"
         case .randomBits: return "randomBits"
+        case .inverse: return "inv"
+        case .solve: return "solve"
+        case .cholesky: return "cholesky"
+        case .qr: return "qr"
+        case .svd: return "svd"
+        case .eigh: return "eigh"
         }
     }
 }

@@ -59,6 +59,8 @@ enum CPUBackend {
             try dispatch(dtype, FastKernel(primitive: primitive, inputs: inputs, output: output))
         case .randomBits:
             try RandomKernels.bits(keys: inputs[0], output: output)
+        case .inverse, .solve, .cholesky, .qr, .svd, .eigh:
+            try LinalgKernels.evaluate(primitive, inputs: inputs, output: output)
         case .constant, .reshape, .transpose, .broadcast, .slice, .copy, .concatenate:
             fatalError("unreachable: handled above")
         }
