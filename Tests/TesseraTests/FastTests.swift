@@ -82,4 +82,22 @@ final class FastTests: XCTestCase {
         let scores = matmul(q, k.swappedAxes(-1, -2)) * 0.3 + mask
         assertClose(out, matmul(softmax(scores), k), "broadcast kv head and mask")
     }
+
+    /// Transforms go through the fallback graph: grad and vmap of fused ops
+    /// equal those of the unfused composition.
+    func testGradAndVmapThroughFusedOps() {
+        let x = Tensor((0..<12).map { Float(sin(Double($0))) }, shape: [3, 4])
+        let w = Tensor([0.5, 1, 1.5, 2] as [Float])
+        let fused = grad { (x: Tensor) in (Fast.rmsNorm(x, weight: w, eps: 1e-5) * x).sum() }(x)
+        let plain = grad { (x: Tensor) in (x * rsqrt(square(x).mean(axes: [-1], keepDims: true) + 1e-5) * w * x).sum() }(x)
+        assertClose(fused, plain, "grad rmsNorm")
+        let sm = grad { (x: Tensor) in (softmax(x) * x).sum() }(x)
+        let smPlain = grad { (x: Tensor) in
+            let e = exp(x - x.max(axes: [-1], keepDims: true))
+            return (e / e.sum(axes: [-1], keepDims: true) * x).sum()
+        }(x)
+        assertClose(sm, smPlain, "grad softmax")
+        let mapped = vmap({ (row: Tensor) in Fast.layerNorm(row, weight: w, bias: nil, eps: 1e-5) })(x)
+        assertClose(mapped, Fast.layerNorm(x, weight: w, bias: nil, eps: 1e-5), "vmap layerNorm")
+    }
 }

@@ -7,8 +7,23 @@ import Dispatch
 
 enum Scheduler {
     /// The unevaluated nodes under `roots`, inputs before users. Iterative, so
-    /// chains of any length are fine.
+    /// chains of any length are fine. Each node's deepest input is computed
+    /// first (as MLX does): long chains, such as a backward pass, then run
+    /// before short branches whose results would otherwise wait in memory.
     static func order(_ roots: [Node]) -> [Node] {
+        var depth: [ObjectIdentifier: Int] = [:]
+        for node in postOrder(roots, inputs: { $0.pendingInputs }) {
+            depth[ObjectIdentifier(node)] = 1 + (node.pendingInputs ?? []).reduce(0) {
+                Swift.max($0, depth[ObjectIdentifier($1)] ?? 0)
+            }
+        }
+        return postOrder(roots) { node in
+            node.pendingInputs?.sorted { depth[ObjectIdentifier($0)] ?? 0 > depth[ObjectIdentifier($1)] ?? 0 }
+        }
+    }
+
+    /// Iterative post-order over `inputs` (nil: a leaf not to be listed).
+    private static func postOrder(_ roots: [Node], inputs: (Node) -> [Node]?) -> [Node] {
         var order: [Node] = []
         var visited = Set<ObjectIdentifier>()
         var stack: [(node: Node, expanded: Bool)] = roots.reversed().map { ($0, false) }
@@ -17,9 +32,9 @@ enum Scheduler {
                 order.append(node)
                 continue
             }
-            guard visited.insert(ObjectIdentifier(node)).inserted, let inputs = node.pendingInputs else { continue }
+            guard visited.insert(ObjectIdentifier(node)).inserted, let children = inputs(node) else { continue }
             stack.append((node, true))
-            for input in inputs.reversed() where !visited.contains(ObjectIdentifier(input)) {
+            for input in children.reversed() where !visited.contains(ObjectIdentifier(input)) {
                 stack.append((input, false))
             }
         }
@@ -27,21 +42,36 @@ enum Scheduler {
     }
 
     /// `order` cut into maximal runs on one stream.
-    static func runs(_ roots: [Node]) -> [(stream: Stream, nodes: [Node])] {
-        var runs: [(stream: Stream, nodes: [Node])] = []
+    static func runs(_ roots: [Node]) -> [Run] {
+        var runs: [Run] = []
         for node in order(roots) {
-            if let last = runs.indices.last, runs[last].stream == node.stream {
-                runs[last].nodes.append(node)
+            if let last = runs.last, last.stream == node.stream {
+                last.nodes.append(node)
             } else {
-                runs.append((node.stream, [node]))
+                runs.append(Run(stream: node.stream, nodes: [node]))
             }
         }
         return runs
     }
 
-    /// Computes `nodes` in order; called on their stream's worker.
-    static func execute(_ nodes: [Node]) throws {
-        for node in nodes {
+    /// Consecutive nodes on one stream. Executing a run lets go of each node
+    /// once it is computed, so an intermediate's buffer lives only as long as
+    /// its consumers (which hold it as an input until they are computed).
+    final class Run: @unchecked Sendable {
+        let stream: Stream
+        var nodes: [Node?]
+        init(stream: Stream, nodes: [Node]) {
+            self.stream = stream
+            self.nodes = nodes
+        }
+    }
+
+    /// Computes the run's nodes in order; called on their stream's worker.
+    /// `tracing`: whether the caller is inside a transform's trace.
+    static func execute(_ run: Run, tracing: Bool) throws {
+        for i in run.nodes.indices {
+            guard let node = run.nodes[i] else { continue }
+            run.nodes[i] = nil
             guard let inputs = node.pendingInputs else { continue }  // computed meanwhile
             let views = inputs.map { input -> ArrayView in
                 guard let data = input.data else {
@@ -56,16 +86,18 @@ enum Scheduler {
             case .gpu:
                 throw TesseraError.deviceUnavailable(CUDABackend.unavailableReason)
             }
-            node.complete(with: output)
+            node.complete(with: output, whileTracing: tracing)
         }
     }
 
     /// Evaluates on the workers, blocking the caller until done.
-    static func evaluate(_ roots: [Node]) throws {
-        for run in runs(roots) {
+    static func evaluate(_ roots: [Node], tracing: Bool = Tracing.isActive) throws {
+        var plan = runs(roots)
+        while !plan.isEmpty {
+            let run = plan.removeFirst()
             var failure: Error?
             StreamWorkers.shared.queue(for: run.stream).sync {
-                do { try execute(run.nodes) } catch { failure = error }
+                do { try execute(run, tracing: tracing) } catch { failure = error }
             }
             if let failure { throw failure }
         }
@@ -74,12 +106,12 @@ enum Scheduler {
     /// Evaluates without blocking the caller; `completion` runs when done.
     static func evaluateAsync(_ roots: [Node], completion: @escaping @Sendable (Error?) -> Void) {
         let plan = runs(roots)
+        let tracing = Tracing.isActive
         if plan.count <= 1 {
             guard let run = plan.first else { return completion(nil) }
-            let nodes = UncheckedBox(run.nodes)
             StreamWorkers.shared.queue(for: run.stream).async {
                 do {
-                    try execute(nodes.value)
+                    try execute(run, tracing: tracing)
                     completion(nil)
                 } catch { completion(error) }
             }
@@ -87,7 +119,7 @@ enum Scheduler {
             let nodes = UncheckedBox(roots)
             DispatchQueue.global().async {
                 do {
-                    try evaluate(nodes.value)
+                    try evaluate(nodes.value, tracing: tracing)
                     completion(nil)
                 } catch { completion(error) }
             }

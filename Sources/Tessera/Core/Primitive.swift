@@ -41,6 +41,30 @@ public enum ArgReduceOp: String, Sendable, CaseIterable {
     case argMax, argMin
 }
 
+/// The combining rule of a scatter: what an update does to the element it lands on.
+public enum ScatterOp: String, Sendable, CaseIterable {
+    /// Replaces the element (the last of duplicate indices wins on the CPU).
+    case set
+    case add, prod, max, min
+}
+
+/// What a sort primitive produces along its axis.
+public enum SortOp: Sendable, Equatable {
+    /// The values in ascending order (NaN last).
+    case sort
+    /// The indices (uint32) that sort the axis, stable.
+    case argSort
+    /// The values with the `kth` in its sorted place, smaller before, larger after.
+    case partition(kth: Int)
+    /// The indices (uint32) of `partition(kth:)`.
+    case argPartition(kth: Int)
+}
+
+/// Inclusive or exclusive running reductions (`cumsum`, `cumprod`, `cummax`, `cummin`).
+public enum ScanOp: String, Sendable, CaseIterable {
+    case sum, prod, max, min
+}
+
 /// One node's operation. Inputs are the node's input tensors; the output
 /// shape and dtype are the node's own. View primitives (`reshape` when the
 /// strides allow, `transpose`, `broadcast`, `slice`) share the input buffer.
@@ -151,6 +175,32 @@ public enum Primitive: Sendable {
     /// triangle: part 0 is the eigenvalues `[..., n]` ascending, part 1 the
     /// eigenvectors as columns `[..., n, n]`.
     case eigh(part: Int, upper: Bool)
+    /// The input itself, as a view: marks the start of a traced function.
+    case identity
+    /// The input itself, as a view, through which no gradient flows.
+    case stopGradient
+    /// A copy of input 0 with input 1 written into the window
+    /// `start + i * stride` (the window has input 1's shape).
+    case sliceUpdate(start: [Int], stride: [Int])
+    /// Output `index` of a function with user-given transform rules. Inputs:
+    /// the function's primals, then its outputs (computed by their own graph).
+    case custom(CustomRules, index: Int)
+    /// Inputs `[x, index_0, ..., index_k-1]`, the indices integers of one shape B.
+    /// Output shape B + `sliceSizes` (one size per axis of x):
+    /// `out[b, s] = x[s + (index_j[b] on axes[j])]`. A negative index counts from
+    /// the end once; indices that would still leave the slice outside x are
+    /// clamped into range (no trap at run time).
+    case gather(axes: [Int], sliceSizes: [Int])
+    /// Inputs `[x, updates, index_0, ..., index_k-1]`, updates of shape
+    /// B + slice shape (one size per axis of x). The output is x with each
+    /// update slice combined by `op` at `index_j[b]` on `axes[j]`; indices are
+    /// wrapped and clamped as in `gather`.
+    case scatter(ScatterOp, axes: [Int])
+    /// Sorting along `axis` (see `SortOp`); index outputs are uint32.
+    case sort(SortOp, axis: Int)
+    /// A running reduction along `axis`: inclusive (`out[i]` includes `x[i]`)
+    /// or exclusive (starts from the identity), from the end when `reverse`.
+    case scan(ScanOp, axis: Int, reverse: Bool, inclusive: Bool)
 }
 
 extension Primitive {
@@ -190,6 +240,20 @@ extension Primitive {
         case .qr: return "qr"
         case .svd: return "svd"
         case .eigh: return "eigh"
+        case .identity: return "identity"
+        case .stopGradient: return "stopGradient"
+        case .sliceUpdate: return "sliceUpdate"
+        case .custom: return "custom"
+        case .gather: return "gather"
+        case .scatter(let op, _): return op == .set ? "scatter" : "scatter_\(op.rawValue)"
+        case .sort(let op, _):
+            switch op {
+            case .sort: return "sort"
+            case .argSort: return "argSort"
+            case .partition: return "partition"
+            case .argPartition: return "argPartition"
+            }
+        case .scan(let op, _, _, _): return "cum\(op.rawValue)"
         }
     }
 }

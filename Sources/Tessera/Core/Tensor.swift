@@ -61,6 +61,9 @@ final class Node: Sendable {
     let dtype: DType
     let primitive: Primitive
     let stream: Stream
+    /// Nodes built while a transform traces keep their inputs when computed
+    /// during a trace, so the transform can still walk the graph (see `Tracing`).
+    let retainsInputs: Bool
     private let state: Mutex<State>
 
     struct State: @unchecked Sendable {
@@ -73,6 +76,7 @@ final class Node: Sendable {
         self.dtype = dtype
         self.primitive = primitive
         self.stream = stream
+        retainsInputs = Tracing.isActive
         state = Mutex(State(inputs: inputs, data: data))
     }
 
@@ -106,11 +110,15 @@ final class Node: Sendable {
     /// The inputs still needed, or nil once the node is computed.
     var pendingInputs: [Node]? { state.withLock { $0.data == nil ? $0.inputs : nil } }
 
-    /// Records the result and drops the inputs, so the graph is freed as it goes.
-    func complete(with data: ArrayView) {
+    /// The inputs as built (empty once computed, unless the node retains them).
+    var inputs: [Node] { state.withLock { $0.inputs } }
+
+    /// Records the result and drops the inputs, so the graph is freed as it
+    /// goes; a traced node computed while tracing keeps them for the transform.
+    func complete(with data: ArrayView, whileTracing tracing: Bool) {
         state.withLock { s in
             s.data = data
-            s.inputs = []
+            if !(retainsInputs && tracing) { s.inputs = [] }
         }
     }
 }
@@ -156,11 +164,23 @@ public struct Tensor: Sendable {
     public var device: Device { node.stream.device }
     /// The operation that produces this tensor.
     public var primitive: Primitive { node.primitive }
+    /// The tensors this one is computed from (empty once computed, outside transforms).
+    var inputs: [Tensor] { node.inputs.map(Tensor.init(node:)) }
     /// Whether the value has been computed.
     public var isEvaluated: Bool { node.isEvaluated }
 
     /// The size of `axis` (negative counts from the end).
     public func dim(_ axis: Int) -> Int { shape[normalizeAxis(axis, ndim, "dim")] }
+}
+
+/// Whether nodes being built belong to a function a transform is tracing.
+enum Tracing {
+    @TaskLocal static var isActive = false
+
+    /// Runs `body` with tracing on (or off), for the current task tree.
+    static func with<R>(_ active: Bool, _ body: () throws -> R) rethrows -> R {
+        try $isActive.withValue(active, operation: body)
+    }
 }
 
 /// `axis` in `0..<ndim`, with negative axes counted from the end; traps naming `op` otherwise.

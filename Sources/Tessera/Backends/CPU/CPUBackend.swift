@@ -17,6 +17,12 @@ enum CPUBackend {
             return try ShapeKernels.contiguousCopy(inputs[0])
         case .concatenate(let axis):
             return try ShapeKernels.concatenate(inputs, axis: axis, shape: shape, dtype: dtype)
+        case .identity, .stopGradient:
+            return inputs[0]
+        case .custom(let rules, let index):
+            return inputs[rules.primalCount + index]
+        case .sliceUpdate(let start, let stride):
+            return try ShapeKernels.sliceUpdate(inputs[0], inputs[1], start: start, stride: stride)
         default:
             break
         }
@@ -61,7 +67,17 @@ enum CPUBackend {
             try RandomKernels.bits(keys: inputs[0], output: output)
         case .inverse, .solve, .cholesky, .qr, .svd, .eigh:
             try LinalgKernels.evaluate(primitive, inputs: inputs, output: output)
-        case .constant, .reshape, .transpose, .broadcast, .slice, .copy, .concatenate:
+        case .gather(let axes, let sliceSizes):
+            try IndexingKernels.gather(inputs, axes: axes, sliceSizes: sliceSizes, output: output)
+        case .scatter(let op, let axes):
+            try dispatch(dtype, ScatterKernel(op: op, axes: axes, inputs: inputs, output: output))
+        case .sort(let op, let axis):
+            try dispatch(inputs[0].dtype, SortKernel(op: op, axis: axis, input: inputs[0], output: output))
+        case .scan(let op, let axis, let reverse, let inclusive):
+            try dispatch(
+                dtype, ScanKernel(op: op, axis: axis, reverse: reverse, inclusive: inclusive, input: inputs[0], output: output))
+        case .constant, .reshape, .transpose, .broadcast, .slice, .copy, .concatenate, .identity, .stopGradient,
+            .custom, .sliceUpdate:
             fatalError("unreachable: handled above")
         }
         return output

@@ -16,27 +16,33 @@ struct MatmulKernel: KindVisitor {
         let sam = a.strides[nd - 2], sak = a.strides[nd - 1]
         let sbk = b.strides[nd - 2], sbn = b.strides[nd - 1]
         let batchShape = Array(output.shape[0..<(nd - 2)])
+        let batches = StridedIteration(
+            shape: batchShape + [1],
+            strides: [Array(a.strides[0..<(nd - 2)]) + [0], Array(b.strides[0..<(nd - 2)]) + [0]])
         var row = [T.Math](repeating: 0, count: n)
-        // One call per batch entry (forEachRow alone would visit only the
-        // first entry of each collapsed row of batches).
-        forEachBatch(shape: batchShape, strides: [Array(a.strides[0..<(nd - 2)]), Array(b.strides[0..<(nd - 2)])]) {
-            batch, o in
-            let baseA = pa + o[0], baseB = pb + o[1]
-            let out = dst + batch * m * n
-            row.withUnsafeMutableBufferPointer { acc in
-                for i in 0..<m {
-                    for j in 0..<n { acc[j] = 0 }
-                    for p in 0..<k {
-                        let x = baseA[i * sam + p * sak].math
-                        let br = baseB + p * sbk
-                        if sbn == 1 {
-                            for j in 0..<n { acc[j] += x * br[j].math }
-                        } else {
-                            for j in 0..<n { acc[j] += x * br[j * sbn].math }
+        var batch = 0
+        // forEachRow visits collapsed rows of batches; step through each row's batches.
+        let rowLength = batches.rowLength, rowStrideA = batches.innerStride(0), rowStrideB = batches.innerStride(1)
+        batches.forEachRow { o in
+            for r in 0..<rowLength {
+                let baseA = pa + o[0] + r * rowStrideA, baseB = pb + o[1] + r * rowStrideB
+                let out = dst + batch * m * n
+                row.withUnsafeMutableBufferPointer { acc in
+                    for i in 0..<m {
+                        for j in 0..<n { acc[j] = 0 }
+                        for p in 0..<k {
+                            let x = baseA[i * sam + p * sak].math
+                            let br = baseB + p * sbk
+                            if sbn == 1 {
+                                for j in 0..<n { acc[j] += x * br[j].math }
+                            } else {
+                                for j in 0..<n { acc[j] += x * br[j * sbn].math }
+                            }
                         }
+                        for j in 0..<n { out[i * n + j] = T(math: acc[j]) }
                     }
-                    for j in 0..<n { out[i * n + j] = T(math: acc[j]) }
                 }
+                batch += 1
             }
         }
     }

@@ -75,6 +75,14 @@ enum ShapeKernels {
         return out
     }
 
+    /// A copy of `base` with `update` written into the window `start + i * stride`.
+    static func sliceUpdate(_ base: ArrayView, _ update: ArrayView, start: [Int], stride: [Int]) throws -> ArrayView {
+        let out = try contiguousCopy(base)
+        let window = slice(out, start: start, stride: stride, shape: update.shape)
+        try copyAny(update, into: window)
+        return out
+    }
+
     static func concatenate(_ inputs: [ArrayView], axis: Int, shape: [Int], dtype: DType) throws -> ArrayView {
         let out = ArrayView.allocate(shape: shape, dtype: dtype)
         _ = try out.buffer.hostPointer(forWriting: true)
