@@ -42,13 +42,9 @@ enum NumericsFixtures {
         }
     }
 
-    /// A fixture array: `{"dtype", "shape", "data": base64 little-endian bytes}`.
-    static func tensor(_ json: [String: Any]) -> Tensor {
-        let dtype = DType(name: json["dtype"] as! String)!
-        let shape = json["shape"] as! [Int]
-        let bytes = Data(base64Encoded: json["data"] as! String)!
-        return bytes.withUnsafeBytes { Tensor(bytes: $0, shape: shape, dtype: dtype) }
-    }
+    /// A fixture array: `{"dtype", "shape", "data": base64 little-endian bytes, "view"?}`
+    /// (decoded by the shared op-fixture reader).
+    static func tensor(_ json: [String: Any]) -> Tensor { OpsFixture.tensor(json) }
 
     /// Relative tolerance per dtype (absolute tolerance is the same figure).
     static func tolerance(_ dtype: DType) -> Double {

@@ -228,20 +228,13 @@ public enum Random {
     }
 
     /// A random permutation of `0 ..< n` (uint32): the order that sorts `n` random words.
-    ///
-    /// The words are drawn and sorted when the op is built (no sort primitive yet).
     public static func permutation(_ n: Int, key: Tensor? = nil) -> Tensor {
-        let words = bits([n], key: key).toArray(UInt32.self)
-        let order = words.indices.sorted { words[$0] < words[$1] || (words[$0] == words[$1] && $0 < $1) }
-        return Tensor(order.map { UInt32($0) }, shape: [n])
+        bits([n], key: key).argSort(axis: 0)
     }
 
     /// `x` with its entries along `axis` in a random order.
     public static func permutation(_ x: Tensor, axis: Int = 0, key: Tensor? = nil) -> Tensor {
         let a = normalizeAxis(axis, x.ndim, "permutation")
-        let order = permutation(x.shape[a], key: key).toArray(UInt32.self)
-        if order.isEmpty { return x }
-        let parts = x.split(parts: x.shape[a], axis: a)
-        return concatenated(order.map { parts[Int($0)] }, axis: a)
+        return x.take(permutation(x.shape[a], key: key), axis: a)
     }
 }
