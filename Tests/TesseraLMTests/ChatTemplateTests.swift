@@ -122,3 +122,44 @@ final class ChatTemplateTests: XCTestCase {
         XCTAssertEqual(out, "26 Jul 2024|Friday July 208 13:04:05 01PM 24 07 %")
     }
 }
+
+extension ChatTemplateTests {
+    func testHostileTemplatesThrowInsteadOfCrashing() {
+        XCTAssertEqual(renderError(String(repeating: "{{ (", count: 1) + String(repeating: "(", count: 5000) + "1"
+                                   + String(repeating: ")", count: 5001) + " }}")?.kind, .syntax)
+        XCTAssertEqual(renderError("{{ " + String(repeating: "not ", count: 5000) + "x }}")?.kind, .syntax)
+        XCTAssertEqual(renderError("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}")?.kind, .runtime)
+        XCTAssertEqual(renderError("{{ range(-9223372036854775807, 9223372036854775807) }}")?.kind, .runtime)
+        XCTAssertEqual(renderError("{{ 3 ** 100 }}")?.kind, .runtime)
+        XCTAssertEqual(try ChatTemplate("{{ 3 ** 4 }} {{ [1, 2, 3][::9223372036854775807] }} {{ 'abc'[-9223372036854775807:] }}").render([:]),
+                       "81 [1] abc")
+    }
+}
+
+extension ChatTemplateTests {
+    func testDeeplyNestedBlocksThrow() {
+        let deep = String(repeating: "{% if true %}", count: 10_000) + "x" + String(repeating: "{% endif %}", count: 10_000)
+        XCTAssertEqual(renderError(deep)?.kind, .syntax)
+        let fine = String(repeating: "{% if true %}", count: 20) + "x" + String(repeating: "{% endif %}", count: 20)
+        XCTAssertEqual(try ChatTemplate(fine).render([:]), "x")
+    }
+
+    func testConcurrentRendersAndEncodes() async throws {
+        let template = try ChatTemplate(try Self.source("qwen3"))
+        let tokenizer = try Tokenizer(directory: TokenizerTests.directory("smollm2"))
+        let messages: [JSONValue] = [["role": "user", "content": "Hello 🤖 world"]]
+        let expected = try template.apply(messages: messages, addGenerationPrompt: true)
+        let ids = tokenizer.encode(expected)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    for _ in 0..<20 {
+                        XCTAssertEqual(try template.apply(messages: messages, addGenerationPrompt: true), expected)
+                        XCTAssertEqual(tokenizer.encode(expected), ids)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+}

@@ -249,8 +249,10 @@ enum Builtins {
             }
             let (start, stop, step) = ints.count == 1 ? (0, ints[0], 1) : (ints[0], ints[1], ints.count == 3 ? ints[2] : 1)
             guard step != 0 else { throw TemplateError(.runtime, "range() arg 3 must not be zero") }
-            let n = step > 0 ? max(0, (stop - start + step - 1) / step) : max(0, (start - stop - step - 1) / -step)
-            guard n <= 1_000_000 else { throw TemplateError(.runtime, "range too large") }
+            // In Double: the span of two Ints can overflow Int.
+            let span = (Double(stop) - Double(start)) / Double(step)
+            guard span <= 1_000_000 else { throw TemplateError(.runtime, "range too large") }
+            let n = max(0, Int(span.rounded(.up)))
             return .array((0..<n).map { .int(start + $0 * step) })
         })
         return g

@@ -7,6 +7,9 @@ final class Interpreter: @unchecked Sendable {
     // One render owns one Interpreter; Function closures capture it.
     private var scopes: [[String: Value]]
     private let globals: [String: Value]
+    /// Macro call depth (Python would hit its recursion limit).
+    private var callDepth = 0
+    private static let maxCallDepth = 64
 
     private enum Flow { case normal, breakLoop, continueLoop }
 
@@ -168,9 +171,16 @@ final class Interpreter: @unchecked Sendable {
             for (k, v) in args.keyword {
                 if m.parameters.contains(where: { $0.0 == k }) || k == "caller" { frame[k] = v } else { kwargs[k] = v }
             }
+            guard self.callDepth < Self.maxCallDepth else {
+                throw TemplateError(.runtime, "macro \(m.name) recursed deeper than \(Self.maxCallDepth)")
+            }
             let saved = self.scopes
             self.scopes = (closure ?? [saved[0]]) + [frame]
-            defer { self.scopes = saved }
+            self.callDepth += 1
+            defer {
+                self.scopes = saved
+                self.callDepth -= 1
+            }
             for (name, defaultValue) in m.parameters where self.scopes[self.scopes.count - 1][name] == nil {
                 self.scopes[self.scopes.count - 1][name] = try defaultValue.map { (e) throws(TemplateError) in try self.eval(e) } ?? .undefined(name)
             }
@@ -335,11 +345,21 @@ final class Interpreter: @unchecked Sendable {
             if st > 0 {
                 var i = clamp(try int(start), 0, lower: 0, upper: count)
                 let end = clamp(try int(stop), count, lower: 0, upper: count)
-                while i < end { out.append(i); i += st }
+                while i < end {
+                    out.append(i)
+                    let (next, overflow) = i.addingReportingOverflow(st)
+                    if overflow { break }
+                    i = next
+                }
             } else {
                 var i = clamp(try int(start), count - 1, lower: -1, upper: count - 1)
                 let end = clamp(try int(stop), -1, lower: -1, upper: count - 1)
-                while i > end { out.append(i); i += st }
+                while i > end {
+                    out.append(i)
+                    let (next, overflow) = i.addingReportingOverflow(st)
+                    if overflow { break }
+                    i = next
+                }
             }
             return out
         }
@@ -430,14 +450,22 @@ final class Interpreter: @unchecked Sendable {
             return .double(op == "//" ? q : x - q * y)
         case "**":
             if let (x, y) = ints, y >= 0 {
-                var result = 1
-                for _ in 0..<min(y, 64) {
-                    let (r, o) = result.multipliedReportingOverflow(by: x)
-                    if o { throw overflow() }
-                    result = r
+                // Square-and-multiply with overflow checks (Python has big ints; we throw).
+                var result = 1, base = x, n = y
+                while n > 0 {
+                    if n & 1 == 1 {
+                        let (r, o) = result.multipliedReportingOverflow(by: base)
+                        if o { throw overflow() }
+                        result = r
+                    }
+                    n >>= 1
+                    if n > 0 {
+                        let (b2, o) = base.multipliedReportingOverflow(by: base)
+                        if o { throw overflow() }
+                        base = b2
+                    }
                 }
-                if y > 64, abs(x) > 1 { throw overflow() }
-                return .int(y > 64 && x == -1 && y % 2 == 1 ? -1 : (y > 64 ? (x == 0 ? 0 : 1) : result))
+                return .int(result)
             }
             guard let x = a.number, let y = b.number else { throw typeError() }
             return .double(Builtins.pow(x, y))

@@ -6,6 +6,10 @@
 struct Parser {
     private let tokens: [Token]
     private var index = 0
+    /// Expression nesting depth: hostile templates throw instead of
+    /// overflowing the stack.
+    private var depth = 0
+    private static let maxDepth = 200
 
     static func parse(_ tokens: [Token]) throws(TemplateError) -> [Node] {
         var parser = Parser(tokens: tokens)
@@ -93,6 +97,9 @@ struct Parser {
     /// Parses nodes until a `{% name %}` with name in `ends` (returned, with
     /// the tag's name consumed) or the end of the template (nil).
     private mutating func parseNodes(until ends: Set<String>) throws(TemplateError) -> ([Node], String?) {
+        depth += 1
+        defer { depth -= 1 }
+        guard depth <= Self.maxDepth else { throw error("blocks nested deeper than \(Self.maxDepth)") }
         var nodes: [Node] = []
         while true {
             switch current.kind {
@@ -277,6 +284,9 @@ struct Parser {
     }
 
     private mutating func parseExpression() throws(TemplateError) -> Expr {
+        depth += 1
+        defer { depth -= 1 }
+        guard depth <= Self.maxDepth else { throw error("expression nested deeper than \(Self.maxDepth)") }
         var e = try parseOr()
         while skipName("if") {
             let test = try parseOr()
@@ -299,6 +309,9 @@ struct Parser {
     }
 
     private mutating func parseNot() throws(TemplateError) -> Expr {
+        depth += 1
+        defer { depth -= 1 }
+        guard depth <= Self.maxDepth else { throw error("expression nested deeper than \(Self.maxDepth)") }
         if skipName("not") { return .not(try parseNot()) }
         return try parseCompare()
     }
@@ -361,6 +374,9 @@ struct Parser {
     }
 
     private mutating func parseUnary(withFilters: Bool = true) throws(TemplateError) -> Expr {
+        depth += 1
+        defer { depth -= 1 }
+        guard depth <= Self.maxDepth else { throw error("expression nested deeper than \(Self.maxDepth)") }
         var e: Expr
         let start = location
         if isOp("-") {

@@ -57,7 +57,9 @@ struct BPEModel: Sendable {
         return "<0x" + (hex.count == 1 ? "0" + hex : hex) + ">"
     }
 
-    static func key(_ a: Int, _ b: Int) -> UInt64 { UInt64(UInt32(a)) << 32 | UInt64(UInt32(b)) }
+    static func key(_ a: Int, _ b: Int) -> UInt64 {
+        UInt64(UInt32(truncatingIfNeeded: a)) << 32 | UInt64(UInt32(truncatingIfNeeded: b))
+    }
 
     /// Merge ranks from a `merges` list ("a b" strings or [a, b] pairs).
     static func merges(_ pairs: [(String, String)], vocab: [String: Int]) throws(TokenizerError) -> [UInt64: Merge] {

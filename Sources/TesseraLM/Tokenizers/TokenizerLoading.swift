@@ -42,8 +42,8 @@ extension Tokenizer {
 
         var added: [AddedToken] = []
         for t in root["added_tokens"]?.array ?? [] {
-            guard let content = t["content"]?.string, let id = t["id"]?.int else {
-                throw .malformed("added token without content or id")
+            guard let content = t["content"]?.string, let id = t["id"]?.int, (0...Int(Int32.max)).contains(id) else {
+                throw .malformed("added token without content or a valid id")
             }
             let special = t["special"]?.bool ?? false
             added.append(
@@ -104,7 +104,9 @@ extension Tokenizer {
         var vocab: [String: Int] = [:]
         vocab.reserveCapacity(vocabObject.count)
         for (token, id) in vocabObject {
-            guard let id = id.int else { throw .malformed("vocab id of \(token) is not an integer") }
+            guard let id = id.int, (0...Int(Int32.max)).contains(id) else {
+                throw .malformed("vocab id of \(token) is not an integer in 0...\(Int32.max)")
+            }
             vocab[token] = id
         }
         for key in ["continuing_subword_prefix", "end_of_word_suffix"] {

@@ -75,6 +75,7 @@ extension Tokenizer {
         for id in [m.bosTokenID, m.eosTokenID, m.unknownTokenID].compactMap({ $0 }) where !m.tokens.indices.contains(id) {
             throw .malformed("token id \(id) is outside the vocabulary of \(m.tokens.count)")
         }
+        guard m.tokens.count <= Int(Int32.max) else { throw .malformed("\(m.tokens.count) tokens is too many") }
         var vocab: [String: Int] = [:]
         vocab.reserveCapacity(m.tokens.count)
         for (id, t) in m.tokens.enumerated() where vocab[t] == nil { vocab[t] = id }
