@@ -36,7 +36,7 @@ final class TokenizerTests: XCTestCase {
         }
     }
 
-    private func check(_ tokenizer: Tokenizer, _ name: String, plainOnly: Bool = false) throws -> Int {
+    func check(_ tokenizer: Tokenizer, _ name: String, plainOnly: Bool = false) throws -> Int {
         var count = 0
         for c in try Self.cases(name) {
             let label = "\(name): \(c.text.debugDescription.prefix(60))"
@@ -180,5 +180,18 @@ final class TokenizerTests: XCTestCase {
             """#
         let t = try Tokenizer(tokenizerJSON: Array(json.utf8))
         XCTAssertEqual(t.encode("ab  a b"), [3, 0, 1])
+    }
+}
+
+extension TokenizerTests {
+    /// Older tokenizer.json files write merges as "a b" strings.
+    func testMergesAsStrings() throws {
+        var root = try Self.json("gpt2-bpe", "tokenizer.json").object!
+        var model = root["model"]!.object!
+        model["merges"] = .array(model["merges"]!.array!.map { .string($0.array!.map { $0.string! }.joined(separator: " ")) })
+        root["model"] = .object(model)
+        let text = Builtins.toJSON(.object(root), indent: nil, itemSeparator: ",", keySeparator: ":", sortKeys: false)
+        let tokenizer = try Tokenizer(tokenizerJSON: Array(text.utf8))
+        XCTAssertEqual(try check(tokenizer, "gpt2-bpe"), 40)
     }
 }
