@@ -11,7 +11,8 @@ pip install transformers jinja2   (run from the repository root)
 The templates are data, verbatim from the models' tokenizer_config.json
 (copies kept in llama.cpp's models/templates): SmolLM2-135M-Instruct (from
 its GGUF's tokenizer.chat_template), Llama 3.1 (as Llama 3.3 ships it),
-Llama 3.2, Qwen2.5, Qwen3, Mistral Nemo, Phi-3.5-mini, Gemma 2; plus
+Llama 3.2, Qwen2.5, Qwen3, Mistral Nemo, Phi-3.5-mini, Gemma 2, Hermes 3
+(tool use: recursive macros); plus
 features.jinja, written here to cover the Jinja features those templates do
 not use. strftime_now is pinned to NOW so outputs are reproducible.
 """
@@ -33,9 +34,10 @@ SPECIAL = {
     "mistral-nemo": {"bos_token": "<s>", "eos_token": "</s>"},
     "phi-3.5": {"bos_token": "<s>", "eos_token": "<|endoftext|>"},
     "gemma-2": {"bos_token": "<bos>", "eos_token": "<eos>"},
+    "hermes-3-tool-use": {"bos_token": "<|begin_of_text|>", "eos_token": "<|im_end|>"},
     "features": {"bos_token": "<s>", "eos_token": "</s>"},
 }
-TOOL_TEMPLATES = {"llama-3.1", "llama-3.2", "qwen2.5", "qwen3", "mistral-nemo", "features"}
+TOOL_TEMPLATES = {"llama-3.1", "llama-3.2", "qwen2.5", "qwen3", "mistral-nemo", "hermes-3-tool-use", "features"}
 
 WEATHER_TOOL = {
     "type": "function",
@@ -47,6 +49,9 @@ WEATHER_TOOL = {
             "properties": {
                 "city": {"type": "string", "description": "City name, e.g. \"Paris\""},
                 "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+                "days": {"type": "integer", "description": "  Forecast days  "},
+                "hours": {"type": "array", "items": {"type": "number"}, "description": "Hours"},
+                "extra": {"type": "object", "additionalProperties": {"type": ["string", "boolean"]}, "description": "More"},
             },
             "required": ["city"],
         },
