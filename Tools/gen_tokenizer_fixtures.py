@@ -10,8 +10,9 @@ Tests/Fixtures/tokenizers/<name>/
                          non-normal token types (the tests rebuild tokens and
                          merges from tokenizer.json, as a GGUF stores them)
   expected.json          for each corpus text: ids with and without special
-                         tokens, and decode() with and without skipping
-                         special tokens
+                         tokens, ids with special tokens in the text encoded
+                         as text (encode_special_tokens), and decode() with
+                         and without skipping special tokens
 
 Tokenizers:
 - smollm2: SmolLM2-135M-Instruct's, converted from its GGUF by transformers.
@@ -217,7 +218,10 @@ def write(name, tok, config, gguf):
     for text in CORPUS:
         ids = tok.encode(text, add_special_tokens=True).ids
         plain = tok.encode(text, add_special_tokens=False).ids
-        cases.append({"text": text, "ids": ids, "ids_plain": plain,
+        tok.encode_special_tokens = True
+        unsplit = tok.encode(text, add_special_tokens=False).ids
+        tok.encode_special_tokens = False
+        cases.append({"text": text, "ids": ids, "ids_plain": plain, "ids_special_as_text": unsplit,
                       "decoded": tok.decode(ids, skip_special_tokens=False),
                       "decoded_skip": tok.decode(ids, skip_special_tokens=True)})
     json.dump({"tokenizer": name, "cases": cases}, open(os.path.join(d, "expected.json"), "w"),

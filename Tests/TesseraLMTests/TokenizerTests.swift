@@ -23,6 +23,7 @@ final class TokenizerTests: XCTestCase {
         var text: String
         var ids: [Int]
         var idsPlain: [Int]
+        var idsSpecialAsText: [Int]
         var decoded: String
         var decodedSkip: String
     }
@@ -31,7 +32,8 @@ final class TokenizerTests: XCTestCase {
         try json(name, "expected.json")["cases"]!.array!.map {
             Case(
                 text: $0["text"]!.string!, ids: $0["ids"]!.array!.map { $0.int! },
-                idsPlain: $0["ids_plain"]!.array!.map { $0.int! }, decoded: $0["decoded"]!.string!,
+                idsPlain: $0["ids_plain"]!.array!.map { $0.int! },
+                idsSpecialAsText: $0["ids_special_as_text"]!.array!.map { $0.int! }, decoded: $0["decoded"]!.string!,
                 decodedSkip: $0["decoded_skip"]!.string!)
         }
     }
@@ -41,6 +43,7 @@ final class TokenizerTests: XCTestCase {
         for c in try Self.cases(name) {
             let label = "\(name): \(c.text.debugDescription.prefix(60))"
             XCTAssertEqual(tokenizer.encode(c.text, addSpecialTokens: false), c.idsPlain, label)
+            XCTAssertEqual(tokenizer.encode(c.text, addSpecialTokens: false, splitSpecialTokens: false), c.idsSpecialAsText, label)
             if !plainOnly { XCTAssertEqual(tokenizer.encode(c.text), c.ids, label) }
             XCTAssertEqual(tokenizer.decode(c.ids), c.decoded, label)
             XCTAssertEqual(tokenizer.decode(c.ids, skipSpecialTokens: true), c.decodedSkip, label)

@@ -23,6 +23,9 @@ public final class Tokenizer: Sendable {
     let postProcessor: PostProcessor?
     let rawMatcher: AddedTokenMatcher
     let normalizedMatcher: AddedTokenMatcher
+    /// The same without special tokens, for `splitSpecialTokens: false`.
+    let rawMatcherNoSpecial: AddedTokenMatcher
+    let normalizedMatcherNoSpecial: AddedTokenMatcher
 
     /// Every added token (special and not), in id order.
     public let addedTokens: [AddedToken]
@@ -57,13 +60,16 @@ public final class Tokenizer: Sendable {
         }
         addedByID = byID
         addedByContent = byContent
-        rawMatcher = AddedTokenMatcher(sorted.filter { !$0.normalized }) { $0.content }
-        normalizedMatcher = AddedTokenMatcher(sorted.filter { $0.normalized }) { t in
+        let normalizedPattern = { (t: AddedToken) -> String in
             guard let normalizer else { return t.content }
             var view = String.UnicodeScalarView()
             view.append(contentsOf: normalizer.apply(Array(t.content.unicodeScalars)))
             return String(view)
         }
+        rawMatcher = AddedTokenMatcher(sorted.filter { !$0.normalized }) { $0.content }
+        normalizedMatcher = AddedTokenMatcher(sorted.filter { $0.normalized }, pattern: normalizedPattern)
+        rawMatcherNoSpecial = AddedTokenMatcher(sorted.filter { !$0.normalized && !$0.special }) { $0.content }
+        normalizedMatcherNoSpecial = AddedTokenMatcher(sorted.filter { $0.normalized && !$0.special }, pattern: normalizedPattern)
         self.bosTokenID = bosTokenID
         self.eosTokenID = eosTokenID
         self.unknownTokenID = model.unknownID
@@ -97,11 +103,16 @@ public final class Tokenizer: Sendable {
     }
 
     /// Encodes text to token ids. Added and special tokens written in the
-    /// text (`<|im_start|>`) become their ids. `addSpecialTokens` applies the
-    /// tokenizer's post-processor (for example a BOS token for Llama).
+    /// text (`<|im_start|>`) become their ids, unless `splitSpecialTokens`
+    /// is false (HF's `encode_special_tokens`): then special tokens are
+    /// encoded as plain text, so untrusted text cannot inject control tokens.
+    /// `addSpecialTokens` applies the tokenizer's post-processor (for
+    /// example a BOS token for Llama).
     ///
     /// - Complexity: O(n log n) in the length of the longest word; words are cached.
-    public func encode(_ text: String, addSpecialTokens: Bool = true) -> [Int] {
+    public func encode(_ text: String, addSpecialTokens: Bool = true, splitSpecialTokens: Bool = true) -> [Int] {
+        let rawMatcher = splitSpecialTokens ? self.rawMatcher : rawMatcherNoSpecial
+        let normalizedMatcher = splitSpecialTokens ? self.normalizedMatcher : normalizedMatcherNoSpecial
         var ids: [Int] = []
         for segment in rawMatcher.split(text) {
             switch segment {
