@@ -5,6 +5,7 @@ let package = Package(
     name: "Tessera",
     products: [
         .library(name: "Tessera", targets: ["Tessera"]),
+        .library(name: "TesseraLM", targets: ["TesseraLM"]),
         .executable(name: "tessera", targets: ["tessera"]),
     ],
     targets: [
@@ -17,6 +18,18 @@ let package = Package(
             name: "tessera",
             dependencies: ["Tessera"],
             path: "Sources/tessera",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .target(
+            name: "TesseraLM",
+            dependencies: ["Tessera"],
+            path: "Sources/TesseraLM",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .testTarget(
+            name: "TesseraLMTests",
+            dependencies: ["TesseraLM"],
+            path: "Tests/TesseraLMTests",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(
