@@ -19,8 +19,8 @@ import Tessera
 @propertyWrapper
 public struct ParameterInfo<T: ParameterValue> {
     final class Box {
-        var value: T
-        init(_ value: T) { self.value = value }
+        var value: T?
+        init(_ value: T?) { self.value = value }
     }
 
     let box: Box
@@ -31,8 +31,18 @@ public struct ParameterInfo<T: ParameterValue> {
         self.key = key
     }
 
+    /// A keyed property whose value is assigned in `init` after `super.init()`,
+    /// or before it through the backing storage: `_name.wrappedValue = ...`.
+    public init(key: String) {
+        box = Box(nil)
+        self.key = key
+    }
+
     public var wrappedValue: T {
-        get { box.value }
+        get {
+            guard let v = box.value else { fatalError("[Module] property \(key ?? "") read before it was assigned") }
+            return v
+        }
         nonmutating set { box.value = newValue }
     }
 }
@@ -50,8 +60,8 @@ public struct ParameterInfo<T: ParameterValue> {
 @propertyWrapper
 public struct ModuleInfo<T> {
     final class Box {
-        var value: T
-        init(_ value: T) { self.value = value }
+        var value: T?
+        init(_ value: T?) { self.value = value }
     }
 
     let box: Box
@@ -62,8 +72,18 @@ public struct ModuleInfo<T> {
         self.key = key
     }
 
+    /// A keyed property whose value is assigned in `init` after `super.init()`,
+    /// or before it through the backing storage: `_name.wrappedValue = ...`.
+    public init(key: String) {
+        box = Box(nil)
+        self.key = key
+    }
+
     public var wrappedValue: T {
-        get { box.value }
+        get {
+            guard let v = box.value else { fatalError("[Module] property \(key ?? "") read before it was assigned") }
+            return v
+        }
         nonmutating set { box.value = newValue }
     }
 }
@@ -93,7 +113,7 @@ protocol ParameterSlot {
 }
 
 extension ParameterInfo: ParameterSlot {
-    var tensor: Tensor? { box.value.parameterTensor }
+    var tensor: Tensor? { box.value?.parameterTensor }
     func set(_ tensor: Tensor) -> Bool {
         guard let v = T.fromParameter(tensor) else { return false }
         box.value = v
@@ -110,7 +130,7 @@ protocol ModuleSlot {
 }
 
 extension ModuleInfo: ModuleSlot {
-    var value: Any { box.value }
+    var value: Any { box.value as Any }
     func set(_ value: Any) -> Bool {
         if let v = value as? T {
             box.value = v
