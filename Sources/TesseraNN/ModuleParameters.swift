@@ -34,7 +34,9 @@ public indirect enum NestedItem: Sendable {
     }
 }
 
-func join(_ prefix: String, _ key: String) -> String { prefix.isEmpty ? key : prefix + "." + key }
+func join(_ prefix: String, _ key: String) -> String {
+    prefix.isEmpty ? key : key.isEmpty ? prefix : prefix + "." + key
+}
 
 /// A module's parameters (or their gradients, or an optimizer's new values)
 /// as a tree keyed by property names.

@@ -16,9 +16,9 @@ public func relu(_ x: Tensor) -> Tensor { maximum(x, Tensor(0).asType(x.dtype)) 
 /// min(max(x, 0), 6).
 public func relu6(_ x: Tensor) -> Tensor { minimum(relu(x), Tensor(6).asType(x.dtype)) }
 
-/// x where x > 0, `negativeSlope * x` elsewhere.
+/// x where x > 0, `negativeSlope * x` elsewhere (derivative `negativeSlope` at 0, as torch).
 public func leakyRelu(_ x: Tensor, negativeSlope: Float = 0.01) -> Tensor {
-    maximum(x * negativeSlope, x)
+    which(x .> 0, x, x * negativeSlope)
 }
 
 /// x where x > 0, `alpha * (exp(x) - 1)` elsewhere.
