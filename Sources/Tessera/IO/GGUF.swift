@@ -179,8 +179,8 @@ public final class GGUFFile: @unchecked Sendable {
         for info in infos {
             guard let count = checkedCount(info.shape) else { throw r.fail("tensor \(info.name) is too large") }
             let block = info.type.block
-            guard count % block.elements == 0, info.shape.last.map({ $0 % block.elements == 0 }) ?? (count == 0) || count == 0
-            else {
+            // Blocks run along rows: the row length must be whole blocks.
+            guard (info.shape.last ?? 1) % block.elements == 0 else {
                 throw r.fail("tensor \(info.name): row length \(info.shape.last ?? 0) is not a multiple of \(block.elements)")
             }
             let (byteCount, overflow) = (count / block.elements).multipliedReportingOverflow(by: block.bytes)
