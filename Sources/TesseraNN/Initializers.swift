@@ -1,7 +1,8 @@
 // Parameter initialisers (MLX's `nn.init`): constant, uniform, normal,
 // identity, Glorot/Xavier and He/Kaiming, uniform and normal. Fans follow
 // MLX: fan_in = shape[-1] * receptive field, fan_out = shape[0] * receptive
-// field, receptive field = product of shape[1..<ndim-1].
+// field, receptive field = product of shape[1..<ndim-1]. Draws use `Random`
+// (reproducible after `Random.seed`).
 
 import Tessera
 
@@ -19,11 +20,11 @@ public enum Init {
     }
 
     public static func uniform(_ shape: [Int], low: Double = 0, high: Double = 1, dtype: DType = .float32) -> Tensor {
-        InitRandom.uniform(low: low, high: high, shape, dtype: dtype)
+        Random.uniform(low: low, high: high, shape, dtype: dtype)
     }
 
     public static func normal(_ shape: [Int], mean: Double = 0, std: Double = 1, dtype: DType = .float32) -> Tensor {
-        InitRandom.normal(shape, mean: mean, std: std, dtype: dtype)
+        Random.normal(shape, dtype: dtype, loc: mean, scale: std)
     }
 
     /// The identity matrix (shape must be square).

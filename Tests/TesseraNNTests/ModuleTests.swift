@@ -180,7 +180,7 @@ final class ModuleTests: XCTestCase {
     }
 
     func testInitializers() {
-        InitRandom.seed(3)
+        Random.seed(3)
         let w = Init.glorotUniform([64, 32]).toArray(Float.self)
         let limit = Float((6.0 / 96).squareRoot())
         XCTAssertTrue(w.allSatisfy { abs($0) <= limit })

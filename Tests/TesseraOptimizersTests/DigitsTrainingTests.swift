@@ -26,7 +26,7 @@ final class DigitsTrainingTests: XCTestCase {
         let testX = data["test_x"]!.asType(.float32) / 16, testY = data["test_y"]!
         XCTAssertEqual(trainX.shape, [1500, 64])
 
-        InitRandom.seed(1)
+        Random.seed(1)
         let model = DigitsMLP()
         let opt = Adam(learningRate: 1e-2)
         let step = valueAndGrad(model: model) { m, x, y in crossEntropy(m(x), y, reduction: .mean) }

@@ -15,7 +15,7 @@ public final class Dropout: Module, UnaryLayer {
     public func callAsFunction(_ x: Tensor) -> Tensor {
         guard training && p > 0 else { return x }
         let keep = 1 - p
-        let mask = InitRandom.bernoulli(Double(keep), x.shape)
+        let mask = Random.bernoulli(Double(keep), x.shape)
         return which(mask, x, Tensor(0).asType(x.dtype)) * (1 / keep)
     }
 }
@@ -36,7 +36,7 @@ public final class Dropout2d: Module, UnaryLayer {
         shape[x.ndim - 2] = 1
         shape[x.ndim - 3] = 1
         let keep = 1 - p
-        let mask = InitRandom.bernoulli(Double(keep), shape)
+        let mask = Random.bernoulli(Double(keep), shape)
         return which(mask, x, Tensor(0).asType(x.dtype)) * (1 / keep)
     }
 }
