@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "TesseraNN", targets: ["TesseraNN"]),
         .library(name: "TesseraOptimizers", targets: ["TesseraOptimizers"]),
         .executable(name: "tessera", targets: ["tessera"]),
+        .executable(name: "train-digits", targets: ["TrainDigits"]),
     ],
     targets: [
         .target(
@@ -31,6 +32,13 @@ let package = Package(
             name: "tessera",
             dependencies: ["Tessera"],
             path: "Sources/tessera",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        // Examples: small programs over the libraries.
+        .executableTarget(
+            name: "TrainDigits",
+            dependencies: ["Tessera", "TesseraNN", "TesseraOptimizers"],
+            path: "Examples/TrainDigits",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(

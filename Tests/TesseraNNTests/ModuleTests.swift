@@ -202,3 +202,25 @@ extension Tower {
         return square(t(x)).sum().item(Float.self)
     }
 }
+
+final class TransformerStackTests: XCTestCase {
+    /// The stacks compose the layers checked against torch; here: keys, shapes
+    /// and that the stack equals its layers applied in turn.
+    func testTransformerKeysAndComposition() {
+        Random.seed(11)
+        let t = Transformer(dimensions: 8, heads: 2, encoderLayers: 2, decoderLayers: 1, mlpDimensions: 16)
+        let keys = t.parameters().flattened().map(\.key)
+        XCTAssertTrue(keys.contains("encoder.layers.1.attention.out_proj.weight"))
+        XCTAssertTrue(keys.contains("decoder.layers.0.cross_attention.key_proj.weight"))
+        XCTAssertTrue(keys.contains("decoder.ln.bias"))
+        let src = Random.normal([2, 5, 8]), tgt = Random.normal([2, 3, 8])
+        let mask = MultiHeadAttention.createAdditiveCausalMask(3)
+        let y = t(source: src, target: tgt, sourceMask: nil, targetMask: mask, memoryMask: nil)
+        XCTAssertEqual(y.shape, [2, 3, 8])
+        var memory = src
+        for l in t.encoder.layers { memory = l(memory, mask: nil) }
+        memory = t.encoder.ln(memory)
+        let expected = t.decoder.ln(t.decoder.layers[0](tgt, memory: memory, mask: mask, memoryMask: nil))
+        XCTAssertEqual(y.toArray(Float.self), expected.toArray(Float.self))
+    }
+}

@@ -175,3 +175,49 @@ open class TransformerEncoder: Module {
         ln(layers.reduce(x) { $1($0, mask: mask) })
     }
 }
+
+/// A stack of decoder layers and a final LayerNorm (`layers.i...`, `ln`).
+open class TransformerDecoder: Module {
+    @ModuleInfo public var layers: [TransformerDecoderLayer]
+    @ModuleInfo public var ln: LayerNorm
+
+    public init(
+        layerCount: Int, dimensions: Int, heads: Int, mlpDimensions: Int? = nil, dropout: Float = 0,
+        activation: @escaping (Tensor) -> Tensor = relu, normFirst: Bool = true
+    ) {
+        layers = (0..<layerCount).map { _ in
+            TransformerDecoderLayer(
+                dimensions: dimensions, heads: heads, mlpDimensions: mlpDimensions, dropout: dropout,
+                activation: activation, normFirst: normFirst)
+        }
+        ln = LayerNorm(dimensions: dimensions)
+    }
+
+    open func callAsFunction(_ x: Tensor, memory: Tensor, mask: Tensor?, memoryMask: Tensor?) -> Tensor {
+        ln(layers.reduce(x) { $1($0, memory: memory, mask: mask, memoryMask: memoryMask) })
+    }
+}
+
+/// An encoder-decoder transformer (MLX's `nn.Transformer`): `encoder`, `decoder`.
+open class Transformer: Module {
+    @ModuleInfo public var encoder: TransformerEncoder
+    @ModuleInfo public var decoder: TransformerDecoder
+
+    public init(
+        dimensions: Int = 512, heads: Int = 8, encoderLayers: Int = 6, decoderLayers: Int = 6, mlpDimensions: Int? = nil,
+        dropout: Float = 0, activation: @escaping (Tensor) -> Tensor = relu, normFirst: Bool = true
+    ) {
+        encoder = TransformerEncoder(
+            layerCount: encoderLayers, dimensions: dimensions, heads: heads, mlpDimensions: mlpDimensions, dropout: dropout,
+            activation: activation, normFirst: normFirst)
+        decoder = TransformerDecoder(
+            layerCount: decoderLayers, dimensions: dimensions, heads: heads, mlpDimensions: mlpDimensions, dropout: dropout,
+            activation: activation, normFirst: normFirst)
+    }
+
+    open func callAsFunction(
+        source: Tensor, target: Tensor, sourceMask: Tensor?, targetMask: Tensor?, memoryMask: Tensor?
+    ) -> Tensor {
+        decoder(target, memory: encoder(source, mask: sourceMask), mask: targetMask, memoryMask: memoryMask)
+    }
+}
