@@ -475,3 +475,31 @@ path = os.path.join(OUT, "optimizers.json")
 with open(path, "w") as f:
     json.dump({"generator": "Tools/gen_nn_fixtures.py", "cases": opts, "schedules": sched, "clip": clip}, f, indent=0)
 print("wrote", os.path.normpath(path), len(opts), "optimizer cases,", len(sched), "schedules,", len(clip), "clip cases")
+
+# ---------------------------------------------------------------- MLX parameter names and shapes
+import mlx.nn as mnn
+
+models = {
+    "Linear": mnn.Linear(4, 5),
+    "Embedding": mnn.Embedding(7, 3),
+    "Conv1d": mnn.Conv1d(4, 6, 3, groups=2),
+    "Conv2d": mnn.Conv2d(3, 4, (3, 2)),
+    "ConvTranspose1d": mnn.ConvTranspose1d(3, 4, 3),
+    "ConvTranspose2d": mnn.ConvTranspose2d(2, 3, (2, 3)),
+    "LayerNorm": mnn.LayerNorm(6),
+    "RMSNorm": mnn.RMSNorm(6),
+    "GroupNorm": mnn.GroupNorm(3, 6),
+    "BatchNorm": mnn.BatchNorm(4),
+    "MultiHeadAttention": mnn.MultiHeadAttention(8, 2, bias=True),
+    "Transformer": mnn.Transformer(8, 2, 2, 1, 16),
+    "Sequential": mnn.Sequential(mnn.Linear(4, 8), mnn.ReLU(), mnn.Linear(8, 2)),
+    "QuantizedLinear": mnn.QuantizedLinear(64, 8, group_size=32, bits=4),
+}
+keys = []
+for name, m in models.items():
+    keys.append({"name": name, "parameters": {k: list(v.shape) for k, v in tree_flatten(m.parameters())},
+                 "trainable": sorted(k for k, _ in tree_flatten(m.trainable_parameters()))})
+path = os.path.join(OUT, "mlx_parameter_names.json")
+with open(path, "w") as f:
+    json.dump({"generator": "Tools/gen_nn_fixtures.py", "cases": keys}, f, indent=1)
+print("wrote", os.path.normpath(path), len(keys), "models")

@@ -158,6 +158,18 @@ open class Module {
         }
     }
 
+    /// Casts every floating-point parameter that `predicate` accepts (default:
+    /// all) to `dtype`, e.g. `model.setDType(.float16)` (MLX's `set_dtype`).
+    public func setDType(_ dtype: DType, predicate: ((String) -> Bool)? = nil) {
+        for (key, slot) in parameterSlots() {
+            guard let t = slot.tensor, t.dtype.isFloatingPoint, predicate?(key) ?? true else { continue }
+            _ = slot.set(t.asType(dtype))
+        }
+    }
+
+    /// The number of parameter elements (packed quantized words count as stored).
+    public var parameterCount: Int { parameters().flattened().reduce(0) { $0 + $1.value.size } }
+
     /// `update(parameters:)` from dotted keys, e.g. `Safetensors.load(path).tensors`.
     public func update(parameters: [String: Tensor], strict: Bool = true) throws {
         try update(parameters: ModuleParameters(flattened: parameters), strict: strict)
