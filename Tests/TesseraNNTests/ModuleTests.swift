@@ -224,3 +224,41 @@ final class TransformerStackTests: XCTestCase {
         XCTAssertEqual(y.toArray(Float.self), expected.toArray(Float.self))
     }
 }
+
+final class TrainingModeTests: XCTestCase {
+    /// BatchNorm inside valueAndGrad(model:): running statistics move, they get
+    /// no gradient, and the model evaluates afterwards without traced nodes.
+    func testBatchNormUnderValueAndGrad() {
+        Random.seed(12)
+        let model = Sequential(Linear(3, 4), BatchNorm(featureCount: 4), ReLU(), Linear(4, 1))
+        let bn = model.layers[1] as! BatchNorm
+        let x = Random.normal([16, 3]), y = Random.normal([16, 1])
+        let step = valueAndGrad(model: model) { m, x, y in mseLoss(m(x), y) }
+        let (loss, grads) = step(model, x, y)
+        XCTAssertFalse(grads.flatDictionary.keys.contains { $0.contains("running") })
+        XCTAssertTrue(grads.flatDictionary.keys.contains("layers.1.weight"))
+        eval(model, grads, loss)
+        let mean = bn.runningMean!.toArray(Float.self)
+        XCTAssertTrue(mean.contains { $0 != 0 })
+        // The running mean is 0.1 of the batch mean of the first layer's output.
+        let h = (model.layers[0] as! Linear)(x).mean(axis: 0).toArray(Float.self)
+        for i in 0..<4 { XCTAssertEqual(mean[i], 0.1 * h[i], accuracy: 1e-5) }
+        model.train(false)
+        XCTAssertEqual(model(x).shape, [16, 1])
+    }
+
+    func testDropout2dZeroesWholeChannels() {
+        Random.seed(13)
+        let d = Dropout2d(p: 0.5)
+        let y = d(Tensor.ones([2, 4, 4, 64])).toArray(Float.self)
+        // Each (sample, channel) is all zeros or all 2s.
+        for n in 0..<2 {
+            for c in 0..<64 {
+                let values = Set((0..<16).map { y[n * 16 * 64 + $0 * 64 + c] })
+                XCTAssertTrue(values == [0] || values == [2], "\(values)")
+            }
+        }
+        d.train(false)
+        XCTAssertEqual(d(Tensor.ones([1, 2, 2, 3])).toArray(Float.self), [Float](repeating: 1, count: 12))
+    }
+}
