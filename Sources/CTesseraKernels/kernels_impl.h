@@ -723,9 +723,9 @@ static void k_gemm(long M, long N, long K, int dta, const void *A, long rsa, lon
 }
 
 // ---- quantized (MLX affine) ----------------------------------------------------------------
-// Per group: sum_k x_k (s q_k + b) = s * sum_k x_k q_k + b * sum_k x_k, so the
-// inner loop is a dot product of x with the unpacked integers; the x sums per
-// group are computed once per call. For 4 bits, each 16-byte chunk (32 values)
+// Each weight is dequantized in registers (s q + b, as MLX computes it) and
+// multiplied into x; every weight byte is read once for all rows of x. For
+// 4 bits, each 16-byte chunk (32 values)
 // splits into the low nibbles (even k) and high nibbles (odd k), so x is
 // permuted once into [even 16 | odd 16] per 32 values to match.
 
@@ -776,9 +776,12 @@ static inline __attribute__((always_inline)) void unpack32(int bits, const uint8
     }
 }
 
-/// One group's dot products sum_k x[m, k] q[k] for MM rows of x, into acc[m].
+/// One group's dot products sum_k x[m, k] (s q[k] + b) for MM rows of x,
+/// into acc[m]. The weight is dequantized first, as MLX does: folding the
+/// bias into b * sum(x) would be cheaper but cancels badly when b ~ -s q.
 static inline __attribute__((always_inline)) void qmv_group(int MM, int bits, int group, const float *xp, long K,
-                                                            const uint8_t *w, long k0, vf *acc) {
+                                                            const uint8_t *w, long k0, float s, float b, vf *acc) {
+    vf vs = splat(s), vb = splat(b);
 #pragma clang loop unroll(full)
     for (int m = 0; m < MM; m++) acc[m] = (vf){0};
 #pragma clang loop unroll(full)
@@ -786,6 +789,8 @@ static inline __attribute__((always_inline)) void qmv_group(int MM, int bits, in
         long k = k0 + c;
         vf q[2 * P16];
         unpack32(bits, w + k * bits / 8, q);
+#pragma clang loop unroll(full)
+        for (int p = 0; p < 2 * P16; p++) q[p] = q[p] * vs + vb;
 #pragma clang loop unroll(full)
         for (int m = 0; m < MM; m++) {
             const float *xk = xp + m * K + k;
@@ -798,11 +803,10 @@ static inline __attribute__((always_inline)) void qmv_group(int MM, int bits, in
 /// Rows n0..<n1 of the output for MM rows of x (a compile-time constant after
 /// inlining, so the accumulators live in registers). `sf`/`bf` are scratch
 /// for one row's scales and biases in float32.
-static inline __attribute__((always_inline)) void qmv_block(int MM, int bits, const float *xp, const float *xsum,
-                                                            const uint32_t *wq, int dt, const void *scales,
-                                                            const void *biases, float *sf, float *bf,
-                                                            float *acc_out, long N, long K, int group, long n0,
-                                                            long n1) {
+static inline __attribute__((always_inline)) void qmv_block(int MM, int bits, const float *xp, const uint32_t *wq,
+                                                            int dt, const void *scales, const void *biases, float *sf,
+                                                            float *bf, float *acc_out, long N, long K, int group,
+                                                            long n0, long n1) {
     long words = K * bits / 32, groups = K / group;
     size_t es = (size_t)tk_size(dt);
     for (long n = n0; n < n1; n++) {
@@ -814,31 +818,20 @@ static inline __attribute__((always_inline)) void qmv_block(int MM, int bits, co
         for (int m = 0; m < MM; m++) tot0[m] = tot1[m] = (vf){0};
         long g = 0;
         for (; g + 2 <= groups; g += 2) {  // two groups at once: two independent chains
-            qmv_group(MM, bits, group, xp, K, w, g * group, g0);
-            qmv_group(MM, bits, group, xp, K, w, (g + 1) * group, g1);
-            vf s0 = splat(sf[g]), s1 = splat(sf[g + 1]);
+            qmv_group(MM, bits, group, xp, K, w, g * group, sf[g], bf[g], g0);
+            qmv_group(MM, bits, group, xp, K, w, (g + 1) * group, sf[g + 1], bf[g + 1], g1);
 #pragma clang loop unroll(full)
             for (int m = 0; m < MM; m++) {
-                tot0[m] += g0[m] * s0;
-                tot1[m] += g1[m] * s1;
+                tot0[m] += g0[m];
+                tot1[m] += g1[m];
             }
         }
         if (g < groups) {
-            qmv_group(MM, bits, group, xp, K, w, g * group, g0);
-            vf s0 = splat(sf[g]);
+            qmv_group(MM, bits, group, xp, K, w, g * group, sf[g], bf[g], g0);
 #pragma clang loop unroll(full)
-            for (int m = 0; m < MM; m++) tot0[m] += g0[m] * s0;
+            for (int m = 0; m < MM; m++) tot0[m] += g0[m];
         }
-        for (int m = 0; m < MM; m++) {
-            // The bias term: sum over groups of bias * (sum of x over the group).
-            const float *xs = xsum + m * groups;
-            vf bacc = {0};
-            long j = 0;
-            for (; j + VW <= groups; j += VW) bacc += ldf(bf + j) * ldf(xs + j);
-            float bsum = hsum(bacc);
-            for (; j < groups; j++) bsum += bf[j] * xs[j];
-            acc_out[m * N + n] = hsum(tot0[m] + tot1[m]) + bsum;
-        }
+        for (int m = 0; m < MM; m++) acc_out[m * N + n] = hsum(tot0[m] + tot1[m]);
     }
 }
 
@@ -846,12 +839,11 @@ static void k_qmv(int dt, const void *x, const uint32_t *wq, const void *scales,
                   long M, long N, long K, int group, int bits, long n0, long n1) {
     if (n1 <= n0 || M <= 0) return;
     long groups = K / group;
-    float *xp = malloc((size_t)(M * K) * 4), *xsum = malloc((size_t)(M * groups + 1) * 4);
+    float *xp = malloc((size_t)(M * K) * 4);
     float *res = malloc((size_t)(M * N) * 4), *sf = malloc((size_t)groups * 8), *bf = sf + groups;
     float row[32];
     for (long m = 0; m < M; m++) {
         to_f32(dt, (const char *)x + (size_t)(m * K) * (size_t)tk_size(dt), xp + m * K, K);
-        for (long g = 0; g < groups; g++) xsum[m * groups + g] = (float)sum_f32(xp + m * K + g * group, group);
         if (bits == 4) {
             for (long k = 0; k < K; k += 32) {
                 memcpy(row, xp + m * K + k, sizeof row);
@@ -864,9 +856,9 @@ static void k_qmv(int dt, const void *x, const uint32_t *wq, const void *scales,
     }
     for (long m0 = 0; m0 < M; m0 += 8) {
         long mm = M - m0 < 8 ? M - m0 : 8;
-        const float *xb = xp + m0 * K, *sb = xsum + m0 * groups;
+        const float *xb = xp + m0 * K;
         float *rb = res + m0 * N;
-#define QMV_G(MMV, B, G) qmv_block(MMV, B, xb, sb, wq, dt, scales, biases, sf, bf, rb, N, K, G, n0, n1)
+#define QMV_G(MMV, B, G) qmv_block(MMV, B, xb, wq, dt, scales, biases, sf, bf, rb, N, K, G, n0, n1)
 #define QMV_B(MMV, B) (group == 32 ? QMV_G(MMV, B, 32) : group == 64 ? QMV_G(MMV, B, 64) : QMV_G(MMV, B, 128))
 #define QMV_CASE(MMV)                                                                                   \
     case MMV:                                                                                           \
@@ -891,7 +883,6 @@ static void k_qmv(int dt, const void *x, const uint32_t *wq, const void *scales,
         from_f32(dt, res + m * N + n0, (char *)out + (size_t)(m * N + n0) * (size_t)tk_size(dt), n1 - n0);
     free(sf);
     free(res);
-    free(xsum);
     free(xp);
 }
 

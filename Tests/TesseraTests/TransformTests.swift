@@ -82,6 +82,31 @@ let gradCases: [GradCase] = {
             sliceUpdate($0[0], $0[1], start: [1, 0], stride: [2, 1])
         },
         GradCase(name: "clip", shapes: [[2, 3]]) { $0[0].clip(min: -0.5, max: 0.5) },
+        GradCase(name: "gather", shapes: [[3, 4]]) { $0[0][0..., Tensor([2, 0, 2])] },
+        GradCase(name: "takeAlongAxis", shapes: [[3, 4]]) {
+            $0[0].takeAlongAxis(Tensor([3, 0, 1, 1, 2, 0], shape: [3, 2]), axis: 1)
+        },
+        GradCase(name: "scatterAdd", shapes: [[3, 2], [3, 2]]) { $0[0].at[Tensor([1, 1, 0])].add($0[1]) },
+        GradCase(name: "scatterSet", shapes: [[3, 2], [2, 2]]) {
+            var y = $0[0]
+            y[Tensor([2, 0])] = $0[1]
+            return y
+        },
+        GradCase(name: "sort", shapes: [[3, 4]]) { $0[0].sorted(axis: 1) },
+        GradCase(name: "partition", shapes: [[4, 3]]) { $0[0].partitioned(kth: 1, axis: 0) },
+        GradCase(name: "cumsum", shapes: [[3, 4]]) { $0[0].cumsum(axis: 1, reverse: true, inclusive: false) },
+        GradCase(name: "cumprod", shapes: [[3, 4]], domain: 0.5...1.5) { $0[0].cumprod(axis: 0) },
+        GradCase(name: "cumprodExclusive", shapes: [[3, 4]], domain: 0.5...1.5) {
+            $0[0].cumprod(axis: 1, reverse: true, inclusive: false)
+        },
+        GradCase(name: "conv2d", shapes: [[1, 4, 3, 2], [2, 2, 2, 1]]) {
+            conv2d($0[0], $0[1], stride: [2, 1], padding: 1, groups: 2)
+        },
+        GradCase(name: "convTransposed1d", shapes: [[1, 3, 2], [2, 2, 2]]) {
+            convTransposed1d($0[0], $0[1], stride: 2, padding: 1, outputPadding: 1)
+        },
+        GradCase(name: "einsum", shapes: [[2, 3], [3, 2]]) { einsum("ij,jk->ik", $0[0], $0[1]) },
+        GradCase(name: "padEdge", shapes: [[2, 3]]) { $0[0].padded([(1, 2)], mode: .edge) },
     ]
     return cases
 }()
@@ -104,6 +129,9 @@ let vmapOnlyCases: [GradCase] = [
     GradCase(name: "all", shapes: [[3, 4]]) { ($0[0] .> -0.5).all(axes: [0]).asType(.float64) },
     GradCase(name: "stopGradient", shapes: [[2, 3]]) { stopGradient($0[0]) * 2 },
     GradCase(name: "arangePlus", shapes: [[4]]) { $0[0] + Tensor.arange(0.0, 4, dtype: .float64) },
+    GradCase(name: "argSort", shapes: [[3, 4]]) { $0[0].argSort(axis: 1).asType(.float64) },
+    GradCase(name: "cummax", shapes: [[3, 4]]) { $0[0].cummax(axis: 1) },
+    GradCase(name: "scatterMax", shapes: [[3, 2], [2, 2]]) { $0[0].at[Tensor([2, 2])].maximum($0[1]) },
 ]
 
 final class TransformTests: XCTestCase {

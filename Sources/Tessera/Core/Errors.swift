@@ -8,6 +8,12 @@ public enum TesseraError: Error, CustomStringConvertible, Equatable {
     case outOfMemory(requested: Int, active: Int, limit: Int, device: String)
     /// A device that cannot run (no driver, no library), with the reason.
     case deviceUnavailable(String)
+    /// A library opened at run time (LAPACK, BLAS...) that could not be found
+    /// or lacks a symbol; names the library and how to install it.
+    case libraryUnavailable(String)
+    /// Data found at evaluation that the op cannot compute with (an index out
+    /// of range, a singular or non-positive-definite matrix, a LAPACK failure).
+    case invalidData(op: String, reason: String)
 
     public var description: String {
         switch self {
@@ -16,6 +22,10 @@ public enum TesseraError: Error, CustomStringConvertible, Equatable {
                 + "(raise it with Memory.setMemoryLimit)"
         case let .deviceUnavailable(reason):
             return "device unavailable: \(reason)"
+        case let .libraryUnavailable(reason):
+            return "library unavailable: \(reason)"
+        case let .invalidData(op, reason):
+            return "[\(op)] \(reason)"
         }
     }
 }

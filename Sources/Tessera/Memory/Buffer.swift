@@ -32,6 +32,9 @@ final class Buffer: @unchecked Sendable {
     let byteCount: Int
     private let lock = Lock()
     private var host: Block?
+    /// Keeps memory Tessera did not allocate (a mapped file) alive; such a
+    /// host home is never returned to the allocator.
+    private var externalOwner: AnyObject?
     private var hostValid = false
     private var device: Block?
     private var deviceHome: DeviceHome?
@@ -42,8 +45,17 @@ final class Buffer: @unchecked Sendable {
         self.byteCount = byteCount
     }
 
+    /// A buffer whose host home is memory owned by `owner` (for example a
+    /// mapped file), valid from the start.
+    init(external pointer: UnsafeMutableRawPointer, byteCount: Int, owner: AnyObject) {
+        self.byteCount = byteCount
+        host = Block(pointer: pointer, capacity: byteCount)
+        externalOwner = owner
+        hostValid = true
+    }
+
     deinit {
-        if let host { Buffer.hostAllocator.free(host) }
+        if let host, externalOwner == nil { Buffer.hostAllocator.free(host) }
         if let device, let deviceHome { deviceHome.allocator.free(device) }
     }
 

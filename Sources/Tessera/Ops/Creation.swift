@@ -117,3 +117,33 @@ extension Tensor {
 func checkShape(_ shape: [Int], _ op: String) {
     opPrecondition(shape.allSatisfy { $0 >= 0 }, op, "shape \(shape) has a negative dimension")
 }
+
+/// How `meshgrid` orders its outputs' first two axes.
+public enum MeshgridIndexing: Sendable {
+    /// Cartesian: the first two axes swapped (numpy's default).
+    case xy
+    /// Matrix: output axis i follows input i.
+    case ij
+}
+
+/// Coordinate grids from 1-D coordinate vectors, as numpy's `meshgrid`: output
+/// i holds `arrays[i]` broadcast over the grid (sparse: shaped to broadcast, not copied out).
+///
+/// ```swift
+/// let (x, y) = (Tensor([1, 2, 3]), Tensor([4, 5]))
+/// let g = meshgrid([x, y])   // g[0]: [[1, 2, 3], [1, 2, 3]], g[1]: [[4, 4, 4], [5, 5, 5]]
+/// ```
+public func meshgrid(_ arrays: [Tensor], indexing: MeshgridIndexing = .xy, sparse: Bool = false) -> [Tensor] {
+    let n = arrays.count
+    let vectors = arrays.map { $0.flattened() }
+    var sizes = vectors.map { $0.size }
+    if indexing == .xy && n >= 2 { sizes.swapAt(0, 1) }
+    return vectors.enumerated().map { i, v in
+        var position = i
+        if indexing == .xy && n >= 2 && i < 2 { position = 1 - i }
+        var s = [Int](repeating: 1, count: n)
+        s[position] = v.size
+        let shaped = v.reshaped(s)
+        return sparse ? shaped : shaped.broadcast(to: sizes)
+    }
+}

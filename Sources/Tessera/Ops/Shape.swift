@@ -166,3 +166,124 @@ public func stacked(_ tensors: [Tensor], axis: Int = 0) -> Tensor {
     let a = normalizeAxis(axis, shape.count + 1, "stack")
     return concatenated(tensors.map { $0.expandedDimensions(axis: a) }, axis: a)
 }
+
+// MARK: - Padding, tiling, repetition, rolling
+
+/// How `padded` fills the new border.
+public enum PadMode: Sendable {
+    /// A constant value.
+    case constant
+    /// Copies of the edge values.
+    case edge
+}
+
+extension Tensor {
+    /// The tensor with `widths[i].before` / `.after` new entries on each side of
+    /// axis i (one pair for every axis, or a single pair for all axes).
+    ///
+    /// ```swift
+    /// Tensor([1, 2] as [Float]).padded([(1, 2)])                // [0, 1, 2, 0, 0]
+    /// Tensor([1, 2] as [Float]).padded([(1, 1)], mode: .edge)   // [1, 1, 2, 2]
+    /// ```
+    public func padded(_ widths: [(before: Int, after: Int)], mode: PadMode = .constant, value: any TensorOperand = 0)
+        -> Tensor
+    {
+        opPrecondition(
+            widths.count == ndim || widths.count == 1, "pad",
+            "\(widths.count) pad widths for shape \(shape) (need 1 or \(ndim))")
+        let pairs = widths.count == ndim ? widths : [(before: Int, after: Int)](repeating: widths[0], count: ndim)
+        opPrecondition(
+            pairs.allSatisfy { $0.before >= 0 && $0.after >= 0 }, "pad",
+            "pad widths \(pairs.map { [$0.before, $0.after] }) must be non-negative")
+        switch mode {
+        case .constant:
+            let fill = value.tensorOperand.resolved(against: dtype).asType(dtype)
+            opPrecondition(fill.size == 1, "pad", "the pad value must be a scalar, got shape \(fill.shape)")
+            if pairs.allSatisfy({ $0.before == 0 && $0.after == 0 }) { return self }
+            let outShape = shape.indices.map { shape[$0] + pairs[$0].before + pairs[$0].after }
+            let border = Tensor.full(outShape, value: fill.reshaped([]))
+            return sliceUpdate(border, self, start: pairs.map(\.before), stride: [Int](repeating: 1, count: ndim))
+        case .edge:
+            var result = self
+            for axis in 0..<ndim where pairs[axis].before > 0 || pairs[axis].after > 0 {
+                let n = result.shape[axis]
+                opPrecondition(n > 0, "pad", "cannot edge-pad the empty axis \(axis) of shape \(shape)")
+                func edge(_ i: Int, _ count: Int) -> Tensor {
+                    var start = [Int](repeating: 0, count: ndim), end = result.shape
+                    start[axis] = i
+                    end[axis] = i + 1
+                    var target = result.shape
+                    target[axis] = count
+                    return result.slice(start: start, end: end, stride: [Int](repeating: 1, count: ndim))
+                        .broadcast(to: target)
+                }
+                var parts: [Tensor] = []
+                if pairs[axis].before > 0 { parts.append(edge(0, pairs[axis].before)) }
+                parts.append(result)
+                if pairs[axis].after > 0 { parts.append(edge(n - 1, pairs[axis].after)) }
+                result = concatenated(parts, axis: axis)
+            }
+            return result
+        }
+    }
+
+    /// The tensor repeated `reps[i]` times along each axis, as numpy's `tile`
+    /// (missing leading reps count as 1; extra reps add leading axes).
+    ///
+    /// ```swift
+    /// Tensor([1, 2]).tiled([2, 2])   // [[1, 2, 1, 2], [1, 2, 1, 2]]
+    /// ```
+    public func tiled(_ reps: [Int]) -> Tensor {
+        opPrecondition(reps.allSatisfy { $0 >= 0 }, "tile", "repetitions \(reps) must be non-negative")
+        let rank = Swift.max(ndim, reps.count)
+        let dims = [Int](repeating: 1, count: rank - ndim) + shape
+        let r = [Int](repeating: 1, count: rank - reps.count) + reps
+        let interleaved = (0..<rank).flatMap { [1, dims[$0]] }
+        let target = (0..<rank).flatMap { [r[$0], dims[$0]] }
+        return reshaped(interleaved).broadcast(to: target).reshaped((0..<rank).map { r[$0] * dims[$0] })
+    }
+
+    /// Each entry repeated `count` times in place along `axis` (of the flattened
+    /// tensor when nil), as numpy's `repeat`.
+    ///
+    /// ```swift
+    /// Tensor([1, 2]).repeated(2)   // [1, 1, 2, 2]
+    /// ```
+    public func repeated(_ count: Int, axis: Int? = nil) -> Tensor {
+        opPrecondition(count >= 0, "repeat", "count \(count) must be non-negative")
+        guard let axis else { return flattened().repeated(count, axis: 0) }
+        let a = normalizeAxis(axis, ndim, "repeat")
+        var target = shape
+        target.insert(count, at: a + 1)
+        var merged = shape
+        merged[a] *= count
+        return expandedDimensions(axis: a + 1).broadcast(to: target).reshaped(merged)
+    }
+
+    /// The entries shifted by `shift` along `axis` (of the flattened tensor when
+    /// nil), those pushed off one end coming back at the other, as numpy's `roll`.
+    ///
+    /// ```swift
+    /// Tensor([1, 2, 3]).rolled(1)   // [3, 1, 2]
+    /// ```
+    public func rolled(_ shift: Int, axis: Int? = nil) -> Tensor {
+        guard let axis else { return flattened().rolled(shift, axis: 0).reshaped(shape) }
+        return rolled([shift], axes: [axis])
+    }
+
+    /// The entries shifted by `shifts[i]` along `axes[i]`.
+    public func rolled(_ shifts: [Int], axes: [Int]) -> Tensor {
+        opPrecondition(shifts.count == axes.count, "roll", "\(shifts.count) shifts for \(axes.count) axes")
+        var result = self
+        for (shift, axis) in zip(shifts, axes) {
+            let a = normalizeAxis(axis, ndim, "roll")
+            let n = shape[a]
+            guard n > 0 else { continue }
+            let s = ((shift % n) + n) % n
+            if s == 0 { continue }
+            let parts = result.split(indices: [n - s], axis: a)
+            result = concatenated([parts[1], parts[0]], axis: a)
+        }
+        return result
+    }
+}

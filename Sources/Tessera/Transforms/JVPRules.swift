@@ -48,6 +48,60 @@ func jvpRule(_ node: Node, inputs: [Tensor], tangents: [Tensor?], output: Tensor
     case .matmul:
         return sum(
             tangents[0].map { rawMatmul($0, inputs[1]) }, tangents[1].map { rawMatmul(inputs[0], $0) })
+    case .gather:
+        // Linear in x; the indices pass through unchanged.
+        guard tangents[0] != nil else { return nil }
+        return Tensor(shape: node.shape, dtype: node.dtype, primitive: node.primitive, inputs: [t(0)] + inputs.dropFirst())
+    case .scatter(let op, _):
+        guard tangents[0] != nil || tangents[1] != nil else { return nil }
+        switch op {
+        case .set, .add:
+            return Tensor(
+                shape: node.shape, dtype: node.dtype, primitive: node.primitive, inputs: [t(0), t(1)] + inputs.dropFirst(2))
+        case .prod, .max, .min:
+            opPrecondition(false, "jvp", "scatter_\(op.rawValue) has no jvp rule (MLX has none either)")
+            return nil
+        }
+    case .sort(let op, let axis):
+        guard let tx = tangents[0] else { return nil }
+        switch op {
+        case .sort, .argSort: return tx.takeAlongAxis(inputs[0].argSort(axis: axis), axis: axis)
+        case .partition(let kth), .argPartition(let kth):
+            return tx.takeAlongAxis(inputs[0].argPartition(kth: kth, axis: axis), axis: axis)
+        }
+    case .scan(let op, let axis, let reverse, let inclusive):
+        guard let tx = tangents[0] else { return nil }
+        switch op {
+        case .sum:
+            return linear()
+        case .prod:
+            // d(prod) = prod * sum(dx / x) over the same elements (x without zeros).
+            let logDerivative = (tx / inputs[0]).cumsum(axis: axis, reverse: reverse, inclusive: inclusive)
+            return output * logDerivative
+        case .max, .min:
+            opPrecondition(false, "jvp", "cum\(op.rawValue) has no jvp rule")
+            return nil
+        }
+    case .softmax, .logSoftmax, .rmsNorm, .layerNorm, .rope, .scaledDotProductAttention:
+        // The tangent of the fallback graph the fused op stands for.
+        let primitive = node.primitive
+        let floating = inputs.indices.filter { inputs[$0].dtype.isFloatingPoint }
+        let (_, out) = jvp(
+            { xs in
+                var all = inputs
+                for (i, x) in zip(floating, xs) { all[i] = x }
+                return [fastFallback(primitive, inputs: all)!]
+            }, primals: floating.map { inputs[$0] }, tangents: floating.map(t))
+        return out[0]
+    case .quantizedMatmul:
+        // Linear in x; the packed weights carry no tangent.
+        guard tangents[0] != nil else { return nil }
+        return Tensor(shape: node.shape, dtype: node.dtype, primitive: node.primitive, inputs: [t(0)] + inputs[1...])
+    case .affineQuantizeParameters, .affineQuantizePack, .randomBits:
+        return nil
+    case .affineDequantize, .gatherQuantizedMatmul, .inverse, .solve, .cholesky, .qr, .svd, .eigh:
+        opPrecondition(false, "jvp", "\(node.primitive.name) has no jvp rule yet")
+        return nil
     case .custom(let rules, let index):
         let primals = Array(inputs[0..<rules.primalCount])
         let outputs = Array(inputs[rules.primalCount...])

@@ -72,6 +72,70 @@ func vjpRule(_ node: Node, inputs: [Tensor], output: Tensor, cotangent g: Tensor
         let cleared = sliceUpdate(g, Tensor.zeros(update.shape, dtype: g.dtype), start: start, stride: stride)
         let window = Tensor(shape: update.shape, dtype: g.dtype, primitive: .slice(start: start, stride: stride), inputs: [g])
         return [cleared, window]
+    case .gather(let axes, _):
+        // Every gathered window adds its cotangent back where it came from.
+        let indices = Array(inputs.dropFirst())
+        let dx = scatter(Tensor.zeros(inputs[0].shape, dtype: g.dtype), g, indices, axes: axes, .add, "vjp")
+        return [dx] + [Tensor?](repeating: nil, count: indices.count)
+    case .scatter(let op, let axes):
+        let (x, updates, indices) = (inputs[0], inputs[1], Array(inputs.dropFirst(2)))
+        let window = Array(updates.shape.suffix(x.ndim))
+        let dUpdates = gather(g, indices, axes: axes, sliceSizes: window, "vjp")
+        let none = [Tensor?](repeating: nil, count: indices.count)
+        switch op {
+        case .set:
+            return [scatter(g, Tensor.zeros(updates.shape, dtype: g.dtype), indices, axes: axes, .set, "vjp"), dUpdates]
+                + none
+        case .add:
+            return [g, dUpdates] + none
+        case .prod, .max, .min:
+            opPrecondition(false, "vjp", "scatter_\(op.rawValue) has no vjp rule (MLX has none either)")
+            return none
+        }
+    case .sort(let op, let axis):
+        // The values moved by a permutation: send each cotangent back to its source.
+        let x = inputs[0]
+        let order: Tensor
+        switch op {
+        case .sort, .argSort: order = x.argSort(axis: axis)
+        case .partition(let kth), .argPartition(let kth): order = x.argPartition(kth: kth, axis: axis)
+        }
+        return [Tensor.zeros(x.shape, dtype: g.dtype).putAlongAxis(order, values: g, axis: axis)]
+    case .scan(let op, let axis, let reverse, let inclusive):
+        let x = inputs[0]
+        switch op {
+        case .sum:
+            return [g.cumsum(axis: axis, reverse: !reverse, inclusive: inclusive)]
+        case .prod:
+            // d out_i / d x_j = out_i / x_j for each j the product at i includes (x without zeros).
+            return [(g * output).cumsum(axis: axis, reverse: !reverse, inclusive: inclusive) / x]
+        case .max, .min:
+            opPrecondition(false, "vjp", "cum\(op.rawValue) has no vjp rule")
+            return none
+        }
+    case .softmax, .logSoftmax, .rmsNorm, .layerNorm, .rope, .scaledDotProductAttention:
+        // Differentiate the fallback graph the fused op stands for.
+        let primitive = node.primitive
+        let floating = inputs.indices.filter { inputs[$0].dtype.isFloatingPoint }
+        let (_, grads) = vjp(
+            { xs in
+                var all = inputs
+                for (i, x) in zip(floating, xs) { all[i] = x }
+                return [fastFallback(primitive, inputs: all)!]
+            }, primals: floating.map { inputs[$0] }, cotangents: [g])
+        var result = none
+        for (i, grad) in zip(floating, grads) { result[i] = grad }
+        return result
+    case .quantizedMatmul(let groupSize, let bits, let transpose):
+        // Only x has a gradient: the product with the same weights the other way round.
+        let dx = quantizedMatmul(
+            g, inputs[1], scales: inputs[2], biases: inputs[3], transpose: !transpose, groupSize: groupSize, bits: bits)
+        return [dx, nil, nil, nil]
+    case .affineQuantizeParameters, .affineQuantizePack, .randomBits:
+        return none
+    case .affineDequantize, .gatherQuantizedMatmul, .inverse, .solve, .cholesky, .qr, .svd, .eigh:
+        opPrecondition(false, "vjp", "\(node.primitive.name) has no vjp rule yet")
+        return none
     case .custom(let rules, let index):
         let primals = Array(inputs[0..<rules.primalCount])
         let outputs = Array(inputs[rules.primalCount...])

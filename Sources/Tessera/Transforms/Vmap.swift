@@ -130,6 +130,48 @@ func vmapRule(_ node: Node, _ inputs: [BatchedInput], batch: Int) -> Tensor {
         return matmul(inputs[0].value, inputs[1].value)
     case .sliceUpdate(let start, let stride):
         return sliceUpdate(b(0), b(1), start: [0] + start, stride: [1] + stride)
+    case .gather(let axes, let sliceSizes):
+        let indices = inputs.indices.dropFirst().map(b)
+        if !inputs[0].isBatched {
+            return gather(x, indices, axes: axes, sliceSizes: sliceSizes, "gather")
+        }
+        // Index the batch axis too, with each batch entry's own position.
+        let indexShape = indices.first?.shape ?? [batch]
+        let position = Tensor.arange(0, batch).reshaped([batch] + [Int](repeating: 1, count: indexShape.count - 1))
+            .broadcast(to: indexShape)
+        return gather(
+            b(0), [position] + indices, axes: [0] + axes.map { $0 + 1 }, sliceSizes: [1] + sliceSizes, "gather"
+        ).reshaped(shape)
+    case .scatter(let op, let axes):
+        let indices = inputs.indices.dropFirst(2).map(b)
+        let indexShape = indices.first?.shape ?? [batch]
+        let position = Tensor.arange(0, batch).reshaped([batch] + [Int](repeating: 1, count: indexShape.count - 1))
+            .broadcast(to: indexShape)
+        let updates = b(1)
+        let window = Array(updates.shape.suffix(node.shape.count))
+        return scatter(
+            b(0), updates.reshaped(indexShape + [1] + window), [position] + indices, axes: [0] + axes.map { $0 + 1 }, op,
+            "scatter")
+    case .sort(let op, let axis):
+        return Tensor(shape: shape, dtype: node.dtype, primitive: .sort(op, axis: axis + 1), inputs: [b(0)])
+    case .scan(let op, let axis, let reverse, let inclusive):
+        return Tensor(
+            shape: shape, dtype: node.dtype, primitive: .scan(op, axis: axis + 1, reverse: reverse, inclusive: inclusive),
+            inputs: [b(0)])
+    case .softmax, .logSoftmax, .rmsNorm, .layerNorm, .rope, .scaledDotProductAttention:
+        // Map the fallback graph the fused op stands for.
+        let primitive = node.primitive
+        return vmap({ [fastFallback(primitive, inputs: $0)!] }, inAxes: inputs.map { $0.isBatched ? 0 : nil })(
+            inputs.map(\.value))[0]
+    case .quantizedMatmul(let groupSize, let bits, let transpose):
+        return quantizedMatmul(
+            b(0), b(1), scales: b(2), biases: b(3), transpose: transpose, groupSize: groupSize, bits: bits)
+    case .affineQuantizeParameters, .affineQuantizePack, .affineDequantize, .randomBits, .inverse, .solve,
+        .cholesky, .qr, .svd, .eigh:
+        // Row-wise (or per-matrix, per-key) primitives: the batch is one more leading axis.
+        return Tensor(shape: shape, dtype: node.dtype, primitive: node.primitive, inputs: inputs.indices.map(b))
+    case .gatherQuantizedMatmul:
+        fatalError("[vmap] gatherQuantizedMatmul has no batching rule yet")
     case .custom(let rules, let index):
         let primals = Array(inputs[0..<rules.primalCount])
         return rules.vmap(primals.map(\.value), primals.map { $0.isBatched ? 0 : nil })[index]

@@ -1,4 +1,6 @@
-// Quantized matmul in MLX's affine format, for the quantizedMatmul primitive:
+// SIMD quantized matmul in MLX's affine format, behind the reference kernel
+// `QuantizedKernels.matmul` of CPUQuantized.swift (which calls `fastMatmul`
+// for the cases below and keeps its loop for the rest):
 // out[m, n] = sum_k x[m, k] * w[n, k] with w[n, k] = scale * q + bias per
 // group of `groupSize` along K, q packed in uint32 words (low bits first),
 // i.e. MLX's default transpose=True layout.
@@ -13,7 +15,7 @@
 
 import CTesseraKernels
 
-enum QuantizedKernels {
+extension QuantizedKernels {
     /// Rows of x up to which the qmv kernel beats dequantize + GEMM.
     static let qmvMaxRows = 8
     /// Weight rows dequantized per GEMM call in prefill.
@@ -38,6 +40,19 @@ enum QuantizedKernels {
         let ps = UnsafeRawPointer(try scales.hostPointer(UInt8.self))
         let pb = UnsafeRawPointer(try biases.hostPointer(UInt8.self))
         let po = try RowKernels.writePointer(output)
+        fastMatmul(dt, x: px, wq: pw, scales: ps, biases: pb, out: po, m: m, n: n, k: k, groupSize: groupSize, bits: bits)
+    }
+
+    /// Whether `fastMatmul` handles this format (else the reference loop runs).
+    static func fastMatmulSupports(bits: Int, groupSize: Int) -> Bool {
+        (bits == 4 || bits == 8) && [32, 64, 128].contains(groupSize)
+    }
+
+    /// out [m, n] = x [m, k] · W[n, k]^T on contiguous operands in the C dtype `dt`.
+    static func fastMatmul(
+        _ dt: Int32, x px: UnsafeRawPointer, wq pw: UnsafePointer<UInt32>, scales ps: UnsafeRawPointer,
+        biases pb: UnsafeRawPointer, out po: UnsafeMutableRawPointer, m: Int, n: Int, k: Int, groupSize: Int, bits: Int
+    ) {
         if m == 0 || n == 0 { return }
         if k == 0 {
             tk_convert(Int32(TK_F32), [Float](repeating: 0, count: m * n), dt, po, m * n)

@@ -1,0 +1,163 @@
+// File plumbing shared by the formats: typed errors, a read-only mapping of a
+// whole file, a bounds-checked little-endian reader, atomic writes, and
+// tensors that view mapped memory without copying.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Errors reading or writing model and array files.
+public enum IOError: Error, CustomStringConvertible, Equatable {
+    case cannotOpen(path: String, reason: String)
+    case cannotWrite(path: String, reason: String)
+    /// The bytes do not follow the format: what was wrong and where.
+    case malformed(format: String, reason: String)
+    /// Valid, but uses something Tessera does not read (a dtype, a version).
+    case unsupported(format: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .cannotOpen(path, reason): return "cannot open \(path): \(reason)"
+        case let .cannotWrite(path, reason): return "cannot write \(path): \(reason)"
+        case let .malformed(format, reason): return "malformed \(format) file: \(reason)"
+        case let .unsupported(format, reason): return "unsupported \(format) file: \(reason)"
+        }
+    }
+}
+
+func errnoText() -> String { String(cString: strerror(errno)) }
+
+/// A whole file mapped copy-on-write (never written back), kept alive by the
+/// tensors that view it.
+final class MappedFile: @unchecked Sendable {
+    let base: UnsafeMutableRawPointer?
+    let count: Int
+
+    init(path: String) throws {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw IOError.cannotOpen(path: path, reason: errnoText()) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw IOError.cannotOpen(path: path, reason: errnoText()) }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            throw IOError.cannotOpen(path: path, reason: "not a regular file")
+        }
+        count = Int(info.st_size)
+        if count == 0 {
+            base = nil
+            return
+        }
+        let p = mmap(nil, count, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0)
+        guard let p, p != MAP_FAILED else { throw IOError.cannotOpen(path: path, reason: errnoText()) }
+        base = p
+    }
+
+    deinit {
+        if let base { munmap(base, count) }
+    }
+
+    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
+}
+
+/// Little-endian reads that check every bound and throw `malformed`.
+struct ByteReader {
+    let bytes: UnsafeRawBufferPointer
+    let format: String
+    var offset = 0
+
+    init(_ bytes: UnsafeRawBufferPointer, format: String) {
+        self.bytes = bytes
+        self.format = format
+    }
+
+    var remaining: Int { bytes.count - offset }
+
+    func fail(_ reason: String) -> IOError { .malformed(format: format, reason: reason) }
+
+    mutating func need(_ n: Int, _ what: String) throws {
+        guard n >= 0, n <= remaining else {
+            throw fail("\(what) needs \(n) bytes at offset \(offset), but the file ends after \(remaining)")
+        }
+    }
+
+    mutating func read<T: FixedWidthInteger>(_: T.Type, _ what: String) throws -> T {
+        try need(MemoryLayout<T>.size, what)
+        var v: T = 0
+        withUnsafeMutableBytes(of: &v) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + MemoryLayout<T>.size)])) }
+        offset += MemoryLayout<T>.size
+        return T(littleEndian: v)
+    }
+
+    mutating func readBytes(_ n: Int, _ what: String) throws -> UnsafeRawBufferPointer {
+        try need(n, what)
+        defer { offset += n }
+        return UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + n)])
+    }
+
+    /// UTF-8 text of `n` bytes.
+    mutating func readString(_ n: Int, _ what: String) throws -> String {
+        let raw = try readBytes(n, what)
+        guard let s = String(validating: raw, as: UTF8.self) else { throw fail("\(what) is not valid UTF-8") }
+        return s
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder,
+/// flushed, then renamed over the destination, so readers never see half a file.
+func writeAtomically(_ path: String, _ write: (_ append: (UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws {
+    let temp = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+    guard fd >= 0 else { throw IOError.cannotWrite(path: path, reason: errnoText()) }
+    var ok = false
+    defer {
+        if !ok { unlink(temp) }
+    }
+    do {
+        defer { close(fd) }
+        try write { chunk in
+            var done = 0
+            while done < chunk.count {
+                let n = Glibc.write(fd, chunk.baseAddress! + done, chunk.count - done)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw IOError.cannotWrite(path: path, reason: errnoText())
+                }
+                done += n
+            }
+        }
+        guard fsync(fd) == 0 else { throw IOError.cannotWrite(path: path, reason: errnoText()) }
+    }
+    guard rename(temp, path) == 0 else { throw IOError.cannotWrite(path: path, reason: errnoText()) }
+    ok = true
+}
+
+extension Tensor {
+    /// A tensor over `count * dtype.size` bytes at `pointer`, viewing them in
+    /// place when aligned (the buffer keeps `owner` alive), else copying.
+    static func viewing(
+        _ pointer: UnsafeRawPointer, shape: [Int], dtype: DType, owner: AnyObject
+    ) -> Tensor {
+        let byteCount = shape.reduce(1, *) * dtype.size
+        if Int(bitPattern: pointer) % dtype.size == 0 && byteCount > 0 {
+            let buffer = Buffer(external: UnsafeMutableRawPointer(mutating: pointer), byteCount: byteCount, owner: owner)
+            return Tensor(
+                evaluated: ArrayView(
+                    shape: shape, dtype: dtype, buffer: buffer, offset: 0, strides: contiguousStrides(shape)))
+        }
+        return Tensor(bytes: UnsafeRawBufferPointer(start: pointer, count: byteCount), shape: shape, dtype: dtype)
+    }
+}
+
+/// The product of `dims`, or nil if it overflows or a dimension is negative.
+func checkedCount(_ dims: [Int]) -> Int? {
+    var n = 1
+    for d in dims {
+        guard d >= 0 else { return nil }
+        let (p, overflow) = n.multipliedReportingOverflow(by: d)
+        if overflow { return nil }
+        n = p
+    }
+    return n
+}
