@@ -5,6 +5,7 @@ let package = Package(
     name: "Tessera",
     products: [
         .library(name: "Tessera", targets: ["Tessera"]),
+        .library(name: "TesseraLM", targets: ["TesseraLM"]),
         .executable(name: "tessera", targets: ["tessera"]),
     ],
     targets: [
@@ -13,9 +14,15 @@ let package = Package(
             path: "Sources/Tessera",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        .target(
+            name: "TesseraLM",
+            dependencies: ["Tessera"],
+            path: "Sources/TesseraLM",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         .executableTarget(
             name: "tessera",
-            dependencies: ["Tessera"],
+            dependencies: ["Tessera", "TesseraLM"],
             path: "Sources/tessera",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
@@ -23,6 +30,12 @@ let package = Package(
             name: "TesseraTests",
             dependencies: ["Tessera"],
             path: "Tests/TesseraTests",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .testTarget(
+            name: "TesseraLMTests",
+            dependencies: ["TesseraLM"],
+            path: "Tests/TesseraLMTests",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
     ]
