@@ -6,33 +6,33 @@ import XCTest
 /// against fixtures MLX wrote (Tools/gen_ops_numerics_fixtures.py).
 final class QuantizationTests: XCTestCase {
     func testAgainstMLX() throws {
-        let cases = try NumericsFixtures.load("quantization.json")
+        let cases = try loadFixtureCases("quantization.json")
         var counts: [String: Int] = [:]
         for c in cases {
-            let g = c.int("groupSize"), bits = c.int("bits")
+            let g = try c.params.int("groupSize"), bits = try c.params.int("bits")
             switch c.op {
             case "quantize":
                 let (wq, s, b) = quantize(c.inputs[0], groupSize: g, bits: bits)
-                assertBitsEqual(wq, c.expected[0], "\(c.name) wq")
-                assertBitsEqual(s, c.expected[1], "\(c.name) scales")
-                assertBitsEqual(b, c.expected[2], "\(c.name) biases")
+                assertMatches(wq, c.expected[0], "\(c.name) wq", .bitwise)
+                assertMatches(s, c.expected[1], "\(c.name) scales", .bitwise)
+                assertMatches(b, c.expected[2], "\(c.name) biases", .bitwise)
             case "dequantize":
                 let w = dequantize(c.inputs[0], scales: c.inputs[1], biases: c.inputs[2], groupSize: g, bits: bits)
-                assertBitsEqual(w, c.expected[0], c.name)
+                assertMatches(w, c.expected[0], c.name, .bitwise)
             case "quantizedMatmul":
                 let out = quantizedMatmul(
-                    c.inputs[0], c.inputs[1], scales: c.inputs[2], biases: c.inputs[3], transpose: c.bool("transpose"),
+                    c.inputs[0], c.inputs[1], scales: c.inputs[2], biases: c.inputs[3], transpose: try c.params.bool("transpose"),
                     groupSize: g, bits: bits)
                 // The reference is float64 over the unrounded dequantized weights.
                 XCTAssertEqual(out.dtype, c.inputs[0].dtype, c.name)
-                assertClose(out, c.expected[0].asType(out.dtype), c.name)
+                assertMatches(out, c.expected[0].asType(out.dtype), c.name)
             case "gatherQuantizedMatmul":
-                let both = c.string("indices") == "both"
+                let both = try c.params.optionalString("indices") == "both"
                 let out = gatherQuantizedMatmul(
                     c.inputs[0], c.inputs[1], scales: c.inputs[2], biases: c.inputs[3],
                     lhsIndices: both ? c.inputs[4] : nil, rhsIndices: both ? c.inputs[5] : c.inputs[4],
-                    transpose: c.bool("transpose"), groupSize: g, bits: bits)
-                assertClose(out, c.expected[0].asType(out.dtype), c.name)
+                    transpose: try c.params.bool("transpose"), groupSize: g, bits: bits)
+                assertMatches(out, c.expected[0].asType(out.dtype), c.name)
             default:
                 XCTFail("unknown op \(c.op)")
             }
@@ -61,14 +61,14 @@ final class QuantizationTests: XCTestCase {
         let x = Tensor((0..<(3 * 64)).map { Float(sin(Double($0) * 0.7)) }, shape: [3, 64])
         let (wq, s, b) = quantize(w, groupSize: 64, bits: 4)
         let wd = dequantize(wq, scales: s, biases: b, groupSize: 64, bits: 4)
-        assertClose(quantizedMatmul(x, wq, scales: s, biases: b), matmul(x, wd.T), "transpose")
+        assertMatches(quantizedMatmul(x, wq, scales: s, biases: b), matmul(x, wd.T), "transpose")
         // A 1-D x gives a 1-D result.
         let v = quantizedMatmul(x[0], wq, scales: s, biases: b)
         XCTAssertEqual(v.shape, [48])
-        assertClose(v, matmul(x[0], wd.T), "vector")
+        assertMatches(v, matmul(x[0], wd.T), "vector")
         // Non-contiguous x (a transposed view) reads through its strides.
         let xt = Tensor((0..<(64 * 3)).map { Float($0 % 7) - 3 }, shape: [64, 3]).T
-        assertClose(quantizedMatmul(xt, wq, scales: s, biases: b), matmul(xt, wd.T), "strided x")
+        assertMatches(quantizedMatmul(xt, wq, scales: s, biases: b), matmul(xt, wd.T), "strided x")
     }
 
     func testGatherIndexOutOfRangeThrows() {

@@ -5,48 +5,45 @@ import XCTest
 /// Random draws equal MLX's bit for bit (fixtures from MLX,
 /// Tools/gen_ops_numerics_fixtures.py).
 final class RandomTests: XCTestCase {
-    private func key(_ c: NumericsCase) -> Tensor {
-        Random.key((c.params["seed"] as! NSNumber).uint64Value)
-    }
+    private func key(_ c: FixtureCase) throws -> Tensor { Random.key(try c.params.uint64("seed")) }
+    private func shape(_ c: FixtureCase) throws -> [Int] { try c.params.ints("shape") }
+    private func dtype(_ c: FixtureCase) throws -> DType { try c.params.optionalDType("dtype") ?? .float32 }
 
-    private func shape(_ c: NumericsCase) -> [Int] { c.params["shape"] as! [Int] }
-    private func dtype(_ c: NumericsCase) -> DType { DType(name: c.string("dtype") ?? "float32")! }
-
-    private func draw(_ c: NumericsCase) -> [Tensor] {
+    private func draw(_ c: FixtureCase) throws -> [Tensor] {
         switch c.op {
-        case "key": return [key(c)]
-        case "split": return [Random.split(key(c), count: c.int("num"))]
+        case "key": return try [key(c)]
+        case "split": return try [Random.split(key(c), count: c.params.int("num"))]
         case "uniform":
-            return [
+            return try [
                 Random.uniform(
-                    low: c.double("low"), high: c.double("high"), shape(c), dtype: dtype(c), key: key(c))
+                    low: c.params.double("low"), high: c.params.double("high"), shape(c), dtype: dtype(c), key: key(c))
             ]
         case "normal":
-            return [
-                Random.normal(shape(c), dtype: dtype(c), loc: c.double("loc"), scale: c.double("scale"), key: key(c))
+            return try [
+                Random.normal(shape(c), dtype: dtype(c), loc: c.params.double("loc"), scale: c.params.double("scale"), key: key(c))
             ]
         case "truncatedNormal":
-            return [Random.truncatedNormal(lower: c.double("lower"), upper: c.double("upper"), shape(c), key: key(c))]
+            return try [Random.truncatedNormal(lower: c.params.double("lower"), upper: c.params.double("upper"), shape(c), key: key(c))]
         case "bernoulli":
-            if c.inputs.isEmpty { return [Random.bernoulli(c.double("p"), shape(c), key: key(c))] }
-            return [Random.bernoulli(c.inputs[0], shape(c), key: key(c))]
+            if c.inputs.isEmpty { return try [Random.bernoulli(c.params.double("p"), shape(c), key: key(c))] }
+            return try [Random.bernoulli(c.inputs[0], shape(c), key: key(c))]
         case "randInt":
-            return [
-                Random.randInt(low: c.int("low"), high: c.int("high"), shape(c), dtype: dtype(c), key: key(c))
+            return try [
+                Random.randInt(low: c.params.int("low"), high: c.params.int("high"), shape(c), dtype: dtype(c), key: key(c))
             ]
-        case "gumbel": return [Random.gumbel(shape(c), key: key(c))]
+        case "gumbel": return try [Random.gumbel(shape(c), key: key(c))]
         case "laplace":
-            return [Random.laplace(shape(c), loc: c.double("loc"), scale: c.double("scale"), key: key(c))]
+            return try [Random.laplace(shape(c), loc: c.params.double("loc"), scale: c.params.double("scale"), key: key(c))]
         case "categorical":
-            if c.params["count"] != nil {
-                return [Random.categorical(c.inputs[0], axis: c.int("axis"), count: c.int("count"), key: key(c))]
+            if c.params.has("count") {
+                return try [Random.categorical(c.inputs[0], axis: c.params.int("axis"), count: c.params.int("count"), key: key(c))]
             }
-            return [Random.categorical(c.inputs[0], axis: c.int("axis"), key: key(c))]
+            return try [Random.categorical(c.inputs[0], axis: c.params.int("axis"), key: key(c))]
         case "permutation":
-            if c.inputs.isEmpty { return [Random.permutation(c.int("n"), key: key(c))] }
-            return [Random.permutation(c.inputs[0], axis: c.int("axis"), key: key(c))]
+            if c.inputs.isEmpty { return try [Random.permutation(c.params.int("n"), key: key(c))] }
+            return try [Random.permutation(c.inputs[0], axis: c.params.int("axis"), key: key(c))]
         case "sequence":
-            Random.seed(UInt64(c.int("seed")))
+            Random.seed(UInt64(try c.params.int("seed")))
             let a = Random.uniform([3])
             let b = Random.normal([3])
             let d = Random.randInt(low: 0, high: 100, [4])
@@ -57,12 +54,12 @@ final class RandomTests: XCTestCase {
     }
 
     func testBitsEqualMLX() throws {
-        let cases = try NumericsFixtures.load("random.json")
+        let cases = try loadFixtureCases("random.json")
         XCTAssertGreaterThanOrEqual(cases.count, 50)
         for c in cases {
-            let got = draw(c)
+            let got = try draw(c)
             XCTAssertEqual(got.count, c.expected.count, c.name)
-            for (g, e) in zip(got, c.expected) { assertBitsEqual(g, e, c.name) }
+            for (g, e) in zip(got, c.expected) { assertMatches(g, e, c.name, .bitwise) }
         }
     }
 
