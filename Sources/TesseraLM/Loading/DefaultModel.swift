@@ -9,6 +9,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import Tessera
 
 public enum DefaultModel {
     public static let fileName = "SmolLM2-135M-Instruct.Q4_1.gguf"

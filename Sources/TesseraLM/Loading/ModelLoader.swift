@@ -62,7 +62,10 @@ public enum ModelLoader {
         guard let data = FileManager.default.contents(atPath: configPath) else {
             throw ModelError.modelNotFound("\(path) has no config.json")
         }
-        let config = try data.withUnsafeBytes { try JSONValue.parse($0, format: "config.json") }
+        let config: JSONValue
+        do { config = try JSONValue(parsing: Array(data)) } catch {
+            throw ModelError.invalidConfiguration("config.json: \(error)")
+        }
         let modelType = config["model_type"]?.string ?? "(none)"
         guard ModelRegistry.supportedTypes.contains(modelType) else { throw ModelError.unknownModelType(modelType) }
         func int(_ key: String) throws -> Int {
@@ -75,7 +78,7 @@ public enum ModelLoader {
             headCount: heads, kvHeadCount: config["num_key_value_heads"]?.int ?? heads,
             headDim: config["head_dim"]?.int ?? hidden / Swift.max(heads, 1), vocabularySize: try int("vocab_size"),
             contextLength: config["max_position_embeddings"]?.int ?? 4096,
-            ropeTheta: Float(config["rope_theta"]?.number ?? 10000), rmsNormEps: Float(config["rms_norm_eps"]?.number ?? 1e-5),
+            ropeTheta: Float(config["rope_theta"]?.double ?? 10000), rmsNormEps: Float(config["rms_norm_eps"]?.double ?? 1e-5),
             ropeTraditional: false, tiedEmbeddings: config["tie_word_embeddings"]?.bool ?? false)
         var tensors: [String: Tensor] = [:]
         let files = (try? FileManager.default.contentsOfDirectory(atPath: path))?.filter { $0.hasSuffix(".safetensors") }.sorted() ?? []
