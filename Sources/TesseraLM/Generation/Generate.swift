@@ -22,6 +22,7 @@ public struct GenerateParameters: Sendable {
 
 /// Timing and counts of a finished generation.
 public struct GenerationStats: Sendable {
+    public init() {}
     public var promptTokens = 0
     public var generatedTokens = 0
     public var prefillSeconds = 0.0
