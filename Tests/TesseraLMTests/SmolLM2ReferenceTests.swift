@@ -19,6 +19,13 @@ final class SmolLM2ReferenceTests: XCTestCase {
     }
 
     func testGreedyIdsAndTopLogitsMatchTheReference() throws {
+        #if DEBUG
+        // 3 × 48 decode steps of unoptimised kernels take many minutes; CI runs it in release:
+        // swift test -c release -Xswiftc -enable-testing --filter SmolLM2ReferenceTests
+        if ProcessInfo.processInfo.environment["TESSERA_SLOW_TESTS"] == nil {
+            throw XCTSkip("runs in release builds (or set TESSERA_SLOW_TESTS=1)")
+        }
+        #endif
         let loaded = try ModelLoader.load(try Self.modelPath())
         let reference = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.referenceURL)) as! [String: Any]
         let prompts = reference["prompts"] as! [String: [String: Any]]
