@@ -8,7 +8,7 @@ import TesseraLM
 
 enum LanguageCommands {
     static let samplingOptions: Set<String> = [
-        "model", "max-tokens", "temp", "top-p", "top-k", "min-p", "seed", "max-kv-size", "kv-bits",
+        "model", "max-tokens", "temp", "top-p", "top-k", "min-p", "seed", "max-kv-size", "kv-bits", "kv-group-size",
         "repetition-penalty", "system",
     ]
 
@@ -28,7 +28,7 @@ enum LanguageCommands {
         if let v = try options.int("seed") { p.sampling.seed = UInt64(truncatingIfNeeded: v) }
         p.maxKVSize = try options.int("max-kv-size")
         if let bits = try options.int("kv-bits") {
-            throw UsageError("--kv-bits \(bits): quantized KV caches are not implemented yet")
+            p.kvQuantization = try KVQuantization(bits: bits, groupSize: try options.int("kv-group-size") ?? 64)
         }
         return p
     }

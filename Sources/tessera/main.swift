@@ -13,6 +13,7 @@ let usage = """
     commands:
       generate    generate text: --prompt TEXT [--model PATH] [--max-tokens N] [--temp T] [--top-p P]
                   [--top-k K] [--min-p P] [--seed S] [--system TEXT] [--no-chat-template] [--max-kv-size N]
+                  [--kv-bits 4|8] [--kv-group-size 32|64|128]
                   (without --model, the default model SmolLM2-135M-Instruct is fetched once into the cache)
       chat        an interactive conversation (same model and sampling options)
       tokenize    --text TEXT [--add-special] prints token ids; --ids "1 2 3" decodes them

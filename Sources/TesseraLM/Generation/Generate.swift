@@ -14,6 +14,8 @@ public struct GenerateParameters: Sendable {
     public var prefillStepSize = 512
     /// Keep at most this many positions in each cache (rotating cache).
     public var maxKVSize: Int?
+    /// Store keys and values quantized (nil: full precision).
+    public var kvQuantization: KVQuantization?
     /// Token ids that end generation (the model's end-of-sequence ids).
     public var stopTokens: Set<Int> = []
 
@@ -54,7 +56,7 @@ public struct TokenGenerator: Sendable {
         }
         self.model = model
         self.parameters = parameters
-        cache = model.makeCache(maxSize: parameters.maxKVSize)
+        cache = model.makeCache(maxSize: parameters.maxKVSize, quantization: parameters.kvQuantization)
         sampler = Sampler(parameters.sampling)
         history = prompt
         Memory.resetPeak()
