@@ -8,7 +8,8 @@ reference.json: the token ids and transformers' float32 logits for every
 position. Tests run the first `prompt_length` tokens as one step and the rest
 through the KV cache, and compare each row with these logits.
 
-Also writes an mlx-community-style quantized folder (lm/qwen3_mlx_q4): the
+For qwen3, reference_kv4.json and reference_kv8.json hold mlx_lm's logits
+with a 4- and 8-bit quantized KV cache (group 32). Also writes an mlx-community-style quantized folder (lm/qwen3_mlx_q4): the
 qwen3 model quantized by mlx_lm (4-bit, group 32, with per-layer overrides),
 and the logits mlx_lm computes from those quantized weights.
 
@@ -85,7 +86,7 @@ def save(arch, model, folder):
                  "logits": [[round(float(v), 7) for v in row] for row in logits]}
     (folder / "reference.json").write_text(json.dumps(reference) + "\n")
     for extra in folder.iterdir():
-        if extra.name not in ("config.json", "model.safetensors", "reference.json"):
+        if extra.name not in ("config.json", "model.safetensors") and not extra.name.startswith("reference"):
             extra.unlink()
 
 
@@ -117,12 +118,31 @@ def quantized_mlx(source, folder):
     (folder / "reference.json").write_text(json.dumps(reference) + "\n")
 
 
+def quantized_kv_references(folder):
+    """mlx_lm's QuantizedKVCache on the float32 model: the prompt, then one token at a time."""
+    import mlx.core as mx
+    from mlx_lm.models.cache import QuantizedKVCache
+    from mlx_lm.utils import load_model
+
+    model, _ = load_model(folder)
+    for bits in (4, 8):
+        cache = [QuantizedKVCache(group_size=32, bits=bits) for _ in model.layers]
+        rows = model(mx.array([TOKENS[:PROMPT_LENGTH]]), cache=cache)[0].tolist()
+        for t in TOKENS[PROMPT_LENGTH:]:
+            rows += model(mx.array([[t]]), cache=cache)[0].tolist()
+        reference = {"generator": "mlx_lm " + __import__("mlx_lm").__version__ + ", QuantizedKVCache(group_size=32, "
+                     f"bits={bits})", "tokens": TOKENS, "prompt_length": PROMPT_LENGTH,
+                     "logits": [[round(float(v), 7) for v in row] for row in rows]}
+        (folder / f"reference_kv{bits}.json").write_text(json.dumps(reference) + "\n")
+
+
 def main():
     for seed, arch in enumerate(MODELS):
         folder = OUT / arch
         save(arch, build(arch, seed), folder)
         print(arch, sum(f.stat().st_size for f in folder.iterdir()), "bytes")
     quantized_mlx(OUT / "qwen3", OUT / "qwen3_mlx_q4")
+    quantized_kv_references(OUT / "qwen3")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ public struct LoadedModel: Sendable {
     public let gguf: GGUFFile?
     /// The folder, when the model came from one.
     public let folder: String?
+    /// Names the model for prompt caches: its type, sizes and file name.
+    public let identity: String
 }
 
 public enum ModelLoader {
@@ -60,7 +62,8 @@ public enum ModelLoader {
             attentionScale: 1 / Float(headDim).squareRoot(), slidingLayers: Array(repeating: false, count: layers))
         configuration.ropeTraditional = true  // llama.cpp stores q/k rows permuted for interleaved rotation
         let model = try TransformerModel(configuration: configuration, weights: .gguf(file))
-        return LoadedModel(model: model, modelType: arch, gguf: file, folder: nil)
+        return LoadedModel(
+            model: model, modelType: arch, gguf: file, folder: nil, identity: identity(arch, configuration, path))
     }
 
     /// A folder's config.json.
@@ -96,6 +99,12 @@ public enum ModelLoader {
         let quantization = config["quantization"] ?? config["quantization_config"]
         let model = try TransformerModel(
             configuration: configuration, weights: .safetensors(try readTensors(path), quantization: quantization))
-        return LoadedModel(model: model, modelType: modelType, gguf: nil, folder: path)
+        return LoadedModel(
+            model: model, modelType: modelType, gguf: nil, folder: path, identity: identity(modelType, configuration, path))
+    }
+
+    static func identity(_ type: String, _ c: TransformerConfiguration, _ path: String) -> String {
+        let name = path.split(separator: "/").last.map(String.init) ?? path
+        return "\(type) \(name) layers=\(c.layerCount) hidden=\(c.hiddenSize) kv_heads=\(c.kvHeadCount) head_dim=\(c.headDim) vocab=\(c.vocabularySize)"
     }
 }
