@@ -79,15 +79,19 @@ def save(arch, model, folder):
     if folder.exists():
         shutil.rmtree(folder)
     model.save_pretrained(folder, safe_serialization=True)
+    save_reference(model, folder)
+    for extra in folder.iterdir():
+        if extra.name not in ("config.json", "model.safetensors") and not extra.name.startswith("reference"):
+            extra.unlink()
+
+
+def save_reference(model, folder):
     with torch.no_grad():
         logits = model(torch.tensor([TOKENS])).logits[0]
     reference = {"generator": f"transformers {transformers.__version__}, torch {torch.__version__}",
                  "tokens": TOKENS, "prompt_length": PROMPT_LENGTH,
                  "logits": [[round(float(v), 7) for v in row] for row in logits]}
     (folder / "reference.json").write_text(json.dumps(reference) + "\n")
-    for extra in folder.iterdir():
-        if extra.name not in ("config.json", "model.safetensors") and not extra.name.startswith("reference"):
-            extra.unlink()
 
 
 def quantized_mlx(source, folder):
@@ -136,6 +140,63 @@ def quantized_kv_references(folder):
         (folder / f"reference_kv{bits}.json").write_text(json.dumps(reference) + "\n")
 
 
+def llama_gguf(folder):
+    """A float32 llama GGUF written as llama.cpp's converter does (q/k rows permuted
+    for interleaved rope), with transformers' logits of the same weights."""
+    import gguf
+    import numpy as np
+
+    config = transformers.LlamaConfig(**{**COMMON, "rope_theta": 10000.0, "tie_word_embeddings": False})
+    torch.manual_seed(100)
+    model = transformers.LlamaForCausalLM(config).float().eval()
+    randomise(model, 100)
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    heads, kv_heads = config.num_attention_heads, config.num_key_value_heads
+
+    def permute(w, n):
+        return w.reshape(n, 2, w.shape[0] // n // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+    writer = gguf.GGUFWriter(str(folder / "model.gguf"), "llama")
+    writer.add_block_count(config.num_hidden_layers)
+    writer.add_context_length(config.max_position_embeddings)
+    writer.add_embedding_length(config.hidden_size)
+    writer.add_feed_forward_length(config.intermediate_size)
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(kv_heads)
+    writer.add_layer_norm_rms_eps(config.rms_norm_eps)
+    writer.add_rope_freq_base(10000.0)
+    writer.add_vocab_size(config.vocab_size)
+    names = {"model.embed_tokens": "token_embd", "model.norm": "output_norm", "lm_head": "output"}
+    layer_names = {"input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
+                   "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
+                   "post_attention_layernorm": "ffn_norm", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
+                   "mlp.down_proj": "ffn_down"}
+    for name, p in model.state_dict().items():
+        base = name[: -len(".weight")]
+        w = p.numpy().astype(np.float32)
+        if base in names:
+            writer.add_tensor(names[base] + ".weight", w)
+            continue
+        _, _, i, rest = base.split(".", 3)
+        if rest == "self_attn.q_proj":
+            w = permute(w, heads)
+        if rest == "self_attn.k_proj":
+            w = permute(w, kv_heads)
+        writer.add_tensor(f"blk.{i}.{layer_names[rest]}.weight", w)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    save_reference(model, folder)
+    # The same weights as a Hugging Face folder, to check that converting either gives the same model.
+    model.save_pretrained(folder / "hf", safe_serialization=True)
+    for extra in (folder / "hf").iterdir():
+        if extra.name not in ("config.json", "model.safetensors"):
+            extra.unlink()
+
+
 def main():
     for seed, arch in enumerate(MODELS):
         folder = OUT / arch
@@ -143,6 +204,7 @@ def main():
         print(arch, sum(f.stat().st_size for f in folder.iterdir()), "bytes")
     quantized_mlx(OUT / "qwen3", OUT / "qwen3_mlx_q4")
     quantized_kv_references(OUT / "qwen3")
+    llama_gguf(OUT / "llama_gguf")
 
 
 if __name__ == "__main__":

@@ -116,6 +116,16 @@ enum LanguageCommands {
         }
     }
 
+    static func convert(_ args: ArraySlice<String>) throws {
+        let options = try Options(args, valued: ["model", "output", "bits", "group-size"], switches: [])
+        guard let model = options.string("model"), let output = options.string("output") else {
+            throw UsageError("convert needs --model PATH and --output DIR")
+        }
+        try ModelConverter.convert(
+            model: model, output: output, bits: try options.int("bits") ?? 4, groupSize: try options.int("group-size") ?? 64)
+        print("wrote \(output)")
+    }
+
     static func tokenize(_ args: ArraySlice<String>) throws {
         let options = try Options(args, valued: ["model", "text", "ids"], switches: ["add-special"])
         let generator = try loadModel(options)
