@@ -8,6 +8,8 @@ public enum TesseraError: Error, CustomStringConvertible, Equatable {
     case outOfMemory(requested: Int, active: Int, limit: Int, device: String)
     /// A device that cannot run (no driver, no library), with the reason.
     case deviceUnavailable(String)
+    /// A generated kernel could not be built or loaded (compiler missing or failing).
+    case compileFailed(String)
 
     public var description: String {
         switch self {
@@ -16,6 +18,8 @@ public enum TesseraError: Error, CustomStringConvertible, Equatable {
                 + "(raise it with Memory.setMemoryLimit)"
         case let .deviceUnavailable(reason):
             return "device unavailable: \(reason)"
+        case let .compileFailed(reason):
+            return "kernel compilation failed: \(reason)"
         }
     }
 }
