@@ -365,6 +365,84 @@ final class CompileTests: XCTestCase {
         }
         XCTAssertEqual(depth, 0, "balanced braces and parentheses")
     }
+
+    /// Compiles generated CUDA with NVRTC when the library is present (the
+    /// PyPI wheel `nvidia-cuda-nvrtc-cu12` runs without a GPU).
+    func testCUDASourceCompilesWithNVRTC() throws {
+        guard let nvrtc = NVRTC.load() else { throw XCTSkip("libnvrtc not found (pip install nvidia-cuda-nvrtc-cu12)") }
+        var rng = TestRNG(10)
+        let x = rng.tensor([4, 3]), h = rng.tensor([3]).asType(.float16), i = Tensor([1, 2, 3] as [Int32])
+        let f = { (a: [Tensor]) -> [Tensor] in
+            let y = which(a[0] .> 0, sigmoid(a[0]) * 2, logAddExp(a[0], 1.5))
+            return [y.asType(.float16) + a[1], (y * 3).asType(.int32) * a[2] + 1, (y .< 0.5) .&& (a[1] .> 0)]
+        }
+        for out in compile(f)([x.asType(.float64), h, i]) + compile(f)([x.asType(.bfloat16), h, i]) {
+            guard case .compiled(let kernel) = out.primitive else { return XCTFail("not fused") }
+            let source = try XCTUnwrap(CUDAFusedSource.source(kernel))
+            XCTAssertNil(nvrtc.compile(source), source)
+        }
+    }
+}
+
+/// The few NVRTC entry points the source test needs, opened with dlopen.
+private struct NVRTC {
+    typealias Create = @convention(c) (
+        UnsafeMutablePointer<OpaquePointer?>, UnsafePointer<CChar>, UnsafePointer<CChar>, Int32,
+        UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<UnsafePointer<CChar>?>?
+    ) -> Int32
+    typealias CompileProgram = @convention(c) (OpaquePointer?, Int32, UnsafePointer<UnsafePointer<CChar>?>?) -> Int32
+    typealias LogSize = @convention(c) (OpaquePointer?, UnsafeMutablePointer<Int>) -> Int32
+    typealias Log = @convention(c) (OpaquePointer?, UnsafeMutablePointer<CChar>) -> Int32
+    typealias Destroy = @convention(c) (UnsafeMutablePointer<OpaquePointer?>) -> Int32
+    let create: Create, compileProgram: CompileProgram, logSize: LogSize, log: Log, destroy: Destroy
+
+    static func load() -> NVRTC? {
+        var candidates: [String] = []
+        if let path = ProcessInfo.processInfo.environment["TESSERA_NVRTC"] { candidates.append(path) }
+        let finder = Process()
+        finder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        finder.arguments = ["python3", "-c", "import nvidia.cuda_nvrtc as m; print(list(m.__path__)[0])"]
+        let pipe = Pipe()
+        finder.standardOutput = pipe
+        finder.standardError = FileHandle.nullDevice
+        if (try? finder.run()) != nil {
+            finder.waitUntilExit()
+            let dir = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            if finder.terminationStatus == 0 { candidates.append(dir + "/lib/libnvrtc.so.12") }
+        }
+        candidates.append("libnvrtc.so.12")
+        for path in candidates {
+            guard let h = dlopen(path, RTLD_NOW | RTLD_LOCAL) else { continue }
+            func sym<T>(_ name: String, _: T.Type) -> T? { dlsym(h, name).map { unsafeBitCast($0, to: T.self) } }
+            guard let c = sym("nvrtcCreateProgram", Create.self), let p = sym("nvrtcCompileProgram", CompileProgram.self),
+                let s = sym("nvrtcGetProgramLogSize", LogSize.self), let l = sym("nvrtcGetProgramLog", Log.self),
+                let d = sym("nvrtcDestroyProgram", Destroy.self)
+            else { continue }
+            return NVRTC(create: c, compileProgram: p, logSize: s, log: l, destroy: d)
+        }
+        return nil
+    }
+
+    /// nil on success, else the compiler's log.
+    func compile(_ source: String) -> String? {
+        var program: OpaquePointer?
+        guard create(&program, source, "fused.cu", 0, nil, nil) == 0 else { return "nvrtcCreateProgram failed" }
+        defer { _ = destroy(&program) }
+        let flags: [String] = ["--gpu-architecture=compute_80", "-default-device"]
+        let options: [UnsafeMutablePointer<CChar>?] = flags.map { strdup($0) }
+        defer { options.forEach { free($0) } }
+        let constOptions: [UnsafePointer<CChar>?] = options.map { $0.map { UnsafePointer($0) } }
+        let result = constOptions.withUnsafeBufferPointer {
+            compileProgram(program, Int32(options.count), $0.baseAddress)
+        }
+        if result == 0 { return nil }
+        var size = 0
+        _ = logSize(program, &size)
+        var text = [CChar](repeating: 0, count: size + 1)
+        _ = log(program, &text)
+        return "nvrtc error \(result): " + String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
 }
 
 /// A random element-wise graph over `inputs`: each step applies a random op
