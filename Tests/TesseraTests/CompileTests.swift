@@ -72,6 +72,20 @@ final class CompileTests: XCTestCase {
         assertSame(gelu(x), eager)
     }
 
+    /// tanh and sigmoid have vectorisable float forms in the kernels (within
+    /// 2 ulp of libm): checked over a wide range and at the special values.
+    func testFastTanhAndSigmoidStayWithinTolerance() {
+        let special: [Float] = [0, -0.0, 1e-30, -1e-8, .infinity, -.infinity, .nan, 100, -100, 0.625, 87, -87, -90]
+        let x = concatenated([Tensor.linspace(-12, 12, count: 100_001), Tensor(special)])
+        let f = { (a: [Tensor]) in [tanh(a[0]) * 1, sigmoid(a[0]) * 1] }
+        let (c, e) = (compile(f)([x]), f([x]))
+        XCTAssertTrue(isFused(c[0]) && isFused(c[1]))
+        assertSame(c[0], e[0], "tanh")
+        assertSame(c[1], e[1], "sigmoid")
+        let signs = c[0].toArray(Float.self).suffix(special.count).map { $0.sign }
+        XCTAssertEqual(signs[1], .minus, "tanh(-0) is -0")
+    }
+
     // MARK: Simplification
 
     func testSimplifyMergesConstantsRemovesNoOpsAndSharesSubexpressions() {

@@ -32,7 +32,11 @@ enum CCompiler {
     /// Optimisation and target flags; the target flags come from the CPU.
     static let flags: [String] = {
         // Fused and eager results should match: no fast-math, no FMA contraction.
-        var flags = ["-O3", "-std=gnu11", "-shared", "-fPIC", "-fno-math-errno", "-ffp-contract=off", "-w"]
+        // No errno and no trapping: sqrt inlines, and selects between two
+        // computed values (tanh, sigmoid) vectorise; results do not change.
+        var flags = [
+            "-O3", "-std=gnu11", "-shared", "-fPIC", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off", "-w",
+        ]
         let features = cpuFeatures()
         #if arch(x86_64)
         if features.contains("avx512f") && features.contains("avx512vl") && features.contains("avx512bw") {
