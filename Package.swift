@@ -5,12 +5,28 @@ let package = Package(
     name: "Tessera",
     products: [
         .library(name: "Tessera", targets: ["Tessera"]),
+        .library(name: "TesseraNN", targets: ["TesseraNN"]),
+        .library(name: "TesseraOptimizers", targets: ["TesseraOptimizers"]),
+        .library(name: "TesseraLM", targets: ["TesseraLM"]),
         .executable(name: "tessera", targets: ["tessera"]),
+        .executable(name: "train-digits", targets: ["TrainDigits"]),
     ],
     targets: [
         .target(
             name: "Tessera",
             path: "Sources/Tessera",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .target(
+            name: "TesseraNN",
+            dependencies: ["Tessera"],
+            path: "Sources/TesseraNN",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .target(
+            name: "TesseraOptimizers",
+            dependencies: ["Tessera", "TesseraNN"],
+            path: "Sources/TesseraOptimizers",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .executableTarget(
@@ -19,10 +35,48 @@ let package = Package(
             path: "Sources/tessera",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        .target(
+            name: "TesseraLM",
+            dependencies: ["Tessera"],
+            path: "Sources/TesseraLM",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .testTarget(
+            name: "TesseraLMTests",
+            dependencies: ["TesseraLM"],
+            path: "Tests/TesseraLMTests",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        // Examples: small programs over the libraries.
+        .executableTarget(
+            name: "TrainDigits",
+            dependencies: ["Tessera", "TesseraNN", "TesseraOptimizers"],
+            path: "Examples/TrainDigits",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         .testTarget(
             name: "TesseraTests",
             dependencies: ["Tessera"],
             path: "Tests/TesseraTests",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        // Fixture loading shared by the NN and optimizer tests (no XCTest in it).
+        .target(
+            name: "TesseraTestSupport",
+            dependencies: ["Tessera"],
+            path: "Tests/TesseraTestSupport",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .testTarget(
+            name: "TesseraNNTests",
+            dependencies: ["Tessera", "TesseraNN", "TesseraTestSupport"],
+            path: "Tests/TesseraNNTests",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .testTarget(
+            name: "TesseraOptimizersTests",
+            dependencies: ["Tessera", "TesseraNN", "TesseraOptimizers", "TesseraTestSupport"],
+            path: "Tests/TesseraOptimizersTests",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
     ]

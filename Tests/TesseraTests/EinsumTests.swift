@@ -6,17 +6,17 @@ import XCTest
 /// output, three operands) against numpy (Tests/Fixtures/einsum.json).
 final class EinsumTests: XCTestCase {
     func testEinsumMatchesNumpy() throws {
-        let cases = try OpsFixture.load("einsum.json")
+        let cases = try loadFixtureCases("einsum.json")
         XCTAssertGreaterThan(cases.count, 30)
         for c in cases {
-            let subscripts = c.params["subscripts"] as! String
+            let subscripts = try c.params.string("subscripts")
             let result: Tensor
             switch c.inputs.count {
             case 1: result = einsum(subscripts, c.inputs[0])
             case 2: result = einsum(subscripts, c.inputs[0], c.inputs[1])
             default: result = einsum(subscripts, c.inputs[0], c.inputs[1], c.inputs[2])
             }
-            OpsFixture.assertMatches(result, c.expected[0], "\(c.name) \(subscripts)")
+            assertMatches(result, c.expected[0], "\(c.name) \(subscripts)")
         }
     }
 

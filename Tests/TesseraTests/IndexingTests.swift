@@ -6,28 +6,17 @@ import XCTest
 /// takeAlongAxis, putAlongAxis and dynamic slices against numpy
 /// (Tests/Fixtures/gather_scatter.json, Tools/gen_ops_indexing_fixtures.py).
 final class IndexingTests: XCTestCase {
-    /// The subscript entries of a fixture's index spec; tensors are inputs by position.
-    private func indices(_ spec: [[String: Any]], _ inputs: [Tensor]) -> [TensorIndex] {
-        spec.map { e in
-            if let i = e["int"] as? Int { return .index(i) }
-            if let s = e["slice"] as? [Any] { return .slice(start: s[0] as? Int, end: s[1] as? Int, step: s[2] as? Int ?? 1) }
-            if e["newaxis"] != nil { return .newAxis }
-            if e["ellipsis"] != nil { return .ellipsis }
-            return inputs[e["tensor"] as! Int].tensorIndex
-        }
-    }
-
-    private func run(_ c: OpsFixture.Case) -> Tensor {
+    private func run(_ c: FixtureCase) throws -> Tensor {
         let x = c.inputs[0], p = c.params
         switch c.op {
         case "index":
-            return x[indices(p["indices"] as! [[String: Any]], c.inputs)]
+            return x[try p.indices("indices", tensors: c.inputs)]
         case "index_set":
             var y = x
-            y[indices(p["indices"] as! [[String: Any]], c.inputs)] = c.inputs.last!
+            y[try p.indices("indices", tensors: c.inputs)] = c.inputs.last!
             return y
         case let op where op.hasPrefix("at_"):
-            let entries = indices(p["indices"] as! [[String: Any]], c.inputs)
+            let entries = try p.indices("indices", tensors: c.inputs)
             let target = TensorAtIndices(base: x, indices: entries)
             let v = c.inputs.last!
             switch op {
@@ -39,25 +28,25 @@ final class IndexingTests: XCTestCase {
             default: fatalError("unknown op \(op)")
             }
         case "take":
-            return x.take(c.inputs[1], axis: OpsFixture.int(p, "axis"))
+            return x.take(c.inputs[1], axis: try p.optionalInt("axis"))
         case "take_along_axis":
-            return x.takeAlongAxis(c.inputs[1], axis: p["axis"] as! Int)
+            return x.takeAlongAxis(c.inputs[1], axis: try p.int("axis"))
         case "put_along_axis":
-            return x.putAlongAxis(c.inputs[1], values: c.inputs[2], axis: p["axis"] as! Int)
+            return x.putAlongAxis(c.inputs[1], values: c.inputs[2], axis: try p.int("axis"))
         case "dynamic_slice":
-            return dynamicSlice(x, start: c.inputs[1], axes: p["axes"] as! [Int], sizes: p["sizes"] as! [Int])
+            return dynamicSlice(x, start: c.inputs[1], axes: try p.ints("axes"), sizes: try p.ints("sizes"))
         case "dynamic_slice_update":
-            return dynamicSliceUpdate(x, c.inputs[1], start: c.inputs[2], axes: p["axes"] as! [Int])
+            return dynamicSliceUpdate(x, c.inputs[1], start: c.inputs[2], axes: try p.ints("axes"))
         default:
             fatalError("unknown op \(c.op)")
         }
     }
 
     func testIndexingMatchesNumpy() throws {
-        let cases = try OpsFixture.load("gather_scatter.json")
+        let cases = try loadFixtureCases("gather_scatter.json")
         XCTAssertGreaterThan(cases.count, 150)
         for c in cases {
-            OpsFixture.assertMatches(run(c), c.expected[0], c.name)
+            assertMatches(try run(c), c.expected[0], c.name)
         }
     }
 

@@ -6,11 +6,7 @@ import XCTest
 /// MLX's promotion table and printing, against fixtures MLX itself wrote
 /// (Tools/gen_mlx_fixtures.py).
 final class PromotionAndPrintingTests: XCTestCase {
-    private func fixture(_ name: String) throws -> [String: Any] {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("../Fixtures/\(name)")
-        return try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
-    }
+    private func fixture(_ name: String) throws -> [String: Any] { try loadFixtureJSON(name) as! [String: Any] }
 
     func testPromotionTableMatchesMLX() throws {
         let pairs = try fixture("promotion.json")["pairs"] as! [[String: String]]
@@ -40,10 +36,7 @@ final class PromotionAndPrintingTests: XCTestCase {
         let cases = try fixture("description.json")["cases"] as! [[String: Any]]
         XCTAssertGreaterThan(cases.count, 10)
         for c in cases {
-            let bytes = Data(base64Encoded: c["data"] as! String)!
-            let shape = c["shape"] as! [Int]
-            let dtype = DType(name: c["dtype"] as! String)!
-            let t = bytes.withUnsafeBytes { Tensor(bytes: $0, shape: shape, dtype: dtype) }
+            let t = try fixtureTensor(c)
             XCTAssertEqual(t.description, c["description"] as? String)
         }
     }

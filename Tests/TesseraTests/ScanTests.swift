@@ -6,11 +6,11 @@ import XCTest
 /// numpy (Tests/Fixtures/scan.json, Tools/gen_ops_indexing_fixtures.py).
 final class ScanTests: XCTestCase {
     func testScansMatchNumpy() throws {
-        let cases = try OpsFixture.load("scan.json")
+        let cases = try loadFixtureCases("scan.json")
         XCTAssertGreaterThan(cases.count, 200)
         for c in cases {
             let x = c.inputs[0], p = c.params
-            let axis = OpsFixture.int(p, "axis"), reverse = p["reverse"] as! Bool, inclusive = p["inclusive"] as! Bool
+            let axis = try p.optionalInt("axis"), reverse = try p.bool("reverse"), inclusive = try p.bool("inclusive")
             let result: Tensor
             switch c.op {
             case "cumsum": result = x.cumsum(axis: axis, reverse: reverse, inclusive: inclusive)
@@ -19,7 +19,7 @@ final class ScanTests: XCTestCase {
             case "cummin": result = x.cummin(axis: axis, reverse: reverse, inclusive: inclusive)
             default: fatalError("unknown op \(c.op)")
             }
-            OpsFixture.assertMatches(result, c.expected[0], c.name)
+            assertMatches(result, c.expected[0], c.name)
         }
     }
 }

@@ -8,7 +8,7 @@ final class SortTests: XCTestCase {
     /// Checks the partition contract: a permutation of the row whose `kth` entry
     /// is the sorted one, nothing larger before it and nothing smaller after it.
     private func assertPartition(_ result: Tensor, sorted expected: Tensor, kth: Int, axis: Int, _ name: String) {
-        OpsFixture.assertMatches(result.sorted(axis: axis), expected, "\(name) (as a permutation)")
+        assertMatches(result.sorted(axis: axis), expected, "\(name) (as a permutation)")
         let n = result.dim(axis), k = kth < 0 ? kth + n : kth
         func along(_ range: Range<Int>, _ t: Tensor) -> Tensor {
             var entries = [TensorIndex](repeating: .slice(), count: axis)
@@ -16,33 +16,33 @@ final class SortTests: XCTestCase {
             return t[entries]
         }
         let pivot = along(k..<(k + 1), expected)
-        OpsFixture.assertMatches(along(k..<(k + 1), result), pivot, "\(name) (kth)")
+        assertMatches(along(k..<(k + 1), result), pivot, "\(name) (kth)")
         XCTAssertTrue((along(0..<k, result) .<= pivot).all().item(Bool.self), "\(name): larger value before kth")
         XCTAssertTrue((along((k + 1)..<n, result) .>= pivot).all().item(Bool.self), "\(name): smaller value after kth")
     }
 
     func testSortsMatchNumpy() throws {
-        let cases = try OpsFixture.load("sort.json")
+        let cases = try loadFixtureCases("sort.json")
         XCTAssertGreaterThan(cases.count, 150)
         for c in cases {
             let x = c.inputs[0], p = c.params
             switch c.op {
             case "sort":
-                OpsFixture.assertMatches(x.sorted(axis: OpsFixture.int(p, "axis")), c.expected[0], c.name)
+                assertMatches(x.sorted(axis: try p.optionalInt("axis")), c.expected[0], c.name)
             case "argsort":
-                OpsFixture.assertMatches(x.argSort(axis: OpsFixture.int(p, "axis")), c.expected[0], c.name)
+                assertMatches(x.argSort(axis: try p.optionalInt("axis")), c.expected[0], c.name)
             case "partition":
-                let axis = p["axis"] as! Int, kth = p["kth"] as! Int
+                let axis = try p.int("axis"), kth = try p.int("kth")
                 assertPartition(x.partitioned(kth: kth, axis: axis), sorted: c.expected[0], kth: kth, axis: axis, c.name)
             case "argpartition":
-                let axis = p["axis"] as! Int, kth = p["kth"] as! Int
+                let axis = try p.int("axis"), kth = try p.int("kth")
                 let i = x.argPartition(kth: kth, axis: axis)
                 XCTAssertEqual(i.dtype, .uint32, c.name)
                 assertPartition(x.takeAlongAxis(i, axis: axis), sorted: c.expected[0], kth: kth, axis: axis, c.name)
             case "topk":
-                let (values, indices) = x.topK(p["k"] as! Int, axis: p["axis"] as! Int)
-                OpsFixture.assertMatches(values, c.expected[0], "\(c.name) values")
-                OpsFixture.assertMatches(indices, c.expected[1], "\(c.name) indices")
+                let (values, indices) = x.topK(try p.int("k"), axis: try p.int("axis"))
+                assertMatches(values, c.expected[0], "\(c.name) values")
+                assertMatches(indices, c.expected[1], "\(c.name) indices")
             default:
                 XCTFail("unknown op \(c.op)")
             }

@@ -10,6 +10,12 @@ public enum TesseraError: Error, CustomStringConvertible, Equatable {
     case deviceUnavailable(String)
     /// A generated kernel could not be built or loaded (compiler missing or failing).
     case compileFailed(String)
+    /// A library opened at run time (LAPACK, BLAS...) that could not be found
+    /// or lacks a symbol; names the library and how to install it.
+    case libraryUnavailable(String)
+    /// Data found at evaluation that the op cannot compute with (an index out
+    /// of range, a singular or non-positive-definite matrix, a LAPACK failure).
+    case invalidData(op: String, reason: String)
 
     public var description: String {
         switch self {
@@ -20,6 +26,10 @@ public enum TesseraError: Error, CustomStringConvertible, Equatable {
             return "device unavailable: \(reason)"
         case let .compileFailed(reason):
             return "kernel compilation failed: \(reason)"
+        case let .libraryUnavailable(reason):
+            return "library unavailable: \(reason)"
+        case let .invalidData(op, reason):
+            return "[\(op)] \(reason)"
         }
     }
 }

@@ -97,6 +97,84 @@ public enum Primitive: Sendable {
     case concatenate(axis: Int)
     /// Batched matrix product of two inputs already broadcast in the batch axes.
     case matmul
+
+    // Quantization (MLX's affine format; see Ops/Quantization.swift).
+
+    /// Per group of `groupSize` elements along the last axis of `w` (input 0,
+    /// a float type), MLX's affine (scale, bias) computed in float32: output
+    /// `[..., K / groupSize, 2]` float32. The edge of the group with the larger
+    /// magnitude is represented exactly; scale = (max - min) / (2^bits - 1).
+    case affineQuantizeParameters(groupSize: Int, bits: Int)
+    /// Packs `w` (input 0) with the float32 parameters of input 1 (from
+    /// `affineQuantizeParameters`): q = clamp(rint((w - bias) / scale), 0, 2^bits - 1),
+    /// element k of a row stored in bits [k*bits, (k+1)*bits) of the row's
+    /// little-endian bit stream; output `[..., K * bits / 32]` uint32.
+    case affineQuantizePack(groupSize: Int, bits: Int)
+    /// `scales * q + biases` (inputs: packed uint32 words, scales, biases of
+    /// shape `[..., K / groupSize]`), rounded to the output dtype after the
+    /// product and after the sum, as MLX does. Output `[..., K]`.
+    case affineDequantize(groupSize: Int, bits: Int)
+    /// `x @ dequantize(w).T` (`transpose`) or `x @ dequantize(w)`; inputs x
+    /// `[B..., M, K]`, w, scales, biases all broadcast to the batch axes B.
+    /// Accumulates in float32 (float64 for float64 inputs).
+    case quantizedMatmul(groupSize: Int, bits: Int, transpose: Bool)
+    /// MLX's `gather_qmm`: inputs x `[Bx, M, K]`, w `[Bw, N, Kp]`, scales,
+    /// biases `[Bw, ...]`, lhs and rhs indices (uint32, both of the output
+    /// batch shape I); output `[I..., M, N]` with
+    /// `out[i] = x[lhs[i]] @ dequantize(w[rhs[i]])(.T)`.
+    case gatherQuantizedMatmul(groupSize: Int, bits: Int, transpose: Bool)
+
+    // Fused ops (Ops/Fast.swift). Each has a fallback built from the
+    // primitives above (`fastFallback`), so a backend may skip the fused kernel.
+    // Half inputs compute in float32, float64 in float64; the output has the
+    // node's dtype.
+
+    /// exp(x - max) / sum(exp(x - max)) along the last axis.
+    case softmax
+    /// x - max - log(sum(exp(x - max))) along the last axis.
+    case logSoftmax
+    /// `x * rsqrt(mean(x², last axis) + eps) * weight`; inputs x and, if
+    /// `hasWeight`, weight `[D]`.
+    case rmsNorm(eps: Float, hasWeight: Bool)
+    /// `(x - mean) * rsqrt(variance + eps) * weight + bias` over the last axis
+    /// (biased variance); inputs x, then weight and bias `[D]` when present.
+    case layerNorm(eps: Float, hasWeight: Bool, hasBias: Bool)
+    /// Rotary position embedding of the first `dimensions` features of x
+    /// `[..., L, D]`; row l of the second-to-last axis is position
+    /// `offset + l`; angle_i = position * scale * base^(-2i/dimensions), or
+    /// position * scale / freqs[i] when a second input `freqs [dimensions/2]`
+    /// is given. `traditional` rotates pairs (2i, 2i+1), else (i, i + dimensions/2).
+    case rope(dimensions: Int, traditional: Bool, base: Float, scale: Float, offset: Int, hasFreqs: Bool)
+    /// softmax(q kᵀ * scale + mask) v with q `[B, Hq, Lq, D]`, k `[B, Hkv, Lk, D]`,
+    /// v `[B, Hkv, Lk, Dv]`, Hq a multiple of Hkv (query head h reads kv head
+    /// h / (Hq / Hkv)). `causal`: query i sees keys j <= i + Lk - Lq. A fourth
+    /// input, broadcast to `[B, Hq, Lq, Lk]`, is a mask: bool (true keeps) or
+    /// additive.
+    case scaledDotProductAttention(scale: Float, causal: Bool)
+
+    /// Random bits (MLX's `RandomBits`): input keys `[K..., 2]` uint32, output
+    /// `[K..., S...]` of uint8/uint16/uint32; each key fills its block of the
+    /// output bytes with threefry-2x32 words laid out as MLX does.
+    case randomBits
+
+    // Linear algebra through LAPACK (Ops/Linalg.swift): float64 in and out
+    // (the op converts), batched over all axes but the last two.
+
+    /// The inverse of each square matrix.
+    case inverse
+    /// X with A X = B; inputs A `[..., n, n]` and B `[..., n, m]`.
+    case solve
+    /// The Cholesky factor, lower (L Lᵀ = A) or upper (Uᵀ U = A); the other triangle is zero.
+    case cholesky(upper: Bool)
+    /// Reduced QR of `[..., m, n]`, k = min(m, n): part 0 is Q `[..., m, k]`, part 1 is R `[..., k, n]`.
+    case qr(part: Int)
+    /// SVD of `[..., m, n]`, k = min(m, n): part 0 is U `[..., m, m]`, part 1 is S `[..., k]`
+    /// (descending), part 2 is Vᵀ `[..., n, n]`.
+    case svd(part: Int)
+    /// Eigen-decomposition of symmetric matrices from the lower (or `upper`)
+    /// triangle: part 0 is the eigenvalues `[..., n]` ascending, part 1 the
+    /// eigenvectors as columns `[..., n, n]`.
+    case eigh(part: Int, upper: Bool)
     /// The input itself, as a view: marks the start of a traced function.
     case identity
     /// The input itself, as a view, through which no gradient flows.
@@ -148,6 +226,24 @@ extension Primitive {
         case .copy: return "copy"
         case .concatenate: return "concatenate"
         case .matmul: return "matmul"
+        case .affineQuantizeParameters: return "affineQuantizeParameters"
+        case .affineQuantizePack: return "affineQuantizePack"
+        case .affineDequantize: return "dequantize"
+        case .quantizedMatmul: return "quantizedMatmul"
+        case .gatherQuantizedMatmul: return "gatherQuantizedMatmul"
+        case .softmax: return "softmax"
+        case .logSoftmax: return "logSoftmax"
+        case .rmsNorm: return "rmsNorm"
+        case .layerNorm: return "layerNorm"
+        case .rope: return "rope"
+        case .scaledDotProductAttention: return "scaledDotProductAttention"
+        case .randomBits: return "randomBits"
+        case .inverse: return "inv"
+        case .solve: return "solve"
+        case .cholesky: return "cholesky"
+        case .qr: return "qr"
+        case .svd: return "svd"
+        case .eigh: return "eigh"
         case .identity: return "identity"
         case .stopGradient: return "stopGradient"
         case .sliceUpdate: return "sliceUpdate"

@@ -159,7 +159,8 @@ extension Program {
             }
             let result: [Int]
             switch ins.primitive {
-            case .unary, .asType, .copy, .identity, .stopGradient, .sort, .scan:
+            case .unary, .asType, .copy, .identity, .stopGradient, .sort, .scan, .softmax, .logSoftmax, .rmsNorm,
+                .layerNorm, .rope, .inverse, .cholesky:
                 result = ins0
             case .binary, .select:
                 result = ins.inputs.map(lookThrough).reduce(into: [Int]()) {
@@ -185,7 +186,9 @@ extension Program {
                 result = Array(ins0.dropLast()) + [b[b.count - 1]]
             case .reshape where ins0 == shape(ins.inputs[0]):
                 result = ins.shape
-            case .constant, .arange, .reshape, .slice, .concatenate, .sliceUpdate, .gather, .scatter, .custom:
+            case .constant, .arange, .reshape, .slice, .concatenate, .sliceUpdate, .gather, .scatter, .custom,
+                .affineQuantizeParameters, .affineQuantizePack, .affineDequantize, .quantizedMatmul,
+                .gatherQuantizedMatmul, .scaledDotProductAttention, .solve, .qr, .svd, .eigh, .randomBits:
                 result = fixed()
             }
             shapes.append(result)

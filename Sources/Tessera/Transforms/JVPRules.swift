@@ -82,6 +82,26 @@ func jvpRule(_ node: Node, inputs: [Tensor], tangents: [Tensor?], output: Tensor
             opPrecondition(false, "jvp", "cum\(op.rawValue) has no jvp rule")
             return nil
         }
+    case .softmax, .logSoftmax, .rmsNorm, .layerNorm, .rope, .scaledDotProductAttention:
+        // The tangent of the fallback graph the fused op stands for.
+        let primitive = node.primitive
+        let floating = inputs.indices.filter { inputs[$0].dtype.isFloatingPoint }
+        let (_, out) = jvp(
+            { xs in
+                var all = inputs
+                for (i, x) in zip(floating, xs) { all[i] = x }
+                return [fastFallback(primitive, inputs: all)!]
+            }, primals: floating.map { inputs[$0] }, tangents: floating.map(t))
+        return out[0]
+    case .quantizedMatmul:
+        // Linear in x; the packed weights carry no tangent.
+        guard tangents[0] != nil else { return nil }
+        return Tensor(shape: node.shape, dtype: node.dtype, primitive: node.primitive, inputs: [t(0)] + inputs[1...])
+    case .affineQuantizeParameters, .affineQuantizePack, .randomBits:
+        return nil
+    case .affineDequantize, .gatherQuantizedMatmul, .inverse, .solve, .cholesky, .qr, .svd, .eigh:
+        opPrecondition(false, "jvp", "\(node.primitive.name) has no jvp rule yet")
+        return nil
     case .custom(let rules, let index):
         let primals = Array(inputs[0..<rules.primalCount])
         let outputs = Array(inputs[rules.primalCount...])

@@ -113,6 +113,29 @@ func vjpRule(_ node: Node, inputs: [Tensor], output: Tensor, cotangent g: Tensor
             opPrecondition(false, "vjp", "cum\(op.rawValue) has no vjp rule")
             return none
         }
+    case .softmax, .logSoftmax, .rmsNorm, .layerNorm, .rope, .scaledDotProductAttention:
+        // Differentiate the fallback graph the fused op stands for.
+        let primitive = node.primitive
+        let floating = inputs.indices.filter { inputs[$0].dtype.isFloatingPoint }
+        let (_, grads) = vjp(
+            { xs in
+                var all = inputs
+                for (i, x) in zip(floating, xs) { all[i] = x }
+                return [fastFallback(primitive, inputs: all)!]
+            }, primals: floating.map { inputs[$0] }, cotangents: [g])
+        var result = none
+        for (i, grad) in zip(floating, grads) { result[i] = grad }
+        return result
+    case .quantizedMatmul(let groupSize, let bits, let transpose):
+        // Only x has a gradient: the product with the same weights the other way round.
+        let dx = quantizedMatmul(
+            g, inputs[1], scales: inputs[2], biases: inputs[3], transpose: !transpose, groupSize: groupSize, bits: bits)
+        return [dx, nil, nil, nil]
+    case .affineQuantizeParameters, .affineQuantizePack, .randomBits:
+        return none
+    case .affineDequantize, .gatherQuantizedMatmul, .inverse, .solve, .cholesky, .qr, .svd, .eigh:
+        opPrecondition(false, "vjp", "\(node.primitive.name) has no vjp rule yet")
+        return none
     case .custom(let rules, let index):
         let primals = Array(inputs[0..<rules.primalCount])
         let outputs = Array(inputs[rules.primalCount...])

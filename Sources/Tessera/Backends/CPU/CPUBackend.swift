@@ -47,6 +47,28 @@ enum CPUBackend {
             try dispatch(inputs[0].dtype, ArgReduceKernel(op: op, axis: axis, input: inputs[0], output: output))
         case .matmul:
             try dispatch(dtype, MatmulKernel(a: inputs[0], b: inputs[1], output: output))
+        case .affineQuantizeParameters(let groupSize, let bits):
+            try dispatch(inputs[0].dtype, QuantizedKernel(
+                job: .parameters, groupSize: groupSize, bits: bits, inputs: inputs, output: output))
+        case .affineQuantizePack(let groupSize, let bits):
+            try dispatch(inputs[0].dtype, QuantizedKernel(
+                job: .pack, groupSize: groupSize, bits: bits, inputs: inputs, output: output))
+        case .affineDequantize(let groupSize, let bits):
+            try dispatch(dtype, QuantizedKernel(
+                job: .dequantize, groupSize: groupSize, bits: bits, inputs: inputs, output: output))
+        case .quantizedMatmul(let groupSize, let bits, let transpose):
+            try dispatch(dtype, QuantizedKernel(
+                job: .matmul(transpose: transpose), groupSize: groupSize, bits: bits, inputs: inputs, output: output))
+        case .gatherQuantizedMatmul(let groupSize, let bits, let transpose):
+            try dispatch(dtype, QuantizedKernel(
+                job: .gatherMatmul(transpose: transpose), groupSize: groupSize, bits: bits, inputs: inputs,
+                output: output))
+        case .softmax, .logSoftmax, .rmsNorm, .layerNorm, .rope, .scaledDotProductAttention:
+            try dispatch(dtype, FastKernel(primitive: primitive, inputs: inputs, output: output))
+        case .randomBits:
+            try RandomKernels.bits(keys: inputs[0], output: output)
+        case .inverse, .solve, .cholesky, .qr, .svd, .eigh:
+            try LinalgKernels.evaluate(primitive, inputs: inputs, output: output)
         case .gather(let axes, let sliceSizes):
             try IndexingKernels.gather(inputs, axes: axes, sliceSizes: sliceSizes, output: output)
         case .scatter(let op, let axes):

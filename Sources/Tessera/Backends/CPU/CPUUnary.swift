@@ -107,7 +107,9 @@ func floatFunction<F: MathFloat>(_ op: UnaryOp, _: F.Type) -> (F) -> F {
             return e / (1 + e)
         }
     case .erf: return F.erf
-    case .erfinv: return { F(inverseErf(Double($0))) }
+    // float32 (and the half types, which compute in it) use MLX's erfinv, so
+    // Random.normal draws MLX's bits; float64 stays precise.
+    case .erfinv: return { F.self == Float.self ? F(MLXMath.erfinv(Float($0))) : F(inverseErf(Double($0))) }
     case .floor: return { $0.rounded(.down) }
     case .ceil: return { $0.rounded(.up) }
     case .round: return { $0.rounded(.toNearestOrEven) }

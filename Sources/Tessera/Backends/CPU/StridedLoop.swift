@@ -67,6 +67,22 @@ struct StridedIteration {
     }
 }
 
+/// Calls `body(index, offsets)` for each element of `shape` (row-major), with
+/// each operand's element offset.
+func forEachBatch(shape: [Int], strides: [[Int]], _ body: (Int, [Int]) throws -> Void) rethrows {
+    let it = StridedIteration(shape: shape, strides: strides)
+    if it.isEmpty { return }
+    let n = it.rowLength
+    let inner = strides.indices.map { it.innerStride($0) }
+    var index = 0
+    try it.forEachRow { o in
+        for i in 0..<n {
+            try body(index, inner.indices.map { o[$0] + i * inner[$0] })
+            index += 1
+        }
+    }
+}
+
 /// Applies `f` to each element of `input`, writing `output` (same shape, any strides).
 @inline(__always)
 func mapElements<In, Out>(_ input: ArrayView, into output: ArrayView, _ f: (In) -> Out) throws {

@@ -1,0 +1,201 @@
+// CPU fused kernels: softmax and logSoftmax (last axis), rmsNorm, layerNorm,
+// rope and scaled dot-product attention. Inputs may have any strides; the
+// output is a fresh row-contiguous array. Rows are processed one at a time in
+// the compute type (float32 for half types, float64 for float64), rounding to
+// the element type once at the end.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Calls `body(row, offset)` for each row along the last axis of `view`
+/// (row-major), with the element offset of the row's start.
+private func forEachLastAxisRow(_ view: ArrayView, _ body: (Int, Int) -> Void) {
+    forEachBatch(shape: Array(view.shape.dropLast()), strides: [Array(view.strides.dropLast())]) { row, o in
+        body(row, o[0])
+    }
+}
+
+struct FastKernel: KindVisitor {
+    let primitive: Primitive
+    let inputs: [ArrayView]
+    let output: ArrayView
+
+    func visitFloat<T: FloatElement>(_: T.Type) throws {
+        let out = try output.buffer.hostPointer(forWriting: true).assumingMemoryBound(to: T.self)
+        switch primitive {
+        case .softmax: try softmax(T.self, out: out, log: false)
+        case .logSoftmax: try softmax(T.self, out: out, log: true)
+        case .rmsNorm(let eps, let hasWeight):
+            try normalize(T.self, out: out, eps: eps, center: false, weight: hasWeight ? 1 : nil, bias: nil)
+        case .layerNorm(let eps, let hasWeight, let hasBias):
+            try normalize(
+                T.self, out: out, eps: eps, center: true, weight: hasWeight ? 1 : nil,
+                bias: hasBias ? (hasWeight ? 2 : 1) : nil)
+        case .rope(let dims, let traditional, let base, let scale, let offset, let hasFreqs):
+            try rope(
+                T.self, out: out, dims: dims, traditional: traditional, base: base, scale: scale, offset: offset,
+                hasFreqs: hasFreqs)
+        case .scaledDotProductAttention(let scale, let causal):
+            try attention(T.self, out: out, scale: scale, causal: causal)
+        default:
+            fatalError("[\(primitive.name)] is not a fused op")
+        }
+    }
+
+    private func softmax<T: FloatElement>(_: T.Type, out: UnsafeMutablePointer<T>, log: Bool) throws {
+        let x = inputs[0]
+        let n = x.shape.last ?? 1, s = x.strides.last ?? 1
+        let p = try x.hostPointer(T.self)
+        let row = UnsafeMutableBufferPointer<T.Math>.allocate(capacity: Swift.max(n, 1))
+        defer { row.deallocate() }
+        forEachLastAxisRow(x) { r, offset in
+            var m = -T.Math.infinity
+            for j in 0..<n {
+                let v = p[offset + j * s].math
+                row[j] = v
+                if v > m || v.isNaN { m = v }
+            }
+            if !m.isFinite && !m.isNaN { m = 0 }  // all -inf (or +inf): exp(x - 0) gives MLX's result
+            var sum: T.Math = 0
+            for j in 0..<n { sum += T.Math.exp(row[j] - m) }
+            let o = out + r * n
+            if log {
+                let logSum = T.Math.log(sum)
+                for j in 0..<n { o[j] = T(math: row[j] - m - logSum) }
+            } else {
+                for j in 0..<n { o[j] = T(math: T.Math.exp(row[j] - m) / sum) }
+            }
+        }
+    }
+
+    /// rmsNorm (center: false) and layerNorm (center: true); `weight`/`bias` are input indices.
+    private func normalize<T: FloatElement>(
+        _: T.Type, out: UnsafeMutablePointer<T>, eps: Float, center: Bool, weight: Int?, bias: Int?
+    ) throws {
+        let x = inputs[0]
+        let n = x.shape.last ?? 1, s = x.strides.last ?? 1
+        let p = try x.hostPointer(T.self)
+        let w = try weight.map { (try inputs[$0].hostPointer(T.self), inputs[$0].strides[0]) }
+        let b = try bias.map { (try inputs[$0].hostPointer(T.self), inputs[$0].strides[0]) }
+        let epsilon = T.Math(eps)
+        forEachLastAxisRow(x) { r, offset in
+            var mean: T.Math = 0
+            if center {
+                for j in 0..<n { mean += p[offset + j * s].math }
+                mean /= T.Math(n)
+            }
+            var squares: T.Math = 0
+            for j in 0..<n {
+                let v = p[offset + j * s].math - mean
+                squares += v * v
+            }
+            let inverse = 1 / (squares / T.Math(n) + epsilon).squareRoot()
+            let o = out + r * n
+            for j in 0..<n {
+                var y = (p[offset + j * s].math - mean) * inverse
+                if let (wp, ws) = w { y *= wp[j * ws].math }
+                if let (bp, bs) = b { y += bp[j * bs].math }
+                o[j] = T(math: y)
+            }
+        }
+    }
+
+    private func rope<T: FloatElement>(
+        _: T.Type, out: UnsafeMutablePointer<T>, dims: Int, traditional: Bool, base: Float, scale: Float, offset: Int,
+        hasFreqs: Bool
+    ) throws {
+        let x = inputs[0]
+        let nd = x.shape.count
+        let n = x.shape[nd - 1], length = x.shape[nd - 2], s = x.strides[nd - 1]
+        let p = try x.hostPointer(T.self)
+        let half = dims / 2
+        // Inverse frequencies in double, so long positions keep their angles.
+        var inverse = [Double](repeating: 0, count: half)
+        if hasFreqs {
+            let f = try inputs[1].hostPointer(Float.self), fs = inputs[1].strides[0]
+            for i in 0..<half { inverse[i] = 1 / Double(f[i * fs]) }
+        } else {
+            for i in 0..<half { inverse[i] = Glibc.pow(Double(base), -2 * Double(i) / Double(dims)) }
+        }
+        forEachLastAxisRow(x) { r, rowOffset in
+            let position = Double(offset + r % Swift.max(length, 1)) * Double(scale)
+            let o = out + r * n
+            let src = p + rowOffset
+            for i in 0..<half {
+                let theta = position * inverse[i]
+                let c = T.Math(Glibc.cos(theta)), sn = T.Math(Glibc.sin(theta))
+                let (a, b) = traditional ? (2 * i, 2 * i + 1) : (i, i + half)
+                let x1 = src[a * s].math, x2 = src[b * s].math
+                o[a] = T(math: x1 * c - x2 * sn)
+                o[b] = T(math: x1 * sn + x2 * c)
+            }
+            for j in dims..<n { o[j] = src[j * s] }
+        }
+    }
+
+    private func attention<T: FloatElement>(_: T.Type, out: UnsafeMutablePointer<T>, scale: Float, causal: Bool)
+        throws
+    {
+        let q = inputs[0], k = inputs[1], v = inputs[2]
+        let (batches, hq, lq, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
+        let (hk, lk, dv) = (k.shape[1], k.shape[2], v.shape[3])
+        let groups = hq / hk
+        let pq = try q.hostPointer(T.self), pk = try k.hostPointer(T.self), pv = try v.hostPointer(T.self)
+        let mask = inputs.count > 3 ? inputs[3] : nil
+        let boolMask = try mask.flatMap { $0.dtype == .bool ? try $0.hostPointer(Bool.self) : nil }
+        let addMask = try mask.flatMap { $0.dtype == .bool ? nil : try $0.hostPointer(T.self) }
+        let sc = T.Math(scale)
+        let scores = UnsafeMutableBufferPointer<T.Math>.allocate(capacity: Swift.max(lk, 1))
+        let acc = UnsafeMutableBufferPointer<T.Math>.allocate(capacity: Swift.max(dv, 1))
+        defer {
+            scores.deallocate()
+            acc.deallocate()
+        }
+        var o = out
+        for b in 0..<batches {
+            for h in 0..<hq {
+                let kh = h / groups
+                let kBase = b * k.strides[0] + kh * k.strides[1], vBase = b * v.strides[0] + kh * v.strides[1]
+                for i in 0..<lq {
+                    let qRow = pq + b * q.strides[0] + h * q.strides[1] + i * q.strides[2]
+                    var m = -T.Math.infinity
+                    for j in 0..<lk {
+                        var score: T.Math
+                        if causal && j > i + lk - lq {
+                            score = -.infinity
+                        } else {
+                            let kRow = pk + kBase + j * k.strides[2]
+                            var dot: T.Math = 0
+                            for e in 0..<d { dot += qRow[e * q.strides[3]].math * kRow[e * k.strides[3]].math }
+                            score = dot * sc
+                        }
+                        if let mask {
+                            let at = b * mask.strides[0] + h * mask.strides[1] + i * mask.strides[2] + j * mask.strides[3]
+                            if let boolMask, !boolMask[at] { score = -.infinity }
+                            if let addMask { score += addMask[at].math }
+                        }
+                        scores[j] = score
+                        if score > m { m = score }
+                    }
+                    for e in 0..<dv { acc[e] = 0 }
+                    var sum: T.Math = 0
+                    for j in 0..<lk {
+                        let weight = T.Math.exp(scores[j] - m)  // NaN for a fully masked row, as the fallback
+                        sum += weight
+                        let vRow = pv + vBase + j * v.strides[2]
+                        for e in 0..<dv { acc[e] += weight * vRow[e * v.strides[3]].math }
+                    }
+                    for e in 0..<dv { o[e] = T(math: acc[e] / sum) }
+                    o += dv
+                }
+            }
+        }
+    }
+
+    func visitBool() throws { unsupported(primitive.name, .bool) }
+    func visitInteger<T: IntegerElement>(_: T.Type) throws { unsupported(primitive.name, T.dtype) }
+    func visitComplex() throws { unsupported(primitive.name, .complex64) }
+}
