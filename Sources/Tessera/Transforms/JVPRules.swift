@@ -127,5 +127,8 @@ func jvpRule(_ node: Node, inputs: [Tensor], tangents: [Tensor?], output: Tensor
         let primals = Array(inputs[0..<rules.primalCount])
         let outputs = Array(inputs[rules.primalCount...])
         return rules.jvp(primals, primals.indices.map(t), outputs)[index]
+    case .compiled(let kernel):
+        if tangents.allSatisfy({ $0 == nil }) { return nil }
+        return Tessera.jvp(kernel.replay, primals: inputs, tangents: inputs.indices.map(t)).jvps[0]
     }
 }
