@@ -1,7 +1,11 @@
 // The CPU backend: one exhaustive switch from Primitive to kernel.
 
 enum CPUBackend {
-    static func evaluate(_ primitive: Primitive, inputs: [ArrayView], shape: [Int], dtype: DType) throws -> ArrayView {
+    /// `donated`: an input view (row-contiguous, of the output's shape and
+    /// dtype, owned by nothing else) whose buffer an element-wise op may write.
+    static func evaluate(
+        _ primitive: Primitive, inputs: [ArrayView], shape: [Int], dtype: DType, donated: ArrayView? = nil
+    ) throws -> ArrayView {
         switch primitive {
         case .constant:
             fatalError("[eval] a constant has no inputs to compute from")
@@ -28,7 +32,10 @@ enum CPUBackend {
         default:
             break
         }
-        let output = ArrayView.allocate(shape: shape, dtype: dtype)
+        let output =
+            donated.map {
+                ArrayView(shape: shape, dtype: dtype, buffer: $0.buffer, offset: 0, strides: contiguousStrides(shape))
+            } ?? ArrayView.allocate(shape: shape, dtype: dtype)
         _ = try output.buffer.hostPointer(forWriting: true)
         switch primitive {
         case .arange(let start, let step):
