@@ -37,7 +37,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "tessera",
-            dependencies: ["Tessera"],
+            dependencies: ["Tessera", "TesseraLM"],
             path: "Sources/tessera",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 
 @testable import TesseraLM
+import Tessera
 
 /// Chat templates against Python Jinja2 as transformers configures it
 /// (Tools/gen_chat_template_fixtures.py): SmolLM2, Llama 3.1/3.2, Qwen2.5,

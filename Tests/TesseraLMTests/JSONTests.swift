@@ -1,6 +1,7 @@
 import XCTest
 
 @testable import TesseraLM
+import Tessera
 
 final class JSONTests: XCTestCase {
     func testParsesAndKeepsKeyOrder() throws {

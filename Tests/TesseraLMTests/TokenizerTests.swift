@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 
 @testable import TesseraLM
+import Tessera
 
 /// Tokenizers against Hugging Face `tokenizers` (Tools/gen_tokenizer_fixtures.py):
 /// SmolLM2's real tokenizer and small trained GPT-2 / Llama 3 / Qwen2 /

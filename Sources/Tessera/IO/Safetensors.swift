@@ -27,7 +27,8 @@ public enum Safetensors {
             throw reader.fail("header length \(headerLength) exceeds the file (\(reader.remaining) bytes left)")
         }
         let headerBytes = try reader.readBytes(Int(headerLength), "header")
-        let header = try JSONValue.parse(headerBytes, format: "safetensors")
+        let header: JSONValue
+        do { header = try JSONValue(parsing: headerBytes) } catch { throw reader.fail("header: \(error)") }
         guard let entries = header.object else { throw reader.fail("the header is not a JSON object") }
         let data = UnsafeRawBufferPointer(rebasing: bytes[reader.offset...])
 
@@ -70,25 +71,22 @@ public enum Safetensors {
     /// Writes `tensors` (sorted by name) and `metadata` to `path`, atomically.
     public static func save(_ tensors: [String: Tensor], metadata: [String: String] = [:], to path: String) throws {
         let names = tensors.keys.sorted()
-        var header: [(key: String, value: JSONValue)] = []
+        var header = JSONObject()
         if !metadata.isEmpty {
-            header.append(("__metadata__", .object(metadata.keys.sorted().map { ($0, .string(metadata[$0]!)) })))
+            header["__metadata__"] = .object(JSONObject(metadata.keys.sorted().map { ($0, .string(metadata[$0]!)) }))
         }
         var offset = 0
         for name in names {
             let t = tensors[name]!
-            header.append(
-                (
-                    name,
-                    .object([
-                        ("dtype", .string(dtypeNames[t.dtype]!)),
-                        ("shape", .array(t.shape.map { .number(Double($0)) })),
-                        ("data_offsets", .array([.number(Double(offset)), .number(Double(offset + t.nbytes))])),
-                    ])
-                ))
+            header[name] = .object(
+                JSONObject([
+                    ("dtype", .string(dtypeNames[t.dtype]!)),
+                    ("shape", .array(t.shape.map { .int($0) })),
+                    ("data_offsets", .array([.int(offset), .int(offset + t.nbytes)])),
+                ]))
             offset += t.nbytes
         }
-        var text = Array(JSONValue.object(header).serialized.utf8)
+        var text = Array(JSONValue.object(header).compactText.utf8)
         // Pad with spaces so the data starts 8-byte aligned, as the reference writer does.
         while (8 + text.count) % 8 != 0 { text.append(0x20) }
         try writeAtomically(path) { append in

@@ -1,6 +1,8 @@
 // The parsed form of a Jinja template: statements (Node) and expressions
 // (Expr), each expression carrying its source location for error messages.
 
+import Tessera
+
 indirect enum Expr: Sendable {
     case literal(Value)
     case name(String, SourceLocation)

@@ -13,6 +13,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import Tessera
 
 enum Builtins {
     static func pow(_ x: Double, _ y: Double) -> Double {

@@ -8,6 +8,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import Tessera
 
 /// A parsed Jinja chat template.
 ///

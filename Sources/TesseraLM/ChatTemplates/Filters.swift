@@ -1,6 +1,8 @@
 // Jinja filters (`value | name(args)`) and tests (`value is name(args)`),
 // with Jinja2's argument names and defaults.
 
+import Tessera
+
 extension Interpreter {
     func applyFilter(_ name: String, _ v: Value, _ args: CallArguments, _ loc: SourceLocation) throws(TemplateError) -> Value {
         func fail(_ message: String) -> TemplateError { error(.runtime, "\(name): \(message)", loc) }

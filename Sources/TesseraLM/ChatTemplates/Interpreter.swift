@@ -3,6 +3,8 @@
 // per iteration, `if` does not create one, macros see the template's
 // top-level scope plus their parameters, namespaces are shared references.
 
+import Tessera
+
 final class Interpreter: @unchecked Sendable {
     // One render owns one Interpreter; Function closures capture it.
     private var scopes: [[String: Value]]

@@ -7,6 +7,8 @@
 //   {%+ / +%}         disable lstrip / trim for that tag
 // One trailing newline of the template is dropped (keep_trailing_newline=False).
 
+import Tessera
+
 struct Token: Sendable {
     enum Kind: Sendable, Equatable {
         case data(String)

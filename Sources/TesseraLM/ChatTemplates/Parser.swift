@@ -3,6 +3,8 @@
 //   <  + -  <  ~  <  * / // %  <  **  <  unary - +  <  postfix (. [] ())
 //   and filters/tests (| and is), which bind to the unary operand.
 
+import Tessera
+
 struct Parser {
     private let tokens: [Token]
     private var index = 0

@@ -2,6 +2,8 @@
 // model files, so every failure is a thrown error with a position, never a
 // trap.
 
+import Tessera
+
 /// Why a template could not be parsed or rendered.
 public struct TemplateError: Error, Sendable, Equatable, CustomStringConvertible {
     public enum Kind: Sendable, Equatable {

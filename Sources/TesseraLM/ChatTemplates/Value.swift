@@ -2,6 +2,8 @@
 // truthiness, str() and repr() for printing, ==, ordering, and the JSON
 // conversions used for the render context and `tojson`.
 
+import Tessera
+
 /// An ordered string-keyed dictionary (Python dicts keep insertion order).
 struct Dict: Sendable {
     private(set) var keys: [String] = []

@@ -4,6 +4,8 @@
 // raw text, the others on the normalized text; `lstrip`/`rstrip` swallow
 // the whitespace beside a match, `single_word` needs word boundaries.
 
+import Tessera
+
 /// One added token from tokenizer.json's `added_tokens` (or a GGUF control
 /// or user-defined token).
 public struct AddedToken: Sendable, Equatable {

@@ -8,6 +8,7 @@
 // so long words cost O(n log n), not O(n^2).
 
 import Synchronization
+import Tessera
 
 struct BPEModel: Sendable {
     struct Merge: Sendable {

@@ -2,6 +2,8 @@
 // (ids -> ids with special tokens added), as Hugging Face tokenizers
 // defines them for the models this library loads.
 
+import Tessera
+
 indirect enum Normalizer: Sendable {
     case sequence([Normalizer])
     /// Unicode canonical composition (Qwen2).

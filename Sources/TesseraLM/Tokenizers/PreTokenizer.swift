@@ -2,6 +2,8 @@
 // within. Mirrors Hugging Face tokenizers' ByteLevel, Split, Digits,
 // Metaspace and Sequence, including SplitDelimiterBehavior.
 
+import Tessera
+
 /// A piece of text on its way to the model. `isFirst` is true for the piece
 /// that starts at offset 0 of the original input (Metaspace's
 /// `prepend_scheme: first` prepends only there).

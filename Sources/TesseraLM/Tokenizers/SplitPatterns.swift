@@ -7,6 +7,8 @@
 // U+0009-000D, U+0085, Zs, Zl, Zp). Linear time in the input; Tests cover
 // long runs. Unknown patterns fall back to Swift Regex (RegexSplitter).
 
+import Tessera
+
 /// Character classes the patterns need, one byte per scalar.
 struct ScalarClass {
     static let letter: UInt8 = 1

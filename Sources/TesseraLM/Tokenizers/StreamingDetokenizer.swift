@@ -10,6 +10,8 @@
 // the start of its character when it is a <0xNN> byte token: ByteFallback
 // replaces a whole byte run by U+FFFDs when any of it is invalid.
 
+import Tessera
+
 /// Turns token ids into text incrementally.
 ///
 /// ```swift

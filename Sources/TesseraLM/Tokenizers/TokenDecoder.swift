@@ -3,6 +3,8 @@
 // joined). ByteLevel for GPT-2-style vocabularies; Replace, ByteFallback,
 // Fuse, Strip and Metaspace for SentencePiece-style ones.
 
+import Tessera
+
 indirect enum TokenDecoder: Sendable {
     case sequence([TokenDecoder])
     case byteLevel

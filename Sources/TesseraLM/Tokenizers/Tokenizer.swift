@@ -8,6 +8,8 @@
 // Loading: TokenizerLoading.swift (tokenizer.json) and TokenizerMetadata.swift
 // (plain arrays, as GGUF stores them).
 
+import Tessera
+
 /// A text tokenizer. Immutable and safe to share across tasks.
 ///
 /// ```swift

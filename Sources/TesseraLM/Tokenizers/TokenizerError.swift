@@ -2,6 +2,8 @@
 // decoding never throw: every string encodes and every id decodes (unknown
 // ids are skipped, as Hugging Face tokenizers does).
 
+import Tessera
+
 /// Why a tokenizer could not be built.
 public enum TokenizerError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The file is not valid JSON.

@@ -7,6 +7,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import Tessera
 
 extension Tokenizer {
     /// Loads `tokenizer.json`, and `tokenizer_config.json` and

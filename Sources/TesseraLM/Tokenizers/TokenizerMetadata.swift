@@ -8,6 +8,8 @@
 // and model "llama" is SentencePiece-style BPE: "▁" for spaces (prepended
 // when add_space_prefix), <0xNN> byte fallback, merges ranked by score.
 
+import Tessera
+
 /// The vocabulary arrays and ids a GGUF file stores under `tokenizer.ggml.*`.
 public struct TokenizerMetadata: Sendable {
     /// Token types as GGUF numbers them.

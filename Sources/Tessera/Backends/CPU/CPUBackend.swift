@@ -27,6 +27,8 @@ enum CPUBackend {
             return inputs[rules.primalCount + index]
         case .sliceUpdate(let start, let stride):
             return try ShapeKernels.sliceUpdate(inputs[0], inputs[1], start: start, stride: stride)
+        case .compiled(let kernel):
+            return try FusedKernels.evaluate(kernel, inputs: inputs, shape: shape, dtype: dtype)
         default:
             break
         }
@@ -84,7 +86,7 @@ enum CPUBackend {
             try dispatch(
                 dtype, ScanKernel(op: op, axis: axis, reverse: reverse, inclusive: inclusive, input: inputs[0], output: output))
         case .constant, .reshape, .transpose, .broadcast, .slice, .copy, .concatenate, .identity, .stopGradient,
-            .custom, .sliceUpdate:
+            .custom, .sliceUpdate, .compiled:
             fatalError("unreachable: handled above")
         }
         return output

@@ -1,0 +1,116 @@
+// The generation loop: chunked prefill of the prompt, then one token at a
+// time through the key/value caches, each step sampled on the host.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import Tessera
+
+/// Limits and choices for one generation.
+public struct GenerateParameters: Sendable {
+    public var maxTokens = 256
+    public var sampling = SamplingParameters()
+    /// Prompt tokens per forward pass during prefill.
+    public var prefillStepSize = 512
+    /// Keep at most this many positions in each cache (rotating cache).
+    public var maxKVSize: Int?
+    /// Store keys and values quantized (nil: full precision).
+    public var kvQuantization: KVQuantization?
+    /// Token ids that end generation (the model's end-of-sequence ids).
+    public var stopTokens: Set<Int> = []
+
+    public init() {}
+}
+
+/// Timing and counts of a finished generation.
+public struct GenerationStats: Sendable {
+    public init() {}
+    public var promptTokens = 0
+    public var generatedTokens = 0
+    public var prefillSeconds = 0.0
+    public var decodeSeconds = 0.0
+    public var peakMemory = 0
+    public var promptTokensPerSecond: Double { prefillSeconds > 0 ? Double(promptTokens) / prefillSeconds : 0 }
+    public var tokensPerSecond: Double { decodeSeconds > 0 ? Double(generatedTokens) / decodeSeconds : 0 }
+}
+
+/// Produces tokens one by one; drives the model and its caches.
+public struct TokenGenerator: Sendable {
+    let model: any LanguageModel
+    let parameters: GenerateParameters
+    let cache: [KVCache]
+    var sampler: Sampler
+    var history: [Int]
+    var pendingLogits: Tensor?
+    public private(set) var stats = GenerationStats()
+    private var produced = 0
+
+    /// Runs the prompt through the model (prefill) so `next()` can generate.
+    /// With `cache` (e.g. from `PromptCache.load`), `prompt` continues what it holds.
+    public init(model: any LanguageModel, prompt: [Int], parameters: GenerateParameters, cache existing: [KVCache]? = nil)
+        throws
+    {
+        guard !prompt.isEmpty else { throw ModelError.invalidConfiguration("the prompt is empty") }
+        let cached = existing?.first?.offset ?? 0
+        guard cached + prompt.count < model.contextLength else {
+            throw ModelError.promptTooLong(tokens: cached + prompt.count, context: model.contextLength)
+        }
+        let fresh = model.makeCache(maxSize: parameters.maxKVSize, quantization: parameters.kvQuantization)
+        if let existing, existing.count != fresh.count {
+            throw ModelError.invalidConfiguration("\(existing.count) caches for a model of \(fresh.count) layers")
+        }
+        if let bad = prompt.first(where: { $0 < 0 || $0 >= model.vocabularySize }) {
+            throw ModelError.invalidConfiguration("token id \(bad) is outside the vocabulary of \(model.vocabularySize)")
+        }
+        self.model = model
+        self.parameters = parameters
+        cache = existing ?? fresh
+        sampler = Sampler(parameters.sampling)
+        history = prompt
+        Memory.resetPeak()
+        let start = now()
+        var logits: Tensor?
+        var at = 0
+        while at < prompt.count {
+            let chunk = Array(prompt[at..<Swift.min(prompt.count, at + Swift.max(1, parameters.prefillStepSize))])
+            logits = model(Tensor(chunk.map { Int32($0) }, shape: [1, chunk.count]), cache: cache)
+            at += chunk.count
+            // Evaluate each chunk with the caches, so the next chunk starts from computed state.
+            eval([logits!] + cache.flatMap(\.state))
+        }
+        pendingLogits = logits![0, -1]
+        eval(pendingLogits!)
+        stats.promptTokens = prompt.count
+        stats.prefillSeconds = now() - start
+    }
+
+    /// The logits the next token will be drawn from (the last prompt position at first).
+    public var nextLogits: Tensor? { pendingLogits }
+
+    /// The next token, or nil when done (stop token or `maxTokens`).
+    public mutating func next() -> Int? {
+        guard produced < parameters.maxTokens, let logits = pendingLogits else { return nil }
+        let start = now()
+        let token = sampler.sample(logits.toArray(Float.self), history: history)
+        produced += 1
+        history.append(token)
+        if parameters.stopTokens.contains(token) || produced >= parameters.maxTokens || (cache.first.map { $0.offset + 1 } ?? history.count) >= model.contextLength {
+            pendingLogits = nil
+        } else {
+            let out = model(Tensor([Int32(token)], shape: [1, 1]), cache: cache)
+            let row = out[0, -1]
+            eval([row] + cache.flatMap(\.state))
+            pendingLogits = row
+        }
+        stats.generatedTokens = produced
+        stats.decodeSeconds += now() - start
+        stats.peakMemory = Memory.peakBytes
+        return token
+    }
+}
+
+func now() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+}

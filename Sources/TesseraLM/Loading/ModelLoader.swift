@@ -1,0 +1,110 @@
+// Loading a model from a path: a GGUF file (weights, hyper-parameters from its
+// metadata) or a Hugging Face / mlx-community folder (config.json and
+// safetensors shards, quantized layers as MLX's weight/scales/biases).
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Tessera
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A loaded model and what came with it.
+public struct LoadedModel: Sendable {
+    public let model: any LanguageModel
+    public let modelType: String
+    /// The GGUF file, when the model came from one (tokenizer and chat template live in its metadata).
+    public let gguf: GGUFFile?
+    /// The folder, when the model came from one.
+    public let folder: String?
+    /// Names the model for prompt caches: its type, sizes and file name.
+    public let identity: String
+}
+
+public enum ModelLoader {
+    public static func load(_ path: String) throws -> LoadedModel {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw ModelError.modelNotFound("no model at \(path)") }
+        if (info.st_mode & S_IFMT) == S_IFDIR { return try loadFolder(path) }
+        return try loadGGUF(path)
+    }
+
+    static func loadGGUF(_ path: String) throws -> LoadedModel {
+        let file = try GGUFFile.load(path)
+        let arch = file.metadata["general.architecture"]?.string ?? "(none)"
+        // Only llama-family GGUF files map onto the folder layout's names here.
+        guard Llama.modelTypes.contains(arch) || Mistral.modelTypes.contains(arch) else {
+            throw ModelError.unknownModelType(arch)
+        }
+        func int(_ key: String) throws -> Int {
+            guard let v = file.metadata["\(arch).\(key)"]?.int else {
+                throw ModelError.invalidConfiguration("GGUF metadata has no \(arch).\(key)")
+            }
+            return v
+        }
+        let hidden = try int("embedding_length")
+        let heads = try int("attention.head_count")
+        let vocab = try file.metadata["tokenizer.ggml.tokens"]?.array?.count ?? int("vocab_size")
+        let headDim = file.metadata["\(arch).attention.key_length"]?.int ?? hidden / Swift.max(heads, 1)
+        let layers = try int("block_count")
+        var configuration = TransformerConfiguration(
+            hiddenSize: hidden, layerCount: layers, intermediateSize: try int("feed_forward_length"),
+            headCount: heads, kvHeadCount: file.metadata["\(arch).attention.head_count_kv"]?.int ?? heads,
+            headDim: headDim, vocabularySize: vocab,
+            contextLength: file.metadata["\(arch).context_length"]?.int ?? 4096,
+            rmsNormEps: Float(file.metadata["\(arch).attention.layer_norm_rms_epsilon"]?.double ?? 1e-5),
+            tiedEmbeddings: file.info("output.weight") == nil,
+            rope: RopeParameters(base: Float(file.metadata["\(arch).rope.freq_base"]?.double ?? 10000)),
+            attentionScale: 1 / Float(headDim).squareRoot(), slidingLayers: Array(repeating: false, count: layers))
+        configuration.ropeTraditional = true  // llama.cpp stores q/k rows permuted for interleaved rotation
+        let model = try TransformerModel(configuration: configuration, weights: .gguf(file))
+        return LoadedModel(
+            model: model, modelType: arch, gguf: file, folder: nil, identity: identity(arch, configuration, path))
+    }
+
+    /// A folder's config.json.
+    static func readConfig(_ path: String) throws -> JSONValue {
+        guard let data = FileManager.default.contents(atPath: path + "/config.json") else {
+            throw ModelError.modelNotFound("\(path) has no config.json")
+        }
+        do { return try JSONValue(parsing: Array(data)) } catch {
+            throw ModelError.invalidConfiguration("config.json: \(error)")
+        }
+    }
+
+    /// Every tensor of a folder's safetensors shards, with a multimodal
+    /// checkpoint's `language_model.` prefix dropped.
+    static func readTensors(_ path: String) throws -> [String: Tensor] {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: path))?.filter { $0.hasSuffix(".safetensors") }.sorted() ?? []
+        guard !files.isEmpty else { throw ModelError.modelNotFound("\(path) has no .safetensors files") }
+        var tensors: [String: Tensor] = [:]
+        for file in files { tensors.merge(try Safetensors.load(path + "/" + file).tensors) { a, _ in a } }
+        let prefix = "language_model."
+        if tensors["model.embed_tokens.weight"] == nil, tensors[prefix + "model.embed_tokens.weight"] != nil {
+            tensors = Dictionary(
+                tensors.compactMap { $0.key.hasPrefix(prefix) ? (String($0.key.dropFirst(prefix.count)), $0.value) : nil }
+            ) { a, _ in a }
+        }
+        return tensors
+    }
+
+    static func loadFolder(_ path: String) throws -> LoadedModel {
+        let config = try readConfig(path)
+        let modelType = config["model_type"]?.string ?? "(none)"
+        let configuration = try ModelRegistry.architecture(modelType).configuration(ConfigReader(json: config))
+        let quantization = config["quantization"] ?? config["quantization_config"]
+        let model = try TransformerModel(
+            configuration: configuration, weights: .safetensors(try readTensors(path), quantization: quantization))
+        return LoadedModel(
+            model: model, modelType: modelType, gguf: nil, folder: path, identity: identity(modelType, configuration, path))
+    }
+
+    static func identity(_ type: String, _ c: TransformerConfiguration, _ path: String) -> String {
+        let name = path.split(separator: "/").last.map(String.init) ?? path
+        return "\(type) \(name) layers=\(c.layerCount) hidden=\(c.hiddenSize) kv_heads=\(c.kvHeadCount) head_dim=\(c.headDim) vocab=\(c.vocabularySize)"
+    }
+}

@@ -1,0 +1,72 @@
+// A projection weight, dense or in MLX's affine quantized format, applied as
+// `x @ Wᵀ` (Linear layout: W is [out, in]).
+
+import Tessera
+
+public enum Weight: Sendable {
+    case dense(Tensor)
+    case quantized(QuantizedWeight)
+
+    /// `x @ Wᵀ`.
+    public func apply(_ x: Tensor) -> Tensor {
+        switch self {
+        case .dense(let w): return matmul(x, w.T)
+        case .quantized(let q):
+            return quantizedMatmul(
+                x, q.weight, scales: q.scales, biases: q.biases, transpose: true, groupSize: q.groupSize, bits: q.bits)
+        }
+    }
+
+    /// Rows `ids` (any shape) as dense float32 vectors: an embedding lookup.
+    public func rows(_ ids: Tensor) -> Tensor {
+        switch self {
+        case .dense(let w): return w.take(ids, axis: 0).asType(.float32)
+        case .quantized(let q):
+            let rows = QuantizedWeight(
+                weight: q.weight.take(ids, axis: 0), scales: q.scales.take(ids, axis: 0),
+                biases: q.biases.take(ids, axis: 0), groupSize: q.groupSize, bits: q.bits)
+            return dequantize(rows.weight, scales: rows.scales, biases: rows.biases, groupSize: q.groupSize, bits: q.bits)
+                .asType(.float32)
+        }
+    }
+
+    /// Output rows `range` (a slice of a fused projection such as qkv).
+    func outputs(_ range: Range<Int>) -> Weight {
+        switch self {
+        case .dense(let w): return .dense(w[range])
+        case .quantized(let q):
+            return .quantized(
+                QuantizedWeight(
+                    weight: q.weight[range], scales: q.scales[range], biases: q.biases[range], groupSize: q.groupSize,
+                    bits: q.bits))
+        }
+    }
+
+    /// The values as a dense float32 tensor `[out, in]`.
+    var dense: Tensor {
+        switch self {
+        case .dense(let w): return w.asType(.float32)
+        case .quantized(let q):
+            return dequantize(q.weight, scales: q.scales, biases: q.biases, groupSize: q.groupSize, bits: q.bits)
+                .asType(.float32)
+        }
+    }
+
+    /// [out, in] in dense terms.
+    public var shape: [Int] {
+        switch self {
+        case .dense(let w): return w.shape
+        case .quantized(let q): return Array(q.weight.shape.dropLast()) + [q.weight.dim(-1) * 32 / q.bits]
+        }
+    }
+
+    /// The same weight with float32 scales and biases (exact for float16 ones), so
+    /// products accumulate and round in float32 like a float32 reference.
+    var withFloat32Parameters: Weight {
+        guard case .quantized(let q) = self else { return self }
+        return .quantized(
+            QuantizedWeight(
+                weight: q.weight, scales: q.scales.asType(.float32), biases: q.biases.asType(.float32),
+                groupSize: q.groupSize, bits: q.bits))
+    }
+}

@@ -1,0 +1,51 @@
+import Foundation
+import Tessera
+import TesseraLM
+import XCTest
+
+/// Greedy decoding of the default model against the reference ids computed by
+/// Hugging Face transformers (../shared/refs/smollm2_reference.json).
+final class SmolLM2ReferenceTests: XCTestCase {
+    static let referenceURL = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../../../shared/refs/smollm2_reference.json")
+
+    /// The model file, or a skip (a failure when TESSERA_REQUIRE_MODEL is set, as in CI).
+    static func modelPath() throws -> String {
+        if let path = DefaultModel.cachedPath() { return path }
+        if ProcessInfo.processInfo.environment["TESSERA_REQUIRE_MODEL"] != nil {
+            XCTFail("the default model is required but not in the cache (\(DefaultModel.cacheFile))")
+        }
+        throw XCTSkip("SmolLM2 GGUF not present (run `swift run tessera generate` once to fetch it)")
+    }
+
+    func testGreedyIdsAndTopLogitsMatchTheReference() throws {
+        #if DEBUG
+        // 3 × 48 decode steps of unoptimised kernels take many minutes; CI runs it in release:
+        // swift test -c release -Xswiftc -enable-testing --filter SmolLM2ReferenceTests
+        if ProcessInfo.processInfo.environment["TESSERA_SLOW_TESTS"] == nil {
+            throw XCTSkip("runs in release builds (or set TESSERA_SLOW_TESTS=1)")
+        }
+        #endif
+        let loaded = try ModelLoader.load(try Self.modelPath())
+        let reference = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.referenceURL)) as! [String: Any]
+        let prompts = reference["prompts"] as! [String: [String: Any]]
+        XCTAssertGreaterThanOrEqual(prompts.count, 3)
+        for (name, prompt) in prompts.sorted(by: { $0.key < $1.key }) {
+            let ids = prompt["prompt_ids"] as! [Int]
+            let expected = prompt["greedy_ids_48"] as! [Int]
+            var parameters = GenerateParameters()
+            parameters.maxTokens = expected.count
+            parameters.sampling = .greedy
+            var generator = try TokenGenerator(model: loaded.model, prompt: ids, parameters: parameters)
+            if let top5 = prompt["top5_at_last_prompt_position"] as? [String: Any] {
+                let logits = generator.nextLogits!.toArray(Float.self)
+                for (id, value) in zip(top5["ids"] as! [Int], top5["logits"] as! [Double]) {
+                    XCTAssertEqual(Double(logits[id]), value, accuracy: 1e-2, "prompt \(name): logit of \(id)")
+                }
+            }
+            var produced: [Int] = []
+            while let t = generator.next() { produced.append(t) }
+            XCTAssertEqual(produced, expected, "prompt \(name)")
+        }
+    }
+}
