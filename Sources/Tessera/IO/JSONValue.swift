@@ -135,21 +135,25 @@ extension JSONValue {
         }
     }
 
-    static func quoted(_ s: String) -> String {
+    /// `s` as a JSON string literal, escaped as Python's json.dumps does
+    /// with ensure_ascii=False (control characters escaped, the rest kept).
+    public static func quoted(_ s: String) -> String {
         var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
+        for c in s.unicodeScalars {
+            switch c {
             case "\"": out += "\\\""
             case "\\": out += "\\\\"
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
+            case "\u{08}": out += "\\b"
+            case "\u{0C}": out += "\\f"
             default:
-                if u.value < 0x20 {
-                    let hex = String(u.value, radix: 16)
+                if c.value < 0x20 {
+                    let hex = String(c.value, radix: 16)
                     out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
                 } else {
-                    out.unicodeScalars.append(u)
+                    out.unicodeScalars.append(c)
                 }
             }
         }
