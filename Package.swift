@@ -15,6 +15,8 @@ let package = Package(
         .target(
             name: "Tessera",
             path: "Sources/Tessera",
+            // CUDA sources are embedded by Tools/embed_kernels.py, not compiled by SwiftPM.
+            exclude: ["Backends/CUDA/Kernels"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .target(
