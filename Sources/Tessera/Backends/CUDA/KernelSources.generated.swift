@@ -204,11 +204,16 @@ template <> __device__ __forceinline__ bf16 from_float<bf16>(float x) {
 
 // The element offset of linear index `i` in a strided array of rank `ndim`.
 __device__ __forceinline__ i64 strided_offset(i64 i, int ndim, const Dims& shape, const Dims& strides) {
+    // Unrolled with constant indices so shape/strides stay in the parameter
+    // bank (a dynamic index would copy them to a local-memory stack frame).
     i64 offset = 0;
-    for (int d = ndim - 1; d >= 0; --d) {
-        i64 n = shape.v[d];
-        offset += (i % n) * strides.v[d];
-        i /= n;
+#pragma unroll
+    for (int d = TESSERA_MAX_DIMS - 1; d >= 0; --d) {
+        if (d < ndim) {
+            i64 n = shape.v[d];
+            offset += (i % n) * strides.v[d];
+            i /= n;
+        }
     }
     return offset;
 }
