@@ -13,7 +13,13 @@ let package = Package(
     ],
     targets: [
         .target(
+            name: "CTesseraKernels",
+            path: "Sources/CTesseraKernels",
+            linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]
+        ),
+        .target(
             name: "Tessera",
+            dependencies: ["CTesseraKernels"],
             path: "Sources/Tessera",
             // CUDA sources are embedded by Tools/embed_kernels.py, not compiled by SwiftPM.
             exclude: ["Backends/CUDA/Kernels"],
@@ -58,7 +64,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TesseraTests",
-            dependencies: ["Tessera"],
+            dependencies: ["Tessera", "CTesseraKernels"],
             path: "Tests/TesseraTests",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),

@@ -8,7 +8,7 @@ import TesseraLM
 
 enum LanguageCommands {
     static let samplingOptions: Set<String> = [
-        "model", "max-tokens", "temp", "top-p", "top-k", "min-p", "seed", "max-kv-size", "kv-bits",
+        "model", "max-tokens", "temp", "top-p", "top-k", "min-p", "seed", "max-kv-size", "kv-bits", "kv-group-size",
         "repetition-penalty", "system",
     ]
 
@@ -28,7 +28,7 @@ enum LanguageCommands {
         if let v = try options.int("seed") { p.sampling.seed = UInt64(truncatingIfNeeded: v) }
         p.maxKVSize = try options.int("max-kv-size")
         if let bits = try options.int("kv-bits") {
-            throw UsageError("--kv-bits \(bits): quantized KV caches are not implemented yet")
+            p.kvQuantization = try KVQuantization(bits: bits, groupSize: try options.int("kv-group-size") ?? 64)
         }
         return p
     }
@@ -114,6 +114,16 @@ enum LanguageCommands {
             report(stats)
             history.append(ChatMessage(role: "assistant", content: reply))
         }
+    }
+
+    static func convert(_ args: ArraySlice<String>) throws {
+        let options = try Options(args, valued: ["model", "output", "bits", "group-size"], switches: [])
+        guard let model = options.string("model"), let output = options.string("output") else {
+            throw UsageError("convert needs --model PATH and --output DIR")
+        }
+        try ModelConverter.convert(
+            model: model, output: output, bits: try options.int("bits") ?? 4, groupSize: try options.int("group-size") ?? 64)
+        print("wrote \(output)")
     }
 
     static func tokenize(_ args: ArraySlice<String>) throws {

@@ -13,8 +13,10 @@ let usage = """
     commands:
       generate    generate text: --prompt TEXT [--model PATH] [--max-tokens N] [--temp T] [--top-p P]
                   [--top-k K] [--min-p P] [--seed S] [--system TEXT] [--no-chat-template] [--max-kv-size N]
+                  [--kv-bits 4|8] [--kv-group-size 32|64|128]
                   (without --model, the default model SmolLM2-135M-Instruct is fetched once into the cache)
       chat        an interactive conversation (same model and sampling options)
+      convert     --model PATH --output DIR [--bits 4] [--group-size 64]: write an MLX-format quantized folder
       tokenize    --text TEXT [--add-special] prints token ids; --ids "1 2 3" decodes them
       devices     list the devices Tessera can run on, with their memory
       selftest    run the op table on the GPU against the CPU ("no GPU" and exit 0 without one)
@@ -51,6 +53,8 @@ do {
         try await LanguageCommands.generate(args.dropFirst())
     case "chat":
         try await LanguageCommands.chat(args.dropFirst())
+    case "convert":
+        try LanguageCommands.convert(args.dropFirst())
     case "tokenize":
         try LanguageCommands.tokenize(args.dropFirst())
     case nil, "help", "--help", "-h":

@@ -262,3 +262,27 @@ final class TrainingModeTests: XCTestCase {
         XCTAssertEqual(d(Tensor.ones([1, 2, 2, 3])).toArray(Float.self), [Float](repeating: 1, count: 12))
     }
 }
+
+final class ModuleCompileTests: XCTestCase {
+    /// A compiled SGD step with the model as state matches the plain step.
+    func testCompiledStepUpdatesModuleState() {
+        let a = Linear(3, 2), b = Linear(3, 2)
+        b.innerState = a.innerState
+        let x = Tensor([1, 2, 3, -1, 0, 2] as [Float], shape: [2, 3])
+        func step(_ model: Linear) -> Tensor {
+            let (loss, grads) = valueAndGrad(model: model) { m, x in (m(x) * m(x)).sum() }(model, x)
+            try! model.update(
+                parameters: ModuleParameters(
+                    flattened: model.parameters().flattened().map { (key: $0.key, value: $0.value - 0.1 * grads.flatDictionary[$0.key]!) }))
+            return loss
+        }
+        let compiled = compile(inputs: [b], outputs: [b]) { _ in [step(b)] }
+        for _ in 0..<3 {
+            let l1 = step(a).item(Float.self), l2 = compiled([])[0].item(Float.self)
+            XCTAssertEqual(l1, l2, accuracy: 1e-4)
+        }
+        for (p, q) in zip(a.innerState, b.innerState) {
+            for (u, v) in zip(p.toArray(Float.self), q.toArray(Float.self)) { XCTAssertEqual(u, v, accuracy: 1e-5) }
+        }
+    }
+}

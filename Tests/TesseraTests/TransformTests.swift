@@ -82,6 +82,31 @@ let gradCases: [GradCase] = {
             sliceUpdate($0[0], $0[1], start: [1, 0], stride: [2, 1])
         },
         GradCase(name: "clip", shapes: [[2, 3]]) { $0[0].clip(min: -0.5, max: 0.5) },
+        // Fused ops (differentiated through their fallback graphs), quantized and linear algebra.
+        GradCase(name: "softmax", shapes: [[2, 5]]) { softmax($0[0]) },
+        GradCase(name: "logSoftmax", shapes: [[2, 5]]) { logSoftmax($0[0]) },
+        GradCase(name: "rmsNorm", shapes: [[2, 6], [6]]) { Fast.rmsNorm($0[0], weight: $0[1], eps: 1e-5) },
+        GradCase(name: "layerNorm", shapes: [[2, 6], [6], [6]]) {
+            Fast.layerNorm($0[0], weight: $0[1], bias: $0[2], eps: 1e-5)
+        },
+        GradCase(name: "rope", shapes: [[2, 3, 4]]) { Fast.rope($0[0], dimensions: 4, traditional: false, base: 10000, offset: 2) },
+        GradCase(name: "ropeTraditional", shapes: [[2, 3, 4]]) { Fast.rope($0[0], dimensions: 4, traditional: true, base: 100) },
+        GradCase(name: "sdpaCausalGQA", shapes: [[1, 2, 3, 4], [1, 1, 3, 4], [1, 1, 3, 4]]) {
+            Fast.scaledDotProductAttention(queries: $0[0], keys: $0[1], values: $0[2], scale: 0.5, mask: .causal)
+        },
+        GradCase(name: "quantizedMatmul", shapes: [[3, 64]]) { x in
+            let (wq, s, b) = quantize(Tensor.linspace(-1, 1, count: 4 * 64).reshaped([4, 64]), groupSize: 32, bits: 4)
+            return quantizedMatmul(x[0], wq, scales: s, biases: b, groupSize: 32, bits: 4)  // float64 out
+        },
+        // Scales and biases are at most float32: linear, so a large step is exact up to float32 rounding.
+        GradCase(name: "dequantize", shapes: [[4, 2], [4, 2]], step: 1e-2, tolerance: 1e-4) { sb in
+            let (wq, _, _) = quantize(Tensor.linspace(-1, 1, count: 4 * 64).reshaped([4, 64]), groupSize: 32, bits: 4)
+            return dequantize(
+                wq, scales: sb[0].asType(.float32), biases: sb[1].asType(.float32), groupSize: 32, bits: 4
+            ).asType(.float64)
+        },
+        GradCase(name: "inverse", shapes: [[3, 3]]) { Linalg.inv($0[0] + Tensor.eye(3, dtype: .float64) * 3) },
+        GradCase(name: "solve", shapes: [[3, 3], [3, 2]]) { Linalg.solve($0[0] + Tensor.eye(3, dtype: .float64) * 3, $0[1]) },
         GradCase(name: "gather", shapes: [[3, 4]]) { $0[0][0..., Tensor([2, 0, 2])] },
         GradCase(name: "takeAlongAxis", shapes: [[3, 4]]) {
             $0[0].takeAlongAxis(Tensor([3, 0, 1, 1, 2, 0], shape: [3, 2]), axis: 1)

@@ -8,6 +8,8 @@ public enum TesseraError: Error, CustomStringConvertible, Equatable {
     case outOfMemory(requested: Int, active: Int, limit: Int, device: String)
     /// A device that cannot run (no driver, no library), with the reason.
     case deviceUnavailable(String)
+    /// A generated kernel could not be built or loaded (compiler missing or failing).
+    case compileFailed(String)
     /// A library opened at run time (LAPACK, BLAS...) that could not be found
     /// or lacks a symbol; names the library and how to install it.
     case libraryUnavailable(String)
@@ -24,6 +26,8 @@ public enum TesseraError: Error, CustomStringConvertible, Equatable {
                 + "(raise it with Memory.setMemoryLimit)"
         case let .deviceUnavailable(reason):
             return "device unavailable: \(reason)"
+        case let .compileFailed(reason):
+            return "kernel compilation failed: \(reason)"
         case let .libraryUnavailable(reason):
             return "library unavailable: \(reason)"
         case let .invalidData(op, reason):

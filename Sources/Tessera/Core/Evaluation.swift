@@ -72,7 +72,11 @@ enum Scheduler {
         for i in run.nodes.indices {
             guard let node = run.nodes[i] else { continue }
             run.nodes[i] = nil
-            guard let inputs = node.pendingInputs else { continue }  // computed meanwhile
+            let keepsInputs = node.retainsInputs && tracing
+            guard var inputs = keepsInputs ? node.pendingInputs : node.takePendingInputs() else {
+                continue  // computed meanwhile
+            }
+            let donor = keepsInputs ? nil : donatableInput(for: node, &inputs)
             let views = inputs.map { input -> ArrayView in
                 guard let data = input.data else {
                     fatalError("[eval] input of \(node.primitive.name) was not computed before it")
@@ -80,14 +84,45 @@ enum Scheduler {
                 return data
             }
             let output: ArrayView
-            switch node.stream.device {
-            case .cpu:
-                output = try CPUBackend.evaluate(node.primitive, inputs: views, shape: node.shape, dtype: node.dtype)
-            case .gpu:
-                output = try CUDABackend.evaluate(node.primitive, inputs: views, shape: node.shape, dtype: node.dtype)
+            do {
+                switch node.stream.device {
+                case .cpu:
+                    output = try CPUBackend.evaluate(
+                        node.primitive, inputs: views, shape: node.shape, dtype: node.dtype,
+                        donated: donor.map { views[$0] })
+                case .gpu:
+                    output = try CUDABackend.evaluate(
+                        node.primitive, inputs: views, shape: node.shape, dtype: node.dtype)
+                }
+            } catch {
+                if !keepsInputs { node.restoreInputs(inputs) }
+                throw error
             }
             node.complete(with: output, whileTracing: tracing)
         }
+    }
+
+    /// Buffer donation: the index of an input of an element-wise node whose
+    /// buffer the output may be written into, or nil. The input must be
+    /// reachable from nothing but this node (its only reference is `inputs`,
+    /// moved out of the node), own its buffer alone (no view of it elsewhere),
+    /// and be a row-contiguous array of the output's shape and dtype that
+    /// fills its buffer from offset 0.
+    static func donatableInput(for node: Node, _ inputs: inout [Node]) -> Int? {
+        switch node.primitive {
+        case .unary, .binary: break
+        default: return nil
+        }
+        for i in inputs.indices where isKnownUniquelyReferenced(&inputs[i]) {
+            let input = inputs[i]
+            // Ownership first: reading `data` below takes a reference of its own.
+            guard input.dtype == node.dtype, input.shape == node.shape, input.stream == node.stream,
+                input.ownsBufferUniquely, let view = input.data, view.offset == 0,
+                view.strides == contiguousStrides(view.shape), view.buffer.byteCount == view.count * view.dtype.size
+            else { continue }
+            return i
+        }
+        return nil
     }
 
     /// Evaluates on the workers, blocking the caller until done.

@@ -201,6 +201,10 @@ public enum Primitive: Sendable {
     /// A running reduction along `axis`: inclusive (`out[i]` includes `x[i]`)
     /// or exclusive (starts from the identity), from the end when `reverse`.
     case scan(ScanOp, axis: Int, reverse: Bool, inclusive: Bool)
+    /// A chain of element-wise primitives fused by `compile` into one kernel
+    /// (generated C on the CPU). Inputs broadcast to the output shape; the
+    /// kernel keeps its unfused program for the transforms.
+    case compiled(FusedKernel)
 }
 
 extension Primitive {
@@ -254,6 +258,7 @@ extension Primitive {
             case .argPartition: return "argPartition"
             }
         case .scan(let op, _, _, _): return "cum\(op.rawValue)"
+        case .compiled: return "compiled"
         }
     }
 }

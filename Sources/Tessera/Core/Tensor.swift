@@ -7,7 +7,8 @@ import Synchronization
 struct ArrayView: @unchecked Sendable {
     let shape: [Int]
     let dtype: DType
-    let buffer: Buffer
+    /// `var` only so that donation can test it for unique ownership in place.
+    var buffer: Buffer
     /// Offset of element 0, in elements.
     let offset: Int
     /// Element strides; 0 on broadcast axes.
@@ -109,6 +110,33 @@ final class Node: Sendable {
 
     /// The inputs still needed, or nil once the node is computed.
     var pendingInputs: [Node]? { state.withLock { $0.data == nil ? $0.inputs : nil } }
+
+    /// Moves the inputs out for computing, or nil once computed; the caller
+    /// then holds the only references this node had (see donation in
+    /// `Scheduler.execute`) and gives them back with `restoreInputs` on failure.
+    func takePendingInputs() -> [Node]? {
+        state.withLock { s in
+            guard s.data == nil else { return nil }
+            let inputs = s.inputs
+            s.inputs = []
+            return inputs
+        }
+    }
+
+    func restoreInputs(_ inputs: [Node]) {
+        state.withLock { s in
+            if s.data == nil { s.inputs = inputs }
+        }
+    }
+
+    /// Whether this node's computed buffer has no other owner (no view of it
+    /// held by another node or array).
+    var ownsBufferUniquely: Bool {
+        state.withLock { s in
+            guard s.data != nil else { return false }
+            return isKnownUniquelyReferenced(&s.data!.buffer)
+        }
+    }
 
     /// The inputs as built (empty once computed, unless the node retains them).
     var inputs: [Node] { state.withLock { $0.inputs } }

@@ -99,12 +99,36 @@ func jvpRule(_ node: Node, inputs: [Tensor], tangents: [Tensor?], output: Tensor
         return Tensor(shape: node.shape, dtype: node.dtype, primitive: node.primitive, inputs: [t(0)] + inputs[1...])
     case .affineQuantizeParameters, .affineQuantizePack, .randomBits:
         return nil
-    case .affineDequantize, .gatherQuantizedMatmul, .inverse, .solve, .cholesky, .qr, .svd, .eigh:
-        opPrecondition(false, "jvp", "\(node.primitive.name) has no jvp rule yet")
+    case .inverse:
+        guard let dA = tangents[0] else { return nil }
+        return -rawMatmul(rawMatmul(output, dA), output)
+    case .solve:
+        // dX = A⁻¹ (dB - dA X).
+        var rhs = tangents[1] ?? Tensor.zeros(output.shape, dtype: output.dtype)
+        if let dA = tangents[0] { rhs = rhs - rawMatmul(dA, output) }
+        return Tensor(shape: output.shape, dtype: output.dtype, primitive: .solve, inputs: [inputs[0], rhs])
+    case .affineDequantize(let groupSize, let bits):
+        // Linear in scales and biases: dw = dscale * q + dbias per group.
+        let scales = inputs[1]
+        let groupedShape = Array(output.shape.dropLast()) + [scales.dim(-1), groupSize]
+        let expand = { (t: Tensor) in t.expandedDimensions(axis: -1).broadcast(to: groupedShape).reshaped(output.shape) }
+        // The integer levels: the same words dequantized with scale 1 and bias 0.
+        let q = dequantize(
+            inputs[0], scales: Tensor.onesLike(scales), biases: Tensor.zerosLike(scales), groupSize: groupSize, bits: bits
+        ).asType(output.dtype)
+        var result: Tensor?
+        if let ds = tangents[1] { result = expand(ds.asType(output.dtype)) * q }
+        if let db = tangents[2] { result = (result ?? Tensor.zeros(output.shape, dtype: output.dtype)) + expand(db.asType(output.dtype)) }
+        return result
+    case .gatherQuantizedMatmul, .cholesky, .qr, .svd, .eigh:
+        opPrecondition(false, "jvp", "\(node.primitive.name) is not differentiable in Tessera yet (see docs/ARCHITECTURE.md)")
         return nil
     case .custom(let rules, let index):
         let primals = Array(inputs[0..<rules.primalCount])
         let outputs = Array(inputs[rules.primalCount...])
         return rules.jvp(primals, primals.indices.map(t), outputs)[index]
+    case .compiled(let kernel):
+        if tangents.allSatisfy({ $0 == nil }) { return nil }
+        return Tessera.jvp(kernel.replay, primals: inputs, tangents: inputs.indices.map(t)).jvps[0]
     }
 }

@@ -128,19 +128,44 @@ func vjpRule(_ node: Node, inputs: [Tensor], output: Tensor, cotangent g: Tensor
         return result
     case .quantizedMatmul(let groupSize, let bits, let transpose):
         // Only x has a gradient: the product with the same weights the other way round.
-        let dx = quantizedMatmul(
-            g, inputs[1], scales: inputs[2], biases: inputs[3], transpose: !transpose, groupSize: groupSize, bits: bits)
+        // (The node's inputs are already broadcast and in the compute dtype, so build the node directly.)
+        let dx = Tensor(
+            shape: inputs[0].shape, dtype: g.dtype,
+            primitive: .quantizedMatmul(groupSize: groupSize, bits: bits, transpose: !transpose),
+            inputs: [g, inputs[1], inputs[2], inputs[3]])
         return [dx, nil, nil, nil]
     case .affineQuantizeParameters, .affineQuantizePack, .randomBits:
         return none
-    case .affineDequantize, .gatherQuantizedMatmul, .inverse, .solve, .cholesky, .qr, .svd, .eigh:
-        opPrecondition(false, "vjp", "\(node.primitive.name) has no vjp rule yet")
+    case .inverse:
+        // d(A⁻¹) = -A⁻¹ dA A⁻¹, so gA = -A⁻ᵀ g A⁻ᵀ.
+        let inverseT = output.swappedAxes(-1, -2)
+        return [-rawMatmul(rawMatmul(inverseT, g), inverseT)]
+    case .solve:
+        // X = A⁻¹ B: gB = A⁻ᵀ g, gA = -gB Xᵀ.
+        let gB = Tensor(shape: g.shape, dtype: g.dtype, primitive: .solve, inputs: [inputs[0].swappedAxes(-1, -2), g])
+        return [-rawMatmul(gB, output.swappedAxes(-1, -2)), gB]
+    case .affineDequantize(let groupSize, let bits):
+        // w = scale * q + bias per group: linear in scales and biases, none for the packed q.
+        let scales = inputs[1]
+        let grouped = g.reshaped(Array(g.shape.dropLast()) + [scales.dim(-1), groupSize])
+        // The integer levels: the same words dequantized with scale 1 and bias 0.
+        let q = dequantize(
+            inputs[0], scales: Tensor.onesLike(scales), biases: Tensor.zerosLike(scales), groupSize: groupSize, bits: bits
+        ).asType(output.dtype)
+        let perGroup = { (t: Tensor) in t.reshaped(grouped.shape).sum(axis: -1) }
+        return [nil, forInput(1, perGroup(g * q).asType(scales.dtype)), forInput(2, perGroup(g).asType(scales.dtype))]
+    case .gatherQuantizedMatmul, .cholesky, .qr, .svd, .eigh:
+        opPrecondition(false, "vjp", "\(node.primitive.name) is not differentiable in Tessera yet (see docs/ARCHITECTURE.md)")
         return none
     case .custom(let rules, let index):
         let primals = Array(inputs[0..<rules.primalCount])
         let outputs = Array(inputs[rules.primalCount...])
         let cotangents = outputs.indices.map { $0 == index ? g : Tensor.zerosLike(outputs[$0]) }
         return rules.vjp(primals, cotangents, outputs) + [Tensor?](repeating: nil, count: outputs.count)
+    case .compiled(let kernel):
+        // The rules of the unfused program the kernel was made from.
+        let grads = Tessera.vjp(kernel.replay, primals: inputs, cotangents: [g]).vjps
+        return inputs.indices.map { forInput($0, grads[$0]) }
     }
 }
 

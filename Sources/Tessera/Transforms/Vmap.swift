@@ -163,10 +163,8 @@ func vmapRule(_ node: Node, _ inputs: [BatchedInput], batch: Int) -> Tensor {
         let primitive = node.primitive
         return vmap({ [fastFallback(primitive, inputs: $0)!] }, inAxes: inputs.map { $0.isBatched ? 0 : nil })(
             inputs.map(\.value))[0]
-    case .quantizedMatmul(let groupSize, let bits, let transpose):
-        return quantizedMatmul(
-            b(0), b(1), scales: b(2), biases: b(3), transpose: transpose, groupSize: groupSize, bits: bits)
-    case .affineQuantizeParameters, .affineQuantizePack, .affineDequantize, .randomBits, .inverse, .solve,
+    case .quantizedMatmul,  // inputs already share batch axes: one more leading one
+        .affineQuantizeParameters, .affineQuantizePack, .affineDequantize, .randomBits, .inverse, .solve,
         .cholesky, .qr, .svd, .eigh:
         // Row-wise (or per-matrix, per-key) primitives: the batch is one more leading axis.
         return Tensor(shape: shape, dtype: node.dtype, primitive: node.primitive, inputs: inputs.indices.map(b))
@@ -175,5 +173,7 @@ func vmapRule(_ node: Node, _ inputs: [BatchedInput], batch: Int) -> Tensor {
     case .custom(let rules, let index):
         let primals = Array(inputs[0..<rules.primalCount])
         return rules.vmap(primals.map(\.value), primals.map { $0.isBatched ? 0 : nil })[index]
+    case .compiled(let kernel):
+        return vmap(kernel.replay, inAxes: inputs.map { $0.isBatched ? 0 : nil })(inputs.map(\.value))[0]
     }
 }

@@ -14,6 +14,8 @@ public struct GenerateParameters: Sendable {
     public var prefillStepSize = 512
     /// Keep at most this many positions in each cache (rotating cache).
     public var maxKVSize: Int?
+    /// Store keys and values quantized (nil: full precision).
+    public var kvQuantization: KVQuantization?
     /// Token ids that end generation (the model's end-of-sequence ids).
     public var stopTokens: Set<Int> = []
 
@@ -44,17 +46,25 @@ public struct TokenGenerator: Sendable {
     private var produced = 0
 
     /// Runs the prompt through the model (prefill) so `next()` can generate.
-    public init(model: any LanguageModel, prompt: [Int], parameters: GenerateParameters) throws {
+    /// With `cache` (e.g. from `PromptCache.load`), `prompt` continues what it holds.
+    public init(model: any LanguageModel, prompt: [Int], parameters: GenerateParameters, cache existing: [KVCache]? = nil)
+        throws
+    {
         guard !prompt.isEmpty else { throw ModelError.invalidConfiguration("the prompt is empty") }
-        guard prompt.count < model.contextLength else {
-            throw ModelError.promptTooLong(tokens: prompt.count, context: model.contextLength)
+        let cached = existing?.first?.offset ?? 0
+        guard cached + prompt.count < model.contextLength else {
+            throw ModelError.promptTooLong(tokens: cached + prompt.count, context: model.contextLength)
+        }
+        let fresh = model.makeCache(maxSize: parameters.maxKVSize, quantization: parameters.kvQuantization)
+        if let existing, existing.count != fresh.count {
+            throw ModelError.invalidConfiguration("\(existing.count) caches for a model of \(fresh.count) layers")
         }
         if let bad = prompt.first(where: { $0 < 0 || $0 >= model.vocabularySize }) {
             throw ModelError.invalidConfiguration("token id \(bad) is outside the vocabulary of \(model.vocabularySize)")
         }
         self.model = model
         self.parameters = parameters
-        cache = model.makeCache(maxSize: parameters.maxKVSize)
+        cache = existing ?? fresh
         sampler = Sampler(parameters.sampling)
         history = prompt
         Memory.resetPeak()
@@ -84,7 +94,7 @@ public struct TokenGenerator: Sendable {
         let token = sampler.sample(logits.toArray(Float.self), history: history)
         produced += 1
         history.append(token)
-        if parameters.stopTokens.contains(token) || produced >= parameters.maxTokens || history.count >= model.contextLength {
+        if parameters.stopTokens.contains(token) || produced >= parameters.maxTokens || (cache.first.map { $0.offset + 1 } ?? history.count) >= model.contextLength {
             pendingLogits = nil
         } else {
             let out = model(Tensor([Int32(token)], shape: [1, 1]), cache: cache)

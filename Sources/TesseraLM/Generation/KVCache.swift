@@ -1,7 +1,26 @@
 // Key/value caches, one per attention layer: standard (grows), rotating
-// (keeps the most recent `maxSize` positions).
+// (keeps the most recent `maxSize` positions), either full precision or
+// quantized in MLX's affine format (dequantized on read).
 
 import Tessera
+
+/// How a quantized cache stores keys and values.
+public struct KVQuantization: Sendable, Equatable {
+    public var bits: Int
+    public var groupSize: Int
+
+    /// `bits` 4 or 8 (2, 3, 5, 6 work too); `groupSize` 32, 64 or 128.
+    public init(bits: Int, groupSize: Int = 64) throws {
+        guard [2, 3, 4, 5, 6, 8].contains(bits) else {
+            throw ModelError.invalidConfiguration("KV cache bits must be 2, 3, 4, 5, 6 or 8, got \(bits)")
+        }
+        guard [32, 64, 128].contains(groupSize) else {
+            throw ModelError.invalidConfiguration("KV cache group size must be 32, 64 or 128, got \(groupSize)")
+        }
+        self.bits = bits
+        self.groupSize = groupSize
+    }
+}
 
 /// The keys and values a layer has seen, `[B, heads, length, headDim]`.
 public final class KVCache: @unchecked Sendable {
@@ -9,34 +28,59 @@ public final class KVCache: @unchecked Sendable {
     public private(set) var offset = 0
     /// Keep at most this many positions (nil: unbounded).
     public let maxSize: Int?
-    private var keys: Tensor?
-    private var values: Tensor?
+    /// Quantized storage, when set (and the head size is a multiple of its group size).
+    public let quantization: KVQuantization?
+    /// Full precision: [keys, values]. Quantized: [keys, key scales, key biases, values, value scales, value biases].
+    /// Every tensor has the positions on axis 2.
+    private(set) var storage: [Tensor] = []
 
-    public init(maxSize: Int? = nil) {
+    public init(maxSize: Int? = nil, quantization: KVQuantization? = nil) {
         self.maxSize = maxSize
+        self.quantization = quantization
+    }
+
+    /// A cache holding `storage` (as `state` returned it) after `offset` positions.
+    init(storage: [Tensor], offset: Int, maxSize: Int?, quantization: KVQuantization?) {
+        self.storage = storage
+        self.offset = offset
+        self.maxSize = maxSize
+        self.quantization = quantization
     }
 
     /// Appends `keys`/`values` of new positions; returns everything to attend to.
     public func update(keys newKeys: Tensor, values newValues: Tensor) -> (Tensor, Tensor) {
         let n = newKeys.dim(2)
-        var k = keys.map { concatenated([$0, newKeys], axis: 2) } ?? newKeys
-        var v = values.map { concatenated([$0, newValues], axis: 2) } ?? newValues
-        if let maxSize, k.dim(2) > maxSize {
-            // Keep the window, but never drop keys the new queries need.
-            let keep = Swift.max(maxSize, n)
-            k = k[0..., 0..., (k.dim(2) - keep)...]
-            v = v[0..., 0..., (v.dim(2) - keep)...]
+        let incoming: [Tensor]
+        let quantized = quantization.map { newKeys.dim(3) % $0.groupSize == 0 && newValues.dim(3) % $0.groupSize == 0 } ?? false
+        if quantized, let q = quantization {
+            let k = quantize(newKeys, groupSize: q.groupSize, bits: q.bits)
+            let v = quantize(newValues, groupSize: q.groupSize, bits: q.bits)
+            incoming = [k.wq, k.scales, k.biases, v.wq, v.scales, v.biases]
+        } else {
+            incoming = [newKeys, newValues]
         }
-        // Materialise so the next step does not re-run the whole history.
-        keys = k
-        values = v
+        var all = storage.isEmpty ? incoming : zip(storage, incoming).map { concatenated([$0, $1], axis: 2) }
         offset += n
-        return (k, v)
+        var attended = all
+        if let maxSize {
+            // Attend to the window plus the new positions, keep only the window.
+            let length = all[0].dim(2)
+            let visible = Swift.min(length, maxSize - 1 + n)
+            if visible < length { attended = all.map { $0[0..., 0..., (length - visible)...] } }
+            if length > maxSize { all = all.map { $0[0..., 0..., (length - maxSize)...] } }
+        }
+        storage = all
+        guard quantized, let q = quantization else { return (attended[0], attended[1]) }
+        let dtype = newKeys.dtype
+        return (
+            dequantize(attended[0], scales: attended[1], biases: attended[2], groupSize: q.groupSize, bits: q.bits).asType(dtype),
+            dequantize(attended[3], scales: attended[4], biases: attended[5], groupSize: q.groupSize, bits: q.bits).asType(dtype)
+        )
     }
 
-    /// Tensors to evaluate with the step's output.
-    public var state: [Tensor] { [keys, values].compactMap { $0 } }
+    /// Tensors to evaluate with the step's output (and to save).
+    public var state: [Tensor] { storage }
 
     /// Cached length.
-    public var length: Int { keys?.dim(2) ?? 0 }
+    public var length: Int { storage.first?.dim(2) ?? 0 }
 }

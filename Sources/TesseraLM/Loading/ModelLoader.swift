@@ -21,6 +21,8 @@ public struct LoadedModel: Sendable {
     public let gguf: GGUFFile?
     /// The folder, when the model came from one.
     public let folder: String?
+    /// Names the model for prompt caches: its type, sizes and file name.
+    public let identity: String
 }
 
 public enum ModelLoader {
@@ -34,7 +36,10 @@ public enum ModelLoader {
     static func loadGGUF(_ path: String) throws -> LoadedModel {
         let file = try GGUFFile.load(path)
         let arch = file.metadata["general.architecture"]?.string ?? "(none)"
-        guard ModelRegistry.supportedTypes.contains(arch) else { throw ModelError.unknownModelType(arch) }
+        // Only llama-family GGUF files map onto the folder layout's names here.
+        guard Llama.modelTypes.contains(arch) || Mistral.modelTypes.contains(arch) else {
+            throw ModelError.unknownModelType(arch)
+        }
         func int(_ key: String) throws -> Int {
             guard let v = file.metadata["\(arch).\(key)"]?.int else {
                 throw ModelError.invalidConfiguration("GGUF metadata has no \(arch).\(key)")
@@ -44,50 +49,62 @@ public enum ModelLoader {
         let hidden = try int("embedding_length")
         let heads = try int("attention.head_count")
         let vocab = try file.metadata["tokenizer.ggml.tokens"]?.array?.count ?? int("vocab_size")
-        let configuration = LlamaConfiguration(
-            hiddenSize: hidden, layerCount: try int("block_count"), intermediateSize: try int("feed_forward_length"),
+        let headDim = file.metadata["\(arch).attention.key_length"]?.int ?? hidden / Swift.max(heads, 1)
+        let layers = try int("block_count")
+        var configuration = TransformerConfiguration(
+            hiddenSize: hidden, layerCount: layers, intermediateSize: try int("feed_forward_length"),
             headCount: heads, kvHeadCount: file.metadata["\(arch).attention.head_count_kv"]?.int ?? heads,
-            headDim: file.metadata["\(arch).attention.key_length"]?.int ?? hidden / Swift.max(heads, 1),
-            vocabularySize: vocab, contextLength: file.metadata["\(arch).context_length"]?.int ?? 4096,
-            ropeTheta: Float(file.metadata["\(arch).rope.freq_base"]?.double ?? 10000),
+            headDim: headDim, vocabularySize: vocab,
+            contextLength: file.metadata["\(arch).context_length"]?.int ?? 4096,
             rmsNormEps: Float(file.metadata["\(arch).attention.layer_norm_rms_epsilon"]?.double ?? 1e-5),
-            ropeTraditional: true,  // llama.cpp stores q/k rows permuted for interleaved rotation
-            tiedEmbeddings: file.info("output.weight") == nil)
-        let model = try LlamaModel(configuration: configuration, weights: .gguf(file))
-        return LoadedModel(model: model, modelType: arch, gguf: file, folder: nil)
+            tiedEmbeddings: file.info("output.weight") == nil,
+            rope: RopeParameters(base: Float(file.metadata["\(arch).rope.freq_base"]?.double ?? 10000)),
+            attentionScale: 1 / Float(headDim).squareRoot(), slidingLayers: Array(repeating: false, count: layers))
+        configuration.ropeTraditional = true  // llama.cpp stores q/k rows permuted for interleaved rotation
+        let model = try TransformerModel(configuration: configuration, weights: .gguf(file))
+        return LoadedModel(
+            model: model, modelType: arch, gguf: file, folder: nil, identity: identity(arch, configuration, path))
+    }
+
+    /// A folder's config.json.
+    static func readConfig(_ path: String) throws -> JSONValue {
+        guard let data = FileManager.default.contents(atPath: path + "/config.json") else {
+            throw ModelError.modelNotFound("\(path) has no config.json")
+        }
+        do { return try JSONValue(parsing: Array(data)) } catch {
+            throw ModelError.invalidConfiguration("config.json: \(error)")
+        }
+    }
+
+    /// Every tensor of a folder's safetensors shards, with a multimodal
+    /// checkpoint's `language_model.` prefix dropped.
+    static func readTensors(_ path: String) throws -> [String: Tensor] {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: path))?.filter { $0.hasSuffix(".safetensors") }.sorted() ?? []
+        guard !files.isEmpty else { throw ModelError.modelNotFound("\(path) has no .safetensors files") }
+        var tensors: [String: Tensor] = [:]
+        for file in files { tensors.merge(try Safetensors.load(path + "/" + file).tensors) { a, _ in a } }
+        let prefix = "language_model."
+        if tensors["model.embed_tokens.weight"] == nil, tensors[prefix + "model.embed_tokens.weight"] != nil {
+            tensors = Dictionary(
+                tensors.compactMap { $0.key.hasPrefix(prefix) ? (String($0.key.dropFirst(prefix.count)), $0.value) : nil }
+            ) { a, _ in a }
+        }
+        return tensors
     }
 
     static func loadFolder(_ path: String) throws -> LoadedModel {
-        let configPath = path + "/config.json"
-        guard let data = FileManager.default.contents(atPath: configPath) else {
-            throw ModelError.modelNotFound("\(path) has no config.json")
-        }
-        let config: JSONValue
-        do { config = try JSONValue(parsing: Array(data)) } catch {
-            throw ModelError.invalidConfiguration("config.json: \(error)")
-        }
+        let config = try readConfig(path)
         let modelType = config["model_type"]?.string ?? "(none)"
-        guard ModelRegistry.supportedTypes.contains(modelType) else { throw ModelError.unknownModelType(modelType) }
-        func int(_ key: String) throws -> Int {
-            guard let v = config[key]?.int else { throw ModelError.invalidConfiguration("config.json has no \(key)") }
-            return v
-        }
-        let hidden = try int("hidden_size"), heads = try int("num_attention_heads")
-        let configuration = LlamaConfiguration(
-            hiddenSize: hidden, layerCount: try int("num_hidden_layers"), intermediateSize: try int("intermediate_size"),
-            headCount: heads, kvHeadCount: config["num_key_value_heads"]?.int ?? heads,
-            headDim: config["head_dim"]?.int ?? hidden / Swift.max(heads, 1), vocabularySize: try int("vocab_size"),
-            contextLength: config["max_position_embeddings"]?.int ?? 4096,
-            ropeTheta: Float(config["rope_theta"]?.double ?? 10000), rmsNormEps: Float(config["rms_norm_eps"]?.double ?? 1e-5),
-            ropeTraditional: false, tiedEmbeddings: config["tie_word_embeddings"]?.bool ?? false)
-        var tensors: [String: Tensor] = [:]
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: path))?.filter { $0.hasSuffix(".safetensors") }.sorted() ?? []
-        guard !files.isEmpty else { throw ModelError.modelNotFound("\(path) has no .safetensors files") }
-        for file in files { tensors.merge(try Safetensors.load(path + "/" + file).tensors) { a, _ in a } }
+        let configuration = try ModelRegistry.architecture(modelType).configuration(ConfigReader(json: config))
         let quantization = config["quantization"] ?? config["quantization_config"]
-        let model = try LlamaModel(
-            configuration: configuration,
-            weights: .safetensors(tensors, groupSize: quantization?["group_size"]?.int, bits: quantization?["bits"]?.int))
-        return LoadedModel(model: model, modelType: modelType, gguf: nil, folder: path)
+        let model = try TransformerModel(
+            configuration: configuration, weights: .safetensors(try readTensors(path), quantization: quantization))
+        return LoadedModel(
+            model: model, modelType: modelType, gguf: nil, folder: path, identity: identity(modelType, configuration, path))
+    }
+
+    static func identity(_ type: String, _ c: TransformerConfiguration, _ path: String) -> String {
+        let name = path.split(separator: "/").last.map(String.init) ?? path
+        return "\(type) \(name) layers=\(c.layerCount) hidden=\(c.hiddenSize) kv_heads=\(c.kvHeadCount) head_dim=\(c.headDim) vocab=\(c.vocabularySize)"
     }
 }

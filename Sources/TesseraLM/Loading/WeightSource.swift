@@ -3,31 +3,40 @@
 
 import Tessera
 
-/// A tensor's role in a decoder-only transformer.
+/// A tensor's role in a decoder-only transformer, named after the Hugging Face
+/// module that holds it (`postAttentionNorm` is llama's MLP input norm and
+/// gemma's attention output norm: the architecture decides what it does).
 enum WeightRole: Sendable {
     case embedding, finalNorm, head
-    case attentionNorm(Int), q(Int), k(Int), v(Int), o(Int)
-    case mlpNorm(Int), gate(Int), up(Int), down(Int)
+    case attentionNorm(Int), q(Int), k(Int), v(Int), o(Int), qkv(Int), qNorm(Int), kNorm(Int)
+    case postAttentionNorm(Int), preFeedForwardNorm(Int), postFeedForwardNorm(Int)
+    case gate(Int), up(Int), down(Int), gateUp(Int)
 
-    /// GGUF's name (llama.cpp convention).
+    /// GGUF's name (llama.cpp convention), without the ".weight"/".bias" suffix.
     var ggufName: String {
         switch self {
-        case .embedding: return "token_embd.weight"
-        case .finalNorm: return "output_norm.weight"
-        case .head: return "output.weight"
-        case .attentionNorm(let i): return "blk.\(i).attn_norm.weight"
-        case .q(let i): return "blk.\(i).attn_q.weight"
-        case .k(let i): return "blk.\(i).attn_k.weight"
-        case .v(let i): return "blk.\(i).attn_v.weight"
-        case .o(let i): return "blk.\(i).attn_output.weight"
-        case .mlpNorm(let i): return "blk.\(i).ffn_norm.weight"
-        case .gate(let i): return "blk.\(i).ffn_gate.weight"
-        case .up(let i): return "blk.\(i).ffn_up.weight"
-        case .down(let i): return "blk.\(i).ffn_down.weight"
+        case .embedding: return "token_embd"
+        case .finalNorm: return "output_norm"
+        case .head: return "output"
+        case .attentionNorm(let i): return "blk.\(i).attn_norm"
+        case .q(let i): return "blk.\(i).attn_q"
+        case .k(let i): return "blk.\(i).attn_k"
+        case .v(let i): return "blk.\(i).attn_v"
+        case .o(let i): return "blk.\(i).attn_output"
+        case .qkv(let i): return "blk.\(i).attn_qkv"
+        case .qNorm(let i): return "blk.\(i).attn_q_norm"
+        case .kNorm(let i): return "blk.\(i).attn_k_norm"
+        case .postAttentionNorm(let i): return "blk.\(i).ffn_norm"
+        case .preFeedForwardNorm(let i): return "blk.\(i).ffn_norm"
+        case .postFeedForwardNorm(let i): return "blk.\(i).post_ffw_norm"
+        case .gate(let i): return "blk.\(i).ffn_gate"
+        case .up(let i): return "blk.\(i).ffn_up"
+        case .down(let i): return "blk.\(i).ffn_down"
+        case .gateUp(let i): return "blk.\(i).ffn_up"
         }
     }
 
-    /// The Hugging Face name, without the ".weight" suffix.
+    /// The Hugging Face name, without the ".weight"/".bias" suffix.
     var huggingFaceName: String {
         switch self {
         case .embedding: return "model.embed_tokens"
@@ -38,37 +47,49 @@ enum WeightRole: Sendable {
         case .k(let i): return "model.layers.\(i).self_attn.k_proj"
         case .v(let i): return "model.layers.\(i).self_attn.v_proj"
         case .o(let i): return "model.layers.\(i).self_attn.o_proj"
-        case .mlpNorm(let i): return "model.layers.\(i).post_attention_layernorm"
+        case .qkv(let i): return "model.layers.\(i).self_attn.qkv_proj"
+        case .qNorm(let i): return "model.layers.\(i).self_attn.q_norm"
+        case .kNorm(let i): return "model.layers.\(i).self_attn.k_norm"
+        case .postAttentionNorm(let i): return "model.layers.\(i).post_attention_layernorm"
+        case .preFeedForwardNorm(let i): return "model.layers.\(i).pre_feedforward_layernorm"
+        case .postFeedForwardNorm(let i): return "model.layers.\(i).post_feedforward_layernorm"
         case .gate(let i): return "model.layers.\(i).mlp.gate_proj"
         case .up(let i): return "model.layers.\(i).mlp.up_proj"
         case .down(let i): return "model.layers.\(i).mlp.down_proj"
+        case .gateUp(let i): return "model.layers.\(i).mlp.gate_up_proj"
         }
     }
 }
 
 /// Looks weights up by role, checking their shapes.
 struct WeightSource {
-    let lookup: (WeightRole) throws -> Weight?
+    /// The tensor `name` + `suffix` (".weight", ".bias"), nil when absent.
+    let fetch: (_ role: WeightRole, _ suffix: String) throws -> Weight?
     let describe: (WeightRole) -> String
 
     func weight(_ role: WeightRole, shape: [Int]) throws -> Weight {
-        guard let w = try lookup(role) else { throw ModelError.missingTensor(describe(role)) }
-        guard w.shape == shape else { throw ModelError.tensorShape(name: describe(role), expected: shape, got: w.shape) }
+        guard let w = try fetch(role, ".weight") else { throw ModelError.missingTensor(describe(role) + ".weight") }
+        guard w.shape == shape else {
+            throw ModelError.tensorShape(name: describe(role) + ".weight", expected: shape, got: w.shape)
+        }
         return w.withFloat32Parameters
     }
 
-    func vector(_ role: WeightRole, size: Int) throws -> Tensor {
-        guard case .dense(let t)? = try lookup(role) else { throw ModelError.missingTensor(describe(role)) }
-        guard t.shape == [size] else { throw ModelError.tensorShape(name: describe(role), expected: [size], got: t.shape) }
+    func vector(_ role: WeightRole, size: Int, suffix: String = ".weight") throws -> Tensor {
+        guard let w = try fetch(role, suffix) else { throw ModelError.missingTensor(describe(role) + suffix) }
+        guard case .dense(let t) = w, t.shape == [size] else {
+            throw ModelError.tensorShape(name: describe(role) + suffix, expected: [size], got: w.shape)
+        }
         return t.asType(.float32)
     }
 
     /// GGUF tensors: Q4_0/Q4_1/Q8_0 stay quantized, everything else dense.
     static func gguf(_ file: GGUFFile) -> WeightSource {
         WeightSource(
-            lookup: { role in
-                guard file.info(role.ggufName) != nil else { return nil }
-                switch try file.tensor(role.ggufName) {
+            fetch: { role, suffix in
+                let name = role.ggufName + suffix
+                guard file.info(name) != nil else { return nil }
+                switch try file.tensor(name) {
                 case .dense(let t): return .dense(t)
                 case .quantized(let q): return .quantized(q)
                 }
@@ -77,21 +98,41 @@ struct WeightSource {
     }
 
     /// Hugging Face / mlx-community safetensors: `name.weight`, plus
-    /// `name.scales`/`name.biases` for quantized layers.
-    static func safetensors(_ tensors: [String: Tensor], groupSize: Int?, bits: Int?) -> WeightSource {
+    /// `name.scales`/`name.biases` for quantized layers, with the group size and
+    /// bits of `quantization` (per-layer entries override the defaults).
+    static func safetensors(_ tensors: [String: Tensor], quantization: JSONValue?) -> WeightSource {
         WeightSource(
-            lookup: { role in
+            fetch: { role, suffix in
                 let base = role.huggingFaceName
-                guard let w = tensors[base + ".weight"] else { return nil }
-                if let scales = tensors[base + ".scales"] {
-                    guard let groupSize, let bits else {
-                        throw ModelError.invalidConfiguration("\(base) is quantized but config.json has no quantization")
-                    }
-                    let biases = tensors[base + ".biases"] ?? Tensor.zerosLike(scales)
-                    return .quantized(QuantizedWeight(weight: w, scales: scales, biases: biases, groupSize: groupSize, bits: bits))
+                guard let w = tensors[base + suffix] else { return nil }
+                guard suffix == ".weight", let scales = tensors[base + ".scales"] else { return .dense(w) }
+                let (groupSize, bits) = try quantizationParameters(quantization, layer: base)
+                let biases = tensors[base + ".biases"] ?? Tensor.zerosLike(scales)
+                let packed = w.dim(-1) * 32
+                guard w.dtype == .uint32, packed % bits == 0, (packed / bits) % groupSize == 0,
+                    scales.shape == Array(w.shape.dropLast()) + [packed / bits / groupSize], biases.shape == scales.shape
+                else {
+                    throw ModelError.tensorShape(
+                        name: base + ".scales", expected: Array(w.shape.dropLast()) + [packed / bits / groupSize],
+                        got: scales.shape)
                 }
-                return .dense(w)
+                return .quantized(QuantizedWeight(weight: w, scales: scales, biases: biases, groupSize: groupSize, bits: bits))
             },
-            describe: { $0.huggingFaceName + ".weight" })
+            describe: { $0.huggingFaceName })
+    }
+
+    /// `(groupSize, bits)` for `layer` from an mlx-lm `quantization` entry.
+    static func quantizationParameters(_ quantization: JSONValue?, layer: String) throws -> (Int, Int) {
+        guard let quantization else {
+            throw ModelError.invalidConfiguration("\(layer) is quantized but config.json has no quantization")
+        }
+        let entry = quantization[layer]?.object != nil ? quantization[layer]! : quantization
+        let mode = entry["mode"]?.string ?? quantization["mode"]?.string ?? "affine"
+        guard mode == "affine" else { throw ModelError.invalidConfiguration("quantization mode \(mode) is not supported") }
+        guard let groupSize = entry["group_size"]?.int ?? quantization["group_size"]?.int,
+            let bits = entry["bits"]?.int ?? quantization["bits"]?.int,
+            [32, 64, 128].contains(groupSize), [2, 3, 4, 5, 6, 8].contains(bits)
+        else { throw ModelError.invalidConfiguration("bad quantization for \(layer): \(entry.compactText)") }
+        return (groupSize, bits)
     }
 }

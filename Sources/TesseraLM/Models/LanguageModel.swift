@@ -30,13 +30,39 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
 public protocol LanguageModel: Sendable {
     var vocabularySize: Int { get }
     var contextLength: Int { get }
-    /// Fresh key/value caches, one per layer.
-    func makeCache(maxSize: Int?) -> [KVCache]
+    /// Fresh key/value caches, one per layer, keeping at most `maxSize`
+    /// positions, stored quantized when `quantization` is given.
+    func makeCache(maxSize: Int?, quantization: KVQuantization?) -> [KVCache]
     /// Logits `[B, L, vocab]` for `tokens` `[B, L]`, continuing from `cache`.
     func callAsFunction(_ tokens: Tensor, cache: [KVCache]) -> Tensor
 }
 
+extension LanguageModel {
+    /// Fresh full-precision caches.
+    public func makeCache(maxSize: Int? = nil) -> [KVCache] { makeCache(maxSize: maxSize, quantization: nil) }
+}
+
+/// One architecture: reads a config.json into the shared transformer's configuration.
+protocol Architecture {
+    /// The `model_type` values it answers to.
+    static var modelTypes: [String] { get }
+    static func configuration(_ config: ConfigReader) throws -> TransformerConfiguration
+}
+
 /// Architectures by `model_type` / GGUF `general.architecture`.
 public enum ModelRegistry {
-    public static var supportedTypes: [String] { ["llama", "mistral"] }
+    static var architectures: [any Architecture.Type] {
+        [
+            Llama.self, Mistral.self, Qwen2.self, Qwen3.self, Phi3.self, Gemma2.self, Gemma3.self,
+        ]
+    }
+
+    public static var supportedTypes: [String] { architectures.flatMap { $0.modelTypes } }
+
+    static func architecture(_ modelType: String) throws -> any Architecture.Type {
+        guard let found = architectures.first(where: { $0.modelTypes.contains(modelType) }) else {
+            throw ModelError.unknownModelType(modelType)
+        }
+        return found
+    }
 }

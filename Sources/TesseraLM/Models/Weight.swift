@@ -25,7 +25,30 @@ public enum Weight: Sendable {
             let rows = QuantizedWeight(
                 weight: q.weight.take(ids, axis: 0), scales: q.scales.take(ids, axis: 0),
                 biases: q.biases.take(ids, axis: 0), groupSize: q.groupSize, bits: q.bits)
-            return rows.dequantized()
+            return dequantize(rows.weight, scales: rows.scales, biases: rows.biases, groupSize: q.groupSize, bits: q.bits)
+                .asType(.float32)
+        }
+    }
+
+    /// Output rows `range` (a slice of a fused projection such as qkv).
+    func outputs(_ range: Range<Int>) -> Weight {
+        switch self {
+        case .dense(let w): return .dense(w[range])
+        case .quantized(let q):
+            return .quantized(
+                QuantizedWeight(
+                    weight: q.weight[range], scales: q.scales[range], biases: q.biases[range], groupSize: q.groupSize,
+                    bits: q.bits))
+        }
+    }
+
+    /// The values as a dense float32 tensor `[out, in]`.
+    var dense: Tensor {
+        switch self {
+        case .dense(let w): return w.asType(.float32)
+        case .quantized(let q):
+            return dequantize(q.weight, scales: q.scales, biases: q.biases, groupSize: q.groupSize, bits: q.bits)
+                .asType(.float32)
         }
     }
 

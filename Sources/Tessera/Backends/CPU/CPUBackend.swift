@@ -1,7 +1,11 @@
 // The CPU backend: one exhaustive switch from Primitive to kernel.
 
 enum CPUBackend {
-    static func evaluate(_ primitive: Primitive, inputs: [ArrayView], shape: [Int], dtype: DType) throws -> ArrayView {
+    /// `donated`: an input view (row-contiguous, of the output's shape and
+    /// dtype, owned by nothing else) whose buffer an element-wise op may write.
+    static func evaluate(
+        _ primitive: Primitive, inputs: [ArrayView], shape: [Int], dtype: DType, donated: ArrayView? = nil
+    ) throws -> ArrayView {
         switch primitive {
         case .constant:
             fatalError("[eval] a constant has no inputs to compute from")
@@ -23,10 +27,15 @@ enum CPUBackend {
             return inputs[rules.primalCount + index]
         case .sliceUpdate(let start, let stride):
             return try ShapeKernels.sliceUpdate(inputs[0], inputs[1], start: start, stride: stride)
+        case .compiled(let kernel):
+            return try FusedKernels.evaluate(kernel, inputs: inputs, shape: shape, dtype: dtype)
         default:
             break
         }
-        let output = ArrayView.allocate(shape: shape, dtype: dtype)
+        let output =
+            donated.map {
+                ArrayView(shape: shape, dtype: dtype, buffer: $0.buffer, offset: 0, strides: contiguousStrides(shape))
+            } ?? ArrayView.allocate(shape: shape, dtype: dtype)
         _ = try output.buffer.hostPointer(forWriting: true)
         switch primitive {
         case .arange(let start, let step):
@@ -77,7 +86,7 @@ enum CPUBackend {
             try dispatch(
                 dtype, ScanKernel(op: op, axis: axis, reverse: reverse, inclusive: inclusive, input: inputs[0], output: output))
         case .constant, .reshape, .transpose, .broadcast, .slice, .copy, .concatenate, .identity, .stopGradient,
-            .custom, .sliceUpdate:
+            .custom, .sliceUpdate, .compiled:
             fatalError("unreachable: handled above")
         }
         return output

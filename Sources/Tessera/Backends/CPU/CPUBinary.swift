@@ -64,6 +64,7 @@ struct BinaryKernel: KindVisitor {
     }
 
     func visitFloat<T: FloatElement>(_: T.Type) throws {
+        if try SIMDKernels.binary(op, a, b, output) { return }
         typealias M = T.Math
         switch op {
         case .equal: try run { (x: T, y: T) in x.math == y.math }

@@ -24,6 +24,7 @@ struct FastKernel: KindVisitor {
     let output: ArrayView
 
     func visitFloat<T: FloatElement>(_: T.Type) throws {
+        if try simdRows(T.self) { return }
         let out = try output.buffer.hostPointer(forWriting: true).assumingMemoryBound(to: T.self)
         switch primitive {
         case .softmax: try softmax(T.self, out: out, log: false)
@@ -43,6 +44,25 @@ struct FastKernel: KindVisitor {
         default:
             fatalError("[\(primitive.name)] is not a fused op")
         }
+    }
+
+    /// softmax, rmsNorm and layerNorm in float32/float16/bfloat16 through the
+    /// SIMD row kernels (CPURowKernels.swift), split over the thread pool.
+    private func simdRows<T: FloatElement>(_: T.Type) throws -> Bool {
+        guard SIMDKernels.code(T.self) != nil, inputs[0].count > 0 else { return false }
+        switch primitive {
+        case .softmax:
+            try RowKernels.softmax(inputs[0], into: output)
+        case .rmsNorm(let eps, let hasWeight):
+            try RowKernels.rmsNorm(inputs[0], weight: hasWeight ? inputs[1] : nil, eps: eps, into: output)
+        case .layerNorm(let eps, let hasWeight, let hasBias):
+            try RowKernels.layerNorm(
+                inputs[0], weight: hasWeight ? inputs[1] : nil, bias: hasBias ? inputs[hasWeight ? 2 : 1] : nil,
+                eps: eps, into: output)
+        default:
+            return false
+        }
+        return true
     }
 
     private func softmax<T: FloatElement>(_: T.Type, out: UnsafeMutablePointer<T>, log: Bool) throws {

@@ -123,6 +123,12 @@ enum QuantizedKernels {
         x: UnsafePointer<T>, w: UnsafePointer<UInt32>, scales: UnsafePointer<T>, biases: UnsafePointer<T>,
         out: UnsafeMutablePointer<T>, m: Int, n: Int, k: Int, groupSize: Int, bits: Int, transpose: Bool
     ) {
+        if transpose, let dt = SIMDKernels.code(T.self), fastMatmulSupports(bits: bits, groupSize: groupSize) {
+            fastMatmul(
+                dt, x: UnsafeRawPointer(x), wq: w, scales: UnsafeRawPointer(scales), biases: UnsafeRawPointer(biases),
+                out: UnsafeMutableRawPointer(out), m: m, n: n, k: k, groupSize: groupSize, bits: bits)
+            return
+        }
         if transpose {
             let wordsPerRow = k * bits / 32, groups = k / groupSize
             let row = UnsafeMutableBufferPointer<T.Math>.allocate(capacity: k)

@@ -106,6 +106,7 @@ struct ReduceKernel: KindVisitor {
     }
 
     func visitFloat<T: FloatElement>(_: T.Type) throws {
+        if try SIMDKernels.reduce(op, axes: axes, input, output) { return }
         if try logical(T.self, { $0.math != 0 }) { return }
         switch op {
         case .sum: try reduce(T.self, 0.0, { $0 + Double($1.math) }, { T(math: T.Math($0)) })

@@ -41,6 +41,7 @@ struct UnaryKernel: KindVisitor {
     }
 
     func visitFloat<T: FloatElement>(_: T.Type) throws {
+        if try SIMDKernels.unary(op, input, output) { return }
         switch op {
         case .isNaN: try mapElements(input, into: output) { (x: T) in x.math.isNaN }
         case .isInf: try mapElements(input, into: output) { (x: T) in x.math.isInfinite }

@@ -25,7 +25,7 @@ extension CUDABackend {
         case .argReduce, .matmul, .affineQuantizeParameters, .affineQuantizePack, .affineDequantize,
             .quantizedMatmul, .gatherQuantizedMatmul, .softmax, .logSoftmax, .rmsNorm, .layerNorm, .rope,
             .scaledDotProductAttention, .randomBits, .inverse, .solve, .cholesky, .qr, .svd, .eigh, .gather,
-            .scatter, .sort, .scan:
+            .scatter, .sort, .scan, .compiled:
             return false
         }
     }
@@ -126,7 +126,7 @@ struct CUDADispatch {
         case .argReduce, .matmul, .affineQuantizeParameters, .affineQuantizePack, .affineDequantize,
             .quantizedMatmul, .gatherQuantizedMatmul, .softmax, .logSoftmax, .rmsNorm, .layerNorm, .rope,
             .scaledDotProductAttention, .randomBits, .inverse, .solve, .cholesky, .qr, .svd, .eigh, .gather,
-            .scatter, .sort, .scan:
+            .scatter, .sort, .scan, .compiled:
             fatalError("unreachable: hasKernels is false")
         }
         let types = inputs.map { "\($0.dtype)" }.joined(separator: ", ")

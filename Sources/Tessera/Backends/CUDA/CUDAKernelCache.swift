@@ -83,7 +83,7 @@ final class CUDAKernelCache: @unchecked Sendable {
         if cubin == nil {
             cubin = try nvrtc.compile(source: source, name: file, headers: KernelFiles.headers,
                                       architecture: device.architecture).cubin
-            makeDirectories(directory)
+            try? makeDirectories(directory)  // CCompiler's; a failure only loses the disk cache
             try? writeAtomically(path) { append in try cubin!.withUnsafeBytes { try append($0) } }
         }
         try device.makeCurrent()
@@ -107,13 +107,4 @@ func readWholeFile(_ path: String) -> [UInt8]? {
         bytes += chunk[0..<n]
     }
     return bytes.isEmpty ? nil : bytes
-}
-
-/// `mkdir -p`; failures are left for the write after it to report.
-func makeDirectories(_ path: String) {
-    var current = path.hasPrefix("/") ? "" : "."
-    for part in path.split(separator: "/") {
-        current += "/\(part)"
-        mkdir(current, 0o755)
-    }
 }

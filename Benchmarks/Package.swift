@@ -1,0 +1,16 @@
+// swift-tools-version: 6.0
+// Benchmarks for Tessera, with peer figures (numpy, torch) from the same run:
+//   swift run -c release --package-path Benchmarks tessera-bench [suite...]
+import PackageDescription
+
+let package = Package(
+    name: "TesseraBenchmarks",
+    dependencies: [.package(name: "Tessera", path: "..")],
+    targets: [
+        .executableTarget(
+            name: "tessera-bench",
+            dependencies: [.product(name: "Tessera", package: "Tessera")],
+            path: "Sources/tessera-bench"
+        )
+    ]
+)

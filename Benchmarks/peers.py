@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Peer timings for tessera-bench: the same cases in numpy (and torch when
+installed), run as a subprocess of the benchmark so both come from one run.
+
+Usage: peers.py CASE... ; prints one JSON object {case: {"numpy": s, "torch": s}}
+with median seconds per call (null where a peer has no such op)."""
+import json
+import statistics
+import sys
+import time
+
+import numpy as np
+
+try:
+    import torch
+    torch.set_grad_enabled(False)
+except ImportError:  # torch is optional
+    torch = None
+
+
+def median_time(fn, reps, warmup=2):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def reps_for(case):
+    return 3 if "4096" in case and "matmul" in case else 7
+
+
+def np_softmax(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def np_layernorm(x, w, b, eps=1e-5):
+    m = x.mean(axis=-1, keepdims=True)
+    v = x.var(axis=-1, keepdims=True)
+    return (x - m) / np.sqrt(v + eps) * w + b
+
+
+def np_rmsnorm(x, w, eps=1e-5):
+    return x / np.sqrt((x * x).mean(axis=-1, keepdims=True) + eps) * w
+
+
+def case_fns(case):
+    """(numpy fn, torch fn or None) for one case name."""
+    rng = np.random.default_rng(0)
+    f32 = np.float32
+    if case.startswith("matmul_f32_"):
+        n = int(case.split("_")[2])
+        a, b = rng.standard_normal((n, n), dtype=f32), rng.standard_normal((n, n), dtype=f32)
+        ta, tb = (torch.from_numpy(a), torch.from_numpy(b)) if torch else (None, None)
+        return (lambda: a @ b), (lambda: ta @ tb) if torch else None
+    if case == "matmul_f16_1024":
+        a, b = rng.standard_normal((1024, 1024), dtype=f32).astype(np.float16), rng.standard_normal((1024, 1024), dtype=f32).astype(np.float16)
+        ta, tb = (torch.from_numpy(a), torch.from_numpy(b)) if torch else (None, None)
+        return (lambda: a @ b), (lambda: ta @ tb) if torch else None
+    if case == "gemv_f32_4096":
+        w, x = rng.standard_normal((4096, 4096), dtype=f32), rng.standard_normal(4096, dtype=f32)
+        tw, tx = (torch.from_numpy(w), torch.from_numpy(x)) if torch else (None, None)
+        return (lambda: w @ x), (lambda: tw @ tx) if torch else None
+    n16 = 1 << 24
+    if case in ("add_16M", "exp_16M", "sum_16M"):
+        a, b = rng.standard_normal(n16, dtype=f32), rng.standard_normal(n16, dtype=f32)
+        ta, tb = (torch.from_numpy(a), torch.from_numpy(b)) if torch else (None, None)
+        if case == "add_16M":
+            return (lambda: a + b), (lambda: ta + tb) if torch else None
+        if case == "exp_16M":
+            return (lambda: np.exp(a)), (lambda: torch.exp(ta)) if torch else None
+        return (lambda: a.sum()), (lambda: ta.sum()) if torch else None
+    if case in ("softmax_4096x4096", "layernorm_4096x4096", "rmsnorm_4096x4096"):
+        x = rng.standard_normal((4096, 4096), dtype=f32)
+        w, b = rng.standard_normal(4096, dtype=f32), rng.standard_normal(4096, dtype=f32)
+        tx, tw, tb = (torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b)) if torch else (None,) * 3
+        if case.startswith("softmax"):
+            return (lambda: np_softmax(x)), (lambda: torch.softmax(tx, -1)) if torch else None
+        if case.startswith("layernorm"):
+            return (lambda: np_layernorm(x, w, b)), (
+                lambda: torch.nn.functional.layer_norm(tx, (4096,), tw, tb, 1e-5)) if torch else None
+        tfn = None
+        if torch is not None and hasattr(torch.nn.functional, "rms_norm"):
+            tfn = lambda: torch.nn.functional.rms_norm(tx, (4096,), tw, 1e-5)
+        return (lambda: np_rmsnorm(x, w)), tfn
+    if case.startswith("qmv4_"):
+        # No 4-bit peer: the float32 matrix-vector product of the same shape
+        # (8x the weight bytes) is shown for context.
+        w, x = rng.standard_normal((4096, 4096), dtype=f32), rng.standard_normal(4096, dtype=f32)
+        tw, tx = (torch.from_numpy(w), torch.from_numpy(x)) if torch else (None, None)
+        return (lambda: w @ x), (lambda: tw @ tx) if torch else None
+    return None, None
+
+
+def main():
+    out = {}
+    for case in sys.argv[1:]:
+        fn_np, fn_torch = case_fns(case)
+        r = {"numpy": None, "torch": None}
+        if fn_np:
+            r["numpy"] = median_time(fn_np, reps_for(case))
+        if fn_torch:
+            r["torch"] = median_time(fn_torch, reps_for(case))
+        out[case] = r
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

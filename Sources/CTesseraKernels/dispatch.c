@@ -1,0 +1,171 @@
+// Run-time choice of the kernel variant (cpuid + xgetbv on x86_64; the
+// baseline elsewhere), the public entry points, and OpenBLAS loaded with dlopen.
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <sched.h>
+#include <unistd.h>
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+
+static int detect_isa(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return TK_ISA_BASELINE;
+    int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, f16c = (c >> 29) & 1;
+    if (!(osxsave && avx && fma && f16c)) return TK_ISA_BASELINE;
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    unsigned long long xcr0 = ((unsigned long long)hi << 32) | lo;
+    if ((xcr0 & 6) != 6) return TK_ISA_BASELINE;  // OS saves XMM and YMM state
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return TK_ISA_BASELINE;
+    int avx2 = (b >> 5) & 1, f = (b >> 16) & 1, dq = (b >> 17) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1;
+    if (!avx2) return TK_ISA_BASELINE;
+    if (f && dq && bw && vl && (xcr0 & 0xE6) == 0xE6) return TK_ISA_AVX512;  // and opmask/ZMM state
+    return TK_ISA_AVX2;
+}
+#else
+static int detect_isa(void) { return TK_ISA_BASELINE; }
+#endif
+
+int tk_cpu_count(void) {
+#if defined(__linux__)
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0) return n;
+    }
+#endif
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+static int supported = -1;
+static int current = -1;
+
+static const tk_table *table_for(int isa) {
+#if defined(__x86_64__)
+    if (isa == TK_ISA_AVX512) return &tk_table_avx512;
+    if (isa == TK_ISA_AVX2) return &tk_table_avx2;
+#endif
+    (void)isa;
+    return &tk_table_baseline;
+}
+
+int tk_isa_supported(void) {
+    int s = __atomic_load_n(&supported, __ATOMIC_ACQUIRE);
+    if (s < 0) {
+        s = detect_isa();
+        __atomic_store_n(&supported, s, __ATOMIC_RELEASE);
+    }
+    return s;
+}
+
+int tk_isa(void) {
+    int c = __atomic_load_n(&current, __ATOMIC_ACQUIRE);
+    if (c < 0) {
+        c = tk_isa_supported();
+        // TESSERA_ISA=baseline|avx2|avx512 lowers the choice (benchmarks, debugging).
+        const char *env = getenv("TESSERA_ISA");
+        if (env && strcmp(env, "baseline") == 0) c = TK_ISA_BASELINE;
+        else if (env && strcmp(env, "avx2") == 0 && c > TK_ISA_AVX2) c = TK_ISA_AVX2;
+        __atomic_store_n(&current, c, __ATOMIC_RELEASE);
+    }
+    return c;
+}
+
+int tk_set_isa(int isa) {
+    int s = tk_isa_supported();
+    if (isa > s) isa = s;
+    if (isa < 0) isa = 0;
+    __atomic_store_n(&current, isa, __ATOMIC_RELEASE);
+    return isa;
+}
+
+#define T (table_for(tk_isa()))
+
+void tk_binary(int op, int dtype, const void *a, long sa, const void *b, long sb, void *out, long n) {
+    T->binary(op, dtype, a, sa, b, sb, out, n);
+}
+void tk_unary(int op, int dtype, const void *x, void *out, long n) { T->unary(op, dtype, x, out, n); }
+void tk_convert(int from, const void *x, int to, void *out, long n) { T->convert(from, x, to, out, n); }
+void tk_reduce_rows(int op, int dtype, const void *x, long rows, long n, void *out) {
+    T->reduce_rows(op, dtype, x, rows, n, out);
+}
+void tk_reduce_cols(int op, int dtype, const void *x, long rows, long n, long ld, void *out) {
+    T->reduce_cols(op, dtype, x, rows, n, ld, out);
+}
+void tk_softmax_rows(int dtype, const void *x, void *out, long rows, long n) {
+    T->softmax_rows(dtype, x, out, rows, n);
+}
+void tk_rmsnorm_rows(int dtype, const void *x, const void *w, float eps, void *out, long rows, long n) {
+    T->rmsnorm_rows(dtype, x, w, eps, out, rows, n);
+}
+void tk_layernorm_rows(int dtype, const void *x, const void *w, const void *b, float eps, void *out, long rows,
+                       long n) {
+    T->layernorm_rows(dtype, x, w, b, eps, out, rows, n);
+}
+void tk_gemm(long M, long N, long K, int dta, const void *A, long rsa, long csa, int dtb, const void *B, long rsb,
+             long csb, float beta, float *C, long ldc) {
+    T->gemm(M, N, K, dta, A, rsa, csa, dtb, B, rsb, csb, beta, C, ldc);
+}
+void tk_qmv(int dtype, const void *x, const uint32_t *wq, const void *scales, const void *biases, void *out, long M,
+            long N, long K, int group, int bits, long n0, long n1) {
+    T->qmv(dtype, x, wq, scales, biases, out, M, N, K, group, bits, n0, n1);
+}
+void tk_dequantize_rows(int dtype, const uint32_t *wq, const void *scales, const void *biases, float *dst, long K,
+                        int group, int bits, long n0, long n1) {
+    T->dequantize_rows(dtype, wq, scales, biases, dst, K, group, bits, n0, n1);
+}
+
+// ---- OpenBLAS -------------------------------------------------------------------
+
+typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *,
+                         int);
+typedef void (*sgemv_fn)(int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
+typedef void (*set_threads_fn)(int);
+static sgemm_fn blas_sgemm;
+static sgemv_fn blas_sgemv;
+static set_threads_fn blas_set_threads;
+static int blas_state = -1;  // -1 not tried, 0 absent, 1 loaded
+
+int tk_blas_available(void) {
+    int s = __atomic_load_n(&blas_state, __ATOMIC_ACQUIRE);
+    if (s >= 0) return s;
+    if (getenv("TESSERA_NO_BLAS")) {
+        __atomic_store_n(&blas_state, 0, __ATOMIC_RELEASE);
+        return 0;
+    }
+    const char *names[] = {"libopenblas.so.0", "libopenblas.so", "libopenblas.dylib"};
+    void *h = NULL;
+    for (unsigned i = 0; i < sizeof names / sizeof names[0] && !h; i++) h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+    sgemm_fn f = h ? (sgemm_fn)dlsym(h, "cblas_sgemm") : NULL;
+    sgemv_fn g = h ? (sgemv_fn)dlsym(h, "cblas_sgemv") : NULL;
+    if (!g) f = NULL;
+    if (f) {
+        blas_sgemv = g;
+        blas_set_threads = (set_threads_fn)dlsym(h, "openblas_set_num_threads");
+        blas_sgemm = f;
+    }
+    s = f ? 1 : 0;
+    __atomic_store_n(&blas_state, s, __ATOMIC_RELEASE);
+    return s;
+}
+
+void tk_blas_sgemm(int trans_a, int trans_b, long M, long N, long K, float alpha, const float *A, long lda,
+                   const float *B, long ldb, float beta, float *C, long ldc) {
+    // CBLAS enums: RowMajor 101, NoTrans 111, Trans 112.
+    blas_sgemm(101, trans_a ? 112 : 111, trans_b ? 112 : 111, (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb,
+               beta, C, (int)ldc);
+}
+
+void tk_blas_sgemv(int trans, long M, long N, float alpha, const float *A, long lda, const float *x, long incx,
+                   float beta, float *y, long incy) {
+    blas_sgemv(101, trans ? 112 : 111, (int)M, (int)N, alpha, A, (int)lda, x, (int)incx, beta, y, (int)incy);
+}
+
+void tk_blas_set_threads(int n) {
+    if (tk_blas_available() && blas_set_threads) blas_set_threads(n);
+}

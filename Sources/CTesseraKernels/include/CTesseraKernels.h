@@ -1,0 +1,118 @@
+// CTesseraKernels: SIMD micro-kernels for Tessera's CPU backend.
+//
+// Every function works on plain contiguous memory and is single-threaded;
+// Swift splits large work across its thread pool and calls these per chunk.
+// Each kernel is compiled three times (AVX-512, AVX2+FMA, portable baseline)
+// with per-function target attributes, and the variant is chosen once at run
+// time from the CPU's features (cpuid + xgetbv), so the package needs no
+// -march flag. Element types: TK_F32, TK_F16 (IEEE half) and TK_BF16 (bfloat16);
+// half types compute in float32 and round once (nearest even) on the way out.
+#ifndef CTESSERA_KERNELS_H
+#define CTESSERA_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { TK_F32 = 0, TK_F16 = 1, TK_BF16 = 2 };
+
+enum { TK_ISA_BASELINE = 0, TK_ISA_AVX2 = 1, TK_ISA_AVX512 = 2 };
+
+/// The instruction set the kernels run with now.
+int tk_isa(void);
+/// The best instruction set this CPU supports.
+int tk_isa_supported(void);
+/// Uses `isa` (clamped to what the CPU supports) from now on; returns the one in use.
+/// For tests and benchmarks that compare variants.
+int tk_set_isa(int isa);
+
+/// The CPUs this process may run on (sched_getaffinity; else the online count).
+int tk_cpu_count(void);
+
+// ---- element-wise ----------------------------------------------------------
+
+enum { TK_ADD = 0, TK_SUB, TK_MUL, TK_DIV, TK_MAX, TK_MIN };
+
+/// out[i] = a[i*sa] op b[i*sb] for i < n, with sa, sb in {0, 1} (0: a scalar
+/// broadcast). max/min propagate NaN as numpy does.
+void tk_binary(int op, int dtype, const void *a, long sa, const void *b, long sb, void *out, long n);
+
+enum {
+    TK_NEG = 0, TK_ABS, TK_SQUARE, TK_SQRT, TK_RSQRT, TK_RECIPROCAL,
+    TK_EXP, TK_LOG, TK_SIGMOID, TK_TANH
+};
+
+/// out[i] = f(x[i]) for i < n. exp/log/sigmoid/tanh use polynomial
+/// approximations within 2 ulp of float32 (tested against libm).
+void tk_unary(int op, int dtype, const void *x, void *out, long n);
+
+/// Converts n elements between dtypes (same dtype: a copy).
+void tk_convert(int from, const void *x, int to, void *out, long n);
+
+// ---- reductions over contiguous rows -----------------------------------------
+
+enum { TK_SUM = 0, TK_RMAX, TK_RMIN };
+
+/// out[r] = reduce(x[r*n ..< r*n+n]) for r < rows, written in `dtype`.
+/// Sums accumulate in double; max/min propagate NaN.
+void tk_reduce_rows(int op, int dtype, const void *x, long rows, long n, void *out);
+
+/// out[j] = reduce over i < rows of x[i*ld + j] for j < n (a reduction over
+/// the outer axis of a [rows, n] block with row stride ld), written in `dtype`.
+void tk_reduce_cols(int op, int dtype, const void *x, long rows, long n, long ld, void *out);
+
+// ---- row building blocks of fused ops ----------------------------------------
+
+/// Softmax of each contiguous row (max-shifted, float32 accumulation).
+void tk_softmax_rows(int dtype, const void *x, void *out, long rows, long n);
+/// out = x * rsqrt(mean(x^2) + eps) * w per row; w (length n, `dtype`) may be NULL.
+void tk_rmsnorm_rows(int dtype, const void *x, const void *w, float eps, void *out, long rows, long n);
+/// out = (x - mean) * rsqrt(var + eps) * w + b per row; w and b may be NULL.
+void tk_layernorm_rows(int dtype, const void *x, const void *w, const void *b, float eps, void *out,
+                       long rows, long n);
+
+// ---- GEMM -----------------------------------------------------------------------
+
+/// C[m, n] = beta * C[m, n] + sum_k A[m, k] * B[k, n] over an M x N x K block,
+/// C float32 row-major with leading dimension ldc. A and B are any of the
+/// three dtypes with arbitrary element strides (row stride, column stride),
+/// converted to float32 while packed; accumulation is float32. beta 0 means C
+/// is not read. Packed tiles with a register-blocked SIMD micro-kernel.
+void tk_gemm(long M, long N, long K,
+             int dtype_a, const void *A, long rsa, long csa,
+             int dtype_b, const void *B, long rsb, long csb,
+             float beta, float *C, long ldc);
+
+/// 1 when cblas_sgemm could be loaded from OpenBLAS (dlopen, once).
+int tk_blas_available(void);
+/// cblas_sgemm(RowMajor, ...) through the loaded library: C = alpha op(A) op(B) + beta C.
+void tk_blas_sgemm(int trans_a, int trans_b, long M, long N, long K, float alpha,
+                   const float *A, long lda, const float *B, long ldb, float beta, float *C, long ldc);
+/// cblas_sgemv(RowMajor, ...): y = alpha op(A) x + beta y, A stored [M, N] with lda.
+void tk_blas_sgemv(int trans, long M, long N, float alpha, const float *A, long lda, const float *x, long incx,
+                   float beta, float *y, long incy);
+/// Sets OpenBLAS's thread count when loaded (openblas_set_num_threads).
+void tk_blas_set_threads(int n);
+
+// ---- quantized matmul (MLX affine format) ---------------------------------------
+//
+// w[n, k] = scale[n, k/group] * q[n, k] + bias[n, k/group], q packed in
+// uint32 words low bits first, K*bits/32 words per row; scales/biases in the
+// dtype of x. out[m, n] = sum_k x[m, k] * w[n, k] (MLX's transpose=True).
+
+/// out[m, n] for m < M (M <= 8 for speed, any M works) and n0 <= n < n1.
+/// x [M, K] and out [M, N] row-major in `dtype`; bits 4 or 8; group 32/64/128.
+void tk_qmv(int dtype, const void *x, const uint32_t *wq, const void *scales, const void *biases,
+            void *out, long M, long N, long K, int group, int bits, long n0, long n1);
+
+/// Dequantizes rows n0 <= n < n1 of w into dst [(n1-n0), K] float32.
+void tk_dequantize_rows(int dtype, const uint32_t *wq, const void *scales, const void *biases,
+                        float *dst, long K, int group, int bits, long n0, long n1);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,10 @@
+// The kernels compiled for AVX2 with FMA and F16C.
+#if defined(__x86_64__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#define VW 8
+#define TK_MR 6
+#define TK_F16C 1
+#define TK_TABLE tk_table_avx2
+#include "kernels_impl.h"
+#pragma clang attribute pop
+#endif

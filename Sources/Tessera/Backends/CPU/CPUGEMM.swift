@@ -1,0 +1,125 @@
+// Fast matmul for float32, float16 and bfloat16: out[b] = a[b] x b[b] per
+// batch, each operand a 2-D strided view. float32 goes to OpenBLAS
+// (cblas_sgemm / cblas_sgemv, loaded with dlopen) when the layout is one BLAS
+// takes; everything else to the native packed SIMD GEMM in CTesseraKernels,
+// which converts half types to float32 while packing, accumulates in float32
+// and absorbs any strides. Large native problems are split over the thread pool
+// along the longer output axis.
+
+import CTesseraKernels
+
+enum GEMM {
+    /// Multiply-adds below which the native GEMM stays on one thread: measured
+    /// (`tessera-bench grain`, docs/PERFORMANCE.md) no gain up to 192^3, 1.33x at 256^3.
+    static let parallelWork = 1 << 23
+
+    /// Whether BLAS is used for float32 (TESSERA_NO_BLAS=1 turns it off).
+    static var blasAvailable: Bool { tk_blas_available() != 0 }
+
+    /// Computes the batched product into `output`; false for dtypes it does not handle.
+    static func matmul(_ a: ArrayView, _ b: ArrayView, _ output: ArrayView, useBLAS: Bool = true) throws -> Bool {
+        guard let dt = SIMDKernels.code(output.dtype), a.dtype == output.dtype, b.dtype == output.dtype,
+            output.isRowContiguous
+        else { return false }
+        let nd = output.shape.count
+        let m = output.shape[nd - 2], n = output.shape[nd - 1], k = a.shape[nd - 1]
+        if output.count == 0 { return true }
+        let size = output.dtype.size
+        let pa = UnsafeRawPointer(try a.buffer.hostPointer()) + a.offset * size
+        let pb = UnsafeRawPointer(try b.buffer.hostPointer()) + b.offset * size
+        let dst = try output.buffer.hostPointer(forWriting: true) + output.offset * size
+        let batches = matmulBatchOffsets(a, b, output)
+        // One float32 scratch for the half types, reused across batches.
+        var scratch = [Float](repeating: 0, count: dt == Int32(TK_F32) ? 0 : m * n)
+        for (batch, o) in batches.enumerated() {
+            let c = dst + batch * m * n * size
+            let A = Operand(
+                pointer: pa + o.a * size, rows: m, cols: k, rowStride: a.strides[nd - 2], colStride: a.strides[nd - 1])
+            let B = Operand(
+                pointer: pb + o.b * size, rows: k, cols: n, rowStride: b.strides[nd - 2], colStride: b.strides[nd - 1])
+            if dt == Int32(TK_F32) {
+                let out = c.assumingMemoryBound(to: Float.self)
+                if !(useBLAS && blasAvailable && blas(A, B, out, m: m, n: n, k: k)) {
+                    native(dt, A, B, out, m: m, n: n, k: k)
+                }
+            } else {
+                scratch.withUnsafeMutableBufferPointer { s in
+                    native(dt, A, B, s.baseAddress!, m: m, n: n, k: k)
+                    tk_convert(Int32(TK_F32), s.baseAddress!, dt, c, m * n)
+                }
+            }
+        }
+        return true
+    }
+
+    /// One 2-D operand: element strides of its rows and columns.
+    struct Operand {
+        let pointer: UnsafeRawPointer
+        let rows: Int
+        let cols: Int
+        let rowStride: Int
+        let colStride: Int
+
+        /// (transposed, leading dimension) when BLAS can read it: unit stride
+        /// along one axis. Strides of size-1 axes do not matter and are normalised.
+        var blasLayout: (transposed: Bool, ld: Int)? {
+            let cs = cols == 1 ? 1 : colStride, rs = rows == 1 ? max(cols, 1) : rowStride
+            if cs == 1 && rs >= max(1, cols) { return (false, rs) }
+            let rsT = rows == 1 ? 1 : rowStride, csT = cols == 1 ? max(rows, 1) : colStride
+            if rsT == 1 && csT >= max(1, rows) { return (true, csT) }
+            return nil
+        }
+    }
+
+    /// C = A B through OpenBLAS; false when the layout needs the native path.
+    static func blas(_ A: Operand, _ B: Operand, _ C: UnsafeMutablePointer<Float>, m: Int, n: Int, k: Int) -> Bool {
+        guard let la = A.blasLayout, let lb = B.blasLayout, k > 0 else { return false }
+        let a = A.pointer.assumingMemoryBound(to: Float.self), b = B.pointer.assumingMemoryBound(to: Float.self)
+        if n == 1 && B.rowStride != 0 {
+            // Matrix-vector: y[m] = A x, A stored [m, k] (or [k, m] when transposed).
+            if la.transposed {
+                tk_blas_sgemv(1, k, m, 1, a, la.ld, b, B.rowStride, 0, C, 1)
+            } else {
+                tk_blas_sgemv(0, m, k, 1, a, la.ld, b, B.rowStride, 0, C, 1)
+            }
+            return true
+        }
+        if m == 1 && A.colStride != 0 {
+            // Vector-matrix: y[n] = B^T x, B stored [k, n] (or [n, k] when transposed).
+            if lb.transposed {
+                tk_blas_sgemv(0, n, k, 1, b, lb.ld, a, A.colStride, 0, C, 1)
+            } else {
+                tk_blas_sgemv(1, k, n, 1, b, lb.ld, a, A.colStride, 0, C, 1)
+            }
+            return true
+        }
+        tk_blas_sgemm(la.transposed ? 1 : 0, lb.transposed ? 1 : 0, m, n, k, 1, a, la.ld, b, lb.ld, 0, C, n)
+        return true
+    }
+
+    /// C (float32, row-major [m, n]) = A B with the native kernel, split over
+    /// the pool along the longer output axis.
+    static func native(
+        _ dt: Int32, _ A: Operand, _ B: Operand, _ C: UnsafeMutablePointer<Float>, ldc: Int? = nil, m: Int, n: Int, k: Int
+    ) {
+        let ldc = ldc ?? n
+        let size = dt == Int32(TK_F32) ? 4 : 2
+        let work = m * n * max(k, 1)
+        let pool = ThreadPool.shared
+        if work < parallelWork || pool.threadCount == 1 {
+            tk_gemm(m, n, k, dt, A.pointer, A.rowStride, A.colStride, dt, B.pointer, B.rowStride, B.colStride, 0, C, ldc)
+        } else if n >= m {
+            pool.parallelRanges(n, grain: 64, align: 32) { r in
+                tk_gemm(
+                    m, r.count, k, dt, A.pointer, A.rowStride, A.colStride,
+                    dt, B.pointer + r.lowerBound * B.colStride * size, B.rowStride, B.colStride, 0, C + r.lowerBound, ldc)
+            }
+        } else {
+            pool.parallelRanges(m, grain: 24, align: 24) { r in
+                tk_gemm(
+                    r.count, n, k, dt, A.pointer + r.lowerBound * A.rowStride * size, A.rowStride, A.colStride,
+                    dt, B.pointer, B.rowStride, B.colStride, 0, C + r.lowerBound * ldc, ldc)
+            }
+        }
+    }
+}

@@ -1,0 +1,106 @@
+// SIMD quantized matmul in MLX's affine format, behind the reference kernel
+// `QuantizedKernels.matmul` of CPUQuantized.swift (which calls `fastMatmul`
+// for the cases below and keeps its loop for the rest):
+// out[m, n] = sum_k x[m, k] * w[n, k] with w[n, k] = scale * q + bias per
+// group of `groupSize` along K, q packed in uint32 words (low bits first),
+// i.e. MLX's default transpose=True layout.
+//   x       [..., K]            float32 / float16 / bfloat16
+//   wq      [N, K * bits / 32]  uint32
+//   scales  [N, K / groupSize]  dtype of x (biases the same)
+//   output  [..., N]            dtype of x
+// Decode (M <= 8 rows of x) runs the qmv kernel, reading each weight once for
+// all rows, split over the pool by output columns. Prefill (larger M)
+// dequantizes blocks of weight rows to float32 and multiplies them with the
+// float32 GEMM (BLAS or native).
+
+import CTesseraKernels
+
+extension QuantizedKernels {
+    /// Rows of x up to which the qmv kernel beats dequantize + GEMM.
+    static let qmvMaxRows = 8
+    /// Weight rows dequantized per GEMM call in prefill.
+    static let prefillBlock = 512
+
+    static func matmul(
+        x input: ArrayView, wq inputW: ArrayView, scales inputS: ArrayView, biases inputB: ArrayView,
+        groupSize: Int, bits: Int, into output: ArrayView
+    ) throws {
+        guard let dt = SIMDKernels.code(input.dtype) else { unsupported("quantizedMatmul", input.dtype) }
+        precondition(bits == 4 || bits == 8, "[quantizedMatmul] bits must be 4 or 8, got \(bits)")
+        precondition([32, 64, 128].contains(groupSize), "[quantizedMatmul] group size must be 32, 64 or 128")
+        let x = try RowKernels.contiguous(input), wq = try RowKernels.contiguous(inputW)
+        let scales = try RowKernels.contiguous(inputS), biases = try RowKernels.contiguous(inputB)
+        let k = x.shape.last ?? 0, n = wq.shape[0], m = k == 0 ? 0 : x.count / k
+        precondition(
+            wq.shape[1] * 32 == k * bits && scales.shape == [n, k / groupSize] && biases.shape == scales.shape
+                && k % groupSize == 0,
+            "[quantizedMatmul] shapes do not fit: x \(x.shape), wq \(wq.shape), scales \(scales.shape), bits \(bits), group \(groupSize)")
+        let px = UnsafeRawPointer(try x.hostPointer(UInt8.self))
+        let pw = UnsafePointer(try wq.hostPointer(UInt32.self))
+        let ps = UnsafeRawPointer(try scales.hostPointer(UInt8.self))
+        let pb = UnsafeRawPointer(try biases.hostPointer(UInt8.self))
+        let po = try RowKernels.writePointer(output)
+        fastMatmul(dt, x: px, wq: pw, scales: ps, biases: pb, out: po, m: m, n: n, k: k, groupSize: groupSize, bits: bits)
+    }
+
+    /// Whether `fastMatmul` handles this format (else the reference loop runs).
+    static func fastMatmulSupports(bits: Int, groupSize: Int) -> Bool {
+        (bits == 4 || bits == 8) && [32, 64, 128].contains(groupSize)
+    }
+
+    /// out [m, n] = x [m, k] · W[n, k]^T on contiguous operands in the C dtype `dt`.
+    static func fastMatmul(
+        _ dt: Int32, x px: UnsafeRawPointer, wq pw: UnsafePointer<UInt32>, scales ps: UnsafeRawPointer,
+        biases pb: UnsafeRawPointer, out po: UnsafeMutableRawPointer, m: Int, n: Int, k: Int, groupSize: Int, bits: Int
+    ) {
+        if m == 0 || n == 0 { return }
+        if k == 0 {
+            tk_convert(Int32(TK_F32), [Float](repeating: 0, count: m * n), dt, po, m * n)
+            return
+        }
+        let pool = ThreadPool.shared
+        if m <= qmvMaxRows {
+            // ~K*bits/8 bytes per column: keep chunks over ~64 KiB of weights.
+            let grain = max(8, (1 << 16) / max(1, k * bits / 8))
+            pool.parallelRanges(n, grain: grain, align: 8) { r in
+                tk_qmv(dt, px, pw, ps, pb, po, m, n, k, Int32(groupSize), Int32(bits), r.lowerBound, r.upperBound)
+            }
+            return
+        }
+        // Prefill: float32 x and output (converted copies for the half types).
+        var xf = [Float](repeating: 0, count: dt == Int32(TK_F32) ? 0 : m * k)
+        var of = [Float](repeating: 0, count: dt == Int32(TK_F32) ? 0 : m * n)
+        var wbuf = [Float](repeating: 0, count: min(prefillBlock, n) * k)
+        xf.withUnsafeMutableBufferPointer { xfp in
+            of.withUnsafeMutableBufferPointer { ofp in
+                wbuf.withUnsafeMutableBufferPointer { wp in
+                    let xs: UnsafePointer<Float>
+                    if dt == Int32(TK_F32) {
+                        xs = px.assumingMemoryBound(to: Float.self)
+                    } else {
+                        tk_convert(dt, px, Int32(TK_F32), xfp.baseAddress!, m * k)
+                        xs = UnsafePointer(xfp.baseAddress!)
+                    }
+                    let out = dt == Int32(TK_F32) ? po.assumingMemoryBound(to: Float.self) : ofp.baseAddress!
+                    let w = wp.baseAddress!
+                    for n0 in stride(from: 0, to: n, by: prefillBlock) {
+                        let nb = min(prefillBlock, n - n0)
+                        pool.parallelRanges(nb, grain: 16) { r in
+                            tk_dequantize_rows(
+                                dt, pw, ps, pb, w + r.lowerBound * k, k, Int32(groupSize), Int32(bits),
+                                n0 + r.lowerBound, n0 + r.upperBound)
+                        }
+                        let A = GEMM.Operand(pointer: UnsafeRawPointer(xs), rows: m, cols: k, rowStride: k, colStride: 1)
+                        let B = GEMM.Operand(pointer: UnsafeRawPointer(w), rows: k, cols: nb, rowStride: 1, colStride: k)
+                        if GEMM.blasAvailable {
+                            tk_blas_sgemm(0, 1, m, nb, k, 1, xs, k, w, k, 0, out + n0, n)
+                        } else {
+                            GEMM.native(Int32(TK_F32), A, B, out + n0, ldc: n, m: m, n: nb, k: k)
+                        }
+                    }
+                    if dt != Int32(TK_F32) { tk_convert(Int32(TK_F32), out, dt, po, m * n) }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,133 @@
+// The CPU thread pool: one worker per core (less the caller, who works too),
+// started on first use. Kernels split large work into chunks with
+// `parallelFor`; small work, or a call made while the pool is busy (nested,
+// or from a second stream), runs on the calling thread, so the pool never
+// deadlocks and never oversubscribes.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import CTesseraKernels
+import Synchronization
+
+final class ThreadPool: @unchecked Sendable {
+    /// Sized to the cores this process may run on; `TESSERA_NUM_THREADS` overrides.
+    static let shared = ThreadPool(threads: ThreadPool.defaultThreadCount())
+
+    /// Threads that run a job, the caller included.
+    let threadCount: Int
+
+    private var mutex = pthread_mutex_t()
+    private var wake = pthread_cond_t()
+    private var done = pthread_cond_t()
+    // Guarded by `mutex`.
+    private var generation = 0
+    private var running = 0
+    /// The caller's closure, read in place (never copied into the pool).
+    private var job: UnsafePointer<(Int) -> Void>?
+    private var jobCount = 0
+    // Lock-free during a job.
+    private let nextChunk = Atomic<Int>(0)
+    private let busy = Atomic<Bool>(false)
+    /// When false every job runs on the caller (benchmarks measure the split's worth with it).
+    let enabled = Atomic<Bool>(true)
+
+    init(threads: Int) {
+        threadCount = max(1, threads)
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&wake, nil)
+        pthread_cond_init(&done, nil)
+        for _ in 1..<threadCount { startWorker() }
+    }
+
+    static func defaultThreadCount() -> Int {
+        if let s = getenv("TESSERA_NUM_THREADS"), let n = Int(String(cString: s)), n > 0 { return n }
+        return Int(tk_cpu_count())
+    }
+
+    private func startWorker() {
+        let box = Unmanaged.passRetained(self).toOpaque()
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, { arg in
+            let pool = Unmanaged<ThreadPool>.fromOpaque(arg!).takeRetainedValue()
+            pool.workerLoop()
+            return nil
+        }, box)
+        precondition(rc == 0, "[ThreadPool] pthread_create failed: \(rc)")
+        pthread_detach(thread)
+    }
+
+    private func workerLoop() {
+        var seen = 0
+        while true {
+            pthread_mutex_lock(&mutex)
+            while generation == seen { pthread_cond_wait(&wake, &mutex) }
+            seen = generation
+            let body = job
+            let count = jobCount
+            pthread_mutex_unlock(&mutex)
+            if let body { drain(body, count) }
+            pthread_mutex_lock(&mutex)
+            running -= 1
+            if running == 0 { pthread_cond_signal(&done) }
+            pthread_mutex_unlock(&mutex)
+        }
+    }
+
+    private func drain(_ body: UnsafePointer<(Int) -> Void>, _ count: Int) {
+        while true {
+            let i = nextChunk.add(1, ordering: .relaxed).oldValue
+            if i >= count { return }
+            body.pointee(i)
+        }
+    }
+
+    /// Calls `body(i)` for every `i` in `0..<count`, spread over the pool;
+    /// returns when all calls have returned.
+    func parallelFor(_ count: Int, _ body: (Int) -> Void) {
+        if count <= 0 { return }
+        if count == 1 || threadCount == 1 || !enabled.load(ordering: .relaxed)
+            || !busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged
+        {
+            for i in 0..<count { body(i) }
+            return
+        }
+        withoutActuallyEscaping(body) { escapable in
+            withUnsafePointer(to: escapable) { pointer in
+                pthread_mutex_lock(&mutex)
+                job = pointer
+                jobCount = count
+                nextChunk.store(0, ordering: .relaxed)
+                running = threadCount - 1
+                generation += 1
+                pthread_cond_broadcast(&wake)
+                pthread_mutex_unlock(&mutex)
+                drain(pointer, count)
+                pthread_mutex_lock(&mutex)
+                while running > 0 { pthread_cond_wait(&done, &mutex) }
+                job = nil
+                pthread_mutex_unlock(&mutex)
+            }
+        }
+        busy.store(false, ordering: .releasing)
+    }
+
+    /// Splits `0..<total` into at most `threadCount` ranges of at least
+    /// `grain` items (aligned to `align`) and runs `body` on each in parallel.
+    func parallelRanges(_ total: Int, grain: Int, align: Int = 1, _ body: (Range<Int>) -> Void) {
+        if total <= 0 { return }
+        let pieces = min(threadCount, max(1, total / max(grain, 1)))
+        if pieces <= 1 {
+            body(0..<total)
+            return
+        }
+        var step = (total + pieces - 1) / pieces
+        step = (step + align - 1) / align * align
+        let chunks = (total + step - 1) / step
+        parallelFor(chunks) { c in
+            body((c * step)..<min(total, (c + 1) * step))
+        }
+    }
+}

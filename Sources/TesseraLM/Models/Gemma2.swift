@@ -1,0 +1,40 @@
+// Gemma 2: embeddings scaled by √hidden, RMS norms applied as (1 + w), a
+// GELU-tanh gated MLP, norms before and after attention and MLP, attention and
+// final logit soft-capping, sliding-window layers alternating with global ones,
+// scores scaled by 1/√query_pre_attn_scalar.
+
+enum Gemma2: Architecture {
+    static let modelTypes = ["gemma2"]
+
+    static func configuration(_ config: ConfigReader) throws -> TransformerConfiguration {
+        var c = try Gemma.common(config)
+        c.attentionSoftcap = try config.float("attn_logit_softcapping", default: nil)
+        c.finalSoftcap = try config.float("final_logit_softcapping", default: nil)
+        // Even layers slide, odd ones are global.
+        c.slidingLayers = try config.slidingLayers(count: c.layerCount) { $0 % 2 == 0 }
+        return c
+    }
+}
+
+/// What gemma 2 and 3 share.
+enum Gemma {
+    static func common(_ config: ConfigReader) throws -> TransformerConfiguration {
+        var c = try config.transformer()
+        c.tiedEmbeddings = try config.bool("tie_word_embeddings", default: true)
+        c.rmsNormEps = try config.float("rms_norm_eps", default: 1e-6)!
+        c.normLayout = .sandwich
+        c.normWeightOffset = 1
+        c.activation = .geluTanh
+        c.embeddingScale = Float(c.hiddenSize).squareRoot()
+        c.attentionBias = try config.bool("attention_bias", default: false)
+        let scalar = try config.float("query_pre_attn_scalar", default: Float(c.headDim))!
+        guard scalar > 0 else { throw ModelError.invalidConfiguration("query_pre_attn_scalar must be positive") }
+        c.attentionScale = 1 / scalar.squareRoot()
+        c.slidingWindow = try config.int("sliding_window", default: 4096)
+        let activation = config.json["hidden_activation"]?.string ?? config.json["hidden_act"]?.string ?? "gelu_pytorch_tanh"
+        guard ["gelu_pytorch_tanh", "gelu"].contains(activation) else {
+            throw ModelError.invalidConfiguration("gemma activation \(activation) is not supported")
+        }
+        return c
+    }
+}

@@ -1,0 +1,14 @@
+// Mistral: llama's blocks; v0.1 attends within a sliding window on every layer.
+
+enum Mistral: Architecture {
+    static let modelTypes = ["mistral"]
+
+    static func configuration(_ config: ConfigReader) throws -> TransformerConfiguration {
+        var c = try Llama.configuration(config)
+        if let window = try config.int("sliding_window", default: nil) {
+            c.slidingWindow = window
+            c.slidingLayers = Array(repeating: true, count: c.layerCount)
+        }
+        return c
+    }
+}

@@ -1,0 +1,26 @@
+// Phi-3: llama's blocks with fused qkv_proj and gate_up_proj, optionally a
+// partial rotary factor. LongRoPE ("su"/"longrope") scaling is not supported.
+
+enum Phi3: Architecture {
+    static let modelTypes = ["phi3"]
+
+    static func configuration(_ config: ConfigReader) throws -> TransformerConfiguration {
+        for key in ["rope_scaling", "rope_parameters"] {
+            if let type = config.json[key]?["type"]?.string ?? config.json[key]?["rope_type"]?.string,
+                ["su", "longrope"].contains(type)
+            {
+                throw ModelError.invalidConfiguration("phi3 rope scaling \"\(type)\" (LongRoPE) is not supported")
+            }
+        }
+        var c = try config.transformer()
+        c.fusedQKV = true
+        c.fusedGateUp = true
+        let factor = config.json["rope_parameters"]?["partial_rotary_factor"]?.double
+            ?? config.json["partial_rotary_factor"]?.double ?? 1
+        c.ropeDimensions = Int(Double(c.headDim) * factor)
+        if let window = try config.int("sliding_window", default: nil), window < c.contextLength {
+            throw ModelError.invalidConfiguration("phi3 with a sliding window of \(window) is not supported")
+        }
+        return c
+    }
+}

@@ -1,0 +1,397 @@
+import CTesseraKernels
+import Foundation
+import XCTest
+
+@testable import Tessera
+
+/// The SIMD/threaded CPU kernels against references computed here in double
+/// precision, for every instruction-set variant this CPU runs (baseline,
+/// AVX2, AVX-512), with sizes that hit the vector tails and the parallel split.
+///
+/// Tolerances (relative to the reference's magnitude):
+///   exact IEEE ops (add, sub, mul, div, max, min, neg, abs, square, sqrt,
+///   reciprocal) in float32: bit-exact; polynomial exp/log/sigmoid/tanh:
+///   4e-7 (~3 ulp); sums/rows/GEMM in float32: 1e-5; float16: 2e-3;
+///   bfloat16: 1.6e-2.
+final class CPUKernelTests: XCTestCase {
+    override func tearDown() { _ = tk_set_isa(tk_isa_supported()) }
+
+    /// Runs `body` once per instruction set this CPU supports.
+    func forEachISA(_ body: (String) throws -> Void) rethrows {
+        for isa in 0...Int(tk_isa_supported()) {
+            _ = tk_set_isa(Int32(isa))
+            try body(["baseline", "avx2", "avx512"][isa])
+        }
+        _ = tk_set_isa(tk_isa_supported())
+    }
+
+    static func tolerance(_ dtype: DType) -> Double {
+        switch dtype {
+        case .float16: return 2e-3
+        case .bfloat16: return 1.6e-2
+        default: return 1e-5
+        }
+    }
+
+    /// Deterministic values in [lo, hi).
+    static func values(_ n: Int, seed: UInt64, lo: Float = -4, hi: Float = 4) -> [Float] {
+        var state = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+        return (0..<n).map { _ in
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return lo + (hi - lo) * Float(state >> 40) / Float(1 << 24)
+        }
+    }
+
+    /// `values` rounded to `dtype` and back, so references see what the kernel sees.
+    static func rounded(_ v: [Float], _ dtype: DType) -> [Float] {
+        Tensor(v).asType(dtype).asType(.float32).toArray(Float.self)
+    }
+
+    func assertClose(
+        _ got: [Float], _ want: [Double], rel: Double, scale: [Double]? = nil, _ what: String,
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
+        XCTAssertEqual(got.count, want.count, what, file: file, line: line)
+        for i in 0..<min(got.count, want.count) {
+            let g = Double(got[i]), w = want[i]
+            if w.isNaN {
+                XCTAssertTrue(g.isNaN, "\(what)[\(i)]: want NaN, got \(g)", file: file, line: line)
+                return
+            }
+            if w.isInfinite {
+                XCTAssertEqual(g, w, "\(what)[\(i)]", file: file, line: line)
+                continue
+            }
+            let mag = Swift.max(abs(w), scale?[i] ?? 0, 1e-30)
+            if abs(g - w) > rel * mag + 1e-37 {
+                XCTFail("\(what)[\(i)]: got \(g), want \(w)", file: file, line: line)
+                return
+            }
+        }
+    }
+
+    // MARK: - Thread pool
+
+    func testParallelForRunsEveryIndexOnceAndNestedCallsRunInline() {
+        let pool = ThreadPool.shared
+        let counts = UnsafeMutablePointer<Int>.allocate(capacity: 1000)
+        counts.initialize(repeating: 0, count: 1000)
+        defer { counts.deallocate() }
+        pool.parallelFor(100) { i in
+            pool.parallelFor(10) { j in counts[i * 10 + j] += 1 }  // nested: inline on this thread
+        }
+        XCTAssertTrue((0..<1000).allSatisfy { counts[$0] == 1 })
+        var seen = [Range<Int>]()
+        let lock = NSLock()
+        pool.parallelRanges(1000, grain: 10, align: 8) { r in lock.withLock { seen.append(r) } }
+        XCTAssertEqual(seen.sorted { $0.lowerBound < $1.lowerBound }.reduce(0) { $0 + $1.count }, 1000)
+        XCTAssertTrue(seen.allSatisfy { $0.lowerBound % 8 == 0 })
+    }
+
+    // MARK: - Conversions
+
+    func testHalfConversionsMatchSwift() {
+        var bits = Self.values(20000, seed: 1).map { $0.bitPattern &* 2_654_435_761 }
+        bits += [0, 0x8000_0000, 0x7F80_0000, 0xFF80_0000, 0x7FC0_0000, 0x3380_0000, 0x3300_0000, 0x477F_E000,
+                 0x477F_F000, 0x3880_0000, 0x387F_FFFF, 0x0000_0001]
+        let x = bits.map { Float(bitPattern: $0) }
+        forEachISA { isa in
+            var h = [UInt16](repeating: 0, count: x.count), b = h
+            tk_convert(Int32(TK_F32), x, Int32(TK_F16), &h, x.count)
+            tk_convert(Int32(TK_F32), x, Int32(TK_BF16), &b, x.count)
+            for i in x.indices {
+                let want = Float16(x[i])
+                if want.isNaN {
+                    XCTAssertTrue(Float16(bitPattern: h[i]).isNaN, "\(isa) f16 of \(x[i])")
+                } else {
+                    XCTAssertEqual(h[i], want.bitPattern, "\(isa) f16 of \(x[i]) (\(String(bits[i], radix: 16)))")
+                }
+                XCTAssertEqual(b[i], BFloat16(x[i]).bitPattern, "\(isa) bf16 of \(x[i])")
+            }
+            var back = [Float](repeating: 0, count: x.count)
+            tk_convert(Int32(TK_F16), h, Int32(TK_F32), &back, x.count)
+            for i in x.indices where !back[i].isNaN {
+                XCTAssertEqual(back[i], Float(Float16(bitPattern: h[i])), "\(isa) f16 -> f32")
+            }
+        }
+    }
+
+    // MARK: - Element-wise
+
+    func testBinaryOpsAllLayoutsAndDtypes() {
+        let ops: [(String, (Tensor, Tensor) -> Tensor, (Double, Double) -> Double)] = [
+            ("add", { $0 + $1 }, { $0 + $1 }), ("sub", { $0 - $1 }, { $0 - $1 }),
+            ("mul", { $0 * $1 }, { $0 * $1 }), ("div", { $0 / $1 }, { $0 / $1 }),
+            ("max", { maximum($0, $1) }, { $0.isNaN || $1.isNaN ? .nan : Swift.max($0, $1) }),
+            ("min", { minimum($0, $1) }, { $0.isNaN || $1.isNaN ? .nan : Swift.min($0, $1) }),
+        ]
+        forEachISA { isa in
+            for dtype in [DType.float32, .float16, .bfloat16] {
+                for n in [1, 7, 33, 1000] {
+                    var av = Self.rounded(Self.values(n, seed: UInt64(n)), dtype)
+                    let bv = Self.rounded(Self.values(n, seed: UInt64(n) + 7, lo: 0.5, hi: 3), dtype)
+                    if n > 5 { av[3] = .nan }
+                    let a = Tensor(av).asType(dtype), b = Tensor(bv).asType(dtype)
+                    let s = Tensor(Self.rounded([1.75], dtype)).asType(dtype)
+                    for (name, f, ref) in ops {
+                        let rel = dtype == .float32 ? 0 : Self.tolerance(dtype)
+                        let tag = "\(isa) \(name) \(dtype) n=\(n)"
+                        assertClose(f(a, b).asType(.float32).toArray(Float.self),
+                            (0..<n).map { Double(Float(ref(Double(av[$0]), Double(bv[$0])))) }, rel: rel, tag)
+                        assertClose(f(a, s).asType(.float32).toArray(Float.self),
+                            (0..<n).map { Double(Float(ref(Double(av[$0]), 1.75))) }, rel: rel, tag + " scalar rhs")
+                        assertClose(f(s, b).asType(.float32).toArray(Float.self),
+                            (0..<n).map { Double(Float(ref(1.75, Double(bv[$0])))) }, rel: rel, tag + " scalar lhs")
+                    }
+                }
+                // Row broadcast: [rows, cols] op [cols], and a strided (transposed) operand.
+                let rows = 5, cols = 67
+                let mv = Self.rounded(Self.values(rows * cols, seed: 3), dtype)
+                let rv = Self.rounded(Self.values(cols, seed: 4), dtype)
+                let m = Tensor(mv, shape: [rows, cols]).asType(dtype), r = Tensor(rv).asType(dtype)
+                let want = (0..<(rows * cols)).map { Double(mv[$0] + rv[$0 % cols]) }
+                assertClose((m + r).asType(.float32).toArray(Float.self), want,
+                    rel: dtype == .float32 ? 0 : Self.tolerance(dtype), "\(isa) row broadcast \(dtype)")
+                let t = Tensor(mv, shape: [cols, rows]).asType(dtype).T
+                let wantT = (0..<(rows * cols)).map { i -> Double in
+                    let (ri, ci) = (i / cols, i % cols)
+                    return Double(mv[ci * rows + ri]) * 2
+                }
+                assertClose((t + t).asType(.float32).toArray(Float.self), wantT, rel: 0, "\(isa) strided \(dtype)")
+            }
+        }
+    }
+
+    func testLargeInputsSplitOverThePool() {
+        let n = 600_001  // over two grains (the pool splits it), chunks past NT_MIN (streaming stores)
+        let av = Self.values(n, seed: 21), bv = Self.values(n, seed: 22)
+        let a = Tensor(av), b = Tensor(bv)
+        let sum = (0..<n).map { Double(av[$0] + bv[$0]) }
+        let ex = av.map { Double(Float(Foundation.exp(Double($0)))) }
+        let total = av.reduce(0.0) { $0 + Double($1) }, scale = av.reduce(0.0) { $0 + Swift.abs(Double($1)) }
+        forEachISA { isa in
+            assertClose((a + b).toArray(Float.self), sum, rel: 0, "\(isa) add")
+            assertClose(exp(a).toArray(Float.self), ex, rel: 4e-7, "\(isa) exp")
+            assertClose(a.sum().toArray(Float.self), [total], rel: 1e-6, scale: [scale], "\(isa) sum")
+        }
+    }
+
+    func testUnaryOpsMatchLibm() {
+        let ops: [(UnaryOp, (Tensor) -> Tensor, (Double) -> Double, Float, Float, Double)] = [
+            (.negative, negative, { -$0 }, -10, 10, 0), (.abs, abs, { Swift.abs($0) }, -10, 10, 0),
+            (.square, square, { $0 * $0 }, -10, 10, 0), (.sqrt, sqrt, { $0.squareRoot() }, 0, 100, 0),
+            (.rsqrt, rsqrt, { 1 / $0.squareRoot() }, 0.01, 100, 2.4e-7),
+            (.reciprocal, reciprocal, { 1 / $0 }, 0.1, 10, 0),
+            (.exp, exp, { Foundation.exp($0) }, -100, 89, 4e-7), (.log, log, { Foundation.log($0) }, 1e-30, 1e30, 4e-7),
+            (.sigmoid, sigmoid, { 1 / (1 + Foundation.exp(-$0)) }, -30, 30, 5e-7),
+            (.tanh, tanh, { Foundation.tanh($0) }, -5, 5, 5e-7),
+        ]
+        forEachISA { isa in
+            for (op, f, ref, lo, hi, tol) in ops {
+                for dtype in [DType.float32, .float16, .bfloat16] {
+                    var v = Self.values(5003, seed: 11, lo: lo, hi: hi)
+                    if op == .log {
+                        v = Self.values(5003, seed: 11, lo: -70, hi: 70).map { Float(Foundation.exp(Double($0))) }
+                        v += [0, -1, .infinity, 1, Float(bitPattern: 0x0001_0000), Float.leastNonzeroMagnitude]
+                    }
+                    if op == .exp { v += [-.infinity, .infinity, 88.7, -87.5, -100, -103] }
+                    if op == .tanh || op == .sigmoid { v += [1e-6, -1e-6, 0, 0.6, -0.65, 20, -20] }
+                    v.append(.nan)
+                    if dtype != .float32 {
+                        if op == .log || op == .exp { continue }  // ranges past half precision
+                        v = Self.rounded(v, dtype)
+                    }
+                    let got = f(Tensor(v).asType(dtype)).asType(.float32).toArray(Float.self)
+                    let want = Self.rounded(v.map { Float(ref(Double($0))) }, dtype).map(Double.init)
+                    let rel = dtype == .float32 ? tol : Self.tolerance(dtype)
+                    assertClose(got, want, rel: rel, "\(isa) \(op) \(dtype)")
+                }
+            }
+        }
+    }
+
+    // MARK: - Reductions
+
+    func testReductionsOverRowsColumnsAndAll() {
+        for dtype in [DType.float32, .float16, .bfloat16] {
+            for (rows, cols) in [(1, 1), (3, 17), (16, 1000), (1, 140_001), (300, 3)] {
+                var v = Self.rounded(Self.values(rows * cols, seed: UInt64(rows + cols)), dtype)
+                let x = Tensor(v, shape: [rows, cols]).asType(dtype)
+                let tol = Self.tolerance(dtype)
+                var rowSums = [Double](repeating: 0, count: rows), rowAbs = rowSums
+                var colSums = [Double](repeating: 0, count: cols), colAbs = colSums
+                var rowMax = [Double](repeating: -.infinity, count: rows)
+                var colMin = [Double](repeating: .infinity, count: cols)
+                for r in 0..<rows {
+                    for c in 0..<cols {
+                        let e = Double(v[r * cols + c])
+                        rowSums[r] += e
+                        rowAbs[r] += Swift.abs(e)
+                        colSums[c] += e
+                        colAbs[c] += Swift.abs(e)
+                        rowMax[r] = Swift.max(rowMax[r], e)
+                        colMin[c] = Swift.min(colMin[c], e)
+                    }
+                }
+                v[Swift.max(0, rows * cols - 2)] = .nan
+                let y = Tensor(v, shape: [rows, cols]).asType(dtype)
+                forEachISA { isa in
+                    let tag = "\(isa) \(dtype) [\(rows), \(cols)]"
+                    func read(_ t: Tensor) -> [Float] { t.asType(.float32).toArray(Float.self) }
+                    assertClose(read(x.sum(axis: 1)), rowSums, rel: tol, scale: rowAbs, tag + " sum rows")
+                    assertClose(read(x.sum(axis: 0)), colSums, rel: tol, scale: colAbs, tag + " sum cols")
+                    assertClose(read(x.max(axis: 1)), rowMax, rel: 0, tag + " max rows")
+                    assertClose(read(x.min(axis: 0)), colMin, rel: 0, tag + " min cols")
+                    assertClose(read(x.sum()), [rowSums.reduce(0, +)], rel: tol, scale: [rowAbs.reduce(0, +)], tag + " sum all")
+                    XCTAssertTrue(y.max().item(Float.self).isNaN, tag + " max propagates NaN")
+                    XCTAssertTrue(read(y.min(axis: 0))[Swift.max(0, cols - 2)].isNaN, tag + " min cols NaN")
+                }
+            }
+        }
+    }
+
+    // MARK: - Row kernels of the fused ops
+
+    func testSoftmaxRMSNormLayerNormRows() throws {
+        try forEachISA { isa in
+            for dtype in [DType.float32, .float16, .bfloat16] {
+                for (rows, n) in [(1, 1), (3, 7), (17, 129), (16, 4096)] {
+                    let v = Self.rounded(Self.values(rows * n, seed: UInt64(n), lo: -8, hi: 8), dtype)
+                    let wv = Self.rounded(Self.values(n, seed: 5, lo: 0.5, hi: 2), dtype)
+                    let bv = Self.rounded(Self.values(n, seed: 6), dtype)
+                    let x = Tensor(v, shape: [rows, n]).asType(dtype).view()
+                    let w = Tensor(wv).asType(dtype).view(), b = Tensor(bv).asType(dtype).view()
+                    var sm = [Double](), rms = [Double](), ln = [Double]()
+                    for r in 0..<rows {
+                        let row = v[(r * n)..<(r * n + n)].map(Double.init)
+                        let m = row.max()!
+                        let e = row.map { Foundation.exp($0 - m) }
+                        let s = e.reduce(0, +)
+                        sm += e.map { $0 / s }
+                        let ms = row.reduce(0) { $0 + $1 * $1 } / Double(n)
+                        rms += row.indices.map { row[$0] / (ms + 1e-5).squareRoot() * Double(wv[$0]) }
+                        let mean = row.reduce(0, +) / Double(n)
+                        let variance = row.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(n)
+                        ln += row.indices.map { (row[$0] - mean) / (variance + 1e-5).squareRoot() * Double(wv[$0]) + Double(bv[$0]) }
+                    }
+                    let tol = Swift.max(Self.tolerance(dtype), 2e-6)
+                    let out = ArrayView.allocate(shape: [rows, n], dtype: dtype)
+                    func read() -> [Float] { Tensor(evaluated: out).asType(.float32).toArray(Float.self) }
+                    let tag = "\(isa) \(dtype) [\(rows), \(n)]"
+                    try RowKernels.softmax(x, into: out)
+                    assertClose(read(), sm, rel: tol, scale: [Double](repeating: 1.0 / Double(n), count: sm.count), tag + " softmax")
+                    try RowKernels.rmsNorm(x, weight: w, eps: 1e-5, into: out)
+                    assertClose(read(), rms, rel: tol, scale: rms.map { _ in 1 }, tag + " rmsNorm")
+                    try RowKernels.layerNorm(x, weight: w, bias: b, eps: 1e-5, into: out)
+                    assertClose(read(), ln, rel: tol * 4, scale: ln.map { _ in 1 }, tag + " layerNorm")
+                }
+            }
+        }
+    }
+
+    // MARK: - GEMM
+
+    /// a [m, k] x b [k, n] in double.
+    static func referenceMatmul(_ a: [Float], _ b: [Float], m: Int, n: Int, k: Int) -> (value: [Double], scale: [Double]) {
+        var out = [Double](repeating: 0, count: m * n), scale = out
+        for i in 0..<m {
+            for p in 0..<k {
+                let x = Double(a[i * k + p])
+                for j in 0..<n {
+                    out[i * n + j] += x * Double(b[p * n + j])
+                    scale[i * n + j] += Swift.abs(x * Double(b[p * n + j]))
+                }
+            }
+        }
+        return (out, scale)
+    }
+
+    func testMatmulBLASAndNativeAllDtypesAndLayouts() throws {
+        for dtype in [DType.float32, .float16, .bfloat16] {
+            let shapes = [(1, 1, 1), (5, 7, 3), (1, 300, 70), (300, 1, 70), (37, 65, 129), (200, 220, 210)]
+            for (m, n, k) in shapes {  // the last splits over the pool
+                let av = Self.rounded(Self.values(m * k, seed: UInt64(m * 31 + k)), dtype)
+                let bv = Self.rounded(Self.values(k * n, seed: UInt64(n * 17 + k)), dtype)
+                let (want, scale) = Self.referenceMatmul(av, bv, m: m, n: n, k: k)
+                let tol = Self.tolerance(dtype)
+                let a = Tensor(av, shape: [m, k]).asType(dtype), b = Tensor(bv, shape: [k, n]).asType(dtype)
+                try forEachISA { isa in
+                    let tag = "\(isa) \(dtype) \(m)x\(n)x\(k)"
+                    for useBLAS in [true, false] {
+                        let out = ArrayView.allocate(shape: [m, n], dtype: dtype)
+                        XCTAssertTrue(try GEMM.matmul(a.view(), b.view(), out, useBLAS: useBLAS))
+                        assertClose(Tensor(evaluated: out).asType(.float32).toArray(Float.self), want, rel: tol,
+                            scale: scale, tag + (useBLAS ? " blas" : " native"))
+                        // Transposed operands: (b^T)^T and (a^T)^T as strided views.
+                        let at = Tensor(av, shape: [m, k]).asType(dtype).T.contiguous().T
+                        let bt = Tensor(bv, shape: [k, n]).asType(dtype).T.contiguous().T
+                        let out2 = ArrayView.allocate(shape: [m, n], dtype: dtype)
+                        XCTAssertTrue(try GEMM.matmul(at.view(), bt.view(), out2, useBLAS: useBLAS))
+                        assertClose(Tensor(evaluated: out2).asType(.float32).toArray(Float.self), want, rel: tol,
+                            scale: scale, tag + " transposed" + (useBLAS ? " blas" : " native"))
+                    }
+                }
+            }
+        }
+        forEachISA { isa in
+            // Batched with a broadcast operand, through the public op.
+            let av = Self.values(2 * 9 * 11, seed: 1), bv = Self.values(11 * 13, seed: 2)
+            for dtype in [DType.float32, .float64] {  // float64: the generic kernel
+                let c = matmul(Tensor(av, shape: [2, 9, 11]).asType(dtype), Tensor(bv, shape: [11, 13]).asType(dtype))
+                let values = c.asType(.float32).toArray(Float.self)
+                for batch in 0..<2 {
+                    let (want, scale) = Self.referenceMatmul(
+                        Array(av[(batch * 99)..<(batch * 99 + 99)]), bv, m: 9, n: 13, k: 11)
+                    assertClose(Array(values[(batch * 117)..<(batch * 117 + 117)]), want, rel: 1e-5, scale: scale,
+                        "\(isa) batched \(dtype)")
+                }
+            }
+        }
+    }
+
+    // MARK: - Quantized matmul
+
+    func testQuantizedMatmulMatchesDequantizeThenMatmul() throws {
+        do {
+            for bits in [4, 8] {
+                for group in [32, 64, 128] {
+                    for dtype in [DType.float32, .float16, .bfloat16] {
+                        for m in [1, 3, 8, 9, 20] {
+                            let n = 72, k = 256
+                            let words = k * bits / 32
+                            let wq = Self.values(n * words, seed: UInt64(bits * group + m)).map {
+                                $0.bitPattern &* 2_654_435_761 ^ 0x9E37_79B9
+                            }
+                            let sv = Self.rounded(Self.values(n * k / group, seed: 9, lo: 0.01, hi: 0.1), dtype)
+                            let bv = Self.rounded(Self.values(n * k / group, seed: 10, lo: -0.5, hi: 0.5), dtype)
+                            let xv = Self.rounded(Self.values(m * k, seed: UInt64(m)), dtype)
+                            // Dequantize: value k of row n is bits at (k * bits) of the row's words, low first.
+                            var w = [Float](repeating: 0, count: k * n)  // [k, n] for the reference
+                            let mask = UInt32((1 << bits) - 1)
+                            for row in 0..<n {
+                                for col in 0..<k {
+                                    let bit = col * bits
+                                    let q = (wq[row * words + bit / 32] >> UInt32(bit % 32)) & mask
+                                    let g = row * (k / group) + col / group
+                                    w[col * n + row] = Float(Double(sv[g]) * Double(q) + Double(bv[g]))
+                                }
+                            }
+                            let (want, scale) = Self.referenceMatmul(xv, w, m: m, n: n, k: k)
+                            try forEachISA { isa in
+                                let out = ArrayView.allocate(shape: [m, n], dtype: dtype)
+                                try QuantizedKernels.matmul(
+                                    x: Tensor(xv, shape: [m, k]).asType(dtype).view(),
+                                    wq: Tensor(wq, shape: [n, words]).view(),
+                                    scales: Tensor(sv, shape: [n, k / group]).asType(dtype).view(),
+                                    biases: Tensor(bv, shape: [n, k / group]).asType(dtype).view(),
+                                    groupSize: group, bits: bits, into: out)
+                                assertClose(Tensor(evaluated: out).asType(.float32).toArray(Float.self), want,
+                                    rel: Self.tolerance(dtype), scale: scale, "\(isa) q\(bits) g\(group) \(dtype) m=\(m)")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,494 @@
+import Foundation
+import XCTest
+
+@testable import Tessera
+
+/// Tolerances of compiled against eager results. Fused kernels round half
+/// types after every op and use the same libm, so they mostly agree exactly;
+/// the table leaves room for compiler differences in the last bits.
+private func tolerance(_ dtype: DType) -> (rel: Double, abs: Double) {
+    switch dtype {
+    case .float16: return (1e-3, 1e-3)
+    case .bfloat16: return (1e-2, 1e-2)
+    case .float32: return (1e-5, 1e-6)
+    case .float64: return (1e-12, 1e-12)
+    default: return (0, 0)
+    }
+}
+
+private func assertSame(_ a: Tensor, _ b: Tensor, _ message: String = "", file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual(a.shape, b.shape, "shape \(message)", file: file, line: line)
+    XCTAssertEqual(a.dtype, b.dtype, "dtype \(message)", file: file, line: line)
+    guard a.shape == b.shape, a.dtype == b.dtype else { return }
+    let x = a.toArray(Double.self), y = b.toArray(Double.self)
+    let (rel, absTol) = tolerance(a.dtype)
+    for i in x.indices {
+        if x[i].isNaN && y[i].isNaN { continue }
+        if x[i] == y[i] { continue }
+        if Swift.abs(x[i] - y[i]) <= absTol + rel * Swift.abs(y[i]) { continue }
+        XCTFail("\(message) element \(i): compiled \(x[i]) vs eager \(y[i]) (\(a.dtype))", file: file, line: line)
+        return
+    }
+}
+
+private func isFused(_ t: Tensor) -> Bool {
+    if case .compiled = t.primitive { return true }
+    return false
+}
+
+/// The traced program of `f` at `inputs`, simplified (and fused when asked).
+private func traceProgram(_ inputs: [Tensor], fuse: Bool = false, _ f: ([Tensor]) -> [Tensor]) -> Program {
+    let placeholders = tracedPrimals(inputs)
+    let outputs = Tracing.with(true) { f(placeholders) }
+    let program = Program(placeholders: placeholders, outputs: outputs).simplified()
+    return fuse ? program.fused() : program
+}
+
+final class CompileTests: XCTestCase {
+    override func setUp() {
+        Compile.isEnabled = true
+        Compile.compilerPath = "cc"
+    }
+
+    func testChainFusesIntoOneKernelAndMatchesEager() {
+        var rng = TestRNG(1)
+        let x = rng.tensor([4, 5]).asType(.float32), y = rng.tensor([5]).asType(.float32)
+        let f = { (a: [Tensor]) in [exp(a[0]) * 2 + sin(a[1]) - a[0] / 3] }
+        let out = compile(f)([x, y])[0]
+        XCTAssertTrue(isFused(out))
+        assertSame(out, f([x, y])[0])
+        // One kernel reads x and sin(y) (computed on y's shape, then broadcast);
+        // the scalars are literals in the code.
+        guard case .compiled(let kernel) = out.primitive else { return }
+        XCTAssertEqual(kernel.program.inputCount, 2)
+        XCTAssertEqual(Set(kernel.inputModes), [.full, .broadcast])
+        XCTAssertEqual(kernel.opCount, 5)
+    }
+
+    func testUnaryForm() {
+        let gelu = compile { (x: Tensor) in 0.5 * x * (1 + tanh(0.7978845608 * (x + 0.044715 * x * x * x))) }
+        let x = Tensor.linspace(-4, 4, count: 101)
+        let eager = 0.5 * x * (1 + tanh(0.7978845608 * (x + 0.044715 * x * x * x)))
+        assertSame(gelu(x), eager)
+    }
+
+    /// tanh and sigmoid have vectorisable float forms in the kernels (within
+    /// 2 ulp of libm): checked over a wide range and at the special values.
+    func testFastTanhAndSigmoidStayWithinTolerance() {
+        let special: [Float] = [0, -0.0, 1e-30, -1e-8, .infinity, -.infinity, .nan, 100, -100, 0.625, 87, -87, -90]
+        let x = concatenated([Tensor.linspace(-12, 12, count: 100_001), Tensor(special)])
+        let f = { (a: [Tensor]) in [tanh(a[0]) * 1, sigmoid(a[0]) * 1] }
+        let (c, e) = (compile(f)([x]), f([x]))
+        XCTAssertTrue(isFused(c[0]) && isFused(c[1]))
+        assertSame(c[0], e[0], "tanh")
+        assertSame(c[1], e[1], "sigmoid")
+        let signs = c[0].toArray(Float.self).suffix(special.count).map { $0.sign }
+        XCTAssertEqual(signs[1], .minus, "tanh(-0) is -0")
+    }
+
+    // MARK: Simplification
+
+    func testSimplifyMergesConstantsRemovesNoOpsAndSharesSubexpressions() {
+        let x = Tensor([1, 2, 3] as [Float])
+        let program = traceProgram([x]) { a in
+            let e1 = exp(a[0]) * 2, e2 = exp(a[0]) * 2  // two exps, two literal 2s
+            return [e1 + e2 + a[0].reshaped([3]).asType(.float32)]
+        }
+        XCTAssertEqual(program.constants.count, 1, "the two literals merge")
+        let names = program.instructions.map(\.primitive.name)
+        XCTAssertEqual(names.filter { $0 == "exp" }.count, 1, "\(names)")
+        XCTAssertEqual(names.filter { $0 == "multiply" }.count, 1, "\(names)")
+        XCTAssertFalse(names.contains("identity"), "\(names)")
+        XCTAssertEqual(program.replay([x], shapeless: false)[0].toArray(Float.self), [1, 2, 3].map { 4 * Foundation.exp($0) + $0 })
+    }
+
+    func testFusionStopsAtValuesUsedOutsideAndAtReductions() {
+        var rng = TestRNG(2)
+        let x = rng.tensor([3, 4]).asType(.float32)
+        let f = { (a: [Tensor]) -> [Tensor] in
+            let centered = a[0] - a[0].mean(axis: -1, keepDims: true)
+            let normalized = centered * rsqrt((centered * centered).mean(axis: -1, keepDims: true) + 1e-5)
+            return [normalized * 2 + 1, centered]
+        }
+        let program = traceProgram([x], fuse: true, f)
+        let kinds = program.instructions.map(\.primitive.name)
+        XCTAssertTrue(kinds.contains("compiled"), "\(kinds)")
+        XCTAssertEqual(kinds.filter { $0 == "sum" }.count, 2, "\(kinds)")
+        let outs = compile(f)([x])
+        let eager = f([x])
+        assertSame(outs[0], eager[0])
+        assertSame(outs[1], eager[1])
+    }
+
+    // MARK: Property test
+
+    /// Random element-wise DAGs over broadcast inputs of several dtypes give
+    /// the same results compiled and eager.
+    func testRandomElementwiseGraphsMatchEager() {
+        var rng = TestRNG(42)
+        let dtypes: [DType] = [.float32, .float16, .bfloat16, .float64]
+        let shapesPool: [[[Int]]] = [
+            [[17], [17], [1]], [[3, 5], [5], [3, 1]], [[2, 3, 4], [3, 1], [2, 1, 4]], [[64, 33], [64, 33], [33]],
+        ]
+        var fusedOutputs = 0
+        for trial in 0..<24 {
+            let shapes = shapesPool[trial % shapesPool.count]
+            let dtype = dtypes[Int(rng.next() * Double(dtypes.count))]
+            let inputs = shapes.map { rng.tensor($0, in: -2...2).asType(dtype) }
+            eval(inputs)
+            let ops = (0..<(4 + Int(rng.next() * 10))).map { _ in rng.next() }
+            let picks = (0..<40).map { _ in rng.next() }
+            let f = { (a: [Tensor]) -> [Tensor] in randomGraph(a, ops: ops, picks: picks) }
+            let compiled = compile(f)(inputs)
+            let eager = f(inputs)
+            for (c, e) in zip(compiled, eager) { assertSame(c, e, "trial \(trial) \(dtype)") }
+            fusedOutputs += compiled.filter(isFused).count
+        }
+        XCTAssertGreaterThan(fusedOutputs, 24, "most random graphs fuse")
+    }
+
+    // MARK: Transforms
+
+    func testGradOfCompiledEqualsGrad() {
+        var rng = TestRNG(3)
+        let x = rng.tensor([3, 4]), w = rng.tensor([4])
+        let f = { (a: [Tensor]) -> Tensor in (tanh(a[0] * a[1] + 1) * sigmoid(a[0]) - square(a[1])).sum() }
+        let compiled = compile { [f($0)] }
+        let gc = grad({ compiled($0)[0] }, argumentNumbers: [0, 1])([x, w])
+        let ge = grad(f, argumentNumbers: [0, 1])([x, w])
+        for (c, e) in zip(gc, ge) { assertSame(c, e) }
+        // Second order through the fused kernel's program.
+        let hc = grad({ grad({ compiled($0)[0] })($0)[0].sum() })([x, w])[0]
+        let he = grad({ grad(f)($0)[0].sum() })([x, w])[0]
+        assertSame(hc, he)
+    }
+
+    func testCompiledGradEqualsGrad() {
+        var rng = TestRNG(4)
+        let x = rng.tensor([5, 3])
+        let f = { (x: Tensor) -> Tensor in (exp(x) * x - x / 2).sum() }
+        let cg = compile(grad(f))
+        assertSame(cg(x), grad(f)(x))
+        assertSame(cg(x + 1), grad(f)(x + 1))
+        XCTAssertTrue(isFused(cg(x)))
+    }
+
+    func testJvpAndVmapCompose() {
+        var rng = TestRNG(5)
+        let x = rng.tensor([4, 3]), t = rng.tensor([4, 3])
+        let f = { (a: [Tensor]) -> [Tensor] in [exp(a[0]) * cos(a[0]) + a[0]] }
+        let cf = compile(f)
+        assertSame(jvp(cf, primals: [x], tangents: [t]).jvps[0], jvp(f, primals: [x], tangents: [t]).jvps[0])
+        assertSame(vmap(cf, inAxes: [1])([x])[0], vmap(f, inAxes: [1])([x])[0])
+        assertSame(compile(vmap(f, inAxes: [1]))([x])[0], vmap(f, inAxes: [1])([x])[0])
+    }
+
+    // MARK: Caching
+
+    func testCacheHitsRetracesAndShapeless() {
+        let f = { (a: [Tensor]) in [a[0] * 3 + exp(a[0])] }
+        let cf = compile(f)
+        let traces = Compile.traceCount, hits = Compile.cacheHitCount
+        let a = Tensor([1, 2, 3] as [Float]), b = Tensor([4, 5, 6] as [Float])
+        assertSame(cf([a])[0], f([a])[0])
+        assertSame(cf([b])[0], f([b])[0])
+        XCTAssertEqual(Compile.traceCount - traces, 1)
+        XCTAssertEqual(Compile.cacheHitCount - hits, 1)
+        let c = Tensor([1, 2, 3, 4] as [Float])
+        assertSame(cf([c])[0], f([c])[0])
+        XCTAssertEqual(Compile.traceCount - traces, 2, "a new shape traces again")
+        _ = cf([a.asType(.float16)])
+        XCTAssertEqual(Compile.traceCount - traces, 3, "a new dtype traces again")
+
+        let g = { (a: [Tensor]) in [a[0] * a[1] + 1] }
+        let sg = compile(shapeless: true, g)
+        let before = Compile.traceCount
+        for n in [3, 7, 100] {
+            var rng = TestRNG(UInt64(n))
+            let x = rng.tensor([2, n]).asType(.float32), y = rng.tensor([n]).asType(.float32)
+            assertSame(sg([x, y])[0], g([x, y])[0])
+        }
+        let x1 = Tensor([2] as [Float]).reshaped([1, 1]), y1 = Tensor([1, 2, 3, 4, 5] as [Float])
+        assertSame(sg([x1, y1])[0], g([x1, y1])[0])
+        XCTAssertEqual(Compile.traceCount - before, 1, "one trace for every shape")
+    }
+
+    func testKernelsAreCachedOnDisk() throws {
+        let dir = NSTemporaryDirectory() + "tessera-kernels-\(UUID().uuidString)"
+        setenv("TESSERA_KERNEL_CACHE", dir, 1)
+        defer {
+            unsetenv("TESSERA_KERNEL_CACHE")
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        let f = { (a: [Tensor]) in [cosh(a[0]) * 1.25 - sinh(a[0]) * 0.75] }
+        let x = Tensor([0.5, 1, 2] as [Float])
+        let runs = Compile.compilerRunCount, disk = Compile.diskCacheHitCount
+        assertSame(compile(f)([x])[0], f([x])[0])
+        XCTAssertEqual(Compile.compilerRunCount - runs, 1)
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir)
+        XCTAssertEqual(files.filter { $0.hasSuffix(".so") }.count, 1, "\(files)")
+        XCTAssertFalse(files.contains { $0.hasPrefix(".") }, "no temporary files left: \(files)")
+        CCompiler.forgetLoadedKernels()
+        assertSame(compile(f)([x])[0], f([x])[0])
+        XCTAssertEqual(Compile.compilerRunCount - runs, 1, "the second process-level load reads the disk")
+        XCTAssertEqual(Compile.diskCacheHitCount - disk, 1)
+    }
+
+    func testManyTasksCallOneCompiledFunction() async throws {
+        let f: @Sendable ([Tensor]) -> [Tensor] = { a in [sigmoid(a[0]) * a[0] + a[0] * a[0] / 7] }
+        let cf = compile(f)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for task in 0..<16 {
+                group.addTask {
+                    let n = 8 + task % 3  // three shapes traced concurrently
+                    let x = Tensor.arange(Double(task), Double(task + n))
+                    let y = try await cf([x])[0].evaluated()
+                    let expected = f([x])[0].toArray(Float.self)
+                    XCTAssertEqual(y.toArray(Float.self), expected)
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    // MARK: Switches and fallbacks
+
+    func testDisabledCompileCallsTheFunction() {
+        let f = { (a: [Tensor]) in [exp(a[0]) + 1] }
+        let cf = compile(f)
+        disableCompile()
+        defer { enableCompile() }
+        let traces = Compile.traceCount
+        let x = Tensor([1, 2] as [Float])
+        let y = cf([x])[0]
+        XCTAssertFalse(isFused(y))
+        XCTAssertEqual(Compile.traceCount, traces)
+        assertSame(y, f([x])[0])
+    }
+
+    func testMissingCompilerRunsUnfused() {
+        Compile.compilerPath = "/nonexistent/bin/cc"
+        defer { Compile.compilerPath = "cc" }
+        XCTAssertFalse(CCompiler.isAvailable)
+        let f = { (a: [Tensor]) in [exp(a[0]) * 2 + tanh(a[0])] }
+        let x = Tensor([0.1, 0.2, 0.3] as [Float])
+        let y = compile(f)([x])[0]
+        XCTAssertFalse(isFused(y))
+        assertSame(y, f([x])[0])
+    }
+
+    func testInterpretedKernelMatches() throws {
+        // The fallback a kernel takes when its C fails to build.
+        var rng = TestRNG(6)
+        let x = rng.tensor([3, 4]).asType(.float16), b = rng.tensor([4]).asType(.float16)
+        let f = { (a: [Tensor]) in [maximum(a[0] + a[1], 0) * 3] }
+        let out = compile(f)([x, b])[0]
+        guard case .compiled(let kernel) = out.primitive else { return XCTFail("not fused") }
+        let views = out.inputs.map { $0.view() }
+        let result = try FusedKernels.interpret(kernel, inputs: views, output: ArrayView.allocate(shape: [3, 4], dtype: .float16))
+        assertSame(Tensor(evaluated: result), f([x, b])[0])
+    }
+
+    // MARK: Layouts
+
+    func testStridedAndBroadcastInputs() {
+        var rng = TestRNG(7)
+        let x = rng.tensor([6, 5]).asType(.float32)
+        let xt = x.T  // a transposed view: the strided loop
+        let bias = rng.tensor([6]).asType(.float32)
+        let s = Tensor(Float(0.25))
+        let f = { (a: [Tensor]) in [tanh(a[0] + a[1]) * a[2] - a[1]] }
+        assertSame(compile(f)([xt, bias, s])[0], f([xt, bias, s])[0])
+        assertSame(compile(f)([xt.contiguous(), bias, s])[0], f([xt.contiguous(), bias, s])[0])
+        // Large enough to split across threads, both loops.
+        let big = rng.tensor([300, 700]).asType(.float32)
+        let row = rng.tensor([700]).asType(.float32)
+        let g = { (a: [Tensor]) in [a[0] * 2 + exp(a[1]) - a[0] * a[0]] }
+        assertSame(compile(g)([big, row])[0], g([big, row])[0])
+        assertSame(compile(g)([big, big])[0], g([big, big])[0])
+    }
+
+    func testMixedDTypesSelectAndComparisons() {
+        var rng = TestRNG(8)
+        let x = rng.tensor([4, 4]).asType(.float16), y = rng.tensor([4, 4]).asType(.float32)
+        let i = Tensor([1, -2, 3, -4] as [Int32])
+        let f = { (a: [Tensor]) -> [Tensor] in
+            let m = which(a[0] .> 0, a[0].asType(.float32) * 2, a[1] - 1)
+            let k = (a[2] * 3 - 1).asType(.float32) + abs(m)
+            return [k, (m .< 0.5).asType(.int32) + a[2], m.asType(.bfloat16) * 3]
+        }
+        let c = compile(f)([x, y, i]), e = f([x, y, i])
+        for (a, b) in zip(c, e) { assertSame(a, b) }
+    }
+
+    // MARK: Stateful compile
+
+    final class State: Updatable {
+        var innerState: [Tensor]
+        init(_ tensors: [Tensor]) { innerState = tensors }
+    }
+
+    func testStatefulCompileReadsAndWritesState() {
+        // A tiny SGD-with-momentum step: parameters and velocity are state.
+        let model = State([Tensor([1, 2, 3] as [Float])])
+        let optimizer = State([Tensor.zeros([3])])
+        let step = compile(inputs: [model, optimizer], outputs: [model, optimizer]) { args in
+            let p = model.innerState[0], v = optimizer.innerState[0]
+            let g = grad { (p: Tensor) in (p * p * args[0]).sum() }(p)
+            let newV = v * 0.9 + g
+            model.innerState = [p - 0.1 * newV]
+            optimizer.innerState = [newV]
+            return [(p * p * args[0]).sum()]
+        }
+        var p: [Float] = [1, 2, 3], v: [Float] = [0, 0, 0]
+        let scale = Tensor(Float(0.5))
+        let traces = Compile.traceCount
+        for _ in 0..<3 {
+            let loss = step([scale])[0].item(Float.self)
+            XCTAssertEqual(loss, zip(p, p).map { $0 * $1 * 0.5 }.reduce(0, +), accuracy: 1e-5)
+            for k in 0..<3 {
+                v[k] = v[k] * 0.9 + p[k]
+                p[k] -= 0.1 * v[k]
+            }
+            let mp = model.innerState[0].toArray(Float.self), ov = optimizer.innerState[0].toArray(Float.self)
+            for k in 0..<3 {
+                XCTAssertEqual(mp[k], p[k], accuracy: 1e-5)
+                XCTAssertEqual(ov[k], v[k], accuracy: 1e-5)
+            }
+        }
+        XCTAssertEqual(Compile.traceCount - traces, 1)
+    }
+
+    // MARK: CUDA source
+
+    func testCUDASourceIsWellFormed() {
+        var rng = TestRNG(9)
+        let x = rng.tensor([4, 3]).asType(.float16), y = rng.tensor([3]).asType(.bfloat16)
+        let out = compile { (a: [Tensor]) in [(exp(a[0]) * 2 + a[1].asType(.float16)) .> 1] }([x, y])[0]
+        guard case .compiled(let kernel) = out.primitive else { return XCTFail("not fused") }
+        guard let source = CUDAFusedSource.source(kernel) else { return XCTFail("no CUDA source") }
+        XCTAssertTrue(source.contains("extern \"C\" __global__ void tk_contig("), source)
+        XCTAssertTrue(source.contains("extern \"C\" __global__ void tk_strided("), source)
+        XCTAssertFalse(source.contains("#include"), "NVRTC needs no headers")
+        XCTAssertFalse(source.contains("_Float16"), "C-only types stay out of CUDA")
+        var depth = 0
+        for ch in source {
+            if ch == "{" || ch == "(" { depth += 1 }
+            if ch == "}" || ch == ")" { depth -= 1 }
+            XCTAssertGreaterThanOrEqual(depth, 0)
+        }
+        XCTAssertEqual(depth, 0, "balanced braces and parentheses")
+    }
+
+    /// Compiles generated CUDA with NVRTC when the library is present (the
+    /// PyPI wheel `nvidia-cuda-nvrtc-cu12` runs without a GPU).
+    func testCUDASourceCompilesWithNVRTC() throws {
+        guard let nvrtc = NVRTC.load() else { throw XCTSkip("libnvrtc not found (pip install nvidia-cuda-nvrtc-cu12)") }
+        var rng = TestRNG(10)
+        let x = rng.tensor([4, 3]), h = rng.tensor([3]).asType(.float16), i = Tensor([1, 2, 3] as [Int32])
+        let f = { (a: [Tensor]) -> [Tensor] in
+            let y = which(a[0] .> 0, sigmoid(a[0]) * 2, logAddExp(a[0], 1.5))
+            return [y.asType(.float16) + a[1], (y * 3).asType(.int32) * a[2] + 1, (y .< 0.5) .&& (a[1] .> 0)]
+        }
+        for out in compile(f)([x.asType(.float64), h, i]) + compile(f)([x.asType(.bfloat16), h, i]) {
+            guard case .compiled(let kernel) = out.primitive else { return XCTFail("not fused") }
+            let source = try XCTUnwrap(CUDAFusedSource.source(kernel))
+            XCTAssertNil(nvrtc.compile(source), source)
+        }
+    }
+}
+
+/// The few NVRTC entry points the source test needs, opened with dlopen.
+private struct NVRTC {
+    typealias Create = @convention(c) (
+        UnsafeMutablePointer<OpaquePointer?>, UnsafePointer<CChar>, UnsafePointer<CChar>, Int32,
+        UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<UnsafePointer<CChar>?>?
+    ) -> Int32
+    typealias CompileProgram = @convention(c) (OpaquePointer?, Int32, UnsafePointer<UnsafePointer<CChar>?>?) -> Int32
+    typealias LogSize = @convention(c) (OpaquePointer?, UnsafeMutablePointer<Int>) -> Int32
+    typealias Log = @convention(c) (OpaquePointer?, UnsafeMutablePointer<CChar>) -> Int32
+    typealias Destroy = @convention(c) (UnsafeMutablePointer<OpaquePointer?>) -> Int32
+    let create: Create, compileProgram: CompileProgram, logSize: LogSize, log: Log, destroy: Destroy
+
+    static func load() -> NVRTC? {
+        var candidates: [String] = []
+        if let path = ProcessInfo.processInfo.environment["TESSERA_NVRTC"] { candidates.append(path) }
+        let finder = Process()
+        finder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        finder.arguments = ["python3", "-c", "import nvidia.cuda_nvrtc as m; print(list(m.__path__)[0])"]
+        let pipe = Pipe()
+        finder.standardOutput = pipe
+        finder.standardError = FileHandle.nullDevice
+        if (try? finder.run()) != nil {
+            finder.waitUntilExit()
+            let dir = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            if finder.terminationStatus == 0 { candidates.append(dir + "/lib/libnvrtc.so.12") }
+        }
+        candidates.append("libnvrtc.so.12")
+        for path in candidates {
+            guard let h = dlopen(path, RTLD_NOW | RTLD_LOCAL) else { continue }
+            func sym<T>(_ name: String, _: T.Type) -> T? { dlsym(h, name).map { unsafeBitCast($0, to: T.self) } }
+            guard let c = sym("nvrtcCreateProgram", Create.self), let p = sym("nvrtcCompileProgram", CompileProgram.self),
+                let s = sym("nvrtcGetProgramLogSize", LogSize.self), let l = sym("nvrtcGetProgramLog", Log.self),
+                let d = sym("nvrtcDestroyProgram", Destroy.self)
+            else { continue }
+            return NVRTC(create: c, compileProgram: p, logSize: s, log: l, destroy: d)
+        }
+        return nil
+    }
+
+    /// nil on success, else the compiler's log.
+    func compile(_ source: String) -> String? {
+        var program: OpaquePointer?
+        guard create(&program, source, "fused.cu", 0, nil, nil) == 0 else { return "nvrtcCreateProgram failed" }
+        defer { _ = destroy(&program) }
+        let flags: [String] = ["--gpu-architecture=compute_80", "-default-device"]
+        let options: [UnsafeMutablePointer<CChar>?] = flags.map { strdup($0) }
+        defer { options.forEach { free($0) } }
+        let constOptions: [UnsafePointer<CChar>?] = options.map { $0.map { UnsafePointer($0) } }
+        let result = constOptions.withUnsafeBufferPointer {
+            compileProgram(program, Int32(options.count), $0.baseAddress)
+        }
+        if result == 0 { return nil }
+        var size = 0
+        _ = logSize(program, &size)
+        var text = [CChar](repeating: 0, count: size + 1)
+        _ = log(program, &text)
+        return "nvrtc error \(result): " + String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// A random element-wise graph over `inputs`: each step applies a random op
+/// to values picked from everything computed so far (so values are shared).
+private func randomGraph(_ inputs: [Tensor], ops: [Double], picks: [Double]) -> [Tensor] {
+    var values = inputs
+    var p = 0
+    func pick() -> Tensor {
+        defer { p += 1 }
+        return values[Int(picks[p % picks.count] * Double(values.count)) % values.count]
+    }
+    for r in ops {
+        let a = pick()
+        let v: Tensor
+        switch Int(r * 14) {
+        case 0: v = exp(a.clip(min: -3, max: 3))
+        case 1: v = sin(a) * 0.5
+        case 2: v = tanh(a) + a
+        case 3: v = a * pick() - 1
+        case 4: v = a + pick()
+        case 5: v = maximum(a, pick())
+        case 6: v = a / (abs(pick()) + 1)
+        case 7: v = which(a .> pick(), a, pick() * 2)
+        case 8: v = sigmoid(a) * 3
+        case 9: v = sqrt(abs(a) + 0.5)
+        case 10: v = log1p(square(a))
+        case 11: v = (a.asType(.float32) * 1.5).asType(a.dtype)
+        case 12: v = minimum(a, 0.25) - pick()
+        default: v = negative(a) * a
+        }
+        values.append(v)
+    }
+    return [values[values.count - 1], values[inputs.count + (values.count - inputs.count) / 2]]
+}
+
