@@ -21,6 +21,8 @@ let package = Package(
             name: "Tessera",
             dependencies: ["CTesseraKernels"],
             path: "Sources/Tessera",
+            // CUDA sources are embedded by Tools/embed_kernels.py, not compiled by SwiftPM.
+            exclude: ["Backends/CUDA/Kernels"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .target(

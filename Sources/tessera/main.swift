@@ -19,6 +19,7 @@ let usage = """
       convert     --model PATH --output DIR [--bits 4] [--group-size 64]: write an MLX-format quantized folder
       tokenize    --text TEXT [--add-special] prints token ids; --ids "1 2 3" decodes them
       devices     list the devices Tessera can run on, with their memory
+      selftest    run the op table on the GPU against the CPU ("no GPU" and exit 0 without one)
       demo        evaluate a small example computation
       --version   print the version
     """
@@ -30,6 +31,16 @@ do {
         print("tessera \(version)")
     case "devices":
         for info in DeviceInfo.all() { print(info) }
+    case "selftest":
+        switch GPUSelfTest.run() {
+        case .failure(let error):
+            print("selftest: no GPU (\(error))")
+        case .success(let rows):
+            for row in rows { print(row) }
+            let failed = rows.filter { !$0.passed }.count
+            print("selftest: \(rows.count - failed)/\(rows.count) passed on gpu(0)")
+            if failed > 0 { exit(1) }
+        }
     case "demo":
         let a = Tensor([1, 2, 3, 4, 5, 6] as [Float], shape: [2, 3])
         let b = Tensor.ones([3], dtype: .float16)

@@ -21,9 +21,19 @@ public struct DeviceInfo: Sendable, CustomStringConvertible {
         let cpu = DeviceInfo(
             device: .cpu, unavailableReason: nil, totalMemory: pages * pageSize,
             detail: "\(cores) cores, memory limit \(formatBytes(Memory.memoryLimit))")
-        let gpu = DeviceInfo(
-            device: .gpu(0), unavailableReason: CUDABackend.isAvailable ? nil : CUDABackend.unavailableReason,
-            totalMemory: nil, detail: "")
+        let gpu: DeviceInfo
+        if let context = CUDABackend.context {
+            let d = context.device
+            gpu = DeviceInfo(
+                device: .gpu(0), unavailableReason: nil, totalMemory: d.totalMemory,
+                detail: "\(d.name), \(d.architecture), \(d.multiprocessors) SMs, memory limit "
+                    + "\(formatBytes(context.home.allocator.limits.memory)); \(CUDABackend.summary)")
+        } else {
+            let found = CUDABackend.summary
+            gpu = DeviceInfo(
+                device: .gpu(0), unavailableReason: CUDABackend.unavailableReason + (found.isEmpty ? "" : " [\(found)]"),
+                totalMemory: nil, detail: "")
+        }
         return [cpu, gpu]
     }
 

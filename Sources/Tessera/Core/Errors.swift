@@ -16,6 +16,8 @@ public enum TesseraError: Error, CustomStringConvertible, Equatable {
     /// Data found at evaluation that the op cannot compute with (an index out
     /// of range, a singular or non-positive-definite matrix, a LAPACK failure).
     case invalidData(op: String, reason: String)
+    /// A device call that failed (a CUDA driver or NVRTC error), with the call and message.
+    case deviceError(String)
 
     public var description: String {
         switch self {
@@ -30,6 +32,8 @@ public enum TesseraError: Error, CustomStringConvertible, Equatable {
             return "library unavailable: \(reason)"
         case let .invalidData(op, reason):
             return "[\(op)] \(reason)"
+        case let .deviceError(message):
+            return "device error: \(message)"
         }
     }
 }

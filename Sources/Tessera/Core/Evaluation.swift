@@ -91,7 +91,8 @@ enum Scheduler {
                         node.primitive, inputs: views, shape: node.shape, dtype: node.dtype,
                         donated: donor.map { views[$0] })
                 case .gpu:
-                    throw TesseraError.deviceUnavailable(CUDABackend.unavailableReason)
+                    output = try CUDABackend.evaluate(
+                        node.primitive, inputs: views, shape: node.shape, dtype: node.dtype)
                 }
             } catch {
                 if !keepsInputs { node.restoreInputs(inputs) }
