@@ -3,6 +3,9 @@
 // serial worker that runs its kernels in order.
 
 import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Where a tensor is computed.
 public enum Device: Hashable, Sendable, CustomStringConvertible {
@@ -20,10 +23,19 @@ public enum Device: Hashable, Sendable, CustomStringConvertible {
 
     /// The device new tensors go to: the innermost `withDevice`, else the GPU
     /// when one is usable, else the CPU.
+    ///
+    /// Until the CUDA kernels have passed `tessera selftest` on a real GPU
+    /// (docs/GPU.md), a usable GPU becomes the default only when asked for with
+    /// `TESSERA_DEFAULT_DEVICE=gpu`; `withDevice(.gpu(0))` works either way.
     public static var `default`: Device {
         if let d = scoped { return d }
-        return CUDABackend.isAvailable ? .gpu(0) : .cpu
+        return gpuByDefault && CUDABackend.isAvailable ? .gpu(0) : .cpu
     }
+
+    private static let gpuByDefault: Bool = {
+        guard let value = getenv("TESSERA_DEFAULT_DEVICE") else { return false }
+        return String(cString: value).lowercased().hasPrefix("gpu")
+    }()
 }
 
 /// An ordered queue of work on one device. Tensors created on a stream are
