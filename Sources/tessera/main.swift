@@ -19,7 +19,7 @@ let usage = """
       convert     --model PATH --output DIR [--bits 4] [--group-size 64]: write an MLX-format quantized folder
       tokenize    --text TEXT [--add-special] prints token ids; --ids "1 2 3" decodes them
       devices     list the devices Tessera can run on, with their memory
-      selftest    run the op table on the GPU against the CPU ("no GPU" and exit 0 without one)
+      selftest    [--filter NAME] run the op table on the GPU against the CPU ("no GPU" and exit 0 without one)
       demo        evaluate a small example computation
       --version   print the version
     """
@@ -32,7 +32,9 @@ do {
     case "devices":
         for info in DeviceInfo.all() { print(info) }
     case "selftest":
-        switch GPUSelfTest.run() {
+        let filterIndex = args.firstIndex(of: "--filter").map { $0 + 1 }
+        let filter = filterIndex.flatMap { $0 < args.count ? args[$0] : nil }
+        switch GPUSelfTest.run(filter: filter) {
         case .failure(let error):
             print("selftest: no GPU (\(error))")
         case .success(let rows):

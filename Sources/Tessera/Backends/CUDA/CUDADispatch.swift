@@ -24,9 +24,12 @@ extension CUDABackend {
             return true
         case .argReduce, .matmul, .affineQuantizeParameters, .affineQuantizePack, .affineDequantize,
             .quantizedMatmul, .gatherQuantizedMatmul, .softmax, .logSoftmax, .rmsNorm, .layerNorm, .rope,
-            .scaledDotProductAttention, .randomBits, .inverse, .solve, .cholesky, .qr, .svd, .eigh, .gather,
-            .scatter, .sort, .scan, .compiled:
-            return false
+            .scaledDotProductAttention:
+            return hasDenseKernels(primitive)
+        case .randomBits, .inverse, .solve, .cholesky, .qr, .svd, .eigh, .gather, .scatter, .sort, .scan:
+            return hasIndexingKernels(primitive)
+        case .compiled:
+            return hasCompiledKernels(primitive)
         }
     }
 }
@@ -125,15 +128,18 @@ struct CUDADispatch {
                let out = try reduce(name, inputs[0], axes: axes, shape: shape, dtype: dtype) { return out }
         case .argReduce, .matmul, .affineQuantizeParameters, .affineQuantizePack, .affineDequantize,
             .quantizedMatmul, .gatherQuantizedMatmul, .softmax, .logSoftmax, .rmsNorm, .layerNorm, .rope,
-            .scaledDotProductAttention, .randomBits, .inverse, .solve, .cholesky, .qr, .svd, .eigh, .gather,
-            .scatter, .sort, .scan, .compiled:
-            fatalError("unreachable: hasKernels is false")
+            .scaledDotProductAttention:
+            if let out = try evaluateDense(primitive, inputs, shape: shape, dtype: dtype) { return out }
+        case .randomBits, .inverse, .solve, .cholesky, .qr, .svd, .eigh, .gather, .scatter, .sort, .scan:
+            if let out = try evaluateIndexing(primitive, inputs, shape: shape, dtype: dtype) { return out }
+        case .compiled:
+            if let out = try evaluateCompiled(primitive, inputs, shape: shape, dtype: dtype) { return out }
         }
         let types = inputs.map { "\($0.dtype)" }.joined(separator: ", ")
         return try fallback(primitive, inputs, shape, dtype, "has no CUDA kernel for (\(types)) → \(dtype)")
     }
 
-    private func fallback(
+    func fallback(
         _ primitive: Primitive, _ inputs: [ArrayView], _ shape: [Int], _ dtype: DType, _ why: String
     ) throws -> ArrayView {
         CUDAFallback.warnOnce(primitive.name, why)
@@ -143,28 +149,35 @@ struct CUDADispatch {
 
     // MARK: launches
 
-    private func inputPointer(_ view: ArrayView) throws -> UnsafeRawPointer {
+    func inputPointer(_ view: ArrayView) throws -> UnsafeRawPointer {
         UnsafeRawPointer(try view.buffer.devicePointer(on: context.home) + view.offset * view.dtype.size)
     }
 
-    private func outputPointer(_ view: ArrayView) throws -> UnsafeRawPointer {
+    func outputPointer(_ view: ArrayView) throws -> UnsafeRawPointer {
         UnsafeRawPointer(try view.buffer.devicePointer(on: context.home, forWriting: true) + view.offset * view.dtype.size)
     }
 
-    private func launch(_ name: String, _ geometry: LaunchGeometry, _ args: KernelArguments) throws {
+    func launch(_ name: String, _ geometry: LaunchGeometry, _ args: KernelArguments) throws {
+        try launch(name, grid: (geometry.blocks, 1, 1), block: (geometry.threads, 1, 1), sharedBytes: 0, args)
+    }
+
+    /// A launch with a 3-D grid and block and `sharedBytes` of dynamic shared memory.
+    func launch(
+        _ name: String, grid: (Int, Int, Int), block: (Int, Int, Int), sharedBytes: Int, _ args: KernelArguments
+    ) throws {
         let function = try context.kernels.function(name, in: CUDAKernelNames.file(of: name))
         try device.makeCurrent()
         let driver = device.driver
         try args.withPointers { parameters in
             try driver.check(driver.cuLaunchKernel(
-                function, UInt32(geometry.blocks), 1, 1, UInt32(geometry.threads), 1, 1, 0, device.stream,
-                parameters, nil), "cuLaunchKernel(\(name))")
+                function, UInt32(grid.0), UInt32(grid.1), UInt32(grid.2), UInt32(block.0), UInt32(block.1),
+                UInt32(block.2), UInt32(sharedBytes), device.stream, parameters, nil), "cuLaunchKernel(\(name))")
         }
     }
 
     /// Unary, binary, select and asType kernels: inputs (any strides) → a
     /// fresh contiguous output. nil when the layout has too many axes.
-    private func elementwise(_ name: String, _ inputs: [ArrayView], shape: [Int], dtype: DType) throws -> ArrayView? {
+    func elementwise(_ name: String, _ inputs: [ArrayView], shape: [Int], dtype: DType) throws -> ArrayView? {
         let layout = StridedLayout.collapse(shape: shape, strides: inputs.map(\.strides))
         guard layout.rank <= StridedLayout.maxRank else { return nil }
         let out = ArrayView.allocate(shape: shape, dtype: dtype)
@@ -181,14 +194,14 @@ struct CUDADispatch {
     }
 
     /// A row-contiguous copy of `input`, or nil when no copy kernel fits.
-    private func contiguousCopy(_ input: ArrayView) throws -> ArrayView? {
+    func contiguousCopy(_ input: ArrayView) throws -> ArrayView? {
         guard CUDAKernelNames.copy(input.dtype) != nil else { return nil }
         let out = ArrayView.allocate(shape: input.shape, dtype: input.dtype)
         return try copy(input, into: out) ? out : nil
     }
 
     /// Writes `input` into `output` (same shape, any strides); false when the layout has too many axes.
-    private func copy(_ input: ArrayView, into output: ArrayView) throws -> Bool {
+    func copy(_ input: ArrayView, into output: ArrayView) throws -> Bool {
         guard let name = CUDAKernelNames.copy(input.dtype) else { return false }
         let layout = StridedLayout.collapse(shape: input.shape, strides: [input.strides, output.strides])
         guard layout.rank <= StridedLayout.maxRank else { return false }
@@ -206,7 +219,7 @@ struct CUDADispatch {
     }
 
     /// One block per output element; kept and reduced axes collapsed separately.
-    private func reduce(_ name: String, _ input: ArrayView, axes: [Int], shape: [Int], dtype: DType) throws -> ArrayView? {
+    func reduce(_ name: String, _ input: ArrayView, axes: [Int], shape: [Int], dtype: DType) throws -> ArrayView? {
         let reduced = Set(axes)
         let keptAxes = input.shape.indices.filter { !reduced.contains($0) }
         let reducedAxes = input.shape.indices.filter { reduced.contains($0) }
