@@ -12,17 +12,17 @@
 #
 #        Tools/gpu-check.sh prepare
 #
-#    NVRTC: the wheel's libnvrtc.so.12 is 106 MB, over the carry limit, and
-#    the GPU machine cannot reach a package index. The GPU machine must have
-#    its own (the run below prints what `tessera devices` finds: a toolkit
-#    under /usr/local/cuda or an installed nvidia-cuda-nvrtc wheel). If it
-#    has none, the check needs CUBINs precompiled here (not built yet; see
-#    docs/GPU.md, "Remaining").
+#    NVRTC and cuBLASLt: the GPU machine's image (see the device tool's
+#    KINDS.md) holds the nvidia-cuda-nvrtc and nvidia-cublas wheels (CUDA 13,
+#    `nvidia/cu13/lib`) in the site-packages of its `python3`, which is where
+#    Tessera's library search looks (docs/GPU.md). Should a machine lack
+#    them, `prepare nvrtc` also packs this machine's NVRTC wheel, xz-packed
+#    (~32 MB, made once and cached in ~/.cache/tessera), and the run below
+#    unpacks it when `tessera devices` finds no NVRTC.
 #
 # 3. One device `run` call, carry [".gpu"], timeout ~300 s:
 #
-#        TESSERA_CUDA_CACHE=$OUT/cache .gpu/tessera devices && \
-#          .gpu/tessera selftest 2>&1 | tee $OUT/selftest.txt
+#        Tools/gpu-check.sh 2>&1 | tee $OUT/gpu-check.txt
 #
 #    Then record the outcome in docs/GPU.md.
 set -euo pipefail
@@ -33,11 +33,29 @@ if [[ "${1:-}" == "prepare" ]]; then
     mkdir -p .gpu
     cp "$(swift build -c release --static-swift-stdlib --show-bin-path)/tessera" .gpu/tessera
     strip .gpu/tessera || true
+    if [[ "${2:-}" == "nvrtc" ]]; then
+        packed=~/.cache/tessera/nvrtc-cu12.tar.xz
+        if [[ ! -f $packed ]]; then
+            lib=$(python3 -c 'import nvidia.cuda_nvrtc, os; print(os.path.join(list(nvidia.cuda_nvrtc.__path__)[0], "lib"))')
+            mkdir -p "$(dirname "$packed")"
+            tar -C "$lib" -cf - libnvrtc.so.12 $(cd "$lib" && ls libnvrtc-builtins.so.12.*) | xz -T2 -6 > "$packed.tmp"
+            mv "$packed.tmp" "$packed"
+        fi
+        cp "$packed" .gpu/nvrtc.tar.xz
+    fi
     du -sh .gpu
     exit 0
 fi
 
 # On the GPU machine (or here, where it reports "no GPU"):
 bin=${TESSERA_BIN:-.gpu/tessera}
+export TESSERA_CUDA_CACHE=${TESSERA_CUDA_CACHE:-${OUT:-/tmp}/tessera-cuda-cache}
+if ! "$bin" devices | grep -q "NVRTC" && [[ -f .gpu/nvrtc.tar.xz ]]; then
+    mkdir -p /tmp/tessera-nvrtc
+    tar -C /tmp/tessera-nvrtc -xJf .gpu/nvrtc.tar.xz \
+        || python3 -c 'import tarfile; tarfile.open(".gpu/nvrtc.tar.xz").extractall("/tmp/tessera-nvrtc")'
+    export TESSERA_NVRTC_PATH=/tmp/tessera-nvrtc/libnvrtc.so.12
+fi
 "$bin" devices
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || true
 "$bin" selftest
