@@ -27,13 +27,13 @@ public final class Lion: Optimizer {
 
     public override func apply(gradient g: Tensor, parameter: Tensor, state: inout [String: Tensor]) -> Tensor {
         let (b1, b2) = betas
-        let lr = currentLearningRate
+        let lr = learningRateValue()
         let m = state["m"]!
         let c = b1 * m + (1 - b1) * g
         state["m"] = b2 * m + (1 - b2) * g
         var p = parameter
-        if weightDecay > 0 { p = (1 - lr * weightDecay) * p }
-        return p - lr * sign(c)
+        if weightDecay > 0 { p = (1 - lr * weightDecay).asType(p.dtype) * p }
+        return p - lr.asType(g.dtype) * sign(c)
     }
 }
 
@@ -84,6 +84,7 @@ public final class Adafactor: Optimizer {
     private func rms(_ x: Tensor) -> Tensor { sqrt(square(x).mean()) }
 
     public override func apply(gradient g: Tensor, parameter: Tensor, state: inout [String: Tensor]) -> Tensor {
+        precondition(!isCompiledStep, "[Adafactor] its step sizes are host functions of the step: it cannot run in a compiled function yet")
         let t = Float(step)
         let parameterRMS = rms(parameter)
         let relative: Float

@@ -45,6 +45,10 @@ public enum Compile {
         set { compiler.withLock { $0 = newValue } }
     }
 
+    /// Whether the caller runs inside a trace (compile's, or a transform's):
+    /// tensors may be placeholders, so their values must not be read.
+    public static var isTracing: Bool { Tracing.isActive }
+
     /// How often compiled functions traced, and how often a call reused a trace.
     public static var traceCount: Int { CompileStatistics.traces.load(ordering: .relaxed) }
     public static var cacheHitCount: Int { CompileStatistics.cacheHits.load(ordering: .relaxed) }
@@ -163,13 +167,22 @@ final class CompiledFunction: @unchecked Sendable {
             holder.innerState = Array(placeholders[next..<next + n])
             next += n
         }
-        let results = Tracing.with(true) { f(Array(placeholders.prefix(args.count))) }
-        let newState = stateOutputs.map(\.innerState)
-        for (holder, state) in zip(stateInputs, saved) { holder.innerState = state }
+        // The new state is read inside the trace too: holders may answer
+        // with traced values they must not evaluate.
+        let (results, newState) = Tracing.with(true) {
+            (f(Array(placeholders.prefix(args.count))), stateOutputs.map(\.innerState))
+        }
+        // Holders that are outputs too get the replayed state right after;
+        // restoring them here would lose state the function created (an
+        // optimizer's moments on its first step).
+        let written = Set(stateOutputs.map { ObjectIdentifier($0) })
+        for (holder, state) in zip(stateInputs, saved) where !written.contains(ObjectIdentifier(holder)) {
+            holder.innerState = state
+        }
 
         var program = Program(placeholders: placeholders, outputs: results + newState.flatMap { $0 }).simplified()
         if CCompiler.isAvailable {
-            program = program.fused()
+            program = program.fused(multipleOutputs: !shapeless)
         } else {
             CCompiler.warnOnce(
                 "compiler", "[compile] no C compiler ('\(Compile.compilerPath)'): compiled functions run unfused")
