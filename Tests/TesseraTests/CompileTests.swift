@@ -31,9 +31,18 @@ private func assertSame(_ a: Tensor, _ b: Tensor, _ message: String = "", file: 
     }
 }
 
-private func isFused(_ t: Tensor) -> Bool {
-    if case .compiled = t.primitive { return true }
-    return false
+private func isFused(_ t: Tensor) -> Bool { fusedKernel(of: t) != nil }
+
+/// The kernel that computes `t`: its node, or the kernel whose stacked
+/// outputs `t` is a slice of (multi-output kernels).
+private func fusedKernel(of t: Tensor) -> FusedKernel? {
+    if case .compiled(let kernel) = t.primitive { return kernel }
+    // (Evaluated nodes have let go of their inputs: ask before evaluating.)
+    if case .reshape = t.primitive, let slice = t.inputs.first, case .slice = slice.primitive,
+        let node = slice.inputs.first, case .compiled(let kernel) = node.primitive, kernel.outputCount > 1 {
+        return kernel
+    }
+    return nil
 }
 
 /// The traced program of `f` at `inputs`, simplified (and fused when asked).
@@ -130,7 +139,7 @@ final class CompileTests: XCTestCase {
         let shapesPool: [[[Int]]] = [
             [[17], [17], [1]], [[3, 5], [5], [3, 1]], [[2, 3, 4], [3, 1], [2, 1, 4]], [[64, 33], [64, 33], [33]],
         ]
-        var fusedOutputs = 0
+        var fusedOutputs = 0, multiOutput = 0
         for trial in 0..<24 {
             let shapes = shapesPool[trial % shapesPool.count]
             let dtype = dtypes[Int(rng.next() * Double(dtypes.count))]
@@ -141,10 +150,108 @@ final class CompileTests: XCTestCase {
             let f = { (a: [Tensor]) -> [Tensor] in randomGraph(a, ops: ops, picks: picks) }
             let compiled = compile(f)(inputs)
             let eager = f(inputs)
-            for (c, e) in zip(compiled, eager) { assertSame(c, e, "trial \(trial) \(dtype)") }
             fusedOutputs += compiled.filter(isFused).count
+            multiOutput += compiled.compactMap(fusedKernel).filter { $0.outputCount > 1 }.count
+            for (c, e) in zip(compiled, eager) { assertSame(c, e, "trial \(trial) \(dtype)") }
         }
         XCTAssertGreaterThan(fusedOutputs, 24, "most random graphs fuse")
+        XCTAssertGreaterThan(multiOutput, 4, "shared intermediates are written by the kernel that computes them")
+    }
+
+    // MARK: Multi-output kernels
+
+    func testAdamUpdateIsOneKernelWithThreeOutputs() {
+        var rng = TestRNG(21)
+        let p = rng.tensor([6, 7]), m = rng.tensor([6, 7]), v = abs(rng.tensor([6, 7])), g = rng.tensor([6, 7])
+        let f = { (a: [Tensor]) -> [Tensor] in
+            let m1 = 0.9 * a[1] + 0.1 * a[3]
+            let v1 = 0.999 * a[2] + 0.001 * square(a[3])
+            return [a[0] - 1e-3 * m1 / (sqrt(v1) + 1e-8), m1, v1]
+        }
+        let program = traceProgram([p, m, v, g], fuse: true, f)
+        let kernels = program.instructions.compactMap { ins -> FusedKernel? in
+            if case .compiled(let k) = ins.primitive { return k }
+            return nil
+        }
+        XCTAssertEqual(kernels.count, 1, "\(program.instructions.map(\.primitive.name))")
+        XCTAssertEqual(kernels.first?.outputCount, 3)
+        let outs = compile(f)([p, m, v, g]), eager = f([p, m, v, g])
+        XCTAssertTrue(outs.allSatisfy { fusedKernel(of: $0) === fusedKernel(of: outs[0]) })
+        let kernel = fusedKernel(of: outs[0])!  // before evaluation lets go of the graph
+        for (c, e) in zip(outs, eager) { assertSame(c, e) }
+        // The C source writes all three through one loop.
+        let source = FusedKernels.cSource(kernel)!
+        XCTAssertTrue(source.contains("out[2]"), source)
+    }
+
+    func testIntermediateUsedByAReductionIsAnExtraOutput() {
+        var rng = TestRNG(22)
+        let x = rng.tensor([5, 9]).asType(.float16), b = rng.tensor([9]).asType(.float16)
+        let f = { (a: [Tensor]) -> [Tensor] in
+            let y = tanh(a[0] + a[1]) * 2
+            let z = exp(y) - a[0]
+            return [z * 0.5, y.sum(axis: -1)]
+        }
+        let outs = compile(f)([x, b]), eager = f([x, b])
+        let kernel = try! XCTUnwrap(fusedKernel(of: outs[0]))
+        XCTAssertEqual(kernel.outputCount, 2, "y is written by the kernel that computes it")
+        let node = outs[0].inputs[0].inputs[0], nodeInputs = node.inputs
+        for (c, e) in zip(outs, eager) { assertSame(c, e) }
+        // The interpreter (compiler failed) stacks the outputs the same way.
+        let views = nodeInputs.map { $0.view() }
+        let stackedOut = try! FusedKernels.interpret(
+            kernel, inputs: views, output: ArrayView.allocate(shape: node.shape, dtype: node.dtype))
+        assertSame(Tensor(evaluated: stackedOut), node)
+    }
+
+    func testExtraOutputThatFeedsTheRegionStaysOutside() {
+        // y's external user (its sum) is upstream of the sink: writing y from
+        // the sink's kernel would need the kernel's own output.
+        var rng = TestRNG(23)
+        let x = rng.tensor([4, 6])
+        let f = { (a: [Tensor]) -> [Tensor] in
+            let y = sin(a[0]) * 2 + 1
+            let s = y.sum(axis: -1, keepDims: true)
+            return [exp(y - s) * 3 + y]
+        }
+        let program = traceProgram([x], fuse: true, f)
+        for ins in program.instructions {
+            if case .compiled(let k) = ins.primitive { XCTAssertEqual(k.outputCount, 1) }
+        }
+        assertSame(compile(f)([x])[0], f([x])[0])
+    }
+
+    func testTransformsOfAMultiOutputKernel() {
+        var rng = TestRNG(24)
+        let x = rng.tensor([3, 4]), w = rng.tensor([4])
+        let f = { (a: [Tensor]) -> [Tensor] in
+            let h = sigmoid(a[0] * a[1]) + a[0]
+            return [(h * h + 1).sum() + h.max()]
+        }
+        let compiled = compile(f)
+        XCTAssertTrue(traceProgram([x, w], fuse: true, f).instructions.contains {
+            if case .compiled(let k) = $0.primitive { return k.outputCount == 2 }
+            return false
+        })
+        let gc = grad({ (a: [Tensor]) in compiled(a)[0] }, argumentNumbers: [0, 1])([x, w])
+        let ge = grad({ (a: [Tensor]) in f(a)[0] }, argumentNumbers: [0, 1])([x, w])
+        for (c, e) in zip(gc, ge) { assertSame(c, e) }
+        let vc = vmap({ (a: [Tensor]) in compiled(a) }, inAxes: [0, nil])([stacked([x, x * 2]), w])[0]
+        let ve = vmap({ (a: [Tensor]) in f(a) }, inAxes: [0, nil])([stacked([x, x * 2]), w])[0]
+        assertSame(vc, ve)
+    }
+
+    func testShapelessKeepsSingleOutputKernels() {
+        let f = { (a: [Tensor]) -> [Tensor] in
+            let y = a[0] * 2 + 1
+            return [exp(y), y]
+        }
+        let g = compile(shapeless: true, f)
+        for n in [3, 7] {
+            let x = Tensor((0..<n).map { Float($0) / 4 })
+            let outs = g([x]), eager = f([x])
+            for (c, e) in zip(outs, eager) { assertSame(c, e) }
+        }
     }
 
     // MARK: Transforms
