@@ -20,12 +20,13 @@ extension CUDABackend {
     static func hasKernels(_ primitive: Primitive) -> Bool {
         switch primitive {
         case .constant, .arange, .unary, .binary, .select, .asType, .reduce, .reshape, .transpose, .broadcast,
-            .slice, .copy, .concatenate, .identity, .stopGradient, .custom, .sliceUpdate:
+            .slice, .copy, .concatenate, .identity, .stopGradient, .custom, .sliceUpdate,
+            .compiled:
             return true
         case .argReduce, .matmul, .affineQuantizeParameters, .affineQuantizePack, .affineDequantize,
             .quantizedMatmul, .gatherQuantizedMatmul, .softmax, .logSoftmax, .rmsNorm, .layerNorm, .rope,
             .scaledDotProductAttention, .randomBits, .inverse, .solve, .cholesky, .qr, .svd, .eigh, .gather,
-            .scatter, .sort, .scan, .compiled:
+            .scatter, .sort, .scan:
             return false
         }
     }
@@ -123,10 +124,12 @@ struct CUDADispatch {
         case .reduce(let op, let axes):
             if let name = CUDAKernelNames.reduce(op, input: inputs[0].dtype, output: dtype),
                let out = try reduce(name, inputs[0], axes: axes, shape: shape, dtype: dtype) { return out }
+        case .compiled(let kernel):
+            if let out = try compiled(kernel, inputs: inputs, shape: shape, dtype: dtype) { return out }
         case .argReduce, .matmul, .affineQuantizeParameters, .affineQuantizePack, .affineDequantize,
             .quantizedMatmul, .gatherQuantizedMatmul, .softmax, .logSoftmax, .rmsNorm, .layerNorm, .rope,
             .scaledDotProductAttention, .randomBits, .inverse, .solve, .cholesky, .qr, .svd, .eigh, .gather,
-            .scatter, .sort, .scan, .compiled:
+            .scatter, .sort, .scan:
             fatalError("unreachable: hasKernels is false")
         }
         let types = inputs.map { "\($0.dtype)" }.joined(separator: ", ")

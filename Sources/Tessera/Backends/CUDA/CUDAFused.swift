@@ -1,7 +1,8 @@
 // CUDA source of compile's fused element-wise kernels, for NVRTC. Same
 // expressions as the CPU's C (CompileCodegen), with no headers: fixed-width
 // types are typedefs and float16 converts through PTX `cvt` instructions, so
-// NVRTC compiles it without cuda_fp16.h. CUDADispatch+Compiled compiles it,
+// NVRTC compiles it without cuda_fp16.h. Helpers are not `static`: unused
+// static functions would draw NVRTC warnings. CUDADispatch+Compiled compiles it,
 // caches the CUBIN and launches (grid-stride loops, any grid size):
 //   tk_contig(n, p0..pk-1, o0..om-1): every input contiguous with the
 //     output's shape, or one element (read once);
@@ -30,7 +31,7 @@ enum CUDAFusedSource {
             typedef unsigned short uint16_t;
             typedef unsigned int uint32_t;
             typedef unsigned long long uint64_t;
-            #define TK_INLINE static __device__ __forceinline__
+            #define TK_INLINE __device__ __forceinline__
             TK_INLINE float tk_h2f(uint16_t h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
             TK_INLINE uint16_t tk_f2h(float f) { uint16_t h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
             TK_INLINE float tk_r16(float x) { return tk_h2f(tk_f2h(x)); }
