@@ -342,16 +342,23 @@ final class CompileTests: XCTestCase {
     }
 
     func testManyTasksCallOneCompiledFunction() async throws {
-        let f: @Sendable ([Tensor]) -> [Tensor] = { a in [sigmoid(a[0]) * a[0] + a[0] * a[0] / 7] }
+        // Two outputs: one kernel writes both (its C is built once, under its lock).
+        let f: @Sendable ([Tensor]) -> [Tensor] = { a in
+            let s = sigmoid(a[0]) * a[0]
+            return [s + a[0] * a[0] / 7, s]
+        }
         let cf = compile(f)
         try await withThrowingTaskGroup(of: Void.self) { group in
             for task in 0..<16 {
                 group.addTask {
                     let n = 8 + task % 3  // three shapes traced concurrently
                     let x = Tensor.arange(Double(task), Double(task + n))
-                    let y = try await cf([x])[0].evaluated()
-                    let expected = f([x])[0].toArray(Float.self)
-                    XCTAssertEqual(y.toArray(Float.self), expected)
+                    let outs = cf([x])
+                    XCTAssertEqual(fusedKernel(of: outs[0])?.outputCount, 2)
+                    for (y, expected) in zip(outs, f([x])) {
+                        let value = try await y.evaluated()
+                        XCTAssertEqual(value.toArray(Float.self), expected.toArray(Float.self))
+                    }
                 }
             }
             try await group.waitForAll()
