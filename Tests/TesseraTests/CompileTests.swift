@@ -158,6 +158,29 @@ final class CompileTests: XCTestCase {
         XCTAssertGreaterThan(multiOutput, 4, "shared intermediates are written by the kernel that computes them")
     }
 
+    // MARK: Random
+
+    func testRandomBitsWithAKeyInputTraceAndReplayAsEager() {
+        // The key is an input: each call hashes its own key, as eager does.
+        let f = { (a: [Tensor]) -> [Tensor] in
+            let (k1, k2) = Random.split(a[0])
+            return [
+                Random.bits([3, 5], key: k1), Random.bits([7], width: 2, key: k2), Random.bits([9], width: 1, key: a[0]),
+                Random.normal([4, 3], key: k2) * 2 + 1, Random.uniform(low: -1, high: 1, [6], key: k1),
+            ]
+        }
+        let cf = compile(f)
+        let traces = Compile.traceCount
+        for seed in [UInt64(0), 7, 1 << 40] {
+            let key = Random.key(seed)
+            for (c, e) in zip(cf([key]), f([key])) {
+                XCTAssertEqual(c.dtype, e.dtype)
+                XCTAssertEqual(c.toArray(Double.self), e.toArray(Double.self), "seed \(seed)")
+            }
+        }
+        XCTAssertEqual(Compile.traceCount - traces, 1, "one trace replayed for every key")
+    }
+
     // MARK: Multi-output kernels
 
     func testAdamUpdateIsOneKernelWithThreeOutputs() {
