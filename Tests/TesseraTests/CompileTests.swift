@@ -390,6 +390,33 @@ final class CompileTests: XCTestCase {
 
     // MARK: Switches and fallbacks
 
+    func testConcurrentStatefulCallsAreSerialized() async throws {
+        // A counter in compile state and keyless draws: 16 concurrent calls
+        // lose no update and draw 16 distinct keys, the same as 16 eager draws.
+        Random.seed(5)
+        let eagerDraws = Set((0..<16).map { _ in Random.bits([2]).toArray(UInt32.self) })
+        Random.seed(5)
+        let counter = State([Tensor(Int32(0))])
+        let step = compile(inputs: [counter, Random.state], outputs: [counter, Random.state]) { (a: [Tensor]) in
+            counter.innerState = [counter.innerState[0] + 1]
+            return [counter.innerState[0], Random.bits([2]) + a[0]]
+        }
+        let results = try await withThrowingTaskGroup(of: (Int32, [UInt32]).self) { group in
+            for _ in 0..<16 {
+                group.addTask {
+                    let out = step([Tensor(UInt32(0))])
+                    return (try await out[0].evaluated().item(Int32.self), try await out[1].evaluated().toArray(UInt32.self))
+                }
+            }
+            var all: [(Int32, [UInt32])] = []
+            for try await r in group { all.append(r) }
+            return all
+        }
+        XCTAssertEqual(results.map(\.0).sorted(), (1...16).map(Int32.init))
+        XCTAssertEqual(counter.innerState[0].item(Int32.self), 16)
+        XCTAssertEqual(Set(results.map(\.1)), eagerDraws)
+    }
+
     func testDisabledCompileCallsTheFunction() {
         let f = { (a: [Tensor]) in [exp(a[0]) + 1] }
         let cf = compile(f)

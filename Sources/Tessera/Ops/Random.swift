@@ -59,7 +59,7 @@ public final class RandomState: Updatable, @unchecked Sendable {
 public enum Random {
     /// Reseeds the implicit key sequence used by draws without a key.
     public static func seed(_ seed: UInt64) {
-        keySequence.withLock { $0 = .words(keyWords(seed)) }
+        CompileState.lock.withLock { keySequence.withLock { $0 = .words(keyWords(seed)) } }
     }
 
     /// A key: `[seed >> 32, seed & 0xffffffff]` as uint32, as in MLX.
@@ -79,6 +79,11 @@ public enum Random {
     /// an unevaluated tensor (compile) splits in the graph: `randomBits` of
     /// four words under the state are the same words the host split computes.
     static func nextKey() -> Tensor {
+        // Under compile's lock: a stateful compiled call may hold the state as a placeholder.
+        CompileState.lock.withLock { nextKeyLocked() }
+    }
+
+    private static func nextKeyLocked() -> Tensor {
         keySequence.withLock { state -> Tensor in
             var words: (UInt32, UInt32)
             switch state {

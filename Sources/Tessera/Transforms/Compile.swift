@@ -57,6 +57,38 @@ public enum Compile {
     public static var diskCacheHitCount: Int { CompileStatistics.diskHits.load(ordering: .relaxed) }
 }
 
+/// The lock of stateful compiled calls; keyless random draws take it too,
+/// so no other thread sees the global key while it is a trace's placeholder.
+/// Recursive: a stateful function may call another, and draws inside a trace
+/// run under it.
+enum CompileState {
+    static let lock = RecursiveLock()
+}
+
+final class RecursiveLock: @unchecked Sendable {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+
+    init() {
+        mutex = .allocate(capacity: 1)
+        var attributes = pthread_mutexattr_t()
+        pthread_mutexattr_init(&attributes)
+        pthread_mutexattr_settype(&attributes, Int32(PTHREAD_MUTEX_RECURSIVE))
+        pthread_mutex_init(mutex, &attributes)
+        pthread_mutexattr_destroy(&attributes)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    func withLock<R>(_ body: () throws -> R) rethrows -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body()
+    }
+}
+
 enum CompileStatistics {
     static let traces = Atomic<Int>(0)
     static let cacheHits = Atomic<Int>(0)
@@ -87,7 +119,8 @@ public func enableCompile() { Compile.isEnabled = true }
 /// The function must be pure apart from that state: it is called only to
 /// trace, so it must not read tensor values (`item()`), and tensors it
 /// captures are constants of the trace. A compiled function may be called from
-/// many tasks at once; a stateful one by one caller at a time.
+/// many tasks at once; calls of stateful ones are serialized (one lock for
+/// all of them, as they may share state such as `Random.state`).
 public func compile(
     inputs: [any Updatable] = [], outputs: [any Updatable] = [], shapeless: Bool = false,
     _ f: @escaping ([Tensor]) -> [Tensor]
@@ -134,6 +167,14 @@ final class CompiledFunction: @unchecked Sendable {
 
     func call(_ args: [Tensor]) -> [Tensor] {
         guard Compile.isEnabled else { return f(args) }
+        if stateInputs.isEmpty && stateOutputs.isEmpty { return statelessCall(args) }
+        // Reading the state, replaying and writing it back is one step: calls
+        // of stateful functions (which may share state, such as
+        // Random.state) are serialized.
+        return CompileState.lock.withLock { statelessCall(args) }
+    }
+
+    private func statelessCall(_ args: [Tensor]) -> [Tensor] {
         let all = args + stateInputs.flatMap(\.innerState)
         let signature = Signature(
             shapes: all.map { shapeless ? [$0.ndim] : $0.shape }, dtypes: all.map(\.dtype))
