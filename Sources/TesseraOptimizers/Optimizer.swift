@@ -150,9 +150,9 @@ open class Optimizer: Evaluatable {
         return Tensor(floatPower(base, Float(step)))
     }
 
-    /// Whether the update being applied is traced by `compile` (its step and
-    /// learning rate are tensors, not host values).
-    public var isCompiledStep: Bool { appliedStep != nil }
+    /// The step of the update being applied as a float32 scalar tensor when
+    /// it is traced by `compile` (nil eagerly: use `step`).
+    public var compiledStep: Tensor? { appliedStep }
 
     // MARK: State files
 

@@ -83,6 +83,8 @@ final class CompiledTrainingTests: XCTestCase {
         }
         assertCompiledEqualsEager("SGD") { SGD(learningRate: 5e-2, momentum: 0.9, nesterov: true) }
         assertCompiledEqualsEager("Lion") { Lion(learningRate: 1e-3, weightDecay: 0.1) }
+        // Relative step sizes and the second-moment decay are functions of the step.
+        assertCompiledEqualsEager("Adafactor") { Adafactor(beta1: 0.9, weightDecay: 0.01) }
     }
 
     func testCompiledDrawsAdvanceTheGlobalKeyAsEager() {
