@@ -34,18 +34,16 @@ open class Adam: Optimizer {
 
     open override func apply(gradient g: Tensor, parameter: Tensor, state: inout [String: Tensor]) -> Tensor {
         let (b1, b2) = betas
-        let lr = currentLearningRate
         let m = b1 * state["m"]! + (1 - b1) * g
         let v = b2 * state["v"]! + (1 - b2) * square(g)
         state["m"] = m
         state["v"] = v
         if biasCorrection {
-            let t = Float(step)
-            let c1 = lr / (1 - floatPower(b1, t))
-            let c2 = 1 / (1 - floatPower(b2, t)).squareRoot()
-            return parameter - c1 * m / (sqrt(v) * c2 + eps)
+            let c1 = learningRateValue() / (1 - stepPower(b1))
+            let c2 = 1 / sqrt(1 - stepPower(b2))
+            return parameter - c1.asType(g.dtype) * m / (sqrt(v) * c2.asType(g.dtype) + eps)
         }
-        return parameter - lr * m / (sqrt(v) + eps)
+        return parameter - learningRateValue(as: g.dtype) * m / (sqrt(v) + eps)
     }
 }
 
@@ -62,7 +60,8 @@ public final class AdamW: Adam {
     }
 
     public override func apply(gradient: Tensor, parameter: Tensor, state: inout [String: Tensor]) -> Tensor {
-        super.apply(gradient: gradient, parameter: parameter * (1 - currentLearningRate * weightDecay), state: &state)
+        let decay = (1 - learningRateValue() * weightDecay).asType(parameter.dtype)
+        return super.apply(gradient: gradient, parameter: parameter * decay, state: &state)
     }
 }
 
@@ -78,6 +77,6 @@ public final class Adamax: Adam {
         let v = maximum(b2 * state["v"]!, abs(g))
         state["m"] = m
         state["v"] = v
-        return parameter - currentLearningRate * m / (v + eps)
+        return parameter - learningRateValue(as: g.dtype) * m / (v + eps)
     }
 }

@@ -22,7 +22,7 @@ public final class RMSprop: Optimizer {
     public override func apply(gradient g: Tensor, parameter: Tensor, state: inout [String: Tensor]) -> Tensor {
         let v = alpha * state["v"]! + (1 - alpha) * square(g)
         state["v"] = v
-        return parameter - currentLearningRate * g / (sqrt(v) + eps)
+        return parameter - learningRateValue(as: g.dtype) * g / (sqrt(v) + eps)
     }
 }
 
@@ -41,7 +41,7 @@ public final class Adagrad: Optimizer {
     public override func apply(gradient g: Tensor, parameter: Tensor, state: inout [String: Tensor]) -> Tensor {
         let v = state["v"]! + square(g)
         state["v"] = v
-        return parameter - currentLearningRate * g / (sqrt(v) + eps)
+        return parameter - learningRateValue(as: g.dtype) * g / (sqrt(v) + eps)
     }
 }
 
@@ -68,6 +68,6 @@ public final class AdaDelta: Optimizer {
         let d = sqrt(u0 + eps) / sqrt(v + eps) * g
         state["v"] = v
         state["u"] = rho * u0 + (1 - rho) * square(d)
-        return parameter - currentLearningRate * d
+        return parameter - learningRateValue(as: g.dtype) * d
     }
 }

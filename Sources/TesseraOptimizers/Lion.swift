@@ -27,13 +27,13 @@ public final class Lion: Optimizer {
 
     public override func apply(gradient g: Tensor, parameter: Tensor, state: inout [String: Tensor]) -> Tensor {
         let (b1, b2) = betas
-        let lr = currentLearningRate
+        let lr = learningRateValue()
         let m = state["m"]!
         let c = b1 * m + (1 - b1) * g
         state["m"] = b2 * m + (1 - b2) * g
         var p = parameter
-        if weightDecay > 0 { p = (1 - lr * weightDecay) * p }
-        return p - lr * sign(c)
+        if weightDecay > 0 { p = (1 - lr * weightDecay).asType(p.dtype) * p }
+        return p - lr.asType(g.dtype) * sign(c)
     }
 }
 
@@ -84,30 +84,43 @@ public final class Adafactor: Optimizer {
     private func rms(_ x: Tensor) -> Tensor { sqrt(square(x).mean()) }
 
     public override func apply(gradient g: Tensor, parameter: Tensor, state: inout [String: Tensor]) -> Tensor {
-        let t = Float(step)
         let parameterRMS = rms(parameter)
-        let relative: Float
-        if relativeStep {
-            let minStep: Float = warmupInit ? 1e-6 * t : 1e-2
-            relative = Swift.min(minStep, 1 / t.squareRoot())
+        // Step-dependent scalars: host arithmetic eagerly (as MLX), graph
+        // ops on the traced step inside a compiled step.
+        let relative: Tensor, beta2: Tensor
+        if let t = compiledStep {
+            if relativeStep {
+                let minStep = warmupInit ? 1e-6 * t : Tensor(Float(1e-2))
+                relative = minimum(minStep, 1 / sqrt(t))
+            } else {
+                relative = learningRateValue()
+            }
+            beta2 = 1 - power(t, Tensor(decayRate))
         } else {
-            relative = currentLearningRate
+            let t = Float(step)
+            if relativeStep {
+                let minStep: Float = warmupInit ? 1e-6 * t : 1e-2
+                relative = Tensor(Swift.min(minStep, 1 / t.squareRoot()))
+            } else {
+                relative = Tensor(currentLearningRate)
+            }
+            beta2 = Tensor(1 - floatPower(t, decayRate))
         }
         let lr: Tensor = scaleParameter
-            ? maximum(parameterRMS, Tensor(eps.1).asType(parameterRMS.dtype)) * relative
-            : Tensor(relative).asType(parameterRMS.dtype)
-        let beta2 = 1 - floatPower(t, decayRate)
+            ? maximum(parameterRMS, Tensor(eps.1).asType(parameterRMS.dtype)) * relative.asType(parameterRMS.dtype)
+            : relative.asType(parameterRMS.dtype)
         var update = square(g) + eps.0
+        let keep = beta2.asType(update.dtype), mix = (1 - beta2).asType(update.dtype)
         if g.ndim >= 2 {
-            let row = beta2 * state["exp_avg_sq_row"]! + (1 - beta2) * update.mean(axis: -1)
-            let col = beta2 * state["exp_avg_sq_col"]! + (1 - beta2) * update.mean(axis: -2)
+            let row = keep * state["exp_avg_sq_row"]! + mix * update.mean(axis: -1)
+            let col = keep * state["exp_avg_sq_col"]! + mix * update.mean(axis: -2)
             state["exp_avg_sq_row"] = row
             state["exp_avg_sq_col"] = col
             let rFactor = rsqrt(row / row.mean(axis: -1, keepDims: true))
             let cFactor = rsqrt(col)
             update = rFactor.expandedDimensions(axis: -1) * cFactor.expandedDimensions(axis: -2) * g
         } else {
-            let v = beta2 * state["exp_avg_sq"]! + (1 - beta2) * update
+            let v = keep * state["exp_avg_sq"]! + mix * update
             state["exp_avg_sq"] = v
             update = rsqrt(v) * g
         }

@@ -50,8 +50,30 @@ public enum OptimizerError: Error, CustomStringConvertible, Equatable {
 /// eval(model, opt)
 /// ```
 open class Optimizer: Evaluatable {
-    /// Updates applied so far.
-    public internal(set) var step = 0
+    private var hostStep = 0
+    /// The step as an int32 scalar tensor: a placeholder while a compiled
+    /// function traces, its lazy result after a compiled call (see `innerState`).
+    private var stepTensor: Tensor?
+    /// The learning rate (float32 scalar) as compile state.
+    private var tracedLearningRate: Tensor?
+    /// The step and learning rate of the update being applied, as tensors.
+    private var appliedStep: Tensor?
+    private var appliedLearningRate: Tensor?
+
+    /// Updates applied so far. After compiled steps it is a tensor until read.
+    public internal(set) var step: Int {
+        get {
+            if let t = stepTensor, !Compile.isTracing {
+                hostStep = Int(t.item(Int32.self))
+                stepTensor = nil
+            }
+            return hostStep
+        }
+        set {
+            hostStep = newValue
+            stepTensor = nil
+        }
+    }
     /// The learning rate (or its schedule).
     public var learningRate: LearningRate
     /// The learning rate used by the update being applied (schedules: at the step before it).
@@ -76,8 +98,18 @@ open class Optimizer: Evaluatable {
     public func applyGradients(_ gradients: ModuleParameters, parameters: ModuleParameters) -> ModuleParameters {
         let params = parameters.flatDictionary
         let grads = gradients.flattened()
-        currentLearningRate = learningRate.value(at: step)
-        step += 1
+        if Compile.isTracing, let t = stepTensor, let lr = tracedLearningRate {
+            // Inside a compiled function: the counter advances in the graph and
+            // the rate is the traced input, so replays see each call's values.
+            stepTensor = t + 1
+            appliedStep = stepTensor!.asType(.float32)
+            appliedLearningRate = lr
+        } else {
+            currentLearningRate = learningRate.value(at: step)
+            step += 1
+            appliedStep = nil
+            appliedLearningRate = nil
+        }
         var out: [(key: String, value: Tensor)] = []
         for (key, g) in grads {
             guard let p = params[key] else {
@@ -98,7 +130,29 @@ open class Optimizer: Evaluatable {
     }
 
     /// The state tensors, for `eval(model, optimizer)`.
-    public var tensors: [Tensor] { state.values.flatMap { $0.values } }
+    public var tensors: [Tensor] { state.values.flatMap { $0.values } + (stepTensor.map { [$0] } ?? []) }
+
+    // MARK: Scalars of the update, for `apply`
+
+    /// The learning rate of the update being applied, as a scalar of `dtype`
+    /// (MLX casts it to the gradient's): a constant eagerly, a traced value
+    /// inside a compiled step. Subclasses use this, not `currentLearningRate`.
+    public func learningRateValue(as dtype: DType = .float32) -> Tensor {
+        let lr = appliedLearningRate ?? Tensor(currentLearningRate)
+        return dtype == .float32 ? lr : lr.asType(dtype)
+    }
+
+    /// `base` to the power of the step being applied (1 on the first update),
+    /// float32: computed on the host eagerly (`floatPower`, as MLX), in the
+    /// graph inside a compiled step.
+    public func stepPower(_ base: Float) -> Tensor {
+        if let t = appliedStep { return power(Tensor(base), t) }
+        return Tensor(floatPower(base, Float(step)))
+    }
+
+    /// The step of the update being applied as a float32 scalar tensor when
+    /// it is traced by `compile` (nil eagerly: use `step`).
+    public var compiledStep: Tensor? { appliedStep }
 
     // MARK: State files
 
@@ -156,6 +210,45 @@ open class Optimizer: Evaluatable {
         state = newState
         if let lr = tensors["learning_rate"], lr.size == 1 {
             currentLearningRate = lr.asType(.float32).item(Float.self)
+        }
+    }
+}
+
+// MARK: - Compile state
+
+extension Optimizer: Updatable {
+    /// The step (int32), the learning rate (float32) and every state tensor
+    /// in sorted (parameter key, slot) order: `compile(inputs: [model,
+    /// optimizer], outputs: [model, optimizer])` threads them through a
+    /// compiled training step. A schedule is evaluated on the host before
+    /// each call (reading the step then waits for the previous one).
+    /// State the first traced step creates is kept: the next call traces once
+    /// more with it as input, then replays.
+    public var innerState: [Tensor] {
+        get {
+            let slots = state.keys.sorted().flatMap { key in state[key]!.keys.sorted().map { state[key]![$0]! } }
+            if Compile.isTracing, let t = stepTensor, let lr = tracedLearningRate {
+                return [t, lr] + slots  // the trace's own values: never evaluated here
+            }
+            let lr: Float
+            if case .constant(let c) = learningRate { lr = c } else { lr = learningRate.value(at: step) }
+            return [stepTensor ?? Tensor(Int32(hostStep)), Tensor(lr)] + slots
+        }
+        set {
+            let keys = state.keys.sorted()
+            let count = keys.reduce(0) { $0 + state[$1]!.count }
+            precondition(
+                newValue.count == 2 + count,
+                "[Optimizer] compile state: \(newValue.count) tensors for the step, the learning rate and \(count) state tensors")
+            stepTensor = newValue[0]
+            tracedLearningRate = newValue[1]
+            var next = 2
+            for key in keys {
+                for slot in state[key]!.keys.sorted() {
+                    state[key]![slot] = newValue[next]
+                    next += 1
+                }
+            }
         }
     }
 }

@@ -34,7 +34,7 @@ public final class SGD: Optimizer {
     public override func apply(gradient: Tensor, parameter: Tensor, state: inout [String: Tensor]) -> Tensor {
         var g = gradient
         if weightDecay != 0 { g = g + weightDecay * parameter }
-        let lr = currentLearningRate
+        let lr = learningRateValue(as: g.dtype)
         if momentum <= 0 { return parameter - lr * g }
         var v = momentum * state["v"]!
         v = dampening > 0 ? v + (1 - dampening) * g : v + g

@@ -12,7 +12,40 @@ import Darwin
 import Synchronization
 
 /// The implicit key sequence: `next()` splits the state into (new state, key), as MLX's `KeySequence`.
-private let keySequence = Mutex<(UInt32, UInt32)>(Random.keyWords(UInt64(truncatingIfNeeded: time(nil))))
+/// The state is two host words, or a tensor while a stateful compiled function
+/// traces with `Random.state` (a placeholder) and after it ran (its lazy result).
+private let keySequence = Mutex<KeySequenceState>(.words(Random.keyWords(UInt64(truncatingIfNeeded: time(nil)))))
+
+enum KeySequenceState: @unchecked Sendable {
+    case words((UInt32, UInt32))
+    case tensor(Tensor)
+}
+
+/// The global random state as compile state: `compile(inputs: [Random.state],
+/// outputs: [Random.state]) { ... }` threads the key through the compiled
+/// function, so draws without a key inside it advance the sequence as they
+/// would eagerly (same numbers) instead of repeating the traced key.
+public final class RandomState: Updatable, @unchecked Sendable {
+    fileprivate init() {}
+
+    /// One uint32 `[2]` tensor: the current state of the key sequence.
+    public var innerState: [Tensor] {
+        get {
+            keySequence.withLock { state in
+                switch state {
+                case .words(let (a, b)): return [Tensor([a, b])]
+                case .tensor(let t): return [t]
+                }
+            }
+        }
+        set {
+            opPrecondition(
+                newValue.count == 1 && newValue[0].dtype == .uint32 && newValue[0].shape == [2], "Random.state",
+                "the state is one uint32 array of shape [2], got \(newValue.map { "\($0.dtype) \($0.shape)" })")
+            keySequence.withLock { $0 = .tensor(newValue[0]) }
+        }
+    }
+}
 
 /// Random sampling, MLX's `mx.random`:
 ///
@@ -26,7 +59,7 @@ private let keySequence = Mutex<(UInt32, UInt32)>(Random.keyWords(UInt64(truncat
 public enum Random {
     /// Reseeds the implicit key sequence used by draws without a key.
     public static func seed(_ seed: UInt64) {
-        keySequence.withLock { $0 = keyWords(seed) }
+        CompileState.lock.withLock { keySequence.withLock { $0 = .words(keyWords(seed)) } }
     }
 
     /// A key: `[seed >> 32, seed & 0xffffffff]` as uint32, as in MLX.
@@ -39,15 +72,37 @@ public enum Random {
         (UInt32(truncatingIfNeeded: seed >> 32), UInt32(truncatingIfNeeded: seed))
     }
 
-    /// The next key of the implicit sequence (thread-safe).
+    /// The implicit key sequence as compile state (see ``RandomState``).
+    public static let state = RandomState()
+
+    /// The next key of the implicit sequence (thread-safe). A state held as
+    /// an unevaluated tensor (compile) splits in the graph: `randomBits` of
+    /// four words under the state are the same words the host split computes.
     static func nextKey() -> Tensor {
-        let (a, b) = keySequence.withLock { state -> (UInt32, UInt32) in
-            var words = [UInt32](repeating: 0, count: 4)
-            words.withUnsafeMutableBufferPointer { Threefry.words(key: state, count: 4, into: $0.baseAddress!) }
-            state = (words[0], words[1])
-            return (words[2], words[3])
+        // Under compile's lock: a stateful compiled call may hold the state as a placeholder.
+        CompileState.lock.withLock { nextKeyLocked() }
+    }
+
+    private static func nextKeyLocked() -> Tensor {
+        keySequence.withLock { state -> Tensor in
+            var words: (UInt32, UInt32)
+            switch state {
+            case .words(let w):
+                words = w
+            case .tensor(let t):
+                guard t.node.isEvaluated else {
+                    let split = Tensor(shape: [4], dtype: .uint32, primitive: .randomBits, inputs: [t])
+                    state = .tensor(split.slice(start: [0], end: [2], stride: [1]))
+                    return split.slice(start: [2], end: [4], stride: [1])
+                }
+                let w = t.toArray(UInt32.self)
+                words = (w[0], w[1])
+            }
+            var next = [UInt32](repeating: 0, count: 4)
+            next.withUnsafeMutableBufferPointer { Threefry.words(key: words, count: 4, into: $0.baseAddress!) }
+            state = .words((next[0], next[1]))
+            return Tensor([next[2], next[3]])
         }
-        return Tensor([a, b])
     }
 
     /// `count` new keys from `key`, shape `[count, 2]`.

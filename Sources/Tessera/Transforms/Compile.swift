@@ -45,12 +45,48 @@ public enum Compile {
         set { compiler.withLock { $0 = newValue } }
     }
 
+    /// Whether the caller runs inside a trace (compile's, or a transform's):
+    /// tensors may be placeholders, so their values must not be read.
+    public static var isTracing: Bool { Tracing.isActive }
+
     /// How often compiled functions traced, and how often a call reused a trace.
     public static var traceCount: Int { CompileStatistics.traces.load(ordering: .relaxed) }
     public static var cacheHitCount: Int { CompileStatistics.cacheHits.load(ordering: .relaxed) }
     /// How many kernels the C compiler built, and how many came from the disk cache.
     public static var compilerRunCount: Int { CompileStatistics.compilerRuns.load(ordering: .relaxed) }
     public static var diskCacheHitCount: Int { CompileStatistics.diskHits.load(ordering: .relaxed) }
+}
+
+/// The lock of stateful compiled calls; keyless random draws take it too,
+/// so no other thread sees the global key while it is a trace's placeholder.
+/// Recursive: a stateful function may call another, and draws inside a trace
+/// run under it.
+enum CompileState {
+    static let lock = RecursiveLock()
+}
+
+final class RecursiveLock: @unchecked Sendable {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+
+    init() {
+        mutex = .allocate(capacity: 1)
+        var attributes = pthread_mutexattr_t()
+        pthread_mutexattr_init(&attributes)
+        pthread_mutexattr_settype(&attributes, Int32(PTHREAD_MUTEX_RECURSIVE))
+        pthread_mutex_init(mutex, &attributes)
+        pthread_mutexattr_destroy(&attributes)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    func withLock<R>(_ body: () throws -> R) rethrows -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body()
+    }
 }
 
 enum CompileStatistics {
@@ -83,7 +119,8 @@ public func enableCompile() { Compile.isEnabled = true }
 /// The function must be pure apart from that state: it is called only to
 /// trace, so it must not read tensor values (`item()`), and tensors it
 /// captures are constants of the trace. A compiled function may be called from
-/// many tasks at once; a stateful one by one caller at a time.
+/// many tasks at once; calls of stateful ones are serialized (one lock for
+/// all of them, as they may share state such as `Random.state`).
 public func compile(
     inputs: [any Updatable] = [], outputs: [any Updatable] = [], shapeless: Bool = false,
     _ f: @escaping ([Tensor]) -> [Tensor]
@@ -130,6 +167,14 @@ final class CompiledFunction: @unchecked Sendable {
 
     func call(_ args: [Tensor]) -> [Tensor] {
         guard Compile.isEnabled else { return f(args) }
+        if stateInputs.isEmpty && stateOutputs.isEmpty { return statelessCall(args) }
+        // Reading the state, replaying and writing it back is one step: calls
+        // of stateful functions (which may share state, such as
+        // Random.state) are serialized.
+        return CompileState.lock.withLock { statelessCall(args) }
+    }
+
+    private func statelessCall(_ args: [Tensor]) -> [Tensor] {
         let all = args + stateInputs.flatMap(\.innerState)
         let signature = Signature(
             shapes: all.map { shapeless ? [$0.ndim] : $0.shape }, dtypes: all.map(\.dtype))
@@ -163,13 +208,22 @@ final class CompiledFunction: @unchecked Sendable {
             holder.innerState = Array(placeholders[next..<next + n])
             next += n
         }
-        let results = Tracing.with(true) { f(Array(placeholders.prefix(args.count))) }
-        let newState = stateOutputs.map(\.innerState)
-        for (holder, state) in zip(stateInputs, saved) { holder.innerState = state }
+        // The new state is read inside the trace too: holders may answer
+        // with traced values they must not evaluate.
+        let (results, newState) = Tracing.with(true) {
+            (f(Array(placeholders.prefix(args.count))), stateOutputs.map(\.innerState))
+        }
+        // Holders that are outputs too get the replayed state right after;
+        // restoring them here would lose state the function created (an
+        // optimizer's moments on its first step).
+        let written = Set(stateOutputs.map { ObjectIdentifier($0) })
+        for (holder, state) in zip(stateInputs, saved) where !written.contains(ObjectIdentifier(holder)) {
+            holder.innerState = state
+        }
 
         var program = Program(placeholders: placeholders, outputs: results + newState.flatMap { $0 }).simplified()
         if CCompiler.isAvailable {
-            program = program.fused()
+            program = program.fused(multipleOutputs: !shapeless)
         } else {
             CCompiler.warnOnce(
                 "compiler", "[compile] no C compiler ('\(Compile.compilerPath)'): compiled functions run unfused")

@@ -270,8 +270,8 @@ struct FusedCodegen {
 
     /// The statements computing every instruction of the region, the inputs
     /// named by `input(i)` and scalar constants written as literals. Returns
-    /// the lines and the name of the output value.
-    func body(input: (Int) -> String) -> (lines: [String], result: String)? {
+    /// the lines and the names of the output values.
+    func body(input: (Int) -> String) -> (lines: [String], results: [String])? {
         var names: [String] = []
         var lines: [String] = []
         for i in 0..<program.inputCount { names.append(input(i)) }
@@ -289,7 +289,7 @@ struct FusedCodegen {
             lines.append("const \(t) \(name) = \(e);")
             names.append(name)
         }
-        return (lines, names[program.outputs[0]])
+        return (lines, program.outputs.map { names[$0] })
     }
 }
 

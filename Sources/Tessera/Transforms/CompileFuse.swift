@@ -10,6 +10,17 @@
 // strides; what it broadcasts becomes an input of the kernel. Limits on the
 // number of ops, kernel inputs and depth keep kernels small enough to compile
 // fast and to keep their inputs' rows in cache.
+//
+// Multi-output regions: an element-wise value of the sink's shape and dtype
+// that is also used outside the region (or is a program output, as an
+// optimizer's new moments are) joins as an extra output instead of ending
+// the region, so the kernel writes it once instead of a second kernel
+// reading it back. A kernel of k > 1 outputs has one node of shape
+// [k] + shape (the outputs stacked); its users read slices of it (views).
+// An external user must not lie upstream of the sink (the kernel would need
+// its own output); if regions still depend on each other in a cycle, the
+// program is fused again with single-output regions. Shapeless compile keeps
+// single outputs (the slices' shapes are traced constants).
 
 /// How a kernel input is read, decided from the shapes seen when tracing;
 /// evaluation checks them again and takes the strided loop when they differ.
@@ -30,6 +41,9 @@ public final class FusedKernel: @unchecked Sendable {
     /// The CPU function, loaded on first evaluation (nil inside: the compiler failed).
     let cpuState = Lock()
     var cpuLoaded: CPUFusedFunction??
+    /// The GPU functions per device (CUDADispatch+Compiled), loaded on first use.
+    let gpuState = Lock()
+    var gpuFunctions: [String: FusedGPUFunctions?] = [:]
 
     init(program: Program) {
         self.program = program
@@ -39,10 +53,15 @@ public final class FusedKernel: @unchecked Sendable {
         }
     }
 
-    /// The region unfused, on `inputs` (of any shapes that broadcast together):
+    /// How many values the kernel writes (stacked on a new first axis when > 1).
+    var outputCount: Int { program.outputs.count }
+
+    /// The region unfused, on `inputs` (of any shapes that broadcast together),
+    /// as the fused node's value (the outputs stacked when there are several):
     /// the transforms of a fused node are those of its program.
     func replay(_ inputs: [Tensor]) -> [Tensor] {
-        program.replay(inputs, shapeless: true)
+        let outputs = program.replay(inputs, shapeless: true)
+        return outputs.count == 1 ? outputs : [stacked(outputs)]
     }
 
     /// The number of element-wise ops fused (broadcasts not counted).
@@ -58,11 +77,19 @@ enum FusionLimits {
     static let maxOps = 48
     static let maxInputs = 12
     static let maxDepth = 24
+    static let maxOutputs = 8
 }
 
 extension Program {
-    /// The program with element-wise regions of two ops or more fused.
-    func fused() -> Program {
+    /// The program with element-wise regions of two ops or more fused;
+    /// `multipleOutputs`: regions may write values used outside them too.
+    func fused(multipleOutputs: Bool = true) -> Program {
+        if multipleOutputs, let result = fusedRegions(multipleOutputs: true) { return result }
+        return fusedRegions(multipleOutputs: false) ?? self
+    }
+
+    /// nil when the regions depend on each other in a cycle.
+    private func fusedRegions(multipleOutputs: Bool) -> Program? {
         var users = [[Int]](repeating: [], count: valueCount)
         for (k, ins) in instructions.enumerated() {
             for v in Set(ins.inputs) { users[v].append(firstInstruction + k) }
@@ -83,7 +110,7 @@ extension Program {
         }
 
         var owner = [Int?](repeating: nil, count: valueCount)  // the sink of the region a value joined
-        var regions: [(sink: Int, members: [Int])] = []
+        var regions: [(sink: Int, members: [Int], extraOutputs: [Int])] = []
         for sink in (firstInstruction..<valueCount).reversed() where owner[sink] == nil && isElementwise(sink) {
             let shape = self.shape(sink)
             var members: Set<Int> = [sink]
@@ -91,12 +118,23 @@ extension Program {
             var external = Set(instruction(sink)!.inputs)
             var queue = instruction(sink)!.inputs
             var ops = 1
+            var extraOutputs: [Int] = []
+            var upstream: Set<Int>?  // the sink's ancestors, computed when first needed
             while !queue.isEmpty {
                 let v = queue.removeFirst()
-                guard !members.contains(v), owner[v] == nil, !isOutput.contains(v),
-                    users[v].allSatisfy(members.contains), self.shape(v) == shape
-                else { continue }
-                let d = users[v].map { depth[$0]! }.max()! + 1
+                guard !members.contains(v), owner[v] == nil, self.shape(v) == shape else { continue }
+                var isExtraOutput = false
+                if isOutput.contains(v) || !users[v].allSatisfy(members.contains) {
+                    // Used outside: joins as an extra output, if nothing that
+                    // uses it outside feeds the region.
+                    guard multipleOutputs, isElementwise(v), dtype(v) == dtype(sink),
+                        extraOutputs.count + 2 <= FusionLimits.maxOutputs
+                    else { continue }
+                    if upstream == nil { upstream = ancestors(of: sink) }
+                    guard users[v].allSatisfy({ members.contains($0) || !upstream!.contains($0) }) else { continue }
+                    isExtraOutput = true
+                }
+                let d = users[v].compactMap { depth[$0] }.max()! + 1
                 let ins = instruction(v)
                 if isBroadcast(v) {
                     let newInputs = external.subtracting([v]).union(ins!.inputs)
@@ -115,42 +153,114 @@ extension Program {
                 }
                 members.insert(v)
                 depth[v] = d
+                if isExtraOutput { extraOutputs.append(v) }
             }
             let computing = members.filter { !isBroadcast($0) }.count
             guard computing >= 2 else { continue }
             for m in members { owner[m] = sink }
-            regions.append((sink, members.sorted()))
+            regions.append((sink, members.sorted(), extraOutputs.sorted()))
         }
         if regions.isEmpty { return self }
 
-        // Rebuild: each sink becomes a fused instruction over its region's inputs.
-        var kernels: [Int: (FusedKernel, [Int])] = [:]
-        for (sink, members) in regions {
-            kernels[sink] = region(members: members, sink: sink)
+        // Rebuild: each region becomes a fused instruction over its inputs,
+        // then slices for its outputs when it has several. Instructions are
+        // emitted inputs first (depth-first from the outputs): a region's
+        // extra outputs may have users that came before its sink.
+        var fusedAt: [Int: (kernel: FusedKernel, inputs: [Int], outputs: [Int])] = [:]
+        for (sink, members, extra) in regions {
+            let (kernel, inputs) = region(members: members, outputs: [sink] + extra)
+            fusedAt[sink] = (kernel, inputs, [sink] + extra)
         }
         var result = Program(
             inputShapes: inputShapes, inputDTypes: inputDTypes, constants: constants, instructions: [], outputs: [])
         var renumber = [Int](repeating: -1, count: valueCount)
         for v in 0..<firstInstruction { renumber[v] = v }
-        for (k, ins) in instructions.enumerated() {
-            let v = firstInstruction + k
-            if let owner = owner[v], owner != v { continue }
-            var copy = ins
-            copy.inputs = ins.inputs.map { renumber[$0] }
-            if let (kernel, inputs) = kernels[v] {
-                copy = Instruction(
-                    primitive: .compiled(kernel), inputs: inputs.map { renumber[$0] }, shape: ins.shape, dtype: ins.dtype)
+        // The values each emitted unit needs, and how to emit it.
+        func dependencies(_ v: Int) -> [Int] {
+            if let o = owner[v] {
+                return fusedAt[o]!.inputs
             }
+            return instruction(v)!.inputs
+        }
+        func emit(_ v: Int) {
+            if let o = owner[v] {
+                let (kernel, inputs, outs) = fusedAt[o]!
+                let shape = self.shape(o), dtype = self.dtype(o)
+                let fusedValue = firstInstruction + result.instructions.count
+                result.instructions.append(
+                    Instruction(
+                        primitive: .compiled(kernel), inputs: inputs.map { renumber[$0] },
+                        shape: outs.count == 1 ? shape : [outs.count] + shape, dtype: dtype))
+                if outs.count == 1 {
+                    renumber[o] = fusedValue
+                    return
+                }
+                for (i, out) in outs.enumerated() {
+                    let sliceStart = [i] + shape.map { _ in 0 }
+                    result.instructions.append(
+                        Instruction(
+                            primitive: .slice(start: sliceStart, stride: sliceStart.map { _ in 1 }),
+                            inputs: [fusedValue], shape: [1] + shape, dtype: dtype))
+                    result.instructions.append(
+                        Instruction(
+                            primitive: .reshape, inputs: [firstInstruction + result.instructions.count - 1],
+                            shape: shape, dtype: dtype))
+                    renumber[out] = firstInstruction + result.instructions.count - 1
+                }
+                return
+            }
+            var copy = instruction(v)!
+            copy.inputs = copy.inputs.map { renumber[$0] }
             renumber[v] = firstInstruction + result.instructions.count
             result.instructions.append(copy)
+        }
+        // The unit of a value: its region's sink, or itself.
+        func unit(_ v: Int) -> Int { owner[v] ?? v }
+        // Iterative depth-first emission; a unit met again while open is a cycle.
+        var state = [UInt8](repeating: 0, count: valueCount)  // 0 new, 1 open, 2 done
+        var roots = outputs
+        // Dead instructions are gone after simplify; keep any others in order.
+        roots += (firstInstruction..<valueCount).filter { owner[$0] == nil || owner[$0] == $0 }
+        for root in roots {
+            let r = unit(root)
+            guard r >= firstInstruction, state[r] == 0 else { continue }
+            var stack: [(Int, Bool)] = [(r, false)]
+            while let (u, expanded) = stack.popLast() {
+                if expanded {
+                    state[u] = 2
+                    emit(u)
+                    continue
+                }
+                if state[u] == 2 { continue }
+                if state[u] == 1 { return nil }
+                state[u] = 1
+                stack.append((u, true))
+                for d in dependencies(u).reversed() {
+                    let du = unit(d)
+                    guard du >= firstInstruction else { continue }
+                    if state[du] == 1 { return nil }
+                    if state[du] == 0 { stack.append((du, false)) }
+                }
+            }
         }
         result.outputs = outputs.map { renumber[$0] }
         return result
     }
 
+    /// Every value `v` depends on.
+    private func ancestors(of v: Int) -> Set<Int> {
+        var seen: Set<Int> = []
+        var stack = [v]
+        while let x = stack.popLast() {
+            guard let ins = instruction(x) else { continue }
+            for i in ins.inputs where seen.insert(i).inserted { stack.append(i) }
+        }
+        return seen
+    }
+
     /// The kernel of one region and the values it reads. Scalar constants are
     /// written into the kernel as literals; other values become its inputs.
-    private func region(members: [Int], sink: Int) -> (FusedKernel, [Int]) {
+    private func region(members: [Int], outputs regionOutputs: [Int]) -> (FusedKernel, [Int]) {
         let memberSet = Set(members)
         var inputs: [Int] = []
         var literals: [Int] = []
@@ -177,7 +287,8 @@ extension Program {
         }
         let program = Program(
             inputShapes: inputs.map(shape), inputDTypes: inputs.map(dtype),
-            constants: literals.map { constants[$0 - inputCount] }, instructions: sub, outputs: [local[sink]!])
+            constants: literals.map { constants[$0 - inputCount] }, instructions: sub,
+            outputs: regionOutputs.map { local[$0]! })
         return (FusedKernel(program: program), inputs)
     }
 }

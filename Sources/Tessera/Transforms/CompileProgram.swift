@@ -167,7 +167,8 @@ extension Program {
                     $0 = broadcastShapes($0, $1, ins.primitive.name)
                 }
             case .compiled(let kernel):
-                result = kernel.program.inferredShapes(ins.inputs.map { shapes[$0] })[kernel.program.outputs[0]]
+                let shape = kernel.program.inferredShapes(ins.inputs.map { shapes[$0] })[kernel.program.outputs[0]]
+                result = kernel.outputCount == 1 ? shape : [kernel.outputCount] + shape
             case .broadcast:
                 let traced = shape(ins.inputs[0])
                 let lead = ins.shape.count - ins0.count
