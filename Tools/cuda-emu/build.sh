@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Builds the CUDA emulator (libcuda_emu.so, libnvrtc_emu.so) with the host
+# C++ compiler into OUT (default: .build/cuda-emu under the repository).
+# Rebuilds only when a source is newer than the libraries.
+#
+#     Tools/cuda-emu/build.sh [OUT]
+#     TESSERA_CUDA_PATH=OUT/libcuda_emu.so TESSERA_NVRTC_PATH=OUT/libnvrtc_emu.so tessera selftest
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+out="${1:-$here/../../.build/cuda-emu}"
+mkdir -p "$out/gen"
+out="$(cd "$out" && pwd)"
+cxx="${CXX:-c++}"
+sources=("$here"/*.cpp "$here"/*.h "$here/build.sh")
+
+stale() {  # stale TARGET: true when TARGET is missing or older than a source
+    [[ ! -f "$1" ]] && return 0
+    for s in "${sources[@]}"; do [[ "$s" -nt "$1" ]] && return 0; done
+    return 1
+}
+
+# The headers every kernel compilation needs, embedded as raw string literals.
+for h in emu_abi emu_kernel; do
+    { printf 'R"TESSERAEMUHDR('; cat "$here/$h.h"; printf ')TESSERAEMUHDR"\n'; } > "$out/gen/$h.inc.new"
+    if ! cmp -s "$out/gen/$h.inc.new" "$out/gen/$h.inc" 2>/dev/null; then mv "$out/gen/$h.inc.new" "$out/gen/$h.inc"
+    else rm "$out/gen/$h.inc.new"; fi
+done
+
+flags=(-std=c++17 -O2 -g -fPIC -shared -Wall -Wextra -Wno-unused-parameter -I "$here" -I "$out")
+if stale "$out/libcuda_emu.so"; then
+    "$cxx" "${flags[@]}" "$here/cuda_emu.cpp" -o "$out/libcuda_emu.so.tmp" -ldl
+    mv "$out/libcuda_emu.so.tmp" "$out/libcuda_emu.so"
+fi
+if stale "$out/libnvrtc_emu.so"; then
+    "$cxx" "${flags[@]}" "$here/nvrtc_emu.cpp" -o "$out/libnvrtc_emu.so.tmp"
+    mv "$out/libnvrtc_emu.so.tmp" "$out/libnvrtc_emu.so"
+fi
+if stale "$out/emu_check"; then
+    "$cxx" -std=c++17 -O1 -g -Wall "$here/emu_check.cpp" -o "$out/emu_check" -ldl
+fi
+echo "$out"
