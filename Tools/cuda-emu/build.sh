@@ -11,11 +11,10 @@ out="${1:-$here/../../.build/cuda-emu}"
 mkdir -p "$out/gen"
 out="$(cd "$out" && pwd)"
 cxx="${CXX:-c++}"
-sources=("$here"/*.cpp "$here"/*.h "$here/build.sh")
-
-stale() {  # stale TARGET: true when TARGET is missing or older than a source
-    [[ ! -f "$1" ]] && return 0
-    for s in "${sources[@]}"; do [[ "$s" -nt "$1" ]] && return 0; done
+stale() {  # stale TARGET SOURCE...: true when TARGET is missing or older than a source
+    local target="$1"; shift
+    [[ ! -f "$target" ]] && return 0
+    for s in "$@" "$here/build.sh"; do [[ "$s" -nt "$target" ]] && return 0; done
     return 1
 }
 
@@ -27,15 +26,19 @@ for h in emu_abi emu_kernel; do
 done
 
 flags=(-std=c++17 -O2 -g -fPIC -shared -Wall -Wextra -Wno-unused-parameter -I "$here" -I "$out")
-if stale "$out/libcuda_emu.so"; then
+if stale "$out/libcuda_emu.so" "$here/cuda_emu.cpp" "$here/emu_abi.h" "$here/emu_image.h"; then
     "$cxx" "${flags[@]}" "$here/cuda_emu.cpp" -o "$out/libcuda_emu.so.tmp" -ldl
     mv "$out/libcuda_emu.so.tmp" "$out/libcuda_emu.so"
 fi
-if stale "$out/libnvrtc_emu.so"; then
-    "$cxx" "${flags[@]}" "$here/nvrtc_emu.cpp" -o "$out/libnvrtc_emu.so.tmp"
+nvrtc_sources=("$here/nvrtc_emu.cpp" "$here/emu_abi.h" "$here/emu_kernel.h" "$here/emu_image.h")
+if stale "$out/libnvrtc_emu.so" "${nvrtc_sources[@]}"; then
+    # The emulator's identity in Tessera's kernel cache key: a hash of what
+    # decides the modules it produces (with the host compiler's version, added at run time).
+    id="$(cat "${nvrtc_sources[@]}" | cksum | cut -d' ' -f1)"
+    "$cxx" "${flags[@]}" -DTESSERA_EMU_SOURCE_ID="\"$id\"" "$here/nvrtc_emu.cpp" -o "$out/libnvrtc_emu.so.tmp"
     mv "$out/libnvrtc_emu.so.tmp" "$out/libnvrtc_emu.so"
 fi
-if stale "$out/emu_check"; then
+if stale "$out/emu_check" "$here/emu_check.cpp"; then
     "$cxx" -std=c++17 -O1 -g -Wall "$here/emu_check.cpp" -o "$out/emu_check" -ldl
 fi
 echo "$out"

@@ -30,6 +30,10 @@
 
 #include "emu_image.h"
 
+#ifndef TESSERA_EMU_SOURCE_ID
+#define TESSERA_EMU_SOURCE_ID "unknown"
+#endif
+
 namespace {
 
 const char kAbiHeader[] =
@@ -447,7 +451,7 @@ const std::string& emulatorVersion() {
         uint64_t h = fnv1a(kAbiHeader);
         h = fnv1a(kKernelHeader, h);
         h = fnv1a(compiler() + "\n" + compilerVersion + "\n" + (flags ? flags : ""), h);
-        h = fnv1a(__DATE__ __TIME__, h);  // this library's own build
+        h = fnv1a(TESSERA_EMU_SOURCE_ID, h);  // this library's sources (build.sh)
         version = "emulator-" + hex64(h).substr(0, 12);
     });
     return version;
