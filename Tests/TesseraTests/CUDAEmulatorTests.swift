@@ -68,6 +68,7 @@ final class CUDAEmulatorTests: XCTestCase {
             Self.childVariable: "1",
             "TESSERA_CUDA_PATH": "\(folder)/libcuda_emu.so",
             "TESSERA_NVRTC_PATH": "\(folder)/libnvrtc_emu.so",
+            "TESSERA_CUBLASLT_PATH": "\(folder)/libcublasLt_emu.so",
             "TESSERA_CUDA_CACHE": "\(folder)/cache",
         ])
         let rows = output.text.split(separator: "\n").filter { $0.hasPrefix("selftest-row ") }
@@ -87,6 +88,7 @@ final class CUDAEmulatorTests: XCTestCase {
         }
         XCTAssertEqual(context.device.name, "Tessera CUDA emulator")
         XCTAssertTrue(context.nvrtc.version.hasPrefix("emulator-"), context.nvrtc.version)
+        XCTAssertNotNil(context.cublasLt, "libcublasLt_emu.so did not load")
         switch GPUSelfTest.run() {
         case .failure(let error):
             XCTFail("\(error)")

@@ -1246,6 +1246,13 @@ CUresult cuLaunchKernel(void* function, unsigned gx, unsigned gy, unsigned gz, u
     return launch(f, {gx, gy, gz}, {bx, by, bz}, sharedBytes, params);
 }
 
+// For libcublasLt_emu.so: 1 when [pointer, pointer + bytes) lies in one
+// device allocation (else a report naming `call`, and 0).
+int tessera_emu_device_range(const void* pointer, size_t bytes, const char* call) {
+    std::lock_guard<std::recursive_mutex> guard(gLock);
+    return checkDeviceRange((CUdeviceptr)(uintptr_t)pointer, bytes, call) ? 1 : 0;
+}
+
 CUresult cuOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, void* function, int blockSize, size_t) {
     if (!blocks || blockSize <= 0) return CUDA_ERROR_INVALID_VALUE;
     std::lock_guard<std::recursive_mutex> guard(gLock);

@@ -222,6 +222,62 @@ int main(int argc, char** argv) {
     width = 16;
     check(cuLaunchKernel(f, 1, 1, 1, 8, 1, 1, 0, nullptr, p7, nullptr) == 719,
           "a mask naming lanes a block of 8 threads does not have is refused");
+    // cuBLASLt: D = op(A) op(B), column-major, A padded (ld 4), B transposed, a strided batch of 2.
+    if (void* lt = dlopen((dir + "/libcublasLt_emu.so").c_str(), RTLD_NOW | RTLD_LOCAL)) {
+        auto create = sym<int (*)(void**)>(lt, "cublasLtCreate");
+        auto descCreate = sym<int (*)(void**, int, int)>(lt, "cublasLtMatmulDescCreate");
+        auto descSet = sym<int (*)(void*, int, const void*, size_t)>(lt, "cublasLtMatmulDescSetAttribute");
+        auto layoutCreate = sym<int (*)(void**, int, uint64_t, uint64_t, int64_t)>(lt, "cublasLtMatrixLayoutCreate");
+        auto layoutSet = sym<int (*)(void*, int, const void*, size_t)>(lt, "cublasLtMatrixLayoutSetAttribute");
+        auto matmul = sym<int (*)(void*, void*, const void*, const void*, void*, const void*, void*, const void*,
+                                  const void*, void*, void*, void*, const void*, void*, size_t, void*)>(lt, "cublasLtMatmul");
+        const int m = 3, n = 4, k = 2, batch = 2, lda = 4;
+        std::vector<float> A(batch * lda * k), B(batch * n * k), D(batch * m * n, -1.0f);
+        for (size_t i = 0; i < A.size(); ++i) A[i] = (float)((i * 5) % 7) - 3.0f;
+        for (size_t i = 0; i < B.size(); ++i) B[i] = (float)((i * 3) % 5) - 2.0f;
+        uint64_t dA, dB, dD;
+        cuMemAlloc(&dA, A.size() * 4);
+        cuMemAlloc(&dB, B.size() * 4);
+        cuMemAlloc(&dD, D.size() * 4);
+        cuHtoD(dA, A.data(), A.size() * 4, nullptr);
+        cuHtoD(dB, B.data(), B.size() * 4, nullptr);
+        void *handle, *desc, *la, *lb, *ld;
+        create(&handle);
+        descCreate(&desc, 68, 0);
+        int opT = 1;
+        descSet(desc, 4, &opT, 4);  // TRANSB
+        layoutCreate(&la, 0, m, k, lda);
+        layoutCreate(&lb, 0, n, k, n);
+        layoutCreate(&ld, 0, m, n, m);
+        int count = batch;
+        int64_t strideA = lda * k, strideB = n * k, strideD = m * n;
+        layoutSet(la, 5, &count, 4); layoutSet(la, 6, &strideA, 8);
+        layoutSet(lb, 5, &count, 4); layoutSet(lb, 6, &strideB, 8);
+        layoutSet(ld, 5, &count, 4); layoutSet(ld, 6, &strideD, 8);
+        float alpha = 1, beta = 0;
+        int status = matmul(handle, desc, &alpha, (void*)dA, la, (void*)dB, lb, &beta, (void*)dD, ld, (void*)dD, ld,
+                            nullptr, nullptr, 0, nullptr);
+        cuDtoH(D.data(), dD, D.size() * 4, nullptr);
+        bool gemm = status == 0;
+        for (int t = 0; t < batch; ++t)
+            for (int i = 0; i < m; ++i)
+                for (int j = 0; j < n; ++j) {
+                    float want = 0;
+                    for (int p = 0; p < k; ++p) want += A[t * strideA + i + p * lda] * B[t * strideB + j + p * n];
+                    gemm = gemm && D[t * strideD + i + j * m] == want;
+                }
+        check(gemm, "cublasLtMatmul: padded A, transposed B, strided batch of 2");
+        int64_t wrongStride = 100;
+        layoutSet(lb, 6, &wrongStride, 8);
+        check(matmul(handle, desc, &alpha, (void*)dA, la, (void*)dB, lb, &beta, (void*)dD, ld, (void*)dD, ld, nullptr,
+                     nullptr, 0, nullptr) == 13, "cublasLtMatmul with a batch stride past the allocation is refused");
+        cuMemFree(dA);
+        cuMemFree(dB);
+        cuMemFree(dD);
+    } else {
+        check(false, "libcublasLt_emu.so loads");
+    }
+
     check(cuMemFree(dx + 4) == 1, "cuMemFree of an inner pointer is refused");
     check(cuHtoD(dx, x.data(), x.size() * 4 + 4, nullptr) == 1, "a copy past the end of the allocation is refused");
     cuMemFree(dx);

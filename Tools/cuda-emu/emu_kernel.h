@@ -9,6 +9,7 @@
 // driver (libcuda_emu.so), which runs a block's threads as coroutines.
 #pragma once
 #include "emu_abi.h"
+#include "emu_half.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -368,43 +369,9 @@ inline float __saturatef(float x) { return x != x ? 0.0f : x < 0.0f ? 0.0f : x >
 
 // ---- inline PTX instructions (libnvrtc_emu.so rewrites asm statements into these) ----
 namespace __ptx {
-inline float h2f(unsigned short h) {
-    unsigned sign = (unsigned)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff, bits;
-    if (e == 0x1f) bits = sign | 0x7f800000u | (m << 13);
-    else if (e != 0) bits = sign | ((e + 112) << 23) | (m << 13);
-    else if (m == 0) bits = sign;
-    else {  // subnormal
-        e = 113;
-        while (!(m & 0x400)) { m <<= 1; --e; }
-        bits = sign | (e << 23) | ((m & 0x3ff) << 13);
-    }
-    return __uint_as_float(bits);
-}
-// Round to nearest even from double (exact for any float or double input).
-inline unsigned short d2h(double x) {
-    unsigned long long u = (unsigned long long)__double_as_longlong(x);
-    unsigned short sign = (unsigned short)((u >> 48) & 0x8000);
-    double a = fabs(x);
-    if (a != a) return sign | 0x7e00;
-    if (a >= 65520.0) return sign | 0x7c00;  // rounds to infinity
-    if (a < 6.103515625e-05) {  // subnormal half: units of 2^-24
-        double q = nearbyint(a * 16777216.0);  // ties to even (default rounding mode)
-        return sign | (unsigned short)q;
-    }
-    int e;
-    double f = frexp(a, &e);  // a = f * 2^e, f in [0.5, 1)
-    double q = nearbyint(f * 2048.0);  // 11 significant bits
-    if (q == 2048.0) { q = 1024.0; ++e; }
-    unsigned short he = (unsigned short)(e - 1 + 15);
-    if (he >= 31) return sign | 0x7c00;
-    return sign | (unsigned short)(he << 10) | (unsigned short)((unsigned)q & 0x3ff);
-}
-inline unsigned short f2bf(float x) {
-    unsigned u = __float_as_uint(x);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (unsigned short)(u >> 16);
-}
+using tessera_emu_half::h2f;
+using tessera_emu_half::d2h;
+using tessera_emu_half::f2bf;
 template <typename D, typename S> inline void cvt_f32_f16(D& d, S s) { d = h2f((unsigned short)s); }
 template <typename D, typename S> inline void cvt_f64_f16(D& d, S s) { d = (double)h2f((unsigned short)s); }
 template <typename D, typename S> inline void cvt_rn_f16_f32(D& d, S s) { d = d2h((double)(float)s); }

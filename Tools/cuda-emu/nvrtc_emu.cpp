@@ -42,6 +42,9 @@ const char kAbiHeader[] =
 const char kKernelHeader[] =
 #include "gen/emu_kernel.inc"
     ;
+const char kHalfHeader[] =
+#include "gen/emu_half.inc"
+    ;
 
 struct Program {
     std::string source, name;
@@ -450,6 +453,7 @@ const std::string& emulatorVersion() {
         const char* flags = getenv("TESSERA_CUDA_EMU_CXXFLAGS");
         uint64_t h = fnv1a(kAbiHeader);
         h = fnv1a(kKernelHeader, h);
+        h = fnv1a(kHalfHeader, h);
         h = fnv1a(compiler() + "\n" + compilerVersion + "\n" + (flags ? flags : ""), h);
         h = fnv1a(TESSERA_EMU_SOURCE_ID, h);  // this library's sources (build.sh)
         version = "emulator-" + hex64(h).substr(0, 12);
@@ -498,6 +502,7 @@ int compile(Program& program, int optionCount, const char* const* options) {
     for (char& c : sourceName)
         if (c == '/') c = '_';
     bool ok = writeFile(dir + "/emu_abi.h", kAbiHeader) && writeFile(dir + "/emu_kernel.h", kKernelHeader) &&
+              writeFile(dir + "/emu_half.h", kHalfHeader) &&
               writeFile(dir + "/" + sourceName, program.source);
     for (auto& header : program.headers) ok = ok && writeFile(dir + "/" + header.first, header.second);
     if (!ok) {
