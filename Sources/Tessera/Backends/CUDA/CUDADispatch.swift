@@ -149,12 +149,15 @@ struct CUDADispatch {
 
     // MARK: launches
 
+    /// An empty view's offset can point past its (empty) buffer, so it gets
+    /// the buffer's start: kernels never read it, and no out-of-range pointer is formed.
     func inputPointer(_ view: ArrayView) throws -> UnsafeRawPointer {
-        UnsafeRawPointer(try view.buffer.devicePointer(on: context.home) + view.offset * view.dtype.size)
+        UnsafeRawPointer(try view.buffer.devicePointer(on: context.home) + (view.count == 0 ? 0 : view.offset * view.dtype.size))
     }
 
     func outputPointer(_ view: ArrayView) throws -> UnsafeRawPointer {
-        UnsafeRawPointer(try view.buffer.devicePointer(on: context.home, forWriting: true) + view.offset * view.dtype.size)
+        let base = try view.buffer.devicePointer(on: context.home, forWriting: true)
+        return UnsafeRawPointer(base + (view.count == 0 ? 0 : view.offset * view.dtype.size))
     }
 
     func launch(_ name: String, _ geometry: LaunchGeometry, _ args: KernelArguments) throws {

@@ -33,8 +33,13 @@ final class NVRTC: @unchecked Sendable {
         nvrtcGetProgramLog = try library.function("nvrtcGetProgramLog")
     }
 
-    /// "12.9"
+    /// "12.9"; the CUDA emulator's NVRTC (Tools/cuda-emu) says "emulator-<id>"
+    /// instead, so its modules never share a kernel cache key with real CUBINs.
     var version: String {
+        if let emulator = try? library.function("tessera_emu_nvrtc_version", as: (@convention(c) () -> UnsafePointer<CChar>?).self),
+           let text = emulator() {
+            return String(cString: text)
+        }
         var major: Int32 = 0, minor: Int32 = 0
         guard nvrtcVersion(&major, &minor) == 0 else { return "unknown" }
         return "\(major).\(minor)"

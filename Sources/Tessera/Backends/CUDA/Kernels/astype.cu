@@ -1,6 +1,8 @@
 // asType between float32, float16, bfloat16, int32 and bool. Input any
 // strides (ndim == 0 means contiguous), output row-contiguous. Floats to
-// int32 truncate toward zero (saturating, NaN → 0); anything to bool is `!= 0`.
+// int32 as the CPU backend does: truncate toward zero to int64 (saturating,
+// NaN → 0), then keep the low 32 bits (so +inf gives -1, 3e9 wraps); anything
+// to bool is `!= 0`.
 // Kernel names: astype_<from>_<to>.
 #include "common.cuh"
 
@@ -12,7 +14,7 @@ template <typename U> struct Store {
     __device__ __forceinline__ U operator()(float v) const { return from_float<U>(v); }
 };
 template <> struct Store<i32> {
-    __device__ __forceinline__ i32 operator()(float v) const { return __float2int_rz(v); }
+    __device__ __forceinline__ i32 operator()(float v) const { return (i32)(u32)(u64)__float2ll_rz(v); }
 };
 template <> struct Store<u8> {
     __device__ __forceinline__ u8 operator()(float v) const { return v != 0.0f ? 1 : 0; }
