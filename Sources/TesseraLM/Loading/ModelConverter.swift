@@ -1,4 +1,4 @@
-// `tessera convert`: a model (HF/MLX folder or llama GGUF) rewritten as an
+// `tessera convert`: a model (HF/MLX folder or GGUF) rewritten as an
 // mlx-community-style quantized folder: every 2-D `.weight` whose rows split
 // into groups becomes MLX affine weight/scales/biases, config.json gains
 // `quantization`, tokenizer files are copied. Written to a temporary folder
@@ -83,48 +83,44 @@ public enum ModelConverter {
         return (config, tensors)
     }
 
-    /// A llama GGUF's tensors under Hugging Face names (q/k rows un-permuted for
-    /// the half-rotation rope) and a config.json from its metadata.
+    /// A GGUF's tensors under Hugging Face names and conventions (llama's q/k
+    /// rows un-permuted for the half-rotation rope, gemma's norms back to
+    /// `w` from `1 + w`), dense float32, and a config.json from its metadata.
     static func readGGUF(_ path: String) throws -> (JSONValue, [String: Tensor]) {
-        let loaded = try ModelLoader.loadGGUF(path)
-        guard let model = loaded.model as? TransformerModel, let file = loaded.gguf else {
-            throw ModelError.invalidConfiguration("\(path) is not a GGUF model")
+        let file = try GGUFFile.load(path)
+        let description = try GGUFModelDescription(file)
+        guard description.ropeFactors == nil else {
+            throw ModelError.invalidConfiguration(
+                "\(path) scales its rope with a rope_freqs tensor, which a config.json cannot express; load the GGUF directly")
         }
-        let c = model.configuration
-        var tensors: [String: Tensor] = [:]
-        func add(_ role: WeightRole, permutedHeads: Int? = nil) throws {
-            guard file.info(role.ggufName + ".weight") != nil else { throw ModelError.missingTensor(role.ggufName + ".weight") }
-            var w = try file.tensor(role.ggufName + ".weight").dense.asType(.float32)
-            if let heads = permutedHeads {
-                // llama.cpp interleaves each head's two rotation halves; put them back.
-                let columns = w.dim(1)
-                w = w.reshaped([heads, c.headDim / 2, 2, columns]).swappedAxes(1, 2).reshaped([heads * c.headDim, columns])
-            }
-            tensors[role.huggingFaceName + ".weight"] = w
-        }
-        try add(.embedding)
-        try add(.finalNorm)
-        if !c.tiedEmbeddings { try add(.head) }
-        for i in 0..<c.layerCount {
-            try add(.q(i), permutedHeads: c.headCount)
-            try add(.k(i), permutedHeads: c.kvHeadCount)
-            for role in [WeightRole.attentionNorm(i), .v(i), .o(i), .postAttentionNorm(i), .gate(i), .up(i), .down(i)] {
-                try add(role)
-            }
-        }
-        let config: JSONValue = .object(
-            JSONObject([
-                ("architectures", ["LlamaForCausalLM"]), ("model_type", "llama"),
-                ("hidden_size", .int(c.hiddenSize)), ("intermediate_size", .int(c.intermediateSize)),
-                ("num_hidden_layers", .int(c.layerCount)), ("num_attention_heads", .int(c.headCount)),
-                ("num_key_value_heads", .int(c.kvHeadCount)), ("head_dim", .int(c.headDim)),
-                ("vocab_size", .int(c.vocabularySize)), ("max_position_embeddings", .int(c.contextLength)),
-                ("rms_norm_eps", .double(Double(c.rmsNormEps))), ("rope_theta", .double(Double(c.rope.base))),
-                ("tie_word_embeddings", .bool(c.tiedEmbeddings)),
-                ("bos_token_id", file.metadata["tokenizer.ggml.bos_token_id"]?.int.map { .int($0) } ?? .null),
-                ("eos_token_id", file.metadata["tokenizer.ggml.eos_token_id"]?.int.map { .int($0) } ?? .null),
-            ]))
-        return (config, tensors)
+        // The folder's configuration: the tensors are read for its roles and shapes.
+        let c = try ModelRegistry.architecture(description.modelType).configuration(ConfigReader(json: description.config))
+        let sandwich = c.normLayout == .sandwich
+        final class Collected { var tensors: [String: Tensor] = [:] }
+        let collected = Collected()
+        let source = WeightSource(
+            fetch: { role, suffix in
+                let name = role.ggufName(sandwich: sandwich) + suffix
+                guard file.info(name) != nil else { return nil }
+                var w = try file.tensor(name).dense.asType(.float32)
+                if description.permutedQueryKey {
+                    // llama.cpp interleaves each head's two rotation halves; put them back.
+                    var heads: Int?
+                    if case .q = role { heads = c.headCount }
+                    if case .k = role { heads = c.kvHeadCount }
+                    if let heads {
+                        let columns = w.ndim == 2 ? [w.dim(1)] : []
+                        w = w.reshaped([heads, c.headDim / 2, 2] + columns).swappedAxes(1, 2).reshaped(w.shape)
+                    }
+                }
+                if description.normsIncludeOne, w.ndim == 1, suffix == ".weight", role.isNorm { w = w - 1 }
+                eval(w)
+                collected.tensors[role.huggingFaceName + suffix] = w
+                return .dense(w)
+            },
+            describe: { $0.ggufName(sandwich: sandwich) })
+        _ = try TransformerModel(configuration: c, weights: source)
+        return (description.config, collected.tensors)
     }
 
     /// Quantizes every 2-D `.weight` whose rows split into groups; keeps the rest.
