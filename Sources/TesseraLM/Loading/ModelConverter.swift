@@ -1,7 +1,8 @@
 // `tessera convert`: a model (HF/MLX folder or GGUF) rewritten as an
 // mlx-community-style quantized folder: every 2-D `.weight` whose rows split
 // into groups becomes MLX affine weight/scales/biases, config.json gains
-// `quantization`, tokenizer files are copied. Written to a temporary folder
+// `quantization`, tokenizer files are copied (from a GGUF: written from its
+// tokenizer metadata). Written to a temporary folder
 // next to the output, then renamed into place.
 
 #if canImport(FoundationEssentials)
@@ -33,6 +34,15 @@ public enum ModelConverter {
         guard stat(model, &info) == 0 else { throw ModelError.modelNotFound("no model at \(model)") }
         let isFolder = (info.st_mode & S_IFMT) == S_IFDIR
         var (config, tensors) = isFolder ? try readFolder(model) : try readGGUF(model)
+        // A GGUF's tokenizer becomes tokenizer.json + tokenizer_config.json.
+        var tokenizerFiles: [(String, JSONValue)] = []
+        if !isFolder {
+            let file = try GGUFFile.load(model)
+            if file.metadata["tokenizer.ggml.model"] != nil {
+                let files = try TokenizerMetadata(gguf: file).huggingFaceFiles(modelMaxLength: config["max_position_embeddings"]?.int)
+                tokenizerFiles = [("tokenizer.json", files.tokenizer), ("tokenizer_config.json", files.config)]
+            }
+        }
         tensors = requantized(tensors, groupSize: groupSize, bits: bits)
         let parameters: JSONValue = ["group_size": .int(groupSize), "bits": .int(bits)]
         var fields = (config.object ?? JSONObject()).filter { $0.key != "quantization" && $0.key != "quantization_config" }
@@ -46,8 +56,11 @@ public enum ModelConverter {
             try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: true)
             try Safetensors.save(tensors, metadata: ["format": "mlx"], to: temporary + "/model.safetensors")
             try Data(config.compactText.utf8).write(to: URL(fileURLWithPath: temporary + "/config.json"))
+            for (name, json) in tokenizerFiles {
+                try Data(json.compactText.utf8).write(to: URL(fileURLWithPath: temporary + "/" + name))
+            }
             if isFolder {
-                for name in tokenizerFiles where FileManager.default.fileExists(atPath: model + "/" + name) {
+                for name in Self.tokenizerFiles where FileManager.default.fileExists(atPath: model + "/" + name) {
                     try FileManager.default.copyItem(atPath: model + "/" + name, toPath: temporary + "/" + name)
                 }
             }
