@@ -49,18 +49,21 @@ final class GGUFArchitectureTests: XCTestCase {
             256)
     }
 
-    /// A copy of a fixture with every occurrence of `old` replaced by `new` (same length).
-    func patched(_ name: String, _ old: String, _ new: String) throws -> String {
+    /// A copy of a fixture with every occurrence of `old` replaced by `new`
+    /// (same length), for each pair in turn.
+    func patched(_ name: String, _ replacements: (String, String)...) throws -> String {
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Fixtures.fixture("gguf/\(name)") + "/model.gguf")))
-        let (a, b) = (Array(old.utf8), Array(new.utf8))
-        precondition(a.count == b.count)
-        var i = 0
-        while i + a.count <= bytes.count {
-            if Array(bytes[i..<i + a.count]) == a {
-                bytes.replaceSubrange(i..<i + a.count, with: b)
-                i += a.count
-            } else {
-                i += 1
+        for (old, new) in replacements {
+            let (a, b) = (Array(old.utf8), Array(new.utf8))
+            precondition(a.count == b.count)
+            var i = 0
+            while i + a.count <= bytes.count {
+                if bytes[i] == a[0], Array(bytes[i..<i + a.count]) == a {
+                    bytes.replaceSubrange(i..<i + a.count, with: b)
+                    i += a.count
+                } else {
+                    i += 1
+                }
             }
         }
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-gguf-\(UUID().uuidString).gguf").path
@@ -70,7 +73,7 @@ final class GGUFArchitectureTests: XCTestCase {
     }
 
     func testUnknownArchitectureIsATypedErrorNamingIt() throws {
-        let path = try patched("qwen2", "qwen2", "mamba")
+        let path = try patched("qwen2", ("qwen2", "mamba"))
         XCTAssertThrowsError(try ModelLoader.load(path)) {
             XCTAssertEqual($0 as? ModelError, .unknownModelType("mamba"))
             XCTAssertTrue("\($0)".contains("\"mamba\""), "\($0)")
@@ -82,10 +85,31 @@ final class GGUFArchitectureTests: XCTestCase {
 
     func testMissingGGUFTensorIsATypedError() throws {
         // Renaming one tensor leaves the model without it.
-        let path = try patched("qwen3", "blk.1.attn_k_norm", "blk.1.attn_k_nxrm")
+        let path = try patched("qwen3", ("blk.1.attn_k_norm", "blk.1.attn_k_nxrm"))
         XCTAssertThrowsError(try ModelLoader.load(path)) {
             XCTAssertEqual($0 as? ModelError, .missingTensor("blk.1.attn_k_norm.weight"))
         }
+    }
+
+    func testMisshapedGGUFTensorIsATypedError() throws {
+        // Layer 0's q and k swapped: q is [kv_heads·head_dim, hidden] = [64, 64] instead of [128, 64].
+        let path = try patched(
+            "qwen3", ("blk.0.attn_q.", "blk.0.attn_X."), ("blk.0.attn_k.", "blk.0.attn_q."), ("blk.0.attn_X.", "blk.0.attn_k."))
+        XCTAssertThrowsError(try ModelLoader.load(path)) {
+            XCTAssertEqual($0 as? ModelError, .tensorShape(name: "blk.0.attn_q.weight", expected: [128, 64], got: [64, 64]))
+        }
+        // A head count the sizes do not divide.
+        let heads = try patched("qwen3", ("qwen3.attention.head_count_kv", "qwen3.attention.head_count_kX"))
+        XCTAssertThrowsError(try ModelLoader.load(heads)) { XCTAssertTrue($0 is ModelError, "\($0)") }
+    }
+
+    func testNotAGGUFIsATypedError() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-gguf-\(UUID().uuidString).gguf").path
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
+        try Data("GGUF but not really, just text".utf8).write(to: URL(fileURLWithPath: path))
+        XCTAssertThrowsError(try ModelLoader.load(path)) { XCTAssertTrue($0 is IOError, "\($0)") }
+        try Data().write(to: URL(fileURLWithPath: path))
+        XCTAssertThrowsError(try ModelLoader.load(path)) { XCTAssertTrue($0 is IOError, "\($0)") }
     }
 
     func testTruncatedGGUFIsATypedError() throws {
