@@ -35,7 +35,7 @@ def main():
     from mlx_lm.utils import load_model
 
     work = pathlib.Path(tempfile.mkdtemp(prefix="tessera-converted-"))
-    for case in ["mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3"]:
+    for case in ["llama3", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3"]:
         source = ROOT / "Tests" / "Fixtures" / "lm" / "gguf" / case
         convert(source / "model.gguf", work / case)
         reference = json.loads((source / "reference.json").read_text())

@@ -141,12 +141,34 @@ final class GGUFArchitectureTests: XCTestCase {
         }
     }
 
-    func testRopeFreqsGGUFRefusesConversion() throws {
+    /// A GGUF whose rope_freqs came from llama3 scaling converts to a folder with
+    /// the llama3 `rope_scaling` that gives the same factors.
+    func testRopeFreqsConvertToLlama3RopeScaling() throws {
+        let folder = Fixtures.fixture("gguf/llama3")
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-convert-\(UUID().uuidString)").path
-        XCTAssertThrowsError(try ModelConverter.convert(model: Fixtures.fixture("gguf/llama3") + "/model.gguf", output: out)) {
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: out) }
+        try ModelConverter.convert(model: folder + "/model.gguf", output: out, bits: 8, groupSize: 32)
+        let config = try ModelLoader.readConfig(out)
+        XCTAssertEqual(config["rope_scaling"]?["rope_type"]?.string, "llama3")
+        XCTAssertEqual(config["rope_scaling"]?["factor"]?.double, 8)
+        // The fixture's scaling: low 1, high 4, original 64.
+        XCTAssertEqual(config["rope_scaling"]?["low_freq_factor"]?.double, 1)
+        XCTAssertEqual(config["rope_scaling"]?["high_freq_factor"]?.double, 4)
+        XCTAssertEqual(config["rope_scaling"]?["original_max_position_embeddings"]?.int, 64)
+        let loaded = try ModelLoader.load(out)
+        let reference = try Fixtures.Reference(folder)
+        let got = Fixtures.logits(loaded.model, reference.tokens, promptLength: reference.promptLength, cache: loaded.model.makeCache())
+        Fixtures.assertClose(got, reference.logits, rtol: 0, atol: 0.25, "llama3 converted at 8 bits")
+    }
+
+    func testRopeFreqsThatAreNotLlama3AreRefused() throws {
+        let file = try GGUFFile.load(Fixtures.fixture("gguf/llama3") + "/model.gguf")
+        let description = try GGUFModelDescription(file)
+        var odd = description
+        odd.ropeFactors = [1, 3, 1.5, 8, 8, 8, 8, 8]
+        XCTAssertThrowsError(try ModelConverter.configWithRopeScaling(odd, path: "x.gguf")) {
             guard case .invalidConfiguration(let why)? = $0 as? ModelError else { return XCTFail("\($0)") }
             XCTAssertTrue(why.contains("rope_freqs"), why)
         }
-        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
     }
 }

@@ -35,7 +35,7 @@ struct GGUFModelDescription {
     /// Norm weights stored as `1 + w` (gemma), where a config.json model applies `1 + w` itself.
     let normsIncludeOne: Bool
     /// `rope_freqs.weight`: divisors of each rotated pair's frequency (llama 3 scaling).
-    let ropeFactors: [Float]?
+    var ropeFactors: [Float]?
 
     init(_ file: GGUFFile) throws {
         let arch = file.metadata["general.architecture"]?.string ?? "(none)"

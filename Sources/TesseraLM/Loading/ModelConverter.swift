@@ -102,12 +102,9 @@ public enum ModelConverter {
     static func readGGUF(_ path: String) throws -> (JSONValue, [String: Tensor]) {
         let file = try GGUFFile.load(path)
         let description = try GGUFModelDescription(file)
-        guard description.ropeFactors == nil else {
-            throw ModelError.invalidConfiguration(
-                "\(path) scales its rope with a rope_freqs tensor, which a config.json cannot express; load the GGUF directly")
-        }
+        let folderConfig = try configWithRopeScaling(description, path: path)
         // The folder's configuration: the tensors are read for its roles and shapes.
-        let c = try ModelRegistry.architecture(description.modelType).configuration(ConfigReader(json: description.config))
+        let c = try ModelRegistry.architecture(description.modelType).configuration(ConfigReader(json: folderConfig))
         let sandwich = c.normLayout == .sandwich
         final class Collected { var tensors: [String: Tensor] = [:] }
         let collected = Collected()
@@ -133,7 +130,56 @@ public enum ModelConverter {
             },
             describe: { $0.ggufName(sandwich: sandwich) })
         _ = try TransformerModel(configuration: c, weights: source)
-        return (description.config, collected.tensors)
+        return (folderConfig, collected.tensors)
+    }
+
+    /// The GGUF's config.json; with a `rope_freqs` tensor, plus the llama3
+    /// `rope_scaling` that gives those factors (fitted: the factors between 1
+    /// and `factor` lie on 1/f = (1 - s)/factor + s with s linear in
+    /// 1/wavelength, which fixes the ratios of low/high_freq_factor and
+    /// original_max_position_embeddings; low_freq_factor is taken as 1). The
+    /// frequencies the fitted config gives must equal the GGUF's, else a typed error.
+    static func configWithRopeScaling(_ description: GGUFModelDescription, path: String) throws -> JSONValue {
+        guard let factors = description.ropeFactors else { return description.config }
+        let refuse = ModelError.invalidConfiguration(
+            "\(path): its rope_freqs factors are not llama3 rope scaling, which a config.json cannot express; load the GGUF directly")
+        let stored = try description.configuration()
+        let dims = stored.ropeDimensions ?? stored.headDim
+        let base = Double(stored.rope.base)
+        let factor = Double(factors.max() ?? 1)
+        guard factor > 1 else { return description.config }  // all 1: no scaling
+        // (1 / wavelength, s) of the interpolated pairs.
+        var points: [(x: Double, s: Double)] = []
+        for (i, f) in factors.enumerated() where Double(f) > 1 + 1e-6 && Double(f) < factor * (1 - 1e-6) {
+            let wavelength = 2 * Double.pi * Glibc.pow(base, Double(2 * i) / Double(dims))
+            points.append((1 / wavelength, (1 / Double(f) - 1 / factor) / (1 - 1 / factor)))
+        }
+        guard points.count >= 2, let first = points.first, let last = points.last, first.x != last.x else { throw refuse }
+        let slope = (last.s - first.s) / (last.x - first.x)
+        let intercept = first.s - slope * first.x
+        guard intercept < 0, slope > 0 else { throw refuse }
+        let high = 1 - 1 / intercept, original = -slope / intercept
+        // Round values float32 factors blurred (original_max_position_embeddings is an integer in every config).
+        let candidates = [((high * 1e4).rounded() / 1e4, original.rounded()), (high, original)]
+        for (high, original) in candidates {
+            var fields = (description.config.object ?? JSONObject()).filter { $0.key != "rope_scaling" }.map { ($0.key, $0.value) }
+            fields.append((
+                "rope_scaling",
+                .object(JSONObject([
+                    ("rope_type", "llama3"), ("factor", .double(factor)), ("low_freq_factor", 1.0),
+                    ("high_freq_factor", .double(high)),
+                    ("original_max_position_embeddings", original == original.rounded() ? .int(Int(original)) : .double(original)),
+                ]))
+            ))
+            let config = JSONValue.object(JSONObject(fields))
+            let fitted = try ModelRegistry.architecture(description.modelType).configuration(ConfigReader(json: config))
+            if let want = stored.rope.frequencies, let got = fitted.rope.frequencies, want.count == got.count,
+                zip(want, got).allSatisfy({ abs($0 - $1) <= 1e-5 * abs($0) })
+            {
+                return config
+            }
+        }
+        throw refuse
     }
 
     /// Quantizes every 2-D `.weight` whose rows split into groups; keeps the rest.
