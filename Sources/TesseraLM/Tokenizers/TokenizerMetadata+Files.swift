@@ -1,8 +1,20 @@
 // GGUF tokenizer metadata written out as Hugging Face files: tokenizer.json
-// (the same pipeline `Tokenizer(metadata:)` builds, in the `tokenizers`
-// JSON format) and tokenizer_config.json (special token names, add_bos /
-// add_eos, the chat template). `tessera convert` writes them next to the
-// weights of a GGUF it converts, so the folder tokenizes as the GGUF did.
+// (in the `tokenizers` JSON format) and tokenizer_config.json (special token
+// names, add_bos / add_eos, the chat template). `Tokenizer(metadata:)` builds
+// from them, and `tessera convert` writes them next to the weights of a GGUF
+// it converts, so the folder tokenizes as the GGUF does.
+//
+// The pre-tokenizer name (`tokenizer.ggml.pre`) picks the pipeline Hugging
+// Face uses for that model family:
+//   gpt2 / default  ByteLevel with the GPT-2 regex
+//   smollm          individual digits, then ByteLevel with the GPT-2 regex
+//   llama-bpe       Llama 3 regex split, ByteLevel bytes, ignore_merges
+//   qwen2           NFC, Qwen2 regex split, ByteLevel bytes
+// and model "llama" is SentencePiece-style BPE: "▁" for spaces (prepended
+// when add_space_prefix), <0xNN> byte fallback, merges from the `merges`
+// array or ranked by score (the merged token's score; pairs making one token
+// ordered by their ids). Control tokens are special added tokens,
+// user-defined ones non-special added tokens (neither normalized).
 
 import Tessera
 
@@ -30,8 +42,23 @@ extension TokenizerMetadata {
     /// tokenizer.json and tokenizer_config.json for these arrays
     /// (`modelMaxLength`: the model's context, for the config).
     public func huggingFaceFiles(modelMaxLength: Int? = nil) throws(TokenizerError) -> (tokenizer: JSONValue, config: JSONValue) {
-        // Validates the arrays exactly as loading them does.
-        _ = try Tokenizer(metadata: self)
+        if let types = tokenTypes, types.count != tokens.count {
+            throw .malformed("\(types.count) token types for \(tokens.count) tokens")
+        }
+        for id in [bosTokenID, eosTokenID, unknownTokenID].compactMap({ $0 }) where !tokens.indices.contains(id) {
+            throw .malformed("token id \(id) is outside the vocabulary of \(tokens.count)")
+        }
+        guard tokens.count <= Int(Int32.max) else { throw .malformed("\(tokens.count) tokens is too many") }
+        func pairs(_ merges: [String]) throws(TokenizerError) -> [(String, String)] {
+            var out: [(String, String)] = []
+            out.reserveCapacity(merges.count)
+            for m in merges {
+                let parts = m.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
+                guard parts.count == 2 else { throw .malformed("merge \"\(m)\" is not two tokens") }
+                out.append((String(parts[0]), String(parts[1])))
+            }
+            return out
+        }
         func name(_ id: Int?) -> JSONValue { id.map { .string(tokens[$0]) } ?? .null }
         func object(_ pairs: [(String, JSONValue)]) -> JSONValue { .object(JSONObject(pairs)) }
         func pattern(string: String) -> JSONValue { object([("String", .string(string))]) }
@@ -68,10 +95,8 @@ extension TokenizerMetadata {
         let mergePairs: [(String, String)]
         switch model {
         case "gpt2":
-            mergePairs = (merges ?? []).map {
-                let parts = $0.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
-                return (String(parts[0]), String(parts[1]))
-            }
+            guard let merges else { throw .malformed("gpt2 tokenizer without merges") }
+            mergePairs = try pairs(merges)
             var ignoreMerges = false
             switch preTokenizer ?? "default" {
             case "default", "gpt2", "gpt-2":
@@ -106,15 +131,17 @@ extension TokenizerMetadata {
 
         case "llama":
             if let merges {
-                mergePairs = merges.map {
-                    let parts = $0.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
-                    return (String(parts[0]), String(parts[1]))
+                mergePairs = try pairs(merges)
+            } else if let scores {
+                guard scores.count == tokens.count else {
+                    throw .malformed("\(scores.count) scores for \(tokens.count) tokens")
                 }
-            } else {
                 // Ranks from scores; pairs making the same token ordered by their ids.
-                let ranked = BPEModel.merges(scores: scores ?? [], tokens: tokens, vocab: vocabIDs)
+                let ranked = BPEModel.merges(scores: scores, tokens: tokens, vocab: vocabIDs)
                     .sorted { ($0.value.rank, $0.key) < ($1.value.rank, $1.key) }
                 mergePairs = ranked.map { (tokens[Int($0.key >> 32)], tokens[Int($0.key & 0xFFFF_FFFF)]) }
+            } else {
+                throw .malformed("llama tokenizer without merges or scores")
             }
             let space: JSONValue = "\u{2581}"
             let replace = object([("type", "Replace"), ("pattern", pattern(string: " ")), ("content", space)])
