@@ -33,15 +33,12 @@ public enum ModelConverter {
         var info = stat()
         guard stat(model, &info) == 0 else { throw ModelError.modelNotFound("no model at \(model)") }
         let isFolder = (info.st_mode & S_IFMT) == S_IFDIR
-        var (config, tensors) = isFolder ? try readFolder(model) : try readGGUF(model)
-        // A GGUF's tokenizer becomes tokenizer.json + tokenizer_config.json.
+        var config: JSONValue, tensors: [String: Tensor]
         var tokenizerFiles: [(String, JSONValue)] = []
-        if !isFolder {
-            let file = try GGUFFile.load(model)
-            if file.metadata["tokenizer.ggml.model"] != nil {
-                let files = try TokenizerMetadata(gguf: file).huggingFaceFiles(modelMaxLength: config["max_position_embeddings"]?.int)
-                tokenizerFiles = [("tokenizer.json", files.tokenizer), ("tokenizer_config.json", files.config)]
-            }
+        if isFolder {
+            (config, tensors) = try readFolder(model)
+        } else {
+            (config, tensors, tokenizerFiles) = try readGGUF(model)
         }
         tensors = requantized(tensors, groupSize: groupSize, bits: bits)
         let parameters: JSONValue = ["group_size": .int(groupSize), "bits": .int(bits)]
@@ -98,8 +95,9 @@ public enum ModelConverter {
 
     /// A GGUF's tensors under Hugging Face names and conventions (llama's q/k
     /// rows un-permuted for the half-rotation rope, gemma's norms back to
-    /// `w` from `1 + w`), dense float32, and a config.json from its metadata.
-    static func readGGUF(_ path: String) throws -> (JSONValue, [String: Tensor]) {
+    /// `w` from `1 + w`), dense float32, a config.json from its metadata, and
+    /// tokenizer.json + tokenizer_config.json from its tokenizer metadata (if any).
+    static func readGGUF(_ path: String) throws -> (JSONValue, [String: Tensor], tokenizerFiles: [(String, JSONValue)]) {
         let file = try GGUFFile.load(path)
         let description = try GGUFModelDescription(file)
         let folderConfig = try configWithRopeScaling(description, path: path)
@@ -130,7 +128,12 @@ public enum ModelConverter {
             },
             describe: { $0.ggufName(sandwich: sandwich) })
         _ = try TransformerModel(configuration: c, weights: source)
-        return (folderConfig, collected.tensors)
+        var tokenizerFiles: [(String, JSONValue)] = []
+        if file.metadata["tokenizer.ggml.model"] != nil {
+            let files = try TokenizerMetadata(gguf: file).huggingFaceFiles(modelMaxLength: c.contextLength)
+            tokenizerFiles = [("tokenizer.json", files.tokenizer), ("tokenizer_config.json", files.config)]
+        }
+        return (folderConfig, collected.tensors, tokenizerFiles)
     }
 
     /// The GGUF's config.json; with a `rope_freqs` tensor, plus the llama3
