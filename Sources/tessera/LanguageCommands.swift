@@ -12,9 +12,12 @@ enum LanguageCommands {
         "repetition-penalty", "system",
     ]
 
-    static func loadModel(_ options: Options) throws -> TextGenerator {
+    static func loadModel(_ options: Options) throws -> TextGenerator { try load(options).generator }
+
+    static func load(_ options: Options) throws -> (generator: TextGenerator, identity: String) {
         let path = try options.string("model") ?? DefaultModel.locateOrFetch(log: printError)
-        return try TextGenerator(loaded: try ModelLoader.load(path))
+        let loaded = try ModelLoader.load(path)
+        return (try TextGenerator(loaded: loaded), loaded.identity)
     }
 
     static func parameters(_ options: Options) throws -> GenerateParameters {
@@ -34,14 +37,18 @@ enum LanguageCommands {
     }
 
     /// Streams one generation to stdout; returns its stats.
-    static func stream(_ generator: TextGenerator, prompt: [Int], parameters: GenerateParameters) async throws -> GenerationStats {
+    static func stream(
+        _ generator: TextGenerator, prompt: [Int], parameters: GenerateParameters, promptCache: PromptCacheFile? = nil
+    ) async throws -> GenerationStats {
         var stats = GenerationStats()
-        for try await event in generator.generate(prompt: prompt, parameters: parameters) {
+        for try await event in generator.generate(prompt: prompt, parameters: parameters, promptCache: promptCache) {
             switch event {
             case .text(let piece):
                 print(piece, terminator: "")
                 flushStandardOutput()
             case .token: break
+            case .promptCache(.reused(let n)): printError("prompt cache: reused \(n) of \(prompt.count) prompt tokens")
+            case .promptCache(.saved(let n)): printError("prompt cache: saved \(n) prompt tokens to \(promptCache?.path ?? "")")
             case .done(let s): stats = s
             }
         }
@@ -64,9 +71,9 @@ enum LanguageCommands {
 
     static func generate(_ args: ArraySlice<String>) async throws {
         let options = try Options(
-            args, valued: samplingOptions.union(["prompt"]), switches: ["no-chat-template"])
+            args, valued: samplingOptions.union(["prompt", "prompt-cache"]), switches: ["no-chat-template"])
         guard let prompt = options.string("prompt") else { throw UsageError("generate needs --prompt TEXT") }
-        let generator = try loadModel(options)
+        let (generator, identity) = try load(options)
         let tokens: [Int]
         if options.flag("no-chat-template") {
             tokens = generator.tokenizer.encode(prompt, addSpecialTokens: true)
@@ -76,7 +83,8 @@ enum LanguageCommands {
             messages.append(ChatMessage(role: "user", content: prompt))
             tokens = try generator.promptTokens(messages: messages)
         }
-        report(try await stream(generator, prompt: tokens, parameters: try parameters(options)))
+        let promptCache = options.string("prompt-cache").map { PromptCacheFile(path: $0, modelIdentity: identity) }
+        report(try await stream(generator, prompt: tokens, parameters: try parameters(options), promptCache: promptCache))
     }
 
     static func chat(_ args: ArraySlice<String>) async throws {
@@ -105,7 +113,7 @@ enum LanguageCommands {
                     reply += piece
                     print(piece, terminator: "")
                     flushStandardOutput()
-                case .token: break
+                case .token, .promptCache: break
                 case .done(let s): stats = s
                 }
             }

@@ -13,7 +13,9 @@ let usage = """
     commands:
       generate    generate text: --prompt TEXT [--model PATH] [--max-tokens N] [--temp T] [--top-p P]
                   [--top-k K] [--min-p P] [--seed S] [--system TEXT] [--no-chat-template] [--max-kv-size N]
-                  [--kv-bits 4|8] [--kv-group-size 32|64|128]
+                  [--kv-bits 4|8] [--kv-group-size 32|64|128] [--prompt-cache FILE]
+                  (--prompt-cache: reuse the prompt's keys/values from FILE when the prompt starts with the
+                  tokens it holds, else compute them and save them there)
                   (without --model, the default model SmolLM2-135M-Instruct is fetched once into the cache)
       chat        an interactive conversation (same model and sampling options)
       convert     --model PATH --output DIR [--bits 4] [--group-size 64]: write an MLX-format quantized folder

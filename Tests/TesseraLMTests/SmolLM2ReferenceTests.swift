@@ -48,4 +48,39 @@ final class SmolLM2ReferenceTests: XCTestCase {
             XCTAssertEqual(produced, expected, "prompt \(name)")
         }
     }
+
+    /// `tessera convert` of the default GGUF (8-bit, group 32): the folder's
+    /// tokenizer files (written from the GGUF metadata) give the same ids on a
+    /// varied corpus and the same chat prompt, and the model the same greedy ids.
+    func testConvertedFolderTokenizesAndGeneratesAsTheGGUF() throws {
+        #if DEBUG
+        if ProcessInfo.processInfo.environment["TESSERA_SLOW_TESTS"] == nil {
+            throw XCTSkip("runs in release builds (or set TESSERA_SLOW_TESTS=1)")
+        }
+        #endif
+        let path = try Self.modelPath()
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-smollm2-\(UUID().uuidString)").path
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: out) }
+        try ModelConverter.convert(model: path, output: out, bits: 8, groupSize: 32)
+        let gguf = try TextGenerator(loaded: try ModelLoader.load(path))
+        let folder = try TextGenerator(loaded: try ModelLoader.load(out))
+        for text in try SmolLM2TextTests.corpus() {
+            XCTAssertEqual(folder.tokenizer.encode(text), gguf.tokenizer.encode(text), text)
+        }
+        let messages = [ChatMessage(role: "user", content: "Name three colours of the rainbow.")]
+        let prompt = try gguf.promptTokens(messages: messages)
+        XCTAssertEqual(try folder.promptTokens(messages: messages), prompt)
+        var parameters = GenerateParameters()
+        parameters.maxTokens = 12
+        parameters.sampling = .greedy
+        func greedy(_ model: any LanguageModel) throws -> [Int] {
+            var generator = try TokenGenerator(model: model, prompt: prompt, parameters: parameters)
+            var ids: [Int] = []
+            while let t = generator.next() { ids.append(t) }
+            return ids
+        }
+        let expected = try greedy(gguf.model)
+        XCTAssertEqual(expected.count, 12)
+        XCTAssertEqual(try greedy(folder.model), expected)
+    }
 }

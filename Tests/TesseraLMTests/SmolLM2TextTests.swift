@@ -42,4 +42,37 @@ final class SmolLM2TextTests: XCTestCase {
             .appendingPathComponent("../Fixtures/io/sample.gguf").path
         XCTAssertThrowsError(try ModelLoader.load(notAModel)) { XCTAssertTrue($0 is ModelError, "\($0)") }
     }
+
+    /// A varied corpus (prose, code, whitespace runs, emoji, CJK, accents,
+    /// numbers, special tokens in text): the tokenizer fixtures' texts.
+    static func corpus() throws -> [String] {
+        try TokenizerTests.cases("smollm2").map(\.text)
+    }
+
+    /// The GGUF's tokenizer metadata written as tokenizer.json and
+    /// tokenizer_config.json (as `tessera convert` does) loads from a folder as
+    /// the same tokenizer: ids, decoding, special tokens, chat template.
+    func testGGUFTokenizerWrittenAsFilesTokenizesTheSame() throws {
+        let file = try GGUFFile.load(try SmolLM2ReferenceTests.modelPath())
+        let gguf = try Tokenizer(gguf: file)
+        let (json, config) = try TokenizerMetadata(gguf: file).huggingFaceFiles(modelMaxLength: 8192)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-tok-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
+        try Data(json.compactText.utf8).write(to: URL(fileURLWithPath: dir + "/tokenizer.json"))
+        try Data(config.compactText.utf8).write(to: URL(fileURLWithPath: dir + "/tokenizer_config.json"))
+        let folder = try Tokenizer(directory: dir)
+        for text in try Self.corpus() {
+            let ids = gguf.encode(text)
+            XCTAssertEqual(folder.encode(text), ids, text)
+            XCTAssertEqual(folder.encode(text, addSpecialTokens: false, splitSpecialTokens: false),
+                           gguf.encode(text, addSpecialTokens: false, splitSpecialTokens: false), text)
+            XCTAssertEqual(folder.decode(ids), gguf.decode(ids), text)
+        }
+        XCTAssertEqual(folder.bosTokenID, gguf.bosTokenID)
+        XCTAssertEqual(folder.eosTokenID, gguf.eosTokenID)
+        XCTAssertEqual(folder.addedTokens, gguf.addedTokens)
+        XCTAssertNotNil(folder.chatTemplate)
+        XCTAssertEqual(folder.chatTemplate, gguf.chatTemplate)
+    }
 }

@@ -75,28 +75,53 @@ final class TokenizerTests: XCTestCase {
         XCTAssertTrue(t.chatTemplate?.contains("SmolLM") ?? false)
     }
 
-    /// The same tokenizers built from GGUF-style arrays: tokens by id,
-    /// "a b" merges (or scores for SentencePiece), token types, special ids.
+    /// A fixture's tokenizer as GGUF-style arrays: tokens by id, "a b" merges
+    /// (or scores for SentencePiece), token types, special ids (nil: no gguf.json).
+    static func metadata(_ name: String) throws -> TokenizerMetadata? {
+        guard FileManager.default.fileExists(atPath: Self.directory(name) + "/gguf.json") else { return nil }
+        let g = try Self.json(name, "gguf.json")
+        let model = try Self.json(name, "tokenizer.json")["model"]!
+        let vocab = model["vocab"]!.object!
+        var tokens = [String](repeating: "", count: vocab.count)
+        for (t, id) in vocab { tokens[id.int!] = t }
+        var types = [Int32](repeating: 1, count: tokens.count)
+        for pair in g["types"]!.array! { types[pair.array![0].int!] = Int32(pair.array![1].int!) }
+        let isLlama = g["model"]!.string == "llama"
+        let merges = model["merges"]!.array!.map { m in m.array!.map { $0.string! }.joined(separator: " ") }
+        return TokenizerMetadata(
+            model: g["model"]!.string!, preTokenizer: g["pre"]?.string, tokens: tokens, tokenTypes: types,
+            merges: isLlama ? nil : merges, scores: isLlama ? tokens.indices.map { -Float($0) } : nil,
+            bosTokenID: g["bos"]?.int, eosTokenID: g["eos"]?.int, unknownTokenID: g["unk"]?.int,
+            addBOSToken: g["add_bos"]?.bool, chatTemplate: name == "smollm2" ? "{{ messages }}" : nil)
+    }
+
+    /// The same tokenizers built from GGUF-style arrays.
     func testMetadataArraysMatchHuggingFace() throws {
         var total = 0
         for name in Self.names {
-            guard FileManager.default.fileExists(atPath: Self.directory(name) + "/gguf.json") else { continue }
-            let g = try Self.json(name, "gguf.json")
-            let model = try Self.json(name, "tokenizer.json")["model"]!
-            let vocab = model["vocab"]!.object!
-            var tokens = [String](repeating: "", count: vocab.count)
-            for (t, id) in vocab { tokens[id.int!] = t }
-            var types = [Int32](repeating: 1, count: tokens.count)
-            for pair in g["types"]!.array! { types[pair.array![0].int!] = Int32(pair.array![1].int!) }
-            let isLlama = g["model"]!.string == "llama"
-            let merges = model["merges"]!.array!.map { m in m.array!.map { $0.string! }.joined(separator: " ") }
-            let meta = TokenizerMetadata(
-                model: g["model"]!.string!, preTokenizer: g["pre"]?.string, tokens: tokens, tokenTypes: types,
-                merges: isLlama ? nil : merges, scores: isLlama ? tokens.indices.map { -Float($0) } : nil,
-                bosTokenID: g["bos"]?.int, eosTokenID: g["eos"]?.int, unknownTokenID: g["unk"]?.int,
-                addBOSToken: g["add_bos"]?.bool)
-            let tokenizer = try Tokenizer(metadata: meta)
+            guard let meta = try Self.metadata(name) else { continue }
+            total += try check(try Tokenizer(metadata: meta), name)
+        }
+        XCTAssertEqual(total, 5 * 100)
+    }
+
+    /// GGUF-style arrays written as tokenizer.json + tokenizer_config.json (what
+    /// `tessera convert` writes for a GGUF) load as the same tokenizers.
+    func testMetadataWrittenAsTokenizerFilesMatchesHuggingFace() throws {
+        var total = 0
+        for name in Self.names {
+            guard let meta = try Self.metadata(name) else { continue }
+            let (json, config) = try meta.huggingFaceFiles(modelMaxLength: 2048)
+            let tokenizer = try Tokenizer(tokenizerJSON: Array(json.compactText.utf8), configJSON: Array(config.compactText.utf8))
             total += try check(tokenizer, name)
+            XCTAssertEqual(tokenizer.bosTokenID, meta.bosTokenID, name)
+            XCTAssertEqual(tokenizer.eosTokenID, meta.eosTokenID, name)
+            XCTAssertEqual(tokenizer.chatTemplate, meta.chatTemplate, name)
+            let control = meta.tokenTypes!.indices.filter { meta.tokenTypes![$0] == TokenizerMetadata.TokenType.control.rawValue }
+            let unknown = [meta.unknownTokenID].compactMap { $0 }
+            XCTAssertEqual(
+                Set(tokenizer.addedTokens.filter(\.special).map(\.id)).subtracting(unknown), Set(control).subtracting(unknown), name)
+            XCTAssertEqual(config["model_max_length"]?.int, 2048)
         }
         XCTAssertEqual(total, 5 * 100)
     }

@@ -3,6 +3,14 @@
 // cache's storage, quantized or not); metadata records offsets, sizes,
 // quantization and the model the caches belong to.
 
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import Tessera
 
 public enum PromptCache {
@@ -66,5 +74,88 @@ public enum PromptCache {
             return KVCache(storage: storage, offset: offset, maxSize: try int("layer.\(i).max_size"), quantization: quantization)
         }
         return (caches, info)
+    }
+}
+
+/// A prompt cache on disk for `generate`: reused when the prompt starts with
+/// the tokens it holds, written (replacing it) otherwise.
+public struct PromptCacheFile: Sendable {
+    public var path: String
+    /// `LoadedModel.identity` of the model generating: a file of another model is refused.
+    public var modelIdentity: String
+
+    public init(path: String, modelIdentity: String) {
+        self.path = path
+        self.modelIdentity = modelIdentity
+    }
+}
+
+/// What `generate` did with a prompt cache file.
+public enum PromptCacheUse: Sendable, Equatable {
+    /// The file held the first `tokens` prompt tokens; only the rest was computed.
+    case reused(tokens: Int)
+    /// The file was written (or replaced) with the first `tokens` prompt tokens.
+    case saved(tokens: Int)
+}
+
+extension PromptCache {
+    /// A generator for `prompt` that uses `file`: with a file whose tokens start
+    /// the prompt (and whose caches have the requested size and quantization),
+    /// only the rest of the prompt is computed; otherwise the prompt but its last
+    /// token is computed and saved (the last token stays out so that a later run
+    /// of the same prompt still has a token to compute the first logits from).
+    /// Also returns the prefill seconds spent outside the generator (on the
+    /// first `n` tokens when the use is `.saved(n)`). A file of
+    /// another model, or a corrupt one, is an error and is left alone.
+    static func generator(
+        model: any LanguageModel, prompt: [Int], parameters: GenerateParameters, file: PromptCacheFile
+    ) throws -> (TokenGenerator, PromptCacheUse, extraPrefillSeconds: Double) {
+        guard prompt.count >= 2 else {
+            throw ModelError.invalidConfiguration("a prompt cache needs a prompt of at least 2 tokens")
+        }
+        let fresh = model.makeCache(maxSize: parameters.maxKVSize, quantization: parameters.kvQuantization)
+        if FileManager.default.fileExists(atPath: file.path) {
+            let (caches, metadata) = try load(file.path, modelIdentity: file.modelIdentity)
+            let cached = try tokens(metadata["tokens"], path: file.path)
+            let compatible = caches.count == fresh.count
+                && zip(caches, fresh).allSatisfy { $0.maxSize == $1.maxSize && $0.quantization == $1.quantization }
+                && caches.allSatisfy { $0.offset == cached.count }
+            if compatible, prompt.count > cached.count, prompt.starts(with: cached) {
+                let generator = try TokenGenerator(
+                    model: model, prompt: Array(prompt[cached.count...]), parameters: parameters, cache: caches)
+                return (generator, .reused(tokens: cached.count), 0)
+            }
+        }
+        let head = Array(prompt.dropLast())
+        let prefill = try TokenGenerator(model: model, prompt: head, parameters: parameters, cache: fresh)
+        try saveAtomically(fresh, tokens: head, file: file)
+        let generator = try TokenGenerator(model: model, prompt: [prompt.last!], parameters: parameters, cache: fresh)
+        return (generator, .saved(tokens: head.count), prefill.stats.prefillSeconds)
+    }
+
+    static func tokens(_ text: String?, path: String) throws -> [Int] {
+        guard let text else { throw ModelError.invalidConfiguration("prompt cache \(path) does not list its tokens") }
+        return try text.split(separator: " ").map {
+            guard let id = Int($0), id >= 0 else {
+                throw ModelError.invalidConfiguration("prompt cache \(path): \"\($0)\" is not a token id")
+            }
+            return id
+        }
+    }
+
+    /// Writes next to `file.path`, then renames over it.
+    static func saveAtomically(_ caches: [KVCache], tokens: [Int], file: PromptCacheFile) throws {
+        let temporary = file.path + ".partial-\(getpid())"
+        do {
+            try save(
+                caches, to: temporary, modelIdentity: file.modelIdentity,
+                metadata: ["tokens": tokens.map(String.init).joined(separator: " ")])
+            guard rename(temporary, file.path) == 0 else {
+                throw ModelError.invalidConfiguration("cannot write the prompt cache \(file.path): errno \(errno)")
+            }
+        } catch {
+            try? FileManager.default.removeItem(atPath: temporary)
+            throw error
+        }
     }
 }

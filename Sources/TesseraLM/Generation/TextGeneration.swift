@@ -14,6 +14,8 @@ public enum GenerationEvent: Sendable {
     /// New text (never a partial UTF-8 character).
     case text(String)
     case token(Int)
+    /// What happened with the prompt cache file (first, when one was given).
+    case promptCache(PromptCacheUse)
     /// The end, with counts and speeds.
     case done(GenerationStats)
 }
@@ -53,9 +55,11 @@ public struct TextGenerator: Sendable {
         return tokenizer.encode(rendered, addSpecialTokens: false)
     }
 
-    /// Generates from `prompt` tokens, streaming events.
+    /// Generates from `prompt` tokens, streaming events. With `promptCache`, the
+    /// prompt's keys and values are reused from that file when it holds the
+    /// prompt's first tokens, and saved to it otherwise.
     public func generate(
-        prompt: [Int], parameters: GenerateParameters, stopStrings: [String] = []
+        prompt: [Int], parameters: GenerateParameters, stopStrings: [String] = [], promptCache: PromptCacheFile? = nil
     ) -> AsyncThrowingStream<GenerationEvent, Error> {
         var withEOS = parameters
         if let eos = tokenizer.eosTokenID { withEOS.stopTokens.insert(eos) }
@@ -63,7 +67,18 @@ public struct TextGenerator: Sendable {
         return AsyncThrowingStream { continuation in
             let task = Task.detached {
                 do {
-                    var generator = try TokenGenerator(model: model, prompt: prompt, parameters: parameters)
+                    var generator: TokenGenerator
+                    // Prompt tokens computed before the generator's own (a prompt cache's first part).
+                    var extraPrefill = (tokens: 0, seconds: 0.0)
+                    if let promptCache {
+                        let use: PromptCacheUse
+                        (generator, use, extraPrefill.seconds) = try PromptCache.generator(
+                            model: model, prompt: prompt, parameters: parameters, file: promptCache)
+                        if case .saved(let n) = use { extraPrefill.tokens = n }
+                        continuation.yield(.promptCache(use))
+                    } else {
+                        generator = try TokenGenerator(model: model, prompt: prompt, parameters: parameters)
+                    }
                     var detokenizer = tokenizer.streamingDetokenizer(skipSpecialTokens: true)
                     var text = ""
                     var emitted = 0
@@ -93,7 +108,10 @@ public struct TextGenerator: Sendable {
                     }
                     let rest = text.count > emitted ? String(text.dropFirst(emitted)) + detokenizer.finish() : ""
                     if !rest.isEmpty { continuation.yield(.text(rest)) }
-                    continuation.yield(.done(generator.stats))
+                    var stats = generator.stats
+                    stats.promptTokens += extraPrefill.tokens
+                    stats.prefillSeconds += extraPrefill.seconds
+                    continuation.yield(.done(stats))
                     continuation.finish()
                 } catch {
                     continuation.finish(throwing: error)

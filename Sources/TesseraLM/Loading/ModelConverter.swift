@@ -1,7 +1,8 @@
-// `tessera convert`: a model (HF/MLX folder or llama GGUF) rewritten as an
+// `tessera convert`: a model (HF/MLX folder or GGUF) rewritten as an
 // mlx-community-style quantized folder: every 2-D `.weight` whose rows split
 // into groups becomes MLX affine weight/scales/biases, config.json gains
-// `quantization`, tokenizer files are copied. Written to a temporary folder
+// `quantization`, tokenizer files are copied (from a GGUF: written from its
+// tokenizer metadata). Written to a temporary folder
 // next to the output, then renamed into place.
 
 #if canImport(FoundationEssentials)
@@ -32,7 +33,13 @@ public enum ModelConverter {
         var info = stat()
         guard stat(model, &info) == 0 else { throw ModelError.modelNotFound("no model at \(model)") }
         let isFolder = (info.st_mode & S_IFMT) == S_IFDIR
-        var (config, tensors) = isFolder ? try readFolder(model) : try readGGUF(model)
+        var config: JSONValue, tensors: [String: Tensor]
+        var tokenizerFiles: [(String, JSONValue)] = []
+        if isFolder {
+            (config, tensors) = try readFolder(model)
+        } else {
+            (config, tensors, tokenizerFiles) = try readGGUF(model)
+        }
         tensors = requantized(tensors, groupSize: groupSize, bits: bits)
         let parameters: JSONValue = ["group_size": .int(groupSize), "bits": .int(bits)]
         var fields = (config.object ?? JSONObject()).filter { $0.key != "quantization" && $0.key != "quantization_config" }
@@ -46,8 +53,11 @@ public enum ModelConverter {
             try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: true)
             try Safetensors.save(tensors, metadata: ["format": "mlx"], to: temporary + "/model.safetensors")
             try Data(config.compactText.utf8).write(to: URL(fileURLWithPath: temporary + "/config.json"))
+            for (name, json) in tokenizerFiles {
+                try Data(json.compactText.utf8).write(to: URL(fileURLWithPath: temporary + "/" + name))
+            }
             if isFolder {
-                for name in tokenizerFiles where FileManager.default.fileExists(atPath: model + "/" + name) {
+                for name in Self.tokenizerFiles where FileManager.default.fileExists(atPath: model + "/" + name) {
                     try FileManager.default.copyItem(atPath: model + "/" + name, toPath: temporary + "/" + name)
                 }
             }
@@ -83,48 +93,96 @@ public enum ModelConverter {
         return (config, tensors)
     }
 
-    /// A llama GGUF's tensors under Hugging Face names (q/k rows un-permuted for
-    /// the half-rotation rope) and a config.json from its metadata.
-    static func readGGUF(_ path: String) throws -> (JSONValue, [String: Tensor]) {
-        let loaded = try ModelLoader.loadGGUF(path)
-        guard let model = loaded.model as? TransformerModel, let file = loaded.gguf else {
-            throw ModelError.invalidConfiguration("\(path) is not a GGUF model")
+    /// A GGUF's tensors under Hugging Face names and conventions (llama's q/k
+    /// rows un-permuted for the half-rotation rope, gemma's norms back to
+    /// `w` from `1 + w`), dense float32, a config.json from its metadata, and
+    /// tokenizer.json + tokenizer_config.json from its tokenizer metadata (if any).
+    static func readGGUF(_ path: String) throws -> (JSONValue, [String: Tensor], tokenizerFiles: [(String, JSONValue)]) {
+        let file = try GGUFFile.load(path)
+        let description = try GGUFModelDescription(file)
+        let folderConfig = try configWithRopeScaling(description, path: path)
+        // The folder's configuration: the tensors are read for its roles and shapes.
+        let c = try ModelRegistry.architecture(description.modelType).configuration(ConfigReader(json: folderConfig))
+        let sandwich = c.normLayout == .sandwich
+        final class Collected { var tensors: [String: Tensor] = [:] }
+        let collected = Collected()
+        let source = WeightSource(
+            fetch: { role, suffix in
+                let name = role.ggufName(sandwich: sandwich) + suffix
+                guard file.info(name) != nil else { return nil }
+                var w = try file.tensor(name).dense.asType(.float32)
+                if description.permutedQueryKey {
+                    // llama.cpp interleaves each head's two rotation halves; put them back.
+                    var heads: Int?
+                    if case .q = role { heads = c.headCount }
+                    if case .k = role { heads = c.kvHeadCount }
+                    if let heads {
+                        let columns = w.ndim == 2 ? [w.dim(1)] : []
+                        w = w.reshaped([heads, c.headDim / 2, 2] + columns).swappedAxes(1, 2).reshaped(w.shape)
+                    }
+                }
+                if description.normsIncludeOne, w.ndim == 1, suffix == ".weight", role.isNorm { w = w - 1 }
+                eval(w)
+                collected.tensors[role.huggingFaceName + suffix] = w
+                return .dense(w)
+            },
+            describe: { $0.ggufName(sandwich: sandwich) })
+        _ = try TransformerModel(configuration: c, weights: source)
+        var tokenizerFiles: [(String, JSONValue)] = []
+        if file.metadata["tokenizer.ggml.model"] != nil {
+            let files = try TokenizerMetadata(gguf: file).huggingFaceFiles(modelMaxLength: c.contextLength)
+            tokenizerFiles = [("tokenizer.json", files.tokenizer), ("tokenizer_config.json", files.config)]
         }
-        let c = model.configuration
-        var tensors: [String: Tensor] = [:]
-        func add(_ role: WeightRole, permutedHeads: Int? = nil) throws {
-            guard file.info(role.ggufName + ".weight") != nil else { throw ModelError.missingTensor(role.ggufName + ".weight") }
-            var w = try file.tensor(role.ggufName + ".weight").dense.asType(.float32)
-            if let heads = permutedHeads {
-                // llama.cpp interleaves each head's two rotation halves; put them back.
-                let columns = w.dim(1)
-                w = w.reshaped([heads, c.headDim / 2, 2, columns]).swappedAxes(1, 2).reshaped([heads * c.headDim, columns])
+        return (folderConfig, collected.tensors, tokenizerFiles)
+    }
+
+    /// The GGUF's config.json; with a `rope_freqs` tensor, plus the llama3
+    /// `rope_scaling` that gives those factors (fitted: the factors between 1
+    /// and `factor` lie on 1/f = (1 - s)/factor + s with s linear in
+    /// 1/wavelength, which fixes the ratios of low/high_freq_factor and
+    /// original_max_position_embeddings; low_freq_factor is taken as 1). The
+    /// frequencies the fitted config gives must equal the GGUF's, else a typed error.
+    static func configWithRopeScaling(_ description: GGUFModelDescription, path: String) throws -> JSONValue {
+        guard let factors = description.ropeFactors else { return description.config }
+        let refuse = ModelError.invalidConfiguration(
+            "\(path): its rope_freqs factors are not llama3 rope scaling, which a config.json cannot express; load the GGUF directly")
+        let stored = try description.configuration()
+        let dims = stored.ropeDimensions ?? stored.headDim
+        let base = Double(stored.rope.base)
+        let factor = Double(factors.max() ?? 1)
+        guard factor > 1 else { return description.config }  // all 1: no scaling
+        // (1 / wavelength, s) of the interpolated pairs.
+        var points: [(x: Double, s: Double)] = []
+        for (i, f) in factors.enumerated() where Double(f) > 1 + 1e-6 && Double(f) < factor * (1 - 1e-6) {
+            let wavelength = 2 * Double.pi * Glibc.pow(base, Double(2 * i) / Double(dims))
+            points.append((1 / wavelength, (1 / Double(f) - 1 / factor) / (1 - 1 / factor)))
+        }
+        guard points.count >= 2, let first = points.first, let last = points.last, first.x != last.x else { throw refuse }
+        let slope = (last.s - first.s) / (last.x - first.x)
+        let intercept = first.s - slope * first.x
+        guard intercept < 0, slope > 0 else { throw refuse }
+        let high = 1 - 1 / intercept, original = -slope / intercept
+        // Round values float32 factors blurred (original_max_position_embeddings is an integer in every config).
+        let candidates = [((high * 1e4).rounded() / 1e4, original.rounded()), (high, original)]
+        for (high, original) in candidates {
+            var fields = (description.config.object ?? JSONObject()).filter { $0.key != "rope_scaling" }.map { ($0.key, $0.value) }
+            fields.append((
+                "rope_scaling",
+                .object(JSONObject([
+                    ("rope_type", "llama3"), ("factor", .double(factor)), ("low_freq_factor", 1.0),
+                    ("high_freq_factor", .double(high)),
+                    ("original_max_position_embeddings", original == original.rounded() ? .int(Int(original)) : .double(original)),
+                ]))
+            ))
+            let config = JSONValue.object(JSONObject(fields))
+            let fitted = try ModelRegistry.architecture(description.modelType).configuration(ConfigReader(json: config))
+            if let want = stored.rope.frequencies, let got = fitted.rope.frequencies, want.count == got.count,
+                zip(want, got).allSatisfy({ abs($0 - $1) <= 1e-5 * abs($0) })
+            {
+                return config
             }
-            tensors[role.huggingFaceName + ".weight"] = w
         }
-        try add(.embedding)
-        try add(.finalNorm)
-        if !c.tiedEmbeddings { try add(.head) }
-        for i in 0..<c.layerCount {
-            try add(.q(i), permutedHeads: c.headCount)
-            try add(.k(i), permutedHeads: c.kvHeadCount)
-            for role in [WeightRole.attentionNorm(i), .v(i), .o(i), .postAttentionNorm(i), .gate(i), .up(i), .down(i)] {
-                try add(role)
-            }
-        }
-        let config: JSONValue = .object(
-            JSONObject([
-                ("architectures", ["LlamaForCausalLM"]), ("model_type", "llama"),
-                ("hidden_size", .int(c.hiddenSize)), ("intermediate_size", .int(c.intermediateSize)),
-                ("num_hidden_layers", .int(c.layerCount)), ("num_attention_heads", .int(c.headCount)),
-                ("num_key_value_heads", .int(c.kvHeadCount)), ("head_dim", .int(c.headDim)),
-                ("vocab_size", .int(c.vocabularySize)), ("max_position_embeddings", .int(c.contextLength)),
-                ("rms_norm_eps", .double(Double(c.rmsNormEps))), ("rope_theta", .double(Double(c.rope.base))),
-                ("tie_word_embeddings", .bool(c.tiedEmbeddings)),
-                ("bos_token_id", file.metadata["tokenizer.ggml.bos_token_id"]?.int.map { .int($0) } ?? .null),
-                ("eos_token_id", file.metadata["tokenizer.ggml.eos_token_id"]?.int.map { .int($0) } ?? .null),
-            ]))
-        return (config, tensors)
+        throw refuse
     }
 
     /// Quantizes every 2-D `.weight` whose rows split into groups; keeps the rest.

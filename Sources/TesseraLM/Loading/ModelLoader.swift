@@ -35,35 +35,13 @@ public enum ModelLoader {
 
     static func loadGGUF(_ path: String) throws -> LoadedModel {
         let file = try GGUFFile.load(path)
-        let arch = file.metadata["general.architecture"]?.string ?? "(none)"
-        // Only llama-family GGUF files map onto the folder layout's names here.
-        guard Llama.modelTypes.contains(arch) || Mistral.modelTypes.contains(arch) else {
-            throw ModelError.unknownModelType(arch)
-        }
-        func int(_ key: String) throws -> Int {
-            guard let v = file.metadata["\(arch).\(key)"]?.int else {
-                throw ModelError.invalidConfiguration("GGUF metadata has no \(arch).\(key)")
-            }
-            return v
-        }
-        let hidden = try int("embedding_length")
-        let heads = try int("attention.head_count")
-        let vocab = try file.metadata["tokenizer.ggml.tokens"]?.array?.count ?? int("vocab_size")
-        let headDim = file.metadata["\(arch).attention.key_length"]?.int ?? hidden / Swift.max(heads, 1)
-        let layers = try int("block_count")
-        var configuration = TransformerConfiguration(
-            hiddenSize: hidden, layerCount: layers, intermediateSize: try int("feed_forward_length"),
-            headCount: heads, kvHeadCount: file.metadata["\(arch).attention.head_count_kv"]?.int ?? heads,
-            headDim: headDim, vocabularySize: vocab,
-            contextLength: file.metadata["\(arch).context_length"]?.int ?? 4096,
-            rmsNormEps: Float(file.metadata["\(arch).attention.layer_norm_rms_epsilon"]?.double ?? 1e-5),
-            tiedEmbeddings: file.info("output.weight") == nil,
-            rope: RopeParameters(base: Float(file.metadata["\(arch).rope.freq_base"]?.double ?? 10000)),
-            attentionScale: 1 / Float(headDim).squareRoot(), slidingLayers: Array(repeating: false, count: layers))
-        configuration.ropeTraditional = true  // llama.cpp stores q/k rows permuted for interleaved rotation
-        let model = try TransformerModel(configuration: configuration, weights: .gguf(file))
+        let description = try GGUFModelDescription(file)
+        let configuration = try description.configuration()
+        let model = try TransformerModel(
+            configuration: configuration, weights: .gguf(file, sandwich: configuration.normLayout == .sandwich))
         return LoadedModel(
-            model: model, modelType: arch, gguf: file, folder: nil, identity: identity(arch, configuration, path))
+            model: model, modelType: description.modelType, gguf: file, folder: nil,
+            identity: identity(description.modelType, configuration, path))
     }
 
     /// A folder's config.json.

@@ -6,23 +6,7 @@ import Tessera
 extension Tokenizer {
     /// The tokenizer stored in a GGUF file's metadata.
     public convenience init(gguf file: GGUFFile) throws {
-        let m = file.metadata
-        guard let model = m["tokenizer.ggml.model"]?.string else {
-            throw TokenizerError.malformed("the GGUF file has no tokenizer.ggml.model")
-        }
-        guard let tokens = m["tokenizer.ggml.tokens"]?.array?.map({ $0.string ?? "" }) else {
-            throw TokenizerError.malformed("the GGUF file has no tokenizer.ggml.tokens")
-        }
-        let metadata = TokenizerMetadata(
-            model: model, preTokenizer: m["tokenizer.ggml.pre"]?.string, tokens: tokens,
-            tokenTypes: m["tokenizer.ggml.token_type"]?.array?.map { Int32(clamping: $0.int ?? 1) },
-            merges: m["tokenizer.ggml.merges"]?.array?.compactMap(\.string),
-            scores: m["tokenizer.ggml.scores"]?.array?.map { Float($0.double ?? 0) },
-            bosTokenID: m["tokenizer.ggml.bos_token_id"]?.int, eosTokenID: m["tokenizer.ggml.eos_token_id"]?.int,
-            unknownTokenID: m["tokenizer.ggml.unknown_token_id"]?.int, addBOSToken: m["tokenizer.ggml.add_bos_token"]?.bool,
-            addEOSToken: m["tokenizer.ggml.add_eos_token"]?.bool, addSpacePrefix: m["tokenizer.ggml.add_space_prefix"]?.bool,
-            chatTemplate: m["tokenizer.chat_template"]?.string)
-        try self.init(metadata: metadata)
+        try self.init(metadata: TokenizerMetadata(gguf: file))
     }
 }
 

@@ -13,6 +13,23 @@ enum WeightRole: Sendable {
     case gate(Int), up(Int), down(Int), gateUp(Int)
 
     /// GGUF's name (llama.cpp convention), without the ".weight"/".bias" suffix.
+    /// In gemma's sandwich layout `postAttentionNorm` is the attention output's
+    /// norm (`post_attention_norm`) and `ffn_norm` the MLP's input norm.
+    func ggufName(sandwich: Bool) -> String {
+        if sandwich, case .postAttentionNorm(let i) = self { return "blk.\(i).post_attention_norm" }
+        return ggufName
+    }
+
+    /// An RMS norm's weight (gemma stores these as `1 + w` in GGUF).
+    var isNorm: Bool {
+        switch self {
+        case .finalNorm, .attentionNorm, .qNorm, .kNorm, .postAttentionNorm, .preFeedForwardNorm, .postFeedForwardNorm:
+            return true
+        default: return false
+        }
+    }
+
+    /// GGUF's name in the pre-norm layout.
     var ggufName: String {
         switch self {
         case .embedding: return "token_embd"
@@ -84,17 +101,17 @@ struct WeightSource {
     }
 
     /// GGUF tensors: Q4_0/Q4_1/Q8_0 stay quantized, everything else dense.
-    static func gguf(_ file: GGUFFile) -> WeightSource {
+    static func gguf(_ file: GGUFFile, sandwich: Bool) -> WeightSource {
         WeightSource(
             fetch: { role, suffix in
-                let name = role.ggufName + suffix
+                let name = role.ggufName(sandwich: sandwich) + suffix
                 guard file.info(name) != nil else { return nil }
                 switch try file.tensor(name) {
                 case .dense(let t): return .dense(t)
                 case .quantized(let q): return .quantized(q)
                 }
             },
-            describe: { $0.ggufName })
+            describe: { $0.ggufName(sandwich: sandwich) })
     }
 
     /// Hugging Face / mlx-community safetensors: `name.weight`, plus

@@ -39,6 +39,11 @@ extension Tokenizer {
                 throw .invalidJSON(file: "tokenizer_config.json", error)
             }
         }
+        try self.init(json: root, config: config, chatTemplate: chatTemplate)
+    }
+
+    /// Builds a tokenizer from parsed `tokenizer.json` and `tokenizer_config.json`.
+    convenience init(json root: JSONValue, config: JSONValue, chatTemplate: String?) throws(TokenizerError) {
         guard root.object != nil else { throw .malformed("tokenizer.json is not an object") }
 
         var added: [AddedToken] = []

@@ -1,0 +1,192 @@
+// What a GGUF file's metadata says about its model: the hyper-parameters
+// (`<arch>.*` keys) rewritten as a Hugging Face config.json, so the
+// architecture files read them as they read a folder's, and the llama.cpp
+// storage conventions its tensors follow:
+//   - llama (and Mistral, which llama.cpp writes as "llama"): q/k rows
+//     interleaved per head for llama.cpp's "normal" rope (Tessera rotates
+//     them with the traditional rope instead of un-permuting);
+//   - llama 3 rope scaling as a `rope_freqs` tensor of per-pair divisors;
+//   - gemma2/gemma3: norm weights stored as 1 + w; sliding pattern, local
+//     rope base and query scale that llama.cpp fixes per architecture when
+//     the file has no key for them;
+//   - phi3: fused attn_qkv and ffn_up (gate rows first), partial rotary as
+//     `rope.dimension_count`;
+//   - tied embeddings: no `output.weight`.
+
+import Tessera
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct GGUFModelDescription {
+    /// `general.architecture` → the registry's `model_type`.
+    static let modelTypes: [String: String] = [
+        "llama": "llama", "mistral": "mistral", "qwen2": "qwen2", "qwen3": "qwen3", "phi3": "phi3",
+        "gemma2": "gemma2", "gemma3": "gemma3_text",
+    ]
+
+    let architecture: String
+    let modelType: String
+    /// The hyper-parameters as a Hugging Face config.json.
+    let config: JSONValue
+    /// q/k rows interleaved per head (llama.cpp's permutation for its "normal" rope).
+    let permutedQueryKey: Bool
+    /// Norm weights stored as `1 + w` (gemma), where a config.json model applies `1 + w` itself.
+    let normsIncludeOne: Bool
+    /// `rope_freqs.weight`: divisors of each rotated pair's frequency (llama 3 scaling).
+    var ropeFactors: [Float]?
+
+    init(_ file: GGUFFile) throws {
+        let arch = file.metadata["general.architecture"]?.string ?? "(none)"
+        guard let modelType = Self.modelTypes[arch] else { throw ModelError.unknownModelType(arch) }
+        architecture = arch
+        self.modelType = modelType
+        permutedQueryKey = arch == "llama" || arch == "mistral"
+        normsIncludeOne = arch.hasPrefix("gemma")
+
+        func value(_ key: String) -> GGUFValue? { file.metadata["\(arch).\(key)"] }
+        func int(_ key: String) throws -> Int? {
+            guard let v = value(key) else { return nil }
+            guard let i = v.int else { throw ModelError.invalidConfiguration("GGUF \(arch).\(key) is not an integer") }
+            return i
+        }
+        func required(_ key: String) throws -> Int {
+            guard let v = try int(key) else { throw ModelError.invalidConfiguration("GGUF metadata has no \(arch).\(key)") }
+            return v
+        }
+        func double(_ key: String) throws -> Double? {
+            guard let v = value(key) else { return nil }
+            guard let d = v.double else { throw ModelError.invalidConfiguration("GGUF \(arch).\(key) is not a number") }
+            return d
+        }
+
+        let hidden = try required("embedding_length"), heads = try required("attention.head_count")
+        let layers = try required("block_count")
+        guard heads > 0 else { throw ModelError.invalidConfiguration("GGUF \(arch).attention.head_count is 0") }
+        let headDim = try int("attention.key_length") ?? hidden / heads
+        if let valueLength = try int("attention.value_length"), valueLength != headDim {
+            throw ModelError.invalidConfiguration("GGUF key length \(headDim) and value length \(valueLength) differ")
+        }
+        guard let embedding = file.info("token_embd.weight") else { throw ModelError.missingTensor("token_embd.weight") }
+        guard embedding.shape.count == 2 else {
+            throw ModelError.tensorShape(name: "token_embd.weight", expected: [-1, hidden], got: embedding.shape)
+        }
+        let base = try double("rope.freq_base") ?? (arch == "gemma3" ? 1_000_000 : 10000)
+        var fields: [(String, JSONValue)] = [
+            ("architectures", .array([.string(Self.className(modelType))])), ("model_type", .string(modelType)),
+            ("hidden_size", .int(hidden)), ("intermediate_size", .int(try required("feed_forward_length"))),
+            ("num_hidden_layers", .int(layers)), ("num_attention_heads", .int(heads)),
+            ("num_key_value_heads", .int(try int("attention.head_count_kv") ?? heads)), ("head_dim", .int(headDim)),
+            ("vocab_size", .int(embedding.shape[0])),
+            ("max_position_embeddings", .int(try int("context_length") ?? 4096)),
+            ("rms_norm_eps", .double(try double("attention.layer_norm_rms_epsilon") ?? (normsIncludeOne ? 1e-6 : 1e-5))),
+            ("rope_theta", .double(base)), ("tie_word_embeddings", .bool(file.info("output.weight") == nil)),
+        ]
+        // Linear position scaling (gemma3's global layers, some llamas); llama 3 scaling comes as rope_freqs.
+        switch value("rope.scaling.type")?.string ?? "none" {
+        case "none": break
+        case "linear":
+            guard let factor = try double("rope.scaling.factor"), factor > 0 else {
+                throw ModelError.invalidConfiguration("GGUF linear rope scaling without a positive factor")
+            }
+            fields.append(("rope_scaling", .object(JSONObject([("rope_type", "linear"), ("factor", .double(factor))]))))
+        case let other:
+            throw ModelError.invalidConfiguration("GGUF rope scaling \"\(other)\" is not supported")
+        }
+        let rotated = try int("rope.dimension_count") ?? headDim
+        if arch == "phi3" {
+            fields.append(("partial_rotary_factor", .double(Double(rotated) / Double(headDim))))
+        } else if rotated != headDim {
+            throw ModelError.invalidConfiguration("GGUF \(arch) rotates \(rotated) of \(headDim) head features (not supported)")
+        }
+        if arch == "llama" || arch == "mistral" {
+            fields.append(("attention_bias", .bool(file.info("blk.0.attn_q.bias") != nil)))
+        }
+        let window = try int("attention.sliding_window")
+        if let window, window > 0 { fields.append(("sliding_window", .int(window))) }
+        if normsIncludeOne {
+            for key in ["attn_logit_softcapping", "final_logit_softcapping"] {
+                if let cap = try double(key), cap > 0 { fields.append((key, .double(cap))) }
+            }
+            fields.append(("query_pre_attn_scalar", .double(try Self.gemmaQueryScalar(
+                scale: try double("attention.scale"), arch: arch, layers: layers, hidden: hidden, heads: heads,
+                headDim: headDim))))
+            // llama.cpp: gemma2 slides on even layers, gemma3 on 5 of every 6, unless the file says.
+            let pattern = try Self.slidingPattern(value("attention.sliding_window_pattern"), layers: layers)
+                ?? (0..<layers).map { arch == "gemma2" ? $0 % 2 == 0 : ($0 + 1) % 6 != 0 }
+            fields.append(("layer_types", .array(pattern.map { .string($0 ? "sliding_attention" : "full_attention") })))
+            if arch == "gemma3" { fields.append(("rope_local_base_freq", .double(try double("rope.freq_base_swa") ?? 10000))) }
+        }
+        for (key, name) in [("bos_token_id", "tokenizer.ggml.bos_token_id"), ("eos_token_id", "tokenizer.ggml.eos_token_id")] {
+            if let id = file.metadata[name]?.int { fields.append((key, .int(id))) }
+        }
+        config = .object(JSONObject(fields))
+
+        if file.info("rope_freqs.weight") != nil {
+            let factors = try file.tensor("rope_freqs.weight").dense
+            guard factors.shape == [rotated / 2] else {
+                throw ModelError.tensorShape(name: "rope_freqs.weight", expected: [rotated / 2], got: factors.shape)
+            }
+            ropeFactors = factors.asType(.float32).toArray(Float.self)
+        } else {
+            ropeFactors = nil
+        }
+        for name in ["rope_factors_long.weight", "rope_factors_short.weight"] where file.info(name) != nil {
+            throw ModelError.invalidConfiguration("GGUF \(arch) with LongRoPE factors (\(name)) is not supported")
+        }
+    }
+
+    /// The transformer configuration for the file's tensors as stored.
+    func configuration() throws -> TransformerConfiguration {
+        var c = try ModelRegistry.architecture(modelType).configuration(ConfigReader(json: config))
+        c.ropeTraditional = permutedQueryKey
+        if normsIncludeOne { c.normWeightOffset = 0 }
+        if let ropeFactors {
+            let dims = c.ropeDimensions ?? c.headDim
+            let base = Double(c.rope.base)
+            c.rope.frequencies = ropeFactors.enumerated().map { i, f in
+                Float(Glibc.pow(base, Double(2 * i) / Double(dims)) * Double(f))
+            }
+        }
+        return c
+    }
+
+    /// 1/scale², or llama.cpp's fixed choice: √head_dim, except for the 27B
+    /// sizes (gemma2 46 layers, gemma3 62), which scale by hidden / heads.
+    static func gemmaQueryScalar(scale: Double?, arch: String, layers: Int, hidden: Int, heads: Int, headDim: Int)
+        throws -> Double
+    {
+        if let scale {
+            guard scale > 0 else { throw ModelError.invalidConfiguration("GGUF \(arch).attention.scale must be positive") }
+            return 1 / (scale * scale)
+        }
+        let is27B = (arch == "gemma2" && layers == 46) || (arch == "gemma3" && layers == 62)
+        return Double(is27B ? hidden / heads : headDim)
+    }
+
+    /// `attention.sliding_window_pattern`: n (every n-th layer global) or one flag per layer.
+    static func slidingPattern(_ value: GGUFValue?, layers: Int) throws -> [Bool]? {
+        guard let value else { return nil }
+        if let n = value.int {
+            guard n > 0 else { throw ModelError.invalidConfiguration("GGUF sliding_window_pattern must be positive") }
+            return (0..<layers).map { ($0 + 1) % n != 0 }
+        }
+        guard let flags = value.array?.compactMap(\.bool), flags.count == layers else {
+            throw ModelError.invalidConfiguration("GGUF sliding_window_pattern must be an integer or \(layers) flags")
+        }
+        return flags
+    }
+
+    static func className(_ modelType: String) -> String {
+        switch modelType {
+        case "llama": return "LlamaForCausalLM"
+        case "mistral": return "MistralForCausalLM"
+        case "qwen2": return "Qwen2ForCausalLM"
+        case "qwen3": return "Qwen3ForCausalLM"
+        case "phi3": return "Phi3ForCausalLM"
+        case "gemma2": return "Gemma2ForCausalLM"
+        default: return "Gemma3ForCausalLM"
+        }
+    }
+}
