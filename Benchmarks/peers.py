@@ -30,6 +30,8 @@ def median_time(fn, reps, warmup=2):
 
 
 def reps_for(case):
+    if case.startswith("qmv4_smol"):
+        return 101  # microseconds per call
     return 3 if "4096" in case and "matmul" in case else 7
 
 
@@ -89,8 +91,12 @@ def case_fns(case):
         return (lambda: np_rmsnorm(x, w)), tfn
     if case.startswith("qmv4_"):
         # No 4-bit peer: the float32 matrix-vector product of the same shape
-        # (8x the weight bytes) is shown for context.
-        w, x = rng.standard_normal((4096, 4096), dtype=f32), rng.standard_normal(4096, dtype=f32)
+        # (8x the weight bytes) is shown for context. Shape: 4096x4096, or
+        # N x K from an id ending in _<N>x<K> (the SmolLM2 decode shapes).
+        n, k = 4096, 4096
+        if "x" in case.rsplit("_", 1)[-1]:
+            n, k = (int(v) for v in case.rsplit("_", 1)[-1].split("x"))
+        w, x = rng.standard_normal((n, k), dtype=f32), rng.standard_normal(k, dtype=f32)
         tw, tx = (torch.from_numpy(w), torch.from_numpy(x)) if torch else (None, None)
         return (lambda: w @ x), (lambda: tw @ tx) if torch else None
     return None, None

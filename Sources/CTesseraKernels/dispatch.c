@@ -111,8 +111,39 @@ void tk_gemm(long M, long N, long K, int dta, const void *A, long rsa, long csa,
              long csb, float beta, float *C, long ldc) {
     T->gemm(M, N, K, dta, A, rsa, csa, dtb, B, rsb, csb, beta, C, ldc);
 }
+#if defined(__x86_64__)
+int tk_qmv4_vnni(int dt, const void *x, const uint32_t *wq, const void *scales, const void *biases, void *out,
+                 long M, long N, long K, int group, long n0, long n1);
+
+static int detect_vnni(void) {
+    unsigned a, b, c, d;
+    if (tk_isa_supported() < TK_ISA_AVX512 || !__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    return (c >> 11) & 1;  // AVX512_VNNI
+}
+#else
+static int detect_vnni(void) { return 0; }
+#endif
+
+static int vnni_on = -1;
+
+int tk_set_qmv_vnni(int enable) {
+    int v = enable && detect_vnni() && !getenv("TESSERA_NO_VNNI");
+    __atomic_store_n(&vnni_on, v, __ATOMIC_RELEASE);
+    return v;
+}
+
+int tk_qmv_vnni(void) {
+    int v = __atomic_load_n(&vnni_on, __ATOMIC_ACQUIRE);
+    return v >= 0 ? v : tk_set_qmv_vnni(1);
+}
+
 void tk_qmv(int dtype, const void *x, const uint32_t *wq, const void *scales, const void *biases, void *out, long M,
             long N, long K, int group, int bits, long n0, long n1) {
+#if defined(__x86_64__)
+    if (bits == 4 && tk_isa() == TK_ISA_AVX512 && tk_qmv_vnni() &&
+        tk_qmv4_vnni(dtype, x, wq, scales, biases, out, M, N, K, group, n0, n1))
+        return;
+#endif
     T->qmv(dtype, x, wq, scales, biases, out, M, N, K, group, bits, n0, n1);
 }
 void tk_dequantize_rows(int dtype, const uint32_t *wq, const void *scales, const void *biases, float *dst, long K,

@@ -3,8 +3,9 @@
 // uses its vector types and helpers.
 
 // ---- quantized (MLX affine) ----------------------------------------------------------------
-// Each weight is dequantized in registers (s q + b, as MLX computes it) and
-// multiplied into x; every weight byte is read once for all rows of x. For
+// Per group, sum_k x[k] (s q[k] + b) = s (q . x) + b sum(x): the integers q
+// are converted to float and multiplied into x, sum(x) per group is computed
+// once per call; every weight byte is read once for all rows of x. For
 // 4 bits, each 16-byte chunk (32 values)
 // splits into the low nibbles (even k) and high nibbles (odd k), so x is
 // permuted once into [even 16 | odd 16] per 32 values to match.
@@ -56,12 +57,10 @@ static inline __attribute__((always_inline)) void unpack32(int bits, const uint8
     }
 }
 
-/// One group's dot products sum_k x[m, k] (s q[k] + b) for MM rows of x,
-/// into acc[m]. The weight is dequantized first, as MLX does: folding the
-/// bias into b * sum(x) would be cheaper but cancels badly when b ~ -s q.
+/// One group's dot products sum_k x[m, k] q[k] for MM rows of x, into acc[m]
+/// (the group's scale and bias are applied by the caller).
 static inline __attribute__((always_inline)) void qmv_group(int MM, int bits, int group, const float *xp, long K,
-                                                            const uint8_t *w, long k0, float s, float b, vf *acc) {
-    vf vs = splat(s), vb = splat(b);
+                                                            const uint8_t *w, long k0, vf *acc) {
 #pragma clang loop unroll(full)
     for (int m = 0; m < MM; m++) acc[m] = (vf){0};
 #pragma clang loop unroll(full)
@@ -69,8 +68,6 @@ static inline __attribute__((always_inline)) void qmv_group(int MM, int bits, in
         long k = k0 + c;
         vf q[2 * P16];
         unpack32(bits, w + k * bits / 8, q);
-#pragma clang loop unroll(full)
-        for (int p = 0; p < 2 * P16; p++) q[p] = q[p] * vs + vb;
 #pragma clang loop unroll(full)
         for (int m = 0; m < MM; m++) {
             const float *xk = xp + m * K + k;
@@ -81,49 +78,74 @@ static inline __attribute__((always_inline)) void qmv_group(int MM, int bits, in
 }
 
 /// Rows n0..<n1 of the output for MM rows of x (a compile-time constant after
-/// inlining, so the accumulators live in registers). `sf`/`bf` are scratch
-/// for one row's scales and biases in float32.
-static inline __attribute__((always_inline)) void qmv_block(int MM, int bits, const float *xp, const uint32_t *wq,
-                                                            int dt, const void *scales, const void *biases, float *sf,
-                                                            float *bf, float *acc_out, long N, long K, int group,
-                                                            long n0, long n1) {
+/// inlining, so the accumulators live in registers), per group as
+/// s (q . x) + b sum(x): `sx` holds sum(x) per group for each row of x
+/// (stride `groups`). `sf`/`bf` are scratch for one row's scales and biases
+/// in float32. Writes acc_out[m * ldo + n - n0].
+static inline __attribute__((always_inline)) void qmv_block(int MM, int bits, int group, const float *xp,
+                                                            const float *sx, const uint32_t *wq, int dt,
+                                                            const void *scales, const void *biases, float *sf,
+                                                            float *bf, float *acc_out, long ldo, long K, long n0,
+                                                            long n1) {
     long words = K * bits / 32, groups = K / group;
     size_t es = (size_t)tk_size(dt);
     for (long n = n0; n < n1; n++) {
         const uint8_t *w = (const uint8_t *)(wq + n * words);
-        to_f32(dt, (const char *)scales + (size_t)(n * groups) * es, sf, groups);
-        to_f32(dt, (const char *)biases + (size_t)(n * groups) * es, bf, groups);
+        const float *s = sf, *b = bf;
+        if (dt == TK_F32) {
+            s = (const float *)scales + n * groups;
+            b = (const float *)biases + n * groups;
+        } else {
+            to_f32(dt, (const char *)scales + (size_t)(n * groups) * es, sf, groups);
+            to_f32(dt, (const char *)biases + (size_t)(n * groups) * es, bf, groups);
+        }
         vf tot0[8], tot1[8], g0[8], g1[8];
 #pragma clang loop unroll(full)
         for (int m = 0; m < MM; m++) tot0[m] = tot1[m] = (vf){0};
         long g = 0;
         for (; g + 2 <= groups; g += 2) {  // two groups at once: two independent chains
-            qmv_group(MM, bits, group, xp, K, w, g * group, sf[g], bf[g], g0);
-            qmv_group(MM, bits, group, xp, K, w, (g + 1) * group, sf[g + 1], bf[g + 1], g1);
+            qmv_group(MM, bits, group, xp, K, w, g * group, g0);
+            qmv_group(MM, bits, group, xp, K, w, (g + 1) * group, g1);
+            vf s0 = splat(s[g]), s1 = splat(s[g + 1]);
 #pragma clang loop unroll(full)
             for (int m = 0; m < MM; m++) {
-                tot0[m] += g0[m];
-                tot1[m] += g1[m];
+                tot0[m] += g0[m] * s0;
+                tot1[m] += g1[m] * s1;
             }
         }
         if (g < groups) {
-            qmv_group(MM, bits, group, xp, K, w, g * group, sf[g], bf[g], g0);
+            qmv_group(MM, bits, group, xp, K, w, g * group, g0);
+            vf s0 = splat(s[g]);
 #pragma clang loop unroll(full)
-            for (int m = 0; m < MM; m++) tot0[m] += g0[m];
+            for (int m = 0; m < MM; m++) tot0[m] += g0[m] * s0;
         }
-        for (int m = 0; m < MM; m++) acc_out[m * N + n] = hsum(tot0[m] + tot1[m]);
+        for (int m = 0; m < MM; m++) {
+            // The bias term: sum over groups of b * sum(x).
+            vf bt = (vf){0};
+            const float *sxm = sx + m * groups;
+            long i = 0;
+            for (; i + VW <= groups; i += VW) bt += ldf(b + i) * ldf(sxm + i);
+            float r = hsum(tot0[m] + tot1[m] + bt);
+            for (; i < groups; i++) r += b[i] * sxm[i];
+            acc_out[m * ldo + n - n0] = r;
+        }
     }
 }
 
 static void k_qmv(int dt, const void *x, const uint32_t *wq, const void *scales, const void *biases, void *out,
                   long M, long N, long K, int group, int bits, long n0, long n1) {
     if (n1 <= n0 || M <= 0) return;
-    long groups = K / group;
-    float *xp = malloc((size_t)(M * K) * 4);
-    float *res = malloc((size_t)(M * N) * 4), *sf = malloc((size_t)groups * 8), *bf = sf + groups;
+    long groups = K / group, cols = n1 - n0;
+    float *xp = malloc((size_t)(M * K) * 4), *sx = malloc((size_t)(M * groups) * 4);
+    float *res = malloc((size_t)(M * cols) * 4), *sf = malloc((size_t)groups * 8), *bf = sf + groups;
     float row[32];
     for (long m = 0; m < M; m++) {
         to_f32(dt, (const char *)x + (size_t)(m * K) * (size_t)tk_size(dt), xp + m * K, K);
+        for (long g = 0; g < groups; g++) {
+            double t = 0;  // sum(x) per group, before the permutation below
+            for (long k = g * group; k < (g + 1) * group; k++) t += xp[m * K + k];
+            sx[m * groups + g] = (float)t;
+        }
         if (bits == 4) {
             for (long k = 0; k < K; k += 32) {
                 memcpy(row, xp + m * K + k, sizeof row);
@@ -136,9 +158,9 @@ static void k_qmv(int dt, const void *x, const uint32_t *wq, const void *scales,
     }
     for (long m0 = 0; m0 < M; m0 += 8) {
         long mm = M - m0 < 8 ? M - m0 : 8;
-        const float *xb = xp + m0 * K;
-        float *rb = res + m0 * N;
-#define QMV_G(MMV, B, G) qmv_block(MMV, B, xb, wq, dt, scales, biases, sf, bf, rb, N, K, G, n0, n1)
+        const float *xb = xp + m0 * K, *sb = sx + m0 * groups;
+        float *rb = res + m0 * cols;
+#define QMV_G(MMV, B, G) qmv_block(MMV, B, G, xb, sb, wq, dt, scales, biases, sf, bf, rb, cols, K, n0, n1)
 #define QMV_B(MMV, B) (group == 32 ? QMV_G(MMV, B, 32) : group == 64 ? QMV_G(MMV, B, 64) : QMV_G(MMV, B, 128))
 #define QMV_CASE(MMV)                                                                                   \
     case MMV:                                                                                           \
@@ -160,9 +182,10 @@ static void k_qmv(int dt, const void *x, const uint32_t *wq, const void *scales,
 #undef QMV_G
     }
     for (long m = 0; m < M; m++)
-        from_f32(dt, res + m * N + n0, (char *)out + (size_t)(m * N + n0) * (size_t)tk_size(dt), n1 - n0);
+        from_f32(dt, res + m * cols, (char *)out + (size_t)(m * N + n0) * (size_t)tk_size(dt), cols);
     free(sf);
     free(res);
+    free(sx);
     free(xp);
 }
 

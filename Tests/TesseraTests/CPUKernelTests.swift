@@ -25,6 +25,16 @@ final class CPUKernelTests: XCTestCase {
         _ = tk_set_isa(tk_isa_supported())
     }
 
+    /// `forEachISA`, and on AVX-512 with VNNI once more with the VNNI qmv kernel off.
+    func forEachQuantizedKernel(_ body: (String) throws -> Void) rethrows {
+        try forEachISA(body)
+        if tk_qmv_vnni() != 0 {
+            _ = tk_set_qmv_vnni(0)
+            defer { _ = tk_set_qmv_vnni(1) }
+            try body("avx512 without VNNI")
+        }
+    }
+
     static func tolerance(_ dtype: DType) -> Double {
         switch dtype {
         case .float16: return 2e-3
@@ -377,7 +387,7 @@ final class CPUKernelTests: XCTestCase {
                                 }
                             }
                             let (want, scale) = Self.referenceMatmul(xv, w, m: m, n: n, k: k)
-                            try forEachISA { isa in
+                            try forEachQuantizedKernel { isa in
                                 let out = ArrayView.allocate(shape: [m, n], dtype: dtype)
                                 try QuantizedKernels.matmul(
                                     x: Tensor(xv, shape: [m, k]).asType(dtype).view(),

@@ -149,7 +149,30 @@ func cases() -> [Case] {
                 work: bytes, unit: "GB/s", reps: 25
             ) { eval(_CPUKernels.quantizedMatmul(x, wq: wq, scales: scales, biases: biases, groupSize: group, bits: 4)) })
     }
+    // The decode shapes of the default model (SmolLM2-135M, Q4_1 GGUF as 4-bit
+    // group 32): attention q/o and k/v, MLP gate/up and down, the vocabulary.
+    for (n, k) in smolLM2DecodeShapes {
+        let (x, wq, scales, biases) = qmvOperands(n: n, k: k, group: 32, seed: 40)
+        let bytes = Double(n * k / 2 + 2 * n * (k / 32) * 4 + k * 4)
+        all.append(
+            Case(
+                suite: "quantized", id: "qmv4_smol_\(n)x\(k)", label: "4-bit qmv (1,\(k))x(\(n),\(k)) group 32 (SmolLM2)",
+                work: bytes, unit: "GB/s", reps: n * k >= 1 << 22 ? 51 : 501
+            ) { eval(_CPUKernels.quantizedMatmul(x, wq: wq, scales: scales, biases: biases, groupSize: 32, bits: 4)) })
+    }
     return all
+}
+
+/// (N, K) of SmolLM2-135M's quantized matrix-vector products in decode.
+let smolLM2DecodeShapes = [(576, 576), (192, 576), (1536, 576), (576, 1536), (49152, 576)]
+
+/// x [1, k] float32 and a random 4-bit weight [n, k] with float32 scales and biases.
+func qmvOperands(n: Int, k: Int, group: Int, seed: UInt64) -> (Tensor, Tensor, Tensor, Tensor) {
+    let words = k * 4 / 32
+    let wq = Tensor(randomFloats(n * words, seed: seed).map { $0.bitPattern &* 2_654_435_761 }, shape: [n, words])
+    eval(wq)
+    return (randomTensor([1, k], seed: seed + 3), wq, randomTensor([n, k / group], seed: seed + 1),
+        randomTensor([n, k / group], seed: seed + 2))
 }
 
 func runPeers(_ ids: [String]) -> [String: [String: Double]] {
@@ -199,6 +222,17 @@ func grainTable() {
         _CPUKernels.parallel = true
         let tp = time(51) { eval(_CPUKernels.nativeMatmul(a, b)) }
         print("| \(n) | \(format(t1)) | \(format(tp)) | \(String(format: "%.2f×", t1 / tp)) |")
+    }
+    print("\n| 4-bit qmv group 32 (1,K)x(N,K) | 1 thread | pool | pool speedup |\n|---|---|---|---|")
+    for (n, k) in smolLM2DecodeShapes + [(4096, 4096)] {
+        let (x, wq, scales, biases) = qmvOperands(n: n, k: k, group: 32, seed: 40)
+        let run = { eval(_CPUKernels.quantizedMatmul(x, wq: wq, scales: scales, biases: biases, groupSize: 32, bits: 4)) }
+        let reps = n * k >= 1 << 22 ? 51 : 501
+        _CPUKernels.parallel = false
+        let t1 = time(reps, run)
+        _CPUKernels.parallel = true
+        let tp = time(reps, run)
+        print("| N \(n), K \(k) | \(format(t1)) | \(format(tp)) | \(String(format: "%.2f×", t1 / tp)) |")
     }
 }
 

@@ -105,8 +105,17 @@ void tk_blas_set_threads(int n);
 
 /// out[m, n] for m < M (M <= 8 for speed, any M works) and n0 <= n < n1.
 /// x [M, K] and out [M, N] row-major in `dtype`; bits 4 or 8; group 32/64/128.
+/// Per group: s * (q . x) + b * sum(x). With AVX-512 VNNI (and 4 bits) q . x
+/// runs in integers on x rounded to 16 bits per block of 8 values (relative
+/// error per value at most 1.6e-5 of the block's largest); otherwise in float.
 void tk_qmv(int dtype, const void *x, const uint32_t *wq, const void *scales, const void *biases,
             void *out, long M, long N, long K, int group, int bits, long n0, long n1);
+
+/// Whether the AVX-512 variant's 4-bit qmv uses the VNNI kernel (on by default
+/// where the CPU has it, off with TESSERA_NO_VNNI set); tk_set_qmv_vnni(0)
+/// turns it off (tests use it to reach the float kernel) and returns the state.
+int tk_qmv_vnni(void);
+int tk_set_qmv_vnni(int enable);
 
 /// Dequantizes rows n0 <= n < n1 of w into dst [(n1-n0), K] float32.
 void tk_dequantize_rows(int dtype, const uint32_t *wq, const void *scales, const void *biases,

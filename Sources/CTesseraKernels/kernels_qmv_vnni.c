@@ -1,0 +1,212 @@
+// The 4-bit qmv kernel on AVX-512 VNNI (integer dot products), used by the
+// AVX-512 variant when the CPU has VNNI (dispatch.c).
+//
+// Per group g of a weight row: sum_k x[k] (s q[k] + b) = s (q . x) + b sum(x).
+// sum(x) per group is computed once per call from x in float. For q . x, x is
+// rounded once per call to 24-bit integers X with one float scale d per lane
+// block of 8 values (x ~ d X, |X| <= R = 127 * (65536 + 256 + 1), so the
+// error per value is at most about max|x| of its block / R, 1.2e-7 of it, as
+// fine as float32's own rounding), and each X is split into three signed
+// bytes, X = 65536 h + 256 m + l. vpdpbusd multiplies the weight nibbles
+// (unsigned bytes 0..15) with h, m and l; the int32 sums are exact (below
+// 2^30). Each 64-byte chunk of a weight row (128 values) gives 16 lanes of 8
+// values; a lane's sum, converted to float, is scaled by s of its group times
+// d of its block and accumulated in float.
+//
+// Nibble order: byte j of a chunk holds value 2j (low nibble) and 2j+1 (high
+// nibble); lane l of vpdpbusd covers bytes 4l..4l+3, so the low nibbles are
+// values 8l, 8l+2, 8l+4, 8l+6 and the high nibbles 8l+1, ..., 8l+7. x is
+// stored per chunk in that order: the even values' h and l bytes, then the
+// odd values' h, m and l bytes (6 x 64 bytes), then the 16 lane scales.
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <math.h>
+#include <stdlib.h>
+#include "internal.h"
+
+#pragma clang attribute push(                                                                               \
+    __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c"))), apply_to = function)
+
+enum { QX_CHUNK = 6 * 64 + 16 * 4 };  // bytes of prepared x per 128 values
+static const float R = 127.0f * (65536 + 256 + 1);  // the largest |X|
+
+/// 16 (or `n` < 16, the rest zero) scales or biases of `dtype` at p as floats.
+static inline __m512 load16(int dtype, const void *p, int n) {
+    __mmask16 m = (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1);
+    if (dtype == TK_F32) return _mm512_maskz_loadu_ps(m, p);
+    __m256i h = _mm256_maskz_loadu_epi16(m, p);
+    if (dtype == TK_F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/// Prepares one row of x (K floats, K a multiple of 32) into `qx` (chunks of
+/// QX_CHUNK bytes) and its group sums into `sx` (groups rounded up to 16, zero
+/// padded). Returns 0 when x holds a non-finite or tiny (below 2^-96) value:
+/// the caller then takes the float kernel.
+static int prepare_x(const float *x, long K, int group, uint8_t *qx, float *sx) {
+    long chunks = (K + 127) / 128, groups = K / group;
+    for (long g = 0; g < (groups + 15) / 16 * 16; g++) {
+        __m256 t = _mm256_setzero_ps();
+        if (g < groups)
+            for (long k = g * group; k < (g + 1) * group; k += 8) t = _mm256_add_ps(t, _mm256_loadu_ps(x + k));
+        __m128 h = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+        sx[g] = _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+    }
+    // Bytes in value order [h0..h7 | m0..m7] -> [h even | m even | h odd | m odd].
+    const __m128i order = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+    const __m256 absMask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    const __m256i r128 = _mm256_set1_epi32(128);
+    __m256 bad = _mm256_setzero_ps();  // lanes that saw a non-finite or tiny value
+    for (long c = 0; c < chunks; c++) {
+        uint8_t *base = qx + c * QX_CHUNK;
+        float *d = (float *)(base + 384);
+        for (int l = 0; l < 16; l++) {
+            long k0 = c * 128 + l * 8;
+            __m256 v = k0 < K ? _mm256_loadu_ps(x + k0) : _mm256_setzero_ps();
+            __m256 a = _mm256_and_ps(v, absMask);
+            // max over the 8 lanes
+            __m256 mx = _mm256_max_ps(a, _mm256_permute2f128_ps(a, a, 1));
+            mx = _mm256_max_ps(mx, _mm256_shuffle_ps(mx, mx, 0x4E));
+            mx = _mm256_max_ps(mx, _mm256_shuffle_ps(mx, mx, 0xB1));
+            // inf/NaN (not <= FLT_MAX), or 0 < mx < 2^-96 where R / mx could overflow
+            bad = _mm256_or_ps(bad, _mm256_cmp_ps(a, _mm256_set1_ps(3.4028235e38f), _CMP_NLE_UQ));
+            bad = _mm256_or_ps(bad, _mm256_and_ps(_mm256_cmp_ps(mx, _mm256_set1_ps(0x1p-96f), _CMP_LT_OQ),
+                                                  _mm256_cmp_ps(mx, _mm256_setzero_ps(), _CMP_GT_OQ)));
+            float m0 = _mm256_cvtss_f32(mx);
+            d[l] = m0 / R;
+            __m256 inv = _mm256_set1_ps(m0 > 0 ? R / m0 : 0);
+            __m256i X = _mm256_cvtps_epi32(_mm256_mul_ps(v, inv));  // round to nearest even
+            X = _mm256_min_epi32(_mm256_max_epi32(X, _mm256_set1_epi32(-(int)R)), _mm256_set1_epi32((int)R));
+            // X = 256 X1 + lo, X1 = 256 h + m with lo, m in [-128, 127] (floor shifts)
+            __m256i X1 = _mm256_srai_epi32(_mm256_add_epi32(X, r128), 8);
+            __m256i lo = _mm256_sub_epi32(X, _mm256_slli_epi32(X1, 8));
+            __m256i h = _mm256_srai_epi32(_mm256_add_epi32(X1, r128), 8);
+            __m256i mid = _mm256_sub_epi32(X1, _mm256_slli_epi32(h, 8));
+            __m128i hm = _mm_shuffle_epi8(_mm_unpacklo_epi64(_mm256_cvtepi32_epi8(h), _mm256_cvtepi32_epi8(mid)), order);
+            __m128i ll = _mm_shuffle_epi8(_mm256_cvtepi32_epi8(lo), order);
+            // hm: [h even | m even | h odd | m odd], ll: [l even | . | l odd | .], 4 bytes each
+            int32_t p[4], q[4];
+            _mm_storeu_si128((__m128i *)p, hm);
+            _mm_storeu_si128((__m128i *)q, ll);
+            memcpy(base + 4 * l, &p[0], 4);
+            memcpy(base + 64 + 4 * l, &p[1], 4);
+            memcpy(base + 128 + 4 * l, &q[0], 4);
+            memcpy(base + 192 + 4 * l, &p[2], 4);
+            memcpy(base + 256 + 4 * l, &p[3], 4);
+            memcpy(base + 320 + 4 * l, &q[2], 4);
+        }
+    }
+    return _mm256_movemask_ps(bad) == 0;
+}
+
+/// Rows n0..<n1 of the output for MM prepared rows of x (MM and G compile-time
+/// constants after inlining). Writes float results to res[m * ldr + n - n0].
+static inline __attribute__((always_inline)) void qmv4_rows(int MM, int G, const uint8_t *qx, const float *sx,
+                                                            long sxStride, long qxStride, const uint32_t *wq, int dt,
+                                                            const void *scales, const void *biases, float *res,
+                                                            long ldr, long K, long n0, long n1) {
+    const long groups = K / G, full = K / 128, chunks = (K + 127) / 128, rowBytes = K / 2;
+    const int cpw = G / 8;  // chunks per window of 16 groups
+    const size_t es = (size_t)tk_size(dt);
+    const __m512i nib = _mm512_set1_epi8(0x0F);
+    // Lane l of chunk j of a window belongs to group j * (128 / G) + l / (G / 8).
+    __m512i idx[16];
+    for (int j = 0; j < cpw; j++) {
+        int32_t t[16];
+        for (int l = 0; l < 16; l++) t[l] = j * (128 / G) + l / (G / 8);
+        idx[j] = _mm512_loadu_si512(t);
+    }
+    const __mmask64 tail = (__mmask64)((1ull << ((K - full * 128) / 2)) - 1);
+    for (long n = n0; n < n1; n++) {
+        const uint8_t *w = (const uint8_t *)wq + n * rowBytes;
+        const char *sp = (const char *)scales + (size_t)(n * groups) * es;
+        const char *bp = (const char *)biases + (size_t)(n * groups) * es;
+        __m512 acc[8], accb[8];
+#pragma clang loop unroll(full)
+        for (int m = 0; m < MM; m++) acc[m] = accb[m] = _mm512_setzero_ps();
+        for (long c0 = 0, g0 = 0; c0 < chunks; c0 += cpw, g0 += 16) {
+            int ng = groups - g0 < 16 ? (int)(groups - g0) : 16;
+            __m512 sv = load16(dt, sp + (size_t)g0 * es, ng), bv = load16(dt, bp + (size_t)g0 * es, ng);
+#pragma clang loop unroll(full)
+            for (int m = 0; m < MM; m++) accb[m] = _mm512_fmadd_ps(bv, _mm512_loadu_ps(sx + m * sxStride + g0), accb[m]);
+            int nj = chunks - c0 < cpw ? (int)(chunks - c0) : cpw;
+            for (int j = 0; j < nj; j++) {
+                long c = c0 + j;
+                __m512i wv = c < full ? _mm512_loadu_si512(w + c * 64) : _mm512_maskz_loadu_epi8(tail, w + c * 64);
+                __m512i lo = _mm512_and_si512(wv, nib), hi = _mm512_and_si512(_mm512_srli_epi16(wv, 4), nib);
+                __m512 se = _mm512_permutexvar_ps(idx[j], sv);
+#pragma clang loop unroll(full)
+                for (int m = 0; m < MM; m++) {
+                    const uint8_t *xc = qx + m * qxStride + c * QX_CHUNK;
+                    // ((q.h) 256 + q.m) 256 + q.l, even values from the low nibbles, odd from the high
+                    __m512i ih = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xc));
+                    __m512i im = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xc + 64));
+                    __m512i il = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xc + 128));
+                    ih = _mm512_dpbusd_epi32(ih, hi, _mm512_loadu_si512(xc + 192));
+                    im = _mm512_dpbusd_epi32(im, hi, _mm512_loadu_si512(xc + 256));
+                    il = _mm512_dpbusd_epi32(il, hi, _mm512_loadu_si512(xc + 320));
+                    __m512i t = _mm512_add_epi32(_mm512_slli_epi32(_mm512_add_epi32(_mm512_slli_epi32(ih, 8), im), 8), il);
+                    acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t),
+                                             _mm512_mul_ps(se, _mm512_loadu_ps((const float *)(xc + 384))), acc[m]);
+                }
+            }
+        }
+#pragma clang loop unroll(full)
+        for (int m = 0; m < MM; m++) res[m * ldr + n - n0] = _mm512_reduce_add_ps(_mm512_add_ps(acc[m], accb[m]));
+    }
+}
+
+/// The qmv entry for 4 bits on VNNI; returns 0 (doing nothing) when x is not
+/// finite, so that the caller runs the float kernel instead.
+int tk_qmv4_vnni(int dt, const void *x, const uint32_t *wq, const void *scales, const void *biases, void *out,
+                 long M, long N, long K, int group, long n0, long n1) {
+    if (n1 <= n0 || M <= 0) return 1;
+    long chunks = (K + 127) / 128, sxStride = (K / group + 15) / 16 * 16, qxStride = chunks * QX_CHUNK;
+    float *xf = dt == TK_F32 ? NULL : malloc((size_t)K * 4), *sx = malloc((size_t)(M * sxStride) * 4), *res = malloc((size_t)(M * (n1 - n0)) * 4);
+    uint8_t *qx = malloc((size_t)(M * qxStride));
+    int ok = 1;
+    for (long m = 0; m < M && ok; m++) {
+        const char *xr = (const char *)x + (size_t)(m * K) * (size_t)tk_size(dt);
+        if (xf)
+            for (long k = 0; k < K; k++) xf[k] = tk_load1(dt, xr, k);
+        ok = prepare_x(xf ? xf : (const float *)xr, K, group, qx + m * qxStride, sx + m * sxStride);
+    }
+    if (ok) {
+        for (long m0 = 0; m0 < M; m0 += 8) {
+            long mm = M - m0 < 8 ? M - m0 : 8;
+            const uint8_t *qb = qx + m0 * qxStride;
+            const float *sb = sx + m0 * sxStride;
+            float *rb = res + m0 * (n1 - n0);
+#define Q4_G(MMV, G) qmv4_rows(MMV, G, qb, sb, sxStride, qxStride, wq, dt, scales, biases, rb, n1 - n0, K, n0, n1)
+#define Q4_CASE(MMV)                                                                       \
+    case MMV:                                                                              \
+        if (group == 32) Q4_G(MMV, 32);                                                    \
+        else if (group == 64) Q4_G(MMV, 64);                                               \
+        else Q4_G(MMV, 128);                                                               \
+        break;
+            switch (mm) {
+                Q4_CASE(1)
+                Q4_CASE(2)
+                Q4_CASE(3)
+                Q4_CASE(4)
+                Q4_CASE(5)
+                Q4_CASE(6)
+                Q4_CASE(7)
+                Q4_CASE(8)
+            }
+#undef Q4_CASE
+#undef Q4_G
+        }
+        for (long m = 0; m < M; m++)
+            for (long n = n0; n < n1; n++) tk_store1(dt, out, m * N + n, res[m * (n1 - n0) + n - n0]);
+    }
+    free(qx);
+    free(res);
+    free(sx);
+    free(xf);
+    return ok;
+}
+
+#pragma clang attribute pop
+#endif
