@@ -45,6 +45,16 @@ enum FusedKernels {
             #include <stdint.h>
             #include <math.h>
             #define TK_INLINE static inline __attribute__((always_inline))
+            /* The output is a fresh buffer, never an input: no loop-carried
+               dependence. Without this GCC gives up on kernels with many
+               operands (too many run-time alias checks) and runs them scalar. */
+            #if defined(__clang__)
+            #define TK_IVDEP _Pragma("clang loop vectorize(assume_safety)")
+            #elif defined(__GNUC__)
+            #define TK_IVDEP _Pragma("GCC ivdep")
+            #else
+            #define TK_IVDEP
+            #endif
             TK_INLINE float tk_r16(float x) { return (float)(_Float16)x; }
             TK_INLINE float tk_r16d(double x) { return (float)(_Float16)x; }
 
@@ -68,7 +78,7 @@ enum FusedKernels {
             }
         }
         for j in 0..<k { s += "    \(outType)* restrict o\(j) = (\(outType)*)out[\(j)];\n" }
-        s += "    for (int64_t i = begin; i < end; ++i) \(storeAll(gen, k: k, args: args, index: { "o\($0)[i]" }))\n"
+        s += "    TK_IVDEP for (int64_t i = begin; i < end; ++i) \(storeAll(gen, k: k, args: args, index: { "o\($0)[i]" }))\n"
         s += "}\n\n"
 
         // Strided: rows of the collapsed shape; the inner loop has a unit-stride
@@ -97,9 +107,9 @@ enum FusedKernels {
         s += "        }\n"
         let loads = (0..<n).map { gen.load(program.inputDTypes[$0], "p\($0)[o\($0) + j * s\($0)]") }
         s += "        if (s\(n) == 1) {\n"
-        s += "            for (int64_t j = 0; j < n; ++j) \(storeAll(gen, k: k, args: loads, index: { "q\($0)[o\(n) + j]" }))\n"
+        s += "            TK_IVDEP for (int64_t j = 0; j < n; ++j) \(storeAll(gen, k: k, args: loads, index: { "q\($0)[o\(n) + j]" }))\n"
         s += "        } else {\n"
-        s += "            for (int64_t j = 0; j < n; ++j) \(storeAll(gen, k: k, args: loads, index: { "q\($0)[o\(n) + j * s\(n)]" }))\n"
+        s += "            TK_IVDEP for (int64_t j = 0; j < n; ++j) \(storeAll(gen, k: k, args: loads, index: { "q\($0)[o\(n) + j * s\(n)]" }))\n"
         s += "        }\n"
         s += "    }\n}\n"
         return s
