@@ -130,7 +130,7 @@ enum LanguageCommands {
             throw UsageError("convert needs --model PATH and --output DIR")
         }
         try ModelConverter.convert(
-            model: model, output: output, bits: try options.int("bits") ?? 4, groupSize: try options.int("group-size") ?? 64)
+            model: model, output: output, bits: try options.int("bits") ?? 4, groupSize: try options.int("group-size"))
         print("wrote \(output)")
     }
 

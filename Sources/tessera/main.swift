@@ -18,7 +18,8 @@ let usage = """
                   tokens it holds, else compute them and save them there)
                   (without --model, the default model SmolLM2-135M-Instruct is fetched once into the cache)
       chat        an interactive conversation (same model and sampling options)
-      convert     --model PATH --output DIR [--bits 4] [--group-size 64]: write an MLX-format quantized folder
+      convert     --model PATH --output DIR [--bits 4] [--group-size 64 (32 from a GGUF)]: write an MLX-format
+                  quantized folder
       tokenize    --text TEXT [--add-special] prints token ids; --ids "1 2 3" decodes them
       devices     list the devices Tessera can run on, with their memory
       selftest    [--filter NAME] run the op table on the GPU against the CPU ("no GPU" and exit 0 without one)

@@ -161,6 +161,16 @@ final class GGUFArchitectureTests: XCTestCase {
         Fixtures.assertClose(got, reference.logits, rtol: 0, atol: 0.25, "llama3 converted at 8 bits")
     }
 
+    /// GGUF quant blocks are 32 wide: converting one defaults to group 32.
+    func testGGUFConvertsWithGroup32ByDefault() throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-convert-\(UUID().uuidString)").path
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: out) }
+        try ModelConverter.convert(model: Fixtures.fixture("gguf/phi3") + "/model.gguf", output: out)
+        let config = try ModelLoader.readConfig(out)
+        XCTAssertEqual(config["quantization"]?["group_size"]?.int, 32)
+        XCTAssertEqual(config["quantization"]?["bits"]?.int, 4)
+    }
+
     func testRopeFreqsThatAreNotLlama3AreRefused() throws {
         let file = try GGUFFile.load(Fixtures.fixture("gguf/llama3") + "/model.gguf")
         let description = try GGUFModelDescription(file)

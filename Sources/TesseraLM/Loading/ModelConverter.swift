@@ -23,8 +23,11 @@ public enum ModelConverter {
     ]
 
     /// Converts `model` into a new folder `output` (which must not exist yet).
-    public static func convert(model: String, output: String, bits: Int = 4, groupSize: Int = 64) throws {
-        guard [2, 3, 4, 5, 6, 8].contains(bits), [32, 64, 128].contains(groupSize) else {
+    /// Without `groupSize`: 64 for folders, 32 for GGUF files, whose Q4_0/Q4_1/Q8_0
+    /// blocks are 32 wide (a coarser group re-quantizes already-quantized weights
+    /// visibly worse: SmolLM2-135M Q4_1 at 4 bits, group 64, loses its answers).
+    public static func convert(model: String, output: String, bits: Int = 4, groupSize: Int? = nil) throws {
+        guard [2, 3, 4, 5, 6, 8].contains(bits), [32, 64, 128].contains(groupSize ?? 32) else {
             throw ModelError.invalidConfiguration("bits must be 2, 3, 4, 5, 6 or 8 and group size 32, 64 or 128")
         }
         guard !FileManager.default.fileExists(atPath: output) else {
@@ -33,6 +36,7 @@ public enum ModelConverter {
         var info = stat()
         guard stat(model, &info) == 0 else { throw ModelError.modelNotFound("no model at \(model)") }
         let isFolder = (info.st_mode & S_IFMT) == S_IFDIR
+        let groupSize = groupSize ?? (isFolder ? 64 : 32)
         var config: JSONValue, tensors: [String: Tensor]
         var tokenizerFiles: [(String, JSONValue)] = []
         if isFolder {
