@@ -384,9 +384,13 @@ extension CUDADispatch {
 
     func linalg(_ primitive: Primitive, _ inputs: [ArrayView], shape: [Int], dtype: DType) throws -> ArrayView? {
         let a = inputs[0], nd = a.shape.count
-        guard let name = CUDAKernelNames.linalg(primitive), dtype == .float64, inputs.allSatisfy({ $0.dtype == .float64 }),
-              let plan = IndexingPlan.linalg(primitive, shape: a.shape, rhs: inputs.count > 1 ? inputs[1].shape.last! : 0)
+        guard let name = CUDAKernelNames.linalg(primitive), dtype == .float64, inputs.allSatisfy({ $0.dtype == .float64 })
         else { return nil }
+        guard let plan = IndexingPlan.linalg(primitive, shape: a.shape, rhs: inputs.count > 1 ? inputs[1].shape.last! : 0)
+        else {
+            let limit = CUDAKernelNames.linalgMaxSize
+            return try fallback(primitive, inputs, shape, dtype, "of matrices larger than \(limit)×\(limit) has no CUDA kernel")
+        }
         let out = ArrayView.allocate(shape: shape, dtype: dtype)
         let batchShape = Array(a.shape.prefix(nd - 2))
         let batch = batchShape.reduce(1, *)

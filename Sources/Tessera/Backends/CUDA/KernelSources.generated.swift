@@ -601,7 +601,10 @@ extern "C" __global__ void linalg_svd(LINALG_PARAMS) {
                 __syncthreads();
             }
         }
-        if (!rotated) break;
+        // Every thread reads the flag before thread 0 clears it for the next sweep.
+        bool done = !rotated;
+        __syncthreads();
+        if (done) break;
     }
     if (t == 0) {
         for (int c = 0; c < Qn; ++c) {
@@ -698,7 +701,10 @@ extern "C" __global__ void linalg_eigh(LINALG_PARAMS) {
                 __syncthreads();
             }
         }
-        if (!rotated) break;
+        // Every thread reads the flag before thread 0 clears it for the next sweep.
+        bool done = !rotated;
+        __syncthreads();
+        if (done) break;
     }
     if (t == 0) {
         for (int i = 0; i < n; ++i) order[i] = i;
