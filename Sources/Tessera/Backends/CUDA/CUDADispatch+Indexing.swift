@@ -246,7 +246,15 @@ extension CUDADispatch {
             args.add(dims: updateLayout.shape)
             args.add(dims: updateLayout.strides[0])
         }
-        if op == .set {
+        if op == .set && batch == 1 {
+            // One window: no target is written twice.
+            let args = KernelArguments()
+            args.addPointer(try inputPointer(updates))
+            args.add(UInt64(0))
+            args.addPointer(try outputPointer(out))
+            addPlacement(args)
+            try launch(name, elementwiseGeometry(n), args)
+        } else if op == .set {
             // The last update of each target wins, as on the CPU.
             let winner = ArrayView.allocate(shape: [out.count], dtype: .int32)
             let winnerPointer = try outputPointer(winner)

@@ -135,6 +135,8 @@ extension GPUSelfTest {
             Case(name: "argSort [2, 4500] with ties (merge passes)", dtypes: [.float32, .float16], inputs: ties, op: { $0[0].argSort(axis: -1) }),
             Case(name: "argSort [4500, 2] axis 0 (merge, strided)", dtypes: [.float32], inputs: { [sample([4500, 2]).asType($0)] },
                  op: { $0[0].argSort(axis: 0) }),
+            Case(name: "argSort [70000, 3] (more rows than a grid's y)", dtypes: [.int32],
+                 inputs: { [sample([70000, 3]).asType($0)] }, op: { $0[0].argSort(axis: -1) }),
             Case(name: "sort flattened", dtypes: [.float32, .int32], inputs: x, op: { $0[0].sorted(axis: nil) }),
             Case(name: "partition kth 3 (property)", dtypes: types, inputs: x, op: {
                 canonicalPartition($0[0].partitioned(kth: 3, axis: -1), kth: 3)

@@ -1006,6 +1006,7 @@ SCAN(max, S_or, u8, u32, b8, 0u) SCAN(min, S_and, u8, u32, b8, 1u)
 // - set: the last b wins, as on the CPU: scatter_fill_i32 sets winner to -1,
 //   scatter_winner takes the atomic max of b per target, scatter_set_<bytes>
 //   writes only the winner's value (deterministic with duplicate indices).
+//   With one update window (no duplicates possible) winner is null.
 // - add/prod/max/min: atomics; 32-bit compare-and-swap loops where the
 //   hardware has no atomic (products, float max/min, 16-bit floats, bools
 //   through the aligned word that holds them). Float max/min propagate NaN;
@@ -1033,7 +1034,7 @@ extern "C" __global__ void scatter_winner(i32* winner, SCATTER_PARAMS) {
     extern "C" __global__ void scatter_set_##bytes(const T* upd, const i32* winner, T* out, SCATTER_PARAMS) { \
         TESSERA_GRID_LOOP(i, n) { \
             i64 t = SCATTER_TARGET(i); \
-            if (winner[t] == (i32)(i / window)) out[t] = upd[SCATTER_SOURCE(i)]; \
+            if (!winner || winner[t] == (i32)(i / window)) out[t] = upd[SCATTER_SOURCE(i)]; \
         } \
     }
 SCATTER_SET(u8, 1) SCATTER_SET(u16, 2) SCATTER_SET(u32, 4) SCATTER_SET(u64, 8)
