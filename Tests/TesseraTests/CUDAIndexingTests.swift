@@ -103,4 +103,31 @@ final class CUDAIndexingTests: XCTestCase {
         XCTAssertEqual(IndexingPlan.linalg(.svd(part: 2), shape: [9, 6], rhs: 0)?.sharedBytes, (54 + 36 + 81 + 6) * 8 + 24)
         XCTAssertLessThanOrEqual(IndexingPlan.linalg(.eigh(part: 1, upper: false), shape: [32, 32], rhs: 0)!.sharedBytes, 48 * 1024)
     }
+
+    // MARK: on a GPU (or the CUDA emulator); skipped without one
+
+    /// A singular matrix in a batch gives the CPU's error, naming the matrix.
+    func testSingularMatrixErrorsOnGPU() throws {
+        try XCTSkipUnless(CUDABackend.isAvailable, "no GPU: \(CUDABackend.unavailableReason)")
+        let batch = Tensor([Float](arrayLiteral: 2, 0, 0, 2, 1, 2, 2, 4), shape: [2, 2, 2])
+        for (op, f) in [("inv", { Linalg.inv(batch) }), ("cholesky", { Linalg.cholesky(batch) })] as [(String, () -> Tensor)] {
+            let result = withDevice(.gpu(0)) { f() }
+            XCTAssertThrowsError(try checkedEval([result]), op) { error in
+                guard case let TesseraError.invalidData(name, reason) = error else { return XCTFail("\(error)") }
+                XCTAssertEqual(name, op)
+                XCTAssertTrue(reason.hasPrefix("matrix 1 of the batch"), reason)
+            }
+        }
+    }
+
+    /// Matrices above the kernels' size limit run on the CPU, with the warning.
+    func testLargeMatricesFallBackOnGPU() throws {
+        try XCTSkipUnless(CUDABackend.isAvailable, "no GPU: \(CUDABackend.unavailableReason)")
+        let n = CUDAKernelNames.linalgMaxSize + 1
+        let a = Tensor.eye(n) * 2
+        let inverse = withDevice(.gpu(0)) { Linalg.inv(a) }
+        try checkedEval([inverse])
+        XCTAssertEqual(inverse.toArray(Float.self), (Tensor.eye(n) * 0.5).toArray(Float.self))
+        XCTAssertTrue(CUDAFallback.warnedPrimitives.contains("inv"))
+    }
 }
