@@ -30,13 +30,18 @@ extension CUDAKernelNames {
 
     static let scatterFill = "scatter_fill_i32"
     static let scatterWinner = "scatter_winner"
-    static let scatterCombineTypes: [DType] = [.float32, .float16, .bfloat16, .int32, .uint32, .bool]
+    /// The suffixes of the dtypes scatter's combining kernels and scans take.
+    static let accumulatingTypes: [DType: String] = [
+        .float64: "f64", .float32: "f32", .float16: "f16", .bfloat16: "bf16", .int64: "i64", .int32: "i32",
+        .uint32: "u32",
+    ]
 
-    /// `set` by element width; add/prod/max/min for float32, float16, bfloat16, int32, uint32 and bool.
+    /// `set` by element width; add/prod/max/min for float64, float32, float16,
+    /// bfloat16, int64, int32, uint32 and bool.
     static func scatter(_ op: ScatterOp, _ dtype: DType) -> String? {
         if op == .set { return [1, 2, 4, 8].contains(dtype.size) ? "scatter_set_\(dtype.size)" : nil }
-        guard scatterCombineTypes.contains(dtype) else { return nil }
-        return "scatter_\(op.rawValue)_\(dtype == .uint32 ? "u32" : suffix(dtype)!)"
+        guard let s = dtype == .bool ? "b8" : accumulatingTypes[dtype] else { return nil }
+        return "scatter_\(op.rawValue)_\(s)"
     }
 
     static let sortTypes: [DType: String] = [
@@ -50,14 +55,11 @@ extension CUDAKernelNames {
         sortTypes[dtype] != nil ? "sort_emit_\(dtype.size)" : nil
     }
 
-    /// cumsum/cumprod/cummax/cummin for float32, float16, bfloat16, int32, uint32; cummax/cummin for bool.
+    /// cumsum/cumprod/cummax/cummin for float64, float32, float16, bfloat16,
+    /// int64, int32, uint32; cummax/cummin for bool.
     static func scan(_ op: ScanOp, _ dtype: DType, block: Bool) -> String? {
-        let s: String
-        switch dtype {
-        case .float32, .float16, .bfloat16, .int32: s = suffix(dtype)!
-        case .uint32: s = "u32"
-        case .bool where op == .max || op == .min: s = "b8"
-        default: return nil
+        guard let s = dtype == .bool ? (op == .max || op == .min ? "b8" : nil) : accumulatingTypes[dtype] else {
+            return nil
         }
         return "scan_\(block ? "block" : "row")_\(op.rawValue)_\(s)"
     }

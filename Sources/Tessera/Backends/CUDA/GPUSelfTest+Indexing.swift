@@ -92,6 +92,12 @@ extension GPUSelfTest {
             }),
         ]
         cases += scatters.map { name, dtypes, op in Case(name: name, dtypes: dtypes, inputs: updates, op: op) }
+        cases += [("at[:, dup].add", { (a: [Tensor]) in a[0].at[.slice(), dup].add(a[1]) }),
+                  ("at[:, dup].multiply", { $0[0].at[.slice(), dup].multiply($0[1]) }),
+                  ("at[:, dup].maximum", { $0[0].at[.slice(), dup].maximum($0[1]) }),
+                  ("at[:, dup].minimum", { $0[0].at[.slice(), dup].minimum($0[1]) })].map { name, op in
+            Case(name: name + " (64-bit)", dtypes: [.float64, .int64], inputs: updates, op: op)
+        }
         // Many updates onto few targets (atomic contention), float32 sums within float tolerance.
         cases.append(Case(name: "at[index].add, 4096 updates onto 7 places", dtypes: [.float32, .int32], inputs: { dtype in
             [Tensor.zeros([7], dtype: dtype), Tensor((0..<4096).map { Int32(($0 * 5) % 7) }),
@@ -158,7 +164,10 @@ extension GPUSelfTest {
     static var scanCases: [Case] {
         let x: (DType) -> [Tensor] = { dtype in [sample([4, 6, 9]).asType(dtype)] }
         let small: (DType) -> [Tensor] = { dtype in [(sample([4, 6, 9], seed: 2) * 0.3 + 1).asType(dtype)] }
-        let long: (DType) -> [Tensor] = { dtype in [(sample([3, 1000], seed: 1) * 0.01).asType(dtype)] }
+        // Integers in [-6, 6] (not all zero after the cast), floats in about [-0.02, 0.02].
+        let long: (DType) -> [Tensor] = { dtype in
+            [(sample([3, 1000], seed: 1) * (dtype.isFloatingPoint ? 0.01 : 3)).asType(dtype)]
+        }
         let types: [DType] = floatTypes + [.int32]
         var cases: [Case] = []
         let variants: [(String, (Tensor) -> Tensor)] = [
@@ -171,6 +180,9 @@ extension GPUSelfTest {
             ("cumsum of a transposed input", { $0.transposed(2, 0, 1).cumsum(axis: 1) }),
         ]
         cases += variants.map { name, f in Case(name: name, dtypes: types, inputs: x, op: { f($0[0]) }) }
+        cases += variants.prefix(5).map { name, f in
+            Case(name: name + " (64-bit)", dtypes: [.float64, .int64], inputs: x, op: { f($0[0]) })
+        }
         cases.append(Case(name: "cumprod axis 2", dtypes: types, inputs: small, op: { $0[0].cumprod(axis: 2) }))
         cases.append(Case(name: "cumprod axis 1 reverse exclusive", dtypes: floatTypes, inputs: small, op: {
             $0[0].cumprod(axis: 1, reverse: true, inclusive: false)
@@ -181,7 +193,7 @@ extension GPUSelfTest {
             ("cummax [3, 1000] exclusive (block)", { $0.cummax(axis: 1, inclusive: false) }),
             ("cummin [1000, 3] axis 0 reverse (block, strided)", { $0.transposed().cummin(axis: 0, reverse: true) }),
         ]
-        cases += blockVariants.map { name, f in Case(name: name, dtypes: types, inputs: long, op: { f($0[0]) }) }
+        cases += blockVariants.map { name, f in Case(name: name, dtypes: types + [.float64, .int64], inputs: long, op: { f($0[0]) }) }
         cases.append(Case(name: "cummax NaN", dtypes: floatTypes, inputs: { [specials($0)] }, op: { $0[0].cummax(axis: 1) }))
         cases.append(Case(name: "cummin bool", dtypes: [.bool], inputs: { _ in [sample([4, 9]) .> 0] }, op: {
             $0[0].cummin(axis: 1)

@@ -864,7 +864,7 @@ REDUCE(all, u8, b8, i32, 1) REDUCE(any, u8, b8, i32, 0)
         "scan.cu": #"""
 // cumsum / cumprod / cummax / cummin along one axis, inclusive or exclusive,
 // forwards or reversed, as CPUScan.swift: float types accumulate in double
-// and round each output once, 32-bit integers wrap, max/min propagate NaN,
+// and round each output once, 32/64-bit integers wrap, max/min propagate NaN,
 // bool max/min are or/and. Rows as in sort.cu: `rows` of length n, row r at
 // the offset of r over the kept axes (kn/kshape, input strides kxs, output
 // strides kys), stepping xstride / ystride along the axis.
@@ -873,7 +873,7 @@ REDUCE(all, u8, b8, i32, 1) REDUCE(any, u8, b8, i32, 0)
 //  - scan_block_<op>_<t>: one block of SCAN_THREADS per row; chunks of
 //    SCAN_THREADS elements scanned in shared memory (Hillis-Steele), each
 //    chunk starting from the previous chunks' total.
-// Kernel names: scan_<row|block>_<sum|prod|max|min>_<f32|f16|bf16|i32|u32>,
+// Kernel names: scan_<row|block>_<sum|prod|max|min>_<f64|f32|f16|bf16|i64|i32|u32>,
 // scan_<row|block>_<max|min>_b8.
 #include "common.cuh"
 
@@ -882,10 +882,12 @@ REDUCE(all, u8, b8, i32, 1) REDUCE(any, u8, b8, i32, 0)
 struct S_sum {
     __device__ __forceinline__ double operator()(double a, double b) const { return a + b; }
     __device__ __forceinline__ u32 operator()(u32 a, u32 b) const { return a + b; }
+    __device__ __forceinline__ u64 operator()(u64 a, u64 b) const { return a + b; }
 };
 struct S_prod {
     __device__ __forceinline__ double operator()(double a, double b) const { return a * b; }
     __device__ __forceinline__ u32 operator()(u32 a, u32 b) const { return a * b; }
+    __device__ __forceinline__ u64 operator()(u64 a, u64 b) const { return a * b; }
 };
 struct S_max {
     __device__ __forceinline__ double operator()(double a, double b) const {
@@ -901,17 +903,24 @@ struct S_imax { __device__ __forceinline__ i32 operator()(i32 a, i32 b) const { 
 struct S_imin { __device__ __forceinline__ i32 operator()(i32 a, i32 b) const { return a < b ? a : b; } };
 struct S_umax { __device__ __forceinline__ u32 operator()(u32 a, u32 b) const { return a > b ? a : b; } };
 struct S_umin { __device__ __forceinline__ u32 operator()(u32 a, u32 b) const { return a < b ? a : b; } };
+struct S_lmax { __device__ __forceinline__ i64 operator()(i64 a, i64 b) const { return a > b ? a : b; } };
+struct S_lmin { __device__ __forceinline__ i64 operator()(i64 a, i64 b) const { return a < b ? a : b; } };
 struct S_or { __device__ __forceinline__ u32 operator()(u32 a, u32 b) const { return a | b; } };
 struct S_and { __device__ __forceinline__ u32 operator()(u32 a, u32 b) const { return a & b; } };
 
 // Element ↔ accumulator.
+__device__ __forceinline__ double scan_load(double x) { return x; }
 __device__ __forceinline__ double scan_load(float x) { return (double)x; }
+__device__ __forceinline__ i64 scan_load(i64 x) { return x; }
 __device__ __forceinline__ double scan_load(f16 x) { return (double)to_float(x); }
 __device__ __forceinline__ double scan_load(bf16 x) { return (double)to_float(x); }
 __device__ __forceinline__ i32 scan_load(i32 x) { return x; }
 __device__ __forceinline__ u32 scan_load(u32 x) { return x; }
 __device__ __forceinline__ u32 scan_load(u8 x) { return x != 0; }
 template <typename T, typename A> struct ScanStore;
+template <> struct ScanStore<double, double> { __device__ __forceinline__ double operator()(double a) const { return a; } };
+template <> struct ScanStore<i64, u64> { __device__ __forceinline__ i64 operator()(u64 a) const { return (i64)a; } };
+template <> struct ScanStore<i64, i64> { __device__ __forceinline__ i64 operator()(i64 a) const { return a; } };
 template <> struct ScanStore<float, double> { __device__ __forceinline__ float operator()(double a) const { return (float)a; } };
 // Half types round once from double, as the CPU's T(math: Float(double)) does
 // (double → float → half, each round-to-nearest-even).
@@ -989,7 +998,9 @@ __device__ void scan_block(const T* x, T* y, A identity, i64 n, int kn, const Di
     SCAN(sum, S_sum, T, double, suffix, 0.0) SCAN(prod, S_prod, T, double, suffix, 1.0) \
     SCAN(max, S_max, T, double, suffix, -__longlong_as_double(0x7ff0000000000000ll)) \
     SCAN(min, S_min, T, double, suffix, __longlong_as_double(0x7ff0000000000000ll))
-SCAN_FLOATS(float, f32) SCAN_FLOATS(f16, f16) SCAN_FLOATS(bf16, bf16)
+SCAN_FLOATS(double, f64) SCAN_FLOATS(float, f32) SCAN_FLOATS(f16, f16) SCAN_FLOATS(bf16, bf16)
+SCAN(sum, S_sum, i64, u64, i64, 0ull) SCAN(prod, S_prod, i64, u64, i64, 1ull)
+SCAN(max, S_lmax, i64, i64, i64, (i64)0x8000000000000000ull) SCAN(min, S_lmin, i64, i64, i64, 0x7fffffffffffffffll)
 SCAN(sum, S_sum, i32, u32, i32, 0u) SCAN(prod, S_prod, i32, u32, i32, 1u)
 SCAN(max, S_imax, i32, i32, i32, (i32)0x80000000) SCAN(min, S_imin, i32, i32, i32, 0x7fffffff)
 SCAN(sum, S_sum, u32, u32, u32, 0u) SCAN(prod, S_prod, u32, u32, u32, 1u)
@@ -1011,9 +1022,10 @@ SCAN(max, S_or, u8, u32, b8, 0u) SCAN(min, S_and, u8, u32, b8, 1u)
 //   hardware has no atomic (products, float max/min, 16-bit floats, bools
 //   through the aligned word that holds them). Float max/min propagate NaN;
 //   16-bit floats combine in float and round once per update; integers wrap.
+//   float64 and int64 use 64-bit compare-and-swap (atomicAdd for sums).
 // Launch: grid-stride loops (LaunchGeometry.elementwise).
 // Kernel names: scatter_fill_i32, scatter_winner, scatter_set_<bytes> (1 2 4 8),
-// scatter_<add|prod|max|min>_<f32|f16|bf16|i32|u32|b8>.
+// scatter_<add|prod|max|min>_<f64|f32|f16|bf16|i64|i32|u32|b8>.
 #include "common.cuh"
 
 #define SCATTER_PARAMS \
@@ -1040,16 +1052,28 @@ extern "C" __global__ void scatter_winner(i32* winner, SCATTER_PARAMS) {
 SCATTER_SET(u8, 1) SCATTER_SET(u16, 2) SCATTER_SET(u32, 4) SCATTER_SET(u64, 8)
 
 // Combining rules on float values (NaN-propagating max/min, as maximum/minimum).
-struct C_add { __device__ __forceinline__ float operator()(float a, float b) const { return a + b; } };
-struct C_prod { __device__ __forceinline__ float operator()(float a, float b) const { return a * b; } };
+struct C_add {
+    __device__ __forceinline__ float operator()(float a, float b) const { return a + b; }
+    __device__ __forceinline__ double operator()(double a, double b) const { return a + b; }
+};
+struct C_prod {
+    __device__ __forceinline__ float operator()(float a, float b) const { return a * b; }
+    __device__ __forceinline__ double operator()(double a, double b) const { return a * b; }
+};
 struct C_max {
     __device__ __forceinline__ float operator()(float a, float b) const {
         return (isnan(a) || isnan(b)) ? __int_as_float(0x7fc00000) : (b > a ? b : a);
+    }
+    __device__ __forceinline__ double operator()(double a, double b) const {
+        return (isnan(a) || isnan(b)) ? __longlong_as_double(0x7ff8000000000000ll) : (b > a ? b : a);
     }
 };
 struct C_min {
     __device__ __forceinline__ float operator()(float a, float b) const {
         return (isnan(a) || isnan(b)) ? __int_as_float(0x7fc00000) : (b < a ? b : a);
+    }
+    __device__ __forceinline__ double operator()(double a, double b) const {
+        return (isnan(a) || isnan(b)) ? __longlong_as_double(0x7ff8000000000000ll) : (b < a ? b : a);
     }
 };
 
@@ -1083,6 +1107,34 @@ template <typename H, typename Op> __device__ __forceinline__ void atomic_combin
 template <typename Op> __device__ __forceinline__ void atomic_combine(f16* p, float v) { atomic_combine_half<f16, Op>(p, v); }
 template <typename Op> __device__ __forceinline__ void atomic_combine(bf16* p, float v) { atomic_combine_half<bf16, Op>(p, v); }
 
+// float64: compare-and-swap on the 64-bit word (an atomicAdd for sums).
+template <typename Op> __device__ __forceinline__ void atomic_combine64(double* p, double v) {
+    u64* word = (u64*)p;
+    u64 old = *word, assumed;
+    do {
+        assumed = old;
+        double a = __longlong_as_double((long long)assumed);
+        double r = Op()(a, v);
+        u64 next = (u64)__double_as_longlong(r);
+        if (next == assumed) return;
+        old = atomicCAS((unsigned long long*)word, (unsigned long long)assumed, (unsigned long long)next);
+    } while (old != assumed);
+}
+
+// int64 (wrapping): compare-and-swap loops on the 64-bit word.
+__device__ __forceinline__ void atomic_int64(i64* p, i64 v, int op) {
+    unsigned long long* word = (unsigned long long*)p;
+    if (op == 0) { atomicAdd(word, (unsigned long long)v); return; }
+    unsigned long long old = *word, assumed;
+    do {
+        assumed = old;
+        i64 a = (i64)assumed;
+        i64 r = op == 1 ? (i64)((u64)a * (u64)v) : op == 2 ? (v > a ? v : a) : (v < a ? v : a);
+        if ((unsigned long long)r == assumed) return;
+        old = atomicCAS(word, assumed, (unsigned long long)r);
+    } while (old != assumed);
+}
+
 // 32-bit integers (wrapping): native atomics but for the product.
 template <typename I> __device__ __forceinline__ void atomic_int(I* p, I v, int op) {
     if (op == 0) { atomicAdd(p, v); return; }
@@ -1115,6 +1167,18 @@ __device__ __forceinline__ void atomic_bool(u8* p, u8 v, bool isOr) {
 #define SCATTER_FLOATS(name, Op) \
     SCATTER_FLOAT(name, Op, float, f32) SCATTER_FLOAT(name, Op, f16, f16) SCATTER_FLOAT(name, Op, bf16, bf16)
 SCATTER_FLOATS(add, C_add) SCATTER_FLOATS(prod, C_prod) SCATTER_FLOATS(max, C_max) SCATTER_FLOATS(min, C_min)
+
+#define SCATTER_F64(name, Op) \
+    extern "C" __global__ void scatter_##name##_f64(const double* upd, double* out, SCATTER_PARAMS) { \
+        TESSERA_GRID_LOOP(i, n) { atomic_combine64<Op>(&out[SCATTER_TARGET(i)], upd[SCATTER_SOURCE(i)]); } \
+    }
+SCATTER_F64(add, C_add) SCATTER_F64(prod, C_prod) SCATTER_F64(max, C_max) SCATTER_F64(min, C_min)
+
+#define SCATTER_I64(name, code) \
+    extern "C" __global__ void scatter_##name##_i64(const i64* upd, i64* out, SCATTER_PARAMS) { \
+        TESSERA_GRID_LOOP(i, n) { atomic_int64(&out[SCATTER_TARGET(i)], upd[SCATTER_SOURCE(i)], code); } \
+    }
+SCATTER_I64(add, 0) SCATTER_I64(prod, 1) SCATTER_I64(max, 2) SCATTER_I64(min, 3)
 
 #define SCATTER_INT(name, code, I, suffix) \
     extern "C" __global__ void scatter_##name##_##suffix(const I* upd, I* out, SCATTER_PARAMS) { \

@@ -1,6 +1,6 @@
 // cumsum / cumprod / cummax / cummin along one axis, inclusive or exclusive,
 // forwards or reversed, as CPUScan.swift: float types accumulate in double
-// and round each output once, 32-bit integers wrap, max/min propagate NaN,
+// and round each output once, 32/64-bit integers wrap, max/min propagate NaN,
 // bool max/min are or/and. Rows as in sort.cu: `rows` of length n, row r at
 // the offset of r over the kept axes (kn/kshape, input strides kxs, output
 // strides kys), stepping xstride / ystride along the axis.
@@ -9,7 +9,7 @@
 //  - scan_block_<op>_<t>: one block of SCAN_THREADS per row; chunks of
 //    SCAN_THREADS elements scanned in shared memory (Hillis-Steele), each
 //    chunk starting from the previous chunks' total.
-// Kernel names: scan_<row|block>_<sum|prod|max|min>_<f32|f16|bf16|i32|u32>,
+// Kernel names: scan_<row|block>_<sum|prod|max|min>_<f64|f32|f16|bf16|i64|i32|u32>,
 // scan_<row|block>_<max|min>_b8.
 #include "common.cuh"
 
@@ -18,10 +18,12 @@
 struct S_sum {
     __device__ __forceinline__ double operator()(double a, double b) const { return a + b; }
     __device__ __forceinline__ u32 operator()(u32 a, u32 b) const { return a + b; }
+    __device__ __forceinline__ u64 operator()(u64 a, u64 b) const { return a + b; }
 };
 struct S_prod {
     __device__ __forceinline__ double operator()(double a, double b) const { return a * b; }
     __device__ __forceinline__ u32 operator()(u32 a, u32 b) const { return a * b; }
+    __device__ __forceinline__ u64 operator()(u64 a, u64 b) const { return a * b; }
 };
 struct S_max {
     __device__ __forceinline__ double operator()(double a, double b) const {
@@ -37,17 +39,24 @@ struct S_imax { __device__ __forceinline__ i32 operator()(i32 a, i32 b) const { 
 struct S_imin { __device__ __forceinline__ i32 operator()(i32 a, i32 b) const { return a < b ? a : b; } };
 struct S_umax { __device__ __forceinline__ u32 operator()(u32 a, u32 b) const { return a > b ? a : b; } };
 struct S_umin { __device__ __forceinline__ u32 operator()(u32 a, u32 b) const { return a < b ? a : b; } };
+struct S_lmax { __device__ __forceinline__ i64 operator()(i64 a, i64 b) const { return a > b ? a : b; } };
+struct S_lmin { __device__ __forceinline__ i64 operator()(i64 a, i64 b) const { return a < b ? a : b; } };
 struct S_or { __device__ __forceinline__ u32 operator()(u32 a, u32 b) const { return a | b; } };
 struct S_and { __device__ __forceinline__ u32 operator()(u32 a, u32 b) const { return a & b; } };
 
 // Element ↔ accumulator.
+__device__ __forceinline__ double scan_load(double x) { return x; }
 __device__ __forceinline__ double scan_load(float x) { return (double)x; }
+__device__ __forceinline__ i64 scan_load(i64 x) { return x; }
 __device__ __forceinline__ double scan_load(f16 x) { return (double)to_float(x); }
 __device__ __forceinline__ double scan_load(bf16 x) { return (double)to_float(x); }
 __device__ __forceinline__ i32 scan_load(i32 x) { return x; }
 __device__ __forceinline__ u32 scan_load(u32 x) { return x; }
 __device__ __forceinline__ u32 scan_load(u8 x) { return x != 0; }
 template <typename T, typename A> struct ScanStore;
+template <> struct ScanStore<double, double> { __device__ __forceinline__ double operator()(double a) const { return a; } };
+template <> struct ScanStore<i64, u64> { __device__ __forceinline__ i64 operator()(u64 a) const { return (i64)a; } };
+template <> struct ScanStore<i64, i64> { __device__ __forceinline__ i64 operator()(i64 a) const { return a; } };
 template <> struct ScanStore<float, double> { __device__ __forceinline__ float operator()(double a) const { return (float)a; } };
 // Half types round once from double, as the CPU's T(math: Float(double)) does
 // (double → float → half, each round-to-nearest-even).
@@ -125,7 +134,9 @@ __device__ void scan_block(const T* x, T* y, A identity, i64 n, int kn, const Di
     SCAN(sum, S_sum, T, double, suffix, 0.0) SCAN(prod, S_prod, T, double, suffix, 1.0) \
     SCAN(max, S_max, T, double, suffix, -__longlong_as_double(0x7ff0000000000000ll)) \
     SCAN(min, S_min, T, double, suffix, __longlong_as_double(0x7ff0000000000000ll))
-SCAN_FLOATS(float, f32) SCAN_FLOATS(f16, f16) SCAN_FLOATS(bf16, bf16)
+SCAN_FLOATS(double, f64) SCAN_FLOATS(float, f32) SCAN_FLOATS(f16, f16) SCAN_FLOATS(bf16, bf16)
+SCAN(sum, S_sum, i64, u64, i64, 0ull) SCAN(prod, S_prod, i64, u64, i64, 1ull)
+SCAN(max, S_lmax, i64, i64, i64, (i64)0x8000000000000000ull) SCAN(min, S_lmin, i64, i64, i64, 0x7fffffffffffffffll)
 SCAN(sum, S_sum, i32, u32, i32, 0u) SCAN(prod, S_prod, i32, u32, i32, 1u)
 SCAN(max, S_imax, i32, i32, i32, (i32)0x80000000) SCAN(min, S_imin, i32, i32, i32, 0x7fffffff)
 SCAN(sum, S_sum, u32, u32, u32, 0u) SCAN(prod, S_prod, u32, u32, u32, 1u)

@@ -12,9 +12,10 @@
 //   hardware has no atomic (products, float max/min, 16-bit floats, bools
 //   through the aligned word that holds them). Float max/min propagate NaN;
 //   16-bit floats combine in float and round once per update; integers wrap.
+//   float64 and int64 use 64-bit compare-and-swap (atomicAdd for sums).
 // Launch: grid-stride loops (LaunchGeometry.elementwise).
 // Kernel names: scatter_fill_i32, scatter_winner, scatter_set_<bytes> (1 2 4 8),
-// scatter_<add|prod|max|min>_<f32|f16|bf16|i32|u32|b8>.
+// scatter_<add|prod|max|min>_<f64|f32|f16|bf16|i64|i32|u32|b8>.
 #include "common.cuh"
 
 #define SCATTER_PARAMS \
@@ -41,16 +42,28 @@ extern "C" __global__ void scatter_winner(i32* winner, SCATTER_PARAMS) {
 SCATTER_SET(u8, 1) SCATTER_SET(u16, 2) SCATTER_SET(u32, 4) SCATTER_SET(u64, 8)
 
 // Combining rules on float values (NaN-propagating max/min, as maximum/minimum).
-struct C_add { __device__ __forceinline__ float operator()(float a, float b) const { return a + b; } };
-struct C_prod { __device__ __forceinline__ float operator()(float a, float b) const { return a * b; } };
+struct C_add {
+    __device__ __forceinline__ float operator()(float a, float b) const { return a + b; }
+    __device__ __forceinline__ double operator()(double a, double b) const { return a + b; }
+};
+struct C_prod {
+    __device__ __forceinline__ float operator()(float a, float b) const { return a * b; }
+    __device__ __forceinline__ double operator()(double a, double b) const { return a * b; }
+};
 struct C_max {
     __device__ __forceinline__ float operator()(float a, float b) const {
         return (isnan(a) || isnan(b)) ? __int_as_float(0x7fc00000) : (b > a ? b : a);
+    }
+    __device__ __forceinline__ double operator()(double a, double b) const {
+        return (isnan(a) || isnan(b)) ? __longlong_as_double(0x7ff8000000000000ll) : (b > a ? b : a);
     }
 };
 struct C_min {
     __device__ __forceinline__ float operator()(float a, float b) const {
         return (isnan(a) || isnan(b)) ? __int_as_float(0x7fc00000) : (b < a ? b : a);
+    }
+    __device__ __forceinline__ double operator()(double a, double b) const {
+        return (isnan(a) || isnan(b)) ? __longlong_as_double(0x7ff8000000000000ll) : (b < a ? b : a);
     }
 };
 
@@ -84,6 +97,34 @@ template <typename H, typename Op> __device__ __forceinline__ void atomic_combin
 template <typename Op> __device__ __forceinline__ void atomic_combine(f16* p, float v) { atomic_combine_half<f16, Op>(p, v); }
 template <typename Op> __device__ __forceinline__ void atomic_combine(bf16* p, float v) { atomic_combine_half<bf16, Op>(p, v); }
 
+// float64: compare-and-swap on the 64-bit word (an atomicAdd for sums).
+template <typename Op> __device__ __forceinline__ void atomic_combine64(double* p, double v) {
+    u64* word = (u64*)p;
+    u64 old = *word, assumed;
+    do {
+        assumed = old;
+        double a = __longlong_as_double((long long)assumed);
+        double r = Op()(a, v);
+        u64 next = (u64)__double_as_longlong(r);
+        if (next == assumed) return;
+        old = atomicCAS((unsigned long long*)word, (unsigned long long)assumed, (unsigned long long)next);
+    } while (old != assumed);
+}
+
+// int64 (wrapping): compare-and-swap loops on the 64-bit word.
+__device__ __forceinline__ void atomic_int64(i64* p, i64 v, int op) {
+    unsigned long long* word = (unsigned long long*)p;
+    if (op == 0) { atomicAdd(word, (unsigned long long)v); return; }
+    unsigned long long old = *word, assumed;
+    do {
+        assumed = old;
+        i64 a = (i64)assumed;
+        i64 r = op == 1 ? (i64)((u64)a * (u64)v) : op == 2 ? (v > a ? v : a) : (v < a ? v : a);
+        if ((unsigned long long)r == assumed) return;
+        old = atomicCAS(word, assumed, (unsigned long long)r);
+    } while (old != assumed);
+}
+
 // 32-bit integers (wrapping): native atomics but for the product.
 template <typename I> __device__ __forceinline__ void atomic_int(I* p, I v, int op) {
     if (op == 0) { atomicAdd(p, v); return; }
@@ -116,6 +157,18 @@ __device__ __forceinline__ void atomic_bool(u8* p, u8 v, bool isOr) {
 #define SCATTER_FLOATS(name, Op) \
     SCATTER_FLOAT(name, Op, float, f32) SCATTER_FLOAT(name, Op, f16, f16) SCATTER_FLOAT(name, Op, bf16, bf16)
 SCATTER_FLOATS(add, C_add) SCATTER_FLOATS(prod, C_prod) SCATTER_FLOATS(max, C_max) SCATTER_FLOATS(min, C_min)
+
+#define SCATTER_F64(name, Op) \
+    extern "C" __global__ void scatter_##name##_f64(const double* upd, double* out, SCATTER_PARAMS) { \
+        TESSERA_GRID_LOOP(i, n) { atomic_combine64<Op>(&out[SCATTER_TARGET(i)], upd[SCATTER_SOURCE(i)]); } \
+    }
+SCATTER_F64(add, C_add) SCATTER_F64(prod, C_prod) SCATTER_F64(max, C_max) SCATTER_F64(min, C_min)
+
+#define SCATTER_I64(name, code) \
+    extern "C" __global__ void scatter_##name##_i64(const i64* upd, i64* out, SCATTER_PARAMS) { \
+        TESSERA_GRID_LOOP(i, n) { atomic_int64(&out[SCATTER_TARGET(i)], upd[SCATTER_SOURCE(i)], code); } \
+    }
+SCATTER_I64(add, 0) SCATTER_I64(prod, 1) SCATTER_I64(max, 2) SCATTER_I64(min, 3)
 
 #define SCATTER_INT(name, code, I, suffix) \
     extern "C" __global__ void scatter_##name##_##suffix(const I* upd, I* out, SCATTER_PARAMS) { \
