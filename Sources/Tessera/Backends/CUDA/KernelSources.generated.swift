@@ -248,6 +248,547 @@ extern "C" __global__ void arange_i32(i32* y, i64 n, double start, double step) 
     TESSERA_GRID_LOOP(i, n) { y[i] = (i32)(start + (double)i * step); }
 }
 """#,
+        "gather.cu": #"""
+// gather (and the window starts scatter shares). For each position b of the
+// index shape B, the window of x starting at index_j[b] on axes[j] (0 on the
+// other axes) is copied, as CPUIndexing.swift does:
+//  1. gather_starts_<idx> once per index array: starts[b] (+)= the index,
+//     counted from the end once if negative, clamped to [0, hi], times the
+//     axis stride (hi = axis size - window size). Index arrays of any integer
+//     dtype and any strides (ndim/shape/strides over B; ndim 0: contiguous).
+//     gather_zero_starts clears starts when there is no index array.
+//  2. gather_<bytes>: y[i] = x[starts[i / window] + window offset of i % window]
+//     (the window's shape over x's strides; wn 0: contiguous).
+// Launch: grid-stride loops (LaunchGeometry.elementwise).
+// Kernel names: gather_starts_<i8|i16|i32|i64|u8|u16|u32|u64>, gather_zero_starts,
+// gather_<bytes>, bytes in 1 2 4 8.
+#include "common.cuh"
+
+#define GATHER_STARTS(IT, suffix) \
+    extern "C" __global__ void gather_starts_##suffix(const IT* index, i64* starts, i64 count, int ndim, Dims shape, \
+                                                      Dims strides, i64 axisSize, i64 hi, i64 stride, int accumulate) { \
+        TESSERA_GRID_LOOP(b, count) { \
+            i64 v = (i64)index[ndim == 0 ? b : strided_offset(b, ndim, shape, strides)]; \
+            if (v < 0) v += axisSize; \
+            v = v < 0 ? 0 : (v > hi ? hi : v); \
+            starts[b] = (accumulate ? starts[b] : 0) + v * stride; \
+        } \
+    }
+GATHER_STARTS(signed char, i8) GATHER_STARTS(short, i16) GATHER_STARTS(i32, i32) GATHER_STARTS(i64, i64)
+GATHER_STARTS(u8, u8) GATHER_STARTS(u16, u16) GATHER_STARTS(u32, u32) GATHER_STARTS(u64, u64)
+
+extern "C" __global__ void gather_zero_starts(i64* p, i64 n) {
+    TESSERA_GRID_LOOP(i, n) { p[i] = 0; }
+}
+
+#define GATHER(T, bytes) \
+    extern "C" __global__ void gather_##bytes(const T* x, const i64* starts, T* y, i64 n, i64 window, int wn, \
+                                              Dims wshape, Dims wstrides) { \
+        TESSERA_GRID_LOOP(i, n) { \
+            i64 b = i / window, j = i - b * window; \
+            y[i] = x[starts[b] + (wn == 0 ? j : strided_offset(j, wn, wshape, wstrides))]; \
+        } \
+    }
+GATHER(u8, 1) GATHER(u16, 2) GATHER(u32, 4) GATHER(u64, 8)
+"""#,
+        "linalg.cu": #"""
+// Small-matrix linear algebra in float64 (the primitives' dtype; the CPU
+// runs LAPACK): one block per matrix of the batch, the matrix in dynamic
+// shared memory, rows/columns updated in parallel by the block's threads
+// between __syncthreads. Sizes up to LINALG_MAX (32) rows and columns.
+// Every kernel has one signature:
+//   (a, b, out, status, batch, m, n, k, part, flag, bn, bshape, bas, bbs,
+//    as0, as1, bs0, bs1)
+// a: m × n matrices (row step as0, column step as1) at the batch offsets of
+// bshape/bas; b (solve): n × k right-hand sides at bbs, steps bs0/bs1.
+// out: the requested output, row-contiguous per matrix (perMatrix elements).
+// status[i]: 0, or 1 when matrix i is singular (inverse, solve: an exactly
+// zero pivot, as LAPACK's dgetrf reports) or not positive definite (cholesky).
+// - linalg_inverse: Gauss-Jordan with partial pivoting on [A | I].
+// - linalg_solve: Gauss-Jordan with partial pivoting on A, the same row
+//   operations applied to B in the output.
+// - linalg_cholesky: L Lᵀ = A from the lower triangle (flag 0), or Uᵀ U = A
+//   from the upper (flag 1); the other triangle zero.
+// - linalg_qr: Householder QR with LAPACK's dlarfg reflectors (so R's
+//   diagonal signs match dgeqrf); part 0 Q (m × k) formed as dorgqr does,
+//   part 1 R (k × n).
+// - linalg_svd: one-sided Jacobi on A (or Aᵀ when m < n); singular values
+//   descending; U (m × m) and Vᵀ (n × n) completed to orthonormal bases by
+//   Gram-Schmidt. Part 0 U, 1 S, 2 Vᵀ. Column signs (and the completion)
+//   may differ from LAPACK's: only U diag(S) Vᵀ and orthogonality are fixed.
+// - linalg_eigh: cyclic Jacobi on the symmetric matrix read from the lower
+//   (flag 0) or upper (flag 1) triangle; part 0 eigenvalues ascending, part 1
+//   eigenvectors as columns (signs free, as with LAPACK).
+#include "common.cuh"
+
+#define LINALG_MAX 32
+#define LINALG_PARAMS \
+    const double *a, const double *b, double *out, i32 *status, i64 batch, int m, int n, int k, int part, int flag, \
+        int bn, Dims bshape, Dims bas, Dims bbs, i64 as0, i64 as1, i64 bs0, i64 bs1
+
+extern __shared__ double linalg_shared[];
+
+__device__ __forceinline__ double sign_of(double x) { return x < 0 ? -1.0 : 1.0; }
+
+extern "C" __global__ void linalg_inverse(LINALG_PARAMS) {
+    double* M = linalg_shared;      // n × 2n
+    double* f = M + n * 2 * n;      // n: elimination factors
+    __shared__ int pivot, singular;
+    i64 mat = blockIdx.x;
+    const double* A = a + strided_offset(mat, bn, bshape, bas);
+    double* Y = out + mat * (i64)n * n;
+    int w = 2 * n, t = threadIdx.x;
+    for (int e = t; e < n * w; e += blockDim.x) {
+        int r = e / w, c = e % w;
+        M[e] = c < n ? A[r * as0 + c * as1] : (c - n == r ? 1.0 : 0.0);
+    }
+    if (t == 0) singular = 0;
+    __syncthreads();
+    for (int c = 0; c < n; ++c) {
+        if (t == 0) {
+            int p = c;
+            double best = fabs(M[c * w + c]);
+            for (int r = c + 1; r < n; ++r)
+                if (fabs(M[r * w + c]) > best) { best = fabs(M[r * w + c]); p = r; }
+            pivot = p;
+            if (best == 0.0) singular = 1;
+        }
+        __syncthreads();
+        if (singular) break;
+        int p = pivot;
+        if (p != c)
+            for (int j = t; j < w; j += blockDim.x) { double s = M[c * w + j]; M[c * w + j] = M[p * w + j]; M[p * w + j] = s; }
+        __syncthreads();
+        double piv = M[c * w + c];
+        __syncthreads();
+        for (int j = t; j < w; j += blockDim.x) M[c * w + j] /= piv;
+        for (int r = t; r < n; r += blockDim.x) f[r] = r == c ? 0.0 : M[r * w + c];
+        __syncthreads();
+        for (int e = t; e < n * w; e += blockDim.x) {
+            int r = e / w, j = e % w;
+            if (r != c) M[e] -= f[r] * M[c * w + j];
+        }
+        __syncthreads();
+    }
+    if (t == 0) status[mat] = singular;
+    for (int e = t; e < n * n; e += blockDim.x) Y[e] = singular ? 0.0 : M[(e / n) * w + n + e % n];
+}
+
+extern "C" __global__ void linalg_solve(LINALG_PARAMS) {
+    double* M = linalg_shared;  // n × n
+    double* f = M + n * n;      // n
+    __shared__ int pivot, singular;
+    i64 mat = blockIdx.x;
+    const double* A = a + strided_offset(mat, bn, bshape, bas);
+    const double* B = b + strided_offset(mat, bn, bshape, bbs);
+    double* X = out + mat * (i64)n * k;
+    int t = threadIdx.x;
+    for (int e = t; e < n * n; e += blockDim.x) M[e] = A[(e / n) * as0 + (e % n) * as1];
+    for (int e = t; e < n * k; e += blockDim.x) X[e] = B[(e / k) * bs0 + (e % k) * bs1];
+    if (t == 0) singular = 0;
+    __syncthreads();
+    for (int c = 0; c < n; ++c) {
+        if (t == 0) {
+            int p = c;
+            double best = fabs(M[c * n + c]);
+            for (int r = c + 1; r < n; ++r)
+                if (fabs(M[r * n + c]) > best) { best = fabs(M[r * n + c]); p = r; }
+            pivot = p;
+            if (best == 0.0) singular = 1;
+        }
+        __syncthreads();
+        if (singular) break;
+        int p = pivot;
+        if (p != c) {
+            for (int j = t; j < n; j += blockDim.x) { double s = M[c * n + j]; M[c * n + j] = M[p * n + j]; M[p * n + j] = s; }
+            for (int j = t; j < k; j += blockDim.x) { double s = X[c * k + j]; X[c * k + j] = X[p * k + j]; X[p * k + j] = s; }
+        }
+        __syncthreads();
+        double piv = M[c * n + c];
+        __syncthreads();
+        for (int j = t; j < n; j += blockDim.x) M[c * n + j] /= piv;
+        for (int j = t; j < k; j += blockDim.x) X[c * k + j] /= piv;
+        for (int r = t; r < n; r += blockDim.x) f[r] = r == c ? 0.0 : M[r * n + c];
+        __syncthreads();
+        for (int e = t; e < n * n; e += blockDim.x) {
+            int r = e / n;
+            if (r != c) M[e] -= f[r] * M[c * n + e % n];
+        }
+        for (int e = t; e < n * k; e += blockDim.x) {
+            int r = e / k;
+            if (r != c) X[e] -= f[r] * X[c * k + e % k];
+        }
+        __syncthreads();
+    }
+    if (t == 0) status[mat] = singular;
+    if (singular)
+        for (int e = t; e < n * k; e += blockDim.x) X[e] = 0.0;
+}
+
+extern "C" __global__ void linalg_cholesky(LINALG_PARAMS) {
+    double* L = linalg_shared;  // n × n, the symmetric matrix, then its factor in the lower triangle
+    __shared__ int failed;
+    i64 mat = blockIdx.x;
+    const double* A = a + strided_offset(mat, bn, bshape, bas);
+    double* Y = out + mat * (i64)n * n;
+    int t = threadIdx.x;
+    for (int e = t; e < n * n; e += blockDim.x) {
+        int r = e / n, c = e % n;
+        bool lower = r >= c;
+        // Lower factor from the lower triangle; the upper case reads the upper triangle.
+        L[e] = (flag == 0) == lower ? A[r * as0 + c * as1] : A[c * as0 + r * as1];
+    }
+    if (t == 0) failed = 0;
+    __syncthreads();
+    for (int j = 0; j < n; ++j) {
+        if (t == 0) {
+            double d = L[j * n + j];
+            for (int q = 0; q < j; ++q) d -= L[j * n + q] * L[j * n + q];
+            if (!(d > 0.0)) failed = 1;
+            else L[j * n + j] = sqrt(d);
+        }
+        __syncthreads();
+        if (failed) break;
+        double djj = L[j * n + j];
+        for (int i = j + 1 + t; i < n; i += blockDim.x) {
+            double s = L[i * n + j];
+            for (int q = 0; q < j; ++q) s -= L[i * n + q] * L[j * n + q];
+            L[i * n + j] = s / djj;
+        }
+        __syncthreads();
+    }
+    if (t == 0) status[mat] = failed;
+    for (int e = t; e < n * n; e += blockDim.x) {
+        int r = e / n, c = e % n;
+        double v = flag == 0 ? (r >= c ? L[r * n + c] : 0.0) : (r <= c ? L[c * n + r] : 0.0);
+        Y[e] = failed ? 0.0 : v;
+    }
+}
+
+extern "C" __global__ void linalg_qr(LINALG_PARAMS) {
+    int kk = m < n ? m : n;
+    double* R = linalg_shared;   // m × n: R above the diagonal, reflectors below
+    double* tau = R + m * n;     // kk
+    i64 mat = blockIdx.x;
+    const double* A = a + strided_offset(mat, bn, bshape, bas);
+    int t = threadIdx.x;
+    for (int e = t; e < m * n; e += blockDim.x) R[e] = A[(e / n) * as0 + (e % n) * as1];
+    __syncthreads();
+    for (int j = 0; j < kk; ++j) {
+        if (t == 0) {
+            // dlarfg: H (alpha, x) = (beta, 0), beta = -sign(alpha) * ||(alpha, x)||.
+            double alpha = R[j * n + j], xnorm = 0.0;
+            for (int i = j + 1; i < m; ++i) xnorm = hypot(xnorm, R[i * n + j]);
+            if (xnorm == 0.0) {
+                tau[j] = 0.0;
+            } else {
+                double beta = -copysign(hypot(alpha, xnorm), alpha);
+                tau[j] = (beta - alpha) / beta;
+                double scale = 1.0 / (alpha - beta);
+                for (int i = j + 1; i < m; ++i) R[i * n + j] *= scale;
+                R[j * n + j] = beta;
+            }
+        }
+        __syncthreads();
+        double tj = tau[j];
+        if (tj != 0.0) {
+            for (int c = j + 1 + t; c < n; c += blockDim.x) {
+                double s = R[j * n + c];
+                for (int i = j + 1; i < m; ++i) s += R[i * n + j] * R[i * n + c];
+                s *= tj;
+                R[j * n + c] -= s;
+                for (int i = j + 1; i < m; ++i) R[i * n + c] -= s * R[i * n + j];
+            }
+        }
+        __syncthreads();
+    }
+    if (part == 1) {
+        double* Y = out + mat * (i64)kk * n;
+        for (int e = t; e < kk * n; e += blockDim.x) {
+            int r = e / n, c = e % n;
+            Y[e] = r <= c ? R[e] : 0.0;
+        }
+        return;
+    }
+    // Q = H_0 ... H_{kk-1} applied to the first kk columns of I, last reflector first (dorgqr).
+    double* Q = out + mat * (i64)m * kk;
+    for (int e = t; e < m * kk; e += blockDim.x) Q[e] = (e / kk == e % kk) ? 1.0 : 0.0;
+    __syncthreads();
+    for (int j = kk - 1; j >= 0; --j) {
+        double tj = tau[j];
+        for (int c = t; c < kk; c += blockDim.x) {
+            double s = Q[j * kk + c];
+            for (int i = j + 1; i < m; ++i) s += R[i * n + j] * Q[i * kk + c];
+            s *= tj;
+            Q[j * kk + c] -= s;
+            for (int i = j + 1; i < m; ++i) Q[i * kk + c] -= s * R[i * n + j];
+        }
+        __syncthreads();
+    }
+}
+
+// Appends to the first `have` orthonormal columns of U (row-major P × P) unit vectors from the standard basis, Gram-Schmidt twice; thread 0 only.
+__device__ void complete_basis(double* U, int P, int have) {
+    for (int e = 0; have < P && e < P; ++e) {
+        double v[LINALG_MAX];
+        for (int i = 0; i < P; ++i) v[i] = i == e ? 1.0 : 0.0;
+        for (int pass = 0; pass < 2; ++pass)
+            for (int c = 0; c < have; ++c) {
+                double d = 0.0;
+                for (int i = 0; i < P; ++i) d += U[i * P + c] * v[i];
+                for (int i = 0; i < P; ++i) v[i] -= d * U[i * P + c];
+            }
+        double norm = 0.0;
+        for (int i = 0; i < P; ++i) norm += v[i] * v[i];
+        norm = sqrt(norm);
+        if (norm < 1e-6) continue;
+        for (int i = 0; i < P; ++i) U[i * P + have] = v[i] / norm;
+        ++have;
+    }
+}
+
+extern "C" __global__ void linalg_svd(LINALG_PARAMS) {
+    bool tall = m >= n;
+    int P = tall ? m : n, Qn = tall ? n : m;  // W = A or Aᵀ: P × Qn, P ≥ Qn
+    double* W = linalg_shared;        // P × Qn
+    double* V = W + P * Qn;           // Qn × Qn
+    double* U = V + Qn * Qn;          // P × P
+    double* S = U + P * P;            // Qn
+    int* order = (int*)(S + Qn);      // Qn
+    __shared__ double rc, rs;
+    __shared__ int rotated;
+    i64 mat = blockIdx.x;
+    const double* A = a + strided_offset(mat, bn, bshape, bas);
+    int t = threadIdx.x;
+    for (int e = t; e < P * Qn; e += blockDim.x) {
+        int r = e / Qn, c = e % Qn;
+        W[e] = tall ? A[r * as0 + c * as1] : A[c * as0 + r * as1];
+    }
+    for (int e = t; e < Qn * Qn; e += blockDim.x) V[e] = (e / Qn == e % Qn) ? 1.0 : 0.0;
+    __syncthreads();
+    for (int sweep = 0; sweep < 60; ++sweep) {
+        if (t == 0) rotated = 0;
+        __syncthreads();
+        for (int p = 0; p < Qn - 1; ++p) {
+            for (int q = p + 1; q < Qn; ++q) {
+                if (t == 0) {
+                    double alpha = 0.0, beta = 0.0, gamma = 0.0;
+                    for (int i = 0; i < P; ++i) {
+                        double x = W[i * Qn + p], y = W[i * Qn + q];
+                        alpha += x * x;
+                        beta += y * y;
+                        gamma += x * y;
+                    }
+                    if (gamma != 0.0 && fabs(gamma) > 1e-15 * sqrt(alpha * beta)) {
+                        double zeta = (beta - alpha) / (2.0 * gamma);
+                        double tt = sign_of(zeta) / (fabs(zeta) + sqrt(1.0 + zeta * zeta));
+                        rc = 1.0 / sqrt(1.0 + tt * tt);
+                        rs = rc * tt;
+                        rotated = 1;
+                    } else {
+                        rc = 1.0;
+                        rs = 0.0;
+                    }
+                }
+                __syncthreads();
+                double c = rc, s = rs;
+                if (s != 0.0) {
+                    for (int i = t; i < P + Qn; i += blockDim.x) {
+                        double* col = i < P ? W + i * Qn : V + (i - P) * Qn;
+                        double x = col[p], y = col[q];
+                        col[p] = c * x - s * y;
+                        col[q] = s * x + c * y;
+                    }
+                }
+                __syncthreads();
+            }
+        }
+        // Every thread reads the flag before thread 0 clears it for the next sweep.
+        bool done = !rotated;
+        __syncthreads();
+        if (done) break;
+    }
+    if (t == 0) {
+        for (int c = 0; c < Qn; ++c) {
+            double s = 0.0;
+            for (int i = 0; i < P; ++i) s += W[i * Qn + c] * W[i * Qn + c];
+            S[c] = sqrt(s);
+            order[c] = c;
+        }
+        for (int i = 0; i < Qn; ++i)  // descending, stable
+            for (int j = i + 1; j < Qn; ++j)
+                if (S[order[j]] > S[order[i]]) { int tmp = order[i]; order[i] = order[j]; order[j] = tmp; }
+        double top = Qn > 0 ? S[order[0]] : 0.0;
+        int r = 0;
+        for (int i = 0; i < Qn; ++i) {
+            int c = order[i];
+            if (!(S[c] > 1e-13 * top) || S[c] == 0.0) break;
+            for (int row = 0; row < P; ++row) U[row * P + r] = W[row * Qn + c] / S[c];
+            ++r;
+        }
+        complete_basis(U, P, r);
+    }
+    __syncthreads();
+    if (part == 1) {
+        double* Y = out + mat * (i64)Qn;
+        for (int i = t; i < Qn; i += blockDim.x) Y[i] = S[order[i]];
+        return;
+    }
+    // A = Uw S Vwᵀ (tall) or A = Vw S Uwᵀ (wide); Vw's columns in `order`.
+    if (part == 0) {
+        double* Y = out + mat * (i64)m * m;
+        for (int e = t; e < m * m; e += blockDim.x) {
+            int r = e / m, c = e % m;
+            Y[e] = tall ? U[r * P + c] : V[r * Qn + order[c]];
+        }
+    } else {
+        double* Y = out + mat * (i64)n * n;
+        for (int e = t; e < n * n; e += blockDim.x) {
+            int r = e / n, c = e % n;
+            Y[e] = tall ? V[c * Qn + order[r]] : U[c * P + r];
+        }
+    }
+}
+
+extern "C" __global__ void linalg_eigh(LINALG_PARAMS) {
+    double* M = linalg_shared;  // n × n
+    double* V = M + n * n;      // n × n
+    int* order = (int*)(V + n * n);
+    __shared__ double rc, rs;
+    __shared__ int rotated;
+    i64 mat = blockIdx.x;
+    const double* A = a + strided_offset(mat, bn, bshape, bas);
+    int t = threadIdx.x;
+    for (int e = t; e < n * n; e += blockDim.x) {
+        int r = e / n, c = e % n;
+        bool lower = r >= c;
+        M[e] = (flag == 0) == lower ? A[r * as0 + c * as1] : A[c * as0 + r * as1];
+        V[e] = r == c ? 1.0 : 0.0;
+    }
+    __syncthreads();
+    for (int sweep = 0; sweep < 60; ++sweep) {
+        if (t == 0) rotated = 0;
+        __syncthreads();
+        for (int p = 0; p < n - 1; ++p) {
+            for (int q = p + 1; q < n; ++q) {
+                if (t == 0) {
+                    double apq = M[p * n + q], app = M[p * n + p], aqq = M[q * n + q];
+                    if (apq != 0.0 && fabs(apq) > 1e-16 * sqrt(fabs(app * aqq))) {
+                        double theta = (aqq - app) / (2.0 * apq);
+                        double tt = sign_of(theta) / (fabs(theta) + sqrt(theta * theta + 1.0));
+                        rc = 1.0 / sqrt(tt * tt + 1.0);
+                        rs = tt * rc;
+                        rotated = 1;
+                    } else {
+                        rc = 1.0;
+                        rs = 0.0;
+                    }
+                }
+                __syncthreads();
+                double c = rc, s = rs;
+                if (s != 0.0) {
+                    for (int i = t; i < 2 * n; i += blockDim.x) {  // columns p, q of M and V
+                        double* row = i < n ? M + i * n : V + (i - n) * n;
+                        double x = row[p], y = row[q];
+                        row[p] = c * x - s * y;
+                        row[q] = s * x + c * y;
+                    }
+                    __syncthreads();
+                    for (int j = t; j < n; j += blockDim.x) {  // rows p, q of M
+                        double x = M[p * n + j], y = M[q * n + j];
+                        M[p * n + j] = c * x - s * y;
+                        M[q * n + j] = s * x + c * y;
+                    }
+                }
+                __syncthreads();
+            }
+        }
+        // Every thread reads the flag before thread 0 clears it for the next sweep.
+        bool done = !rotated;
+        __syncthreads();
+        if (done) break;
+    }
+    if (t == 0) {
+        for (int i = 0; i < n; ++i) order[i] = i;
+        for (int i = 0; i < n; ++i)  // ascending, stable
+            for (int j = i + 1; j < n; ++j)
+                if (M[order[j] * n + order[j]] < M[order[i] * n + order[i]]) {
+                    int tmp = order[i]; order[i] = order[j]; order[j] = tmp;
+                }
+    }
+    __syncthreads();
+    if (part == 0) {
+        double* Y = out + mat * (i64)n;
+        for (int i = t; i < n; i += blockDim.x) Y[i] = M[order[i] * n + order[i]];
+    } else {
+        double* Y = out + mat * (i64)n * n;
+        for (int e = t; e < n * n; e += blockDim.x) Y[e] = V[(e / n) * n + order[e % n]];
+    }
+}
+"""#,
+        "random.cu": #"""
+// Random bits (the randomBits primitive): MLX's threefry-2x32 layout, bit for
+// bit as CPURandom.swift. Each key (2 uint32 words, any strides) fills its
+// block of `bytesPerKey` output bytes with `words = ceil(bytesPerKey / 4)`
+// 32-bit words: with half = words / 2 and odd = words % 2, counter j < half
+// hashes (j, j + half + odd) into words j and j + half + odd; an odd middle
+// word is hash(half, 0).first. One thread per (key, counter).
+// Launch: grid-stride over keyCount * (half + odd) threads.
+// Kernel names: random_bits.
+#include "common.cuh"
+
+__device__ __forceinline__ u32 rotl32(u32 x, u32 r) { return (x << r) | (x >> (32u - r)); }
+
+__device__ __forceinline__ void threefry2x32(u32 k0, u32 k1, u32 c0, u32 c1, u32& o0, u32& o1) {
+    const u32 rot[2][4] = {{13u, 15u, 26u, 6u}, {17u, 29u, 16u, 24u}};
+    const u32 ks[3] = {k0, k1, k0 ^ k1 ^ 0x1BD11BDAu};
+    u32 x0 = c0 + ks[0], x1 = c1 + ks[1];
+#pragma unroll
+    for (int i = 0; i < 5; ++i) {
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+            x0 += x1;
+            x1 = rotl32(x1, rot[i % 2][r]);
+            x1 ^= x0;
+        }
+        x0 += ks[(i + 1) % 3];
+        x1 += ks[(i + 2) % 3] + (u32)(i + 1);
+    }
+    o0 = x0;
+    o1 = x1;
+}
+
+// Writes word `w` (index `index` of the key's block) into the block's bytes, cut at bytesPerKey.
+__device__ __forceinline__ void put_word(u8* block, i64 bytesPerKey, i64 index, u32 w) {
+    i64 at = index * 4;
+    if (at + 4 <= bytesPerKey && (bytesPerKey & 3) == 0) {
+        *(u32*)(block + at) = w;
+        return;
+    }
+    for (int b = 0; b < 4 && at + b < bytesPerKey; ++b) block[at + b] = (u8)(w >> (8 * b));
+}
+
+extern "C" __global__ void random_bits(const u32* keys, u8* out, i64 keyCount, i64 bytesPerKey, int kn,
+                                       Dims kshape, Dims kstrides, i64 lastStride) {
+    i64 words = (bytesPerKey + 3) / 4;
+    i64 half = words / 2, odd = words % 2, perKey = half + odd;
+    TESSERA_GRID_LOOP(t, keyCount * perKey) {
+        i64 k = t / perKey, j = t % perKey;
+        i64 ko = strided_offset(k, kn, kshape, kstrides);  // kn: the key batch axes, never linear
+        u32 k0 = keys[ko], k1 = keys[ko + lastStride];
+        u8* block = out + k * bytesPerKey;
+        u32 a, b;
+        if (j < half) {
+            threefry2x32(k0, k1, (u32)j, (u32)(j + half + odd), a, b);
+            put_word(block, bytesPerKey, j, a);
+            put_word(block, bytesPerKey, j + half + odd, b);
+        } else {
+            threefry2x32(k0, k1, (u32)half, 0u, a, b);
+            put_word(block, bytesPerKey, half, a);
+        }
+    }
+}
+"""#,
         "reduce.cu": #"""
 // Reductions: one block per output element; its threads stride over the
 // reduced elements and combine through warp shuffles and shared memory.
@@ -322,6 +863,338 @@ REDUCE(sum, i32, i32, i32, 0) REDUCE(prod, i32, i32, i32, 1)
 REDUCE(max, i32, i32, i32, (i32)0x80000000) REDUCE(min, i32, i32, i32, 0x7fffffff)
 REDUCE(all, u8, b8, i32, 1) REDUCE(any, u8, b8, i32, 0)
 """#,
+        "scan.cu": #"""
+// cumsum / cumprod / cummax / cummin along one axis, inclusive or exclusive,
+// forwards or reversed, as CPUScan.swift: float types accumulate in double
+// and round each output once, 32/64-bit integers wrap, max/min propagate NaN,
+// bool max/min are or/and. Rows as in sort.cu: `rows` of length n, row r at
+// the offset of r over the kept axes (kn/kshape, input strides kxs, output
+// strides kys), stepping xstride / ystride along the axis.
+//  - scan_row_<op>_<t>: one thread per row, sequential (the CPU's order);
+//    for short rows or many rows. Grid-stride over rows.
+//  - scan_block_<op>_<t>: one block of SCAN_THREADS per row; chunks of
+//    SCAN_THREADS elements scanned in shared memory (Hillis-Steele), each
+//    chunk starting from the previous chunks' total.
+// Kernel names: scan_<row|block>_<sum|prod|max|min>_<f64|f32|f16|bf16|i64|i32|u32>,
+// scan_<row|block>_<max|min>_b8.
+#include "common.cuh"
+
+#define SCAN_THREADS 256
+
+struct S_sum {
+    __device__ __forceinline__ double operator()(double a, double b) const { return a + b; }
+    __device__ __forceinline__ u32 operator()(u32 a, u32 b) const { return a + b; }
+    __device__ __forceinline__ u64 operator()(u64 a, u64 b) const { return a + b; }
+};
+struct S_prod {
+    __device__ __forceinline__ double operator()(double a, double b) const { return a * b; }
+    __device__ __forceinline__ u32 operator()(u32 a, u32 b) const { return a * b; }
+    __device__ __forceinline__ u64 operator()(u64 a, u64 b) const { return a * b; }
+};
+struct S_max {
+    __device__ __forceinline__ double operator()(double a, double b) const {
+        return (isnan(a) || isnan(b)) ? __longlong_as_double(0x7ff8000000000000ll) : (a > b ? a : b);
+    }
+};
+struct S_min {
+    __device__ __forceinline__ double operator()(double a, double b) const {
+        return (isnan(a) || isnan(b)) ? __longlong_as_double(0x7ff8000000000000ll) : (a < b ? a : b);
+    }
+};
+struct S_imax { __device__ __forceinline__ i32 operator()(i32 a, i32 b) const { return a > b ? a : b; } };
+struct S_imin { __device__ __forceinline__ i32 operator()(i32 a, i32 b) const { return a < b ? a : b; } };
+struct S_umax { __device__ __forceinline__ u32 operator()(u32 a, u32 b) const { return a > b ? a : b; } };
+struct S_umin { __device__ __forceinline__ u32 operator()(u32 a, u32 b) const { return a < b ? a : b; } };
+struct S_lmax { __device__ __forceinline__ i64 operator()(i64 a, i64 b) const { return a > b ? a : b; } };
+struct S_lmin { __device__ __forceinline__ i64 operator()(i64 a, i64 b) const { return a < b ? a : b; } };
+struct S_or { __device__ __forceinline__ u32 operator()(u32 a, u32 b) const { return a | b; } };
+struct S_and { __device__ __forceinline__ u32 operator()(u32 a, u32 b) const { return a & b; } };
+
+// Element ↔ accumulator.
+__device__ __forceinline__ double scan_load(double x) { return x; }
+__device__ __forceinline__ double scan_load(float x) { return (double)x; }
+__device__ __forceinline__ i64 scan_load(i64 x) { return x; }
+__device__ __forceinline__ double scan_load(f16 x) { return (double)to_float(x); }
+__device__ __forceinline__ double scan_load(bf16 x) { return (double)to_float(x); }
+__device__ __forceinline__ i32 scan_load(i32 x) { return x; }
+__device__ __forceinline__ u32 scan_load(u32 x) { return x; }
+__device__ __forceinline__ u32 scan_load(u8 x) { return x != 0; }
+template <typename T, typename A> struct ScanStore;
+template <> struct ScanStore<double, double> { __device__ __forceinline__ double operator()(double a) const { return a; } };
+template <> struct ScanStore<i64, u64> { __device__ __forceinline__ i64 operator()(u64 a) const { return (i64)a; } };
+template <> struct ScanStore<i64, i64> { __device__ __forceinline__ i64 operator()(i64 a) const { return a; } };
+template <> struct ScanStore<float, double> { __device__ __forceinline__ float operator()(double a) const { return (float)a; } };
+// Half types round once from double, as the CPU's T(math: Float(double)) does
+// (double → float → half, each round-to-nearest-even).
+template <> struct ScanStore<f16, double> { __device__ __forceinline__ f16 operator()(double a) const { return from_float<f16>((float)a); } };
+template <> struct ScanStore<bf16, double> { __device__ __forceinline__ bf16 operator()(double a) const { return from_float<bf16>((float)a); } };
+template <> struct ScanStore<i32, i32> { __device__ __forceinline__ i32 operator()(i32 a) const { return a; } };
+template <> struct ScanStore<i32, u32> { __device__ __forceinline__ i32 operator()(u32 a) const { return (i32)a; } };
+template <> struct ScanStore<u32, u32> { __device__ __forceinline__ u32 operator()(u32 a) const { return a; } };
+template <> struct ScanStore<u8, u32> { __device__ __forceinline__ u8 operator()(u32 a) const { return a ? 1 : 0; } };
+
+template <typename T, typename A> __device__ __forceinline__ A scan_load_as(T x) { return (A)scan_load(x); }
+
+template <typename T, typename A, typename Op>
+__device__ void scan_row(const T* x, T* y, A identity, i64 n, i64 rows, int kn, const Dims& kshape, const Dims& kxs,
+                         const Dims& kys, i64 xstride, i64 ystride, int reverse, int inclusive) {
+    Op op;
+    ScanStore<T, A> store;
+    TESSERA_GRID_LOOP(r, rows) {
+        const T* xr = x + strided_offset(r, kn, kshape, kxs);
+        T* yr = y + strided_offset(r, kn, kshape, kys);
+        A acc = identity;
+        for (i64 k = 0; k < n; ++k) {
+            i64 i = reverse ? n - 1 - k : k;
+            A v = scan_load_as<T, A>(xr[i * xstride]);
+            if (inclusive) { acc = op(acc, v); yr[i * ystride] = store(acc); }
+            else { yr[i * ystride] = store(acc); acc = op(acc, v); }
+        }
+    }
+}
+
+template <typename T, typename A, typename Op>
+__device__ void scan_block(const T* x, T* y, A identity, i64 n, int kn, const Dims& kshape, const Dims& kxs,
+                           const Dims& kys, i64 xstride, i64 ystride, int reverse, int inclusive) {
+    __shared__ A part[SCAN_THREADS];
+    Op op;
+    ScanStore<T, A> store;
+    i64 r = blockIdx.x;
+    const T* xr = x + strided_offset(r, kn, kshape, kxs);
+    T* yr = y + strided_offset(r, kn, kshape, kys);
+    int t = threadIdx.x;
+    A carry = identity;
+    for (i64 base = 0; base < n; base += SCAN_THREADS) {
+        i64 k = base + t;
+        i64 i = reverse ? n - 1 - k : k;
+        A v = k < n ? scan_load_as<T, A>(xr[i * xstride]) : identity;
+        part[t] = v;
+        __syncthreads();
+        for (int d = 1; d < SCAN_THREADS; d <<= 1) {
+            A left = t >= d ? part[t - d] : identity;
+            __syncthreads();
+            part[t] = op(left, part[t]);
+            __syncthreads();
+        }
+        if (k < n) {
+            A out = inclusive ? op(carry, part[t]) : (t == 0 ? carry : op(carry, part[t - 1]));
+            yr[i * ystride] = store(out);
+        }
+        carry = op(carry, part[SCAN_THREADS - 1]);
+        __syncthreads();
+    }
+}
+
+#define SCAN(name, Op, T, A, suffix, identity) \
+    extern "C" __global__ void scan_row_##name##_##suffix(const T* x, T* y, i64 n, i64 rows, int kn, Dims kshape, \
+                                                           Dims kxs, Dims kys, i64 xstride, i64 ystride, \
+                                                           int reverse, int inclusive) { \
+        scan_row<T, A, Op>(x, y, (A)(identity), n, rows, kn, kshape, kxs, kys, xstride, ystride, reverse, inclusive); \
+    } \
+    extern "C" __global__ void __launch_bounds__(SCAN_THREADS) scan_block_##name##_##suffix( \
+        const T* x, T* y, i64 n, i64 rows, int kn, Dims kshape, Dims kxs, Dims kys, i64 xstride, i64 ystride, \
+        int reverse, int inclusive) { \
+        scan_block<T, A, Op>(x, y, (A)(identity), n, kn, kshape, kxs, kys, xstride, ystride, reverse, inclusive); \
+    }
+#define SCAN_FLOATS(T, suffix) \
+    SCAN(sum, S_sum, T, double, suffix, 0.0) SCAN(prod, S_prod, T, double, suffix, 1.0) \
+    SCAN(max, S_max, T, double, suffix, -__longlong_as_double(0x7ff0000000000000ll)) \
+    SCAN(min, S_min, T, double, suffix, __longlong_as_double(0x7ff0000000000000ll))
+SCAN_FLOATS(double, f64) SCAN_FLOATS(float, f32) SCAN_FLOATS(f16, f16) SCAN_FLOATS(bf16, bf16)
+SCAN(sum, S_sum, i64, u64, i64, 0ull) SCAN(prod, S_prod, i64, u64, i64, 1ull)
+SCAN(max, S_lmax, i64, i64, i64, (i64)0x8000000000000000ull) SCAN(min, S_lmin, i64, i64, i64, 0x7fffffffffffffffll)
+SCAN(sum, S_sum, i32, u32, i32, 0u) SCAN(prod, S_prod, i32, u32, i32, 1u)
+SCAN(max, S_imax, i32, i32, i32, (i32)0x80000000) SCAN(min, S_imin, i32, i32, i32, 0x7fffffff)
+SCAN(sum, S_sum, u32, u32, u32, 0u) SCAN(prod, S_prod, u32, u32, u32, 1u)
+SCAN(max, S_umax, u32, u32, u32, 0u) SCAN(min, S_umin, u32, u32, u32, 0xffffffffu)
+SCAN(max, S_or, u8, u32, b8, 0u) SCAN(min, S_and, u8, u32, b8, 1u)
+"""#,
+        "scatter.cu": #"""
+// scatter: the output (already a row-contiguous copy of x) gets each update
+// window combined at the starts gather_starts_* computed (gather.cu), as
+// CPUIndexing.swift's ScatterKernel does. Element i = b * window + j of the
+// updates (shape B + window, any strides: un/ushape/ustrides, un 0 for
+// contiguous) lands at out[starts[b] + window offset of j] (wshape over the
+// output's strides, wn 0 for contiguous).
+// - set: the last b wins, as on the CPU: scatter_fill_i32 sets winner to -1,
+//   scatter_winner takes the atomic max of b per target, scatter_set_<bytes>
+//   writes only the winner's value (deterministic with duplicate indices).
+//   With one update window (no duplicates possible) winner is null.
+// - add/prod/max/min: atomics; 32-bit compare-and-swap loops where the
+//   hardware has no atomic (products, float max/min, 16-bit floats, bools
+//   through the aligned word that holds them). Float max/min propagate NaN;
+//   16-bit floats combine in float and round once per update; integers wrap.
+//   float64 and int64 use 64-bit compare-and-swap (atomicAdd for sums).
+// Launch: grid-stride loops (LaunchGeometry.elementwise).
+// Kernel names: scatter_fill_i32, scatter_winner, scatter_set_<bytes> (1 2 4 8),
+// scatter_<add|prod|max|min>_<f64|f32|f16|bf16|i64|i32|u32|b8>.
+#include "common.cuh"
+
+#define SCATTER_PARAMS \
+    const i64 *starts, i64 n, i64 window, int wn, Dims wshape, Dims wstrides, int un, Dims ushape, Dims ustrides
+#define SCATTER_TARGET(i) \
+    (starts[(i) / window] + (wn == 0 ? (i) % window : strided_offset((i) % window, wn, wshape, wstrides)))
+#define SCATTER_SOURCE(i) (un == 0 ? (i) : strided_offset((i), un, ushape, ustrides))
+
+extern "C" __global__ void scatter_fill_i32(i32* p, i64 n, i32 value) {
+    TESSERA_GRID_LOOP(i, n) { p[i] = value; }
+}
+
+extern "C" __global__ void scatter_winner(i32* winner, SCATTER_PARAMS) {
+    TESSERA_GRID_LOOP(i, n) { atomicMax(&winner[SCATTER_TARGET(i)], (i32)(i / window)); }
+}
+
+#define SCATTER_SET(T, bytes) \
+    extern "C" __global__ void scatter_set_##bytes(const T* upd, const i32* winner, T* out, SCATTER_PARAMS) { \
+        TESSERA_GRID_LOOP(i, n) { \
+            i64 t = SCATTER_TARGET(i); \
+            if (!winner || winner[t] == (i32)(i / window)) out[t] = upd[SCATTER_SOURCE(i)]; \
+        } \
+    }
+SCATTER_SET(u8, 1) SCATTER_SET(u16, 2) SCATTER_SET(u32, 4) SCATTER_SET(u64, 8)
+
+// Combining rules on float values (NaN-propagating max/min, as maximum/minimum).
+struct C_add {
+    __device__ __forceinline__ float operator()(float a, float b) const { return a + b; }
+    __device__ __forceinline__ double operator()(double a, double b) const { return a + b; }
+};
+struct C_prod {
+    __device__ __forceinline__ float operator()(float a, float b) const { return a * b; }
+    __device__ __forceinline__ double operator()(double a, double b) const { return a * b; }
+};
+struct C_max {
+    __device__ __forceinline__ float operator()(float a, float b) const {
+        return (isnan(a) || isnan(b)) ? __int_as_float(0x7fc00000) : (b > a ? b : a);
+    }
+    __device__ __forceinline__ double operator()(double a, double b) const {
+        return (isnan(a) || isnan(b)) ? __longlong_as_double(0x7ff8000000000000ll) : (b > a ? b : a);
+    }
+};
+struct C_min {
+    __device__ __forceinline__ float operator()(float a, float b) const {
+        return (isnan(a) || isnan(b)) ? __int_as_float(0x7fc00000) : (b < a ? b : a);
+    }
+    __device__ __forceinline__ double operator()(double a, double b) const {
+        return (isnan(a) || isnan(b)) ? __longlong_as_double(0x7ff8000000000000ll) : (b < a ? b : a);
+    }
+};
+
+template <typename Op> __device__ __forceinline__ void atomic_combine(float* p, float v) {
+    u32* word = (u32*)p;
+    u32 old = *word, assumed;
+    do {
+        assumed = old;
+        u32 next = __float_as_uint(Op()(__uint_as_float(assumed), v));
+        if (next == assumed) return;
+        old = atomicCAS(word, assumed, next);
+    } while (old != assumed);
+}
+template <> __device__ __forceinline__ void atomic_combine<C_add>(float* p, float v) { atomicAdd(p, v); }
+
+// 16-bit floats: compare-and-swap on the aligned 32-bit word holding the element.
+template <typename H, typename Op> __device__ __forceinline__ void atomic_combine_half(H* p, float v) {
+    u32* word = (u32*)((u64)p & ~(u64)3);
+    u32 shift = ((u64)p & 2) ? 16u : 0u;
+    u32 old = *word, assumed;
+    do {
+        assumed = old;
+        H h;
+        h.bits = (u16)(assumed >> shift);
+        H r = from_float<H>(Op()(to_float(h), v));
+        u32 next = (assumed & ~(0xffffu << shift)) | ((u32)r.bits << shift);
+        if (next == assumed) return;
+        old = atomicCAS(word, assumed, next);
+    } while (old != assumed);
+}
+template <typename Op> __device__ __forceinline__ void atomic_combine(f16* p, float v) { atomic_combine_half<f16, Op>(p, v); }
+template <typename Op> __device__ __forceinline__ void atomic_combine(bf16* p, float v) { atomic_combine_half<bf16, Op>(p, v); }
+
+// float64: compare-and-swap on the 64-bit word (an atomicAdd for sums).
+template <typename Op> __device__ __forceinline__ void atomic_combine64(double* p, double v) {
+    u64* word = (u64*)p;
+    u64 old = *word, assumed;
+    do {
+        assumed = old;
+        double a = __longlong_as_double((long long)assumed);
+        double r = Op()(a, v);
+        u64 next = (u64)__double_as_longlong(r);
+        if (next == assumed) return;
+        old = atomicCAS((unsigned long long*)word, (unsigned long long)assumed, (unsigned long long)next);
+    } while (old != assumed);
+}
+
+// int64 (wrapping): compare-and-swap loops on the 64-bit word.
+__device__ __forceinline__ void atomic_int64(i64* p, i64 v, int op) {
+    unsigned long long* word = (unsigned long long*)p;
+    if (op == 0) { atomicAdd(word, (unsigned long long)v); return; }
+    unsigned long long old = *word, assumed;
+    do {
+        assumed = old;
+        i64 a = (i64)assumed;
+        i64 r = op == 1 ? (i64)((u64)a * (u64)v) : op == 2 ? (v > a ? v : a) : (v < a ? v : a);
+        if ((unsigned long long)r == assumed) return;
+        old = atomicCAS(word, assumed, (unsigned long long)r);
+    } while (old != assumed);
+}
+
+// 32-bit integers (wrapping): native atomics but for the product.
+template <typename I> __device__ __forceinline__ void atomic_int(I* p, I v, int op) {
+    if (op == 0) { atomicAdd(p, v); return; }
+    if (op == 2) { atomicMax(p, v); return; }
+    if (op == 3) { atomicMin(p, v); return; }
+    u32* word = (u32*)p;
+    u32 old = *word, assumed;
+    do {
+        assumed = old;
+        u32 next = assumed * (u32)v;
+        old = atomicCAS(word, assumed, next);
+    } while (old != assumed);
+}
+
+// Bools (bytes 0/1): add and max are `or`, prod and min are `and`, on the word holding the byte.
+__device__ __forceinline__ void atomic_bool(u8* p, u8 v, bool isOr) {
+    u32* word = (u32*)((u64)p & ~(u64)3);
+    u32 shift = (u32)((u64)p & 3) * 8u;
+    if (isOr) {
+        if (v) atomicOr(word, 1u << shift);
+    } else if (!v) {
+        atomicAnd(word, ~(0xffu << shift));
+    }
+}
+
+#define SCATTER_FLOAT(name, Op, T, suffix) \
+    extern "C" __global__ void scatter_##name##_##suffix(const T* upd, T* out, SCATTER_PARAMS) { \
+        TESSERA_GRID_LOOP(i, n) { atomic_combine<Op>(&out[SCATTER_TARGET(i)], to_float(upd[SCATTER_SOURCE(i)])); } \
+    }
+#define SCATTER_FLOATS(name, Op) \
+    SCATTER_FLOAT(name, Op, float, f32) SCATTER_FLOAT(name, Op, f16, f16) SCATTER_FLOAT(name, Op, bf16, bf16)
+SCATTER_FLOATS(add, C_add) SCATTER_FLOATS(prod, C_prod) SCATTER_FLOATS(max, C_max) SCATTER_FLOATS(min, C_min)
+
+#define SCATTER_F64(name, Op) \
+    extern "C" __global__ void scatter_##name##_f64(const double* upd, double* out, SCATTER_PARAMS) { \
+        TESSERA_GRID_LOOP(i, n) { atomic_combine64<Op>(&out[SCATTER_TARGET(i)], upd[SCATTER_SOURCE(i)]); } \
+    }
+SCATTER_F64(add, C_add) SCATTER_F64(prod, C_prod) SCATTER_F64(max, C_max) SCATTER_F64(min, C_min)
+
+#define SCATTER_I64(name, code) \
+    extern "C" __global__ void scatter_##name##_i64(const i64* upd, i64* out, SCATTER_PARAMS) { \
+        TESSERA_GRID_LOOP(i, n) { atomic_int64(&out[SCATTER_TARGET(i)], upd[SCATTER_SOURCE(i)], code); } \
+    }
+SCATTER_I64(add, 0) SCATTER_I64(prod, 1) SCATTER_I64(max, 2) SCATTER_I64(min, 3)
+
+#define SCATTER_INT(name, code, I, suffix) \
+    extern "C" __global__ void scatter_##name##_##suffix(const I* upd, I* out, SCATTER_PARAMS) { \
+        TESSERA_GRID_LOOP(i, n) { atomic_int<I>(&out[SCATTER_TARGET(i)], upd[SCATTER_SOURCE(i)], code); } \
+    }
+SCATTER_INT(add, 0, i32, i32) SCATTER_INT(prod, 1, i32, i32) SCATTER_INT(max, 2, i32, i32) SCATTER_INT(min, 3, i32, i32)
+SCATTER_INT(add, 0, u32, u32) SCATTER_INT(prod, 1, u32, u32) SCATTER_INT(max, 2, u32, u32) SCATTER_INT(min, 3, u32, u32)
+
+#define SCATTER_BOOL(name, isOr) \
+    extern "C" __global__ void scatter_##name##_b8(const u8* upd, u8* out, SCATTER_PARAMS) { \
+        TESSERA_GRID_LOOP(i, n) { atomic_bool(&out[SCATTER_TARGET(i)], upd[SCATTER_SOURCE(i)] != 0, isOr); } \
+    }
+SCATTER_BOOL(add, true) SCATTER_BOOL(max, true) SCATTER_BOOL(prod, false) SCATTER_BOOL(min, false)
+"""#,
         "select.cu": #"""
 // which(cond, a, b) with broadcasting, by element size (the dtype does not
 // matter to a select): cond is bool bytes; all three inputs any strides
@@ -339,6 +1212,147 @@ REDUCE(all, u8, b8, i32, 1) REDUCE(any, u8, b8, i32, 0)
         } \
     }
 SELECT(u8, 1) SELECT(u16, 2) SELECT(u32, 4) SELECT(u64, 8)
+"""#,
+        "sort.cu": #"""
+// sort / argSort / partition / argPartition along one axis (partitions are
+// full sorts, as on the CPU). Every element becomes the 64-bit key
+// (order key << 32) | index: the order key is an unsigned image of the value
+// that orders as the CPU's `less` does (floats: -0 == +0, every NaN equal and
+// after +inf; signed integers with the sign bit flipped), and the index
+// breaks ties, so any sort of the keys gives the CPU's stable order exactly.
+// Rows: `rows` of length n; row r starts at the offset of r over the kept
+// axes (kn/kshape, input strides kxs, output strides kys); along the axis
+// the input steps xstride, the output ystride.
+//  - sort_block_<t>: grid (chunks, min(rows, 65535)) striding over rows; one block sorts SORT_CHUNK (or the
+//    next power of two ≥ n) keys in shared memory (bitonic). A row in one
+//    chunk is written out at once (mode 0 values, 1 indices); longer rows
+//    write sorted chunks of keys to scratch [rows, n].
+//  - sort_merge: one thread per key merges sorted runs of `width` pairwise
+//    (each key's place = its rank in its run + its rank in the partner run).
+//  - sort_emit_<bytes> / sort_emit_index: keys → values / uint32 indices.
+// Launch: sort_block with block = pow2 / 2 threads (≤ 1024) and pow2 * 8
+// bytes of dynamic shared memory; the others grid-stride.
+// Kernel names: sort_block_<f32|f16|bf16|i32|u32|i16|u16|i8|u8|b8>,
+// sort_merge, sort_emit_<1|2|4>, sort_emit_index.
+#include "common.cuh"
+
+#define SORT_CHUNK 2048
+
+__device__ __forceinline__ u32 float_order_key(float f) {
+    if (isnan(f)) return 0xffffffffu;
+    if (f == 0.0f) f = 0.0f;  // -0 orders with +0
+    u32 u = __float_as_uint(f);
+    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+__device__ __forceinline__ u32 order_key(float v) { return float_order_key(v); }
+__device__ __forceinline__ u32 order_key(f16 v) { return float_order_key(to_float(v)); }
+__device__ __forceinline__ u32 order_key(bf16 v) { return float_order_key(to_float(v)); }
+__device__ __forceinline__ u32 order_key(i32 v) { return (u32)v ^ 0x80000000u; }
+__device__ __forceinline__ u32 order_key(u32 v) { return v; }
+__device__ __forceinline__ u32 order_key(short v) { return (u32)((i32)v + 32768); }
+__device__ __forceinline__ u32 order_key(u16 v) { return v; }
+__device__ __forceinline__ u32 order_key(signed char v) { return (u32)((i32)v + 128); }
+struct boolean { u8 v; };
+__device__ __forceinline__ u32 order_key(boolean v) { return v.v != 0; }
+__device__ __forceinline__ u32 order_key(u8 v) { return v; }
+
+__device__ __forceinline__ i64 row_offset(i64 r, int kn, const Dims& kshape, const Dims& kstrides) {
+    return strided_offset(r, kn, kshape, kstrides);
+}
+
+template <typename T>
+__device__ void sort_block(const T* x, T* yv, u32* yi, u64* scratch, i64 n, i64 rows, int pow2, int mode, int kn,
+                           const Dims& kshape, const Dims& kxs, const Dims& kys, i64 xstride, i64 ystride) {
+    extern __shared__ u64 sort_keys[];
+    i64 chunk = blockIdx.x, begin = chunk * pow2;
+    for (i64 row = blockIdx.y; row < rows; row += gridDim.y) {
+        const T* xr = x + row_offset(row, kn, kshape, kxs);
+        for (int i = threadIdx.x; i < pow2; i += blockDim.x) {
+            i64 e = begin + i;
+            sort_keys[i] = e < n ? (((u64)order_key(xr[e * xstride]) << 32) | (u64)e) : ~0ull;
+        }
+        __syncthreads();
+        for (int k = 2; k <= pow2; k <<= 1) {
+            for (int j = k >> 1; j > 0; j >>= 1) {
+                for (int t = threadIdx.x; t < pow2 / 2; t += blockDim.x) {
+                    int i = 2 * j * (t / j) + (t % j), l = i + j;
+                    bool ascending = (i & k) == 0;
+                    u64 a = sort_keys[i], b = sort_keys[l];
+                    if ((a > b) == ascending) { sort_keys[i] = b; sort_keys[l] = a; }
+                }
+                __syncthreads();
+            }
+        }
+        i64 count = n - begin < pow2 ? n - begin : pow2;
+        if (gridDim.x == 1) {
+            i64 yo = row_offset(row, kn, kshape, kys);
+            for (int i = threadIdx.x; i < count; i += blockDim.x) {
+                u32 index = (u32)sort_keys[i];
+                if (mode == 0) yv[yo + i * ystride] = xr[(i64)index * xstride];
+                else yi[yo + i * ystride] = index;
+            }
+        } else {
+            for (int i = threadIdx.x; i < count; i += blockDim.x) scratch[row * n + begin + i] = sort_keys[i];
+        }
+        __syncthreads();
+    }
+}
+
+#define SORT_BLOCK(T, suffix) \
+    extern "C" __global__ void __launch_bounds__(1024) sort_block_##suffix( \
+        const T* x, T* yv, u32* yi, u64* scratch, i64 n, i64 rows, int pow2, int mode, int kn, Dims kshape, \
+        Dims kxs, Dims kys, i64 xstride, i64 ystride) { \
+        sort_block<T>(x, yv, yi, scratch, n, rows, pow2, mode, kn, kshape, kxs, kys, xstride, ystride); \
+    }
+SORT_BLOCK(float, f32) SORT_BLOCK(f16, f16) SORT_BLOCK(bf16, bf16) SORT_BLOCK(i32, i32) SORT_BLOCK(u32, u32)
+SORT_BLOCK(short, i16) SORT_BLOCK(u16, u16) SORT_BLOCK(signed char, i8) SORT_BLOCK(u8, u8) SORT_BLOCK(boolean, b8)
+
+// The number of keys in sorted run [lo, hi) less than v.
+__device__ __forceinline__ i64 rank_in(const u64* run, i64 lo, i64 hi, u64 v) {
+    while (lo < hi) {
+        i64 mid = lo + (hi - lo) / 2;
+        if (run[mid] < v) lo = mid + 1; else hi = mid;
+    }
+    return lo;
+}
+
+extern "C" __global__ void sort_merge(const u64* src, u64* dst, i64 n, i64 width, i64 total) {
+    TESSERA_GRID_LOOP(e, total) {
+        i64 row = e / n, i = e - row * n;
+        const u64* r = src + row * n;
+        u64* d = dst + row * n;
+        i64 run = i / width, start = run * width;
+        u64 v = r[i];
+        if ((run & 1) == 0) {
+            i64 bLo = start + width, bHi = start + 2 * width < n ? start + 2 * width : n;
+            i64 below = bLo < n ? rank_in(r, bLo, bHi, v) - bLo : 0;
+            d[i + below] = v;
+        } else {
+            i64 aLo = start - width;
+            d[aLo + (i - start) + (rank_in(r, aLo, start, v) - aLo)] = v;
+        }
+    }
+}
+
+#define SORT_EMIT(T, bytes) \
+    extern "C" __global__ void sort_emit_##bytes(const u64* keys, const T* x, T* y, i64 n, i64 total, int kn, \
+                                                 Dims kshape, Dims kxs, Dims kys, i64 xstride, i64 ystride) { \
+        TESSERA_GRID_LOOP(e, total) { \
+            i64 row = e / n, i = e - row * n; \
+            u32 index = (u32)keys[e]; \
+            y[row_offset(row, kn, kshape, kys) + i * ystride] = \
+                x[row_offset(row, kn, kshape, kxs) + (i64)index * xstride]; \
+        } \
+    }
+SORT_EMIT(u8, 1) SORT_EMIT(u16, 2) SORT_EMIT(u32, 4)
+
+extern "C" __global__ void sort_emit_index(const u64* keys, u32* y, i64 n, i64 total, int kn, Dims kshape, Dims kys,
+                                           i64 ystride) {
+    TESSERA_GRID_LOOP(e, total) {
+        i64 row = e / n, i = e - row * n;
+        y[row_offset(row, kn, kshape, kys) + i * ystride] = (u32)keys[e];
+    }
+}
 """#,
         "unary.cu": #"""
 // Element-wise unary ops. float32/float16/bfloat16 compute in float; int32
