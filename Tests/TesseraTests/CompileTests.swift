@@ -264,17 +264,22 @@ final class CompileTests: XCTestCase {
         assertSame(vc, ve)
     }
 
-    func testShapelessKeepsSingleOutputKernels() {
+    func testShapelessReplaysMultiOutputKernels() {
+        // The outputs' slices follow the stacked value's shape on other inputs.
         let f = { (a: [Tensor]) -> [Tensor] in
-            let y = a[0] * 2 + 1
-            return [exp(y), y]
+            let y = a[0] * 2 + a[1]
+            return [exp(y) - a[1], y]
         }
         let g = compile(shapeless: true, f)
-        for n in [3, 7] {
-            let x = Tensor((0..<n).map { Float($0) / 4 })
-            let outs = g([x]), eager = f([x])
-            for (c, e) in zip(outs, eager) { assertSame(c, e) }
+        let traces = Compile.traceCount
+        for (rows, cols) in [(2, 3), (5, 7), (1, 4)] {
+            let x = Tensor((0..<(rows * cols)).map { Float($0) / 8 }, shape: [rows, cols])
+            let b = Tensor((0..<cols).map { Float($0) / 3 - 1 })
+            let outs = g([x, b]), eager = f([x, b])
+            XCTAssertEqual(fusedKernel(of: outs[0])?.outputCount, 2)
+            for (c, e) in zip(outs, eager) { assertSame(c, e, "\(rows)x\(cols)") }
         }
+        XCTAssertEqual(Compile.traceCount - traces, 1)
     }
 
     // MARK: Transforms

@@ -223,7 +223,7 @@ final class CompiledFunction: @unchecked Sendable {
 
         var program = Program(placeholders: placeholders, outputs: results + newState.flatMap { $0 }).simplified()
         if CCompiler.isAvailable {
-            program = program.fused(multipleOutputs: !shapeless)
+            program = program.fused()
         } else {
             CCompiler.warnOnce(
                 "compiler", "[compile] no C compiler ('\(Compile.compilerPath)'): compiled functions run unfused")

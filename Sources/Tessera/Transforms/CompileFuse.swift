@@ -19,8 +19,8 @@
 // [k] + shape (the outputs stacked); its users read slices of it (views).
 // An external user must not lie upstream of the sink (the kernel would need
 // its own output); if regions still depend on each other in a cycle, the
-// program is fused again with single-output regions. Shapeless compile keeps
-// single outputs (the slices' shapes are traced constants).
+// program is fused again with single-output regions. Shapeless replay infers
+// the slices' shapes from the kernel's (Program.isStackedOutputSlice).
 
 /// How a kernel input is read, decided from the shapes seen when tracing;
 /// evaluation checks them again and takes the strided loop when they differ.

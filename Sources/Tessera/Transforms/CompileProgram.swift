@@ -132,6 +132,17 @@ extension Program {
         return outputs.map { values[$0] }
     }
 
+    /// Whether `ins` takes one output of a multi-output fused kernel (a
+    /// `[1] + shape` slice of its stacked value, made by fusion): its shape
+    /// follows the kernel's in shapeless replay.
+    func isStackedOutputSlice(_ ins: Instruction) -> Bool {
+        guard case .slice(let start, let stride) = ins.primitive, let source = instruction(ins.inputs[0]),
+            case .compiled(let kernel) = source.primitive, kernel.outputCount > 1
+        else { return false }
+        return start.dropFirst().allSatisfy { $0 == 0 } && stride.allSatisfy { $0 == 1 }
+            && ins.shape == [1] + source.shape.dropFirst()
+    }
+
     /// Every value's shape for inputs of `inputShapes` (shapeless compile).
     /// Element-wise ops broadcast their inputs again; a broadcast keeps the
     /// traced size only where it stretched a size-1 axis; reductions,
@@ -185,6 +196,10 @@ extension Program {
             case .matmul:
                 let b = shapes[ins.inputs[1]]
                 result = Array(ins0.dropLast()) + [b[b.count - 1]]
+            case .slice where isStackedOutputSlice(ins):
+                result = [1] + ins0.dropFirst()
+            case .reshape where instruction(ins.inputs[0]).map(isStackedOutputSlice) ?? false:
+                result = Array(ins0.dropFirst())
             case .reshape where ins0 == shape(ins.inputs[0]):
                 result = ins.shape
             case .constant, .arange, .reshape, .slice, .concatenate, .sliceUpdate, .gather, .scatter, .custom,
