@@ -13,31 +13,42 @@ extension GPUSelfTest {
         }
     }
 
+    /// Like `sample` (values in about [-2, 2]) but from a multiplicative hash,
+    /// so rows and key tiles do not repeat with a short period (sample's is 29
+    /// elements, which made every 32-key tile of a long row a copy of the first).
+    static func noise(_ shape: [Int], seed: Int = 0) -> Tensor {
+        let count = shape.reduce(1, *)
+        return Tensor((0..<count).map { i -> Float in
+            let h = (UInt64(i + 1) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(seed) &* 0xBF58_476D_1CE4_E5B9) >> 40
+            return Float(h % 4001) / 1000 - 2
+        }, shape: shape)
+    }
+
     static var denseCases: [Case] {
         argReduceCases + rowCases + ropeCases + matmulCases + attentionCases + quantizedCases
     }
 
     static var argReduceCases: [Case] {
-        let x: (DType) -> [Tensor] = { dtype in [sample([5, 37, 3]).asType(dtype)] }
+        let x: (DType) -> [Tensor] = { dtype in [noise([5, 37, 3]).asType(dtype)] }
         let types = floatTypes + [.int32]
         return [
             Case(name: "argMax axis 1", dtypes: types, inputs: x, op: { $0[0].argMax(axis: 1) }),
             Case(name: "argMin axis 2", dtypes: types, inputs: x, op: { $0[0].argMin(axis: 2) }),
             Case(name: "argMax axis 0 (transposed)", dtypes: types, inputs: x,
                  op: { $0[0].transposed(2, 0, 1).argMax(axis: 0) }),
-            Case(name: "argMin long row", dtypes: types, inputs: { [sample([3, 3000], seed: 5).asType($0)] },
+            Case(name: "argMin long row", dtypes: types, inputs: { [noise([3, 3000], seed: 5).asType($0)] },
                  op: { $0[0].argMin(axis: 1) }),
         ]
     }
 
     static var rowCases: [Case] {
         let short: (DType) -> [Tensor] = { dtype in
-            [sample([4, 3, 40]).asType(dtype), (sample([40], seed: 2) * 0.5).asType(dtype),
-             sample([40], seed: 4).asType(dtype)]
+            [noise([4, 3, 40]).asType(dtype), (noise([40], seed: 2) * 0.5).asType(dtype),
+             noise([40], seed: 4).asType(dtype)]
         }
         let long: (DType) -> [Tensor] = { dtype in
-            [sample([3, 1500], seed: 1).asType(dtype), (sample([1500], seed: 3) * 0.5).asType(dtype),
-             sample([1500], seed: 6).asType(dtype)]
+            [noise([3, 1500], seed: 1).asType(dtype), (noise([1500], seed: 3) * 0.5).asType(dtype),
+             noise([1500], seed: 6).asType(dtype)]
         }
         var cases: [Case] = []
         for (label, inputs) in [("row 40", short), ("row 1500", long)] {
@@ -64,7 +75,7 @@ extension GPUSelfTest {
     }
 
     static var ropeCases: [Case] {
-        let x: (DType) -> [Tensor] = { dtype in [sample([2, 3, 7, 16]).asType(dtype)] }
+        let x: (DType) -> [Tensor] = { dtype in [noise([2, 3, 7, 16]).asType(dtype)] }
         return [
             Case(name: "rope", dtypes: floatTypes, inputs: x,
                  op: { Fast.rope($0[0], dimensions: 16, traditional: false) }),
@@ -74,7 +85,7 @@ extension GPUSelfTest {
                  op: { Fast.rope($0[0].transposed(0, 2, 1, 3), dimensions: 8, traditional: false, base: 500,
                                  scale: 0.5, offset: 3) }),
             Case(name: "rope freqs", dtypes: floatTypes,
-                 inputs: { [sample([2, 3, 7, 16]).asType($0), abs(sample([4], seed: 2)) + 1] },
+                 inputs: { [noise([2, 3, 7, 16]).asType($0), abs(noise([4], seed: 2)) + 1] },
                  op: { Fast.rope($0[0], dimensions: 8, traditional: true, base: nil, offset: 100, freqs: $0[1]) }),
             Case(name: "rope long positions", dtypes: floatTypes, inputs: x,
                  op: { Fast.rope($0[0], dimensions: 16, traditional: false, offset: 30000) },
@@ -84,7 +95,7 @@ extension GPUSelfTest {
 
     static var matmulCases: [Case] {
         let pair: ([Int], [Int]) -> (DType) -> [Tensor] = { a, b in
-            { dtype in [sample(a).asType(dtype), (sample(b, seed: 3) * 0.5).asType(dtype)] }
+            { dtype in [noise(a).asType(dtype), (noise(b, seed: 3) * 0.5).asType(dtype)] }
         }
         let product: (String, @escaping (DType) -> [Tensor], @escaping ([Tensor]) -> Tensor) -> Case = { name, inputs, op in
             Case(name: name, dtypes: floatTypes, inputs: inputs, op: op, tolerance: productTolerance)
@@ -108,9 +119,9 @@ extension GPUSelfTest {
     static var attentionCases: [Case] {
         let qkv: (Int, Int, Int, Int, Int, Int) -> (DType) -> [Tensor] = { hq, hkv, lq, lk, d, dv in
             { dtype in
-                [(sample([2, hq, lq, d]) * 0.5).asType(dtype), (sample([2, hkv, lk, d], seed: 2) * 0.5).asType(dtype),
-                 sample([2, hkv, lk, dv], seed: 4).asType(dtype),
-                 (sample([lq, lk], seed: 7) * 0.5).asType(dtype)]
+                [(noise([2, hq, lq, d]) * 0.5).asType(dtype), (noise([2, hkv, lk, d], seed: 2) * 0.5).asType(dtype),
+                 noise([2, hkv, lk, dv], seed: 4).asType(dtype),
+                 (noise([lq, lk], seed: 7) * 0.5).asType(dtype)]
             }
         }
         let sdpa: (Tensor, Tensor, Tensor, AttentionMask, Int) -> Tensor = { q, k, v, mask, d in
@@ -137,7 +148,7 @@ extension GPUSelfTest {
 
     static var quantizedCases: [Case] {
         var cases: [Case] = []
-        let weights: ([Int]) -> (DType) -> [Tensor] = { shape in { dtype in [sample(shape, seed: 9).asType(dtype)] } }
+        let weights: ([Int]) -> (DType) -> [Tensor] = { shape in { dtype in [noise(shape, seed: 9).asType(dtype)] } }
         for (bits, group) in [(4, 32), (4, 64), (8, 128), (2, 32), (3, 64), (6, 32)] {
             let w = weights([24, 128])
             cases += [
@@ -156,9 +167,9 @@ extension GPUSelfTest {
         let qmm: (String, [Int], [Int], Int, Int, Bool, Bool) -> Case = { name, xShape, wShape, bits, group, transpose, sliced in
             Case(name: name, dtypes: floatTypes,
                  inputs: { dtype in
-                     let w = sample(wShape, seed: 5).asType(dtype)
+                     let w = noise(wShape, seed: 5).asType(dtype)
                      let q = quantize(w, groupSize: group, bits: bits)
-                     return [(sample(xShape) * 0.25).asType(dtype), q.wq, q.scales, q.biases]
+                     return [(noise(xShape) * 0.25).asType(dtype), q.wq, q.scales, q.biases]
                  },
                  op: { t in
                      let x = sliced ? t[0].swappedAxes(0, 1).contiguous().swappedAxes(0, 1) : t[0]
@@ -177,9 +188,9 @@ extension GPUSelfTest {
             qmm("qmm batched broadcast", [3, 12, 64], [40, 64], 4, 32, true, false),
             Case(name: "gatherQuantizedMatmul", dtypes: floatTypes,
                  inputs: { dtype in
-                     let w = sample([4, 24, 64], seed: 5).asType(dtype)
+                     let w = noise([4, 24, 64], seed: 5).asType(dtype)
                      let q = quantize(w, groupSize: 32, bits: 4)
-                     return [(sample([3, 2, 64]) * 0.25).asType(dtype), q.wq, q.scales, q.biases,
+                     return [(noise([3, 2, 64]) * 0.25).asType(dtype), q.wq, q.scales, q.biases,
                              Tensor([UInt32(0), 2, 1, 0, 2, 1], shape: [6]), Tensor([UInt32(3), 1, 0, 2, 3, 1], shape: [6])]
                  },
                  op: { t in
