@@ -271,6 +271,7 @@ extension CUDADispatch {
         let out = ArrayView.allocate(shape: shape, dtype: dtype)
         guard out.count > 0 else { return out }
         let flash = DenseGeometry.usesFlash(queryLength: lq, headDim: d, valueDim: dv)
+            && b * hq <= DenseGeometry.maxGridY
         guard let name = CUDAKernelNames.attention(flash ? .flash : .row, dtype) else { return nil }
         let args = KernelArguments()
         args.addPointer(try inputPointer(q))
