@@ -25,7 +25,43 @@ extension GPUSelfTest {
     }
 
     static var denseCases: [Case] {
-        argReduceCases + rowCases + ropeCases + matmulCases + attentionCases + quantizedCases
+        argReduceCases + rowCases + ropeCases + matmulCases + attentionCases + quantizedCases + edgeCases
+    }
+
+    /// `noise` with NaN at every 13th element of the rows whose index is odd.
+    static func noiseWithNaN(_ rows: Int, _ n: Int) -> Tensor {
+        let values = noise([rows, n], seed: 11).toArray(Float.self).enumerated().map { i, v in
+            (i / n) % 2 == 1 && i % 13 == 5 ? Float.nan : v
+        }
+        return Tensor(values, shape: [rows, n])
+    }
+
+    /// NaN, fully masked rows, empty products.
+    static var edgeCases: [Case] {
+        let maskedQKV: (Int) -> (DType) -> [Tensor] = { lq in
+            { dtype in
+                let keep = noise([lq, 20], seed: 8).toArray(Float.self).enumerated().map { i, v in i / 20 != 0 && v > -1 }
+                return [noise([1, 2, lq, 16]).asType(dtype), noise([1, 2, 20, 16], seed: 2).asType(dtype),
+                        noise([1, 2, 20, 16], seed: 4).asType(dtype), Tensor(keep, shape: [lq, 20])]
+            }
+        }
+        let masked: ([Tensor]) -> Tensor = { t in
+            Fast.scaledDotProductAttention(queries: t[0], keys: t[1], values: t[2], scale: 0.25, mask: .array(t[3]))
+        }
+        return [
+            Case(name: "argMax with NaN", dtypes: floatTypes, inputs: { [noiseWithNaN(6, 50).asType($0)] },
+                 op: { $0[0].argMax(axis: 1) }),
+            Case(name: "argMin with NaN", dtypes: floatTypes, inputs: { [noiseWithNaN(6, 50).asType($0)] },
+                 op: { $0[0].argMin(axis: 1) }),
+            Case(name: "softmax with NaN", dtypes: floatTypes, inputs: { [noiseWithNaN(6, 50).asType($0)] },
+                 op: { softmax($0[0]) }),
+            Case(name: "sdpa fully masked row (prefill)", dtypes: floatTypes, inputs: maskedQKV(12), op: masked,
+                 tolerance: productTolerance),
+            Case(name: "sdpa fully masked row (decode)", dtypes: floatTypes, inputs: maskedQKV(1), op: masked),
+            Case(name: "matmul K=0", dtypes: floatTypes,
+                 inputs: { [Tensor.zeros([3, 0], dtype: $0), Tensor.zeros([0, 4], dtype: $0)] },
+                 op: { matmul($0[0], $0[1]) }),
+        ]
     }
 
     static var argReduceCases: [Case] {
