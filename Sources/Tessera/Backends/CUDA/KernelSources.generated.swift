@@ -686,7 +686,8 @@ MATMUL(float, f32) MATMUL(f16, f16) MATMUL(bf16, bf16)
 // Batch z: either gather indices (lhs/rhs non-null: x batch lhs[z], weight
 // batch rhs[z], each times the operand's batch stride in xb/wb/sb/bb .v[0]) or
 // the batch shape (bn, bshape) with each operand's batch strides.
-//   quantized_qmvt_<t>: transposed, M <= QMV_MAX_M; one warp per column n.
+//   quantized_qmvt_<t>: transposed, M <= QMV_MAX_M; one warp per column n
+//     (2/4/8 bits: lanes take whole words; other widths: single codes).
 //   quantized_qmv_<t>: not transposed, M <= QMV_MAX_M; one thread per n.
 //   quantized_qmm_<t>: any M; 32 x 32 output tiles, block (32, 8).
 // Grid y (qmv) / z (qmm) strides over the batches.
@@ -788,12 +789,30 @@ template <typename T> __device__ void qmv_transposed(QMM_PARAMS) {
         float acc[QMV_MAX_M];
 #pragma unroll
         for (int m = 0; m < QMV_MAX_M; ++m) acc[m] = 0.0f;
-        for (i64 k = lane; k < K; k += 32) {
-            i64 g = k / gs;
-            float wv = to_float(sr[g]) * (float)unpack_code(wr, k, bits) + to_float(br[g]);
+        if (32 % bits == 0 && gs % (32 / bits) == 0) {
+            // Whole words (2, 4, 8 bits): a word's codes share one group; lanes read consecutive words.
+            int per = 32 / bits;
+            u32 codeMask = (1u << bits) - 1u;
+            for (i64 wi = lane; wi < wordsPerRow; wi += 32) {
+                u32 word = wr[wi];
+                i64 k0 = wi * per, g = k0 / gs;
+                float s = to_float(sr[g]), b = to_float(br[g]);
+                for (int e = 0; e < per; ++e) {
+                    float wv = s * (float)((word >> (e * bits)) & codeMask) + b;
 #pragma unroll
-            for (int m = 0; m < QMV_MAX_M; ++m) {
-                if (m < M) acc[m] += to_float(xz[m * K + k]) * wv;
+                    for (int m = 0; m < QMV_MAX_M; ++m) {
+                        if (m < M) acc[m] += to_float(xz[m * K + k0 + e]) * wv;
+                    }
+                }
+            }
+        } else {
+            for (i64 k = lane; k < K; k += 32) {
+                i64 g = k / gs;
+                float wv = to_float(sr[g]) * (float)unpack_code(wr, k, bits) + to_float(br[g]);
+#pragma unroll
+                for (int m = 0; m < QMV_MAX_M; ++m) {
+                    if (m < M) acc[m] += to_float(xz[m * K + k]) * wv;
+                }
             }
         }
 #pragma unroll
