@@ -125,6 +125,8 @@ final class CUDADenseTests: XCTestCase {
         XCTAssertEqual(loop.batchCount, 3)
         XCTAssertTrue(loop.batchStrides == (40, 14, 28))
         XCTAssertEqual(loop.outerOffsets.map { [$0.a, $0.b, $0.c] }, [[0, 0, 0], [20, 42, 84]])
+        // A reversed batch axis: no strided batch.
+        XCTAssertNil(LtPlan.make(aShape: [3, 9, 20], aStrides: [-180, 20, 1], bStrides: [0, 11, 1], n: 11))
         // An operand without a unit stride needs a copy first.
         XCTAssertNil(LtPlan.make(aShape: [9, 20], aStrides: [40, 2], bStrides: [11, 1], n: 11))
     }

@@ -86,7 +86,8 @@ struct LtPlan: Equatable {
             && x.batchStrides == y.batchStrides && x.outerOffsets.elementsEqual(y.outerOffsets, by: { $0 == $1 })
     }
 
-    /// nil when an operand needs a contiguous copy first (see `transposedView`).
+    /// nil when an operand needs a contiguous copy first (see `transposedView`)
+    /// or a batch stride is negative (the caller then uses its own kernel).
     static func make(aShape: [Int], aStrides: [Int], bStrides: [Int], n: Int) -> LtPlan? {
         let nd = aShape.count
         let m = aShape[nd - 2], k = aShape[nd - 1]
@@ -103,6 +104,7 @@ struct LtPlan: Equatable {
             return LtPlan(first: first, second: second, output: output, batchCount: 1, batchStrides: (0, 0, 0),
                           outerOffsets: [(0, 0, 0)])
         }
+        guard layout.strides.allSatisfy({ $0.allSatisfy { $0 >= 0 } }) else { return nil }
         let r = layout.rank - 1
         let strides = (a: layout.strides[0][r], b: layout.strides[1][r], c: layout.strides[2][r])
         var outer: [(a: Int, b: Int, c: Int)] = []
