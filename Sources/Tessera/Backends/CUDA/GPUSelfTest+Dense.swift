@@ -98,6 +98,8 @@ extension GPUSelfTest {
             ]
         }
         cases += [
+            Case(name: "softmax vocabulary row 32000", dtypes: floatTypes,
+                 inputs: { [(noise([2, 32000], seed: 12) * 4).asType($0)] }, op: { softmax($0[0]) }),
             Case(name: "softmax transposed", dtypes: floatTypes, inputs: short,
                  op: { softmax($0[0].transposed(2, 0, 1)) }),
             Case(name: "rmsNorm no weight, strided rows", dtypes: floatTypes, inputs: short,
@@ -139,6 +141,7 @@ extension GPUSelfTest {
         return [
             product("matmul 4x6 @ 6x5", pair([4, 6], [6, 5]), { matmul($0[0], $0[1]) }),
             product("matmul 33x70 @ 70x45", pair([33, 70], [70, 45]), { matmul($0[0], $0[1]) }),
+            product("matmul 130x300 @ 300x150", pair([130, 300], [300, 150]), { matmul($0[0], $0[1]) }),
             product("matmul batched broadcast", pair([3, 9, 20], [20, 11]), { matmul($0[0], $0[1]) }),
             product("matmul batched both", pair([2, 3, 9, 20], [2, 1, 20, 11]), { matmul($0[0], $0[1]) }),
             product("matmul a @ b.T (transposed b)", pair([9, 20], [11, 20]), { matmul($0[0], $0[1].T) }),
@@ -174,6 +177,8 @@ extension GPUSelfTest {
             attention("sdpa prefill Lq<Lk causal", qkv(2, 2, 9, 70, 64, 64), 64, .causal),
             attention("sdpa prefill additive mask", qkv(2, 1, 20, 33, 16, 24), 16, nil),
             attention("sdpa prefill head 160 (row kernel)", qkv(2, 2, 6, 10, 160, 160), 160, .causal),
+            attention("sdpa prefill head 128, 150 tokens", qkv(2, 1, 150, 150, 128, 128), 128, .causal),
+            attention("sdpa decode head 256, 300 keys", qkv(1, 1, 1, 300, 256, 256), 256, AttentionMask.none),
             Case(name: "sdpa bool mask, transposed q", dtypes: floatTypes, inputs: qkv(2, 2, 12, 12, 16, 16),
                  op: { t in
                      let q = t[0].swappedAxes(1, 2).contiguous().swappedAxes(1, 2)  // [B, H, L, D] with H, L strides swapped
