@@ -141,4 +141,21 @@ final class CUDADenseTests: XCTestCase {
         XCTAssertEqual(pointerAlignment(0x1006), 2)
         XCTAssertEqual(pointerAlignment(0x1010), 16)
     }
+
+    /// On a GPU (or the CUDA emulator: TESSERA_CUDA_PATH / TESSERA_NVRTC_PATH),
+    /// an out-of-range expert index is the CPU's typed error, not a bad read.
+    func testGatherQuantizedMatmulIndexOutOfRangeOnGPU() throws {
+        try XCTSkipUnless(CUDABackend.isAvailable, "no GPU: \(CUDABackend.unavailableReason)")
+        let (x, q) = withDevice(.cpu) {
+            (GPUSelfTest.noise([2, 1, 64]), quantize(GPUSelfTest.noise([3, 8, 64], seed: 1), groupSize: 32, bits: 4))
+        }
+        let y = withDevice(.gpu(0)) {
+            gatherQuantizedMatmul(x, q.wq, scales: q.scales, biases: q.biases, lhsIndices: Tensor([UInt32(1)], shape: [1]),
+                                  rhsIndices: Tensor([UInt32(3)], shape: [1]), groupSize: 32, bits: 4)
+        }
+        XCTAssertThrowsError(try checkedEval([y])) { error in
+            guard case TesseraError.invalidData(let op, _) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(op, "gatherQuantizedMatmul")
+        }
+    }
 }
