@@ -87,6 +87,14 @@ final class CUDADenseTests: XCTestCase {
         XCTAssertEqual(flash.grid.1, 8)
         XCTAssertEqual(flash.sharedBytes, 4 * (16 * 128 + 32 * 129 + 32 * 128))
         XCTAssertLessThanOrEqual(flash.sharedBytes, 48 * 1024)
+        // Split-K decode: 1 x 8 heads over 132 SMs with 4096 keys → 16 chunks of 256 keys.
+        XCTAssertTrue(DenseGeometry.attentionSplits(rows: 8, keys: 4096, multiprocessors: 132) == (16, 256))
+        // Enough rows, or short rows: no split.
+        XCTAssertTrue(DenseGeometry.attentionSplits(rows: 300, keys: 4096, multiprocessors: 132) == (1, 4096))
+        XCTAssertTrue(DenseGeometry.attentionSplits(rows: 8, keys: 300, multiprocessors: 132) == (1, 300))
+        // 2 rows, 4 SMs: 4 chunks of 250 keys for 1000 keys (every chunk non-empty).
+        XCTAssertTrue(DenseGeometry.attentionSplits(rows: 2, keys: 1000, multiprocessors: 4) == (4, 250))
+        XCTAssertTrue(DenseGeometry.attentionSplits(rows: 1, keys: 513, multiprocessors: 132) == (3, 171))
     }
 
     func testLtMatrixDescriptions() {

@@ -284,11 +284,34 @@ extension CUDADispatch {
         args.add(scale)
         for view in [q, k, v] { args.add(dims: view.strides) }
         args.add(dims: mask?.strides ?? [0, 0, 0, 0])
-        let launch = flash
-            ? DenseGeometry.attentionFlash(queryLength: lq, batchHeads: b * hq, headDim: d, valueDim: dv)
-            : DenseGeometry.attentionRow(rows: b * hq * lq, headDim: d, valueDim: dv)
+        if flash {
+            let launch = DenseGeometry.attentionFlash(queryLength: lq, batchHeads: b * hq, headDim: d, valueDim: dv)
+            guard launch.sharedBytes <= 48 * 1024 else { return nil }
+            try self.launch(name, launch, args)
+            return out
+        }
+        let rows = b * hq * lq
+        var launch = DenseGeometry.attentionRow(rows: rows, headDim: d, valueDim: dv)
         guard launch.sharedBytes <= 48 * 1024 else { return nil }
+        let (splits, chunk) = DenseGeometry.attentionSplits(rows: rows, keys: lk, multiprocessors: device.multiprocessors)
+        guard splits > 1, let combine = CUDAKernelNames.attention(.combine, dtype) else {
+            addNull(args)
+            args.add(int64: 0)
+            try self.launch(name, launch, args)
+            return out
+        }
+        // Split-K: partial (max, sum, accumulators) per key chunk, then one merge per row.
+        let partial = ArrayView.allocate(shape: [rows * splits * (dv + 2)], dtype: .float32)
+        args.addPointer(try outputPointer(partial))
+        args.add(int64: chunk)
+        launch.grid.1 = splits
         try self.launch(name, launch, args)
+        let merge = KernelArguments()
+        merge.addPointer(try inputPointer(partial))
+        merge.addPointer(try outputPointer(out))
+        merge.add(int64: splits)
+        merge.add(int32: dv)
+        try self.launch(combine, DenseGeometry.Launch(grid: (rows, 1, 1), block: (DenseGeometry.attentionRowThreads, 1, 1)), merge)
         return out
     }
 

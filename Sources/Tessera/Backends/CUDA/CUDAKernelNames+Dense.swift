@@ -35,7 +35,7 @@ extension CUDAKernelNames {
         floatSuffix(dtype).map { "matmul_\(kernel.rawValue)_\($0)" }
     }
 
-    enum AttentionKernel: String, CaseIterable { case row, flash }
+    enum AttentionKernel: String, CaseIterable { case row, flash, combine }
 
     static func attention(_ kernel: AttentionKernel, _ dtype: DType) -> String? {
         floatSuffix(dtype).map { "attention_\(kernel.rawValue)_\($0)" }
@@ -124,6 +124,17 @@ enum DenseGeometry {
         let warps = attentionRowThreads / 32
         return Launch(grid: (max(1, rows), 1, 1), block: (attentionRowThreads, 1, 1),
                       sharedBytes: 4 * (headDim + warps * (valueDim + 2)))
+    }
+
+    /// Split-K for the row kernel: key chunks per query row when the rows
+    /// alone would leave most multiprocessors idle (fewer than 2 blocks per
+    /// SM) and there are at least 512 keys; chunks of at least 256 keys.
+    static func attentionSplits(rows: Int, keys: Int, multiprocessors: Int) -> (splits: Int, chunk: Int) {
+        let target = 2 * max(1, multiprocessors)
+        guard keys >= 512, rows < target else { return (1, max(keys, 1)) }
+        let splits = max(1, min((keys + 255) / 256, (target + rows - 1) / rows, maxGridY))
+        let chunk = (keys + splits - 1) / splits
+        return ((keys + chunk - 1) / chunk, chunk)
     }
 
     static func attentionFlash(queryLength: Int, batchHeads: Int, headDim: Int, valueDim: Int) -> Launch {

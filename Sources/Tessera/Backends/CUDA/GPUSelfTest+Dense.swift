@@ -179,6 +179,14 @@ extension GPUSelfTest {
             attention("sdpa prefill head 160 (row kernel)", qkv(2, 2, 6, 10, 160, 160), 160, .causal),
             attention("sdpa prefill head 128, 150 tokens", qkv(2, 1, 150, 150, 128, 128), 128, .causal),
             attention("sdpa decode head 256, 300 keys", qkv(1, 1, 1, 300, 256, 256), 256, AttentionMask.none),
+            // Few rows, many keys: split-K (chunks of the keys, merged after) on devices with few SMs or long contexts.
+            attention("sdpa decode split-K 3000 keys GQA", qkv(2, 1, 1, 3000, 64, 64), 64, AttentionMask.none),
+            Case(name: "sdpa decode split-K, first 1700 keys masked", dtypes: floatTypes,
+                 inputs: { dtype in
+                     let t = qkv(1, 1, 1, 2000, 32, 32)(dtype)
+                     return Array(t.prefix(3)) + [Tensor((0..<2000).map { $0 >= 1700 }, shape: [1, 2000])]
+                 },
+                 op: { t in sdpa(t[0], t[1], t[2], .array(t[3]), 32) }, tolerance: productTolerance),
             Case(name: "sdpa bool mask, transposed q", dtypes: floatTypes, inputs: qkv(2, 2, 12, 12, 16, 16),
                  op: { t in
                      let q = t[0].swappedAxes(1, 2).contiguous().swappedAxes(1, 2)  // [B, H, L, D] with H, L strides swapped

@@ -116,7 +116,11 @@ extern "C" __global__ void astype_i32_b8(const i32* x, u8* y, i64 n, int ndim, D
 // attention_row_<t>: one block of ATTN_ROW_THREADS per query row (the decode
 //   kernel for Lq = 1; any Lq); warps take keys in turn, each with its own
 //   running max/sum/accumulator, merged at the end. Dv <= 256. Dynamic shared
-//   memory: (D + warps * (Dv + 2)) floats.
+//   memory: (D + warps * (Dv + 2)) floats. Split-K (long keys, few rows):
+//   with `partial` non-null, grid.y blocks each take `chunk` keys of the row
+//   and write (max, sum, Dv unnormalised accumulators) floats to
+//   partial[(row * splits + split) * (Dv + 2)]; attention_combine_<t> (one
+//   block per row) merges them into the output.
 // attention_flash_<t>: prefill; a block of ATTN_FLASH_THREADS takes
 //   ATTN_BQ query rows (ATTN_BQ / 4 per warp) and walks key tiles of ATTN_BK
 //   staged in shared memory; lane j scores key j of the tile. D, Dv <= 128.
@@ -155,7 +159,8 @@ __device__ __forceinline__ float mask_term(const void* mask, int kind, const Dim
 
 template <typename T>
 __device__ void attention_row(const T* q, const T* k, const T* v, const void* mask, T* out, const AttnArgs& p,
-                              const Dims& qs, const Dims& ks, const Dims& vs, const Dims& ms) {
+                              const Dims& qs, const Dims& ks, const Dims& vs, const Dims& ms, float* partial,
+                              i64 chunk) {
     DENSE_SMEM;
     const int warps = ATTN_ROW_THREADS / 32;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -176,7 +181,12 @@ __device__ void attention_row(const T* q, const T* k, const T* v, const void* ma
     for (int e = 0; e < 8; ++e) acc[e] = 0.0f;
     i64 last = p.causal ? i + p.Lk - p.Lq : p.Lk - 1;
     if (last > p.Lk - 1) last = p.Lk - 1;
-    for (i64 j = warp; j <= last; j += warps) {
+    i64 first = 0;
+    if (partial) {  // split-K: this block takes keys [split * chunk, (split + 1) * chunk)
+        first = (i64)blockIdx.y * chunk;
+        if (last > first + chunk - 1) last = first + chunk - 1;
+    }
+    for (i64 j = first + warp; j <= last; j += warps) {
         const T* krow = kb + j * ks.v[2];
         float dot = 0.0f;
         for (int d = lane; d < p.D; d += 32) dot += qsh[d] * to_float(krow[d * ks.v[3]]);
@@ -205,12 +215,38 @@ __device__ void attention_row(const T* q, const T* k, const T* v, const void* ma
     float lAll = 0.0f;
     for (int w = 0; w < warps; ++w) lAll += wm[w] == -DENSE_INF ? 0.0f : wl[w] * expf(wm[w] - mAll);
     T* o = out + row * p.Dv;
+    // split-K partial: (max, sum, unnormalised accumulators) of this block's keys
+    float* part = partial ? partial + (row * gridDim.y + blockIdx.y) * (p.Dv + 2) : nullptr;
+    if (part && threadIdx.x == 0) { part[0] = mAll; part[1] = lAll; }
     for (int d = threadIdx.x; d < p.Dv; d += blockDim.x) {
         float sum = 0.0f;
         for (int w = 0; w < warps; ++w) {
             if (wm[w] != -DENSE_INF) sum += wacc[w * p.Dv + d] * expf(wm[w] - mAll);
         }
-        o[d] = from_float<T>(mAll == -DENSE_INF ? __int_as_float(0x7fc00000) : sum / lAll);
+        if (part) part[2 + d] = sum;
+        else o[d] = from_float<T>(mAll == -DENSE_INF ? __int_as_float(0x7fc00000) : sum / lAll);
+    }
+}
+
+// Merges the split-K partials of each query row (one block per row).
+template <typename T>
+__device__ void attention_combine(const float* partial, T* out, i64 splits, int Dv) {
+    i64 row = blockIdx.x;
+    const float* part = partial + row * splits * (Dv + 2);
+    float mAll = -DENSE_INF;
+    for (i64 s = 0; s < splits; ++s) mAll = fmaxf(mAll, part[s * (Dv + 2)]);
+    float lAll = 0.0f;
+    for (i64 s = 0; s < splits; ++s) {
+        float m = part[s * (Dv + 2)];
+        if (m != -DENSE_INF) lAll += part[s * (Dv + 2) + 1] * expf(m - mAll);
+    }
+    for (int d = threadIdx.x; d < Dv; d += blockDim.x) {
+        float sum = 0.0f;
+        for (i64 s = 0; s < splits; ++s) {
+            float m = part[s * (Dv + 2)];
+            if (m != -DENSE_INF) sum += part[s * (Dv + 2) + 2 + d] * expf(m - mAll);
+        }
+        out[row * Dv + d] = from_float<T>(mAll == -DENSE_INF ? __int_as_float(0x7fc00000) : sum / lAll);
     }
 }
 
@@ -309,8 +345,12 @@ __device__ void attention_flash(const T* q, const T* k, const T* v, const void* 
 #define ATTENTION(T, s) \
     extern "C" __global__ void __launch_bounds__(ATTN_ROW_THREADS) attention_row_##s( \
         const T* q, const T* k, const T* v, const void* mask, T* out, Dims sizes, float scale, Dims qs, Dims ks, \
-        Dims vs, Dims ms) { \
-        attention_row<T>(q, k, v, mask, out, attn_args(sizes, scale), qs, ks, vs, ms); \
+        Dims vs, Dims ms, float* partial, i64 chunk) { \
+        attention_row<T>(q, k, v, mask, out, attn_args(sizes, scale), qs, ks, vs, ms, partial, chunk); \
+    } \
+    extern "C" __global__ void __launch_bounds__(ATTN_ROW_THREADS) attention_combine_##s( \
+        const float* partial, T* out, i64 splits, int Dv) { \
+        attention_combine<T>(partial, out, splits, Dv); \
     } \
     extern "C" __global__ void __launch_bounds__(ATTN_FLASH_THREADS) attention_flash_##s( \
         const T* q, const T* k, const T* v, const void* mask, T* out, Dims sizes, float scale, Dims qs, Dims ks, \
