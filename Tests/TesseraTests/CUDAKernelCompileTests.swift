@@ -42,6 +42,7 @@ final class CUDAKernelCompileTests: XCTestCase {
             names += [CUDAKernelNames.copy(t), CUDAKernelNames.select(t), CUDAKernelNames.arange(t)].compactMap { $0 }
         }
         names += CUDAKernelNames.indexingKernelNames
+        names += CUDAKernelNames.denseKernelNames
         return Array(Set(names)).sorted()
     }
 

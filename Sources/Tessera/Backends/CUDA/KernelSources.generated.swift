@@ -4,6 +4,63 @@
 enum KernelSources {
     /// File name → source text, every kernel file (.cu) and header (.cuh).
     static let files: [String: String] = [
+        "argreduce.cu": #"""
+// argMax / argMin along one axis: one warp per output, 8 outputs per
+// 256-thread block. The output's kept axes (kn, ks, kst) give the start of
+// each reduced line; n and xs its length and stride. Output uint32 indices.
+// As the CPU: the first NaN wins; otherwise the first of equal extremes.
+// Kernel names: argreduce_<max|min>_<f32|f16|bf16|i32>.
+#include "dense.cuh"
+
+__device__ __forceinline__ bool is_nan_value(float v) { return isnan(v); }
+__device__ __forceinline__ bool is_nan_value(i32) { return false; }
+__device__ __forceinline__ float arg_load(float x) { return x; }
+__device__ __forceinline__ float arg_load(f16 x) { return to_float(x); }
+__device__ __forceinline__ float arg_load(bf16 x) { return to_float(x); }
+__device__ __forceinline__ i32 arg_load(i32 x) { return x; }
+
+// Whether candidate (a, ia) is preferred over (b, ib); index -1 is "none".
+template <bool MAX, typename V> __device__ __forceinline__ bool arg_better(V a, i64 ia, V b, i64 ib) {
+    if (ia < 0) return false;
+    if (ib < 0) return true;
+    bool an = is_nan_value(a), bn = is_nan_value(b);
+    if (an || bn) return an && (!bn || ia < ib);
+    if (a == b) return ia < ib;
+    return MAX ? a > b : a < b;
+}
+
+template <typename T, bool MAX>
+__device__ void argreduce_warp(const T* x, u32* y, i64 outputs, i64 n, i64 xs, int kn, const Dims& ks, const Dims& kst) {
+    i64 o = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (o >= outputs) return;
+    int lane = threadIdx.x & 31;
+    const T* base = x + strided_offset(o, kn, ks, kst);
+    auto best = arg_load(T());
+    i64 bestIndex = -1;
+    for (i64 j = lane; j < n; j += 32) {
+        auto v = arg_load(base[j * xs]);
+        if (arg_better<MAX>(v, j, best, bestIndex)) { best = v; bestIndex = j; }
+    }
+#pragma unroll
+    for (int d = 16; d > 0; d >>= 1) {
+        auto other = __shfl_xor_sync(0xffffffffu, best, d);
+        i64 otherIndex = __shfl_xor_sync(0xffffffffu, bestIndex, d);
+        if (arg_better<MAX>(other, otherIndex, best, bestIndex)) { best = other; bestIndex = otherIndex; }
+    }
+    if (lane == 0) y[o] = bestIndex < 0 ? 0u : (u32)bestIndex;
+}
+
+#define ARGREDUCE(T, s) \
+    extern "C" __global__ void __launch_bounds__(256) argreduce_max_##s( \
+        const T* x, u32* y, i64 outputs, i64 n, i64 xs, int kn, Dims ks, Dims kst) { \
+        argreduce_warp<T, true>(x, y, outputs, n, xs, kn, ks, kst); \
+    } \
+    extern "C" __global__ void __launch_bounds__(256) argreduce_min_##s( \
+        const T* x, u32* y, i64 outputs, i64 n, i64 xs, int kn, Dims ks, Dims kst) { \
+        argreduce_warp<T, false>(x, y, outputs, n, xs, kn, ks, kst); \
+    }
+ARGREDUCE(float, f32) ARGREDUCE(f16, f16) ARGREDUCE(bf16, bf16) ARGREDUCE(i32, i32)
+"""#,
         "astype.cu": #"""
 // asType between float32, float16, bfloat16, int32 and bool. Input any
 // strides (ndim == 0 means contiguous), output row-contiguous. Floats to
@@ -48,6 +105,261 @@ ASTYPE(i32, i32, float, f32) ASTYPE(i32, i32, f16, f16) ASTYPE(i32, i32, bf16, b
 extern "C" __global__ void astype_i32_b8(const i32* x, u8* y, i64 n, int ndim, Dims shape, Dims xs) {
     TESSERA_GRID_LOOP(i, n) { y[i] = x[ndim == 0 ? i : strided_offset(i, ndim, shape, xs)] != 0 ? 1 : 0; }
 }
+"""#,
+        "attention.cu": #"""
+// Scaled dot-product attention: softmax(q k^T * scale + mask) v, online
+// softmax in float. q [B, Hq, Lq, D], k [B, Hkv, Lk, D], v [B, Hkv, Lk, Dv],
+// any strides (qs, ks, vs: the four strides of each); query head h reads kv
+// head h / (Hq / Hkv). causal: query i sees keys j <= i + Lk - Lq. mask
+// (maskKind 1: bool, true keeps; 2: additive, the element type; 0: none),
+// strides ms over [B, Hq, Lq, Lk] (0 where broadcast). Output row-contiguous
+// [B, Hq, Lq, Dv]. A row with every key masked gives NaN, as the CPU.
+//
+// attention_row_<t>: one block of ATTN_ROW_THREADS per query row (the decode
+//   kernel for Lq = 1; any Lq); warps take keys in turn, each with its own
+//   running max/sum/accumulator, merged at the end. Dv <= 256. Dynamic shared
+//   memory: (D + warps * (Dv + 2)) floats. Split-K (long keys, few rows):
+//   with `partial` non-null, grid.y blocks each take `chunk` keys of the row
+//   and write (max, sum, Dv unnormalised accumulators) floats to
+//   partial[(row * splits + split) * (Dv + 2)]; attention_combine_<t> (one
+//   block per row) merges them into the output.
+// attention_flash_<t>: prefill; a block of ATTN_FLASH_THREADS takes
+//   ATTN_BQ query rows (ATTN_BQ / 4 per warp) and walks key tiles of ATTN_BK
+//   staged in shared memory; lane j scores key j of the tile. D, Dv <= 128.
+//   Dynamic shared memory: (BQ * D + BK * (D + 1) + BK * Dv) floats.
+#include "dense.cuh"
+
+#define ATTN_ROW_THREADS 128
+#define ATTN_FLASH_THREADS 128
+#define ATTN_BQ 16
+#define ATTN_BK 32
+
+// The sizes come as one Dims: Hq, Hkv, Lq, Lk, D, Dv, causal, maskKind.
+struct AttnArgs {
+    i64 Hq, Hkv, Lq, Lk;
+    int D, Dv, causal, maskKind;
+    float scale;
+};
+
+__device__ __forceinline__ AttnArgs attn_args(const Dims& sizes, float scale) {
+    AttnArgs p;
+    p.Hq = sizes.v[0]; p.Hkv = sizes.v[1]; p.Lq = sizes.v[2]; p.Lk = sizes.v[3];
+    p.D = (int)sizes.v[4]; p.Dv = (int)sizes.v[5]; p.causal = (int)sizes.v[6]; p.maskKind = (int)sizes.v[7];
+    p.scale = scale;
+    return p;
+}
+
+// The score's mask term for (b, h, i, j): -inf when the key is hidden, else
+// the additive term (0 without).
+template <typename T>
+__device__ __forceinline__ float mask_term(const void* mask, int kind, const Dims& ms, i64 b, i64 h, i64 i, i64 j) {
+    if (kind == 0) return 0.0f;
+    i64 at = b * ms.v[0] + h * ms.v[1] + i * ms.v[2] + j * ms.v[3];
+    if (kind == 1) return ((const u8*)mask)[at] ? 0.0f : -DENSE_INF;
+    return to_float(((const T*)mask)[at]);
+}
+
+template <typename T>
+__device__ void attention_row(const T* q, const T* k, const T* v, const void* mask, T* out, const AttnArgs& p,
+                              const Dims& qs, const Dims& ks, const Dims& vs, const Dims& ms, float* partial,
+                              i64 chunk) {
+    DENSE_SMEM;
+    const int warps = ATTN_ROW_THREADS / 32;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    i64 row = blockIdx.x;  // (b * Hq + h) * Lq + i
+    i64 i = row % p.Lq, h = (row / p.Lq) % p.Hq, b = row / (p.Lq * p.Hq);
+    i64 kh = h / (p.Hq / p.Hkv);
+    float* qsh = dense_smem;
+    float* wacc = qsh + p.D;
+    float* wm = wacc + warps * p.Dv;
+    float* wl = wm + warps;
+    const T* qrow = q + b * qs.v[0] + h * qs.v[1] + i * qs.v[2];
+    for (int d = threadIdx.x; d < p.D; d += blockDim.x) qsh[d] = to_float(qrow[d * qs.v[3]]);
+    __syncthreads();
+    const T* kb = k + b * ks.v[0] + kh * ks.v[1];
+    const T* vb = v + b * vs.v[0] + kh * vs.v[1];
+    float m = -DENSE_INF, l = 0.0f, acc[8];
+#pragma unroll
+    for (int e = 0; e < 8; ++e) acc[e] = 0.0f;
+    i64 last = p.causal ? i + p.Lk - p.Lq : p.Lk - 1;
+    if (last > p.Lk - 1) last = p.Lk - 1;
+    i64 first = 0;
+    if (partial) {  // split-K: this block takes keys [split * chunk, (split + 1) * chunk)
+        first = (i64)blockIdx.y * chunk;
+        if (last > first + chunk - 1) last = first + chunk - 1;
+    }
+    for (i64 j = first + warp; j <= last; j += warps) {
+        const T* krow = kb + j * ks.v[2];
+        float dot = 0.0f;
+        for (int d = lane; d < p.D; d += 32) dot += qsh[d] * to_float(krow[d * ks.v[3]]);
+        float s = warp_sum(dot) * p.scale + mask_term<T>((const void*)mask, p.maskKind, ms, b, h, i, j);
+        if (s == -DENSE_INF) continue;
+        float mNew = fmaxf(m, s);
+        float alpha = expf(m - mNew), w = expf(s - mNew);
+        l = l * alpha + w;
+        m = mNew;
+        const T* vrow = vb + j * vs.v[2];
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+            int d = lane + 32 * e;
+            if (d < p.Dv) acc[e] = acc[e] * alpha + w * to_float(vrow[d * vs.v[3]]);
+        }
+    }
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+        int d = lane + 32 * e;
+        if (d < p.Dv) wacc[warp * p.Dv + d] = acc[e];
+    }
+    if (lane == 0) { wm[warp] = m; wl[warp] = l; }
+    __syncthreads();
+    float mAll = -DENSE_INF;
+    for (int w = 0; w < warps; ++w) mAll = fmaxf(mAll, wm[w]);
+    float lAll = 0.0f;
+    for (int w = 0; w < warps; ++w) lAll += wm[w] == -DENSE_INF ? 0.0f : wl[w] * expf(wm[w] - mAll);
+    T* o = out + row * p.Dv;
+    // split-K partial: (max, sum, unnormalised accumulators) of this block's keys
+    float* part = partial ? partial + (row * gridDim.y + blockIdx.y) * (p.Dv + 2) : nullptr;
+    if (part && threadIdx.x == 0) { part[0] = mAll; part[1] = lAll; }
+    for (int d = threadIdx.x; d < p.Dv; d += blockDim.x) {
+        float sum = 0.0f;
+        for (int w = 0; w < warps; ++w) {
+            if (wm[w] != -DENSE_INF) sum += wacc[w * p.Dv + d] * expf(wm[w] - mAll);
+        }
+        if (part) part[2 + d] = sum;
+        else o[d] = from_float<T>(mAll == -DENSE_INF ? __int_as_float(0x7fc00000) : sum / lAll);
+    }
+}
+
+// Merges the split-K partials of each query row (one block per row).
+template <typename T>
+__device__ void attention_combine(const float* partial, T* out, i64 splits, int Dv) {
+    i64 row = blockIdx.x;
+    const float* part = partial + row * splits * (Dv + 2);
+    float mAll = -DENSE_INF;
+    for (i64 s = 0; s < splits; ++s) mAll = fmaxf(mAll, part[s * (Dv + 2)]);
+    float lAll = 0.0f;
+    for (i64 s = 0; s < splits; ++s) {
+        float m = part[s * (Dv + 2)];
+        if (m != -DENSE_INF) lAll += part[s * (Dv + 2) + 1] * expf(m - mAll);
+    }
+    for (int d = threadIdx.x; d < Dv; d += blockDim.x) {
+        float sum = 0.0f;
+        for (i64 s = 0; s < splits; ++s) {
+            float m = part[s * (Dv + 2)];
+            if (m != -DENSE_INF) sum += part[s * (Dv + 2) + 2 + d] * expf(m - mAll);
+        }
+        out[row * Dv + d] = from_float<T>(mAll == -DENSE_INF ? __int_as_float(0x7fc00000) : sum / lAll);
+    }
+}
+
+template <typename T>
+__device__ void attention_flash(const T* q, const T* k, const T* v, const void* mask, T* out, const AttnArgs& p,
+                                const Dims& qs, const Dims& ks, const Dims& vs, const Dims& ms) {
+    DENSE_SMEM;
+    const int rowsPerWarp = ATTN_BQ / (ATTN_FLASH_THREADS / 32);
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    i64 q0 = (i64)blockIdx.x * ATTN_BQ;
+    i64 bh = blockIdx.y, h = bh % p.Hq, b = bh / p.Hq, kh = h / (p.Hq / p.Hkv);
+    int D = p.D, Dv = p.Dv;
+    float* Qs = dense_smem;          // [BQ][D]
+    float* Ks = Qs + ATTN_BQ * D;    // [BK][D + 1]
+    float* Vs = Ks + ATTN_BK * (D + 1);  // [BK][Dv]
+    for (int t = threadIdx.x; t < ATTN_BQ * D; t += blockDim.x) {
+        i64 i = q0 + t / D;
+        int d = t % D;
+        Qs[t] = i < p.Lq ? to_float(q[b * qs.v[0] + h * qs.v[1] + i * qs.v[2] + d * qs.v[3]]) : 0.0f;
+    }
+    const T* kb = k + b * ks.v[0] + kh * ks.v[1];
+    const T* vb = v + b * vs.v[0] + kh * vs.v[1];
+    float m[rowsPerWarp], l[rowsPerWarp], acc[rowsPerWarp][4];
+#pragma unroll
+    for (int r = 0; r < rowsPerWarp; ++r) {
+        m[r] = -DENSE_INF;
+        l[r] = 0.0f;
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc[r][e] = 0.0f;
+    }
+    i64 qLast = q0 + ATTN_BQ - 1 < p.Lq - 1 ? q0 + ATTN_BQ - 1 : p.Lq - 1;
+    i64 kEnd = p.causal ? qLast + p.Lk - p.Lq + 1 : p.Lk;
+    if (kEnd > p.Lk) kEnd = p.Lk;
+    for (i64 k0 = 0; k0 < kEnd; k0 += ATTN_BK) {
+        __syncthreads();  // the previous tile's readers are done (and Qs is written)
+        for (int t = threadIdx.x; t < ATTN_BK * D; t += blockDim.x) {
+            int jj = t / D, d = t % D;
+            i64 j = k0 + jj;
+            Ks[jj * (D + 1) + d] = j < p.Lk ? to_float(kb[j * ks.v[2] + d * ks.v[3]]) : 0.0f;
+        }
+        for (int t = threadIdx.x; t < ATTN_BK * Dv; t += blockDim.x) {
+            int jj = t / Dv, d = t % Dv;
+            i64 j = k0 + jj;
+            Vs[t] = j < p.Lk ? to_float(vb[j * vs.v[2] + d * vs.v[3]]) : 0.0f;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int r = 0; r < rowsPerWarp; ++r) {
+            int qi = warp * rowsPerWarp + r;
+            i64 i = q0 + qi;
+            if (i >= p.Lq) continue;  // warp-uniform
+            i64 j = k0 + lane;
+            float s = -DENSE_INF;
+            bool visible = j < p.Lk && !(p.causal && j > i + p.Lk - p.Lq);
+            if (visible) {
+                float dot = 0.0f;
+                const float* qrow = Qs + qi * D;
+                const float* krow = Ks + lane * (D + 1);
+                for (int d = 0; d < D; ++d) dot += qrow[d] * krow[d];
+                s = dot * p.scale + mask_term<T>(mask, p.maskKind, ms, b, h, i, j);
+            }
+            float tileMax = warp_max(s);
+            float mNew = fmaxf(m[r], tileMax);
+            if (mNew == -DENSE_INF) continue;  // nothing visible yet (warp-uniform)
+            float w = s == -DENSE_INF ? 0.0f : expf(s - mNew);
+            float alpha = expf(m[r] - mNew);
+            l[r] = l[r] * alpha + warp_sum(w);
+            m[r] = mNew;
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[r][e] *= alpha;
+            for (int jj = 0; jj < ATTN_BK; ++jj) {
+                float wj = __shfl_sync(0xffffffffu, w, jj);
+                if (wj == 0.0f) continue;  // warp-uniform
+                const float* vrow = Vs + jj * Dv;
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    int d = lane + 32 * e;
+                    if (d < Dv) acc[r][e] += wj * vrow[d];
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < rowsPerWarp; ++r) {
+        i64 i = q0 + warp * rowsPerWarp + r;
+        if (i >= p.Lq) continue;
+        T* o = out + ((b * p.Hq + h) * p.Lq + i) * Dv;
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            int d = lane + 32 * e;
+            if (d < Dv) o[d] = from_float<T>(m[r] == -DENSE_INF ? __int_as_float(0x7fc00000) : acc[r][e] / l[r]);
+        }
+    }
+}
+
+#define ATTENTION(T, s) \
+    extern "C" __global__ void __launch_bounds__(ATTN_ROW_THREADS) attention_row_##s( \
+        const T* q, const T* k, const T* v, const void* mask, T* out, Dims sizes, float scale, Dims qs, Dims ks, \
+        Dims vs, Dims ms, float* partial, i64 chunk) { \
+        attention_row<T>(q, k, v, mask, out, attn_args(sizes, scale), qs, ks, vs, ms, partial, chunk); \
+    } \
+    extern "C" __global__ void __launch_bounds__(ATTN_ROW_THREADS) attention_combine_##s( \
+        const float* partial, T* out, i64 splits, int Dv) { \
+        attention_combine<T>(partial, out, splits, Dv); \
+    } \
+    extern "C" __global__ void __launch_bounds__(ATTN_FLASH_THREADS) attention_flash_##s( \
+        const T* q, const T* k, const T* v, const void* mask, T* out, Dims sizes, float scale, Dims qs, Dims ks, \
+        Dims vs, Dims ms) { \
+        attention_flash<T>(q, k, v, mask, out, attn_args(sizes, scale), qs, ks, vs, ms); \
+    }
+ATTENTION(float, f32) ATTENTION(f16, f16) ATTENTION(bf16, bf16)
 """#,
         "binary.cu": #"""
 // Element-wise binary ops with broadcasting: both inputs any strides (0 on
@@ -246,6 +558,67 @@ extern "C" __global__ void arange_f32(float* y, i64 n, double start, double step
 }
 extern "C" __global__ void arange_i32(i32* y, i64 n, double start, double step) {
     TESSERA_GRID_LOOP(i, n) { y[i] = (i32)(start + (double)i * step); }
+}
+"""#,
+        "dense.cuh": #"""
+// Shared by the dense-family kernels (rows, argreduce, rope, matmul,
+// attention, quantized): warp and block reductions in float, and the
+// packed-code reader of MLX's affine quantization. Header-free, like
+// common.cuh. Dynamic shared memory is declared one way everywhere:
+// `extern __shared__ float dense_smem[];` through DENSE_SMEM.
+#pragma once
+#include "common.cuh"
+
+#define DENSE_INF __int_as_float(0x7f800000)
+#define DENSE_SMEM extern __shared__ float dense_smem[]
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int d = 16; d > 0; d >>= 1) v += __shfl_xor_sync(0xffffffffu, v, d);
+    return v;
+}
+
+// Maximum that ignores NaN (fmaxf); NaN scores propagate through the sums instead.
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+    for (int d = 16; d > 0; d >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, d));
+    return v;
+}
+
+// Maximum that propagates NaN (as the CPU softmax does).
+__device__ __forceinline__ float max_nan(float a, float b) {
+    return (isnan(a) || isnan(b)) ? a + b : fmaxf(a, b);
+}
+__device__ __forceinline__ float warp_max_nan(float v) {
+#pragma unroll
+    for (int d = 16; d > 0; d >>= 1) v = max_nan(v, __shfl_xor_sync(0xffffffffu, v, d));
+    return v;
+}
+
+// A reduction over the team that shares a row: one warp (WARP) or the whole
+// block (through `scratch`, 32 floats of shared memory). Every thread of the
+// team gets the result. Block teams must call it from every thread.
+template <bool WARP, int OP>  // OP: 0 sum, 1 max_nan
+__device__ __forceinline__ float team_reduce(float v, float* scratch) {
+    v = OP == 0 ? warp_sum(v) : warp_max_nan(v);
+    if (WARP) return v;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    __syncthreads();  // an earlier reduction's readers are done with scratch
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    float identity = OP == 0 ? 0.0f : -DENSE_INF;
+    float t = lane < (int)(blockDim.x >> 5) ? scratch[lane] : identity;
+    return OP == 0 ? warp_sum(t) : warp_max_nan(t);
+}
+
+// Element `index` of a packed little-endian bit stream of `bits`-wide codes (bits <= 8).
+__device__ __forceinline__ u32 unpack_code(const u32* words, i64 index, int bits) {
+    i64 bit = index * bits;
+    i64 word = bit >> 5;
+    int shift = (int)(bit & 31);
+    u32 value = words[word] >> shift;
+    if (shift + bits > 32) value |= words[word + 1] << (32 - shift);
+    return value & ((1u << bits) - 1u);
 }
 """#,
         "gather.cu": #"""
@@ -726,6 +1099,350 @@ extern "C" __global__ void linalg_eigh(LINALG_PARAMS) {
     }
 }
 """#,
+        "matmul.cu": #"""
+// Matrix products that do not go through cuBLASLt: matrix-vector products
+// (M = 1 or N = 1) and a shared-memory tiled GEMM used when cuBLASLt is
+// absent. Any strides; float accumulation; the output is row-contiguous.
+// Batches: grid.y (gemv) or grid.z (gemm) stride over `batches`; the batch
+// index's offsets come from the batch shape (bn, bshape) and each operand's
+// batch strides.
+//
+// gemv: y[z, j] = sum_k v[k * vs] * A[k * ak + j * aj], j < J. For M = 1, v is
+// a's row and A is b (ak = b's row stride, aj = b's column stride); for
+// N = 1, v is b's column and A is a read transposed.
+//   matmul_gemvdot_<t>: one warp per j (lanes along k; A contiguous in k);
+//   matmul_gemvcol_<t>: one thread per j (A contiguous in j).
+// gemm: c[z, m, n] = sum_k a[m * sam + k * sak] * b[k * sbk + n * sbn];
+//   matmul_gemm_<t>: 16 x 16 tiles, block (16, 16).
+#include "dense.cuh"
+
+#define GEMM_TILE 16
+
+template <typename T>
+__device__ void gemv_dot(const T* v, const T* A, T* y, i64 J, i64 K, i64 vs, i64 ak, i64 aj, i64 batches, int bn,
+                         const Dims& bshape, const Dims& vb, const Dims& ab) {
+    i64 j = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (j >= J) return;
+    for (i64 z = blockIdx.y; z < batches; z += gridDim.y) {
+        const T* vz = v + strided_offset(z, bn, bshape, vb);
+        const T* az = A + strided_offset(z, bn, bshape, ab) + j * aj;
+        float acc = 0.0f;
+        for (i64 k = lane; k < K; k += 32) acc += to_float(vz[k * vs]) * to_float(az[k * ak]);
+        acc = warp_sum(acc);
+        if (lane == 0) y[z * J + j] = from_float<T>(acc);
+    }
+}
+
+template <typename T>
+__device__ void gemv_col(const T* v, const T* A, T* y, i64 J, i64 K, i64 vs, i64 ak, i64 aj, i64 batches, int bn,
+                         const Dims& bshape, const Dims& vb, const Dims& ab) {
+    i64 j = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= J) return;
+    for (i64 z = blockIdx.y; z < batches; z += gridDim.y) {
+        const T* vz = v + strided_offset(z, bn, bshape, vb);
+        const T* az = A + strided_offset(z, bn, bshape, ab) + j * aj;
+        float acc = 0.0f;
+        for (i64 k = 0; k < K; ++k) acc += to_float(vz[k * vs]) * to_float(az[k * ak]);
+        y[z * J + j] = from_float<T>(acc);
+    }
+}
+
+template <typename T>
+__device__ void gemm_tiled(const T* a, const T* b, T* c, i64 M, i64 N, i64 K, i64 sam, i64 sak, i64 sbk, i64 sbn,
+                           i64 batches, int bn, const Dims& bshape, const Dims& abs_, const Dims& bbs) {
+    __shared__ float As[GEMM_TILE][GEMM_TILE + 1];
+    __shared__ float Bs[GEMM_TILE][GEMM_TILE + 1];
+    int tx = threadIdx.x, ty = threadIdx.y;
+    i64 m = (i64)blockIdx.y * GEMM_TILE + ty, n = (i64)blockIdx.x * GEMM_TILE + tx;
+    for (i64 z = blockIdx.z; z < batches; z += gridDim.z) {
+        const T* az = a + strided_offset(z, bn, bshape, abs_);
+        const T* bz = b + strided_offset(z, bn, bshape, bbs);
+        float acc = 0.0f;
+        for (i64 k0 = 0; k0 < K; k0 += GEMM_TILE) {
+            i64 ka = k0 + tx, kb = k0 + ty;
+            As[ty][tx] = (m < M && ka < K) ? to_float(az[m * sam + ka * sak]) : 0.0f;
+            Bs[ty][tx] = (kb < K && n < N) ? to_float(bz[kb * sbk + n * sbn]) : 0.0f;
+            __syncthreads();
+#pragma unroll
+            for (int kk = 0; kk < GEMM_TILE; ++kk) acc += As[ty][kk] * Bs[kk][tx];
+            __syncthreads();
+        }
+        if (m < M && n < N) c[(z * M + m) * N + n] = from_float<T>(acc);
+    }
+}
+
+#define MATMUL(T, s) \
+    extern "C" __global__ void __launch_bounds__(256) matmul_gemvdot_##s( \
+        const T* v, const T* A, T* y, i64 J, i64 K, i64 vs, i64 ak, i64 aj, i64 batches, int bn, Dims bshape, \
+        Dims vb, Dims ab) { \
+        gemv_dot<T>(v, A, y, J, K, vs, ak, aj, batches, bn, bshape, vb, ab); \
+    } \
+    extern "C" __global__ void __launch_bounds__(256) matmul_gemvcol_##s( \
+        const T* v, const T* A, T* y, i64 J, i64 K, i64 vs, i64 ak, i64 aj, i64 batches, int bn, Dims bshape, \
+        Dims vb, Dims ab) { \
+        gemv_col<T>(v, A, y, J, K, vs, ak, aj, batches, bn, bshape, vb, ab); \
+    } \
+    extern "C" __global__ void __launch_bounds__(GEMM_TILE * GEMM_TILE) matmul_gemm_##s( \
+        const T* a, const T* b, T* c, i64 M, i64 N, i64 K, i64 sam, i64 sak, i64 sbk, i64 sbn, i64 batches, int bn, \
+        Dims bshape, Dims ab, Dims bb) { \
+        gemm_tiled<T>(a, b, c, M, N, K, sam, sak, sbk, sbn, batches, bn, bshape, ab, bb); \
+    }
+MATMUL(float, f32) MATMUL(f16, f16) MATMUL(bf16, bf16)
+"""#,
+        "quantized.cu": #"""
+// MLX affine quantization, bit for bit as the CPU backend: rows of K codes
+// packed into K * bits / 32 uint32 words as one little-endian bit stream,
+// one (scale, bias) per group of `gs` consecutive codes of a row. Inputs are
+// row-contiguous (the host copies others first).
+//
+// quantized_params_<t>: one thread per group → float32 (scale, bias) pairs.
+// quantized_pack_<t>: one thread per output word.
+// quantized_dequant_<t>: one thread per element; scale * q rounded to the
+//   element type, then + bias rounded again (MLX's order; no FMA).
+// Matrix products out[z, m, n] = sum_k x[m, k] * W[n, k] (transposed: w
+// [N, K * bits / 32], scales [N, K / gs]) or sum_k x[m, k] * W[k, n] (w
+// [K, N * bits / 32], scales [K, N / gs]); W = scale * q + bias in float.
+// Batch z: either gather indices (lhs/rhs non-null: x batch lhs[z], weight
+// batch rhs[z], each times the operand's batch stride in xb/wb/sb/bb .v[0]) or
+// the batch shape (bn, bshape) with each operand's batch strides.
+//   quantized_qmvt_<t>: transposed, M <= QMV_MAX_M; one warp per column n
+//     (2/4/8 bits: lanes take whole words; other widths: single codes).
+//   quantized_qmv_<t>: not transposed, M <= QMV_MAX_M; one thread per n.
+//   quantized_qmm_<t>: any M; 32 x 32 output tiles, block (32, 8).
+// Grid y (qmv) / z (qmm) strides over the batches.
+#include "dense.cuh"
+
+#define QMV_MAX_M 8
+#define QMM_TILE 32
+
+template <typename T>
+__device__ void quantize_parameters(const T* w, float* out, i64 groups, int gs, int bits) {
+    float nBins = (float)((1 << bits) - 1);
+    const float eps = 1e-7f;
+    TESSERA_GRID_LOOP(g, groups) {
+        const T* group = w + g * gs;
+        float wMin = DENSE_INF, wMax = -DENSE_INF;
+        for (int j = 0; j < gs; ++j) {
+            float v = to_float(group[j]);
+            if (wMax < v) wMax = v;
+            if (v < wMin) wMin = v;
+        }
+        bool mask = fabsf(wMin) > fabsf(wMax);
+        float scale = __fdiv_rn(__fsub_rn(wMax, wMin), nBins);
+        if (scale < eps) scale = eps;
+        if (!mask) scale = -scale;
+        float edge = mask ? wMin : wMax;
+        float q0 = rintf(__fdiv_rn(edge, scale));
+        float bias = 0.0f;
+        if (q0 != 0.0f) {
+            scale = __fdiv_rn(edge, q0);
+            bias = edge;
+        }
+        out[2 * g] = scale;
+        out[2 * g + 1] = bias;
+    }
+}
+
+template <typename T>
+__device__ void quantize_pack(const T* w, const float* params, u32* out, i64 words, i64 count, int gs, int bits) {
+    float nBins = (float)((1 << bits) - 1);
+    TESSERA_GRID_LOOP(wi, words) {
+        i64 bit0 = wi * 32;
+        i64 k0 = bit0 / bits, k1 = (bit0 + 32 + bits - 1) / bits;
+        if (k1 > count) k1 = count;
+        u64 acc = 0;
+        for (i64 k = k0; k < k1; ++k) {
+            i64 g = k / gs;
+            float scale = params[2 * g], bias = params[2 * g + 1];
+            float q = rintf(__fdiv_rn(__fsub_rn(to_float(w[k]), bias), scale));
+            q = fminf(fmaxf(q, 0.0f), nBins);
+            i64 pos = k * bits - bit0;
+            u64 code = (u64)q;
+            acc |= pos >= 0 ? code << pos : code >> (-pos);
+        }
+        out[wi] = (u32)acc;
+    }
+}
+
+template <typename T>
+__device__ void dequantize(const u32* wq, const T* scales, const T* biases, T* out, i64 count, int gs, int bits) {
+    TESSERA_GRID_LOOP(i, count) {
+        i64 g = i / gs;
+        float q = (float)unpack_code(wq, i, bits);
+        T product = from_float<T>(__fmul_rn(to_float(scales[g]), q));
+        out[i] = from_float<T>(__fadd_rn(to_float(product), to_float(biases[g])));
+    }
+}
+
+struct QOffsets { i64 x, w, s, b; };
+
+__device__ __forceinline__ QOffsets q_offsets(i64 z, const u32* lhs, const u32* rhs, int bn, const Dims& bshape,
+                                              const Dims& xb, const Dims& wb, const Dims& sb, const Dims& bb) {
+    QOffsets o;
+    if (lhs) {
+        i64 xi = lhs[z], wi = rhs[z];
+        o.x = xi * xb.v[0]; o.w = wi * wb.v[0]; o.s = wi * sb.v[0]; o.b = wi * bb.v[0];
+    } else {
+        o.x = strided_offset(z, bn, bshape, xb); o.w = strided_offset(z, bn, bshape, wb);
+        o.s = strided_offset(z, bn, bshape, sb); o.b = strided_offset(z, bn, bshape, bb);
+    }
+    return o;
+}
+
+#define QMM_PARAMS \
+    const T *x, const u32 *w, const T *scales, const T *biases, T *out, i64 M, i64 N, i64 K, int gs, int bits, \
+        i64 batches, const u32 *lhs, const u32 *rhs, int bn, const Dims &bshape, const Dims &xb, const Dims &wb, \
+        const Dims &sb, const Dims &bb
+
+template <typename T> __device__ void qmv_transposed(QMM_PARAMS) {
+    i64 n = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (n >= N) return;
+    i64 wordsPerRow = K * bits / 32, groups = K / gs;
+    for (i64 z = blockIdx.y; z < batches; z += gridDim.y) {
+        QOffsets o = q_offsets(z, lhs, rhs, bn, bshape, xb, wb, sb, bb);
+        const T* xz = x + o.x;
+        const u32* wr = w + o.w + n * wordsPerRow;
+        const T* sr = scales + o.s + n * groups;
+        const T* br = biases + o.b + n * groups;
+        float acc[QMV_MAX_M];
+#pragma unroll
+        for (int m = 0; m < QMV_MAX_M; ++m) acc[m] = 0.0f;
+        if (32 % bits == 0 && gs % (32 / bits) == 0) {
+            // Whole words (2, 4, 8 bits): a word's codes share one group; lanes read consecutive words.
+            int per = 32 / bits;
+            u32 codeMask = (1u << bits) - 1u;
+            for (i64 wi = lane; wi < wordsPerRow; wi += 32) {
+                u32 word = wr[wi];
+                i64 k0 = wi * per, g = k0 / gs;
+                float s = to_float(sr[g]), b = to_float(br[g]);
+                for (int e = 0; e < per; ++e) {
+                    float wv = s * (float)((word >> (e * bits)) & codeMask) + b;
+#pragma unroll
+                    for (int m = 0; m < QMV_MAX_M; ++m) {
+                        if (m < M) acc[m] += to_float(xz[m * K + k0 + e]) * wv;
+                    }
+                }
+            }
+        } else {
+            for (i64 k = lane; k < K; k += 32) {
+                i64 g = k / gs;
+                float wv = to_float(sr[g]) * (float)unpack_code(wr, k, bits) + to_float(br[g]);
+#pragma unroll
+                for (int m = 0; m < QMV_MAX_M; ++m) {
+                    if (m < M) acc[m] += to_float(xz[m * K + k]) * wv;
+                }
+            }
+        }
+#pragma unroll
+        for (int m = 0; m < QMV_MAX_M; ++m) {
+            if (m < M) {
+                float total = warp_sum(acc[m]);
+                if (lane == 0) out[(z * M + m) * N + n] = from_float<T>(total);
+            }
+        }
+    }
+}
+
+template <typename T> __device__ void qmv_plain(QMM_PARAMS) {
+    i64 n = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (n >= N) return;
+    i64 wordsPerRow = N * bits / 32, groups = N / gs;
+    for (i64 z = blockIdx.y; z < batches; z += gridDim.y) {
+        QOffsets o = q_offsets(z, lhs, rhs, bn, bshape, xb, wb, sb, bb);
+        const T* xz = x + o.x;
+        float acc[QMV_MAX_M];
+#pragma unroll
+        for (int m = 0; m < QMV_MAX_M; ++m) acc[m] = 0.0f;
+        i64 g = n / gs;
+        for (i64 k = 0; k < K; ++k) {
+            float wv = to_float(scales[o.s + k * groups + g]) * (float)unpack_code(w + o.w + k * wordsPerRow, n, bits)
+                + to_float(biases[o.b + k * groups + g]);
+#pragma unroll
+            for (int m = 0; m < QMV_MAX_M; ++m) {
+                if (m < M) acc[m] += to_float(xz[m * K + k]) * wv;
+            }
+        }
+#pragma unroll
+        for (int m = 0; m < QMV_MAX_M; ++m) {
+            if (m < M) out[(z * M + m) * N + n] = from_float<T>(acc[m]);
+        }
+    }
+}
+
+template <typename T> __device__ void qmm_tiled(int transposed, QMM_PARAMS) {
+    __shared__ float Xs[QMM_TILE][QMM_TILE + 1];  // [m][k]
+    __shared__ float Ws[QMM_TILE][QMM_TILE + 1];  // [k][n]
+    int tx = threadIdx.x, ty = threadIdx.y;  // block (32, 8)
+    i64 m0 = (i64)blockIdx.y * QMM_TILE, n0 = (i64)blockIdx.x * QMM_TILE;
+    i64 wordsPerRow = (transposed ? K : N) * bits / 32, groups = (transposed ? K : N) / gs;
+    for (i64 z = blockIdx.z; z < batches; z += gridDim.z) {
+        QOffsets o = q_offsets(z, lhs, rhs, bn, bshape, xb, wb, sb, bb);
+        const T* xz = x + o.x;
+        float acc[QMM_TILE / 8];
+#pragma unroll
+        for (int r = 0; r < QMM_TILE / 8; ++r) acc[r] = 0.0f;
+        for (i64 k0 = 0; k0 < K; k0 += QMM_TILE) {
+#pragma unroll
+            for (int r = 0; r < QMM_TILE / 8; ++r) {
+                int row = ty + 8 * r;
+                i64 m = m0 + row, k = k0 + tx;
+                Xs[row][tx] = (m < M && k < K) ? to_float(xz[m * K + k]) : 0.0f;
+                // W tile element (k0 + row, n0 + tx)
+                i64 kw = k0 + row, n = n0 + tx;
+                float wv = 0.0f;
+                if (kw < K && n < N) {
+                    i64 r0 = transposed ? n : kw, c = transposed ? kw : n;
+                    i64 g = r0 * groups + c / gs;
+                    wv = to_float(scales[o.s + g]) * (float)unpack_code(w + o.w + r0 * wordsPerRow, c, bits)
+                        + to_float(biases[o.b + g]);
+                }
+                Ws[row][tx] = wv;
+            }
+            __syncthreads();
+#pragma unroll
+            for (int r = 0; r < QMM_TILE / 8; ++r) {
+                int row = ty + 8 * r;
+#pragma unroll 8
+                for (int kk = 0; kk < QMM_TILE; ++kk) acc[r] += Xs[row][kk] * Ws[kk][tx];
+            }
+            __syncthreads();
+        }
+#pragma unroll
+        for (int r = 0; r < QMM_TILE / 8; ++r) {
+            i64 m = m0 + ty + 8 * r, n = n0 + tx;
+            if (m < M && n < N) out[(z * M + m) * N + n] = from_float<T>(acc[r]);
+        }
+    }
+}
+
+#define QMM_ARGS x, w, scales, biases, out, M, N, K, gs, bits, batches, lhs, rhs, bn, bshape, xb, wb, sb, bb
+#define QMM_KERNEL_PARAMS(T) \
+    const T *x, const u32 *w, const T *scales, const T *biases, T *out, i64 M, i64 N, i64 K, int gs, int bits, \
+        i64 batches, const u32 *lhs, const u32 *rhs, int bn, Dims bshape, Dims xb, Dims wb, Dims sb, Dims bb
+
+#define QUANTIZED(T, s) \
+    extern "C" __global__ void quantized_params_##s(const T* w, float* out, i64 groups, int gs, int bits) { \
+        quantize_parameters<T>(w, out, groups, gs, bits); \
+    } \
+    extern "C" __global__ void quantized_pack_##s(const T* w, const float* params, u32* out, i64 words, i64 count, \
+                                                  int gs, int bits) { \
+        quantize_pack<T>(w, params, out, words, count, gs, bits); \
+    } \
+    extern "C" __global__ void quantized_dequant_##s(const u32* wq, const T* scales, const T* biases, T* out, \
+                                                     i64 count, int gs, int bits) { \
+        dequantize<T>(wq, scales, biases, out, count, gs, bits); \
+    } \
+    extern "C" __global__ void __launch_bounds__(256) quantized_qmvt_##s(QMM_KERNEL_PARAMS(T)) { \
+        qmv_transposed<T>(QMM_ARGS); \
+    } \
+    extern "C" __global__ void __launch_bounds__(256) quantized_qmv_##s(QMM_KERNEL_PARAMS(T)) { qmv_plain<T>(QMM_ARGS); } \
+    extern "C" __global__ void __launch_bounds__(256) quantized_qmm_##s(int transposed, QMM_KERNEL_PARAMS(T)) { \
+        qmm_tiled<T>(transposed, QMM_ARGS); \
+    }
+QUANTIZED(float, f32) QUANTIZED(f16, f16) QUANTIZED(bf16, bf16)
+"""#,
         "random.cu": #"""
 // Random bits (the randomBits primitive): MLX's threefry-2x32 layout, bit for
 // bit as CPURandom.swift. Each key (2 uint32 words, any strides) fills its
@@ -862,6 +1579,154 @@ REDUCE_FLOATS(max, -__int_as_float(0x7f800000)) REDUCE_FLOATS(min, __int_as_floa
 REDUCE(sum, i32, i32, i32, 0) REDUCE(prod, i32, i32, i32, 1)
 REDUCE(max, i32, i32, i32, (i32)0x80000000) REDUCE(min, i32, i32, i32, 0x7fffffff)
 REDUCE(all, u8, b8, i32, 1) REDUCE(any, u8, b8, i32, 0)
+"""#,
+        "rope.cu": #"""
+// Rotary position embedding of the first `dims` features of rows of length n
+// (the last axis); row r is position offset + r % L (L: the second-to-last
+// axis). One thread per rotated pair or copied feature. Angles in double, as
+// the CPU: theta = position * scale * base^(-2i/dims), or
+// position * scale / freqs[i] with a float32 `freqs` (null without).
+// traditional: pairs (2i, 2i+1), else (i, i + dims/2). Output row-contiguous.
+// Kernel names: rope_<f32|f16|bf16>.
+#include "dense.cuh"
+
+template <typename T>
+__device__ void rope_rows(const T* x, T* y, const float* freqs, i64 fs, i64 rows, i64 n, i64 L, int dims, int traditional,
+                          float base, float scale, i64 offset, i64 xs, int kn, const Dims& ks, const Dims& kst) {
+    i64 half = dims / 2;
+    i64 per = half + (n - dims);
+    if (per <= 0) return;
+    TESSERA_GRID_LOOP(t, rows * per) {
+        i64 r = t / per, i = t % per;
+        const T* src = x + strided_offset(r, kn, ks, kst);
+        T* o = y + r * n;
+        if (i < half) {
+            double inverse = freqs ? 1.0 / (double)freqs[i * fs] : pow((double)base, -2.0 * (double)i / (double)dims);
+            double position = (double)(offset + r % (L > 0 ? L : 1)) * (double)scale;
+            double theta = position * inverse;
+            float c = (float)cos(theta), s = (float)sin(theta);
+            i64 a = traditional ? 2 * i : i, b = traditional ? 2 * i + 1 : i + half;
+            float x1 = to_float(src[a * xs]), x2 = to_float(src[b * xs]);
+            o[a] = from_float<T>(x1 * c - x2 * s);
+            o[b] = from_float<T>(x1 * s + x2 * c);
+        } else {
+            i64 j = dims + (i - half);
+            o[j] = src[j * xs];
+        }
+    }
+}
+
+#define ROPE(T, s) \
+    extern "C" __global__ void rope_##s(const T* x, T* y, const float* freqs, i64 fs, i64 rows, i64 n, i64 L, \
+                                        int dims, int traditional, float base, float scale, i64 offset, i64 xs, int kn, \
+                                        Dims ks, Dims kst) { \
+        rope_rows<T>(x, y, freqs, fs, rows, n, L, dims, traditional, base, scale, offset, xs, kn, ks, kst); \
+    }
+ROPE(float, f32) ROPE(f16, f16) ROPE(bf16, bf16)
+"""#,
+        "rows.cu": #"""
+// Row kernels along the last axis: softmax, logSoftmax, rmsNorm, layerNorm.
+// A row's start comes from the kept axes (kn, ks, kst: the input's shape and
+// strides without the last axis); xs is the stride along the row. The output
+// is row-contiguous. Half types compute in float and round once.
+// Two team sizes: `warp` (one warp per row, 8 rows per 256-thread block; rows
+// up to ROWS_WARP_MAX) and `block` (one block of ROWS_BLOCK_THREADS per row).
+// Kernel names: rows_<softmax|logsoftmax|norm>_<warp|block>_<f32|f16|bf16>.
+// rows_norm is rmsNorm (center 0) and layerNorm (center 1); a null weight or
+// bias is skipped.
+#include "dense.cuh"
+
+#define ROWS_WARP_THREADS 256
+#define ROWS_BLOCK_THREADS 512
+
+struct RowTeam {
+    i64 row;
+    int tid, count;
+    bool active;
+};
+
+template <bool WARP> __device__ __forceinline__ RowTeam row_team(i64 rows) {
+    RowTeam t;
+    if (WARP) {
+        t.row = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+        t.tid = threadIdx.x & 31;
+        t.count = 32;
+    } else {
+        t.row = blockIdx.x;
+        t.tid = threadIdx.x;
+        t.count = blockDim.x;
+    }
+    t.active = t.row < rows;
+    return t;
+}
+
+template <typename T, bool WARP, bool LOG>
+__device__ void softmax_rows(const T* x, T* y, i64 rows, i64 n, i64 xs, int kn, const Dims& ks, const Dims& kst) {
+    __shared__ float scratch[32];
+    RowTeam t = row_team<WARP>(rows);
+    if (!t.active) return;  // whole warps (WARP) or whole blocks
+    const T* xr = x + strided_offset(t.row, kn, ks, kst);
+    T* yr = y + t.row * n;
+    float m = -DENSE_INF;
+    for (i64 j = t.tid; j < n; j += t.count) m = max_nan(m, to_float(xr[j * xs]));
+    m = team_reduce<WARP, 1>(m, scratch);
+    if (isinf(m)) m = 0.0f;  // all -inf (or +inf): exp(x - 0), as the CPU
+    float s = 0.0f;
+    for (i64 j = t.tid; j < n; j += t.count) s += expf(to_float(xr[j * xs]) - m);
+    s = team_reduce<WARP, 0>(s, scratch);
+    if (LOG) {
+        float ls = logf(s);
+        for (i64 j = t.tid; j < n; j += t.count) yr[j] = from_float<T>(to_float(xr[j * xs]) - m - ls);
+    } else {
+        for (i64 j = t.tid; j < n; j += t.count) yr[j] = from_float<T>(expf(to_float(xr[j * xs]) - m) / s);
+    }
+}
+
+template <typename T, bool WARP>
+__device__ void norm_rows(const T* x, const T* w, i64 ws, const T* b, i64 bs, T* y, float eps, int center, i64 rows,
+                          i64 n, i64 xs, int kn, const Dims& ks, const Dims& kst) {
+    __shared__ float scratch[32];
+    RowTeam t = row_team<WARP>(rows);
+    if (!t.active) return;
+    const T* xr = x + strided_offset(t.row, kn, ks, kst);
+    T* yr = y + t.row * n;
+    float mean = 0.0f;
+    if (center) {
+        float s = 0.0f;
+        for (i64 j = t.tid; j < n; j += t.count) s += to_float(xr[j * xs]);
+        mean = team_reduce<WARP, 0>(s, scratch) / (float)n;
+    }
+    float sq = 0.0f;
+    for (i64 j = t.tid; j < n; j += t.count) {
+        float d = to_float(xr[j * xs]) - mean;
+        sq += d * d;
+    }
+    sq = team_reduce<WARP, 0>(sq, scratch);
+    float inverse = 1.0f / sqrtf(sq / (float)n + eps);
+    for (i64 j = t.tid; j < n; j += t.count) {
+        float v = (to_float(xr[j * xs]) - mean) * inverse;
+        if (w) v *= to_float(w[j * ws]);
+        if (b) v += to_float(b[j * bs]);
+        yr[j] = from_float<T>(v);
+    }
+}
+
+#define ROWS_SOFTMAX(T, s, team, WARP, threads) \
+    extern "C" __global__ void __launch_bounds__(threads) rows_softmax_##team##_##s( \
+        const T* x, T* y, i64 rows, i64 n, i64 xs, int kn, Dims ks, Dims kst) { \
+        softmax_rows<T, WARP, false>(x, y, rows, n, xs, kn, ks, kst); \
+    } \
+    extern "C" __global__ void __launch_bounds__(threads) rows_logsoftmax_##team##_##s( \
+        const T* x, T* y, i64 rows, i64 n, i64 xs, int kn, Dims ks, Dims kst) { \
+        softmax_rows<T, WARP, true>(x, y, rows, n, xs, kn, ks, kst); \
+    } \
+    extern "C" __global__ void __launch_bounds__(threads) rows_norm_##team##_##s( \
+        const T* x, const T* w, i64 ws, const T* b, i64 bs, T* y, float eps, int center, i64 rows, i64 n, i64 xs, \
+        int kn, Dims ks, Dims kst) { \
+        norm_rows<T, WARP>(x, w, ws, b, bs, y, eps, center, rows, n, xs, kn, ks, kst); \
+    }
+#define ROWS_ALL(T, s) ROWS_SOFTMAX(T, s, warp, true, ROWS_WARP_THREADS) ROWS_SOFTMAX(T, s, block, false, ROWS_BLOCK_THREADS)
+ROWS_ALL(float, f32) ROWS_ALL(f16, f16) ROWS_ALL(bf16, bf16)
 """#,
         "scan.cu": #"""
 // cumsum / cumprod / cummax / cummin along one axis, inclusive or exclusive,
