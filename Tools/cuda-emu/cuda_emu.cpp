@@ -15,7 +15,9 @@
 //   without a current one (CUDA_ERROR_INVALID_CONTEXT); handles are validated;
 //   launches check block/grid limits and dynamic shared memory against the
 //   function's limit (48 KiB unless raised with cuFuncSetAttribute).
-// - Kernels run at launch (streams are ordered trivially): each block's
+// - Kernels run at launch, after whatever waits in their stream; copies
+//   involving pinned host memory wait in their stream until something
+//   synchronizes with it (see Stream below). Each block's
 //   threads are coroutines on one OS thread, switched at __syncthreads and at
 //   warp-collective operations (shuffles, ballots, __syncwarp), which wait for
 //   the lanes named in their mask. Odd-numbered blocks run their threads in
@@ -42,6 +44,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -167,8 +170,21 @@ void* mapGuarded(size_t bytes, bool pinned, uintptr_t& start) {
 struct Context { int refs = 0; };
 Context gPrimary;
 thread_local Context* tCurrent = nullptr;
-struct Stream { unsigned flags; };
-struct Event { bool recorded = false; double time = 0; };
+// Copies to or from pinned host memory wait in their stream until something
+// synchronizes with it (a stream or event synchronization, a launch or a
+// synchronous copy on the stream, a free): the latest a GPU could run them,
+// so a missing synchronization reads stale data here instead of passing by
+// luck. TESSERA_CUDA_EMU_DEFER=0 runs them when issued.
+struct Event;
+struct Stream {
+    unsigned flags;
+    std::vector<std::function<void()>> pending;
+};
+struct Event {
+    bool recorded = false, done = true;
+    double time = 0;
+    Stream* stream = nullptr;
+};
 struct Function;
 struct Module {
     void* handle;
@@ -187,6 +203,40 @@ std::set<Module*> gModules;
 std::set<Function*> gFunctions;
 
 bool validStream(void* s) { return s == nullptr || gStreams.count((Stream*)s); }
+
+bool deferring() {
+    static const bool defer = envLong("TESSERA_CUDA_EMU_DEFER", 1) != 0;
+    return defer;
+}
+
+// Runs what waits in `stream` (all streams for the null stream, which synchronizes with every other).
+void flush(Stream* stream);
+void flushAll() {
+    for (Stream* s : gStreams) flush(s);
+}
+void flush(Stream* stream) {
+    if (!stream) { flushAll(); return; }
+    std::vector<std::function<void()>> work;
+    work.swap(stream->pending);
+    for (auto& op : work) op();
+}
+
+bool isPinned(const void* p, size_t bytes) {
+    const Allocation* a = findAllocation((uintptr_t)p, bytes);
+    return a && a->pinned;
+}
+
+// A copy on `stream`: deferred when it involves pinned host memory, else the stream is flushed and it runs now.
+void enqueueCopy(void* stream, bool pinned, void* dst, const void* src, size_t bytes) {
+    if (bytes == 0) return;
+    Stream* s = (Stream*)stream;
+    if (pinned && s && deferring()) {
+        s->pending.push_back([dst, src, bytes] { memcpy(dst, src, bytes); });
+        return;
+    }
+    flush(s);
+    memcpy(dst, src, bytes);
+}
 double now() {
     timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -886,6 +936,8 @@ CUresult cuCtxGetCurrent(void** context) {
 
 CUresult cuCtxSynchronize() {
     REQUIRE_CONTEXT();
+    std::lock_guard<std::recursive_mutex> guard(gLock);
+    flushAll();
     return CUDA_SUCCESS;
 }
 
@@ -914,6 +966,7 @@ CUresult cuMemAlloc_v2(CUdeviceptr* pointer, size_t bytes) {
 CUresult cuMemFree_v2(CUdeviceptr pointer) {
     REQUIRE_INIT();
     std::lock_guard<std::recursive_mutex> guard(gLock);
+    flushAll();  // cuMemFree synchronizes
     auto it = gAllocations.find((uintptr_t)pointer);
     if (it == gAllocations.end() || it->second.pinned) {
         report("cuMemFree: 0x%llx is not the start of a device allocation (%s)", (unsigned long long)pointer,
@@ -941,6 +994,7 @@ CUresult cuMemHostAlloc(void** pointer, size_t bytes, unsigned) { return cuMemAl
 CUresult cuMemFreeHost(void* pointer) {
     REQUIRE_INIT();
     std::lock_guard<std::recursive_mutex> guard(gLock);
+    flushAll();
     auto it = gAllocations.find((uintptr_t)pointer);
     if (it == gAllocations.end() || !it->second.pinned) {
         report("cuMemFreeHost: %p is not the start of a pinned host allocation", pointer);
@@ -957,7 +1011,7 @@ CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void* src, size_t bytes, vo
     if (!validStream(stream)) return CUDA_ERROR_INVALID_HANDLE;
     if (!checkDeviceRange(dst, bytes, "cuMemcpyHtoD") || !checkHostRange(src, bytes, "cuMemcpyHtoD"))
         return CUDA_ERROR_INVALID_VALUE;
-    if (bytes) memcpy((void*)(uintptr_t)dst, src, bytes);
+    enqueueCopy(stream, isPinned(src, bytes), (void*)(uintptr_t)dst, src, bytes);
     return CUDA_SUCCESS;
 }
 
@@ -967,7 +1021,7 @@ CUresult cuMemcpyDtoHAsync_v2(void* dst, CUdeviceptr src, size_t bytes, void* st
     if (!validStream(stream)) return CUDA_ERROR_INVALID_HANDLE;
     if (!checkDeviceRange(src, bytes, "cuMemcpyDtoH") || !checkHostRange(dst, bytes, "cuMemcpyDtoH"))
         return CUDA_ERROR_INVALID_VALUE;
-    if (bytes) memcpy(dst, (const void*)(uintptr_t)src, bytes);
+    enqueueCopy(stream, isPinned(dst, bytes), dst, (const void*)(uintptr_t)src, bytes);
     return CUDA_SUCCESS;
 }
 
@@ -977,6 +1031,7 @@ CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t bytes, vo
     if (!validStream(stream)) return CUDA_ERROR_INVALID_HANDLE;
     if (!checkDeviceRange(src, bytes, "cuMemcpyDtoD") || !checkDeviceRange(dst, bytes, "cuMemcpyDtoD"))
         return CUDA_ERROR_INVALID_VALUE;
+    flush((Stream*)stream);
     if (bytes) memmove((void*)(uintptr_t)dst, (const void*)(uintptr_t)src, bytes);
     return CUDA_SUCCESS;
 }
@@ -991,6 +1046,7 @@ static CUresult memsetDevice(CUdeviceptr dst, unsigned value, size_t elementSize
     if (!validStream(stream)) return CUDA_ERROR_INVALID_HANDLE;
     if (!checkDeviceRange(dst, elementSize * count, call)) return CUDA_ERROR_INVALID_VALUE;
     if (dst % elementSize) return CUDA_ERROR_INVALID_VALUE;
+    flush((Stream*)stream);
     char* p = (char*)(uintptr_t)dst;
     for (size_t k = 0; k < count; ++k) ::memcpy(p + k * elementSize, &value, elementSize);
     return CUDA_SUCCESS;
@@ -1016,7 +1072,8 @@ CUresult cuStreamCreate(void** stream, unsigned flags) {
     REQUIRE_CONTEXT();
     if (!stream) return CUDA_ERROR_INVALID_VALUE;
     std::lock_guard<std::recursive_mutex> guard(gLock);
-    Stream* s = new Stream{flags};
+    Stream* s = new Stream;
+    s->flags = flags;
     gStreams.insert(s);
     *stream = s;
     return CUDA_SUCCESS;
@@ -1025,7 +1082,11 @@ CUresult cuStreamCreate(void** stream, unsigned flags) {
 CUresult cuStreamDestroy_v2(void* stream) {
     REQUIRE_INIT();
     std::lock_guard<std::recursive_mutex> guard(gLock);
-    if (!stream || !gStreams.erase((Stream*)stream)) return CUDA_ERROR_INVALID_HANDLE;
+    if (!stream || !gStreams.count((Stream*)stream)) return CUDA_ERROR_INVALID_HANDLE;
+    flush((Stream*)stream);
+    for (Event* e : gEvents)
+        if (e->stream == stream) e->stream = nullptr;
+    gStreams.erase((Stream*)stream);
     delete (Stream*)stream;
     return CUDA_SUCCESS;
 }
@@ -1033,15 +1094,29 @@ CUresult cuStreamDestroy_v2(void* stream) {
 CUresult cuStreamSynchronize(void* stream) {
     REQUIRE_INIT();
     std::lock_guard<std::recursive_mutex> guard(gLock);
-    return validStream(stream) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+    if (!validStream(stream)) return CUDA_ERROR_INVALID_HANDLE;
+    flush((Stream*)stream);
+    return CUDA_SUCCESS;
 }
 
-CUresult cuStreamQuery(void* stream) { return cuStreamSynchronize(stream); }
+CUresult cuStreamQuery(void* stream) {
+    REQUIRE_INIT();
+    std::lock_guard<std::recursive_mutex> guard(gLock);
+    if (!validStream(stream)) return CUDA_ERROR_INVALID_HANDLE;
+    if (!stream) {
+        for (Stream* s : gStreams)
+            if (!s->pending.empty()) return CUDA_ERROR_NOT_READY;
+        return CUDA_SUCCESS;
+    }
+    return ((Stream*)stream)->pending.empty() ? CUDA_SUCCESS : CUDA_ERROR_NOT_READY;
+}
 
 CUresult cuStreamWaitEvent(void* stream, void* event, unsigned) {
     REQUIRE_INIT();
     std::lock_guard<std::recursive_mutex> guard(gLock);
     if (!validStream(stream) || !gEvents.count((Event*)event)) return CUDA_ERROR_INVALID_HANDLE;
+    Event* e = (Event*)event;
+    if (!e->done) flush(e->stream);  // the waiting stream's later work needs it
     return CUDA_SUCCESS;
 }
 
@@ -1058,7 +1133,9 @@ CUresult cuEventCreate(void** event, unsigned) {
 CUresult cuEventDestroy_v2(void* event) {
     REQUIRE_INIT();
     std::lock_guard<std::recursive_mutex> guard(gLock);
-    if (!event || !gEvents.erase((Event*)event)) return CUDA_ERROR_INVALID_HANDLE;
+    if (!event || !gEvents.count((Event*)event)) return CUDA_ERROR_INVALID_HANDLE;
+    if (!((Event*)event)->done) flush(((Event*)event)->stream);  // its marker must run before it goes
+    gEvents.erase((Event*)event);
     delete (Event*)event;
     return CUDA_SUCCESS;
 }
@@ -1067,18 +1144,37 @@ CUresult cuEventRecord(void* event, void* stream) {
     REQUIRE_INIT();
     std::lock_guard<std::recursive_mutex> guard(gLock);
     if (!gEvents.count((Event*)event) || !validStream(stream)) return CUDA_ERROR_INVALID_HANDLE;
-    ((Event*)event)->recorded = true;
-    ((Event*)event)->time = now();
+    Event* e = (Event*)event;
+    Stream* s = (Stream*)stream;
+    e->recorded = true;
+    if (s && !s->pending.empty()) {
+        e->done = false;
+        e->stream = s;
+        s->pending.push_back([e] { e->done = true; e->time = now(); });
+    } else {
+        if (!s) flushAll();
+        e->done = true;
+        e->stream = s;
+        e->time = now();
+    }
     return CUDA_SUCCESS;
 }
 
 CUresult cuEventSynchronize(void* event) {
     REQUIRE_INIT();
     std::lock_guard<std::recursive_mutex> guard(gLock);
-    return gEvents.count((Event*)event) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+    if (!gEvents.count((Event*)event)) return CUDA_ERROR_INVALID_HANDLE;
+    Event* e = (Event*)event;
+    if (!e->done && e->stream) flush(e->stream);
+    return CUDA_SUCCESS;
 }
 
-CUresult cuEventQuery(void* event) { return cuEventSynchronize(event); }
+CUresult cuEventQuery(void* event) {
+    REQUIRE_INIT();
+    std::lock_guard<std::recursive_mutex> guard(gLock);
+    if (!gEvents.count((Event*)event)) return CUDA_ERROR_INVALID_HANDLE;
+    return ((Event*)event)->done ? CUDA_SUCCESS : CUDA_ERROR_NOT_READY;
+}
 
 CUresult cuEventElapsedTime(float* ms, void* start, void* end) {
     REQUIRE_INIT();
@@ -1146,6 +1242,7 @@ CUresult cuModuleUnload(void* module) {
     std::lock_guard<std::recursive_mutex> guard(gLock);
     Module* m = (Module*)module;
     if (!gModules.erase(m)) return CUDA_ERROR_INVALID_HANDLE;
+    flushAll();
     for (auto& f : m->functions) { gFunctions.erase(f.second); delete f.second; }
     dlclose(m->handle);
     delete m;
@@ -1243,6 +1340,7 @@ CUresult cuLaunchKernel(void* function, unsigned gx, unsigned gy, unsigned gz, u
                "a GPU would fault on it", name, k, (unsigned long long)p, describeAddress(p).c_str());
         return CUDA_ERROR_ILLEGAL_ADDRESS;
     }
+    flush((Stream*)stream);  // the kernel runs now, after what its stream holds
     return launch(f, {gx, gy, gz}, {bx, by, bz}, sharedBytes, params);
 }
 
