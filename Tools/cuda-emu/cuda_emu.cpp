@@ -103,9 +103,45 @@ struct Allocation {
     void* mapping;
     size_t mappingSize;
     bool pinned;
+    bool open = true;  // device memory is inaccessible to the host except while the driver uses it
 };
 std::map<uintptr_t, Allocation> gAllocations;  // by start
 size_t gDeviceBytes = 0;
+
+// Device memory is mapped PROT_NONE outside driver calls and kernels, so host
+// code that reads or writes a device pointer faults here as on a GPU, with a
+// message (TESSERA_CUDA_EMU_PROTECT=0 leaves it readable).
+bool protecting() {
+    static const bool on = getenv("TESSERA_CUDA_EMU_PROTECT") == nullptr || atoi(getenv("TESSERA_CUDA_EMU_PROTECT")) != 0;
+    return on;
+}
+void setAccess(Allocation& a, bool open) {
+    if (a.pinned || a.open == open || !protecting()) return;
+    mprotect((char*)a.mapping + 4096, a.mappingSize - 2 * 4096, open ? PROT_READ | PROT_WRITE : PROT_NONE);
+    a.open = open;
+}
+// The allocations opened by the current driver operation, closed at its end.
+std::vector<Allocation*> gOpened;
+Allocation* findMutable(uintptr_t address) {
+    auto it = gAllocations.upper_bound(address);
+    if (it == gAllocations.begin()) return nullptr;
+    --it;
+    Allocation& a = it->second;
+    return address >= a.start && address < a.start + a.size ? &a : nullptr;
+}
+// Opens the device allocation holding `address`, if any (no allocation: safe in the fault handler
+// while gOpened has spare capacity).
+bool openAt(uintptr_t address) {
+    Allocation* a = findMutable(address);
+    if (!a || a->pinned || a->open) return false;
+    setAccess(*a, true);
+    if (gOpened.size() < gOpened.capacity()) gOpened.push_back(a);
+    return true;
+}
+void closeOpened() {
+    for (Allocation* a : gOpened) setAccess(*a, false);
+    gOpened.clear();
+}
 
 size_t roundUp(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
@@ -163,6 +199,8 @@ void* mapGuarded(size_t bytes, bool pinned, uintptr_t& start) {
     // reads of never-written memory visible.
     if (!pinned) memset((void*)start, 0xff, rounded);
     gAllocations[start] = Allocation{start, bytes, m, total, pinned};
+    setAccess(gAllocations[start], false);
+    gOpened.reserve(gAllocations.size() + 64);
     return m;
 }
 
@@ -219,6 +257,7 @@ void flush(Stream* stream) {
     std::vector<std::function<void()>> work;
     work.swap(stream->pending);
     for (auto& op : work) op();
+    closeOpened();
 }
 
 bool isPinned(const void* p, size_t bytes) {
@@ -231,11 +270,18 @@ void enqueueCopy(void* stream, bool pinned, void* dst, const void* src, size_t b
     if (bytes == 0) return;
     Stream* s = (Stream*)stream;
     if (pinned && s && deferring()) {
-        s->pending.push_back([dst, src, bytes] { memcpy(dst, src, bytes); });
+        s->pending.push_back([dst, src, bytes] {
+            openAt((uintptr_t)dst);
+            openAt((uintptr_t)src);
+            memcpy(dst, src, bytes);
+        });
         return;
     }
     flush(s);
+    openAt((uintptr_t)dst);
+    openAt((uintptr_t)src);
     memcpy(dst, src, bytes);
+    closeOpened();
 }
 double now() {
     timespec t;
@@ -613,14 +659,27 @@ thread_local int tFaultSignal = 0;
 thread_local uintptr_t tFaultAddress = 0;
 thread_local char* tAltStack = nullptr;
 
+struct sigaction gPreviousSegv, gPreviousBus;
+
 void faultHandler(int signal, siginfo_t* info, void*) {
-    if (!tInKernel) {  // not ours: the default action
-        struct sigaction dfl;
-        memset(&dfl, 0, sizeof dfl);
-        dfl.sa_handler = SIG_DFL;
-        sigaction(signal, &dfl, nullptr);
+    if (!tInKernel) {
+        // The host touched memory it may not: if a device allocation, say so; then
+        // the previous handler (or the default action) takes the repeated fault.
+        const Allocation* a = findAllocation((uintptr_t)info->si_addr, 1);
+        if (a && !a->pinned) {
+            char text[256];
+            int n = snprintf(text, sizeof text,
+                             "tessera cuda emulator: the host accessed device memory at %p (a device allocation of %zu "
+                             "bytes at 0x%llx); on a GPU this pointer is not host memory\n",
+                             info->si_addr, a->size, (unsigned long long)a->start);
+            if (n > 0) { ssize_t ignored = write(2, text, (size_t)n); (void)ignored; }
+        }
+        sigaction(signal, signal == SIGBUS ? &gPreviousBus : &gPreviousSegv, nullptr);
         return;
     }
+    // A kernel reaching device memory not passed as a pointer parameter (e.g. a
+    // pointer inside a struct): open it and retry the access.
+    if ((signal == SIGSEGV || signal == SIGBUS) && openAt((uintptr_t)info->si_addr)) return;
     tFaultSignal = signal;
     tFaultAddress = (uintptr_t)info->si_addr;
     tInKernel = 0;
@@ -699,6 +758,13 @@ CUresult launch(Function* f, Idx3 grid, Idx3 block, unsigned sharedBytes, void**
     for (int k = 0; k < 4; ++k) sigaction(signals[k], &action, &old[k]);
     tRun = &run;
     tFaultSignal = 0;
+    gOpened.reserve(gAllocations.size() + 64);
+    for (unsigned k = 0; k < f->info->count; ++k) {
+        uintptr_t p;
+        if (!f->info->isPointer[k]) continue;
+        memcpy(&p, params[k], sizeof p);
+        openAt(p);
+    }
     if (sigsetjmp(tFaultJump, 1) == 0) {
         tInKernel = 1;
         runBlocks(run);
@@ -723,6 +789,7 @@ CUresult launch(Function* f, Idx3 grid, Idx3 block, unsigned sharedBytes, void**
             failRun(stack ? CUDA_ERROR_HARDWARE_STACK_ERROR : CUDA_ERROR_ILLEGAL_ADDRESS, text);
         }
     }
+    closeOpened();
     for (int k = 0; k < 4; ++k) sigaction(signals[k], &old[k], nullptr);
     sigaltstack(&oldAlt, nullptr);
     tRun = nullptr;
@@ -816,6 +883,15 @@ CUresult cuGetErrorName(CUresult error, const char** text) {
 CUresult cuInit(unsigned flags) {
     if (flags != 0) return CUDA_ERROR_INVALID_VALUE;
     std::lock_guard<std::recursive_mutex> guard(gLock);
+    if (!gInitialized && protecting()) {  // a message when the host touches device memory
+        struct sigaction action;
+        memset(&action, 0, sizeof action);
+        action.sa_sigaction = faultHandler;
+        action.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+        sigemptyset(&action.sa_mask);
+        sigaction(SIGSEGV, &action, &gPreviousSegv);
+        sigaction(SIGBUS, &action, &gPreviousBus);
+    }
     gInitialized = true;
     return CUDA_SUCCESS;
 }
@@ -1032,7 +1108,10 @@ CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t bytes, vo
     if (!checkDeviceRange(src, bytes, "cuMemcpyDtoD") || !checkDeviceRange(dst, bytes, "cuMemcpyDtoD"))
         return CUDA_ERROR_INVALID_VALUE;
     flush((Stream*)stream);
+    openAt((uintptr_t)dst);
+    openAt((uintptr_t)src);
     if (bytes) memmove((void*)(uintptr_t)dst, (const void*)(uintptr_t)src, bytes);
+    closeOpened();
     return CUDA_SUCCESS;
 }
 
@@ -1048,7 +1127,9 @@ static CUresult memsetDevice(CUdeviceptr dst, unsigned value, size_t elementSize
     if (dst % elementSize) return CUDA_ERROR_INVALID_VALUE;
     flush((Stream*)stream);
     char* p = (char*)(uintptr_t)dst;
+    openAt((uintptr_t)p);
     for (size_t k = 0; k < count; ++k) ::memcpy(p + k * elementSize, &value, elementSize);
+    closeOpened();
     return CUDA_SUCCESS;
 }
 CUresult cuMemsetD8_v2(CUdeviceptr d, unsigned char v, size_t n) { return memsetDevice(d, v, 1, n, nullptr, "cuMemsetD8"); }
@@ -1344,11 +1425,20 @@ CUresult cuLaunchKernel(void* function, unsigned gx, unsigned gy, unsigned gz, u
     return launch(f, {gx, gy, gz}, {bx, by, bz}, sharedBytes, params);
 }
 
-// For libcublasLt_emu.so: 1 when [pointer, pointer + bytes) lies in one
-// device allocation (else a report naming `call`, and 0).
+// For libcublasLt_emu.so: 1 when [pointer, pointer + bytes) (else a report naming `call`, and 0)
+// lies in one device allocation, which stays open to the host until tessera_emu_device_access(0).
 int tessera_emu_device_range(const void* pointer, size_t bytes, const char* call) {
     std::lock_guard<std::recursive_mutex> guard(gLock);
-    return checkDeviceRange((CUdeviceptr)(uintptr_t)pointer, bytes, call) ? 1 : 0;
+    if (!checkDeviceRange((CUdeviceptr)(uintptr_t)pointer, bytes, call)) return 0;
+    openAt((uintptr_t)pointer);
+    return 1;
+}
+
+// For libcublasLt_emu.so: 1 before its work (runs what the streams hold), 0 after (closes what it opened).
+void tessera_emu_device_access(int begin) {
+    std::lock_guard<std::recursive_mutex> guard(gLock);
+    if (begin) flushAll();
+    else closeOpened();
 }
 
 CUresult cuOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, void* function, int blockSize, size_t) {

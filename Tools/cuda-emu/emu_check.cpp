@@ -10,9 +10,11 @@
 
 #include <dlfcn.h>
 #include <math.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <string>
@@ -297,6 +299,18 @@ int main(int argc, char** argv) {
         cuDtoH(&arrived, dx, 4, stream);
         check(arrived == 2.0f, "a pinned-memory copy runs at the stream's next synchronization, not when issued");
     }
+
+    // The host reading a device pointer faults (in a child process), with a message.
+    fflush(stdout);
+    pid_t child = fork();
+    if (child == 0) {
+        volatile float v = *(volatile float*)(uintptr_t)dx;
+        (void)v;
+        _exit(0);
+    }
+    int childStatus = 0;
+    waitpid(child, &childStatus, 0);
+    check(WIFSIGNALED(childStatus) && WTERMSIG(childStatus) == SIGSEGV, "the host reading device memory faults, as on a GPU");
 
     check(cuMemFree(dx + 4) == 1, "cuMemFree of an inner pointer is refused");
     check(cuHtoD(dx, x.data(), x.size() * 4 + 4, nullptr) == 1, "a copy past the end of the allocation is refused");
