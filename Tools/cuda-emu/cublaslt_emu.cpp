@@ -59,6 +59,7 @@ template <typename T> int setFrom(T& field, const void* buffer, size_t size) {
 
 // libcuda_emu.so's range check, when it is loaded (it is, beside us, under Tessera).
 int (*deviceRange)(const void*, size_t, const char*) = nullptr;
+void (*deviceAccess)(int) = nullptr;
 void findDriver() {
     static bool done = false;
     if (done) return;
@@ -68,7 +69,9 @@ void findDriver() {
     std::string path = info.dli_fname;
     path = path.substr(0, path.rfind('/') + 1) + "libcuda_emu.so";
     void* driver = dlopen(path.c_str(), RTLD_NOW | RTLD_NOLOAD);
-    if (driver) deviceRange = (int (*)(const void*, size_t, const char*))dlsym(driver, "tessera_emu_device_range");
+    if (!driver) return;
+    deviceRange = (int (*)(const void*, size_t, const char*))dlsym(driver, "tessera_emu_device_range");
+    deviceAccess = (void (*)(int))dlsym(driver, "tessera_emu_device_access");
 }
 
 // Element (r, c) of a stored matrix, as a double.
@@ -261,11 +264,15 @@ int cublasLtMatmul(Handle* handle, MatmulDesc* desc, const void* alpha, const vo
     memcpy(&scale[0], alpha, 4);
     memcpy(&scale[1], beta, 4);
     findDriver();
+    if (deviceAccess) deviceAccess(1);  // after what the streams hold
     if (deviceRange) {
         bool ok = deviceRange(A, span(*a), "cublasLtMatmul A") && deviceRange(B, span(*b), "cublasLtMatmul B") &&
                   deviceRange(D, span(*d), "cublasLtMatmul D") &&
                   (scale[1] == 0 || deviceRange(C, span(*c), "cublasLtMatmul C"));
-        if (!ok) return EXECUTION_FAILED;
+        if (!ok) {
+            if (deviceAccess) deviceAccess(0);
+            return EXECUTION_FAILED;
+        }
     }
     bool roundTF32 = desc->computeType == COMPUTE_32F_FAST_TF32 && a->type == R_32F;
     int batches = d->batchCount;
@@ -293,6 +300,7 @@ int cublasLtMatmul(Handle* handle, MatmulDesc* desc, const void* alpha, const vo
             }
         }
     }
+    if (deviceAccess) deviceAccess(0);
     return SUCCESS;
 }
 

@@ -15,7 +15,9 @@
 //   without a current one (CUDA_ERROR_INVALID_CONTEXT); handles are validated;
 //   launches check block/grid limits and dynamic shared memory against the
 //   function's limit (48 KiB unless raised with cuFuncSetAttribute).
-// - Kernels run at launch (streams are ordered trivially): each block's
+// - Kernels run at launch, after whatever waits in their stream; copies
+//   involving pinned host memory wait in their stream until something
+//   synchronizes with it (see Stream below). Each block's
 //   threads are coroutines on one OS thread, switched at __syncthreads and at
 //   warp-collective operations (shuffles, ballots, __syncwarp), which wait for
 //   the lanes named in their mask. Odd-numbered blocks run their threads in
@@ -42,6 +44,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -100,9 +103,45 @@ struct Allocation {
     void* mapping;
     size_t mappingSize;
     bool pinned;
+    bool open = true;  // device memory is inaccessible to the host except while the driver uses it
 };
 std::map<uintptr_t, Allocation> gAllocations;  // by start
 size_t gDeviceBytes = 0;
+
+// Device memory is mapped PROT_NONE outside driver calls and kernels, so host
+// code that reads or writes a device pointer faults here as on a GPU, with a
+// message (TESSERA_CUDA_EMU_PROTECT=0 leaves it readable).
+bool protecting() {
+    static const bool on = getenv("TESSERA_CUDA_EMU_PROTECT") == nullptr || atoi(getenv("TESSERA_CUDA_EMU_PROTECT")) != 0;
+    return on;
+}
+void setAccess(Allocation& a, bool open) {
+    if (a.pinned || a.open == open || !protecting()) return;
+    mprotect((char*)a.mapping + 4096, a.mappingSize - 2 * 4096, open ? PROT_READ | PROT_WRITE : PROT_NONE);
+    a.open = open;
+}
+// The allocations opened by the current driver operation, closed at its end.
+std::vector<Allocation*> gOpened;
+Allocation* findMutable(uintptr_t address) {
+    auto it = gAllocations.upper_bound(address);
+    if (it == gAllocations.begin()) return nullptr;
+    --it;
+    Allocation& a = it->second;
+    return address >= a.start && address < a.start + a.size ? &a : nullptr;
+}
+// Opens the device allocation holding `address`, if any (no allocation: safe in the fault handler
+// while gOpened has spare capacity).
+bool openAt(uintptr_t address) {
+    Allocation* a = findMutable(address);
+    if (!a || a->pinned || a->open) return false;
+    setAccess(*a, true);
+    if (gOpened.size() < gOpened.capacity()) gOpened.push_back(a);
+    return true;
+}
+void closeOpened() {
+    for (Allocation* a : gOpened) setAccess(*a, false);
+    gOpened.clear();
+}
 
 size_t roundUp(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
@@ -160,6 +199,8 @@ void* mapGuarded(size_t bytes, bool pinned, uintptr_t& start) {
     // reads of never-written memory visible.
     if (!pinned) memset((void*)start, 0xff, rounded);
     gAllocations[start] = Allocation{start, bytes, m, total, pinned};
+    setAccess(gAllocations[start], false);
+    gOpened.reserve(gAllocations.size() + 64);
     return m;
 }
 
@@ -167,8 +208,21 @@ void* mapGuarded(size_t bytes, bool pinned, uintptr_t& start) {
 struct Context { int refs = 0; };
 Context gPrimary;
 thread_local Context* tCurrent = nullptr;
-struct Stream { unsigned flags; };
-struct Event { bool recorded = false; double time = 0; };
+// Copies to or from pinned host memory wait in their stream until something
+// synchronizes with it (a stream or event synchronization, a launch or a
+// synchronous copy on the stream, a free): the latest a GPU could run them,
+// so a missing synchronization reads stale data here instead of passing by
+// luck. TESSERA_CUDA_EMU_DEFER=0 runs them when issued.
+struct Event;
+struct Stream {
+    unsigned flags;
+    std::vector<std::function<void()>> pending;
+};
+struct Event {
+    bool recorded = false, done = true;
+    double time = 0;
+    Stream* stream = nullptr;
+};
 struct Function;
 struct Module {
     void* handle;
@@ -187,6 +241,48 @@ std::set<Module*> gModules;
 std::set<Function*> gFunctions;
 
 bool validStream(void* s) { return s == nullptr || gStreams.count((Stream*)s); }
+
+bool deferring() {
+    static const bool defer = envLong("TESSERA_CUDA_EMU_DEFER", 1) != 0;
+    return defer;
+}
+
+// Runs what waits in `stream` (all streams for the null stream, which synchronizes with every other).
+void flush(Stream* stream);
+void flushAll() {
+    for (Stream* s : gStreams) flush(s);
+}
+void flush(Stream* stream) {
+    if (!stream) { flushAll(); return; }
+    std::vector<std::function<void()>> work;
+    work.swap(stream->pending);
+    for (auto& op : work) op();
+    closeOpened();
+}
+
+bool isPinned(const void* p, size_t bytes) {
+    const Allocation* a = findAllocation((uintptr_t)p, bytes);
+    return a && a->pinned;
+}
+
+// A copy on `stream`: deferred when it involves pinned host memory, else the stream is flushed and it runs now.
+void enqueueCopy(void* stream, bool pinned, void* dst, const void* src, size_t bytes) {
+    if (bytes == 0) return;
+    Stream* s = (Stream*)stream;
+    if (pinned && s && deferring()) {
+        s->pending.push_back([dst, src, bytes] {
+            openAt((uintptr_t)dst);
+            openAt((uintptr_t)src);
+            memcpy(dst, src, bytes);
+        });
+        return;
+    }
+    flush(s);
+    openAt((uintptr_t)dst);
+    openAt((uintptr_t)src);
+    memcpy(dst, src, bytes);
+    closeOpened();
+}
 double now() {
     timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -563,14 +659,27 @@ thread_local int tFaultSignal = 0;
 thread_local uintptr_t tFaultAddress = 0;
 thread_local char* tAltStack = nullptr;
 
+struct sigaction gPreviousSegv, gPreviousBus;
+
 void faultHandler(int signal, siginfo_t* info, void*) {
-    if (!tInKernel) {  // not ours: the default action
-        struct sigaction dfl;
-        memset(&dfl, 0, sizeof dfl);
-        dfl.sa_handler = SIG_DFL;
-        sigaction(signal, &dfl, nullptr);
+    if (!tInKernel) {
+        // The host touched memory it may not: if a device allocation, say so; then
+        // the previous handler (or the default action) takes the repeated fault.
+        const Allocation* a = findAllocation((uintptr_t)info->si_addr, 1);
+        if (a && !a->pinned) {
+            char text[256];
+            int n = snprintf(text, sizeof text,
+                             "tessera cuda emulator: the host accessed device memory at %p (a device allocation of %zu "
+                             "bytes at 0x%llx); on a GPU this pointer is not host memory\n",
+                             info->si_addr, a->size, (unsigned long long)a->start);
+            if (n > 0) { ssize_t ignored = write(2, text, (size_t)n); (void)ignored; }
+        }
+        sigaction(signal, signal == SIGBUS ? &gPreviousBus : &gPreviousSegv, nullptr);
         return;
     }
+    // A kernel reaching device memory not passed as a pointer parameter (e.g. a
+    // pointer inside a struct): open it and retry the access.
+    if ((signal == SIGSEGV || signal == SIGBUS) && openAt((uintptr_t)info->si_addr)) return;
     tFaultSignal = signal;
     tFaultAddress = (uintptr_t)info->si_addr;
     tInKernel = 0;
@@ -649,6 +758,13 @@ CUresult launch(Function* f, Idx3 grid, Idx3 block, unsigned sharedBytes, void**
     for (int k = 0; k < 4; ++k) sigaction(signals[k], &action, &old[k]);
     tRun = &run;
     tFaultSignal = 0;
+    gOpened.reserve(gAllocations.size() + 64);
+    for (unsigned k = 0; k < f->info->count; ++k) {
+        uintptr_t p;
+        if (!f->info->isPointer[k]) continue;
+        memcpy(&p, params[k], sizeof p);
+        openAt(p);
+    }
     if (sigsetjmp(tFaultJump, 1) == 0) {
         tInKernel = 1;
         runBlocks(run);
@@ -673,6 +789,7 @@ CUresult launch(Function* f, Idx3 grid, Idx3 block, unsigned sharedBytes, void**
             failRun(stack ? CUDA_ERROR_HARDWARE_STACK_ERROR : CUDA_ERROR_ILLEGAL_ADDRESS, text);
         }
     }
+    closeOpened();
     for (int k = 0; k < 4; ++k) sigaction(signals[k], &old[k], nullptr);
     sigaltstack(&oldAlt, nullptr);
     tRun = nullptr;
@@ -766,6 +883,15 @@ CUresult cuGetErrorName(CUresult error, const char** text) {
 CUresult cuInit(unsigned flags) {
     if (flags != 0) return CUDA_ERROR_INVALID_VALUE;
     std::lock_guard<std::recursive_mutex> guard(gLock);
+    if (!gInitialized && protecting()) {  // a message when the host touches device memory
+        struct sigaction action;
+        memset(&action, 0, sizeof action);
+        action.sa_sigaction = faultHandler;
+        action.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+        sigemptyset(&action.sa_mask);
+        sigaction(SIGSEGV, &action, &gPreviousSegv);
+        sigaction(SIGBUS, &action, &gPreviousBus);
+    }
     gInitialized = true;
     return CUDA_SUCCESS;
 }
@@ -886,6 +1012,8 @@ CUresult cuCtxGetCurrent(void** context) {
 
 CUresult cuCtxSynchronize() {
     REQUIRE_CONTEXT();
+    std::lock_guard<std::recursive_mutex> guard(gLock);
+    flushAll();
     return CUDA_SUCCESS;
 }
 
@@ -914,6 +1042,7 @@ CUresult cuMemAlloc_v2(CUdeviceptr* pointer, size_t bytes) {
 CUresult cuMemFree_v2(CUdeviceptr pointer) {
     REQUIRE_INIT();
     std::lock_guard<std::recursive_mutex> guard(gLock);
+    flushAll();  // cuMemFree synchronizes
     auto it = gAllocations.find((uintptr_t)pointer);
     if (it == gAllocations.end() || it->second.pinned) {
         report("cuMemFree: 0x%llx is not the start of a device allocation (%s)", (unsigned long long)pointer,
@@ -941,6 +1070,7 @@ CUresult cuMemHostAlloc(void** pointer, size_t bytes, unsigned) { return cuMemAl
 CUresult cuMemFreeHost(void* pointer) {
     REQUIRE_INIT();
     std::lock_guard<std::recursive_mutex> guard(gLock);
+    flushAll();
     auto it = gAllocations.find((uintptr_t)pointer);
     if (it == gAllocations.end() || !it->second.pinned) {
         report("cuMemFreeHost: %p is not the start of a pinned host allocation", pointer);
@@ -957,7 +1087,7 @@ CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void* src, size_t bytes, vo
     if (!validStream(stream)) return CUDA_ERROR_INVALID_HANDLE;
     if (!checkDeviceRange(dst, bytes, "cuMemcpyHtoD") || !checkHostRange(src, bytes, "cuMemcpyHtoD"))
         return CUDA_ERROR_INVALID_VALUE;
-    if (bytes) memcpy((void*)(uintptr_t)dst, src, bytes);
+    enqueueCopy(stream, isPinned(src, bytes), (void*)(uintptr_t)dst, src, bytes);
     return CUDA_SUCCESS;
 }
 
@@ -967,7 +1097,7 @@ CUresult cuMemcpyDtoHAsync_v2(void* dst, CUdeviceptr src, size_t bytes, void* st
     if (!validStream(stream)) return CUDA_ERROR_INVALID_HANDLE;
     if (!checkDeviceRange(src, bytes, "cuMemcpyDtoH") || !checkHostRange(dst, bytes, "cuMemcpyDtoH"))
         return CUDA_ERROR_INVALID_VALUE;
-    if (bytes) memcpy(dst, (const void*)(uintptr_t)src, bytes);
+    enqueueCopy(stream, isPinned(dst, bytes), dst, (const void*)(uintptr_t)src, bytes);
     return CUDA_SUCCESS;
 }
 
@@ -977,7 +1107,11 @@ CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t bytes, vo
     if (!validStream(stream)) return CUDA_ERROR_INVALID_HANDLE;
     if (!checkDeviceRange(src, bytes, "cuMemcpyDtoD") || !checkDeviceRange(dst, bytes, "cuMemcpyDtoD"))
         return CUDA_ERROR_INVALID_VALUE;
+    flush((Stream*)stream);
+    openAt((uintptr_t)dst);
+    openAt((uintptr_t)src);
     if (bytes) memmove((void*)(uintptr_t)dst, (const void*)(uintptr_t)src, bytes);
+    closeOpened();
     return CUDA_SUCCESS;
 }
 
@@ -991,8 +1125,11 @@ static CUresult memsetDevice(CUdeviceptr dst, unsigned value, size_t elementSize
     if (!validStream(stream)) return CUDA_ERROR_INVALID_HANDLE;
     if (!checkDeviceRange(dst, elementSize * count, call)) return CUDA_ERROR_INVALID_VALUE;
     if (dst % elementSize) return CUDA_ERROR_INVALID_VALUE;
+    flush((Stream*)stream);
     char* p = (char*)(uintptr_t)dst;
+    openAt((uintptr_t)p);
     for (size_t k = 0; k < count; ++k) ::memcpy(p + k * elementSize, &value, elementSize);
+    closeOpened();
     return CUDA_SUCCESS;
 }
 CUresult cuMemsetD8_v2(CUdeviceptr d, unsigned char v, size_t n) { return memsetDevice(d, v, 1, n, nullptr, "cuMemsetD8"); }
@@ -1016,7 +1153,8 @@ CUresult cuStreamCreate(void** stream, unsigned flags) {
     REQUIRE_CONTEXT();
     if (!stream) return CUDA_ERROR_INVALID_VALUE;
     std::lock_guard<std::recursive_mutex> guard(gLock);
-    Stream* s = new Stream{flags};
+    Stream* s = new Stream;
+    s->flags = flags;
     gStreams.insert(s);
     *stream = s;
     return CUDA_SUCCESS;
@@ -1025,7 +1163,11 @@ CUresult cuStreamCreate(void** stream, unsigned flags) {
 CUresult cuStreamDestroy_v2(void* stream) {
     REQUIRE_INIT();
     std::lock_guard<std::recursive_mutex> guard(gLock);
-    if (!stream || !gStreams.erase((Stream*)stream)) return CUDA_ERROR_INVALID_HANDLE;
+    if (!stream || !gStreams.count((Stream*)stream)) return CUDA_ERROR_INVALID_HANDLE;
+    flush((Stream*)stream);
+    for (Event* e : gEvents)
+        if (e->stream == stream) e->stream = nullptr;
+    gStreams.erase((Stream*)stream);
     delete (Stream*)stream;
     return CUDA_SUCCESS;
 }
@@ -1033,15 +1175,29 @@ CUresult cuStreamDestroy_v2(void* stream) {
 CUresult cuStreamSynchronize(void* stream) {
     REQUIRE_INIT();
     std::lock_guard<std::recursive_mutex> guard(gLock);
-    return validStream(stream) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+    if (!validStream(stream)) return CUDA_ERROR_INVALID_HANDLE;
+    flush((Stream*)stream);
+    return CUDA_SUCCESS;
 }
 
-CUresult cuStreamQuery(void* stream) { return cuStreamSynchronize(stream); }
+CUresult cuStreamQuery(void* stream) {
+    REQUIRE_INIT();
+    std::lock_guard<std::recursive_mutex> guard(gLock);
+    if (!validStream(stream)) return CUDA_ERROR_INVALID_HANDLE;
+    if (!stream) {
+        for (Stream* s : gStreams)
+            if (!s->pending.empty()) return CUDA_ERROR_NOT_READY;
+        return CUDA_SUCCESS;
+    }
+    return ((Stream*)stream)->pending.empty() ? CUDA_SUCCESS : CUDA_ERROR_NOT_READY;
+}
 
 CUresult cuStreamWaitEvent(void* stream, void* event, unsigned) {
     REQUIRE_INIT();
     std::lock_guard<std::recursive_mutex> guard(gLock);
     if (!validStream(stream) || !gEvents.count((Event*)event)) return CUDA_ERROR_INVALID_HANDLE;
+    Event* e = (Event*)event;
+    if (!e->done) flush(e->stream);  // the waiting stream's later work needs it
     return CUDA_SUCCESS;
 }
 
@@ -1058,7 +1214,9 @@ CUresult cuEventCreate(void** event, unsigned) {
 CUresult cuEventDestroy_v2(void* event) {
     REQUIRE_INIT();
     std::lock_guard<std::recursive_mutex> guard(gLock);
-    if (!event || !gEvents.erase((Event*)event)) return CUDA_ERROR_INVALID_HANDLE;
+    if (!event || !gEvents.count((Event*)event)) return CUDA_ERROR_INVALID_HANDLE;
+    if (!((Event*)event)->done) flush(((Event*)event)->stream);  // its marker must run before it goes
+    gEvents.erase((Event*)event);
     delete (Event*)event;
     return CUDA_SUCCESS;
 }
@@ -1067,18 +1225,37 @@ CUresult cuEventRecord(void* event, void* stream) {
     REQUIRE_INIT();
     std::lock_guard<std::recursive_mutex> guard(gLock);
     if (!gEvents.count((Event*)event) || !validStream(stream)) return CUDA_ERROR_INVALID_HANDLE;
-    ((Event*)event)->recorded = true;
-    ((Event*)event)->time = now();
+    Event* e = (Event*)event;
+    Stream* s = (Stream*)stream;
+    e->recorded = true;
+    if (s && !s->pending.empty()) {
+        e->done = false;
+        e->stream = s;
+        s->pending.push_back([e] { e->done = true; e->time = now(); });
+    } else {
+        if (!s) flushAll();
+        e->done = true;
+        e->stream = s;
+        e->time = now();
+    }
     return CUDA_SUCCESS;
 }
 
 CUresult cuEventSynchronize(void* event) {
     REQUIRE_INIT();
     std::lock_guard<std::recursive_mutex> guard(gLock);
-    return gEvents.count((Event*)event) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+    if (!gEvents.count((Event*)event)) return CUDA_ERROR_INVALID_HANDLE;
+    Event* e = (Event*)event;
+    if (!e->done && e->stream) flush(e->stream);
+    return CUDA_SUCCESS;
 }
 
-CUresult cuEventQuery(void* event) { return cuEventSynchronize(event); }
+CUresult cuEventQuery(void* event) {
+    REQUIRE_INIT();
+    std::lock_guard<std::recursive_mutex> guard(gLock);
+    if (!gEvents.count((Event*)event)) return CUDA_ERROR_INVALID_HANDLE;
+    return ((Event*)event)->done ? CUDA_SUCCESS : CUDA_ERROR_NOT_READY;
+}
 
 CUresult cuEventElapsedTime(float* ms, void* start, void* end) {
     REQUIRE_INIT();
@@ -1146,6 +1323,7 @@ CUresult cuModuleUnload(void* module) {
     std::lock_guard<std::recursive_mutex> guard(gLock);
     Module* m = (Module*)module;
     if (!gModules.erase(m)) return CUDA_ERROR_INVALID_HANDLE;
+    flushAll();
     for (auto& f : m->functions) { gFunctions.erase(f.second); delete f.second; }
     dlclose(m->handle);
     delete m;
@@ -1243,14 +1421,24 @@ CUresult cuLaunchKernel(void* function, unsigned gx, unsigned gy, unsigned gz, u
                "a GPU would fault on it", name, k, (unsigned long long)p, describeAddress(p).c_str());
         return CUDA_ERROR_ILLEGAL_ADDRESS;
     }
+    flush((Stream*)stream);  // the kernel runs now, after what its stream holds
     return launch(f, {gx, gy, gz}, {bx, by, bz}, sharedBytes, params);
 }
 
-// For libcublasLt_emu.so: 1 when [pointer, pointer + bytes) lies in one
-// device allocation (else a report naming `call`, and 0).
+// For libcublasLt_emu.so: 1 when [pointer, pointer + bytes) (else a report naming `call`, and 0)
+// lies in one device allocation, which stays open to the host until tessera_emu_device_access(0).
 int tessera_emu_device_range(const void* pointer, size_t bytes, const char* call) {
     std::lock_guard<std::recursive_mutex> guard(gLock);
-    return checkDeviceRange((CUdeviceptr)(uintptr_t)pointer, bytes, call) ? 1 : 0;
+    if (!checkDeviceRange((CUdeviceptr)(uintptr_t)pointer, bytes, call)) return 0;
+    openAt((uintptr_t)pointer);
+    return 1;
+}
+
+// For libcublasLt_emu.so: 1 before its work (runs what the streams hold), 0 after (closes what it opened).
+void tessera_emu_device_access(int begin) {
+    std::lock_guard<std::recursive_mutex> guard(gLock);
+    if (begin) flushAll();
+    else closeOpened();
 }
 
 CUresult cuOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, void* function, int blockSize, size_t) {

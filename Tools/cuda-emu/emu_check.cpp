@@ -10,9 +10,11 @@
 
 #include <dlfcn.h>
 #include <math.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <string>
@@ -277,6 +279,38 @@ int main(int argc, char** argv) {
     } else {
         check(false, "libcublasLt_emu.so loads");
     }
+
+    // A copy from pinned memory waits in its stream until a synchronization:
+    // the host changing the buffer before then changes what arrives.
+    {
+        auto cuStreamCreate = sym<int (*)(void**, unsigned)>(cuda, "cuStreamCreate");
+        auto cuStreamSynchronize = sym<int (*)(void*)>(cuda, "cuStreamSynchronize");
+        auto cuMemAllocHost = sym<int (*)(void**, size_t)>(cuda, "cuMemAllocHost_v2");
+        void* stream = nullptr;
+        void* pinned = nullptr;
+        cuStreamCreate(&stream, 1);
+        cuMemAllocHost(&pinned, 64);
+        float* p = (float*)pinned;
+        p[0] = 1.0f;
+        cuHtoD(dx, p, 4, stream);
+        p[0] = 2.0f;  // a missing synchronization: a GPU may or may not have copied yet
+        cuStreamSynchronize(stream);
+        float arrived = 0;
+        cuDtoH(&arrived, dx, 4, stream);
+        check(arrived == 2.0f, "a pinned-memory copy runs at the stream's next synchronization, not when issued");
+    }
+
+    // The host reading a device pointer faults (in a child process), with a message.
+    fflush(stdout);
+    pid_t child = fork();
+    if (child == 0) {
+        volatile float v = *(volatile float*)(uintptr_t)dx;
+        (void)v;
+        _exit(0);
+    }
+    int childStatus = 0;
+    waitpid(child, &childStatus, 0);
+    check(WIFSIGNALED(childStatus) && WTERMSIG(childStatus) == SIGSEGV, "the host reading device memory faults, as on a GPU");
 
     check(cuMemFree(dx + 4) == 1, "cuMemFree of an inner pointer is refused");
     check(cuHtoD(dx, x.data(), x.size() * 4 + 4, nullptr) == 1, "a copy past the end of the allocation is refused");

@@ -141,8 +141,15 @@ inline void __trap() { ::__tessera_emu::fail(710, "__trap() called"); }
 inline void __brkpt() { ::__tessera_emu::fail(710, "__brkpt() called"); }
 #undef assert
 #define assert(e) ((e) ? (void)0 : ::__tessera_emu::fail(710, "device-side assert failed: " #e))
+#if defined(__x86_64__)
 inline long long clock64() { return (long long)__builtin_ia32_rdtsc(); }
-inline int clock() { return (int)__builtin_ia32_rdtsc(); }
+#else
+inline long long clock64() {  // increasing, which is all kernels may rely on
+    static long long ticks = 0;
+    return ticks += 64;
+}
+#endif
+inline int clock() { return (int)clock64(); }
 inline void __nanosleep(unsigned) {}
 
 // ---- loads and stores with cache hints ----

@@ -152,7 +152,8 @@ struct CUDADispatch {
     /// An empty view's offset can point past its (empty) buffer, so it gets
     /// the buffer's start: kernels never read it, and no out-of-range pointer is formed.
     func inputPointer(_ view: ArrayView) throws -> UnsafeRawPointer {
-        UnsafeRawPointer(try view.buffer.devicePointer(on: context.home) + (view.count == 0 ? 0 : view.offset * view.dtype.size))
+        let base = try view.buffer.devicePointer(on: context.home)
+        return UnsafeRawPointer(base + (view.count == 0 ? 0 : view.offset * view.dtype.size))
     }
 
     func outputPointer(_ view: ArrayView) throws -> UnsafeRawPointer {

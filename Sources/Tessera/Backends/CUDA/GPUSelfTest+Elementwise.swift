@@ -112,7 +112,8 @@ extension GPUSelfTest {
         }
         cases.append(Case(name: "slice with steps, then exp", dtypes: floatTypes, inputs: { [sample([9, 8]).asType($0)] },
                           op: { exp($0[0].slice(start: [1, 0], end: [9, 8], stride: [2, 3])) }))
-        cases.append(Case(name: "sliceUpdate", dtypes: floatTypes, inputs: { [sample([6, 8]).asType($0), sample([3, 4], seed: 5).asType($0)] },
+        cases.append(Case(name: "sliceUpdate", dtypes: floatTypes,
+                          inputs: { [sample([6, 8]).asType($0), sample([3, 4], seed: 5).asType($0)] },
                           op: { sliceUpdate($0[0], $0[1], start: [1, 2], stride: [2, 1]) }))
         cases.append(Case(name: "arange float32", dtypes: [.float32], inputs: { _ in [] },
                           op: { _ in Tensor.arange(-3.0, 40.0, step: 0.75) }))

@@ -36,7 +36,8 @@ final class NVRTC: @unchecked Sendable {
     /// "12.9"; the CUDA emulator's NVRTC (Tools/cuda-emu) says "emulator-<id>"
     /// instead, so its modules never share a kernel cache key with real CUBINs.
     var version: String {
-        if let emulator = try? library.function("tessera_emu_nvrtc_version", as: (@convention(c) () -> UnsafePointer<CChar>?).self),
+        typealias EmulatorVersion = @convention(c) () -> UnsafePointer<CChar>?
+        if let emulator = try? library.function("tessera_emu_nvrtc_version", as: EmulatorVersion.self),
            let text = emulator() {
             return String(cString: text)
         }
