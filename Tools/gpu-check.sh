@@ -58,4 +58,8 @@ if ! "$bin" devices | grep -q "NVRTC" && [[ -f .gpu/nvrtc.tar.xz ]]; then
 fi
 "$bin" devices
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || true
-"$bin" selftest
+status=0
+"$bin" selftest || status=$?
+# Timings (GEMM vs the nominal peak, bandwidth, qmv, attention, SmolLM2-shaped decode).
+"$bin" selftest --bench
+exit $status

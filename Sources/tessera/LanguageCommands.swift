@@ -153,3 +153,29 @@ enum LanguageCommands {
         }
     }
 }
+
+extension LanguageCommands {
+    /// `tessera selftest --bench`: the GPU op timings, then prefill/decode of a
+    /// model with SmolLM2-135M's shapes and random 4-bit weights (the real
+    /// file cannot travel to the GPU machine; speed does not depend on values).
+    static func gpuBench(quick: Bool) throws {
+        switch GPUBench.run(quick: quick) {
+        case .failure(let error):
+            print("selftest --bench: no GPU (\(error))")
+            return
+        case .success(let rows):
+            for row in rows { print(row) }
+        }
+        let config = SyntheticModel.smolLM2Config(layers: quick ? 2 : 30)
+        func rate(_ x: Double) -> String { "\((x * 10).rounded() / 10)" }
+        for device in [Device.gpu(0), .cpu] {
+            let stats = try withDevice(device) { () throws -> GenerationStats in
+                let model = try SyntheticModel.llama(config: config, bits: 4, groupSize: 32)
+                return try SyntheticModel.measureSpeed(model, promptTokens: quick ? 8 : 128, generate: quick ? 4 : 128)
+            }
+            print(
+                "SmolLM2-135M-shaped 4-bit model (random weights, \(quick ? 2 : 30) layers) on \(device): "
+                    + "prefill \(rate(stats.promptTokensPerSecond)) tok/s, decode \(rate(stats.tokensPerSecond)) tok/s")
+        }
+    }
+}

@@ -22,7 +22,8 @@ let usage = """
                   quantized folder
       tokenize    --text TEXT [--add-special] prints token ids; --ids "1 2 3" decodes them
       devices     list the devices Tessera can run on, with their memory
-      selftest    [--filter NAME] run the op table on the GPU against the CPU ("no GPU" and exit 0 without one)
+      selftest    [--filter NAME] run the op table on the GPU against the CPU ("no GPU" and exit 0 without one);
+                  --bench [--quick]: GEMM, bandwidth, qmv, attention and SmolLM2-shaped decode timings on the GPU
       demo        evaluate a small example computation
       --version   print the version
     """
@@ -37,6 +38,10 @@ do {
     case "selftest":
         let filterIndex = args.firstIndex(of: "--filter").map { $0 + 1 }
         let filter = filterIndex.flatMap { $0 < args.count ? args[$0] : nil }
+        if args.contains("--bench") {
+            try LanguageCommands.gpuBench(quick: args.contains("--quick"))
+            break
+        }
         switch GPUSelfTest.run(filter: filter) {
         case .failure(let error):
             print("selftest: no GPU (\(error))")

@@ -41,7 +41,7 @@ final class CUDAKernelCompileTests: XCTestCase {
             for u in dtypes { names += CUDAKernelNames.asType(from: t, to: u).map { [$0] } ?? [] }
             names += [CUDAKernelNames.copy(t), CUDAKernelNames.select(t), CUDAKernelNames.arange(t)].compactMap { $0 }
         }
-        names += CUDAKernelNames.indexingKernelNames
+        names += CUDAKernelNames.indexingKernelNames + ["astype_u32_f32"]
         names += CUDAKernelNames.denseKernelNames
         return Array(Set(names)).sorted()
     }

@@ -58,6 +58,7 @@ enum CUDAKernelNames {
     }
 
     static func asType(from input: DType, to output: DType) -> String? {
+        if input == .uint32 && output == .float32 { return "astype_u32_f32" }
         guard let a = suffix(input), let b = suffix(output) else { return nil }
         if input == output { return nil }  // a copy
         return "astype_\(a)_\(b)"

@@ -81,6 +81,9 @@ extension GPUSelfTest {
                 inputs: { from in [from == .int32 ? integers([5, 7]) : (specials([5, 7]) * 3).asType(from)] },
                 op: { $0[0].asType(to) }))
         }
+        cases.append(Case(
+            name: "asType uint32 to float32 (random bits)", dtypes: [.uint32],
+            inputs: { _ in [Random.bits([3, 700], key: Random.key(5))] }, op: { $0[0].asType(.float32) }))
         cases.append(Case(name: "which int32 (broadcast)", dtypes: [.int32, .bool], inputs: { dtype in
             [sample([4, 5]) .> 0, integers([4, 5]).asType(dtype), integers([5], seed: 2).asType(dtype)]
         }, op: { which($0[0], $0[1], $0[2]) }))

@@ -41,3 +41,8 @@ ASTYPE(i32, i32, float, f32) ASTYPE(i32, i32, f16, f16) ASTYPE(i32, i32, bf16, b
 extern "C" __global__ void astype_i32_b8(const i32* x, u8* y, i64 n, int ndim, Dims shape, Dims xs) {
     TESSERA_GRID_LOOP(i, n) { y[i] = x[ndim == 0 ? i : strided_offset(i, ndim, shape, xs)] != 0 ? 1 : 0; }
 }
+
+// uint32 to float32 (random bits becoming uniform floats): round to nearest, as the CPU.
+extern "C" __global__ void astype_u32_f32(const u32* x, float* y, i64 n, int ndim, Dims shape, Dims xs) {
+    TESSERA_GRID_LOOP(i, n) { y[i] = (float)x[ndim == 0 ? i : strided_offset(i, ndim, shape, xs)]; }
+}

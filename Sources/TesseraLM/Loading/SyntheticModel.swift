@@ -1,0 +1,86 @@
+// Models with random weights in the shapes of a real one: for speed checks
+// where the real file cannot go (the GPU machine cannot receive the 98 MB
+// default model), never for anything that judges output quality.
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Tessera
+
+public enum SyntheticModel {
+    /// SmolLM2-135M-Instruct's config.json (the default model's shapes), with `layers` layers (30 in the real one).
+    public static func smolLM2Config(layers: Int = 30) -> String {
+        """
+        {"model_type": "llama", "hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": \(layers),
+         "num_attention_heads": 9, "num_key_value_heads": 3, "head_dim": 64, "vocab_size": 49152,
+         "rms_norm_eps": 1e-05, "rope_theta": 100000, "max_position_embeddings": 8192,
+         "tie_word_embeddings": true}
+        """
+    }
+
+    /// A llama-family model of `config` (config.json text) with random
+    /// weights, quantized MLX-affine with `bits`/`groupSize` (nil: float16).
+    public static func llama(config: String, bits: Int? = 4, groupSize: Int = 32, seed: UInt64 = 0) throws -> any LanguageModel {
+        let json: JSONValue
+        do { json = try JSONValue(parsing: Array(config.utf8)) } catch {
+            throw ModelError.invalidConfiguration("config: \(error)")
+        }
+        let modelType = json["model_type"]?.string ?? "(none)"
+        guard modelType == "llama" else { throw ModelError.unknownModelType(modelType) }
+        let c = try ModelRegistry.architecture(modelType).configuration(ConfigReader(json: json))
+        var tensors: [String: Tensor] = [:]
+        var counter: UInt64 = 0
+        func add(_ name: String, _ shape: [Int]) {
+            counter += 1
+            let w = Random.normal(shape, dtype: .float16, scale: 0.02, key: Random.key(seed &* 1_000_003 &+ counter))
+            if let bits {
+                let (wq, scales, biases) = quantize(w, groupSize: groupSize, bits: bits)
+                tensors[name + ".weight"] = wq
+                tensors[name + ".scales"] = scales
+                tensors[name + ".biases"] = biases
+            } else {
+                tensors[name + ".weight"] = w
+            }
+        }
+        func norm(_ name: String) { tensors[name + ".weight"] = Tensor.ones([c.hiddenSize], dtype: .float16) }
+        let (h, q, kv) = (c.hiddenSize, c.headCount * c.headDim, c.kvHeadCount * c.headDim)
+        add("model.embed_tokens", [c.vocabularySize, h])
+        if !c.tiedEmbeddings { add("lm_head", [c.vocabularySize, h]) }
+        norm("model.norm")
+        for i in 0..<c.layerCount {
+            let p = "model.layers.\(i)."
+            norm(p + "input_layernorm")
+            norm(p + "post_attention_layernorm")
+            add(p + "self_attn.q_proj", [q, h])
+            add(p + "self_attn.k_proj", [kv, h])
+            add(p + "self_attn.v_proj", [kv, h])
+            add(p + "self_attn.o_proj", [h, q])
+            add(p + "mlp.gate_proj", [c.intermediateSize, h])
+            add(p + "mlp.up_proj", [c.intermediateSize, h])
+            add(p + "mlp.down_proj", [h, c.intermediateSize])
+        }
+        eval(Array(tensors.values))
+        let quantization = try bits.map { try JSONValue(parsing: "{\"group_size\": \(groupSize), \"bits\": \($0)}") }
+        return try TransformerModel(configuration: c, weights: .safetensors(tensors, quantization: quantization))
+    }
+}
+
+extension SyntheticModel {
+    /// Prefill and decode speed of `model` on the current device: a prompt of
+    /// `promptTokens` random ids, then exactly `generate` greedy tokens (no
+    /// stop tokens). The returned stats carry both rates.
+    public static func measureSpeed(_ model: any LanguageModel, promptTokens: Int = 128, generate: Int = 128) throws
+        -> GenerationStats
+    {
+        var parameters = GenerateParameters()
+        parameters.maxTokens = generate
+        parameters.sampling.temperature = 0
+        let vocabulary = max(1, model.vocabularySize)
+        let prompt = (0..<promptTokens).map { ($0 &* 7919 &+ 13) % vocabulary }
+        var generator = try TokenGenerator(model: model, prompt: prompt, parameters: parameters)
+        while generator.next() != nil {}
+        return generator.stats
+    }
+}
