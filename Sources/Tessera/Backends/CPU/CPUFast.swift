@@ -40,6 +40,7 @@ struct FastKernel: KindVisitor {
                 T.self, out: out, dims: dims, traditional: traditional, base: base, scale: scale, offset: offset,
                 hasFreqs: hasFreqs)
         case .scaledDotProductAttention(let scale, let causal):
+            if try AttentionKernels.attention(inputs, scale: scale, causal: causal, into: output) { return }
             try attention(T.self, out: out, scale: scale, causal: causal)
         default:
             fatalError("[\(primitive.name)] is not a fused op")
