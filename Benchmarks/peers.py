@@ -109,6 +109,19 @@ def llama_peer(model, tokens, steps, threads, reps):
         import llama_cpp
     except ImportError as e:
         return {"error": f"llama_cpp not importable by {sys.executable} ({e}); set TESSERA_BENCH_LLAMA_PYTHON"}
+    # Without extra buffer types: their AMX path crashes in this VM (SIGSEGV in
+    # ggml_backend_amx_mul_mat, llama-cpp-python 0.3.36), so llama.cpp runs its
+    # ordinary CPU kernels (AVX-512 VNNI for Q4_1 x Q8_1 dot products).
+    import llama_cpp.llama_cpp as low_level
+    default_params = low_level.llama_model_default_params
+
+    def model_params():
+        params = default_params()
+        if hasattr(params, "use_extra_bufts"):
+            params.use_extra_bufts = False
+        return params
+
+    low_level.llama_model_default_params = model_params
     llm = llama_cpp.Llama(model_path=model, n_threads=threads, n_threads_batch=threads,
                           n_ctx=len(tokens) + steps + 16, n_batch=max(512, len(tokens)),
                           logits_all=False, verbose=False)
