@@ -1,5 +1,5 @@
 // swift-tools-version: 6.0
-// Benchmarks for Tessera, with peer figures (numpy, torch) from the same run:
+// Benchmarks for Tessera, with peer figures (numpy, torch, llama.cpp) from the same run:
 //   swift run -c release --package-path Benchmarks tessera-bench [suite...]
 import PackageDescription
 
@@ -9,7 +9,9 @@ let package = Package(
     targets: [
         .executableTarget(
             name: "tessera-bench",
-            dependencies: [.product(name: "Tessera", package: "Tessera")],
+            dependencies: [
+                .product(name: "Tessera", package: "Tessera"), .product(name: "TesseraLM", package: "Tessera"),
+            ],
             path: "Sources/tessera-bench"
         )
     ]

@@ -3,7 +3,12 @@
 installed), run as a subprocess of the benchmark so both come from one run.
 
 Usage: peers.py CASE... ; prints one JSON object {case: {"numpy": s, "torch": s}}
-with median seconds per call (null where a peer has no such op)."""
+with median seconds per call (null where a peer has no such op).
+
+peers.py --llama GGUF --tokens 1,2,3 --generate N --threads T --reps R runs
+the lm suite's peer: llama.cpp (llama-cpp-python) on the GGUF, and prints
+{"prefill_tps", "decode_tps", "tokens"} (medians over R repetitions after one
+warm-up) or {"error": why} when llama_cpp cannot be imported or fails."""
 import json
 import statistics
 import sys
@@ -102,7 +107,67 @@ def case_fns(case):
     return None, None
 
 
+def llama_peer(model, tokens, steps, threads, reps):
+    """The prompt evaluated in one batch, then `steps` greedy steps (argmax of
+    the last logits, then one eval of that token), end-of-sequence ignored:
+    the same work as the Tessera side of the lm suite."""
+    try:
+        import llama_cpp
+    except ImportError as e:
+        return {"error": f"llama_cpp not importable by {sys.executable} ({e}); set TESSERA_BENCH_LLAMA_PYTHON"}
+    # Without extra buffer types: their AMX path crashes in this VM (SIGSEGV in
+    # ggml_backend_amx_mul_mat, llama-cpp-python 0.3.36), so llama.cpp runs its
+    # ordinary CPU kernels (AVX-512 VNNI for Q4_1 x Q8_1 dot products).
+    import llama_cpp.llama_cpp as low_level
+    default_params = low_level.llama_model_default_params
+
+    def model_params():
+        params = default_params()
+        if hasattr(params, "use_extra_bufts"):
+            params.use_extra_bufts = False
+        return params
+
+    low_level.llama_model_default_params = model_params
+    llm = llama_cpp.Llama(model_path=model, n_threads=threads, n_threads_batch=threads,
+                          n_ctx=len(tokens) + steps + 16, n_batch=max(512, len(tokens)),
+                          logits_all=False, verbose=False)
+    n_vocab = llm.n_vocab()
+
+    def last_argmax():
+        row = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1), shape=(n_vocab,))
+        return int(np.argmax(row))
+
+    def run(prompt, n):
+        llm.reset()
+        t0 = time.perf_counter()
+        llm.eval(prompt)
+        t1 = time.perf_counter()
+        picked = []
+        for _ in range(n):
+            picked.append(last_argmax())
+            llm.eval([picked[-1]])
+        t2 = time.perf_counter()
+        return len(prompt) / (t1 - t0), n / (t2 - t1), picked
+
+    run(tokens[:16], 8)  # warm-up
+    results = [run(tokens, steps) for _ in range(reps)]
+    return {"prefill_tps": statistics.median(r[0] for r in results),
+            "decode_tps": statistics.median(r[1] for r in results),
+            "tokens": results[0][2],
+            "version": getattr(llama_cpp, "__version__", "?")}
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--llama":
+        args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+        try:
+            out = llama_peer(args["--llama"], [int(t) for t in args["--tokens"].split(",")],
+                             int(args.get("--generate", 128)), int(args.get("--threads", 2)),
+                             int(args.get("--reps", 5)))
+        except Exception as e:  # the benchmark reports it instead of failing
+            out = {"error": f"{type(e).__name__}: {e}"}
+        print(json.dumps(out))
+        return
     out = {}
     for case in sys.argv[1:]:
         fn_np, fn_torch = case_fns(case)

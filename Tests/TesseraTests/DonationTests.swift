@@ -59,6 +59,42 @@ final class DonationTests: XCTestCase {
         XCTAssertEqual(twiceCase().toArray(Float.self)[2], 2)
     }
 
+    /// A key/value cache's pattern: a buffer owned only by a chain of
+    /// sliceUpdates is written in place, one window per step.
+    func testSliceUpdateChainWritesItsBaseInPlace() {
+        Memory.clearCache()
+        var buffer = Tensor.zeros([n / 64, 64])
+        eval(buffer)
+        let before = Memory.activeBytes
+        Memory.resetPeak()
+        for step in 0..<8 {
+            buffer[step..<(step + 1)] = Tensor.full([1, 64], value: Float(step + 1), dtype: .float32)
+            eval(buffer)
+        }
+        XCTAssertLessThanOrEqual(Memory.peakBytes - before, 4096, "no copy of the 1 MiB buffer per step")
+        let values = buffer.toArray(Float.self)
+        XCTAssertEqual(values[0], 1)
+        XCTAssertEqual(values[7 * 64 + 63], 8)
+        XCTAssertEqual(values[8 * 64], 0)
+    }
+
+    func testNoSliceUpdateInPlaceWhenTheBaseIsHeldOrTheUpdateViewsIt() {
+        let held = Tensor((0..<n).map { Float($0 % 7) }) * 1
+        eval(held)
+        var copy = held
+        copy[0..<2] = Tensor([100, 200] as [Float])
+        XCTAssertEqual(copy.toArray(Float.self)[0..<3], [100, 200, 2])
+        XCTAssertEqual(held.toArray(Float.self)[0..<3], [0, 1, 2], "the held base is untouched")
+
+        // The update is a view of the base: it must be read before the base is written.
+        func shifted() -> Tensor {
+            var x = Tensor((0..<n).map { Float($0 % 7) }) * 1
+            x[1..<4] = x[0..<3]
+            return x
+        }
+        XCTAssertEqual(shifted().toArray(Float.self)[0..<5], [0, 0, 1, 2, 4])
+    }
+
     func testBinaryDonationWithBroadcastOperand() {
         func make() -> Tensor {
             let x = Tensor((0..<n).map { Float($0 % 5) }, shape: [n / 4, 4]) * 1

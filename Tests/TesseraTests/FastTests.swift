@@ -83,6 +83,56 @@ final class FastTests: XCTestCase {
         assertMatches(out, matmul(softmax(scores), k), "broadcast kv head and mask")
     }
 
+    /// Row kernels read a row-contiguous view that starts inside its buffer
+    /// from the right element (its offset counts elements, not bytes).
+    func testRowKernelsOnViewsWithAnOffset() {
+        let base = Tensor((0..<48).map { Float(sin(Double($0))) }, shape: [6, 8])
+        let rows = base[2...]  // offset 16 elements, row-contiguous
+        let w = Tensor((0..<8).map { Float($0) * 0.25 + 0.5 })
+        let plain = rows.toArray(Float.self)
+        let copy = Tensor(plain, shape: [4, 8])
+        assertMatches(Fast.rmsNorm(rows, weight: w, eps: 1e-5), Fast.rmsNorm(copy, weight: w, eps: 1e-5), "rmsNorm")
+        assertMatches(Fast.layerNorm(rows, weight: w, bias: w, eps: 1e-5), Fast.layerNorm(copy, weight: w, bias: w, eps: 1e-5), "layerNorm")
+        assertMatches(softmax(rows), softmax(copy), "softmax")
+    }
+
+    /// The float32 attention kernel (CPUAttention.swift) on what a key/value
+    /// cache hands it: keys and values a window of a larger buffer, grouped
+    /// query heads, causal with fewer queries than keys, more query rows than
+    /// one scores block and enough work to split over the pool; also a decode
+    /// step (one query) and query heads that do not stack (a transposed view).
+    func testAttentionKernelOnCacheWindowsAgainstUnfusedOps() {
+        func values(_ shape: [Int], _ seed: Double) -> Tensor {
+            Tensor((0..<shape.reduce(1, *)).map { Float(sin(Double($0) * 0.37 + seed)) }, shape: shape)
+        }
+        func unfused(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float, causal: Bool) -> Tensor {
+            let groups = q.dim(1) / k.dim(1)
+            let kk = k.repeated(groups, axis: 1), vv = v.repeated(groups, axis: 1)
+            var scores = matmul(q, kk.swappedAxes(-1, -2)) * scale
+            if causal {
+                let (lq, lk) = (q.dim(2), k.dim(2))
+                let keep = Tensor.ones([lq, lk], dtype: .bool).tril(k: lk - lq)
+                scores = which(keep, scores, -Float.infinity)
+            }
+            return matmul(softmax(scores), vv)
+        }
+        // Both sides sum hundreds of products in float32, in different orders.
+        let sums = FixtureComparison.within(Tolerance(rtol: 1e-5, atol: 1e-5))
+        let buffer = values([1, 2, 400, 16], 1), valuesBuffer = values([1, 2, 400, 16], 2)
+        for (lq, lk, causal) in [(300, 320, true), (1, 321, false), (5, 5, true)] {
+            let q = values([1, 6, lq, 16], 3)
+            let k = buffer[0..., 0..., ..<lk], v = valuesBuffer[0..., 0..., ..<lk]
+            let out = Fast.scaledDotProductAttention(
+                queries: q, keys: k, values: v, scale: 0.25, mask: causal ? .causal : .none)
+            assertMatches(out, unfused(q, k, v, scale: 0.25, causal: causal), "lq \(lq) lk \(lk) causal \(causal)", sums)
+        }
+        // Query heads that are not evenly spaced rows: [1, L, H, D] seen as [1, H, L, D].
+        let q = values([1, 7, 4, 16], 4).transposed(axes: [0, 2, 1, 3])
+        let k = values([1, 2, 9, 16], 5), v = values([1, 2, 9, 16], 6)
+        let out = Fast.scaledDotProductAttention(queries: q, keys: k, values: v, scale: 0.25, mask: .causal)
+        assertMatches(out, unfused(q, k, v, scale: 0.25, causal: true), "strided query heads", sums)
+    }
+
     /// Transforms go through the fallback graph: grad and vmap of fused ops
     /// equal those of the unfused composition.
     func testGradAndVmapThroughFusedOps() {

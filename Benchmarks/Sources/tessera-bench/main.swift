@@ -4,7 +4,7 @@
 // (above 1: Tessera is faster), with memcpy bandwidth as the physical limit.
 //
 //   swift run -c release --package-path Benchmarks tessera-bench [suite...]
-//   suites: matmul elementwise reduction rows quantized compile (default: all but compile)
+//   suites: matmul elementwise reduction rows quantized compile lm (default: all but compile and lm)
 //   TESSERA_BENCH_NO_PEERS=1 skips the Python peers.
 
 import Foundation
@@ -239,6 +239,10 @@ func grainTable() {
 var requested = Set(CommandLine.arguments.dropFirst())
 if requested.remove("compile") != nil {
     runCompileSuite()  // CompileSuite.swift: compiled vs eager element-wise programs
+    if requested.isEmpty { exit(0) }
+}
+if requested.remove("lm") != nil {
+    runLMSuite()  // LMSuite.swift: prefill and decode tok/s against llama.cpp
     if requested.isEmpty { exit(0) }
 }
 if requested.remove("grain") != nil {

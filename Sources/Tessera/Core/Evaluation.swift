@@ -107,13 +107,17 @@ enum Scheduler {
     /// reachable from nothing but this node (its only reference is `inputs`,
     /// moved out of the node), own its buffer alone (no view of it elsewhere),
     /// and be a row-contiguous array of the output's shape and dtype that
-    /// fills its buffer from offset 0.
+    /// fills its buffer from offset 0. A sliceUpdate may take its base (input
+    /// 0) and write the update in place: a key/value cache grows that way
+    /// without copying what it holds.
     static func donatableInput(for node: Node, _ inputs: inout [Node]) -> Int? {
+        let candidates: Range<Int>
         switch node.primitive {
-        case .unary, .binary: break
+        case .unary, .binary: candidates = inputs.indices
+        case .sliceUpdate: candidates = 0..<1
         default: return nil
         }
-        for i in inputs.indices where isKnownUniquelyReferenced(&inputs[i]) {
+        for i in candidates where isKnownUniquelyReferenced(&inputs[i]) {
             let input = inputs[i]
             // Ownership first: reading `data` below takes a reference of its own.
             guard input.dtype == node.dtype, input.shape == node.shape, input.stream == node.stream,

@@ -29,7 +29,12 @@ extension Tensor {
             let it = StridedIteration(shape: view.shape, strides: [view.strides])
             let n = it.rowLength, s = it.innerStride(0)
             it.forEachRow { o in
-                for i in 0..<n { result.append(p[o[0] + i * s]) }
+                // Whole rows at once: a per-element append is a generic call per element here.
+                if s == 1 {
+                    result.append(contentsOf: UnsafeBufferPointer(start: p + o[0], count: n))
+                } else {
+                    for i in 0..<n { result.append(p[o[0] + i * s]) }
+                }
             }
         } catch {
             fatalError("[toArray] \(error)")

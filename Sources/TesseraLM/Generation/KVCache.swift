@@ -31,8 +31,16 @@ public final class KVCache: @unchecked Sendable {
     /// Quantized storage, when set (and the head size is a multiple of its group size).
     public let quantization: KVQuantization?
     /// Full precision: [keys, values]. Quantized: [keys, key scales, key biases, values, value scales, value biases].
-    /// Every tensor has the positions on axis 2.
+    /// Every tensor has the positions on axis 2: `length` of them, or, for a
+    /// growing full-precision cache, room for `capacity` of which the first
+    /// `length` are filled.
     private(set) var storage: [Tensor] = []
+    /// Positions held.
+    public private(set) var length = 0
+    /// Positions the growing cache's buffers have room for (0: exactly `length`).
+    private var capacity = 0
+    /// A growing cache allocates room for this many positions at a time.
+    static let step = 256
 
     public init(maxSize: Int? = nil, quantization: KVQuantization? = nil) {
         self.maxSize = maxSize
@@ -42,6 +50,7 @@ public final class KVCache: @unchecked Sendable {
     /// A cache holding `storage` (as `state` returned it) after `offset` positions.
     init(storage: [Tensor], offset: Int, maxSize: Int?, quantization: KVQuantization?) {
         self.storage = storage
+        self.length = storage.first?.dim(2) ?? 0
         self.offset = offset
         self.maxSize = maxSize
         self.quantization = quantization
@@ -52,6 +61,7 @@ public final class KVCache: @unchecked Sendable {
         let n = newKeys.dim(2)
         let incoming: [Tensor]
         let quantized = quantization.map { newKeys.dim(3) % $0.groupSize == 0 && newValues.dim(3) % $0.groupSize == 0 } ?? false
+        if maxSize == nil && !quantized { return append(keys: newKeys, values: newValues) }
         if quantized, let q = quantization {
             let k = quantize(newKeys, groupSize: q.groupSize, bits: q.bits)
             let v = quantize(newValues, groupSize: q.groupSize, bits: q.bits)
@@ -70,6 +80,7 @@ public final class KVCache: @unchecked Sendable {
             if length > maxSize { all = all.map { $0[0..., 0..., (length - maxSize)...] } }
         }
         storage = all
+        length = all[0].dim(2)
         guard quantized, let q = quantization else { return (attended[0], attended[1]) }
         let dtype = newKeys.dtype
         return (
@@ -78,9 +89,30 @@ public final class KVCache: @unchecked Sendable {
         )
     }
 
-    /// Tensors to evaluate with the step's output (and to save).
-    public var state: [Tensor] { storage }
+    /// The growing full-precision cache: new positions are written into
+    /// buffers with room to spare (sliceUpdate, done in place because the cache
+    /// holds the only reference), so a step copies its own keys and values, not
+    /// everything cached; the room grows by `step` positions when full.
+    private func append(keys newKeys: Tensor, values newValues: Tensor) -> (Tensor, Tensor) {
+        let end = length + newKeys.dim(2)
+        if end > capacity {
+            let room = (end + Self.step - 1) / Self.step * Self.step
+            storage = [newKeys, newValues].enumerated().map { i, new in
+                var buffer = Tensor.zeros([new.dim(0), new.dim(1), room, new.dim(3)], dtype: new.dtype)
+                if length > 0 { buffer[0..., 0..., ..<length] = storage[i][0..., 0..., ..<length] }
+                return buffer
+            }
+            capacity = room
+        }
+        storage[0][0..., 0..., length..<end] = newKeys
+        storage[1][0..., 0..., length..<end] = newValues
+        length = end
+        offset += newKeys.dim(2)
+        return (storage[0][0..., 0..., ..<end], storage[1][0..., 0..., ..<end])
+    }
 
-    /// Cached length.
-    public var length: Int { storage.first?.dim(2) ?? 0 }
+    /// Tensors to evaluate with the step's output (and to save): the filled positions.
+    public var state: [Tensor] {
+        capacity > length ? storage.map { $0[0..., 0..., ..<length] } : storage
+    }
 }

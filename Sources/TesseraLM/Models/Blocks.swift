@@ -3,9 +3,44 @@
 
 import Tessera
 
+/// Projections of one input (q, k, v; or gate, up), applied as one product
+/// when their weights stack: one pass over the input and one job split over
+/// the pool (alone, the small k and v projections of a decode step ran on one
+/// thread). The outputs are views of the product's columns.
+struct Projections: Sendable {
+    /// The stacked weight, or nil when the parts' formats differ.
+    let stacked: Weight?
+    /// The separate weights, kept only when they could not be stacked.
+    let parts: [Weight]
+    /// Each part's output count.
+    let sizes: [Int]
+
+    init(_ parts: [Weight]) {
+        sizes = parts.map { $0.shape[0] }
+        stacked = Weight.stacked(parts)
+        self.parts = stacked == nil ? parts : []
+    }
+
+    /// A weight that already holds the parts one after another (phi3's qkv_proj).
+    init(stacked: Weight, sizes: [Int]) {
+        self.stacked = stacked
+        self.sizes = sizes
+        parts = []
+    }
+
+    /// `x @ Wᵢᵀ` for each part.
+    func apply(_ x: Tensor) -> [Tensor] {
+        guard let stacked else { return parts.map { $0.apply(x) } }
+        var bounds: [Int] = []
+        for size in sizes.dropLast() { bounds.append((bounds.last ?? 0) + size) }
+        return stacked.apply(x).split(indices: bounds, axis: -1)
+    }
+}
+
 /// Self-attention of one layer.
 struct Attention: Sendable {
-    let q, k, v, o: Weight
+    let qkv: Projections
+    let o: Weight
     let qBias, kBias, vBias: Tensor?
     let qNorm, kNorm: Tensor?
     let rope: RopeParameters
@@ -14,12 +49,13 @@ struct Attention: Sendable {
     init(_ w: WeightSource, layer i: Int, _ c: TransformerConfiguration) throws {
         let qOut = c.headCount * c.headDim, kvOut = c.kvHeadCount * c.headDim
         if c.fusedQKV {
-            let qkv = try w.weight(.qkv(i), shape: [qOut + 2 * kvOut, c.hiddenSize])
-            (q, k, v) = (qkv.outputs(0..<qOut), qkv.outputs(qOut..<qOut + kvOut), qkv.outputs(qOut + kvOut..<qOut + 2 * kvOut))
+            let stacked = try w.weight(.qkv(i), shape: [qOut + 2 * kvOut, c.hiddenSize])
+            qkv = Projections(stacked: stacked, sizes: [qOut, kvOut, kvOut])
         } else {
-            q = try w.weight(.q(i), shape: [qOut, c.hiddenSize])
-            k = try w.weight(.k(i), shape: [kvOut, c.hiddenSize])
-            v = try w.weight(.v(i), shape: [kvOut, c.hiddenSize])
+            qkv = Projections([
+                try w.weight(.q(i), shape: [qOut, c.hiddenSize]), try w.weight(.k(i), shape: [kvOut, c.hiddenSize]),
+                try w.weight(.v(i), shape: [kvOut, c.hiddenSize]),
+            ])
         }
         o = try w.weight(.o(i), shape: [c.hiddenSize, qOut])
         if c.attentionBias {
@@ -42,7 +78,8 @@ struct Attention: Sendable {
 
     func callAsFunction(_ x: Tensor, cache: KVCache, _ c: TransformerConfiguration) -> Tensor {
         let (b, l) = (x.dim(0), x.dim(1))
-        func project(_ w: Weight, _ bias: Tensor?) -> Tensor { bias.map { w.apply(x) + $0 } ?? w.apply(x) }
+        let projected = qkv.apply(x)
+        func project(_ i: Int, _ bias: Tensor?) -> Tensor { bias.map { projected[i] + $0 } ?? projected[i] }
         func heads(_ t: Tensor, _ n: Int, _ norm: Tensor?) -> Tensor {
             let split = t.reshaped([b, l, n, c.headDim])
             let normed = norm.map { Fast.rmsNorm(split, weight: $0, eps: c.rmsNormEps) } ?? split
@@ -51,12 +88,12 @@ struct Attention: Sendable {
         let rotated = c.ropeDimensions ?? c.headDim
         let offset = cache.offset
         let queries = rope.apply(
-            heads(project(q, qBias), c.headCount, qNorm), dimensions: rotated, traditional: c.ropeTraditional,
+            heads(project(0, qBias), c.headCount, qNorm), dimensions: rotated, traditional: c.ropeTraditional,
             offset: offset)
         let newKeys = rope.apply(
-            heads(project(k, kBias), c.kvHeadCount, kNorm), dimensions: rotated, traditional: c.ropeTraditional,
+            heads(project(1, kBias), c.kvHeadCount, kNorm), dimensions: rotated, traditional: c.ropeTraditional,
             offset: offset)
-        let (keys, values) = cache.update(keys: newKeys, values: heads(project(v, vBias), c.kvHeadCount, nil))
+        let (keys, values) = cache.update(keys: newKeys, values: heads(project(2, vBias), c.kvHeadCount, nil))
         let mask = attentionMask(queryOffset: offset, queries: l, keys: keys.dim(2), window: slidingWindow)
         let attended = attention(queries, keys, values, scale: c.attentionScale, softcap: c.attentionSoftcap, mask: mask)
         return o.apply(attended.transposed(axes: [0, 2, 1, 3]).reshaped([b, l, c.headCount * c.headDim]))
@@ -105,22 +142,24 @@ func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float, softcap: Flo
 
 /// The gated MLP: `down(act(gate(x)) * up(x))`.
 struct MLP: Sendable {
-    let gate, up, down: Weight
+    let gateUp: Projections
+    let down: Weight
 
     init(_ w: WeightSource, layer i: Int, _ c: TransformerConfiguration) throws {
         let n = c.intermediateSize
         if c.fusedGateUp {
-            let gateUp = try w.weight(.gateUp(i), shape: [2 * n, c.hiddenSize])
-            (gate, up) = (gateUp.outputs(0..<n), gateUp.outputs(n..<2 * n))
+            gateUp = Projections(stacked: try w.weight(.gateUp(i), shape: [2 * n, c.hiddenSize]), sizes: [n, n])
         } else {
-            gate = try w.weight(.gate(i), shape: [n, c.hiddenSize])
-            up = try w.weight(.up(i), shape: [n, c.hiddenSize])
+            gateUp = Projections([
+                try w.weight(.gate(i), shape: [n, c.hiddenSize]), try w.weight(.up(i), shape: [n, c.hiddenSize]),
+            ])
         }
         down = try w.weight(.down(i), shape: [c.hiddenSize, n])
     }
 
     func callAsFunction(_ x: Tensor, _ activation: TransformerConfiguration.Activation) -> Tensor {
-        let g = gate.apply(x)
+        let projected = gateUp.apply(x)
+        let g = projected[0]
         let activated: Tensor
         switch activation {
         case .silu: activated = g * sigmoid(g)
@@ -128,6 +167,6 @@ struct MLP: Sendable {
             let c = Float((2 / Double.pi).squareRoot())
             activated = 0.5 * g * (1 + tanh(c * (g + 0.044715 * g * g * g)))
         }
-        return down.apply(activated * up.apply(x))
+        return down.apply(activated * projected[1])
     }
 }

@@ -30,15 +30,35 @@ public enum Weight: Sendable {
         }
     }
 
-    /// Output rows `range` (a slice of a fused projection such as qkv).
-    func outputs(_ range: Range<Int>) -> Weight {
-        switch self {
-        case .dense(let w): return .dense(w[range])
-        case .quantized(let q):
-            return .quantized(
-                QuantizedWeight(
-                    weight: q.weight[range], scales: q.scales[range], biases: q.biases[range], groupSize: q.groupSize,
-                    bits: q.bits))
+    /// `weights` stacked along the outputs (one product computes all of them),
+    /// evaluated; nil when their formats differ (dtype, group size, bits).
+    static func stacked(_ weights: [Weight]) -> Weight? {
+        switch weights.first {
+        case .dense(let first):
+            let dense = weights.compactMap { w -> Tensor? in
+                guard case .dense(let t) = w, t.dtype == first.dtype, t.dim(-1) == first.dim(-1) else { return nil }
+                return t
+            }
+            guard dense.count == weights.count else { return nil }
+            let w = concatenated(dense, axis: 0)
+            eval(w)
+            return .dense(w)
+        case .quantized(let first):
+            let parts = weights.compactMap { w -> QuantizedWeight? in
+                guard case .quantized(let q) = w, q.groupSize == first.groupSize, q.bits == first.bits,
+                    q.weight.dtype == first.weight.dtype, q.scales.dtype == first.scales.dtype,
+                    q.biases.dtype == first.biases.dtype, q.weight.dim(-1) == first.weight.dim(-1)
+                else { return nil }
+                return q
+            }
+            guard parts.count == weights.count else { return nil }
+            let q = QuantizedWeight(
+                weight: concatenated(parts.map(\.weight), axis: 0), scales: concatenated(parts.map(\.scales), axis: 0),
+                biases: concatenated(parts.map(\.biases), axis: 0), groupSize: first.groupSize, bits: first.bits)
+            eval(q.weight, q.scales, q.biases)
+            return .quantized(q)
+        case nil:
+            return nil
         }
     }
 

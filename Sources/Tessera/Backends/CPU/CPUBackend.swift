@@ -2,7 +2,8 @@
 
 enum CPUBackend {
     /// `donated`: an input view (row-contiguous, of the output's shape and
-    /// dtype, owned by nothing else) whose buffer an element-wise op may write.
+    /// dtype, owned by nothing else) whose buffer an element-wise op may write
+    /// (for sliceUpdate: its base, updated in place).
     static func evaluate(
         _ primitive: Primitive, inputs: [ArrayView], shape: [Int], dtype: DType, donated: ArrayView? = nil
     ) throws -> ArrayView {
@@ -26,7 +27,7 @@ enum CPUBackend {
         case .custom(let rules, let index):
             return inputs[rules.primalCount + index]
         case .sliceUpdate(let start, let stride):
-            return try ShapeKernels.sliceUpdate(inputs[0], inputs[1], start: start, stride: stride)
+            return try ShapeKernels.sliceUpdate(inputs[0], inputs[1], start: start, stride: stride, inPlace: donated != nil)
         case .compiled(let kernel):
             return try FusedKernels.evaluate(kernel, inputs: inputs, shape: shape, dtype: dtype)
         default:

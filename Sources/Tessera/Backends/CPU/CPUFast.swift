@@ -40,6 +40,7 @@ struct FastKernel: KindVisitor {
                 T.self, out: out, dims: dims, traditional: traditional, base: base, scale: scale, offset: offset,
                 hasFreqs: hasFreqs)
         case .scaledDotProductAttention(let scale, let causal):
+            if try AttentionKernels.attention(inputs, scale: scale, causal: causal, into: output) { return }
             try attention(T.self, out: out, scale: scale, causal: causal)
         default:
             fatalError("[\(primitive.name)] is not a fused op")
@@ -140,13 +141,23 @@ struct FastKernel: KindVisitor {
         } else {
             for i in 0..<half { inverse[i] = Glibc.pow(Double(base), -2 * Double(i) / Double(dims)) }
         }
+        // The angles depend on the position only: one cosine/sine table for all heads.
+        let positions = Swift.max(length, 1)
+        var cosines = [T.Math](repeating: 0, count: positions * half), sines = cosines
+        for t in 0..<positions {
+            let position = Double(offset + t) * Double(scale)
+            for i in 0..<half {
+                let theta = position * inverse[i]
+                cosines[t * half + i] = T.Math(Glibc.cos(theta))
+                sines[t * half + i] = T.Math(Glibc.sin(theta))
+            }
+        }
         forEachLastAxisRow(x) { r, rowOffset in
-            let position = Double(offset + r % Swift.max(length, 1)) * Double(scale)
+            let angles = (r % positions) * half
             let o = out + r * n
             let src = p + rowOffset
             for i in 0..<half {
-                let theta = position * inverse[i]
-                let c = T.Math(Glibc.cos(theta)), sn = T.Math(Glibc.sin(theta))
+                let c = cosines[angles + i], sn = sines[angles + i]
                 let (a, b) = traditional ? (2 * i, 2 * i + 1) : (i, i + half)
                 let x1 = src[a * s].math, x2 = src[b * s].math
                 o[a] = T(math: x1 * c - x2 * sn)

@@ -12,6 +12,12 @@ enum RowKernels {
         view.isRowContiguous ? view : try ShapeKernels.contiguousCopy(view)
     }
 
+    /// The host home at the view's first element, for reading (the offset
+    /// counts elements, so it is scaled by the element size here).
+    static func readPointer(_ view: ArrayView) throws -> UnsafeRawPointer {
+        UnsafeRawPointer(try view.buffer.hostPointer()) + view.offset * view.dtype.size
+    }
+
     /// The host home of a fresh output, for writing.
     static func writePointer(_ output: ArrayView) throws -> UnsafeMutableRawPointer {
         try output.buffer.hostPointer(forWriting: true) + output.offset * output.dtype.size
@@ -31,7 +37,7 @@ enum RowKernels {
     static func softmax(_ input: ArrayView, into output: ArrayView) throws {
         guard let dt = SIMDKernels.code(input.dtype) else { unsupported("softmax", input.dtype) }
         let x = try contiguous(input), size = x.dtype.size, n = rows(x).n
-        let src = UnsafeRawPointer(try x.hostPointer(UInt8.self)), dst = try writePointer(output)
+        let src = try readPointer(x), dst = try writePointer(output)
         forRows(x) { r in
             tk_softmax_rows(dt, src + r.lowerBound * n * size, dst + r.lowerBound * n * size, r.count, n)
         }
@@ -41,8 +47,8 @@ enum RowKernels {
         guard let dt = SIMDKernels.code(input.dtype) else { unsupported("rmsNorm", input.dtype) }
         let x = try contiguous(input), size = x.dtype.size, n = rows(x).n
         let w = try weight.map(contiguous)
-        let src = UnsafeRawPointer(try x.hostPointer(UInt8.self)), dst = try writePointer(output)
-        let pw = try w.map { UnsafeRawPointer(try $0.hostPointer(UInt8.self)) }
+        let src = try readPointer(x), dst = try writePointer(output)
+        let pw = try w.map { try readPointer($0) }
         forRows(x) { r in
             tk_rmsnorm_rows(dt, src + r.lowerBound * n * size, pw, eps, dst + r.lowerBound * n * size, r.count, n)
         }
@@ -54,9 +60,9 @@ enum RowKernels {
         guard let dt = SIMDKernels.code(input.dtype) else { unsupported("layerNorm", input.dtype) }
         let x = try contiguous(input), size = x.dtype.size, n = rows(x).n
         let w = try weight.map(contiguous), b = try bias.map(contiguous)
-        let src = UnsafeRawPointer(try x.hostPointer(UInt8.self)), dst = try writePointer(output)
-        let pw = try w.map { UnsafeRawPointer(try $0.hostPointer(UInt8.self)) }
-        let pb = try b.map { UnsafeRawPointer(try $0.hostPointer(UInt8.self)) }
+        let src = try readPointer(x), dst = try writePointer(output)
+        let pw = try w.map { try readPointer($0) }
+        let pb = try b.map { try readPointer($0) }
         forRows(x) { r in
             tk_layernorm_rows(dt, src + r.lowerBound * n * size, pw, pb, eps, dst + r.lowerBound * n * size, r.count, n)
         }

@@ -75,9 +75,13 @@ enum ShapeKernels {
         return out
     }
 
-    /// A copy of `base` with `update` written into the window `start + i * stride`.
-    static func sliceUpdate(_ base: ArrayView, _ update: ArrayView, start: [Int], stride: [Int]) throws -> ArrayView {
-        let out = try contiguousCopy(base)
+    /// A copy of `base` with `update` written into the window `start + i * stride`;
+    /// `inPlace`: `base` was donated (owned by nothing else), so it is written itself.
+    static func sliceUpdate(
+        _ base: ArrayView, _ update: ArrayView, start: [Int], stride: [Int], inPlace: Bool = false
+    ) throws -> ArrayView {
+        let out = inPlace ? base : try contiguousCopy(base)
+        if inPlace { _ = try out.buffer.hostPointer(forWriting: true) }
         let window = slice(out, start: start, stride: stride, shape: update.shape)
         try copyAny(update, into: window)
         return out

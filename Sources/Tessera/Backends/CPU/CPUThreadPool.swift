@@ -24,7 +24,10 @@ final class ThreadPool: @unchecked Sendable {
     private var done = pthread_cond_t()
     // Guarded by `mutex`.
     private var generation = 0
-    private var running = 0
+    /// Workers inside the current job (the caller waits for these only).
+    private var active = 0
+    /// Whether workers may still join the current job.
+    private var open = false
     /// The caller's closure, read in place (never copied into the pool).
     private var job: UnsafePointer<(Int) -> Void>?
     private var jobCount = 0
@@ -59,19 +62,26 @@ final class ThreadPool: @unchecked Sendable {
         pthread_detach(thread)
     }
 
+    // A worker that wakes after the caller has claimed every chunk finds the
+    // job closed and goes back to sleep: on a loaded machine the caller never
+    // waits for a worker the OS has not scheduled yet.
     private func workerLoop() {
         var seen = 0
         while true {
             pthread_mutex_lock(&mutex)
             while generation == seen { pthread_cond_wait(&wake, &mutex) }
             seen = generation
-            let body = job
+            guard open, let body = job else {
+                pthread_mutex_unlock(&mutex)
+                continue
+            }
             let count = jobCount
+            active += 1
             pthread_mutex_unlock(&mutex)
-            if let body { drain(body, count) }
+            drain(body, count)
             pthread_mutex_lock(&mutex)
-            running -= 1
-            if running == 0 { pthread_cond_signal(&done) }
+            active -= 1
+            if active == 0 && !open { pthread_cond_signal(&done) }
             pthread_mutex_unlock(&mutex)
         }
     }
@@ -100,13 +110,15 @@ final class ThreadPool: @unchecked Sendable {
                 job = pointer
                 jobCount = count
                 nextChunk.store(0, ordering: .relaxed)
-                running = threadCount - 1
+                open = true
                 generation += 1
                 pthread_cond_broadcast(&wake)
                 pthread_mutex_unlock(&mutex)
                 drain(pointer, count)
+                // Every chunk is claimed: close the job, wait for the workers still in it.
                 pthread_mutex_lock(&mutex)
-                while running > 0 { pthread_cond_wait(&done, &mutex) }
+                open = false
+                while active > 0 { pthread_cond_wait(&done, &mutex) }
                 job = nil
                 pthread_mutex_unlock(&mutex)
             }

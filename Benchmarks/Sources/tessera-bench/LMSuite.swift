@@ -1,0 +1,148 @@
+// The lm suite: prefill and decode speed of a language model against
+// llama.cpp (llama-cpp-python) on the same GGUF file, in one run.
+//
+// Both sides do the same work: a 128-token prompt (fixed ids, no special
+// tokens added) evaluated in one batch, then 128 decode steps, each a greedy
+// pick from the last logits and one forward pass of that token; end-of-
+// sequence is ignored, so both always run 128 steps. Tessera drives the
+// public `TokenGenerator`; the peer is `llama_peer` in peers.py (2 threads,
+// llama_cpp.Llama.eval). Reported: median tok/s over the repetitions, ratio
+// Tessera / llama.cpp (above 1: Tessera is faster).
+//
+//   swift run -c release --package-path Benchmarks tessera-bench lm
+//   TESSERA_BENCH_MODEL     the GGUF (default: the cached default model)
+//   TESSERA_BENCH_LLAMA_PYTHON  a python with llama_cpp (default: python3);
+//                           without llama_cpp the peer column says unavailable
+//   TESSERA_BENCH_REPS      repetitions (default 5)
+
+import Foundation
+import Tessera
+import TesseraLM
+
+private let promptLength = 128
+private let decodeSteps = 128
+
+/// A fixed text, tokenized and repeated until it gives `count` ids.
+private func promptIDs(_ tokenizer: Tokenizer, count: Int) -> [Int] {
+    let text = """
+        The history of computing is a story of abstractions stacked on abstractions. Early machines were \
+        programmed by rewiring panels; then came stored programs, assemblers, compilers, operating systems \
+        and, much later, frameworks that let a researcher describe a neural network in a few lines while the \
+        library decides how the arithmetic is laid out in memory, which kernels run, and on which device. \
+        A good array framework hides this machinery without hiding its cost.
+        """
+    let once = tokenizer.encode(text, addSpecialTokens: false)
+    var ids: [Int] = []
+    while ids.count < count { ids += once }
+    return Array(ids.prefix(count))
+}
+
+struct LMFigures {
+    var prefill: Double  // tok/s
+    var decode: Double  // tok/s
+    var tokens: [Int]
+}
+
+/// One prefill of `prompt` and `decodeSteps` greedy steps through `TokenGenerator`.
+private func tesseraRun(_ model: any LanguageModel, prompt: [Int], steps: Int) throws -> LMFigures {
+    var parameters = GenerateParameters()
+    parameters.sampling = .greedy
+    parameters.maxTokens = steps + 1  // the last call samples without a forward pass
+    parameters.prefillStepSize = prompt.count
+    var generator = try TokenGenerator(model: model, prompt: prompt, parameters: parameters)
+    let prefill = generator.stats.prefillSeconds
+    var tokens: [Int] = []
+    let start = DispatchTime.now().uptimeNanoseconds
+    for _ in 0..<steps {  // each: pick from the last logits, then one forward pass
+        guard let token = generator.next() else { break }
+        tokens.append(token)
+    }
+    let decode = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+    return LMFigures(
+        prefill: Double(prompt.count) / prefill, decode: Double(tokens.count) / decode, tokens: tokens)
+}
+
+/// The peer's figures, or why there are none.
+private func llamaPeer(model: String, prompt: [Int], steps: Int, reps: Int) -> Result<LMFigures, PeerError> {
+    let env = ProcessInfo.processInfo.environment
+    if env["TESSERA_BENCH_NO_PEERS"] != nil { return .failure(PeerError("TESSERA_BENCH_NO_PEERS is set")) }
+    let python = env["TESSERA_BENCH_LLAMA_PYTHON"] ?? "python3"
+    let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("peers.py")
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = [
+        python, script.path, "--llama", model, "--tokens", prompt.map(String.init).joined(separator: ","),
+        "--generate", String(steps), "--threads", "2", "--reps", String(reps),
+    ]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    do { try process.run() } catch { return .failure(PeerError("\(python): \(error)")) }
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+        return .failure(PeerError("peers.py gave no result (exit \(process.terminationStatus))"))
+    }
+    if let error = json["error"] as? String { return .failure(PeerError(error)) }
+    guard let prefill = json["prefill_tps"] as? Double, let decode = json["decode_tps"] as? Double else {
+        return .failure(PeerError("peers.py gave no figures"))
+    }
+    return .success(LMFigures(prefill: prefill, decode: decode, tokens: (json["tokens"] as? [Int]) ?? []))
+}
+
+struct PeerError: Error, CustomStringConvertible {
+    let description: String
+    init(_ why: String) { description = why }
+}
+
+func runLMSuite() {
+    let env = ProcessInfo.processInfo.environment
+    guard let path = env["TESSERA_BENCH_MODEL"] ?? DefaultModel.cachedPath() else {
+        print("lm suite: no model (set TESSERA_BENCH_MODEL, or fetch the default with `swift run tessera generate`)")
+        return
+    }
+    let reps = max(1, Int(env["TESSERA_BENCH_REPS"] ?? "") ?? 5)
+    let loaded: LoadedModel
+    let prompt: [Int]
+    do {
+        loaded = try ModelLoader.load(path)
+        prompt = promptIDs(try loaded.tokenizer(), count: promptLength)
+    } catch {
+        print("lm suite: cannot load \(path): \(error)")
+        return
+    }
+    print("lm suite: \(path)")
+    print("\(promptLength)-token prompt, \(decodeSteps) greedy decode steps (EOS ignored), \(reps) repetitions, medians;"
+        + " Tessera \(_CPUKernels.threadCount) threads, llama.cpp 2 threads")
+    var runs: [LMFigures] = []
+    do {
+        _ = try tesseraRun(loaded.model, prompt: Array(prompt.prefix(16)), steps: 8)  // warm-up
+        for _ in 0..<reps { runs.append(try tesseraRun(loaded.model, prompt: prompt, steps: decodeSteps)) }
+    } catch {
+        print("lm suite: generation failed: \(error)")
+        return
+    }
+    let ours = LMFigures(prefill: median(runs.map(\.prefill)), decode: median(runs.map(\.decode)), tokens: runs[0].tokens)
+    let peer = llamaPeer(model: path, prompt: prompt, steps: decodeSteps, reps: reps)
+
+    func rate(_ x: Double) -> String { String(format: "%.1f tok/s", x) }
+    print("")
+    print("| phase | Tessera | llama.cpp | Tessera/llama.cpp |")
+    print("|---|---|---|---|")
+    switch peer {
+    case .success(let theirs):
+        print("| prefill (\(promptLength) tokens) | \(rate(ours.prefill)) | \(rate(theirs.prefill)) | "
+            + String(format: "%.2f×", ours.prefill / theirs.prefill) + " |")
+        print("| decode (\(decodeSteps) tokens) | \(rate(ours.decode)) | \(rate(theirs.decode)) | "
+            + String(format: "%.2f×", ours.decode / theirs.decode) + " |")
+        let same = zip(ours.tokens, theirs.tokens).prefix { $0 == $1 }.count
+        print("\ngreedy tokens identical for the first \(same) of \(min(ours.tokens.count, theirs.tokens.count)) steps"
+            + " (they may part where two logits are within rounding of each other)")
+    case .failure(let why):
+        print("| prefill (\(promptLength) tokens) | \(rate(ours.prefill)) | – | – |")
+        print("| decode (\(decodeSteps) tokens) | \(rate(ours.decode)) | – | – |")
+        print("\nllama.cpp peer unavailable: \(why)")
+    }
+    print("Tessera per repetition: prefill " + runs.map { String(format: "%.1f", $0.prefill) }.joined(separator: ", ")
+        + "; decode " + runs.map { String(format: "%.1f", $0.decode) }.joined(separator: ", "))
+}
