@@ -49,11 +49,11 @@ final class CUDAMemory: DeviceMemory, @unchecked Sendable {
         try device.order(after: writer, before: reader)
     }
 
+    var hasSeveralStreams: Bool { device.usesSeveralStreams }
+
     /// On one stream alone, stream order keeps a reused block safe; once
     /// several streams run, every stream's later work (a reuse of the block)
     /// waits for the work its users queued so far. No host wait.
-    var hasSeveralStreams: Bool { device.usesSeveralStreams }
-
     func release(usedBy streams: [Int]) {
         do {
             for user in streams {
