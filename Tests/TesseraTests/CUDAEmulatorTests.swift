@@ -78,7 +78,30 @@ final class CUDAEmulatorTests: XCTestCase {
         XCTAssertEqual(rows.filter { !$0.hasPrefix("selftest-row ok") }, [])
     }
 
-    /// The child: only runs under testSelfTestThroughEmulator.
+    /// The streams case with kernels deferred in their CUDA stream until
+    /// something synchronizes with it (TESSERA_CUDA_EMU_DEFER_KERNELS): a
+    /// consumer on stream B that did not wait for producer stream A's event
+    /// would read A's output before A's kernels ran.
+    func testStreamsWithDeferredKernelsThroughEmulator() throws {
+        let folder = try buildEmulator()
+        let executable = Bundle.main.executablePath ?? ProcessInfo.processInfo.arguments[0]
+        let output = try Self.run(executable, ["TesseraTests.CUDAEmulatorTests/testSelfTestInChild"], environment: [
+            Self.childVariable: "1",
+            "TESSERA_SELFTEST_FILTER": "streams",
+            "TESSERA_CUDA_EMU_DEFER_KERNELS": "1",
+            "TESSERA_CUDA_PATH": "\(folder)/libcuda_emu.so",
+            "TESSERA_NVRTC_PATH": "\(folder)/libnvrtc_emu.so",
+            "TESSERA_CUBLASLT_PATH": "\(folder)/libcublasLt_emu.so",
+            "TESSERA_CUDA_CACHE": "\(folder)/cache",
+        ])
+        let rows = output.text.split(separator: "\n").filter { $0.hasPrefix("selftest-row ") }
+        print(rows.joined(separator: "\n"))
+        XCTAssertEqual(output.status, 0, output.text)
+        XCTAssertEqual(rows.count, 1, output.text)
+        XCTAssertEqual(rows.filter { !$0.hasPrefix("selftest-row ok") }, [])
+    }
+
+    /// The child: only runs under testSelfTestThroughEmulator (and the test above).
     func testSelfTestInChild() throws {
         guard ProcessInfo.processInfo.environment[Self.childVariable] == "1" else {
             throw XCTSkip("runs only as testSelfTestThroughEmulator's child process")
@@ -89,7 +112,7 @@ final class CUDAEmulatorTests: XCTestCase {
         XCTAssertEqual(context.device.name, "Tessera CUDA emulator")
         XCTAssertTrue(context.nvrtc.version.hasPrefix("emulator-"), context.nvrtc.version)
         XCTAssertNotNil(context.cublasLt, "libcublasLt_emu.so did not load")
-        switch GPUSelfTest.run() {
+        switch GPUSelfTest.run(filter: ProcessInfo.processInfo.environment["TESSERA_SELFTEST_FILTER"]) {
         case .failure(let error):
             XCTFail("\(error)")
         case .success(let rows):

@@ -9,18 +9,34 @@ final class FakeDeviceMemory: DeviceMemory, @unchecked Sendable {
     let defaultMemoryLimit = 1 << 30
     private let lock = NSLock()
     private var _uploads = 0, _downloads = 0
+    private var _log: [String] = []
     var uploads: Int { lock.withLock { _uploads } }
     var downloads: Int { lock.withLock { _downloads } }
+    /// The stream of each copy and every ordering and release, in call order.
+    var log: [String] { lock.withLock { _log } }
 
     func rawAllocate(_ bytes: Int) -> UnsafeMutableRawPointer? { malloc(bytes) }
     func rawFree(_ pointer: UnsafeMutableRawPointer) { free(pointer) }
-    func copyToDevice(_ device: UnsafeMutableRawPointer, from host: UnsafeRawPointer, bytes: Int) {
-        lock.withLock { _uploads += 1 }
+    func copyToDevice(_ device: UnsafeMutableRawPointer, from host: UnsafeRawPointer, bytes: Int, stream: Int) {
+        lock.withLock {
+            _uploads += 1
+            _log.append("upload on \(stream)")
+        }
         device.copyMemory(from: host, byteCount: bytes)
     }
-    func copyToHost(_ host: UnsafeMutableRawPointer, from device: UnsafeRawPointer, bytes: Int) {
-        lock.withLock { _downloads += 1 }
+    func copyToHost(_ host: UnsafeMutableRawPointer, from device: UnsafeRawPointer, bytes: Int, stream: Int) {
+        lock.withLock {
+            _downloads += 1
+            _log.append("download on \(stream)")
+        }
         host.copyMemory(from: device, byteCount: bytes)
+    }
+    func order(after writer: Int, before reader: Int) {
+        lock.withLock { _log.append("\(reader) waits for \(writer)") }
+    }
+    let hasSeveralStreams = true
+    func release(usedBy streams: [Int]) {
+        lock.withLock { _log.append("release used by \(streams)") }
     }
 }
 
@@ -128,5 +144,49 @@ final class MemoryTests: XCTestCase {
         XCTAssertEqual(Tensor(evaluated: view).toArray(Float.self), [42, 11, 12, 13])
         XCTAssertEqual(memory.downloads, 2)
         XCTAssertEqual(home.allocator.stats.active, Allocator.bucketSize(16))
+    }
+
+    func testStreamsWaitOnlyForAnotherStreamsWrites() throws {
+        let memory = FakeDeviceMemory()
+        let home = DeviceHome(memory: memory)
+        var buffer: Buffer? = Buffer(byteCount: 16)
+
+        // Written and read on stream 0 alone: no ordering at all.
+        _ = try buffer!.devicePointer(on: home, stream: 0, forWriting: true)
+        _ = try buffer!.devicePointer(on: home, stream: 0)
+        XCTAssertEqual(memory.log, [])
+
+        // Read on stream 2: it waits for the writer, once per read; a second read on 0 does not.
+        _ = try buffer!.devicePointer(on: home, stream: 2)
+        _ = try buffer!.devicePointer(on: home, stream: 0)
+        XCTAssertEqual(memory.log, ["2 waits for 0"])
+
+        // A write on stream 1 follows every other user (0 and 2); a read on 2 then waits for 1.
+        _ = try buffer!.devicePointer(on: home, stream: 1, forWriting: true)
+        _ = try buffer!.devicePointer(on: home, stream: 1)
+        _ = try buffer!.devicePointer(on: home, stream: 2)
+        XCTAssertEqual(memory.log, ["2 waits for 0", "1 waits for 0", "1 waits for 2", "2 waits for 1"])
+
+        // The host read downloads on the last writer's stream; freeing names every user.
+        _ = try buffer!.hostPointer()
+        buffer = nil
+        XCTAssertEqual(memory.log.suffix(2), ["download on 1", "release used by [0, 2, 1]"])
+
+        // An upload goes on the reading stream, which then counts as the writer.
+        let fresh = Buffer(byteCount: 16)
+        _ = try fresh.hostPointer(forWriting: true)
+        _ = try fresh.devicePointer(on: home, stream: 3)
+        _ = try fresh.devicePointer(on: home, stream: 3)
+        _ = try fresh.hostPointer()
+        XCTAssertEqual(memory.log.suffix(1), ["upload on 3"])
+    }
+
+    func testStreamsToWaitFor() {
+        XCTAssertEqual(Buffer.streamsToWaitFor(stream: 0, forWriting: false, writer: 0, users: [0]), [])
+        XCTAssertEqual(Buffer.streamsToWaitFor(stream: 1, forWriting: false, writer: 0, users: [0]), [0])
+        XCTAssertEqual(Buffer.streamsToWaitFor(stream: 1, forWriting: false, writer: 0, users: []), [],
+                       "a home no stream has written needs no wait")
+        XCTAssertEqual(Buffer.streamsToWaitFor(stream: 1, forWriting: true, writer: 0, users: [0, 1, 2]), [0, 2])
+        XCTAssertEqual(Buffer.streamsToWaitFor(stream: 0, forWriting: true, writer: 0, users: [0]), [])
     }
 }

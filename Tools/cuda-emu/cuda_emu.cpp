@@ -46,6 +46,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -245,6 +246,22 @@ bool validStream(void* s) { return s == nullptr || gStreams.count((Stream*)s); }
 bool deferring() {
     static const bool defer = envLong("TESSERA_CUDA_EMU_DEFER", 1) != 0;
     return defer;
+}
+
+// TESSERA_CUDA_EMU_DEFER_KERNELS=1: kernels too wait in their stream (with a
+// copy of their parameters) until something synchronizes with it, so work on
+// one stream that reads another's results without an event wait reads stale
+// memory. A deferred kernel's failure is returned by the next stream or event
+// synchronization.
+bool deferringKernels() {
+    static const bool defer = envLong("TESSERA_CUDA_EMU_DEFER_KERNELS", 0) != 0;
+    return defer;
+}
+int gDeferredFailure = 0;
+int takeDeferredFailure() {
+    int failure = gDeferredFailure;
+    gDeferredFailure = 0;
+    return failure;
 }
 
 // Runs what waits in `stream` (all streams for the null stream, which synchronizes with every other).
@@ -1177,7 +1194,7 @@ CUresult cuStreamSynchronize(void* stream) {
     std::lock_guard<std::recursive_mutex> guard(gLock);
     if (!validStream(stream)) return CUDA_ERROR_INVALID_HANDLE;
     flush((Stream*)stream);
-    return CUDA_SUCCESS;
+    return (CUresult)takeDeferredFailure();
 }
 
 CUresult cuStreamQuery(void* stream) {
@@ -1247,7 +1264,7 @@ CUresult cuEventSynchronize(void* event) {
     if (!gEvents.count((Event*)event)) return CUDA_ERROR_INVALID_HANDLE;
     Event* e = (Event*)event;
     if (!e->done && e->stream) flush(e->stream);
-    return CUDA_SUCCESS;
+    return (CUresult)takeDeferredFailure();
 }
 
 CUresult cuEventQuery(void* event) {
@@ -1420,6 +1437,21 @@ CUresult cuLaunchKernel(void* function, unsigned gx, unsigned gy, unsigned gz, u
         report("cuLaunchKernel(%s): pointer parameter %u is 0x%llx, which is not device memory (%s); "
                "a GPU would fault on it", name, k, (unsigned long long)p, describeAddress(p).c_str());
         return CUDA_ERROR_ILLEGAL_ADDRESS;
+    }
+    if (stream && deferringKernels()) {
+        // Copies of the parameter values, alive until the kernel runs.
+        auto values = std::make_shared<std::vector<std::vector<char>>>();
+        for (unsigned k = 0; k < f->info->count; ++k) {
+            const char* v = (const char*)params[k];
+            values->emplace_back(v, v + f->info->sizes[k]);
+        }
+        ((Stream*)stream)->pending.push_back([f, gx, gy, gz, bx, by, bz, sharedBytes, values] {
+            std::vector<void*> pointers;
+            for (auto& v : *values) pointers.push_back(v.data());
+            CUresult r = launch(f, {gx, gy, gz}, {bx, by, bz}, sharedBytes, pointers.data());
+            if (r != CUDA_SUCCESS && !gDeferredFailure) gDeferredFailure = r;
+        });
+        return CUDA_SUCCESS;
     }
     flush((Stream*)stream);  // the kernel runs now, after what its stream holds
     return launch(f, {gx, gy, gz}, {bx, by, bz}, sharedBytes, params);

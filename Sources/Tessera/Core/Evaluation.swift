@@ -92,7 +92,7 @@ enum Scheduler {
                         donated: donor.map { views[$0] })
                 case .gpu:
                     output = try CUDABackend.evaluate(
-                        node.primitive, inputs: views, shape: node.shape, dtype: node.dtype)
+                        node.primitive, inputs: views, shape: node.shape, dtype: node.dtype, stream: node.stream.index)
                 }
             } catch {
                 if !keepsInputs { node.restoreInputs(inputs) }

@@ -2,6 +2,10 @@
 // memory, each with a valid bit. Kernels on a device read the device home
 // (uploading first if only the host copy is valid); host access reads the
 // host home (downloading first if needed). Writing a home invalidates the other.
+// A device home remembers the stream that last wrote it and the streams that
+// used it: a use on another stream is ordered after that write (or, for a
+// write, after every other user), and a download goes on the writer's stream.
+// Use on one stream alone costs nothing extra.
 
 #if canImport(Glibc)
 import Glibc
@@ -10,9 +14,18 @@ import Darwin
 #endif
 
 /// Memory of a device that needs explicit copies to and from the host.
+/// Streams are the indices of the device's Tessera streams; copies complete before returning.
 protocol DeviceMemory: MemoryProvider {
-    func copyToDevice(_ device: UnsafeMutableRawPointer, from host: UnsafeRawPointer, bytes: Int)
-    func copyToHost(_ host: UnsafeMutableRawPointer, from device: UnsafeRawPointer, bytes: Int)
+    func copyToDevice(_ device: UnsafeMutableRawPointer, from host: UnsafeRawPointer, bytes: Int, stream: Int)
+    func copyToHost(_ host: UnsafeMutableRawPointer, from device: UnsafeRawPointer, bytes: Int, stream: Int)
+    /// Makes work queued later on `reader` wait for the work queued so far on `writer`.
+    func order(after writer: Int, before reader: Int) throws
+    /// Whether more than one stream has used this device (so a freed block,
+    /// which any stream may take next, needs `release`).
+    var hasSeveralStreams: Bool { get }
+    /// Called before a block that `streams` used goes back to the allocator
+    /// while several streams run: orders later work after theirs.
+    func release(usedBy streams: [Int])
 }
 
 /// A device's memory and the caching allocator in front of it.
@@ -39,6 +52,13 @@ final class Buffer: @unchecked Sendable {
     private var device: Block?
     private var deviceHome: DeviceHome?
     private var deviceValid = false
+    /// The stream that last wrote the device home (or uploaded to it).
+    private var deviceWriter = 0
+    /// The first stream to use the device home (-1: none yet) and any others,
+    /// kept apart so one stream alone allocates nothing.
+    private var deviceUser = -1
+    private var moreDeviceUsers: [Int] = []
+    private var deviceUsers: [Int] { deviceUser < 0 ? [] : [deviceUser] + moreDeviceUsers }
 
     /// A buffer with no home yet; the first writer allocates one.
     init(byteCount: Int) {
@@ -56,7 +76,10 @@ final class Buffer: @unchecked Sendable {
 
     deinit {
         if let host, externalOwner == nil { Buffer.hostAllocator.free(host) }
-        if let device, let deviceHome { deviceHome.allocator.free(device) }
+        if let device, let deviceHome {
+            if deviceUser >= 0, deviceHome.memory.hasSeveralStreams { deviceHome.memory.release(usedBy: deviceUsers) }
+            deviceHome.allocator.free(device)
+        }
     }
 
     var isHostValid: Bool { lock.withLock { hostValid } }
@@ -68,7 +91,7 @@ final class Buffer: @unchecked Sendable {
             if host == nil { host = try Buffer.hostAllocator.allocate(byteCount) }
             let h = host!.pointer
             if !hostValid && !forWriting, deviceValid, let device, let deviceHome {
-                deviceHome.memory.copyToHost(h, from: device.pointer, bytes: byteCount)
+                deviceHome.memory.copyToHost(h, from: device.pointer, bytes: byteCount, stream: deviceWriter)
             }
             hostValid = true
             if forWriting { deviceValid = false }
@@ -76,8 +99,9 @@ final class Buffer: @unchecked Sendable {
         }
     }
 
-    /// The home on `home`'s device, made current. Writing makes it the only valid home.
-    func devicePointer(on home: DeviceHome, forWriting: Bool = false) throws -> UnsafeMutableRawPointer {
+    /// The home on `home`'s device, made current for work queued next on
+    /// `stream`. Writing makes it the only valid home.
+    func devicePointer(on home: DeviceHome, stream: Int = 0, forWriting: Bool = false) throws -> UnsafeMutableRawPointer {
         try lock.withLock {
             if device == nil {
                 device = try home.allocator.allocate(byteCount)
@@ -86,12 +110,32 @@ final class Buffer: @unchecked Sendable {
             precondition(deviceHome!.allocator === home.allocator, "a buffer lives on one device")
             let d = device!.pointer
             if !deviceValid && !forWriting, hostValid, let host {
-                home.memory.copyToDevice(d, from: host.pointer, bytes: byteCount)
+                home.memory.copyToDevice(d, from: host.pointer, bytes: byteCount, stream: stream)
+                deviceWriter = stream
+            }
+            if deviceUser < 0 {
+                deviceUser = stream
+            } else if deviceUser != stream || !moreDeviceUsers.isEmpty || deviceWriter != stream {
+                for other in Buffer.streamsToWaitFor(
+                    stream: stream, forWriting: forWriting, writer: deviceWriter, users: deviceUsers) {
+                    try home.memory.order(after: other, before: stream)
+                }
+                if deviceUser != stream && !moreDeviceUsers.contains(stream) { moreDeviceUsers.append(stream) }
             }
             deviceValid = true
-            if forWriting { hostValid = false }
+            if forWriting {
+                hostValid = false
+                deviceWriter = stream
+            }
             return d
         }
+    }
+
+    /// The streams whose queued work a use of the device home on `stream` must
+    /// follow: a read follows the last writer, a write every other user.
+    static func streamsToWaitFor(stream: Int, forWriting: Bool, writer: Int, users: [Int]) -> [Int] {
+        if forWriting { return users.filter { $0 != stream } }
+        return users.contains(writer) && writer != stream ? [writer] : []
     }
 }
 

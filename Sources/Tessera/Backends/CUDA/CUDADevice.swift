@@ -1,12 +1,19 @@
-// One CUDA device: its primary context, the stream all of Tessera's work on
-// it goes to (so kernels and copies stay ordered), and what it reports.
+// One CUDA device: its primary context, one CUDA stream per Tessera stream
+// (stream 0's made up front, the others on first use), the events that order
+// one stream after another, and what the device reports.
 
 final class CUDADevice: @unchecked Sendable {
     let driver: CUDADriver
     let ordinal: Int
     let handle: CUdevice
     let context: CUhandle?
+    /// The CUDA stream of Tessera stream 0 (the default stream).
     let stream: CUhandle?
+    private let lock = Lock()
+    /// CUDA streams of Tessera streams 1, 2, ... by index, made on first use.
+    private var streams: [Int: CUhandle] = [:]
+    /// One event per writing stream, re-recorded for each cross-stream wait.
+    private var fences: [Int: CUhandle] = [:]
     let name: String
     let computeCapability: (major: Int, minor: Int)
     let multiprocessors: Int
@@ -49,8 +56,53 @@ final class CUDADevice: @unchecked Sendable {
         try driver.check(driver.cuCtxSetCurrent(context), "cuCtxSetCurrent")
     }
 
-    func synchronize() throws {
+    /// The CUDA stream of Tessera stream `index` on this device.
+    func stream(_ index: Int) throws -> CUhandle? {
+        if index == 0 { return stream }
+        let (s, older) = try lock.withLock { () -> (CUhandle?, [Int]) in
+            if let s = streams[index] { return (s, []) }
+            try makeCurrent()
+            var s: CUhandle?
+            try driver.check(driver.cuStreamCreate(&s, 1 /* CU_STREAM_NON_BLOCKING */), "cuStreamCreate")
+            let older = [0] + streams.keys
+            streams[index] = s
+            return (s, older)
+        }
+        // Blocks freed earlier may still be in use on the older streams; the new one starts after them.
+        for other in older { try order(after: other, before: index) }
+        return s
+    }
+
+    /// Whether any Tessera stream but 0 has used this device.
+    var usesSeveralStreams: Bool { lock.withLock { !streams.isEmpty } }
+
+    /// The Tessera streams with a CUDA stream on this device.
+    var streamIndices: [Int] { lock.withLock { [0] + streams.keys } }
+
+    /// Makes work queued later on stream `reader` wait for all work queued so
+    /// far on stream `writer` (an event recorded on one, waited on by the other).
+    func order(after writer: Int, before reader: Int) throws {
+        guard writer != reader else { return }
+        let w = try stream(writer), r = try stream(reader)
         try makeCurrent()
-        try driver.check(driver.cuStreamSynchronize(stream), "cuStreamSynchronize")
+        try lock.withLock {
+            var event = fences[writer]
+            if event == nil {
+                var e: CUhandle?
+                try driver.check(driver.cuEventCreate(&e, 2 /* CU_EVENT_DISABLE_TIMING */), "cuEventCreate")
+                fences[writer] = e
+                event = e
+            }
+            // cuStreamWaitEvent takes the event's current record, so one event per writer serves every wait.
+            try driver.check(driver.cuEventRecord(event, w), "cuEventRecord")
+            try driver.check(driver.cuStreamWaitEvent(r, event, 0), "cuStreamWaitEvent")
+        }
+    }
+
+    /// Waits for the work queued on Tessera stream `index` (default 0).
+    func synchronize(stream index: Int = 0) throws {
+        let s = try stream(index)
+        try makeCurrent()
+        try driver.check(driver.cuStreamSynchronize(s), "cuStreamSynchronize")
     }
 }

@@ -85,10 +85,10 @@ extension CUDADispatch {
         let out = ArrayView.allocate(shape: shape, dtype: dtype)
         guard plan.count > 0 else { return out }
         let inputPointers = try inputs.map { view -> UInt64 in
-            let p = try view.buffer.devicePointer(on: context.home) + view.offset * view.dtype.size
+            let p = try view.buffer.devicePointer(on: context.home, stream: stream) + view.offset * view.dtype.size
             return UInt64(UInt(bitPattern: p))
         }
-        let outputBase = UInt64(UInt(bitPattern: try out.buffer.devicePointer(on: context.home, forWriting: true)))
+        let outputBase = UInt64(UInt(bitPattern: try out.buffer.devicePointer(on: context.home, stream: stream, forWriting: true)))
         let args = plan.arguments(inputs: inputPointers, outputBase: outputBase, elementSize: dtype.size)
         let function = plan.functionName == "tk_contig" ? functions.contiguous : functions.strided
         let geometry = LaunchGeometry.elementwise(count: plan.count, multiprocessors: device.multiprocessors)
@@ -97,7 +97,7 @@ extension CUDADispatch {
         try args.withPointers { parameters in
             try driver.check(
                 driver.cuLaunchKernel(
-                    function, UInt32(geometry.blocks), 1, 1, UInt32(geometry.threads), 1, 1, 0, device.stream,
+                    function, UInt32(geometry.blocks), 1, 1, UInt32(geometry.threads), 1, 1, 0, cudaStream,
                     parameters, nil), "cuLaunchKernel(fused \(plan.functionName))")
         }
         return out

@@ -432,7 +432,7 @@ extension CUDADispatch {
 
     /// The CPU's check, on the host copies of the indices (small: one per product).
     private func checkGatherIndices(_ lhs: ArrayView, _ rhs: ArrayView, xBatches: Int, wBatches: Int) throws {
-        try device.synchronize()
+        try device.synchronize(stream: stream)
         let pl = try lhs.hostPointer(UInt32.self), pr = try rhs.hostPointer(UInt32.self)
         for i in 0..<lhs.count {
             let xi = Int(pl[i]), wi = Int(pr[i])

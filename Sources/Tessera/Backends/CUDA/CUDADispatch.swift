@@ -10,9 +10,13 @@ import Darwin
 #endif
 
 extension CUDABackend {
-    static func evaluate(_ primitive: Primitive, inputs: [ArrayView], shape: [Int], dtype: DType) throws -> ArrayView {
+    /// Computes `primitive` with kernels and copies queued on the CUDA stream of Tessera stream `stream`.
+    static func evaluate(
+        _ primitive: Primitive, inputs: [ArrayView], shape: [Int], dtype: DType, stream: Int = 0
+    ) throws -> ArrayView {
         guard let context else { throw TesseraError.deviceUnavailable(unavailableReason) }
-        return try CUDADispatch(context: context).evaluate(primitive, inputs: inputs, shape: shape, dtype: dtype)
+        return try CUDADispatch(context: context, stream: stream)
+            .evaluate(primitive, inputs: inputs, shape: shape, dtype: dtype)
     }
 
     /// Whether any GPU kernel computes `primitive` (for some dtypes). Those
@@ -52,7 +56,10 @@ enum CUDAFallback {
 
 struct CUDADispatch {
     let context: CUDAContext
+    /// The Tessera stream (on this device) whose CUDA stream the work goes on.
+    var stream: Int = 0
     var device: CUDADevice { context.device }
+    var cudaStream: CUhandle? { get throws { try device.stream(stream) } }
 
     func evaluate(_ primitive: Primitive, inputs: [ArrayView], shape: [Int], dtype: DType) throws -> ArrayView {
         guard CUDABackend.hasKernels(primitive) else {
@@ -143,7 +150,7 @@ struct CUDADispatch {
         _ primitive: Primitive, _ inputs: [ArrayView], _ shape: [Int], _ dtype: DType, _ why: String
     ) throws -> ArrayView {
         CUDAFallback.warnOnce(primitive.name, why)
-        try device.synchronize()
+        try device.synchronize(stream: stream)
         return try CPUBackend.evaluate(primitive, inputs: inputs, shape: shape, dtype: dtype)
     }
 
@@ -152,12 +159,12 @@ struct CUDADispatch {
     /// An empty view's offset can point past its (empty) buffer, so it gets
     /// the buffer's start: kernels never read it, and no out-of-range pointer is formed.
     func inputPointer(_ view: ArrayView) throws -> UnsafeRawPointer {
-        let base = try view.buffer.devicePointer(on: context.home)
+        let base = try view.buffer.devicePointer(on: context.home, stream: stream)
         return UnsafeRawPointer(base + (view.count == 0 ? 0 : view.offset * view.dtype.size))
     }
 
     func outputPointer(_ view: ArrayView) throws -> UnsafeRawPointer {
-        let base = try view.buffer.devicePointer(on: context.home, forWriting: true)
+        let base = try view.buffer.devicePointer(on: context.home, stream: stream, forWriting: true)
         return UnsafeRawPointer(base + (view.count == 0 ? 0 : view.offset * view.dtype.size))
     }
 
@@ -175,7 +182,7 @@ struct CUDADispatch {
         try args.withPointers { parameters in
             try driver.check(driver.cuLaunchKernel(
                 function, UInt32(grid.0), UInt32(grid.1), UInt32(grid.2), UInt32(block.0), UInt32(block.1),
-                UInt32(block.2), UInt32(sharedBytes), device.stream, parameters, nil), "cuLaunchKernel(\(name))")
+                UInt32(block.2), UInt32(sharedBytes), cudaStream, parameters, nil), "cuLaunchKernel(\(name))")
         }
     }
 

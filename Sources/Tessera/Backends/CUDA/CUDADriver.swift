@@ -29,6 +29,7 @@ final class CUDADriver: @unchecked Sendable {
     let cuMemcpyDtoHAsync: @convention(c) (UnsafeMutableRawPointer?, CUdeviceptr, Int, CUhandle?) -> CUresult
     let cuStreamCreate: @convention(c) (Out<CUhandle?>, UInt32) -> CUresult
     let cuStreamSynchronize: @convention(c) (CUhandle?) -> CUresult
+    let cuStreamWaitEvent: @convention(c) (CUhandle?, CUhandle?, UInt32) -> CUresult
     let cuEventCreate: @convention(c) (Out<CUhandle?>, UInt32) -> CUresult
     let cuEventRecord: @convention(c) (CUhandle?, CUhandle?) -> CUresult
     let cuEventSynchronize: @convention(c) (CUhandle?) -> CUresult
@@ -60,6 +61,7 @@ final class CUDADriver: @unchecked Sendable {
         cuMemcpyDtoHAsync = try library.function("cuMemcpyDtoHAsync_v2")
         cuStreamCreate = try library.function("cuStreamCreate")
         cuStreamSynchronize = try library.function("cuStreamSynchronize")
+        cuStreamWaitEvent = try library.function("cuStreamWaitEvent")
         cuEventCreate = try library.function("cuEventCreate")
         cuEventRecord = try library.function("cuEventRecord")
         cuEventSynchronize = try library.function("cuEventSynchronize")

@@ -266,7 +266,7 @@ extension CUDADispatch {
             let out = UnsafeMutableRawPointer(mutating: pc + o.c * size)
             try CuBLASLtAPI.check(
                 api.matmul(api.handle, desc, &alpha, pb + o.b * size, la, pa + o.a * size, lb, &beta, out, lc, out, lc,
-                           result, UnsafeMutableRawPointer(mutating: pw), C.workspaceBytes, device.stream),
+                           result, UnsafeMutableRawPointer(mutating: pw), C.workspaceBytes, cudaStream),
                 "cublasLtMatmul")
         }
         return true

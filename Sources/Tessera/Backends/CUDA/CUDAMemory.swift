@@ -1,8 +1,9 @@
 // Device memory of one CUDA device: plain cuMemAlloc allocations (the
 // Allocator in front caches and limits them), and copies through two reused
 // pinned staging buffers so the memcpy of one chunk overlaps the DMA of the
-// other. All copies go on the device's stream, so they are ordered with the
-// kernels; a download waits for the stream.
+// other. A copy goes on the CUDA stream of the Tessera stream it serves (an
+// upload: the reader's; a download: the last writer's), so it is ordered with
+// that stream's kernels; both wait for their stream before returning.
 
 #if canImport(Glibc)
 import Glibc
@@ -44,8 +45,27 @@ final class CUDAMemory: DeviceMemory, @unchecked Sendable {
         _ = device.driver.cuMemFree(CUdeviceptr(UInt(bitPattern: pointer)))
     }
 
-    func copyToDevice(_ deviceAddress: UnsafeMutableRawPointer, from host: UnsafeRawPointer, bytes: Int) {
-        transfer { driver, stream, buffers, done in
+    func order(after writer: Int, before reader: Int) throws {
+        try device.order(after: writer, before: reader)
+    }
+
+    var hasSeveralStreams: Bool { device.usesSeveralStreams }
+
+    /// On one stream alone, stream order keeps a reused block safe; once
+    /// several streams run, every stream's later work (a reuse of the block)
+    /// waits for the work its users queued so far. No host wait.
+    func release(usedBy streams: [Int]) {
+        do {
+            for user in streams {
+                for other in device.streamIndices where other != user { try device.order(after: user, before: other) }
+            }
+        } catch {
+            fatalError("[gpu] ordering streams on \(name) failed: \(error)")
+        }
+    }
+
+    func copyToDevice(_ deviceAddress: UnsafeMutableRawPointer, from host: UnsafeRawPointer, bytes: Int, stream: Int) {
+        transfer(stream) { driver, stream, buffers, done in
             var offset = 0, chunk = 0
             while offset < bytes {
                 let n = min(Self.stagingBytes, bytes - offset), slot = chunk % 2
@@ -61,8 +81,8 @@ final class CUDAMemory: DeviceMemory, @unchecked Sendable {
         }
     }
 
-    func copyToHost(_ host: UnsafeMutableRawPointer, from deviceAddress: UnsafeRawPointer, bytes: Int) {
-        transfer { driver, stream, buffers, done in
+    func copyToHost(_ host: UnsafeMutableRawPointer, from deviceAddress: UnsafeRawPointer, bytes: Int, stream: Int) {
+        transfer(stream) { driver, stream, buffers, done in
             // Chunk i+1's download is queued before chunk i is copied out.
             var pending: [(offset: Int, count: Int, slot: Int)] = []
             var offset = 0, chunk = 0
@@ -89,7 +109,7 @@ final class CUDAMemory: DeviceMemory, @unchecked Sendable {
     /// Runs a copy with the staging buffers (allocated on first use); a
     /// failing copy is a broken device, which no caller can recover from.
     private func transfer(
-        _ body: (CUDADriver, CUhandle?, [UnsafeMutableRawPointer], [CUhandle?]) throws -> Void
+        _ stream: Int, _ body: (CUDADriver, CUhandle?, [UnsafeMutableRawPointer], [CUhandle?]) throws -> Void
     ) {
         lock.withLock {
             do {
@@ -104,7 +124,7 @@ final class CUDAMemory: DeviceMemory, @unchecked Sendable {
                     staging.append(p!)
                     stagingDone.append(event)
                 }
-                try body(driver, device.stream, staging, stagingDone)
+                try body(driver, try device.stream(stream), staging, stagingDone)
             } catch {
                 fatalError("[gpu] copy between host and \(name) failed: \(error)")
             }

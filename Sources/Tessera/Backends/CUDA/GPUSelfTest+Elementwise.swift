@@ -21,7 +21,21 @@ extension GPUSelfTest {
         ]
         return binary.map { name, f in Case(name: name, dtypes: floatTypes, inputs: pair, op: { f($0[0], $0[1]) }) }
             + unary.map { name, f in Case(name: name, dtypes: floatTypes, inputs: pair, op: { f($0[0]) }) }
-            + everyKernelCases
+            + everyKernelCases + [streamsCase]
+    }
+
+    /// Work split over streams of the current device: a producer on stream A,
+    /// a consumer of it on stream B, and both read on the default stream and
+    /// by the host (the GPU orders them with events).
+    static var streamsCase: Case {
+        Case(name: "streams (producer A, consumer B)", dtypes: [.float32], inputs: { dtype in
+            [sample([4, 6, 4]).asType(dtype), (abs(sample([6, 4], seed: 3)) + 0.25).asType(dtype)]
+        }, op: { x in
+            let a = Stream.new(on: Device.default), b = Stream.new(on: Device.default)
+            let produced = withStream(a) { exp(x[0]) * 0.5 }
+            let consumed = withStream(b) { (produced * x[1] + 1).sum(axes: [2]) }
+            return consumed + produced.max(axes: [2])
+        })
     }
 
     /// Values in about [-2, 2] with NaN, ±infinity and ±0 among them.
