@@ -62,17 +62,7 @@ final class CUDAEmulatorTests: XCTestCase {
     /// `tessera selftest` through the emulator, in a child process (the CUDA
     /// backend is probed once per process, with the environment it starts with).
     func testSelfTestThroughEmulator() throws {
-        let folder = try buildEmulator()
-        let executable = Bundle.main.executablePath ?? ProcessInfo.processInfo.arguments[0]
-        let output = try Self.run(executable, ["TesseraTests.CUDAEmulatorTests/testSelfTestInChild"], environment: [
-            Self.childVariable: "1",
-            "TESSERA_CUDA_PATH": "\(folder)/libcuda_emu.so",
-            "TESSERA_NVRTC_PATH": "\(folder)/libnvrtc_emu.so",
-            "TESSERA_CUBLASLT_PATH": "\(folder)/libcublasLt_emu.so",
-            "TESSERA_CUDA_CACHE": "\(folder)/cache",
-        ])
-        let rows = output.text.split(separator: "\n").filter { $0.hasPrefix("selftest-row ") }
-        print(rows.joined(separator: "\n"))
+        let (output, rows) = try selfTestInChild()
         XCTAssertEqual(output.status, 0, output.text)
         XCTAssertFalse(rows.isEmpty, output.text)
         XCTAssertEqual(rows.filter { !$0.hasPrefix("selftest-row ok") }, [])
@@ -83,22 +73,29 @@ final class CUDAEmulatorTests: XCTestCase {
     /// consumer on stream B that did not wait for producer stream A's event
     /// would read A's output before A's kernels ran.
     func testStreamsWithDeferredKernelsThroughEmulator() throws {
+        let (output, rows) = try selfTestInChild(["TESSERA_SELFTEST_FILTER": "streams", "TESSERA_CUDA_EMU_DEFER_KERNELS": "1"])
+        XCTAssertEqual(output.status, 0, output.text)
+        XCTAssertEqual(rows.count, 1, output.text)
+        XCTAssertEqual(rows.filter { !$0.hasPrefix("selftest-row ok") }, [])
+    }
+
+    /// Runs testSelfTestInChild in a child process on the emulator (plus
+    /// `environment`), returning its output and its printed selftest rows.
+    private func selfTestInChild(_ environment: [String: String] = [:]) throws
+        -> (output: Output, rows: [Substring])
+    {
         let folder = try buildEmulator()
         let executable = Bundle.main.executablePath ?? ProcessInfo.processInfo.arguments[0]
         let output = try Self.run(executable, ["TesseraTests.CUDAEmulatorTests/testSelfTestInChild"], environment: [
             Self.childVariable: "1",
-            "TESSERA_SELFTEST_FILTER": "streams",
-            "TESSERA_CUDA_EMU_DEFER_KERNELS": "1",
             "TESSERA_CUDA_PATH": "\(folder)/libcuda_emu.so",
             "TESSERA_NVRTC_PATH": "\(folder)/libnvrtc_emu.so",
             "TESSERA_CUBLASLT_PATH": "\(folder)/libcublasLt_emu.so",
             "TESSERA_CUDA_CACHE": "\(folder)/cache",
-        ])
+        ].merging(environment) { _, new in new })
         let rows = output.text.split(separator: "\n").filter { $0.hasPrefix("selftest-row ") }
         print(rows.joined(separator: "\n"))
-        XCTAssertEqual(output.status, 0, output.text)
-        XCTAssertEqual(rows.count, 1, output.text)
-        XCTAssertEqual(rows.filter { !$0.hasPrefix("selftest-row ok") }, [])
+        return (output, rows)
     }
 
     /// The child: only runs under testSelfTestThroughEmulator (and the test above).

@@ -92,14 +92,9 @@ extension CUDADispatch {
         let args = plan.arguments(inputs: inputPointers, outputBase: outputBase, elementSize: dtype.size)
         let function = plan.functionName == "tk_contig" ? functions.contiguous : functions.strided
         let geometry = LaunchGeometry.elementwise(count: plan.count, multiprocessors: device.multiprocessors)
-        try device.makeCurrent()
-        let driver = device.driver
-        try args.withPointers { parameters in
-            try driver.check(
-                driver.cuLaunchKernel(
-                    function, UInt32(geometry.blocks), 1, 1, UInt32(geometry.threads), 1, 1, 0, cudaStream,
-                    parameters, nil), "cuLaunchKernel(fused \(plan.functionName))")
-        }
+        try launch(
+            function, named: "fused \(plan.functionName)", grid: (geometry.blocks, 1, 1), block: (geometry.threads, 1, 1),
+            sharedBytes: 0, args)
         return out
     }
 

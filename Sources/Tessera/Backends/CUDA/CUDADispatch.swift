@@ -177,6 +177,14 @@ struct CUDADispatch {
         _ name: String, grid: (Int, Int, Int), block: (Int, Int, Int), sharedBytes: Int, _ args: KernelArguments
     ) throws {
         let function = try context.kernels.function(name, in: CUDAKernelNames.file(of: name))
+        try launch(function, named: name, grid: grid, block: block, sharedBytes: sharedBytes, args)
+    }
+
+    /// Launches a loaded `function` on this dispatch's CUDA stream (`name` for errors).
+    func launch(
+        _ function: CUhandle?, named name: String, grid: (Int, Int, Int), block: (Int, Int, Int), sharedBytes: Int,
+        _ args: KernelArguments
+    ) throws {
         try device.makeCurrent()
         let driver = device.driver
         try args.withPointers { parameters in
