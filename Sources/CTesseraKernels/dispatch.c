@@ -114,6 +114,8 @@ void tk_gemm(long M, long N, long K, int dta, const void *A, long rsa, long csa,
 #if defined(__x86_64__)
 int tk_qmv4_vnni(int dt, const void *x, const uint32_t *wq, const void *scales, const void *biases, void *out,
                  long M, long N, long K, int group, long n0, long n1);
+int tk_qmv8_vnni(int dt, const void *x, const uint32_t *wq, const void *scales, const void *biases, void *out,
+                 long M, long N, long K, int group, long n0, long n1);
 
 static int detect_vnni(void) {
     unsigned a, b, c, d;
@@ -140,8 +142,8 @@ int tk_qmv_vnni(void) {
 void tk_qmv(int dtype, const void *x, const uint32_t *wq, const void *scales, const void *biases, void *out, long M,
             long N, long K, int group, int bits, long n0, long n1) {
 #if defined(__x86_64__)
-    if (bits == 4 && tk_isa() == TK_ISA_AVX512 && tk_qmv_vnni() &&
-        tk_qmv4_vnni(dtype, x, wq, scales, biases, out, M, N, K, group, n0, n1))
+    if ((bits == 4 || bits == 8) && tk_isa() == TK_ISA_AVX512 && tk_qmv_vnni() &&
+        (bits == 4 ? tk_qmv4_vnni : tk_qmv8_vnni)(dtype, x, wq, scales, biases, out, M, N, K, group, n0, n1))
         return;
 #endif
     T->qmv(dtype, x, wq, scales, biases, out, M, N, K, group, bits, n0, n1);

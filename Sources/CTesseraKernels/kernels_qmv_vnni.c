@@ -27,78 +27,7 @@
 #pragma clang attribute push(                                                                               \
     __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c"))), apply_to = function)
 
-enum { QX_CHUNK = 6 * 64 + 16 * 4 };  // bytes of prepared x per 128 values
-static const float R = 127.0f * (65536 + 256 + 1);  // the largest |X|
-
-/// 16 (or `n` < 16, the rest zero) scales or biases of `dtype` at p as floats.
-static inline __m512 load16(int dtype, const void *p, int n) {
-    __mmask16 m = (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1);
-    if (dtype == TK_F32) return _mm512_maskz_loadu_ps(m, p);
-    __m256i h = _mm256_maskz_loadu_epi16(m, p);
-    if (dtype == TK_F16) return _mm512_cvtph_ps(h);
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
-
-/// Prepares one row of x (K floats, K a multiple of 32) into `qx` (chunks of
-/// QX_CHUNK bytes) and its group sums into `sx` (groups rounded up to 16, zero
-/// padded). Returns 0 when x holds a non-finite or tiny (below 2^-96) value:
-/// the caller then takes the float kernel.
-static int prepare_x(const float *x, long K, int group, uint8_t *qx, float *sx) {
-    long chunks = (K + 127) / 128, groups = K / group;
-    for (long g = 0; g < (groups + 15) / 16 * 16; g++) {
-        __m256 t = _mm256_setzero_ps();
-        if (g < groups)
-            for (long k = g * group; k < (g + 1) * group; k += 8) t = _mm256_add_ps(t, _mm256_loadu_ps(x + k));
-        __m128 h = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
-        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-        sx[g] = _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
-    }
-    // Bytes in value order [h0..h7 | m0..m7] -> [h even | m even | h odd | m odd].
-    const __m128i order = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
-    const __m256 absMask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
-    const __m256i r128 = _mm256_set1_epi32(128);
-    __m256 bad = _mm256_setzero_ps();  // lanes that saw a non-finite or tiny value
-    for (long c = 0; c < chunks; c++) {
-        uint8_t *base = qx + c * QX_CHUNK;
-        float *d = (float *)(base + 384);
-        for (int l = 0; l < 16; l++) {
-            long k0 = c * 128 + l * 8;
-            __m256 v = k0 < K ? _mm256_loadu_ps(x + k0) : _mm256_setzero_ps();
-            __m256 a = _mm256_and_ps(v, absMask);
-            // max over the 8 lanes
-            __m256 mx = _mm256_max_ps(a, _mm256_permute2f128_ps(a, a, 1));
-            mx = _mm256_max_ps(mx, _mm256_shuffle_ps(mx, mx, 0x4E));
-            mx = _mm256_max_ps(mx, _mm256_shuffle_ps(mx, mx, 0xB1));
-            // inf/NaN (not <= FLT_MAX), or 0 < mx < 2^-96 where R / mx could overflow
-            bad = _mm256_or_ps(bad, _mm256_cmp_ps(a, _mm256_set1_ps(3.4028235e38f), _CMP_NLE_UQ));
-            bad = _mm256_or_ps(bad, _mm256_and_ps(_mm256_cmp_ps(mx, _mm256_set1_ps(0x1p-96f), _CMP_LT_OQ),
-                                                  _mm256_cmp_ps(mx, _mm256_setzero_ps(), _CMP_GT_OQ)));
-            float m0 = _mm256_cvtss_f32(mx);
-            d[l] = m0 / R;
-            __m256 inv = _mm256_set1_ps(m0 > 0 ? R / m0 : 0);
-            __m256i X = _mm256_cvtps_epi32(_mm256_mul_ps(v, inv));  // round to nearest even
-            X = _mm256_min_epi32(_mm256_max_epi32(X, _mm256_set1_epi32(-(int)R)), _mm256_set1_epi32((int)R));
-            // X = 256 X1 + lo, X1 = 256 h + m with lo, m in [-128, 127] (floor shifts)
-            __m256i X1 = _mm256_srai_epi32(_mm256_add_epi32(X, r128), 8);
-            __m256i lo = _mm256_sub_epi32(X, _mm256_slli_epi32(X1, 8));
-            __m256i h = _mm256_srai_epi32(_mm256_add_epi32(X1, r128), 8);
-            __m256i mid = _mm256_sub_epi32(X1, _mm256_slli_epi32(h, 8));
-            __m128i hm = _mm_shuffle_epi8(_mm_unpacklo_epi64(_mm256_cvtepi32_epi8(h), _mm256_cvtepi32_epi8(mid)), order);
-            __m128i ll = _mm_shuffle_epi8(_mm256_cvtepi32_epi8(lo), order);
-            // hm: [h even | m even | h odd | m odd], ll: [l even | . | l odd | .], 4 bytes each
-            int32_t p[4], q[4];
-            _mm_storeu_si128((__m128i *)p, hm);
-            _mm_storeu_si128((__m128i *)q, ll);
-            memcpy(base + 4 * l, &p[0], 4);
-            memcpy(base + 64 + 4 * l, &p[1], 4);
-            memcpy(base + 128 + 4 * l, &q[0], 4);
-            memcpy(base + 192 + 4 * l, &p[2], 4);
-            memcpy(base + 256 + 4 * l, &p[3], 4);
-            memcpy(base + 320 + 4 * l, &q[2], 4);
-        }
-    }
-    return _mm256_movemask_ps(bad) == 0;
-}
+#include "qmv_vnni_x.h"  // load16, prepare_x, QX_CHUNK, R
 
 /// Rows n0..<n1 of the output for MM prepared rows of x (MM and G compile-time
 /// constants after inlining). Writes float results to res[m * ldr + n - n0].

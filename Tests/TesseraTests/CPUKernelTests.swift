@@ -404,4 +404,106 @@ final class CPUKernelTests: XCTestCase {
             }
         }
     }
+    /// Random packed weights [n, k·bits/32], scales and biases [n, k/group]
+    /// rounded to `dtype`, and the dequantized matrix [k, n] for the reference.
+    static func quantizedOperands(bits: Int, group: Int, n: Int, k: Int, seed: UInt64, dtype: DType)
+        -> (wq: [UInt32], scales: [Float], biases: [Float], w: [Float])
+    {
+        let words = k * bits / 32
+        let wq = values(n * words, seed: seed).map { $0.bitPattern &* 2_654_435_761 ^ 0x9E37_79B9 }
+        let sv = rounded(values(n * k / group, seed: seed + 1, lo: 0.01, hi: 0.1), dtype)
+        // Biases near -2^(bits-1) s, as GGUF's Q8_0 (-128 d) and Q4_0 (-8 d) give.
+        let bv = rounded(
+            (0..<sv.count).map { -Float(1 << (bits - 1)) * sv[$0] + 0.2 * values(1, seed: seed + 2 + UInt64($0))[0] }, dtype)
+        var w = [Float](repeating: 0, count: k * n)
+        let mask = UInt32((1 << bits) - 1)
+        for row in 0..<n {
+            for col in 0..<k {
+                let bit = col * bits
+                let q = (wq[row * words + bit / 32] >> UInt32(bit % 32)) & mask
+                let g = row * (k / group) + col / group
+                w[col * n + row] = Float(Double(sv[g]) * Double(q) + Double(bv[g]))
+            }
+        }
+        return (wq, sv, bv, w)
+    }
+
+    func quantizedMatmul(
+        _ xv: [Float], _ ops: (wq: [UInt32], scales: [Float], biases: [Float], w: [Float]), m: Int, n: Int, k: Int,
+        group: Int, bits: Int, dtype: DType
+    ) throws -> [Float] {
+        let out = ArrayView.allocate(shape: [m, n], dtype: dtype)
+        try QuantizedKernels.matmul(
+            x: Tensor(xv, shape: [m, k]).asType(dtype).view(), wq: Tensor(ops.wq, shape: [n, k * bits / 32]).view(),
+            scales: Tensor(ops.scales, shape: [n, k / group]).asType(dtype).view(),
+            biases: Tensor(ops.biases, shape: [n, k / group]).asType(dtype).view(), groupSize: group, bits: bits,
+            into: out)
+        return Tensor(evaluated: out).asType(.float32).toArray(Float.self)
+    }
+
+    /// The qmv kernels (VNNI where the CPU has it, and float) for every row
+    /// count they take (1...8) and K with a partial last 128 values (K % 128 of
+    /// 32, 64, 96; the VNNI kernels work in chunks of 128), split over the pool.
+    func testQuantizedMatmulRowCountsAndTails() throws {
+        for bits in [4, 8] {
+            for group in [32, 64, 128] {
+                let ks = group == 32 ? [32, 96, 160, 576] : group == 64 ? [64, 192, 320] : [128, 384]
+                for k in ks {
+                    for dtype in [DType.float32, .float16, .bfloat16] {
+                        let n = 40
+                        let ops = Self.quantizedOperands(bits: bits, group: group, n: n, k: k,
+                                                         seed: UInt64(bits * 1000 + group + k), dtype: dtype)
+                        for m in 1...8 {
+                            let xv = Self.rounded(Self.values(m * k, seed: UInt64(m + k)), dtype)
+                            let (want, scale) = Self.referenceMatmul(xv, ops.w, m: m, n: n, k: k)
+                            try forEachQuantizedKernel { isa in
+                                let got = try quantizedMatmul(xv, ops, m: m, n: n, k: k, group: group, bits: bits,
+                                                              dtype: dtype)
+                                assertClose(got, want, rel: Self.tolerance(dtype), scale: scale,
+                                    "\(isa) q\(bits) g\(group) k=\(k) \(dtype) m=\(m)")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// x with a non-finite value, or a block of values below 2^-96 (whose
+    /// rounding to integers the VNNI kernels cannot scale), takes the float
+    /// kernel: the result is bit for bit the one with VNNI off, and for the
+    /// tiny values also close to the reference.
+    func testQuantizedMatmulNonFiniteOrTinyXFallsBackToFloat() throws {
+        let n = 24, k = 256
+        for bits in [4, 8] {
+            for group in [32, 128] {
+                let ops = Self.quantizedOperands(bits: bits, group: group, n: n, k: k, seed: 77, dtype: .float32)
+                for (what, special) in [("inf", Float.infinity), ("-inf", -Float.infinity), ("nan", Float.nan),
+                                        ("tiny", 1e-30)] {
+                    for m in [1, 3] {
+                        var xv = Self.values(m * k, seed: 5)
+                        if what == "tiny" {
+                            for i in 8..<16 { xv[(m - 1) * k + i] = special * Float(i - 7) }  // one block of 8
+                        } else {
+                            xv[(m - 1) * k + 133] = special
+                        }
+                        let vnni = try quantizedMatmul(xv, ops, m: m, n: n, k: k, group: group, bits: bits,
+                                                       dtype: .float32)
+                        _ = tk_set_qmv_vnni(0)
+                        let float = try quantizedMatmul(xv, ops, m: m, n: n, k: k, group: group, bits: bits,
+                                                        dtype: .float32)
+                        _ = tk_set_qmv_vnni(1)
+                        let tag = "q\(bits) g\(group) \(what) m=\(m)"
+                        XCTAssertEqual(vnni.map(\.bitPattern), float.map(\.bitPattern), tag)
+                        if what == "tiny" {
+                            let (want, scale) = Self.referenceMatmul(xv, ops.w, m: m, n: n, k: k)
+                            assertClose(vnni, want, rel: 1e-5, scale: scale, tag)
+                        } else {
+                            XCTAssertTrue(vnni[((m - 1) * n)...].allSatisfy { !$0.isFinite }, tag)
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -105,13 +105,14 @@ void tk_blas_set_threads(int n);
 
 /// out[m, n] for m < M (M <= 8 for speed, any M works) and n0 <= n < n1.
 /// x [M, K] and out [M, N] row-major in `dtype`; bits 4 or 8; group 32/64/128.
-/// Per group: s * (q . x) + b * sum(x). With AVX-512 VNNI (and 4 bits) q . x
-/// runs in integers on x rounded to 16 bits per block of 8 values (relative
-/// error per value at most 1.6e-5 of the block's largest); otherwise in float.
+/// Per group: s * (q . x) + b * sum(x). With AVX-512 VNNI q . x runs in
+/// integers on x rounded to 24 bits per block of 8 values (4 bits) or 4 values
+/// (8 bits), error per value at most 1.2e-7 of the block's largest; otherwise
+/// in float.
 void tk_qmv(int dtype, const void *x, const uint32_t *wq, const void *scales, const void *biases,
             void *out, long M, long N, long K, int group, int bits, long n0, long n1);
 
-/// Whether the AVX-512 variant's 4-bit qmv uses the VNNI kernel (on by default
+/// Whether the AVX-512 variant's 4- and 8-bit qmv use the VNNI kernels (on by default
 /// where the CPU has it, off with TESSERA_NO_VNNI set); tk_set_qmv_vnni(0)
 /// turns it off (tests use it to reach the float kernel) and returns the state.
 int tk_qmv_vnni(void);

@@ -1,0 +1,158 @@
+// The 8-bit qmv kernel on AVX-512 VNNI (integer dot products), used by the
+// AVX-512 variant when the CPU has VNNI (dispatch.c); the 4-bit one is
+// kernels_qmv_vnni.c, the shared rounding of x qmv_vnni_x.h.
+//
+// Per group g of a weight row: sum_k x[k] (s q[k] + b) = s (q . x) + b sum(x),
+// sum(x) per group computed once per call in float. For q . x, x is rounded
+// to 24-bit integers X = 65536 h + 256 m + l with one float scale d per
+// block of 8 values (qmv_vnni_x.h), and vpdpbusd multiplies the weight bytes
+// (unsigned 0..255, as stored) with the signed bytes h, m and l.
+//
+// Byte j of a weight row is value j. Two 64-byte loads A, B (128 values, 32
+// dwords of 4 values) are permuted (vpermt2d, off the port the integer
+// products use) into P = dwords 0, 2, ..., 30 and Q = dwords 1, 3, ..., 31,
+// so that lane l of P and Q together holds block l, values 8l..8l+7, as in
+// the 4-bit kernel; x is prepared with values 8l..8l+3 in planes 0-2 and
+// 8l+4..8l+7 in planes 3-5.
+//
+// Exactness: each of a lane's three sums has 8 terms of at most 255 * 128,
+// so |sum| < 2^18, and (q.h) 256 + q.m < 2^27 is exact in int32; the last
+// step ((q.h) 256 + q.m) 256 + q.l would reach 2^35, so it is done in float
+// (one rounding of the 27-bit value, then an fma scaled by a power of two),
+// where the 4-bit kernel (8 terms of at most 15 * 128) stays in int32. The
+// lane's sum is then scaled by s of its group times d of its block and
+// accumulated in float.
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <stdlib.h>
+#include "internal.h"
+
+#pragma clang attribute push(                                                                               \
+    __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c"))), apply_to = function)
+
+#include "qmv_vnni_x.h"  // load16, prepare_x_ordered, QX_CHUNK
+
+/// Rows n0..<n1 of the output for MM prepared rows of x (MM and G compile-time
+/// constants after inlining). Writes float results to res[m * ldr + n - n0].
+static inline __attribute__((always_inline)) void qmv8_rows(int MM, int G, const uint8_t *qx, const float *sx,
+                                                            long sxStride, long qxStride, const uint32_t *wq, int dt,
+                                                            const void *scales, const void *biases, float *res,
+                                                            long ldr, long K, long n0, long n1) {
+    const long groups = K / G, chunks = (K + 127) / 128;
+    const int cpw = G / 8;  // chunks (of 128 values) per window of 16 groups
+    const size_t es = (size_t)tk_size(dt);
+    const __m512 f256 = _mm512_set1_ps(256);
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    // Lane l of chunk j of a window belongs to group j * (128 / G) + l / (G / 8).
+    __m512i idx[16];
+    for (int j = 0; j < cpw; j++) {
+        int32_t t[16];
+        for (int l = 0; l < 16; l++) t[l] = j * (128 / G) + l / (G / 8);
+        idx[j] = _mm512_loadu_si512(t);
+    }
+    // The last chunk's bytes (K % 128 of them, a multiple of 32) in its two loads.
+    const long last = K - (chunks - 1) * 128;
+    const __mmask64 lastA = last >= 64 ? ~0ull : (1ull << last) - 1;
+    const __mmask64 lastB = last >= 128 ? ~0ull : last > 64 ? (1ull << (last - 64)) - 1 : 0;
+    for (long n = n0; n < n1; n++) {
+        const uint8_t *w = (const uint8_t *)wq + n * K;
+        const char *sp = (const char *)scales + (size_t)(n * groups) * es;
+        const char *bp = (const char *)biases + (size_t)(n * groups) * es;
+        __m512 acc[8], accb[8];
+#pragma clang loop unroll(full)
+        for (int m = 0; m < MM; m++) acc[m] = accb[m] = _mm512_setzero_ps();
+        for (long c0 = 0, g0 = 0; c0 < chunks; c0 += cpw, g0 += 16) {
+            int ng = groups - g0 < 16 ? (int)(groups - g0) : 16;
+            __m512 sv = load16(dt, sp + (size_t)g0 * es, ng), bv = load16(dt, bp + (size_t)g0 * es, ng);
+#pragma clang loop unroll(full)
+            for (int m = 0; m < MM; m++) accb[m] = _mm512_fmadd_ps(bv, _mm512_loadu_ps(sx + m * sxStride + g0), accb[m]);
+            int nj = chunks - c0 < cpw ? (int)(chunks - c0) : cpw;
+            for (int j = 0; j < nj; j++) {
+                long c = c0 + j;
+                __m512i a, b;
+                if (c < chunks - 1) {
+                    a = _mm512_loadu_si512(w + c * 128);
+                    b = _mm512_loadu_si512(w + c * 128 + 64);
+                } else {
+                    a = _mm512_maskz_loadu_epi8(lastA, w + c * 128);
+                    b = _mm512_maskz_loadu_epi8(lastB, w + c * 128 + 64);
+                }
+                __m512i p = _mm512_permutex2var_epi32(a, even, b), q = _mm512_permutex2var_epi32(a, odd, b);
+                __m512 se = _mm512_permutexvar_ps(idx[j], sv);
+#pragma clang loop unroll(full)
+                for (int m = 0; m < MM; m++) {
+                    const uint8_t *xc = qx + m * qxStride + c * QX_CHUNK;
+                    __m512i ih = _mm512_dpbusd_epi32(_mm512_setzero_si512(), p, _mm512_loadu_si512(xc));
+                    __m512i im = _mm512_dpbusd_epi32(_mm512_setzero_si512(), p, _mm512_loadu_si512(xc + 64));
+                    __m512i il = _mm512_dpbusd_epi32(_mm512_setzero_si512(), p, _mm512_loadu_si512(xc + 128));
+                    ih = _mm512_dpbusd_epi32(ih, q, _mm512_loadu_si512(xc + 192));
+                    im = _mm512_dpbusd_epi32(im, q, _mm512_loadu_si512(xc + 256));
+                    il = _mm512_dpbusd_epi32(il, q, _mm512_loadu_si512(xc + 320));
+                    __m512i hm = _mm512_add_epi32(_mm512_slli_epi32(ih, 8), im);  // exact, below 2^27
+                    __m512 t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hm), f256, _mm512_cvtepi32_ps(il));
+                    acc[m] = _mm512_fmadd_ps(t, _mm512_mul_ps(se, _mm512_loadu_ps((const float *)(xc + 384))), acc[m]);
+                }
+            }
+        }
+#pragma clang loop unroll(full)
+        for (int m = 0; m < MM; m++) res[m * ldr + n - n0] = _mm512_reduce_add_ps(_mm512_add_ps(acc[m], accb[m]));
+    }
+}
+
+/// The qmv entry for 8 bits on VNNI; returns 0 (doing nothing) when x is not
+/// finite, so that the caller runs the float kernel instead.
+int tk_qmv8_vnni(int dt, const void *x, const uint32_t *wq, const void *scales, const void *biases, void *out,
+                 long M, long N, long K, int group, long n0, long n1) {
+    if (n1 <= n0 || M <= 0) return 1;
+    long chunks = (K + 127) / 128, sxStride = (K / group + 15) / 16 * 16, qxStride = chunks * QX_CHUNK;
+    float *xf = dt == TK_F32 ? NULL : malloc((size_t)K * 4), *sx = malloc((size_t)(M * sxStride) * 4),
+          *res = malloc((size_t)(M * (n1 - n0)) * 4);
+    uint8_t *qx = malloc((size_t)(M * qxStride));
+    // Values 8l..8l+3 of block l in planes 0-2, 8l+4..8l+7 in planes 3-5.
+    const __m128i order = _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15);
+    int ok = 1;
+    for (long m = 0; m < M && ok; m++) {
+        const char *xr = (const char *)x + (size_t)(m * K) * (size_t)tk_size(dt);
+        if (xf)
+            for (long k = 0; k < K; k++) xf[k] = tk_load1(dt, xr, k);
+        ok = prepare_x_ordered(xf ? xf : (const float *)xr, K, group, qx + m * qxStride, sx + m * sxStride, order);
+    }
+    if (ok) {
+        for (long m0 = 0; m0 < M; m0 += 8) {
+            long mm = M - m0 < 8 ? M - m0 : 8;
+            const uint8_t *qb = qx + m0 * qxStride;
+            const float *sb = sx + m0 * sxStride;
+            float *rb = res + m0 * (n1 - n0);
+#define Q8_G(MMV, G) qmv8_rows(MMV, G, qb, sb, sxStride, qxStride, wq, dt, scales, biases, rb, n1 - n0, K, n0, n1)
+#define Q8_CASE(MMV)                                                                       \
+    case MMV:                                                                              \
+        if (group == 32) Q8_G(MMV, 32);                                                    \
+        else if (group == 64) Q8_G(MMV, 64);                                               \
+        else Q8_G(MMV, 128);                                                               \
+        break;
+            switch (mm) {
+                Q8_CASE(1)
+                Q8_CASE(2)
+                Q8_CASE(3)
+                Q8_CASE(4)
+                Q8_CASE(5)
+                Q8_CASE(6)
+                Q8_CASE(7)
+                Q8_CASE(8)
+            }
+#undef Q8_CASE
+#undef Q8_G
+        }
+        for (long m = 0; m < M; m++)
+            for (long n = n0; n < n1; n++) tk_store1(dt, out, m * N + n, res[m * (n1 - n0) + n - n0]);
+    }
+    free(qx);
+    free(res);
+    free(sx);
+    free(xf);
+    return ok;
+}
+
+#pragma clang attribute pop
+#endif
