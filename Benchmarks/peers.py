@@ -94,10 +94,10 @@ def case_fns(case):
         if torch is not None and hasattr(torch.nn.functional, "rms_norm"):
             tfn = lambda: torch.nn.functional.rms_norm(tx, (4096,), tw, 1e-5)
         return (lambda: np_rmsnorm(x, w)), tfn
-    if case.startswith("qmv4_"):
-        # No 4-bit peer: the float32 matrix-vector product of the same shape
-        # (8x the weight bytes) is shown for context. Shape: 4096x4096, or
-        # N x K from an id ending in _<N>x<K> (the SmolLM2 decode shapes).
+    if case.startswith(("qmv4_", "qmv8_")):
+        # No 4- or 8-bit peer: the float32 matrix-vector product of the same
+        # shape (8x or 4x the weight bytes) is shown for context. Shape:
+        # 4096x4096, or N x K from an id ending in _<N>x<K>.
         n, k = 4096, 4096
         if "x" in case.rsplit("_", 1)[-1]:
             n, k = (int(v) for v in case.rsplit("_", 1)[-1].split("x"))

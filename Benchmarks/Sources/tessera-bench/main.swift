@@ -4,7 +4,8 @@
 // (above 1: Tessera is faster), with memcpy bandwidth as the physical limit.
 //
 //   swift run -c release --package-path Benchmarks tessera-bench [suite...]
-//   suites: matmul elementwise reduction rows quantized compile lm (default: all but compile and lm)
+//   suites: matmul elementwise reduction rows quantized compile lm (default: all but compile and lm),
+//   or case ids (e.g. qmv8_49152x576)
 //   TESSERA_BENCH_NO_PEERS=1 skips the Python peers.
 
 import Foundation
@@ -160,15 +161,34 @@ func cases() -> [Case] {
                 work: bytes, unit: "GB/s", reps: n * k >= 1 << 22 ? 51 : 501
             ) { eval(_CPUKernels.quantizedMatmul(x, wq: wq, scales: scales, biases: biases, groupSize: 32, bits: 4)) })
     }
+    // 8 bits (GGUF Q8_0, e.g. SmolLM2's tied embedding / LM head), group 32:
+    // the VNNI kernel and, in the same run, the float kernel (VNNI off).
+    for (n, k) in [(4096, 4096), (49152, 576)] {
+        let (x, wq, scales, biases) = qmvOperands(n: n, k: k, group: 32, seed: 50, bits: 8)
+        let bytes = Double(n * k + 2 * n * (k / 32) * 4 + k * 4)
+        let shape = "(1,\(k))x(\(n),\(k)) group 32\(n == 49152 ? " (SmolLM2 head)" : "")"
+        for vnni in [true, false] {
+            all.append(
+                Case(
+                    suite: "quantized", id: "qmv8_\(vnni ? "" : "float_")\(n)x\(k)",
+                    label: "8-bit qmv \(shape)\(vnni ? "" : ", float kernel")",
+                    work: bytes, unit: "GB/s", reps: 51
+                ) {
+                    _CPUKernels.qmvVNNI = vnni
+                    defer { _CPUKernels.qmvVNNI = true }
+                    eval(_CPUKernels.quantizedMatmul(x, wq: wq, scales: scales, biases: biases, groupSize: 32, bits: 8))
+                })
+        }
+    }
     return all
 }
 
 /// (N, K) of SmolLM2-135M's quantized matrix-vector products in decode.
 let smolLM2DecodeShapes = [(576, 576), (192, 576), (1536, 576), (576, 1536), (49152, 576)]
 
-/// x [1, k] float32 and a random 4-bit weight [n, k] with float32 scales and biases.
-func qmvOperands(n: Int, k: Int, group: Int, seed: UInt64) -> (Tensor, Tensor, Tensor, Tensor) {
-    let words = k * 4 / 32
+/// x [1, k] float32 and a random `bits`-bit weight [n, k] with float32 scales and biases.
+func qmvOperands(n: Int, k: Int, group: Int, seed: UInt64, bits: Int = 4) -> (Tensor, Tensor, Tensor, Tensor) {
+    let words = k * bits / 32
     let wq = Tensor(randomFloats(n * words, seed: seed).map { $0.bitPattern &* 2_654_435_761 }, shape: [n, words])
     eval(wq)
     return (randomTensor([1, k], seed: seed + 3), wq, randomTensor([n, k / group], seed: seed + 1),

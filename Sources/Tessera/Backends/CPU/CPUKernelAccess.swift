@@ -18,6 +18,13 @@ public enum _CPUKernels {
         set { ThreadPool.shared.enabled.store(newValue, ordering: .relaxed) }
     }
 
+    /// Whether 4- and 8-bit qmv use the AVX-512 VNNI kernels (where the CPU
+    /// has them and TESSERA_NO_VNNI is unset); off, the float kernel runs.
+    public static var qmvVNNI: Bool {
+        get { tk_qmv_vnni() != 0 }
+        set { _ = tk_set_qmv_vnni(newValue ? 1 : 0) }
+    }
+
     private static func run(_ shape: [Int], _ dtype: DType, _ body: (ArrayView) throws -> Void) -> Tensor {
         let out = ArrayView.allocate(shape: shape, dtype: dtype)
         do { try body(out) } catch { fatalError("[_CPUKernels] \(error)") }
