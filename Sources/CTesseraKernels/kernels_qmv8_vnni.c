@@ -32,6 +32,11 @@
 
 #include "qmv_vnni_x.h"  // load16, prepare_x_ordered, QX_CHUNK
 
+// Weight bytes read ahead with software prefetch: the hardware prefetchers
+// alone left the SmolLM2 head (49152x576, 35 MB with float32 scales and
+// biases) at ~3.6 ms on one thread here, prefetching 4 KiB ahead at ~2.7 ms.
+enum { QMV8_PREFETCH = 4096 };
+
 /// Rows n0..<n1 of the output for MM prepared rows of x (MM and G compile-time
 /// constants after inlining). Writes float results to res[m * ldr + n - n0].
 static inline __attribute__((always_inline)) void qmv8_rows(int MM, int G, const uint8_t *qx, const float *sx,
@@ -55,11 +60,19 @@ static inline __attribute__((always_inline)) void qmv8_rows(int MM, int G, const
     const long last = K - (chunks - 1) * 128;
     const __mmask64 lastA = last >= 64 ? ~0ull : (1ull << last) - 1;
     const __mmask64 lastB = last >= 128 ? ~0ull : last > 64 ? (1ull << (last - 64)) - 1 : 0;
+    const long ahead = (QMV8_PREFETCH + K - 1) / K;  // rows
     for (long n = n0; n < n1; n++) {
         const uint8_t *w = (const uint8_t *)wq + n * K;
         const char *sp = (const char *)scales + (size_t)(n * groups) * es;
         const char *bp = (const char *)biases + (size_t)(n * groups) * es;
         __m512 acc[8], accb[8];
+        if (n + ahead < n1) {  // the scales and biases of the row the weight prefetch has reached
+            const char *ps = sp + (size_t)(ahead * groups) * es, *pb = bp + (size_t)(ahead * groups) * es;
+            for (long o = 0; o < (long)((size_t)groups * es); o += 64) {
+                _mm_prefetch(ps + o, _MM_HINT_T0);
+                _mm_prefetch(pb + o, _MM_HINT_T0);
+            }
+        }
 #pragma clang loop unroll(full)
         for (int m = 0; m < MM; m++) acc[m] = accb[m] = _mm512_setzero_ps();
         for (long c0 = 0, g0 = 0; c0 < chunks; c0 += cpw, g0 += 16) {
@@ -71,6 +84,8 @@ static inline __attribute__((always_inline)) void qmv8_rows(int MM, int G, const
             for (int j = 0; j < nj; j++) {
                 long c = c0 + j;
                 __m512i a, b;
+                _mm_prefetch((const char *)w + c * 128 + QMV8_PREFETCH, _MM_HINT_T0);
+                _mm_prefetch((const char *)w + c * 128 + QMV8_PREFETCH + 64, _MM_HINT_T0);
                 if (c < chunks - 1) {
                     a = _mm512_loadu_si512(w + c * 128);
                     b = _mm512_loadu_si512(w + c * 128 + 64);
