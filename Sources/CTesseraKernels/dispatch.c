@@ -114,6 +114,10 @@ void tk_gemm(long M, long N, long K, int dta, const void *A, long rsa, long csa,
 #if defined(__x86_64__)
 int tk_qmv4_vnni(int dt, const void *x, const uint32_t *wq, const void *scales, const void *biases, void *out,
                  long M, long N, long K, int group, long n0, long n1);
+long tk_qmv4_vnni_scratch(long M, long K, int group);
+int tk_qmv4_vnni_prepare(int dt, const void *x, long M, long K, int group, void *scratch);
+void tk_qmv4_vnni_rows(int dt, const void *scratch, const uint32_t *wq, const void *scales, const void *biases,
+                       void *out, long M, long N, long K, int group, long n0, long n1);
 
 static int detect_vnni(void) {
     unsigned a, b, c, d;
@@ -145,6 +149,33 @@ void tk_qmv(int dtype, const void *x, const uint32_t *wq, const void *scales, co
         return;
 #endif
     T->qmv(dtype, x, wq, scales, biases, out, M, N, K, group, bits, n0, n1);
+}
+long tk_qmv_scratch(int dtype, long M, long K, int group, int bits) {
+#if defined(__x86_64__)
+    if (bits == 4 && tk_isa() == TK_ISA_AVX512 && tk_qmv_vnni()) return tk_qmv4_vnni_scratch(M, K, group);
+#endif
+    (void)dtype, (void)M, (void)K, (void)group, (void)bits;
+    return 0;
+}
+
+int tk_qmv_prepare(int dtype, const void *x, long M, long K, int group, int bits, void *scratch) {
+#if defined(__x86_64__)
+    if (bits == 4 && tk_isa() == TK_ISA_AVX512 && tk_qmv_vnni()) return tk_qmv4_vnni_prepare(dtype, x, M, K, group, scratch);
+#endif
+    (void)dtype, (void)x, (void)M, (void)K, (void)group, (void)bits, (void)scratch;
+    return 0;
+}
+
+void tk_qmv_prepared(int dtype, const void *scratch, const uint32_t *wq, const void *scales, const void *biases,
+                     void *out, long M, long N, long K, int group, int bits, long n0, long n1) {
+#if defined(__x86_64__)
+    if (bits == 4) {
+        tk_qmv4_vnni_rows(dtype, scratch, wq, scales, biases, out, M, N, K, group, n0, n1);
+        return;
+    }
+#endif
+    (void)dtype, (void)scratch, (void)wq, (void)scales, (void)biases, (void)out, (void)M, (void)N, (void)K, (void)group,
+        (void)bits, (void)n0, (void)n1;
 }
 void tk_dequantize_rows(int dtype, const uint32_t *wq, const void *scales, const void *biases, float *dst, long K,
                         int group, int bits, long n0, long n1) {

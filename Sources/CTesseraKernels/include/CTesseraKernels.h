@@ -97,6 +97,17 @@ void tk_blas_sgemv(int trans, long M, long N, float alpha, const float *A, long 
 /// Sets OpenBLAS's thread count when loaded (openblas_set_num_threads).
 void tk_blas_set_threads(int n);
 
+// ---- spinning ----------------------------------------------------------------
+
+/// A hint to the core that the caller is spin-waiting (x86 `pause`).
+static inline void tk_spin_pause(void) {
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 // ---- quantized matmul (MLX affine format) ---------------------------------------
 //
 // w[n, k] = scale[n, k/group] * q[n, k] + bias[n, k/group], q packed in
@@ -106,10 +117,20 @@ void tk_blas_set_threads(int n);
 /// out[m, n] for m < M (M <= 8 for speed, any M works) and n0 <= n < n1.
 /// x [M, K] and out [M, N] row-major in `dtype`; bits 4 or 8; group 32/64/128.
 /// Per group: s * (q . x) + b * sum(x). With AVX-512 VNNI (and 4 bits) q . x
-/// runs in integers on x rounded to 16 bits per block of 8 values (relative
-/// error per value at most 1.6e-5 of the block's largest); otherwise in float.
+/// runs in integers on x rounded to 24 bits per block of 8 values (relative
+/// error per value at most 1.2e-7 of the block's largest); otherwise in float.
 void tk_qmv(int dtype, const void *x, const uint32_t *wq, const void *scales, const void *biases,
             void *out, long M, long N, long K, int group, int bits, long n0, long n1);
+
+/// The same product in two steps, for callers that split the rows n0..<n1
+/// over threads: x is prepared once (into `scratch`, tk_qmv_scratch bytes),
+/// then each thread runs tk_qmv_prepared on its rows. tk_qmv_scratch is 0
+/// when no prepared kernel applies (use tk_qmv); tk_qmv_prepare returns 0
+/// when this x cannot take it (a non-finite value: use tk_qmv).
+long tk_qmv_scratch(int dtype, long M, long K, int group, int bits);
+int tk_qmv_prepare(int dtype, const void *x, long M, long K, int group, int bits, void *scratch);
+void tk_qmv_prepared(int dtype, const void *scratch, const uint32_t *wq, const void *scales, const void *biases,
+                     void *out, long M, long N, long K, int group, int bits, long n0, long n1);
 
 /// Whether the AVX-512 variant's 4-bit qmv uses the VNNI kernel (on by default
 /// where the CPU has it, off with TESSERA_NO_VNNI set); tk_set_qmv_vnni(0)

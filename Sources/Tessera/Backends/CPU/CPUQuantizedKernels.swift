@@ -48,6 +48,39 @@ extension QuantizedKernels {
         (bits == 4 || bits == 8) && [32, 64, 128].contains(groupSize)
     }
 
+    /// Bytes of weights (with their scales and biases) per qmv chunk: small
+    /// enough that a thread that joins late takes a fair share of the chunks
+    /// (a decode step's products take tens of microseconds), large enough
+    /// that claiming one costs nothing next to it.
+    static let qmvChunkBytes = 1 << 15
+
+    /// The decode product (few rows of x): x prepared once, then chunks of
+    /// output columns claimed by the pool's threads, each reading its weights once.
+    static func qmv(
+        _ dt: Int32, x px: UnsafeRawPointer, wq pw: UnsafePointer<UInt32>, scales ps: UnsafeRawPointer,
+        biases pb: UnsafeRawPointer, out po: UnsafeMutableRawPointer, m: Int, n: Int, k: Int, groupSize: Int, bits: Int
+    ) {
+        let group = Int32(groupSize), b = Int32(bits)
+        let rowBytes = k * bits / 8 + k / groupSize * 2 * (dt == Int32(TK_F32) ? 4 : 2)
+        let rows = max(16, qmvChunkBytes / max(1, rowBytes)) / 16 * 16
+        let chunks = (n + rows - 1) / rows
+        let pool = ThreadPool.shared
+        let scratchBytes = tk_qmv_scratch(dt, m, k, group, b)
+        if scratchBytes > 0 {
+            let scratch = UnsafeMutableRawPointer.allocate(byteCount: scratchBytes, alignment: 64)
+            defer { scratch.deallocate() }
+            if tk_qmv_prepare(dt, px, m, k, group, b, scratch) != 0 {
+                pool.parallelFor(chunks) { c in
+                    tk_qmv_prepared(dt, scratch, pw, ps, pb, po, m, n, k, group, b, c * rows, min(n, (c + 1) * rows))
+                }
+                return
+            }
+        }
+        pool.parallelFor(chunks) { c in
+            tk_qmv(dt, px, pw, ps, pb, po, m, n, k, group, b, c * rows, min(n, (c + 1) * rows))
+        }
+    }
+
     /// out [m, n] = x [m, k] · W[n, k]^T on contiguous operands in the C dtype `dt`.
     static func fastMatmul(
         _ dt: Int32, x px: UnsafeRawPointer, wq pw: UnsafePointer<UInt32>, scales ps: UnsafeRawPointer,
@@ -60,11 +93,7 @@ extension QuantizedKernels {
         }
         let pool = ThreadPool.shared
         if m <= qmvMaxRows {
-            // ~K*bits/8 bytes per column: keep chunks over ~64 KiB of weights.
-            let grain = max(8, (1 << 16) / max(1, k * bits / 8))
-            pool.parallelRanges(n, grain: grain, align: 8) { r in
-                tk_qmv(dt, px, pw, ps, pb, po, m, n, k, Int32(groupSize), Int32(bits), r.lowerBound, r.upperBound)
-            }
+            qmv(dt, x: px, wq: pw, scales: ps, biases: pb, out: po, m: m, n: n, k: k, groupSize: groupSize, bits: bits)
             return
         }
         // Prefill: float32 x and output (converted copies for the half types).
