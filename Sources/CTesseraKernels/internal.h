@@ -17,7 +17,7 @@ typedef struct {
     void (*rmsnorm_rows)(int, const void *, const void *, float, void *, long, long);
     void (*layernorm_rows)(int, const void *, const void *, const void *, float, void *, long, long);
     void (*gemm)(long, long, long, int, const void *, long, long, int, const void *, long, long, float, float *, long);
-    void (*qmv)(int, const void *, const uint32_t *, const void *, const void *, void *, long, long, long, int, int,
+    void (*qmv)(int, int, const void *, const uint32_t *, const void *, const void *, void *, long, long, long, int, int,
                 long, long);
     void (*dequantize_rows)(int, const uint32_t *, const void *, const void *, float *, long, int, int, long, long);
 } tk_table;

@@ -196,7 +196,7 @@ int tk_qmv4_vnni_prepare(int dt, const void *x, long M, long K, int group, void 
     return 1;
 }
 
-void tk_qmv4_vnni_rows(int dt, const void *scratch, const uint32_t *wq, const void *scales, const void *biases,
+void tk_qmv4_vnni_rows(int dt, int sdt, const void *scratch, const uint32_t *wq, const void *scales, const void *biases,
                        void *out, long M, long N, long K, int group, long n0, long n1) {
     if (n1 <= n0 || M <= 0) return;
     long sxStride, qxStride;
@@ -213,7 +213,7 @@ void tk_qmv4_vnni_rows(int dt, const void *scratch, const uint32_t *wq, const vo
             long r1 = dt == TK_F32 ? n1 : (r0 + 256 < n1 ? r0 + 256 : n1);
             float *rb = dt == TK_F32 ? (float *)out + m0 * N + r0 : block;
             long ldr = dt == TK_F32 ? N : r1 - r0;
-#define Q4_G(MMV, G) qmv4_rows(MMV, G, qb, sb, sxStride, qxStride, wq, dt, scales, biases, rb, ldr, K, r0, r1)
+#define Q4_G(MMV, G) qmv4_rows(MMV, G, qb, sb, sxStride, qxStride, wq, sdt, scales, biases, rb, ldr, K, r0, r1)
 #define Q4_CASE(MMV)                                                                       \
     case MMV:                                                                              \
         if (group == 32) Q4_G(MMV, 32);                                                    \
@@ -246,7 +246,7 @@ int tk_qmv4_vnni(int dt, const void *x, const uint32_t *wq, const void *scales, 
     if (n1 <= n0 || M <= 0) return 1;
     void *scratch = malloc((size_t)tk_qmv4_vnni_scratch(M, K, group));
     int ok = tk_qmv4_vnni_prepare(dt, x, M, K, group, scratch);
-    if (ok) tk_qmv4_vnni_rows(dt, scratch, wq, scales, biases, out, M, N, K, group, n0, n1);
+    if (ok) tk_qmv4_vnni_rows(dt, dt, scratch, wq, scales, biases, out, M, N, K, group, n0, n1);
     free(scratch);
     return ok;
 }

@@ -144,7 +144,7 @@ static inline __attribute__((always_inline)) void qmv_block(int MM, int bits, in
     }
 }
 
-static void k_qmv(int dt, const void *x, const uint32_t *wq, const void *scales, const void *biases, void *out,
+static void k_qmv(int dt, int sdt, const void *x, const uint32_t *wq, const void *scales, const void *biases, void *out,
                   long M, long N, long K, int group, int bits, long n0, long n1) {
     if (n1 <= n0 || M <= 0) return;
     long groups = K / group, cols = n1 - n0;
@@ -172,7 +172,7 @@ static void k_qmv(int dt, const void *x, const uint32_t *wq, const void *scales,
         long mm = M - m0 < 8 ? M - m0 : 8;
         const float *xb = xp + m0 * K, *sb = sx + m0 * groups;
         float *rb = res + m0 * cols;
-#define QMV_G(MMV, B, G) qmv_block(MMV, B, G, xb, sb, wq, dt, scales, biases, sf, bf, rb, cols, K, n0, n1)
+#define QMV_G(MMV, B, G) qmv_block(MMV, B, G, xb, sb, wq, sdt, scales, biases, sf, bf, rb, cols, K, n0, n1)
 #define QMV_B(MMV, B) (group == 32 ? QMV_G(MMV, B, 32) : group == 64 ? QMV_G(MMV, B, 64) : QMV_G(MMV, B, 128))
 #define QMV_CASE(MMV)                                                                                   \
     case MMV:                                                                                           \

@@ -111,15 +111,17 @@ static inline void tk_spin_pause(void) {
 // ---- quantized matmul (MLX affine format) ---------------------------------------
 //
 // w[n, k] = scale[n, k/group] * q[n, k] + bias[n, k/group], q packed in
-// uint32 words low bits first, K*bits/32 words per row; scales/biases in the
-// dtype of x. out[m, n] = sum_k x[m, k] * w[n, k] (MLX's transpose=True).
+// uint32 words low bits first, K*bits/32 words per row; scales/biases in
+// `sdtype` (the dtype of x, or float16/bfloat16 under float32 x: a GGUF's
+// half scales then stream at half the bytes). out[m, n] = sum_k x[m, k] *
+// w[n, k] (MLX's transpose=True).
 
 /// out[m, n] for m < M (M <= 8 for speed, any M works) and n0 <= n < n1.
 /// x [M, K] and out [M, N] row-major in `dtype`; bits 4 or 8; group 32/64/128.
 /// Per group: s * (q . x) + b * sum(x). With AVX-512 VNNI (and 4 bits) q . x
 /// runs in integers on x rounded to 24 bits per block of 8 values (relative
 /// error per value at most 1.2e-7 of the block's largest); otherwise in float.
-void tk_qmv(int dtype, const void *x, const uint32_t *wq, const void *scales, const void *biases,
+void tk_qmv(int dtype, int sdtype, const void *x, const uint32_t *wq, const void *scales, const void *biases,
             void *out, long M, long N, long K, int group, int bits, long n0, long n1);
 
 /// The same product in two steps, for callers that split the rows n0..<n1
@@ -129,7 +131,7 @@ void tk_qmv(int dtype, const void *x, const uint32_t *wq, const void *scales, co
 /// when this x cannot take it (a non-finite value: use tk_qmv).
 long tk_qmv_scratch(int dtype, long M, long K, int group, int bits);
 int tk_qmv_prepare(int dtype, const void *x, long M, long K, int group, int bits, void *scratch);
-void tk_qmv_prepared(int dtype, const void *scratch, const uint32_t *wq, const void *scales, const void *biases,
+void tk_qmv_prepared(int dtype, int sdtype, const void *scratch, const uint32_t *wq, const void *scales, const void *biases,
                      void *out, long M, long N, long K, int group, int bits, long n0, long n1);
 
 /// Whether the AVX-512 variant's 4-bit qmv uses the VNNI kernel (on by default

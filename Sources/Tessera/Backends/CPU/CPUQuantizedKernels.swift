@@ -26,6 +26,9 @@ extension QuantizedKernels {
         groupSize: Int, bits: Int, into output: ArrayView
     ) throws {
         guard let dt = SIMDKernels.code(input.dtype) else { unsupported("quantizedMatmul", input.dtype) }
+        guard let sdt = SIMDKernels.code(inputS.dtype), inputB.dtype == inputS.dtype,
+            inputS.dtype == input.dtype || input.dtype == .float32
+        else { unsupported("quantizedMatmul scales", inputS.dtype) }
         precondition(bits == 4 || bits == 8, "[quantizedMatmul] bits must be 4 or 8, got \(bits)")
         precondition([32, 64, 128].contains(groupSize), "[quantizedMatmul] group size must be 32, 64 or 128")
         let x = try RowKernels.contiguous(input), wq = try RowKernels.contiguous(inputW)
@@ -40,7 +43,40 @@ extension QuantizedKernels {
         let ps = UnsafeRawPointer(try scales.hostPointer(UInt8.self))
         let pb = UnsafeRawPointer(try biases.hostPointer(UInt8.self))
         let po = try RowKernels.writePointer(output)
-        fastMatmul(dt, x: px, wq: pw, scales: ps, biases: pb, out: po, m: m, n: n, k: k, groupSize: groupSize, bits: bits)
+        fastMatmul(
+            dt, sdt, x: px, wq: pw, scales: ps, biases: pb, out: po, m: m, n: n, k: k, groupSize: groupSize, bits: bits)
+    }
+
+    /// quantizedMatmul with float16/bfloat16 scales under float32 x (a GGUF's
+    /// scales as stored): the fast kernels read the half scales themselves when
+    /// every batch shares one weight; otherwise the scales are widened first.
+    static func mixedMatmul(
+        _ inputs: [ArrayView], groupSize: Int, bits: Int, transpose: Bool, into output: ArrayView
+    ) throws {
+        let nd = output.shape.count
+        let shared = inputs[1...3].allSatisfy { v in
+            zip(v.shape.prefix(nd - 2), v.strides.prefix(nd - 2)).allSatisfy { $0.0 == 1 || $0.1 == 0 }
+        }
+        if transpose, shared, fastMatmulSupports(bits: bits, groupSize: groupSize), inputs[0].dtype == .float32 {
+            let matrix = { (v: ArrayView) in
+                v.with(shape: Array(v.shape.suffix(2)), offset: v.offset, strides: Array(v.strides.suffix(2)))
+            }
+            // x's batch axes and rows are one run of rows against the shared weight.
+            try matmul(
+                x: inputs[0], wq: matrix(inputs[1]), scales: matrix(inputs[2]), biases: matrix(inputs[3]),
+                groupSize: groupSize, bits: bits, into: output)
+            return
+        }
+        var widened = inputs
+        for i in 2...3 {
+            let v = ArrayView.allocate(shape: inputs[i].shape, dtype: inputs[0].dtype)
+            try dispatchElement(inputs[i].dtype, AsTypeKernel(input: inputs[i], output: v))
+            widened[i] = v
+        }
+        try dispatch(
+            output.dtype,
+            QuantizedKernel(
+                job: .matmul(transpose: transpose), groupSize: groupSize, bits: bits, inputs: widened, output: output))
     }
 
     /// Whether `fastMatmul` handles this format (else the reference loop runs).
@@ -57,11 +93,11 @@ extension QuantizedKernels {
     /// The decode product (few rows of x): x prepared once, then chunks of
     /// output columns claimed by the pool's threads, each reading its weights once.
     static func qmv(
-        _ dt: Int32, x px: UnsafeRawPointer, wq pw: UnsafePointer<UInt32>, scales ps: UnsafeRawPointer,
+        _ dt: Int32, _ sdt: Int32, x px: UnsafeRawPointer, wq pw: UnsafePointer<UInt32>, scales ps: UnsafeRawPointer,
         biases pb: UnsafeRawPointer, out po: UnsafeMutableRawPointer, m: Int, n: Int, k: Int, groupSize: Int, bits: Int
     ) {
         let group = Int32(groupSize), b = Int32(bits)
-        let rowBytes = k * bits / 8 + k / groupSize * 2 * (dt == Int32(TK_F32) ? 4 : 2)
+        let rowBytes = k * bits / 8 + k / groupSize * 2 * (sdt == Int32(TK_F32) ? 4 : 2)
         let rows = max(16, qmvChunkBytes / max(1, rowBytes)) / 16 * 16
         let chunks = (n + rows - 1) / rows
         let pool = ThreadPool.shared
@@ -71,19 +107,19 @@ extension QuantizedKernels {
             defer { scratch.deallocate() }
             if tk_qmv_prepare(dt, px, m, k, group, b, scratch) != 0 {
                 pool.parallelFor(chunks) { c in
-                    tk_qmv_prepared(dt, scratch, pw, ps, pb, po, m, n, k, group, b, c * rows, min(n, (c + 1) * rows))
+                    tk_qmv_prepared(dt, sdt, scratch, pw, ps, pb, po, m, n, k, group, b, c * rows, min(n, (c + 1) * rows))
                 }
                 return
             }
         }
         pool.parallelFor(chunks) { c in
-            tk_qmv(dt, px, pw, ps, pb, po, m, n, k, group, b, c * rows, min(n, (c + 1) * rows))
+            tk_qmv(dt, sdt, px, pw, ps, pb, po, m, n, k, group, b, c * rows, min(n, (c + 1) * rows))
         }
     }
 
     /// out [m, n] = x [m, k] · W[n, k]^T on contiguous operands in the C dtype `dt`.
     static func fastMatmul(
-        _ dt: Int32, x px: UnsafeRawPointer, wq pw: UnsafePointer<UInt32>, scales ps: UnsafeRawPointer,
+        _ dt: Int32, _ sdt: Int32, x px: UnsafeRawPointer, wq pw: UnsafePointer<UInt32>, scales ps: UnsafeRawPointer,
         biases pb: UnsafeRawPointer, out po: UnsafeMutableRawPointer, m: Int, n: Int, k: Int, groupSize: Int, bits: Int
     ) {
         if m == 0 || n == 0 { return }
@@ -93,7 +129,7 @@ extension QuantizedKernels {
         }
         let pool = ThreadPool.shared
         if m <= qmvMaxRows {
-            qmv(dt, x: px, wq: pw, scales: ps, biases: pb, out: po, m: m, n: n, k: k, groupSize: groupSize, bits: bits)
+            qmv(dt, sdt, x: px, wq: pw, scales: ps, biases: pb, out: po, m: m, n: n, k: k, groupSize: groupSize, bits: bits)
             return
         }
         // Prefill: float32 x and output (converted copies for the half types).
@@ -116,7 +152,7 @@ extension QuantizedKernels {
                         let nb = min(prefillBlock, n - n0)
                         pool.parallelRanges(nb, grain: 16) { r in
                             tk_dequantize_rows(
-                                dt, pw, ps, pb, w + r.lowerBound * k, k, Int32(groupSize), Int32(bits),
+                                sdt, pw, ps, pb, w + r.lowerBound * k, k, Int32(groupSize), Int32(bits),
                                 n0 + r.lowerBound, n0 + r.upperBound)
                         }
                         let A = GEMM.Operand(pointer: UnsafeRawPointer(xs), rows: m, cols: k, rowStride: k, colStride: 1)
