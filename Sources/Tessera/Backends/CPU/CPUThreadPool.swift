@@ -38,6 +38,8 @@ final class ThreadPool: @unchecked Sendable {
     private let active = Atomic<Int>(0)
     /// Nanoseconds a worker spins for the next job, and the caller for its workers, before sleeping.
     private let spinNanos: UInt64
+    /// Bumped by `stopSpinning`: spinning workers go to sleep at once.
+    private let parkRequests = Atomic<Int>(0)
     /// Whether workers may still join the current job.
     private var open = false
     /// The caller's closure, read in place (never copied into the pool).
@@ -105,7 +107,8 @@ final class ThreadPool: @unchecked Sendable {
     private func workerLoop() {
         var seen = 0
         while true {
-            _ = spin { published.load(ordering: .acquiring) != seen }
+            let parks = parkRequests.load(ordering: .relaxed)
+            _ = spin { published.load(ordering: .acquiring) != seen || parkRequests.load(ordering: .relaxed) != parks }
             pthread_mutex_lock(&mutex)
             while generation == seen { pthread_cond_wait(&wake, &mutex) }
             seen = generation
@@ -124,6 +127,12 @@ final class ThreadPool: @unchecked Sendable {
                 pthread_mutex_unlock(&mutex)
             }
         }
+    }
+
+    /// Sends spinning workers to sleep now: a caller about to run work with
+    /// threads of its own (OpenBLAS's GEMM) gives them the cores.
+    func stopSpinning() {
+        parkRequests.add(1, ordering: .relaxed)
     }
 
     private func drain(_ body: UnsafePointer<(Int) -> Void>, _ count: Int) {
