@@ -111,6 +111,7 @@ void tk_gemm(long M, long N, long K, int dta, const void *A, long rsa, long csa,
              long csb, float beta, float *C, long ldc) {
     T->gemm(M, N, K, dta, A, rsa, csa, dtb, B, rsb, csb, beta, C, ldc);
 }
+void tk_attention(const tk_attention_args *args) { T->attention(args); }
 #if defined(__x86_64__)
 int tk_qmv4_vnni(int dt, const void *x, const uint32_t *wq, const void *scales, const void *biases, void *out,
                  long M, long N, long K, int group, long n0, long n1);

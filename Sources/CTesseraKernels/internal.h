@@ -20,6 +20,7 @@ typedef struct {
     void (*qmv)(int, int, const void *, const uint32_t *, const void *, const void *, void *, long, long, long, int, int,
                 long, long);
     void (*dequantize_rows)(int, const uint32_t *, const void *, const void *, float *, long, int, int, long, long);
+    void (*attention)(const tk_attention_args *);
 } tk_table;
 
 extern const tk_table tk_table_baseline;

@@ -108,6 +108,37 @@ static inline void tk_spin_pause(void) {
 #endif
 }
 
+// ---- attention for few query rows ---------------------------------------------------
+
+/// One key/value head's attention for a few query rows (decode steps, short
+/// chunks): rows (h, i) for h < heads (query heads sharing the key/value
+/// head) and i < lq, the query row at q + h*q_head_stride + i*q_row_stride;
+/// key j < lk at k + j*k_stride, its values at v + j*v_stride (unit stride
+/// within a row, so a cache's window is read in place); output row (h, i) at
+/// out + (h*lq + i)*dv. Per row: scores q·k_j (float32 dot products) times
+/// scale; causal hides keys j > i + lk - lq; bool_mask (nonzero keeps) hides
+/// keys, or add_mask is added, element (h, i, j) at
+/// h*mask_head_stride + i*mask_row_stride + j*mask_col_stride; softmax as
+/// tk_softmax_rows; out = sum_j p_j v_j. A row that sees no key is NaN.
+/// Single-threaded; fast for heads*lq up to ~16 rows (GEMM wins beyond).
+typedef struct {
+    const float *q;
+    long q_head_stride, q_row_stride;
+    const float *k;
+    long k_stride;
+    const float *v;
+    long v_stride;
+    float *out;
+    const uint8_t *bool_mask;
+    const float *add_mask;
+    long mask_head_stride, mask_row_stride, mask_col_stride;
+    long heads, lq, lk, d, dv;
+    float scale;
+    int causal;
+} tk_attention_args;
+
+void tk_attention(const tk_attention_args *args);
+
 // ---- quantized matmul (MLX affine format) ---------------------------------------
 //
 // w[n, k] = scale[n, k/group] * q[n, k] + bias[n, k/group], q packed in
