@@ -111,11 +111,20 @@ void tk_gemm(long M, long N, long K, int dta, const void *A, long rsa, long csa,
              long csb, float beta, float *C, long ldc) {
     T->gemm(M, N, K, dta, A, rsa, csa, dtb, B, rsb, csb, beta, C, ldc);
 }
+void tk_attention(const tk_attention_args *args) { T->attention(args); }
 #if defined(__x86_64__)
 int tk_qmv4_vnni(int dt, const void *x, const uint32_t *wq, const void *scales, const void *biases, void *out,
                  long M, long N, long K, int group, long n0, long n1);
 int tk_qmv8_vnni(int dt, const void *x, const uint32_t *wq, const void *scales, const void *biases, void *out,
                  long M, long N, long K, int group, long n0, long n1);
+long tk_qmv4_vnni_scratch(long M, long K, int group);
+int tk_qmv4_vnni_prepare(int dt, const void *x, long M, long K, int group, void *scratch);
+void tk_qmv4_vnni_rows(int dt, int sdt, const void *scratch, const uint32_t *wq, const void *scales, const void *biases,
+                       void *out, long M, long N, long K, int group, long n0, long n1);
+long tk_qmv8_vnni_scratch(long M, long K, int group);
+int tk_qmv8_vnni_prepare(int dt, const void *x, long M, long K, int group, void *scratch);
+void tk_qmv8_vnni_rows(int dt, int sdt, const void *scratch, const uint32_t *wq, const void *scales, const void *biases,
+                       void *out, long M, long N, long K, int group, long n0, long n1);
 
 static int detect_vnni(void) {
     unsigned a, b, c, d;
@@ -139,14 +148,44 @@ int tk_qmv_vnni(void) {
     return v >= 0 ? v : tk_set_qmv_vnni(1);
 }
 
-void tk_qmv(int dtype, const void *x, const uint32_t *wq, const void *scales, const void *biases, void *out, long M,
+void tk_qmv(int dtype, int sdtype, const void *x, const uint32_t *wq, const void *scales, const void *biases, void *out, long M,
             long N, long K, int group, int bits, long n0, long n1) {
 #if defined(__x86_64__)
-    if ((bits == 4 || bits == 8) && tk_isa() == TK_ISA_AVX512 && tk_qmv_vnni() &&
+    if ((bits == 4 || bits == 8) && sdtype == dtype && tk_isa() == TK_ISA_AVX512 && tk_qmv_vnni() &&
         (bits == 4 ? tk_qmv4_vnni : tk_qmv8_vnni)(dtype, x, wq, scales, biases, out, M, N, K, group, n0, n1))
         return;
 #endif
-    T->qmv(dtype, x, wq, scales, biases, out, M, N, K, group, bits, n0, n1);
+    T->qmv(dtype, sdtype, x, wq, scales, biases, out, M, N, K, group, bits, n0, n1);
+}
+long tk_qmv_scratch(int dtype, long M, long K, int group, int bits) {
+#if defined(__x86_64__)
+    if ((bits == 4 || bits == 8) && tk_isa() == TK_ISA_AVX512 && tk_qmv_vnni())
+        return bits == 4 ? tk_qmv4_vnni_scratch(M, K, group) : tk_qmv8_vnni_scratch(M, K, group);
+#endif
+    (void)dtype, (void)M, (void)K, (void)group, (void)bits;
+    return 0;
+}
+
+int tk_qmv_prepare(int dtype, const void *x, long M, long K, int group, int bits, void *scratch) {
+#if defined(__x86_64__)
+    if ((bits == 4 || bits == 8) && tk_isa() == TK_ISA_AVX512 && tk_qmv_vnni())
+        return (bits == 4 ? tk_qmv4_vnni_prepare : tk_qmv8_vnni_prepare)(dtype, x, M, K, group, scratch);
+#endif
+    (void)dtype, (void)x, (void)M, (void)K, (void)group, (void)bits, (void)scratch;
+    return 0;
+}
+
+void tk_qmv_prepared(int dtype, int sdtype, const void *scratch, const uint32_t *wq, const void *scales, const void *biases,
+                     void *out, long M, long N, long K, int group, int bits, long n0, long n1) {
+#if defined(__x86_64__)
+    if (bits == 4 || bits == 8) {
+        (bits == 4 ? tk_qmv4_vnni_rows : tk_qmv8_vnni_rows)(dtype, sdtype, scratch, wq, scales, biases, out, M, N, K,
+                                                             group, n0, n1);
+        return;
+    }
+#endif
+    (void)dtype, (void)sdtype, (void)scratch, (void)wq, (void)scales, (void)biases, (void)out, (void)M, (void)N, (void)K, (void)group,
+        (void)bits, (void)n0, (void)n1;
 }
 void tk_dequantize_rows(int dtype, const uint32_t *wq, const void *scales, const void *biases, float *dst, long K,
                         int group, int bits, long n0, long n1) {

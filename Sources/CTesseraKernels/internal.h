@@ -17,9 +17,10 @@ typedef struct {
     void (*rmsnorm_rows)(int, const void *, const void *, float, void *, long, long);
     void (*layernorm_rows)(int, const void *, const void *, const void *, float, void *, long, long);
     void (*gemm)(long, long, long, int, const void *, long, long, int, const void *, long, long, float, float *, long);
-    void (*qmv)(int, const void *, const uint32_t *, const void *, const void *, void *, long, long, long, int, int,
+    void (*qmv)(int, int, const void *, const uint32_t *, const void *, const void *, void *, long, long, long, int, int,
                 long, long);
     void (*dequantize_rows)(int, const uint32_t *, const void *, const void *, float *, long, int, int, long, long);
+    void (*attention)(const tk_attention_args *);
 } tk_table;
 
 extern const tk_table tk_table_baseline;

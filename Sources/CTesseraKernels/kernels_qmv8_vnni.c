@@ -115,31 +115,47 @@ static inline __attribute__((always_inline)) void qmv8_rows(int MM, int G, const
     }
 }
 
-/// The qmv entry for 8 bits on VNNI; returns 0 (doing nothing) when x is not
-/// finite, so that the caller runs the float kernel instead.
-int tk_qmv8_vnni(int dt, const void *x, const uint32_t *wq, const void *scales, const void *biases, void *out,
-                 long M, long N, long K, int group, long n0, long n1) {
-    if (n1 <= n0 || M <= 0) return 1;
-    long chunks = (K + 127) / 128, sxStride = (K / group + 15) / 16 * 16, qxStride = chunks * QX_CHUNK;
-    float *xf = dt == TK_F32 ? NULL : malloc((size_t)K * 4), *sx = malloc((size_t)(M * sxStride) * 4),
-          *res = malloc((size_t)(M * (n1 - n0)) * 4);
-    uint8_t *qx = malloc((size_t)(M * qxStride));
-    // Values 8l..8l+3 of block l in planes 0-2, 8l+4..8l+7 in planes 3-5.
-    const __m128i order = _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15);
-    int ok = 1;
-    for (long m = 0; m < M && ok; m++) {
+/// Values 8l..8l+3 of block l in planes 0-2, 8l+4..8l+7 in planes 3-5.
+#define Q8_ORDER _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15)
+
+long tk_qmv8_vnni_scratch(long M, long K, int group) {
+    long a, b;
+    return qmv_prepared_layout(M, K, group, &a, &b) + (long)K * 4;
+}
+
+int tk_qmv8_vnni_prepare(int dt, const void *x, long M, long K, int group, void *scratch) {
+    long sxStride, qxStride, bytes = qmv_prepared_layout(M, K, group, &sxStride, &qxStride);
+    float *sx = scratch, *xf = (float *)((char *)scratch + bytes);
+    uint8_t *qx = (uint8_t *)(sx + M * sxStride);
+    for (long m = 0; m < M; m++) {
         const char *xr = (const char *)x + (size_t)(m * K) * (size_t)tk_size(dt);
-        if (xf)
+        if (dt != TK_F32)
             for (long k = 0; k < K; k++) xf[k] = tk_load1(dt, xr, k);
-        ok = prepare_x_ordered(xf ? xf : (const float *)xr, K, group, qx + m * qxStride, sx + m * sxStride, order);
+        if (!prepare_x_ordered(dt != TK_F32 ? xf : (const float *)xr, K, group, qx + m * qxStride, sx + m * sxStride,
+                               Q8_ORDER))
+            return 0;
     }
-    if (ok) {
-        for (long m0 = 0; m0 < M; m0 += 8) {
-            long mm = M - m0 < 8 ? M - m0 : 8;
-            const uint8_t *qb = qx + m0 * qxStride;
-            const float *sb = sx + m0 * sxStride;
-            float *rb = res + m0 * (n1 - n0);
-#define Q8_G(MMV, G) qmv8_rows(MMV, G, qb, sb, sxStride, qxStride, wq, dt, scales, biases, rb, n1 - n0, K, n0, n1)
+    return 1;
+}
+
+void tk_qmv8_vnni_rows(int dt, int sdt, const void *scratch, const uint32_t *wq, const void *scales, const void *biases,
+                       void *out, long M, long N, long K, int group, long n0, long n1) {
+    if (n1 <= n0 || M <= 0) return;
+    long sxStride, qxStride;
+    qmv_prepared_layout(M, K, group, &sxStride, &qxStride);
+    const float *sx = scratch;
+    const uint8_t *qx = (const uint8_t *)(sx + M * sxStride);
+    // float32 results go straight to `out`; other dtypes through a float block.
+    float block[8 * 256];
+    for (long m0 = 0; m0 < M; m0 += 8) {
+        long mm = M - m0 < 8 ? M - m0 : 8;
+        const uint8_t *qb = qx + m0 * qxStride;
+        const float *sb = sx + m0 * sxStride;
+        for (long r0 = n0; r0 < n1; r0 += dt == TK_F32 ? n1 - n0 : 256) {
+            long r1 = dt == TK_F32 ? n1 : (r0 + 256 < n1 ? r0 + 256 : n1);
+            float *rb = dt == TK_F32 ? (float *)out + m0 * N + r0 : block;
+            long ldr = dt == TK_F32 ? N : r1 - r0;
+#define Q8_G(MMV, G) qmv8_rows(MMV, G, qb, sb, sxStride, qxStride, wq, sdt, scales, biases, rb, ldr, K, r0, r1)
 #define Q8_CASE(MMV)                                                                       \
     case MMV:                                                                              \
         if (group == 32) Q8_G(MMV, 32);                                                    \
@@ -158,14 +174,22 @@ int tk_qmv8_vnni(int dt, const void *x, const uint32_t *wq, const void *scales, 
             }
 #undef Q8_CASE
 #undef Q8_G
+            if (dt != TK_F32)
+                for (long m = 0; m < mm; m++)
+                    for (long n = r0; n < r1; n++) tk_store1(dt, out, (m0 + m) * N + n, block[m * ldr + n - r0]);
         }
-        for (long m = 0; m < M; m++)
-            for (long n = n0; n < n1; n++) tk_store1(dt, out, m * N + n, res[m * (n1 - n0) + n - n0]);
     }
-    free(qx);
-    free(res);
-    free(sx);
-    free(xf);
+}
+
+/// The qmv entry for 8 bits on VNNI; returns 0 (doing nothing) when x is not
+/// finite, so that the caller runs the float kernel instead.
+int tk_qmv8_vnni(int dt, const void *x, const uint32_t *wq, const void *scales, const void *biases, void *out,
+                 long M, long N, long K, int group, long n0, long n1) {
+    if (n1 <= n0 || M <= 0) return 1;
+    void *scratch = malloc((size_t)tk_qmv8_vnni_scratch(M, K, group));
+    int ok = tk_qmv8_vnni_prepare(dt, x, M, K, group, scratch);
+    if (ok) tk_qmv8_vnni_rows(dt, dt, scratch, wq, scales, biases, out, M, N, K, group, n0, n1);
+    free(scratch);
     return ok;
 }
 

@@ -116,4 +116,13 @@ static inline int prepare_x(const float *x, long K, int group, uint8_t *qx, floa
 }
 
 #pragma clang attribute pop
+/// Bytes of prepared x for M rows of K values (tk_qmv4/8_vnni_prepare): the
+/// strides, then each row's group sums and its QX_CHUNK blocks.
+static inline long qmv_prepared_layout(long M, long K, int group, long *sxStride, long *qxStride) {
+    *sxStride = (K / group + 15) / 16 * 16;
+    *qxStride = (K + 127) / 128 * QX_CHUNK;
+    return M * (*sxStride * 4 + *qxStride);
+}
+
+
 #endif

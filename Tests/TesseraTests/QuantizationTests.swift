@@ -102,6 +102,56 @@ final class QuantizationTests: XCTestCase {
         assertMatches(quantizedMatmul(xt, wq, scales: s, biases: b), matmul(xt, wd.T), "strided x")
     }
 
+    /// Half scales under float32 x stay half (the kernels widen them as they
+    /// read): the products equal those with the scales widened first, bit for
+    /// bit, on the decode kernel (few rows), the prefill path (many rows), the
+    /// untransposed layout, x with batch axes over a shared weight, and with
+    /// weights that carry a batch axis of their own.
+    func testHalfScalesUnderFloat32XEqualWidenedScales() {
+        for (bits, group) in [(4, 32), (4, 64), (8, 32), (8, 128)] {
+            for halfType in [DType.float16, .bfloat16] {
+                let w = Tensor((0..<(256 * 256)).map { Float(cos(Double($0) * 0.013)) }, shape: [256, 256])
+                let (wq, s32, b32) = quantize(w, groupSize: group, bits: bits)
+                let s = s32.asType(halfType), b = b32.asType(halfType)
+                let (sw, bw) = (s.asType(.float32), b.asType(.float32))
+                for rows in [1, 5, 20] {
+                    let x = Tensor((0..<(rows * 256)).map { Float(sin(Double($0) * 0.7)) }, shape: [rows, 256])
+                    let got = quantizedMatmul(x, wq, scales: s, biases: b, groupSize: group, bits: bits)
+                    let want = quantizedMatmul(x, wq, scales: sw, biases: bw, groupSize: group, bits: bits)
+                    XCTAssertEqual(got.dtype, .float32)
+                    XCTAssertEqual(got.toArray(Float.self), want.toArray(Float.self), "q\(bits) g\(group) \(halfType) m=\(rows)")
+                }
+                let xb = Tensor((0..<(2 * 3 * 256)).map { Float(sin(Double($0) * 0.3)) }, shape: [2, 3, 256])
+                XCTAssertEqual(
+                    quantizedMatmul(xb, wq, scales: s, biases: b, groupSize: group, bits: bits).toArray(Float.self),
+                    quantizedMatmul(xb, wq, scales: sw, biases: bw, groupSize: group, bits: bits).toArray(Float.self),
+                    "batched x q\(bits) \(halfType)")
+                // Untransposed: w [K, N] quantized along N.
+                let (wq2, s2, b2) = quantize(w.T, groupSize: group, bits: bits)
+                let x2 = Tensor((0..<(2 * 256)).map { Float(cos(Double($0) * 0.5)) }, shape: [2, 256])
+                XCTAssertEqual(
+                    quantizedMatmul(
+                        x2, wq2, scales: s2.asType(halfType), biases: b2.asType(halfType), transpose: false,
+                        groupSize: group, bits: bits
+                    ).toArray(Float.self),
+                    quantizedMatmul(
+                        x2, wq2, scales: s2.asType(halfType).asType(.float32), biases: b2.asType(halfType).asType(.float32),
+                        transpose: false, groupSize: group, bits: bits
+                    ).toArray(Float.self), "untransposed q\(bits) \(halfType)")
+                // Weights with a batch axis of their own.
+                let ws = stacked([w, w * 0.5], axis: 0)
+                let (wq3, s3, b3) = quantize(ws, groupSize: group, bits: bits)
+                XCTAssertEqual(
+                    quantizedMatmul(xb, wq3, scales: s3.asType(halfType), biases: b3.asType(halfType), groupSize: group, bits: bits)
+                        .toArray(Float.self),
+                    quantizedMatmul(
+                        xb, wq3, scales: s3.asType(halfType).asType(.float32), biases: b3.asType(halfType).asType(.float32),
+                        groupSize: group, bits: bits
+                    ).toArray(Float.self), "batched weights q\(bits) \(halfType)")
+            }
+        }
+    }
+
     func testGatherIndexOutOfRangeThrows() {
         let (wq, s, b) = quantize(Tensor.ones([2, 8, 32]), groupSize: 32, bits: 4)
         let out = gatherQuantizedMatmul(

@@ -97,11 +97,55 @@ void tk_blas_sgemv(int trans, long M, long N, float alpha, const float *A, long 
 /// Sets OpenBLAS's thread count when loaded (openblas_set_num_threads).
 void tk_blas_set_threads(int n);
 
+// ---- spinning ----------------------------------------------------------------
+
+/// A hint to the core that the caller is spin-waiting (x86 `pause`).
+static inline void tk_spin_pause(void) {
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+// ---- attention for few query rows ---------------------------------------------------
+
+/// One key/value head's attention for a few query rows (decode steps, short
+/// chunks): rows (h, i) for h < heads (query heads sharing the key/value
+/// head) and i < lq, the query row at q + h*q_head_stride + i*q_row_stride;
+/// key j < lk at k + j*k_stride, its values at v + j*v_stride (unit stride
+/// within a row, so a cache's window is read in place); output row (h, i) at
+/// out + (h*lq + i)*dv. Per row: scores q·k_j (float32 dot products) times
+/// scale; causal hides keys j > i + lk - lq; bool_mask (nonzero keeps) hides
+/// keys, or add_mask is added, element (h, i, j) at
+/// h*mask_head_stride + i*mask_row_stride + j*mask_col_stride; softmax as
+/// tk_softmax_rows; out = sum_j p_j v_j. A row that sees no key is NaN.
+/// Single-threaded; fast for heads*lq up to ~16 rows (GEMM wins beyond).
+typedef struct {
+    const float *q;
+    long q_head_stride, q_row_stride;
+    const float *k;
+    long k_stride;
+    const float *v;
+    long v_stride;
+    float *out;
+    const uint8_t *bool_mask;
+    const float *add_mask;
+    long mask_head_stride, mask_row_stride, mask_col_stride;
+    long heads, lq, lk, d, dv;
+    float scale;
+    int causal;
+} tk_attention_args;
+
+void tk_attention(const tk_attention_args *args);
+
 // ---- quantized matmul (MLX affine format) ---------------------------------------
 //
 // w[n, k] = scale[n, k/group] * q[n, k] + bias[n, k/group], q packed in
-// uint32 words low bits first, K*bits/32 words per row; scales/biases in the
-// dtype of x. out[m, n] = sum_k x[m, k] * w[n, k] (MLX's transpose=True).
+// uint32 words low bits first, K*bits/32 words per row; scales/biases in
+// `sdtype` (the dtype of x, or float16/bfloat16 under float32 x: a GGUF's
+// half scales then stream at half the bytes). out[m, n] = sum_k x[m, k] *
+// w[n, k] (MLX's transpose=True).
 
 /// out[m, n] for m < M (M <= 8 for speed, any M works) and n0 <= n < n1.
 /// x [M, K] and out [M, N] row-major in `dtype`; bits 4 or 8; group 32/64/128.
@@ -109,8 +153,18 @@ void tk_blas_set_threads(int n);
 /// integers on x rounded to 24 bits per block of 8 values (4 bits) or 4 values
 /// (8 bits), error per value at most 1.2e-7 of the block's largest; otherwise
 /// in float.
-void tk_qmv(int dtype, const void *x, const uint32_t *wq, const void *scales, const void *biases,
+void tk_qmv(int dtype, int sdtype, const void *x, const uint32_t *wq, const void *scales, const void *biases,
             void *out, long M, long N, long K, int group, int bits, long n0, long n1);
+
+/// The same product in two steps, for callers that split the rows n0..<n1
+/// over threads: x is prepared once (into `scratch`, tk_qmv_scratch bytes),
+/// then each thread runs tk_qmv_prepared on its rows. tk_qmv_scratch is 0
+/// when no prepared kernel applies (use tk_qmv); tk_qmv_prepare returns 0
+/// when this x cannot take it (a non-finite value: use tk_qmv).
+long tk_qmv_scratch(int dtype, long M, long K, int group, int bits);
+int tk_qmv_prepare(int dtype, const void *x, long M, long K, int group, int bits, void *scratch);
+void tk_qmv_prepared(int dtype, int sdtype, const void *scratch, const uint32_t *wq, const void *scales, const void *biases,
+                     void *out, long M, long N, long K, int group, int bits, long n0, long n1);
 
 /// Whether the AVX-512 variant's 4- and 8-bit qmv use the VNNI kernels (on by default
 /// where the CPU has it, off with TESSERA_NO_VNNI set); tk_set_qmv_vnni(0)

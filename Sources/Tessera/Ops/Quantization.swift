@@ -107,6 +107,11 @@ public func quantizedMatmul(
     opPrecondition(x.ndim >= 1, op, "x must have at least one axis")
     let (k, n) = quantizedMatmulSizes(op, x, w, scales, biases, transpose: transpose, groupSize, bits)
     let dtype = promoteTypes(x.dtype, scales.dtype)
+    // Under float32 x, float16/bfloat16 scales stay as they are (a GGUF's, or an
+    // MLX folder's): the kernels widen them as they read, and a decode step's
+    // weights stream in fewer bytes. The result is the same as widening first.
+    let halfScales = dtype == .float32 && (scales.dtype == .float16 || scales.dtype == .bfloat16)
+    let parameterType = halfScales && biases.dtype == scales.dtype ? scales.dtype : dtype
     let x2 = x.ndim == 1 ? x.reshaped([1, k]) : x
     let m = x2.dim(-2)
     let batch = broadcastShapes(Array(x2.shape.dropLast(2)), Array(w.shape.dropLast(2)), op)
@@ -116,8 +121,8 @@ public func quantizedMatmul(
         inputs: [
             x2.asType(dtype).broadcast(to: batch + [m, k]),
             w.broadcast(to: batch + Array(w.shape.suffix(2))),
-            scales.asType(dtype).broadcast(to: batch + Array(scales.shape.suffix(2))),
-            biases.asType(dtype).broadcast(to: batch + Array(biases.shape.suffix(2))),
+            scales.asType(parameterType).broadcast(to: batch + Array(scales.shape.suffix(2))),
+            biases.asType(parameterType).broadcast(to: batch + Array(biases.shape.suffix(2))),
         ])
     return x.ndim == 1 ? out.reshaped(batch + [n]) : out
 }

@@ -89,7 +89,7 @@ struct WeightSource {
         guard w.shape == shape else {
             throw ModelError.tensorShape(name: describe(role) + ".weight", expected: shape, got: w.shape)
         }
-        return w.withFloat32Parameters
+        return w
     }
 
     func vector(_ role: WeightRole, size: Int, suffix: String = ".weight") throws -> Tensor {

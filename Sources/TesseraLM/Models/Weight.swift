@@ -22,9 +22,10 @@ public enum Weight: Sendable {
         switch self {
         case .dense(let w): return w.take(ids, axis: 0).asType(.float32)
         case .quantized(let q):
+            // float32 scales: the rows dequantize in float32 whatever the stored scales' dtype.
             let rows = QuantizedWeight(
-                weight: q.weight.take(ids, axis: 0), scales: q.scales.take(ids, axis: 0),
-                biases: q.biases.take(ids, axis: 0), groupSize: q.groupSize, bits: q.bits)
+                weight: q.weight.take(ids, axis: 0), scales: q.scales.take(ids, axis: 0).asType(.float32),
+                biases: q.biases.take(ids, axis: 0).asType(.float32), groupSize: q.groupSize, bits: q.bits)
             return dequantize(rows.weight, scales: rows.scales, biases: rows.biases, groupSize: q.groupSize, bits: q.bits)
                 .asType(.float32)
         }
@@ -67,8 +68,9 @@ public enum Weight: Sendable {
         switch self {
         case .dense(let w): return w.asType(.float32)
         case .quantized(let q):
-            return dequantize(q.weight, scales: q.scales, biases: q.biases, groupSize: q.groupSize, bits: q.bits)
-                .asType(.float32)
+            return dequantize(
+                q.weight, scales: q.scales.asType(.float32), biases: q.biases.asType(.float32), groupSize: q.groupSize,
+                bits: q.bits)
         }
     }
 
@@ -78,15 +80,5 @@ public enum Weight: Sendable {
         case .dense(let w): return w.shape
         case .quantized(let q): return Array(q.weight.shape.dropLast()) + [q.weight.dim(-1) * 32 / q.bits]
         }
-    }
-
-    /// The same weight with float32 scales and biases (exact for float16 ones), so
-    /// products accumulate and round in float32 like a float32 reference.
-    var withFloat32Parameters: Weight {
-        guard case .quantized(let q) = self else { return self }
-        return .quantized(
-            QuantizedWeight(
-                weight: q.weight, scales: q.scales.asType(.float32), biases: q.biases.asType(.float32),
-                groupSize: q.groupSize, bits: q.bits))
     }
 }

@@ -1,12 +1,17 @@
-// Scaled dot-product attention on float32 through the GEMM and softmax row
-// kernels: per key/value head, scores = Q Kᵀ (the query heads that share the
-// head stacked as one matrix when their rows are evenly spaced), scaled and
-// masked, softmax by rows (tk_softmax_rows), then P V written straight into
-// the output. Layout: q [B, Hq, Lq, D], k [B, Hk, Lk, D], v [B, Hk, Lk, Dv],
-// any strides with unit stride on the last axis (a cache's window of a larger
-// buffer is read in place); output row-contiguous [B, Hq, Lq, Dv]. Causal
-// masking skips the keys no query of a block can see. Large problems split
-// over the pool by key/value head.
+// Scaled dot-product attention on float32. Layout: q [B, Hq, Lq, D],
+// k [B, Hk, Lk, D], v [B, Hk, Lk, Dv], any strides with unit stride on the
+// last axis (a cache's window of a larger buffer is read in place); output
+// row-contiguous [B, Hq, Lq, Dv]. Jobs are key/value heads (with the query
+// heads that share them) and split over the pool when the work is large.
+//
+// Few query rows per key/value head (decode steps, short chunks: at most
+// `fewRows` of them) go to the C kernel tk_attention (kernels_attention.h):
+// dot products, scale/mask, softmax and the weighted sum of values in one
+// call, without BLAS. More rows go through the GEMM and softmax row kernels:
+// scores = Q Kᵀ (the query heads that share the key/value head stacked as
+// one matrix when their rows are evenly spaced), scaled and masked, softmax
+// by rows (tk_softmax_rows), then P V written straight into the output;
+// causal masking skips the keys no query of a block can see.
 
 import CTesseraKernels
 
@@ -15,6 +20,8 @@ enum AttentionKernels {
     static let blockRows = 256
     /// Multiply-adds below which attention stays on the calling thread.
     static let parallelWork = 1 << 21
+    /// Query rows per key/value head up to which tk_attention replaces GEMM.
+    static let fewRows = 16
 
     /// Computes attention into `output`; false when the fast path does not apply
     /// (not float32, or a last axis without unit stride).
@@ -34,6 +41,47 @@ enum AttentionKernels {
         let po = try RowKernels.writePointer(output).assumingMemoryBound(to: Float.self)
         let boolMask = try mask.flatMap { $0.dtype == .bool ? UnsafePointer(try $0.hostPointer(Bool.self)) : nil }
         let addMask = try mask.flatMap { $0.dtype == .float32 ? UnsafePointer(try $0.hostPointer(Float.self)) : nil }
+        if groups * lq <= fewRows {
+            let perHead = q.strides[1], batchQ = q.strides[0]
+            let m = mask.map { (b: $0.strides[0], h: $0.strides[1], i: $0.strides[2], j: $0.strides[3]) }
+            let args = { (index: Int) -> tk_attention_args in
+                let b = index / hk, kh = index % hk, head = kh * groups
+                var a = tk_attention_args()
+                a.q = pq + b * batchQ + head * perHead
+                a.q_head_stride = perHead
+                a.q_row_stride = q.strides[2]
+                a.k = pk + b * k.strides[0] + kh * k.strides[1]
+                a.k_stride = k.strides[2]
+                a.v = pv + b * v.strides[0] + kh * v.strides[1]
+                a.v_stride = v.strides[2]
+                a.out = po + (b * hq + head) * lq * dv
+                if let m {
+                    let at = b * m.b + head * m.h
+                    if let boolMask {
+                        a.bool_mask = UnsafeRawPointer(boolMask + at).assumingMemoryBound(to: UInt8.self)
+                    }
+                    if let addMask { a.add_mask = addMask + at }
+                    (a.mask_head_stride, a.mask_row_stride, a.mask_col_stride) = (m.h, m.i, m.j)
+                }
+                (a.heads, a.lq, a.lk, a.d, a.dv) = (groups, lq, lk, d, dv)
+                a.scale = scale
+                a.causal = causal ? 1 : 0
+                return a
+            }
+            let jobs = batches * hk
+            if batches * hq * lq * lk * (d + dv) < parallelWork || jobs == 1 {
+                for index in 0..<jobs {
+                    var a = args(index)
+                    tk_attention(&a)
+                }
+            } else {
+                ThreadPool.shared.parallelFor(jobs) { index in
+                    var a = args(index)
+                    tk_attention(&a)
+                }
+            }
+            return true
+        }
         // The group's query heads form one [groups * Lq, D] matrix when head h+1 starts where head h's rows would continue.
         let stacked = groups == 1 || q.strides[1] == lq * q.strides[2]
         let rowsPerJob = stacked ? groups * lq : lq

@@ -64,6 +64,9 @@ enum CPUBackend {
         case .affineDequantize(let groupSize, let bits):
             try dispatch(dtype, QuantizedKernel(
                 job: .dequantize, groupSize: groupSize, bits: bits, inputs: inputs, output: output))
+        case .quantizedMatmul(let groupSize, let bits, let transpose) where inputs[2].dtype != inputs[0].dtype:
+            try QuantizedKernels.mixedMatmul(
+                inputs, groupSize: groupSize, bits: bits, transpose: transpose, into: output)
         case .quantizedMatmul(let groupSize, let bits, let transpose):
             try dispatch(dtype, QuantizedKernel(
                 job: .matmul(transpose: transpose), groupSize: groupSize, bits: bits, inputs: inputs, output: output))

@@ -93,6 +93,8 @@ enum GEMM {
             }
             return true
         }
+        // OpenBLAS splits large products over threads of its own: give them the cores.
+        if m * n * k >= 1 << 20 { ThreadPool.shared.stopSpinning() }
         tk_blas_sgemm(la.transposed ? 1 : 0, lb.transposed ? 1 : 0, m, n, k, 1, a, la.ld, b, lb.ld, 0, C, n)
         return true
     }

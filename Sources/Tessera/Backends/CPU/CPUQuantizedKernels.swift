@@ -26,6 +26,9 @@ extension QuantizedKernels {
         groupSize: Int, bits: Int, into output: ArrayView
     ) throws {
         guard let dt = SIMDKernels.code(input.dtype) else { unsupported("quantizedMatmul", input.dtype) }
+        guard let sdt = SIMDKernels.code(inputS.dtype), inputB.dtype == inputS.dtype,
+            inputS.dtype == input.dtype || input.dtype == .float32
+        else { unsupported("quantizedMatmul scales", inputS.dtype) }
         precondition(bits == 4 || bits == 8, "[quantizedMatmul] bits must be 4 or 8, got \(bits)")
         precondition([32, 64, 128].contains(groupSize), "[quantizedMatmul] group size must be 32, 64 or 128")
         let x = try RowKernels.contiguous(input), wq = try RowKernels.contiguous(inputW)
@@ -40,7 +43,40 @@ extension QuantizedKernels {
         let ps = UnsafeRawPointer(try scales.hostPointer(UInt8.self))
         let pb = UnsafeRawPointer(try biases.hostPointer(UInt8.self))
         let po = try RowKernels.writePointer(output)
-        fastMatmul(dt, x: px, wq: pw, scales: ps, biases: pb, out: po, m: m, n: n, k: k, groupSize: groupSize, bits: bits)
+        fastMatmul(
+            dt, sdt, x: px, wq: pw, scales: ps, biases: pb, out: po, m: m, n: n, k: k, groupSize: groupSize, bits: bits)
+    }
+
+    /// quantizedMatmul with float16/bfloat16 scales under float32 x (a GGUF's
+    /// scales as stored): the fast kernels read the half scales themselves when
+    /// every batch shares one weight; otherwise the scales are widened first.
+    static func mixedMatmul(
+        _ inputs: [ArrayView], groupSize: Int, bits: Int, transpose: Bool, into output: ArrayView
+    ) throws {
+        let nd = output.shape.count
+        let shared = inputs[1...3].allSatisfy { v in
+            zip(v.shape.prefix(nd - 2), v.strides.prefix(nd - 2)).allSatisfy { $0.0 == 1 || $0.1 == 0 }
+        }
+        if transpose, shared, fastMatmulSupports(bits: bits, groupSize: groupSize), inputs[0].dtype == .float32 {
+            let matrix = { (v: ArrayView) in
+                v.with(shape: Array(v.shape.suffix(2)), offset: v.offset, strides: Array(v.strides.suffix(2)))
+            }
+            // x's batch axes and rows are one run of rows against the shared weight.
+            try matmul(
+                x: inputs[0], wq: matrix(inputs[1]), scales: matrix(inputs[2]), biases: matrix(inputs[3]),
+                groupSize: groupSize, bits: bits, into: output)
+            return
+        }
+        var widened = inputs
+        for i in 2...3 {
+            let v = ArrayView.allocate(shape: inputs[i].shape, dtype: inputs[0].dtype)
+            try dispatchElement(inputs[i].dtype, AsTypeKernel(input: inputs[i], output: v))
+            widened[i] = v
+        }
+        try dispatch(
+            output.dtype,
+            QuantizedKernel(
+                job: .matmul(transpose: transpose), groupSize: groupSize, bits: bits, inputs: widened, output: output))
     }
 
     /// Whether `fastMatmul` handles this format (else the reference loop runs).
@@ -48,9 +84,42 @@ extension QuantizedKernels {
         (bits == 4 || bits == 8) && [32, 64, 128].contains(groupSize)
     }
 
+    /// Bytes of weights (with their scales and biases) per qmv chunk: small
+    /// enough that a thread that joins late takes a fair share of the chunks
+    /// (a decode step's products take tens of microseconds), large enough
+    /// that claiming one costs nothing next to it.
+    static let qmvChunkBytes = 1 << 15
+
+    /// The decode product (few rows of x): x prepared once, then chunks of
+    /// output columns claimed by the pool's threads, each reading its weights once.
+    static func qmv(
+        _ dt: Int32, _ sdt: Int32, x px: UnsafeRawPointer, wq pw: UnsafePointer<UInt32>, scales ps: UnsafeRawPointer,
+        biases pb: UnsafeRawPointer, out po: UnsafeMutableRawPointer, m: Int, n: Int, k: Int, groupSize: Int, bits: Int
+    ) {
+        let group = Int32(groupSize), b = Int32(bits)
+        let rowBytes = k * bits / 8 + k / groupSize * 2 * (sdt == Int32(TK_F32) ? 4 : 2)
+        let rows = max(16, qmvChunkBytes / max(1, rowBytes)) / 16 * 16
+        let chunks = (n + rows - 1) / rows
+        let pool = ThreadPool.shared
+        let scratchBytes = tk_qmv_scratch(dt, m, k, group, b)
+        if scratchBytes > 0 {
+            let scratch = UnsafeMutableRawPointer.allocate(byteCount: scratchBytes, alignment: 64)
+            defer { scratch.deallocate() }
+            if tk_qmv_prepare(dt, px, m, k, group, b, scratch) != 0 {
+                pool.parallelFor(chunks) { c in
+                    tk_qmv_prepared(dt, sdt, scratch, pw, ps, pb, po, m, n, k, group, b, c * rows, min(n, (c + 1) * rows))
+                }
+                return
+            }
+        }
+        pool.parallelFor(chunks) { c in
+            tk_qmv(dt, sdt, px, pw, ps, pb, po, m, n, k, group, b, c * rows, min(n, (c + 1) * rows))
+        }
+    }
+
     /// out [m, n] = x [m, k] · W[n, k]^T on contiguous operands in the C dtype `dt`.
     static func fastMatmul(
-        _ dt: Int32, x px: UnsafeRawPointer, wq pw: UnsafePointer<UInt32>, scales ps: UnsafeRawPointer,
+        _ dt: Int32, _ sdt: Int32, x px: UnsafeRawPointer, wq pw: UnsafePointer<UInt32>, scales ps: UnsafeRawPointer,
         biases pb: UnsafeRawPointer, out po: UnsafeMutableRawPointer, m: Int, n: Int, k: Int, groupSize: Int, bits: Int
     ) {
         if m == 0 || n == 0 { return }
@@ -60,11 +129,7 @@ extension QuantizedKernels {
         }
         let pool = ThreadPool.shared
         if m <= qmvMaxRows {
-            // ~K*bits/8 bytes per column: keep chunks over ~64 KiB of weights.
-            let grain = max(8, (1 << 16) / max(1, k * bits / 8))
-            pool.parallelRanges(n, grain: grain, align: 8) { r in
-                tk_qmv(dt, px, pw, ps, pb, po, m, n, k, Int32(groupSize), Int32(bits), r.lowerBound, r.upperBound)
-            }
+            qmv(dt, sdt, x: px, wq: pw, scales: ps, biases: pb, out: po, m: m, n: n, k: k, groupSize: groupSize, bits: bits)
             return
         }
         // Prefill: float32 x and output (converted copies for the half types).
@@ -87,12 +152,13 @@ extension QuantizedKernels {
                         let nb = min(prefillBlock, n - n0)
                         pool.parallelRanges(nb, grain: 16) { r in
                             tk_dequantize_rows(
-                                dt, pw, ps, pb, w + r.lowerBound * k, k, Int32(groupSize), Int32(bits),
+                                sdt, pw, ps, pb, w + r.lowerBound * k, k, Int32(groupSize), Int32(bits),
                                 n0 + r.lowerBound, n0 + r.upperBound)
                         }
                         let A = GEMM.Operand(pointer: UnsafeRawPointer(xs), rows: m, cols: k, rowStride: k, colStride: 1)
                         let B = GEMM.Operand(pointer: UnsafeRawPointer(w), rows: k, cols: nb, rowStride: 1, colStride: k)
                         if GEMM.blasAvailable {
+                            pool.stopSpinning()  // OpenBLAS's threads take the cores
                             tk_blas_sgemm(0, 1, m, nb, k, 1, xs, k, w, k, 0, out + n0, n)
                         } else {
                             GEMM.native(Int32(TK_F32), A, B, out + n0, ldc: n, m: m, n: nb, k: k)

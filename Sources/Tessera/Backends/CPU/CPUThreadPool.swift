@@ -3,6 +3,13 @@
 // `parallelFor`; small work, or a call made while the pool is busy (nested,
 // or from a second stream), runs on the calling thread, so the pool never
 // deadlocks and never oversubscribes.
+//
+// Waking a sleeping thread costs a futex round trip (5-50 µs, more on a busy
+// machine), as long as a decode step's whole matrix-vector product. So a
+// worker that finishes a job spins a while (TESSERA_POOL_SPIN_US, default
+// 300 µs) watching for the next one before it sleeps, and the caller spins
+// briefly for the last workers of its job before it sleeps (llama.cpp's
+// threads spin the same way between the ops of a graph).
 
 #if canImport(Glibc)
 import Glibc
@@ -24,8 +31,15 @@ final class ThreadPool: @unchecked Sendable {
     private var done = pthread_cond_t()
     // Guarded by `mutex`.
     private var generation = 0
-    /// Workers inside the current job (the caller waits for these only).
-    private var active = 0
+    /// `generation`, readable without the mutex by spinning workers.
+    private let published = Atomic<Int>(0)
+    /// Workers inside the current job (the caller waits for these only);
+    /// joined under `mutex`, left without it.
+    private let active = Atomic<Int>(0)
+    /// Nanoseconds a worker spins for the next job, and the caller for its workers, before sleeping.
+    private let spinNanos: UInt64
+    /// Bumped by `stopSpinning`: spinning workers go to sleep at once.
+    private let parkRequests = Atomic<Int>(0)
     /// Whether workers may still join the current job.
     private var open = false
     /// The caller's closure, read in place (never copied into the pool).
@@ -37,8 +51,9 @@ final class ThreadPool: @unchecked Sendable {
     /// When false every job runs on the caller (benchmarks measure the split's worth with it).
     let enabled = Atomic<Bool>(true)
 
-    init(threads: Int) {
+    init(threads: Int, spinMicroseconds: Int = ThreadPool.defaultSpinMicroseconds()) {
         threadCount = max(1, threads)
+        spinNanos = UInt64(max(0, spinMicroseconds)) * 1000
         pthread_mutex_init(&mutex, nil)
         pthread_cond_init(&wake, nil)
         pthread_cond_init(&done, nil)
@@ -48,6 +63,30 @@ final class ThreadPool: @unchecked Sendable {
     static func defaultThreadCount() -> Int {
         if let s = getenv("TESSERA_NUM_THREADS"), let n = Int(String(cString: s)), n > 0 { return n }
         return Int(tk_cpu_count())
+    }
+
+    static func defaultSpinMicroseconds() -> Int {
+        if let s = getenv("TESSERA_POOL_SPIN_US"), let n = Int(String(cString: s)), n >= 0 { return n }
+        return 300
+    }
+
+    private static func nanoseconds() -> UInt64 {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
+    }
+
+    /// Spins up to `spinNanos` until `done()` holds; whether it does.
+    private func spin(until done: () -> Bool) -> Bool {
+        if spinNanos == 0 { return done() }
+        let start = ThreadPool.nanoseconds()
+        var i = 0
+        while !done() {
+            tk_spin_pause()
+            i += 1
+            if i & 63 == 0 && ThreadPool.nanoseconds() - start > spinNanos { return done() }
+        }
+        return true
     }
 
     private func startWorker() {
@@ -68,6 +107,8 @@ final class ThreadPool: @unchecked Sendable {
     private func workerLoop() {
         var seen = 0
         while true {
+            let parks = parkRequests.load(ordering: .relaxed)
+            _ = spin { published.load(ordering: .acquiring) != seen || parkRequests.load(ordering: .relaxed) != parks }
             pthread_mutex_lock(&mutex)
             while generation == seen { pthread_cond_wait(&wake, &mutex) }
             seen = generation
@@ -76,14 +117,22 @@ final class ThreadPool: @unchecked Sendable {
                 continue
             }
             let count = jobCount
-            active += 1
+            active.add(1, ordering: .relaxed)
             pthread_mutex_unlock(&mutex)
             drain(body, count)
-            pthread_mutex_lock(&mutex)
-            active -= 1
-            if active == 0 && !open { pthread_cond_signal(&done) }
-            pthread_mutex_unlock(&mutex)
+            if active.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
+                // The caller may be asleep waiting for the last worker.
+                pthread_mutex_lock(&mutex)
+                pthread_cond_signal(&done)
+                pthread_mutex_unlock(&mutex)
+            }
         }
+    }
+
+    /// Sends spinning workers to sleep now: a caller about to run work with
+    /// threads of its own (OpenBLAS's GEMM) gives them the cores.
+    func stopSpinning() {
+        parkRequests.add(1, ordering: .relaxed)
     }
 
     private func drain(_ body: UnsafePointer<(Int) -> Void>, _ count: Int) {
@@ -112,15 +161,20 @@ final class ThreadPool: @unchecked Sendable {
                 nextChunk.store(0, ordering: .relaxed)
                 open = true
                 generation += 1
+                published.store(generation, ordering: .releasing)
                 pthread_cond_broadcast(&wake)
                 pthread_mutex_unlock(&mutex)
                 drain(pointer, count)
-                // Every chunk is claimed: close the job, wait for the workers still in it.
+                // Every chunk is claimed: close the job (no worker joins after this), wait for those in it.
                 pthread_mutex_lock(&mutex)
                 open = false
-                while active > 0 { pthread_cond_wait(&done, &mutex) }
                 job = nil
                 pthread_mutex_unlock(&mutex)
+                if !spin(until: { active.load(ordering: .acquiring) == 0 }) {
+                    pthread_mutex_lock(&mutex)
+                    while active.load(ordering: .acquiring) > 0 { pthread_cond_wait(&done, &mutex) }
+                    pthread_mutex_unlock(&mutex)
+                }
             }
         }
         busy.store(false, ordering: .releasing)

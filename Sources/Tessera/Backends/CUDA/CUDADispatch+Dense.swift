@@ -377,6 +377,14 @@ extension CUDADispatch {
     func quantizedMatmul(
         _ inputs: [ArrayView], shape: [Int], dtype: DType, groupSize: Int, bits: Int, transpose: Bool, gather: Bool
     ) throws -> ArrayView? {
+        var inputs = inputs
+        // Half scales under float32 x (a GGUF's, as stored) are widened on the device first.
+        for i in 2...3 where inputs[i].dtype != dtype {
+            guard let name = CUDAKernelNames.asType(from: inputs[i].dtype, to: dtype),
+                let wide = try elementwise(name, [inputs[i]], shape: inputs[i].shape, dtype: dtype)
+            else { return nil }
+            inputs[i] = wide
+        }
         guard inputs[0].dtype == dtype, inputs[1].dtype == .uint32, inputs[2].dtype == dtype, inputs[3].dtype == dtype,
               CUDAKernelNames.floatSuffix(dtype) != nil, bits >= 1, bits <= 8 else { return nil }
         var ops: [ArrayView] = []

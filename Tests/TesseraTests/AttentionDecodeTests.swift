@@ -1,0 +1,87 @@
+import CTesseraKernels
+import XCTest
+
+@testable import Tessera
+
+/// Float32 attention with few query rows per key/value head (decode steps and
+/// short chunks), which CPUAttention.swift hands to the C kernel
+/// `tk_attention` (kernels_attention.h) instead of GEMM, on every
+/// instruction-set variant this CPU runs.
+final class AttentionDecodeTests: XCTestCase {
+    override func tearDown() { _ = tk_set_isa(tk_isa_supported()) }
+
+    /// Runs `body` once per instruction set this CPU supports.
+    private func forEachISA(_ body: (String) throws -> Void) rethrows {
+        for isa in 0...Int(tk_isa_supported()) {
+            _ = tk_set_isa(Int32(isa))
+            try body(["baseline", "avx2", "avx512"][isa])
+        }
+        _ = tk_set_isa(tk_isa_supported())
+    }
+
+    private static func mask(_ c: FixtureCase) throws -> AttentionMask {
+        switch try c.params.optionalString("mask") {
+        case "causal": return .causal
+        case "none": return .none
+        default: return .array(c.inputs[3])
+        }
+    }
+
+    /// Against numpy's float64 results (Tools/gen_attention_fixtures.py): decode
+    /// steps of SmolLM2's shape (9 query heads on 3 key/value heads, head
+    /// size 64), a 4-query chunk, 16 rows per head, batches, bool and additive
+    /// masks (broadcast, with hidden keys), keys/values read in place as a
+    /// window of a larger cache buffer, queries seen through a transpose, head
+    /// sizes off the vector width, and rows that see no key (NaN).
+    func testAgainstReferences() throws {
+        let cases = try loadFixtureCases("attention_decode.json")
+        XCTAssertEqual(cases.count, 12)
+        try forEachISA { isa in
+            for c in cases {
+                let out = Fast.scaledDotProductAttention(
+                    queries: c.inputs[0], keys: c.inputs[1], values: c.inputs[2],
+                    scale: Float(try c.params.double("scale")), mask: try Self.mask(c))
+                assertMatches(out, c.expected[0], "\(c.name) (\(isa))")
+            }
+        }
+    }
+
+    /// Long caches (up to 3,000 keys) and every row count from 1 to 16 per
+    /// head, against the same attention composed of matmul, softmax and
+    /// `which` (the GEMM and softmax kernels, tested against their own
+    /// references). Both sides sum thousands of float32 products in different
+    /// orders: rtol 1e-5, atol 1e-6 on outputs of magnitude ~0.05-1.
+    func testLongCachesAgainstComposedOps() {
+        func values(_ shape: [Int], _ seed: Double) -> Tensor {
+            Tensor((0..<shape.reduce(1, *)).map { Float(sin(Double($0) * 0.37 + seed)) }, shape: shape)
+        }
+        func composed(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float, causal: Bool) -> Tensor {
+            let groups = q.dim(1) / k.dim(1)
+            let kk = k.repeated(groups, axis: 1), vv = v.repeated(groups, axis: 1)
+            var scores = matmul(q, kk.swappedAxes(-1, -2)) * scale
+            if causal {
+                let (lq, lk) = (q.dim(2), k.dim(2))
+                scores = which(Tensor.ones([lq, lk], dtype: .bool).tril(k: lk - lq), scores, -Float.infinity)
+            }
+            return matmul(softmax(scores), vv)
+        }
+        let tolerance = FixtureComparison.within(Tolerance(rtol: 1e-5, atol: 1e-6))
+        let keys = values([1, 3, 3100, 64], 1), vals = values([1, 3, 3100, 64], 2)
+        forEachISA { isa in
+            for (lq, lk) in [(1, 3000), (1, 1024), (2, 2049), (5, 700)] {
+                let q = values([1, 9, lq, 64], Double(lq))
+                let k = keys[0..., 0..., 50..<(50 + lk)], v = vals[0..., 0..., 50..<(50 + lk)]
+                let out = Fast.scaledDotProductAttention(
+                    queries: q, keys: k, values: v, scale: 0.125, mask: lq > 1 ? .causal : .none)
+                assertMatches(
+                    out, composed(q, k, v, scale: 0.125, causal: lq > 1), "lq \(lq) lk \(lk) (\(isa))", tolerance)
+            }
+            for lq in 1...16 {
+                let q = values([1, 2, lq, 64], Double(lq) + 0.5)
+                let k = keys[0..., ..<2, ..<(lq + 40)], v = vals[0..., ..<2, ..<(lq + 40)]
+                let out = Fast.scaledDotProductAttention(queries: q, keys: k, values: v, scale: 0.125, mask: .causal)
+                assertMatches(out, composed(q, k, v, scale: 0.125, causal: true), "lq \(lq) causal (\(isa))", tolerance)
+            }
+        }
+    }
+}
