@@ -66,6 +66,11 @@ final class Node: Sendable {
     /// during a trace, so the transform can still walk the graph (see `Tracing`).
     let retainsInputs: Bool
     private let state: Mutex<State>
+    /// Scratch of `Scheduler.order`: the ordering that last reached this node
+    /// and the node's number in it (-1: not listed). Only touched under the
+    /// scheduler's ordering lock.
+    nonisolated(unsafe) var orderMark = 0
+    nonisolated(unsafe) var orderSlot = -1
 
     struct State: @unchecked Sendable {
         var inputs: [Node]
