@@ -84,6 +84,33 @@ final class GraphTests: XCTestCase {
         XCTAssertEqual(root.toArray(Float.self), v)
     }
 
+    func testViewsOfComputedTensorsAreMadeAtOnceOutsideTraces() {
+        let a = Tensor((0..<6).map(Float.init), shape: [2, 3])
+        let t = a.transposed(axes: [1, 0])
+        let b = a.broadcast(to: [4, 2, 3])
+        let r = a.reshaped([3, 2])
+        let s = a[0..., 1...]
+        for view in [t, b, r, s] {
+            XCTAssertTrue(view.isEvaluated)
+            XCTAssertTrue(view.inputs.isEmpty)
+        }
+        XCTAssertEqual(t.toArray(Float.self), [0, 3, 1, 4, 2, 5])
+        XCTAssertEqual(b.sum().item(Float.self), 60)
+        XCTAssertEqual(r.toArray(Float.self), [0, 1, 2, 3, 4, 5])
+        XCTAssertEqual(s.toArray(Float.self), [1, 2, 4, 5])
+        // A reshape that needs a copy, and a view of a pending tensor, stay lazy.
+        let copied = t.reshaped([6])
+        let pending = exp(a).transposed(axes: [1, 0])
+        XCTAssertFalse(copied.isEvaluated)
+        XCTAssertFalse(pending.isEvaluated)
+        XCTAssertEqual(copied.toArray(Float.self), [0, 3, 1, 4, 2, 5])
+        // A transform's trace keeps the graph.
+        let traced = Tracing.with(true) { a.transposed(axes: [1, 0]) }
+        XCTAssertFalse(traced.isEvaluated)
+        XCTAssertEqual(traced.inputs.count, 1)
+        XCTAssertEqual(traced.toArray(Float.self), [0, 3, 1, 4, 2, 5])
+    }
+
     func testSixteenTasksEvaluatingOverlappingGraphs() async {
         let shared = Tensor.arange(0, 10_000, dtype: .float32)
         let common = sqrt(shared) + 1  // one node every task depends on
