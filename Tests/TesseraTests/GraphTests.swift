@@ -58,6 +58,59 @@ final class GraphTests: XCTestCase {
         XCTAssertEqual(b[4].item(Float.self), 2)
     }
 
+    func testOrderPutsInputsFirstAndTheDeepestInputBeforeShorterOnes() {
+        let a = Tensor([1, 2, 3] as [Float])
+        let short = a + Tensor([1, 1, 1] as [Float])
+        let e1 = -a, e2 = -e1, e3 = -e2
+        let shared = short * Tensor([2, 2, 2] as [Float])  // reached twice below, listed once
+        let root = (shared + e3) + shared
+        let order = Scheduler.order([root.node])
+        let ids = order.map(ObjectIdentifier.init)
+        func at(_ t: Tensor) -> Int? { ids.firstIndex(of: ObjectIdentifier(t.node)) }
+        // Every pending node once, the computed constant not at all.
+        XCTAssertEqual(order.count, 7)
+        XCTAssertEqual(Set(ids).count, 7)
+        XCTAssertNil(at(a))
+        // `shared + e3` takes its deeper input (the negations, depth 3) first.
+        XCTAssertEqual(order.prefix(3).map(ObjectIdentifier.init), [e1, e2, e3].map { ObjectIdentifier($0.node) })
+        XCTAssertEqual(at(short), 3)
+        XCTAssertEqual(at(shared), 4)
+        XCTAssertEqual(at(root), 6)
+        // Ordering again (nothing computed yet) gives the same list; once computed, nothing.
+        XCTAssertEqual(Scheduler.order([root.node]).map(ObjectIdentifier.init), ids)
+        eval(root)
+        XCTAssertTrue(Scheduler.order([root.node, e2.node]).isEmpty)
+        let v = [Float]([1, 2, 3]).map { x in 2 * (x + 1) - x + 2 * (x + 1) }
+        XCTAssertEqual(root.toArray(Float.self), v)
+    }
+
+    func testViewsOfComputedTensorsAreMadeAtOnceOutsideTraces() {
+        let a = Tensor((0..<6).map(Float.init), shape: [2, 3])
+        let t = a.transposed(axes: [1, 0])
+        let b = a.broadcast(to: [4, 2, 3])
+        let r = a.reshaped([3, 2])
+        let s = a[0..., 1...]
+        for view in [t, b, r, s] {
+            XCTAssertTrue(view.isEvaluated)
+            XCTAssertTrue(view.inputs.isEmpty)
+        }
+        XCTAssertEqual(t.toArray(Float.self), [0, 3, 1, 4, 2, 5])
+        XCTAssertEqual(b.sum().item(Float.self), 60)
+        XCTAssertEqual(r.toArray(Float.self), [0, 1, 2, 3, 4, 5])
+        XCTAssertEqual(s.toArray(Float.self), [1, 2, 4, 5])
+        // A reshape that needs a copy, and a view of a pending tensor, stay lazy.
+        let copied = t.reshaped([6])
+        let pending = exp(a).transposed(axes: [1, 0])
+        XCTAssertFalse(copied.isEvaluated)
+        XCTAssertFalse(pending.isEvaluated)
+        XCTAssertEqual(copied.toArray(Float.self), [0, 3, 1, 4, 2, 5])
+        // A transform's trace keeps the graph.
+        let traced = Tracing.with(true) { a.transposed(axes: [1, 0]) }
+        XCTAssertFalse(traced.isEvaluated)
+        XCTAssertEqual(traced.inputs.count, 1)
+        XCTAssertEqual(traced.toArray(Float.self), [0, 3, 1, 4, 2, 5])
+    }
+
     func testSixteenTasksEvaluatingOverlappingGraphs() async {
         let shared = Tensor.arange(0, 10_000, dtype: .float32)
         let common = sqrt(shared) + 1  // one node every task depends on

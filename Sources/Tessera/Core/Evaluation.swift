@@ -10,33 +10,74 @@ enum Scheduler {
     /// chains of any length are fine. Each node's deepest input is computed
     /// first (as MLX does): long chains, such as a backward pass, then run
     /// before short branches whose results would otherwise wait in memory.
+    ///
+    /// Two passes, neither hashing: the first lists the pending nodes in
+    /// post-order, numbering each in its `orderMark`/`orderSlot` scratch (valid
+    /// for one ordering, under `orderLock`) and computing its depth; the second
+    /// walks those numbers, deepest input first (ties keep the input order).
     static func order(_ roots: [Node]) -> [Node] {
-        var depth: [ObjectIdentifier: Int] = [:]
-        for node in postOrder(roots, inputs: { $0.pendingInputs }) {
-            depth[ObjectIdentifier(node)] = 1 + (node.pendingInputs ?? []).reduce(0) {
-                Swift.max($0, depth[ObjectIdentifier($1)] ?? 0)
-            }
-        }
-        return postOrder(roots) { node in
-            node.pendingInputs?.sorted { depth[ObjectIdentifier($0)] ?? 0 > depth[ObjectIdentifier($1)] ?? 0 }
-        }
+        orderLock.withLock { orderLocked(roots) }
     }
 
-    /// Iterative post-order over `inputs` (nil: a leaf not to be listed).
-    private static func postOrder(_ roots: [Node], inputs: (Node) -> [Node]?) -> [Node] {
-        var order: [Node] = []
-        var visited = Set<ObjectIdentifier>()
-        var stack: [(node: Node, expanded: Bool)] = roots.reversed().map { ($0, false) }
-        while let (node, expanded) = stack.popLast() {
-            if expanded {
-                order.append(node)
+    /// Guards the nodes' ordering scratch, shared by every ordering.
+    private static let orderLock = Lock()
+    /// The mark of the ordering in progress (under `orderLock`).
+    nonisolated(unsafe) private static var orderGeneration = 0
+
+    private static func orderLocked(_ roots: [Node]) -> [Node] {
+        orderGeneration &+= 1
+        let mark = orderGeneration
+        // Pass 1: pending nodes in post-order; slot -1: computed (not listed).
+        var listed: [Node] = []
+        var inputsOf: [[Node]] = []
+        var depth: [Int] = []
+        var stack: [(node: Node, inputs: [Node]?)] = roots.reversed().map { ($0, nil) }
+        while let (node, expandedInputs) = stack.popLast() {
+            guard let inputs = expandedInputs else {
+                guard node.orderMark != mark else { continue }
+                node.orderMark = mark
+                node.orderSlot = -1  // computed, or not listed yet
+                guard let inputs = node.pendingInputs else { continue }
+                // Come back once the inputs are listed.
+                stack.append((node, inputs))
+                for input in inputs.reversed() where input.orderMark != mark { stack.append((input, nil)) }
                 continue
             }
-            guard visited.insert(ObjectIdentifier(node)).inserted, let children = inputs(node) else { continue }
-            stack.append((node, true))
-            for input in children.reversed() where !visited.contains(ObjectIdentifier(input)) {
-                stack.append((input, false))
+            var d = 0
+            for input in inputs where input.orderSlot >= 0 { d = Swift.max(d, depth[input.orderSlot]) }
+            node.orderSlot = listed.count
+            listed.append(node)
+            inputsOf.append(inputs)
+            depth.append(d + 1)
+        }
+        // Pass 2: the same nodes by number, deepest input first.
+        var order: [Node] = []
+        order.reserveCapacity(listed.count)
+        var done = [Bool](repeating: false, count: listed.count)
+        var pending: [(slot: Int, expanded: Bool)] = []
+        var children: [Int] = []
+        for root in roots.reversed() where root.orderSlot >= 0 { pending.append((root.orderSlot, false)) }
+        while let (slot, expanded) = pending.popLast() {
+            if expanded {
+                order.append(listed[slot])
+                continue
             }
+            guard !done[slot] else { continue }
+            done[slot] = true
+            pending.append((slot, true))
+            children.removeAll(keepingCapacity: true)
+            for input in inputsOf[slot] where input.orderSlot >= 0 {
+                // Stable insertion by depth, deepest first.
+                let s = input.orderSlot
+                var i = children.count
+                children.append(s)
+                while i > 0 && depth[children[i - 1]] < depth[s] {
+                    children[i] = children[i - 1]
+                    i -= 1
+                }
+                children[i] = s
+            }
+            for s in children.reversed() where !done[s] { pending.append((s, false)) }
         }
         return order
     }

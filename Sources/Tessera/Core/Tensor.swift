@@ -66,6 +66,11 @@ final class Node: Sendable {
     /// during a trace, so the transform can still walk the graph (see `Tracing`).
     let retainsInputs: Bool
     private let state: Mutex<State>
+    /// Scratch of `Scheduler.order`: the ordering that last reached this node
+    /// and the node's number in it (-1: not listed). Only touched under the
+    /// scheduler's ordering lock.
+    nonisolated(unsafe) var orderMark = 0
+    nonisolated(unsafe) var orderSlot = -1
 
     struct State: @unchecked Sendable {
         var inputs: [Node]
@@ -172,7 +177,37 @@ public struct Tensor: Sendable {
         if case .gpu = stream.device, !CUDABackend.isAvailable {
             fatalError("[\(primitive.name)] \(stream.device) is unavailable: \(CUDABackend.unavailableReason)")
         }
+        if inputs.count == 1, let view = Self.immediateView(primitive, of: inputs[0].node, shape: shape, on: stream) {
+            node = Node(shape: shape, dtype: dtype, primitive: primitive, inputs: [], stream: stream, data: view)
+            return
+        }
         node = Node(shape: shape, dtype: dtype, primitive: primitive, inputs: inputs.map(\.node), stream: stream)
+    }
+
+    /// A view (broadcast, transpose, slice, or a reshape that needs no copy)
+    /// of a computed CPU tensor, made at once: it costs no memory and no
+    /// work, so scheduling it later would only add per-node overhead (a
+    /// decode step broadcasts every weight it multiplies by). Not while a
+    /// transform traces, which needs the graph; the node is then what a lazy
+    /// one is once computed outside a trace.
+    private static func immediateView(_ primitive: Primitive, of input: Node, shape: [Int], on stream: Stream)
+        -> ArrayView?
+    {
+        switch primitive {
+        case .broadcast, .transpose, .slice, .reshape: break
+        default: return nil
+        }
+        guard case .cpu = stream.device, case .cpu = input.stream.device, !Tracing.isActive, let data = input.data
+        else { return nil }
+        switch primitive {
+        case .broadcast: return ShapeKernels.broadcast(data, to: shape)
+        case .transpose(let axes): return ShapeKernels.transpose(data, axes: axes)
+        case .slice(let start, let stride): return ShapeKernels.slice(data, start: start, stride: stride, shape: shape)
+        case .reshape:
+            guard data.count > 0, let strides = ShapeKernels.reshapedStrides(data, to: shape) else { return nil }
+            return data.with(shape: shape, offset: data.offset, strides: strides)
+        default: return nil
+        }
     }
 
     /// An evaluated tensor over `view`.

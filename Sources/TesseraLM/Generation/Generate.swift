@@ -75,8 +75,9 @@ public struct TokenGenerator: Sendable {
             let chunk = Array(prompt[at..<Swift.min(prompt.count, at + Swift.max(1, parameters.prefillStepSize))])
             logits = model(Tensor(chunk.map { Int32($0) }, shape: [1, chunk.count]), cache: cache)
             at += chunk.count
-            // Evaluate each chunk with the caches, so the next chunk starts from computed state.
-            eval([logits!] + cache.flatMap(\.state))
+            // Evaluate each chunk with the caches, so the next chunk starts from
+            // computed state (their storage: `state` would add a view per tensor).
+            eval([logits!] + cache.flatMap(\.storage))
         }
         pendingLogits = logits![0, -1]
         eval(pendingLogits!)
@@ -99,7 +100,7 @@ public struct TokenGenerator: Sendable {
         } else {
             let out = model(Tensor([Int32(token)], shape: [1, 1]), cache: cache)
             let row = out[0, -1]
-            eval([row] + cache.flatMap(\.state))
+            eval([row] + cache.flatMap(\.storage))
             pendingLogits = row
         }
         stats.generatedTokens = produced
