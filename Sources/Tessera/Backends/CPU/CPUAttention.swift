@@ -20,6 +20,10 @@ enum AttentionKernels {
     static let blockRows = 256
     /// Multiply-adds below which attention stays on the calling thread.
     static let parallelWork = 1 << 21
+    /// The same for the few-rows kernel: the pool's workers spin between a
+    /// decode step's ops, so handing them key/value heads costs about a
+    /// microsecond, and a head of a few hundred cached keys takes tens.
+    static let fewRowsParallelWork = 1 << 16
     /// Query rows per key/value head up to which tk_attention replaces GEMM.
     static let fewRows = 16
 
@@ -69,7 +73,7 @@ enum AttentionKernels {
                 return a
             }
             let jobs = batches * hk
-            if batches * hq * lq * lk * (d + dv) < parallelWork || jobs == 1 {
+            if batches * hq * lq * lk * (d + dv) < fewRowsParallelWork || jobs == 1 {
                 for index in 0..<jobs {
                     var a = args(index)
                     tk_attention(&a)
