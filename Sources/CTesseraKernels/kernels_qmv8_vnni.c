@@ -115,82 +115,50 @@ static inline __attribute__((always_inline)) void qmv8_rows(int MM, int G, const
     }
 }
 
+/// One block of rows for qmv_vnni_run: the row kernel instantiated for mm and the group size.
+static void qmv8_block(long mm, int group, const uint8_t *qx, const float *sx, long sxStride, long qxStride,
+                        const uint32_t *wq, int sdt, const void *scales, const void *biases, float *res, long ldr,
+                        long K, long r0, long r1) {
+#define Q_G(MMV, G) qmv8_rows(MMV, G, qx, sx, sxStride, qxStride, wq, sdt, scales, biases, res, ldr, K, r0, r1)
+#define Q_CASE(MMV)                                                                        \
+    case MMV:                                                                              \
+        if (group == 32) Q_G(MMV, 32);                                                     \
+        else if (group == 64) Q_G(MMV, 64);                                                \
+        else Q_G(MMV, 128);                                                                \
+        break;
+    switch (mm) {
+        Q_CASE(1)
+        Q_CASE(2)
+        Q_CASE(3)
+        Q_CASE(4)
+        Q_CASE(5)
+        Q_CASE(6)
+        Q_CASE(7)
+        Q_CASE(8)
+    }
+#undef Q_CASE
+#undef Q_G
+}
+
 /// Values 8l..8l+3 of block l in planes 0-2, 8l+4..8l+7 in planes 3-5.
 #define Q8_ORDER _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15)
 
-long tk_qmv8_vnni_scratch(long M, long K, int group) {
-    long a, b;
-    return qmv_prepared_layout(M, K, group, &a, &b) + (long)K * 4;
-}
+long tk_qmv8_vnni_scratch(long M, long K, int group) { return qmv_vnni_scratch(M, K, group); }
 
 int tk_qmv8_vnni_prepare(int dt, const void *x, long M, long K, int group, void *scratch) {
-    long sxStride, qxStride, bytes = qmv_prepared_layout(M, K, group, &sxStride, &qxStride);
-    float *sx = scratch, *xf = (float *)((char *)scratch + bytes);
-    uint8_t *qx = (uint8_t *)(sx + M * sxStride);
-    for (long m = 0; m < M; m++) {
-        const char *xr = (const char *)x + (size_t)(m * K) * (size_t)tk_size(dt);
-        if (dt != TK_F32)
-            for (long k = 0; k < K; k++) xf[k] = tk_load1(dt, xr, k);
-        if (!prepare_x_ordered(dt != TK_F32 ? xf : (const float *)xr, K, group, qx + m * qxStride, sx + m * sxStride,
-                               Q8_ORDER))
-            return 0;
-    }
-    return 1;
+    return qmv_vnni_prepare(dt, x, M, K, group, scratch, Q8_ORDER);
 }
 
 void tk_qmv8_vnni_rows(int dt, int sdt, const void *scratch, const uint32_t *wq, const void *scales, const void *biases,
                        void *out, long M, long N, long K, int group, long n0, long n1) {
-    if (n1 <= n0 || M <= 0) return;
-    long sxStride, qxStride;
-    qmv_prepared_layout(M, K, group, &sxStride, &qxStride);
-    const float *sx = scratch;
-    const uint8_t *qx = (const uint8_t *)(sx + M * sxStride);
-    // float32 results go straight to `out`; other dtypes through a float block.
-    float block[8 * 256];
-    for (long m0 = 0; m0 < M; m0 += 8) {
-        long mm = M - m0 < 8 ? M - m0 : 8;
-        const uint8_t *qb = qx + m0 * qxStride;
-        const float *sb = sx + m0 * sxStride;
-        for (long r0 = n0; r0 < n1; r0 += dt == TK_F32 ? n1 - n0 : 256) {
-            long r1 = dt == TK_F32 ? n1 : (r0 + 256 < n1 ? r0 + 256 : n1);
-            float *rb = dt == TK_F32 ? (float *)out + m0 * N + r0 : block;
-            long ldr = dt == TK_F32 ? N : r1 - r0;
-#define Q8_G(MMV, G) qmv8_rows(MMV, G, qb, sb, sxStride, qxStride, wq, sdt, scales, biases, rb, ldr, K, r0, r1)
-#define Q8_CASE(MMV)                                                                       \
-    case MMV:                                                                              \
-        if (group == 32) Q8_G(MMV, 32);                                                    \
-        else if (group == 64) Q8_G(MMV, 64);                                               \
-        else Q8_G(MMV, 128);                                                               \
-        break;
-            switch (mm) {
-                Q8_CASE(1)
-                Q8_CASE(2)
-                Q8_CASE(3)
-                Q8_CASE(4)
-                Q8_CASE(5)
-                Q8_CASE(6)
-                Q8_CASE(7)
-                Q8_CASE(8)
-            }
-#undef Q8_CASE
-#undef Q8_G
-            if (dt != TK_F32)
-                for (long m = 0; m < mm; m++)
-                    for (long n = r0; n < r1; n++) tk_store1(dt, out, (m0 + m) * N + n, block[m * ldr + n - r0]);
-        }
-    }
+    qmv_vnni_run(qmv8_block, dt, sdt, scratch, wq, scales, biases, out, M, N, K, group, n0, n1);
 }
 
 /// The qmv entry for 8 bits on VNNI; returns 0 (doing nothing) when x is not
 /// finite, so that the caller runs the float kernel instead.
 int tk_qmv8_vnni(int dt, const void *x, const uint32_t *wq, const void *scales, const void *biases, void *out,
                  long M, long N, long K, int group, long n0, long n1) {
-    if (n1 <= n0 || M <= 0) return 1;
-    void *scratch = malloc((size_t)tk_qmv8_vnni_scratch(M, K, group));
-    int ok = tk_qmv8_vnni_prepare(dt, x, M, K, group, scratch);
-    if (ok) tk_qmv8_vnni_rows(dt, dt, scratch, wq, scales, biases, out, M, N, K, group, n0, n1);
-    free(scratch);
-    return ok;
+    return qmv_vnni_whole(qmv8_block, Q8_ORDER, dt, x, wq, scales, biases, out, M, N, K, group, n0, n1);
 }
 
 #pragma clang attribute pop

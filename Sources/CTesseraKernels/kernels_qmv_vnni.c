@@ -27,7 +27,7 @@
 #pragma clang attribute push(                                                                               \
     __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c"))), apply_to = function)
 
-#include "qmv_vnni_x.h"  // load16, prepare_x, QX_CHUNK, R
+#include "qmv_vnni_x.h"  // load16, QX_CHUNK, R, the prepared-x entry points
 enum { QMV_AHEAD = 4 };  // rows prefetched ahead (4-16 measured alike on SmolLM2's shapes)
 
 /// Rows n0..<n1 of the output for MM prepared rows of x (MM and G compile-time
@@ -98,78 +98,50 @@ static inline __attribute__((always_inline)) void qmv4_rows(int MM, int G, const
     }
 }
 
-long tk_qmv4_vnni_scratch(long M, long K, int group) {
-    long a, b;
-    return qmv_prepared_layout(M, K, group, &a, &b) + (long)K * 4;
+/// One block of rows for qmv_vnni_run: the row kernel instantiated for mm and the group size.
+static void qmv4_block(long mm, int group, const uint8_t *qx, const float *sx, long sxStride, long qxStride,
+                        const uint32_t *wq, int sdt, const void *scales, const void *biases, float *res, long ldr,
+                        long K, long r0, long r1) {
+#define Q_G(MMV, G) qmv4_rows(MMV, G, qx, sx, sxStride, qxStride, wq, sdt, scales, biases, res, ldr, K, r0, r1)
+#define Q_CASE(MMV)                                                                        \
+    case MMV:                                                                              \
+        if (group == 32) Q_G(MMV, 32);                                                     \
+        else if (group == 64) Q_G(MMV, 64);                                                \
+        else Q_G(MMV, 128);                                                                \
+        break;
+    switch (mm) {
+        Q_CASE(1)
+        Q_CASE(2)
+        Q_CASE(3)
+        Q_CASE(4)
+        Q_CASE(5)
+        Q_CASE(6)
+        Q_CASE(7)
+        Q_CASE(8)
+    }
+#undef Q_CASE
+#undef Q_G
 }
 
+/// Planes 0-2 hold the even values of a block (low nibbles), planes 3-5 the odd ones (high nibbles).
+#define Q4_ORDER _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15)
+
+long tk_qmv4_vnni_scratch(long M, long K, int group) { return qmv_vnni_scratch(M, K, group); }
+
 int tk_qmv4_vnni_prepare(int dt, const void *x, long M, long K, int group, void *scratch) {
-    long sxStride, qxStride, bytes = qmv_prepared_layout(M, K, group, &sxStride, &qxStride);
-    float *sx = scratch, *xf = (float *)((char *)scratch + bytes);
-    uint8_t *qx = (uint8_t *)(sx + M * sxStride);
-    for (long m = 0; m < M; m++) {
-        const char *xr = (const char *)x + (size_t)(m * K) * (size_t)tk_size(dt);
-        if (dt != TK_F32)
-            for (long k = 0; k < K; k++) xf[k] = tk_load1(dt, xr, k);
-        if (!prepare_x(dt != TK_F32 ? xf : (const float *)xr, K, group, qx + m * qxStride, sx + m * sxStride))
-            return 0;
-    }
-    return 1;
+    return qmv_vnni_prepare(dt, x, M, K, group, scratch, Q4_ORDER);
 }
 
 void tk_qmv4_vnni_rows(int dt, int sdt, const void *scratch, const uint32_t *wq, const void *scales, const void *biases,
                        void *out, long M, long N, long K, int group, long n0, long n1) {
-    if (n1 <= n0 || M <= 0) return;
-    long sxStride, qxStride;
-    qmv_prepared_layout(M, K, group, &sxStride, &qxStride);
-    const float *sx = scratch;
-    const uint8_t *qx = (const uint8_t *)(sx + M * sxStride);
-    // float32 results go straight to `out`; other dtypes through a float block.
-    float block[8 * 256];
-    for (long m0 = 0; m0 < M; m0 += 8) {
-        long mm = M - m0 < 8 ? M - m0 : 8;
-        const uint8_t *qb = qx + m0 * qxStride;
-        const float *sb = sx + m0 * sxStride;
-        for (long r0 = n0; r0 < n1; r0 += dt == TK_F32 ? n1 - n0 : 256) {
-            long r1 = dt == TK_F32 ? n1 : (r0 + 256 < n1 ? r0 + 256 : n1);
-            float *rb = dt == TK_F32 ? (float *)out + m0 * N + r0 : block;
-            long ldr = dt == TK_F32 ? N : r1 - r0;
-#define Q4_G(MMV, G) qmv4_rows(MMV, G, qb, sb, sxStride, qxStride, wq, sdt, scales, biases, rb, ldr, K, r0, r1)
-#define Q4_CASE(MMV)                                                                       \
-    case MMV:                                                                              \
-        if (group == 32) Q4_G(MMV, 32);                                                    \
-        else if (group == 64) Q4_G(MMV, 64);                                               \
-        else Q4_G(MMV, 128);                                                               \
-        break;
-            switch (mm) {
-                Q4_CASE(1)
-                Q4_CASE(2)
-                Q4_CASE(3)
-                Q4_CASE(4)
-                Q4_CASE(5)
-                Q4_CASE(6)
-                Q4_CASE(7)
-                Q4_CASE(8)
-            }
-#undef Q4_CASE
-#undef Q4_G
-            if (dt != TK_F32)
-                for (long m = 0; m < mm; m++)
-                    for (long n = r0; n < r1; n++) tk_store1(dt, out, (m0 + m) * N + n, block[m * ldr + n - r0]);
-        }
-    }
+    qmv_vnni_run(qmv4_block, dt, sdt, scratch, wq, scales, biases, out, M, N, K, group, n0, n1);
 }
 
 /// The qmv entry for 4 bits on VNNI; returns 0 (doing nothing) when x is not
 /// finite, so that the caller runs the float kernel instead.
 int tk_qmv4_vnni(int dt, const void *x, const uint32_t *wq, const void *scales, const void *biases, void *out,
                  long M, long N, long K, int group, long n0, long n1) {
-    if (n1 <= n0 || M <= 0) return 1;
-    void *scratch = malloc((size_t)tk_qmv4_vnni_scratch(M, K, group));
-    int ok = tk_qmv4_vnni_prepare(dt, x, M, K, group, scratch);
-    if (ok) tk_qmv4_vnni_rows(dt, dt, scratch, wq, scales, biases, out, M, N, K, group, n0, n1);
-    free(scratch);
-    return ok;
+    return qmv_vnni_whole(qmv4_block, Q4_ORDER, dt, x, wq, scales, biases, out, M, N, K, group, n0, n1);
 }
 
 #pragma clang attribute pop

@@ -109,20 +109,81 @@ static inline int prepare_x_ordered(const float *x, long K, int group, uint8_t *
     return _mm256_movemask_ps(bad) == 0;
 }
 
-/// prepare_x_ordered for the 4-bit kernel: planes 0-2 hold the even values of
-/// a block (low nibbles), planes 3-5 the odd ones (high nibbles).
-static inline int prepare_x(const float *x, long K, int group, uint8_t *qx, float *sx) {
-    return prepare_x_ordered(x, K, group, qx, sx, _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15));
-}
-
 #pragma clang attribute pop
-/// Bytes of prepared x for M rows of K values (tk_qmv4/8_vnni_prepare): the
-/// strides, then each row's group sums and its QX_CHUNK blocks.
+/// Bytes of prepared x for M rows of K values: the strides, then each row's
+/// group sums and its QX_CHUNK blocks.
 static inline long qmv_prepared_layout(long M, long K, int group, long *sxStride, long *qxStride) {
     *sxStride = (K / group + 15) / 16 * 16;
     *qxStride = (K + 127) / 128 * QX_CHUNK;
     return M * (*sxStride * 4 + *qxStride);
 }
 
+/// Scratch bytes for qmv_vnni_prepare (with room for one row of x in float).
+static inline long qmv_vnni_scratch(long M, long K, int group) {
+    long a, b;
+    return qmv_prepared_layout(M, K, group, &a, &b) + K * 4;
+}
+
+/// Prepares M rows of x (dtype `dt`) into `scratch` in byte `order`; 0 when x
+/// holds a value the integer path cannot take (non-finite or tiny).
+static inline int qmv_vnni_prepare(int dt, const void *x, long M, long K, int group, void *scratch, __m128i order) {
+    long sxStride, qxStride, bytes = qmv_prepared_layout(M, K, group, &sxStride, &qxStride);
+    float *sx = scratch, *xf = (float *)((char *)scratch + bytes);
+    uint8_t *qx = (uint8_t *)(sx + M * sxStride);
+    for (long m = 0; m < M; m++) {
+        const char *xr = (const char *)x + (size_t)(m * K) * (size_t)tk_size(dt);
+        if (dt != TK_F32)
+            for (long k = 0; k < K; k++) xf[k] = tk_load1(dt, xr, k);
+        if (!prepare_x_ordered(dt != TK_F32 ? xf : (const float *)xr, K, group, qx + m * qxStride, sx + m * sxStride,
+                               order))
+            return 0;
+    }
+    return 1;
+}
+
+/// A kernel's rows r0..<r1 for `mm` <= 8 prepared rows of x, float results
+/// at res[m * ldr + n - r0], scales and biases in `sdt`.
+typedef void (*qmv_vnni_block)(long mm, int group, const uint8_t *qx, const float *sx, long sxStride, long qxStride,
+                               const uint32_t *wq, int sdt, const void *scales, const void *biases, float *res,
+                               long ldr, long K, long r0, long r1);
+
+/// Output rows n0..<n1 from prepared x: blocks of 8 rows of x; float32
+/// results go straight to `out`, other dtypes through a float block.
+static inline void qmv_vnni_run(qmv_vnni_block block, int dt, int sdt, const void *scratch, const uint32_t *wq,
+                                const void *scales, const void *biases, void *out, long M, long N, long K, int group,
+                                long n0, long n1) {
+    if (n1 <= n0 || M <= 0) return;
+    long sxStride, qxStride;
+    qmv_prepared_layout(M, K, group, &sxStride, &qxStride);
+    const float *sx = scratch;
+    const uint8_t *qx = (const uint8_t *)(sx + M * sxStride);
+    float tmp[8 * 256];
+    for (long m0 = 0; m0 < M; m0 += 8) {
+        long mm = M - m0 < 8 ? M - m0 : 8;
+        for (long r0 = n0; r0 < n1; r0 += dt == TK_F32 ? n1 - n0 : 256) {
+            long r1 = dt == TK_F32 ? n1 : (r0 + 256 < n1 ? r0 + 256 : n1);
+            float *res = dt == TK_F32 ? (float *)out + m0 * N + r0 : tmp;
+            long ldr = dt == TK_F32 ? N : r1 - r0;
+            block(mm, group, qx + m0 * qxStride, sx + m0 * sxStride, sxStride, qxStride, wq, sdt, scales, biases, res,
+                  ldr, K, r0, r1);
+            if (dt != TK_F32)
+                for (long m = 0; m < mm; m++)
+                    for (long n = r0; n < r1; n++) tk_store1(dt, out, (m0 + m) * N + n, tmp[m * ldr + n - r0]);
+        }
+    }
+}
+
+/// The whole product in one call (tk_qmvN_vnni): 0, doing nothing, when x
+/// cannot take the integer path, so that the caller runs the float kernel.
+static inline int qmv_vnni_whole(qmv_vnni_block block, __m128i order, int dt, const void *x, const uint32_t *wq,
+                                 const void *scales, const void *biases, void *out, long M, long N, long K, int group,
+                                 long n0, long n1) {
+    if (n1 <= n0 || M <= 0) return 1;
+    void *scratch = malloc((size_t)qmv_vnni_scratch(M, K, group));
+    int ok = qmv_vnni_prepare(dt, x, M, K, group, scratch, order);
+    if (ok) qmv_vnni_run(block, dt, dt, scratch, wq, scales, biases, out, M, N, K, group, n0, n1);
+    free(scratch);
+    return ok;
+}
 
 #endif
