@@ -115,51 +115,8 @@ static inline __attribute__((always_inline)) void qmv8_rows(int MM, int G, const
     }
 }
 
-/// One block of rows for qmv_vnni_run: the row kernel instantiated for mm and the group size.
-static void qmv8_block(long mm, int group, const uint8_t *qx, const float *sx, long sxStride, long qxStride,
-                        const uint32_t *wq, int sdt, const void *scales, const void *biases, float *res, long ldr,
-                        long K, long r0, long r1) {
-#define Q_G(MMV, G) qmv8_rows(MMV, G, qx, sx, sxStride, qxStride, wq, sdt, scales, biases, res, ldr, K, r0, r1)
-#define Q_CASE(MMV)                                                                        \
-    case MMV:                                                                              \
-        if (group == 32) Q_G(MMV, 32);                                                     \
-        else if (group == 64) Q_G(MMV, 64);                                                \
-        else Q_G(MMV, 128);                                                                \
-        break;
-    switch (mm) {
-        Q_CASE(1)
-        Q_CASE(2)
-        Q_CASE(3)
-        Q_CASE(4)
-        Q_CASE(5)
-        Q_CASE(6)
-        Q_CASE(7)
-        Q_CASE(8)
-    }
-#undef Q_CASE
-#undef Q_G
-}
-
-/// Values 8l..8l+3 of block l in planes 0-2, 8l+4..8l+7 in planes 3-5.
-#define Q8_ORDER _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15)
-
-long tk_qmv8_vnni_scratch(long M, long K, int group) { return qmv_vnni_scratch(M, K, group); }
-
-int tk_qmv8_vnni_prepare(int dt, const void *x, long M, long K, int group, void *scratch) {
-    return qmv_vnni_prepare(dt, x, M, K, group, scratch, Q8_ORDER);
-}
-
-void tk_qmv8_vnni_rows(int dt, int sdt, const void *scratch, const uint32_t *wq, const void *scales, const void *biases,
-                       void *out, long M, long N, long K, int group, long n0, long n1) {
-    qmv_vnni_run(qmv8_block, dt, sdt, scratch, wq, scales, biases, out, M, N, K, group, n0, n1);
-}
-
-/// The qmv entry for 8 bits on VNNI; returns 0 (doing nothing) when x is not
-/// finite, so that the caller runs the float kernel instead.
-int tk_qmv8_vnni(int dt, const void *x, const uint32_t *wq, const void *scales, const void *biases, void *out,
-                 long M, long N, long K, int group, long n0, long n1) {
-    return qmv_vnni_whole(qmv8_block, Q8_ORDER, dt, x, wq, scales, biases, out, M, N, K, group, n0, n1);
-}
+// x byte order: values 8l..8l+3 of block l in planes 0-2, 8l+4..8l+7 in planes 3-5.
+QMV_VNNI_ENTRIES(8, qmv8_rows, _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15))
 
 #pragma clang attribute pop
 #endif

@@ -98,51 +98,8 @@ static inline __attribute__((always_inline)) void qmv4_rows(int MM, int G, const
     }
 }
 
-/// One block of rows for qmv_vnni_run: the row kernel instantiated for mm and the group size.
-static void qmv4_block(long mm, int group, const uint8_t *qx, const float *sx, long sxStride, long qxStride,
-                        const uint32_t *wq, int sdt, const void *scales, const void *biases, float *res, long ldr,
-                        long K, long r0, long r1) {
-#define Q_G(MMV, G) qmv4_rows(MMV, G, qx, sx, sxStride, qxStride, wq, sdt, scales, biases, res, ldr, K, r0, r1)
-#define Q_CASE(MMV)                                                                        \
-    case MMV:                                                                              \
-        if (group == 32) Q_G(MMV, 32);                                                     \
-        else if (group == 64) Q_G(MMV, 64);                                                \
-        else Q_G(MMV, 128);                                                                \
-        break;
-    switch (mm) {
-        Q_CASE(1)
-        Q_CASE(2)
-        Q_CASE(3)
-        Q_CASE(4)
-        Q_CASE(5)
-        Q_CASE(6)
-        Q_CASE(7)
-        Q_CASE(8)
-    }
-#undef Q_CASE
-#undef Q_G
-}
-
-/// Planes 0-2 hold the even values of a block (low nibbles), planes 3-5 the odd ones (high nibbles).
-#define Q4_ORDER _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15)
-
-long tk_qmv4_vnni_scratch(long M, long K, int group) { return qmv_vnni_scratch(M, K, group); }
-
-int tk_qmv4_vnni_prepare(int dt, const void *x, long M, long K, int group, void *scratch) {
-    return qmv_vnni_prepare(dt, x, M, K, group, scratch, Q4_ORDER);
-}
-
-void tk_qmv4_vnni_rows(int dt, int sdt, const void *scratch, const uint32_t *wq, const void *scales, const void *biases,
-                       void *out, long M, long N, long K, int group, long n0, long n1) {
-    qmv_vnni_run(qmv4_block, dt, sdt, scratch, wq, scales, biases, out, M, N, K, group, n0, n1);
-}
-
-/// The qmv entry for 4 bits on VNNI; returns 0 (doing nothing) when x is not
-/// finite, so that the caller runs the float kernel instead.
-int tk_qmv4_vnni(int dt, const void *x, const uint32_t *wq, const void *scales, const void *biases, void *out,
-                 long M, long N, long K, int group, long n0, long n1) {
-    return qmv_vnni_whole(qmv4_block, Q4_ORDER, dt, x, wq, scales, biases, out, M, N, K, group, n0, n1);
-}
+// x byte order: planes 0-2 hold the even values of a block (low nibbles), planes 3-5 the odd ones (high nibbles).
+QMV_VNNI_ENTRIES(4, qmv4_rows, _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15))
 
 #pragma clang attribute pop
 #endif

@@ -186,4 +186,37 @@ static inline int qmv_vnni_whole(qmv_vnni_block block, __m128i order, int dt, co
     return ok;
 }
 
+/// One case of a block function: the row kernel with MM rows of x and the group size as constants.
+#define QMV_VNNI_CASE(ROWS, MM)                                                                                     \
+    case MM:                                                                                                        \
+        if (group == 32) ROWS(MM, 32, qx, sx, sxStride, qxStride, wq, sdt, scales, biases, res, ldr, K, r0, r1);   \
+        else if (group == 64) ROWS(MM, 64, qx, sx, sxStride, qxStride, wq, sdt, scales, biases, res, ldr, K, r0, r1); \
+        else ROWS(MM, 128, qx, sx, sxStride, qxStride, wq, sdt, scales, biases, res, ldr, K, r0, r1);              \
+        break;
+
+/// Defines a kernel's entry points tk_qmvB_vnni_scratch/_prepare/_rows and
+/// tk_qmvB_vnni from its row kernel ROWS(MM, G, ...) (MM <= 8 rows of x and
+/// the group size as compile-time constants) and its x byte ORDER.
+#define QMV_VNNI_ENTRIES(B, ROWS, ORDER)                                                                           \
+    static void qmv##B##_block(long mm, int group, const uint8_t *qx, const float *sx, long sxStride,             \
+                               long qxStride, const uint32_t *wq, int sdt, const void *scales, const void *biases, \
+                               float *res, long ldr, long K, long r0, long r1) {                                  \
+        switch (mm) {                                                                                             \
+            QMV_VNNI_CASE(ROWS, 1) QMV_VNNI_CASE(ROWS, 2) QMV_VNNI_CASE(ROWS, 3) QMV_VNNI_CASE(ROWS, 4)             \
+            QMV_VNNI_CASE(ROWS, 5) QMV_VNNI_CASE(ROWS, 6) QMV_VNNI_CASE(ROWS, 7) QMV_VNNI_CASE(ROWS, 8)             \
+        }                                                                                                         \
+    }                                                                                                             \
+    long tk_qmv##B##_vnni_scratch(long M, long K, int group) { return qmv_vnni_scratch(M, K, group); }           \
+    int tk_qmv##B##_vnni_prepare(int dt, const void *x, long M, long K, int group, void *scratch) {               \
+        return qmv_vnni_prepare(dt, x, M, K, group, scratch, ORDER);                                              \
+    }                                                                                                             \
+    void tk_qmv##B##_vnni_rows(int dt, int sdt, const void *scratch, const uint32_t *wq, const void *scales,      \
+                               const void *biases, void *out, long M, long N, long K, int group, long n0, long n1) { \
+        qmv_vnni_run(qmv##B##_block, dt, sdt, scratch, wq, scales, biases, out, M, N, K, group, n0, n1);          \
+    }                                                                                                             \
+    int tk_qmv##B##_vnni(int dt, const void *x, const uint32_t *wq, const void *scales, const void *biases,        \
+                         void *out, long M, long N, long K, int group, long n0, long n1) {                        \
+        return qmv_vnni_whole(qmv##B##_block, ORDER, dt, x, wq, scales, biases, out, M, N, K, group, n0, n1);     \
+    }
+
 #endif
