@@ -1,7 +1,6 @@
 // Tensor: an immutable handle to a node of the lazy graph. Ops validate,
 // promote dtypes and add a node; evaluation (eval, item, printing) computes.
 
-import Synchronization
 
 /// An evaluated array: a buffer and the strided window of it the tensor sees.
 struct ArrayView: @unchecked Sendable {
@@ -65,7 +64,9 @@ final class Node: Sendable {
     /// Nodes built while a transform traces keep their inputs when computed
     /// during a trace, so the transform can still walk the graph (see `Tracing`).
     let retainsInputs: Bool
-    private let state: Mutex<State>
+    /// Guards `guarded` (see `state`).
+    private let stateLock = SpinLock()
+    @exclusivity(unchecked) nonisolated(unsafe) private var guarded: State
     /// Scratch of `Scheduler.order`: the ordering that last reached this node
     /// and the node's number in it (-1: not listed). Only touched under the
     /// scheduler's ordering lock.
@@ -83,7 +84,21 @@ final class Node: Sendable {
         self.primitive = primitive
         self.stream = stream
         retainsInputs = Tracing.isActive
-        state = Mutex(State(inputs: inputs, data: data))
+        guarded = State(inputs: inputs, data: data)
+    }
+
+    /// The node's inputs and data, under its lock (`state.withLock { ... }`).
+    private var state: StateAccess { StateAccess(node: self) }
+
+    struct StateAccess {
+        unowned(unsafe) let node: Node
+
+        @inline(__always)
+        func withLock<R>(_ body: (inout State) throws -> R) rethrows -> R {
+            node.stateLock.lock()
+            defer { node.stateLock.unlock() }
+            return try body(&node.guarded)
+        }
     }
 
     // Releasing a long unevaluated chain would recurse once per node; unlink

@@ -9,12 +9,11 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Synchronization
 
 /// The implicit key sequence: `next()` splits the state into (new state, key), as MLX's `KeySequence`.
 /// The state is two host words, or a tensor while a stateful compiled function
 /// traces with `Random.state` (a placeholder) and after it ran (its lazy result).
-private let keySequence = Mutex<KeySequenceState>(.words(Random.keyWords(UInt64(truncatingIfNeeded: time(nil)))))
+private let keySequence = Locked<KeySequenceState>(.words(Random.keyWords(UInt64(truncatingIfNeeded: time(nil)))))
 
 enum KeySequenceState: @unchecked Sendable {
     case words((UInt32, UInt32))

@@ -27,7 +27,7 @@ public protocol Updatable: AnyObject {
 /// Settings and counters of `compile`.
 public enum Compile {
     private static let enabled = Atomic<Bool>(getenv("TESSERA_DISABLE_COMPILE").map { String(cString: $0) } != "1")
-    private static let compiler = Mutex<String>(
+    private static let compiler = Locked<String>(
         getenv("TESSERA_CC").map { String(cString: $0) } ?? "cc")
 
     /// Whether compiled functions trace and fuse; when false they call the
@@ -144,7 +144,7 @@ final class CompiledFunction: @unchecked Sendable {
     private let stateInputs: [any Updatable]
     private let stateOutputs: [any Updatable]
     private let shapeless: Bool
-    private let traces = Mutex<[Signature: Trace]>([:])
+    private let traces = Locked<[Signature: Trace]>([:])
 
     struct Signature: Hashable {
         let shapes: [[Int]]

@@ -6,7 +6,6 @@
 // renamed, so concurrent processes never load half a file), and loads it
 // with dlopen. Loaded kernels are kept for the life of the process.
 
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -67,7 +66,7 @@ enum CCompiler {
         return "/tmp/tessera-kernels-\(getuid())"
     }
 
-    private static let loaded = Mutex<[String: CPUFusedFunction]>([:])
+    private static let loaded = Locked<[String: CPUFusedFunction]>([:])
     private static let buildLock = Lock()
 
     /// The kernel of `source`: from memory, from the disk cache, or compiled now.
@@ -154,7 +153,7 @@ enum CCompiler {
         return status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
     }
 
-    private static let warned = Mutex<Set<String>>([])
+    private static let warned = Locked<Set<String>>([])
 
     /// Writes `message` to standard error the first time `topic` comes up.
     static func warnOnce(_ topic: String, _ message: String) {
