@@ -69,34 +69,104 @@ public struct Sampler: Sendable {
         }
         if p.temperature <= 0 { return argmax(z) }
 
-        // Candidates by descending logit; each filter keeps a prefix.
-        var order = z.indices.sorted { z[$0] > z[$1] }
-        if p.topK > 0 && p.topK < order.count { order.removeLast(order.count - p.topK) }
-        let top = z[order[0]]
-        var probs = order.map { Glibc.exp(Double((z[$0] - top) / p.temperature)) }
-        var total = probs.reduce(0, +)
+        // Weights exp((z - max) / T) of the candidates; each filter narrows
+        // them without sorting the vocabulary: top-k selects k, min-p compares
+        // with the top weight (1), top-p pops the largest from a heap until the
+        // mass is reached. `ids` nil: every token, in id order.
+        let top = z[argmax(z)]
+        let invT = 1 / Double(p.temperature)
+        func weight(_ logit: Float) -> Double { Glibc.exp(Double(logit - top) * invT) }
+        var ids: [Int]? = nil
+        var weights: [Double]
+        if p.topK > 0 && p.topK < z.count {
+            let chosen = Self.largest(p.topK, of: z)
+            ids = chosen
+            weights = chosen.map { weight(z[$0]) }
+        } else {
+            weights = z.map(weight)
+        }
         if p.minP > 0 {
-            let threshold = Double(p.minP) * probs[0]
-            let keep = probs.prefix { $0 >= threshold }.count
-            probs.removeLast(probs.count - Swift.max(keep, 1))
-            total = probs.reduce(0, +)
+            let threshold = Double(p.minP)
+            let all = ids ?? Array(z.indices)
+            var keptIds: [Int] = [], keptWeights: [Double] = []
+            for (id, w) in zip(all, weights) where w >= threshold {
+                keptIds.append(id)
+                keptWeights.append(w)
+            }
+            (ids, weights) = (keptIds, keptWeights)  // never empty: the top token has weight 1
         }
         if p.topP < 1 {
-            var cumulative = 0.0, keep = 0
-            for q in probs {
-                cumulative += q / total
-                keep += 1
-                if cumulative >= Double(p.topP) { break }
+            let nucleus = Self.nucleus(weights, mass: Double(p.topP))
+            ids = nucleus.map { ids?[$0] ?? $0 }
+            weights = nucleus.map { weights[$0] }
+        }
+        var r = nextUniform() * weights.reduce(0, +)
+        for (i, w) in weights.enumerated() {
+            r -= w
+            if r <= 0 { return ids?[i] ?? i }
+        }
+        return ids?[weights.count - 1] ?? weights.count - 1
+    }
+
+    /// The ids of the `k` largest logits, largest first (ties: lower id first),
+    /// through a size-k min-heap: O(n log k) rather than sorting the vocabulary.
+    static func largest(_ k: Int, of z: [Float]) -> [Int] {
+        // Heap order: the root is the weakest kept id (smaller logit, or equal with a higher id).
+        func weaker(_ a: Int, _ b: Int) -> Bool { z[a] < z[b] || (z[a] == z[b] && a > b) }
+        var heap: [Int] = []
+        heap.reserveCapacity(k)
+        for id in z.indices {
+            if heap.count < k {
+                heap.append(id)
+                var c = heap.count - 1
+                while c > 0, weaker(heap[c], heap[(c - 1) / 2]) {
+                    heap.swapAt(c, (c - 1) / 2)
+                    c = (c - 1) / 2
+                }
+            } else if weaker(heap[0], id) {
+                heap[0] = id
+                siftDown(&heap, from: 0, count: k, before: weaker)
             }
-            probs.removeLast(probs.count - keep)
-            total = probs.reduce(0, +)
         }
-        var r = nextUniform() * total
-        for (i, q) in probs.enumerated() {
-            r -= q
-            if r <= 0 { return order[i] }
+        return heap.sorted { weaker($1, $0) }
+    }
+
+    /// The positions of the smallest set of largest `weights` holding at
+    /// least `mass` of their total, largest first (ties: lower position first).
+    static func nucleus(_ weights: [Double], mass: Double) -> [Int] {
+        let goal = mass * weights.reduce(0, +)
+        // A max-heap of positions, built in O(n); popped until the goal is met.
+        func before(_ a: Int, _ b: Int) -> Bool { weights[a] > weights[b] || (weights[a] == weights[b] && a < b) }
+        var heap = Array(weights.indices)
+        for i in stride(from: heap.count / 2 - 1, through: 0, by: -1) {
+            siftDown(&heap, from: i, count: heap.count, before: before)
         }
-        return order[probs.count - 1]
+        var kept: [Int] = [], cumulative = 0.0, count = heap.count
+        while count > 0 {
+            let best = heap[0]
+            kept.append(best)
+            cumulative += weights[best]
+            if cumulative >= goal { break }
+            count -= 1
+            heap[0] = heap[count]
+            siftDown(&heap, from: 0, count: count, before: before)
+        }
+        return kept
+    }
+
+    /// Restores heap order below `i` among the first `count` entries, where
+    /// `before(a, b)` holds when `a` belongs nearer the root.
+    private static func siftDown(_ heap: inout [Int], from i: Int, count: Int, before: (Int, Int) -> Bool) {
+        var i = i
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var m = i
+            if l < count && before(heap[l], heap[m]) { m = l }
+            if r < count && before(heap[r], heap[m]) { m = r }
+            guard m != i else { return }
+            heap.swapAt(i, m)
+            i = m
+        }
     }
 
     private func argmax(_ z: [Float]) -> Int {
