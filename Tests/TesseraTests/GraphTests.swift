@@ -58,6 +58,29 @@ final class GraphTests: XCTestCase {
         XCTAssertEqual(b[4].item(Float.self), 2)
     }
 
+    func testReadingAnAsyncResultWaitsOnlyForItsOwnWork() {
+        let stream = Stream.new(on: .cpu)
+        let queue = StreamWorkers.shared.queue(for: stream)
+        let before = DispatchSemaphore(value: 0), after = DispatchSemaphore(value: 0)
+        queue.async { before.wait() }  // holds the stream until `a` is being read
+        let a = withStream(stream) { Tensor.arange(0, 8, dtype: .float32) * 3 }
+        asyncEval(a)
+        queue.async { after.wait() }  // later work on the stream, held throughout
+        let read = DispatchSemaphore(value: 0)
+        let values = Locked<[Float]>([])
+        Thread {
+            let v = a.toArray(Float.self)
+            values.withLock { $0 = v }
+            read.signal()
+        }.start()
+        before.signal()
+        let outcome = read.wait(timeout: .now() + 60)
+        after.signal()
+        XCTAssertEqual(outcome, .success, "reading `a` waited for the work queued after it")
+        if outcome == .timedOut { _ = read.wait(timeout: .now() + 60) }
+        XCTAssertEqual(values.withLock { $0 }, [0, 3, 6, 9, 12, 15, 18, 21])
+    }
+
     func testOrderPutsInputsFirstAndTheDeepestInputBeforeShorterOnes() {
         let a = Tensor([1, 2, 3] as [Float])
         let short = a + Tensor([1, 1, 1] as [Float])

@@ -172,9 +172,15 @@ enum Scheduler {
 
     /// Evaluates on the workers, blocking the caller until done.
     static func evaluate(_ roots: [Node], tracing: Bool = Tracing.isActive) throws {
-        var plan = runs(roots)
-        while !plan.isEmpty {
-            let run = plan.removeFirst()
+        // Roots an asynchronous evaluation is computing: wait for just that
+        // work, not for whatever was queued on the stream after it.
+        for root in roots { root.inFlight?.wait() }
+        try execute(plan: runs(roots), tracing: tracing)
+    }
+
+    /// Executes the runs in order, each on its stream's worker, blocking the caller.
+    private static func execute(plan: [Run], tracing: Bool) throws {
+        for run in plan {
             var failure: Error?
             StreamWorkers.shared.queue(for: run.stream).sync {
                 do { try execute(run, tracing: tracing) } catch { failure = error }
@@ -184,11 +190,19 @@ enum Scheduler {
     }
 
     /// Evaluates without blocking the caller; `completion` runs when done.
-    static func evaluateAsync(_ roots: [Node], completion: @escaping @Sendable (Error?) -> Void) {
+    static func evaluateAsync(_ roots: [Node], completion done: @escaping @Sendable (Error?) -> Void) {
         let plan = runs(roots)
         let tracing = Tracing.isActive
-        if plan.count <= 1 {
-            guard let run = plan.first else { return completion(nil) }
+        guard !plan.isEmpty else { return done(nil) }
+        let group = DispatchGroup()
+        group.enter()
+        for root in roots { root.markInFlight(group) }
+        let completion: @Sendable (Error?) -> Void = { error in
+            group.leave()
+            done(error)
+        }
+        if plan.count == 1 {
+            let run = plan[0]
             StreamWorkers.shared.queue(for: run.stream).async {
                 do {
                     try execute(run, tracing: tracing)
@@ -196,10 +210,10 @@ enum Scheduler {
                 } catch { completion(error) }
             }
         } else {
-            let nodes = UncheckedBox(roots)
+            let runs = UncheckedBox(plan)
             DispatchQueue.global().async {
                 do {
-                    try evaluate(nodes.value, tracing: tracing)
+                    try execute(plan: runs.value, tracing: tracing)
                     completion(nil)
                 } catch { completion(error) }
             }

@@ -1,6 +1,7 @@
 // Tensor: an immutable handle to a node of the lazy graph. Ops validate,
 // promote dtypes and add a node; evaluation (eval, item, printing) computes.
 
+import Dispatch
 
 /// An evaluated array: a buffer and the strided window of it the tensor sees.
 struct ArrayView: @unchecked Sendable {
@@ -76,6 +77,9 @@ final class Node: Sendable {
     struct State: @unchecked Sendable {
         var inputs: [Node]
         var data: ArrayView?
+        /// The asynchronous evaluation that will compute this node (a root of
+        /// it), until computed: a synchronous evaluation waits for just that.
+        var inFlight: DispatchGroup?
     }
 
     init(shape: [Int], dtype: DType, primitive: Primitive, inputs: [Node], stream: Stream, data: ArrayView? = nil) {
@@ -126,6 +130,17 @@ final class Node: Sendable {
     }
 
     var data: ArrayView? { state.withLock { $0.data } }
+
+    /// Marks this node, unless computed, as a root of the asynchronous
+    /// evaluation `group` tracks (an earlier one, computing it sooner, stays).
+    func markInFlight(_ group: DispatchGroup) {
+        state.withLock { s in
+            if s.data == nil && s.inFlight == nil { s.inFlight = group }
+        }
+    }
+
+    /// The asynchronous evaluation computing this node, if one is.
+    var inFlight: DispatchGroup? { state.withLock { $0.data == nil ? $0.inFlight : nil } }
     var isEvaluated: Bool { state.withLock { $0.data != nil } }
 
     /// The inputs still needed, or nil once the node is computed.
@@ -166,6 +181,7 @@ final class Node: Sendable {
     func complete(with data: ArrayView, whileTracing tracing: Bool) {
         state.withLock { s in
             s.data = data
+            s.inFlight = nil
             if !(retainsInputs && tracing) { s.inputs = [] }
         }
     }

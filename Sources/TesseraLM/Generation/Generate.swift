@@ -42,6 +42,8 @@ public struct TokenGenerator: Sendable {
     var sampler: Sampler
     var history: [Int]
     var pendingLogits: Tensor?
+    /// Pipelined greedy decoding: the next token, picked on the graph and in flight.
+    var pendingToken: Tensor?
     public private(set) var stats = GenerationStats()
     private var produced = 0
 
@@ -92,10 +94,46 @@ public struct TokenGenerator: Sendable {
     public mutating func next() -> Int? {
         guard produced < parameters.maxTokens, let logits = pendingLogits else { return nil }
         let start = now()
+        defer {
+            stats.generatedTokens = produced
+            stats.decodeSeconds += now() - start
+            stats.peakMemory = Memory.peakBytes
+        }
+        let position = cache.first.map(\.offset) ?? history.count
+        // Whether a forward pass follows this token, unless it is a stop token.
+        let continues = produced + 1 < parameters.maxTokens && position + 1 < model.contextLength
+        if canPipeline {
+            // Greedy picks on the graph: the next step is built and queued
+            // before this token is read, so building it overlaps computing
+            // this one (as mlx-lm does); a stop token then takes that step back.
+            let chosen = pendingToken ?? logits.argMax(axis: -1)
+            if continues {
+                let row = model(chosen.reshaped([1, 1]), cache: cache)[0, -1]
+                let picked = row.argMax(axis: -1)
+                asyncEval([chosen, picked, row] + cache.flatMap(\.storage))
+                pendingLogits = row
+                pendingToken = picked
+            } else {
+                pendingLogits = nil
+                pendingToken = nil
+            }
+            let token = chosen.item(Int.self)
+            produced += 1
+            history.append(token)
+            if parameters.stopTokens.contains(token) {
+                if continues {
+                    eval(cache.flatMap(\.storage))
+                    for c in cache { c.removeLast(1) }
+                }
+                pendingLogits = nil
+                pendingToken = nil
+            }
+            return token
+        }
         let token = sampler.sample(logits.toArray(Float.self), history: history)
         produced += 1
         history.append(token)
-        if parameters.stopTokens.contains(token) || produced >= parameters.maxTokens || (cache.first.map { $0.offset + 1 } ?? history.count) >= model.contextLength {
+        if parameters.stopTokens.contains(token) || !continues {
             pendingLogits = nil
         } else {
             let out = model(Tensor([Int32(token)], shape: [1, 1]), cache: cache)
@@ -103,10 +141,15 @@ public struct TokenGenerator: Sendable {
             eval([row] + cache.flatMap(\.storage))
             pendingLogits = row
         }
-        stats.generatedTokens = produced
-        stats.decodeSeconds += now() - start
-        stats.peakMemory = Memory.peakBytes
         return token
+    }
+
+    /// Greedy sampling with nothing that needs the host (penalties, biases),
+    /// and caches that can take back a step (growing, full precision).
+    private var canPipeline: Bool {
+        let p = parameters.sampling
+        return p.temperature <= 0 && p.repetitionPenalty == 1 && p.presencePenalty == 0 && p.frequencyPenalty == 0
+            && p.logitBias.isEmpty && cache.allSatisfy(\.canRemoveLast)
     }
 }
 

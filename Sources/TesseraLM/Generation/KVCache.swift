@@ -111,6 +111,18 @@ public final class KVCache: @unchecked Sendable {
         return (storage[0][0..., 0..., ..<end], storage[1][0..., 0..., ..<end])
     }
 
+    /// Whether `removeLast` can take positions back: a growing full-precision
+    /// cache (a rotating one has dropped what the positions displaced).
+    public var canRemoveLast: Bool { maxSize == nil && quantization == nil }
+
+    /// Forgets the last `n` positions (a step computed past a stop token).
+    public func removeLast(_ n: Int) {
+        precondition(canRemoveLast && n >= 0 && n <= length, "[KVCache] cannot remove \(n) of \(length) positions")
+        length -= n
+        offset -= n
+        if capacity == 0 { storage = storage.map { $0[0..., 0..., ..<length] } }
+    }
+
     /// Tensors to evaluate with the step's output (and to save): the filled positions.
     public var state: [Tensor] {
         capacity > length ? storage.map { $0[0..., 0..., ..<length] } : storage
