@@ -16,14 +16,13 @@ final class GenerationTests: XCTestCase {
         return try SyntheticModel.llama(config: config, bits: 4, groupSize: 32)
     }
 
-    /// Greedy tokens and the final caches; `pipelined` false forces the
-    /// host-side path (an empty logit bias needs the host).
+    /// Greedy tokens and the final caches, pipelined or step by step.
     private func run(_ model: any LanguageModel, prompt: [Int], maxTokens: Int, stop: Set<Int> = [], pipelined: Bool)
         throws -> (tokens: [Int], cache: [KVCache])
     {
         var p = GenerateParameters()
         p.sampling = .greedy
-        if !pipelined { p.sampling.logitBias = [0: 0] }
+        p.pipelined = pipelined
         p.maxTokens = maxTokens
         p.stopTokens = stop
         var generator = try TokenGenerator(model: model, prompt: prompt, parameters: p)

@@ -58,6 +58,25 @@ final class GraphTests: XCTestCase {
         XCTAssertEqual(b[4].item(Float.self), 2)
     }
 
+    func testReshapesFoldAndUnitAxisTransposesAreReshapes() {
+        let x = exp(Tensor.arange(0, 12, dtype: .float32) / 10)  // pending
+        let r = x.reshaped([1, 3, 4]).reshaped([3, 1, 4])
+        XCTAssertTrue(r.inputs.count == 1 && r.inputs[0].node === x.node, "a reshape of a pending reshape reshapes its input")
+        XCTAssertTrue(x.reshaped([3, 4]).reshaped([12]).node === x.node)
+        // [3, 1, 4] → [1, 3, 4]: only the unit axis moves.
+        let t = r.transposed(axes: [1, 0, 2])
+        guard case .reshape = t.node.primitive else { return XCTFail("\(t.node.primitive.name)") }
+        XCTAssertTrue(t.inputs[0].node === x.node)
+        let moved = x.reshaped([3, 4]).transposed()  // a real transpose stays one
+        guard case .transpose = moved.node.primitive else { return XCTFail("\(moved.node.primitive.name)") }
+        let expected = (0..<12).map { Float(Foundation.exp(Double($0) / 10)) }
+        for (got, want) in zip(t.toArray(Float.self), expected) { XCTAssertEqual(got, want, accuracy: 1e-6) }
+        XCTAssertEqual(t.shape, [1, 3, 4])
+        for (got, want) in zip(moved.toArray(Float.self), [0, 4, 8].map { expected[$0] }) {
+            XCTAssertEqual(got, want, accuracy: 1e-6)
+        }
+    }
+
     func testReadingAnAsyncResultWaitsOnlyForItsOwnWork() {
         let stream = Stream.new(on: .cpu)
         let queue = StreamWorkers.shared.queue(for: stream)

@@ -44,9 +44,12 @@ struct LMFigures {
 }
 
 /// One prefill of `prompt` and `decodeSteps` greedy steps through `TokenGenerator`.
-private func tesseraRun(_ model: any LanguageModel, prompt: [Int], steps: Int) throws -> LMFigures {
+private func tesseraRun(_ model: any LanguageModel, prompt: [Int], steps: Int, pipelined: Bool = true) throws
+    -> LMFigures
+{
     var parameters = GenerateParameters()
     parameters.sampling = .greedy
+    parameters.pipelined = pipelined
     parameters.maxTokens = steps + 1  // the last call samples without a forward pass
     parameters.prefillStepSize = prompt.count
     var generator = try TokenGenerator(model: model, prompt: prompt, parameters: parameters)
@@ -115,9 +118,14 @@ func runLMSuite() {
     print("\(promptLength)-token prompt, \(decodeSteps) greedy decode steps (EOS ignored), \(reps) repetitions, medians;"
         + " Tessera \(_CPUKernels.threadCount) threads, llama.cpp 2 threads")
     var runs: [LMFigures] = []
+    var stepwise: [LMFigures] = []
     do {
         _ = try tesseraRun(loaded.model, prompt: Array(prompt.prefix(16)), steps: 8)  // warm-up
-        for _ in 0..<reps { runs.append(try tesseraRun(loaded.model, prompt: prompt, steps: decodeSteps)) }
+        for _ in 0..<reps {
+            runs.append(try tesseraRun(loaded.model, prompt: prompt, steps: decodeSteps))
+            // Interleaved, so both see the same machine: decode step by step.
+            stepwise.append(try tesseraRun(loaded.model, prompt: prompt, steps: decodeSteps, pipelined: false))
+        }
     } catch {
         print("lm suite: generation failed: \(error)")
         return
@@ -145,4 +153,9 @@ func runLMSuite() {
     }
     print("Tessera per repetition: prefill " + runs.map { String(format: "%.1f", $0.prefill) }.joined(separator: ", ")
         + "; decode " + runs.map { String(format: "%.1f", $0.decode) }.joined(separator: ", "))
+    let stepDecode = median(stepwise.map(\.decode))
+    print("Tessera decode step by step (not pipelined), interleaved: " + rate(stepDecode)
+        + String(format: " (pipelined/step by step %.2f×; ", ours.decode / stepDecode)
+        + stepwise.map { String(format: "%.1f", $0.decode) }.joined(separator: ", ") + ")")
+    if stepwise.map(\.tokens) != runs.map(\.tokens) { print("warning: step-by-step tokens differ from pipelined ones") }
 }

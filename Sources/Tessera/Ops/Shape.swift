@@ -19,6 +19,13 @@ extension Tensor {
         opPrecondition(
             shape.reduce(1, *) == size, "reshape", "cannot reshape array of shape \(self.shape) into \(shape)")
         if shape == self.shape { return self }
+        // A reshape of a pending reshape is one reshape of its input: a node
+        // less to build and schedule (decode steps split heads this way).
+        if case .reshape = node.primitive, let source = node.inputs.first, source.shape != shape {
+            return Tensor(shape: shape, dtype: dtype, primitive: .reshape, inputs: [Tensor(node: source)])
+        } else if case .reshape = node.primitive, let source = node.inputs.first {
+            return Tensor(node: source)
+        }
         return Tensor(shape: shape, dtype: dtype, primitive: .reshape, inputs: [self])
     }
 
@@ -69,6 +76,10 @@ extension Tensor {
             perm.count == ndim && Set(perm).count == ndim, "transpose",
             "axes \(axes ?? []) are not a permutation of the \(ndim) axes of shape \(shape)")
         if perm == Array(0..<ndim) { return self }
+        // Moving only size-1 axes keeps the elements' order: a reshape, which
+        // folds into a neighbouring one.
+        let kept = perm.filter { shape[$0] != 1 }
+        if zip(kept, kept.dropFirst()).allSatisfy({ $0 < $1 }) { return reshaped(perm.map { shape[$0] }) }
         return Tensor(shape: perm.map { shape[$0] }, dtype: dtype, primitive: .transpose(axes: perm), inputs: [self])
     }
 

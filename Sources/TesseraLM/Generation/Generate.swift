@@ -18,6 +18,10 @@ public struct GenerateParameters: Sendable {
     public var kvQuantization: KVQuantization?
     /// Token ids that end generation (the model's end-of-sequence ids).
     public var stopTokens: Set<Int> = []
+    /// Queue each decode step before reading the previous token, when the
+    /// sampling needs no host (greedy without penalties or biases) and the
+    /// caches can take a step back; false: strictly step by step.
+    public var pipelined = true
 
     public init() {}
 }
@@ -148,8 +152,8 @@ public struct TokenGenerator: Sendable {
     /// and caches that can take back a step (growing, full precision).
     private var canPipeline: Bool {
         let p = parameters.sampling
-        return p.temperature <= 0 && p.repetitionPenalty == 1 && p.presencePenalty == 0 && p.frequencyPenalty == 0
-            && p.logitBias.isEmpty && cache.allSatisfy(\.canRemoveLast)
+        return parameters.pipelined && p.temperature <= 0 && p.repetitionPenalty == 1 && p.presencePenalty == 0
+            && p.frequencyPenalty == 0 && p.logitBias.isEmpty && cache.allSatisfy(\.canRemoveLast)
     }
 }
 
