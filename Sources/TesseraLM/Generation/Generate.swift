@@ -4,6 +4,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Foundation
 import Tessera
 
 /// Limits and choices for one generation.
@@ -20,8 +21,19 @@ public struct GenerateParameters: Sendable {
     public var stopTokens: Set<Int> = []
     /// Queue each decode step before reading the previous token, when the
     /// sampling needs no host (greedy without penalties or biases) and the
-    /// caches can take a step back; false: strictly step by step.
-    public var pipelined = true
+    /// caches can take a step back; false: strictly step by step. nil:
+    /// pipelined where building a step does not take a core from computing
+    /// the previous one (a GPU stream, or a core the CPU kernels leave free).
+    public var pipelined: Bool? = nil
+
+    /// Whether `pipelined: nil` pipelines: on a GPU stream, or with a core
+    /// the CPU kernels leave free. On 2 cores both busy with a step's
+    /// kernels, building the next step beside them only slowed decoding
+    /// (docs/PERFORMANCE.md).
+    public static var pipeliningPays: Bool {
+        if case .gpu = Stream.current.device { return true }
+        return ProcessInfo.processInfo.activeProcessorCount > _CPUKernels.threadCount
+    }
 
     public init() {}
 }
@@ -152,7 +164,7 @@ public struct TokenGenerator: Sendable {
     /// and caches that can take back a step (growing, full precision).
     private var canPipeline: Bool {
         let p = parameters.sampling
-        return parameters.pipelined && p.temperature <= 0 && p.repetitionPenalty == 1 && p.presencePenalty == 0
+        return (parameters.pipelined ?? GenerateParameters.pipeliningPays) && p.temperature <= 0 && p.repetitionPenalty == 1 && p.presencePenalty == 0
             && p.frequencyPenalty == 0 && p.logitBias.isEmpty && cache.allSatisfy(\.canRemoveLast)
     }
 }
