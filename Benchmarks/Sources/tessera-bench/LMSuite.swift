@@ -115,24 +115,39 @@ func runLMSuite() {
         return
     }
     print("lm suite: \(path)")
-    print("\(promptLength)-token prompt, \(decodeSteps) greedy decode steps (EOS ignored), \(reps) repetitions, medians;"
+    print("\(promptLength)-token prompt, \(decodeSteps) greedy decode steps (EOS ignored), \(reps) interleaved repetitions, medians;"
         + " Tessera \(_CPUKernels.threadCount) threads, llama.cpp 2 threads")
     var runs: [LMFigures] = []
     var other: [LMFigures] = []
+    var theirs: [LMFigures] = []
+    var peerFailure: PeerError?
     let automatic = GenerateParameters.pipeliningPays
     do {
         _ = try tesseraRun(loaded.model, prompt: Array(prompt.prefix(16)), steps: 8)  // warm-up
+        // Each repetition runs Tessera, its other decode mode and llama.cpp
+        // back to back, so all three see the same load on a shared machine.
         for _ in 0..<reps {
             runs.append(try tesseraRun(loaded.model, prompt: prompt, steps: decodeSteps))
-            // Interleaved, so both see the same machine: the other decode mode.
             other.append(try tesseraRun(loaded.model, prompt: prompt, steps: decodeSteps, pipelined: !automatic))
+            if peerFailure == nil {
+                switch llamaPeer(model: path, prompt: prompt, steps: decodeSteps, reps: 1) {
+                case .success(let figures): theirs.append(figures)
+                case .failure(let why): peerFailure = why
+                }
+            }
         }
     } catch {
         print("lm suite: generation failed: \(error)")
         return
     }
     let ours = LMFigures(prefill: median(runs.map(\.prefill)), decode: median(runs.map(\.decode)), tokens: runs[0].tokens)
-    let peer = llamaPeer(model: path, prompt: prompt, steps: decodeSteps, reps: reps)
+    let peer: Result<LMFigures, PeerError> =
+        if let peerFailure { .failure(peerFailure) } else {
+            .success(
+                LMFigures(
+                    prefill: median(theirs.map(\.prefill)), decode: median(theirs.map(\.decode)),
+                    tokens: theirs[0].tokens))
+        }
 
     func rate(_ x: Double) -> String { String(format: "%.1f tok/s", x) }
     print("")
@@ -154,6 +169,12 @@ func runLMSuite() {
     }
     print("Tessera per repetition: prefill " + runs.map { String(format: "%.1f", $0.prefill) }.joined(separator: ", ")
         + "; decode " + runs.map { String(format: "%.1f", $0.decode) }.joined(separator: ", "))
+    if !theirs.isEmpty {
+        print("llama.cpp per repetition: prefill " + theirs.map { String(format: "%.1f", $0.prefill) }.joined(separator: ", ")
+            + "; decode " + theirs.map { String(format: "%.1f", $0.decode) }.joined(separator: ", ")
+            + "; decode ratio per repetition "
+            + zip(runs, theirs).map { String(format: "%.2f", $0.decode / $1.decode) }.joined(separator: ", "))
+    }
     let otherDecode = median(other.map(\.decode))
     let modes = automatic ? ("pipelined", "step by step") : ("step by step", "pipelined")
     print("Tessera decodes \(modes.0) here; \(modes.1), interleaved: " + rate(otherDecode)

@@ -76,7 +76,11 @@ final class ThreadPool: @unchecked Sendable {
         return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
     }
 
-    /// Spins up to `spinNanos` until `done()` holds; whether it does.
+    /// Spins up to `spinNanos` until `done()` holds; whether it does. Every
+    /// 64 pauses the spinner yields its core: when another thread is waiting
+    /// for one (a core taken by another process, the stream's worker with an
+    /// op to run), that thread runs instead of the spin; when none is, the
+    /// yield returns at once.
     private func spin(until done: () -> Bool) -> Bool {
         if spinNanos == 0 { return done() }
         let start = ThreadPool.nanoseconds()
@@ -84,7 +88,10 @@ final class ThreadPool: @unchecked Sendable {
         while !done() {
             tk_spin_pause()
             i += 1
-            if i & 63 == 0 && ThreadPool.nanoseconds() - start > spinNanos { return done() }
+            if i & 63 == 0 {
+                if ThreadPool.nanoseconds() - start > spinNanos { return done() }
+                sched_yield()
+            }
         }
         return true
     }
