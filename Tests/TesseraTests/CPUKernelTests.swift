@@ -376,17 +376,7 @@ final class CPUKernelTests: XCTestCase {
                             let sv = Self.rounded(Self.values(n * k / group, seed: 9, lo: 0.01, hi: 0.1), dtype)
                             let bv = Self.rounded(Self.values(n * k / group, seed: 10, lo: -0.5, hi: 0.5), dtype)
                             let xv = Self.rounded(Self.values(m * k, seed: UInt64(m)), dtype)
-                            // Dequantize: value k of row n is bits at (k * bits) of the row's words, low first.
-                            var w = [Float](repeating: 0, count: k * n)  // [k, n] for the reference
-                            let mask = UInt32((1 << bits) - 1)
-                            for row in 0..<n {
-                                for col in 0..<k {
-                                    let bit = col * bits
-                                    let q = (wq[row * words + bit / 32] >> UInt32(bit % 32)) & mask
-                                    let g = row * (k / group) + col / group
-                                    w[col * n + row] = Float(Double(sv[g]) * Double(q) + Double(bv[g]))
-                                }
-                            }
+                            let w = Self.dequantized(wq, sv, bv, bits: bits, group: group, n: n, k: k)
                             let (want, scale) = Self.referenceMatmul(xv, w, m: m, n: n, k: k)
                             try forEachQuantizedKernel { isa in
                                 let out = ArrayView.allocate(shape: [m, n], dtype: dtype)
@@ -416,6 +406,15 @@ final class CPUKernelTests: XCTestCase {
         // Biases near -2^(bits-1) s, as GGUF's Q8_0 (-128 d) and Q4_0 (-8 d) give.
         let bv = rounded(
             (0..<sv.count).map { -Float(1 << (bits - 1)) * sv[$0] + 0.2 * values(1, seed: seed + 2 + UInt64($0))[0] }, dtype)
+        return (wq, sv, bv, dequantized(wq, sv, bv, bits: bits, group: group, n: n, k: k))
+    }
+
+    /// The dequantized matrix [k, n] (the reference's layout): value `col` of
+    /// row `row` is the bits at col·bits of the row's words, low bits first.
+    static func dequantized(_ wq: [UInt32], _ sv: [Float], _ bv: [Float], bits: Int, group: Int, n: Int, k: Int)
+        -> [Float]
+    {
+        let words = k * bits / 32
         var w = [Float](repeating: 0, count: k * n)
         let mask = UInt32((1 << bits) - 1)
         for row in 0..<n {
@@ -426,7 +425,7 @@ final class CPUKernelTests: XCTestCase {
                 w[col * n + row] = Float(Double(sv[g]) * Double(q) + Double(bv[g]))
             }
         }
-        return (wq, sv, bv, w)
+        return w
     }
 
     func quantizedMatmul(
