@@ -102,6 +102,27 @@ final class QuantizationTests: XCTestCase {
         assertMatches(quantizedMatmul(xt, wq, scales: s, biases: b), matmul(xt, wd.T), "strided x")
     }
 
+    /// A 2-D weight under x with batch axes is one matrix every batch shares
+    /// (no broadcast in the graph); mapped by vmap, the weights carry the
+    /// mapped axis. Both equal the products with the dequantized weights.
+    func testSharedWeightsUnderBatchedXAndMappedWeights() {
+        let w = Tensor((0..<(48 * 64)).map { Float(cos(Double($0) * 0.11)) }, shape: [48, 64])
+        let (wq, s, b) = quantize(w, groupSize: 32, bits: 4)
+        let (wq2, s2, b2) = quantize(w * -0.5 + 0.25, groupSize: 32, bits: 4)
+        let wd = dequantize(wq, scales: s, biases: b, groupSize: 32, bits: 4)
+        let wd2 = dequantize(wq2, scales: s2, biases: b2, groupSize: 32, bits: 4)
+        let x = Tensor((0..<(2 * 3 * 64)).map { Float(sin(Double($0) * 0.7)) }, shape: [2, 3, 64])
+        let y = quantizedMatmul(x, wq, scales: s, biases: b, groupSize: 32, bits: 4)
+        XCTAssertEqual(y.node.inputs.map(\.shape), [[2, 3, 64], [48, 8], [48, 2], [48, 2]])
+        assertMatches(y, matmul(x, wd.T), "batched x")
+        let mapped = vmap(
+            { [quantizedMatmul(x, $0[0], scales: $0[1], biases: $0[2], groupSize: 32, bits: 4)] },
+            inAxes: [0, 0, 0])([stacked([wq, wq2]), stacked([s, s2]), stacked([b, b2])])[0]
+        XCTAssertEqual(mapped.shape, [2, 2, 3, 48])
+        assertMatches(mapped[0], matmul(x, wd.T), "mapped weights 0")
+        assertMatches(mapped[1], matmul(x, wd2.T), "mapped weights 1")
+    }
+
     /// Half scales under float32 x stay half (the kernels widen them as they
     /// read): the products equal those with the scales widened first, bit for
     /// bit, on the decode kernel (few rows), the prefill path (many rows), the

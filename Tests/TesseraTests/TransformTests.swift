@@ -98,6 +98,10 @@ let gradCases: [GradCase] = {
             let (wq, s, b) = quantize(Tensor.linspace(-1, 1, count: 4 * 64).reshaped([4, 64]), groupSize: 32, bits: 4)
             return quantizedMatmul(x[0], wq, scales: s, biases: b, groupSize: 32, bits: 4)  // float64 out
         },
+        GradCase(name: "quantizedMatmulBatchedX", shapes: [[2, 3, 64]]) { x in
+            let (wq, s, b) = quantize(Tensor.linspace(-1, 1, count: 4 * 64).reshaped([4, 64]), groupSize: 32, bits: 4)
+            return quantizedMatmul(x[0], wq, scales: s, biases: b, groupSize: 32, bits: 4)  // shared 2-D weights
+        },
         // Scales and biases are at most float32: linear, so a large step is exact up to float32 rounding.
         GradCase(name: "dequantize", shapes: [[4, 2], [4, 2]], step: 1e-2, tolerance: 1e-4) { sb in
             let (wq, _, _) = quantize(Tensor.linspace(-1, 1, count: 4 * 64).reshaped([4, 64]), groupSize: 32, bits: 4)

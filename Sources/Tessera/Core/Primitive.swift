@@ -115,8 +115,8 @@ public enum Primitive: Sendable {
     /// product and after the sum, as MLX does. Output `[..., K]`.
     case affineDequantize(groupSize: Int, bits: Int)
     /// `x @ dequantize(w).T` (`transpose`) or `x @ dequantize(w)`; inputs x
-    /// `[B..., M, K]`, w, scales, biases all broadcast to the batch axes B.
-    /// Accumulates in float32 (float64 for float64 inputs).
+    /// `[B..., M, K]`; w, scales, biases 2-D (one matrix every batch shares)
+    /// or with batch axes that broadcast to B. Accumulates in float32 (float64 for float64 inputs).
     case quantizedMatmul(groupSize: Int, bits: Int, transpose: Bool)
     /// MLX's `gather_qmm`: inputs x `[Bx, M, K]`, w `[Bw, N, Kp]`, scales,
     /// biases `[Bw, ...]`, lhs and rhs indices (uint32, both of the output

@@ -115,14 +115,17 @@ public func quantizedMatmul(
     let x2 = x.ndim == 1 ? x.reshaped([1, k]) : x
     let m = x2.dim(-2)
     let batch = broadcastShapes(Array(x2.shape.dropLast(2)), Array(w.shape.dropLast(2)), op)
+    // One matrix of weights (a layer's) stays as it is under x's batch axes:
+    // the backends read it for every batch (a decode step built three
+    // broadcast nodes per product before). Batched weights broadcast.
+    let shared = w.ndim == 2 && scales.ndim == 2 && biases.ndim == 2
+    func operand(_ t: Tensor) -> Tensor { shared ? t : t.broadcast(to: batch + Array(t.shape.suffix(2))) }
     let out = Tensor(
         shape: batch + [m, n], dtype: dtype,
         primitive: .quantizedMatmul(groupSize: groupSize, bits: bits, transpose: transpose),
         inputs: [
-            x2.asType(dtype).broadcast(to: batch + [m, k]),
-            w.broadcast(to: batch + Array(w.shape.suffix(2))),
-            scales.asType(parameterType).broadcast(to: batch + Array(scales.shape.suffix(2))),
-            biases.asType(parameterType).broadcast(to: batch + Array(biases.shape.suffix(2))),
+            x2.asType(dtype).broadcast(to: batch + [m, k]), operand(w), operand(scales.asType(parameterType)),
+            operand(biases.asType(parameterType)),
         ])
     return x.ndim == 1 ? out.reshaped(batch + [n]) : out
 }

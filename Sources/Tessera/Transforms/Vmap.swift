@@ -163,8 +163,18 @@ func vmapRule(_ node: Node, _ inputs: [BatchedInput], batch: Int) -> Tensor {
         let primitive = node.primitive
         return vmap({ [fastFallback(primitive, inputs: $0)!] }, inAxes: inputs.map { $0.isBatched ? 0 : nil })(
             inputs.map(\.value))[0]
-    case .quantizedMatmul,  // inputs already share batch axes: one more leading one
-        .affineQuantizeParameters, .affineQuantizePack, .affineDequantize, .randomBits, .inverse, .solve,
+    case .quantizedMatmul:
+        // x and batched weights share batch axes: one more leading one. A
+        // shared 2-D weight stays shared; mapped, it gets size-1 batch axes
+        // (the backends broadcast them).
+        let mapped = (0..<4).map { i -> Tensor in
+            let v = inputs[i].value
+            guard i > 0, v.ndim - (inputs[i].isBatched ? 1 : 0) == 2 else { return b(i) }
+            guard inputs[i].isBatched else { return v }
+            return v.reshaped([v.dim(0)] + [Int](repeating: 1, count: node.shape.count - 2) + Array(v.shape.dropFirst()))
+        }
+        return Tensor(shape: shape, dtype: node.dtype, primitive: node.primitive, inputs: mapped)
+    case .affineQuantizeParameters, .affineQuantizePack, .affineDequantize, .randomBits, .inverse, .solve,
         .cholesky, .qr, .svd, .eigh:
         // Row-wise (or per-matrix, per-key) primitives: the batch is one more leading axis.
         return Tensor(shape: shape, dtype: node.dtype, primitive: node.primitive, inputs: inputs.indices.map(b))

@@ -133,31 +133,22 @@ struct FastKernel: KindVisitor {
         let n = x.shape[nd - 1], length = x.shape[nd - 2], s = x.strides[nd - 1]
         let p = try x.hostPointer(T.self)
         let half = dims / 2
-        // Inverse frequencies in double, so long positions keep their angles.
-        var inverse = [Double](repeating: 0, count: half)
+        let positions = Swift.max(length, 1)
+        let table: RopeTable
         if hasFreqs {
             let f = try inputs[1].hostPointer(Float.self), fs = inputs[1].strides[0]
-            for i in 0..<half { inverse[i] = 1 / Double(f[i * fs]) }
+            table = RopeTable(
+                offset: offset, positions: positions, scale: scale, inverse: (0..<half).map { 1 / Double(f[$0 * fs]) })
         } else {
-            for i in 0..<half { inverse[i] = Glibc.pow(Double(base), -2 * Double(i) / Double(dims)) }
+            table = RopeTable.cached(offset: offset, positions: positions, dims: dims, base: base, scale: scale)
         }
-        // The angles depend on the position only: one cosine/sine table for all heads.
-        let positions = Swift.max(length, 1)
-        var cosines = [T.Math](repeating: 0, count: positions * half), sines = cosines
-        for t in 0..<positions {
-            let position = Double(offset + t) * Double(scale)
-            for i in 0..<half {
-                let theta = position * inverse[i]
-                cosines[t * half + i] = T.Math(Glibc.cos(theta))
-                sines[t * half + i] = T.Math(Glibc.sin(theta))
-            }
-        }
+        let cosines = table.cosines, sines = table.sines
         forEachLastAxisRow(x) { r, rowOffset in
             let angles = (r % positions) * half
             let o = out + r * n
             let src = p + rowOffset
             for i in 0..<half {
-                let c = cosines[angles + i], sn = sines[angles + i]
+                let c = T.Math(cosines[angles + i]), sn = T.Math(sines[angles + i])
                 let (a, b) = traditional ? (2 * i, 2 * i + 1) : (i, i + half)
                 let x1 = src[a * s].math, x2 = src[b * s].math
                 o[a] = T(math: x1 * c - x2 * sn)
@@ -229,4 +220,44 @@ struct FastKernel: KindVisitor {
     func visitBool() throws { unsupported(primitive.name, .bool) }
     func visitInteger<T: IntegerElement>(_: T.Type) throws { unsupported(primitive.name, T.dtype) }
     func visitComplex() throws { unsupported(primitive.name, .complex64) }
+}
+
+/// Rope's cosines and sines per position and frequency, in double so long
+/// positions keep their angles.
+final class RopeTable: Sendable {
+    let cosines: [Double]
+    let sines: [Double]
+
+    init(offset: Int, positions: Int, scale: Float, inverse: [Double]) {
+        let half = inverse.count
+        var cosines = [Double](repeating: 0, count: positions * half), sines = cosines
+        for t in 0..<positions {
+            let position = Double(offset + t) * Double(scale)
+            for i in 0..<half {
+                let theta = position * inverse[i]
+                cosines[t * half + i] = Glibc.cos(theta)
+                sines[t * half + i] = Glibc.sin(theta)
+            }
+        }
+        self.cosines = cosines
+        self.sines = sines
+    }
+
+    private struct Key: Equatable {
+        let offset, positions, dims: Int
+        let base, scale: Float
+    }
+
+    /// The last table built from a base, kept: every layer of a decode step
+    /// rotates its queries and keys at the same positions.
+    private static let last = Locked<(key: Key, table: RopeTable)?>(nil)
+
+    static func cached(offset: Int, positions: Int, dims: Int, base: Float, scale: Float) -> RopeTable {
+        let key = Key(offset: offset, positions: positions, dims: dims, base: base, scale: scale)
+        if let hit = last.withLock({ $0 }), hit.key == key { return hit.table }
+        let inverse = (0..<dims / 2).map { Glibc.pow(Double(base), -2 * Double($0) / Double(dims)) }
+        let table = RopeTable(offset: offset, positions: positions, scale: scale, inverse: inverse)
+        last.withLock { $0 = (key, table) }
+        return table
+    }
 }

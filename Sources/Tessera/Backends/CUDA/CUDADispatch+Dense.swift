@@ -371,13 +371,13 @@ extension CUDADispatch {
         return out
     }
 
-    /// quantizedMatmul (inputs x, w, scales, biases broadcast to the output's
-    /// batch axes) and gatherQuantizedMatmul (x [Bx, M, K], w/scales/biases
+    /// quantizedMatmul (inputs x, then w, scales, biases broadcast to the
+    /// output's batch axes or 2-D) and gatherQuantizedMatmul (x [Bx, M, K], w/scales/biases
     /// [Bw, ...], then lhs/rhs uint32 indices of the output's batch shape).
     func quantizedMatmul(
         _ inputs: [ArrayView], shape: [Int], dtype: DType, groupSize: Int, bits: Int, transpose: Bool, gather: Bool
     ) throws -> ArrayView? {
-        var inputs = inputs
+        var inputs = gather ? inputs : QuantizedKernels.batched(inputs, rank: shape.count)
         // Half scales under float32 x (a GGUF's, as stored) are widened on the device first.
         for i in 2...3 where inputs[i].dtype != dtype {
             guard let name = CUDAKernelNames.asType(from: inputs[i].dtype, to: dtype),
