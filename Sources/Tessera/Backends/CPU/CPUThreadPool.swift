@@ -26,25 +26,33 @@ final class ThreadPool: @unchecked Sendable {
     /// Threads that run a job, the caller included.
     let threadCount: Int
 
+    // Handing a job over takes no lock while the workers spin: the caller
+    // publishes it through atomics, and a worker joins by counting itself in
+    // `active` before it checks `open` (both sequentially consistent, so a
+    // caller that closes the job and then finds `active` at 0 knows no worker
+    // is in it or will join it). The mutex and conditions are only for
+    // threads that sleep: workers between jobs, the caller waiting for them.
     private var mutex = pthread_mutex_t()
     private var wake = pthread_cond_t()
     private var done = pthread_cond_t()
-    // Guarded by `mutex`.
-    private var generation = 0
-    /// `generation`, readable without the mutex by spinning workers.
+    /// The job number, bumped for each job.
     private let published = Atomic<Int>(0)
-    /// Workers inside the current job (the caller waits for these only);
-    /// joined under `mutex`, left without it.
+    /// Whether workers may still join the current job.
+    private let open = Atomic<Bool>(false)
+    /// Workers counted in for the current job (the caller waits for these).
     private let active = Atomic<Int>(0)
+    /// Workers asleep (or about to sleep) on `wake`.
+    private let sleepers = Atomic<Int>(0)
+    /// Whether the caller sleeps on `done`.
+    private let callerSleeps = Atomic<Bool>(false)
     /// Nanoseconds a worker spins for the next job, and the caller for its workers, before sleeping.
     private let spinNanos: UInt64
     /// Bumped by `stopSpinning`: spinning workers go to sleep at once.
     private let parkRequests = Atomic<Int>(0)
-    /// Whether workers may still join the current job.
-    private var open = false
-    /// The caller's closure, read in place (never copied into the pool).
-    private var job: UnsafePointer<(Int) -> Void>?
-    private var jobCount = 0
+    /// The caller's closure, read in place (never copied into the pool);
+    /// written before `open` is set, read by workers counted in while it is.
+    nonisolated(unsafe) private var job: UnsafePointer<(Int) -> Void>?
+    nonisolated(unsafe) private var jobCount = 0
     // Lock-free during a job.
     private let nextChunk = Atomic<Int>(0)
     private let busy = Atomic<Bool>(false)
@@ -109,26 +117,28 @@ final class ThreadPool: @unchecked Sendable {
     }
 
     // A worker that wakes after the caller has claimed every chunk finds the
-    // job closed and goes back to sleep: on a loaded machine the caller never
-    // waits for a worker the OS has not scheduled yet.
+    // job closed (or drained) and goes back to waiting: on a loaded machine
+    // the caller never waits for a worker the OS has not scheduled yet.
     private func workerLoop() {
         var seen = 0
         while true {
             let parks = parkRequests.load(ordering: .relaxed)
             _ = spin { published.load(ordering: .acquiring) != seen || parkRequests.load(ordering: .relaxed) != parks }
-            pthread_mutex_lock(&mutex)
-            while generation == seen { pthread_cond_wait(&wake, &mutex) }
-            seen = generation
-            guard open, let body = job else {
+            if published.load(ordering: .sequentiallyConsistent) == seen {
+                pthread_mutex_lock(&mutex)
+                sleepers.add(1, ordering: .sequentiallyConsistent)
+                while published.load(ordering: .sequentiallyConsistent) == seen { pthread_cond_wait(&wake, &mutex) }
+                sleepers.subtract(1, ordering: .relaxed)
                 pthread_mutex_unlock(&mutex)
-                continue
             }
-            let count = jobCount
-            active.add(1, ordering: .relaxed)
-            pthread_mutex_unlock(&mutex)
-            drain(body, count)
-            if active.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
-                // The caller may be asleep waiting for the last worker.
+            seen = published.load(ordering: .acquiring)
+            active.add(1, ordering: .sequentiallyConsistent)
+            if open.load(ordering: .sequentiallyConsistent), let body = job {
+                drain(body, jobCount)
+            }
+            if active.subtract(1, ordering: .sequentiallyConsistent).newValue == 0
+                && callerSleeps.load(ordering: .sequentiallyConsistent)
+            {
                 pthread_mutex_lock(&mutex)
                 pthread_cond_signal(&done)
                 pthread_mutex_unlock(&mutex)
@@ -143,10 +153,13 @@ final class ThreadPool: @unchecked Sendable {
     }
 
     private func drain(_ body: UnsafePointer<(Int) -> Void>, _ count: Int) {
+        // Read once: calling through the pointer retains and releases the
+        // closure's context per chunk, a cache line both threads then fight over.
+        let f = body.pointee
         while true {
             let i = nextChunk.add(1, ordering: .relaxed).oldValue
             if i >= count { return }
-            body.pointee(i)
+            f(i)
         }
     }
 
@@ -162,26 +175,27 @@ final class ThreadPool: @unchecked Sendable {
         }
         withoutActuallyEscaping(body) { escapable in
             withUnsafePointer(to: escapable) { pointer in
-                pthread_mutex_lock(&mutex)
                 job = pointer
                 jobCount = count
                 nextChunk.store(0, ordering: .relaxed)
-                open = true
-                generation += 1
-                published.store(generation, ordering: .releasing)
-                pthread_cond_broadcast(&wake)
-                pthread_mutex_unlock(&mutex)
-                drain(pointer, count)
-                // Every chunk is claimed: close the job (no worker joins after this), wait for those in it.
-                pthread_mutex_lock(&mutex)
-                open = false
-                job = nil
-                pthread_mutex_unlock(&mutex)
-                if !spin(until: { active.load(ordering: .acquiring) == 0 }) {
+                open.store(true, ordering: .sequentiallyConsistent)
+                published.add(1, ordering: .sequentiallyConsistent)
+                if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
                     pthread_mutex_lock(&mutex)
-                    while active.load(ordering: .acquiring) > 0 { pthread_cond_wait(&done, &mutex) }
+                    pthread_cond_broadcast(&wake)
                     pthread_mutex_unlock(&mutex)
                 }
+                drain(pointer, count)
+                // Every chunk is claimed: close the job (no worker joins after this), wait for those in it.
+                open.store(false, ordering: .sequentiallyConsistent)
+                if !spin(until: { active.load(ordering: .sequentiallyConsistent) == 0 }) {
+                    pthread_mutex_lock(&mutex)
+                    callerSleeps.store(true, ordering: .sequentiallyConsistent)
+                    while active.load(ordering: .sequentiallyConsistent) > 0 { pthread_cond_wait(&done, &mutex) }
+                    callerSleeps.store(false, ordering: .relaxed)
+                    pthread_mutex_unlock(&mutex)
+                }
+                job = nil
             }
         }
         busy.store(false, ordering: .releasing)
