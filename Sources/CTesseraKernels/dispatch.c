@@ -148,6 +148,16 @@ int tk_qmv_vnni(void) {
     return v >= 0 ? v : tk_set_qmv_vnni(1);
 }
 
+static int qmv_x_bytes = 3;
+
+int tk_set_qmv_x_bytes(int bytes) {
+    int b = bytes == 2 ? 2 : 3;
+    __atomic_store_n(&qmv_x_bytes, b, __ATOMIC_RELAXED);
+    return b;
+}
+
+int tk_qmv_x_bytes(void) { return __atomic_load_n(&qmv_x_bytes, __ATOMIC_RELAXED); }
+
 void tk_qmv(int dtype, int sdtype, const void *x, const uint32_t *wq, const void *scales, const void *biases, void *out, long M,
             long N, long K, int group, int bits, long n0, long n1) {
 #if defined(__x86_64__)

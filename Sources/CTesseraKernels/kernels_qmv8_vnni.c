@@ -4,22 +4,24 @@
 //
 // Per group g of a weight row: sum_k x[k] (s q[k] + b) = s (q . x) + b sum(x),
 // sum(x) per group computed once per call in float. For q . x, x is rounded
-// to 24-bit integers X = 65536 h + 256 m + l with one float scale d per
-// block of 8 values (qmv_vnni_x.h), and vpdpbusd multiplies the weight bytes
-// (unsigned 0..255, as stored) with the signed bytes h, m and l.
+// to 24-bit integers X = 65536 h + 256 m + l (or, with tk_set_qmv_x_bytes(2),
+// 16-bit X = 256 m + l) with one float scale d per block of 8 values
+// (qmv_vnni_x.h), and vpdpbusd multiplies the weight bytes (unsigned 0..255,
+// as stored) with the signed bytes.
 //
 // Byte j of a weight row is value j. Two 64-byte loads A, B (128 values, 32
 // dwords of 4 values) are permuted (vpermt2d, off the port the integer
 // products use) into P = dwords 0, 2, ..., 30 and Q = dwords 1, 3, ..., 31,
 // so that lane l of P and Q together holds block l, values 8l..8l+7, as in
-// the 4-bit kernel; x is prepared with values 8l..8l+3 in planes 0-2 and
-// 8l+4..8l+7 in planes 3-5.
+// the 4-bit kernel; x is prepared with values 8l..8l+3 in the first XB
+// planes and 8l+4..8l+7 in the rest.
 //
 // Exactness: each of a lane's three sums has 8 terms of at most 255 * 128,
 // so |sum| < 2^18, and (q.h) 256 + q.m < 2^27 is exact in int32; the last
 // step ((q.h) 256 + q.m) 256 + q.l would reach 2^35, so it is done in float
 // (one rounding of the 27-bit value, then an fma scaled by a power of two),
-// where the 4-bit kernel (8 terms of at most 15 * 128) stays in int32. The
+// where the 4-bit kernel (8 terms of at most 15 * 128) stays in int32; with
+// two bytes, (q.m) 256 + q.l < 2^27 is exact in int32 and rounds once. The
 // lane's sum is then scaled by s of its group times d of its block and
 // accumulated in float.
 #if defined(__x86_64__)
@@ -39,7 +41,7 @@ enum { QMV8_PREFETCH = 4096 };
 
 /// Rows n0..<n1 of the output for MM prepared rows of x (MM and G compile-time
 /// constants after inlining). Writes float results to res[m * ldr + n - n0].
-static inline __attribute__((always_inline)) void qmv8_rows(int MM, int G, const uint8_t *qx, const float *sx,
+static inline __attribute__((always_inline)) void qmv8_rows(int MM, int G, int XB, const uint8_t *qx, const float *sx,
                                                             long sxStride, long qxStride, const uint32_t *wq, int dt,
                                                             const void *scales, const void *biases, float *res,
                                                             long ldr, long K, long n0, long n1) {
@@ -97,16 +99,25 @@ static inline __attribute__((always_inline)) void qmv8_rows(int MM, int G, const
                 __m512 se = _mm512_permutexvar_ps(idx[j], sv);
 #pragma clang loop unroll(full)
                 for (int m = 0; m < MM; m++) {
-                    const uint8_t *xc = qx + m * qxStride + c * QX_CHUNK;
-                    __m512i ih = _mm512_dpbusd_epi32(_mm512_setzero_si512(), p, _mm512_loadu_si512(xc));
-                    __m512i im = _mm512_dpbusd_epi32(_mm512_setzero_si512(), p, _mm512_loadu_si512(xc + 64));
-                    __m512i il = _mm512_dpbusd_epi32(_mm512_setzero_si512(), p, _mm512_loadu_si512(xc + 128));
-                    ih = _mm512_dpbusd_epi32(ih, q, _mm512_loadu_si512(xc + 192));
-                    im = _mm512_dpbusd_epi32(im, q, _mm512_loadu_si512(xc + 256));
-                    il = _mm512_dpbusd_epi32(il, q, _mm512_loadu_si512(xc + 320));
-                    __m512i hm = _mm512_add_epi32(_mm512_slli_epi32(ih, 8), im);  // exact, below 2^27
-                    __m512 t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hm), f256, _mm512_cvtepi32_ps(il));
-                    acc[m] = _mm512_fmadd_ps(t, _mm512_mul_ps(se, _mm512_loadu_ps((const float *)(xc + 384))), acc[m]);
+                    const uint8_t *xc = qx + m * qxStride + c * QX_CHUNK(XB);
+                    __m512 t;
+                    if (XB == 3) {
+                        __m512i ih = _mm512_dpbusd_epi32(_mm512_setzero_si512(), p, _mm512_loadu_si512(xc));
+                        __m512i im = _mm512_dpbusd_epi32(_mm512_setzero_si512(), p, _mm512_loadu_si512(xc + 64));
+                        __m512i il = _mm512_dpbusd_epi32(_mm512_setzero_si512(), p, _mm512_loadu_si512(xc + 128));
+                        ih = _mm512_dpbusd_epi32(ih, q, _mm512_loadu_si512(xc + 192));
+                        im = _mm512_dpbusd_epi32(im, q, _mm512_loadu_si512(xc + 256));
+                        il = _mm512_dpbusd_epi32(il, q, _mm512_loadu_si512(xc + 320));
+                        __m512i hm = _mm512_add_epi32(_mm512_slli_epi32(ih, 8), im);  // exact, below 2^27
+                        t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hm), f256, _mm512_cvtepi32_ps(il));
+                    } else {
+                        __m512i im = _mm512_dpbusd_epi32(_mm512_setzero_si512(), p, _mm512_loadu_si512(xc));
+                        __m512i il = _mm512_dpbusd_epi32(_mm512_setzero_si512(), p, _mm512_loadu_si512(xc + 64));
+                        im = _mm512_dpbusd_epi32(im, q, _mm512_loadu_si512(xc + 128));
+                        il = _mm512_dpbusd_epi32(il, q, _mm512_loadu_si512(xc + 192));
+                        t = _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_slli_epi32(im, 8), il));  // exact int, below 2^27
+                    }
+                    acc[m] = _mm512_fmadd_ps(t, _mm512_mul_ps(se, _mm512_loadu_ps((const float *)(xc + XB * 128))), acc[m]);
                 }
             }
         }
@@ -115,7 +126,7 @@ static inline __attribute__((always_inline)) void qmv8_rows(int MM, int G, const
     }
 }
 
-// x byte order: values 8l..8l+3 of block l in planes 0-2, 8l+4..8l+7 in planes 3-5.
+// x byte order: values 8l..8l+3 of block l in the first XB planes, 8l+4..8l+7 in the rest.
 QMV_VNNI_ENTRIES(8, qmv8_rows, _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15))
 
 #pragma clang attribute pop

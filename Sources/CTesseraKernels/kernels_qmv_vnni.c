@@ -3,21 +3,21 @@
 //
 // Per group g of a weight row: sum_k x[k] (s q[k] + b) = s (q . x) + b sum(x).
 // sum(x) per group is computed once per call from x in float. For q . x, x is
-// rounded once per call to 24-bit integers X with one float scale d per lane
-// block of 8 values (x ~ d X, |X| <= R = 127 * (65536 + 256 + 1), so the
-// error per value is at most about max|x| of its block / R, 1.2e-7 of it, as
-// fine as float32's own rounding), and each X is split into three signed
-// bytes, X = 65536 h + 256 m + l. vpdpbusd multiplies the weight nibbles
-// (unsigned bytes 0..15) with h, m and l; the int32 sums are exact (below
-// 2^30). Each 64-byte chunk of a weight row (128 values) gives 16 lanes of 8
-// values; a lane's sum, converted to float, is scaled by s of its group times
-// d of its block and accumulated in float.
+// rounded once per call to integers X with one float scale d per lane block of
+// 8 values (qmv_vnni_x.h): 24-bit by default (error per value at most 6e-8
+// of its block's largest, as fine as float32's own rounding), split into
+// three signed bytes X = 65536 h + 256 m + l; or 16-bit (tk_set_qmv_x_bytes(2):
+// 1.5e-5 of it), two bytes X = 256 m + l and one product fewer. vpdpbusd
+// multiplies the weight nibbles (unsigned bytes 0..15) with each byte; the
+// int32 sums are exact (below 2^30). Each 64-byte chunk of a weight row (128
+// values) gives 16 lanes of 8 values; a lane's sum, converted to float, is
+// scaled by s of its group times d of its block and accumulated in float.
 //
 // Nibble order: byte j of a chunk holds value 2j (low nibble) and 2j+1 (high
 // nibble); lane l of vpdpbusd covers bytes 4l..4l+3, so the low nibbles are
 // values 8l, 8l+2, 8l+4, 8l+6 and the high nibbles 8l+1, ..., 8l+7. x is
-// stored per chunk in that order: the even values' h and l bytes, then the
-// odd values' h, m and l bytes (6 x 64 bytes), then the 16 lane scales.
+// stored per chunk in that order: the even values' bytes, then the odd
+// values' (2 XB x 64 bytes), then the 16 lane scales.
 #if defined(__x86_64__)
 #include <immintrin.h>
 #include <math.h>
@@ -32,7 +32,7 @@ enum { QMV_AHEAD = 4 };  // rows prefetched ahead (4-16 measured alike on SmolLM
 
 /// Rows n0..<n1 of the output for MM prepared rows of x (MM and G compile-time
 /// constants after inlining). Writes float results to res[m * ldr + n - n0].
-static inline __attribute__((always_inline)) void qmv4_rows(int MM, int G, const uint8_t *qx, const float *sx,
+static inline __attribute__((always_inline)) void qmv4_rows(int MM, int G, int XB, const uint8_t *qx, const float *sx,
                                                             long sxStride, long qxStride, const uint32_t *wq, int dt,
                                                             const void *scales, const void *biases, float *res,
                                                             long ldr, long K, long n0, long n1) {
@@ -79,17 +79,27 @@ static inline __attribute__((always_inline)) void qmv4_rows(int MM, int G, const
                 __m512 se = _mm512_permutexvar_ps(idx[j], sv);
 #pragma clang loop unroll(full)
                 for (int m = 0; m < MM; m++) {
-                    const uint8_t *xc = qx + m * qxStride + c * QX_CHUNK;
-                    // ((q.h) 256 + q.m) 256 + q.l, even values from the low nibbles, odd from the high
-                    __m512i ih = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xc));
-                    __m512i im = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xc + 64));
-                    __m512i il = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xc + 128));
-                    ih = _mm512_dpbusd_epi32(ih, hi, _mm512_loadu_si512(xc + 192));
-                    im = _mm512_dpbusd_epi32(im, hi, _mm512_loadu_si512(xc + 256));
-                    il = _mm512_dpbusd_epi32(il, hi, _mm512_loadu_si512(xc + 320));
-                    __m512i t = _mm512_add_epi32(_mm512_slli_epi32(_mm512_add_epi32(_mm512_slli_epi32(ih, 8), im), 8), il);
+                    const uint8_t *xc = qx + m * qxStride + c * QX_CHUNK(XB);
+                    __m512i t;
+                    if (XB == 3) {
+                        // ((q.h) 256 + q.m) 256 + q.l, even values from the low nibbles, odd from the high
+                        __m512i ih = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xc));
+                        __m512i im = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xc + 64));
+                        __m512i il = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xc + 128));
+                        ih = _mm512_dpbusd_epi32(ih, hi, _mm512_loadu_si512(xc + 192));
+                        im = _mm512_dpbusd_epi32(im, hi, _mm512_loadu_si512(xc + 256));
+                        il = _mm512_dpbusd_epi32(il, hi, _mm512_loadu_si512(xc + 320));
+                        t = _mm512_add_epi32(_mm512_slli_epi32(_mm512_add_epi32(_mm512_slli_epi32(ih, 8), im), 8), il);
+                    } else {
+                        // (q.m) 256 + q.l
+                        __m512i im = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xc));
+                        __m512i il = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xc + 64));
+                        im = _mm512_dpbusd_epi32(im, hi, _mm512_loadu_si512(xc + 128));
+                        il = _mm512_dpbusd_epi32(il, hi, _mm512_loadu_si512(xc + 192));
+                        t = _mm512_add_epi32(_mm512_slli_epi32(im, 8), il);
+                    }
                     acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t),
-                                             _mm512_mul_ps(se, _mm512_loadu_ps((const float *)(xc + 384))), acc[m]);
+                                             _mm512_mul_ps(se, _mm512_loadu_ps((const float *)(xc + XB * 128))), acc[m]);
                 }
             }
         }
@@ -98,7 +108,7 @@ static inline __attribute__((always_inline)) void qmv4_rows(int MM, int G, const
     }
 }
 
-// x byte order: planes 0-2 hold the even values of a block (low nibbles), planes 3-5 the odd ones (high nibbles).
+// x byte order: the first XB planes hold the even values of a block (low nibbles), the rest the odd ones (high nibbles).
 QMV_VNNI_ENTRIES(4, qmv4_rows, _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15))
 
 #pragma clang attribute pop

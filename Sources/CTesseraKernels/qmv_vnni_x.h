@@ -1,10 +1,13 @@
 // Internal to the VNNI qmv kernels (kernels_qmv_vnni.c for 4 bits,
-// kernels_qmv8_vnni.c for 8 bits): x rounded to 24-bit integers X with one
-// float scale d per block (x ~ d X, |X| <= R = 127 * (65536 + 256 + 1), so
-// the error per value is at most about max|x| of its block / R, 1.2e-7 of
-// it, as fine as float32's own rounding), each X split into three signed
-// bytes, X = 65536 h + 256 m + l, for vpdpbusd; group sums of x; scales and
-// biases as floats. x86-64 only, included after <immintrin.h>.
+// kernels_qmv8_vnni.c for 8 bits): x rounded to integers X with one float
+// scale d per block of 8 values (x ~ d X), each X split into XB signed bytes
+// for vpdpbusd; group sums of x; scales and biases as floats. XB = 3 (the
+// default precision): |X| <= R = 127 * (65536 + 256 + 1), X = 65536 h + 256 m
+// + l, error per value at most max|x| of its block / 2R, 6e-8 of it, as fine
+// as float32's own rounding. XB = 2 (tk_set_qmv_x_bytes(2)): |X| <= 127 * 257,
+// X = 256 h + l, at most 1.5e-5 of it, one integer product per weight chunk
+// fewer. The prepared x records XB, so the rows always read what was
+// prepared. x86-64 only, included after <immintrin.h>.
 #ifndef CTESSERA_QMV_VNNI_X_H
 #define CTESSERA_QMV_VNNI_X_H
 
@@ -14,8 +17,12 @@
 #pragma clang attribute push(                                                                               \
     __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c"))), apply_to = function)
 
-enum { QX_CHUNK = 6 * 64 + 16 * 4 };  // bytes of prepared x per 128 values
-static const float R = 127.0f * (65536 + 256 + 1);  // the largest |X|
+/// Bytes of prepared x per 128 values: 2 * XB planes of 64 bytes, then 16 block scales.
+#define QX_CHUNK(XB) ((XB) * 128 + 16 * 4)
+/// The largest |X| for XB bytes per value.
+static inline float qx_range(int xb) { return xb == 3 ? 127.0f * (65536 + 256 + 1) : 127.0f * (256 + 1); }
+/// Bytes before the prepared x: the XB it was prepared with.
+enum { QX_HEADER = 64 };
 
 /// 16 (or `n` < 16, the rest zero) scales or biases of `dtype` at p as floats.
 static inline __m512 load16(int dtype, const void *p, int n) {
@@ -49,36 +56,45 @@ static inline __m256 qx_flag_bad(__m256 bad, __m256 a, __m256 mx) {
 }
 
 /// X = round(v inv) clamped to [-R, R], split into X = 65536 h + 256 m + l
-/// with h, m, l in [-128, 127] (floor shifts), as int32 lanes.
-static inline void qx_split(__m256 v, __m256 inv, __m256i *h, __m256i *mid, __m256i *lo) {
+/// (xb 3) or X = 256 m + l (xb 2, h unused) with h, m, l in [-128, 127]
+/// (floor shifts), as int32 lanes.
+static inline void qx_split(int xb, __m256 v, __m256 inv, __m256i *h, __m256i *mid, __m256i *lo) {
     const __m256i r128 = _mm256_set1_epi32(128);
+    const int R = (int)qx_range(xb);
     __m256i X = _mm256_cvtps_epi32(_mm256_mul_ps(v, inv));  // round to nearest even
-    X = _mm256_min_epi32(_mm256_max_epi32(X, _mm256_set1_epi32(-(int)R)), _mm256_set1_epi32((int)R));
+    X = _mm256_min_epi32(_mm256_max_epi32(X, _mm256_set1_epi32(-R)), _mm256_set1_epi32(R));
     __m256i X1 = _mm256_srai_epi32(_mm256_add_epi32(X, r128), 8);  // X = 256 X1 + lo
     *lo = _mm256_sub_epi32(X, _mm256_slli_epi32(X1, 8));
+    if (xb == 2) {
+        *mid = X1;
+        *h = _mm256_setzero_si256();
+        return;
+    }
     *h = _mm256_srai_epi32(_mm256_add_epi32(X1, r128), 8);  // X1 = 256 h + m
     *mid = _mm256_sub_epi32(X1, _mm256_slli_epi32(*h, 8));
 }
 
 /// Prepares one row of x (K floats, K a multiple of 32) into `qx` (chunks of
-/// QX_CHUNK bytes per 128 values, blocks of 8 values) and its group sums into
-/// `sx` (groups rounded up to 16, zero padded). A chunk holds six 64-byte
-/// planes, then the 16 block scales d (floats). Block l (values 8l..8l+7) has
-/// bytes 4l..4l+3 of each plane: the h, m and l bytes of 4 of its values in
-/// planes 0-2, of the other 4 in planes 3-5. `order`, a byte shuffle of
-/// [h0..h7 | m0..m7], says which: its bytes 0-3 pick the h bytes for plane 0,
-/// 4-7 the m bytes for plane 1, 8-11 and 12-15 the h and m bytes for planes 3
-/// and 4 (the l bytes follow bytes 0-3 and 8-11). Returns 0 when x holds a
-/// non-finite or tiny (below 2^-96) value: the caller then takes the float
-/// kernel.
-static inline int prepare_x_ordered(const float *x, long K, int group, uint8_t *qx, float *sx, __m128i order) {
+/// QX_CHUNK(xb) bytes per 128 values, blocks of 8 values) and its group sums
+/// into `sx` (groups rounded up to 16, zero padded). A chunk holds 2 xb
+/// 64-byte planes, then the 16 block scales d (floats). Block l (values
+/// 8l..8l+7) has bytes 4l..4l+3 of each plane: with xb 3 the h, m and l bytes
+/// of 4 of its values in planes 0-2, of the other 4 in planes 3-5; with xb 2
+/// the m and l bytes in planes 0-1 and 2-3. `order`, a byte shuffle of
+/// [h0..h7 | m0..m7] (or [m0..m7 | l0..l7] for xb 2), says which: its bytes
+/// 0-3 pick the first plane's bytes, 4-7 the second's, 8-11 and 12-15 those
+/// of the other half's first two planes (with xb 3 the l bytes follow bytes
+/// 0-3 and 8-11), so one order serves both. Returns 0 when x holds a non-finite or tiny (below 2^-96)
+/// value: the caller then takes the float kernel.
+static inline int prepare_x_ordered(const float *x, long K, int group, uint8_t *qx, float *sx, __m128i order, int xb) {
     long chunks = (K + 127) / 128;
     qx_group_sums(x, K, group, sx);
     const __m256 absMask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
     __m256 bad = _mm256_setzero_ps();  // lanes that saw a non-finite or tiny value
     for (long c = 0; c < chunks; c++) {
-        uint8_t *base = qx + c * QX_CHUNK;
-        float *d = (float *)(base + 384);
+        uint8_t *base = qx + c * QX_CHUNK(xb);
+        float *d = (float *)(base + xb * 128);
+        const float R = qx_range(xb);
         for (int l = 0; l < 16; l++) {
             long k0 = c * 128 + l * 8;
             __m256 v = k0 < K ? _mm256_loadu_ps(x + k0) : _mm256_setzero_ps();
@@ -91,11 +107,18 @@ static inline int prepare_x_ordered(const float *x, long K, int group, uint8_t *
             float m0 = _mm256_cvtss_f32(mx);
             d[l] = m0 / R;
             __m256i h, mid, lo;
-            qx_split(v, _mm256_set1_ps(m0 > 0 ? R / m0 : 0), &h, &mid, &lo);
+            qx_split(xb, v, _mm256_set1_ps(m0 > 0 ? R / m0 : 0), &h, &mid, &lo);
+            int32_t p[4], q[4];
+            if (xb == 2) {
+                // [m0..m7 | l0..l7] in `order`: 4 bytes per plane
+                __m128i ml = _mm_shuffle_epi8(_mm_unpacklo_epi64(_mm256_cvtepi32_epi8(mid), _mm256_cvtepi32_epi8(lo)), order);
+                _mm_storeu_si128((__m128i *)p, ml);
+                for (int plane = 0; plane < 4; plane++) memcpy(base + 64 * plane + 4 * l, &p[plane], 4);
+                continue;
+            }
             // [h0..h7 | m0..m7] and [l0..l7 | 0] in `order`: 4 bytes per plane
             __m128i hm = _mm_shuffle_epi8(_mm_unpacklo_epi64(_mm256_cvtepi32_epi8(h), _mm256_cvtepi32_epi8(mid)), order);
             __m128i ll = _mm_shuffle_epi8(_mm256_cvtepi32_epi8(lo), order);
-            int32_t p[4], q[4];
             _mm_storeu_si128((__m128i *)p, hm);
             _mm_storeu_si128((__m128i *)q, ll);
             memcpy(base + 4 * l, &p[0], 4);
@@ -110,42 +133,45 @@ static inline int prepare_x_ordered(const float *x, long K, int group, uint8_t *
 }
 
 #pragma clang attribute pop
-/// Bytes of prepared x for M rows of K values: the strides, then each row's
-/// group sums and its QX_CHUNK blocks.
-static inline long qmv_prepared_layout(long M, long K, int group, long *sxStride, long *qxStride) {
+/// Bytes of prepared x for M rows of K values with xb bytes per value (after
+/// the header): the strides, then each row's group sums and its chunks.
+static inline long qmv_prepared_layout(long M, long K, int group, int xb, long *sxStride, long *qxStride) {
     *sxStride = (K / group + 15) / 16 * 16;
-    *qxStride = (K + 127) / 128 * QX_CHUNK;
+    *qxStride = (K + 127) / 128 * QX_CHUNK(xb);
     return M * (*sxStride * 4 + *qxStride);
 }
 
-/// Scratch bytes for qmv_vnni_prepare (with room for one row of x in float).
+/// Scratch bytes for qmv_vnni_prepare at either precision (with room for one row of x in float).
 static inline long qmv_vnni_scratch(long M, long K, int group) {
     long a, b;
-    return qmv_prepared_layout(M, K, group, &a, &b) + K * 4;
+    return QX_HEADER + qmv_prepared_layout(M, K, group, 3, &a, &b) + K * 4;
 }
 
-/// Prepares M rows of x (dtype `dt`) into `scratch` in byte `order`; 0 when x
-/// holds a value the integer path cannot take (non-finite or tiny).
+/// Prepares M rows of x (dtype `dt`) into `scratch` in byte `order` at the
+/// precision tk_qmv_x_bytes() says now; 0 when x holds a value the integer
+/// path cannot take (non-finite or tiny).
 static inline int qmv_vnni_prepare(int dt, const void *x, long M, long K, int group, void *scratch, __m128i order) {
-    long sxStride, qxStride, bytes = qmv_prepared_layout(M, K, group, &sxStride, &qxStride);
-    float *sx = scratch, *xf = (float *)((char *)scratch + bytes);
+    const int xb = tk_qmv_x_bytes();
+    *(int32_t *)scratch = xb;
+    long sxStride, qxStride, bytes = qmv_prepared_layout(M, K, group, xb, &sxStride, &qxStride);
+    float *sx = (float *)((char *)scratch + QX_HEADER), *xf = (float *)((char *)sx + bytes);
     uint8_t *qx = (uint8_t *)(sx + M * sxStride);
     for (long m = 0; m < M; m++) {
         const char *xr = (const char *)x + (size_t)(m * K) * (size_t)tk_size(dt);
         if (dt != TK_F32)
             for (long k = 0; k < K; k++) xf[k] = tk_load1(dt, xr, k);
         if (!prepare_x_ordered(dt != TK_F32 ? xf : (const float *)xr, K, group, qx + m * qxStride, sx + m * sxStride,
-                               order))
+                               order, xb))
             return 0;
     }
     return 1;
 }
 
-/// A kernel's rows r0..<r1 for `mm` <= 8 prepared rows of x, float results
-/// at res[m * ldr + n - r0], scales and biases in `sdt`.
-typedef void (*qmv_vnni_block)(long mm, int group, const uint8_t *qx, const float *sx, long sxStride, long qxStride,
-                               const uint32_t *wq, int sdt, const void *scales, const void *biases, float *res,
-                               long ldr, long K, long r0, long r1);
+/// A kernel's rows r0..<r1 for `mm` <= 8 prepared rows of x (xb bytes per
+/// value), float results at res[m * ldr + n - r0], scales and biases in `sdt`.
+typedef void (*qmv_vnni_block)(long mm, int group, int xb, const uint8_t *qx, const float *sx, long sxStride,
+                               long qxStride, const uint32_t *wq, int sdt, const void *scales, const void *biases,
+                               float *res, long ldr, long K, long r0, long r1);
 
 /// Output rows n0..<n1 from prepared x: blocks of 8 rows of x; float32
 /// results go straight to `out`, other dtypes through a float block.
@@ -153,9 +179,10 @@ static inline void qmv_vnni_run(qmv_vnni_block block, int dt, int sdt, const voi
                                 const void *scales, const void *biases, void *out, long M, long N, long K, int group,
                                 long n0, long n1) {
     if (n1 <= n0 || M <= 0) return;
+    const int xb = *(const int32_t *)scratch;
     long sxStride, qxStride;
-    qmv_prepared_layout(M, K, group, &sxStride, &qxStride);
-    const float *sx = scratch;
+    qmv_prepared_layout(M, K, group, xb, &sxStride, &qxStride);
+    const float *sx = (const float *)((const char *)scratch + QX_HEADER);
     const uint8_t *qx = (const uint8_t *)(sx + M * sxStride);
     float tmp[8 * 256];
     for (long m0 = 0; m0 < M; m0 += 8) {
@@ -164,8 +191,8 @@ static inline void qmv_vnni_run(qmv_vnni_block block, int dt, int sdt, const voi
             long r1 = dt == TK_F32 ? n1 : (r0 + 256 < n1 ? r0 + 256 : n1);
             float *res = dt == TK_F32 ? (float *)out + m0 * N + r0 : tmp;
             long ldr = dt == TK_F32 ? N : r1 - r0;
-            block(mm, group, qx + m0 * qxStride, sx + m0 * sxStride, sxStride, qxStride, wq, sdt, scales, biases, res,
-                  ldr, K, r0, r1);
+            block(mm, group, xb, qx + m0 * qxStride, sx + m0 * sxStride, sxStride, qxStride, wq, sdt, scales, biases,
+                  res, ldr, K, r0, r1);
             if (dt != TK_F32)
                 for (long m = 0; m < mm; m++)
                     for (long n = r0; n < r1; n++) tk_store1(dt, out, (m0 + m) * N + n, tmp[m * ldr + n - r0]);
@@ -175,9 +202,9 @@ static inline void qmv_vnni_run(qmv_vnni_block block, int dt, int sdt, const voi
 
 /// The whole product in one call (tk_qmvN_vnni): 0, doing nothing, when x
 /// cannot take the integer path, so that the caller runs the float kernel.
-static inline int qmv_vnni_whole(qmv_vnni_block block, __m128i order, int dt, const void *x, const uint32_t *wq,
-                                 const void *scales, const void *biases, void *out, long M, long N, long K, int group,
-                                 long n0, long n1) {
+static inline int qmv_vnni_whole(qmv_vnni_block block, __m128i order, int dt, const void *x,
+                                 const uint32_t *wq, const void *scales, const void *biases, void *out, long M, long N,
+                                 long K, int group, long n0, long n1) {
     if (n1 <= n0 || M <= 0) return 1;
     void *scratch = malloc((size_t)qmv_vnni_scratch(M, K, group));
     int ok = qmv_vnni_prepare(dt, x, M, K, group, scratch, order);
@@ -186,19 +213,27 @@ static inline int qmv_vnni_whole(qmv_vnni_block block, __m128i order, int dt, co
     return ok;
 }
 
-/// One case of a block function: the row kernel with MM rows of x and the group size as constants.
+/// One case of a block function: the row kernel with MM rows of x, the group
+/// size and the bytes per x value as constants.
 #define QMV_VNNI_CASE(ROWS, MM)                                                                                     \
     case MM:                                                                                                        \
-        if (group == 32) ROWS(MM, 32, qx, sx, sxStride, qxStride, wq, sdt, scales, biases, res, ldr, K, r0, r1);   \
-        else if (group == 64) ROWS(MM, 64, qx, sx, sxStride, qxStride, wq, sdt, scales, biases, res, ldr, K, r0, r1); \
-        else ROWS(MM, 128, qx, sx, sxStride, qxStride, wq, sdt, scales, biases, res, ldr, K, r0, r1);              \
+        if (xb == 3) {                                                                                              \
+            if (group == 32) ROWS(MM, 32, 3, qx, sx, sxStride, qxStride, wq, sdt, scales, biases, res, ldr, K, r0, r1); \
+            else if (group == 64) ROWS(MM, 64, 3, qx, sx, sxStride, qxStride, wq, sdt, scales, biases, res, ldr, K, r0, r1); \
+            else ROWS(MM, 128, 3, qx, sx, sxStride, qxStride, wq, sdt, scales, biases, res, ldr, K, r0, r1);        \
+        } else {                                                                                                    \
+            if (group == 32) ROWS(MM, 32, 2, qx, sx, sxStride, qxStride, wq, sdt, scales, biases, res, ldr, K, r0, r1); \
+            else if (group == 64) ROWS(MM, 64, 2, qx, sx, sxStride, qxStride, wq, sdt, scales, biases, res, ldr, K, r0, r1); \
+            else ROWS(MM, 128, 2, qx, sx, sxStride, qxStride, wq, sdt, scales, biases, res, ldr, K, r0, r1);        \
+        }                                                                                                           \
         break;
 
 /// Defines a kernel's entry points tk_qmvB_vnni_scratch/_prepare/_rows and
-/// tk_qmvB_vnni from its row kernel ROWS(MM, G, ...) (MM <= 8 rows of x and
-/// the group size as compile-time constants) and its x byte ORDER.
-#define QMV_VNNI_ENTRIES(B, ROWS, ORDER)                                                                           \
-    static void qmv##B##_block(long mm, int group, const uint8_t *qx, const float *sx, long sxStride,             \
+/// tk_qmvB_vnni from its row kernel ROWS(MM, G, XB, ...) (MM <= 8 rows of x,
+/// the group size and the bytes per x value as compile-time constants) and its
+/// x byte ORDER (the same for both precisions).
+#define QMV_VNNI_ENTRIES(B, ROWS, ORDER)                                                                  \
+    static void qmv##B##_block(long mm, int group, int xb, const uint8_t *qx, const float *sx, long sxStride,     \
                                long qxStride, const uint32_t *wq, int sdt, const void *scales, const void *biases, \
                                float *res, long ldr, long K, long r0, long r1) {                                  \
         switch (mm) {                                                                                             \
@@ -216,7 +251,7 @@ static inline int qmv_vnni_whole(qmv_vnni_block block, __m128i order, int dt, co
     }                                                                                                             \
     int tk_qmv##B##_vnni(int dt, const void *x, const uint32_t *wq, const void *scales, const void *biases,        \
                          void *out, long M, long N, long K, int group, long n0, long n1) {                        \
-        return qmv_vnni_whole(qmv##B##_block, ORDER, dt, x, wq, scales, biases, out, M, N, K, group, n0, n1);     \
+        return qmv_vnni_whole(qmv##B##_block, ORDER, dt, x, wq, scales, biases, out, M, N, K, group, n0, n1);      \
     }
 
 #endif

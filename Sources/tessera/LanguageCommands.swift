@@ -9,12 +9,23 @@ import TesseraLM
 enum LanguageCommands {
     static let samplingOptions: Set<String> = [
         "model", "max-tokens", "temp", "top-p", "top-k", "min-p", "seed", "max-kv-size", "kv-bits", "kv-group-size",
-        "repetition-penalty", "system",
+        "repetition-penalty", "system", "precision",
     ]
 
     static func loadModel(_ options: Options) throws -> TextGenerator { try load(options).generator }
 
+    /// `--precision highest|high` (default high): the CPU's quantized decode
+    /// products round x to 24 or 16 bits (`QuantizedMatmulPrecision`).
+    static func setPrecision(_ options: Options) throws {
+        switch options.string("precision") ?? "high" {
+        case "high": QuantizedMatmulPrecision.current = .high
+        case "highest": QuantizedMatmulPrecision.current = .highest
+        case let other: throw UsageError("--precision must be high or highest, got \(other)")
+        }
+    }
+
     static func load(_ options: Options) throws -> (generator: TextGenerator, identity: String) {
+        try setPrecision(options)
         let path = try options.string("model") ?? DefaultModel.locateOrFetch(log: printError)
         let loaded = try ModelLoader.load(path)
         return (try TextGenerator(loaded: loaded), loaded.identity)

@@ -13,10 +13,12 @@ let usage = """
     commands:
       generate    generate text: --prompt TEXT [--model PATH] [--max-tokens N] [--temp T] [--top-p P]
                   [--top-k K] [--min-p P] [--seed S] [--system TEXT] [--no-chat-template] [--max-kv-size N]
-                  [--kv-bits 4|8] [--kv-group-size 32|64|128] [--prompt-cache FILE]
+                  [--kv-bits 4|8] [--kv-group-size 32|64|128] [--prompt-cache FILE] [--precision high|highest]
                   (--prompt-cache: reuse the prompt's keys/values from FILE when the prompt starts with the
                   tokens it holds, else compute them and save them there)
                   (without --model, the default model SmolLM2-135M-Instruct is fetched once into the cache)
+                  (--precision: how finely quantized decode products round activations on CPUs with
+                  AVX-512 VNNI: high, the default, to 16 bits; highest to 24, float32's level)
       chat        an interactive conversation (same model and sampling options)
       convert     --model PATH --output DIR [--bits 4] [--group-size 64 (32 from a GGUF)]: write an MLX-format
                   quantized folder

@@ -18,6 +18,8 @@ final class SmolLM2ReferenceTests: XCTestCase {
         throw XCTSkip("SmolLM2 GGUF not present (run `swift run tessera generate` once to fetch it)")
     }
 
+    /// At both precisions of the quantized decode products (`tessera
+    /// generate` uses .high).
     func testGreedyIdsAndTopLogitsMatchTheReference() throws {
         #if DEBUG
         // 3 × 48 decode steps of unoptimised kernels take many minutes; CI runs it in release:
@@ -30,7 +32,12 @@ final class SmolLM2ReferenceTests: XCTestCase {
         let reference = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.referenceURL)) as! [String: Any]
         let prompts = reference["prompts"] as! [String: [String: Any]]
         XCTAssertGreaterThanOrEqual(prompts.count, 3)
+        let saved = QuantizedMatmulPrecision.current
+        defer { QuantizedMatmulPrecision.current = saved }
+        for precision in [QuantizedMatmulPrecision.highest, .high] {
+        QuantizedMatmulPrecision.current = precision
         for (name, prompt) in prompts.sorted(by: { $0.key < $1.key }) {
+            let name = "\(name) (\(precision))"
             let ids = prompt["prompt_ids"] as! [Int]
             let expected = prompt["greedy_ids_48"] as! [Int]
             var parameters = GenerateParameters()
@@ -46,6 +53,7 @@ final class SmolLM2ReferenceTests: XCTestCase {
             var produced: [Int] = []
             while let t = generator.next() { produced.append(t) }
             XCTAssertEqual(produced, expected, "prompt \(name)")
+        }
         }
     }
 

@@ -1,3 +1,4 @@
+import CTesseraKernels
 import XCTest
 
 @testable import Tessera
@@ -121,6 +122,39 @@ final class QuantizationTests: XCTestCase {
         XCTAssertEqual(mapped.shape, [2, 2, 3, 48])
         assertMatches(mapped[0], matmul(x, wd.T), "mapped weights 0")
         assertMatches(mapped[1], matmul(x, wd2.T), "mapped weights 1")
+    }
+
+    /// `QuantizedMatmulPrecision.high` rounds x to 16 bits in the VNNI decode
+    /// kernels: the products stay within that rounding's bound of the
+    /// dequantized product (at most max|x| of a block of 8 / (2 · 127 · 257)
+    /// per value, times |w|), and differ from `.highest`'s where the CPU has
+    /// VNNI; `.highest` is the default and comes back.
+    func testHighPrecisionProductsStayWithinTheirRoundingBound() {
+        XCTAssertEqual(QuantizedMatmulPrecision.current, .highest)
+        let (k, n) = (512, 96)
+        let w = Tensor((0..<(n * k)).map { Float(cos(Double($0) * 0.37)) }, shape: [n, k])
+        let (wq, s, b) = quantize(w, groupSize: 64, bits: 4)
+        let wd = dequantize(wq, scales: s, biases: b, groupSize: 64, bits: 4)
+        let xv = (0..<(2 * k)).map { Float(sin(Double($0) * 1.3)) * ($0 % 8 == 0 ? 4 : 1) }
+        let x = Tensor(xv, shape: [2, k])
+        let highest = quantizedMatmul(x, wq, scales: s, biases: b).toArray(Float.self)
+        QuantizedMatmulPrecision.current = .high
+        let high = quantizedMatmul(x, wq, scales: s, biases: b).toArray(Float.self)
+        QuantizedMatmulPrecision.current = .highest
+        let want = matmul(x.asType(.float64), wd.asType(.float64).T).toArray(Double.self)
+        let wv = wd.toArray(Float.self)
+        for i in 0..<2 {
+            for j in 0..<n {
+                var bound = 1e-5 * (0..<k).reduce(0.0) { $0 + abs(Double(xv[i * k + $1]) * Double(wv[j * k + $1])) }
+                for block in stride(from: 0, to: k, by: 8) {
+                    let top = (block..<(block + 8)).map { abs(Double(xv[i * k + $0])) }.max()! / (2 * 127 * 257)
+                    for p in block..<(block + 8) { bound += top * abs(Double(wv[j * k + p])) }
+                }
+                XCTAssertLessThanOrEqual(abs(Double(high[i * n + j]) - want[i * n + j]), bound, "high [\(i), \(j)]")
+            }
+        }
+        if tk_qmv_vnni() != 0 { XCTAssertNotEqual(high, highest, "the precision took effect") }
+        XCTAssertEqual(QuantizedMatmulPrecision.current, .highest)
     }
 
     /// Half scales under float32 x stay half (the kernels widen them as they

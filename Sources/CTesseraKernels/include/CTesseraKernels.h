@@ -150,9 +150,10 @@ void tk_attention(const tk_attention_args *args);
 /// out[m, n] for m < M (M <= 8 for speed, any M works) and n0 <= n < n1.
 /// x [M, K] and out [M, N] row-major in `dtype`; bits 4 or 8; group 32/64/128.
 /// Per group: s * (q . x) + b * sum(x). With AVX-512 VNNI q . x runs in
-/// integers on x rounded to 24 bits per block of 8 values (4 bits) or 4 values
-/// (8 bits), error per value at most 1.2e-7 of the block's largest; otherwise
-/// in float.
+/// integers on x rounded per block of 8 values to 24-bit integers (error per
+/// value at most 6e-8 of the block's largest) or, after tk_set_qmv_x_bytes(2),
+/// to 16-bit ones (1.5e-5 of it, one integer product per weight chunk fewer);
+/// otherwise in float.
 void tk_qmv(int dtype, int sdtype, const void *x, const uint32_t *wq, const void *scales, const void *biases,
             void *out, long M, long N, long K, int group, int bits, long n0, long n1);
 
@@ -171,6 +172,12 @@ void tk_qmv_prepared(int dtype, int sdtype, const void *scratch, const uint32_t 
 /// turns it off (tests use it to reach the float kernel) and returns the state.
 int tk_qmv_vnni(void);
 int tk_set_qmv_vnni(int enable);
+
+/// Bytes per value of x in the VNNI qmv kernels from now on: 3 (24-bit, the
+/// default) or 2 (16-bit); returns the setting. Prepared x keeps the setting
+/// it was prepared with.
+int tk_qmv_x_bytes(void);
+int tk_set_qmv_x_bytes(int bytes);
 
 /// Dequantizes rows n0 <= n < n1 of w into dst [(n1-n0), K] float32.
 void tk_dequantize_rows(int dtype, const uint32_t *wq, const void *scales, const void *biases,

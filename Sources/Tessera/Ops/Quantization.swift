@@ -4,6 +4,8 @@
 // words, low bits first, as one little-endian bit stream per row. So
 // mlx-community checkpoints load as they are.
 
+import CTesseraKernels
+
 /// The group sizes and bit widths MLX's affine format supports.
 private let supportedGroupSizes: Set<Int> = [32, 64, 128]
 private let supportedBits: Set<Int> = [2, 3, 4, 5, 6, 8]
@@ -89,6 +91,31 @@ private func quantizedMatmulSizes(
         x.dim(-1) == k, op,
         "x \(x.shape) has \(x.dim(-1)) columns but the weights \(w.shape) (transpose: \(transpose)) need \(k)")
     return (k, n)
+}
+
+/// How finely the CPU's integer quantized products (AVX-512 VNNI, up to 8
+/// rows of x: a decode step's) round float x before multiplying. A choice for
+/// the whole process, like PyTorch's `set_float32_matmul_precision`: products
+/// computed after a change use it. Other kernels (float, GPU) are unaffected.
+///
+/// ```swift
+/// QuantizedMatmulPrecision.current = .high  // faster decoding, x to 16 bits
+/// ```
+public enum QuantizedMatmulPrecision: Sendable, Equatable {
+    /// x rounded to 24-bit integers per block of 8 values: at most 6e-8 of
+    /// the block's largest value per value, float32's own level. The default.
+    case highest
+    /// x rounded to 16-bit integers per block of 8 values: at most 1.5e-5 of
+    /// the block's largest value per value (llama.cpp rounds activations to
+    /// 8 bits per 32 values), with one integer product per weight chunk
+    /// fewer: a decode step's products 10-20% faster (docs/PERFORMANCE.md).
+    case high
+
+    /// The precision in use (`.highest` unless set).
+    public static var current: QuantizedMatmulPrecision {
+        get { tk_qmv_x_bytes() == 2 ? .high : .highest }
+        set { _ = tk_set_qmv_x_bytes(newValue == .high ? 2 : 3) }
+    }
 }
 
 /// `x @ dequantize(w).T` (`transpose: true`, weights stored `[N, K]` as in
