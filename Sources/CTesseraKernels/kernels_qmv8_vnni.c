@@ -100,23 +100,12 @@ static inline __attribute__((always_inline)) void qmv8_rows(int MM, int G, int X
 #pragma clang loop unroll(full)
                 for (int m = 0; m < MM; m++) {
                     const uint8_t *xc = qx + m * qxStride + c * QX_CHUNK(XB);
-                    __m512 t;
-                    if (XB == 3) {
-                        __m512i ih = _mm512_dpbusd_epi32(_mm512_setzero_si512(), p, _mm512_loadu_si512(xc));
-                        __m512i im = _mm512_dpbusd_epi32(_mm512_setzero_si512(), p, _mm512_loadu_si512(xc + 64));
-                        __m512i il = _mm512_dpbusd_epi32(_mm512_setzero_si512(), p, _mm512_loadu_si512(xc + 128));
-                        ih = _mm512_dpbusd_epi32(ih, q, _mm512_loadu_si512(xc + 192));
-                        im = _mm512_dpbusd_epi32(im, q, _mm512_loadu_si512(xc + 256));
-                        il = _mm512_dpbusd_epi32(il, q, _mm512_loadu_si512(xc + 320));
-                        __m512i hm = _mm512_add_epi32(_mm512_slli_epi32(ih, 8), im);  // exact, below 2^27
-                        t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hm), f256, _mm512_cvtepi32_ps(il));
-                    } else {
-                        __m512i im = _mm512_dpbusd_epi32(_mm512_setzero_si512(), p, _mm512_loadu_si512(xc));
-                        __m512i il = _mm512_dpbusd_epi32(_mm512_setzero_si512(), p, _mm512_loadu_si512(xc + 64));
-                        im = _mm512_dpbusd_epi32(im, q, _mm512_loadu_si512(xc + 128));
-                        il = _mm512_dpbusd_epi32(il, q, _mm512_loadu_si512(xc + 192));
-                        t = _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_slli_epi32(im, 8), il));  // exact int, below 2^27
-                    }
+                    __m512i ih, im, il;
+                    qx_chunk_sums(XB, p, q, xc, &ih, &im, &il);
+                    // ((q.h) 256 + q.m) 256 + q.l (q.h is 0 with XB 2), the last step in
+                    // float: one rounding (the fma of exact terms)
+                    __m512i hm = _mm512_add_epi32(_mm512_slli_epi32(ih, 8), im);  // exact, below 2^27
+                    __m512 t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hm), f256, _mm512_cvtepi32_ps(il));
                     acc[m] = _mm512_fmadd_ps(t, _mm512_mul_ps(se, _mm512_loadu_ps((const float *)(xc + XB * 128))), acc[m]);
                 }
             }

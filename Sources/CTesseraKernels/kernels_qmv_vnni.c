@@ -80,24 +80,11 @@ static inline __attribute__((always_inline)) void qmv4_rows(int MM, int G, int X
 #pragma clang loop unroll(full)
                 for (int m = 0; m < MM; m++) {
                     const uint8_t *xc = qx + m * qxStride + c * QX_CHUNK(XB);
-                    __m512i t;
-                    if (XB == 3) {
-                        // ((q.h) 256 + q.m) 256 + q.l, even values from the low nibbles, odd from the high
-                        __m512i ih = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xc));
-                        __m512i im = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xc + 64));
-                        __m512i il = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xc + 128));
-                        ih = _mm512_dpbusd_epi32(ih, hi, _mm512_loadu_si512(xc + 192));
-                        im = _mm512_dpbusd_epi32(im, hi, _mm512_loadu_si512(xc + 256));
-                        il = _mm512_dpbusd_epi32(il, hi, _mm512_loadu_si512(xc + 320));
-                        t = _mm512_add_epi32(_mm512_slli_epi32(_mm512_add_epi32(_mm512_slli_epi32(ih, 8), im), 8), il);
-                    } else {
-                        // (q.m) 256 + q.l
-                        __m512i im = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xc));
-                        __m512i il = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xc + 64));
-                        im = _mm512_dpbusd_epi32(im, hi, _mm512_loadu_si512(xc + 128));
-                        il = _mm512_dpbusd_epi32(il, hi, _mm512_loadu_si512(xc + 192));
-                        t = _mm512_add_epi32(_mm512_slli_epi32(im, 8), il);
-                    }
+                    // ((q.h) 256 + q.m) 256 + q.l (q.h is 0 with XB 2), even values from
+                    // the low nibbles, odd from the high
+                    __m512i ih, im, il;
+                    qx_chunk_sums(XB, lo, hi, xc, &ih, &im, &il);
+                    __m512i t = _mm512_add_epi32(_mm512_slli_epi32(_mm512_add_epi32(_mm512_slli_epi32(ih, 8), im), 8), il);
                     acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t),
                                              _mm512_mul_ps(se, _mm512_loadu_ps((const float *)(xc + XB * 128))), acc[m]);
                 }

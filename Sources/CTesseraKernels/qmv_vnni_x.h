@@ -74,6 +74,23 @@ static inline void qx_split(int xb, __m256 v, __m256 inv, __m256i *h, __m256i *m
     *mid = _mm256_sub_epi32(X1, _mm256_slli_epi32(*h, 8));
 }
 
+/// One 128-value chunk's lane sums against prepared x at `xc` (XB bytes per
+/// value): `a` and `b` hold the weight bytes of each block's values in the
+/// first and second half of the planes. One int32 sum of 8 terms per x byte:
+/// h, m and l (XB 3) or m and l (XB 2, h zero).
+static inline __attribute__((always_inline)) void qx_chunk_sums(int XB, __m512i a, __m512i b, const uint8_t *xc,
+                                                                __m512i *h, __m512i *m, __m512i *l) {
+    const __m512i z = _mm512_setzero_si512();
+    const long half = XB * 64;  // bytes from a plane of the first half to its match in the second
+    *h = z;
+    if (XB == 3)
+        *h = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, a, _mm512_loadu_si512(xc)), b, _mm512_loadu_si512(xc + half));
+    const uint8_t *xm = xc + (XB - 2) * 64;  // the m plane
+    *m = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, a, _mm512_loadu_si512(xm)), b, _mm512_loadu_si512(xm + half));
+    *l = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, a, _mm512_loadu_si512(xm + 64)), b,
+                             _mm512_loadu_si512(xm + 64 + half));
+}
+
 /// Prepares one row of x (K floats, K a multiple of 32) into `qx` (chunks of
 /// QX_CHUNK(xb) bytes per 128 values, blocks of 8 values) and its group sums
 /// into `sx` (groups rounded up to 16, zero padded). A chunk holds 2 xb
