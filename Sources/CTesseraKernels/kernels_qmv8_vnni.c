@@ -39,6 +39,85 @@
 // biases) at ~3.6 ms on one thread here, prefetching 4 KiB ahead at ~2.7 ms.
 enum { QMV8_PREFETCH = 4096 };
 
+/// Rows n0..<n1 for one prepared row of x, four weight rows per pass (x loads
+/// shared, one horizontal sum for the four; qmv_sum4 in qmv_vnni_x.h): the
+/// decode case. Writes res[n - n0] for the rows it does and returns the first
+/// row it left (fewer than four remain).
+static inline __attribute__((always_inline)) long qmv8_rows_by4(int G, int XB, const uint8_t *qx, const float *sx,
+                                                                const uint32_t *wq, int dt, const void *scales,
+                                                                const void *biases, float *res, long K, long n0,
+                                                                long n1) {
+    const long groups = K / G, chunks = (K + 127) / 128;
+    const int cpw = G / 8;
+    const size_t es = (size_t)tk_size(dt), rowScales = (size_t)groups * es;
+    const __m512 f256 = _mm512_set1_ps(256);
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    __m512i idx[16];
+    for (int j = 0; j < cpw; j++) {
+        int32_t t[16];
+        for (int l = 0; l < 16; l++) t[l] = j * (128 / G) + l / (G / 8);
+        idx[j] = _mm512_loadu_si512(t);
+    }
+    const long last = K - (chunks - 1) * 128;
+    const __mmask64 lastA = last >= 64 ? ~0ull : (1ull << last) - 1;
+    const __mmask64 lastB = last >= 128 ? ~0ull : last > 64 ? (1ull << (last - 64)) - 1 : 0;
+    const long ahead = (QMV8_PREFETCH + K - 1) / K;  // rows
+    long n = n0;
+    for (; n + 4 <= n1; n += 4) {
+        const uint8_t *w = (const uint8_t *)wq + n * K;
+        const char *sp = (const char *)scales + (size_t)n * rowScales;
+        const char *bp = (const char *)biases + (size_t)n * rowScales;
+        if (n + ahead + 4 <= n1) {  // the scales and biases of the rows the weight prefetch has reached
+            const char *ps = sp + (size_t)ahead * rowScales, *pb = bp + (size_t)ahead * rowScales;
+            for (long o = 0; o < (long)(4 * rowScales); o += 64) {
+                _mm_prefetch(ps + o, _MM_HINT_T0);
+                _mm_prefetch(pb + o, _MM_HINT_T0);
+            }
+        }
+        __m512 acc[4];
+#pragma clang loop unroll(full)
+        for (int r = 0; r < 4; r++) acc[r] = _mm512_setzero_ps();
+        for (long c0 = 0, g0 = 0; c0 < chunks; c0 += cpw, g0 += 16) {
+            int ng = groups - g0 < 16 ? (int)(groups - g0) : 16;
+            __m512 sxv = _mm512_loadu_ps(sx + g0), sv[4];
+#pragma clang loop unroll(full)
+            for (int r = 0; r < 4; r++) {
+                sv[r] = load16(dt, sp + r * rowScales + (size_t)g0 * es, ng);
+                acc[r] = _mm512_fmadd_ps(load16(dt, bp + r * rowScales + (size_t)g0 * es, ng), sxv, acc[r]);
+            }
+            int nj = chunks - c0 < cpw ? (int)(chunks - c0) : cpw;
+            for (int j = 0; j < nj; j++) {
+                long c = c0 + j;
+                const uint8_t *xc = qx + c * QX_CHUNK(XB);
+                __m512 d = _mm512_loadu_ps((const float *)(xc + XB * 128));
+#pragma clang loop unroll(full)
+                for (int r = 0; r < 4; r++) {
+                    const uint8_t *wr = w + r * K + c * 128;
+                    _mm_prefetch((const char *)wr + QMV8_PREFETCH, _MM_HINT_T0);
+                    _mm_prefetch((const char *)wr + QMV8_PREFETCH + 64, _MM_HINT_T0);
+                    __m512i a, b;
+                    if (c < chunks - 1) {
+                        a = _mm512_loadu_si512(wr);
+                        b = _mm512_loadu_si512(wr + 64);
+                    } else {
+                        a = _mm512_maskz_loadu_epi8(lastA, wr);
+                        b = _mm512_maskz_loadu_epi8(lastB, wr + 64);
+                    }
+                    __m512i p = _mm512_permutex2var_epi32(a, even, b), q = _mm512_permutex2var_epi32(a, odd, b);
+                    __m512i ih, im, il;
+                    qx_chunk_sums(XB, p, q, xc, &ih, &im, &il);
+                    __m512i hm = _mm512_add_epi32(_mm512_slli_epi32(ih, 8), im);  // exact, below 2^27
+                    __m512 t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hm), f256, _mm512_cvtepi32_ps(il));
+                    acc[r] = _mm512_fmadd_ps(t, _mm512_mul_ps(_mm512_permutexvar_ps(idx[j], sv[r]), d), acc[r]);
+                }
+            }
+        }
+        _mm_storeu_ps(res + n - n0, qmv_sum4(acc[0], acc[1], acc[2], acc[3]));
+    }
+    return n;
+}
+
 /// Rows n0..<n1 of the output for MM prepared rows of x (MM and G compile-time
 /// constants after inlining). Writes float results to res[m * ldr + n - n0].
 static inline __attribute__((always_inline)) void qmv8_rows(int MM, int G, int XB, const uint8_t *qx, const float *sx,
@@ -63,7 +142,9 @@ static inline __attribute__((always_inline)) void qmv8_rows(int MM, int G, int X
     const __mmask64 lastA = last >= 64 ? ~0ull : (1ull << last) - 1;
     const __mmask64 lastB = last >= 128 ? ~0ull : last > 64 ? (1ull << (last - 64)) - 1 : 0;
     const long ahead = (QMV8_PREFETCH + K - 1) / K;  // rows
-    for (long n = n0; n < n1; n++) {
+    long first = n0;
+    if (MM == 1) first = qmv8_rows_by4(G, XB, qx, sx, wq, dt, scales, biases, res, K, n0, n1);
+    for (long n = first; n < n1; n++) {
         const uint8_t *w = (const uint8_t *)wq + n * K;
         const char *sp = (const char *)scales + (size_t)(n * groups) * es;
         const char *bp = (const char *)biases + (size_t)(n * groups) * es;

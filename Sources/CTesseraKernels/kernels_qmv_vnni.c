@@ -30,6 +30,72 @@
 #include "qmv_vnni_x.h"  // load16, QX_CHUNK, R, the prepared-x entry points
 enum { QMV_AHEAD = 4 };  // rows prefetched ahead (4-16 measured alike on SmolLM2's shapes)
 
+/// Rows n0..<n1 for one prepared row of x, four weight rows per pass (their
+/// x loads shared, one horizontal sum for the four: qmv_sum4): the decode case. Writes
+/// res[n - n0] for the rows it does and returns the first row it left (fewer
+/// than four remain).
+static inline __attribute__((always_inline)) long qmv4_rows_by4(int G, int XB, const uint8_t *qx, const float *sx,
+                                                                const uint32_t *wq, int dt, const void *scales,
+                                                                const void *biases, float *res, long K, long n0,
+                                                                long n1) {
+    const long groups = K / G, full = K / 128, chunks = (K + 127) / 128, rowBytes = K / 2;
+    const int cpw = G / 8;
+    const size_t es = (size_t)tk_size(dt), rowScales = (size_t)groups * es;
+    const __m512i nib = _mm512_set1_epi8(0x0F);
+    __m512i idx[16];
+    for (int j = 0; j < cpw; j++) {
+        int32_t t[16];
+        for (int l = 0; l < 16; l++) t[l] = j * (128 / G) + l / (G / 8);
+        idx[j] = _mm512_loadu_si512(t);
+    }
+    const __mmask64 tail = (__mmask64)((1ull << ((K - full * 128) / 2)) - 1);
+    long n = n0;
+    for (; n + 4 <= n1; n += 4) {
+        const uint8_t *w = (const uint8_t *)wq + n * rowBytes;
+        const char *sp = (const char *)scales + (size_t)n * rowScales;
+        const char *bp = (const char *)biases + (size_t)n * rowScales;
+        if (n + 8 <= n1) {  // the next four rows (contiguous), as in qmv4_rows
+            const char *wa = (const char *)(w + 4 * rowBytes), *sa = sp + 4 * rowScales, *ba = bp + 4 * rowScales;
+            for (long b = 0; b < 4 * rowBytes; b += 64) _mm_prefetch(wa + b, _MM_HINT_T0);
+            for (long b = 0; b < (long)(4 * rowScales); b += 64) {
+                _mm_prefetch(sa + b, _MM_HINT_T0);
+                _mm_prefetch(ba + b, _MM_HINT_T0);
+            }
+        }
+        __m512 acc[4];
+#pragma clang loop unroll(full)
+        for (int r = 0; r < 4; r++) acc[r] = _mm512_setzero_ps();
+        for (long c0 = 0, g0 = 0; c0 < chunks; c0 += cpw, g0 += 16) {
+            int ng = groups - g0 < 16 ? (int)(groups - g0) : 16;
+            __m512 sxv = _mm512_loadu_ps(sx + g0), sv[4];
+#pragma clang loop unroll(full)
+            for (int r = 0; r < 4; r++) {
+                sv[r] = load16(dt, sp + r * rowScales + (size_t)g0 * es, ng);
+                acc[r] = _mm512_fmadd_ps(load16(dt, bp + r * rowScales + (size_t)g0 * es, ng), sxv, acc[r]);
+            }
+            int nj = chunks - c0 < cpw ? (int)(chunks - c0) : cpw;
+            for (int j = 0; j < nj; j++) {
+                long c = c0 + j;
+                const uint8_t *xc = qx + c * QX_CHUNK(XB);
+                __m512 d = _mm512_loadu_ps((const float *)(xc + XB * 128));
+#pragma clang loop unroll(full)
+                for (int r = 0; r < 4; r++) {
+                    const uint8_t *wr = w + r * rowBytes + c * 64;
+                    __m512i wv = c < full ? _mm512_loadu_si512(wr) : _mm512_maskz_loadu_epi8(tail, wr);
+                    __m512i lo = _mm512_and_si512(wv, nib), hi = _mm512_and_si512(_mm512_srli_epi16(wv, 4), nib);
+                    __m512i ih, im, il;
+                    qx_chunk_sums(XB, lo, hi, xc, &ih, &im, &il);
+                    __m512i t = _mm512_add_epi32(_mm512_slli_epi32(_mm512_add_epi32(_mm512_slli_epi32(ih, 8), im), 8), il);
+                    acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_mul_ps(_mm512_permutexvar_ps(idx[j], sv[r]), d),
+                                             acc[r]);
+                }
+            }
+        }
+        _mm_storeu_ps(res + n - n0, qmv_sum4(acc[0], acc[1], acc[2], acc[3]));
+    }
+    return n;
+}
+
 /// Rows n0..<n1 of the output for MM prepared rows of x (MM and G compile-time
 /// constants after inlining). Writes float results to res[m * ldr + n - n0].
 static inline __attribute__((always_inline)) void qmv4_rows(int MM, int G, int XB, const uint8_t *qx, const float *sx,
@@ -48,7 +114,9 @@ static inline __attribute__((always_inline)) void qmv4_rows(int MM, int G, int X
         idx[j] = _mm512_loadu_si512(t);
     }
     const __mmask64 tail = (__mmask64)((1ull << ((K - full * 128) / 2)) - 1);
-    for (long n = n0; n < n1; n++) {
+    long first = n0;
+    if (MM == 1) first = qmv4_rows_by4(G, XB, qx, sx, wq, dt, scales, biases, res, K, n0, n1);
+    for (long n = first; n < n1; n++) {
         const uint8_t *w = (const uint8_t *)wq + n * rowBytes;
         const char *sp = (const char *)scales + (size_t)(n * groups) * es;
         const char *bp = (const char *)biases + (size_t)(n * groups) * es;

@@ -91,6 +91,17 @@ static inline __attribute__((always_inline)) void qx_chunk_sums(int XB, __m512i 
                              _mm512_loadu_si512(xm + 64 + half));
 }
 
+/// The sums of four accumulators' lanes, as [sum a0, sum a1, sum a2, sum a3].
+static inline __m128 qmv_sum4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
+    // per 128-bit lane: pairs of a0 and a1 (then a2 and a3), then one sum of each
+    __m512 t0 = _mm512_add_ps(_mm512_unpacklo_ps(a0, a1), _mm512_unpackhi_ps(a0, a1));
+    __m512 t1 = _mm512_add_ps(_mm512_unpacklo_ps(a2, a3), _mm512_unpackhi_ps(a2, a3));
+    __m512 u = _mm512_add_ps(_mm512_shuffle_ps(t0, t1, _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(t0, t1, _MM_SHUFFLE(3, 2, 3, 2)));
+    __m256 v = _mm256_add_ps(_mm512_castps512_ps256(u), _mm512_extractf32x8_ps(u, 1));
+    return _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+}
+
 /// Prepares one row of x (K floats, K a multiple of 32) into `qx` (chunks of
 /// QX_CHUNK(xb) bytes per 128 values, blocks of 8 values) and its group sums
 /// into `sx` (groups rounded up to 16, zero padded). A chunk holds 2 xb
