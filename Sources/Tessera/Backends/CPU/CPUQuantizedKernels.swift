@@ -97,11 +97,14 @@ extension QuantizedKernels {
         (bits == 4 || bits == 8) && [32, 64, 128].contains(groupSize)
     }
 
-    /// Bytes of weights (with their scales and biases) per qmv chunk: small
-    /// enough that a thread that joins late takes a fair share of the chunks
-    /// (a decode step's products take tens of microseconds), large enough
-    /// that claiming one costs nothing next to it.
-    static let qmvChunkBytes = 1 << 15
+    /// Bytes of weights (with their scales and biases) per qmv chunk, about:
+    /// a decode step's products stream their weights from memory, and each
+    /// chunk starts with no rows prefetched, so chunks are long (a 4-bit
+    /// 576x1536 product is 5 of them; 32 KiB chunks left the 2-thread
+    /// products ~7% slower, the 8-bit SmolLM2 head ~15%, in a model of a
+    /// decode step's products on cold weights); the count is rounded up to a
+    /// multiple of the pool's threads, so that a product of a few chunks splits evenly.
+    static let qmvChunkBytes = 1 << 17
 
     /// The decode product (few rows of x): x prepared once, then chunks of
     /// output columns claimed by the pool's threads, each reading its weights once.
@@ -111,9 +114,12 @@ extension QuantizedKernels {
     ) {
         let group = Int32(groupSize), b = Int32(bits)
         let rowBytes = k * bits / 8 + k / groupSize * 2 * (sdt == Int32(TK_F32) ? 4 : 2)
-        let rows = max(16, qmvChunkBytes / max(1, rowBytes)) / 16 * 16
-        let chunks = (n + rows - 1) / rows
         let pool = ThreadPool.shared
+        let threads = max(1, pool.threadCount)
+        let wanted = (n * rowBytes + qmvChunkBytes - 1) / qmvChunkBytes
+        let even = (wanted + threads - 1) / threads * threads
+        let rows = ((n + even - 1) / even + 15) / 16 * 16
+        let chunks = (n + rows - 1) / rows
         let scratchBytes = tk_qmv_scratch(dt, m, k, group, b)
         if scratchBytes > 0 {
             let scratch = UnsafeMutableRawPointer.allocate(byteCount: scratchBytes, alignment: 64)
