@@ -1,6 +1,7 @@
 // Run-time choice of the kernel variant (cpuid + xgetbv on x86_64; the
 // baseline elsewhere), the public entry points, and OpenBLAS loaded with dlopen.
 #define _GNU_SOURCE
+#include <math.h>
 #include <dlfcn.h>
 #include <sched.h>
 #include <unistd.h>
@@ -112,6 +113,28 @@ void tk_gemm(long M, long N, long K, int dta, const void *A, long rsa, long csa,
     T->gemm(M, N, K, dta, A, rsa, csa, dtb, B, rsb, csb, beta, C, ldc);
 }
 void tk_attention(const tk_attention_args *args) { T->attention(args); }
+void tk_attention_merge(long rows, long dv, long parts, const float *outs, const float *stats, float *out) {
+    for (long r = 0; r < rows; r++) {
+        float m = -INFINITY, l = 0;
+        for (long p = 0; p < parts; p++) m = fmaxf(m, stats[(p * rows + r) * 2]);
+        float *o = out + r * dv;
+        if (m == -INFINITY) {  // no part saw a key: NaN, as tk_attention
+            for (long c = 0; c < dv; c++) o[c] = NAN;
+            continue;
+        }
+        for (long c = 0; c < dv; c++) o[c] = 0;
+        for (long p = 0; p < parts; p++) {
+            const float *st = stats + (p * rows + r) * 2;
+            if (st[0] == -INFINITY) continue;
+            float w = expf(st[0] - m);
+            l += w * st[1];
+            const float *po = outs + (p * rows + r) * dv;
+            for (long c = 0; c < dv; c++) o[c] += w * po[c];
+        }
+        float inv = 1.0f / l;
+        for (long c = 0; c < dv; c++) o[c] *= inv;
+    }
+}
 #if defined(__x86_64__)
 int tk_qmv4_vnni(int dt, const void *x, const uint32_t *wq, const void *scales, const void *biases, void *out,
                  long M, long N, long K, int group, long n0, long n1);

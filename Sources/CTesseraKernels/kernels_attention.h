@@ -148,12 +148,22 @@ static inline __attribute__((always_inline)) void att_values(int RB, const float
     }
 
 static void k_attention(const tk_attention_args *a) {
+    // keys j0..<j1 of lk (all of them, or one part of a split over keys)
     long lq = a->lq, lk = a->lk, d = a->d, dv = a->dv, rows = a->heads * lq;
+    long j0 = a->stats ? a->key_begin : 0, j1 = a->stats ? a->key_end : lk;
     if (rows <= 0 || dv <= 0) return;
-    if (lk <= 0) {  // every key hidden: softmax of an all -inf row is NaN (the fallback's answer)
-        for (long e = 0; e < rows * dv; e++) a->out[e] = NAN;
+    if (j1 <= j0) {
+        if (a->stats) {  // a part without keys: contributes nothing
+            for (long r = 0; r < rows; r++) a->stats[2 * r] = -INFINITY, a->stats[2 * r + 1] = 0;
+            memset(a->out, 0, (size_t)(rows * dv) * 4);
+        } else {  // every key hidden: softmax of an all -inf row is NaN (the fallback's answer)
+            for (long e = 0; e < rows * dv; e++) a->out[e] = NAN;
+        }
         return;
     }
+    const float *keys = a->k + j0 * a->k_stride, *values = a->v + j0 * a->v_stride;
+    long total = lk;
+    lk = j1 - j0;  // the keys this call sees, from here on
     float stack[4096];
     float *scores = rows * lk <= 4096 ? stack : malloc((size_t)(rows * lk) * 4);
     const float *q[ATT_RB];
@@ -167,7 +177,7 @@ static void k_attention(const tk_attention_args *a) {
                 long h = (r0 + r) / lq, i = (r0 + r) % lq;
                 q[r] = a->q + h * a->q_head_stride + i * a->q_row_stride;
             }
-            ATT_BY_ROWS(rb, att_scores, q, a->k + j * a->k_stride, a->k_stride, n, d, scores + r0 * lk + j, lk);
+            ATT_BY_ROWS(rb, att_scores, q, keys + j * a->k_stride, a->k_stride, n, d, scores + r0 * lk + j, lk);
         }
     }
     // Scale, causal limit and mask per row, as the GEMM path does; then softmax.
@@ -176,27 +186,38 @@ static void k_attention(const tk_attention_args *a) {
         long h = r / lq, i = r % lq;
         long visible = lk;
         if (a->causal) {
-            visible = i + 1 + lk - lq;
+            visible = i + 1 + total - lq - j0;
             visible = visible < 0 ? 0 : visible > lk ? lk : visible;
         }
         for (long j = 0; j < visible; j++) row[j] *= a->scale;
         for (long j = visible; j < lk; j++) row[j] = -INFINITY;
-        long at = h * a->mask_head_stride + i * a->mask_row_stride, ms = a->mask_col_stride;
+        long at = h * a->mask_head_stride + i * a->mask_row_stride + j0 * a->mask_col_stride, ms = a->mask_col_stride;
         if (a->bool_mask) {
             for (long j = 0; j < lk; j++)
                 if (!a->bool_mask[at + j * ms]) row[j] = -INFINITY;
         } else if (a->add_mask) {
             for (long j = 0; j < lk; j++) row[j] += a->add_mask[at + j * ms];
         }
-        softmax_row(row, row, lk);
+        if (!a->stats) {
+            softmax_row(row, row, lk);
+            continue;
+        }
+        float m = maxmin_f32(TK_RMAX, row, lk, -INFINITY);
+        if (m == -INFINITY) {  // sees no key of this part
+            memset(row, 0, (size_t)lk * 4);
+            a->stats[2 * r] = -INFINITY, a->stats[2 * r + 1] = 0;
+        } else {
+            a->stats[2 * r] = m;
+            a->stats[2 * r + 1] = exp_row(row, row, lk, m);
+        }
     }
     // P V: blocks of keys outside, rows inside, accumulating into the output rows.
     for (long j = 0; j < lk; j += ATT_KB) {
-        long j1 = lk - j < ATT_KB ? lk : j + ATT_KB;
+        long jend = lk - j < ATT_KB ? lk : j + ATT_KB;
         for (long r0 = 0; r0 < rows; r0 += ATT_RB) {
             long rb = rows - r0 < ATT_RB ? rows - r0 : ATT_RB;
             for (long r = 0; r < rb; r++) o[r] = a->out + (r0 + r) * dv;
-            ATT_BY_ROWS(rb, att_values, scores + r0 * lk, lk, a->v, a->v_stride, j, j1, o, dv, j == 0);
+            ATT_BY_ROWS(rb, att_values, scores + r0 * lk, lk, values, a->v_stride, j, jend, o, dv, j == 0);
         }
     }
     if (scores != stack) free(scores);

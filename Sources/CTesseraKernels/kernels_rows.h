@@ -30,8 +30,8 @@
         if (buf_ && buf_ != stack_) free(buf_);                                              \
     } while (0)
 
-static void softmax_row(const float *x, float *o, long n) {
-    float m = maxmin_f32(TK_RMAX, x, n, -INFINITY);
+/// o = e^(x - m) over n values; returns their sum.
+static float exp_row(const float *x, float *o, long n, float m) {
     vf vm = splat(m), s0 = {0}, s1 = {0};
     long i = 0;
     for (; i + 2 * VW <= n; i += 2 * VW) {
@@ -50,7 +50,13 @@ static void softmax_row(const float *x, float *o, long n) {
         stf(t, e);
         memcpy(o + i, t, (size_t)c * 4);
     }
-    vf inv = splat(1.0f / hsum(s0 + s1));
+    return hsum(s0 + s1);
+}
+
+static void softmax_row(const float *x, float *o, long n) {
+    float m = maxmin_f32(TK_RMAX, x, n, -INFINITY);
+    vf inv = splat(1.0f / exp_row(x, o, n, m));
+    long i;
     for (i = 0; i + VW <= n; i += VW) stf(o + i, ldf(o + i) * inv);
     for (; i < n; i++) o[i] *= inv[0];
 }

@@ -46,6 +46,79 @@ final class AttentionDecodeTests: XCTestCase {
         }
     }
 
+    /// A head's keys split into ranges (tk_attention with key_begin/key_end and
+    /// stats, as CPUAttention does when heads do not share the pool's threads
+    /// evenly) and merged by tk_attention_merge: the same rows as one call over
+    /// all keys, with causal limits, a bool mask that hides all of one range
+    /// from some rows, an additive mask, and a row that sees no key (NaN in
+    /// both). Both sides sum the same float32 terms in different orders:
+    /// rtol 1e-5, atol 1e-6.
+    func testKeyRangesMergeToTheWholeAttention() {
+        let (groups, lq, lk, d, dv) = (3, 2, 300, 64, 48)
+        let rows = groups * lq
+        func values(_ n: Int, _ seed: Double) -> [Float] { (0..<n).map { Float(sin(Double($0) * 0.37 + seed)) } }
+        // keys growing along the cache, so that the ranges' largest scores differ widely
+        let q = values(rows * d, 1), v = values(lk * dv, 3)
+        let k = values(lk * d, 2).enumerated().map { $1 * (1 + Float($0 / d) / 40) }
+        // bool mask [groups, lq, lk]: row (0, 0) sees only keys 200..., row (1, 1) sees none
+        var keep = [UInt8](repeating: 1, count: rows * lk)
+        for j in 0..<200 { keep[j] = 0 }
+        for j in 0..<lk { keep[(1 * lq + 1) * lk + j] = 0 }
+        let add = values(rows * lk, 4).map { $0 * 2 }
+        forEachISA { isa in
+            for variant in ["causal", "bool", "additive"] {
+                q.withUnsafeBufferPointer { pq in
+                    k.withUnsafeBufferPointer { pk in
+                        v.withUnsafeBufferPointer { pv in
+                            keep.withUnsafeBufferPointer { pm in
+                                add.withUnsafeBufferPointer { pa in
+                                    var a = tk_attention_args()
+                                    a.q = pq.baseAddress
+                                    (a.q_head_stride, a.q_row_stride) = (lq * d, d)
+                                    (a.k, a.k_stride, a.v, a.v_stride) = (pk.baseAddress, d, pv.baseAddress, dv)
+                                    (a.heads, a.lq, a.lk, a.d, a.dv, a.scale) = (groups, lq, lk, d, dv, 0.125)
+                                    a.causal = variant == "causal" ? 1 : 0
+                                    (a.mask_head_stride, a.mask_row_stride, a.mask_col_stride) = (lq * lk, lk, 1)
+                                    if variant == "bool" { a.bool_mask = pm.baseAddress }
+                                    if variant == "additive" { a.add_mask = pa.baseAddress }
+                                    var whole = [Float](repeating: 0, count: rows * dv)
+                                    whole.withUnsafeMutableBufferPointer { a.out = $0.baseAddress; tk_attention(&a) }
+                                    for bounds in [[0, 150, 300], [0, 100, 200, 300], [0, 0, 299, 300]] {
+                                        let parts = bounds.count - 1
+                                        var outs = [Float](repeating: 0, count: parts * rows * dv)
+                                        var stats = [Float](repeating: 0, count: parts * rows * 2)
+                                        for p in 0..<parts {
+                                            var b = a
+                                            (b.key_begin, b.key_end) = (bounds[p], bounds[p + 1])
+                                            outs.withUnsafeMutableBufferPointer { o in
+                                                stats.withUnsafeMutableBufferPointer { s in
+                                                    b.out = o.baseAddress! + p * rows * dv
+                                                    b.stats = s.baseAddress! + p * rows * 2
+                                                    tk_attention(&b)
+                                                }
+                                            }
+                                        }
+                                        var merged = [Float](repeating: 0, count: rows * dv)
+                                        tk_attention_merge(rows, dv, parts, outs, stats, &merged)
+                                        for e in 0..<(rows * dv) {
+                                            let (w, m) = (whole[e], merged[e])
+                                            if variant == "bool" && e / dv == 1 * lq + 1 {
+                                                XCTAssert(w.isNaN && m.isNaN, "\(isa) \(variant) \(bounds): a row without keys is NaN")
+                                                continue
+                                            }
+                                            XCTAssertLessThanOrEqual(
+                                                abs(w - m), 1e-6 + 1e-5 * abs(w), "\(isa) \(variant) \(bounds) element \(e)")
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Long caches (up to 3,000 keys) and every row count from 1 to 16 per
     /// head, against the same attention composed of matmul, softmax and
     /// `which` (the GEMM and softmax kernels, tested against their own

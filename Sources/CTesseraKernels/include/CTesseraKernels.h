@@ -135,9 +135,20 @@ typedef struct {
     long heads, lq, lk, d, dv;
     float scale;
     int causal;
+    /// With `stats` set: only keys key_begin..<key_end, unnormalised (a part
+    /// of a split over keys): out rows get sum_j e^(s_j - m) v_j, stats[2r]
+    /// the row's largest visible score m (-inf when it sees none, the row 0)
+    /// and stats[2r + 1] sum_j e^(s_j - m). tk_attention_merge combines parts.
+    long key_begin, key_end;
+    float *stats;
 } tk_attention_args;
 
 void tk_attention(const tk_attention_args *args);
+
+/// out [rows, dv] from `parts` partial results of tk_attention (part p's
+/// rows at outs + p * rows * dv, its stats at stats + p * rows * 2): the
+/// softmax-weighted sum over all the parts' keys (NaN for a row no part saw).
+void tk_attention_merge(long rows, long dv, long parts, const float *outs, const float *stats, float *out);
 
 // ---- quantized matmul (MLX affine format) ---------------------------------------
 //

@@ -27,6 +27,22 @@ enum AttentionKernels {
     /// Query rows per key/value head up to which tk_attention replaces GEMM.
     static let fewRows = 16
 
+    /// Keys per part below which a head's keys are not split.
+    static let minimumKeysPerPart = 64
+
+    /// Parts to split each head's keys into so that `jobs` heads share the
+    /// pool's threads evenly (SmolLM2's 3 key/value heads on 2 threads left
+    /// one thread idle a third of the time); nil when they already do or the
+    /// keys are too few.
+    static func keyParts(jobs: Int, keys: Int) -> Int? {
+        let threads = ThreadPool.shared.threadCount
+        guard threads > 1, jobs % threads != 0 else { return nil }
+        var a = jobs, b = threads
+        while b != 0 { (a, b) = (b, a % b) }
+        let parts = threads / a
+        return keys / parts >= minimumKeysPerPart ? parts : nil
+    }
+
     /// Computes attention into `output`; false when the fast path does not apply
     /// (not float32, or a last axis without unit stride).
     static func attention(_ inputs: [ArrayView], scale: Float, causal: Bool, into output: ArrayView) throws -> Bool {
@@ -77,6 +93,29 @@ enum AttentionKernels {
                 for index in 0..<jobs {
                     var a = args(index)
                     tk_attention(&a)
+                }
+            } else if let parts = keyParts(jobs: jobs, keys: lk) {
+                // Too few heads to share evenly: each head's keys in `parts`
+                // ranges, every (head, range) one job, merged per head after.
+                let rows = groups * lq, per = (lk + parts - 1) / parts
+                let outs = UnsafeMutablePointer<Float>.allocate(capacity: jobs * parts * rows * dv)
+                let stats = UnsafeMutablePointer<Float>.allocate(capacity: jobs * parts * rows * 2)
+                defer {
+                    outs.deallocate()
+                    stats.deallocate()
+                }
+                ThreadPool.shared.parallelFor(jobs * parts) { index in
+                    let job = index / parts, part = index % parts
+                    var a = args(job)
+                    a.key_begin = part * per
+                    a.key_end = Swift.min(lk, (part + 1) * per)
+                    a.out = outs + index * rows * dv
+                    a.stats = stats + index * rows * 2
+                    tk_attention(&a)
+                }
+                for job in 0..<jobs {
+                    let head = args(job)
+                    tk_attention_merge(rows, dv, parts, outs + job * parts * rows * dv, stats + job * parts * rows * 2, head.out)
                 }
             } else {
                 ThreadPool.shared.parallelFor(jobs) { index in
