@@ -246,6 +246,31 @@ final class CPUKernelTests: XCTestCase {
         }
     }
 
+    /// Unary ops on views whose innermost rows are contiguous but not the
+    /// rows around them (a slice of a wider array, a broadcast row): the
+    /// strided rows path gives exactly what the contiguous path gives on a
+    /// copy, and the reference within the libm bound above.
+    func testUnaryOpsOnStridedRows() {
+        let wide = Tensor(Self.values(7 * 3 * 80, seed: 5, lo: -20, hi: 20), shape: [7, 3, 80])
+        let row = Tensor(Self.values(40, seed: 6, lo: -20, hi: 20), shape: [1, 40])
+        forEachISA { isa in
+            for dtype in [DType.float32, .bfloat16] {
+                let views = [wide.asType(dtype)[0..., 0..., 20..<60], row.asType(dtype).broadcast(to: [5, 40])]
+                for (i, view) in views.enumerated() {
+                    let copy = view.contiguous()
+                    for (name, f) in [("sigmoid", sigmoid), ("exp", exp), ("tanh", tanh)] as [(String, (Tensor) -> Tensor)] {
+                        let got = f(view).asType(.float32).toArray(Float.self)
+                        XCTAssertEqual(got, f(copy).asType(.float32).toArray(Float.self), "\(isa) \(name) view \(i) \(dtype)")
+                    }
+                    let values = view.asType(.float32).contiguous().toArray(Float.self)
+                    let want = Self.rounded(values.map { Float(1 / (1 + Foundation.exp(-Double($0)))) }, dtype)
+                    assertClose(sigmoid(view).asType(.float32).toArray(Float.self), want.map(Double.init),
+                                rel: dtype == .float32 ? 5e-7 : Self.tolerance(dtype), "\(isa) sigmoid view \(i) \(dtype)")
+                }
+            }
+        }
+    }
+
     // MARK: - Reductions
 
     func testReductionsOverRowsColumnsAndAll() {
