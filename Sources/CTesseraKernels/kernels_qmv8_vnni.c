@@ -39,6 +39,33 @@
 // biases) at ~3.6 ms on one thread here, prefetching 4 KiB ahead at ~2.7 ms.
 enum { QMV8_PREFETCH = 4096 };
 
+/// Masks of the last chunk's bytes (K % 128 of them, a multiple of 32; all
+/// 128 when K is a multiple of 128) in its two 64-byte loads.
+static inline void qmv8_last_masks(long K, __mmask64 *lastA, __mmask64 *lastB) {
+    const long last = K - ((K + 127) / 128 - 1) * 128;
+    *lastA = last >= 64 ? ~0ull : (1ull << last) - 1;
+    *lastB = last >= 128 ? ~0ull : last > 64 ? (1ull << (last - 64)) - 1 : 0;
+}
+
+/// Chunk c of a weight row (128 bytes from w + 128 c; the last of `chunks`
+/// masked) as P = its dwords 0, 2, ..., 30 and Q = 1, 3, ..., 31: lane l of
+/// P and Q together holds values 8l..8l+7.
+static inline __attribute__((always_inline)) void qmv8_chunk(const uint8_t *w, long c, long chunks, __mmask64 lastA,
+                                                             __mmask64 lastB, __m512i *p, __m512i *q) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    __m512i a, b;
+    if (c < chunks - 1) {
+        a = _mm512_loadu_si512(w + c * 128);
+        b = _mm512_loadu_si512(w + c * 128 + 64);
+    } else {
+        a = _mm512_maskz_loadu_epi8(lastA, w + c * 128);
+        b = _mm512_maskz_loadu_epi8(lastB, w + c * 128 + 64);
+    }
+    *p = _mm512_permutex2var_epi32(a, even, b);
+    *q = _mm512_permutex2var_epi32(a, odd, b);
+}
+
 /// Rows n0..<n1 for one prepared row of x, four weight rows per pass (x loads
 /// shared, one horizontal sum for the four; qmv_sum4 in qmv_vnni_x.h): the
 /// decode case. Writes res[n - n0] for the rows it does and returns the first
@@ -51,17 +78,10 @@ static inline __attribute__((always_inline)) long qmv8_rows_by4(int G, int XB, c
     const int cpw = G / 8;
     const size_t es = (size_t)tk_size(dt), rowScales = (size_t)groups * es;
     const __m512 f256 = _mm512_set1_ps(256);
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
     __m512i idx[16];
-    for (int j = 0; j < cpw; j++) {
-        int32_t t[16];
-        for (int l = 0; l < 16; l++) t[l] = j * (128 / G) + l / (G / 8);
-        idx[j] = _mm512_loadu_si512(t);
-    }
-    const long last = K - (chunks - 1) * 128;
-    const __mmask64 lastA = last >= 64 ? ~0ull : (1ull << last) - 1;
-    const __mmask64 lastB = last >= 128 ? ~0ull : last > 64 ? (1ull << (last - 64)) - 1 : 0;
+    qx_scale_index(G, idx);
+    __mmask64 lastA, lastB;
+    qmv8_last_masks(K, &lastA, &lastB);
     const long ahead = (QMV8_PREFETCH + K - 1) / K;  // rows
     long n = n0;
     for (; n + 4 <= n1; n += 4) {
@@ -80,12 +100,8 @@ static inline __attribute__((always_inline)) long qmv8_rows_by4(int G, int XB, c
         for (int r = 0; r < 4; r++) acc[r] = _mm512_setzero_ps();
         for (long c0 = 0, g0 = 0; c0 < chunks; c0 += cpw, g0 += 16) {
             int ng = groups - g0 < 16 ? (int)(groups - g0) : 16;
-            __m512 sxv = _mm512_loadu_ps(sx + g0), sv[4];
-#pragma clang loop unroll(full)
-            for (int r = 0; r < 4; r++) {
-                sv[r] = load16(dt, sp + r * rowScales + (size_t)g0 * es, ng);
-                acc[r] = _mm512_fmadd_ps(load16(dt, bp + r * rowScales + (size_t)g0 * es, ng), sxv, acc[r]);
-            }
+            __m512 sv[4];
+            qx_window4(dt, sp, bp, rowScales, g0, ng, sx, sv, acc);
             int nj = chunks - c0 < cpw ? (int)(chunks - c0) : cpw;
             for (int j = 0; j < nj; j++) {
                 long c = c0 + j;
@@ -96,15 +112,8 @@ static inline __attribute__((always_inline)) long qmv8_rows_by4(int G, int XB, c
                     const uint8_t *wr = w + r * K + c * 128;
                     _mm_prefetch((const char *)wr + QMV8_PREFETCH, _MM_HINT_T0);
                     _mm_prefetch((const char *)wr + QMV8_PREFETCH + 64, _MM_HINT_T0);
-                    __m512i a, b;
-                    if (c < chunks - 1) {
-                        a = _mm512_loadu_si512(wr);
-                        b = _mm512_loadu_si512(wr + 64);
-                    } else {
-                        a = _mm512_maskz_loadu_epi8(lastA, wr);
-                        b = _mm512_maskz_loadu_epi8(lastB, wr + 64);
-                    }
-                    __m512i p = _mm512_permutex2var_epi32(a, even, b), q = _mm512_permutex2var_epi32(a, odd, b);
+                    __m512i p, q;
+                    qmv8_chunk(w + r * K, c, chunks, lastA, lastB, &p, &q);
                     __m512i ih, im, il;
                     qx_chunk_sums(XB, p, q, xc, &ih, &im, &il);
                     __m512i hm = _mm512_add_epi32(_mm512_slli_epi32(ih, 8), im);  // exact, below 2^27
@@ -128,19 +137,10 @@ static inline __attribute__((always_inline)) void qmv8_rows(int MM, int G, int X
     const int cpw = G / 8;  // chunks (of 128 values) per window of 16 groups
     const size_t es = (size_t)tk_size(dt);
     const __m512 f256 = _mm512_set1_ps(256);
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-    // Lane l of chunk j of a window belongs to group j * (128 / G) + l / (G / 8).
     __m512i idx[16];
-    for (int j = 0; j < cpw; j++) {
-        int32_t t[16];
-        for (int l = 0; l < 16; l++) t[l] = j * (128 / G) + l / (G / 8);
-        idx[j] = _mm512_loadu_si512(t);
-    }
-    // The last chunk's bytes (K % 128 of them, a multiple of 32) in its two loads.
-    const long last = K - (chunks - 1) * 128;
-    const __mmask64 lastA = last >= 64 ? ~0ull : (1ull << last) - 1;
-    const __mmask64 lastB = last >= 128 ? ~0ull : last > 64 ? (1ull << (last - 64)) - 1 : 0;
+    qx_scale_index(G, idx);
+    __mmask64 lastA, lastB;
+    qmv8_last_masks(K, &lastA, &lastB);
     const long ahead = (QMV8_PREFETCH + K - 1) / K;  // rows
     long first = n0;
     if (MM == 1) first = qmv8_rows_by4(G, XB, qx, sx, wq, dt, scales, biases, res, K, n0, n1);
@@ -166,17 +166,10 @@ static inline __attribute__((always_inline)) void qmv8_rows(int MM, int G, int X
             int nj = chunks - c0 < cpw ? (int)(chunks - c0) : cpw;
             for (int j = 0; j < nj; j++) {
                 long c = c0 + j;
-                __m512i a, b;
                 _mm_prefetch((const char *)w + c * 128 + QMV8_PREFETCH, _MM_HINT_T0);
                 _mm_prefetch((const char *)w + c * 128 + QMV8_PREFETCH + 64, _MM_HINT_T0);
-                if (c < chunks - 1) {
-                    a = _mm512_loadu_si512(w + c * 128);
-                    b = _mm512_loadu_si512(w + c * 128 + 64);
-                } else {
-                    a = _mm512_maskz_loadu_epi8(lastA, w + c * 128);
-                    b = _mm512_maskz_loadu_epi8(lastB, w + c * 128 + 64);
-                }
-                __m512i p = _mm512_permutex2var_epi32(a, even, b), q = _mm512_permutex2var_epi32(a, odd, b);
+                __m512i p, q;
+                qmv8_chunk(w, c, chunks, lastA, lastB, &p, &q);
                 __m512 se = _mm512_permutexvar_ps(idx[j], sv);
 #pragma clang loop unroll(full)
                 for (int m = 0; m < MM; m++) {

@@ -49,11 +49,7 @@ static inline __attribute__((always_inline)) long qmv4_rows_by4(int G, int XB, c
     const size_t es = (size_t)tk_size(dt), rowScales = (size_t)groups * es;
     const __m512i nib = _mm512_set1_epi8(0x0F);
     __m512i idx[16];
-    for (int j = 0; j < cpw; j++) {
-        int32_t t[16];
-        for (int l = 0; l < 16; l++) t[l] = j * (128 / G) + l / (G / 8);
-        idx[j] = _mm512_loadu_si512(t);
-    }
+    qx_scale_index(G, idx);
     const __mmask64 tail = (__mmask64)((1ull << ((K - full * 128) / 2)) - 1);
     long n = n0;
     for (; n + 4 <= n1; n += 4) {
@@ -73,12 +69,8 @@ static inline __attribute__((always_inline)) long qmv4_rows_by4(int G, int XB, c
         for (int r = 0; r < 4; r++) acc[r] = _mm512_setzero_ps();
         for (long c0 = 0, g0 = 0; c0 < chunks; c0 += cpw, g0 += 16) {
             int ng = groups - g0 < 16 ? (int)(groups - g0) : 16;
-            __m512 sxv = _mm512_loadu_ps(sx + g0), sv[4];
-#pragma clang loop unroll(full)
-            for (int r = 0; r < 4; r++) {
-                sv[r] = load16(dt, sp + r * rowScales + (size_t)g0 * es, ng);
-                acc[r] = _mm512_fmadd_ps(load16(dt, bp + r * rowScales + (size_t)g0 * es, ng), sxv, acc[r]);
-            }
+            __m512 sv[4];
+            qx_window4(dt, sp, bp, rowScales, g0, ng, sx, sv, acc);
             int nj = chunks - c0 < cpw ? (int)(chunks - c0) : cpw;
             for (int j = 0; j < nj; j++) {
                 long c = c0 + j;
@@ -112,13 +104,8 @@ static inline __attribute__((always_inline)) void qmv4_rows(int MM, int G, int X
     const int cpw = G / 8;  // chunks per window of 16 groups
     const size_t es = (size_t)tk_size(dt);
     const __m512i nib = _mm512_set1_epi8(0x0F);
-    // Lane l of chunk j of a window belongs to group j * (128 / G) + l / (G / 8).
     __m512i idx[16];
-    for (int j = 0; j < cpw; j++) {
-        int32_t t[16];
-        for (int l = 0; l < 16; l++) t[l] = j * (128 / G) + l / (G / 8);
-        idx[j] = _mm512_loadu_si512(t);
-    }
+    qx_scale_index(G, idx);
     const __mmask64 tail = (__mmask64)((1ull << ((K - full * 128) / 2)) - 1);
     long first = n0;
     if (MM == 1) first = qmv4_rows_by4(G, XB, qx, sx, wq, dt, scales, biases, res, K, n0, n1);

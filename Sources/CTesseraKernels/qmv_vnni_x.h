@@ -91,6 +91,31 @@ static inline __attribute__((always_inline)) void qx_chunk_sums(int XB, __m512i 
                              _mm512_loadu_si512(xm + 64 + half));
 }
 
+/// The scale permutation of each chunk of a window of 16 groups (G / 8
+/// chunks): lane l of chunk j belongs to group j * (128 / G) + l / (G / 8).
+static inline void qx_scale_index(int G, __m512i *idx) {
+    for (int j = 0; j < G / 8; j++) {
+        int32_t t[16];
+        for (int l = 0; l < 16; l++) t[l] = j * (128 / G) + l / (G / 8);
+        idx[j] = _mm512_loadu_si512(t);
+    }
+}
+
+/// The start of a window of `ng` groups from g0 for four weight rows (their
+/// scales and biases `rowScales` bytes apart): the rows' scales into sv, and
+/// each row's b * sum(x) over the window added to its accumulator.
+static inline __attribute__((always_inline)) void qx_window4(int dt, const char *sp, const char *bp, size_t rowScales,
+                                                             long g0, int ng, const float *sx, __m512 *sv,
+                                                             __m512 *acc) {
+    const size_t es = (size_t)tk_size(dt);
+    __m512 sxv = _mm512_loadu_ps(sx + g0);
+#pragma clang loop unroll(full)
+    for (int r = 0; r < 4; r++) {
+        sv[r] = load16(dt, sp + r * rowScales + (size_t)g0 * es, ng);
+        acc[r] = _mm512_fmadd_ps(load16(dt, bp + r * rowScales + (size_t)g0 * es, ng), sxv, acc[r]);
+    }
+}
+
 /// The sums of four accumulators' lanes, as [sum a0, sum a1, sum a2, sum a3].
 static inline __m128 qmv_sum4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
     // per 128-bit lane: pairs of a0 and a1 (then a2 and a3), then one sum of each
