@@ -7,6 +7,8 @@
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <pthread.h>
 #include "internal.h"
 
 #if defined(__x86_64__)
@@ -231,15 +233,28 @@ typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int
                          int);
 typedef void (*sgemv_fn)(int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
 typedef void (*set_threads_fn)(int);
+typedef int (*get_threads_fn)(void);
 static sgemm_fn blas_sgemm;
 static sgemv_fn blas_sgemv;
 static set_threads_fn blas_set_threads;
+static get_threads_fn blas_get_threads;
 static int blas_state = -1;  // -1 not tried, 0 absent, 1 loaded
+
+// TESSERA_DISABLE_BLAS=1 (or the older TESSERA_NO_BLAS=1) leaves OpenBLAS unloaded:
+// the native kernels then do everything, as on a machine without it.
+int tk_blas_disabled(void) {
+    const char *names[] = {"TESSERA_DISABLE_BLAS", "TESSERA_NO_BLAS"};
+    for (unsigned i = 0; i < 2; i++) {
+        const char *v = getenv(names[i]);
+        if (v && *v && strcmp(v, "0") != 0) return 1;
+    }
+    return 0;
+}
 
 int tk_blas_available(void) {
     int s = __atomic_load_n(&blas_state, __ATOMIC_ACQUIRE);
     if (s >= 0) return s;
-    if (getenv("TESSERA_NO_BLAS")) {
+    if (tk_blas_disabled()) {
         __atomic_store_n(&blas_state, 0, __ATOMIC_RELEASE);
         return 0;
     }
@@ -252,6 +267,7 @@ int tk_blas_available(void) {
     if (f) {
         blas_sgemv = g;
         blas_set_threads = (set_threads_fn)dlsym(h, "openblas_set_num_threads");
+        blas_get_threads = (get_threads_fn)dlsym(h, "openblas_get_num_threads");
         blas_sgemm = f;
     }
     s = f ? 1 : 0;
@@ -273,4 +289,93 @@ void tk_blas_sgemv(int trans, long M, long N, float alpha, const float *A, long 
 
 void tk_blas_set_threads(int n) {
     if (tk_blas_available() && blas_set_threads) blas_set_threads(n);
+}
+
+// ---- BLAS or native: measured on the CPU at hand -----------------------------------
+//
+// A BLAS build can be slower than the native kernels (Debian's OpenBLAS on an
+// AVX-512 CPU runs Haswell kernels when OPENBLAS_CORETYPE says so, or when its
+// dispatch does not know the CPU): once per process, the first float32 product
+// times both on one thread (OpenBLAS set to one thread for the measurement) at a
+// representative shape, and the faster is used from then on. Threads scale both
+// the same way, so one thread is a fair and quiet comparison.
+
+static int blas_choice[2] = {-1, -1};   // [gemm, gemv]: -1 not decided, 0 native, 1 BLAS
+static int blas_forced[2] = {-1, -1};   // tk_blas_force: -1 measure, 0 native, 1 BLAS
+static double blas_times[4];            // native gemm, BLAS gemm, native gemv, BLAS gemv (seconds)
+
+static double now_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+// Best of `reps` calls of one path.
+static double best_time(int which, int blas, float *a, float *b, float *c, long n, long k, int reps) {
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now_seconds();
+        if (which == 0) {
+            if (blas) tk_blas_sgemm(0, 0, n, n, n, 1, a, n, b, n, 0, c, n);
+            else tk_gemm(n, n, n, TK_F32, a, n, 1, TK_F32, b, n, 1, 0, c, n);
+        } else {
+            if (blas) tk_blas_sgemv(0, n, k, 1, a, k, b, 1, 0, c, 1);
+            else tk_gemm(n, 1, k, TK_F32, a, k, 1, TK_F32, b, 1, 1, 0, c, 1);
+        }
+        double t = now_seconds() - t0;
+        if (t < best) best = t;
+    }
+    return best;
+}
+
+static void blas_measure(void) {
+    const long n = 256, rows = 2048, k = 1024;  // gemm 256^3; gemv 2048x1024 (8 MB: past L2)
+    long count = rows * k > n * n ? rows * k : n * n;
+    float *a = malloc(sizeof(float) * count), *b = malloc(sizeof(float) * count), *c = malloc(sizeof(float) * count);
+    if (!a || !b || !c) {
+        free(a), free(b), free(c);
+        blas_choice[0] = blas_choice[1] = 0;
+        return;
+    }
+    unsigned x = 12345;
+    for (long i = 0; i < count; i++) {
+        x = x * 1664525u + 1013904223u;
+        a[i] = (float)(x >> 8) / 16777216.0f - 0.5f;
+        b[i] = a[(i * 7) % count];
+    }
+    int threads = blas_get_threads ? blas_get_threads() : 0;
+    tk_blas_set_threads(1);
+    for (int which = 0; which < 2; which++) {
+        long m = which == 0 ? n : rows;
+        int reps = which == 0 ? 4 : 8;
+        best_time(which, 0, a, b, c, m, k, 1);  // warm up both
+        best_time(which, 1, a, b, c, m, k, 1);
+        blas_times[2 * which] = best_time(which, 0, a, b, c, m, k, reps);
+        blas_times[2 * which + 1] = best_time(which, 1, a, b, c, m, k, reps);
+        // BLAS only when clearly faster: the native kernels are the ones the tests pin down.
+        blas_choice[which] = blas_times[2 * which + 1] < 0.95 * blas_times[2 * which] ? 1 : 0;
+    }
+    if (threads > 0) tk_blas_set_threads(threads);
+    free(a), free(b), free(c);
+}
+
+static pthread_once_t blas_measured = PTHREAD_ONCE_INIT;
+
+int tk_blas_use(int which) {
+    if (which < 0 || which > 1 || !tk_blas_available()) return 0;
+    int forced = __atomic_load_n(&blas_forced[which], __ATOMIC_RELAXED);
+    if (forced >= 0) return forced;
+    pthread_once(&blas_measured, blas_measure);
+    return blas_choice[which];
+}
+
+void tk_blas_force(int which, int choice) {
+    if (which >= 0 && which <= 1) __atomic_store_n(&blas_forced[which], choice, __ATOMIC_RELAXED);
+}
+
+int tk_blas_measurement(double *times) {
+    if (!tk_blas_available()) return 0;
+    pthread_once(&blas_measured, blas_measure);
+    for (int i = 0; i < 4; i++) times[i] = blas_times[i];
+    return 1;
 }

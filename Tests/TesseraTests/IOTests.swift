@@ -34,6 +34,7 @@ final class IOTests: XCTestCase {
             XCTAssertEqual(back.tensors[name]!.bytes(), t.bytes(), name)
         }
         let summary = try runPython(
+            needs: ["torch", "safetensors"],
             """
             import json, torch
             from safetensors.torch import load_file
@@ -72,6 +73,7 @@ final class IOTests: XCTestCase {
         let single = dir.appendingPathComponent("one.npy").path
         try NPY.save(Tensor([1.5, -2] as [Float]), to: single)
         let summary = try runPython(
+            needs: ["numpy"],
             """
             import json, numpy as np
             z = np.load('\(out)')

@@ -34,10 +34,31 @@ final class LinearAlgebraTests: XCTestCase {
         }
     }
 
-    /// Norms and LAPACK factorizations against numpy (float64 references).
+    /// Norms and factorizations against numpy (float64 references), through
+    /// LAPACK where it loads and the native routines where it does not.
     func testAgainstNumpy() throws {
         let cases = try loadFixtureCases("linalg.json")
         XCTAssertGreaterThanOrEqual(cases.count, 70)
+        try check(cases)
+    }
+
+    /// The native routines (used without LAPACK) against numpy on every case,
+    /// also where LAPACK is loaded: small matrices and larger, rank-deficient,
+    /// repeated-eigenvalue ones (Tools/gen_linalg_fixtures.py).
+    func testNativeAgainstNumpy() throws {
+        LinalgKernels.forceNative.store(true, ordering: .relaxed)
+        defer { LinalgKernels.forceNative.store(false, ordering: .relaxed) }
+        let sizes = try loadFixtureCases("linalg_sizes.json")
+        XCTAssertGreaterThanOrEqual(sizes.count, 30)
+        try check(try loadFixtureCases("linalg.json") + sizes)
+    }
+
+    /// The larger cases through whichever path this machine takes (LAPACK in CI).
+    func testLargerCasesAgainstNumpy() throws {
+        try check(try loadFixtureCases("linalg_sizes.json"))
+    }
+
+    private func check(_ cases: [FixtureCase]) throws {
         for c in cases {
             let a = c.inputs[0]
             // float32 inputs are factorised in float64: compare at float32's tolerance.
@@ -64,23 +85,53 @@ final class LinearAlgebraTests: XCTestCase {
                 // factorization's rounding (and float32's) over a whole matrix product.
                 let products = FixtureComparison.within(Tolerance(rtol: 1e-4, atol: 1e-4))
                 assertMatches(matmul(us, vt[.ellipsis, 0..<k, 0...]), a, "\(c.name) reconstruction", products)
-                let m = u.dim(-1)
-                assertMatches(
-                    matmul(u.swappedAxes(-1, -2), u), Tensor.eye(m, dtype: a.dtype).broadcast(to: u.shape),
-                    "\(c.name) uᵀu", products)
+                for (name, basis) in [("u", u), ("v", vt.swappedAxes(-1, -2))] {
+                    let m = basis.dim(-1)
+                    assertMatches(
+                        matmul(basis.swappedAxes(-1, -2), basis), Tensor.eye(m, dtype: a.dtype).broadcast(to: basis.shape),
+                        "\(c.name) \(name)ᵀ\(name)", products)
+                }
             case "eigh":
                 let upper = try c.params.bool("upper")
                 let (w, v) = Linalg.eigh(a, upper: upper)
                 assertMatches(w, c.expected[0], "\(c.name) eigenvalues")
-                // A v = v diag(w) on the symmetric matrix the triangle describes.
-                let full = upper ? which(Tensor.eye(5, dtype: .bool), a, a + a.swappedAxes(-1, -2)) : a
+                // A v = v diag(w) on the symmetric matrix the triangle describes, v orthogonal.
+                let n = a.dim(-1)
+                let full = upper ? which(Tensor.eye(n, dtype: .bool), a, a + a.swappedAxes(-1, -2)) : a
                 // Deliberately looser than the table, as for svd's products above.
+                let products = FixtureComparison.within(Tolerance(rtol: 1e-4, atol: 1e-4))
+                assertMatches(matmul(full, v), v * w.expandedDimensions(axis: -2), "\(c.name) vectors", products)
                 assertMatches(
-                    matmul(full, v), v * w.expandedDimensions(axis: -2), "\(c.name) vectors",
-                    .within(Tolerance(rtol: 1e-4, atol: 1e-4)))
+                    matmul(v.swappedAxes(-1, -2), v), Tensor.eye(n, dtype: a.dtype).broadcast(to: v.shape),
+                    "\(c.name) vᵀv", products)
             default:
                 XCTFail("unknown op \(c.op)")
             }
+        }
+    }
+
+    /// Matrices large enough that the native LU and Cholesky split their
+    /// updates over the pool: checked by identities (a·inv(a) = I, L Lᵀ = a,
+    /// Q R = a), and against LAPACK where it loads.
+    func testNativeLargeMatrices() throws {
+        let n = 300
+        let g = Random.normal([n, n], key: Random.key(7)).asType(.float64)
+        let a = g + Tensor.eye(n, dtype: .float64) * Double(n).squareRoot()
+        let spd = matmul(g, g.T) + Tensor.eye(n, dtype: .float64) * Double(n)
+        eval(a, spd)
+        LinalgKernels.forceNative.store(true, ordering: .relaxed)
+        let native = [Linalg.inv(a), Linalg.cholesky(spd), Linalg.qr(a).q, Linalg.qr(a).r]
+        try checkedEval(native)
+        LinalgKernels.forceNative.store(false, ordering: .relaxed)
+        let identity = Tensor.eye(n, dtype: .float64)
+        let tight = FixtureComparison.within(Tolerance(rtol: 1e-9, atol: 1e-9))
+        assertMatches(matmul(a, native[0]), identity, "a·inv(a)", tight)
+        assertMatches(matmul(native[1], native[1].T), spd, "L Lᵀ", tight)
+        assertMatches(matmul(native[2], native[3]), a, "Q R", tight)
+        guard LinalgKernels.lapack != nil else { return }
+        let reference = [Linalg.inv(a), Linalg.cholesky(spd), Linalg.qr(a).q, Linalg.qr(a).r]
+        for (name, pair) in zip(["inv", "cholesky", "q", "r"], zip(native, reference)) {
+            assertMatches(pair.0, pair.1, "native \(name) vs LAPACK", tight)
         }
     }
 

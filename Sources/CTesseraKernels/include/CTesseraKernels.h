@@ -88,6 +88,9 @@ void tk_gemm(long M, long N, long K,
 
 /// 1 when cblas_sgemm could be loaded from OpenBLAS (dlopen, once).
 int tk_blas_available(void);
+/// 1 when TESSERA_DISABLE_BLAS (or TESSERA_NO_BLAS) is set to anything but 0: optional
+/// libraries (OpenBLAS, LAPACK) stay unloaded.
+int tk_blas_disabled(void);
 /// cblas_sgemm(RowMajor, ...) through the loaded library: C = alpha op(A) op(B) + beta C.
 void tk_blas_sgemm(int trans_a, int trans_b, long M, long N, long K, float alpha,
                    const float *A, long lda, const float *B, long ldb, float beta, float *C, long ldc);
@@ -96,6 +99,15 @@ void tk_blas_sgemv(int trans, long M, long N, float alpha, const float *A, long 
                    float beta, float *y, long incy);
 /// Sets OpenBLAS's thread count when loaded (openblas_set_num_threads).
 void tk_blas_set_threads(int n);
+/// Whether float32 products go to BLAS: `which` 0 for GEMM, 1 for matrix-vector.
+/// Decided once per process by timing BLAS and the native kernel on one thread
+/// (the faster wins; 0 without BLAS), unless tk_blas_force set it.
+int tk_blas_use(int which);
+/// Sets `which` (0 GEMM, 1 matrix-vector) to native (0), BLAS (1) or measured (-1).
+void tk_blas_force(int which, int choice);
+/// The measurement behind tk_blas_use in seconds (native GEMM, BLAS GEMM, native
+/// gemv, BLAS gemv); 0 without BLAS.
+int tk_blas_measurement(double *times);
 
 // ---- spinning ----------------------------------------------------------------
 

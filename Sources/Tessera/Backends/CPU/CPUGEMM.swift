@@ -1,7 +1,9 @@
 // Fast matmul for float32, float16 and bfloat16: out[b] = a[b] x b[b] per
 // batch, each operand a 2-D strided view. float32 goes to OpenBLAS
 // (cblas_sgemm / cblas_sgemv, loaded with dlopen) when the layout is one BLAS
-// takes; everything else to the native packed SIMD GEMM in CTesseraKernels,
+// takes and OpenBLAS measured faster than the native kernel on this CPU
+// (tk_blas_use: timed once per process, GEMM and matrix-vector separately);
+// everything else to the native packed SIMD GEMM in CTesseraKernels,
 // which converts half types to float32 while packing, accumulates in float32
 // and absorbs any strides. Large native problems are split over the thread pool
 // along the longer output axis.
@@ -13,8 +15,14 @@ enum GEMM {
     /// (`tessera-bench grain`, docs/PERFORMANCE.md) no gain up to 192^3, 1.33x at 256^3.
     static let parallelWork = 1 << 23
 
-    /// Whether BLAS is used for float32 (TESSERA_NO_BLAS=1 turns it off).
+    /// Whether OpenBLAS is loaded (TESSERA_DISABLE_BLAS=1 keeps it unloaded).
     static var blasAvailable: Bool { tk_blas_available() != 0 }
+
+    /// Whether float32 GEMM goes to BLAS: loaded and measured faster here.
+    static var blasForGEMM: Bool { tk_blas_use(0) != 0 }
+
+    /// Whether float32 matrix-vector products go to BLAS: loaded and measured faster here.
+    static var blasForGEMV: Bool { tk_blas_use(1) != 0 }
 
     /// Computes the batched product into `output`; false for dtypes it does not handle.
     static func matmul(_ a: ArrayView, _ b: ArrayView, _ output: ArrayView, useBLAS: Bool = true) throws -> Bool {
@@ -39,7 +47,7 @@ enum GEMM {
                 pointer: pb + o.b * size, rows: k, cols: n, rowStride: b.strides[nd - 2], colStride: b.strides[nd - 1])
             if dt == Int32(TK_F32) {
                 let out = c.assumingMemoryBound(to: Float.self)
-                if !(useBLAS && blasAvailable && blas(A, B, out, m: m, n: n, k: k)) {
+                if !(useBLAS && blas(A, B, out, m: m, n: n, k: k)) {
                     native(dt, A, B, out, m: m, n: n, k: k)
                 }
             } else {
@@ -71,9 +79,12 @@ enum GEMM {
         }
     }
 
-    /// C = A B through OpenBLAS; false when the layout needs the native path.
+    /// C = A B through OpenBLAS; false when the layout needs the native path
+    /// or the native kernel is the faster one on this CPU.
     static func blas(_ A: Operand, _ B: Operand, _ C: UnsafeMutablePointer<Float>, m: Int, n: Int, k: Int) -> Bool {
         guard let la = A.blasLayout, let lb = B.blasLayout, k > 0 else { return false }
+        let vector = (n == 1 && B.rowStride != 0) || (m == 1 && A.colStride != 0)
+        guard vector ? blasForGEMV : blasForGEMM else { return false }
         let a = A.pointer.assumingMemoryBound(to: Float.self), b = B.pointer.assumingMemoryBound(to: Float.self)
         if n == 1 && B.rowStride != 0 {
             // Matrix-vector: y[m] = A x, A stored [m, k] (or [k, m] when transposed).

@@ -8,8 +8,27 @@ import CTesseraKernels
 public enum _CPUKernels {
     /// The instruction set the SIMD kernels use: "avx512", "avx2" or "baseline".
     public static var isa: String { ["baseline", "avx2", "avx512"][Int(tk_isa())] }
-    /// Whether float32 GEMM goes to OpenBLAS.
+    /// Whether OpenBLAS is loaded.
     public static var blasAvailable: Bool { GEMM.blasAvailable }
+
+    /// Where float32 GEMM and matrix-vector products go, and why: the
+    /// once-per-process measurement of BLAS against the native kernel.
+    public static var blasChoice: String {
+        guard GEMM.blasAvailable else { return "native (no OpenBLAS loaded)" }
+        var t = [Double](repeating: 0, count: 4)
+        _ = tk_blas_measurement(&t)
+        func side(_ name: String, _ native: Double, _ blas: Double, _ use: Bool) -> String {
+            func ms(_ t: Double) -> Double { (t * 1e5).rounded() / 100 }
+            return "\(name) \(use ? "OpenBLAS" : "native") (1 thread: native \(ms(native)) ms, OpenBLAS \(ms(blas)) ms)"
+        }
+        return side("GEMM", t[0], t[1], GEMM.blasForGEMM) + "; " + side("gemv", t[2], t[3], GEMM.blasForGEMV)
+    }
+
+    /// Sends float32 GEMM (`vector` false) or matrix-vector products to OpenBLAS
+    /// (true), to the native kernel (false) or back to the measured choice (nil).
+    public static func forceBLAS(_ use: Bool?, vector: Bool) {
+        tk_blas_force(vector ? 1 : 0, use.map { $0 ? 1 : 0 } ?? -1)
+    }
     /// Threads in the CPU pool (the caller included).
     public static var threadCount: Int { ThreadPool.shared.threadCount }
     /// Whether kernels may split work over the pool (on by default).

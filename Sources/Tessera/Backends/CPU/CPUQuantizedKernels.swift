@@ -176,7 +176,7 @@ extension QuantizedKernels {
                         }
                         let A = GEMM.Operand(pointer: UnsafeRawPointer(xs), rows: m, cols: k, rowStride: k, colStride: 1)
                         let B = GEMM.Operand(pointer: UnsafeRawPointer(w), rows: k, cols: nb, rowStride: 1, colStride: k)
-                        if GEMM.blasAvailable {
+                        if GEMM.blasForGEMM {
                             pool.stopSpinning()  // OpenBLAS's threads take the cores
                             tk_blas_sgemm(0, 1, m, nb, k, 1, xs, k, w, k, 0, out + n0, n)
                         } else {
