@@ -68,6 +68,19 @@ def case_fns(case):
         a, b = rng.standard_normal((1024, 1024), dtype=f32).astype(np.float16), rng.standard_normal((1024, 1024), dtype=f32).astype(np.float16)
         ta, tb = (torch.from_numpy(a), torch.from_numpy(b)) if torch else (None, None)
         return (lambda: a @ b), (lambda: ta @ tb) if torch else None
+    if case == "matmul_bf16_1024":
+        a, b = rng.standard_normal((1024, 1024), dtype=f32), rng.standard_normal((1024, 1024), dtype=f32)
+        if not torch:
+            return None, None
+        ta, tb = torch.from_numpy(a).bfloat16(), torch.from_numpy(b).bfloat16()
+        return None, (lambda: ta @ tb)
+    if case in ("gemv_f16_4096", "gemv_bf16_4096"):
+        w, x = rng.standard_normal((4096, 4096), dtype=f32), rng.standard_normal(4096, dtype=f32)
+        dt = np.float16 if case == "gemv_f16_4096" else None
+        tdt = torch.float16 if case == "gemv_f16_4096" else torch.bfloat16
+        wn, xn = (w.astype(dt), x.astype(dt)) if dt else (None, None)
+        tw, tx = (torch.from_numpy(w).to(tdt), torch.from_numpy(x).to(tdt)) if torch else (None, None)
+        return ((lambda: wn @ xn) if dt else None), ((lambda: tw @ tx) if torch else None)
     if case == "gemv_f32_4096":
         w, x = rng.standard_normal((4096, 4096), dtype=f32), rng.standard_normal(4096, dtype=f32)
         tw, tx = (torch.from_numpy(w), torch.from_numpy(x)) if torch else (None, None)

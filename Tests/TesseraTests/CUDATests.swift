@@ -160,7 +160,12 @@ final class CUDAHostTests: XCTestCase {
         XCTAssertFalse(CUDABackend.unavailableReason.isEmpty)
         let info = DeviceInfo.all().first { $0.device == .gpu(0) }!
         XCTAssertNotNil(info.unavailableReason)
-        // (Building a tensor on an unavailable device traps at construction, by design.)
+        // Building on the unavailable device is fine; evaluating throws the reason.
+        let onGPU = withDevice(.gpu(0)) { exp(Tensor([1, 2] as [Float])) + 1 }
+        XCTAssertThrowsError(try checkedEval([onGPU])) { error in
+            guard case TesseraError.deviceUnavailable(let reason) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(reason, CUDABackend.unavailableReason)
+        }
         let x = Tensor([1, 2] as [Float]).view()
         XCTAssertThrowsError(try CUDABackend.evaluate(.unary(.exp), inputs: [x], shape: [2], dtype: .float32)) { error in
             guard case TesseraError.deviceUnavailable = error else { return XCTFail("\(error)") }

@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 
 @testable import Tessera
@@ -153,6 +154,19 @@ final class LinearAlgebraTests: XCTestCase {
         }
         XCTAssertThrowsError(try checkedEval([Linalg.solve(singular, Tensor([1, 1] as [Float]))]))
         XCTAssertThrowsError(try checkedEval([Linalg.cholesky(Tensor([1, 2, 2, 1] as [Float], shape: [2, 2]))]))
+    }
+
+    /// TESSERA_DISABLE_BLAS=1 (the fresh-box CI step) leaves OpenBLAS and LAPACK
+    /// unloaded, so that step really runs the native paths.
+    func testDisableSwitchLeavesOptionalLibrariesUnloaded() throws {
+        let value = ProcessInfo.processInfo.environment["TESSERA_DISABLE_BLAS"] ?? ""
+        try XCTSkipIf(value.isEmpty || value == "0", "TESSERA_DISABLE_BLAS is not set")
+        XCTAssertNil(LinalgKernels.lapack)
+        XCTAssertFalse(GEMM.blasAvailable)
+        XCTAssertFalse(GEMM.blasForGEMM)
+        XCTAssertFalse(GEMM.blasForGEMV)
+        assertMatches(matmul(Linalg.inv(Tensor([2, 0, 0, 4] as [Double], shape: [2, 2])), Tensor([2, 4] as [Double])),
+            Tensor([1, 1] as [Double]), "native inverse")
     }
 
     /// A missing LAPACK is a typed error that says what to install, never a crash.

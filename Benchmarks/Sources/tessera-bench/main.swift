@@ -87,25 +87,58 @@ func cases() -> [Case] {
             ) { eval(matmul(a, b)) })
     }
     do {
+        // The same products through each path in one run: the measured choice
+        // (above and "chosen"), the native kernel and OpenBLAS (when loaded).
         let a = randomTensor([2048, 2048], seed: 1), b = randomTensor([2048, 2048], seed: 2)
-        all.append(
-            Case(
-                suite: "matmul", id: "matmul_f32_2048", label: "matmul f32 2048 (native kernel, no BLAS)",
-                work: 2 * pow(2048, 3), unit: "GFLOP/s", reps: 5
-            ) { eval(_CPUKernels.nativeMatmul(a, b)) })
-        let h = randomTensor([1024, 1024], seed: 3, dtype: .float16)
-        let g = randomTensor([1024, 1024], seed: 4, dtype: .float16)
-        all.append(
-            Case(
-                suite: "matmul", id: "matmul_f16_1024", label: "matmul f16 1024x1024x1024",
-                work: 2 * pow(1024, 3), unit: "GFLOP/s", reps: 7
-            ) { eval(matmul(h, g)) })
         let w = randomTensor([4096, 4096], seed: 5), x = randomTensor([4096], seed: 6)
+        let paths: [(String, Bool?)] = _CPUKernels.blasAvailable ? [("native", false), ("OpenBLAS", true)] : [("native", false)]
+        for (name, use) in paths {
+            all.append(
+                Case(
+                    suite: "matmul", id: "matmul_f32_2048", label: "matmul f32 2048 (\(name))",
+                    work: 2 * pow(2048, 3), unit: "GFLOP/s", reps: 5
+                ) {
+                    _CPUKernels.forceBLAS(use, vector: false)
+                    defer { _CPUKernels.forceBLAS(nil, vector: false) }
+                    eval(matmul(a, b))
+                })
+        }
         all.append(
             Case(
-                suite: "matmul", id: "gemv_f32_4096", label: "gemv f32 (4096x4096)·(4096)",
+                suite: "matmul", id: "gemv_f32_4096", label: "gemv f32 (4096x4096)·(4096) (chosen)",
                 work: 4096 * 4096 * 4, unit: "GB/s", reps: 15
             ) { eval(matmul(w, x)) })
+        for (name, use) in paths {
+            all.append(
+                Case(
+                    suite: "matmul", id: "gemv_f32_4096", label: "gemv f32 (4096x4096)·(4096) (\(name))",
+                    work: 4096 * 4096 * 4, unit: "GB/s", reps: 15
+                ) {
+                    _CPUKernels.forceBLAS(use, vector: true)
+                    defer { _CPUKernels.forceBLAS(nil, vector: true) }
+                    eval(matmul(w, x))
+                })
+        }
+        for dtype in [DType.float16, .bfloat16] {
+            let h = randomTensor([1024, 1024], seed: 3, dtype: dtype)
+            let g = randomTensor([1024, 1024], seed: 4, dtype: dtype)
+            let short = dtype == .float16 ? "f16" : "bf16"
+            all.append(
+                Case(
+                    suite: "matmul", id: "matmul_\(short)_1024", label: "matmul \(short) 1024x1024x1024",
+                    work: 2 * pow(1024, 3), unit: "GFLOP/s", reps: 7
+                ) { eval(matmul(h, g)) })
+        }
+        // Half-precision weights times one float vector, as a float model's decode does.
+        for dtype in [DType.float16, .bfloat16] {
+            let wh = randomTensor([4096, 4096], seed: 7, dtype: dtype), xh = randomTensor([4096], seed: 8, dtype: dtype)
+            let short = dtype == .float16 ? "f16" : "bf16"
+            all.append(
+                Case(
+                    suite: "matmul", id: "gemv_\(short)_4096", label: "gemv \(short) (4096x4096)·(4096)",
+                    work: 4096 * 4096 * 2, unit: "GB/s", reps: 15
+                ) { eval(matmul(wh, xh)) })
+        }
     }
     let n16 = 1 << 24
     do {
@@ -271,6 +304,7 @@ if requested.remove("grain") != nil {
 }
 let selected = cases().filter { requested.isEmpty || requested.contains($0.suite) || requested.contains($0.id) }
 print("tessera-bench: \(_CPUKernels.threadCount) threads, ISA \(_CPUKernels.isa), BLAS \(_CPUKernels.blasAvailable ? "OpenBLAS" : "absent")")
+print("float32 products: \(_CPUKernels.blasChoice)")
 let copy1 = memcpyBandwidth(threads: 1), copyN = memcpyBandwidth(threads: _CPUKernels.threadCount)
 let copyBest = max(copy1, copyN)
 print(String(format: "memcpy bandwidth (read+write): %.1f GB/s on 1 thread, %.1f GB/s on %d", copy1, copyN, _CPUKernels.threadCount))

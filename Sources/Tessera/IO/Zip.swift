@@ -228,7 +228,9 @@ enum Inflate {
 
     static func raw(_ input: UnsafeRawBufferPointer, expectedSize: Int, format: String) throws -> OwnedBytes {
         guard let z = library else {
-            throw IOError.unsupported(format: format, reason: "deflated entries need zlib (libz.so.1), which was not found")
+            throw IOError.unsupported(
+                format: format,
+                reason: "deflated entries need zlib (libz.so.1), which was not found: install it with `apt-get install -y zlib1g`")
         }
         guard expectedSize >= 0, expectedSize <= 1 << 40 else { throw IOError.malformed(format: format, reason: "entry size \(expectedSize)") }
         let out = OwnedBytes(count: expectedSize)
