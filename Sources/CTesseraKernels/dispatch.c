@@ -114,6 +114,9 @@ void tk_gemm(long M, long N, long K, int dta, const void *A, long rsa, long csa,
              long csb, float beta, float *C, long ldc) {
     T->gemm(M, N, K, dta, A, rsa, csa, dtb, B, rsb, csb, beta, C, ldc);
 }
+void tk_gemv(int form, int dtype, const void *W, long ldw, const float *x, long K, float *y, long n) {
+    T->gemv(form, dtype, W, ldw, x, K, y, n);
+}
 void tk_attention(const tk_attention_args *args) { T->attention(args); }
 void tk_attention_merge(long rows, long dv, long parts, const float *outs, const float *stats, float *out) {
     for (long r = 0; r < rows; r++) {

@@ -17,6 +17,7 @@ typedef struct {
     void (*rmsnorm_rows)(int, const void *, const void *, float, void *, long, long);
     void (*layernorm_rows)(int, const void *, const void *, const void *, float, void *, long, long);
     void (*gemm)(long, long, long, int, const void *, long, long, int, const void *, long, long, float, float *, long);
+    void (*gemv)(int, int, const void *, long, const float *, long, float *, long);
     void (*qmv)(int, int, const void *, const uint32_t *, const void *, const void *, void *, long, long, long, int, int,
                 long, long);
     void (*dequantize_rows)(int, const uint32_t *, const void *, const void *, float *, long, int, int, long, long);

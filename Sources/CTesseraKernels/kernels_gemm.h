@@ -109,3 +109,103 @@ static void k_gemm(long M, long N, long K, int dta, const void *A, long rsa, lon
     free(Ap);
     free(Bp);
 }
+
+// ---- matrix-vector ---------------------------------------------------------------------------
+// One row of x (M = 1) or one column (N = 1) makes a product bandwidth-bound:
+// packing would read the matrix twice, so these stream it once in its own
+// dtype (half types widened in registers) against a float32 x.
+//   gemv_rows: y[r] = sum_k W[r ldw + k] x[k], rows of W contiguous (dot products);
+//   gemv_cols: y[j] = sum_k x[k] W[k ldw + j], rows of W contiguous along j (axpy).
+
+static inline __attribute__((always_inline)) vf ld_as(const int dt, const void *p, long i) {
+    if (dt == TK_F32) return ldf((const float *)p + i);
+    if (dt == TK_BF16) return ld_bf16((const uint16_t *)p + i);
+    return ld_f16((const uint16_t *)p + i);
+}
+
+// Four rows per pass share each load of x; two accumulators per row hide the FMA latency.
+static inline __attribute__((always_inline)) void gemv_rows_body(const int dt, const void *W, long ldw, const float *x,
+                                                                 long K, float *y, long rows) {
+    size_t es = (size_t)tk_size(dt);
+    long r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        const char *w0 = (const char *)W + (size_t)r * ldw * es;
+        const void *w[4] = {w0, w0 + ldw * es, w0 + 2 * ldw * es, w0 + 3 * ldw * es};
+        vf acc[4][2] = {{{0}}};
+        long k = 0;
+        for (; k + 2 * VW <= K; k += 2 * VW) {
+            vf x0 = ldf(x + k), x1 = ldf(x + k + VW);
+#pragma clang loop unroll(full)
+            for (int i = 0; i < 4; i++) {
+                acc[i][0] += ld_as(dt, w[i], k) * x0;
+                acc[i][1] += ld_as(dt, w[i], k + VW) * x1;
+            }
+        }
+        for (; k + VW <= K; k += VW) {
+            vf x0 = ldf(x + k);
+#pragma clang loop unroll(full)
+            for (int i = 0; i < 4; i++) acc[i][0] += ld_as(dt, w[i], k) * x0;
+        }
+        for (int i = 0; i < 4; i++) {
+            float s = hsum(acc[i][0] + acc[i][1]);
+            for (long t = k; t < K; t++) s += tk_load1(dt, w[i], t) * x[t];
+            y[r + i] = s;
+        }
+    }
+    for (; r < rows; r++) {
+        const void *w = (const char *)W + (size_t)r * ldw * es;
+        vf acc = {0};
+        long k = 0;
+        for (; k + VW <= K; k += VW) acc += ld_as(dt, w, k) * ldf(x + k);
+        float s = hsum(acc);
+        for (; k < K; k++) s += tk_load1(dt, w, k) * x[k];
+        y[r] = s;
+    }
+}
+
+// Four rows of W per pass update y (which stays in L1/L2) once, streaming
+// each row's slice contiguously.
+static inline __attribute__((always_inline)) void gemv_cols_body(const int dt, const void *W, long ldw, const float *x,
+                                                                 long K, float *y, long cols) {
+    size_t es = (size_t)tk_size(dt);
+    for (long j = 0; j < cols; j++) y[j] = 0;
+    long k = 0;
+    for (; k + 4 <= K; k += 4) {
+        const char *w0 = (const char *)W + (size_t)k * ldw * es;
+        const void *w[4] = {w0, w0 + ldw * es, w0 + 2 * ldw * es, w0 + 3 * ldw * es};
+        vf s0 = splat(x[k]), s1 = splat(x[k + 1]), s2 = splat(x[k + 2]), s3 = splat(x[k + 3]);
+        long j = 0;
+        for (; j + VW <= cols; j += VW) {
+            vf acc = ldf(y + j);
+            acc += ld_as(dt, w[0], j) * s0 + ld_as(dt, w[1], j) * s1;
+            acc += ld_as(dt, w[2], j) * s2 + ld_as(dt, w[3], j) * s3;
+            stf(y + j, acc);
+        }
+        for (; j < cols; j++)
+            y[j] += tk_load1(dt, w[0], j) * x[k] + tk_load1(dt, w[1], j) * x[k + 1] + tk_load1(dt, w[2], j) * x[k + 2] +
+                    tk_load1(dt, w[3], j) * x[k + 3];
+    }
+    for (; k < K; k++) {
+        const void *w = (const char *)W + (size_t)k * ldw * es;
+        vf s = splat(x[k]);
+        long j = 0;
+        for (; j + VW <= cols; j += VW) stf(y + j, ldf(y + j) + ld_as(dt, w, j) * s);
+        for (; j < cols; j++) y[j] += tk_load1(dt, w, j) * x[k];
+    }
+}
+
+static void k_gemv(int form, int dt, const void *W, long ldw, const float *x, long K, float *y, long n) {
+    if (form == 0) {
+        switch (dt) {
+        case TK_F32: gemv_rows_body(TK_F32, W, ldw, x, K, y, n); break;
+        case TK_BF16: gemv_rows_body(TK_BF16, W, ldw, x, K, y, n); break;
+        default: gemv_rows_body(TK_F16, W, ldw, x, K, y, n); break;
+        }
+    } else {
+        switch (dt) {
+        case TK_F32: gemv_cols_body(TK_F32, W, ldw, x, K, y, n); break;
+        case TK_BF16: gemv_cols_body(TK_BF16, W, ldw, x, K, y, n); break;
+        default: gemv_cols_body(TK_F16, W, ldw, x, K, y, n); break;
+        }
+    }
+}

@@ -493,5 +493,5 @@ static void k_reduce_cols(int op, int dtype, const void *x, long rows, long n, l
 
 const tk_table TK_TABLE = {
     k_binary, k_unary, k_convert, k_reduce_rows, k_reduce_cols, k_softmax_rows, k_rmsnorm_rows,
-    k_layernorm_rows, k_gemm, k_qmv, k_dequantize_rows, k_attention,
+    k_layernorm_rows, k_gemm, k_gemv, k_qmv, k_dequantize_rows, k_attention,
 };

@@ -410,6 +410,41 @@ final class CPUKernelTests: XCTestCase {
         }
     }
 
+    /// Matrix-vector products (m or n = 1) stream the matrix (tk_gemv) in both
+    /// forms — rows along k (dot products) and along the output (axpy) — with a
+    /// strided vector, tails of every width, and sizes that split over the pool.
+    func testMatrixVectorProductsEveryFormAndLayout() throws {
+        for dtype in [DType.float32, .float16, .bfloat16] {
+            for (count, k) in [(1100, 300), (33, 17), (5, 1)] {
+                let wv = Self.rounded(Self.values(count * k, seed: UInt64(count + k)), dtype)
+                let xv = Self.rounded(Self.values(k, seed: UInt64(k * 3)), dtype)
+                // w [count, k] row-major; want[i] = Σ_k w[i, k] x[k].
+                let (want, scale) = Self.referenceMatmul(wv, xv, m: count, n: 1, k: k)
+                let w = Tensor(wv, shape: [count, k]).asType(dtype)
+                let wT = Tensor(wv, shape: [count, k]).asType(dtype).T.contiguous().T  // same values, column-major
+                let x = Tensor(xv, shape: [k, 1]).asType(dtype)
+                let xStrided = Tensor(xv.flatMap { [$0, 0] }, shape: [k, 2]).asType(dtype)[0..., 0..<1]
+                let tol = Self.tolerance(dtype)
+                try forEachISA { isa in
+                    for (name, matrix) in [("rows", w), ("columns", wT)] {
+                        for (xName, vector) in [("x", x), ("strided x", xStrided)] {
+                            let tag = "\(isa) \(dtype) \(count)x\(k) \(name) \(xName)"
+                            // W x (n = 1) and xᵀ Wᵀ (m = 1): the two sides of the same product.
+                            let out = ArrayView.allocate(shape: [count, 1], dtype: dtype)
+                            XCTAssertTrue(try GEMM.matmul(matrix.view(), vector.view(), out, useBLAS: false))
+                            assertClose(Tensor(evaluated: out).asType(.float32).toArray(Float.self), want, rel: tol,
+                                scale: scale, tag + " W·x")
+                            let row = ArrayView.allocate(shape: [1, count], dtype: dtype)
+                            XCTAssertTrue(try GEMM.matmul(vector.T.view(), matrix.T.view(), row, useBLAS: false))
+                            assertClose(Tensor(evaluated: row).asType(.float32).toArray(Float.self), want, rel: tol,
+                                scale: scale, tag + " xᵀ·Wᵀ")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     // MARK: - Quantized matmul
 
     func testQuantizedMatmulMatchesDequantizeThenMatmul() throws {

@@ -86,6 +86,10 @@ void tk_gemm(long M, long N, long K,
              int dtype_b, const void *B, long rsb, long csb,
              float beta, float *C, long ldc);
 
+/// Matrix-vector products streaming W once in its dtype (f32/f16/bf16), x float32 of length K:
+/// form 0: y[r] = sum_k W[r*ldw + k] x[k] for r < n; form 1: y[j] = sum_k x[k] W[k*ldw + j] for j < n.
+void tk_gemv(int form, int dtype, const void *W, long ldw, const float *x, long K, float *y, long n);
+
 /// 1 when cblas_sgemm could be loaded from OpenBLAS (dlopen, once).
 int tk_blas_available(void);
 /// 1 when TESSERA_DISABLE_BLAS (or TESSERA_NO_BLAS) is set to anything but 0: optional

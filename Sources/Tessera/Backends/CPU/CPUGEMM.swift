@@ -115,6 +115,7 @@ enum GEMM {
     static func native(
         _ dt: Int32, _ A: Operand, _ B: Operand, _ C: UnsafeMutablePointer<Float>, ldc: Int? = nil, m: Int, n: Int, k: Int
     ) {
+        if (ldc == nil || m == 1) && gemv(dt, A, B, C, m: m, n: n, k: k) { return }
         let ldc = ldc ?? n
         let size = dt == Int32(TK_F32) ? 4 : 2
         let work = m * n * max(k, 1)
@@ -134,5 +135,57 @@ enum GEMM {
                     dt, B.pointer, B.rowStride, B.colStride, 0, C + r.lowerBound * ldc, ldc)
             }
         }
+    }
+
+    /// Elements of the matrix above which a matrix-vector product splits over the pool.
+    static let gemvParallelElements = 1 << 18
+
+    /// C = A B when m or n is 1, streaming the matrix once (tk_gemv) instead of
+    /// packing it; false where a layout has no unit-stride axis for it.
+    static func gemv(_ dt: Int32, _ A: Operand, _ B: Operand, _ C: UnsafeMutablePointer<Float>, m: Int, n: Int, k: Int)
+        -> Bool
+    {
+        guard k > 0, m == 1 || n == 1 else { return false }
+        // The matrix W, the stride between its rows, the form, and the vector x.
+        let matrix: Operand, vector: UnsafeRawPointer, vectorStride: Int, count: Int
+        let rowsAlongK: Bool  // form 0: W's rows run along k (dot products); form 1: along the output (axpy)
+        if n == 1 {  // y[i] = Σ_k A[i, k] B[k, 0]
+            (matrix, vector, vectorStride, count) = (A, B.pointer, B.rowStride, m)
+            if A.colStride == 1 || k == 1 { rowsAlongK = true } else if A.rowStride == 1 { rowsAlongK = false } else { return false }
+        } else {  // y[j] = Σ_k A[0, k] B[k, j]
+            (matrix, vector, vectorStride, count) = (B, A.pointer, A.colStride, n)
+            if B.rowStride == 1 || k == 1 { rowsAlongK = true } else if B.colStride == 1 { rowsAlongK = false } else { return false }
+        }
+        // Row stride of W: along k (form 0) the other axis's stride, and vice versa.
+        let ldw: Int
+        if n == 1 { ldw = rowsAlongK ? A.rowStride : A.colStride } else { ldw = rowsAlongK ? B.colStride : B.rowStride }
+        guard ldw >= 0 else { return false }
+        let size = dt == Int32(TK_F32) ? 4 : 2
+        var x = [Float](repeating: 0, count: k)
+        x.withUnsafeMutableBufferPointer { xp in
+            if vectorStride == 1 {
+                tk_convert(dt, vector, Int32(TK_F32), xp.baseAddress!, k)
+            } else {
+                var packed = [UInt8](repeating: 0, count: k * size)
+                packed.withUnsafeMutableBytes { bytes in
+                    for i in 0..<k { (bytes.baseAddress! + i * size).copyMemory(from: vector + i * vectorStride * size, byteCount: size) }
+                    tk_convert(dt, bytes.baseAddress!, Int32(TK_F32), xp.baseAddress!, k)
+                }
+            }
+        }
+        let form: Int32 = rowsAlongK ? 0 : 1
+        x.withUnsafeBufferPointer { xp in
+            let xs = xp.baseAddress!
+            if count * k < gemvParallelElements || ThreadPool.shared.threadCount == 1 {
+                tk_gemv(form, dt, matrix.pointer, ldw, xs, k, C, count)
+                return
+            }
+            // Form 0 splits W's rows; form 1 its columns (whole vectors of 64 floats each).
+            ThreadPool.shared.parallelRanges(count, grain: rowsAlongK ? 16 : 256, align: rowsAlongK ? 4 : 64) { r in
+                let offset = rowsAlongK ? r.lowerBound * ldw : r.lowerBound
+                tk_gemv(form, dt, matrix.pointer + offset * size, ldw, xs, k, C + r.lowerBound, r.count)
+            }
+        }
+        return true
     }
 }
