@@ -107,7 +107,7 @@ def case_fns(case):
         if torch is not None and hasattr(torch.nn.functional, "rms_norm"):
             tfn = lambda: torch.nn.functional.rms_norm(tx, (4096,), tw, 1e-5)
         return (lambda: np_rmsnorm(x, w)), tfn
-    if case.startswith(("qmv4_", "qmv8_")):
+    if case.startswith(("qmv4_", "qmv8_", "gemvsmol_")):
         # No 4- or 8-bit peer: the float32 matrix-vector product of the same
         # shape (8x or 4x the weight bytes) is shown for context. Shape:
         # 4096x4096, or N x K from an id ending in _<N>x<K>.

@@ -184,3 +184,58 @@ func runLMSuite() {
         + other.map { String(format: "%.1f", $0.decode) }.joined(separator: ", ") + ")")
     if other.map(\.tokens) != runs.map(\.tokens) { print("note: the two precisions' greedy tokens differ") }
 }
+
+/// The floatlm suite: a float (unquantized) model's decode with the native
+/// kernels and with OpenBLAS, interleaved in one run — the issue of a machine
+/// without OpenBLAS: float models must decode as fast there. The float folders
+/// are the default GGUF written dense by `ModelConverter` (float32, bfloat16),
+/// cached under ~/.cache/tessera/bench.
+///   TESSERA_BENCH_REPS  repetitions (default 5); 32-token prompt, 64 steps.
+func runFloatLMSuite() {
+    let env = ProcessInfo.processInfo.environment
+    guard let gguf = env["TESSERA_BENCH_MODEL"] ?? DefaultModel.cachedPath() else {
+        print("floatlm suite: no model (fetch the default with `swift run tessera generate`)")
+        return
+    }
+    let reps = max(1, Int(env["TESSERA_BENCH_REPS"] ?? "") ?? 5)
+    let home = env["HOME"] ?? "/root"
+    let paths: [(String, Bool?)] = _CPUKernels.blasAvailable ? [("native", false), ("OpenBLAS", true)] : [("native", false)]
+    print("floatlm suite: \(gguf) written dense; 32-token prompt, 64 greedy steps, \(reps) interleaved repetitions, medians")
+    print("float32 products: \(_CPUKernels.blasChoice)")
+    print("")
+    print("| weights | path | prefill | decode |")
+    print("|---|---|---|---|")
+    for dtype in [DType.float32, .bfloat16] {
+        let folder = "\(home)/.cache/tessera/bench/smollm2-\(dtype)"
+        do {
+            if !FileManager.default.fileExists(atPath: folder + "/config.json") {
+                try? FileManager.default.createDirectory(
+                    atPath: "\(home)/.cache/tessera/bench", withIntermediateDirectories: true)
+                try ModelConverter.convert(model: gguf, output: folder, dense: dtype)
+            }
+            let loaded = try ModelLoader.load(folder)
+            let prompt = promptIDs(try loaded.tokenizer(), count: 32)
+            _ = try tesseraRun(loaded.model, prompt: Array(prompt.prefix(8)), steps: 4)  // warm-up
+            var figures = paths.map { _ in [LMFigures]() }
+            for _ in 0..<reps {
+                for (i, path) in paths.enumerated() {
+                    _CPUKernels.forceBLAS(path.1, vector: false)
+                    _CPUKernels.forceBLAS(path.1, vector: true)
+                    figures[i].append(try tesseraRun(loaded.model, prompt: prompt, steps: 64))
+                }
+            }
+            _CPUKernels.forceBLAS(nil, vector: false)
+            _CPUKernels.forceBLAS(nil, vector: true)
+            for (i, path) in paths.enumerated() {
+                let prefill = median(figures[i].map(\.prefill)), decode = median(figures[i].map(\.decode))
+                print("| \(dtype) | \(path.0) | \(String(format: "%.1f", prefill)) tok/s | \(String(format: "%.1f", decode)) tok/s |")
+            }
+            if paths.count == 2 {
+                let ratio = median(figures[0].map(\.decode)) / median(figures[1].map(\.decode))
+                print("| \(dtype) | native/OpenBLAS decode | | \(String(format: "%.2f×", ratio)) |")
+            }
+        } catch {
+            print("| \(dtype) | failed: \(error) | | |")
+        }
+    }
+}

@@ -4,7 +4,7 @@
 // (above 1: Tessera is faster), with memcpy bandwidth as the physical limit.
 //
 //   swift run -c release --package-path Benchmarks tessera-bench [suite...]
-//   suites: matmul elementwise reduction rows quantized compile lm (default: all but compile and lm),
+//   suites: matmul elementwise reduction rows quantized compile lm floatlm (default: all but compile, lm, floatlm),
 //   or case ids (e.g. qmv8_49152x576)
 //   TESSERA_BENCH_NO_PEERS=1 skips the Python peers.
 
@@ -118,6 +118,21 @@ func cases() -> [Case] {
                     defer { _CPUKernels.forceBLAS(nil, vector: true) }
                     eval(matmul(w, x))
                 })
+        }
+        // A float32 model's decode products (SmolLM2's shapes, weight [N, K] times x).
+        for (n, k) in smolLM2DecodeShapes {
+            let wn = randomTensor([n, k], seed: 9), xn = randomTensor([k, 1], seed: 10)
+            for (name, use) in paths {
+                all.append(
+                    Case(
+                        suite: "matmul", id: "gemvsmol_\(n)x\(k)", label: "gemv f32 (\(n)x\(k))·(\(k)) (\(name))",
+                        work: Double(n * k * 4), unit: "GB/s", reps: n * k >= 1 << 22 ? 51 : 501
+                    ) {
+                        _CPUKernels.forceBLAS(use, vector: true)
+                        defer { _CPUKernels.forceBLAS(nil, vector: true) }
+                        eval(matmul(wn, xn))
+                    })
+            }
         }
         for dtype in [DType.float16, .bfloat16] {
             let h = randomTensor([1024, 1024], seed: 3, dtype: dtype)
@@ -296,6 +311,10 @@ if requested.remove("compile") != nil {
 }
 if requested.remove("lm") != nil {
     runLMSuite()  // LMSuite.swift: prefill and decode tok/s against llama.cpp
+    if requested.isEmpty { exit(0) }
+}
+if requested.remove("floatlm") != nil {
+    runFloatLMSuite()  // LMSuite.swift: a float model's decode, native kernels against OpenBLAS
     if requested.isEmpty { exit(0) }
 }
 if requested.remove("grain") != nil {

@@ -26,7 +26,14 @@ public enum ModelConverter {
     /// Without `groupSize`: 64 for folders, 32 for GGUF files, whose Q4_0/Q4_1/Q8_0
     /// blocks are 32 wide (a coarser group re-quantizes already-quantized weights
     /// visibly worse: SmolLM2-135M Q4_1 at 4 bits, group 64, loses its answers).
-    public static func convert(model: String, output: String, bits: Int = 4, groupSize: Int? = nil) throws {
+    /// With `dense` (float32, float16 or bfloat16) nothing is quantized: every
+    /// float tensor is written in that dtype (as mlx-lm's `convert --dtype`).
+    public static func convert(
+        model: String, output: String, bits: Int = 4, groupSize: Int? = nil, dense: DType? = nil
+    ) throws {
+        if let dense, ![DType.float32, .float16, .bfloat16].contains(dense) {
+            throw ModelError.invalidConfiguration("a dense folder is float32, float16 or bfloat16, not \(dense)")
+        }
         guard [2, 3, 4, 5, 6, 8].contains(bits), [32, 64, 128].contains(groupSize ?? 32) else {
             throw ModelError.invalidConfiguration("bits must be 2, 3, 4, 5, 6 or 8 and group size 32, 64 or 128")
         }
@@ -44,11 +51,16 @@ public enum ModelConverter {
         } else {
             (config, tensors, tokenizerFiles) = try readGGUF(model)
         }
-        tensors = requantized(tensors, groupSize: groupSize, bits: bits)
-        let parameters: JSONValue = ["group_size": .int(groupSize), "bits": .int(bits)]
         var fields = (config.object ?? JSONObject()).filter { $0.key != "quantization" && $0.key != "quantization_config" }
             .map { ($0.key, $0.value) }
-        fields += [("quantization", parameters), ("quantization_config", parameters)]
+        if let dense {
+            tensors = tensors.mapValues { $0.dtype.isFloatingPoint ? $0.asType(dense) : $0 }
+            fields = fields.filter { $0.0 != "torch_dtype" } + [("torch_dtype", .string("\(dense)"))]
+        } else {
+            tensors = requantized(tensors, groupSize: groupSize, bits: bits)
+            let parameters: JSONValue = ["group_size": .int(groupSize), "bits": .int(bits)]
+            fields += [("quantization", parameters), ("quantization_config", parameters)]
+        }
         config = .object(JSONObject(fields))
 
         let temporary = output + ".partial-\(getpid())"
