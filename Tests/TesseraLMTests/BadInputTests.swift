@@ -35,7 +35,7 @@ final class BadInputTests: XCTestCase {
         parameters.maxTokens = 50
         var generator = try TokenGenerator(model: model, prompt: [Int](repeating: 5, count: 250), parameters: parameters)
         var produced = 0
-        while generator.next() != nil { produced += 1 }
+        while try generator.next() != nil { produced += 1 }
         XCTAssertEqual(produced, 6, "250 prompt tokens + 6 generated fill the 256 positions")
     }
 

@@ -75,7 +75,7 @@ final class ConvertTests: XCTestCase {
         parameters.maxTokens = 4
         var generator = try TokenGenerator(model: loaded.model, prompt: [5, 17, 99], parameters: parameters)
         var tokens: [Int] = []
-        while let t = generator.next() { tokens.append(t) }
+        while let t = try generator.next() { tokens.append(t) }
         XCTAssertEqual(tokens.count, 4)
     }
 

@@ -27,8 +27,27 @@ final class GenerationTests: XCTestCase {
         p.stopTokens = stop
         var generator = try TokenGenerator(model: model, prompt: prompt, parameters: p)
         var tokens: [Int] = []
-        while let t = generator.next() { tokens.append(t) }
+        while let t = try generator.next() { tokens.append(t) }
         return (tokens, generator.cache)
+    }
+
+    /// Evaluation failing mid-generation (memory past the limit) is a typed
+    /// error from `next()`, pipelined or not, never a trap.
+    func testOutOfMemoryDuringDecodeThrows() throws {
+        let m = try model()
+        for pipelined in [true, false] {
+            var p = GenerateParameters()
+            p.sampling = .greedy
+            p.pipelined = pipelined
+            p.maxTokens = 8
+            var generator = try TokenGenerator(model: m, prompt: [1, 2, 3], parameters: p)
+            Memory.clearCache()
+            let previous = Memory.setMemoryLimit(Memory.activeBytes)
+            defer { _ = Memory.setMemoryLimit(previous) }
+            XCTAssertThrowsError(try { while try generator.next() != nil {} }()) { error in
+                guard case TesseraError.outOfMemory = error else { return XCTFail("pipelined \(pipelined): \(error)") }
+            }
+        }
     }
 
     private func assertSameCaches(_ a: [KVCache], _ b: [KVCache], file: StaticString = #filePath, line: UInt = #line) {

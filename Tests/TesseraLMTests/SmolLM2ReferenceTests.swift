@@ -51,7 +51,7 @@ final class SmolLM2ReferenceTests: XCTestCase {
                 }
             }
             var produced: [Int] = []
-            while let t = generator.next() { produced.append(t) }
+            while let t = try generator.next() { produced.append(t) }
             XCTAssertEqual(produced, expected, "prompt \(name)")
         }
         }
@@ -84,7 +84,7 @@ final class SmolLM2ReferenceTests: XCTestCase {
         func greedy(_ model: any LanguageModel) throws -> [Int] {
             var generator = try TokenGenerator(model: model, prompt: prompt, parameters: parameters)
             var ids: [Int] = []
-            while let t = generator.next() { ids.append(t) }
+            while let t = try generator.next() { ids.append(t) }
             return ids
         }
         let expected = try greedy(gguf.model)

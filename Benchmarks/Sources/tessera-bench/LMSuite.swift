@@ -56,7 +56,7 @@ private func tesseraRun(_ model: any LanguageModel, prompt: [Int], steps: Int) t
     var tokens: [Int] = []
     let start = DispatchTime.now().uptimeNanoseconds
     for _ in 0..<steps {  // each: pick from the last logits, then one forward pass
-        guard let token = generator.next() else { break }
+        guard let token = try generator.next() else { break }
         tokens.append(token)
     }
     let decode = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9

@@ -32,7 +32,9 @@ public enum NPY {
         var out: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0]
         out += [UInt8(header.count & 0xFF), UInt8(header.count >> 8)]
         out += header
-        out += tensor.bytes()
+        let contiguous = tensor.contiguous()
+        try checkedEval([contiguous])  // a failure throws here instead of trapping in bytes()
+        out += contiguous.bytes()
         return out
     }
 

@@ -94,7 +94,10 @@ public enum Safetensors {
             try withUnsafeBytes(of: &length) { try append($0) }
             try text.withUnsafeBytes { try append($0) }
             for name in names {
-                let bytes = tensors[name]!.bytes()
+                // Evaluated here so a failure (memory past the limit) throws instead of trapping in bytes().
+                let tensor = tensors[name]!.contiguous()
+                try checkedEval([tensor])
+                let bytes = tensor.bytes()
                 try bytes.withUnsafeBytes { try append($0) }
             }
         }

@@ -68,8 +68,9 @@ final class Allocator: @unchecked Sendable {
         return (bytes + 4095) & ~4095
     }
 
-    /// A block of at least `bytes`; throws `outOfMemory` past the memory limit.
-    func allocate(_ bytes: Int) throws -> Block {
+    /// A block of at least `bytes`; throws `outOfMemory` past the memory limit
+    /// (unless `ignoringLimit`) or when the system has no memory left.
+    func allocate(_ bytes: Int, ignoringLimit: Bool = false) throws -> Block {
         let size = Self.bucketSize(bytes)
         let reused: UnsafeMutableRawPointer? = try lock.withLock {
             if let p = cache[size]?.popLast() {
@@ -80,7 +81,7 @@ final class Allocator: @unchecked Sendable {
             }
             if activeBytes + size > memoryLimit {
                 freeCached(downTo: 0)
-                if activeBytes + size > memoryLimit {
+                if activeBytes + size > memoryLimit && !ignoringLimit {
                     throw TesseraError.outOfMemory(
                         requested: bytes, active: activeBytes, limit: memoryLimit, device: provider.name)
                 }

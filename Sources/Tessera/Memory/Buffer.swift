@@ -86,9 +86,11 @@ final class Buffer: @unchecked Sendable {
     var isDeviceValid: Bool { lock.withLock { deviceValid } }
 
     /// The host home, made current. Writing makes it the only valid home.
-    func hostPointer(forWriting: Bool = false) throws -> UnsafeMutableRawPointer {
+    /// `ignoringLimit`: allocate past the memory limit (for copies of data the
+    /// caller already holds in memory, such as a tensor made from a Swift array).
+    func hostPointer(forWriting: Bool = false, ignoringLimit: Bool = false) throws -> UnsafeMutableRawPointer {
         try lock.withLock {
-            if host == nil { host = try Buffer.hostAllocator.allocate(byteCount) }
+            if host == nil { host = try Buffer.hostAllocator.allocate(byteCount, ignoringLimit: ignoringLimit) }
             let h = host!.pointer
             if !hostValid && !forWriting, deviceValid, let device, let deviceHome {
                 deviceHome.memory.copyToHost(h, from: device.pointer, bytes: byteCount, stream: deviceWriter)

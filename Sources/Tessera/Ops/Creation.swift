@@ -37,7 +37,10 @@ extension Tensor {
         self = Tensor.arange(range.lowerBound, range.upperBound)
     }
 
-    /// A tensor over a copy of raw little-endian element bytes.
+    /// A tensor over a copy of raw little-endian element bytes. The copy counts
+    /// as active memory but is not refused by `Memory.setMemoryLimit` (the data
+    /// is already in memory; evaluation is what the limit guards), so making a
+    /// tensor from values never fails on the limit.
     public init(bytes: UnsafeRawBufferPointer, shape: [Int], dtype: DType) {
         checkShape(shape, "Tensor.init(bytes:)")
         let count = shape.reduce(1, *)
@@ -46,7 +49,7 @@ extension Tensor {
             "\(bytes.count) bytes do not hold shape \(shape) of \(dtype) (\(count * dtype.size) bytes)")
         let view = ArrayView.allocate(shape: shape, dtype: dtype)
         do {
-            let p = try view.buffer.hostPointer(forWriting: true)
+            let p = try view.buffer.hostPointer(forWriting: true, ignoringLimit: true)
             if let base = bytes.baseAddress, bytes.count > 0 { p.copyMemory(from: base, byteCount: bytes.count) }
         } catch {
             fatalError("[Tensor.init] \(error)")

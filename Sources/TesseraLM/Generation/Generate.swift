@@ -95,10 +95,10 @@ public struct TokenGenerator: Sendable {
             at += chunk.count
             // Evaluate each chunk with the caches, so the next chunk starts from
             // computed state (their storage: `state` would add a view per tensor).
-            eval([logits!] + cache.flatMap(\.storage))
+            try checkedEval([logits!] + cache.flatMap(\.storage))
         }
         pendingLogits = logits![0, -1]
-        eval(pendingLogits!)
+        try checkedEval([pendingLogits!])
         stats.promptTokens = prompt.count
         stats.prefillSeconds = now() - start
     }
@@ -106,8 +106,9 @@ public struct TokenGenerator: Sendable {
     /// The logits the next token will be drawn from (the last prompt position at first).
     public var nextLogits: Tensor? { pendingLogits }
 
-    /// The next token, or nil when done (stop token or `maxTokens`).
-    public mutating func next() -> Int? {
+    /// The next token, or nil when done (stop token or `maxTokens`). Throws
+    /// what evaluation throws (out of memory past the limit, a device error).
+    public mutating func next() throws -> Int? {
         guard produced < parameters.maxTokens, let logits = pendingLogits else { return nil }
         let start = now()
         defer {
@@ -133,12 +134,13 @@ public struct TokenGenerator: Sendable {
                 pendingLogits = nil
                 pendingToken = nil
             }
+            try checkedEval([chosen])
             let token = chosen.item(Int.self)
             produced += 1
             history.append(token)
             if parameters.stopTokens.contains(token) {
                 if continues {
-                    eval(cache.flatMap(\.storage))
+                    try checkedEval(cache.flatMap(\.storage))
                     for c in cache { c.removeLast(1) }
                 }
                 pendingLogits = nil
@@ -146,6 +148,7 @@ public struct TokenGenerator: Sendable {
             }
             return token
         }
+        try checkedEval([logits])
         let token = sampler.sample(logits.toArray(Float.self), history: history)
         produced += 1
         history.append(token)
@@ -154,7 +157,7 @@ public struct TokenGenerator: Sendable {
         } else {
             let out = model(Tensor([Int32(token)], shape: [1, 1]), cache: cache)
             let row = out[0, -1]
-            eval([row] + cache.flatMap(\.storage))
+            try checkedEval([row] + cache.flatMap(\.storage))
             pendingLogits = row
         }
         return token

@@ -36,7 +36,7 @@ public enum PromptCache {
                 info["layer.\(i).kv_group_size"] = String(q.groupSize)
             }
         }
-        eval(Array(tensors.values))
+        try checkedEval(Array(tensors.values))
         try Safetensors.save(tensors, metadata: info, to: path)
     }
 

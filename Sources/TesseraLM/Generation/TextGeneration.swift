@@ -82,7 +82,7 @@ public struct TextGenerator: Sendable {
                     var detokenizer = tokenizer.streamingDetokenizer(skipSpecialTokens: true)
                     var text = ""
                     var emitted = 0
-                    loop: while let token = generator.next() {
+                    loop: while let token = try generator.next() {
                         try Task.checkCancellation()
                         continuation.yield(.token(token))
                         if parameters.stopTokens.contains(token) { break }

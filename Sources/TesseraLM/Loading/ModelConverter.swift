@@ -57,7 +57,7 @@ public enum ModelConverter {
             tensors = tensors.mapValues { $0.dtype.isFloatingPoint ? $0.asType(dense) : $0 }
             fields = fields.filter { $0.0 != "torch_dtype" } + [("torch_dtype", .string("\(dense)"))]
         } else {
-            tensors = requantized(tensors, groupSize: groupSize, bits: bits)
+            tensors = try requantized(tensors, groupSize: groupSize, bits: bits)
             let parameters: JSONValue = ["group_size": .int(groupSize), "bits": .int(bits)]
             fields += [("quantization", parameters), ("quantization_config", parameters)]
         }
@@ -138,7 +138,7 @@ public enum ModelConverter {
                     }
                 }
                 if description.normsIncludeOne, w.ndim == 1, suffix == ".weight", role.isNorm { w = w - 1 }
-                eval(w)
+                try checkedEval([w])
                 collected.tensors[role.huggingFaceName + suffix] = w
                 return .dense(w)
             },
@@ -202,7 +202,7 @@ public enum ModelConverter {
     }
 
     /// Quantizes every 2-D `.weight` whose rows split into groups; keeps the rest.
-    static func requantized(_ tensors: [String: Tensor], groupSize: Int, bits: Int) -> [String: Tensor] {
+    static func requantized(_ tensors: [String: Tensor], groupSize: Int, bits: Int) throws -> [String: Tensor] {
         var out: [String: Tensor] = [:]
         for (name, t) in tensors.sorted(by: { $0.key < $1.key }) {
             guard name.hasSuffix(".weight"), t.ndim == 2, t.dtype.isFloatingPoint, t.dim(1) % groupSize == 0 else {
@@ -211,7 +211,7 @@ public enum ModelConverter {
             }
             let base = String(name.dropLast(".weight".count))
             let (wq, scales, biases) = quantize(t, groupSize: groupSize, bits: bits)
-            eval(wq, scales, biases)
+            try checkedEval([wq, scales, biases])
             out[name] = wq
             out[base + ".scales"] = scales
             out[base + ".biases"] = biases

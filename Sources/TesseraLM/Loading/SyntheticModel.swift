@@ -80,7 +80,7 @@ extension SyntheticModel {
         let vocabulary = max(1, model.vocabularySize)
         let prompt = (0..<promptTokens).map { ($0 &* 7919 &+ 13) % vocabulary }
         var generator = try TokenGenerator(model: model, prompt: prompt, parameters: parameters)
-        while generator.next() != nil {}
+        while try generator.next() != nil {}
         return generator.stats
     }
 }
