@@ -230,7 +230,10 @@ struct UncheckedBox<T>: @unchecked Sendable {
 /// Computes `tensors` (and everything they depend on) now.
 ///
 /// Traps with a clear message if evaluation fails (out of memory past the
-/// limit); use ``checkedEval(_:)`` to handle that as an error.
+/// limit, a device that cannot run, a singular matrix), as MLX's `eval`
+/// raises; use ``checkedEval(_:)`` or `try await evaluated()` to handle those
+/// as errors. Library code on input-reachable paths (TesseraLM, the CLI,
+/// file writers) uses the throwing forms.
 public func eval(_ tensors: Tensor...) { eval(tensors) }
 
 /// Computes `tensors` (and everything they depend on) now.

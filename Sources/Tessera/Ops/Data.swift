@@ -17,7 +17,9 @@ extension Tensor {
         return toArray(T.self)[0]
     }
 
-    /// All elements in row-major order, converted to `T`.
+    /// All elements in row-major order, converted to `T`. Evaluates the tensor if
+    /// needed and, like `eval`, traps if that fails (memory past the limit, a
+    /// device error): call `checkedEval` first to handle those as errors.
     public func toArray<T: TensorElement>(_: T.Type = T.self) -> [T] {
         if T.self == Int.self { return toArray(Int64.self).map { Int($0) as! T } }
         let source = dtype == T.dtype ? self : asType(T.dtype)
@@ -43,6 +45,7 @@ extension Tensor {
     }
 
     /// The elements' bytes in row-major order (little-endian), as numpy's `tobytes()`.
+    /// Traps where evaluation fails, as `toArray` does.
     public func bytes() -> [UInt8] {
         let c = contiguous().view()
         let count = c.count * dtype.size
