@@ -9,12 +9,16 @@ public struct KVQuantization: Sendable, Equatable {
     public var bits: Int
     public var groupSize: Int
 
+    /// The widths the quantized kernels take.
+    public static let supportedBits = [2, 3, 4, 5, 6, 8]
+    public static let supportedGroupSizes = [32, 64, 128]
+
     /// `bits` 4 or 8 (2, 3, 5, 6 work too); `groupSize` 32, 64 or 128.
     public init(bits: Int, groupSize: Int = 64) throws {
-        guard [2, 3, 4, 5, 6, 8].contains(bits) else {
+        guard Self.supportedBits.contains(bits) else {
             throw ModelError.invalidConfiguration("KV cache bits must be 2, 3, 4, 5, 6 or 8, got \(bits)")
         }
-        guard [32, 64, 128].contains(groupSize) else {
+        guard Self.supportedGroupSizes.contains(groupSize) else {
             throw ModelError.invalidConfiguration("KV cache group size must be 32, 64 or 128, got \(groupSize)")
         }
         self.bits = bits
