@@ -87,18 +87,19 @@ public struct TokenGenerator: Sendable {
         history = prompt
         Memory.resetPeak()
         let start = now()
-        var logits: Tensor?
+        var last: Tensor?
         var at = 0
         while at < prompt.count {
             let chunk = Array(prompt[at..<Swift.min(prompt.count, at + Swift.max(1, parameters.prefillStepSize))])
-            logits = model(Tensor(chunk.map { Int32($0) }, shape: [1, chunk.count]), cache: cache)
+            let logits = model(Tensor(chunk.map { Int32($0) }, shape: [1, chunk.count]), cache: cache)
             at += chunk.count
             // Evaluate each chunk with the caches, so the next chunk starts from
             // computed state (their storage: `state` would add a view per tensor).
-            eval([logits!] + cache.flatMap(\.storage))
+            try checkedEval([logits] + cache.flatMap(\.storage))
+            last = logits[0, -1]
         }
-        pendingLogits = logits![0, -1]
-        eval(pendingLogits!)
+        if let last { try checkedEval([last]) }
+        pendingLogits = last
         stats.promptTokens = prompt.count
         stats.prefillSeconds = now() - start
     }
@@ -107,7 +108,15 @@ public struct TokenGenerator: Sendable {
     public var nextLogits: Tensor? { pendingLogits }
 
     /// The next token, or nil when done (stop token or `maxTokens`).
+    ///
+    /// Traps, as ``eval(_:)`` does, when evaluation fails (out of memory past
+    /// the limit, a device error); ``checkedNext()`` throws instead.
     public mutating func next() -> Int? {
+        do { return try checkedNext() } catch { fatalError("[generate] \(error)") }
+    }
+
+    /// The next token, or nil when done; throws when evaluation fails.
+    public mutating func checkedNext() throws -> Int? {
         guard produced < parameters.maxTokens, let logits = pendingLogits else { return nil }
         let start = now()
         defer {
@@ -133,12 +142,13 @@ public struct TokenGenerator: Sendable {
                 pendingLogits = nil
                 pendingToken = nil
             }
+            try checkedEval([chosen])
             let token = chosen.item(Int.self)
             produced += 1
             history.append(token)
             if parameters.stopTokens.contains(token) {
                 if continues {
-                    eval(cache.flatMap(\.storage))
+                    try checkedEval(cache.flatMap(\.storage))
                     for c in cache { c.removeLast(1) }
                 }
                 pendingLogits = nil
@@ -154,7 +164,7 @@ public struct TokenGenerator: Sendable {
         } else {
             let out = model(Tensor([Int32(token)], shape: [1, 1]), cache: cache)
             let row = out[0, -1]
-            eval([row] + cache.flatMap(\.storage))
+            try checkedEval([row] + cache.flatMap(\.storage))
             pendingLogits = row
         }
         return token

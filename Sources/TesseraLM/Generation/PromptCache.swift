@@ -36,7 +36,7 @@ public enum PromptCache {
                 info["layer.\(i).kv_group_size"] = String(q.groupSize)
             }
         }
-        eval(Array(tensors.values))
+        try checkedEval(Array(tensors.values))
         try Safetensors.save(tensors, metadata: info, to: path)
     }
 
@@ -129,7 +129,7 @@ extension PromptCache {
         let head = Array(prompt.dropLast())
         let prefill = try TokenGenerator(model: model, prompt: head, parameters: parameters, cache: fresh)
         try saveAtomically(fresh, tokens: head, file: file)
-        let generator = try TokenGenerator(model: model, prompt: [prompt.last!], parameters: parameters, cache: fresh)
+        let generator = try TokenGenerator(model: model, prompt: Array(prompt.suffix(1)), parameters: parameters, cache: fresh)
         return (generator, .saved(tokens: head.count), prefill.stats.prefillSeconds)
     }
 
