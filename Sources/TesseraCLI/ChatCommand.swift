@@ -1,4 +1,5 @@
-// `tessera chat`: an interactive conversation on the terminal.
+// `tessera chat`: an interactive conversation on the terminal. The caches are
+// kept between turns, so each turn computes only the new message.
 
 import ArgumentParser
 import TesseraLM
@@ -8,7 +9,8 @@ struct ChatCommand: AsyncParsableCommand {
         commandName: "chat",
         abstract: "Talk with the model, one message per line.",
         discussion: """
-            Commands at the prompt: \(ChatLine.helpText)
+            Commands at the prompt: \(ChatLine.helpText). The conversation's keys and values \
+            are kept between turns, so each turn computes only the new message.
 
             \(EnvironmentVariables.help)
             """)
@@ -21,8 +23,7 @@ struct ChatCommand: AsyncParsableCommand {
     func run() async throws {
         let (generator, _, path) = try modelOptions.load()
         let parameters = try GenerationSetup.parameters(sampling, modelPath: path, verbose: modelOptions.verbose)
-        let system = sampling.system.map { ChatMessage(role: "system", content: $0) }
-        var history: [ChatMessage] = system.map { [$0] } ?? []
+        var session = ChatSession(generator: generator, parameters: parameters, system: sampling.system)
         printError("chat: type a message; /help lists the commands, /exit or Ctrl-D leaves")
         while true {
             print("> ", terminator: "")
@@ -36,16 +37,20 @@ struct ChatCommand: AsyncParsableCommand {
             case .exit: return
             case .help: printError(ChatLine.helpText)
             case .reset:
-                history = system.map { [$0] } ?? []
+                session.reset()
                 printError("(the conversation is forgotten)")
             case .unknownCommand(let name): printError("unknown command \(name); \(ChatLine.helpText)")
             case .message(let text):
-                history.append(ChatMessage(role: "user", content: text))
-                let tokens = try generator.promptTokens(messages: history)
-                let reply = try await Streaming.stream(
-                    generator.generate(prompt: tokens, parameters: parameters), promptTokens: tokens.count)
-                if modelOptions.verbose { printError(Streaming.summary(reply)) }
-                history.append(ChatMessage(role: "assistant", content: reply.text))
+                var printer = ReplyPrinter()
+                do {
+                    _ = try await session.respond(to: text) { printer.handle($0) }
+                    printer.finish()
+                    if modelOptions.verbose { printError(printer.summary) }
+                } catch {
+                    // The turn is dropped; the conversation before it stays.
+                    printer.finish()
+                    printError("Error: \(error) (/reset starts a new conversation)")
+                }
             }
         }
     }

@@ -55,10 +55,12 @@ struct GenerateCommand: AsyncParsableCommand {
             tokens = try generator.promptTokens(messages: messages)
         }
         let cacheFile = promptCache.map { PromptCacheFile(path: $0, modelIdentity: loaded.identity) }
-        let reply = try await Streaming.stream(
-            generator.generate(prompt: tokens, parameters: parameters, promptCache: cacheFile),
-            promptTokens: tokens.count, cachePath: promptCache)
-        printError(Streaming.summary(reply))
+        var printer = ReplyPrinter(promptTokens: tokens.count, cachePath: promptCache)
+        for try await event in generator.generate(prompt: tokens, parameters: parameters, promptCache: cacheFile) {
+            printer.handle(event)
+        }
+        printer.finish()
+        printError(printer.summary)
     }
 }
 
