@@ -9,8 +9,9 @@ struct ChatCommand: AsyncParsableCommand {
         commandName: "chat",
         abstract: "Talk with the model, one message per line.",
         discussion: """
-            Commands at the prompt: \(ChatLine.helpText). The conversation's keys and values \
-            are kept between turns, so each turn computes only the new message.
+            Commands at the prompt: \(ChatLine.helpText). Ctrl-C stops a reply and returns \
+            to the prompt; at the prompt, a second Ctrl-C leaves. The conversation's keys and \
+            values are kept between turns, so each turn computes only the new message.
 
             \(EnvironmentVariables.help)
             """)
@@ -24,10 +25,12 @@ struct ChatCommand: AsyncParsableCommand {
         let (generator, _, path) = try modelOptions.load()
         let parameters = try GenerationSetup.parameters(sampling, modelPath: path, verbose: modelOptions.verbose)
         var session = ChatSession(generator: generator, parameters: parameters, system: sampling.system)
-        printError("chat: type a message; /help lists the commands, /exit or Ctrl-D leaves")
+        printError("chat: type a message; /help lists the commands, /exit or Ctrl-D leaves; Ctrl-C stops a reply")
+        Interrupts.install()
         while true {
             print("> ", terminator: "")
             flushStandardOutput()
+            Interrupts.set(.atPrompt)
             guard let line = readLine() else {
                 print()  // Ctrl-D: end the prompt's line before the shell's comes back
                 return
@@ -42,10 +45,17 @@ struct ChatCommand: AsyncParsableCommand {
             case .unknownCommand(let name): printError("unknown command \(name); \(ChatLine.helpText)")
             case .message(let text):
                 var printer = ReplyPrinter()
+                Interrupts.set(.generating)
                 do {
-                    _ = try await session.respond(to: text) { printer.handle($0) }
+                    _ = try await session.respond(to: text) { event in
+                        if Interrupts.replyInterrupted { throw ReplyInterrupted() }
+                        printer.handle(event)
+                    }
                     printer.finish()
                     if modelOptions.verbose { printError(printer.summary) }
+                } catch is ReplyInterrupted {
+                    printer.finish()
+                    printError("(stopped; the message and the partial reply are dropped)")
                 } catch {
                     // The turn is dropped; the conversation before it stays.
                     printer.finish()

@@ -13,20 +13,9 @@ final class BinaryTests: XCTestCase {
         var stderr: String
     }
 
-    /// The `tessera` executable built beside this test bundle.
-    func binary() throws -> URL {
-        // The test bundle is (Linux) or sits in (macOS) the products folder.
-        let bundle = Bundle(for: BinaryTests.self).bundleURL
-        let candidates = [bundle, bundle.deletingLastPathComponent()].map { $0.appendingPathComponent("tessera") }
-        guard let url = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
-            throw XCTSkip("no tessera binary beside \(bundle.path) (build it first: swift build --product tessera)")
-        }
-        return url
-    }
-
     func run(_ arguments: [String], input: String? = nil, environment: [String: String] = [:]) throws -> Run {
         let process = Process()
-        process.executableURL = try binary()
+        process.executableURL = try tesseraBinary()
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let out = Pipe(), err = Pipe(), stdin = Pipe()
@@ -95,4 +84,15 @@ final class BinaryTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("generation: 4 tokens"), r.stderr)
         XCTAssertTrue(r.stderr.contains("time to first token"), r.stderr)
     }
+}
+
+/// The `tessera` executable built beside this test bundle.
+func tesseraBinary() throws -> URL {
+    // The test bundle is (Linux) or sits in (macOS) the products folder.
+    let bundle = Bundle(for: BinaryTests.self).bundleURL
+    let candidates = [bundle, bundle.deletingLastPathComponent()].map { $0.appendingPathComponent("tessera") }
+    guard let url = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
+        throw XCTSkip("no tessera binary beside \(bundle.path) (build it first: swift build --product tessera)")
+    }
+    return url
 }

@@ -33,8 +33,9 @@ public struct ChatSession: Sendable {
         cachedTokens = []
     }
 
-    /// The reply to `text`, with `onEvent` called on each event as it comes.
-    /// The conversation advances only when the reply completes.
+    /// The reply to `text`, with `onEvent` called on each event as it comes
+    /// (an error it throws stops the reply). The conversation advances only
+    /// when the reply completes.
     public mutating func respond(to text: String, onEvent: (GenerationEvent) throws -> Void = { _ in }) async throws
         -> (reply: String, stats: GenerationStats)
     {
@@ -45,14 +46,22 @@ public struct ChatSession: Sendable {
         var reply = ""
         var stats = GenerationStats()
         let events = generator.generate(prompt: Array(tokens[reused...]), parameters: parameters, cache: cache)
-        for try await event in events {
-            switch event {
-            case .token(let token): generated.append(token)
-            case .text(let piece): reply += piece
-            case .done(let s): stats = s
-            case .promptCache: break
+        do {
+            for try await event in events {
+                switch event {
+                case .token(let token): generated.append(token)
+                case .text(let piece): reply += piece
+                case .done(let s): stats = s
+                case .promptCache: break
+                }
+                try onEvent(event)
             }
-            try onEvent(event)
+        } catch {
+            // A stopped generation may still be finishing a step on these
+            // caches: the next turn starts from fresh ones.
+            self.cache = nil
+            cachedTokens = []
+            throw error
         }
         messages = conversation + [ChatMessage(role: "assistant", content: reply)]
         self.cache = cache
@@ -69,8 +78,8 @@ public struct ChatSession: Sendable {
         guard let cache, let offset = cache.first?.offset else { return fresh() }
         let shared = min(zip(cachedTokens, tokens).prefix { $0 == $1 }.count, tokens.count - 1)
         if shared == offset { return (cache, shared) }
-        // A turn that failed part-way leaves positions past `cachedTokens`; a
-        // re-tokenized reply can differ from the tokens generated: cut back.
+        // The reply re-tokenized inside the template can differ from the
+        // tokens generated: cut back to the shared part.
         guard shared > 0, shared < offset, cache.allSatisfy({ $0.canRemoveLast && $0.offset == offset }) else {
             return fresh()
         }
