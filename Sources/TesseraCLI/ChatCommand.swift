@@ -47,11 +47,14 @@ struct ChatCommand: AsyncParsableCommand {
                 var printer = ReplyPrinter()
                 Interrupts.set(.generating)
                 do {
-                    _ = try await session.respond(to: text) { event in
+                    let reply = try await session.respond(to: text) { event in
                         if Interrupts.replyInterrupted { throw ReplyInterrupted() }
                         printer.handle(event)
                     }
                     printer.finish()
+                    if reply.droppedMessages > 0 {
+                        printError("(the conversation outgrew the model's context: its oldest \(reply.droppedMessages) messages are dropped)")
+                    }
                     if modelOptions.verbose { printError(printer.summary) }
                 } catch is ReplyInterrupted {
                     printer.finish()

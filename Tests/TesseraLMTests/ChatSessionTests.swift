@@ -8,11 +8,11 @@ import XCTest
 
 final class ChatSessionTests: XCTestCase {
     /// A small random model over SmolLM2's tokenizer and chat template.
-    private func session(maxTokens: Int = 6) throws -> ChatSession {
+    private func session(maxTokens: Int = 6, context: Int = 2048) throws -> ChatSession {
         let config = """
             {"model_type": "llama", "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2,
              "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "vocab_size": 49152,
-             "rms_norm_eps": 1e-05, "rope_theta": 10000, "max_position_embeddings": 2048, "tie_word_embeddings": true}
+             "rms_norm_eps": 1e-05, "rope_theta": 10000, "max_position_embeddings": \(context), "tie_word_embeddings": true}
             """
         let model = try SyntheticModel.llama(config: config, bits: 4, groupSize: 32)
         let tokenizer = try Tokenizer(directory: TokenizerTests.directory("smollm2"))
@@ -50,7 +50,7 @@ final class ChatSessionTests: XCTestCase {
         XCTAssertEqual(chat.messages.map(\.role), ["system"])
         let third = try await chat.respond(to: "Hello there")
         XCTAssertEqual(third.stats.promptTokens, firstPrompt.count)
-        XCTAssertEqual(third.reply, first.reply)
+        XCTAssertEqual(third.text, first.text)
     }
 
     func testAKeptCacheContinuesAsAFreshPrefillWould() async throws {
@@ -66,6 +66,22 @@ final class ChatSessionTests: XCTestCase {
             if case .token(let t) = event { tokens.append(t) }
         }
         XCTAssertEqual(continued.stats.generatedTokens, tokens.count)
-        XCTAssertEqual(continued.reply, chat.generator.tokenizer.decode(tokens, skipSpecialTokens: true))
+        XCTAssertEqual(continued.text, chat.generator.tokenizer.decode(tokens, skipSpecialTokens: true))
+    }
+
+    func testOldTurnsAreDroppedWhenTheContextFillsUp() async throws {
+        var chat = try session(maxTokens: 8, context: 160)
+        let message = "Tell me something about the weather by the sea today, please."
+        var dropped = 0
+        for _ in 0..<8 {
+            let reply = try await chat.respond(to: message)
+            dropped += reply.droppedMessages
+            let prompt = try chat.generator.promptTokens(messages: Array(chat.messages.dropLast()))
+            XCTAssertLessThanOrEqual(prompt.count + 8, 160)
+            XCTAssertEqual(chat.messages.first?.role, "system")
+        }
+        XCTAssertGreaterThan(dropped, 0)
+        XCTAssertEqual(dropped % 2, 0)
+        XCTAssertLessThan(chat.messages.count, 17)
     }
 }

@@ -35,12 +35,27 @@ public struct ChatSession: Sendable {
 
     /// The reply to `text`, with `onEvent` called on each event as it comes
     /// (an error it throws stops the reply). The conversation advances only
-    /// when the reply completes.
+    /// when the reply completes. When the conversation and room for a reply
+    /// (`parameters.maxTokens`, at most a quarter of the context) would
+    /// outgrow the model's context, its oldest turns are dropped first (the
+    /// system message stays).
     public mutating func respond(to text: String, onEvent: (GenerationEvent) throws -> Void = { _ in }) async throws
-        -> (reply: String, stats: GenerationStats)
+        -> ChatReply
     {
-        let conversation = messages + [ChatMessage(role: "user", content: text)]
-        let tokens = try generator.promptTokens(messages: conversation)
+        var conversation = messages + [ChatMessage(role: "user", content: text)]
+        var tokens = try generator.promptTokens(messages: conversation)
+        var dropped = 0
+        let first = system == nil ? 0 : 1
+        // Room for the reply: maxTokens, but at most a quarter of the context.
+        let room = min(parameters.maxTokens, generator.model.contextLength / 4)
+        while tokens.count + room > generator.model.contextLength,
+            let next = conversation[first...].dropFirst().firstIndex(where: { $0.role == "user" })
+        {
+            // Drop the oldest turn: its user message and everything up to the next one.
+            dropped += next - first
+            conversation.removeSubrange(first..<next)
+            tokens = try generator.promptTokens(messages: conversation)
+        }
         let (cache, reused) = reusableCache(for: tokens)
         var generated: [Int] = []
         var reply = ""
@@ -67,7 +82,7 @@ public struct ChatSession: Sendable {
         self.cache = cache
         // The last token (a stop token, or the one at the length limit) got no forward pass.
         cachedTokens = Array((tokens + generated).prefix(cache.first?.offset ?? 0))
-        return (reply, stats)
+        return ChatReply(text: reply, stats: stats, droppedMessages: dropped)
     }
 
     /// Caches for `tokens` and how many of its first tokens they already hold:
@@ -86,4 +101,12 @@ public struct ChatSession: Sendable {
         for c in cache { c.removeLast(offset - shared) }
         return (cache, shared)
     }
+}
+
+/// One turn's outcome.
+public struct ChatReply: Sendable {
+    public var text: String
+    public var stats: GenerationStats
+    /// Messages of the oldest turns dropped to keep the conversation in the context.
+    public var droppedMessages: Int
 }
