@@ -37,6 +37,9 @@ struct SamplingOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Group size of the quantized key/value cache (\(KVQuantization.supportedGroupSizes.map(String.init).joined(separator: ", "))).", valueName: "n"))
     var kvGroupSize: Int = 64
 
+    @Option(help: ArgumentHelp("With --kv-bits: keep the cache in full precision until it holds more than this many positions (≥ 0).", valueName: "n"))
+    var quantizedKVStart = 5000
+
     @Option(help: "A system message placed before the conversation.")
     var system: String?
 
@@ -55,6 +58,9 @@ struct SamplingOptions: ParsableArguments {
         if let kvBits, !KVQuantization.supportedBits.contains(kvBits) {
             throw ValidationError(
                 "--kv-bits must be one of \(KVQuantization.supportedBits.map(String.init).joined(separator: ", ")), got \(kvBits)")
+        }
+        guard quantizedKVStart >= 0 else {
+            throw ValidationError("--quantized-kv-start must be ≥ 0, got \(quantizedKVStart)")
         }
         guard KVQuantization.supportedGroupSizes.contains(kvGroupSize) else {
             throw ValidationError(
@@ -77,6 +83,7 @@ struct SamplingOptions: ParsableArguments {
         p.sampling.seed = seed
         p.maxKVSize = maxKVSize
         if let kvBits { p.kvQuantization = try KVQuantization(bits: kvBits, groupSize: kvGroupSize) }
+        p.quantizedKVStart = quantizedKVStart
         return p
     }
 }

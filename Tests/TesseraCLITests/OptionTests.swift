@@ -38,6 +38,7 @@ final class OptionTests: XCTestCase {
         assertRejected(["--max-kv-size", "0"], naming: "--max-kv-size")
         assertRejected(["--kv-bits", "7"], naming: "--kv-bits")
         assertRejected(["--kv-bits", "4", "--kv-group-size", "48"], naming: "--kv-group-size")
+        assertRejected(["--quantized-kv-start", "-1"], naming: "--quantized-kv-start")
         assertRejected(["--precision", "low"], naming: "--precision")
         assertRejected(["--max-tokens", "many"], naming: "--max-tokens")
     }

@@ -20,6 +20,16 @@ final class SamplingDefaultsTests: XCTestCase {
         XCTAssertNil(p.seed)
     }
 
+    func testKVQuantizationStartsAfterAThreshold() throws {
+        let options = try GenerateCommand.parse(["-p", "hi", "--kv-bits", "4", "--kv-group-size", "32"]).sampling
+        let p = try options.parameters(defaults: .builtIn)
+        XCTAssertEqual(p.kvQuantization, try KVQuantization(bits: 4, groupSize: 32))
+        XCTAssertEqual(p.quantizedKVStart, 5000)
+        XCTAssertNil(p.initialKVQuantization)
+        let now = try GenerateCommand.parse(["-p", "hi", "--kv-bits", "8", "--quantized-kv-start", "0"]).sampling
+        XCTAssertEqual(try now.parameters(defaults: .builtIn).initialKVQuantization, try KVQuantization(bits: 8))
+    }
+
     func testTempZeroIsPlainGreedy() throws {
         let p = try parameters(["--temp", "0"])
         XCTAssertEqual(p.temperature, 0)

@@ -33,7 +33,7 @@ public final class KVCache: @unchecked Sendable {
     /// Keep at most this many positions (nil: unbounded).
     public let maxSize: Int?
     /// Quantized storage, when set (and the head size is a multiple of its group size).
-    public let quantization: KVQuantization?
+    public private(set) var quantization: KVQuantization?
     /// Full precision: [keys, values]. Quantized: [keys, key scales, key biases, values, value scales, value biases].
     /// Every tensor has the positions on axis 2: `length` of them, or, for a
     /// growing full-precision cache, room for `capacity` of which the first
@@ -113,6 +113,21 @@ public final class KVCache: @unchecked Sendable {
         length = end
         offset += newKeys.dim(2)
         return (storage[0][0..., 0..., ..<end], storage[1][0..., 0..., ..<end])
+    }
+
+    /// Stores the positions held, and every later one, quantized with `q`
+    /// (a full-precision cache past `GenerateParameters.quantizedKVStart`);
+    /// nothing changes for a cache already quantized.
+    public func startQuantizing(_ q: KVQuantization) {
+        guard quantization == nil else { return }
+        quantization = q
+        // Heads whose size is not a multiple of the group size stay full precision (as in `update`).
+        guard storage.count == 2, storage[0].dim(3) % q.groupSize == 0, storage[1].dim(3) % q.groupSize == 0 else { return }
+        let filled = state
+        let k = quantize(filled[0], groupSize: q.groupSize, bits: q.bits)
+        let v = quantize(filled[1], groupSize: q.groupSize, bits: q.bits)
+        storage = [k.wq, k.scales, k.biases, v.wq, v.scales, v.biases]
+        capacity = 0
     }
 
     /// Whether `removeLast` can take positions back: a growing full-precision
