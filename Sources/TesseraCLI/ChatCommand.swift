@@ -53,7 +53,9 @@ struct ChatCommand: AsyncParsableCommand {
                     }
                     printer.finish()
                     if reply.droppedMessages > 0 {
-                        printError("(the conversation outgrew the model's context: its oldest \(reply.droppedMessages) messages are dropped)")
+                        printError(
+                            "(the conversation outgrew the model's context: "
+                                + "its oldest \(reply.droppedMessages) messages are dropped)")
                     }
                     if modelOptions.verbose { printError(printer.summary) }
                 } catch is ReplyInterrupted {

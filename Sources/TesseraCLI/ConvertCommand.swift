@@ -19,7 +19,7 @@ struct ConvertCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: ArgumentHelp("The folder to write (must not exist yet).", valueName: "dir"))
     var output: String
 
-    @Option(help: "Bits per quantized weight (\(Self.supportedBits.map(String.init).joined(separator: ", "))).")
+    @Option(help: "Bits per quantized weight (\(listed(Self.supportedBits))).")
     var bits = 4
 
     @Option(help: "Weights per quantization group (32, 64 or 128). Default: 64; 32 from a GGUF.")
@@ -38,7 +38,7 @@ struct ConvertCommand: ParsableCommand {
             throw ValidationError("--output: \(output) already exists")
         }
         guard Self.supportedBits.contains(bits) else {
-            throw ValidationError("--bits must be one of \(Self.supportedBits.map(String.init).joined(separator: ", ")), got \(bits)")
+            throw ValidationError("--bits must be one of \(listed(Self.supportedBits)), got \(bits)")
         }
         if let groupSize, ![32, 64, 128].contains(groupSize) {
             throw ValidationError("--group-size must be 32, 64 or 128, got \(groupSize)")

@@ -36,7 +36,8 @@ struct GenerateCommand: AsyncParsableCommand {
 
     func validate() throws {
         if prompt == nil && standardInputIsTerminal() {
-            throw ValidationError("missing --prompt TEXT (or pipe the prompt in, or --prompt - to read it from standard input)")
+            throw ValidationError(
+                "missing --prompt TEXT (or pipe the prompt in, or --prompt - to read it from standard input)")
         }
     }
 

@@ -10,19 +10,26 @@ struct SamplingOptions: ParsableArguments {
 
     @Option(
         name: [.customLong("temp"), .customLong("temperature")],
-        help: "Sampling temperature (≥ 0; 0 is greedy: always the most likely token). Default: the model's generation_config.json, else 0.7.")
+        help: ArgumentHelp("Sampling temperature (≥ 0; 0 is greedy: always the most likely token). "
+            + "Default: the model's generation_config.json, else 0.7."))
     var temp: Float?
 
-    @Option(help: "Nucleus sampling: keep the most likely tokens holding this much probability (in (0, 1]). Default: generation_config.json, else 0.9.")
+    @Option(
+        help: ArgumentHelp("Nucleus sampling: keep the most likely tokens holding this much probability (in (0, 1]). "
+            + "Default: generation_config.json, else 0.9."))
     var topP: Float?
 
     @Option(help: "Keep only the k most likely tokens (≥ 0; 0 keeps all). Default: generation_config.json, else 0.")
     var topK: Int?
 
-    @Option(help: "Drop tokens less likely than this fraction of the most likely one (in [0, 1]). Default: 0.")
+    @Option(
+        help: ArgumentHelp("Drop tokens less likely than this fraction of the most likely one (in [0, 1]). "
+            + "Default: generation_config.json, else 0."))
     var minP: Float?
 
-    @Option(help: "Divides the logits of recently seen tokens (> 0; 1 is none). Default: generation_config.json, else 1.1 when sampling, 1 when greedy.")
+    @Option(
+        help: ArgumentHelp("Divides the logits of recently seen tokens (> 0; 1 is none). "
+            + "Default: generation_config.json, else 1.1 when sampling, 1 when greedy."))
     var repetitionPenalty: Float?
 
     @Option(help: "Random seed, for reproducible sampling.")
@@ -31,13 +38,16 @@ struct SamplingOptions: ParsableArguments {
     @Option(help: "Keep at most this many positions in the key/value cache (≥ 1; a rotating cache).")
     var maxKVSize: Int?
 
-    @Option(help: ArgumentHelp("Store keys and values quantized to this many bits (\(KVQuantization.supportedBits.map(String.init).joined(separator: ", "))).", valueName: "bits"))
+    @Option(help: ArgumentHelp("Store keys and values quantized to this many bits (\(listed(KVQuantization.supportedBits))).", valueName: "bits"))
     var kvBits: Int?
 
-    @Option(help: ArgumentHelp("Group size of the quantized key/value cache (\(KVQuantization.supportedGroupSizes.map(String.init).joined(separator: ", "))).", valueName: "n"))
+    @Option(help: ArgumentHelp("Group size of the quantized key/value cache (\(listed(KVQuantization.supportedGroupSizes))).", valueName: "n"))
     var kvGroupSize: Int = 64
 
-    @Option(help: ArgumentHelp("With --kv-bits: keep the cache in full precision until it holds more than this many positions (≥ 0).", valueName: "n"))
+    @Option(
+        help: ArgumentHelp(
+            "With --kv-bits: keep the cache in full precision until it holds more than this many positions (≥ 0).",
+            valueName: "n"))
     var quantizedKVStart = 5000
 
     @Option(help: "A system message placed before the conversation.")
@@ -56,15 +66,14 @@ struct SamplingOptions: ParsableArguments {
         }
         if let maxKVSize, maxKVSize < 1 { throw ValidationError("--max-kv-size must be at least 1, got \(maxKVSize)") }
         if let kvBits, !KVQuantization.supportedBits.contains(kvBits) {
-            throw ValidationError(
-                "--kv-bits must be one of \(KVQuantization.supportedBits.map(String.init).joined(separator: ", ")), got \(kvBits)")
-        }
-        guard quantizedKVStart >= 0 else {
-            throw ValidationError("--quantized-kv-start must be ≥ 0, got \(quantizedKVStart)")
+            throw ValidationError("--kv-bits must be one of \(listed(KVQuantization.supportedBits)), got \(kvBits)")
         }
         guard KVQuantization.supportedGroupSizes.contains(kvGroupSize) else {
             throw ValidationError(
-                "--kv-group-size must be one of \(KVQuantization.supportedGroupSizes.map(String.init).joined(separator: ", ")), got \(kvGroupSize)")
+                "--kv-group-size must be one of \(listed(KVQuantization.supportedGroupSizes)), got \(kvGroupSize)")
+        }
+        guard quantizedKVStart >= 0 else {
+            throw ValidationError("--quantized-kv-start must be ≥ 0, got \(quantizedKVStart)")
         }
     }
 
@@ -78,12 +87,17 @@ struct SamplingOptions: ParsableArguments {
         p.sampling.topK = topK ?? defaults.topK
         p.sampling.minP = minP ?? defaults.minP
         // Greedy decoding (--temp 0) stays plain argmax unless a penalty is asked for.
-        p.sampling.repetitionPenalty =
-            repetitionPenalty ?? defaults.repetitionPenalty ?? (temperature > 0 ? SamplingDefaults.samplingRepetitionPenalty : 1)
+        let unnamedPenalty = temperature > 0 ? SamplingDefaults.samplingRepetitionPenalty : 1
+        p.sampling.repetitionPenalty = repetitionPenalty ?? defaults.repetitionPenalty ?? unnamedPenalty
         p.sampling.seed = seed
         p.maxKVSize = maxKVSize
         if let kvBits { p.kvQuantization = try KVQuantization(bits: kvBits, groupSize: kvGroupSize) }
         p.quantizedKVStart = quantizedKVStart
         return p
     }
+}
+
+/// "2, 3, 4" for help and error messages.
+func listed(_ values: [Int]) -> String {
+    values.map(String.init).joined(separator: ", ")
 }
