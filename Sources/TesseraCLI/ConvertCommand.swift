@@ -46,6 +46,7 @@ struct ConvertCommand: ParsableCommand {
     }
 
     func run() throws {
+        printError("converting \(model) to \(bits)-bit MLX format in \(output) ...")
         try ModelConverter.convert(model: model, output: output, bits: bits, groupSize: groupSize)
         print("wrote \(output)")
     }
