@@ -11,6 +11,10 @@ let package = Package(
         .executable(name: "tessera", targets: ["tessera"]),
         .executable(name: "train-digits", targets: ["TrainDigits"]),
     ],
+    dependencies: [
+        // The CLI's parsing, help, completion scripts and "did you mean" (resolves from the local copy).
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+    ],
     targets: [
         .target(
             name: "CTesseraKernels",
@@ -37,10 +41,23 @@ let package = Package(
             path: "Sources/TesseraOptimizers",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        // The CLI: the commands live in TesseraCLI (so tests can parse them); `tessera` only runs them.
+        .target(
+            name: "TesseraCLI",
+            dependencies: ["Tessera", "TesseraLM", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/TesseraCLI",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         .executableTarget(
             name: "tessera",
-            dependencies: ["Tessera", "TesseraLM"],
+            dependencies: ["TesseraCLI"],
             path: "Sources/tessera",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .testTarget(
+            name: "TesseraCLITests",
+            dependencies: ["TesseraCLI", "TesseraLM", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Tests/TesseraCLITests",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .target(

@@ -17,6 +17,10 @@ public struct GenerateParameters: Sendable {
     public var maxKVSize: Int?
     /// Store keys and values quantized (nil: full precision).
     public var kvQuantization: KVQuantization?
+    /// With `kvQuantization`: keep the caches in full precision until they
+    /// hold more than this many positions (mlx-lm's `quantized_kv_start`), so
+    /// short conversations keep full quality. 0: quantized from the start.
+    public var quantizedKVStart = 0
     /// Token ids that end generation (the model's end-of-sequence ids).
     public var stopTokens: Set<Int> = []
     /// Queue each decode step before reading the previous token, when the
@@ -36,6 +40,15 @@ public struct GenerateParameters: Sendable {
     }
 
     public init() {}
+
+    /// The quantization fresh caches start with: none while `quantizedKVStart` is ahead.
+    public var initialKVQuantization: KVQuantization? { quantizedKVStart > 0 ? nil : kvQuantization }
+
+    /// Switches `cache` to quantized storage once it holds more than `quantizedKVStart` positions.
+    func quantizeIfDue(_ cache: [KVCache]) {
+        guard let q = kvQuantization, let offset = cache.first?.offset, offset > quantizedKVStart else { return }
+        for c in cache where c.quantization == nil { c.startQuantizing(q) }
+    }
 }
 
 /// Timing and counts of a finished generation.
@@ -73,7 +86,7 @@ public struct TokenGenerator: Sendable {
         guard cached + prompt.count < model.contextLength else {
             throw ModelError.promptTooLong(tokens: cached + prompt.count, context: model.contextLength)
         }
-        let fresh = model.makeCache(maxSize: parameters.maxKVSize, quantization: parameters.kvQuantization)
+        let fresh = model.makeCache(maxSize: parameters.maxKVSize, quantization: parameters.initialKVQuantization)
         if let existing, existing.count != fresh.count {
             throw ModelError.invalidConfiguration("\(existing.count) caches for a model of \(fresh.count) layers")
         }
@@ -87,18 +100,20 @@ public struct TokenGenerator: Sendable {
         history = prompt
         Memory.resetPeak()
         let start = now()
-        var logits: Tensor?
+        var last: Tensor?
         var at = 0
         while at < prompt.count {
             let chunk = Array(prompt[at..<Swift.min(prompt.count, at + Swift.max(1, parameters.prefillStepSize))])
-            logits = model(Tensor(chunk.map { Int32($0) }, shape: [1, chunk.count]), cache: cache)
+            let logits = model(Tensor(chunk.map { Int32($0) }, shape: [1, chunk.count]), cache: cache)
             at += chunk.count
             // Evaluate each chunk with the caches, so the next chunk starts from
             // computed state (their storage: `state` would add a view per tensor).
-            try checkedEval([logits!] + cache.flatMap(\.storage))
+            try checkedEval([logits] + cache.flatMap(\.storage))
+            last = logits[0, -1]
+            parameters.quantizeIfDue(cache)
         }
-        pendingLogits = logits![0, -1]
-        try checkedEval([pendingLogits!])
+        if let last { try checkedEval([last]) }
+        pendingLogits = last
         stats.promptTokens = prompt.count
         stats.prefillSeconds = now() - start
     }
@@ -110,6 +125,8 @@ public struct TokenGenerator: Sendable {
     /// what evaluation throws (out of memory past the limit, a device error).
     public mutating func next() throws -> Int? {
         guard produced < parameters.maxTokens, let logits = pendingLogits else { return nil }
+        // Here no step waits to be taken back (removeLast needs full precision).
+        parameters.quantizeIfDue(cache)
         let start = now()
         defer {
             stats.generatedTokens = produced

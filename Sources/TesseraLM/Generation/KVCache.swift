@@ -9,12 +9,16 @@ public struct KVQuantization: Sendable, Equatable {
     public var bits: Int
     public var groupSize: Int
 
+    /// The widths the quantized kernels take.
+    public static let supportedBits = [2, 3, 4, 5, 6, 8]
+    public static let supportedGroupSizes = [32, 64, 128]
+
     /// `bits` 4 or 8 (2, 3, 5, 6 work too); `groupSize` 32, 64 or 128.
     public init(bits: Int, groupSize: Int = 64) throws {
-        guard [2, 3, 4, 5, 6, 8].contains(bits) else {
+        guard Self.supportedBits.contains(bits) else {
             throw ModelError.invalidConfiguration("KV cache bits must be 2, 3, 4, 5, 6 or 8, got \(bits)")
         }
-        guard [32, 64, 128].contains(groupSize) else {
+        guard Self.supportedGroupSizes.contains(groupSize) else {
             throw ModelError.invalidConfiguration("KV cache group size must be 32, 64 or 128, got \(groupSize)")
         }
         self.bits = bits
@@ -29,7 +33,7 @@ public final class KVCache: @unchecked Sendable {
     /// Keep at most this many positions (nil: unbounded).
     public let maxSize: Int?
     /// Quantized storage, when set (and the head size is a multiple of its group size).
-    public let quantization: KVQuantization?
+    public private(set) var quantization: KVQuantization?
     /// Full precision: [keys, values]. Quantized: [keys, key scales, key biases, values, value scales, value biases].
     /// Every tensor has the positions on axis 2: `length` of them, or, for a
     /// growing full-precision cache, room for `capacity` of which the first
@@ -109,6 +113,21 @@ public final class KVCache: @unchecked Sendable {
         length = end
         offset += newKeys.dim(2)
         return (storage[0][0..., 0..., ..<end], storage[1][0..., 0..., ..<end])
+    }
+
+    /// Stores the positions held, and every later one, quantized with `q`
+    /// (a full-precision cache past `GenerateParameters.quantizedKVStart`);
+    /// nothing changes for a cache already quantized.
+    public func startQuantizing(_ q: KVQuantization) {
+        guard quantization == nil else { return }
+        quantization = q
+        // Heads whose size is not a multiple of the group size stay full precision (as in `update`).
+        guard storage.count == 2, storage[0].dim(3) % q.groupSize == 0, storage[1].dim(3) % q.groupSize == 0 else { return }
+        let filled = state
+        let k = quantize(filled[0], groupSize: q.groupSize, bits: q.bits)
+        let v = quantize(filled[1], groupSize: q.groupSize, bits: q.bits)
+        storage = [k.wq, k.scales, k.biases, v.wq, v.scales, v.biases]
+        capacity = 0
     }
 
     /// Whether `removeLast` can take positions back: a growing full-precision

@@ -113,12 +113,17 @@ extension PromptCache {
         guard prompt.count >= 2 else {
             throw ModelError.invalidConfiguration("a prompt cache needs a prompt of at least 2 tokens")
         }
-        let fresh = model.makeCache(maxSize: parameters.maxKVSize, quantization: parameters.kvQuantization)
+        let fresh = model.makeCache(maxSize: parameters.maxKVSize, quantization: parameters.initialKVQuantization)
         if FileManager.default.fileExists(atPath: file.path) {
             let (caches, metadata) = try load(file.path, modelIdentity: file.modelIdentity)
             let cached = try tokens(metadata["tokens"], path: file.path)
             let compatible = caches.count == fresh.count
-                && zip(caches, fresh).allSatisfy { $0.maxSize == $1.maxSize && $0.quantization == $1.quantization }
+                && zip(caches, fresh).allSatisfy { saved, new in
+                    // A file saved past quantizedKVStart holds the quantization the fresh caches switch to.
+                    saved.maxSize == new.maxSize
+                        && (saved.quantization == new.quantization
+                            || (parameters.quantizedKVStart > 0 && saved.quantization == parameters.kvQuantization))
+                }
                 && caches.allSatisfy { $0.offset == cached.count }
             if compatible, prompt.count > cached.count, prompt.starts(with: cached) {
                 let generator = try TokenGenerator(
@@ -129,7 +134,7 @@ extension PromptCache {
         let head = Array(prompt.dropLast())
         let prefill = try TokenGenerator(model: model, prompt: head, parameters: parameters, cache: fresh)
         try saveAtomically(fresh, tokens: head, file: file)
-        let generator = try TokenGenerator(model: model, prompt: [prompt.last!], parameters: parameters, cache: fresh)
+        let generator = try TokenGenerator(model: model, prompt: Array(prompt.suffix(1)), parameters: parameters, cache: fresh)
         return (generator, .saved(tokens: head.count), prefill.stats.prefillSeconds)
     }
 

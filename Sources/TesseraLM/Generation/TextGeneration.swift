@@ -57,9 +57,11 @@ public struct TextGenerator: Sendable {
 
     /// Generates from `prompt` tokens, streaming events. With `promptCache`, the
     /// prompt's keys and values are reused from that file when it holds the
-    /// prompt's first tokens, and saved to it otherwise.
+    /// prompt's first tokens, and saved to it otherwise. With `cache`, `prompt`
+    /// continues the tokens those caches hold, and they advance as it goes.
     public func generate(
-        prompt: [Int], parameters: GenerateParameters, stopStrings: [String] = [], promptCache: PromptCacheFile? = nil
+        prompt: [Int], parameters: GenerateParameters, stopStrings: [String] = [], promptCache: PromptCacheFile? = nil,
+        cache: [KVCache]? = nil
     ) -> AsyncThrowingStream<GenerationEvent, Error> {
         var withEOS = parameters
         if let eos = tokenizer.eosTokenID { withEOS.stopTokens.insert(eos) }
@@ -77,7 +79,7 @@ public struct TextGenerator: Sendable {
                         if case .saved(let n) = use { extraPrefill.tokens = n }
                         continuation.yield(.promptCache(use))
                     } else {
-                        generator = try TokenGenerator(model: model, prompt: prompt, parameters: parameters)
+                        generator = try TokenGenerator(model: model, prompt: prompt, parameters: parameters, cache: cache)
                     }
                     var detokenizer = tokenizer.streamingDetokenizer(skipSpecialTokens: true)
                     var text = ""

@@ -1,0 +1,83 @@
+// `tessera generate`: one prompt in, streamed text out, statistics on stderr.
+
+import ArgumentParser
+import TesseraLM
+
+struct GenerateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Generate text from a prompt.",
+        discussion: """
+            The prompt is --prompt's text; with `--prompt -`, or with no --prompt and input piped in, \
+            it is read from standard input. Sampling defaults come from the model folder's \
+            generation_config.json when it has one. Text goes to stdout; statistics (and, with \
+            --verbose, load details) to stderr.
+
+            \(EnvironmentVariables.help)
+            """)
+
+    @Option(name: .shortAndLong, help: ArgumentHelp("The prompt; - reads it from standard input.", valueName: "text"))
+    var prompt: String?
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var sampling: SamplingOptions
+
+    @Flag(help: "Send the prompt as it is, without the model's chat template.")
+    var noChatTemplate = false
+
+    @Option(
+        help: ArgumentHelp(
+            "Reuse the prompt's keys/values from this file when the prompt starts with the tokens it holds; "
+                + "else compute them and save them there.",
+            valueName: "file"))
+    var promptCache: String?
+
+    init() {}
+
+    func validate() throws {
+        if prompt == nil && standardInputIsTerminal() {
+            throw ValidationError(
+                "missing --prompt TEXT (or pipe the prompt in, or --prompt - to read it from standard input)")
+        }
+    }
+
+    func run() async throws {
+        let text = try PromptInput.resolve(
+            option: prompt, inputIsTerminal: standardInputIsTerminal(), readInput: PromptInput.readStandardInput)
+        let (generator, loaded, path) = try modelOptions.load()
+        let parameters = try GenerationSetup.parameters(sampling, modelPath: path, verbose: modelOptions.verbose)
+        let tokens: [Int]
+        if noChatTemplate {
+            tokens = generator.tokenizer.encode(text, addSpecialTokens: true)
+        } else {
+            var messages: [ChatMessage] = []
+            if let system = sampling.system { messages.append(ChatMessage(role: "system", content: system)) }
+            messages.append(ChatMessage(role: "user", content: text))
+            tokens = try generator.promptTokens(messages: messages)
+        }
+        let cacheFile = promptCache.map { PromptCacheFile(path: $0, modelIdentity: loaded.identity) }
+        var printer = ReplyPrinter(promptTokens: tokens.count, cachePath: promptCache)
+        for try await event in generator.generate(prompt: tokens, parameters: parameters, promptCache: cacheFile) {
+            printer.handle(event)
+        }
+        printer.finish()
+        printError(printer.summary)
+    }
+}
+
+/// Turning sampling options into parameters, with the model's defaults.
+enum GenerationSetup {
+    static func parameters(_ sampling: SamplingOptions, modelPath: String, verbose: Bool) throws -> GenerateParameters {
+        let (defaults, warnings) = SamplingDefaults.forModel(at: modelPath)
+        for warning in warnings { printError("warning: \(warning)") }
+        let parameters = try sampling.parameters(defaults: defaults)
+        if verbose {
+            let s = parameters.sampling
+            printError(
+                "sampling: temperature \(s.temperature), top-p \(s.topP), top-k \(s.topK), min-p \(s.minP), "
+                    + "repetition penalty \(s.repetitionPenalty) (defaults from \(defaults.source ?? "tessera's built-in values"))"
+                    + "; at most \(parameters.maxTokens) tokens")
+        }
+        return parameters
+    }
+}

@@ -1,0 +1,114 @@
+// Parsing and parse-time validation of the commands' options: every range
+// error names its option, before any model loads.
+
+import ArgumentParser
+import XCTest
+
+@testable import TesseraCLI
+
+final class OptionTests: XCTestCase {
+    /// The message a parse of `arguments` fails with (nil: it parsed).
+    func failure<C: ParsableCommand>(_ command: C.Type, _ arguments: [String]) -> String? {
+        do {
+            _ = try command.parse(arguments)
+            return nil
+        } catch {
+            return command.message(for: error)
+        }
+    }
+
+    func assertRejected(_ arguments: [String], naming option: String, file: StaticString = #filePath, line: UInt = #line) {
+        guard let message = failure(GenerateCommand.self, ["-p", "hi"] + arguments) else {
+            return XCTFail("\(arguments) parsed", file: file, line: line)
+        }
+        XCTAssertTrue(message.contains(option), "\(arguments): \(message)", file: file, line: line)
+    }
+
+    func testOutOfRangeSamplingOptionsAreRejectedByName() {
+        assertRejected(["--max-tokens", "0"], naming: "--max-tokens")
+        assertRejected(["--max-tokens", "-5"], naming: "--max-tokens")
+        assertRejected(["--temp", "-1"], naming: "--temp")
+        assertRejected(["--temp", "nan"], naming: "--temp")
+        assertRejected(["--top-p", "2"], naming: "--top-p")
+        assertRejected(["--top-p", "0"], naming: "--top-p")
+        assertRejected(["--top-k", "-1"], naming: "--top-k")
+        assertRejected(["--min-p", "1.5"], naming: "--min-p")
+        assertRejected(["--min-p", "-0.1"], naming: "--min-p")
+        assertRejected(["--repetition-penalty", "0"], naming: "--repetition-penalty")
+        assertRejected(["--max-kv-size", "0"], naming: "--max-kv-size")
+        assertRejected(["--kv-bits", "7"], naming: "--kv-bits")
+        assertRejected(["--kv-bits", "4", "--kv-group-size", "48"], naming: "--kv-group-size")
+        assertRejected(["--quantized-kv-start", "-1"], naming: "--quantized-kv-start")
+        assertRejected(["--precision", "low"], naming: "--precision")
+        assertRejected(["--max-tokens", "many"], naming: "--max-tokens")
+    }
+
+    func testTheRangeMessageSaysTheRange() {
+        XCTAssertEqual(failure(GenerateCommand.self, ["-p", "hi", "--top-p", "2"]), "--top-p must be in (0, 1], got 2.0")
+        XCTAssertEqual(
+            failure(GenerateCommand.self, ["-p", "hi", "--kv-bits", "7"]), "--kv-bits must be one of 2, 3, 4, 5, 6, 8, got 7")
+    }
+
+    func testEdgesOfTheRangesParse() throws {
+        let edges: [[String]] = [
+            ["--max-tokens", "1"], ["--temp", "0"], ["--top-p", "1"], ["--top-k", "0"], ["--min-p", "0"],
+            ["--min-p", "1"], ["--repetition-penalty", "0.5"], ["--max-kv-size", "1"],
+        ] + [2, 3, 4, 5, 6, 8].map { ["--kv-bits", "\($0)"] }
+        for arguments in edges { XCTAssertNil(failure(GenerateCommand.self, ["-p", "hi"] + arguments), "\(arguments)") }
+    }
+
+    func testShortFlagsAndNames() throws {
+        let command = try GenerateCommand.parse(["-m", "/", "-p", "a haiku", "-n", "12", "--temperature", "0.5", "-v"])
+        XCTAssertEqual(command.modelOptions.model, "/")
+        XCTAssertEqual(command.prompt, "a haiku")
+        XCTAssertEqual(command.sampling.maxTokens, 12)
+        XCTAssertEqual(command.sampling.temp, 0.5)
+        XCTAssertTrue(command.modelOptions.verbose)
+    }
+
+    func testTyposGetASuggestion() {
+        let message = failure(GenerateCommand.self, ["-p", "hi", "--tmp", "1"]) ?? ""
+        XCTAssertTrue(message.contains("Did you mean '--temp'?"), message)
+    }
+
+    func testAMissingModelIsNamedBeforeLoading() {
+        let message = failure(GenerateCommand.self, ["-p", "hi", "-m", "/no/such/model.gguf"]) ?? ""
+        XCTAssertEqual(message, "--model: no model file or folder at /no/such/model.gguf")
+        XCTAssertNotNil(failure(ChatCommand.self, ["--model", "/no/such/folder"]))
+        XCTAssertNotNil(failure(TokenizeCommand.self, ["--model", "/no/such/folder", "--text", "a"]))
+    }
+
+    func testTheModelComesFromTheEnvironmentWhenNotGiven() throws {
+        let none = try GenerateCommand.parse(["-p", "hi"]).modelOptions
+        XCTAssertEqual(none.requestedModel(environment: ["TESSERA_MODEL": "/models/x.gguf"]), "/models/x.gguf")
+        XCTAssertNil(none.requestedModel(environment: ["TESSERA_MODEL": ""]))
+        XCTAssertNil(none.requestedModel(environment: [:]))
+        let given = try GenerateCommand.parse(["-p", "hi", "-m", "/"]).modelOptions
+        XCTAssertEqual(given.requestedModel(environment: ["TESSERA_MODEL": "/models/x.gguf"]), "/")
+    }
+
+    func testTokenizeNeedsTextOrIds() {
+        XCTAssertEqual(failure(TokenizeCommand.self, []), "tokenize needs --text TEXT or --ids \"1 2 3\"")
+        XCTAssertNotNil(failure(TokenizeCommand.self, ["--text", "a", "--ids", "1"]))
+        XCTAssertTrue((failure(TokenizeCommand.self, ["--ids", "1 x"]) ?? "").contains("--ids"))
+        XCTAssertNil(failure(TokenizeCommand.self, ["--ids", "1, 2,3"]))
+    }
+
+    func testConvertChecksItsOptions() {
+        XCTAssertTrue((failure(ConvertCommand.self, ["-m", "/no/such.gguf", "-o", "/tmp/x"]) ?? "").contains("--model"))
+        XCTAssertTrue((failure(ConvertCommand.self, ["-m", "/", "-o", "/"]) ?? "").contains("--output"))
+        let fresh = "/tmp/tessera-cli-test-\(UInt64.random(in: 0...UInt64.max))"
+        XCTAssertTrue((failure(ConvertCommand.self, ["-m", "/", "-o", fresh, "--bits", "7"]) ?? "").contains("--bits"))
+        XCTAssertTrue((failure(ConvertCommand.self, ["-m", "/", "-o", fresh, "--group-size", "16"]) ?? "").contains("--group-size"))
+        XCTAssertNil(failure(ConvertCommand.self, ["-m", "/", "-o", fresh, "--bits", "8"]))
+    }
+
+    func testEverySubcommandIsThere() throws {
+        let names = TesseraCommand.configuration.subcommands.compactMap { $0.configuration.commandName }
+        for name in ["generate", "chat", "tokenize", "convert", "devices", "selftest", "demo"] {
+            XCTAssertTrue(names.contains(name), name)
+        }
+        XCTAssertTrue(try TesseraCommand.parseAsRoot(["selftest", "--bench", "--quick"]) is SelfTestCommand)
+        XCTAssertNotNil(failure(SelfTestCommand.self, ["--quick"]))
+    }
+}
