@@ -1,0 +1,117 @@
+// Language models are TesseraNN module trees: Hugging Face parameter names,
+// gradients of a next-token loss for every parameter (checked against
+// central finite differences), freezing, and updates that the stacked
+// inference products see.
+
+import Tessera
+import TesseraNN
+import XCTest
+
+@testable import TesseraLM
+
+final class ModuleTreeTests: XCTestCase {
+    static func config(tied: Bool) -> String {
+        """
+        {"model_type": "llama", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+         "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8, "vocab_size": 64,
+         "rms_norm_eps": 1e-05, "rope_theta": 10000, "max_position_embeddings": 128, "tie_word_embeddings": \(tied)}
+        """
+    }
+
+    static func layerNames(_ i: Int, quantized: Bool) -> [String] {
+        let projections = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
+        let suffixes = quantized ? [".weight", ".scales", ".biases"] : [".weight"]
+        return ["input_layernorm.weight", "post_attention_layernorm.weight"].map { "model.layers.\(i).\($0)" }
+            + projections.flatMap { p in suffixes.map { "model.layers.\(i).\(p)\($0)" } }
+    }
+
+    func testParameterNamesAreTheHuggingFaceNames() throws {
+        let dense = try SyntheticModel.llama(config: Self.config(tied: false), bits: nil, dtype: .float32)
+        let expected = ["model.embed_tokens.weight", "model.norm.weight", "lm_head.weight"]
+            + Self.layerNames(0, quantized: false) + Self.layerNames(1, quantized: false)
+        XCTAssertEqual(Set(dense.parameters().flatDictionary.keys), Set(expected))
+        XCTAssertEqual(dense.parameters().flatDictionary["model.layers.1.self_attn.k_proj.weight"]?.shape, [16, 32])
+
+        // mlx-community's names for a quantized, tied model; quantized layers are frozen.
+        let quantized = try SyntheticModel.llama(config: Self.config(tied: true), bits: 4, groupSize: 32)
+        let quantizedNames = ["model.embed_tokens.weight", "model.embed_tokens.scales", "model.embed_tokens.biases", "model.norm.weight"]
+            + Self.layerNames(0, quantized: true) + Self.layerNames(1, quantized: true)
+        XCTAssertEqual(Set(quantized.parameters().flatDictionary.keys), Set(quantizedNames))
+        let norms: [String] = ["model.norm.weight"] + (0..<2).flatMap { (i: Int) -> [String] in
+            ["input_layernorm.weight", "post_attention_layernorm.weight"].map { "model.layers.\(i).\($0)" }
+        }
+        XCTAssertEqual(Set(quantized.trainableParameters().flatDictionary.keys), Set(norms))
+    }
+
+    /// valueAndGrad(model:) of a next-token cross-entropy: a gradient for
+    /// every parameter, each equal to a central difference of the loss along
+    /// a random direction (float32, h = 1e-3: within 1% + 5e-4; the
+    /// differences converge to the gradients as h shrinks until rounding
+    /// takes over, and weights of std 0.3 keep every gradient far from 0).
+    func testGradientsOfEveryParameterMatchFiniteDifferences() throws {
+        let model = try SyntheticModel.llama(config: Self.config(tied: false), bits: nil, dtype: .float32, scale: 0.3, seed: 7)
+        let ids = (0..<9).map { Int32(($0 * 37 + 5) % 64) }
+        let inputs = Tensor(Array(ids.dropLast()), shape: [1, 8]), targets = Tensor(Array(ids.dropFirst()), shape: [1, 8])
+        func loss(_ m: TransformerModel, _ x: Tensor, _ y: Tensor) -> Tensor { crossEntropy(m(x), y, reduction: .mean) }
+        let (value, grads) = valueAndGrad(model: model, loss)(model, inputs, targets)
+        let gradients = grads.flatDictionary
+        let parameters = model.parameters().flatDictionary
+        XCTAssertEqual(Set(gradients.keys), Set(parameters.keys))
+        XCTAssertEqual(value.item(Float.self), loss(model, inputs, targets).item(Float.self), accuracy: 1e-5)
+
+        let h: Float = 1e-3
+        for (n, (key, p)) in parameters.sorted(by: { $0.key < $1.key }).enumerated() {
+            guard let g = gradients[key] else { continue }
+            XCTAssertEqual(g.shape, p.shape, key)
+            let direction = Random.normal(p.shape, key: Random.key(UInt64(100 + n)))
+            let analytic = (g * direction).sum().item(Float.self)
+            func lossMoved(by t: Float) throws -> Float {
+                let moved = p + t * direction
+                eval(moved)
+                try model.update(parameters: [key: moved], strict: false)
+                return loss(model, inputs, targets).item(Float.self)
+            }
+            let numeric = (try lossMoved(by: h) - lossMoved(by: -h)) / (2 * h)
+            try model.update(parameters: [key: p], strict: false)
+            XCTAssertGreaterThan(abs(analytic), 1e-4, "\(key): a gradient that vanishes checks nothing")
+            XCTAssertEqual(numeric, analytic, accuracy: 0.01 * abs(analytic) + 5e-4, key)
+        }
+    }
+
+    /// Frozen parameters get no gradient.
+    func testFrozenParametersAreLeftOut() throws {
+        let model = try SyntheticModel.llama(config: Self.config(tied: false), bits: nil, dtype: .float32)
+        try model.freeze()
+        try model.unfreeze(keys: ["lm_head.weight", "model.layers.1.mlp.down_proj.weight"], strict: true)
+        let tokens = Tensor([1, 2, 3, 4] as [Int32], shape: [1, 4])
+        let targets = Tensor([2, 3, 4, 5] as [Int32], shape: [1, 4])
+        let step = valueAndGrad(model: model) { (m: TransformerModel, x: Tensor, y: Tensor) in crossEntropy(m(x), y, reduction: .mean) }
+        let (_, grads) = step(model, tokens, targets)
+        XCTAssertEqual(Set(grads.flatDictionary.keys), ["lm_head.weight", "model.layers.1.mlp.down_proj.weight"])
+    }
+
+    /// Decoding after `update(parameters:)` uses the new weights: the stacked
+    /// q/k/v and gate/up products are rebuilt, so a model given another's
+    /// parameters decodes exactly as that model (4-bit and float16).
+    func testUpdatedParametersReachTheStackedProducts() throws {
+        for bits in [4, nil] as [Int?] {
+            let a = try SyntheticModel.llama(config: Self.config(tied: true), bits: bits, seed: 1)
+            let b = try SyntheticModel.llama(config: Self.config(tied: true), bits: bits, seed: 2)
+            let tokens = Tensor([5, 9, 11] as [Int32], shape: [1, 3])
+            func decode(_ m: TransformerModel) -> [Float] {
+                let cache = m.makeCache()
+                let first = m(tokens, cache: cache)
+                let next = m(Tensor([7] as [Int32], shape: [1, 1]), cache: cache)
+                return first.toArray(Float.self) + next.toArray(Float.self)
+            }
+            let before = decode(a)
+            XCTAssertNotEqual(before, decode(b))
+            try a.update(parameters: b.parameters())
+            XCTAssertEqual(decode(a), decode(b), "bits \(String(describing: bits))")
+            // Without a cache: the logits of the prompt step.
+            for (x, y) in zip(a(tokens).toArray(Float.self), decode(b).prefix(3 * 64)) {
+                XCTAssertEqual(x, y, accuracy: 1e-5 + 1e-5 * abs(y))
+            }
+        }
+    }
+}
