@@ -3,6 +3,7 @@
 // central finite differences), freezing, and updates that the stacked
 // inference products see.
 
+import Foundation
 import Tessera
 import TesseraNN
 import XCTest
@@ -76,6 +77,20 @@ final class ModuleTreeTests: XCTestCase {
             XCTAssertGreaterThan(abs(analytic), 1e-4, "\(key): a gradient that vanishes checks nothing")
             XCTAssertEqual(numeric, analytic, accuracy: 0.01 * abs(analytic) + 5e-4, key)
         }
+    }
+
+    /// `parameters()` saved as safetensors (the q/k/v and gate/up weights are
+    /// views of their stacked tensors) load strictly into another model, which
+    /// then computes the same logits.
+    func testParametersRoundTripThroughSafetensors() throws {
+        let source = try SyntheticModel.llama(config: Self.config(tied: true), bits: 4, seed: 3)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-lm-\(UUID().uuidString).safetensors").path
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
+        try Safetensors.save(source.parameters().flatDictionary, to: path)
+        let target = try SyntheticModel.llama(config: Self.config(tied: true), bits: 4, seed: 4)
+        try target.update(parameters: Safetensors.load(path).tensors)
+        let tokens = Tensor([3, 1, 4, 1, 5] as [Int32], shape: [1, 5])
+        XCTAssertEqual(target(tokens).toArray(Float.self), source(tokens).toArray(Float.self))
     }
 
     /// Frozen parameters get no gradient.
