@@ -93,6 +93,25 @@ final class ModuleTreeTests: XCTestCase {
         XCTAssertEqual(target(tokens).toArray(Float.self), source(tokens).toArray(Float.self))
     }
 
+    /// `quantize(model:)` swaps the layers for their quantized forms under the
+    /// same names (mlx-community's .scales/.biases), and the model computes
+    /// what a model loaded from those tensors computes.
+    func testQuantizeModelGivesTheQuantizedCheckpointsModel() throws {
+        let model = try SyntheticModel.llama(config: Self.config(tied: false), bits: nil, dtype: .float32, seed: 5)
+        try quantize(model: model, groupSize: 32, bits: 4)
+        let names = ["model.embed_tokens", "lm_head"] + Self.layerNames(0, quantized: false).filter { $0.contains("proj") }
+            .map { String($0.dropLast(".weight".count)) }
+        for name in names {
+            for suffix in [".weight", ".scales", ".biases"] {
+                XCTAssertNotNil(model.parameters().flatDictionary[name + suffix], name + suffix)
+            }
+        }
+        let loaded = try SyntheticModel.llama(config: Self.config(tied: false), bits: 4, seed: 6)
+        try loaded.update(parameters: model.parameters())
+        let tokens = Tensor([2, 7, 1, 8] as [Int32], shape: [1, 4])
+        XCTAssertEqual(model(tokens, cache: model.makeCache()).toArray(Float.self), loaded(tokens, cache: loaded.makeCache()).toArray(Float.self))
+    }
+
     /// Frozen parameters get no gradient.
     func testFrozenParametersAreLeftOut() throws {
         let model = try SyntheticModel.llama(config: Self.config(tied: false), bits: nil, dtype: .float32)
