@@ -51,19 +51,31 @@ final class ModuleTreeTests: XCTestCase {
     /// takes over, and weights of std 0.3 keep every gradient far from 0).
     func testGradientsOfEveryParameterMatchFiniteDifferences() throws {
         let model = try SyntheticModel.llama(config: Self.config(tied: false), bits: nil, dtype: .float32, scale: 0.3, seed: 7)
+        try checkGradientsAgainstFiniteDifferences(model)
+    }
+
+    /// A 4-bit model (QLoRA's base): the quantized layers are frozen, the
+    /// norms get gradients through the quantized products.
+    func testGradientsThroughQuantizedLayersMatchFiniteDifferences() throws {
+        let model = try SyntheticModel.llama(config: Self.config(tied: true), bits: 4, dtype: .float32, scale: 0.3, seed: 8)
+        XCTAssertEqual(model.trainableParameters().flattened().count, 5)
+        try checkGradientsAgainstFiniteDifferences(model)
+    }
+
+    func checkGradientsAgainstFiniteDifferences(_ model: TransformerModel, file: StaticString = #filePath, line: UInt = #line) throws {
         let ids = (0..<9).map { Int32(($0 * 37 + 5) % 64) }
         let inputs = Tensor(Array(ids.dropLast()), shape: [1, 8]), targets = Tensor(Array(ids.dropFirst()), shape: [1, 8])
         func loss(_ m: TransformerModel, _ x: Tensor, _ y: Tensor) -> Tensor { crossEntropy(m(x), y, reduction: .mean) }
         let (value, grads) = valueAndGrad(model: model, loss)(model, inputs, targets)
         let gradients = grads.flatDictionary
-        let parameters = model.parameters().flatDictionary
-        XCTAssertEqual(Set(gradients.keys), Set(parameters.keys))
-        XCTAssertEqual(value.item(Float.self), loss(model, inputs, targets).item(Float.self), accuracy: 1e-5)
+        let trainable = model.trainableParameters().flatDictionary
+        XCTAssertEqual(Set(gradients.keys), Set(trainable.keys), file: file, line: line)
+        XCTAssertEqual(value.item(Float.self), loss(model, inputs, targets).item(Float.self), accuracy: 1e-5, file: file, line: line)
 
         let h: Float = 1e-3
-        for (n, (key, p)) in parameters.sorted(by: { $0.key < $1.key }).enumerated() {
+        for (n, (key, p)) in trainable.sorted(by: { $0.key < $1.key }).enumerated() {
             guard let g = gradients[key] else { continue }
-            XCTAssertEqual(g.shape, p.shape, key)
+            XCTAssertEqual(g.shape, p.shape, key, file: file, line: line)
             let direction = Random.normal(p.shape, key: Random.key(UInt64(100 + n)))
             let analytic = (g * direction).sum().item(Float.self)
             func lossMoved(by t: Float) throws -> Float {
@@ -74,8 +86,8 @@ final class ModuleTreeTests: XCTestCase {
             }
             let numeric = (try lossMoved(by: h) - lossMoved(by: -h)) / (2 * h)
             try model.update(parameters: [key: p], strict: false)
-            XCTAssertGreaterThan(abs(analytic), 1e-4, "\(key): a gradient that vanishes checks nothing")
-            XCTAssertEqual(numeric, analytic, accuracy: 0.01 * abs(analytic) + 5e-4, key)
+            XCTAssertGreaterThan(abs(analytic), 1e-4, "\(key): a gradient that vanishes checks nothing", file: file, line: line)
+            XCTAssertEqual(numeric, analytic, accuracy: 0.01 * abs(analytic) + 5e-4, key, file: file, line: line)
         }
     }
 
