@@ -124,6 +124,28 @@ final class ModuleTreeTests: XCTestCase {
         XCTAssertEqual(model(tokens, cache: model.makeCache()).toArray(Float.self), loaded(tokens, cache: loaded.makeCache()).toArray(Float.self))
     }
 
+    /// A layer swapped by `update(modules:)` for a subclass (as adapters are)
+    /// runs as that subclass even when it holds the same weight tensor.
+    func testSwappedLayersLeaveTheStackedProduct() throws {
+        final class Doubled: Linear {
+            override func callAsFunction(_ x: Tensor) -> Tensor { super.callAsFunction(x) * 2 }
+        }
+        let model = try SyntheticModel.llama(config: Self.config(tied: true), bits: nil, dtype: .float32, scale: 0.3, seed: 9)
+        let reference = try SyntheticModel.llama(config: Self.config(tied: true), bits: nil, dtype: .float32, seed: 10)
+        try reference.update(parameters: model.parameters())
+        let key = "model.layers.0.self_attn.q_proj.weight"
+        guard let w = model.parameters().flatDictionary[key] else { return XCTFail("no \(key)") }
+        let tokens = Tensor([4, 8, 15, 16] as [Int32], shape: [1, 4])
+        let before = model(tokens, cache: model.makeCache()).toArray(Float.self)
+        try model.update(modules: ["model.layers.0.self_attn.q_proj": Doubled(weight: w)])
+        try reference.update(parameters: [key: w * 2], strict: false)
+        let swapped = model(tokens, cache: model.makeCache()).toArray(Float.self)
+        XCTAssertNotEqual(swapped, before)
+        for (x, y) in zip(swapped, reference(tokens, cache: reference.makeCache()).toArray(Float.self)) {
+            XCTAssertEqual(x, y, accuracy: 1e-5 + 1e-5 * abs(y))
+        }
+    }
+
     /// Frozen parameters get no gradient.
     func testFrozenParametersAreLeftOut() throws {
         let model = try SyntheticModel.llama(config: Self.config(tied: false), bits: nil, dtype: .float32)

@@ -3,15 +3,41 @@
 // input and one job split over the pool (alone, the small k and v
 // projections of a decode step ran on one thread). The outputs are views of
 // the product's columns. The layers stay separate modules with their own
-// Hugging Face names; the stacked weight is derived from them and rebuilt
-// when they change (DerivedTensors). At load their weights become views of
-// the stacked one, so the model holds them once.
+// Hugging Face names; the stacked weight is derived from them, kept while
+// they are the same layer objects holding the same tensors, and rebuilt
+// when `update(parameters:)`, an optimizer or `update(modules:)` changed
+// them. At load their weights become views of the stacked one, so the model
+// holds them once.
 
+import Synchronization
 import Tessera
 import TesseraNN
 
 final class ProjectionStack: Sendable {
-    private let stacked = DerivedTensors()
+    private enum Format {
+        case dense
+        case quantized(groupSize: Int, bits: Int)
+    }
+
+    /// Layers held only to compare them by identity (held, so that no new
+    /// layer can take a freed one's address).
+    private final class Layers: @unchecked Sendable {
+        let layers: [Linear]
+        init(_ layers: [Linear]) { self.layers = layers }
+    }
+
+    private struct Stack {
+        /// The layers and their weight (and quantization) tensors it was built from.
+        let layers: Layers
+        let sources: [Tensor]
+        let format: Format
+        /// The stacked weight (dense), or weight, scales and biases (quantized).
+        let tensors: [Tensor]
+        /// Where the product's columns split into the layers' outputs.
+        let bounds: [Int]
+    }
+
+    private let kept = Mutex<Stack?>(nil)
 
     /// `layers[i](x)` for each layer; one layer (phi3's qkv_proj) is split into `sizes`.
     func callAsFunction(_ layers: [Linear], sizes: [Int], _ x: Tensor) -> [Tensor] {
@@ -25,7 +51,7 @@ final class ProjectionStack: Sendable {
                 x, stack.tensors[0], scales: stack.tensors[1], biases: stack.tensors[2], transpose: true,
                 groupSize: groupSize, bits: bits)
         }
-        let parts = product.split(indices: Self.bounds(layers.map { $0.weight.dim(0) }), axis: -1)
+        let parts = product.split(indices: stack.bounds, axis: -1)
         return zip(parts, layers).map { part, layer in layer.bias.map { part + $0 } ?? part }
     }
 
@@ -35,7 +61,7 @@ final class ProjectionStack: Sendable {
         guard layers.count > 1 else { return }
         eval(Self.sources(layers))
         guard let stack = stack(layers) else { return }
-        let rows = Self.bounds(layers.map { $0.weight.dim(0) })
+        let rows = stack.bounds
         let pieces = stack.tensors.map { $0.split(indices: rows, axis: 0) }
         for (i, layer) in layers.enumerated() {
             layer.weight = pieces[0][i]
@@ -44,24 +70,38 @@ final class ProjectionStack: Sendable {
                 q.biases = pieces[2][i]
             }
         }
-        stacked.keep(stack.tensors, from: Self.sources(layers))
-    }
-
-    private enum Format {
-        case dense
-        case quantized(groupSize: Int, bits: Int)
-    }
-
-    private func stack(_ layers: [Linear]) -> (format: Format, tensors: [Tensor])? {
-        guard let format = Self.format(layers) else { return nil }
-        let tensors = stacked.values(from: Self.sources(layers)) { sources in
-            let perLayer = sources.count / layers.count
-            return (0..<perLayer).map { j in
-                concatenated(stride(from: j, to: sources.count, by: perLayer).map { sources[$0] }, axis: 0)
-            }
+        let views = Self.sources(layers)
+        kept.withLock {
+            $0 = Stack(layers: stack.layers, sources: views, format: stack.format, tensors: stack.tensors, bounds: rows)
         }
-        guard let tensors, !tensors.isEmpty else { return nil }
-        return (format, tensors)
+    }
+
+    /// The kept stack when the layers and their tensors are the ones it was
+    /// built from; else a new one, unless a transform is tracing or a tensor
+    /// is still lazy (the layers then run separately, so gradients reach
+    /// them and nothing traced is kept) or the formats differ.
+    private func stack(_ layers: [Linear]) -> Stack? {
+        let sources = Self.sources(layers)
+        if let hit = kept.withLock({ kept -> Stack? in
+            guard let kept, kept.layers.layers.count == layers.count, kept.sources.count == sources.count,
+                zip(kept.layers.layers, layers).allSatisfy({ $0 === $1 }),
+                zip(kept.sources, sources).allSatisfy({ $0.isIdentical(to: $1) })
+            else { return nil }
+            return kept
+        }) {
+            return hit
+        }
+        guard !Compile.isTracing, sources.allSatisfy(\.isEvaluated), let format = Self.format(layers) else { return nil }
+        let perLayer = sources.count / layers.count
+        let tensors = (0..<perLayer).map { j in
+            concatenated(stride(from: j, to: sources.count, by: perLayer).map { sources[$0] }, axis: 0)
+        }
+        eval(tensors)
+        let stack = Stack(
+            layers: Layers(layers), sources: sources, format: format, tensors: tensors,
+            bounds: Self.bounds(layers.map { $0.weight.dim(0) }))
+        kept.withLock { $0 = stack }
+        return stack
     }
 
     /// What identifies the stack: each layer's weight (and quantization tensors).
