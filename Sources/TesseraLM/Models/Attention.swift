@@ -44,7 +44,10 @@ final class Attention: Module {
     }
 
     /// q, k and v projections, or the fused one.
-    private var projections: [Linear] { qkvProj.map { [$0] } ?? [qProj, kProj, vProj].compactMap { $0 } }
+    private var projections: [Linear] {
+        if let qProj, let kProj, let vProj { return [qProj, kProj, vProj] }
+        return qkvProj.map { [$0] } ?? []
+    }
 
     /// Attends over `cache` (filled in place with the new keys and values), or
     /// over `x` alone, causally, without one (training).

@@ -32,7 +32,10 @@ final class MLP: Module {
         stack.share(projections)
     }
 
-    private var projections: [Linear] { gateUpProj.map { [$0] } ?? [gateProj, upProj].compactMap { $0 } }
+    private var projections: [Linear] {
+        if let gateProj, let upProj { return [gateProj, upProj] }
+        return gateUpProj.map { [$0] } ?? []
+    }
 
     func callAsFunction(_ x: Tensor) -> Tensor {
         let projected = stack(projections, sizes: [intermediateSize, intermediateSize], x)

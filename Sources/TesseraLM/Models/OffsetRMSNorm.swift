@@ -15,7 +15,7 @@ final class OffsetRMSNorm: RMSNorm {
 
     override func callAsFunction(_ x: Tensor) -> Tensor {
         let offset = self.offset
-        let kept = shifted.values(from: [weight]) { [$0[0] + offset] }?.first
+        let kept = shifted.values(from: { [self.weight] }) { [$0[0] + offset] }?.first
         return Fast.rmsNorm(x, weight: kept ?? weight + offset, eps: eps)
     }
 }

@@ -4,7 +4,8 @@
 // projections of a decode step ran on one thread). The outputs are views of
 // the product's columns. The layers stay separate modules with their own
 // Hugging Face names; the stacked weight is derived from them, kept while
-// they are the same layer objects holding the same tensors, and rebuilt
+// they are the same layer objects holding the same tensors (checked only
+// when `Module.generation` says some module was written), and rebuilt
 // when `update(parameters:)`, an optimizer or `update(modules:)` changed
 // them. At load their weights become views of the stacked one, so the model
 // holds them once.
@@ -33,8 +34,12 @@ final class ProjectionStack: Sendable {
         let format: Format
         /// The stacked weight (dense), or weight, scales and biases (quantized).
         let tensors: [Tensor]
+        /// Each layer's bias, added to its columns.
+        let biases: [Tensor?]
         /// Where the product's columns split into the layers' outputs.
         let bounds: [Int]
+        /// `Module.generation` when the layers were last found to be these.
+        var generation: UInt64
     }
 
     private let kept = Mutex<Stack?>(nil)
@@ -52,7 +57,7 @@ final class ProjectionStack: Sendable {
                 groupSize: groupSize, bits: bits)
         }
         let parts = product.split(indices: stack.bounds, axis: -1)
-        return zip(parts, layers).map { part, layer in layer.bias.map { part + $0 } ?? part }
+        return zip(parts, stack.biases).map { part, bias in bias.map { part + $0 } ?? part }
     }
 
     /// Stacks the layers' weights now and makes each layer's weight a view of
@@ -70,46 +75,56 @@ final class ProjectionStack: Sendable {
                 q.biases = pieces[2][i]
             }
         }
+        let generation = Module.generation
         let views = Self.sources(layers)
         kept.withLock {
-            $0 = Stack(layers: stack.layers, sources: views, format: stack.format, tensors: stack.tensors, bounds: rows)
+            $0 = Stack(
+                layers: stack.layers, sources: views, format: stack.format, tensors: stack.tensors,
+                biases: stack.biases, bounds: rows, generation: generation)
         }
     }
 
     /// The kept stack when the layers and their tensors are the ones it was
-    /// built from; else a new one, unless a transform is tracing or a tensor
-    /// is still lazy (the layers then run separately, so gradients reach
-    /// them and nothing traced is kept) or the formats differ.
+    /// built from (no module changed since it was last found so: one counter
+    /// to compare per decode step); else a new one, unless a transform is
+    /// tracing or a tensor is still lazy (the layers then run separately, so
+    /// gradients reach them and nothing traced is kept) or the formats differ.
     private func stack(_ layers: [Linear]) -> Stack? {
+        let generation = Module.generation
+        if let hit = kept.withLock({ $0?.generation == generation ? $0 : nil }) { return hit }
         let sources = Self.sources(layers)
         if let hit = kept.withLock({ kept -> Stack? in
-            guard let kept, kept.layers.layers.count == layers.count, kept.sources.count == sources.count,
-                zip(kept.layers.layers, layers).allSatisfy({ $0 === $1 }),
-                zip(kept.sources, sources).allSatisfy({ $0.isIdentical(to: $1) })
+            guard var found = kept, found.layers.layers.count == layers.count, found.sources.count == sources.count,
+                zip(found.layers.layers, layers).allSatisfy({ $0 === $1 }),
+                zip(found.sources, sources).allSatisfy({ $0.isIdentical(to: $1) })
             else { return nil }
-            return kept
+            found.generation = generation
+            kept = found
+            return found
         }) {
             return hit
         }
         guard !Compile.isTracing, sources.allSatisfy(\.isEvaluated), let format = Self.format(layers) else { return nil }
-        let perLayer = sources.count / layers.count
+        let perLayer = { if case .quantized = format { 3 } else { 1 } }()
+        let weights = sources.prefix(perLayer * layers.count)
         let tensors = (0..<perLayer).map { j in
-            concatenated(stride(from: j, to: sources.count, by: perLayer).map { sources[$0] }, axis: 0)
+            concatenated(stride(from: j, to: weights.count, by: perLayer).map { weights[$0] }, axis: 0)
         }
         eval(tensors)
         let stack = Stack(
-            layers: Layers(layers), sources: sources, format: format, tensors: tensors,
-            bounds: Self.bounds(layers.map { $0.weight.dim(0) }))
+            layers: Layers(layers), sources: sources, format: format, tensors: tensors, biases: layers.map(\.bias),
+            bounds: Self.bounds(layers.map { $0.weight.dim(0) }), generation: generation)
         kept.withLock { $0 = stack }
         return stack
     }
 
-    /// What identifies the stack: each layer's weight (and quantization tensors).
+    /// What identifies the stack: each layer's weight (and quantization
+    /// tensors), then the layers' biases.
     private static func sources(_ layers: [Linear]) -> [Tensor] {
         layers.flatMap { layer -> [Tensor] in
             guard let q = layer as? QuantizedLinear else { return [layer.weight] }
             return [q.weight, q.scales, q.biases]
-        }
+        } + layers.compactMap(\.bias)
     }
 
     /// The common format of plain `Linear` / `QuantizedLinear` layers (not
