@@ -133,12 +133,14 @@ final class ModuleTreeTests: XCTestCase {
         let model = try SyntheticModel.llama(config: Self.config(tied: true), bits: nil, dtype: .float32, scale: 0.3, seed: 9)
         let reference = try SyntheticModel.llama(config: Self.config(tied: true), bits: nil, dtype: .float32, seed: 10)
         try reference.update(parameters: model.parameters())
-        let key = "model.layers.0.self_attn.q_proj.weight"
-        guard let w = model.parameters().flatDictionary[key] else { return XCTFail("no \(key)") }
         let tokens = Tensor([4, 8, 15, 16] as [Int32], shape: [1, 4])
         let before = model(tokens, cache: model.makeCache()).toArray(Float.self)
-        try model.update(modules: ["model.layers.0.self_attn.q_proj": Doubled(weight: w)])
-        try reference.update(parameters: [key: w * 2], strict: false)
+        // One of a stacked group, and a layer of its own.
+        for layer in ["model.layers.0.self_attn.q_proj", "model.layers.1.mlp.down_proj"] {
+            guard let w = model.parameters().flatDictionary[layer + ".weight"] else { return XCTFail("no \(layer)") }
+            try model.update(modules: [layer: Doubled(weight: w)])
+            try reference.update(parameters: [layer + ".weight": w * 2], strict: false)
+        }
         let swapped = model(tokens, cache: model.makeCache()).toArray(Float.self)
         XCTAssertNotEqual(swapped, before)
         for (x, y) in zip(swapped, reference(tokens, cache: reference.makeCache()).toArray(Float.self)) {

@@ -18,13 +18,15 @@ final class Attention: Module {
 
     let rope: RopeParameters
     let slidingWindow: Int?
-    private let stack = ProjectionStack()
+    let queryKeyNorms: Bool
+    private let qkv = ProjectionStack(), output = ProjectionStack()
 
     /// Layer `i`'s attention, its tensors read from `w` under `prefix` (`model.layers.i.self_attn`).
     init(_ w: WeightSource, prefix: String, layer i: Int, _ c: TransformerConfiguration) throws {
         let sliding = c.slidingLayers[i]
         rope = sliding ? c.localRope ?? c.rope : c.rope
         slidingWindow = sliding ? c.slidingWindow : nil
+        queryKeyNorms = c.queryKeyNorms
         super.init()
         let qOut = c.headCount * c.headDim, kvOut = c.kvHeadCount * c.headDim
         let hidden = c.hiddenSize
@@ -40,7 +42,8 @@ final class Attention: Module {
             qNorm = try w.norm(prefix + ".q_norm", size: c.headDim, c)
             kNorm = try w.norm(prefix + ".k_norm", size: c.headDim, c)
         }
-        stack.share(projections)
+        qkv.share(projections)
+        output.share([oProj])
     }
 
     /// q, k and v projections, or the fused one.
@@ -54,7 +57,8 @@ final class Attention: Module {
     func callAsFunction(_ x: Tensor, cache: KVCache?, _ c: TransformerConfiguration) -> Tensor {
         let (b, l) = (x.dim(0), x.dim(1))
         let kvOut = c.kvHeadCount * c.headDim
-        let projected = stack(projections, sizes: [c.headCount * c.headDim, kvOut, kvOut], x)
+        let projected = qkv({ projections }, sizes: [c.headCount * c.headDim, kvOut, kvOut], x)
+        let (qNorm, kNorm) = queryKeyNorms ? (self.qNorm, self.kNorm) : (nil, nil)
         func heads(_ t: Tensor, _ n: Int, _ norm: RMSNorm?) -> Tensor {
             let split = t.reshaped([b, l, n, c.headDim])
             let normed = norm.map { $0(split) } ?? split
@@ -71,7 +75,7 @@ final class Attention: Module {
         let (keys, values) = cache?.update(keys: newKeys, values: newValues) ?? (newKeys, newValues)
         let mask = attentionMask(queryOffset: offset, queries: l, keys: keys.dim(2), window: slidingWindow)
         let attended = attention(queries, keys, values, scale: c.attentionScale, softcap: c.attentionSoftcap, mask: mask)
-        return oProj(attended.transposed(axes: [0, 2, 1, 3]).reshaped([b, l, c.headCount * c.headDim]))
+        return output({ [oProj] }, attended.transposed(axes: [0, 2, 1, 3]).reshaped([b, l, c.headCount * c.headDim]))[0]
     }
 }
 

@@ -14,7 +14,7 @@ final class MLP: Module {
 
     let activation: TransformerConfiguration.Activation
     let intermediateSize: Int
-    private let stack = ProjectionStack()
+    private let gateUp = ProjectionStack(), down = ProjectionStack()
 
     /// Layer `i`'s MLP, its tensors read from `w` under `prefix` (`model.layers.i.mlp`).
     init(_ w: WeightSource, prefix: String, _ c: TransformerConfiguration) throws {
@@ -29,7 +29,8 @@ final class MLP: Module {
             upProj = try w.linear(prefix + ".up_proj", inputs: c.hiddenSize, outputs: n)
         }
         downProj = try w.linear(prefix + ".down_proj", inputs: n, outputs: c.hiddenSize)
-        stack.share(projections)
+        gateUp.share(projections)
+        down.share([downProj])
     }
 
     private var projections: [Linear] {
@@ -38,7 +39,7 @@ final class MLP: Module {
     }
 
     func callAsFunction(_ x: Tensor) -> Tensor {
-        let projected = stack(projections, sizes: [intermediateSize, intermediateSize], x)
+        let projected = gateUp({ projections }, sizes: [intermediateSize, intermediateSize], x)
         let g = projected[0]
         let activated: Tensor
         switch activation {
@@ -47,6 +48,6 @@ final class MLP: Module {
             let c = Float((2 / Double.pi).squareRoot())
             activated = 0.5 * g * (1 + tanh(c * (g + 0.044715 * g * g * g)))
         }
-        return downProj(activated * projected[1])
+        return down({ [downProj] }, activated * projected[1])[0]
     }
 }

@@ -1,14 +1,15 @@
-// Linear layers that read the same input (q/k/v; gate/up), applied as one
-// product over their weights stacked along the outputs: one pass over the
-// input and one job split over the pool (alone, the small k and v
-// projections of a decode step ran on one thread). The outputs are views of
-// the product's columns. The layers stay separate modules with their own
-// Hugging Face names; the stacked weight is derived from them, kept while
-// they are the same layer objects holding the same tensors (checked only
-// when `Module.generation` says some module was written), and rebuilt
-// when `update(parameters:)`, an optimizer or `update(modules:)` changed
-// them. At load their weights become views of the stacked one, so the model
-// holds them once.
+// The products of a model's Linear layers on the inference path. Layers that
+// read the same input (q/k/v; gate/up) run as one product over their weights
+// stacked along the outputs: one pass over the input and one job split over
+// the pool (alone, the small k and v projections of a decode step ran on one
+// thread); the outputs are views of the product's columns. The layers stay
+// separate modules with their own Hugging Face names: the stacked weight is
+// derived from them and kept, with the layers' biases, while they are the
+// same layer objects holding the same tensors. That is checked only when
+// `Module.generation` says some module was written, so a decode step reads
+// no module property here. At load the layers' weights become views of the
+// stacked one, so the model holds them once. One layer (o_proj, phi3's
+// fused qkv_proj) is kept the same way, without stacking.
 
 import Synchronization
 import Tessera
@@ -28,11 +29,12 @@ final class ProjectionStack: Sendable {
     }
 
     private struct Stack {
-        /// The layers and their weight (and quantization) tensors it was built from.
+        /// The layers and the tensors it was built from: weights (and
+        /// quantization tensors), then biases.
         let layers: Layers
         let sources: [Tensor]
         let format: Format
-        /// The stacked weight (dense), or weight, scales and biases (quantized).
+        /// The (stacked) weight (dense), or weight, scales and biases (quantized).
         let tensors: [Tensor]
         /// Each layer's bias, added to its columns.
         let biases: [Tensor?]
@@ -44,10 +46,15 @@ final class ProjectionStack: Sendable {
 
     private let kept = Mutex<Stack?>(nil)
 
-    /// `layers[i](x)` for each layer; one layer (phi3's qkv_proj) is split into `sizes`.
-    func callAsFunction(_ layers: [Linear], sizes: [Int], _ x: Tensor) -> [Tensor] {
-        if layers.count == 1 { return layers[0](x).split(indices: Self.bounds(sizes), axis: -1) }
-        guard let stack = stack(layers) else { return layers.map { $0(x) } }
+    /// Each layer's output, `layers()[i](x)`; a single layer's output split
+    /// into `sizes` (phi3's fused projections), or whole without `sizes`.
+    /// `layers` is read only when a module changed since the last call.
+    func callAsFunction(_ layers: () -> [Linear], sizes: [Int] = [], _ x: Tensor) -> [Tensor] {
+        guard let stack = stack(layers) else {
+            let layers = layers()
+            guard layers.count == 1 else { return layers.map { $0(x) } }
+            return layers[0](x).split(indices: Self.bounds(sizes), axis: -1)
+        }
         let product: Tensor
         switch stack.format {
         case .dense: product = matmul(x, stack.tensors[0].T)
@@ -56,16 +63,20 @@ final class ProjectionStack: Sendable {
                 x, stack.tensors[0], scales: stack.tensors[1], biases: stack.tensors[2], transpose: true,
                 groupSize: groupSize, bits: bits)
         }
+        if stack.biases.count == 1 {
+            let whole = stack.biases[0].map { product + $0 } ?? product
+            return sizes.count > 1 ? whole.split(indices: Self.bounds(sizes), axis: -1) : [whole]
+        }
         let parts = product.split(indices: stack.bounds, axis: -1)
         return zip(parts, stack.biases).map { part, bias in bias.map { part + $0 } ?? part }
     }
 
-    /// Stacks the layers' weights now and makes each layer's weight a view of
-    /// the stack (one copy of the weights in memory), when their formats agree.
+    /// Stacks the layers' weights now and, for several layers, makes each
+    /// layer's weight a view of the stack (one copy of the weights in
+    /// memory), when their formats agree.
     func share(_ layers: [Linear]) {
-        guard layers.count > 1 else { return }
         eval(Self.sources(layers))
-        guard let stack = stack(layers) else { return }
+        guard layers.count > 1, let stack = stack({ layers }) else { return }
         let rows = stack.bounds
         let pieces = stack.tensors.map { $0.split(indices: rows, axis: 0) }
         for (i, layer) in layers.enumerated() {
@@ -84,14 +95,15 @@ final class ProjectionStack: Sendable {
         }
     }
 
-    /// The kept stack when the layers and their tensors are the ones it was
-    /// built from (no module changed since it was last found so: one counter
-    /// to compare per decode step); else a new one, unless a transform is
-    /// tracing or a tensor is still lazy (the layers then run separately, so
-    /// gradients reach them and nothing traced is kept) or the formats differ.
-    private func stack(_ layers: [Linear]) -> Stack? {
+    /// The kept stack while no module was written since it was last checked,
+    /// or when the layers and their tensors are still the ones it was built
+    /// from; else a new one, unless a transform is tracing or a tensor is
+    /// still lazy (the layers then run as modules, so gradients reach them
+    /// and nothing traced is kept) or the formats differ.
+    private func stack(_ readLayers: () -> [Linear]) -> Stack? {
         let generation = Module.generation
         if let hit = kept.withLock({ $0?.generation == generation ? $0 : nil }) { return hit }
+        let layers = readLayers()
         let sources = Self.sources(layers)
         if let hit = kept.withLock({ kept -> Stack? in
             guard var found = kept, found.layers.layers.count == layers.count, found.sources.count == sources.count,
@@ -107,9 +119,12 @@ final class ProjectionStack: Sendable {
         guard !Compile.isTracing, sources.allSatisfy(\.isEvaluated), let format = Self.format(layers) else { return nil }
         let perLayer = { if case .quantized = format { 3 } else { 1 } }()
         let weights = sources.prefix(perLayer * layers.count)
-        let tensors = (0..<perLayer).map { j in
-            concatenated(stride(from: j, to: weights.count, by: perLayer).map { weights[$0] }, axis: 0)
-        }
+        let tensors =
+            layers.count == 1
+            ? Array(weights)
+            : (0..<perLayer).map { j in
+                concatenated(stride(from: j, to: weights.count, by: perLayer).map { weights[$0] }, axis: 0)
+            }
         eval(tensors)
         let stack = Stack(
             layers: Layers(layers), sources: sources, format: format, tensors: tensors, biases: layers.map(\.bias),

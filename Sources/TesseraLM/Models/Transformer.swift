@@ -114,16 +114,18 @@ final class DecoderLayer: Module {
     @ModuleInfo(key: "pre_feedforward_layernorm") var preFeedForwardLayerNorm: RMSNorm? = nil
     @ModuleInfo(key: "post_feedforward_layernorm") var postFeedForwardLayerNorm: RMSNorm? = nil
     let configuration: TransformerConfiguration
+    let sandwich: Bool
 
     init(_ w: WeightSource, layer i: Int, _ c: TransformerConfiguration) throws {
         configuration = c
+        sandwich = c.normLayout == .sandwich
         let prefix = "model.layers.\(i)"
         let inputNorm = try w.norm(prefix + ".input_layernorm", size: c.hiddenSize, c)
         let attention = try Attention(w, prefix: prefix + ".self_attn", layer: i, c)
         let postAttentionNorm = try w.norm(prefix + ".post_attention_layernorm", size: c.hiddenSize, c)
-        var sandwich: (RMSNorm, RMSNorm)?
-        if c.normLayout == .sandwich {
-            sandwich = (
+        var sandwichNorms: (RMSNorm, RMSNorm)?
+        if sandwich {
+            sandwichNorms = (
                 try w.norm(prefix + ".pre_feedforward_layernorm", size: c.hiddenSize, c),
                 try w.norm(prefix + ".post_feedforward_layernorm", size: c.hiddenSize, c)
             )
@@ -133,7 +135,7 @@ final class DecoderLayer: Module {
         selfAttention = attention
         inputLayerNorm = inputNorm
         postAttentionLayerNorm = postAttentionNorm
-        if let (pre, post) = sandwich {
+        if let (pre, post) = sandwichNorms {
             preFeedForwardLayerNorm = pre
             postFeedForwardLayerNorm = post
         }
@@ -141,7 +143,8 @@ final class DecoderLayer: Module {
 
     func callAsFunction(_ h: Tensor, cache: KVCache?) -> Tensor {
         let attended = selfAttention(inputLayerNorm(h), cache: cache, configuration)
-        guard let preFeedForward = preFeedForwardLayerNorm, let postFeedForward = postFeedForwardLayerNorm else {
+        guard sandwich, let preFeedForward = preFeedForwardLayerNorm, let postFeedForward = postFeedForwardLayerNorm
+        else {
             let h = h + attended
             return h + mlp(postAttentionLayerNorm(h))
         }
