@@ -16,7 +16,7 @@ import Tessera
 import TesseraNN
 
 final class ProjectionStack: Sendable {
-    private enum Format {
+    private enum Format: Sendable {
         case dense
         case quantized(groupSize: Int, bits: Int)
     }
@@ -28,7 +28,8 @@ final class ProjectionStack: Sendable {
         init(_ layers: [Linear]) { self.layers = layers }
     }
 
-    private struct Stack {
+    /// A class, so that a decode step takes it out of the lock with one retain.
+    private final class Stack: Sendable {
         /// The layers and the tensors it was built from: weights (and
         /// quantization tensors), then biases.
         let layers: Layers
@@ -40,11 +41,15 @@ final class ProjectionStack: Sendable {
         let biases: [Tensor?]
         /// Where the product's columns split into the layers' outputs.
         let bounds: [Int]
-        /// `Module.generation` when the layers were last found to be these.
-        var generation: UInt64
+
+        init(layers: Layers, sources: [Tensor], format: Format, tensors: [Tensor], biases: [Tensor?], bounds: [Int]) {
+            (self.layers, self.sources, self.format, self.tensors) = (layers, sources, format, tensors)
+            (self.biases, self.bounds) = (biases, bounds)
+        }
     }
 
-    private let kept = Mutex<Stack?>(nil)
+    /// The stack, and `Module.generation` when its layers were last found to be these.
+    private let kept = Mutex<(stack: Stack, generation: UInt64)?>(nil)
 
     /// Each layer's output, `layers()[i](x)`; a single layer's output split
     /// into `sizes` (phi3's fused projections), or whole without `sizes`.
@@ -88,11 +93,10 @@ final class ProjectionStack: Sendable {
         }
         let generation = Module.generation
         let views = Self.sources(layers)
-        kept.withLock {
-            $0 = Stack(
-                layers: stack.layers, sources: views, format: stack.format, tensors: stack.tensors,
-                biases: stack.biases, bounds: rows, generation: generation)
-        }
+        let shared = Stack(
+            layers: stack.layers, sources: views, format: stack.format, tensors: stack.tensors, biases: stack.biases,
+            bounds: rows)
+        kept.withLock { $0 = (shared, generation) }
     }
 
     /// The kept stack while no module was written since it was last checked,
@@ -102,16 +106,15 @@ final class ProjectionStack: Sendable {
     /// and nothing traced is kept) or the formats differ.
     private func stack(_ readLayers: () -> [Linear]) -> Stack? {
         let generation = Module.generation
-        if let hit = kept.withLock({ $0?.generation == generation ? $0 : nil }) { return hit }
+        if let hit = kept.withLock({ $0?.generation == generation ? $0?.stack : nil }) { return hit }
         let layers = readLayers()
         let sources = Self.sources(layers)
         if let hit = kept.withLock({ kept -> Stack? in
-            guard var found = kept, found.layers.layers.count == layers.count, found.sources.count == sources.count,
-                zip(found.layers.layers, layers).allSatisfy({ $0 === $1 }),
+            guard let found = kept?.stack, found.layers.layers.count == layers.count,
+                found.sources.count == sources.count, zip(found.layers.layers, layers).allSatisfy({ $0 === $1 }),
                 zip(found.sources, sources).allSatisfy({ $0.isIdentical(to: $1) })
             else { return nil }
-            found.generation = generation
-            kept = found
+            kept = (found, generation)
             return found
         }) {
             return hit
@@ -128,8 +131,8 @@ final class ProjectionStack: Sendable {
         eval(tensors)
         let stack = Stack(
             layers: Layers(layers), sources: sources, format: format, tensors: tensors, biases: layers.map(\.bias),
-            bounds: Self.bounds(layers.map { $0.weight.dim(0) }), generation: generation)
-        kept.withLock { $0 = stack }
+            bounds: Self.bounds(layers.map { $0.weight.dim(0) }))
+        kept.withLock { $0 = (stack, generation) }
         return stack
     }
 
