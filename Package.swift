@@ -62,13 +62,13 @@ let package = Package(
         ),
         .target(
             name: "TesseraLM",
-            dependencies: ["Tessera"],
+            dependencies: ["Tessera", "TesseraNN"],
             path: "Sources/TesseraLM",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(
             name: "TesseraLMTests",
-            dependencies: ["TesseraLM"],
+            dependencies: ["TesseraLM", "TesseraNN"],
             path: "Tests/TesseraLMTests",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),

@@ -2,8 +2,10 @@
 // `Module` finds them by reflection (Mirror) with no registration code, as in
 // mlx-swift. Each wrapper is a struct around a reference box: Mirror hands out
 // copies of stored properties, and the box lets `update(parameters:)` and
-// `update(modules:)` write through such a copy.
+// `update(modules:)` write through such a copy. Every write advances
+// `Module.generation`, which caches of values derived from parameters read.
 
+import Synchronization
 import Tessera
 
 /// Marks a stored `Tensor` (or `Tensor?`) property of a `Module` as a parameter.
@@ -18,13 +20,13 @@ import Tessera
 /// The parameter's key is the property name unless `key` is given.
 @propertyWrapper
 public struct ParameterInfo<T: ParameterValue> {
-    final class Box {
-        var value: T?
-        init(_ value: T?) { self.value = value }
+    @usableFromInline final class Box {
+        @usableFromInline var value: T? { didSet { ModuleGeneration.advance() } }
+        @usableFromInline init(_ value: T?) { self.value = value }
     }
 
-    let box: Box
-    let key: String?
+    @usableFromInline let box: Box
+    @usableFromInline let key: String?
 
     public init(wrappedValue: T, key: String? = nil) {
         box = Box(wrappedValue)
@@ -38,7 +40,10 @@ public struct ParameterInfo<T: ParameterValue> {
         self.key = key
     }
 
-    public var wrappedValue: T {
+    // Inlinable: a model reads its parameters and submodules on every call
+    // (a decode step reads hundreds), and an unspecialized generic getter
+    // across the module boundary cost more than the read.
+    @inlinable public var wrappedValue: T {
         get {
             guard let v = box.value else { fatalError("[Module] property \(key ?? "") read before it was assigned") }
             return v
@@ -59,13 +64,13 @@ public struct ParameterInfo<T: ParameterValue> {
 /// ```
 @propertyWrapper
 public struct ModuleInfo<T> {
-    final class Box {
-        var value: T?
-        init(_ value: T?) { self.value = value }
+    @usableFromInline final class Box {
+        @usableFromInline var value: T? { didSet { ModuleGeneration.advance() } }
+        @usableFromInline init(_ value: T?) { self.value = value }
     }
 
-    let box: Box
-    let key: String?
+    @usableFromInline let box: Box
+    @usableFromInline let key: String?
 
     public init(wrappedValue: T, key: String? = nil) {
         box = Box(wrappedValue)
@@ -79,7 +84,10 @@ public struct ModuleInfo<T> {
         self.key = key
     }
 
-    public var wrappedValue: T {
+    // Inlinable: a model reads its parameters and submodules on every call
+    // (a decode step reads hundreds), and an unspecialized generic getter
+    // across the module boundary cost more than the read.
+    @inlinable public var wrappedValue: T {
         get {
             guard let v = box.value else { fatalError("[Module] property \(key ?? "") read before it was assigned") }
             return v
@@ -148,4 +156,20 @@ extension ModuleInfo: ModuleSlot {
         let any: Any = modules
         return any as? T
     }
+}
+
+/// The count of writes to any module's parameters or submodules.
+@usableFromInline enum ModuleGeneration {
+    static let counter = Atomic<UInt64>(0)
+
+    @usableFromInline static func advance() { counter.add(1, ordering: .releasing) }
+}
+
+extension Module {
+    /// Changes whenever a parameter or submodule of any module is set
+    /// (`update(parameters:)`, `update(modules:)`, an optimizer, a transform
+    /// swapping in traced values, an assignment). A value derived from
+    /// parameters (a stacked weight) can be used without checking them while
+    /// it is the same.
+    public static var generation: UInt64 { ModuleGeneration.counter.load(ordering: .acquiring) }
 }

@@ -57,6 +57,25 @@ final class ModuleTests: XCTestCase {
         guard case .array? = rebuilt["layers"] else { return XCTFail("numbered keys should become an array") }
     }
 
+    /// Every write to a parameter or submodule advances `Module.generation`; reads do not.
+    func testGenerationAdvancesOnWrites() throws {
+        let block = Block()
+        var last = Module.generation
+        func advanced() -> Bool {
+            defer { last = Module.generation }
+            return Module.generation != last
+        }
+        _ = block.parameters()
+        _ = block.norm(Tensor.ones([1, 8]))
+        XCTAssertFalse(advanced())
+        block.scale = Tensor.zeros([8])
+        XCTAssertTrue(advanced())
+        try block.update(parameters: ["norm.weight": Tensor.ones([8])], strict: false)
+        XCTAssertTrue(advanced())
+        try block.update(modules: ["norm": RMSNorm(dimensions: 8)])
+        XCTAssertTrue(advanced())
+    }
+
     func testUpdateReplacesParameters() throws {
         let t = Tower()
         var flat = t.parameters().flatDictionary

@@ -82,4 +82,13 @@ final class TensorTests: XCTestCase {
         XCTAssertEqual(stacked(parts, axis: 1).shape, [2, 3])
         XCTAssertEqual(a.split(indices: [1, 4]).map(\.size), [1, 3, 2])
     }
+
+    /// Identity is the node, not the value: copies of a handle are identical, equal values are not.
+    func testIdentityIsTheNode() {
+        let a = Tensor([1, 2] as [Float])
+        let copy = a
+        XCTAssertTrue(copy.isIdentical(to: a))
+        XCTAssertFalse(Tensor([1, 2] as [Float]).isIdentical(to: a))
+        XCTAssertFalse((a + 0).isIdentical(to: a))
+    }
 }

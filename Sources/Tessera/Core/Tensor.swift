@@ -262,6 +262,10 @@ public struct Tensor: Sendable {
     /// Whether the value has been computed.
     public var isEvaluated: Bool { node.isEvaluated }
 
+    /// Whether both handles are the same node (not merely equal values), e.g.
+    /// to tell whether a value derived from parameters is still current.
+    public func isIdentical(to other: Tensor) -> Bool { node === other.node }
+
     /// The size of `axis` (negative counts from the end).
     public func dim(_ axis: Int) -> Int { shape[normalizeAxis(axis, ndim, "dim")] }
 }

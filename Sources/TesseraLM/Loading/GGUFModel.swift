@@ -1,16 +1,12 @@
 // What a GGUF file's metadata says about its model: the hyper-parameters
 // (`<arch>.*` keys) rewritten as a Hugging Face config.json, so the
-// architecture files read them as they read a folder's, and the llama.cpp
-// storage conventions its tensors follow:
-//   - llama (and Mistral, which llama.cpp writes as "llama"): q/k rows
-//     interleaved per head for llama.cpp's "normal" rope (Tessera rotates
-//     them with the traditional rope instead of un-permuting);
+// architecture files read them as they read a folder's. The tensors'
+// names, q/k permutation and norm storage are each architecture's
+// `GGUFConventions` (in its file). Metadata conventions read here:
 //   - llama 3 rope scaling as a `rope_freqs` tensor of per-pair divisors;
-//   - gemma2/gemma3: norm weights stored as 1 + w; sliding pattern, local
-//     rope base and query scale that llama.cpp fixes per architecture when
-//     the file has no key for them;
-//   - phi3: fused attn_qkv and ffn_up (gate rows first), partial rotary as
-//     `rope.dimension_count`;
+//   - gemma2/gemma3: sliding pattern, local rope base and query scale that
+//     llama.cpp fixes per architecture when the file has no key for them;
+//   - phi3: partial rotary as `rope.dimension_count`;
 //   - tied embeddings: no `output.weight`.
 
 import Tessera
@@ -20,30 +16,23 @@ import Glibc
 #endif
 
 struct GGUFModelDescription {
-    /// `general.architecture` → the registry's `model_type`.
-    static let modelTypes: [String: String] = [
-        "llama": "llama", "mistral": "mistral", "qwen2": "qwen2", "qwen3": "qwen3", "phi3": "phi3",
-        "gemma2": "gemma2", "gemma3": "gemma3_text",
-    ]
-
     let architecture: String
     let modelType: String
     /// The hyper-parameters as a Hugging Face config.json.
     let config: JSONValue
-    /// q/k rows interleaved per head (llama.cpp's permutation for its "normal" rope).
-    let permutedQueryKey: Bool
-    /// Norm weights stored as `1 + w` (gemma), where a config.json model applies `1 + w` itself.
-    let normsIncludeOne: Bool
+    /// How the architecture's tensors are stored.
+    let conventions: GGUFConventions
     /// `rope_freqs.weight`: divisors of each rotated pair's frequency (llama 3 scaling).
     var ropeFactors: [Float]?
 
     init(_ file: GGUFFile) throws {
         let arch = file.metadata["general.architecture"]?.string ?? "(none)"
-        guard let modelType = Self.modelTypes[arch] else { throw ModelError.unknownModelType(arch) }
+        let architectureType = try ModelRegistry.architecture(gguf: arch)
+        guard let modelType = architectureType.modelTypes.first else { throw ModelError.unknownModelType(arch) }
         architecture = arch
         self.modelType = modelType
-        permutedQueryKey = arch == "llama" || arch == "mistral"
-        normsIncludeOne = arch.hasPrefix("gemma")
+        conventions = architectureType.gguf
+        let gemma = arch.hasPrefix("gemma")
 
         func value(_ key: String) -> GGUFValue? { file.metadata["\(arch).\(key)"] }
         func int(_ key: String) throws -> Int? {
@@ -74,13 +63,13 @@ struct GGUFModelDescription {
         }
         let base = try double("rope.freq_base") ?? (arch == "gemma3" ? 1_000_000 : 10000)
         var fields: [(String, JSONValue)] = [
-            ("architectures", .array([.string(Self.className(modelType))])), ("model_type", .string(modelType)),
+            ("architectures", .array([.string(conventions.className)])), ("model_type", .string(modelType)),
             ("hidden_size", .int(hidden)), ("intermediate_size", .int(try required("feed_forward_length"))),
             ("num_hidden_layers", .int(layers)), ("num_attention_heads", .int(heads)),
             ("num_key_value_heads", .int(try int("attention.head_count_kv") ?? heads)), ("head_dim", .int(headDim)),
             ("vocab_size", .int(embedding.shape[0])),
             ("max_position_embeddings", .int(try int("context_length") ?? 4096)),
-            ("rms_norm_eps", .double(try double("attention.layer_norm_rms_epsilon") ?? (normsIncludeOne ? 1e-6 : 1e-5))),
+            ("rms_norm_eps", .double(try double("attention.layer_norm_rms_epsilon") ?? (gemma ? 1e-6 : 1e-5))),
             ("rope_theta", .double(base)), ("tie_word_embeddings", .bool(file.info("output.weight") == nil)),
         ]
         // Linear position scaling (gemma3's global layers, some llamas); llama 3 scaling comes as rope_freqs.
@@ -105,7 +94,7 @@ struct GGUFModelDescription {
         }
         let window = try int("attention.sliding_window")
         if let window, window > 0 { fields.append(("sliding_window", .int(window))) }
-        if normsIncludeOne {
+        if gemma {
             for key in ["attn_logit_softcapping", "final_logit_softcapping"] {
                 if let cap = try double(key), cap > 0 { fields.append((key, .double(cap))) }
             }
@@ -137,11 +126,9 @@ struct GGUFModelDescription {
         }
     }
 
-    /// The transformer configuration for the file's tensors as stored.
+    /// The transformer configuration (for the tensors as `WeightSource.gguf` reads them).
     func configuration() throws -> TransformerConfiguration {
         var c = try ModelRegistry.architecture(modelType).configuration(ConfigReader(json: config))
-        c.ropeTraditional = permutedQueryKey
-        if normsIncludeOne { c.normWeightOffset = 0 }
         if let ropeFactors {
             let dims = c.ropeDimensions ?? c.headDim
             let base = Double(c.rope.base)
@@ -176,17 +163,5 @@ struct GGUFModelDescription {
             throw ModelError.invalidConfiguration("GGUF sliding_window_pattern must be an integer or \(layers) flags")
         }
         return flags
-    }
-
-    static func className(_ modelType: String) -> String {
-        switch modelType {
-        case "llama": return "LlamaForCausalLM"
-        case "mistral": return "MistralForCausalLM"
-        case "qwen2": return "Qwen2ForCausalLM"
-        case "qwen3": return "Qwen3ForCausalLM"
-        case "phi3": return "Phi3ForCausalLM"
-        case "gemma2": return "Gemma2ForCausalLM"
-        default: return "Gemma3ForCausalLM"
-        }
     }
 }

@@ -109,9 +109,8 @@ public enum ModelConverter {
         return (config, tensors)
     }
 
-    /// A GGUF's tensors under Hugging Face names and conventions (llama's q/k
-    /// rows un-permuted for the half-rotation rope, gemma's norms back to
-    /// `w` from `1 + w`), dense float32, a config.json from its metadata, and
+    /// A GGUF's tensors under Hugging Face names and conventions (as the
+    /// model loads them: `WeightSource.gguf`), dense float32, a config.json from its metadata, and
     /// tokenizer.json + tokenizer_config.json from its tokenizer metadata (if any).
     static func readGGUF(_ path: String) throws -> (JSONValue, [String: Tensor], tokenizerFiles: [(String, JSONValue)]) {
         let file = try GGUFFile.load(path)
@@ -119,30 +118,18 @@ public enum ModelConverter {
         let folderConfig = try configWithRopeScaling(description, path: path)
         // The folder's configuration: the tensors are read for its roles and shapes.
         let c = try ModelRegistry.architecture(description.modelType).configuration(ConfigReader(json: folderConfig))
-        let sandwich = c.normLayout == .sandwich
         final class Collected { var tensors: [String: Tensor] = [:] }
         let collected = Collected()
+        let stored = WeightSource.gguf(file, description.conventions, c)
         let source = WeightSource(
-            fetch: { role, suffix in
-                let name = role.ggufName(sandwich: sandwich) + suffix
-                guard file.info(name) != nil else { return nil }
-                var w = try file.tensor(name).dense.asType(.float32)
-                if description.permutedQueryKey {
-                    // llama.cpp interleaves each head's two rotation halves; put them back.
-                    var heads: Int?
-                    if case .q = role { heads = c.headCount }
-                    if case .k = role { heads = c.kvHeadCount }
-                    if let heads {
-                        let columns = w.ndim == 2 ? [w.dim(1)] : []
-                        w = w.reshaped([heads, c.headDim / 2, 2] + columns).swappedAxes(1, 2).reshaped(w.shape)
-                    }
-                }
-                if description.normsIncludeOne, w.ndim == 1, suffix == ".weight", role.isNorm { w = w - 1 }
-                try checkedEval([w])
-                collected.tensors[role.huggingFaceName + suffix] = w
-                return .dense(w)
+            fetch: { name, suffix in
+                guard let w = try stored.fetch(name, suffix) else { return nil }
+                let dense = w.dense.asType(.float32)
+                try checkedEval([dense])
+                collected.tensors[name + suffix] = dense
+                return .dense(dense)
             },
-            describe: { $0.ggufName(sandwich: sandwich) })
+            describe: stored.describe)
         _ = try TransformerModel(configuration: c, weights: source)
         var tokenizerFiles: [(String, JSONValue)] = []
         if file.metadata["tokenizer.ggml.model"] != nil {

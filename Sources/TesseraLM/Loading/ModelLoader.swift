@@ -38,7 +38,7 @@ public enum ModelLoader {
         let description = try GGUFModelDescription(file)
         let configuration = try description.configuration()
         let model = try TransformerModel(
-            configuration: configuration, weights: .gguf(file, sandwich: configuration.normLayout == .sandwich))
+            configuration: configuration, weights: .gguf(file, description.conventions, configuration))
         return LoadedModel(
             model: model, modelType: description.modelType, gguf: file, folder: nil,
             identity: identity(description.modelType, configuration, path))

@@ -21,8 +21,12 @@ public enum SyntheticModel {
     }
 
     /// A llama-family model of `config` (config.json text) with random
-    /// weights, quantized MLX-affine with `bits`/`groupSize` (nil: float16).
-    public static func llama(config: String, bits: Int? = 4, groupSize: Int = 32, seed: UInt64 = 0) throws -> any LanguageModel {
+    /// weights (normal, std `scale`), quantized MLX-affine with
+    /// `bits`/`groupSize`, or (`bits` nil) dense in `dtype`.
+    public static func llama(
+        config: String, bits: Int? = 4, groupSize: Int = 32, dtype: DType = .float16, scale: Double = 0.02,
+        seed: UInt64 = 0
+    ) throws -> TransformerModel {
         let json: JSONValue
         do { json = try JSONValue(parsing: Array(config.utf8)) } catch {
             throw ModelError.invalidConfiguration("config: \(error)")
@@ -34,7 +38,7 @@ public enum SyntheticModel {
         var counter: UInt64 = 0
         func add(_ name: String, _ shape: [Int]) {
             counter += 1
-            let w = Random.normal(shape, dtype: .float16, scale: 0.02, key: Random.key(seed &* 1_000_003 &+ counter))
+            let w = Random.normal(shape, dtype: dtype, scale: scale, key: Random.key(seed &* 1_000_003 &+ counter))
             if let bits {
                 let (wq, scales, biases) = quantize(w, groupSize: groupSize, bits: bits)
                 tensors[name + ".weight"] = wq
@@ -44,7 +48,7 @@ public enum SyntheticModel {
                 tensors[name + ".weight"] = w
             }
         }
-        func norm(_ name: String) { tensors[name + ".weight"] = Tensor.ones([c.hiddenSize], dtype: .float16) }
+        func norm(_ name: String) { tensors[name + ".weight"] = Tensor.ones([c.hiddenSize], dtype: dtype) }
         let (h, q, kv) = (c.hiddenSize, c.headCount * c.headDim, c.kvHeadCount * c.headDim)
         add("model.embed_tokens", [c.vocabularySize, h])
         if !c.tiedEmbeddings { add("lm_head", [c.vocabularySize, h]) }

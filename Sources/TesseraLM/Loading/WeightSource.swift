@@ -1,117 +1,98 @@
-// Where a model's tensors come from, under the roles an architecture asks
-// for (embedding, layer i's q projection...), whatever the file calls them.
+// Where a model's tensors come from, asked for by their Hugging Face names
+// (`model.layers.3.self_attn.q_proj`), whatever the file calls them, and the
+// TesseraNN layers built from them (Linear or QuantizedLinear, Embedding or
+// QuantizedEmbedding, RMSNorm) with their shapes checked.
 
 import Tessera
+import TesseraNN
 
-/// A tensor's role in a decoder-only transformer, named after the Hugging Face
-/// module that holds it (`postAttentionNorm` is llama's MLP input norm and
-/// gemma's attention output norm: the architecture decides what it does).
-enum WeightRole: Sendable {
-    case embedding, finalNorm, head
-    case attentionNorm(Int), q(Int), k(Int), v(Int), o(Int), qkv(Int), qNorm(Int), kNorm(Int)
-    case postAttentionNorm(Int), preFeedForwardNorm(Int), postFeedForwardNorm(Int)
-    case gate(Int), up(Int), down(Int), gateUp(Int)
+/// A stored weight: dense, or in MLX's affine quantized format.
+enum StoredWeight {
+    case dense(Tensor)
+    case quantized(QuantizedWeight)
 
-    /// GGUF's name (llama.cpp convention), without the ".weight"/".bias" suffix.
-    /// In gemma's sandwich layout `postAttentionNorm` is the attention output's
-    /// norm (`post_attention_norm`) and `ffn_norm` the MLP's input norm.
-    func ggufName(sandwich: Bool) -> String {
-        if sandwich, case .postAttentionNorm(let i) = self { return "blk.\(i).post_attention_norm" }
-        return ggufName
-    }
-
-    /// An RMS norm's weight (gemma stores these as `1 + w` in GGUF).
-    var isNorm: Bool {
+    /// [out, in] in dense terms.
+    var shape: [Int] {
         switch self {
-        case .finalNorm, .attentionNorm, .qNorm, .kNorm, .postAttentionNorm, .preFeedForwardNorm, .postFeedForwardNorm:
-            return true
-        default: return false
+        case .dense(let w): return w.shape
+        case .quantized(let q): return Array(q.weight.shape.dropLast()) + [q.weight.dim(-1) * 32 / q.bits]
         }
     }
 
-    /// GGUF's name in the pre-norm layout.
-    var ggufName: String {
+    /// The values as a dense tensor (float32 when dequantized).
+    var dense: Tensor {
         switch self {
-        case .embedding: return "token_embd"
-        case .finalNorm: return "output_norm"
-        case .head: return "output"
-        case .attentionNorm(let i): return "blk.\(i).attn_norm"
-        case .q(let i): return "blk.\(i).attn_q"
-        case .k(let i): return "blk.\(i).attn_k"
-        case .v(let i): return "blk.\(i).attn_v"
-        case .o(let i): return "blk.\(i).attn_output"
-        case .qkv(let i): return "blk.\(i).attn_qkv"
-        case .qNorm(let i): return "blk.\(i).attn_q_norm"
-        case .kNorm(let i): return "blk.\(i).attn_k_norm"
-        case .postAttentionNorm(let i): return "blk.\(i).ffn_norm"
-        case .preFeedForwardNorm(let i): return "blk.\(i).ffn_norm"
-        case .postFeedForwardNorm(let i): return "blk.\(i).post_ffw_norm"
-        case .gate(let i): return "blk.\(i).ffn_gate"
-        case .up(let i): return "blk.\(i).ffn_up"
-        case .down(let i): return "blk.\(i).ffn_down"
-        case .gateUp(let i): return "blk.\(i).ffn_up"
+        case .dense(let w): return w
+        case .quantized(let q): return q.dequantized()
         }
     }
 
-    /// The Hugging Face name, without the ".weight"/".bias" suffix.
-    var huggingFaceName: String {
+    /// `transform` applied to the tensor, or to each of the quantized tensors
+    /// (for changes along the rows, which quantization groups never cross).
+    func mapRows(_ transform: (Tensor) -> Tensor) -> StoredWeight {
         switch self {
-        case .embedding: return "model.embed_tokens"
-        case .finalNorm: return "model.norm"
-        case .head: return "lm_head"
-        case .attentionNorm(let i): return "model.layers.\(i).input_layernorm"
-        case .q(let i): return "model.layers.\(i).self_attn.q_proj"
-        case .k(let i): return "model.layers.\(i).self_attn.k_proj"
-        case .v(let i): return "model.layers.\(i).self_attn.v_proj"
-        case .o(let i): return "model.layers.\(i).self_attn.o_proj"
-        case .qkv(let i): return "model.layers.\(i).self_attn.qkv_proj"
-        case .qNorm(let i): return "model.layers.\(i).self_attn.q_norm"
-        case .kNorm(let i): return "model.layers.\(i).self_attn.k_norm"
-        case .postAttentionNorm(let i): return "model.layers.\(i).post_attention_layernorm"
-        case .preFeedForwardNorm(let i): return "model.layers.\(i).pre_feedforward_layernorm"
-        case .postFeedForwardNorm(let i): return "model.layers.\(i).post_feedforward_layernorm"
-        case .gate(let i): return "model.layers.\(i).mlp.gate_proj"
-        case .up(let i): return "model.layers.\(i).mlp.up_proj"
-        case .down(let i): return "model.layers.\(i).mlp.down_proj"
-        case .gateUp(let i): return "model.layers.\(i).mlp.gate_up_proj"
+        case .dense(let w): return .dense(transform(w))
+        case .quantized(let q):
+            return .quantized(QuantizedWeight(
+                weight: transform(q.weight), scales: transform(q.scales), biases: transform(q.biases),
+                groupSize: q.groupSize, bits: q.bits))
         }
     }
 }
 
-/// Looks weights up by role, checking their shapes.
+/// Looks weights up by Hugging Face name, checking their shapes.
 struct WeightSource {
     /// The tensor `name` + `suffix` (".weight", ".bias"), nil when absent.
-    let fetch: (_ role: WeightRole, _ suffix: String) throws -> Weight?
-    let describe: (WeightRole) -> String
+    let fetch: (_ name: String, _ suffix: String) throws -> StoredWeight?
+    /// The file's name for `name` (for errors).
+    let describe: (String) -> String
 
-    func weight(_ role: WeightRole, shape: [Int]) throws -> Weight {
-        guard let w = try fetch(role, ".weight") else { throw ModelError.missingTensor(describe(role) + ".weight") }
+    func weight(_ name: String, shape: [Int]) throws -> StoredWeight {
+        guard let w = try fetch(name, ".weight") else { throw ModelError.missingTensor(describe(name) + ".weight") }
         guard w.shape == shape else {
-            throw ModelError.tensorShape(name: describe(role) + ".weight", expected: shape, got: w.shape)
+            throw ModelError.tensorShape(name: describe(name) + ".weight", expected: shape, got: w.shape)
         }
         return w
     }
 
-    func vector(_ role: WeightRole, size: Int, suffix: String = ".weight") throws -> Tensor {
-        guard let w = try fetch(role, suffix) else { throw ModelError.missingTensor(describe(role) + suffix) }
+    /// A 1-D tensor (norm weight, bias) as float32.
+    func vector(_ name: String, size: Int, suffix: String = ".weight") throws -> Tensor {
+        guard let w = try fetch(name, suffix) else { throw ModelError.missingTensor(describe(name) + suffix) }
         guard case .dense(let t) = w, t.shape == [size] else {
-            throw ModelError.tensorShape(name: describe(role) + suffix, expected: [size], got: w.shape)
+            throw ModelError.tensorShape(name: describe(name) + suffix, expected: [size], got: w.shape)
         }
         return t.asType(.float32)
     }
 
-    /// GGUF tensors: Q4_0/Q4_1/Q8_0 stay quantized, everything else dense.
-    static func gguf(_ file: GGUFFile, sandwich: Bool) -> WeightSource {
-        WeightSource(
-            fetch: { role, suffix in
-                let name = role.ggufName(sandwich: sandwich) + suffix
-                guard file.info(name) != nil else { return nil }
-                switch try file.tensor(name) {
-                case .dense(let t): return .dense(t)
-                case .quantized(let q): return .quantized(q)
-                }
-            },
-            describe: { $0.ggufName(sandwich: sandwich) })
+    /// `name` as a `Linear` (weight [outputs, inputs]), or a `QuantizedLinear` when stored quantized.
+    func linear(_ name: String, inputs: Int, outputs: Int, bias: Bool = false) throws -> Linear {
+        let w = try weight(name, shape: [outputs, inputs])
+        let b = bias ? try vector(name, size: outputs, suffix: ".bias") : nil
+        switch w {
+        case .dense(let t): return Linear(weight: t, bias: b)
+        case .quantized(let q):
+            return QuantizedLinear(
+                weight: q.weight, scales: q.scales, biases: q.biases, bias: b, groupSize: q.groupSize, bits: q.bits)
+        }
+    }
+
+    func embedding(_ name: String, count: Int, dimensions: Int) throws -> Embedding {
+        switch try weight(name, shape: [count, dimensions]) {
+        case .dense(let t): return Embedding(weight: t)
+        case .quantized(let q):
+            return QuantizedEmbedding(
+                weight: q.weight, scales: q.scales, biases: q.biases, groupSize: q.groupSize, bits: q.bits)
+        }
+    }
+
+    /// An RMS norm over `size` features (gemma's applies 1 + w).
+    func norm(_ name: String, size: Int, _ c: TransformerConfiguration) throws -> RMSNorm {
+        let norm =
+            c.normWeightOffset == 0
+            ? RMSNorm(dimensions: size, eps: c.rmsNormEps)
+            : OffsetRMSNorm(dimensions: size, eps: c.rmsNormEps, offset: c.normWeightOffset)
+        norm.weight = try vector(name, size: size)
+        return norm
     }
 
     /// Hugging Face / mlx-community safetensors: `name.weight`, plus
@@ -119,8 +100,7 @@ struct WeightSource {
     /// bits of `quantization` (per-layer entries override the defaults).
     static func safetensors(_ tensors: [String: Tensor], quantization: JSONValue?) -> WeightSource {
         WeightSource(
-            fetch: { role, suffix in
-                let base = role.huggingFaceName
+            fetch: { base, suffix in
                 guard let w = tensors[base + suffix] else { return nil }
                 guard suffix == ".weight", let scales = tensors[base + ".scales"] else { return .dense(w) }
                 let (groupSize, bits) = try quantizationParameters(quantization, layer: base)
@@ -135,7 +115,7 @@ struct WeightSource {
                 }
                 return .quantized(QuantizedWeight(weight: w, scales: scales, biases: biases, groupSize: groupSize, bits: bits))
             },
-            describe: { $0.huggingFaceName })
+            describe: { $0 })
     }
 
     /// `(groupSize, bits)` for `layer` from an mlx-lm `quantization` entry.
@@ -143,7 +123,7 @@ struct WeightSource {
         guard let quantization else {
             throw ModelError.invalidConfiguration("\(layer) is quantized but config.json has no quantization")
         }
-        let entry = quantization[layer]?.object != nil ? quantization[layer]! : quantization
+        let entry = quantization[layer].flatMap { $0.object != nil ? $0 : nil } ?? quantization
         let mode = entry["mode"]?.string ?? quantization["mode"]?.string ?? "affine"
         guard mode == "affine" else { throw ModelError.invalidConfiguration("quantization mode \(mode) is not supported") }
         guard let groupSize = entry["group_size"]?.int ?? quantization["group_size"]?.int,

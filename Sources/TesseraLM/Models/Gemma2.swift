@@ -5,6 +5,7 @@
 
 enum Gemma2: Architecture {
     static let modelTypes = ["gemma2"]
+    static let gguf = Gemma.gguf(architecture: "gemma2", className: "Gemma2ForCausalLM")
 
     static func configuration(_ config: ConfigReader) throws -> TransformerConfiguration {
         var c = try Gemma.common(config)
@@ -18,6 +19,16 @@ enum Gemma2: Architecture {
 
 /// What gemma 2 and 3 share.
 enum Gemma {
+    /// GGUF: norms stored as 1 + w; the sandwich norms under their own names.
+    static func gguf(architecture: String, className: String) -> GGUFConventions {
+        GGUFConventions(
+            architecture: architecture, className: className, normsIncludeOne: true,
+            layerNameOverrides: [
+                "post_attention_layernorm": "post_attention_norm", "pre_feedforward_layernorm": "ffn_norm",
+                "post_feedforward_layernorm": "post_ffw_norm",
+            ])
+    }
+
     static func common(_ config: ConfigReader) throws -> TransformerConfiguration {
         var c = try config.transformer()
         c.tiedEmbeddings = try config.bool("tie_word_embeddings", default: true)

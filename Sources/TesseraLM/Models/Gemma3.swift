@@ -5,6 +5,7 @@
 
 enum Gemma3: Architecture {
     static let modelTypes = ["gemma3_text", "gemma3"]
+    static let gguf = Gemma.gguf(architecture: "gemma3", className: "Gemma3ForCausalLM")
 
     static func configuration(_ outer: ConfigReader) throws -> TransformerConfiguration {
         let config = outer.json["text_config"].map(ConfigReader.init) ?? outer

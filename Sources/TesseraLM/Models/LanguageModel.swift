@@ -42,11 +42,13 @@ extension LanguageModel {
     public func makeCache(maxSize: Int? = nil) -> [KVCache] { makeCache(maxSize: maxSize, quantization: nil) }
 }
 
-/// One architecture: reads a config.json into the shared transformer's configuration.
+/// One architecture: reads a config.json into the shared transformer's
+/// configuration, and says how llama.cpp stores it in a GGUF file.
 protocol Architecture {
-    /// The `model_type` values it answers to.
+    /// The `model_type` values it answers to (the first is a GGUF file's).
     static var modelTypes: [String] { get }
     static func configuration(_ config: ConfigReader) throws -> TransformerConfiguration
+    static var gguf: GGUFConventions { get }
 }
 
 /// Architectures by `model_type` / GGUF `general.architecture`.
@@ -62,6 +64,14 @@ public enum ModelRegistry {
     static func architecture(_ modelType: String) throws -> any Architecture.Type {
         guard let found = architectures.first(where: { $0.modelTypes.contains(modelType) }) else {
             throw ModelError.unknownModelType(modelType)
+        }
+        return found
+    }
+
+    /// The architecture of a GGUF file's `general.architecture`.
+    static func architecture(gguf name: String) throws -> any Architecture.Type {
+        guard let found = architectures.first(where: { $0.gguf.architecture == name }) else {
+            throw ModelError.unknownModelType(name)
         }
         return found
     }

@@ -2,6 +2,8 @@
 
 enum Mistral: Architecture {
     static let modelTypes = ["mistral"]
+    /// llama.cpp usually writes Mistral as "llama"; either way q/k rows are permuted.
+    static let gguf = GGUFConventions(architecture: "mistral", className: "MistralForCausalLM", permutedQueryKey: true)
 
     static func configuration(_ config: ConfigReader) throws -> TransformerConfiguration {
         var c = try Llama.configuration(config)

@@ -3,6 +3,10 @@
 
 enum Phi3: Architecture {
     static let modelTypes = ["phi3"]
+    /// GGUF: fused `attn_qkv` and `ffn_up` (gate rows first, as gate_up_proj).
+    static let gguf = GGUFConventions(
+        architecture: "phi3", className: "Phi3ForCausalLM",
+        layerNameOverrides: ["self_attn.qkv_proj": "attn_qkv", "mlp.gate_up_proj": "ffn_up"])
 
     static func configuration(_ config: ConfigReader) throws -> TransformerConfiguration {
         for key in ["rope_scaling", "rope_parameters"] {

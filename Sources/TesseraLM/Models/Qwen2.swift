@@ -2,6 +2,7 @@
 
 enum Qwen2: Architecture {
     static let modelTypes = ["qwen2"]
+    static let gguf = GGUFConventions(architecture: "qwen2", className: "Qwen2ForCausalLM")
 
     static func configuration(_ config: ConfigReader) throws -> TransformerConfiguration {
         var c = try config.transformer()

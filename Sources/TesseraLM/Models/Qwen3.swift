@@ -3,6 +3,7 @@
 
 enum Qwen3: Architecture {
     static let modelTypes = ["qwen3"]
+    static let gguf = GGUFConventions(architecture: "qwen3", className: "Qwen3ForCausalLM")
 
     static func configuration(_ config: ConfigReader) throws -> TransformerConfiguration {
         var c = try config.transformer()

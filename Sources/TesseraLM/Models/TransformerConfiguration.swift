@@ -32,7 +32,7 @@ public struct TransformerConfiguration: Sendable, Equatable {
     public var rope: RopeParameters
     /// Rotary embedding of sliding-window layers, when it differs (gemma3's local base).
     public var localRope: RopeParameters?
-    /// Rotate interleaved pairs (GGUF stores llama q/k rows permuted for it) or halves (Hugging Face layout).
+    /// Rotate interleaved pairs, or halves (the Hugging Face layout, which GGUF llama q/k rows are un-permuted to).
     public var ropeTraditional = false
     /// Features of each head that rotate (phi's partial rotary factor); nil: all.
     public var ropeDimensions: Int?
@@ -62,6 +62,7 @@ public struct TransformerConfiguration: Sendable, Equatable {
         guard hiddenSize > 0, layerCount > 0, intermediateSize > 0, headCount > 0, kvHeadCount > 0, headDim > 0,
             vocabularySize > 0, contextLength > 0
         else { throw ModelError.invalidConfiguration("sizes must be positive: \(self)") }
+        guard rmsNormEps > 0 else { throw ModelError.invalidConfiguration("rms_norm_eps must be positive, got \(rmsNormEps)") }
         guard headCount % kvHeadCount == 0 else {
             throw ModelError.invalidConfiguration("\(headCount) heads is not a multiple of \(kvHeadCount) key/value heads")
         }

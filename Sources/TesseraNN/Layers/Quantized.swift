@@ -24,7 +24,18 @@ open class QuantizedLinear: Linear {
         biases = b
         (self.groupSize, self.bits) = (groupSize, bits)
         super.init(weight: wq, bias: linear.bias)
-        try! freeze(recursive: false)
+        freezeAll()
+    }
+
+    /// A layer over weights already in MLX's affine format (`weight` packed
+    /// [out, in·bits/32], `scales`/`biases` [out, in/groupSize]), e.g. read
+    /// from an mlx-community checkpoint or a GGUF file.
+    public init(weight: Tensor, scales: Tensor, biases: Tensor, bias: Tensor? = nil, groupSize: Int, bits: Int) {
+        self.scales = scales
+        self.biases = biases
+        (self.groupSize, self.bits) = (groupSize, bits)
+        super.init(weight: weight, bias: bias)
+        freezeAll()
     }
 
     /// A randomly initialised layer, quantized.
@@ -55,7 +66,16 @@ open class QuantizedEmbedding: Embedding {
         biases = b
         (self.groupSize, self.bits) = (groupSize, bits)
         super.init(weight: wq)
-        try! freeze(recursive: false)
+        freezeAll()
+    }
+
+    /// A table already in MLX's affine format (`weight` packed [count, dimensions·bits/32]).
+    public init(weight: Tensor, scales: Tensor, biases: Tensor, groupSize: Int, bits: Int) {
+        self.scales = scales
+        self.biases = biases
+        (self.groupSize, self.bits) = (groupSize, bits)
+        super.init(weight: weight)
+        freezeAll()
     }
 
     public convenience init(_ count: Int, _ dimensions: Int, groupSize: Int = 64, bits: Int = 4) {
@@ -77,6 +97,14 @@ open class QuantizedEmbedding: Embedding {
 
     open override func asLinear(_ x: Tensor) -> Tensor {
         quantizedMatmul(x, weight, scales: scales, biases: biases, transpose: true, groupSize: groupSize, bits: bits)
+    }
+}
+
+extension Module {
+    /// Freezes every local parameter (quantized layers are never trained).
+    fileprivate func freezeAll() {
+        // Without keys nothing can be unknown, so this cannot throw.
+        try? freeze(recursive: false)
     }
 }
 
