@@ -445,6 +445,48 @@ final class CPUKernelTests: XCTestCase {
         }
     }
 
+    /// float32 activations times half weights: the matmul node reads the half
+    /// operand as it is (no conversion node), gives what converting first gives
+    /// (widening is exact; float32 accumulation), for matrix-vector and GEMM
+    /// shapes; gradients take each input's dtype.
+    func testMixedFloat32AndHalfMatmul() throws {
+        for dtype in [DType.bfloat16, .float16] {
+            for (m, n, k) in [(1, 300, 70), (5, 33, 17), (40, 70, 300)] {
+                let x = Tensor(Self.values(m * k, seed: UInt64(m + k)), shape: [m, k])
+                // A stored half weight (a constant node, as a loaded model's), not a conversion node.
+                let converted = Tensor(Self.values(n * k, seed: UInt64(n * 7 + k)), shape: [n, k]).asType(dtype)
+                let w = converted.bytes().withUnsafeBytes { Tensor(bytes: $0, shape: [n, k], dtype: dtype) }
+                let mixed = matmul(x, w.T)
+                XCTAssertEqual(mixed.dtype, .float32)
+                // No conversion anywhere between the weight and the product (views may stand between).
+                func converts(_ node: Node, depth: Int) -> Bool {
+                    if case .asType = node.primitive { return true }
+                    return depth > 0 && node.inputs.contains { converts($0, depth: depth - 1) }
+                }
+                XCTAssertEqual(mixed.node.inputs.count, 2)
+                XCTAssertFalse(mixed.node.inputs.contains { converts($0, depth: 3) }, "the half operand is converted whole")
+                let reference = matmul(x, w.asType(.float32).T)
+                let (want, scale) = Self.referenceMatmul(
+                    x.toArray(Float.self), w.asType(.float32).T.contiguous().toArray(Float.self), m: m, n: n, k: k)
+                assertClose(mixed.toArray(Float.self), want, rel: 1e-6, scale: scale, "\(dtype) \(m)x\(n)x\(k)")
+                assertClose(reference.toArray(Float.self), want, rel: 1e-6, scale: scale, "\(dtype) converted first")
+                // Gradients: d/dx in float32, d/dw in the weight's dtype, equal to the converted-first ones.
+                let f = { (a: [Tensor]) -> Tensor in let y = matmul(a[0], a[1].T); return (y * y).sum() }
+                let g = grad(f, argumentNumbers: [0, 1])([x, w])
+                let gRef = grad(f, argumentNumbers: [0, 1])([x, w.asType(.float32)])
+                XCTAssertEqual(g[0].dtype, .float32)
+                XCTAssertEqual(g[1].dtype, dtype)
+                // Normwise: float32 sums in another order (dx), then one rounding to the half type (dw).
+                for (i, rel) in [(0, 1e-5), (1, dtype == .bfloat16 ? 1e-2 : 2e-3)] {
+                    let got = g[i].toArray(Float.self), want = gRef[i].asType(g[i].dtype).toArray(Float.self)
+                    let largest = want.map { Double(Swift.abs($0)) }.max() ?? 1
+                    assertClose(got, want.map(Double.init), rel: rel, scale: want.map { _ in largest },
+                        "\(dtype) \(m)x\(n)x\(k) \(i == 0 ? "dx" : "dw")")
+                }
+            }
+        }
+    }
+
     // MARK: - Quantized matmul
 
     func testQuantizedMatmulMatchesDequantizeThenMatmul() throws {

@@ -16,11 +16,22 @@ public func matmul(_ a: Tensor, _ b: Tensor) -> Tensor {
     let batch = broadcastShapes(Array(x.shape.dropLast(2)), Array(y.shape.dropLast(2)), "matmul")
     let out = Tensor(
         shape: batch + [m, n], dtype: dtype, primitive: .matmul,
-        inputs: [x.asType(dtype).broadcast(to: batch + [m, k]), y.asType(dtype).broadcast(to: batch + [k, n])])
+        inputs: [matmulOperand(x, dtype).broadcast(to: batch + [m, k]), matmulOperand(y, dtype).broadcast(to: batch + [k, n])])
     var shape = batch
     if a.ndim > 1 { shape.append(m) }
     if b.ndim > 1 { shape.append(n) }
     return out.reshaped(shape)
+}
+
+/// An input of a matmul node computing `dtype`: cast to it, except that on
+/// the CPU a float32 product keeps float16/bfloat16 operands as they are (its
+/// kernels read half weights as half and widen them in registers, so a half
+/// model's weights are never converted whole at each step). Other backends
+/// get operands of the output's dtype.
+func matmulOperand(_ t: Tensor, _ dtype: DType) -> Tensor {
+    if t.dtype == dtype { return t }
+    if dtype == .float32, t.dtype == .float16 || t.dtype == .bfloat16, Stream.current.device == .cpu { return t }
+    return t.asType(dtype)
 }
 
 // MARK: - Triangles and diagonals

@@ -47,7 +47,8 @@ func jvpRule(_ node: Node, inputs: [Tensor], tangents: [Tensor?], output: Tensor
         return linear()
     case .matmul:
         return sum(
-            tangents[0].map { rawMatmul($0, inputs[1]) }, tangents[1].map { rawMatmul(inputs[0], $0) })
+            tangents[0].map { rawMatmul($0, inputs[1]).asType(node.dtype) },
+            tangents[1].map { rawMatmul(inputs[0], $0).asType(node.dtype) })
     case .gather:
         // Linear in x; the indices pass through unchanged.
         guard tangents[0] != nil else { return nil }

@@ -66,7 +66,8 @@ func vjpRule(_ node: Node, inputs: [Tensor], output: Tensor, cotangent g: Tensor
         }
     case .matmul:
         let (a, b) = (inputs[0], inputs[1])
-        return [rawMatmul(g, b.swappedAxes(-1, -2)), rawMatmul(a.swappedAxes(-1, -2), g)]
+        // Operands may mix float32 with a half type (matmulOperand): each cotangent takes its input's dtype.
+        return [rawMatmul(g, b.swappedAxes(-1, -2)).asType(a.dtype), rawMatmul(a.swappedAxes(-1, -2), g).asType(b.dtype)]
     case .sliceUpdate(let start, let stride):
         let update = inputs[1]
         let cleared = sliceUpdate(g, Tensor.zeros(update.shape, dtype: g.dtype), start: start, stride: stride)
@@ -189,7 +190,8 @@ func sliceUpdate(_ base: Tensor, _ update: Tensor, start: [Int], stride: [Int]) 
 func rawMatmul(_ a: Tensor, _ b: Tensor) -> Tensor {
     let batch = broadcastShapes(Array(a.shape.dropLast(2)), Array(b.shape.dropLast(2)), "matmul")
     let m = a.dim(-2), k = a.dim(-1), n = b.dim(-1)
+    let dtype = promoteTypes(a.dtype, b.dtype)
     return Tensor(
-        shape: batch + [m, n], dtype: a.dtype, primitive: .matmul,
-        inputs: [a.broadcast(to: batch + [m, k]), b.broadcast(to: batch + [k, n])])
+        shape: batch + [m, n], dtype: dtype, primitive: .matmul,
+        inputs: [matmulOperand(a, dtype).broadcast(to: batch + [m, k]), matmulOperand(b, dtype).broadcast(to: batch + [k, n])])
 }

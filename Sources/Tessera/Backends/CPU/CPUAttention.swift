@@ -202,7 +202,7 @@ enum AttentionKernels {
 
     /// C [m, n] (row-major, ld n) = A B in float32, on the calling thread.
     private static func multiply(_ A: GEMM.Operand, _ B: GEMM.Operand, _ C: UnsafeMutablePointer<Float>, m: Int, n: Int, k: Int) {
-        if GEMM.blas(A, B, C, m: m, n: n, k: k) || GEMM.gemv(Int32(TK_F32), A, B, C, m: m, n: n, k: k) { return }
+        if GEMM.blas(A, B, C, m: m, n: n, k: k) || GEMM.gemv(A, B, C, m: m, n: n, k: k) { return }
         tk_gemm(m, n, k, Int32(TK_F32), A.pointer, A.rowStride, A.colStride, Int32(TK_F32), B.pointer, B.rowStride,
             B.colStride, 0, C, n)
     }

@@ -24,35 +24,41 @@ enum GEMM {
     /// Whether float32 matrix-vector products go to BLAS: loaded and measured faster here.
     static var blasForGEMV: Bool { tk_blas_use(1) != 0 }
 
-    /// Computes the batched product into `output`; false for dtypes it does not handle.
+    /// Computes the batched product into `output`; false for dtypes it does not
+    /// handle. Operands of float32, float16 or bfloat16 share the output's dtype,
+    /// or (a float32 output) mix them: half weights times float32 activations
+    /// are read as half and widened in registers, never converted as a whole.
     static func matmul(_ a: ArrayView, _ b: ArrayView, _ output: ArrayView, useBLAS: Bool = true) throws -> Bool {
-        guard let dt = SIMDKernels.code(output.dtype), a.dtype == output.dtype, b.dtype == output.dtype,
-            output.isRowContiguous
+        guard let dt = SIMDKernels.code(output.dtype), let da = SIMDKernels.code(a.dtype),
+            let db = SIMDKernels.code(b.dtype), (da == dt && db == dt) || dt == Int32(TK_F32), output.isRowContiguous
         else { return false }
         let nd = output.shape.count
         let m = output.shape[nd - 2], n = output.shape[nd - 1], k = a.shape[nd - 1]
         if output.count == 0 { return true }
-        let size = output.dtype.size
-        let pa = UnsafeRawPointer(try a.buffer.hostPointer()) + a.offset * size
-        let pb = UnsafeRawPointer(try b.buffer.hostPointer()) + b.offset * size
+        let size = output.dtype.size, sizeA = a.dtype.size, sizeB = b.dtype.size
+        let pa = UnsafeRawPointer(try a.buffer.hostPointer()) + a.offset * sizeA
+        let pb = UnsafeRawPointer(try b.buffer.hostPointer()) + b.offset * sizeB
         let dst = try output.buffer.hostPointer(forWriting: true) + output.offset * size
         let batches = matmulBatchOffsets(a, b, output)
         // One float32 scratch for the half types, reused across batches.
         var scratch = [Float](repeating: 0, count: dt == Int32(TK_F32) ? 0 : m * n)
+        let allFloat32 = da == Int32(TK_F32) && db == Int32(TK_F32)
         for (batch, o) in batches.enumerated() {
             let c = dst + batch * m * n * size
             let A = Operand(
-                pointer: pa + o.a * size, rows: m, cols: k, rowStride: a.strides[nd - 2], colStride: a.strides[nd - 1])
+                pointer: pa + o.a * sizeA, rows: m, cols: k, rowStride: a.strides[nd - 2], colStride: a.strides[nd - 1],
+                dtype: da)
             let B = Operand(
-                pointer: pb + o.b * size, rows: k, cols: n, rowStride: b.strides[nd - 2], colStride: b.strides[nd - 1])
+                pointer: pb + o.b * sizeB, rows: k, cols: n, rowStride: b.strides[nd - 2], colStride: b.strides[nd - 1],
+                dtype: db)
             if dt == Int32(TK_F32) {
                 let out = c.assumingMemoryBound(to: Float.self)
-                if !(useBLAS && blas(A, B, out, m: m, n: n, k: k)) {
-                    native(dt, A, B, out, m: m, n: n, k: k)
+                if !(useBLAS && allFloat32 && blas(A, B, out, m: m, n: n, k: k)) {
+                    native(A, B, out, m: m, n: n, k: k)
                 }
             } else {
                 scratch.withUnsafeMutableBufferPointer { s in
-                    native(dt, A, B, s.baseAddress!, m: m, n: n, k: k)
+                    native(A, B, s.baseAddress!, m: m, n: n, k: k)
                     tk_convert(Int32(TK_F32), s.baseAddress!, dt, c, m * n)
                 }
             }
@@ -67,6 +73,11 @@ enum GEMM {
         let cols: Int
         let rowStride: Int
         let colStride: Int
+        /// Element type (TK_F32, TK_F16, TK_BF16).
+        var dtype: Int32 = Int32(TK_F32)
+
+        /// Bytes per element.
+        var size: Int { dtype == Int32(TK_F32) ? 4 : 2 }
 
         /// (transposed, leading dimension) when BLAS can read it: unit stride
         /// along one axis. Strides of size-1 axes do not matter and are normalised.
@@ -113,26 +124,26 @@ enum GEMM {
     /// C (float32, row-major [m, n]) = A B with the native kernel, split over
     /// the pool along the longer output axis.
     static func native(
-        _ dt: Int32, _ A: Operand, _ B: Operand, _ C: UnsafeMutablePointer<Float>, ldc: Int? = nil, m: Int, n: Int, k: Int
+        _ A: Operand, _ B: Operand, _ C: UnsafeMutablePointer<Float>, ldc: Int? = nil, m: Int, n: Int, k: Int
     ) {
-        if (ldc == nil || m == 1) && gemv(dt, A, B, C, m: m, n: n, k: k) { return }
+        if (ldc == nil || m == 1) && gemv(A, B, C, m: m, n: n, k: k) { return }
         let ldc = ldc ?? n
-        let size = dt == Int32(TK_F32) ? 4 : 2
         let work = m * n * max(k, 1)
         let pool = ThreadPool.shared
         if work < parallelWork || pool.threadCount == 1 {
-            tk_gemm(m, n, k, dt, A.pointer, A.rowStride, A.colStride, dt, B.pointer, B.rowStride, B.colStride, 0, C, ldc)
+            tk_gemm(m, n, k, A.dtype, A.pointer, A.rowStride, A.colStride, B.dtype, B.pointer, B.rowStride, B.colStride, 0, C, ldc)
         } else if n >= m {
             pool.parallelRanges(n, grain: 64, align: 32) { r in
                 tk_gemm(
-                    m, r.count, k, dt, A.pointer, A.rowStride, A.colStride,
-                    dt, B.pointer + r.lowerBound * B.colStride * size, B.rowStride, B.colStride, 0, C + r.lowerBound, ldc)
+                    m, r.count, k, A.dtype, A.pointer, A.rowStride, A.colStride,
+                    B.dtype, B.pointer + r.lowerBound * B.colStride * B.size, B.rowStride, B.colStride, 0, C + r.lowerBound,
+                    ldc)
             }
         } else {
             pool.parallelRanges(m, grain: 24, align: 24) { r in
                 tk_gemm(
-                    r.count, n, k, dt, A.pointer + r.lowerBound * A.rowStride * size, A.rowStride, A.colStride,
-                    dt, B.pointer, B.rowStride, B.colStride, 0, C + r.lowerBound * ldc, ldc)
+                    r.count, n, k, A.dtype, A.pointer + r.lowerBound * A.rowStride * A.size, A.rowStride, A.colStride,
+                    B.dtype, B.pointer, B.rowStride, B.colStride, 0, C + r.lowerBound * ldc, ldc)
             }
         }
     }
@@ -142,34 +153,35 @@ enum GEMM {
 
     /// C = A B when m or n is 1, streaming the matrix once (tk_gemv) instead of
     /// packing it; false where a layout has no unit-stride axis for it.
-    static func gemv(_ dt: Int32, _ A: Operand, _ B: Operand, _ C: UnsafeMutablePointer<Float>, m: Int, n: Int, k: Int)
-        -> Bool
-    {
+    static func gemv(_ A: Operand, _ B: Operand, _ C: UnsafeMutablePointer<Float>, m: Int, n: Int, k: Int) -> Bool {
         guard k > 0, m == 1 || n == 1 else { return false }
         // The matrix W, the stride between its rows, the form, and the vector x.
-        let matrix: Operand, vector: UnsafeRawPointer, vectorStride: Int, count: Int
+        let matrix: Operand, vector: Operand, vectorStride: Int, count: Int
         let rowsAlongK: Bool  // form 0: W's rows run along k (dot products); form 1: along the output (axpy)
         if n == 1 {  // y[i] = Σ_k A[i, k] B[k, 0]
-            (matrix, vector, vectorStride, count) = (A, B.pointer, B.rowStride, m)
+            (matrix, vector, vectorStride, count) = (A, B, B.rowStride, m)
             if A.colStride == 1 || k == 1 { rowsAlongK = true } else if A.rowStride == 1 { rowsAlongK = false } else { return false }
         } else {  // y[j] = Σ_k A[0, k] B[k, j]
-            (matrix, vector, vectorStride, count) = (B, A.pointer, A.colStride, n)
+            (matrix, vector, vectorStride, count) = (B, A, A.colStride, n)
             if B.rowStride == 1 || k == 1 { rowsAlongK = true } else if B.colStride == 1 { rowsAlongK = false } else { return false }
         }
         // Row stride of W: along k (form 0) the other axis's stride, and vice versa.
         let ldw: Int
         if n == 1 { ldw = rowsAlongK ? A.rowStride : A.colStride } else { ldw = rowsAlongK ? B.colStride : B.rowStride }
         guard ldw >= 0 else { return false }
-        let size = dt == Int32(TK_F32) ? 4 : 2
+        let vsize = vector.size
         var x = [Float](repeating: 0, count: k)
         x.withUnsafeMutableBufferPointer { xp in
             if vectorStride == 1 {
-                tk_convert(dt, vector, Int32(TK_F32), xp.baseAddress!, k)
+                tk_convert(vector.dtype, vector.pointer, Int32(TK_F32), xp.baseAddress!, k)
             } else {
-                var packed = [UInt8](repeating: 0, count: k * size)
+                var packed = [UInt8](repeating: 0, count: k * vsize)
                 packed.withUnsafeMutableBytes { bytes in
-                    for i in 0..<k { (bytes.baseAddress! + i * size).copyMemory(from: vector + i * vectorStride * size, byteCount: size) }
-                    tk_convert(dt, bytes.baseAddress!, Int32(TK_F32), xp.baseAddress!, k)
+                    for i in 0..<k {
+                        (bytes.baseAddress! + i * vsize).copyMemory(
+                            from: vector.pointer + i * vectorStride * vsize, byteCount: vsize)
+                    }
+                    tk_convert(vector.dtype, bytes.baseAddress!, Int32(TK_F32), xp.baseAddress!, k)
                 }
             }
         }
@@ -177,13 +189,13 @@ enum GEMM {
         x.withUnsafeBufferPointer { xp in
             let xs = xp.baseAddress!
             if count * k < gemvParallelElements || ThreadPool.shared.threadCount == 1 {
-                tk_gemv(form, dt, matrix.pointer, ldw, xs, k, C, count)
+                tk_gemv(form, matrix.dtype, matrix.pointer, ldw, xs, k, C, count)
                 return
             }
             // Form 0 splits W's rows; form 1 its columns (whole vectors of 64 floats each).
             ThreadPool.shared.parallelRanges(count, grain: rowsAlongK ? 16 : 256, align: rowsAlongK ? 4 : 64) { r in
                 let offset = rowsAlongK ? r.lowerBound * ldw : r.lowerBound
-                tk_gemv(form, dt, matrix.pointer + offset * size, ldw, xs, k, C + r.lowerBound, r.count)
+                tk_gemv(form, matrix.dtype, matrix.pointer + offset * matrix.size, ldw, xs, k, C + r.lowerBound, r.count)
             }
         }
         return true

@@ -11,6 +11,10 @@ struct MatmulKernel: KindVisitor {
 
     func visitFloat<T: FloatElement>(_: T.Type) throws {
         if try GEMM.matmul(a, b, output) { return }
+        guard a.dtype == output.dtype, b.dtype == output.dtype else {
+            throw TesseraError.invalidData(
+                op: "matmul", reason: "\(a.dtype) x \(b.dtype) into \(output.dtype) needs the fast kernel's layouts")
+        }
         let nd = output.shape.count
         let m = output.shape[nd - 2], n = output.shape[nd - 1], k = a.shape[nd - 1]
         let pa = try a.hostPointer(T.self), pb = try b.hostPointer(T.self)

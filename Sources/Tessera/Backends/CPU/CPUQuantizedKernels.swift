@@ -180,7 +180,7 @@ extension QuantizedKernels {
                             pool.stopSpinning()  // OpenBLAS's threads take the cores
                             tk_blas_sgemm(0, 1, m, nb, k, 1, xs, k, w, k, 0, out + n0, n)
                         } else {
-                            GEMM.native(Int32(TK_F32), A, B, out + n0, ldc: n, m: m, n: nb, k: k)
+                            GEMM.native(A, B, out + n0, ldc: n, m: m, n: nb, k: k)
                         }
                     }
                     if dt != Int32(TK_F32) { tk_convert(Int32(TK_F32), out, dt, po, m * n) }
