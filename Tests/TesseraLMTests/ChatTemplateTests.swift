@@ -193,6 +193,10 @@ extension ChatTemplateTests {
             "replace blow-up": "{{ ('a' * 100000).replace('a', 'b' * 100000) }}",
             "join blow-up": "{{ (['y' * 100000] * 1000)|join(',') }}",
             "huge indent": "{{ [1]|tojson(indent=10**10) }}",
+            "nested list doubling": "{% set ns = namespace(x=['ab']) %}{% for i in range(64) %}{% set ns.x = [ns.x, ns.x] %}{% endfor %}{{ ns.x|tojson }}",
+            "namespace cycle printed": "{% set ns = namespace(a=1) %}{% set ns.me = ns %}{{ ns }}",
+            "namespace cycle joined": "{% set ns = namespace(a=1) %}{% set ns.l = [ns] %}{{ ''.join(ns.l) }}",
+            "namespace cycle filtered": "{% set ns = namespace(a=1) %}{% set ns.me = ns %}{{ ns|string }}",
             "output": "{% for i in range(100000) %}{{ 'z' * 1000 }}{% endfor %}",
         ]
         // The step and loop budgets a fifth of the defaults, to keep the test fast (debug builds

@@ -38,7 +38,7 @@ final class Interpreter: @unchecked Sendable {
             case .text(let s):
                 out += s
             case .output(let e):
-                out += try eval(e).str
+                out += try bounded(try eval(e), nil).str
             case .ifChain(let branches, let otherwise):
                 var taken = false
                 for (condition, body) in branches where try eval(condition).truthy {
@@ -216,11 +216,11 @@ final class Interpreter: @unchecked Sendable {
         case .list(let items), .tuple(let items):
             var out: [Value] = []
             for item in items { out.append(try eval(item)) }
-            return .array(out)
+            return try bounded(.array(out), nil)
         case .dict(let pairs):
             var d = Dict()
-            for (k, v) in pairs { d[try eval(k).str] = try eval(v) }
-            return .object(d)
+            for (k, v) in pairs { d[try bounded(try eval(k), nil).str] = try eval(v) }
+            return try bounded(.object(d), nil)
         case .attribute(let base, let name, let loc):
             let v = try eval(base)
             if case .undefined(let what) = v {
@@ -243,7 +243,7 @@ final class Interpreter: @unchecked Sendable {
             let f = try eval(callee)
             return try bounded(try callValue(f, try evalArguments(args), loc), loc)
         case .filter(let base, let name, let args, let loc):
-            return try bounded(try applyFilter(name, try eval(base), try evalArguments(args), loc), loc)
+            return try bounded(try applyFilter(name, try bounded(try eval(base), loc), try evalArguments(args), loc), loc)
         case .test(let base, let name, let args, let negated, let loc):
             let result = try applyTest(name, try eval(base), try evalArguments(args), loc)
             return .bool(result != negated)
@@ -263,7 +263,7 @@ final class Interpreter: @unchecked Sendable {
             let x = try eval(a)
             return x.truthy ? x : try eval(b)
         case .binary(let op, let a, let b, let loc):
-            return try bounded(try binary(op, try eval(a), try eval(b), loc), loc)
+            return try bounded(try binary(op, try bounded(try eval(a), loc), try bounded(try eval(b), loc), loc), loc)
         case .compare(let first, let ops, let loc):
             var left = try eval(first)
             for (op, rightExpr) in ops {
@@ -279,15 +279,16 @@ final class Interpreter: @unchecked Sendable {
     }
 
     /// `value`, once it is known to be no longer than the limits allow.
-    private func bounded(_ value: Value, _ loc: SourceLocation) throws(TemplateError) -> Value {
+    private func bounded(_ value: Value, _ loc: SourceLocation?) throws(TemplateError) -> Value {
         try budget.checkLength(value, loc)
         return value
     }
 
     func evalArguments(_ args: Expr.Arguments) throws(TemplateError) -> CallArguments {
         var out = CallArguments()
-        for p in args.positional { out.positional.append(try eval(p)) }
-        for (k, v) in args.keyword { out.keyword.append((k, try eval(v))) }
+        // Bounded, so that no callee prints a value that grew (or loops through a namespace) past the limits.
+        for p in args.positional { out.positional.append(try bounded(try eval(p), nil)) }
+        for (k, v) in args.keyword { out.keyword.append((k, try bounded(try eval(v), nil))) }
         return out
     }
 

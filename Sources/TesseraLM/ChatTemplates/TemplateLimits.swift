@@ -62,13 +62,14 @@ final class RenderBudget {
         try step(loc)
     }
 
-    /// Throws when `value` is a string or list longer than `maxLength`.
+    /// Throws when `value` is a string longer than `maxLength` bytes, or a list, dict or
+    /// namespace that would print past it (shared parts counted each time, as printing does).
     func checkLength(_ value: Value, _ loc: SourceLocation?) throws(TemplateError) {
         switch value {
         case .string(let s): try checkLength(s, "a string", loc)
-        case .array(let a):
-            if a.count > limits.maxLength {
-                throw Self.error("a list grew past \(limits.maxLength) items", loc)
+        case .array, .object, .namespace:
+            if value.expandedSize(upTo: limits.maxLength) > limits.maxLength {
+                throw Self.error("a list, dict or namespace grew past \(limits.maxLength) items and bytes", loc)
             }
         default: break
         }
@@ -101,5 +102,56 @@ final class RenderBudget {
 
     private static func error(_ message: String, _ loc: SourceLocation?) -> TemplateError {
         TemplateError(.limit, message, line: loc?.line ?? 0, column: loc?.column ?? 0)
+    }
+}
+
+extension Value {
+    /// Items plus string bytes in the value, shared parts counted each time they
+    /// appear (as printing it would); counting stops once past `limit`, so a
+    /// doubled list costs at most `limit / 8` visits (more items than that is
+    /// past the limit too: no chat template prints millions of items). A
+    /// namespace that contains itself would print forever: `Int.max`.
+    func expandedSize(upTo limit: Int) -> Int {
+        enum Work {
+            case visit(Value)
+            case leave(ObjectIdentifier)
+        }
+        var total = 0, visits = 0
+        var pending: [Work] = [.visit(self)]
+        var open: Set<ObjectIdentifier> = []  // namespaces on the path being walked
+        while let work = pending.popLast() {
+            guard case .visit(let v) = work else {
+                if case .leave(let id) = work { open.remove(id) }
+                continue
+            }
+            total += 1
+            visits += 1
+            if visits > limit / 8 { return Int.max }
+            switch v {
+            case .string(let s): total += s.utf8.count
+            case .array(let a):
+                total += a.count
+                if total > limit { return total }
+                for item in a { pending.append(.visit(item)) }
+            case .object(let o):
+                total += o.count
+                if total > limit { return total }
+                for (key, value) in o.pairs {
+                    total += key.utf8.count
+                    pending.append(.visit(value))
+                }
+            case .namespace(let n):
+                let id = ObjectIdentifier(n)
+                if open.contains(id) { return Int.max }
+                open.insert(id)
+                total += n.attributes.count
+                if total > limit { return total }
+                pending.append(.leave(id))
+                for (_, value) in n.attributes.pairs { pending.append(.visit(value)) }
+            default: break
+            }
+            if total > limit { return total }
+        }
+        return total
     }
 }
