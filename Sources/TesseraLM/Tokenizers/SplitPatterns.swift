@@ -187,12 +187,23 @@ struct RegexSplitter: Sendable {
         }
     }
 
-    /// The non-empty leftmost-first matches, left to right, as scalar offsets.
+    /// Thread steps allowed per scalar of text and instruction of the pattern, over all
+    /// the searches of one text: real split patterns use a few; a hostile one stops here.
+    static let stepsPerScalarAndInstruction = 8
+
+    /// The non-empty leftmost-first matches, left to right, as scalar offsets. Encoding
+    /// cannot throw, so a pattern that spends its budget (quadratic rescans) leaves the
+    /// rest of the text as one piece rather than hang.
     func matches(_ s: [Unicode.Scalar]) -> [Range<Int>] {
         let run = RegexRun(program: program, text: s)
+        var budget = Self.stepsPerScalarAndInstruction * program.code.count * (s.count + 1)
         var out: [Range<Int>] = []
         var from = 0
-        while from <= s.count, let m = run.search(from: from) {
+        while from <= s.count {
+            guard let m = run.search(from: from, budget: &budget) else {
+                if budget < 0, from < s.count { out.append(from..<s.count) }
+                break
+            }
             if !m.isEmpty { out.append(m) }
             from = m.isEmpty ? m.upperBound + 1 : m.upperBound
         }

@@ -4,6 +4,9 @@
 // Threads are kept in priority order and a match cuts the lower ones, which
 // gives the leftmost-first matches of a backtracking engine (Oniguruma, as
 // Hugging Face tokenizers uses) for the regular subset SplitRegexParser accepts.
+// One search is O(text × program); finding every match restarts after each
+// one, which a pattern whose preferred branch scans ahead in vain (`a.*z|a`)
+// turns quadratic, so RegexSplitter gives the searches of one text a budget.
 
 /// One instruction of a compiled pattern.
 enum RegexInstruction: Sendable {
@@ -97,7 +100,8 @@ struct RegexRun {
     }
 
     /// The leftmost-first match starting at or after `from` (only at `from` when `anchored`).
-    func search(from: Int, anchored: Bool = false) -> Range<Int>? {
+    /// Each thread step spends one of `budget`; nil once it is spent (`budget` then below 0).
+    func search(from: Int, anchored: Bool = false, budget: inout Int) -> Range<Int>? {
         let code = program.code
         var current: [Thread] = [], next: [Thread] = []
         // Which pcs are already in the list being built, marked by step.
@@ -120,7 +124,9 @@ struct RegexRun {
                 case .anchor(let a):
                     if holds(a, at: pos) { stack.append(Thread(pc: t.pc + 1, start: t.start)) }
                 case .lookahead(let body, let negated):
-                    let matched = RegexRun(program: body, text: text).search(from: pos, anchored: true) != nil
+                    // Bounded: the body's length is (SplitRegexParser.maxLookaheadLength).
+                    var steps = Int.max
+                    let matched = RegexRun(program: body, text: text).search(from: pos, anchored: true, budget: &steps) != nil
                     if matched != negated { stack.append(Thread(pc: t.pc + 1, start: t.start)) }
                 case .set, .match:
                     list.append(t)
@@ -140,6 +146,8 @@ struct RegexRun {
                 continue
             }
             next.removeAll(keepingCapacity: true)
+            budget -= current.count
+            if budget < 0 { return nil }
             for t in current {
                 if case .set(let s) = code[t.pc] {
                     if pos < text.count && s.contains(text[pos]) {
