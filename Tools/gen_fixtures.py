@@ -29,7 +29,7 @@ function's domain; integer cases avoid overflow, division by zero and shifts
 past the width. The output is deterministic (fixed seed).
 
 Where MLX 0.32 disagrees with numpy on values, the fixtures keep numpy's (and
-Tessera's) answer: sign(NaN) is NaN (MLX: 0), the product of an empty axis is 1
+Tessera's) answer: the product of an empty axis is 1
 and `all` of one is true (MLX: 0 and false), and a 0-d int8 sum widens to int32
 like every other (MLX returns a 0-d input of sum/prod unchanged). Halves'
 floorDivide uses power-of-two divisors, where MLX (which rounds the quotient to
@@ -349,9 +349,16 @@ UNARY_BOOL_OK = {"abs", "sign", "square", "floor", "ceil", "round", "sqrt", "exp
                  "conjugate"}
 
 
+def sign_mlx(x):
+    """np.sign, but 0 for a real NaN as MLX and torch give (numpy: NaN)."""
+    if np.iscomplexobj(x):
+        return np.sign(x)
+    return np.where(np.isnan(x), np.zeros_like(x), np.sign(x))
+
+
 def np_unary(op):
     return {
-        "abs": np.abs, "negative": np.negative, "sign": np.sign, "square": np.square,
+        "abs": np.abs, "negative": np.negative, "sign": sign_mlx, "square": np.square,
         "sqrt": np.sqrt, "rsqrt": lambda x: 1 / np.sqrt(x), "reciprocal": lambda x: 1 / x,
         "exp": np.exp, "expm1": np.expm1, "log": np.log, "log2": np.log2, "log10": np.log10,
         "log1p": np.log1p, "sin": np.sin, "cos": np.cos, "tan": np.tan, "arcsin": np.arcsin,

@@ -131,7 +131,7 @@ extension ChatTemplateTests {
         XCTAssertEqual(renderError(String(repeating: "{{ (", count: 1) + String(repeating: "(", count: 5000) + "1"
                                    + String(repeating: ")", count: 5001) + " }}")?.kind, .syntax)
         XCTAssertEqual(renderError("{{ " + String(repeating: "not ", count: 5000) + "x }}")?.kind, .syntax)
-        XCTAssertEqual(renderError("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}")?.kind, .runtime)
+        XCTAssertEqual(renderError("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}")?.kind, .limit)
         XCTAssertEqual(renderError("{{ range(-9223372036854775807, 9223372036854775807) }}")?.kind, .runtime)
         XCTAssertEqual(renderError("{{ 3 ** 100 }}")?.kind, .runtime)
         XCTAssertEqual(try ChatTemplate("{{ 3 ** 4 }} {{ [1, 2, 3][::9223372036854775807] }} {{ 'abc'[-9223372036854775807:] }}").render([:]),
@@ -164,5 +164,77 @@ extension ChatTemplateTests {
             }
             try await group.waitForAll()
         }
+    }
+}
+
+/// Templates that loop, recurse or grow without end fail fast with a `.limit` error (issue 18).
+extension ChatTemplateTests {
+    private func limitError(_ source: String, _ limits: TemplateLimits = .standard) -> (TemplateError?, Duration) {
+        let clock = ContinuousClock()
+        var caught: TemplateError?
+        let elapsed = clock.measure {
+            do {
+                _ = try ChatTemplate(source).render([:], limits: limits)
+            } catch {
+                caught = error as? TemplateError
+            }
+        }
+        return (caught, elapsed)
+    }
+
+    func testRunawayTemplatesHitTheirLimits() {
+        let hostile = [
+            "nested range": "{% for i in range(10**6) %}{% for j in range(10**6) %}{% endfor %}{% endfor %}",
+            "macro twice per level": "{% macro f(n) %}{% if n < 60 %}{{ f(n + 1) }}{{ f(n + 1) }}{% endif %}{% endmacro %}{{ f(0) }}",
+            "macro recursion": "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
+            "string doubling": "{% set ns = namespace(s='ab') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}",
+            "string repeat": "{{ ('x' * 1000) * 100000000 }}",
+            "list repeat": "{{ ([] * 9223372036854775807)|length }}",
+            "replace blow-up": "{{ ('a' * 100000).replace('a', 'b' * 100000) }}",
+            "join blow-up": "{{ (['y' * 100000] * 1000)|join(',') }}",
+            "huge indent": "{{ [1]|tojson(indent=10**10) }}",
+            "nested list doubling": "{% set ns = namespace(x=['ab']) %}{% for i in range(64) %}{% set ns.x = [ns.x, ns.x] %}{% endfor %}{{ ns.x|tojson }}",
+            "namespace cycle printed": "{% set ns = namespace(a=1) %}{% set ns.me = ns %}{{ ns }}",
+            "namespace cycle joined": "{% set ns = namespace(a=1) %}{% set ns.l = [ns] %}{{ ''.join(ns.l) }}",
+            "namespace cycle filtered": "{% set ns = namespace(a=1) %}{% set ns.me = ns %}{{ ns|string }}",
+            "output": "{% for i in range(100000) %}{{ 'z' * 1000 }}{% endfor %}",
+        ]
+        // The step and loop budgets a fifth of the defaults, to keep the test fast (debug builds
+        // run about 10 µs per loop iteration and 0.7 µs per step: the defaults cost ~1 s and ~3 s).
+        var limits = TemplateLimits()
+        limits.maxSteps = TemplateLimits.standard.maxSteps / 5
+        limits.maxLoopIterations = TemplateLimits.standard.maxLoopIterations / 5
+        for (name, source) in hostile.sorted(by: { $0.key < $1.key }) {
+            let (error, elapsed) = limitError(source, limits)
+            XCTAssertEqual(error?.kind, .limit, "\(name): \(String(describing: error))")
+            XCTAssertLessThan(elapsed, .seconds(3), name)
+        }
+    }
+
+    func testEachLimitCanBeSetAndNamesItself() throws {
+        var limits = TemplateLimits()
+        limits.maxLoopIterations = 10
+        XCTAssertEqual(try ChatTemplate("{% for i in range(10) %}{{ i }}{% endfor %}").render([:], limits: limits), "0123456789")
+        let (loops, _) = limitError("{% for i in range(11) %}{% endfor %}", limits)
+        XCTAssertEqual(loops?.kind, .limit)
+        XCTAssertTrue(loops?.message.contains("10 iterations") ?? false, "\(String(describing: loops))")
+
+        limits = TemplateLimits()
+        limits.maxSteps = 100
+        XCTAssertEqual(limitError(String(repeating: "{{ 1 }}", count: 200), limits).0?.kind, .limit)
+        limits = TemplateLimits()
+        limits.maxLength = 8
+        XCTAssertEqual(limitError("{{ 'abcd' ~ 'efghi' }}", limits).0?.kind, .limit)
+        XCTAssertEqual(try ChatTemplate("{{ 'abcd' ~ 'efgh' }}").render([:], limits: limits), "abcdefgh")
+        limits = TemplateLimits()
+        limits.maxCallDepth = 3
+        let deep = "{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{% endif %}{% endmacro %}"
+        XCTAssertEqual(try ChatTemplate(deep + "{{ f(2) }}").render([:], limits: limits), "")
+        XCTAssertEqual(limitError(deep + "{{ f(3) }}", limits).0?.kind, .limit)
+        limits = TemplateLimits()
+        limits.maxDuration = .milliseconds(50)
+        let (slow, elapsed) = limitError("{% for i in range(10**6) %}{{ i }}{% endfor %}", limits)
+        XCTAssertEqual(slow?.kind, .limit)
+        XCTAssertLessThan(elapsed, .seconds(2))
     }
 }

@@ -204,7 +204,7 @@ final class TokenizerTests: XCTestCase {
         XCTAssertThrowsError(try Tokenizer(metadata: TokenizerMetadata(model: "gpt2", tokens: ["a"], merges: [], bosTokenID: 7)))
     }
 
-    func testUnknownRegexFallsBackToSwiftRegex() throws {
+    func testUnknownRegexRunsOnThePikeVM() throws {
         let json = #"""
             {"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, " ": 2, "ab": 3}, "merges": ["a b"]},
              "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "\\s+"}, "behavior": "Removed"}}

@@ -76,7 +76,7 @@ final class IOFuzzTests: XCTestCase {
     func testMissingFilesAndDirectoriesGiveTypedErrors() {
         XCTAssertThrowsError(try Safetensors.load("/nonexistent/x.safetensors")) { XCTAssertTrue($0 is IOError) }
         XCTAssertThrowsError(try GGUFFile.load(fixtureRoot.path)) {
-            XCTAssertEqual($0 as? IOError, .cannotOpen(path: fixtureRoot.path, reason: "not a regular file"))
+            XCTAssertEqual($0 as? IOError, .notRegularFile(path: fixtureRoot.path, kind: "a directory"))
         }
         XCTAssertThrowsError(try NPZ.load("/dev/null")) { XCTAssertTrue($0 is IOError) }
         XCTAssertThrowsError(try Safetensors.save(["x": Tensor(1)], to: "/nonexistent/dir/x.safetensors")) {

@@ -12,6 +12,8 @@ import Darwin
 public enum IOError: Error, CustomStringConvertible, Equatable {
     case cannotOpen(path: String, reason: String)
     case cannotWrite(path: String, reason: String)
+    /// A FIFO, directory, socket or device where a file was expected (refused before opening).
+    case notRegularFile(path: String, kind: String)
     /// The bytes do not follow the format: what was wrong and where.
     case malformed(format: String, reason: String)
     /// Valid, but uses something Tessera does not read (a dtype, a version).
@@ -21,6 +23,7 @@ public enum IOError: Error, CustomStringConvertible, Equatable {
         switch self {
         case let .cannotOpen(path, reason): return "cannot open \(path): \(reason)"
         case let .cannotWrite(path, reason): return "cannot write \(path): \(reason)"
+        case let .notRegularFile(path, kind): return "cannot open \(path): it is \(kind), not a regular file"
         case let .malformed(format, reason): return "malformed \(format) file: \(reason)"
         case let .unsupported(format, reason): return "unsupported \(format) file: \(reason)"
         }
@@ -36,15 +39,9 @@ final class MappedFile: @unchecked Sendable {
     let count: Int
 
     init(path: String) throws {
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw IOError.cannotOpen(path: path, reason: errnoText()) }
+        let (fd, size) = try openRegularFile(path)
         defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw IOError.cannotOpen(path: path, reason: errnoText()) }
-        guard (info.st_mode & S_IFMT) == S_IFREG else {
-            throw IOError.cannotOpen(path: path, reason: "not a regular file")
-        }
-        count = Int(info.st_size)
+        count = size
         if count == 0 {
             base = nil
             return

@@ -133,7 +133,7 @@ struct FusedCodegen {
             switch op {
             case .abs: return "fabs\(f)(\(a))"
             case .negative: return "(-\(a))"
-            case .sign: return "(\(a) > 0 ? (\(t))1 : (\(a) < 0 ? (\(t))-1 : \(a)))"
+            case .sign: return "(\(a) > 0 ? (\(t))1 : (\(a) < 0 ? (\(t))-1 : (\(a) == 0 ? \(a) : (\(t))0)))"
             case .square: return "(\(a) * \(a))"
             case .sqrt: return "sqrt\(f)(\(a))"
             case .rsqrt: return "((\(t))1 / sqrt\(f)(\(a)))"
@@ -380,13 +380,13 @@ let fusedKernelHelpers = """
     TK_INLINE double tk_max(double x, double y) { return (x != x || y != y) ? tk_nan() : (y >= x ? y : x); }
     TK_INLINE double tk_min(double x, double y) { return (x != x || y != y) ? tk_nan() : (y < x ? y : x); }
     TK_INLINE float tk_logaddexpf(float x, float y) {
-        if (x == -tk_inff() && y == -tk_inff()) return x;
+        if (x == y && (x == tk_inff() || x == -tk_inff())) return x;  // x - y would be NaN
         float m = y >= x ? y : x;
         if (m != m) return tk_nanf();
         return m + log1pf(expf(-fabsf(x - y)));
     }
     TK_INLINE double tk_logaddexp(double x, double y) {
-        if (x == -tk_inf() && y == -tk_inf()) return x;
+        if (x == y && (x == tk_inf() || x == -tk_inf())) return x;
         double m = y >= x ? y : x;
         if (m != m) return tk_nan();
         return m + log1p(exp(-fabs(x - y)));

@@ -36,7 +36,7 @@ func jvpRule(_ node: Node, inputs: [Tensor], tangents: [Tensor?], output: Tensor
         case .sum:
             return linear()
         case .prod:
-            return (tx * output / x).sum(axes: axes, keepDims: true)
+            return (tx * productOfOthers(x, axes: axes)).sum(axes: axes, keepDims: true)
         case .max, .min:
             let mask = (x .== output).asType(tx.dtype)
             return (tx * mask).sum(axes: axes, keepDims: true) / mask.sum(axes: axes, keepDims: true)
@@ -76,9 +76,7 @@ func jvpRule(_ node: Node, inputs: [Tensor], tangents: [Tensor?], output: Tensor
         case .sum:
             return linear()
         case .prod:
-            // d(prod) = prod * sum(dx / x) over the same elements (x without zeros).
-            let logDerivative = (tx / inputs[0]).cumsum(axis: axis, reverse: reverse, inclusive: inclusive)
-            return output * logDerivative
+            return cumprodJVP(x: inputs[0], output: output, tx: tx, axis: axis, reverse: reverse, inclusive: inclusive)
         case .max, .min:
             opPrecondition(false, "jvp", "cum\(op.rawValue) has no jvp rule")
             return nil

@@ -31,7 +31,7 @@ func vjpRule(_ node: Node, inputs: [Tensor], output: Tensor, cotangent g: Tensor
         case .sum:
             return [g.broadcast(to: x.shape)]
         case .prod:
-            return [g * output / x]
+            return [g * productOfOthers(x, axes: axes)]
         case .max, .min:
             let mask = (x .== output).asType(g.dtype)
             return [g * mask / mask.sum(axes: axes, keepDims: true)]
@@ -108,8 +108,7 @@ func vjpRule(_ node: Node, inputs: [Tensor], output: Tensor, cotangent g: Tensor
         case .sum:
             return [g.cumsum(axis: axis, reverse: !reverse, inclusive: inclusive)]
         case .prod:
-            // d out_i / d x_j = out_i / x_j for each j the product at i includes (x without zeros).
-            return [(g * output).cumsum(axis: axis, reverse: !reverse, inclusive: inclusive) / x]
+            return [cumprodVJP(x: x, output: output, g: g, axis: axis, reverse: reverse, inclusive: inclusive)]
         case .max, .min:
             opPrecondition(false, "vjp", "cum\(op.rawValue) has no vjp rule")
             return none

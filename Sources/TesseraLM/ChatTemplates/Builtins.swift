@@ -96,10 +96,13 @@ enum Builtins {
         return out
     }
 
-    static func replace(_ s: String, _ old: String, _ new: String, count: Int) -> String {
+    /// Static contexts (string methods) have no render's limits: they bound what they build by the defaults.
+    static let maxLength = TemplateLimits.standard.maxLength
+
+    static func replace(_ s: String, _ old: String, _ new: String, count: Int, maxLength: Int = maxLength) throws(TemplateError) -> String {
         if old.isEmpty { return s }
         let parts = split(s, old, maxSplit: count)
-        return parts.joined(separator: new)
+        return try RenderBudget.joined(parts, separator: new, maxLength: maxLength)
     }
 
     static func title(_ s: String) -> String {
@@ -167,7 +170,7 @@ enum Builtins {
                 }
                 var count = -1
                 if case .int(let c)? = args.argument(2, "count") { count = c }
-                return .string(replace(s, old, new, count: count))
+                return .string(try replace(s, old, new, count: count))
             }
         case "find":
             f = { args in
@@ -183,9 +186,9 @@ enum Builtins {
                 return .int(split(s, sub, maxSplit: -1).count - 1)
             }
         case "join":
-            f = { args in
+            f = { args throws(TemplateError) in
                 guard case .array(let items)? = args.argument(0, "iterable") else { return .string("") }
-                return .string(items.map(\.str).joined(separator: s))
+                return .string(try RenderBudget.joined(items.map(\.str), separator: s, maxLength: maxLength))
             }
         case "isdigit": f = { _ in .bool(!s.isEmpty && s.unicodeScalars.allSatisfy { $0.properties.numericType == .decimal }) }
         case "isspace": f = { _ in .bool(!s.isEmpty && s.unicodeScalars.allSatisfy(\.properties.isWhitespace)) }

@@ -29,11 +29,13 @@ public struct ChatTemplate: Sendable {
     }
 
     /// Renders with exactly the given variables.
-    /// `now` feeds `strftime_now` (UTC).
-    public func render(_ context: [String: JSONValue], now: Date = Date()) throws(TemplateError) -> String {
+    /// `now` feeds `strftime_now` (UTC); going past `limits` throws a `.limit` error.
+    public func render(
+        _ context: [String: JSONValue], now: Date = Date(), limits: TemplateLimits = .standard
+    ) throws(TemplateError) -> String {
         var values: [String: Value] = [:]
         for (k, v) in context { values[k] = Value(v) }
-        let interpreter = Interpreter(context: values, globals: Builtins.globals(now: { now }))
+        let interpreter = Interpreter(context: values, globals: Builtins.globals(now: { now }), limits: limits)
         return try interpreter.render(nodes)
     }
 
@@ -43,7 +45,8 @@ public struct ChatTemplate: Sendable {
     /// `eos_token`...) and any extra variables (`enable_thinking`, `date_string`...).
     public func apply(
         messages: [JSONValue], tools: [JSONValue]? = nil, addGenerationPrompt: Bool = false,
-        specialTokens: [String: String] = [:], extra: [String: JSONValue] = [:], now: Date = Date()
+        specialTokens: [String: String] = [:], extra: [String: JSONValue] = [:], now: Date = Date(),
+        limits: TemplateLimits = .standard
     ) throws(TemplateError) -> String {
         var context: [String: JSONValue] = [:]
         for (k, v) in specialTokens { context[k] = .string(v) }
@@ -52,7 +55,7 @@ public struct ChatTemplate: Sendable {
         context["tools"] = tools.map { .array($0) } ?? .null
         context["documents"] = .null
         context["add_generation_prompt"] = .bool(addGenerationPrompt)
-        return try render(context, now: now)
+        return try render(context, now: now, limits: limits)
     }
 }
 

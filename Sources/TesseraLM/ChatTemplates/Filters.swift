@@ -42,7 +42,7 @@ extension Interpreter {
             guard let old = str(0, "old"), let new = str(1, "new") else { throw fail("needs two strings") }
             var count = -1
             if case .int(let c)? = args.argument(2, "count") { count = c }
-            return .string(Builtins.replace(v.str, old, new, count: count))
+            return .string(try Builtins.replace(v.str, old, new, count: count, maxLength: budget.limits.maxLength))
         case "length", "count":
             switch v {
             case .string(let s): return .int(s.unicodeScalars.count)
@@ -55,7 +55,9 @@ extension Interpreter {
             guard let json = v.json else { throw fail("object of type '\(v.typeName)' is not JSON serializable") }
             var indent: String? = nil
             switch args.argument(0, "indent") {
-            case .int(let n)?: indent = String(repeating: " ", count: max(0, n))
+            case .int(let n)?:
+                try budget.checkRepeat(1, count: n, loc)
+                indent = String(repeating: " ", count: max(0, n))
             case .string(let s)?: indent = s
             default: break
             }
@@ -73,7 +75,7 @@ extension Interpreter {
             if let attribute = args.argument(1, "attribute") {
                 values = values.map { item($0, attribute) }
             }
-            return .string(values.map(\.str).joined(separator: separator))
+            return .string(try RenderBudget.joined(values.map(\.str), separator: separator, maxLength: budget.limits.maxLength))
         case "default", "d":
             let fallback = args.argument(0, "default_value") ?? .string("")
             let boolean = args.argument(1, "boolean")?.truthy ?? false
@@ -221,7 +223,9 @@ extension Interpreter {
         case "indent":
             var width = "    "
             switch args.argument(0, "width") {
-            case .int(let n)?: width = String(repeating: " ", count: max(0, n))
+            case .int(let n)?:
+                try budget.checkRepeat(1, count: n, loc)
+                width = String(repeating: " ", count: max(0, n))
             case .string(let s)?: width = s
             default: break
             }

@@ -11,13 +11,14 @@ final class Interpreter: @unchecked Sendable {
     private let globals: [String: Value]
     /// Macro call depth (Python would hit its recursion limit).
     private var callDepth = 0
-    private static let maxCallDepth = 64
+    let budget: RenderBudget
 
     private enum Flow { case normal, breakLoop, continueLoop }
 
-    init(context: [String: Value], globals: [String: Value]) {
+    init(context: [String: Value], globals: [String: Value], limits: TemplateLimits = .standard) {
         self.scopes = [context]
         self.globals = globals
+        self.budget = RenderBudget(limits)
     }
 
     func render(_ nodes: [Node]) throws(TemplateError) -> String {
@@ -32,11 +33,12 @@ final class Interpreter: @unchecked Sendable {
 
     private func render(_ nodes: [Node], into out: inout String) throws(TemplateError) -> Flow {
         for node in nodes {
+            try budget.step()
             switch node {
             case .text(let s):
                 out += s
             case .output(let e):
-                out += try eval(e).str
+                out += try bounded(try eval(e), nil).str
             case .ifChain(let branches, let otherwise):
                 var taken = false
                 for (condition, body) in branches where try eval(condition).truthy {
@@ -82,6 +84,7 @@ final class Interpreter: @unchecked Sendable {
             case .continueLoop:
                 return .continueLoop
             }
+            try budget.checkLength(out)
         }
         return .normal
     }
@@ -91,6 +94,7 @@ final class Interpreter: @unchecked Sendable {
         if let condition = loop.condition {
             var kept: [Value] = []
             for item in items {
+                try budget.iteration(loop.location)
                 scopes.append([:])
                 defer { scopes.removeLast() }
                 try assign(loop.target, item, loop.location)
@@ -104,6 +108,7 @@ final class Interpreter: @unchecked Sendable {
         }
         let n = items.count
         for (i, item) in items.enumerated() {
+            try budget.iteration(loop.location)
             var info = Dict()
             info["index"] = .int(i + 1)
             info["index0"] = .int(i)
@@ -173,8 +178,9 @@ final class Interpreter: @unchecked Sendable {
             for (k, v) in args.keyword {
                 if m.parameters.contains(where: { $0.0 == k }) || k == "caller" { frame[k] = v } else { kwargs[k] = v }
             }
-            guard self.callDepth < Self.maxCallDepth else {
-                throw TemplateError(.runtime, "macro \(m.name) recursed deeper than \(Self.maxCallDepth)")
+            let maxDepth = self.budget.limits.maxCallDepth
+            guard self.callDepth < maxDepth else {
+                throw TemplateError(.limit, "macro \(m.name) recursed deeper than \(maxDepth)")
             }
             let saved = self.scopes
             self.scopes = (closure ?? [saved[0]]) + [frame]
@@ -201,6 +207,7 @@ final class Interpreter: @unchecked Sendable {
     }
 
     func eval(_ e: Expr) throws(TemplateError) -> Value {
+        try budget.step()
         switch e {
         case .literal(let v):
             return v
@@ -209,11 +216,11 @@ final class Interpreter: @unchecked Sendable {
         case .list(let items), .tuple(let items):
             var out: [Value] = []
             for item in items { out.append(try eval(item)) }
-            return .array(out)
+            return try bounded(.array(out), nil)
         case .dict(let pairs):
             var d = Dict()
-            for (k, v) in pairs { d[try eval(k).str] = try eval(v) }
-            return .object(d)
+            for (k, v) in pairs { d[try bounded(try eval(k), nil).str] = try eval(v) }
+            return try bounded(.object(d), nil)
         case .attribute(let base, let name, let loc):
             let v = try eval(base)
             if case .undefined(let what) = v {
@@ -234,9 +241,9 @@ final class Interpreter: @unchecked Sendable {
                              try step.map { (x) throws(TemplateError) in try eval(x) }, loc)
         case .call(let callee, let args, let loc):
             let f = try eval(callee)
-            return try callValue(f, try evalArguments(args), loc)
+            return try bounded(try callValue(f, try evalArguments(args), loc), loc)
         case .filter(let base, let name, let args, let loc):
-            return try applyFilter(name, try eval(base), try evalArguments(args), loc)
+            return try bounded(try applyFilter(name, try bounded(try eval(base), loc), try evalArguments(args), loc), loc)
         case .test(let base, let name, let args, let negated, let loc):
             let result = try applyTest(name, try eval(base), try evalArguments(args), loc)
             return .bool(result != negated)
@@ -256,7 +263,7 @@ final class Interpreter: @unchecked Sendable {
             let x = try eval(a)
             return x.truthy ? x : try eval(b)
         case .binary(let op, let a, let b, let loc):
-            return try binary(op, try eval(a), try eval(b), loc)
+            return try bounded(try binary(op, try bounded(try eval(a), loc), try bounded(try eval(b), loc), loc), loc)
         case .compare(let first, let ops, let loc):
             var left = try eval(first)
             for (op, rightExpr) in ops {
@@ -271,10 +278,17 @@ final class Interpreter: @unchecked Sendable {
         }
     }
 
+    /// `value`, once it is known to be no longer than the limits allow.
+    private func bounded(_ value: Value, _ loc: SourceLocation?) throws(TemplateError) -> Value {
+        try budget.checkLength(value, loc)
+        return value
+    }
+
     func evalArguments(_ args: Expr.Arguments) throws(TemplateError) -> CallArguments {
         var out = CallArguments()
-        for p in args.positional { out.positional.append(try eval(p)) }
-        for (k, v) in args.keyword { out.keyword.append((k, try eval(v))) }
+        // Bounded, so that no callee prints a value that grew (or loops through a namespace) past the limits.
+        for p in args.positional { out.positional.append(try bounded(try eval(p), nil)) }
+        for (k, v) in args.keyword { out.keyword.append((k, try bounded(try eval(v), nil))) }
         return out
     }
 
@@ -425,10 +439,10 @@ final class Interpreter: @unchecked Sendable {
             }
             switch (a, b) {
             case (.string(let s), .int(let n)), (.int(let n), .string(let s)):
-                guard n < 1 << 24 else { throw overflow() }
+                try budget.checkRepeat(s.utf8.count, count: n, loc)
                 return .string(String(repeating: s, count: max(0, n)))
             case (.array(let s), .int(let n)), (.int(let n), .array(let s)):
-                guard n < 1 << 24 else { throw overflow() }
+                try budget.checkRepeat(s.count, count: n, loc)
                 return .array(Array([[Value]](repeating: s, count: max(0, n)).joined()))
             default:
                 if let x = a.number, let y = b.number { return .double(x * y) }

@@ -15,6 +15,8 @@ public struct TemplateError: Error, Sendable, Equatable, CustomStringConvertible
         case undefined
         /// An operation got values of the wrong type, or failed (division by zero...).
         case runtime
+        /// The render went past one of its `TemplateLimits` (depth, loop iterations, steps, length, time).
+        case limit
     }
 
     public var kind: Kind

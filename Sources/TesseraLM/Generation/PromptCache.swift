@@ -40,38 +40,72 @@ public enum PromptCache {
         try Safetensors.save(tensors, metadata: info, to: path)
     }
 
+    /// Bounds on counts read from a file, checked before they size anything.
+    static let maxLayers = 1 << 14, maxOffset = Int(Int32.max)
+
     /// The caches saved at `path`, and the metadata saved with them. With
-    /// `modelIdentity`, a file saved for another model is refused.
-    public static func load(_ path: String, modelIdentity: String? = nil) throws -> (caches: [KVCache], metadata: [String: String]) {
+    /// `modelIdentity`, a file saved for another model is refused; with `model`,
+    /// every tensor must have the shape and dtype that model's caches hold
+    /// (layer count, tensors per layer, batch, heads and head size).
+    public static func load(
+        _ path: String, modelIdentity: String? = nil, model: (any LanguageModel)? = nil
+    ) throws -> (caches: [KVCache], metadata: [String: String]) {
         let (tensors, info) = try Safetensors.load(path)
         func fail(_ why: String) -> ModelError { .invalidConfiguration("prompt cache \(path): \(why)") }
         guard info["format"] == format else { throw fail("not a Tessera prompt cache (format \(info["format"] ?? "none"))") }
         if let modelIdentity, info["model"] != modelIdentity {
             throw fail("saved for model \(info["model"] ?? "?"), not \(modelIdentity)")
         }
-        func int(_ key: String) throws -> Int? {
+        func int(_ key: String, max: Int) throws -> Int? {
             guard let text = info[key] else { return nil }
-            guard let v = Int(text), v >= 0 else { throw fail("\(key) is not a count: \(text)") }
+            guard let v = Int(text), v >= 0, v <= max else { throw fail("\(key) is not a count up to \(max): \(text)") }
             return v
         }
-        guard let layers = try int("layers") else { throw fail("no layer count") }
-        let caches = try (0..<layers).map { i -> KVCache in
-            guard let offset = try int("layer.\(i).offset"), let count = try int("layer.\(i).tensors") else {
-                throw fail("layer \(i) has no offset")
-            }
+        guard let layers = try int("layers", max: maxLayers) else { throw fail("no layer count") }
+        // Layouts by quantization (bits, group size), traced once each.
+        var layouts: [[Int]: PromptCacheLayout] = [:]
+        if let model {
+            let expected = model.makeCache(maxSize: nil, quantization: nil).count
+            guard layers == expected else { throw fail("\(layers) layers, but the model has \(expected)") }
+        }
+        var caches: [KVCache] = []
+        for i in 0..<layers {
+            guard let offset = try int("layer.\(i).offset", max: maxOffset),
+                let count = try int("layer.\(i).tensors", max: 6)
+            else { throw fail("layer \(i) has no offset or tensor count") }
             var quantization: KVQuantization?
-            if let bits = try int("layer.\(i).kv_bits") {
-                quantization = try KVQuantization(bits: bits, groupSize: try int("layer.\(i).kv_group_size") ?? 64)
-            }
-            let storage = try (0..<count).map { j -> Tensor in
-                guard let t = tensors["layer.\(i).\(j)"] else { throw ModelError.missingTensor("layer.\(i).\(j)") }
-                return t
+            if let bits = try int("layer.\(i).kv_bits", max: 64) {
+                quantization = try KVQuantization(bits: bits, groupSize: try int("layer.\(i).kv_group_size", max: 1 << 16) ?? 64)
             }
             // Full precision: keys, values; quantized: three tensors each. All [B, H, length, ·].
-            guard [0, 2, 6].contains(count), storage.allSatisfy({ $0.ndim == 4 && $0.dim(2) == storage[0].dim(2) }),
-                storage.isEmpty || storage[0].dim(2) <= offset, count != 6 || quantization != nil
+            guard [0, 2, 6].contains(count), count != 6 || quantization != nil else {
+                throw fail("layer \(i) has \(count) tensors, which do not form a cache")
+            }
+            var storage: [Tensor] = []
+            for j in 0..<count {
+                guard let t = tensors["layer.\(i).\(j)"] else { throw ModelError.missingTensor("layer.\(i).\(j)") }
+                storage.append(t)
+            }
+            guard storage.allSatisfy({ $0.ndim == 4 && $0.dim(2) == storage[0].dim(2) }),
+                storage.isEmpty || storage[0].dim(2) <= offset
             else { throw fail("layer \(i)'s tensors do not form a cache") }
-            return KVCache(storage: storage, offset: offset, maxSize: try int("layer.\(i).max_size"), quantization: quantization)
+            let maxSize = try int("layer.\(i).max_size", max: maxOffset)
+            if let maxSize, let length = storage.first?.dim(2), length > maxSize {
+                throw fail("layer \(i) holds \(length) positions, more than its size \(maxSize)")
+            }
+            if let model, !storage.isEmpty {
+                let key = quantization.map { [$0.bits, $0.groupSize] } ?? []
+                let layout = layouts[key] ?? PromptCacheLayout(model: model, quantization: quantization)
+                layouts[key] = layout
+                let expected = layout.layers[i]
+                let found = storage.map { t in
+                    PromptCacheLayout.Slot(shape: t.shape.enumerated().map { $0.offset == 2 ? 0 : $0.element }, dtype: t.dtype)
+                }
+                guard found == expected else {
+                    throw fail("layer \(i) holds \(found.map(\.description)), but the model's cache holds \(expected.map(\.description))")
+                }
+            }
+            caches.append(KVCache(storage: storage, offset: offset, maxSize: maxSize, quantization: quantization))
         }
         return (caches, info)
     }
@@ -115,7 +149,7 @@ extension PromptCache {
         }
         let fresh = model.makeCache(maxSize: parameters.maxKVSize, quantization: parameters.initialKVQuantization)
         if FileManager.default.fileExists(atPath: file.path) {
-            let (caches, metadata) = try load(file.path, modelIdentity: file.modelIdentity)
+            let (caches, metadata) = try load(file.path, modelIdentity: file.modelIdentity, model: model)
             let cached = try tokens(metadata["tokens"], path: file.path)
             let compatible = caches.count == fresh.count
                 && zip(caches, fresh).allSatisfy { saved, new in

@@ -46,10 +46,11 @@ public enum ModelLoader {
 
     /// A folder's config.json.
     static func readConfig(_ path: String) throws -> JSONValue {
-        guard let data = FileManager.default.contents(atPath: path + "/config.json") else {
-            throw ModelError.modelNotFound("\(path) has no config.json")
-        }
-        do { return try JSONValue(parsing: Array(data)) } catch {
+        let file = path + "/config.json"
+        guard FileManager.default.fileExists(atPath: file) else { throw ModelError.modelNotFound("\(path) has no config.json") }
+        // A FIFO or folder named config.json is refused before open() could block on it.
+        let data = try readRegularFile(file, maxBytes: 64 << 20)
+        do { return try JSONValue(parsing: data) } catch {
             throw ModelError.invalidConfiguration("config.json: \(error)")
         }
     }

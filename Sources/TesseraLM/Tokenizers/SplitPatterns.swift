@@ -5,7 +5,7 @@
 // alternation and backtracking (noted per alternative). \p{L} and \p{N} are
 // Unicode general categories L* and N*; \s is White_Space (Oniguruma's \s:
 // U+0009-000D, U+0085, Zs, Zl, Zp). Linear time in the input; Tests cover
-// long runs. Unknown patterns fall back to Swift Regex (RegexSplitter).
+// long runs. Unknown patterns run on a linear-time Pike VM (RegexSplitter).
 
 import Tessera
 
@@ -171,34 +171,42 @@ enum KnownPattern: Sendable, Equatable {
     }
 }
 
-/// A pre-tokenizer regex this library does not know by heart, run with Swift
-/// Regex over Unicode scalars.
-struct RegexSplitter: @unchecked Sendable {
-    // Regex is not Sendable; it is immutable after init and only used to match.
+/// A pre-tokenizer regex this library does not know by heart, parsed by
+/// SplitRegexParser and run by a Pike VM (SplitRegexVM): linear in the text,
+/// so a hostile tokenizer.json cannot make encoding backtrack without bound.
+struct RegexSplitter: Sendable {
     let source: String
-    private let regex: Regex<AnyRegexOutput>
+    private let program: RegexProgram
 
     init(source: String) throws(TokenizerError) {
         self.source = source
         do {
-            regex = try Regex(source).matchingSemantics(.unicodeScalar)
+            program = try RegexProgram(try SplitRegexParser.parse(source))
         } catch {
-            throw .unsupported("pre-tokenizer regex \(source) (\(error))")
+            throw .unsupported("pre-tokenizer regex \(source): \(error.message)")
         }
     }
 
+    /// Thread steps allowed per scalar of text and instruction of the pattern, over all
+    /// the searches of one text: real split patterns use a few; a hostile one stops here.
+    static let stepsPerScalarAndInstruction = 8
+
+    /// The non-empty leftmost-first matches, left to right, as scalar offsets. Encoding
+    /// cannot throw, so a pattern that spends its budget (quadratic rescans) leaves the
+    /// rest of the text as one piece rather than hang.
     func matches(_ s: [Unicode.Scalar]) -> [Range<Int>] {
-        var view = String.UnicodeScalarView()
-        view.append(contentsOf: s)
-        let string = String(view)
-        // Map String.Index back to scalar offsets.
-        var offsets: [String.Index: Int] = [:]
-        var k = 0
-        for idx in string.unicodeScalars.indices { offsets[idx] = k; k += 1 }
-        offsets[string.endIndex] = k
-        return string.matches(of: regex).compactMap { m in
-            guard let a = offsets[m.range.lowerBound], let b = offsets[m.range.upperBound], a < b else { return nil }
-            return a..<b
+        let run = RegexRun(program: program, text: s)
+        var budget = Self.stepsPerScalarAndInstruction * program.code.count * (s.count + 1)
+        var out: [Range<Int>] = []
+        var from = 0
+        while from <= s.count {
+            guard let m = run.search(from: from, budget: &budget) else {
+                if budget < 0, from < s.count { out.append(from..<s.count) }
+                break
+            }
+            if !m.isEmpty { out.append(m) }
+            from = m.isEmpty ? m.upperBound + 1 : m.upperBound
         }
+        return out
     }
 }

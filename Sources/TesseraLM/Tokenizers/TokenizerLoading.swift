@@ -89,8 +89,9 @@ extension Tokenizer {
             eosTokenID: id(tokenName(config["eos_token"])), chatTemplate: template)
     }
 
+    /// A regular file's bytes (a FIFO or directory in its place is refused, never waited on).
     static func read(_ url: URL) throws(TokenizerError) -> Data {
-        do { return try Data(contentsOf: url) } catch {
+        do { return Data(try readRegularFile(url.path)) } catch {
             throw .unreadable(path: url.path, reason: "\(error)")
         }
     }

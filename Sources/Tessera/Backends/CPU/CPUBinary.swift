@@ -125,7 +125,7 @@ func floatBinaryFunction<F: MathFloat>(_ op: BinaryOp, _: F.Type) -> (F, F) -> F
     case .arctan2: return F.atan2
     case .logAddExp:
         return { x, y in
-            if x == -F.infinity && y == -F.infinity { return x }
+            if x == y && x.isInfinite { return x }  // x - y would be NaN
             let m = Swift.max(x, y)
             if m.isNaN { return F.nan }
             return m + F.log1p(F.exp(-Swift.abs(x - y)))

@@ -79,7 +79,9 @@ struct FastKernel: KindVisitor {
                 row[j] = v
                 if v > m || v.isNaN { m = v }
             }
-            if !m.isFinite && !m.isNaN { m = 0 }  // all -inf (or +inf): exp(x - 0) gives MLX's result
+            // All -inf: exp(x - 0) gives 0/0 = NaN, as MLX. A +inf stays the max: inf - inf makes
+            // the whole row NaN, as MLX and torch give.
+            if m == -T.Math.infinity { m = 0 }
             var sum: T.Math = 0
             for j in 0..<n { sum += T.Math.exp(row[j] - m) }
             let o = out + r * n

@@ -78,7 +78,7 @@ func floatFunction<F: MathFloat>(_ op: UnaryOp, _: F.Type) -> (F) -> F {
     switch op {
     case .abs: return { Swift.abs($0) }
     case .negative: return { -$0 }
-    case .sign: return { $0 > 0 ? 1 : ($0 < 0 ? -1 : $0) }  // keeps NaN and ±0
+    case .sign: return { $0 > 0 ? 1 : ($0 < 0 ? -1 : ($0 == 0 ? $0 : 0)) }  // keeps ±0; NaN gives 0 (MLX, torch)
     case .square: return { $0 * $0 }
     case .sqrt: return { $0.squareRoot() }
     case .rsqrt: return { 1 / $0.squareRoot() }

@@ -394,7 +394,7 @@ struct F_remainder {
 };
 struct F_logAddExp {
     __device__ __forceinline__ float operator()(float a, float b) const {
-        if (isinf(a) && a < 0.0f && isinf(b) && b < 0.0f) return a;
+        if (isinf(a) && a == b) return a;  // a - b would be NaN
         float m = fmaxf(a, b);
         if (isnan(a) || isnan(b)) return __int_as_float(0x7fc00000);
         return m + log1pf(expf(-fabsf(a - b)));
@@ -1675,7 +1675,7 @@ __device__ void softmax_rows(const T* x, T* y, i64 rows, i64 n, i64 xs, int kn, 
     float m = -DENSE_INF;
     for (i64 j = t.tid; j < n; j += t.count) m = max_nan(m, to_float(xr[j * xs]));
     m = team_reduce<WARP, 1>(m, scratch);
-    if (isinf(m)) m = 0.0f;  // all -inf (or +inf): exp(x - 0), as the CPU
+    if (isinf(m) && m < 0.0f) m = 0.0f;  // all -inf: exp(x - 0), as the CPU; a +inf makes the row NaN
     float s = 0.0f;
     for (i64 j = t.tid; j < n; j += t.count) s += expf(to_float(xr[j * xs]) - m);
     s = team_reduce<WARP, 0>(s, scratch);
@@ -2255,7 +2255,7 @@ __device__ __forceinline__ float erfinv_mlx(float a) {
 
 FLOAT_OP(abs, fabsf(x))
 FLOAT_OP(negative, -x)
-FLOAT_OP(sign, x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : x))
+FLOAT_OP(sign, x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : (x == 0.0f ? x : 0.0f)))  // NaN gives 0, as MLX and torch
 FLOAT_OP(square, x * x)
 FLOAT_OP(sqrt, sqrtf(x))
 FLOAT_OP(rsqrt, rsqrtf(x))

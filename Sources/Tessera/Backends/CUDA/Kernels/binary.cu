@@ -25,7 +25,7 @@ struct F_remainder {
 };
 struct F_logAddExp {
     __device__ __forceinline__ float operator()(float a, float b) const {
-        if (isinf(a) && a < 0.0f && isinf(b) && b < 0.0f) return a;
+        if (isinf(a) && a == b) return a;  // a - b would be NaN
         float m = fmaxf(a, b);
         if (isnan(a) || isnan(b)) return __int_as_float(0x7fc00000);
         return m + log1pf(expf(-fabsf(a - b)));

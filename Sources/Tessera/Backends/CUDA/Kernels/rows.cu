@@ -43,7 +43,7 @@ __device__ void softmax_rows(const T* x, T* y, i64 rows, i64 n, i64 xs, int kn, 
     float m = -DENSE_INF;
     for (i64 j = t.tid; j < n; j += t.count) m = max_nan(m, to_float(xr[j * xs]));
     m = team_reduce<WARP, 1>(m, scratch);
-    if (isinf(m)) m = 0.0f;  // all -inf (or +inf): exp(x - 0), as the CPU
+    if (isinf(m) && m < 0.0f) m = 0.0f;  // all -inf: exp(x - 0), as the CPU; a +inf makes the row NaN
     float s = 0.0f;
     for (i64 j = t.tid; j < n; j += t.count) s += expf(to_float(xr[j * xs]) - m);
     s = team_reduce<WARP, 0>(s, scratch);

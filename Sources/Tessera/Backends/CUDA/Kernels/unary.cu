@@ -28,7 +28,7 @@ __device__ __forceinline__ float erfinv_mlx(float a) {
 
 FLOAT_OP(abs, fabsf(x))
 FLOAT_OP(negative, -x)
-FLOAT_OP(sign, x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : x))
+FLOAT_OP(sign, x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : (x == 0.0f ? x : 0.0f)))  // NaN gives 0, as MLX and torch
 FLOAT_OP(square, x * x)
 FLOAT_OP(sqrt, sqrtf(x))
 FLOAT_OP(rsqrt, rsqrtf(x))
