@@ -29,12 +29,12 @@ struct SamplingDefaults: Equatable {
     /// over the built-in values. A file that cannot be read is named in `warnings`.
     static func forModel(at modelPath: String?) -> (defaults: SamplingDefaults, warnings: [String]) {
         // A GGUF file has no folder of its own: nothing is found under it.
-        guard let modelPath, let data = FileManager.default.contents(atPath: modelPath + "/generation_config.json") else {
-            return (.builtIn, [])
-        }
+        guard let modelPath else { return (.builtIn, []) }
         let file = modelPath + "/generation_config.json"
+        guard FileManager.default.fileExists(atPath: file) else { return (.builtIn, []) }
         do {
-            return parse(try JSONValue(parsing: Array(data)), source: file)
+            // Refuses a FIFO or device before open could block; bounded like any config.
+            return parse(try JSONValue(parsing: try readRegularFile(file, maxBytes: 1 << 20)), source: file)
         } catch {
             return (.builtIn, ["ignoring \(file): \(error)"])
         }
