@@ -62,7 +62,7 @@ let package = Package(
         ),
         .target(
             name: "TesseraLM",
-            dependencies: ["Tessera", "TesseraNN"],
+            dependencies: ["Tessera", "TesseraNN", "TesseraOptimizers"],
             path: "Sources/TesseraLM",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
