@@ -171,6 +171,8 @@ public enum Adapters {
             throw AdapterError.invalidConfig("the adapter has tensors the model lacks: \(unknown.prefix(5).joined(separator: ", "))")
         }
         eval(model)
+        // Loaded for use: dropout off (a trainer switches training mode back on).
+        model.train(false)
         return config
     }
 
