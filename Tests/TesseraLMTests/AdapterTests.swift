@@ -29,6 +29,14 @@ final class AdapterTests: XCTestCase {
         XCTAssertEqual(abs(m(tokens) - before).max().item(Float.self), 0)
     }
 
+    func testFullFineTuningUnfreezesTheLastBlocks() throws {
+        let m = try model()
+        try Adapters.apply(to: m, AdapterConfig(fineTuneType: .full, numLayers: 1))
+        let trainable = m.trainableParameters().flatDictionary.keys
+        XCTAssertEqual(trainable.count, 9)
+        XCTAssertTrue(trainable.allSatisfy { $0.hasPrefix("model.layers.1.") })
+    }
+
     func testQLoRAOnA4BitModelGetsGradientsOnlyForTheAdapters() throws {
         let m = try model(bits: 4)
         try Adapters.apply(to: m, AdapterConfig(numLayers: 2, parameters: LoRAParameters(rank: 2), keys: ["self_attn.q_proj", "self_attn.v_proj"]))

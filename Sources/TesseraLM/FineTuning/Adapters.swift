@@ -67,19 +67,21 @@ public enum Adapters {
     /// of them, i.e. the attention and MLP projections) in the last
     /// `numLayers` blocks (-1 or more than the model has: all) with LoRA or
     /// DoRA layers, whose parameters are then the only trainable ones. For
-    /// `.full` it unfreezes every float parameter instead (quantized layers stay frozen).
-    /// Returns the dotted paths of the replaced layers.
+    /// `.full` it unfreezes those blocks instead, as mlx-lm (quantized layers
+    /// stay frozen). Returns the dotted paths of the replaced layers.
     @discardableResult
     public static func apply(
         to model: TransformerModel, _ config: AdapterConfig, seed: UInt64 = 0
     ) throws -> [String] {
         try model.freeze()
-        if config.fineTuneType == .full {
-            try model.unfreeze()
-            return []
-        }
         let layerCount = model.configuration.layerCount
         let first = config.numLayers < 0 ? 0 : max(0, layerCount - config.numLayers)
+        if config.fineTuneType == .full {
+            for (path, block) in model.namedModules() {
+                if let layer = blockIndex(path), layer >= first { try block.unfreeze() }
+            }
+            return []
+        }
         var replacements: [String: Module] = [:]
         var counter: UInt64 = 0
         let modules = model.namedModules()
@@ -100,6 +102,13 @@ public enum Adapters {
         guard !replacements.isEmpty else { throw AdapterError.noLayersMatched(keys: config.keys ?? ["(all)"]) }
         try model.update(modules: replacements)
         return replacements.keys.sorted()
+    }
+
+    /// `model.layers.3` -> 3 (a block itself, not a module inside one).
+    static func blockIndex(_ path: String) -> Int? {
+        let parts = path.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == "model", parts[1] == "layers" else { return nil }
+        return Int(parts[2])
     }
 
     /// `model.layers.3.self_attn.q_proj` -> (3, `self_attn.q_proj`).
