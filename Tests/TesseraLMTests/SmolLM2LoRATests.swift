@@ -1,7 +1,7 @@
 // LoRA on the default model (SmolLM2-135M-Instruct, 4-bit: QLoRA) with the
 // committed arithmetic-format data (Tests/Fixtures/lora, from
 // Tools/make_lora_data.py): validation loss falls by at least 30% within
-// 200 steps, and greedy answers to held-out test prompts then follow the
+// 60 steps (the issue allows 200), and greedy answers to held-out test prompts then follow the
 // taught format. Release builds only (or TESSERA_SLOW_TESTS=1).
 
 import Foundation
@@ -30,20 +30,17 @@ final class SmolLM2LoRATests: XCTestCase {
         let adapter = AdapterConfig(numLayers: 8, parameters: LoRAParameters(rank: 8, scale: 20))
         try Adapters.apply(to: model, adapter, seed: 1)
         var options = TrainingOptions()
-        (options.iterations, options.batchSize, options.stepsPerReport) = (Self.iterations, 4, 25)
-        (options.stepsPerEval, options.validationBatches, options.seed) = (Self.iterations, -1, 1)
-        var losses: [Float] = []
+        (options.iterations, options.batchSize, options.stepsPerReport, options.seed) = (Self.iterations, 4, 20, 1)
+        let initial = Trainer.evaluate(model: model, valid, batchSize: 4, maxSequenceLength: 2048, batches: -1)
         try Trainer.train(
-            model: model, optimizer: Adam(learningRate: 2e-4), adapter: adapter, train: train, valid: valid,
+            model: model, optimizer: Adam(learningRate: 2e-4), adapter: adapter, train: train, valid: nil,
             options: options
         ) { event in
-            if case .validation(_, let loss, _) = event { losses.append(loss) }
             if case let .train(step, loss, _, _, tokensPerSecond, _, _) = event {
                 print("step \(step): train loss \(loss), \(Int(tokensPerSecond)) tokens/s")
             }
         }
         let final = Trainer.evaluate(model: model, valid, batchSize: 4, maxSequenceLength: 2048, batches: -1)
-        guard let initial = losses.first else { return XCTFail("no validation loss") }
         print("validation loss: \(initial) -> \(final) (\(Int(100 * (1 - final / initial)))% lower) in \(Self.iterations) steps")
         XCTAssertLessThanOrEqual(final, 0.7 * initial)
 
@@ -66,5 +63,5 @@ final class SmolLM2LoRATests: XCTestCase {
         }
     }
 
-    static let iterations = 150
+    static let iterations = 60
 }
