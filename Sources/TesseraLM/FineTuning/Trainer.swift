@@ -65,8 +65,10 @@ public enum Trainer {
                     model: model, valid, batchSize: options.batchSize, maxSequenceLength: options.maxSequenceLength,
                     batches: options.validationBatches)
                 lastValidation = loss
-                report(.validation(step: iteration == 1 ? 0 : iteration, loss: loss, seconds: Date().timeIntervalSince(start)))
-                windowStart = Date()
+                let seconds = Date().timeIntervalSince(start)
+                report(.validation(step: iteration == 1 ? 0 : iteration, loss: loss, seconds: seconds))
+                // The report's rates count training time only.
+                windowStart = windowStart.addingTimeInterval(seconds)
             }
             model.train(true)
             let batch = batches.next()
