@@ -100,7 +100,7 @@ struct LoRACommand: AsyncParsableCommand {
         extra["data"] = .string(data)
         extra["batch_size"] = .int(batchSize)
         extra["iters"] = .int(iters)
-        extra["learning_rate"] = .double(Double(learningRate))
+        extra["learning_rate"] = .double(Double("\(learningRate)") ?? Double(learningRate))  // 0.0002, not 0.000199999…
         extra["optimizer"] = .string(optimizer.rawValue)
         extra["max_seq_length"] = .int(maxSeqLength)
         extra["mask_prompt"] = .bool(maskPrompt)

@@ -96,7 +96,7 @@ public enum Trainer {
                 report(.saved(step: iteration, path: folder + "/" + Adapters.weightsFile))
             }
         }
-        if let folder = options.adapterPath {
+        if let folder = options.adapterPath, options.iterations % max(1, options.saveEvery) != 0 {
             try Adapters.save(model, adapter, to: folder)
             report(.saved(step: options.iterations, path: folder + "/" + Adapters.weightsFile))
         }
