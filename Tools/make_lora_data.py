@@ -2,8 +2,9 @@
 """Writes Tests/Fixtures/lora/{train,valid,test}.jsonl: small arithmetic
 questions in varied wording, each answered in one fixed format
 ("Operation: ... / Expression: ... / Answer: [n]"), a format SmolLM2 does not
-use by itself, so LoRA visibly learns it. Mixes the completions and chat
-formats. Deterministic (seeded); rerun to regenerate."""
+use by itself, so LoRA visibly learns it. train.jsonl is in the chat format,
+valid.jsonl and test.jsonl in the completions format (mlx-lm reads one format
+per file). Deterministic (seeded); rerun to regenerate."""
 import json
 import os
 import random
@@ -16,13 +17,13 @@ ops = {
 }
 
 
-def example(i):
+def example(chat):
     name = rng.choice(sorted(ops))
     symbol, f, phrasings = ops[name]
     a, b = rng.randint(2, 19), rng.randint(2, 9)
     prompt = rng.choice(phrasings).format(a=a, b=b)
     answer = f"Operation: {name}\nExpression: {a} {symbol} {b}\nAnswer: [{f(a, b)}]"
-    if i % 3 == 0:
+    if chat:
         return {"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]}
     return {"prompt": prompt, "completion": answer}
 
@@ -32,4 +33,4 @@ os.makedirs(folder, exist_ok=True)
 for split, count in [("train", 400), ("valid", 50), ("test", 50)]:
     with open(os.path.join(folder, split + ".jsonl"), "w") as f:
         for i in range(count):
-            f.write(json.dumps(example(i)) + "\n")
+            f.write(json.dumps(example(split == "train")) + "\n")
