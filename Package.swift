@@ -44,7 +44,7 @@ let package = Package(
         // The CLI: the commands live in TesseraCLI (so tests can parse them); `tessera` only runs them.
         .target(
             name: "TesseraCLI",
-            dependencies: ["Tessera", "TesseraLM", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Tessera", "TesseraNN", "TesseraOptimizers", "TesseraLM", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/TesseraCLI",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
@@ -62,7 +62,7 @@ let package = Package(
         ),
         .target(
             name: "TesseraLM",
-            dependencies: ["Tessera", "TesseraNN"],
+            dependencies: ["Tessera", "TesseraNN", "TesseraOptimizers"],
             path: "Sources/TesseraLM",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),

@@ -17,12 +17,14 @@ struct ChatCommand: AsyncParsableCommand {
             """)
 
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var adapter: AdapterOptions
     @OptionGroup var sampling: SamplingOptions
 
     init() {}
 
     func run() async throws {
-        let (generator, _, path) = try modelOptions.load()
+        let (generator, loaded, path) = try modelOptions.load()
+        _ = try adapter.apply(to: loaded, verbose: modelOptions.verbose)
         let parameters = try GenerationSetup.parameters(sampling, modelPath: path, verbose: modelOptions.verbose)
         var session = ChatSession(generator: generator, parameters: parameters, system: sampling.system)
         printError("chat: type a message; /help lists the commands, /exit or Ctrl-D leaves; Ctrl-C stops a reply")

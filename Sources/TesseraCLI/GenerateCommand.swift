@@ -20,6 +20,7 @@ struct GenerateCommand: AsyncParsableCommand {
     var prompt: String?
 
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var adapter: AdapterOptions
     @OptionGroup var sampling: SamplingOptions
 
     @Flag(help: "Send the prompt as it is, without the model's chat template.")
@@ -45,6 +46,7 @@ struct GenerateCommand: AsyncParsableCommand {
         let text = try PromptInput.resolve(
             option: prompt, inputIsTerminal: standardInputIsTerminal(), readInput: PromptInput.readStandardInput)
         let (generator, loaded, path) = try modelOptions.load()
+        let identity = try adapter.apply(to: loaded, verbose: modelOptions.verbose)
         let parameters = try GenerationSetup.parameters(sampling, modelPath: path, verbose: modelOptions.verbose)
         let tokens: [Int]
         if noChatTemplate {
@@ -55,7 +57,7 @@ struct GenerateCommand: AsyncParsableCommand {
             messages.append(ChatMessage(role: "user", content: text))
             tokens = try generator.promptTokens(messages: messages)
         }
-        let cacheFile = promptCache.map { PromptCacheFile(path: $0, modelIdentity: loaded.identity) }
+        let cacheFile = promptCache.map { PromptCacheFile(path: $0, modelIdentity: identity) }
         var printer = ReplyPrinter(promptTokens: tokens.count, cachePath: promptCache)
         for try await event in generator.generate(prompt: tokens, parameters: parameters, promptCache: cacheFile) {
             printer.handle(event)

@@ -26,6 +26,13 @@ open class Linear: Module, UnaryLayer {
         self.bias = bias
     }
 
+    /// For layers that keep their weights in a wrapped layer (adapters): no
+    /// parameters of their own here; they override `weight` and `bias`.
+    init(wrapping: Void) {
+        _weight = ParameterInfo(key: "weight")
+        _bias = ParameterInfo(key: "bias")
+    }
+
     open func callAsFunction(_ x: Tensor) -> Tensor {
         let y = matmul(x, weight.T)
         return bias.map { y + $0 } ?? y

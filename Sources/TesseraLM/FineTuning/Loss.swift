@@ -1,0 +1,30 @@
+// The fine-tuning loss (mlx-lm's default_loss): next-token cross-entropy
+// over a padded batch, counting only targets inside each sequence and, with
+// a prompt offset, only those from the offset on; the mean over the counted
+// tokens, in float32.
+
+import Tessera
+import TesseraNN
+
+public enum FineTuningLoss {
+    /// The 0/1 mask [B, L-1] of the targets that count: target j (token j+1)
+    /// of a row when offset ≤ j+1 < length.
+    public static func mask(offsets: [Int], lengths: [Int], width: Int) -> Tensor {
+        var keep = [Float](repeating: 0, count: offsets.count * (width - 1))
+        for row in offsets.indices {
+            for j in 0..<(width - 1) where j + 1 >= offsets[row] && j + 1 < lengths[row] {
+                keep[row * (width - 1) + j] = 1
+            }
+        }
+        return Tensor(keep, shape: [offsets.count, width - 1])
+    }
+
+    /// The mean cross-entropy of `model`'s next-token predictions on `batch`'s counted targets.
+    public static func loss(_ model: TransformerModel, tokens: Tensor, mask: Tensor) -> Tensor {
+        let width = tokens.dim(1)
+        let inputs = tokens[0..., 0..<(width - 1)], targets = tokens[0..., 1..<width]
+        let logits = model(inputs).asType(.float32)
+        let ce = crossEntropy(logits, targets) * mask
+        return ce.sum() / maximum(mask.sum(), Tensor(Float(1)))
+    }
+}

@@ -1,0 +1,132 @@
+// The fine-tuning loop (mlx-lm's tuner/trainer.py): a step is the masked
+// loss and its gradients for the trainable parameters, then an optimizer
+// update; every `stepsPerReport` steps a report (loss, learning rate,
+// tokens/s, trained tokens, peak memory), every `stepsPerEval` the
+// validation loss, every `saveEvery` the adapters (written atomically).
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Tessera
+import TesseraNN
+import TesseraOptimizers
+
+/// The settings of a run (mlx-lm's flags and defaults).
+public struct TrainingOptions: Sendable {
+    public var iterations = 1000
+    public var batchSize = 4
+    public var maxSequenceLength = 2048
+    public var stepsPerReport = 10
+    public var stepsPerEval = 200
+    /// Validation batches per evaluation; -1: the whole set.
+    public var validationBatches = 25
+    public var saveEvery = 100
+    /// Where adapters are saved (a folder); nil: not saved.
+    public var adapterPath: String? = nil
+    public var seed: UInt64 = 0
+
+    public init() {}
+}
+
+/// What the loop tells its caller as it goes.
+public enum TrainingEvent: Sendable {
+    /// Mean training loss over the steps since the last report.
+    case train(step: Int, loss: Float, learningRate: Float, iterationsPerSecond: Double, tokensPerSecond: Double,
+               trainedTokens: Int, peakMemoryBytes: Int)
+    case validation(step: Int, loss: Float, seconds: Double)
+    case saved(step: Int, path: String)
+}
+
+public enum Trainer {
+    /// Trains `model`'s trainable parameters on `train` with `optimizer`,
+    /// reporting through `report`; saves the final adapters when
+    /// `options.adapterPath` is set. Returns the last validation loss (nil without `valid`).
+    @discardableResult
+    public static func train(
+        model: TransformerModel, optimizer: Optimizer, adapter: AdapterConfig, train: [TokenizedExample],
+        valid: [TokenizedExample]?, options: TrainingOptions, report: (TrainingEvent) -> Void
+    ) throws -> Float? {
+        var batches = BatchIterator(
+            train, batchSize: options.batchSize, maxSequenceLength: options.maxSequenceLength, shuffle: true,
+            seed: options.seed)
+        let step = valueAndGrad(model: model) { (m: TransformerModel, args: [Tensor]) in
+            [FineTuningLoss.loss(m, tokens: args[0], mask: args[1])]
+        }
+        var lastValidation: Float? = nil
+        var (lossSum, lossSteps, windowTokens, trainedTokens) = (Float(0), 0, 0, 0)
+        var windowStart = Date()
+        Memory.resetPeak()
+        for iteration in 1...max(1, options.iterations) {
+            if let valid, iteration == 1 || iteration % max(1, options.stepsPerEval) == 0 || iteration == options.iterations {
+                let start = Date()
+                let loss = evaluate(
+                    model: model, valid, batchSize: options.batchSize, maxSequenceLength: options.maxSequenceLength,
+                    batches: options.validationBatches)
+                lastValidation = loss
+                let seconds = Date().timeIntervalSince(start)
+                report(.validation(step: iteration == 1 ? 0 : iteration, loss: loss, seconds: seconds))
+                // The report's rates count training time only.
+                windowStart = windowStart.addingTimeInterval(seconds)
+            }
+            model.train(true)
+            let batch = batches.next()
+            let mask = FineTuningLoss.mask(offsets: batch.offsets, lengths: batch.lengths, width: batch.tokens.dim(1))
+            let (values, grads) = step(model, [batch.tokens, mask])
+            optimizer.update(model: model, gradients: grads)
+            eval(model, optimizer, values[0])
+            lossSum += values[0].item(Float.self)
+            lossSteps += 1
+            windowTokens += batch.targetCount
+            trainedTokens += batch.targetCount
+            if iteration % max(1, options.stepsPerReport) == 0 || iteration == options.iterations {
+                let seconds = max(Date().timeIntervalSince(windowStart), 1e-9)
+                report(
+                    .train(
+                        step: iteration, loss: lossSum / Float(lossSteps), learningRate: optimizer.currentLearningRate,
+                        iterationsPerSecond: Double(lossSteps) / seconds, tokensPerSecond: Double(windowTokens) / seconds,
+                        trainedTokens: trainedTokens, peakMemoryBytes: Memory.peakBytes))
+                (lossSum, lossSteps, windowTokens) = (0, 0, 0)
+                windowStart = Date()
+            }
+            if let folder = options.adapterPath, iteration % max(1, options.saveEvery) == 0 {
+                try Adapters.save(model, adapter, to: folder, fileName: checkpointName(iteration))
+                try Adapters.save(model, adapter, to: folder)
+                report(.saved(step: iteration, path: folder + "/" + Adapters.weightsFile))
+            }
+        }
+        if let folder = options.adapterPath, options.iterations % max(1, options.saveEvery) != 0 {
+            try Adapters.save(model, adapter, to: folder)
+            report(.saved(step: options.iterations, path: folder + "/" + Adapters.weightsFile))
+        }
+        model.train(false)
+        return lastValidation
+    }
+
+    /// mlx-lm's name for the adapters saved at `iteration`: `0000100_adapters.safetensors`.
+    static func checkpointName(_ iteration: Int) -> String {
+        let digits = String(iteration)
+        return String(repeating: "0", count: max(0, 7 - digits.count)) + digits + "_" + Adapters.weightsFile
+    }
+
+    /// The mean loss per counted token over `batches` batches of `examples`
+    /// (-1: all of them), in evaluation mode (mlx-lm's `evaluate`).
+    public static func evaluate(
+        model: TransformerModel, _ examples: [TokenizedExample], batchSize: Int, maxSequenceLength: Int, batches: Int
+    ) -> Float {
+        model.train(false)
+        defer { model.train(true) }
+        var iterator = BatchIterator(examples, batchSize: batchSize, maxSequenceLength: maxSequenceLength, shuffle: false)
+        let count = batches < 0 ? iterator.batchCount : min(batches, iterator.batchCount)
+        var (total, tokens) = (Double(0), 0)
+        for _ in 0..<count {
+            let batch = iterator.next()
+            let mask = FineTuningLoss.mask(offsets: batch.offsets, lengths: batch.lengths, width: batch.tokens.dim(1))
+            let loss = FineTuningLoss.loss(model, tokens: batch.tokens, mask: mask).item(Float.self)
+            total += Double(loss) * Double(batch.targetCount)
+            tokens += batch.targetCount
+        }
+        return tokens == 0 ? 0 : Float(total / Double(tokens))
+    }
+}
