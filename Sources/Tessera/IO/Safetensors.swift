@@ -70,14 +70,13 @@ public enum Safetensors {
 
     /// Writes `tensors` (sorted by name) and `metadata` to `path`, atomically.
     public static func save(_ tensors: [String: Tensor], metadata: [String: String] = [:], to path: String) throws {
-        let names = tensors.keys.sorted()
+        let entries = tensors.sorted { $0.key < $1.key }
         var header = JSONObject()
         if !metadata.isEmpty {
-            header["__metadata__"] = .object(JSONObject(metadata.keys.sorted().map { ($0, .string(metadata[$0]!)) }))
+            header["__metadata__"] = .object(JSONObject(metadata.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }))
         }
         var offset = 0
-        for name in names {
-            let t = tensors[name]!
+        for (name, t) in entries {
             header[name] = .object(
                 JSONObject([
                     ("dtype", .string(dtypeNames[t.dtype]!)),
@@ -93,9 +92,9 @@ public enum Safetensors {
             var length = UInt64(text.count).littleEndian
             try withUnsafeBytes(of: &length) { try append($0) }
             try text.withUnsafeBytes { try append($0) }
-            for name in names {
+            for (_, t) in entries {
                 // Evaluated here so a failure (memory past the limit) throws instead of trapping in bytes().
-                let tensor = tensors[name]!.contiguous()
+                let tensor = t.contiguous()
                 try checkedEval([tensor])
                 let bytes = tensor.bytes()
                 try bytes.withUnsafeBytes { try append($0) }
