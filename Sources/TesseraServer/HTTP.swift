@@ -27,10 +27,26 @@ enum HTTP {
         return response
     }
 
+    /// Oversized bodies up to this size are read and dropped before the 413.
+    static let drainLimit = 64 << 20
+
     /// The body, at most `limit` bytes (413 otherwise).
     static func body(of request: inout Request, limit: Int) async throws(APIError) -> ByteBuffer {
         let tooLarge = APIError(.tooLarge, "the request body is larger than the server's limit of \(limit) bytes")
-        if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limit { throw tooLarge }
+        if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limit {
+            // Read and drop a body that is not too far over, so a client that
+            // sends all of it before reading (most do) gets the 413.
+            if declared <= drainLimit {
+                var seen = 0
+                do {
+                    for try await chunk in request.body {
+                        seen += chunk.readableBytes
+                        if seen > drainLimit { break }
+                    }
+                } catch {}
+            }
+            throw tooLarge
+        }
         do {
             return try await request.collectBody(upTo: limit)
         } catch let error as HTTPError where error.status == .contentTooLarge {
