@@ -259,27 +259,27 @@ extension Server {
             }
         }
 
-            var choices: [JSONValue] = []
-            var ends: [SequenceEnd] = []
-            for (index, stream) in streams.enumerated() {
-                var result = ChoiceResult()
-                result.end = try await model.drive(stream, stops: options.stops, metrics: metrics, started: started) { delta in
-                    result.text += delta.text
-                    result.tokens += delta.tokens
-                }
-                if case .cancelled = result.end.reason { throw APIError(.unavailable, "the server is shutting down") }
-                ends.append(result.end)
-                choices.append(.object(JSONObject([
-                    ("index", .int(index)),
-                    ("message", .object(JSONObject([("role", "assistant"), ("content", .string(result.text))]))),
-                    ("logprobs", logprobsJSON(result.tokens)), ("finish_reason", result.end.reason.openAI),
-                ])))
+        var choices: [JSONValue] = []
+        var ends: [SequenceEnd] = []
+        for (index, stream) in streams.enumerated() {
+            var result = ChoiceResult()
+            result.end = try await model.drive(stream, stops: options.stops, metrics: metrics, started: started) { delta in
+                result.text += delta.text
+                result.tokens += delta.tokens
             }
-            return HTTP.json(.object(JSONObject([
-                ("id", .string(id)), ("object", "chat.completion"), ("created", .int(created)), ("model", .string(model.name)),
-                ("system_fingerprint", "tessera"), ("choices", .array(choices)),
-                ("usage", openAIUsage(prompt: prompt.count, results: ends)),
+            if case .cancelled = result.end.reason { throw APIError(.unavailable, "the server is shutting down") }
+            ends.append(result.end)
+            choices.append(.object(JSONObject([
+                ("index", .int(index)),
+                ("message", .object(JSONObject([("role", "assistant"), ("content", .string(result.text))]))),
+                ("logprobs", logprobsJSON(result.tokens)), ("finish_reason", result.end.reason.openAI),
             ])))
+        }
+        return HTTP.json(.object(JSONObject([
+            ("id", .string(id)), ("object", "chat.completion"), ("created", .int(created)), ("model", .string(model.name)),
+            ("system_fingerprint", "tessera"), ("choices", .array(choices)),
+            ("usage", openAIUsage(prompt: prompt.count, results: ends)),
+        ])))
     }
 
     static func chatLogprob(_ token: EngineToken, _ model: ServedModel) -> JSONValue {
@@ -390,18 +390,18 @@ extension Server {
             }
         }
 
-            var choices: [JSONValue] = []
-            var ends: [SequenceEnd] = []
-            for (index, stream) in streams.enumerated() {
-                var result = ChoiceResult()
-                result.end = try await model.drive(stream, stops: options.stops, metrics: metrics, started: started) { delta in
-                    result.text += delta.text
-                    result.tokens += delta.tokens
-                }
-                if case .cancelled = result.end.reason { throw APIError(.unavailable, "the server is shutting down") }
-                ends.append(result.end)
-                choices.append(choice(index, result.text, result.tokens, offset: 0, finish: result.end.reason.openAI))
+        var choices: [JSONValue] = []
+        var ends: [SequenceEnd] = []
+        for (index, stream) in streams.enumerated() {
+            var result = ChoiceResult()
+            result.end = try await model.drive(stream, stops: options.stops, metrics: metrics, started: started) { delta in
+                result.text += delta.text
+                result.tokens += delta.tokens
             }
-            return HTTP.json(body(choices, usage: openAIUsage(prompt: prompt.count, results: ends)))
+            if case .cancelled = result.end.reason { throw APIError(.unavailable, "the server is shutting down") }
+            ends.append(result.end)
+            choices.append(choice(index, result.text, result.tokens, offset: 0, finish: result.end.reason.openAI))
+        }
+        return HTTP.json(body(choices, usage: openAIUsage(prompt: prompt.count, results: ends)))
     }
 }

@@ -132,10 +132,14 @@ extension ServedModel {
                 let rest = matcher.append(detokenizer.finish()) + matcher.finish()
                 if !rest.isEmpty || !pendingTokens.isEmpty { try await onDelta(TextDelta(text: rest, tokens: pendingTokens)) }
                 let finish: FinishReason =
-                    switch reason {
-                    case .stop: .stop(nil)
-                    case .length: .length
-                    case .cancelled: .cancelled
+                    if let stop = matcher.matched {
+                        .stop(stop)
+                    } else {
+                        switch reason {
+                        case .stop: .stop(nil)
+                        case .length: .length
+                        case .cancelled: .cancelled
+                        }
                     }
                 return SequenceEnd(reason: finish, usage: usage)
             }
