@@ -202,6 +202,13 @@ def main():
         model=model, prompt="The capital of France is", max_tokens=8, temperature=0, stream=True) if c.choices)
     check(cstream == ctext, f"streamed completion {cstream!r} != {ctext!r}")
     check(comp.usage.completion_tokens <= 8 and comp.usage.prompt_tokens > 0, f"completion usage {comp.usage}")
+    scored = oa.completions.create(model=model, prompt="The capital of France is", max_tokens=4, temperature=0,
+                                   logprobs=2)
+    lps = scored.choices[0].logprobs
+    check(len(lps.tokens) == len(lps.token_logprobs) == len(lps.top_logprobs) == scored.usage.completion_tokens,
+          f"completion logprobs {lps}")
+    check(all(lp <= 0 for lp in lps.token_logprobs) and all(len(t) <= 2 for t in lps.top_logprobs), f"{lps}")
+    check(scored.choices[0].text == ctext[: len(scored.choices[0].text)], "completion logprobs changed the text")
 
     step("anthropic stop sequences, count_tokens")
     sm = an.messages.create(model=model, max_tokens=N, messages=messages, stop_sequences=[stop],
@@ -339,6 +346,9 @@ def main():
                     errors += 1
                     print(f"load error: {e!r}", file=sys.stderr)
     check(errors == 0, f"{errors} load errors")
+    # Nothing left behind: no sequence running or waiting, no cache bytes.
+    for name in ("tessera_active_sequences", "tessera_queued_sequences", "tessera_kv_cache_bytes"):
+        check(metric(url, key, name) == 0, f"{name} is not 0 after the load")
     load_seconds = time.time() - load_started
     _, _, metrics_text = http(url, "/metrics", headers=auth)
     for name in ("tessera_requests_total", "tessera_time_to_first_token_seconds_bucket",

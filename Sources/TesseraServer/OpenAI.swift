@@ -119,6 +119,11 @@ extension FinishReason {
     }
 }
 
+/// A log-probability as OpenAI sends it: -9999 for an impossible token (JSON has no -inf).
+func wireLogprob(_ value: Float) -> JSONValue {
+    .double(value.isFinite ? Double(value) : -9999)
+}
+
 /// Usage, with `prompt_tokens_details.cached_tokens`.
 func openAIUsage(prompt: Int, results: [SequenceEnd]) -> JSONValue {
     let completion = results.reduce(0) { $0 + $1.usage.completionTokens }
@@ -286,7 +291,7 @@ extension Server {
         func entry(_ id: Int, _ logprob: Float) -> JSONObject {
             let text = model.tokenText(id)
             return JSONObject([
-                ("token", .string(text)), ("logprob", .double(Double(logprob))), ("bytes", .array(text.utf8.map { .int(Int($0)) })),
+                ("token", .string(text)), ("logprob", wireLogprob(logprob)), ("bytes", .array(text.utf8.map { .int(Int($0)) })),
             ])
         }
         var o = entry(token.id, token.logprob ?? 0)
@@ -347,9 +352,9 @@ extension Server {
             }
             return .object(JSONObject([
                 ("tokens", .array(tokens.map { .string(model.tokenText($0.id)) })),
-                ("token_logprobs", .array(tokens.map { .double(Double($0.logprob ?? 0)) })),
+                ("token_logprobs", .array(tokens.map { wireLogprob($0.logprob ?? 0) })),
                 ("top_logprobs", .array(tokens.map { t in
-                    .object(JSONObject(t.top.map { (model.tokenText($0.id), JSONValue.double(Double($0.logprob))) }))
+                    .object(JSONObject(t.top.map { (model.tokenText($0.id), wireLogprob($0.logprob)) }))
                 })),
                 ("text_offset", .array(offsets)),
             ]))

@@ -181,7 +181,7 @@ final class ServeBinaryTests: XCTestCase {
         let summary = try runCheck([
             "--url", server.address, "--queue-url", queued.address, "--api-key", key, "--model", name,
             "--tessera", try tesseraBinary().path, "--model-path", model.path, "--pid", String(server.process.processIdentifier),
-            "--clients", "32", "--rounds", "3",
+            "--clients", "32", "--rounds", "2",
         ])
         print("serve load: \(summary)")
         XCTAssertEqual(summary["ok"] as? Bool, true)
