@@ -176,3 +176,31 @@ final class RequestFieldTests: XCTestCase {
         XCTAssertFalse(constantTimeEqual("", "x"))
     }
 }
+
+final class MetricsTests: XCTestCase {
+    func testThePrometheusText() {
+        let metrics = ServerMetrics()
+        metrics.recordRequest(route: "/v1/messages", status: 200)
+        metrics.recordRequest(route: "/v1/messages", status: 200)
+        metrics.recordRequest(route: "/secret/path", status: 404)
+        metrics.observeTimeToFirstToken(0.2)
+        metrics.observeTimeToFirstToken(3)
+        metrics.observeInterToken(0.004)
+        let text = metrics.render(EngineSnapshot(activeSequences: 1, queuedSequences: 2, kvCacheBytes: 4096, prefixCacheHitTokens: 7))
+        for line in [
+            #"tessera_requests_total{route="/v1/messages",status="200"} 2"#,
+            #"tessera_requests_total{route="other",status="404"} 1"#,
+            "tessera_active_sequences 1", "tessera_queued_sequences 2", "tessera_kv_cache_bytes 4096",
+            "tessera_prefix_cache_hit_tokens_total 7",
+            #"tessera_time_to_first_token_seconds_bucket{le="0.1"} 0"#,
+            #"tessera_time_to_first_token_seconds_bucket{le="0.25"} 1"#,
+            #"tessera_time_to_first_token_seconds_bucket{le="5.0"} 2"#,
+            #"tessera_time_to_first_token_seconds_bucket{le="+Inf"} 2"#,
+            "tessera_time_to_first_token_seconds_sum 3.2", "tessera_time_to_first_token_seconds_count 2",
+            #"tessera_inter_token_seconds_bucket{le="0.0025"} 0"#, #"tessera_inter_token_seconds_bucket{le="0.005"} 1"#,
+        ] {
+            XCTAssertTrue(text.split(separator: "\n").contains(Substring(line)), "missing: \(line)\n\(text)")
+        }
+        XCTAssertEqual(metrics.requests(status: 200), 2)
+    }
+}
