@@ -348,7 +348,8 @@ def main():
     check(errors == 0, f"{errors} load errors")
     # Nothing left behind: no sequence running or waiting, no cache bytes.
     for name in ("tessera_active_sequences", "tessera_queued_sequences", "tessera_kv_cache_bytes"):
-        check(metric(url, key, name) == 0, f"{name} is not 0 after the load")
+        value = metric(url, key, name)
+        check(value == 0, f"{name} is {value} after the load")
     load_seconds = time.time() - load_started
     _, _, metrics_text = http(url, "/metrics", headers=auth)
     for name in ("tessera_requests_total", "tessera_time_to_first_token_seconds_bucket",

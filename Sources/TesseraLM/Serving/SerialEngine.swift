@@ -160,9 +160,22 @@ public final class SerialEngine: GenerationEngine, @unchecked Sendable {
     private func run(_ job: Job) {
         let request = job.request
         var usage = EngineUsage(promptTokens: request.promptTokens.count, completionTokens: 0, cachedPromptTokens: 0)
+        // The engine is idle before the consumer hears the end, so a snapshot
+        // taken after a stream ends never counts its sequence.
+        func release() {
+            locked { s in
+                s.active = nil
+                s.activeKVBytes = 0
+            }
+        }
         func finish(_ reason: EngineFinishReason) {
+            release()
             job.continuation.yield(.finished(reason, usage))
             job.continuation.finish()
+        }
+        func fail(_ error: EngineError) {
+            release()
+            job.continuation.finish(throwing: error)
         }
         if job.isCancelled { return finish(.cancelled) }
         var parameters = GenerateParameters()
@@ -203,11 +216,11 @@ public final class SerialEngine: GenerationEngine, @unchecked Sendable {
                 }
             }
         } catch let error as EngineError {
-            job.continuation.finish(throwing: error)
+            fail(error)
         } catch let ModelError.promptTooLong(tokens, context) {
-            job.continuation.finish(throwing: EngineError.contextExceeded(requested: tokens, context: context))
+            fail(EngineError.contextExceeded(requested: tokens, context: context))
         } catch {
-            job.continuation.finish(throwing: EngineError.evaluation("\(error)"))
+            fail(EngineError.evaluation("\(error)"))
         }
     }
 }
