@@ -13,7 +13,14 @@ let package = Package(
     ],
     dependencies: [
         // The CLI's parsing, help, completion scripts and "did you mean" (resolves from the local copy).
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // `tessera serve`: HTTP on Hummingbird 2 (SwiftNIO underneath), logs through swift-log.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
+        // Already under Hummingbird; named for the types the server uses directly.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
     ],
     targets: [
         .target(
@@ -44,7 +51,11 @@ let package = Package(
         // The CLI: the commands live in TesseraCLI (so tests can parse them); `tessera` only runs them.
         .target(
             name: "TesseraCLI",
-            dependencies: ["Tessera", "TesseraNN", "TesseraOptimizers", "TesseraLM", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "Tessera", "TesseraNN", "TesseraOptimizers", "TesseraLM", "TesseraServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Sources/TesseraCLI",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
@@ -64,6 +75,26 @@ let package = Package(
             name: "TesseraLM",
             dependencies: ["Tessera", "TesseraNN", "TesseraOptimizers"],
             path: "Sources/TesseraLM",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        // The OpenAI- and Anthropic-compatible HTTP server over a GenerationEngine.
+        .target(
+            name: "TesseraServer",
+            dependencies: [
+                "TesseraLM",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/TesseraServer",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .testTarget(
+            name: "TesseraServerTests",
+            dependencies: ["TesseraServer", "TesseraLM"],
+            path: "Tests/TesseraServerTests",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(

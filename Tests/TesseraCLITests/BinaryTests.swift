@@ -34,7 +34,7 @@ final class BinaryTests: XCTestCase {
     func testHelpListsTheCommandsAndTheEnvironment() throws {
         let help = try run(["--help"])
         XCTAssertEqual(help.status, 0)
-        for name in ["generate", "chat", "tokenize", "convert", "devices", "selftest", "demo", "TESSERA_MODEL", "TESSERA_CACHE"] {
+        for name in ["generate", "chat", "serve", "tokenize", "convert", "devices", "selftest", "demo", "TESSERA_MODEL", "TESSERA_CACHE"] {
             XCTAssertTrue(help.stdout.contains(name), name)
         }
         let generate = try run(["generate", "--help"])
