@@ -23,7 +23,7 @@ private let promptLength = 128
 private let decodeSteps = 128
 
 /// A fixed text, tokenized and repeated until it gives `count` ids.
-private func promptIDs(_ tokenizer: Tokenizer, count: Int) -> [Int] {
+func promptIDs(_ tokenizer: Tokenizer, count: Int) -> [Int] {
     let text = """
         The history of computing is a story of abstractions stacked on abstractions. Early machines were \
         programmed by rewiring panels; then came stored programs, assemblers, compilers, operating systems \

@@ -19,7 +19,7 @@ final class Attention: Module {
     let rope: RopeParameters
     let slidingWindow: Int?
     let queryKeyNorms: Bool
-    private let qkv = ProjectionStack(), output = ProjectionStack()
+    let qkv = ProjectionStack(), output = ProjectionStack()
 
     /// Layer `i`'s attention, its tensors read from `w` under `prefix` (`model.layers.i.self_attn`).
     init(_ w: WeightSource, prefix: String, layer i: Int, _ c: TransformerConfiguration) throws {
@@ -47,7 +47,7 @@ final class Attention: Module {
     }
 
     /// q, k and v projections, or the fused one.
-    private var projections: [Linear] {
+    var projections: [Linear] {
         if let qProj, let kProj, let vProj { return [qProj, kProj, vProj] }
         return qkvProj.map { [$0] } ?? []
     }

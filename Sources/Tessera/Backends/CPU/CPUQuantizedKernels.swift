@@ -8,16 +8,21 @@
 //   wq      [N, K * bits / 32]  uint32
 //   scales  [N, K / groupSize]  dtype of x (biases the same)
 //   output  [..., N]            dtype of x
-// Decode (M <= 8 rows of x) runs the qmv kernel, reading each weight once for
-// all rows, split over the pool by output columns. Prefill (larger M)
+// Decode (M <= 16 rows of x) runs the qmv kernel, split over the pool by
+// output columns; each chunk of weight rows is read from memory once for all
+// rows of x (the later rows find it in cache), and each row is computed by
+// the one-row kernel, so a row's result does not depend on the rows beside
+// it (a batch of sequences decodes exactly as each would alone). Prefill (larger M)
 // dequantizes blocks of weight rows to float32 and multiplies them with the
 // float32 GEMM (BLAS or native).
 
 import CTesseraKernels
 
 extension QuantizedKernels {
-    /// Rows of x up to which the qmv kernel beats dequantize + GEMM.
-    static let qmvMaxRows = 8
+    /// Rows of x up to which the qmv kernel runs (row by row, batch-invariant)
+    /// rather than dequantize + GEMM: a continuously batched decode step of
+    /// up to 16 sequences (TesseraLM's BatchedEngine).
+    static let qmvMaxRows = 16
     /// Weight rows dequantized per GEMM call in prefill.
     static let prefillBlock = 512
 
@@ -120,6 +125,12 @@ extension QuantizedKernels {
         let even = (wanted + threads - 1) / threads * threads
         let rows = ((n + even - 1) / even + 15) / 16 * 16
         let chunks = (n + rows - 1) / rows
+        if m > 1 {
+            qmvByRow(
+                dt, sdt, x: px, wq: pw, scales: ps, biases: pb, out: po, m: m, n: n, k: k, groupSize: groupSize,
+                bits: bits, rows: rows, chunks: chunks)
+            return
+        }
         let scratchBytes = tk_qmv_scratch(dt, m, k, group, b)
         if scratchBytes > 0 {
             let scratch = UnsafeMutableRawPointer.allocate(byteCount: scratchBytes, alignment: 64)
@@ -133,6 +144,43 @@ extension QuantizedKernels {
         }
         pool.parallelFor(chunks) { c in
             tk_qmv(dt, sdt, px, pw, ps, pb, po, m, n, k, group, b, c * rows, min(n, (c + 1) * rows))
+        }
+    }
+
+    /// qmv for several rows of x, each computed exactly as `qmv` computes a
+    /// single row (the same calls with the same chunks of output columns):
+    /// each row of x is prepared alone, and each chunk of weight rows runs
+    /// the one-row kernel for every row of x in turn while it is in cache.
+    private static func qmvByRow(
+        _ dt: Int32, _ sdt: Int32, x px: UnsafeRawPointer, wq pw: UnsafePointer<UInt32>, scales ps: UnsafeRawPointer,
+        biases pb: UnsafeRawPointer, out po: UnsafeMutableRawPointer, m: Int, n: Int, k: Int, groupSize: Int,
+        bits: Int, rows: Int, chunks: Int
+    ) {
+        let group = Int32(groupSize), b = Int32(bits)
+        let elementBytes = dt == Int32(TK_F32) ? 4 : 2
+        let scratchBytes = tk_qmv_scratch(dt, 1, k, group, b)
+        let stride = (max(scratchBytes, 0) + 63) / 64 * 64
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: max(1, stride * m), alignment: 64)
+        defer { scratch.deallocate() }
+        // Whether row r of x was prepared (else it takes the kernel that prepares its own x, as alone).
+        var prepared = [Bool](repeating: false, count: m)
+        if scratchBytes > 0 {
+            for r in 0..<m {
+                prepared[r] = tk_qmv_prepare(dt, px + r * k * elementBytes, 1, k, group, b, scratch + r * stride) != 0
+            }
+        }
+        prepared.withUnsafeBufferPointer { ready in
+            ThreadPool.shared.parallelFor(chunks) { c in
+                let n0 = c * rows, n1 = min(n, (c + 1) * rows)
+                for r in 0..<m {
+                    let out = po + r * n * elementBytes
+                    if ready[r] {
+                        tk_qmv_prepared(dt, sdt, scratch + r * stride, pw, ps, pb, out, 1, n, k, group, b, n0, n1)
+                    } else {
+                        tk_qmv(dt, sdt, px + r * k * elementBytes, pw, ps, pb, out, 1, n, k, group, b, n0, n1)
+                    }
+                }
+            }
         }
     }
 

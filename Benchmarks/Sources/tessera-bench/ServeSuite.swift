@@ -1,0 +1,128 @@
+// The serve suite: the batched engine (TesseraLM's BatchedEngine, what
+// `tessera serve` runs) at 1, 4, 8 and 16 concurrent requests, each a
+// 64-token prompt (distinct per request, no prefix cache) and 128 generated
+// tokens (greedy, no stop tokens). Reported per concurrency: aggregate
+// generated tok/s (all requests' tokens over the wall time from submitting
+// them to the last one finishing), and the median and 99th percentile time
+// to first token over all requests of all repetitions; beside them the
+// plain single-stream decode (`TokenGenerator`, as `tessera generate`) of the
+// same model in the same run. Quantized products at .high, as `tessera generate`.
+//
+//   swift run -c release --package-path Benchmarks tessera-bench serve
+//   TESSERA_BENCH_MODEL  the GGUF (default: the cached default model)
+//   TESSERA_BENCH_REPS   repetitions per concurrency (default 3)
+
+import Foundation
+import Tessera
+import TesseraLM
+
+private let servePromptLength = 64
+private let serveTokens = 128
+
+/// Per request: seconds to its first token; and the wall time of the batch.
+private func serveRound(_ engine: BatchedEngine, prompts: [[Int]]) async throws -> (ttft: [Double], wall: Double, tokens: Int) {
+    let start = DispatchTime.now().uptimeNanoseconds
+    let streams = try prompts.map { try engine.submit(EngineRequest(promptTokens: $0, maxTokens: serveTokens)) }
+    return try await withThrowingTaskGroup(of: (Double, Int).self) { group in
+        for stream in streams {
+            group.addTask {
+                var first: Double?
+                var count = 0
+                for try await event in stream {
+                    if case .token = event {
+                        count += 1
+                        if first == nil { first = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9 }
+                    }
+                }
+                return (first ?? .infinity, count)
+            }
+        }
+        var ttft: [Double] = []
+        var tokens = 0
+        for try await (t, n) in group {
+            ttft.append(t)
+            tokens += n
+        }
+        return (ttft, Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9, tokens)
+    }
+}
+
+private func percentile(_ xs: [Double], _ p: Double) -> Double {
+    let s = xs.sorted()
+    guard !s.isEmpty else { return .nan }
+    return s[min(s.count - 1, Int((p * Double(s.count - 1)).rounded()))]
+}
+
+func runServeSuite() {
+    let env = ProcessInfo.processInfo.environment
+    guard let path = env["TESSERA_BENCH_MODEL"] ?? DefaultModel.cachedPath() else {
+        print("serve suite: no model (set TESSERA_BENCH_MODEL, or fetch the default with `swift run tessera generate`)")
+        return
+    }
+    let reps = max(1, Int(env["TESSERA_BENCH_REPS"] ?? "") ?? 3)
+    let loaded: LoadedModel
+    let base: [Int]
+    do {
+        loaded = try ModelLoader.load(path)
+        base = promptIDs(try loaded.tokenizer(), count: servePromptLength + 32)
+    } catch {
+        print("serve suite: cannot load \(path): \(error)")
+        return
+    }
+    QuantizedMatmulPrecision.current = .high
+    // Distinct prompts: windows of the text at different starts.
+    let prompts = (0..<16).map { Array(base[($0 * 2)..<($0 * 2 + servePromptLength)]) }
+    print("serve suite: \(path)")
+    print("\(servePromptLength)-token prompts, \(serveTokens) greedy tokens each (no stop), prefix cache off, \(reps) repetitions;"
+        + " Tessera \(_CPUKernels.threadCount) threads")
+    let done = DispatchSemaphore(value: 0)
+    nonisolated(unsafe) var lines: [String] = []
+    nonisolated(unsafe) var failure: (any Error)?
+    Task {
+        defer { done.signal() }
+        do {
+            var configuration = BatchedEngine.Configuration()
+            configuration.prefixCacheBytes = 0
+            configuration.maxConcurrency = 16
+            let engine = try BatchedEngine(model: loaded.model, configuration: configuration)
+            _ = try await serveRound(engine, prompts: [Array(prompts[0].prefix(8))])  // warm-up
+            // Single-stream decode through the plain generation loop, for the ratio.
+            var single: [Double] = []
+            var parameters = GenerateParameters()
+            parameters.sampling = .greedy
+            parameters.maxTokens = serveTokens
+            var byConcurrency: [Int: (rates: [Double], ttft: [Double])] = [:]
+            for _ in 0..<reps {
+                var generator = try TokenGenerator(model: loaded.model, prompt: prompts[0], parameters: parameters)
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                var n = 0
+                while try generator.next() != nil { n += 1 }
+                single.append(Double(n) / (Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9))
+                for c in [1, 4, 8, 16] {
+                    let round = try await serveRound(engine, prompts: Array(prompts.prefix(c)))
+                    byConcurrency[c, default: ([], [])].rates.append(Double(round.tokens) / round.wall)
+                    byConcurrency[c, default: ([], [])].ttft += round.ttft
+                }
+            }
+            await engine.shutdown()
+            let singleRate = median(single)
+            lines.append(String(format: "single-stream decode (TokenGenerator): %.1f tok/s", singleRate))
+            lines.append("")
+            lines.append("| concurrent | aggregate tok/s | × single-stream | TTFT p50 | TTFT p99 |")
+            lines.append("|---|---|---|---|---|")
+            for c in [1, 4, 8, 16] {
+                guard let figures = byConcurrency[c] else { continue }
+                let rate = median(figures.rates)
+                lines.append(
+                    String(
+                        format: "| %d | %.1f | %.2f× | %.0f ms | %.0f ms |", c, rate, rate / singleRate,
+                        percentile(figures.ttft, 0.5) * 1000, percentile(figures.ttft, 0.99) * 1000))
+            }
+        } catch {
+            failure = error
+        }
+    }
+    done.wait()
+    if let failure { print("serve suite: failed: \(failure)") }
+    for line in lines { print(line) }
+}

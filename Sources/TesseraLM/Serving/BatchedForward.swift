@@ -1,0 +1,121 @@
+// One forward pass over the rows of several sequences (BatchedEngine's step):
+// the new tokens of every sequence in the step (one for a decoding sequence,
+// a chunk of its prompt for a prefilling one) are stacked as the rows of one
+// [1, R, hidden] activation, so each product (q/k/v, o, gate/up, down, the
+// head) reads its weights once for all of them; rope, the cache update and
+// attention run per sequence against its own cache, each row alone against
+// the keys up to its position. Every row is computed exactly as it would be
+// alone: the quantized products compute rows independently (qmv, up to
+// `maxRows` rows), norms and elementwise ops are per row, and a row's
+// attention sees the same keys whatever else is in the step, so a sequence's
+// tokens do not depend on the batch, and a key/value computed while decoding
+// equals one computed in prefill (the prefix cache reuses both).
+
+import Tessera
+import TesseraNN
+
+/// A sequence's part of a step: its cache (one per layer) and its new tokens.
+struct StepSegment {
+    var cache: [KVCache]
+    var tokens: [Int]
+    /// Whether the step returns logits for the segment's last row.
+    var wantsLogits: Bool
+}
+
+extension TransformerModel {
+    /// Rows per forward pass: the most the quantized products compute row by
+    /// row (QuantizedKernels.qmvMaxRows); a step with more rows runs as several passes.
+    static let batchedMaxRows = 16
+
+    /// Fresh growing full-precision caches, one per layer (windows are applied
+    /// when attending, so the same cache serves every layer kind).
+    func makeStepCache() -> [KVCache] { (0..<configuration.layerCount).map { _ in KVCache() } }
+
+    /// Logits `[n, vocab]` for the last rows of the segments that want them
+    /// (in order), after appending every segment's rows to its caches. The
+    /// segments' rows together must be at most `batchedMaxRows`.
+    func stepLogits(_ segments: [StepSegment]) -> Tensor? {
+        let ids = segments.flatMap(\.tokens)
+        guard !ids.isEmpty else { return nil }
+        var h = model.embedTokens.rows(Tensor(ids.map { Int32($0) }, shape: [1, ids.count]))
+        if let scale = model.embeddingScale { h = h * scale }
+        let counts = segments.map(\.tokens.count)
+        for (i, layer) in model.layers.enumerated() {
+            h = layer.step(h, caches: segments.map { $0.cache[i] }, counts: counts)
+        }
+        var lastRows: [Int32] = []
+        var at = 0
+        for segment in segments {
+            at += segment.tokens.count
+            if segment.wantsLogits { lastRows.append(Int32(at - 1)) }
+        }
+        guard !lastRows.isEmpty else { return nil }
+        let picked = h.take(Tensor(lastRows, shape: [lastRows.count]), axis: 1)
+        let normed = model.norm(picked)
+        let logits = (lmHead.map { $0(normed) } ?? model.embedTokens.asLinear(normed))
+            .reshaped([lastRows.count, configuration.vocabularySize])
+        guard let cap = configuration.finalSoftcap else { return logits }
+        return tanh(logits / cap) * cap
+    }
+}
+
+extension DecoderLayer {
+    /// The layer on stacked rows `[1, R, hidden]`, `counts[s]` rows for the sequence of `caches[s]`.
+    func step(_ h: Tensor, caches: [KVCache], counts: [Int]) -> Tensor {
+        let attended = selfAttention.step(inputLayerNorm(h), caches: caches, counts: counts, configuration)
+        guard sandwich, let preFeedForward = preFeedForwardLayerNorm, let postFeedForward = postFeedForwardLayerNorm
+        else {
+            let h = h + attended
+            return h + mlp(postAttentionLayerNorm(h))
+        }
+        let mid = h + postAttentionLayerNorm(attended)
+        return mid + postFeedForward(mlp(preFeedForward(mid)))
+    }
+}
+
+extension Attention {
+    /// Attention for stacked rows of several sequences: one q/k/v and one
+    /// output product for all rows; per sequence, rope at its offset and the
+    /// cache update; per row, attention over its sequence's keys up to its
+    /// position (within the sliding window, when the layer has one).
+    func step(_ x: Tensor, caches: [KVCache], counts: [Int], _ c: TransformerConfiguration) -> Tensor {
+        let rows = x.dim(1)
+        let kvOut = c.kvHeadCount * c.headDim
+        let projected = qkv({ projections }, sizes: [c.headCount * c.headDim, kvOut, kvOut], x)
+        let (qNorm, kNorm) = queryKeyNorms ? (self.qNorm, self.kNorm) : (nil, nil)
+        func heads(_ t: Tensor, _ n: Int, _ norm: RMSNorm?) -> Tensor {
+            let split = t.reshaped([1, rows, n, c.headDim])
+            let normed = norm.map { $0(split) } ?? split
+            return normed.transposed(axes: [0, 2, 1, 3])
+        }
+        let (q, k, v) = (
+            heads(projected[0], c.headCount, qNorm), heads(projected[1], c.kvHeadCount, kNorm),
+            heads(projected[2], c.kvHeadCount, nil)
+        )
+        let rotated = c.ropeDimensions ?? c.headDim
+        var outputs: [Tensor] = []
+        outputs.reserveCapacity(rows)
+        var start = 0
+        for (cache, n) in zip(caches, counts) {
+            let range = start..<(start + n)
+            start += n
+            let offset = cache.offset
+            let queries = rope.apply(
+                q[0..., 0..., range], dimensions: rotated, traditional: c.ropeTraditional, offset: offset)
+            let newKeys = rope.apply(
+                k[0..., 0..., range], dimensions: rotated, traditional: c.ropeTraditional, offset: offset)
+            let (keys, values) = cache.update(keys: newKeys, values: v[0..., 0..., range])
+            for i in 0..<n {
+                let end = offset + i + 1
+                let first = slidingWindow.map { Swift.max(0, end - $0) } ?? 0
+                outputs.append(
+                    attention(
+                        n == 1 ? queries : queries[0..., 0..., i..<(i + 1)], keys[0..., 0..., first..<end],
+                        values[0..., 0..., first..<end], scale: c.attentionScale, softcap: c.attentionSoftcap,
+                        mask: .none))
+            }
+        }
+        let attended = outputs.count == 1 ? outputs[0] : concatenated(outputs, axis: 2)
+        return output({ [oProj] }, attended.transposed(axes: [0, 2, 1, 3]).reshaped([1, rows, c.headCount * c.headDim]))[0]
+    }
+}
