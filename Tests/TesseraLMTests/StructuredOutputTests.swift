@@ -205,6 +205,40 @@ final class StructuredOutputTests: XCTestCase {
         XCTAssertEqual(logits, [-.infinity, 2, -.infinity])
     }
 
+    /// The weather tool of the chat-template fixtures (an OpenAI tool object).
+    static func weatherTool() throws -> JSONValue {
+        try XCTUnwrap(ToolCallTests.fixture("qwen2.5", "tool-call")["tools"]?.array?.first)
+    }
+
+    func testForcedToolCallGrammarPerFamily() throws {
+        let tool = try Self.weatherTool()
+        let other: JSONValue = ["type": "function", "function": ["name": "ping", "parameters": ["type": "object", "properties": [:]]]]
+        let cases: [(ToolCallFormat, String, String)] = [
+            (.hermes, "<tool_call>\n", "\n</tool_call>"), (.llama3, "", ""), (.mistral, "[TOOL_CALLS][", "]"),
+        ]
+        for (format, open, close) in cases {
+            let key = format == .llama3 ? "parameters" : "arguments"
+            let grammar = try JSONGrammar(toolCallOf: [tool, other], only: nil, format: format)
+            let good = open + "{\"name\":\"get_weather\",\"\(key)\":{\"city\":\"Paris\",\"unit\":\"celsius\",\"extra\":{\"x\":true}}}" + close
+            XCTAssertTrue(Self.accepts(grammar, good), good)
+            let parsed = ToolCallStreamParser.parse(good, format: format)
+            XCTAssertEqual(parsed.calls.map(\.name), ["get_weather"])
+            XCTAssertEqual(parsed.calls.first?.arguments["city"], "Paris")
+            XCTAssertTrue(Self.accepts(grammar, open + "{\"name\":\"ping\",\"\(key)\":{}}" + close))
+            var bad = [
+                open + "{\"name\":\"get_weather\",\"\(key)\":{\"unit\":\"celsius\"}}" + close,  // city is required
+                open + "{\"name\":\"get_weather\",\"\(key)\":{\"city\":\"P\",\"unit\":\"kelvin\"}}" + close,
+                open + "{\"name\":\"pong\",\"\(key)\":{}}" + close,
+                open + "{\"name\":\"ping\",\"other\":{}}" + close,
+            ]
+            if !close.isEmpty { bad.append(open + "{\"name\":\"ping\",\"\(key)\":{}}") }  // the closing marker is missing
+            for text in bad { XCTAssertFalse(Self.accepts(grammar, text), text) }
+            let only = try JSONGrammar(toolCallOf: [tool, other], only: "ping", format: format)
+            XCTAssertFalse(Self.accepts(only, good))
+        }
+        XCTAssertThrowsError(try JSONGrammar(toolCallOf: [tool], only: "nope", format: .hermes))
+    }
+
     // MARK: - SmolLM2
 
     /// The model file, or a skip (a failure when TESSERA_REQUIRE_MODEL is set).
@@ -228,9 +262,18 @@ final class StructuredOutputTests: XCTestCase {
         let tokenizer = generator.tokenizer
         let end = Set([tokenizer.eosTokenID, tokenizer.tokenID("<|im_end|>")].compactMap { $0 })
         let constraint = try XCTUnwrap(JSONConstraint(format: .jsonSchema(schema), vocabulary: vocabulary, endTokens: end))
+        return try decode(
+            generator, constraint: constraint, end: end,
+            question: "Give one example of JSON for this schema: \(schema.compactText)", sampling: sampling, maxTokens: maxTokens)
+    }
+
+    static func decode(
+        _ generator: TextGenerator, constraint: JSONConstraint, end: Set<Int>, question: String, sampling: SamplingParameters,
+        maxTokens: Int
+    ) throws -> (text: String, finished: Bool, stepSeconds: [Double]) {
+        let tokenizer = generator.tokenizer
         let prompt = try generator.promptTokens(messages: [
-            ChatMessage(role: "system", content: "Reply with JSON only."),
-            ChatMessage(role: "user", content: "Give one example of JSON for this schema: \(schema.compactText)"),
+            ChatMessage(role: "system", content: "Reply with JSON only."), ChatMessage(role: "user", content: question),
         ])
         let model = generator.model
         let cache = model.makeCache()
@@ -273,7 +316,8 @@ final class StructuredOutputTests: XCTestCase {
         let data = out.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         let text = String(decoding: data, as: UTF8.self)
-        if process.terminationStatus == 3, environment["TESSERA_REQUIRE_PYTHON"] != "1" {
+        // 3: no jsonschema; 127: no python3.
+        if [3, 127].contains(process.terminationStatus), environment["TESSERA_REQUIRE_PYTHON"] != "1" {
             throw XCTSkip("needs python3 with jsonschema (pip install jsonschema to run it)")
         }
         XCTAssertEqual(process.terminationStatus, 0, text)
@@ -295,6 +339,28 @@ final class StructuredOutputTests: XCTestCase {
         }
         #endif
         try runSchemas(count: 20, maxTokens: 160, maxStringBytes: nil)
+    }
+
+    /// A forced call of the weather tool (tool_choice "required") in the
+    /// Hermes syntax: the parser reads it back and jsonschema validates its
+    /// arguments against the tool's parameters.
+    func testSmolLM2ForcedToolCallParsesAndValidates() throws {
+        let generator = try TextGenerator(loaded: try ModelLoader.load(try Self.modelPath()))
+        let tokenizer = generator.tokenizer
+        let vocabulary = TokenVocabulary(tokenizer: tokenizer)
+        let tool = try Self.weatherTool()
+        let end = Set([tokenizer.eosTokenID, tokenizer.tokenID("<|im_end|>")].compactMap { $0 })
+        let constraint = try JSONConstraint(toolCallOf: [tool], format: .hermes, vocabulary: vocabulary, endTokens: end)
+        let r = try Self.decode(
+            generator, constraint: constraint, end: end, question: "What is the weather in Paris? Call get_weather.",
+            sampling: .greedy, maxTokens: 64)
+        XCTAssertTrue(r.finished, r.text)
+        let parsed = ToolCallStreamParser.parse(r.text, format: .hermes)
+        XCTAssertEqual(parsed.calls.map(\.name), ["get_weather"], r.text)
+        XCTAssertEqual(parsed.text, "")
+        let parameters = try XCTUnwrap(tool["function"]?["parameters"])
+        let lines = try Self.validateWithPython([(parameters, parsed.calls.first?.argumentsJSON ?? "")])
+        XCTAssertEqual(lines.filter { $0.hasPrefix("ok") }.count, 1, lines.joined(separator: "\n"))
     }
 
     private func runSchemas(count: Int, maxTokens: Int, maxStringBytes: Int?) throws {

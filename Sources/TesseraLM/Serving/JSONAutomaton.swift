@@ -50,7 +50,19 @@ struct JSONAutomaton: Sendable, Equatable {
         self.grammar = grammar
         self.maxWhitespace = maxWhitespace
         self.maxDepth = maxDepth
-        stacks = [[Frame(node: Int32(grammar.root), phase: .value)]]
+        // Bottom to top: the literal after the value, the value, the literal before it.
+        var stack = [Frame(node: Int32(grammar.root), phase: .value)]
+        if let suffix = grammar.suffix {
+            var f = Frame(node: Int32(suffix), phase: .literal)
+            f.mask = 1
+            stack.insert(f, at: 0)
+        }
+        if let prefix = grammar.prefix {
+            var f = Frame(node: Int32(prefix), phase: .literal)
+            f.mask = 1
+            stack.append(f)
+        }
+        stacks = [stack]
     }
 
     static func == (a: JSONAutomaton, b: JSONAutomaton) -> Bool { a.stacks == b.stacks }

@@ -60,6 +60,10 @@ struct JSONGrammar: Sendable {
 
     var nodes: [Node]
     var root: Int
+    /// Literal text before and after the value (a tool-call wrapper such as
+    /// `<tool_call>\n` ... `\n</tool_call>`): nodes of one literal each.
+    var prefix: Int?
+    var suffix: Int?
 
     static let maxProperties = 64
     static let maxEnumValues = 64
@@ -105,6 +109,44 @@ struct JSONGrammar: Sendable {
     init(nodes: [Node], root: Int) {
         self.nodes = nodes
         self.root = root
+    }
+
+    /// The grammar of one call of one of `tools` (OpenAI tool objects
+    /// `{"type": "function", "function": {"name", "parameters"}}`), written
+    /// as `format` writes it; `only` restricts it to the tool of that name.
+    init(toolCallOf tools: [JSONValue], only: String?, format: ToolCallFormat) throws(StructuredOutputError) {
+        var alternatives: [JSONValue] = []
+        let argumentsKey = format == .llama3 ? "parameters" : "arguments"
+        for tool in tools {
+            let function = tool["function"] ?? tool
+            guard let name = function["name"]?.string else { throw .invalidSchema("a tool without a function name") }
+            if let only, only != name { continue }
+            let parameters = function["parameters"] ?? ["type": "object"]
+            let properties = JSONObject([("name", ["const": .string(name)]), (argumentsKey, parameters)])
+            alternatives.append([
+                "type": "object", "properties": .object(properties),
+                "required": ["name", .string(argumentsKey)], "additionalProperties": false,
+            ])
+        }
+        guard !alternatives.isEmpty else {
+            throw .invalidSchema(only.map { "no tool named \"\($0)\"" } ?? "no tools to call")
+        }
+        var grammar = try JSONGrammar(schema: alternatives.count == 1 ? alternatives[0] : ["anyOf": .array(alternatives)])
+        let (open, close): (String, String) =
+            switch format {
+            case .hermes: ("<tool_call>\n", "\n</tool_call>")
+            case .llama3: ("", "")
+            case .mistral: ("[TOOL_CALLS][", "]")
+            }
+        if !open.isEmpty {
+            grammar.nodes.append(.literals([Array(open.utf8)]))
+            grammar.prefix = grammar.nodes.count - 1
+        }
+        if !close.isEmpty {
+            grammar.nodes.append(.literals([Array(close.utf8)]))
+            grammar.suffix = grammar.nodes.count - 1
+        }
+        self = grammar
     }
 }
 

@@ -179,6 +179,20 @@ public final class JSONConstraint: Sendable {
         }
     }
 
+    /// Forces one tool call (OpenAI `tool_choice` "required", or a named
+    /// function): the output is `format`'s call syntax around
+    /// `{"name": ..., "arguments": ...}` whose arguments match that tool's
+    /// parameters schema. `ToolCallStreamParser` reads the call back.
+    /// (Mistral's `[TOOL_CALLS]` is then spelled in text, not its special token.)
+    public convenience init(
+        toolCallOf tools: [JSONValue], only name: String? = nil, format: ToolCallFormat, vocabulary: TokenVocabulary,
+        endTokens: Set<Int>, maxWhitespace: Int = 8
+    ) throws(StructuredOutputError) {
+        self.init(
+            grammar: try JSONGrammar(toolCallOf: tools, only: name, format: format), vocabulary: vocabulary,
+            endTokens: endTokens, maxWhitespace: maxWhitespace)
+    }
+
     init(grammar: JSONGrammar, vocabulary: TokenVocabulary, endTokens: Set<Int>, maxWhitespace: Int) {
         self.vocabulary = vocabulary
         self.endTokens = endTokens
