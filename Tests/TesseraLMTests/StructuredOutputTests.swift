@@ -181,6 +181,105 @@ final class StructuredOutputTests: XCTestCase {
         }
     }
 
+    /// The shortest completion the automaton computes equals a breadth-first
+    /// search over bytes, at every prefix of valid instances.
+    func testShortestCompletionEqualsSearch() throws {
+        let cases = try Self.cases()
+        var checked = 0
+        for c in cases.prefix(6) {
+            let grammar = try JSONGrammar(schema: c.schema)
+            for text in c.valid.prefix(1) {
+                let bytes = Array(text.utf8)
+                for i in bytes.indices where i % 4 == 0 || i < 4 {
+                    var automaton = JSONAutomaton(grammar: grammar)
+                    XCTAssertTrue(automaton.consume(bytes.prefix(i)))
+                    let computed = automaton.minCompletion(automaton.stacks)
+                    let searched = Self.shortestCompletion(automaton, limit: computed + 1)
+                    XCTAssertEqual(computed, searched, "\(c.name) after \(i) bytes of \(text)")
+                    checked += 1
+                }
+            }
+        }
+        XCTAssertGreaterThan(checked, 30)
+    }
+
+    /// Breadth-first over all bytes: the length of the shortest completion (nil past `limit`).
+    static func shortestCompletion(_ automaton: JSONAutomaton, limit: Int) -> Int? {
+        var frontier = [automaton.stacks]
+        var seen = Set<[[JSONAutomaton.Frame]]>(frontier)
+        for depth in 0...limit {
+            if frontier.contains(where: { s in s.contains { $0.isEmpty } || Self.completes(automaton, s) }) { return depth }
+            var next: [[[JSONAutomaton.Frame]]] = []
+            for state in frontier {
+                for b in 0...255 {
+                    let n = automaton.step(state, UInt8(b))
+                    if !n.isEmpty, seen.insert(n).inserted { next.append(n) }
+                }
+            }
+            frontier = next
+            if frontier.isEmpty || seen.count > 400_000 { return nil }
+        }
+        return nil
+    }
+
+    static func completes(_ automaton: JSONAutomaton, _ stacks: [[JSONAutomaton.Frame]]) -> Bool {
+        var a = automaton
+        a.setStacks(stacks)
+        return a.isComplete
+    }
+
+    /// With maxTokens, random walks through the allowed tokens (a vocabulary
+    /// of single bytes and longer pieces) always end with complete JSON.
+    func testBudgetSteersToCompletion() throws {
+        var words: [String] = (0x20..<0x7F).map { String(UnicodeScalar(UInt8($0))) }
+        words += ["\n", "{\"", "\":", "\":\"", "[1,", "[[", "true", "null", "\u{2713}", "éé", "\",\"", "1234567", "        "]
+        var pieces: [[UInt8]?] = words.map { Array($0.utf8) }
+        pieces.append(nil)
+        let eos = pieces.count - 1
+        let vocabulary = TokenVocabulary(pieces: pieces)
+        var seed: UInt64 = 12345
+        func random(_ n: Int) -> Int {
+            seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int((seed >> 33) % UInt64(n))
+        }
+        var walks = 0, unsteeredIncomplete = 0
+        for c in try Self.cases() {
+            let grammar = try JSONGrammar(schema: c.schema)
+            let minimum = JSONAutomaton(grammar: grammar).minCompletion(JSONAutomaton(grammar: grammar).stacks)
+            for (extra, steered) in [(0, true), (3, true), (17, true), (17, false)] {
+                let maxTokens = minimum + extra
+                let constraint = try XCTUnwrap(
+                    JSONConstraint(
+                        format: .jsonSchema(c.schema), vocabulary: vocabulary, endTokens: [eos], maxTokens: steered ? maxTokens : nil))
+                XCTAssertEqual(constraint.minimumTokens, minimum)
+                var generated: [Int] = []
+                var ended = false
+                while generated.count < maxTokens {
+                    let next = constraint.next(generated: generated)
+                    guard case .allowed(let set) = next else { ended = true; break }
+                    // Prefer opening things: the walk that would run past the budget unsteered.
+                    let sorted = set.sorted()
+                    let openers = sorted.filter { [UInt8(ascii: "["), UInt8(ascii: "{"), UInt8(ascii: "\"")].contains(pieces[$0]?.first ?? 0) }
+                    let pick = !openers.isEmpty && random(3) > 0 ? openers[random(openers.count)] : sorted[random(sorted.count)]
+                    if pick == eos { ended = true; break }
+                    generated.append(pick)
+                }
+                let text = generated.flatMap { pieces[$0] ?? [] }
+                var a = JSONAutomaton(grammar: grammar)
+                let complete = a.consume(text) && a.isComplete
+                if steered {
+                    XCTAssertTrue(complete, "\(c.name) in \(maxTokens) tokens (ended: \(ended)): \(String(decoding: text, as: UTF8.self))")
+                    walks += 1
+                } else if !complete {
+                    unsteeredIncomplete += 1
+                }
+            }
+        }
+        XCTAssertEqual(walks, 60)
+        // The same walks without the budget mostly run past it: the steering is what completes them.
+        XCTAssertGreaterThan(unsteeredIncomplete, 5)
+    }
+
     func testConstraintAllowsEndOnlyWhenCompleteThenFinishes() throws {
         let words = ["{", "}", "\"", "a", "\":", "1", "2", "<eos>"]
         var pieces: [[UInt8]?] = words.map { Array($0.utf8) }
@@ -261,7 +360,9 @@ final class StructuredOutputTests: XCTestCase {
     ) throws -> (text: String, finished: Bool, stepSeconds: [Double]) {
         let tokenizer = generator.tokenizer
         let end = Set([tokenizer.eosTokenID, tokenizer.tokenID("<|im_end|>")].compactMap { $0 })
-        let constraint = try XCTUnwrap(JSONConstraint(format: .jsonSchema(schema), vocabulary: vocabulary, endTokens: end))
+        let constraint = try XCTUnwrap(
+            JSONConstraint(format: .jsonSchema(schema), vocabulary: vocabulary, endTokens: end, maxTokens: maxTokens))
+        XCTAssertLessThanOrEqual(constraint.minimumTokens, maxTokens)
         return try decode(
             generator, constraint: constraint, end: end,
             question: "Give one example of JSON for this schema: \(schema.compactText)", sampling: sampling, maxTokens: maxTokens)
@@ -350,10 +451,12 @@ final class StructuredOutputTests: XCTestCase {
         let vocabulary = TokenVocabulary(tokenizer: tokenizer)
         let tool = try Self.weatherTool()
         let end = Set([tokenizer.eosTokenID, tokenizer.tokenID("<|im_end|>")].compactMap { $0 })
-        let constraint = try JSONConstraint(toolCallOf: [tool], format: .hermes, vocabulary: vocabulary, endTokens: end)
+        // Compact (one whitespace byte in a row) so the call fits in few tokens.
+        let constraint = try JSONConstraint(
+            toolCallOf: [tool], format: .hermes, vocabulary: vocabulary, endTokens: end, maxTokens: 80, maxWhitespace: 1)
         let r = try Self.decode(
             generator, constraint: constraint, end: end, question: "What is the weather in Paris? Call get_weather.",
-            sampling: .greedy, maxTokens: 64)
+            sampling: .greedy, maxTokens: 80)
         XCTAssertTrue(r.finished, r.text)
         let parsed = ToolCallStreamParser.parse(r.text, format: .hermes)
         XCTAssertEqual(parsed.calls.map(\.name), ["get_weather"], r.text)

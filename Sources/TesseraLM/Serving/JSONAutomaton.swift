@@ -41,6 +41,8 @@ struct JSONAutomaton: Sendable, Equatable {
     let maxWhitespace: Int
     let maxDepth: Int
     private(set) var stacks: [[Frame]]
+    /// The fewest bytes of a complete value of each node.
+    let minLength: [Int]
 
     static let maxIntegerDigits: Int32 = 15
     static let maxFractionDigits: Int32 = 15
@@ -50,6 +52,7 @@ struct JSONAutomaton: Sendable, Equatable {
         self.grammar = grammar
         self.maxWhitespace = maxWhitespace
         self.maxDepth = maxDepth
+        minLength = Self.minLengths(grammar)
         // Bottom to top: the literal after the value, the value, the literal before it.
         var stack = [Frame(node: Int32(grammar.root), phase: .value)]
         if let suffix = grammar.suffix {
@@ -66,6 +69,9 @@ struct JSONAutomaton: Sendable, Equatable {
     }
 
     static func == (a: JSONAutomaton, b: JSONAutomaton) -> Bool { a.stacks == b.stacks }
+
+    /// Puts the automaton in a state that `step` returned.
+    mutating func setStacks(_ stacks: [[Frame]]) { self.stacks = stacks }
 
     /// Nothing can follow: every alternative has failed.
     var isDead: Bool { stacks.isEmpty }
@@ -102,6 +108,118 @@ struct JSONAutomaton: Sendable, Equatable {
     static func isPlainStringState(_ stacks: [[Frame]]) -> Bool {
         guard stacks.count == 1, let top = stacks[0].last else { return false }
         return top.phase == .string && top.sub == 0
+    }
+
+    // MARK: - The shortest completion
+
+    /// The fewest bytes that complete the value from `stacks` (0: complete;
+    /// Int.max / 4 when dead). One byte per token at worst, so a state whose
+    /// shortest completion fits the tokens left can always be finished.
+    func minCompletion(_ stacks: [[Frame]]) -> Int {
+        var best = Int.max / 4
+        for stack in stacks {
+            var total = 0
+            for f in stack.reversed() { total = min(total + remaining(f), Int.max / 4) }
+            best = min(best, total)
+        }
+        return best
+    }
+
+    static func minLengths(_ grammar: JSONGrammar) -> [Int] {
+        var memo = [Int?](repeating: nil, count: grammar.nodes.count)
+        func length(_ n: Int, _ depth: Int) -> Int {
+            if let m = memo[n] { return m }
+            guard depth < 64 else { return Int.max / 4 }
+            let value: Int
+            switch grammar.nodes[n] {
+            case .string: value = 2
+            case .number: value = 1
+            case .literals(let texts): value = texts.map(\.count).min() ?? 0
+            case .union(let alts): value = alts.map { length($0, depth + 1) }.min() ?? 0
+            case .array(let items, let minItems, _):
+                value = minItems == 0 ? 2 : 2 + minItems * length(items, depth + 1) + (minItems - 1)
+            case .object(let o):
+                var total = 2, count = 0
+                for k in o.keys.indices where o.required & (1 << UInt64(k)) != 0 {
+                    total += o.keys[k].count + 3 + length(o.values[k], depth + 1)
+                    count += 1
+                }
+                value = total + max(0, count - 1)
+            }
+            memo[n] = min(value, Int.max / 4)
+            return memo[n] ?? value
+        }
+        return grammar.nodes.indices.map { length($0, 0) }
+    }
+
+    /// Bytes that close frame `f` (its own part only).
+    private func remaining(_ f: Frame) -> Int {
+        switch f.phase {
+        case .value: return minLength[Int(f.node)]
+        case .string:
+            switch f.sub {
+            case 0: return 1
+            case 1: return 2
+            case 2: return Int(f.count) + 1
+            default: return Int(f.left) + 1
+            }
+        case .number: return canEnd(f) ? 0 : 1
+        case .literal:
+            guard case .literals(let texts) = grammar.nodes[Int(f.node)] else { return 0 }
+            var best = Int.max / 4
+            for k in texts.indices where f.mask & (1 << UInt64(k)) != 0 && texts[k].count >= Int(f.count) {
+                best = min(best, texts[k].count - Int(f.count))
+            }
+            return best
+        case .arrayOpen, .arrayAfterItem:
+            guard case .array(let items, let minItems, _) = grammar.nodes[Int(f.node)] else { return 0 }
+            let have = f.phase == .arrayOpen ? 0 : Int(f.count)
+            let missing = max(0, minItems - have)
+            let separators = f.phase == .arrayOpen ? max(0, missing - 1) : missing
+            return missing * minLength[items] + separators + 1
+        case .objectOpen, .objectAfterValue, .objectComma, .objectColon, .objectKey:
+            guard case .object(let o) = grammar.nodes[Int(f.node)] else { return 0 }
+            // Required properties still missing, each `"key":value`, with commas.
+            var missingCost = 0, missing = 0
+            for k in o.keys.indices where o.required & (1 << UInt64(k)) != 0 && f.seen & (1 << UInt64(k)) == 0 {
+                missingCost += o.keys[k].count + 3 + minLength[o.values[k]]
+                missing += 1
+            }
+            switch f.phase {
+            case .objectOpen:
+                return missing == 0 ? 1 : missingCost + (missing - 1) + 1
+            case .objectAfterValue:
+                return missingCost + missing + 1
+            case .objectColon:
+                // The chosen property's value follows the colon (its frame is not pushed yet).
+                let child = f.count >= 0 ? o.values[Int(f.count)] : (o.additional ?? 0)
+                return 1 + minLength[child] + missingCost + missing + 1
+            case .objectComma:
+                if missing > 0 { return missingCost + (missing - 1) + 1 }
+                // A key must follow the comma: the cheapest unseen one, or an empty additional name.
+                var cheapest = Int.max / 4
+                for k in o.keys.indices where f.seen & (1 << UInt64(k)) == 0 {
+                    cheapest = min(cheapest, o.keys[k].count + 3 + minLength[o.values[k]])
+                }
+                if let a = o.additional { cheapest = min(cheapest, 3 + minLength[a]) }
+                return cheapest + 1
+            default:
+                // Inside a key: finish a listed name (or an additional one), its value, the rest.
+                let pos = Int(f.count)
+                var best = Int.max / 4
+                for k in o.keys.indices
+                where f.mask & (1 << UInt64(k)) != 0 && f.seen & (1 << UInt64(k)) == 0 && o.keys[k].count >= pos {
+                    let rest = o.required & (1 << UInt64(k)) != 0
+                        ? (missingCost - (o.keys[k].count + 3 + minLength[o.values[k]]), missing - 1)
+                        : (missingCost, missing)
+                    best = min(best, o.keys[k].count - pos + 2 + minLength[o.values[k]] + rest.0 + rest.1 + 1)
+                }
+                if f.sub == 1, let a = o.additional {
+                    best = min(best, Int(f.left) + 2 + minLength[a] + missingCost + missing + 1)
+                }
+                return best
+            }
+        }
     }
 
     // MARK: - Transitions

@@ -123,27 +123,36 @@ public final class TokenVocabulary: Sendable {
     }
 
     /// The ids whose bytes `automaton` accepts from its current state (none
-    /// that would make it dead; a piece may end mid-value).
-    func allowedIDs(_ automaton: JSONAutomaton) -> [Int] {
+    /// that would make it dead; a piece may end mid-value). With `budget`
+    /// (tokens left after this one), only pieces after which the value can
+    /// still be completed in that many tokens (one byte each at worst).
+    func allowedIDs(_ automaton: JSONAutomaton, budget: Int? = nil) -> [Int] {
         var out: [Int] = []
         guard !automaton.isDead else { return out }
-        visitChildren(of: 0, automaton.stacks, automaton, &out)
+        visitChildren(of: 0, automaton.stacks, automaton, budget, &out)
         return out
     }
 
-    private func visitChildren(of node: Int, _ state: [[JSONAutomaton.Frame]], _ automaton: JSONAutomaton, _ out: inout [Int]) {
+    private func visitChildren(
+        of node: Int, _ state: [[JSONAutomaton.Frame]], _ automaton: JSONAutomaton, _ budget: Int?, _ out: inout [Int]
+    ) {
         let plainState = JSONAutomaton.isPlainStringState(state)
+        let plainFits = plainState && budget.map { automaton.minCompletion(state) <= $0 } ?? true
         var child = node + 1
         let end = Int(subtreeEnd[node])
         while child < end {
             if plainState && plainSubtree[child] {
-                // Every piece below reads as plain string text: all allowed, state unchanged.
-                for i in Int(idStart[child])..<Int(subtreeIDEnd[child]) { out.append(Int(ids[i])) }
+                // Every piece below reads as plain string text: the state stays as it is.
+                if plainFits {
+                    for i in Int(idStart[child])..<Int(subtreeIDEnd[child]) { out.append(Int(ids[i])) }
+                }
             } else {
                 let next = automaton.step(state, byte[child])
                 if !next.isEmpty {
-                    for i in Int(idStart[child])..<Int(idEnd[child]) { out.append(Int(ids[i])) }
-                    visitChildren(of: child, next, automaton, &out)
+                    if idStart[child] < idEnd[child], budget.map({ automaton.minCompletion(next) <= $0 }) ?? true {
+                        for i in Int(idStart[child])..<Int(idEnd[child]) { out.append(Int(ids[i])) }
+                    }
+                    visitChildren(of: child, next, automaton, budget, &out)
                 }
             }
             child = Int(subtreeEnd[child])
@@ -163,20 +172,35 @@ public final class TokenVocabulary: Sendable {
 public final class JSONConstraint: Sendable {
     private let vocabulary: TokenVocabulary
     private let endTokens: Set<Int>
+    private let maxTokens: Int?
     private let state: Mutex<(automaton: JSONAutomaton, consumed: Int, ended: Bool)>
 
     /// A constraint for `format`, or nil for `.text`. Throws for schemas it
     /// cannot enforce. `endTokens`: the ids that end the sequence (EOS,
-    /// end of turn), allowed once the JSON is complete.
+    /// end of turn), allowed once the JSON is complete. With `maxTokens`
+    /// (the request's), the value is steered to close in time: a token is
+    /// allowed only if the shortest completion after it still fits in the
+    /// tokens left, so the output is complete JSON whenever `maxTokens` is
+    /// at least the schema's shortest value (`minimumTokens`).
     public convenience init?(
-        format: ResponseFormat, vocabulary: TokenVocabulary, endTokens: Set<Int>, maxWhitespace: Int = 8
+        format: ResponseFormat, vocabulary: TokenVocabulary, endTokens: Set<Int>, maxTokens: Int? = nil,
+        maxWhitespace: Int = 8
     ) throws(StructuredOutputError) {
         switch format {
         case .text: return nil
-        case .jsonObject: self.init(grammar: .anyJSONObject, vocabulary: vocabulary, endTokens: endTokens, maxWhitespace: maxWhitespace)
+        case .jsonObject:
+            self.init(grammar: .anyJSONObject, vocabulary: vocabulary, endTokens: endTokens, maxTokens: maxTokens, maxWhitespace: maxWhitespace)
         case .jsonSchema(let schema):
-            self.init(grammar: try JSONGrammar(schema: schema), vocabulary: vocabulary, endTokens: endTokens, maxWhitespace: maxWhitespace)
+            self.init(
+                grammar: try JSONGrammar(schema: schema), vocabulary: vocabulary, endTokens: endTokens, maxTokens: maxTokens,
+                maxWhitespace: maxWhitespace)
         }
+    }
+
+    /// The bytes of the shortest complete output: with one token per byte at
+    /// worst, a `maxTokens` of at least this always completes.
+    public var minimumTokens: Int {
+        state.withLock { s in s.automaton.minCompletion(JSONAutomaton(grammar: s.automaton.grammar).stacks) }
     }
 
     /// Forces one tool call (OpenAI `tool_choice` "required", or a named
@@ -186,16 +210,17 @@ public final class JSONConstraint: Sendable {
     /// (Mistral's `[TOOL_CALLS]` is then spelled in text, not its special token.)
     public convenience init(
         toolCallOf tools: [JSONValue], only name: String? = nil, format: ToolCallFormat, vocabulary: TokenVocabulary,
-        endTokens: Set<Int>, maxWhitespace: Int = 8
+        endTokens: Set<Int>, maxTokens: Int? = nil, maxWhitespace: Int = 8
     ) throws(StructuredOutputError) {
         self.init(
             grammar: try JSONGrammar(toolCallOf: tools, only: name, format: format), vocabulary: vocabulary,
-            endTokens: endTokens, maxWhitespace: maxWhitespace)
+            endTokens: endTokens, maxTokens: maxTokens, maxWhitespace: maxWhitespace)
     }
 
-    init(grammar: JSONGrammar, vocabulary: TokenVocabulary, endTokens: Set<Int>, maxWhitespace: Int) {
+    init(grammar: JSONGrammar, vocabulary: TokenVocabulary, endTokens: Set<Int>, maxTokens: Int?, maxWhitespace: Int) {
         self.vocabulary = vocabulary
         self.endTokens = endTokens
+        self.maxTokens = maxTokens
         state = Mutex((JSONAutomaton(grammar: grammar, maxWhitespace: maxWhitespace), 0, false))
     }
 
@@ -213,7 +238,8 @@ public final class JSONConstraint: Sendable {
                     && vocabulary.pieces[id].map { s.automaton.consume($0) } ?? false
                 if !ok { s.ended = true; return .finished }
             }
-            let allowed = vocabulary.allowedIDs(s.automaton)
+            let budget = maxTokens.map { max(0, $0 - generated.count - 1) }
+            let allowed = vocabulary.allowedIDs(s.automaton, budget: budget)
             let complete = s.automaton.isComplete
             if allowed.isEmpty {
                 s.ended = true
