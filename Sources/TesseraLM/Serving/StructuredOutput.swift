@@ -227,6 +227,10 @@ public final class JSONConstraint: Sendable {
     /// What the next token may be, given every token generated so far (the
     /// engine calls it once per step). Tokens outside the constraint (an
     /// engine that did not mask) end it: `.finished`.
+    ///
+    /// - Complexity: the trie nodes whose bytes the automaton accepts; a
+    ///   string's plain-text subtrees are taken whole (SmolLM2, release: a
+    ///   median step under 0.1 ms, the slowest about 30 ms).
     public func next(generated: [Int]) -> TokenConstraint {
         state.withLock { s -> TokenConstraint in
             if s.ended { return .finished }
