@@ -79,6 +79,13 @@ let package = Package(
             path: "Examples/TrainDigits",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        // One rank of the multi-process distributed tests (started by TesseraNNTests/DistributedTests).
+        .executableTarget(
+            name: "tessera-dist-worker",
+            dependencies: ["Tessera", "TesseraNN", "TesseraOptimizers"],
+            path: "Tests/DistributedWorker",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         .testTarget(
             name: "TesseraTests",
             dependencies: ["Tessera", "CTesseraKernels"],
