@@ -14,7 +14,8 @@ public struct TesseraCommand: AsyncParsableCommand {
         version: "tessera \(version)",
         subcommands: [
             GenerateCommand.self, ChatCommand.self, LoRACommand.self, TokenizeCommand.self, ConvertCommand.self,
-            ModelsCommand.self, DevicesCommand.self, SelfTestCommand.self, DemoCommand.self, VersionCommand.self,
+            ModelsCommand.self, LaunchCommand.self, DevicesCommand.self, SelfTestCommand.self, DemoCommand.self,
+            VersionCommand.self,
         ]
     )
 
