@@ -172,6 +172,11 @@ struct LaunchCommand: ParsableCommand {
     }
 }
 
+/// The pipe the signal handler writes to (set once, before the handler is installed).
+enum LaunchSignals {
+    nonisolated(unsafe) static var writeEnd: Int32 = -1
+}
+
 /// The rank processes: output prefixed by rank, signals passed on, the first failure remembered.
 final class RankLauncher: @unchecked Sendable {
     private let lock = NSLock()
@@ -180,16 +185,25 @@ final class RankLauncher: @unchecked Sendable {
     private var firstFailure: Int32?
     private let grace: Double
     private let finished = DispatchGroup()
-    private var signalSources: [DispatchSourceSignal] = []
 
     init(grace: Double) {
         self.grace = grace
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { [weak self] in self?.forward(sig) }
-            source.resume()
-            signalSources.append(source)
+        // A handler (not SIG_IGN, which children would inherit through exec)
+        // that writes the signal's number to a pipe; a thread passes it on.
+        var fds: [Int32] = [-1, -1]
+        if pipe(&fds) == 0 {
+            LaunchSignals.writeEnd = fds[1]
+            let readEnd = fds[0]
+            Thread { [weak self] in
+                var sig: Int32 = 0
+                while read(readEnd, &sig, 4) == 4 { self?.forward(sig) }
+            }.start()
+            for sig in [SIGINT, SIGTERM] {
+                signal(sig) { s in
+                    var number = s
+                    _ = write(LaunchSignals.writeEnd, &number, 4)
+                }
+            }
         }
     }
 
@@ -210,12 +224,25 @@ final class RankLauncher: @unchecked Sendable {
         process.standardOutput = out
         process.standardError = err
         let prefix = rankLabel.map { "[\($0)] " } ?? ""
+        // The rank counts as finished once it exited and both its streams reached end of file.
+        let streams = DispatchGroup()
+        streams.enter()
+        streams.enter()
         finished.enter()
+        let done = finished
         process.terminationHandler = { [weak self] p in
-            guard let self else { return }
             let failed = p.terminationStatus != 0 || p.terminationReason == .uncaughtSignal
-            if failed { self.rankFailed(status: p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus) }
+            if failed {
+                self?.rankFailed(status: p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus)
+            }
+            streams.notify(queue: .global()) { done.leave() }
         }
+        // The child inherits this thread's signal mask (a pool thread blocks most
+        // signals): spawn with none blocked, so ranks see SIGINT, SIGTERM and SIGCHLD.
+        var none = sigset_t(), saved = sigset_t()
+        sigemptyset(&none)
+        pthread_sigmask(SIG_SETMASK, &none, &saved)
+        defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
         do { try process.run() } catch {
             finished.leave()
             throw ValidationError("cannot start \(arguments.first ?? ""): \(error)")
@@ -223,10 +250,7 @@ final class RankLauncher: @unchecked Sendable {
         lock.lock()
         processes.append(process)
         lock.unlock()
-        // Two readers per rank; the process counts as finished when both reach end of file.
-        let streams = DispatchGroup()
         for (pipe, sink) in [(out, FileHandle.standardOutput), (err, FileHandle.standardError)] {
-            streams.enter()
             let thread = Thread { [lock] in
                 var pending = Data()
                 while true {
@@ -249,12 +273,6 @@ final class RankLauncher: @unchecked Sendable {
                 streams.leave()
             }
             thread.start()
-        }
-        let done = finished
-        DispatchQueue.global().async {
-            process.waitUntilExit()
-            streams.wait()
-            done.leave()
         }
     }
 
