@@ -106,8 +106,40 @@ open class ShardedToAllLinear: Linear {
     }
 }
 
+/// A quantized linear layer (MLX's affine format) keeping rank r's block of output features.
+open class QuantizedAllToShardedLinear: QuantizedLinear {
+    public let group: Group
+
+    public init(weight: Tensor, scales: Tensor, biases: Tensor, bias: Tensor?, groupSize: Int, bits: Int, group: Group) {
+        self.group = group
+        super.init(weight: weight, scales: scales, biases: biases, bias: bias, groupSize: groupSize, bits: bits)
+    }
+
+    open override func callAsFunction(_ x: Tensor) -> Tensor {
+        super.callAsFunction(sumGradients(x, group: group))
+    }
+}
+
+/// A quantized linear layer keeping rank r's block of input features; the output is summed over ranks.
+open class QuantizedShardedToAllLinear: QuantizedLinear {
+    public let group: Group
+
+    public init(weight: Tensor, scales: Tensor, biases: Tensor, bias: Tensor?, groupSize: Int, bits: Int, group: Group) {
+        self.group = group
+        super.init(weight: weight, scales: scales, biases: biases, bias: bias, groupSize: groupSize, bits: bits)
+    }
+
+    open override func callAsFunction(_ x: Tensor) -> Tensor {
+        let y = allSum(
+            quantizedMatmul(x, weight, scales: scales, biases: biases, transpose: true, groupSize: groupSize, bits: bits),
+            group: group)
+        return bias.map { y + $0 } ?? y
+    }
+}
+
 /// This rank's part of `linear`, split over `group` as `sharding` says; the
-/// sharded dimension must divide by the group's size.
+/// sharded dimension must divide by the group's size (for a quantized layer,
+/// a block of input features must be whole quantization groups).
 ///
 /// ```swift
 /// let up = shardLinear(mlp.up, .allToSharded, group: group)
@@ -117,6 +149,7 @@ open class ShardedToAllLinear: Linear {
 public func shardLinear(_ linear: Linear, _ sharding: LinearSharding, group: Group) throws -> Linear {
     let w = linear.weight
     let (n, r) = (group.size, group.rank)
+    if let q = linear as? QuantizedLinear { return try shardQuantized(q, sharding, group: group) }
     switch sharding {
     case .allToSharded:
         let out = w.dim(0)
@@ -135,5 +168,30 @@ public func shardLinear(_ linear: Linear, _ sharding: LinearSharding, group: Gro
         let block = inFeatures / n
         return ShardedToAllLinear(
             weight: w[0..., (r * block)..<((r + 1) * block)], bias: linear.bias, group: group)
+    }
+}
+
+private func shardQuantized(_ q: QuantizedLinear, _ sharding: LinearSharding, group: Group) throws -> Linear {
+    let (n, r) = (group.size, group.rank)
+    switch sharding {
+    case .allToSharded:
+        let out = q.weight.dim(0)
+        guard out % n == 0 else {
+            throw DistributedError.badConfiguration("\(out) output features do not split over \(n) ranks")
+        }
+        let rows = (r * out / n)..<((r + 1) * out / n)
+        return QuantizedAllToShardedLinear(
+            weight: q.weight[rows], scales: q.scales[rows], biases: q.biases[rows], bias: q.bias.map { $0[rows] },
+            groupSize: q.groupSize, bits: q.bits, group: group)
+    case .shardedToAll:
+        let groups = q.scales.dim(1), words = q.weight.dim(1)
+        guard groups % n == 0, words % n == 0 else {
+            throw DistributedError.badConfiguration(
+                "\(groups) quantization groups of input features do not split over \(n) ranks")
+        }
+        let g = (r * groups / n)..<((r + 1) * groups / n), w = (r * words / n)..<((r + 1) * words / n)
+        return QuantizedShardedToAllLinear(
+            weight: q.weight[0..., w], scales: q.scales[0..., g], biases: q.biases[0..., g], bias: q.bias,
+            groupSize: q.groupSize, bits: q.bits, group: group)
     }
 }

@@ -223,6 +223,16 @@ func sharded(_ g: Group) throws {
     let gx = grad({ (x: Tensor) in square(shardedDown(gelu(shardedUp(x)))).sum() })(x)
     let ex = grad({ (x: Tensor) in square(down(gelu(up(x)))).sum() })(x)
     try assertClose(gx, ex, "sharded MLP input gradient", tolerance: 1e-5)
+    // Quantized layers: the shards compute the unsharded quantized layer.
+    let qUp = QuantizedLinear(Linear(64, 8 * g.size), groupSize: 32, bits: 4)
+    let qDown = QuantizedLinear(Linear(64 * g.size, 5), groupSize: 32, bits: 4)
+    let xq = Random.normal([2, 64], key: Random.key(2))
+    let sUp = try shardLinear(qUp, .allToSharded, group: g), sDown = try shardLinear(qDown, .shardedToAll, group: g)
+    try check(sUp is QuantizedAllToShardedLinear && sDown is QuantizedShardedToAllLinear, "quantized shard types")
+    try assertClose(sUp(xq), qUp(xq)[0..., (g.rank * 8)..<((g.rank + 1) * 8)], "quantized all-to-sharded", tolerance: 1e-5)
+    let wide = Random.normal([2, 64 * g.size], key: Random.key(4))
+    let mine = wide[0..., (g.rank * 64)..<((g.rank + 1) * 64)]
+    try assertClose(sDown(mine), qDown(wide), "quantized sharded-to-all", tolerance: 1e-4)
 }
 
 /// Rank 1 dies in the middle of a stream of large all-reduces; the others must fail, not hang.
