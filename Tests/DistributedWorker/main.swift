@@ -31,6 +31,12 @@ func input(rank q: Int, dtype: DType) -> Tensor {
     }
 }
 
+/// i * (q + 0.5), as complex64 of shape [6, 4] (broadcast).
+func imagUnit(_ q: Int) -> Tensor {
+    let i = Tensor.zeros([6, 4], dtype: .complex64) + Tensor([Complex64(0, Float(q) + 0.5)])
+    return i
+}
+
 /// Largest difference of two tensors as float64 (bool/int exact, floats within `tolerance` relative).
 func assertClose(_ a: Tensor, _ b: Tensor, _ what: String, tolerance: Double) throws {
     try check(a.shape == b.shape, "\(what): shape \(a.shape) != \(b.shape)")
@@ -51,7 +57,7 @@ func tolerance(_ dtype: DType) -> Double {
 }
 
 func collectives(_ g: Group) throws {
-    for dtype in [DType.float32, .float16, .bfloat16, .float64, .int32, .int64, .uint8, .bool] {
+    for dtype in [DType.float32, .float16, .bfloat16, .float64, .int8, .int16, .int32, .int64, .uint8, .uint16, .uint32, .uint64, .bool] {
         let all = (0..<g.size).map { input(rank: $0, dtype: dtype) }
         let x = all[g.rank]
         // The single-process results.
@@ -71,6 +77,19 @@ func collectives(_ g: Group) throws {
         try assertClose(results[3], gathered, "allGather \(dtype)", tolerance: 0)
         try assertClose(results[4], scattered, "sumScatter \(dtype)", tolerance: t)
     }
+    // complex64: sums and gathers (no order for max/min: a typed error).
+    let z = (0..<g.size).map { q in input(rank: q, dtype: .float32).asType(.complex64) * Tensor(Float(q + 1)).asType(.complex64) + imagUnit(q) }
+    let zSum = z.dropFirst().reduce(z[0], +)
+    let zResults = [allSum(z[g.rank], group: g), allGather(z[g.rank], group: g)]
+    try checkedEval(zResults)
+    for (got, want, name) in [(zResults[0], zSum, "allSum"), (zResults[1], concatenated(z, axis: 0), "allGather")] {
+        try assertClose(real(got), real(want), "\(name) complex64 real", tolerance: 1e-6)
+        try assertClose(imag(got), imag(want), "\(name) complex64 imag", tolerance: 1e-6)
+    }
+    do {
+        try checkedEval([allMax(z[g.rank], group: g)])
+        throw Failure(description: "allMax of complex64 did not fail")
+    } catch DistributedError.unsupported {}
     // A larger float32 array (several ring segments, striped over the connections).
     let n = 1 << 18
     let big = Tensor.arange(0, n, dtype: .float32) * Float(g.rank + 1)
