@@ -84,6 +84,7 @@ let package = Package(
             name: "tessera-dist-worker",
             dependencies: ["Tessera", "TesseraNN", "TesseraOptimizers"],
             path: "Tests/DistributedWorker",
+            exclude: ["netns-ring.sh"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(
