@@ -16,7 +16,7 @@ import Tessera
 public func averageGradients(_ gradients: ModuleParameters, group: Group? = nil, bucketBytes: Int = 32 << 20)
     -> ModuleParameters
 {
-    let group = group ?? ((try? Group(backend: .any)) ?? Group.single)
+    let group = group ?? .world
     guard group.size > 1 else { return gradients }
     let leaves = gradients.flattened()
     var averaged = [Tensor?](repeating: nil, count: leaves.count)

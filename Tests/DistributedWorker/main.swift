@@ -273,6 +273,25 @@ guard args.count >= 3, let backend = Group.Backend(rawValue: args[2]) else {
     exit(1)
 }
 let mode = args[1]
+if mode == "implicit" {
+    // Collectives without a group use the world; a world that cannot start
+    // makes them throw at evaluation (exit 2), never a silent group of one.
+    do {
+        let x = Tensor([1, 2, 3] as [Float])
+        let y = allSum(x)
+        try checkedEval([y])
+        let size = Group.world.size
+        try check(y.toArray(Float.self) == [Float(size), Float(2 * size), Float(3 * size)], "implicit allSum: \(y)")
+        print("rank \(Group.world.rank) ok implicit size \(size)")
+        exit(0)
+    } catch let error as DistributedError {
+        print("distributed error: \(error)")
+        exit(2)
+    } catch {
+        print("failed: \(error)")
+        exit(1)
+    }
+}
 do {
     let g = try Distributed(backend: backend, strict: true)
     switch mode {

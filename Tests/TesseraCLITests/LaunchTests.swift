@@ -53,7 +53,7 @@ final class LaunchTests: XCTestCase {
 
     func testRingCollectivesSplitSendRecvAndGradientsOnTwoAndThreeRanks() throws {
         for n in [2, 3] {
-            for mode in ["collectives", "split", "sendrecv", "grad", "sharded"] {
+            for mode in ["collectives", "split", "sendrecv", "grad", "sharded", "implicit"] {
                 let run = try launch(["-n", "\(n)", "--timeout", "20", "--", "tessera-dist-worker", mode, "ring"])
                 assertAllRanksOK(run, ranks: n, mode: mode, "ring \(mode) on \(n) ranks")
                 // Each line carries its rank.
@@ -98,6 +98,18 @@ final class LaunchTests: XCTestCase {
         process.waitUntilExit()
         XCTAssertEqual(process.terminationStatus, 2, output)
         XCTAssertTrue(output.contains("distributed error: rank 0 at 127.0.0.1:1 unreachable"), output)
+        // Collectives without a group: the same world, the same typed error at evaluation.
+        let implicit = Process()
+        implicit.executableURL = worker
+        implicit.arguments = ["implicit", "any"]
+        implicit.environment = env
+        let implicitOut = Pipe()
+        implicit.standardOutput = implicitOut
+        try implicit.run()
+        let implicitText = String(decoding: implicitOut.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        implicit.waitUntilExit()
+        XCTAssertEqual(implicit.terminationStatus, 2, implicitText)
+        XCTAssertTrue(implicitText.contains("unreachable"), implicitText)
         // Not before the timeout (it retries while the peer may still be starting), and not long after.
         let seconds = Date().timeIntervalSince(start)
         XCTAssertGreaterThanOrEqual(seconds, 2)

@@ -38,12 +38,7 @@ public struct Collective: Sendable, CustomStringConvertible {
 }
 
 /// Resolves the group argument of a collective: the given one, or the world.
-private func resolved(_ group: Group?) -> Group {
-    if let group { return group }
-    // The world group as configured; a misconfigured world is reported by
-    // `Distributed(backend:)`, here it degrades to a group of one.
-    return (try? Group(backend: .any)) ?? .single
-}
+private func resolved(_ group: Group?) -> Group { group ?? .world }
 
 func collective(_ op: Collective.Op, _ x: Tensor, _ group: Group, shape: [Int]) -> Tensor {
     Tensor(shape: shape, dtype: x.dtype, primitive: .collective(Collective(op: op, group: group)), inputs: [x])

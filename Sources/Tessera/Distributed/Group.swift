@@ -102,6 +102,18 @@ public final class Group: Sendable, CustomStringConvertible {
         self.init(communicator: try World.communicator(backend: backend, strict: strict))
     }
 
+    /// The world as the launcher configured it, for collectives called without
+    /// a group: a group of one when nothing is configured. When the configured
+    /// backend cannot start, the group keeps the configured size and every
+    /// collective on it throws that error at evaluation (never a silent group of one).
+    public static var world: Group {
+        do { return try Group(backend: .any) } catch {
+            let size = DistributedEnvironment.value(DistributedEnvironment.worldSize).flatMap { Int($0) } ?? 2
+            let failure = error as? DistributedError ?? .backendError("\(error)")
+            return Group(communicator: FailedCommunicator(failure: failure, size: max(size, 2)))
+        }
+    }
+
     /// The group of this process alone (every collective the identity).
     public static let single = Group(communicator: nil)
 
@@ -197,4 +209,24 @@ enum World {
     static var mpiLaunched: Bool {
         DistributedEnvironment.value("OMPI_COMM_WORLD_SIZE") != nil
     }
+}
+
+/// The world of a backend that failed to start: every operation throws why.
+final class FailedCommunicator: Communicator, @unchecked Sendable {
+    let failure: DistributedError
+    let rank: Int
+    let size: Int
+    var backendName: String { "unavailable" }
+
+    init(failure: DistributedError, size: Int) {
+        self.failure = failure
+        self.size = size
+        rank = DistributedEnvironment.value(DistributedEnvironment.rank).flatMap { Int($0) }.map { min(max($0, 0), size - 1) } ?? 0
+    }
+
+    func allReduce(_ buffer: UnsafeMutableRawPointer, count: Int, dtype: DType, op: ReduceKind) throws { throw failure }
+    func allGather(_ input: UnsafeRawPointer, bytes: Int, into output: UnsafeMutableRawPointer) throws { throw failure }
+    func send(_ buffer: UnsafeRawPointer, bytes: Int, to peer: Int) throws { throw failure }
+    func recv(_ buffer: UnsafeMutableRawPointer, bytes: Int, from peer: Int) throws { throw failure }
+    func split(color: Int, key: Int) throws -> Communicator { throw failure }
 }
