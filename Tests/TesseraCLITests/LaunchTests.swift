@@ -67,6 +67,20 @@ final class LaunchTests: XCTestCase {
         assertAllRanksOK(run, ranks: 2, mode: "train", "ring data-parallel digits MLP")
     }
 
+    func testAHostfileOfLocalEntriesRunsOneRankPerEntry() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-hosts-\(UUID().uuidString).json")
+        try Data(#"[{"ssh": "localhost", "ips": ["127.0.0.1"]}, {"ssh": "localhost", "ips": ["127.0.0.1"]}, {"ips": ["127.0.0.1"]}]"#.utf8)
+            .write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let run = try launch(["--hostfile", file.path, "--timeout", "20", "--", "tessera-dist-worker", "split", "ring"])
+        assertAllRanksOK(run, ranks: 3, mode: "split", "hostfile of 3 local entries")
+        // A hostfile that is not MLX's shape is a usage error, not a crash.
+        try Data(#"{"hosts": 3}"#.utf8).write(to: file)
+        let bad = try launch(["--hostfile", file.path, "--", "true"], deadline: 20)
+        XCTAssertNotEqual(bad.status, 0, bad.output)
+        XCTAssertTrue(bad.output.contains("hostfile"), bad.output)
+    }
+
     func testAKilledRankEndsTheOthersWithAnErrorWithinTheTimeout() throws {
         let run = try launch(["-n", "3", "--timeout", "10", "--", "tessera-dist-worker", "die", "ring"], deadline: 40)
         XCTAssertNotEqual(run.status, 0, run.output)
