@@ -110,6 +110,14 @@ let package = Package(
             path: "Examples/TrainDigits",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        // One rank of the multi-process distributed tests (started by TesseraNNTests/DistributedTests).
+        .executableTarget(
+            name: "tessera-dist-worker",
+            dependencies: ["Tessera", "TesseraNN", "TesseraOptimizers"],
+            path: "Tests/DistributedWorker",
+            exclude: ["netns-ring.sh"],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         .testTarget(
             name: "TesseraTests",
             dependencies: ["Tessera", "CTesseraKernels"],
