@@ -13,7 +13,7 @@ public struct TesseraCommand: AsyncParsableCommand {
         discussion: EnvironmentVariables.help,
         version: "tessera \(version)",
         subcommands: [
-            GenerateCommand.self, ChatCommand.self, LoRACommand.self, TokenizeCommand.self, ConvertCommand.self,
+            GenerateCommand.self, ChatCommand.self, LoRACommand.self, FuseCommand.self, TokenizeCommand.self, ConvertCommand.self,
             ModelsCommand.self, DevicesCommand.self, SelfTestCommand.self, DemoCommand.self, VersionCommand.self,
         ]
     )

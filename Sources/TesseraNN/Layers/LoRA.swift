@@ -79,12 +79,13 @@ open class LoRALinear: Linear {
         return y + (scale * z).asType(x.dtype)
     }
 
-    /// The wrapped layer with the adapter merged into its weight (dense;
-    /// quantized again with the same format for a quantized base).
-    public func fused() -> Linear {
+    /// The wrapped layer with the adapter merged into its weight: dense for
+    /// a dense base; for a quantized one quantized again in the same format,
+    /// or left dense with `dequantize` (mlx-lm's `fuse(dequantize:)`).
+    public func fused(dequantize: Bool = false) -> Linear {
         let w = linear.denseWeight
         let delta = (scale * matmul(loraB.T, loraA.T)).asType(w.dtype)
-        return linear.withWeight(w + delta)
+        return linear.withWeight(w + delta, dense: dequantize)
     }
 }
 
@@ -112,12 +113,12 @@ open class DoRALinear: LoRALinear {
         return linear.bias.map { scaled + $0 } ?? scaled
     }
 
-    public override func fused() -> Linear {
+    public override func fused(dequantize: Bool = false) -> Linear {
         let w = linear.denseWeight
         let adapted = w + (scale * matmul(loraB.T, loraA.T)).asType(w.dtype)
         let norms = Linalg.norm(adapted.asType(.float32), axes: [1])
         let rescaled = ((m / norms).expandedDimensions(axis: 1) * adapted.asType(.float32)).asType(w.dtype)
-        return linear.withWeight(rescaled)
+        return linear.withWeight(rescaled, dense: dequantize)
     }
 }
 
@@ -137,9 +138,10 @@ extension Linear {
         return weight
     }
 
-    /// A layer of this one's kind (plain, or quantized the same way) over `weight`, keeping the bias.
-    func withWeight(_ weight: Tensor) -> Linear {
-        if let q = self as? QuantizedLinear {
+    /// A layer of this one's kind (plain, or quantized the same way unless
+    /// `dense`) over `weight`, keeping the bias.
+    func withWeight(_ weight: Tensor, dense: Bool = false) -> Linear {
+        if !dense, let q = self as? QuantizedLinear {
             return QuantizedLinear(Linear(weight: weight, bias: bias), groupSize: q.groupSize, bits: q.bits)
         }
         return Linear(weight: weight, bias: bias)
