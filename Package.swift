@@ -13,7 +13,9 @@ let package = Package(
     ],
     dependencies: [
         // The CLI's parsing, help, completion scripts and "did you mean" (resolves from the local copy).
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // `tessera lora -c config.yaml` (mlx-lm's lora_config.yaml; resolves from the local copy).
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         .target(
@@ -44,7 +46,10 @@ let package = Package(
         // The CLI: the commands live in TesseraCLI (so tests can parse them); `tessera` only runs them.
         .target(
             name: "TesseraCLI",
-            dependencies: ["Tessera", "TesseraNN", "TesseraOptimizers", "TesseraLM", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "Tessera", "TesseraNN", "TesseraOptimizers", "TesseraLM",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Yams", package: "Yams"),
+            ],
             path: "Sources/TesseraCLI",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
@@ -56,7 +61,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TesseraCLITests",
-            dependencies: ["TesseraCLI", "TesseraLM", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["TesseraCLI", "TesseraLM", "Tessera", "TesseraNN", "TesseraOptimizers", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tests/TesseraCLITests",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),

@@ -20,7 +20,7 @@ public enum LearningRate: Sendable, ExpressibleByFloatLiteral {
 
     public init(floatLiteral value: Float) { self = .constant(value) }
 
-    func value(at step: Int) -> Float {
+    public func value(at step: Int) -> Float {
         switch self {
         case .constant(let v): return v
         case .schedule(let f): return f(step)
