@@ -3,6 +3,7 @@
 // defaults, and/or reports the test loss and perplexity.
 
 import ArgumentParser
+import Synchronization
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -69,6 +70,14 @@ struct LoRACommand: AsyncParsableCommand {
     @Option(help: "The adapters' rank. Default: 8.") var loraRank: Int?
     @Option(help: "The adapters' scale (mlx-lm's scale, alpha). Default: 20.") var loraScale: Float?
     @Option(help: "Dropout on the adapters' input. Default: 0.") var loraDropout: Float?
+    @Option(
+        help: ArgumentHelp(
+            "Start from these adapters: a training_state.safetensors continues that run exactly (weights, optimizer, "
+                + "step, data order, random state); an adapters.safetensors loads the weights only, as mlx-lm.",
+            valueName: "file"))
+    var resumeAdapterFile: String?
+    @Flag(help: "Continue the run saved in --adapter-path (its training_state.safetensors) exactly where it stopped.")
+    var resume = false
 
     init() {}
 
@@ -80,6 +89,9 @@ struct LoRACommand: AsyncParsableCommand {
         if s.test { required.append("test") }
         for split in required where !FineTuningData.has(folder: s.data, split: split) {
             throw ValidationError("--data: no \(split).jsonl in \(s.data)")
+        }
+        if let path = s.resumeAdapterFile, !FileManager.default.fileExists(atPath: path) {
+            throw ValidationError(resume ? "--resume: no \(path)" : "--resume-adapter-file: no file at \(path)")
         }
         if s.test && !s.train && !FileManager.default.fileExists(atPath: s.adapterPath + "/" + Adapters.configFile) {
             throw ValidationError("--adapter-path: no \(Adapters.configFile) in \(s.adapterPath) to test (or give --train)")
@@ -119,9 +131,22 @@ struct LoRACommand: AsyncParsableCommand {
             let trainSet = try FineTuningData.load(folder: s.data, split: "train", tokenizer: tokenizer, maskPrompt: s.maskPrompt)
             let validSet = try FineTuningData.load(folder: s.data, split: "valid", tokenizer: tokenizer, maskPrompt: s.maskPrompt)
             print("Training: \(trainSet.count) examples, \(validSet.count) validation examples")
+            var trainingOptions = s.trainingOptions
+            if let path = s.resumeAdapterFile {
+                if TrainingCheckpoint.isTrainingState(path) {
+                    trainingOptions.resumeFrom = path
+                    print("Resuming the run saved in \(path)")
+                } else {
+                    // mlx-lm's resume: the adapter weights only.
+                    try model.update(parameters: try Safetensors.load(path).tensors, strict: false)
+                    print("Loaded adapter weights from \(path)")
+                }
+            }
+            // Ctrl-C: the state is saved after the current step and the run ends (a second Ctrl-C ends it at once).
+            TrainingInterrupt.install()
             try Trainer.train(
                 model: model, optimizer: try s.makeOptimizer(), adapter: config, train: trainSet, valid: validSet,
-                options: s.trainingOptions, report: Self.printEvent)
+                options: trainingOptions, shouldStop: { TrainingInterrupt.requested }, report: Self.printEvent)
         } else {
             try Adapters.load(s.adapterPath, into: model)
         }
@@ -144,6 +169,12 @@ struct LoRACommand: AsyncParsableCommand {
             print("Iter \(step): Val loss \(fixed(Double(loss), 3)), Val took \(fixed(seconds, 3))s")
         case let .saved(step, path):
             print("Iter \(step): Saved adapter weights to \(path).")
+        case let .stopped(step, path):
+            if let path {
+                print("Stopped after iter \(step); saved the training state to \(path) (continue with --resume).")
+            } else {
+                print("Stopped after iter \(step).")
+            }
         }
         flushStandardOutput()
     }
@@ -171,4 +202,23 @@ func scientific(_ x: Double) -> String {
     let sign = exponent < 0 ? "-" : "+"
     let e = String(abs(exponent))
     return fixed(mantissa, 3) + "e" + sign + (e.count < 2 ? "0" + e : e)
+}
+
+/// Ctrl-C during training: the first asks the loop to save and stop after
+/// the step it is in; a second ends the process at once.
+enum TrainingInterrupt {
+    private static let count = Atomic<Int>(0)
+
+    static func install() {
+        signal(SIGINT) { _ in TrainingInterrupt.received() }
+    }
+
+    static var requested: Bool { count.load(ordering: .sequentiallyConsistent) > 0 }
+
+    /// Only atomics and write(2), which are async-signal-safe.
+    private static func received() {
+        if count.add(1, ordering: .sequentiallyConsistent).newValue > 1 { _exit(130) }
+        let note = "\nStopping after this step; the training state will be saved (Ctrl-C again quits at once).\n"
+        _ = note.withCString { write(2, $0, strlen($0)) }
+    }
 }

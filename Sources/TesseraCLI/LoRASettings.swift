@@ -32,6 +32,7 @@ struct LoRASettings {
     var seed: UInt64
     var lora: LoRAParameters
     var keys: [String]?
+    var resumeAdapterFile: String?
 
     init(_ c: LoRACommand, _ file: LoRAConfigFile) throws {
         func name(_ flag: String, _ key: String) -> String { c.config == nil ? flag : "\(flag) (\(key))" }
@@ -102,8 +103,10 @@ struct LoRASettings {
             throw ValidationError("\(name("--lora-dropout", "lora_parameters.dropout")) must be in [0, 1), got \(lora.dropout)")
         }
         self.keys = keys
-        for key in ["resume_adapter_file"] where file.values[key] != nil {
-            throw LoRAConfigError.invalid(key: key, reason: "is not supported yet")
+        resumeAdapterFile = try c.resumeAdapterFile ?? file.string("resume_adapter_file")
+        if c.resume {
+            if c.resumeAdapterFile != nil { throw ValidationError("give --resume or --resume-adapter-file, not both") }
+            resumeAdapterFile = adapterPath + "/" + TrainingCheckpoint.fileName
         }
         if try file.bool("grad_checkpoint") == true { throw LoRAConfigError.invalid(key: "grad_checkpoint", reason: "is not supported yet") }
         if let steps = try file.int("grad_accumulation_steps"), steps != 1 {

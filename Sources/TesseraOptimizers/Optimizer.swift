@@ -122,6 +122,14 @@ open class Optimizer: Evaluatable {
         return ModuleParameters(flattened: out)
     }
 
+    /// Puts back the step and state of an optimizer of the same kind (a
+    /// resumed run): the next update continues exactly as the saved one would have.
+    public func restore(step: Int, state: [String: [String: Tensor]]) {
+        self.step = step
+        self.state = state
+        currentLearningRate = learningRate.value(at: Swift.max(0, step - 1))
+    }
+
     /// Applies `gradients` (from `valueAndGrad(model:)`) to `model`'s trainable parameters.
     public func update(model: Module, gradients: ModuleParameters) {
         let updated = applyGradients(gradients, parameters: model.trainableParameters())

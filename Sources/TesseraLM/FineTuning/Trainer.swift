@@ -26,6 +26,8 @@ public struct TrainingOptions: Sendable {
     /// Where adapters are saved (a folder); nil: not saved.
     public var adapterPath: String? = nil
     public var seed: UInt64 = 0
+    /// A training state file (`TrainingCheckpoint`) to continue from, bit for bit.
+    public var resumeFrom: String? = nil
 
     public init() {}
 }
@@ -37,28 +39,62 @@ public enum TrainingEvent: Sendable {
                trainedTokens: Int, peakMemoryBytes: Int)
     case validation(step: Int, loss: Float, seconds: Double)
     case saved(step: Int, path: String)
+    /// Stopped early (`shouldStop`), the state saved to `path` (nil without an adapter path).
+    case stopped(step: Int, path: String?)
 }
 
 public enum Trainer {
     /// Trains `model`'s trainable parameters on `train` with `optimizer`,
-    /// reporting through `report`; saves the final adapters when
-    /// `options.adapterPath` is set. Returns the last validation loss (nil without `valid`).
+    /// reporting through `report`; saves the adapters (and the training state,
+    /// `TrainingCheckpoint`) every `saveEvery` steps and at the end when
+    /// `options.adapterPath` is set. With `options.resumeFrom` it continues a
+    /// saved run exactly where it stopped. `shouldStop` is asked before each
+    /// step: when it says yes the state is saved and the loop ends. Returns the
+    /// last validation loss (nil without `valid`).
     @discardableResult
     public static func train(
         model: TransformerModel, optimizer: Optimizer, adapter: AdapterConfig, train: [TokenizedExample],
-        valid: [TokenizedExample]?, options: TrainingOptions, report: (TrainingEvent) -> Void
+        valid: [TokenizedExample]?, options: TrainingOptions, shouldStop: () -> Bool = { false },
+        report: (TrainingEvent) -> Void
     ) throws -> Float? {
         var batches = BatchIterator(
             train, batchSize: options.batchSize, maxSequenceLength: options.maxSequenceLength, shuffle: true,
             seed: options.seed)
+        var (lossSum, lossSteps, windowTokens, trainedTokens) = (Float(0), 0, 0, 0)
+        var first = 1
+        if let path = options.resumeFrom {
+            let progress = try TrainingCheckpoint.load(path, model: model, optimizer: optimizer, batchCount: batches.batchCount)
+            batches.restore(generator: progress.generatorState, order: progress.order, position: progress.position)
+            trainedTokens = progress.trainedTokens
+            first = progress.step + 1
+        }
         let step = valueAndGrad(model: model) { (m: TransformerModel, args: [Tensor]) in
             [FineTuningLoss.loss(m, tokens: args[0], mask: args[1])]
         }
+        func saveState(_ iteration: Int) throws -> String? {
+            guard let folder = options.adapterPath else { return nil }
+            try Adapters.save(model, adapter, to: folder)
+            let (generator, order, position) = batches.progressState
+            let path = folder + "/" + TrainingCheckpoint.fileName
+            try TrainingCheckpoint.save(
+                model: model, optimizer: optimizer,
+                progress: .init(
+                    step: iteration, optimizerStep: optimizer.step, trainedTokens: trainedTokens, generatorState: generator,
+                    order: order, position: position),
+                to: path)
+            return path
+        }
         var lastValidation: Float? = nil
-        var (lossSum, lossSteps, windowTokens, trainedTokens) = (Float(0), 0, 0, 0)
         var windowStart = Date()
         Memory.resetPeak()
-        for iteration in 1...max(1, options.iterations) {
+        var iteration = first
+        while iteration <= max(1, options.iterations) {
+            if shouldStop() {
+                let path = try saveState(iteration - 1)
+                report(.stopped(step: iteration - 1, path: path))
+                model.train(false)
+                return lastValidation
+            }
             if let valid, iteration == 1 || iteration % max(1, options.stepsPerEval) == 0 || iteration == options.iterations {
                 let start = Date()
                 let loss = evaluate(
@@ -92,12 +128,13 @@ public enum Trainer {
             }
             if let folder = options.adapterPath, iteration % max(1, options.saveEvery) == 0 {
                 try Adapters.save(model, adapter, to: folder, fileName: checkpointName(iteration))
-                try Adapters.save(model, adapter, to: folder)
+                _ = try saveState(iteration)
                 report(.saved(step: iteration, path: folder + "/" + Adapters.weightsFile))
             }
+            iteration += 1
         }
-        if let folder = options.adapterPath, options.iterations % max(1, options.saveEvery) != 0 {
-            try Adapters.save(model, adapter, to: folder)
+        if let folder = options.adapterPath, options.iterations % max(1, options.saveEvery) != 0 || first > options.iterations {
+            _ = try saveState(options.iterations)
             report(.saved(step: options.iterations, path: folder + "/" + Adapters.weightsFile))
         }
         model.train(false)
