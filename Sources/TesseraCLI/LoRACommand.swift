@@ -76,6 +76,9 @@ struct LoRACommand: AsyncParsableCommand {
                 + "step, data order, random state); an adapters.safetensors loads the weights only, as mlx-lm.",
             valueName: "file"))
     var resumeAdapterFile: String?
+    @Flag(help: "Recompute each transformer block in the backward pass instead of keeping its activations (less memory).")
+    var gradCheckpoint = false
+    @Option(help: "Average the gradients of this many batches into one update. Default: 1.") var gradAccumulationSteps: Int?
     @Flag(help: "Continue the run saved in --adapter-path (its training_state.safetensors) exactly where it stopped.")
     var resume = false
 
@@ -125,6 +128,7 @@ struct LoRACommand: AsyncParsableCommand {
         if s.train {
             let config = s.adapterConfig
             try Adapters.apply(to: model, config, seed: s.seed)
+            model.gradientCheckpointing = s.gradCheckpoint
             let trainable = model.trainableParameters().flattened().reduce(0) { $0 + $1.value.size }
             let total = model.parameters().flattened().reduce(0) { $0 + $1.value.size }
             print("Trainable parameters: \(trainable) of \(total) stored values (\(percent(trainable, total))%)")

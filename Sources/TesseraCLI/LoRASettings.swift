@@ -33,6 +33,8 @@ struct LoRASettings {
     var lora: LoRAParameters
     var keys: [String]?
     var resumeAdapterFile: String?
+    var gradCheckpoint: Bool
+    var gradAccumulationSteps: Int
 
     init(_ c: LoRACommand, _ file: LoRAConfigFile) throws {
         func name(_ flag: String, _ key: String) -> String { c.config == nil ? flag : "\(flag) (\(key))" }
@@ -108,10 +110,9 @@ struct LoRASettings {
             if c.resumeAdapterFile != nil { throw ValidationError("give --resume or --resume-adapter-file, not both") }
             resumeAdapterFile = adapterPath + "/" + TrainingCheckpoint.fileName
         }
-        if try file.bool("grad_checkpoint") == true { throw LoRAConfigError.invalid(key: "grad_checkpoint", reason: "is not supported yet") }
-        if let steps = try file.int("grad_accumulation_steps"), steps != 1 {
-            throw LoRAConfigError.invalid(key: "grad_accumulation_steps", reason: "is not supported yet")
-        }
+        gradCheckpoint = try c.gradCheckpoint || file.bool("grad_checkpoint") ?? false
+        gradAccumulationSteps = try atLeast(
+            c.gradAccumulationSteps ?? file.int("grad_accumulation_steps") ?? 1, 1, "--grad-accumulation-steps", "grad_accumulation_steps")
         _ = try makeOptimizer()  // optimizer_config checked at parse time
     }
 
@@ -141,6 +142,7 @@ struct LoRASettings {
         (o.iterations, o.batchSize, o.maxSequenceLength) = (iters, batchSize, maxSeqLength)
         (o.stepsPerReport, o.stepsPerEval, o.validationBatches) = (stepsPerReport, stepsPerEval, valBatches)
         (o.saveEvery, o.adapterPath, o.seed) = (saveEvery, adapterPath, seed)
+        o.gradientAccumulationSteps = gradAccumulationSteps
         return o
     }
 

@@ -28,6 +28,9 @@ public struct TrainingOptions: Sendable {
     public var seed: UInt64 = 0
     /// A training state file (`TrainingCheckpoint`) to continue from, bit for bit.
     public var resumeFrom: String? = nil
+    /// Batches whose gradients are averaged into one update (mlx-lm's
+    /// `grad_accumulation_steps`; iterations count batches, as there).
+    public var gradientAccumulationSteps = 1
 
     public init() {}
 }
@@ -87,9 +90,12 @@ public enum Trainer {
         var lastValidation: Float? = nil
         var windowStart = Date()
         Memory.resetPeak()
+        let accumulation = max(1, options.gradientAccumulationSteps)
+        var accumulated: ModuleParameters? = nil
         var iteration = first
         while iteration <= max(1, options.iterations) {
-            if shouldStop() {
+            // Asked between updates only: a state saved mid-accumulation would lose the partial sum.
+            if (iteration - 1) % accumulation == 0, shouldStop() {
                 let path = try saveState(iteration - 1)
                 report(.stopped(step: iteration - 1, path: path))
                 model.train(false)
@@ -110,8 +116,20 @@ public enum Trainer {
             let batch = batches.next()
             let mask = FineTuningLoss.mask(offsets: batch.offsets, lengths: batch.lengths, width: batch.tokens.dim(1))
             let (values, grads) = step(model, [batch.tokens, mask])
-            optimizer.update(model: model, gradients: grads)
-            eval(model, optimizer, values[0])
+            if accumulation == 1 {
+                optimizer.update(model: model, gradients: grads)
+                eval(model, optimizer, values[0])
+            } else {
+                let sum = accumulated.map { Self.sum($0, grads) } ?? grads
+                if iteration % accumulation == 0 {
+                    optimizer.update(model: model, gradients: sum.mapValues { $0 / Float(accumulation) })
+                    accumulated = nil
+                    eval(model, optimizer, values[0])
+                } else {
+                    accumulated = sum
+                    eval(sum, values[0])
+                }
+            }
             lossSum += values[0].item(Float.self)
             lossSteps += 1
             windowTokens += batch.targetCount
@@ -128,7 +146,7 @@ public enum Trainer {
             }
             if let folder = options.adapterPath, iteration % max(1, options.saveEvery) == 0 {
                 try Adapters.save(model, adapter, to: folder, fileName: checkpointName(iteration))
-                _ = try saveState(iteration)
+                if iteration % accumulation == 0 { _ = try saveState(iteration) } else { try Adapters.save(model, adapter, to: folder) }
                 report(.saved(step: iteration, path: folder + "/" + Adapters.weightsFile))
             }
             iteration += 1
@@ -139,6 +157,16 @@ public enum Trainer {
         }
         model.train(false)
         return lastValidation
+    }
+
+    /// `a + b` per key (gradients of the same parameters).
+    static func sum(_ a: ModuleParameters, _ b: ModuleParameters) -> ModuleParameters {
+        let other = b.flatDictionary
+        var out: [(key: String, value: Tensor)] = []
+        for (key, value) in a.flattened() {
+            if let g = other[key] { out.append((key, value + g)) } else { out.append((key, value)) }
+        }
+        return ModuleParameters(flattened: out)
     }
 
     /// mlx-lm's name for the adapters saved at `iteration`: `0000100_adapters.safetensors`.
