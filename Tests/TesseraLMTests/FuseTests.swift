@@ -310,8 +310,9 @@ final class FuseTests: XCTestCase {
     func testLlamaCppRunsTheFusedGGUF() throws {
         let interpreter = ProcessInfo.processInfo.environment["TESSERA_LLAMA_PYTHON"] ?? "python3"
         guard imports(interpreter, "llama_cpp, numpy") else {
+            // Skipped even with TESSERA_REQUIRE_PYTHON=1: CI does not build llama-cpp-python (yet).
             throw XCTSkip(
-                "needs llama-cpp-python, not importable by \(interpreter) (set TESSERA_LLAMA_PYTHON to a python that has it)")
+                "needs python3 with llama_cpp (llama-cpp-python), not importable by \(interpreter); set TESSERA_LLAMA_PYTHON to a python that has it")
         }
         let base = try baseFolder()
         let (adapter, _) = try adapter(.dora, on: base)
