@@ -58,9 +58,9 @@ final class FuseTests: XCTestCase {
     /// An adapter of `type` on `base` with every parameter moved off its
     /// initial value (B nonzero, DoRA magnitudes changed), saved to a folder;
     /// returns the folder and the adapted model's logits on `tokens`.
-    func adapter(_ type: FineTuneType, on base: String, ids: Tensor? = nil) throws -> (folder: String, logits: Tensor) {
+    func adapter(_ type: FineTuneType, on base: String, ids: Tensor? = nil, keys: [String]? = nil) throws -> (folder: String, logits: Tensor) {
         guard let model = try ModelLoader.load(base).model as? TransformerModel else { throw AdapterError.notAModuleTree }
-        let config = AdapterConfig(fineTuneType: type, numLayers: 2, parameters: LoRAParameters(rank: 4, scale: 2))
+        let config = AdapterConfig(fineTuneType: type, numLayers: 2, parameters: LoRAParameters(rank: 4, scale: 2), keys: keys)
         try Adapters.apply(to: model, config, seed: 3)
         var counter: UInt64 = 0
         var moved: [String: Tensor] = [:]
@@ -104,6 +104,42 @@ final class FuseTests: XCTestCase {
             let saved = try Safetensors.load(save + "/model.safetensors").tensors
             XCTAssertNil(saved.keys.first { $0.contains("lora") || $0.hasSuffix(".m") || $0.contains(".linear.") })
         }
+    }
+
+    /// LoRA on the embedding table too (keys name `model.embed_tokens`), untied
+    /// from a folder and tied in memory: fused = adapted, and the adapter folder
+    /// loads back with the same logits.
+    func testLoRAOnTheEmbeddingFuses() throws {
+        let base = try baseFolder(bits: 4)
+        let keys = ["model.embed_tokens", "self_attn.q_proj"]
+        let (adapter, reference) = try adapter(.lora, on: base, keys: keys)
+        let saved = try Safetensors.load(adapter + "/adapters.safetensors").tensors
+        XCTAssertEqual(saved["model.embed_tokens.lora_a"]?.shape, [480, 4])
+        XCTAssertEqual(saved["model.embed_tokens.lora_b"]?.shape, [4, 64])
+        let reloaded = try load(base)
+        try Adapters.load(adapter, into: reloaded)
+        XCTAssertTrue(reloaded.namedModules().contains { $0.module is LoRAEmbedding })
+        XCTAssertLessThan(relativeError(reloaded(tokens), reference), 1e-6)
+        let save = scratch.appendingPathComponent("fused-embedding").path
+        let (fused, count) = try Fusion.run(model: base, adapterPath: adapter, savePath: save, dequantize: true)
+        XCTAssertEqual(count, 3)
+        XCTAssertLessThan(relativeError(fused(tokens), reference), 1e-3)
+        XCTAssertThrowsError(try Adapters.apply(to: try load(base), AdapterConfig(fineTuneType: .dora, numLayers: 2, keys: keys)))
+
+        // Tied: the table is also the output layer (LoRAEmbedding.asLinear).
+        let tied = try SyntheticModel.llama(
+            config: Self.config.replacingOccurrences(of: "\"tie_word_embeddings\": false", with: "\"tie_word_embeddings\": true"),
+            bits: nil, dtype: .float32, scale: 0.3, seed: 5)
+        try Adapters.apply(to: tied, AdapterConfig(numLayers: 1, parameters: LoRAParameters(rank: 4, scale: 2), keys: keys), seed: 1)
+        var moved: [String: Tensor] = [:]
+        for (i, (name, t)) in tied.trainableParameters().flatDictionary.sorted(by: { $0.key < $1.key }).enumerated() {
+            moved[name] = t + Random.normal(t.shape, scale: 0.05, key: Random.key(UInt64(300 + i)))
+        }
+        try tied.update(parameters: moved, strict: false)
+        let adapted = tied(tokens)
+        eval(adapted)
+        XCTAssertEqual(try Fusion.fuse(tied), 2)
+        XCTAssertLessThan(relativeError(tied(tokens), adapted), 1e-5)
     }
 
     func testFusingAQuantizedBaseRequantizesOrDequantizes() throws {

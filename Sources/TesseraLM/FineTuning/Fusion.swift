@@ -27,10 +27,15 @@ public enum Fusion {
     public static func fuse(_ model: TransformerModel, dequantize: Bool = false) throws -> Int {
         var replacements: [String: Module] = [:]
         for (path, module) in model.namedModules() {
-            guard let adapter = module as? LoRALinear else { continue }
-            let fused = adapter.fused(dequantize: dequantize)
-            eval(fused)
-            replacements[path] = fused
+            if let adapter = module as? LoRALinear {
+                let fused = adapter.fused(dequantize: dequantize)
+                eval(fused)
+                replacements[path] = fused
+            } else if let adapter = module as? LoRAEmbedding {
+                let fused = adapter.fused(dequantize: dequantize)
+                eval(fused)
+                replacements[path] = fused
+            }
         }
         if !replacements.isEmpty { try model.update(modules: replacements) }
         return replacements.count
@@ -47,7 +52,7 @@ public enum Fusion {
                 let w = q.denseWeight.asType(q.scales.dtype)
                 eval(w)
                 replacements[path] = Linear(weight: w, bias: q.bias)
-            } else if let q = module as? QuantizedEmbedding {
+            } else if let q = module as? QuantizedEmbedding, !(module is LoRAEmbedding) {
                 let w = Tessera.dequantize(q.weight, scales: q.scales, biases: q.biases, groupSize: q.groupSize, bits: q.bits)
                     .asType(q.scales.dtype)
                 eval(w)
@@ -116,7 +121,7 @@ public enum Fusion {
         guard !FileManager.default.fileExists(atPath: output) else {
             throw ModelError.invalidConfiguration("\(output) already exists")
         }
-        let remaining = model.namedModules().filter { $0.module is LoRALinear }.map(\.key)
+        let remaining = model.namedModules().filter { $0.module is LoRALinear || $0.module is LoRAEmbedding }.map(\.key)
         guard remaining.isEmpty else {
             throw ModelError.invalidConfiguration("the model still has unfused adapters at \(remaining.prefix(3).joined(separator: ", "))")
         }

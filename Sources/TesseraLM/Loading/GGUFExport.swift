@@ -49,7 +49,7 @@ public enum GGUFExport {
         _ model: TransformerModel, base: LoadedModel, baseConfig: JSONValue, basePath: String, type: FileType,
         to path: String
     ) throws {
-        let adapters = model.namedModules().filter { $0.module is LoRALinear }.map(\.key)
+        let adapters = model.namedModules().filter { $0.module is LoRALinear || $0.module is LoRAEmbedding }.map(\.key)
         guard adapters.isEmpty else {
             throw ModelError.invalidConfiguration("fuse the adapters before exporting a GGUF (\(adapters.prefix(3).joined(separator: ", ")))")
         }

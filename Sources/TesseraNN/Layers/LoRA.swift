@@ -122,9 +122,87 @@ open class DoRALinear: LoRALinear {
     }
 }
 
+/// LoRA on an embedding table (mlx-lm's `LoRAEmbedding`): rows
+/// `embedding(ids) + scale · dropout(A[ids] B)` with A [count, r] uniform in
+/// ±1/√count and B [r, dims] zero, so it starts equal to the table; used as
+/// the tied output layer, `embedding.asLinear(x) + scale · (dropout(x) Bᵀ) Aᵀ`.
+/// The wrapped table (dense or quantized) stays frozen under `embedding`.
+open class LoRAEmbedding: Embedding {
+    @ModuleInfo public var embedding: Embedding
+    @ModuleInfo public var dropout: Dropout
+    @ParameterInfo(key: "lora_a") public var loraA: Tensor
+    @ParameterInfo(key: "lora_b") public var loraB: Tensor
+    public let scale: Float
+
+    public init(_ embedding: Embedding, _ parameters: LoRAParameters = LoRAParameters(), key: Tensor? = nil) throws {
+        guard parameters.rank > 0 else { throw LoRAError.invalidParameters("rank must be positive, got \(parameters.rank)") }
+        guard parameters.dropout >= 0 && parameters.dropout < 1 else {
+            throw LoRAError.invalidParameters("dropout must be in [0, 1), got \(parameters.dropout)")
+        }
+        let (count, dimensions) = embedding.dimensions
+        let bound = 1 / Double(count).squareRoot()
+        self.scale = parameters.scale
+        _embedding = ModuleInfo(wrappedValue: embedding)
+        _dropout = ModuleInfo(wrappedValue: Dropout(p: parameters.dropout))
+        _loraA = ParameterInfo(
+            wrappedValue: Random.uniform(low: -bound, high: bound, [count, parameters.rank], key: key), key: "lora_a")
+        _loraB = ParameterInfo(wrappedValue: Tensor.zeros([parameters.rank, dimensions]), key: "lora_b")
+        super.init(wrapping: ())
+        try embedding.freeze()
+    }
+
+    /// The wrapped table's (for a quantized one: packed) weight.
+    public override var weight: Tensor {
+        get { embedding.weight }
+        set { embedding.weight = newValue }
+    }
+
+    open override func callAsFunction(_ x: Tensor) -> Tensor {
+        let y = embedding(x)
+        let z = dropout(matmul(loraA.take(x, axis: 0), loraB))
+        return y + (scale * z).asType(y.dtype)
+    }
+
+    open override func asLinear(_ x: Tensor) -> Tensor {
+        let y = embedding.asLinear(x)
+        let z = matmul(matmul(dropout(x), loraB.T), loraA.T)
+        return y + (scale * z).asType(y.dtype)
+    }
+
+    /// The table with the adapter merged: dense for a dense table; for a
+    /// quantized one quantized again in its format unless `dequantize`.
+    public func fused(dequantize: Bool = false) -> Embedding {
+        let w = embedding.denseWeight
+        let merged = w + (scale * matmul(loraA, loraB)).asType(w.dtype)
+        if !dequantize, let q = embedding as? QuantizedEmbedding {
+            return QuantizedEmbedding(Embedding(weight: merged), groupSize: q.groupSize, bits: q.bits)
+        }
+        return Embedding(weight: merged)
+    }
+}
+
+extension Embedding {
+    /// (count, dimensions) of the table, for a quantized one the unpacked width.
+    public var dimensions: (count: Int, dimensions: Int) {
+        if let adapter = self as? LoRAEmbedding { return adapter.embedding.dimensions }
+        if let q = self as? QuantizedEmbedding { return (weight.dim(0), weight.dim(1) * 32 / q.bits) }
+        return (weight.dim(0), weight.dim(-1))
+    }
+
+    /// The table as floats (dequantized for a quantized one).
+    public var denseWeight: Tensor {
+        if let adapter = self as? LoRAEmbedding { return adapter.embedding.denseWeight }
+        if let q = self as? QuantizedEmbedding {
+            return dequantize(q.weight, scales: q.scales, biases: q.biases, groupSize: q.groupSize, bits: q.bits)
+        }
+        return weight
+    }
+}
+
 extension Linear {
     /// (outputs, inputs) of the layer, for a quantized one the unpacked input size.
     public var dimensions: (outputs: Int, inputs: Int) {
+        if let adapter = self as? LoRALinear { return adapter.linear.dimensions }
         if let q = self as? QuantizedLinear { return (weight.dim(0), weight.dim(1) * 32 / q.bits) }
         return (weight.dim(0), weight.dim(-1))
     }
