@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
+        // `tessera lora -c config.yaml` (mlx-lm's lora_config.yaml; resolves from the local copy).
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         .target(
@@ -54,7 +56,7 @@ let package = Package(
             dependencies: [
                 "Tessera", "TesseraNN", "TesseraOptimizers", "TesseraLM", "TesseraServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "Yams", package: "Yams"),
             ],
             path: "Sources/TesseraCLI",
             swiftSettings: [.swiftLanguageMode(.v6)]
@@ -67,7 +69,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TesseraCLITests",
-            dependencies: ["TesseraCLI", "TesseraLM", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["TesseraCLI", "TesseraLM", "Tessera", "TesseraNN", "TesseraOptimizers", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tests/TesseraCLITests",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),

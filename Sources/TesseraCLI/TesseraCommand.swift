@@ -13,9 +13,9 @@ public struct TesseraCommand: AsyncParsableCommand {
         discussion: EnvironmentVariables.help,
         version: "tessera \(version)",
         subcommands: [
-            GenerateCommand.self, ChatCommand.self, ServeCommand.self, LoRACommand.self, TokenizeCommand.self,
-            ConvertCommand.self, ModelsCommand.self, LaunchCommand.self, DevicesCommand.self, SelfTestCommand.self,
-            DemoCommand.self, VersionCommand.self,
+            GenerateCommand.self, ChatCommand.self, ServeCommand.self, LoRACommand.self, FuseCommand.self,
+            TokenizeCommand.self, ConvertCommand.self, ModelsCommand.self, LaunchCommand.self, DevicesCommand.self,
+            SelfTestCommand.self, DemoCommand.self, VersionCommand.self,
         ]
     )
 
