@@ -83,10 +83,18 @@ extension Tokenizer {
                 template = list.first { $0["name"]?.string == "default" }?["template"]?.string
             }
         }
+        // A special token the config names must be in the vocabulary (else generation would never see its eos).
+        func special(_ key: String) throws(TokenizerError) -> Int? {
+            guard let name = tokenName(config[key]) else { return nil }
+            guard let id = id(name) else {
+                throw .malformed("tokenizer_config.json \(key) \"\(name)\" is not in the vocabulary")
+            }
+            return id
+        }
         self.init(
             normalizer: normalizer, preTokenizer: preTokenizer, model: model, decoder: decoder,
-            postProcessor: post, addedTokens: added, bosTokenID: id(tokenName(config["bos_token"])),
-            eosTokenID: id(tokenName(config["eos_token"])), chatTemplate: template)
+            postProcessor: post, addedTokens: added, bosTokenID: try special("bos_token"),
+            eosTokenID: try special("eos_token"), chatTemplate: template)
     }
 
     /// A regular file's bytes (a FIFO or directory in its place is refused, never waited on).
