@@ -131,6 +131,20 @@ final class InterruptedWriteTests: XCTestCase {
         XCTAssertFalse(ModelConverter.isPartialName("my.partial-model"))
     }
 
+    func testASingleFileWriterRemovesTheTemporariesOfKilledWriters() throws {
+        let root = try temporaryFolder()
+        let path = root + "/weights.safetensors"
+        let dead = root + "/weights.safetensors.tmp-\(try deadPID())-12345"
+        let live = root + "/weights.safetensors.tmp-1-777"
+        for file in [dead, live] { XCTAssertTrue(FileManager.default.createFile(atPath: file, contents: Data([1, 2]))) }
+        try Safetensors.save(["a": Tensor([1, 2] as [Float])], to: path)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dead), "a killed writer's temporary is removed")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: live), "a running process's is kept")
+        XCTAssertEqual(try Safetensors.load(path).tensors["a"]?.toArray(Float.self), [1, 2])
+        let names = try FileManager.default.contentsOfDirectory(atPath: root).sorted()
+        XCTAssertEqual(names, ["weights.safetensors", "weights.safetensors.tmp-1-777"])
+    }
+
     func testAnUnwritableOutputIsAnIOErrorWithTheReason() throws {
         let root = try temporaryFolder()
         // A regular file where the output's folder should be: mkdir fails with ENOTDIR.

@@ -37,9 +37,17 @@ let target: Target = {
 }()
 
 /// The small qwen2 fixture model (for the prompt-cache target): TESSERA_FUZZ_MODEL.
+/// With TESSERA_FUZZ_SEED_DIR, a valid cache of two prompt tokens is saved there first (a seed that reaches the deep checks).
 let fixtureModel: LoadedModel? = {
-    guard target == .promptCache, let path = ProcessInfo.processInfo.environment["TESSERA_FUZZ_MODEL"] else { return nil }
-    return try? ModelLoader.load(path)
+    let environment = ProcessInfo.processInfo.environment
+    guard target == .promptCache, let path = environment["TESSERA_FUZZ_MODEL"], let loaded = try? ModelLoader.load(path)
+    else { return nil }
+    if let seeds = environment["TESSERA_FUZZ_SEED_DIR"] {
+        let file = PromptCacheFile(path: seeds + "/valid.cache", modelIdentity: loaded.identity)
+        unlink(file.path)
+        _ = try? PromptCache.generator(model: loaded.model, prompt: [5, 17, 99], parameters: GenerateParameters(), file: file)
+    }
+    return loaded
 }()
 
 func write(_ data: UnsafeRawBufferPointer, to path: String) {
