@@ -30,7 +30,8 @@ let scratch: String = {
 let target: Target = {
     let name = ProcessInfo.processInfo.environment["TESSERA_FUZZ_TARGET"] ?? ""
     guard let t = Target(rawValue: name) else {
-        fputs("set TESSERA_FUZZ_TARGET to gguf, safetensors, config, tokenizer, template or prompt-cache\n", stderr)
+        FileHandle.standardError.write(
+            Data("set TESSERA_FUZZ_TARGET to gguf, safetensors, config, tokenizer, template or prompt-cache\n".utf8))
         exit(2)
     }
     return t
@@ -43,9 +44,11 @@ let fixtureModel: LoadedModel? = {
     guard target == .promptCache, let path = environment["TESSERA_FUZZ_MODEL"], let loaded = try? ModelLoader.load(path)
     else { return nil }
     if let seeds = environment["TESSERA_FUZZ_SEED_DIR"] {
-        let file = PromptCacheFile(path: seeds + "/valid.cache", modelIdentity: loaded.identity)
-        unlink(file.path)
-        _ = try? PromptCache.generator(model: loaded.model, prompt: [5, 17, 99], parameters: GenerateParameters(), file: file)
+        let caches = loaded.model.makeCache(maxSize: nil, quantization: nil)
+        let logits = loaded.model(Tensor([5, 17] as [Int32]).reshaped([1, 2]), cache: caches)
+        try? checkedEval([logits])
+        try? PromptCache.save(
+            caches, to: seeds + "/valid.cache", modelIdentity: loaded.identity, metadata: ["tokens": "5 17"])
     }
     return loaded
 }()
@@ -108,7 +111,7 @@ public func fuzzOne(_ bytes: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         }
     case .promptCache:
         guard let model = fixtureModel else {
-            fputs("prompt-cache needs TESSERA_FUZZ_MODEL (Tests/Fixtures/lm/qwen2)\n", stderr)
+            FileHandle.standardError.write(Data("prompt-cache needs TESSERA_FUZZ_MODEL (Tests/Fixtures/lm/qwen2)\n".utf8))
             exit(2)
         }
         let path = scratch + "/input.cache"
