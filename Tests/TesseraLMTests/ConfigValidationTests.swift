@@ -232,6 +232,26 @@ final class ConfigValidationTests: XCTestCase {
         }
     }
 
+    func testTokenizerJSONFieldsOfTheWrongTypeOrNotInTheVocabularyAreErrors() throws {
+        func json(merges: String = #"["a b"]"#, unk: String = "null") -> [UInt8] {
+            Array(#"{"model":{"type":"BPE","vocab":{"a":0,"b":1,"ab":2,"</s>":3},"merges":\#(merges),"unk_token":\#(unk)}}"#.utf8)
+        }
+        XCTAssertNoThrow(try Tokenizer(tokenizerJSON: json()))
+        XCTAssertEqual(try Tokenizer(tokenizerJSON: json(), configJSON: Array(#"{"eos_token":"</s>"}"#.utf8)).eosTokenID, 3)
+        for (what, tokenizer, config, expected) in [
+            ("merges an integer", json(merges: "5"), nil, "merges must be a list"),
+            ("merges integers", json(merges: "[1, 2]"), nil, "merge entry"),
+            ("unk_token not in the vocabulary", json(unk: #""<unk>""#), nil, "unk_token"),
+            ("eos_token not in the vocabulary", json(), #"{"eos_token":"<|end|>"}"#, "eos_token \"<|end|>\" is not in the vocabulary"),
+            ("bos_token not in the vocabulary", json(), #"{"bos_token":{"content":"<s>"}}"#, "bos_token"),
+        ] as [(String, [UInt8], String?, String)] {
+            XCTAssertThrowsError(try Tokenizer(tokenizerJSON: tokenizer, configJSON: config.map { Array($0.utf8) }), what) {
+                guard case .malformed(let why)? = $0 as? TokenizerError else { return XCTFail("\(what): \($0)") }
+                XCTAssertTrue(why.contains(expected), "\(what): \(why)")
+            }
+        }
+    }
+
     func testGGUFTensorDataMustBeAlignedContiguousAndAccountedFor() throws {
         let writer = try GGUFTestWriter.fixture(ggufPath("llama3"))
         XCTAssertNoThrow(try GGUFFile.load(try temporaryFile(writer.bytes())))

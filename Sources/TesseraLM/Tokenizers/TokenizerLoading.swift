@@ -128,7 +128,9 @@ extension Tokenizer {
             if let s = json[key]?.string, !s.isEmpty { throw .unsupported("BPE \(key) \"\(s)\"") }
         }
         var pairs: [(String, String)] = []
-        for m in json["merges"]?.array ?? [] {
+        let merges = json["merges"].flatMap { $0.isNull ? nil : $0 }
+        if let merges, merges.array == nil { throw .malformed("BPE merges must be a list, got \(merges.compactText.prefix(40))") }
+        for m in merges?.array ?? [] {
             if let s = m.string {
                 let parts = s.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
                 guard parts.count == 2 else { throw .malformed("merge \"\(s)\" is not two tokens") }
@@ -142,6 +144,7 @@ extension Tokenizer {
         var unknownID: Int? = nil
         if let name = json["unk_token"]?.string {
             unknownID = vocab[name] ?? added.first { $0.content == name }?.id
+            guard unknownID != nil else { throw .malformed("unk_token \"\(name)\" is not in the vocabulary") }
         }
         return BPEModel(
             vocab: vocab, merges: try BPEModel.merges(pairs, vocab: vocab), unknownID: unknownID,
