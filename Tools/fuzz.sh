@@ -43,7 +43,7 @@ for target in "${targets[@]}"; do
     corpus="$work/corpus/$target"
     mkdir -p "$corpus"
     cp -n Fuzz/corpus/"$target"/* "$corpus"/ 2>/dev/null || true
-    for seed in $(seeds_for "$target"); do cp -n "$seed" "$corpus/fixture-$(basename "$(dirname "$seed")")-$(basename "$seed")"; done
+    for seed in $(seeds_for "$target"); do cp -n "$seed" "$corpus/fixture-$(basename "$(dirname "$seed")")-$(basename "$seed")" 2>/dev/null || true; done
     echo "fuzz: $target for ${seconds}s ($(ls "$corpus" | wc -l) inputs in the corpus)"
     if ! TESSERA_FUZZ_TARGET="$target" TESSERA_FUZZ_MODEL=Tests/Fixtures/lm/qwen2 TESSERA_FUZZ_SEED_DIR="$corpus" \
         ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}" \
