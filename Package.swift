@@ -8,12 +8,18 @@ let package = Package(
         .library(name: "TesseraNN", targets: ["TesseraNN"]),
         .library(name: "TesseraOptimizers", targets: ["TesseraOptimizers"]),
         .library(name: "TesseraLM", targets: ["TesseraLM"]),
+        .library(name: "TesseraHub", targets: ["TesseraHub"]),
         .executable(name: "tessera", targets: ["tessera"]),
         .executable(name: "train-digits", targets: ["TrainDigits"]),
     ],
     dependencies: [
         // The CLI's parsing, help, completion scripts and "did you mean" (resolves from the local copy).
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // TesseraHub: HTTP to the Hugging Face Hub, and SHA-256 to check what it sends.
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.0.0"),
+        // ByteBuffer and HTTP types for TesseraHub, and the tests' fake hub (a loopback HTTP server).
+        .package(url: "https://github.com/apple/swift-nio", from: "2.60.0"),
     ],
     targets: [
         .target(
@@ -44,7 +50,10 @@ let package = Package(
         // The CLI: the commands live in TesseraCLI (so tests can parse them); `tessera` only runs them.
         .target(
             name: "TesseraCLI",
-            dependencies: ["Tessera", "TesseraNN", "TesseraOptimizers", "TesseraLM", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "Tessera", "TesseraNN", "TesseraOptimizers", "TesseraLM", "TesseraHub",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             path: "Sources/TesseraCLI",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
@@ -64,6 +73,30 @@ let package = Package(
             name: "TesseraLM",
             dependencies: ["Tessera", "TesseraNN", "TesseraOptimizers"],
             path: "Sources/TesseraLM",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        // Models from the Hugging Face Hub into its shared cache; the only target with networking.
+        .target(
+            name: "TesseraHub",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Sources/TesseraHub",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .testTarget(
+            name: "TesseraHubTests",
+            dependencies: [
+                "TesseraHub", "TesseraLM",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Tests/TesseraHubTests",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(

@@ -122,7 +122,7 @@ struct LoRACommand: AsyncParsableCommand {
 
     func run() async throws {
         Random.seed(seed)
-        let (generator, loaded, _) = try modelOptions.load()
+        let (generator, loaded, _) = try await modelOptions.load()
         guard let model = loaded.model as? TransformerModel else { throw AdapterError.notAModuleTree }
         let tokenizer = generator.tokenizer
         if train {
