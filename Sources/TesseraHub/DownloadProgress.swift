@@ -53,15 +53,24 @@ public final class DownloadProgress: @unchecked Sendable {
         }
     }
 
+    /// The server ignored the Range request and sends the file from its start.
+    func restart(file: String) {
+        lock.withLock {
+            received[file] = 0
+            resumed[file] = 0
+        }
+    }
+
     func retry(file: String, attempt: Int, reason: String) {
         lock.withLock { emitLine("\(label): \(file): \(reason); retrying (attempt \(attempt))") }
     }
 
-    /// A file that landed in the cache (`downloaded`: fetched now rather than found there).
+    /// A file that landed in the cache (`downloaded`: fetched now rather than found there;
+    /// files found in the cache show nothing).
     func finish(file: String, downloaded: Bool) {
+        guard downloaded else { return }
         lock.withLock {
             finished += 1
-            guard downloaded else { return drawIfDue(force: true) }
             let size = received[file] ?? 0
             let seconds = fileStart[file].map { (clock.now - $0).seconds } ?? 0
             let fetched = size - (resumed[file] ?? 0)
@@ -74,11 +83,16 @@ public final class DownloadProgress: @unchecked Sendable {
         }
     }
 
-    /// Ends the display: clears the redrawn line and prints a summary when anything was fetched.
-    public func end() {
+    /// Ends the display: clears the redrawn line and, after a download that completed,
+    /// prints a summary line.
+    public func end(completed: Bool = true) {
         lock.withLock {
             let fetched = order.reduce(Int64(0)) { $0 + (received[$1] ?? 0) - (resumed[$1] ?? 0) }
-            guard !order.isEmpty else { return }
+            if terminal && drewLine {
+                write("\r\u{1B}[2K")
+                drewLine = false
+            }
+            guard completed, !order.isEmpty else { return }
             let seconds = (clock.now - started).seconds
             emitLine(
                 "\(label): \(order.count) file\(order.count == 1 ? "" : "s"), \(Self.bytes(fetched)) in "

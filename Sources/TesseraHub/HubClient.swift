@@ -75,10 +75,10 @@ public struct HubClient: Sendable {
         return request
     }
 
-    /// Sends a request, following redirects (all of them, or only those to the same origin);
+    /// Sends a request, following redirects (all of them, or only relative ones);
     /// the final response and its URL. Network failures become `HubError.network`.
     private func send(
-        _ url: String, method: HTTPMethod, range: Int64? = nil, sameOriginRedirectsOnly: Bool = false,
+        _ url: String, method: HTTPMethod, range: Int64? = nil, relativeRedirectsOnly: Bool = false,
         timeout: TimeAmount
     ) async throws -> (HTTPClientResponse, String) {
         var current = url
@@ -97,7 +97,9 @@ public struct HubClient: Sendable {
                 let location = response.headers.first(name: "Location"),
                 let next = URL(string: location, relativeTo: URL(string: current))?.absoluteString
             else { return (response, current) }
-            if sameOriginRedirectsOnly && !sameOrigin(next, current) { return (response, current) }
+            // As huggingface_hub: a HEAD follows only relative redirects (a renamed repo), not
+            // an absolute one (the CDN), whose Location is where the content is fetched from.
+            if relativeRedirectsOnly && isAbsoluteURL(location) { return (response, current) }
             // The body of a redirect is not wanted; drain it so the connection can be reused.
             _ = try? await response.body.collect(upTo: 1 << 20)
             current = next
@@ -160,7 +162,7 @@ public struct HubClient: Sendable {
     /// HEAD on the resolve URL: the ETag, size and download location of one file.
     func metadata(_ ref: RepoReference, commit: String, file: String) async throws -> FileMetadata {
         let url = "\(configuration.endpoint)/\(ref.repo)/resolve/\(commit)/\(percentEncodedPath(file))"
-        let (response, finalURL) = try await send(url, method: .HEAD, sameOriginRedirectsOnly: true, timeout: .seconds(60))
+        let (response, finalURL) = try await send(url, method: .HEAD, relativeRedirectsOnly: true, timeout: .seconds(60))
         let isRedirect = (300..<400).contains(Int(response.status.code))
         guard response.status == .ok || isRedirect else { throw failure(response, url: finalURL, ref: ref, file: file) }
         guard let rawTag = response.headers.first(name: "X-Linked-Etag") ?? response.headers.first(name: "ETag") else {
@@ -265,9 +267,7 @@ public struct HubClient: Sendable {
         default:
             throw failure(response, url: finalURL, ref: ref, file: file)
         }
-        if start == 0 && offset > 0 {
-            progress?.advance(file: file, bytes: -offset)
-        }
+        if start == 0 && offset > 0 { progress?.restart(file: file) }
         if start == 0 {
             hasher = SHA256()
             hashed = 0
@@ -325,6 +325,13 @@ public struct HubClient: Sendable {
         }
         return (hasher, bytes)
     }
+}
+
+/// Whether a Location names a host (`scheme://host...` or `//host...`) rather than a path.
+func isAbsoluteURL(_ location: String) -> Bool {
+    location.hasPrefix("//") || (location.range(of: "://").map { range in
+        location[..<range.lowerBound].allSatisfy { $0.isLetter || $0.isNumber || "+-.".contains($0) }
+    } ?? false)
 }
 
 /// Whether two URLs share scheme, host and port.

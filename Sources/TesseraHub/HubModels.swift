@@ -128,14 +128,17 @@ public enum HubModels {
         let client = HubClient(configuration: configuration)
         do {
             let resolved = try await download(ref, wanted: wanted, client: client, cache: cache, progress: progress)
+            progress?.end()
             await client.shutdown()
             return resolved
         } catch HubError.network(let url, let detail) {
+            progress?.end(completed: false)
             await client.shutdown()
             // No network: what the cache holds for this revision still serves.
             if let cached = try? resolveFromCache(ref, ggufFile: wanted, cache: cache, hubUnreachable: true) { return cached }
             throw HubError.network(url: url, detail: detail)
         } catch {
+            progress?.end(completed: false)
             await client.shutdown()
             throw error
         }
@@ -189,7 +192,6 @@ public enum HubModels {
             downloaded += try await fetch(shards, ref: ref, commit: info.commit, client: client, cache: cache, progress: progress)
             files += shards
         }
-        progress?.end()
         let path = choice.gguf.map { snapshot + "/" + $0 } ?? snapshot
         return ResolvedModel(
             path: path, snapshot: snapshot, commit: info.commit, files: files, downloaded: downloaded, fromCacheOnly: false)

@@ -70,6 +70,12 @@ final class FakeHub: @unchecked Sendable {
     private var channels: [Channel] = []
     private(set) var hubPort = 0
     private(set) var cdnPort = 0
+    /// Old repo id -> new: requests for the old one get a relative 307 (as the hub answers for a renamed repo).
+    private var renamed: [String: String] = [:]
+    /// LFS redirects go to /cdn on the hub's own origin (an absolute URL) instead of the CDN server.
+    private var lfsOnHubOrigin = false
+    /// The CDN answers every GET with the whole file (200), as a server without range support does.
+    private var ignoresRange = false
 
     init() throws {
         hubPort = try bind(.hub)
@@ -92,6 +98,18 @@ final class FakeHub: @unchecked Sendable {
                 blobs[sha] = repo.files[file]
             }
         }
+    }
+
+    func rename(_ old: String, to new: String) {
+        lock.withLock { renamed[old] = new }
+    }
+
+    func ignoreRangeRequests() {
+        lock.withLock { ignoresRange = true }
+    }
+
+    func serveLFSFromHubOrigin() {
+        lock.withLock { lfsOnHubOrigin = true }
     }
 
     func interruptNextTransfer(of data: Data) {
@@ -147,6 +165,14 @@ final class FakeHub: @unchecked Sendable {
                 guard parts.count == 2, parts[0] == "cdn" else { return Response(status: .notFound) }
                 return cdn(sha: parts[1], range: headers["range"])
             case .hub:
+                if parts.count == 2, parts[0] == "cdn" { return cdn(sha: parts[1], range: headers["range"]) }
+                for (old, new) in renamed {
+                    let oldPath = "/" + old + "/", apiPath = "/api/models/" + old + "/"
+                    for prefix in [oldPath, apiPath] where path.hasPrefix(prefix) {
+                        let target = prefix.replacingOccurrences(of: old, with: new) + path.dropFirst(prefix.count)
+                        return Response(status: .temporaryRedirect, headers: [("Location", target)])
+                    }
+                }
                 if parts.count >= 6, parts[0] == "api", parts[1] == "models", parts[4] == "revision" {
                     return api(repo: parts[2] + "/" + parts[3], revision: parts[5...].joined(separator: "/"), headers)
                 }
@@ -220,7 +246,8 @@ final class FakeHub: @unchecked Sendable {
                 return Response(
                     status: .found,
                     headers: [
-                        ("Location", "http://127.0.0.1:\(cdnPort)/cdn/\(sha)?signature=fake"), ("X-Repo-Commit", commit),
+                        ("Location", "http://127.0.0.1:\(lfsOnHubOrigin ? hubPort : cdnPort)/cdn/\(sha)?signature=fake"),
+                        ("X-Repo-Commit", commit),
                         ("X-Linked-Etag", "\"\(sha)\""), ("X-Linked-Size", "\(data.count)"),
                         ("ETag", "\"\(gitBlobID(Data("version https://git-lfs.github.com/spec/v1\noid sha256:\(sha)\n".utf8)))\""),
                         ("Content-Length", "0"),
@@ -240,7 +267,7 @@ final class FakeHub: @unchecked Sendable {
         if corrupted.contains(sha), !data.isEmpty { data[data.startIndex] ^= 0xFF }
         var response = Response(status: .ok, headers: [("ETag", "\"\(sha)\"")])
         var start = 0
-        if let range, range.hasPrefix("bytes="), range.hasSuffix("-"), let from = Int(range.dropFirst(6).dropLast()) {
+        if let range, !ignoresRange, range.hasPrefix("bytes="), range.hasSuffix("-"), let from = Int(range.dropFirst(6).dropLast()) {
             guard from < data.count else {
                 return Response(status: .init(statusCode: 416), headers: [("Content-Range", "bytes */\(data.count)")])
             }

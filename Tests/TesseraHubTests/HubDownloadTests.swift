@@ -201,6 +201,29 @@ final class HubDownloadTests: XCTestCase {
         XCTAssertEqual(hub.requests.filter { $0.server == .cdn }.map { $0.headers["range"] }, ["bytes=100000-"])
     }
 
+    func testAServerThatIgnoresRangeRestartsTheFile() async throws {
+        let hub = try FakeHub()
+        defer { hub.stop() }
+        let repo = try llamaRepo()
+        hub.add("test-org/tiny-llama", repo)
+        hub.ignoreRangeRequests()
+        let weights = try XCTUnwrap(repo.files["model.safetensors"])
+        let cache = try temporaryCache()
+        let blobs = cache + "/models--test-org--tiny-llama/blobs"
+        try FileManager.default.createDirectory(atPath: blobs, withIntermediateDirectories: true)
+        // A partial file that does not even match: a 200 answer replaces it from the start.
+        try Data(repeating: 9, count: 50_000).write(to: URL(fileURLWithPath: blobs + "/\(sha256Hex(weights)).incomplete"))
+        let lines = LinesSink()
+        let resolved = try await HubModels.resolve(
+            try XCTUnwrap(RepoReference.parse("test-org/tiny-llama")), configuration: configuration(hub, cache: cache),
+            progress: DownloadProgress(label: "tiny", terminal: false, write: lines.append))
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: resolved.path + "/model.safetensors")), weights)
+        XCTAssertEqual(hub.requests.filter { $0.server == .cdn }.map { $0.headers["range"] }, ["bytes=50000-"])
+        // The summary counts what came over the wire: all of both files.
+        let total = weights.count + (repo.files["config.json"]?.count ?? 0)
+        XCTAssertTrue(lines.text.contains("tiny: 2 files, \(DownloadProgress.bytes(Int64(total))) in "), lines.text)
+    }
+
     func testABlobWhoseBytesDoNotMatchItsHashIsRefused() async throws {
         let hub = try FakeHub()
         defer { hub.stop() }
@@ -357,6 +380,28 @@ final class HubDownloadTests: XCTestCase {
         XCTAssertFalse(hub.requests.contains { $0.uri.contains("consolidated") })
     }
 
+    func testRelativeRedirectsAreFollowedAndAbsoluteOnesFetchedFrom() async throws {
+        let hub = try FakeHub()
+        defer { hub.stop() }
+        let repo = try llamaRepo()
+        hub.add("test-org/tiny-llama", repo)
+        hub.rename("test-org/old-name", to: "test-org/tiny-llama")
+        hub.serveLFSFromHubOrigin()
+        let cache = try temporaryCache()
+        // The old name: the API and resolve answer 307 to the new path; the cache keeps the name asked for.
+        let resolved = try await HubModels.resolve(
+            try XCTUnwrap(RepoReference.parse("test-org/old-name")), configuration: configuration(hub, cache: cache))
+        XCTAssertEqual(resolved.path, cache + "/models--test-org--old-name/snapshots/" + repo.commit)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: resolved.path + "/model.safetensors")), repo.files["model.safetensors"])
+        let log = hub.requests.map { "\($0.method) \($0.uri)" }
+        XCTAssertTrue(log.contains("HEAD /test-org/tiny-llama/resolve/\(repo.commit)/config.json"), "\(log)")
+        // The LFS redirect is absolute (even on the same origin): HEAD stops there, the GET goes to it.
+        XCTAssertFalse(log.contains { $0.hasPrefix("HEAD /cdn/") }, "\(log)")
+        XCTAssertTrue(log.contains { $0.hasPrefix("GET /cdn/") }, "\(log)")
+        XCTAssertTrue(isAbsoluteURL("https://cdn-lfs.hf.co/x") && isAbsoluteURL("//cdn/x"))
+        XCTAssertFalse(isAbsoluteURL("/api/models/a/b") || isAbsoluteURL("x?u=http://y"))
+    }
+
     func testSizesFromTheServerAreBounded() async throws {
         let hub = try FakeHub()
         defer { hub.stop() }
@@ -388,6 +433,17 @@ final class HubDownloadTests: XCTestCase {
         // The summary clears the redrawn line first.
         XCTAssertTrue(text.contains("\r\u{1B}[2Korg/m: 1 file, 1.0 MB in "), text)
         XCTAssertTrue(text.hasSuffix(" s\n"), text)
+        // Files found in the cache show nothing; a download that failed clears the line, no summary.
+        let quiet = LinesSink()
+        let cached = DownloadProgress(label: "org/m", terminal: true, write: quiet.append)
+        cached.finish(file: "config.json", downloaded: false)
+        cached.end()
+        XCTAssertEqual(quiet.text, "")
+        let broken = LinesSink()
+        let failed = DownloadProgress(label: "org/m", terminal: true, write: broken.append)
+        failed.begin(file: "model.safetensors", total: 2_000_000, resumedFrom: 0)
+        failed.end(completed: false)
+        XCTAssertTrue(broken.text.hasSuffix("model.safetensors\r\u{1B}[2K"), broken.text)
         XCTAssertEqual(DownloadProgress.clockTime(3725), "1:02:05")
         XCTAssertEqual(DownloadProgress.bytes(93_200_000), "93.2 MB")
     }
