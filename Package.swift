@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "TesseraNN", targets: ["TesseraNN"]),
         .library(name: "TesseraOptimizers", targets: ["TesseraOptimizers"]),
         .library(name: "TesseraLM", targets: ["TesseraLM"]),
+        .library(name: "TesseraHub", targets: ["TesseraHub"]),
         .executable(name: "tessera", targets: ["tessera"]),
         .executable(name: "train-digits", targets: ["TrainDigits"]),
     ],
@@ -18,11 +19,15 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
         // Already under Hummingbird; named for the types the server uses directly.
-        .package(url: "https://github.com/apple/swift-nio", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
         // `tessera lora -c config.yaml` (mlx-lm's lora_config.yaml; resolves from the local copy).
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        // TesseraHub: HTTP to the Hugging Face Hub, and SHA-256 to check what it sends.
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.0.0"),
+        // ByteBuffer and HTTP types for TesseraHub, and the tests' fake hub (a loopback HTTP server).
+        .package(url: "https://github.com/apple/swift-nio", from: "2.60.0"),
     ],
     targets: [
         .target(
@@ -54,7 +59,7 @@ let package = Package(
         .target(
             name: "TesseraCLI",
             dependencies: [
-                "Tessera", "TesseraNN", "TesseraOptimizers", "TesseraLM", "TesseraServer",
+                "Tessera", "TesseraNN", "TesseraOptimizers", "TesseraLM", "TesseraServer", "TesseraHub",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"), .product(name: "Yams", package: "Yams"),
             ],
@@ -97,6 +102,30 @@ let package = Package(
             name: "TesseraServerTests",
             dependencies: ["TesseraServer", "TesseraLM"],
             path: "Tests/TesseraServerTests",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        // Models from the Hugging Face Hub into its shared cache; the only target with networking.
+        .target(
+            name: "TesseraHub",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Sources/TesseraHub",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .testTarget(
+            name: "TesseraHubTests",
+            dependencies: [
+                "TesseraHub", "TesseraLM",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Tests/TesseraHubTests",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(

@@ -122,7 +122,7 @@ struct LoRACommand: AsyncParsableCommand {
         Random.seed(s.seed)
         var options = modelOptions
         if options.model == nil, let model = s.model { options.model = model }
-        let (generator, loaded, _) = try options.load()
+        let (generator, loaded, _) = try await options.load()
         guard let model = loaded.model as? TransformerModel else { throw AdapterError.notAModuleTree }
         let tokenizer = generator.tokenizer
         if s.train {

@@ -72,7 +72,7 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let (generator, loaded, path) = try modelOptions.load()
+        let (generator, loaded, path) = try await modelOptions.load()
         _ = try adapter.apply(to: loaded, verbose: modelOptions.verbose)
         let engine = SerialEngine(model: generator.model, maxQueue: maxQueue, maxContext: maxContext)
         let name = modelName ?? Self.servedName(path)
