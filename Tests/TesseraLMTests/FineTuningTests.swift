@@ -156,6 +156,12 @@ final class FineTuningTests: XCTestCase {
         let a = try Safetensors.load(base + "/straight/" + Adapters.weightsFile).tensors
         let b = try Safetensors.load(base + "/resumed/" + Adapters.weightsFile).tensors
         for (name, t) in a { XCTAssertEqual(t.bytes(), b[name]?.bytes(), name) }
+        // Another batch size: a typed error, not a silently different order.
+        let model = try SyntheticModel.llama(config: ModuleTreeTests.config(tied: false), bits: 4, dtype: .float32, scale: 0.3, seed: 5)
+        try Adapters.apply(to: model, AdapterConfig(fineTuneType: .dora, numLayers: 2, parameters: LoRAParameters(rank: 4, scale: 10, dropout: 0.2)), seed: 9)
+        XCTAssertThrowsError(try TrainingCheckpoint.load(state, model: model, optimizer: AdamW(learningRate: 1e-3), batchCount: 5)) {
+            XCTAssertTrue("\($0)".contains("--batch-size"), "\($0)")
+        }
         // Without the resume the second half differs (the check can fail).
         let restarted = try run(iterations: 8, folder: base + "/restarted")
         XCTAssertNotEqual(restarted.values.first?.bytes(), straight[restarted.keys.first ?? ""]?.bytes())

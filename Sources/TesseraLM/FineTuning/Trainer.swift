@@ -83,7 +83,7 @@ public enum Trainer {
                 model: model, optimizer: optimizer,
                 progress: .init(
                     step: iteration, optimizerStep: optimizer.step, trainedTokens: trainedTokens, generatorState: generator,
-                    order: order, position: position),
+                    order: order, position: position, batchCount: batches.batchCount),
                 to: path)
             return path
         }

@@ -29,6 +29,8 @@ public enum TrainingCheckpoint {
         var generatorState: UInt64
         var order: [Int]
         var position: Int
+        /// Batches per epoch of the run (its data and batch size).
+        var batchCount: Int
     }
 
     /// Whether `path` is a training state file (and not a plain adapter file).
@@ -52,6 +54,7 @@ public enum TrainingCheckpoint {
             // A decimal string: the full 64 bits, which a JSON number would round.
             ("generator_state", .string(String(progress.generatorState))),
             ("order", .array(progress.order.map { .int($0) })), ("position", .int(progress.position)),
+            ("batch_count", .int(progress.batchCount)),
         ]))
         try Safetensors.save(tensors, metadata: ["format": "mlx", metadataKey: json.compactText], to: path)
     }
@@ -71,6 +74,10 @@ public enum TrainingCheckpoint {
             let order = json["order"]?.array?.compactMap(\.int), let position = json["position"]?.int,
             position >= 0, position <= order.count, order.allSatisfy({ $0 >= 0 && $0 < batchCount })
         else { throw AdapterError.unreadable("\(path): its training progress is malformed or for other data") }
+        guard json["batch_count"]?.int == batchCount else {
+            throw AdapterError.invalidConfig(
+                "\(path) was saved by a run with \(json["batch_count"]?.int ?? 0) batches per epoch, this one has \(batchCount): resume with the same data and --batch-size")
+        }
 
         var adapter: [String: Tensor] = [:]
         var state: [String: [String: Tensor]] = [:]
@@ -104,7 +111,7 @@ public enum TrainingCheckpoint {
         eval(model, optimizer)
         return Progress(
             step: step, optimizerStep: optimizerStep, trainedTokens: tokens, generatorState: generator, order: order,
-            position: position)
+            position: position, batchCount: batchCount)
     }
 }
 
