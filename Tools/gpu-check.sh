@@ -12,6 +12,10 @@
 #
 #        Tools/gpu-check.sh prepare
 #
+#    The stripped binary is ~84 MB since it links AsyncHTTPClient/SwiftNIO and
+#    two BoringSSL copies (TesseraHub), over the carry limit, so `prepare`
+#    packs it as .gpu/tessera.xz (~21 MB) and the run below unpacks it.
+#
 #    NVRTC and cuBLASLt: the GPU machine's image (see the device tool's
 #    KINDS.md) holds the nvidia-cuda-nvrtc and nvidia-cublas wheels (CUDA 13,
 #    `nvidia/cu13/lib`) in the site-packages of its `python3`, which is where
@@ -33,6 +37,10 @@ if [[ "${1:-}" == "prepare" ]]; then
     mkdir -p .gpu
     cp "$(swift build -c release --static-swift-stdlib --show-bin-path)/tessera" .gpu/tessera
     strip .gpu/tessera || true
+    rm -f .gpu/tessera.xz
+    if [[ $(stat -c %s .gpu/tessera) -gt $((48 << 20)) ]]; then
+        xz -T2 -6 .gpu/tessera   # leaves .gpu/tessera.xz
+    fi
     if [[ "${2:-}" == "nvrtc" ]]; then
         packed=~/.cache/tessera/nvrtc-cu12.tar.xz
         if [[ ! -f $packed ]]; then
@@ -49,6 +57,13 @@ fi
 
 # On the GPU machine (or here, where it reports "no GPU"):
 bin=${TESSERA_BIN:-.gpu/tessera}
+if [[ ! -x $bin && -f .gpu/tessera.xz ]]; then
+    mkdir -p /tmp/tessera-gpu
+    xz -dc .gpu/tessera.xz > /tmp/tessera-gpu/tessera \
+        || python3 -c 'import lzma, shutil; shutil.copyfileobj(lzma.open(".gpu/tessera.xz"), open("/tmp/tessera-gpu/tessera", "wb"))'
+    chmod +x /tmp/tessera-gpu/tessera
+    bin=/tmp/tessera-gpu/tessera
+fi
 export TESSERA_CUDA_CACHE=${TESSERA_CUDA_CACHE:-${OUT:-/tmp}/tessera-cuda-cache}
 if ! "$bin" devices | grep -q "NVRTC" && [[ -f .gpu/nvrtc.tar.xz ]]; then
     mkdir -p /tmp/tessera-nvrtc

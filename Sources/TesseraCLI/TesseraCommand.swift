@@ -48,10 +48,11 @@ enum EnvironmentVariables {
           TESSERA_CACHE           the default model's cache (~/.cache/tessera)
           TESSERA_DEFAULT_DEVICE  cpu or gpu: where arrays are computed
           TESSERA_NUM_THREADS     CPU threads for the kernels (default: cores)
-          HF_ENDPOINT             the Hugging Face Hub for --model ORG/NAME (https://huggingface.co)
-          HF_HUB_CACHE, HF_HOME   its shared cache ($HF_HOME/hub, default ~/.cache/huggingface/hub)
-          HF_TOKEN                token for private or gated repos (else $HF_HOME/token)
-          HF_HUB_OFFLINE          1: take hub models from the cache only
+          HF_ENDPOINT             the Hub for --model ORG/NAME (huggingface.co)
+          HF_HUB_CACHE            the Hub cache (default $HF_HOME/hub)
+          HF_HOME                 default ~/.cache/huggingface
+          HF_TOKEN                for private or gated repos ($HF_HOME/token)
+          HF_HUB_OFFLINE          1: Hub models from the cache only
         """
 }
 
