@@ -69,6 +69,12 @@ def metric(url, key, name):
     raise AssertionError(f"/metrics has no {name}")
 
 
+def peak_rss_mib(pid):
+    """The server's peak resident memory (VmHWM), MiB."""
+    with open(f"/proc/{pid}/status") as f:
+        return round(next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024, 1)
+
+
 def openai_error_shape(body, status, where):
     check(isinstance(body, dict) and isinstance(body.get("error"), dict), f"{where}: not OpenAI's error shape: {body}")
     e = body["error"]
@@ -157,7 +163,7 @@ def main():
     check(final.stop_reason == msg.stop_reason and final.usage.output_tokens == msg.usage.output_tokens,
           f"final message {final.stop_reason} {final.usage}")
     if args.quick:
-        print(json.dumps({"ok": True, "seconds": round(time.time() - started, 1)}))
+        print(json.dumps({"ok": True, "peak_rss_mib": peak_rss_mib(args.pid), "seconds": round(time.time() - started, 1)}))
         return
 
     step("stop strings")
@@ -357,9 +363,7 @@ def main():
         check(name in metrics_text, f"/metrics lacks {name}")
     check('status="400"' in metrics_text and 'status="401"' in metrics_text, "/metrics lacks 4xx counts")
 
-    with open(f"/proc/{args.pid}/status") as f:
-        peak_kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
-    print(json.dumps({"ok": True, "peak_rss_mib": round(peak_kb / 1024, 1), "load_clients": args.clients,
+    print(json.dumps({"ok": True, "peak_rss_mib": peak_rss_mib(args.pid), "load_clients": args.clients,
                       "load_rounds": args.rounds, "load_seconds": round(load_seconds, 1),
                       "seconds": round(time.time() - started, 1)}))
 

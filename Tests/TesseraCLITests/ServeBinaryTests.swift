@@ -206,6 +206,7 @@ final class ServeBinaryTests: XCTestCase {
             "--url", server.address, "--api-key", key, "--model", name, "--tessera", try tesseraBinary().path,
             "--model-path", model, "--pid", String(server.process.processIdentifier), "--quick",
         ])
+        print("serve SmolLM2: \(summary)")
         XCTAssertEqual(summary["ok"] as? Bool, true)
         XCTAssertEqual(server.stop(), 0, server.output)
     }
