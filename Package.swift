@@ -8,12 +8,26 @@ let package = Package(
         .library(name: "TesseraNN", targets: ["TesseraNN"]),
         .library(name: "TesseraOptimizers", targets: ["TesseraOptimizers"]),
         .library(name: "TesseraLM", targets: ["TesseraLM"]),
+        .library(name: "TesseraHub", targets: ["TesseraHub"]),
         .executable(name: "tessera", targets: ["tessera"]),
         .executable(name: "train-digits", targets: ["TrainDigits"]),
     ],
     dependencies: [
         // The CLI's parsing, help, completion scripts and "did you mean" (resolves from the local copy).
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // `tessera serve`: HTTP on Hummingbird 2 (SwiftNIO underneath), logs through swift-log.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
+        // Already under Hummingbird; named for the types the server uses directly.
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
+        // `tessera lora -c config.yaml` (mlx-lm's lora_config.yaml; resolves from the local copy).
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        // TesseraHub: HTTP to the Hugging Face Hub, and SHA-256 to check what it sends.
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.0.0"),
+        // ByteBuffer and HTTP types for TesseraHub, and the tests' fake hub (a loopback HTTP server).
+        .package(url: "https://github.com/apple/swift-nio", from: "2.60.0"),
     ],
     targets: [
         .target(
@@ -44,7 +58,11 @@ let package = Package(
         // The CLI: the commands live in TesseraCLI (so tests can parse them); `tessera` only runs them.
         .target(
             name: "TesseraCLI",
-            dependencies: ["Tessera", "TesseraNN", "TesseraOptimizers", "TesseraLM", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "Tessera", "TesseraNN", "TesseraOptimizers", "TesseraLM", "TesseraServer", "TesseraHub",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "Yams", package: "Yams"),
+            ],
             path: "Sources/TesseraCLI",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
@@ -56,7 +74,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TesseraCLITests",
-            dependencies: ["TesseraCLI", "TesseraLM", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["TesseraCLI", "TesseraLM", "Tessera", "TesseraNN", "TesseraOptimizers", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tests/TesseraCLITests",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
@@ -64,6 +82,50 @@ let package = Package(
             name: "TesseraLM",
             dependencies: ["Tessera", "TesseraNN", "TesseraOptimizers"],
             path: "Sources/TesseraLM",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        // The OpenAI- and Anthropic-compatible HTTP server over a GenerationEngine.
+        .target(
+            name: "TesseraServer",
+            dependencies: [
+                "TesseraLM",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/TesseraServer",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .testTarget(
+            name: "TesseraServerTests",
+            dependencies: ["TesseraServer", "TesseraLM"],
+            path: "Tests/TesseraServerTests",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        // Models from the Hugging Face Hub into its shared cache; the only target with networking.
+        .target(
+            name: "TesseraHub",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Sources/TesseraHub",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .testTarget(
+            name: "TesseraHubTests",
+            dependencies: [
+                "TesseraHub", "TesseraLM",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Tests/TesseraHubTests",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(
@@ -77,6 +139,14 @@ let package = Package(
             name: "TrainDigits",
             dependencies: ["Tessera", "TesseraNN", "TesseraOptimizers"],
             path: "Examples/TrainDigits",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        // One rank of the multi-process distributed tests (started by TesseraNNTests/DistributedTests).
+        .executableTarget(
+            name: "tessera-dist-worker",
+            dependencies: ["Tessera", "TesseraNN", "TesseraOptimizers"],
+            path: "Tests/DistributedWorker",
+            exclude: ["netns-ring.sh"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(

@@ -96,6 +96,16 @@ CONVERSATIONS = {
             "function": {"name": "get_weather", "arguments": {"city": "Zürich"}}}]},
         {"role": "tool", "tool_call_id": "abcdefghi", "content": {"temperature": 18.5, "ok": True, "note": None}},
     ],
+    "parallel-tool-calls": [
+        {"role": "user", "content": "Weather in Paris and Tokyo, in °F?"},
+        {"role": "assistant", "content": "Checking both.", "tool_calls": [
+            {"id": "call00001", "type": "function",
+             "function": {"name": "get_weather", "arguments": {"city": "Paris", "unit": "fahrenheit", "hours": [9, 12.5]}}},
+            {"id": "call00002", "type": "function",
+             "function": {"name": "get_weather", "arguments": {"city": "Tokyo {\"quoted\"}", "extra": {"note": "</tool_call>"}}}}]},
+        {"role": "tool", "tool_call_id": "call00001", "name": "get_weather", "content": "{\"temperature\": 71}"},
+        {"role": "tool", "tool_call_id": "call00002", "name": "get_weather", "content": "{\"temperature\": 80}"},
+    ],
     "content-parts": [
         {"role": "user", "content": [{"type": "text", "text": "Describe"}, {"type": "image"}, {"type": "text", "text": "this."}]},
     ],

@@ -23,7 +23,7 @@ struct ChatCommand: AsyncParsableCommand {
     init() {}
 
     func run() async throws {
-        let (generator, loaded, path) = try modelOptions.load()
+        let (generator, loaded, path) = try await modelOptions.load()
         _ = try adapter.apply(to: loaded, verbose: modelOptions.verbose)
         let parameters = try GenerationSetup.parameters(sampling, modelPath: path, verbose: modelOptions.verbose)
         var session = ChatSession(generator: generator, parameters: parameters, system: sampling.system)

@@ -16,6 +16,16 @@ func printError(_ text: String) {
     _ = line.withCString { write(2, $0, strlen($0)) }
 }
 
+/// Writes text to stderr as it is (progress redraws carry their own "\r").
+func writeStandardError(_ text: String) {
+    _ = text.withCString { write(2, $0, strlen($0)) }
+}
+
+/// Whether standard error is a terminal (progress redraws one line there).
+func standardErrorIsTerminal() -> Bool {
+    isatty(2) != 0
+}
+
 /// Pushes buffered `print` output out (streamed text appears as it is made).
 func flushStandardOutput() {
     fflush(nil)

@@ -45,7 +45,7 @@ struct GenerateCommand: AsyncParsableCommand {
     func run() async throws {
         let text = try PromptInput.resolve(
             option: prompt, inputIsTerminal: standardInputIsTerminal(), readInput: PromptInput.readStandardInput)
-        let (generator, loaded, path) = try modelOptions.load()
+        let (generator, loaded, path) = try await modelOptions.load()
         let identity = try adapter.apply(to: loaded, verbose: modelOptions.verbose)
         let parameters = try GenerationSetup.parameters(sampling, modelPath: path, verbose: modelOptions.verbose)
         let tokens: [Int]

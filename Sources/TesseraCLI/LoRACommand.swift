@@ -3,6 +3,7 @@
 // defaults, and/or reports the test loss and perplexity.
 
 import ArgumentParser
+import Synchronization
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -34,120 +35,129 @@ struct LoRACommand: AsyncParsableCommand {
             saved to --adapter-path as adapters.safetensors and adapter_config.json, which mlx-lm \
             and `tessera generate --adapter-path` load.
 
+            -c/--config reads mlx-lm's lora_config.yaml keys (model, train, data, fine_tune_type, \
+            num_layers, batch_size, iters, learning_rate, lr_schedule {name, arguments, warmup, \
+            warmup_init}, optimizer, optimizer_config, lora_parameters {keys, rank, scale, dropout}, \
+            ...); flags given on the command line override it. An unknown key is an error.
+
             \(EnvironmentVariables.help)
             """)
 
     @OptionGroup var modelOptions: ModelOptions
 
+    @Option(name: [.customShort("c"), .long], help: ArgumentHelp("A YAML file of mlx-lm lora_config keys.", valueName: "file"))
+    var config: String?
     @Flag(help: "Train.") var train = false
-    @Option(help: ArgumentHelp("The data folder (train.jsonl, valid.jsonl, test.jsonl).", valueName: "dir"))
-    var data = "data"
-    @Option(help: ArgumentHelp("What to train.", valueName: "lora|dora|full")) var fineTuneType: FineTuneType = .lora
-    @Option(parsing: .unconditional, help: "Adapt the last N layers (-1: all).") var numLayers = 16
-    @Option(help: "Examples per step.") var batchSize = 4
-    @Option(help: "Training steps.") var iters = 1000
-    @Option(help: "The optimizer's learning rate.") var learningRate: Float = 1e-5
-    @Option(help: ArgumentHelp("The optimizer.", valueName: "adam|adamw|sgd")) var optimizer: OptimizerChoice = .adam
-    @Option(help: "Steps between progress lines.") var stepsPerReport = 10
-    @Option(help: "Steps between validation losses.") var stepsPerEval = 200
-    @Option(parsing: .unconditional, help: "Validation batches per evaluation (-1: all).") var valBatches = 25
-    @Option(help: "Steps between adapter saves.") var saveEvery = 100
-    @Option(help: ArgumentHelp("Where adapters are saved (and, without --train, read).", valueName: "dir"))
-    var adapterPath = "adapters"
-    @Option(help: "Cut sequences to this many tokens.") var maxSeqLength = 2048
+    @Option(help: ArgumentHelp("The data folder (train.jsonl, valid.jsonl, test.jsonl). Default: data.", valueName: "dir"))
+    var data: String?
+    @Option(help: ArgumentHelp("What to train. Default: lora.", valueName: "lora|dora|full")) var fineTuneType: FineTuneType?
+    @Option(parsing: .unconditional, help: "Adapt the last N layers (-1: all). Default: 16.") var numLayers: Int?
+    @Option(help: "Examples per step. Default: 4.") var batchSize: Int?
+    @Option(help: "Training steps. Default: 1000.") var iters: Int?
+    @Option(help: "The optimizer's learning rate (the schedule's, with lr_schedule). Default: 1e-5.") var learningRate: Float?
+    @Option(help: ArgumentHelp("The optimizer. Default: adam.", valueName: "adam|adamw|sgd")) var optimizer: OptimizerChoice?
+    @Option(help: "Steps between progress lines. Default: 10.") var stepsPerReport: Int?
+    @Option(help: "Steps between validation losses. Default: 200.") var stepsPerEval: Int?
+    @Option(parsing: .unconditional, help: "Validation batches per evaluation (-1: all). Default: 25.") var valBatches: Int?
+    @Option(help: "Steps between adapter saves. Default: 100.") var saveEvery: Int?
+    @Option(help: ArgumentHelp("Where adapters are saved (and, without --train, read). Default: adapters.", valueName: "dir"))
+    var adapterPath: String?
+    @Option(help: "Cut sequences to this many tokens. Default: 2048.") var maxSeqLength: Int?
     @Flag(help: "Train only on completions: mask the prompt out of the loss.") var maskPrompt = false
     @Flag(help: "Report the loss and perplexity on test.jsonl.") var test = false
-    @Option(parsing: .unconditional, help: "Test batches (-1: all).") var testBatches = 500
-    @Option(help: "The random seed (adapter initialisation, dropout, batch order).") var seed: UInt64 = 0
-    @Option(help: "The adapters' rank.") var loraRank = 8
-    @Option(help: "The adapters' scale (mlx-lm's scale, alpha).") var loraScale: Float = 20
-    @Option(help: "Dropout on the adapters' input.") var loraDropout: Float = 0
+    @Option(parsing: .unconditional, help: "Test batches (-1: all). Default: 500.") var testBatches: Int?
+    @Option(help: "The random seed (adapter initialisation, dropout, batch order). Default: 0.") var seed: UInt64?
+    @Option(help: "The adapters' rank. Default: 8.") var loraRank: Int?
+    @Option(help: "The adapters' scale (mlx-lm's scale, alpha). Default: 20.") var loraScale: Float?
+    @Option(help: "Dropout on the adapters' input. Default: 0.") var loraDropout: Float?
+    @Option(
+        help: ArgumentHelp(
+            "Start from these adapters: a training_state.safetensors continues that run exactly (weights, optimizer, "
+                + "step, data order, random state); an adapters.safetensors loads the weights only, as mlx-lm.",
+            valueName: "file"))
+    var resumeAdapterFile: String?
+    @Flag(help: "Recompute each transformer block in the backward pass instead of keeping its activations (less memory).")
+    var gradCheckpoint = false
+    @Option(help: "Average the gradients of this many batches into one update. Default: 1.") var gradAccumulationSteps: Int?
+    @Flag(help: "Continue the run saved in --adapter-path (its training_state.safetensors) exactly where it stopped.")
+    var resume = false
 
     init() {}
 
     func validate() throws {
-        guard train || test else { throw ValidationError("nothing to do: give --train, --test or both") }
-        if numLayers == 0 || numLayers < -1 { throw ValidationError("--num-layers must be positive or -1 (all), got \(numLayers)") }
-        for (name, value) in [
-            ("--batch-size", batchSize), ("--iters", iters), ("--steps-per-report", stepsPerReport),
-            ("--steps-per-eval", stepsPerEval), ("--save-every", saveEvery), ("--lora-rank", loraRank),
-        ] where value < 1 {
-            throw ValidationError("\(name) must be at least 1, got \(value)")
-        }
-        if maxSeqLength < 2 { throw ValidationError("--max-seq-length must be at least 2, got \(maxSeqLength)") }
-        for (name, value) in [("--val-batches", valBatches), ("--test-batches", testBatches)] where value == 0 || value < -1 {
-            throw ValidationError("\(name) must be positive or -1 (all), got \(value)")
-        }
-        guard learningRate.isFinite && learningRate > 0 else {
-            throw ValidationError("--learning-rate must be a positive number, got \(learningRate)")
-        }
-        guard loraScale.isFinite else { throw ValidationError("--lora-scale must be a number, got \(loraScale)") }
-        guard loraDropout >= 0 && loraDropout < 1 else { throw ValidationError("--lora-dropout must be in [0, 1), got \(loraDropout)") }
+        let s = try settings()
+        guard s.train || s.test else { throw ValidationError("nothing to do: give --train, --test or both") }
         var required: [String] = []
-        if train { required += ["train", "valid"] }
-        if test { required.append("test") }
-        for split in required where !FineTuningData.has(folder: data, split: split) {
-            throw ValidationError("--data: no \(split).jsonl in \(data)")
+        if s.train { required += ["train", "valid"] }
+        if s.test { required.append("test") }
+        for split in required where !FineTuningData.has(folder: s.data, split: split) {
+            throw ValidationError("--data: no \(split).jsonl in \(s.data)")
         }
-        if test && !train && !FileManager.default.fileExists(atPath: adapterPath + "/" + Adapters.configFile) {
-            throw ValidationError("--adapter-path: no \(Adapters.configFile) in \(adapterPath) to test (or give --train)")
+        if let path = s.resumeAdapterFile, !FileManager.default.fileExists(atPath: path) {
+            throw ValidationError(resume ? "--resume: no \(path)" : "--resume-adapter-file: no file at \(path)")
+        }
+        if s.test && !s.train && !FileManager.default.fileExists(atPath: s.adapterPath + "/" + Adapters.configFile) {
+            throw ValidationError("--adapter-path: no \(Adapters.configFile) in \(s.adapterPath) to test (or give --train)")
         }
     }
 
-    var adapterConfig: AdapterConfig {
-        var extra = JSONObject()
-        extra["model"] = .string(modelOptions.requestedModel() ?? DefaultModel.fileName)
-        extra["data"] = .string(data)
-        extra["batch_size"] = .int(batchSize)
-        extra["iters"] = .int(iters)
-        extra["learning_rate"] = .double(Double("\(learningRate)") ?? Double(learningRate))  // 0.0002, not 0.000199999…
-        extra["optimizer"] = .string(optimizer.rawValue)
-        extra["max_seq_length"] = .int(maxSeqLength)
-        extra["mask_prompt"] = .bool(maskPrompt)
-        extra["seed"] = .int(Int(truncatingIfNeeded: seed))
-        extra["adapter_path"] = .string(adapterPath)
-        return AdapterConfig(
-            fineTuneType: fineTuneType, numLayers: numLayers,
-            parameters: LoRAParameters(rank: loraRank, scale: loraScale, dropout: loraDropout), extra: extra)
-    }
-
-    func makeOptimizer() -> Optimizer {
-        let rate = LearningRate.constant(learningRate)
-        switch optimizer {
-        case .adam: return Adam(learningRate: rate)
-        case .adamw: return AdamW(learningRate: rate)
-        case .sgd: return SGD(learningRate: rate)
+    /// The run's settings: each flag given, else the config file's value, else mlx-lm's default;
+    /// every value checked, an error naming the flag (and the config key).
+    func settings() throws -> LoRASettings {
+        let file: LoRAConfigFile
+        if let config {
+            do { file = try LoRAConfigFile.load(config) } catch { throw ValidationError("-c/--config \(config): \(error)") }
+        } else {
+            file = LoRAConfigFile(values: [:])
+        }
+        do { return try LoRASettings(self, file) } catch let error as LoRAConfigError {
+            throw ValidationError("-c/--config \(config ?? ""): \(error)")
         }
     }
+
+    var adapterConfig: AdapterConfig { (try? settings())?.adapterConfig ?? AdapterConfig() }
 
     func run() async throws {
-        Random.seed(seed)
-        let (generator, loaded, _) = try modelOptions.load()
+        let s = try settings()
+        Random.seed(s.seed)
+        var options = modelOptions
+        if options.model == nil, let model = s.model { options.model = model }
+        let (generator, loaded, _) = try await options.load()
         guard let model = loaded.model as? TransformerModel else { throw AdapterError.notAModuleTree }
         let tokenizer = generator.tokenizer
-        if train {
-            let config = adapterConfig
-            try Adapters.apply(to: model, config, seed: seed)
+        if s.train {
+            let config = s.adapterConfig
+            try Adapters.apply(to: model, config, seed: s.seed)
+            model.gradientCheckpointing = s.gradCheckpoint
             let trainable = model.trainableParameters().flattened().reduce(0) { $0 + $1.value.size }
             let total = model.parameters().flattened().reduce(0) { $0 + $1.value.size }
             print("Trainable parameters: \(trainable) of \(total) stored values (\(percent(trainable, total))%)")
-            let trainSet = try FineTuningData.load(folder: data, split: "train", tokenizer: tokenizer, maskPrompt: maskPrompt)
-            let validSet = try FineTuningData.load(folder: data, split: "valid", tokenizer: tokenizer, maskPrompt: maskPrompt)
+            let trainSet = try FineTuningData.load(folder: s.data, split: "train", tokenizer: tokenizer, maskPrompt: s.maskPrompt)
+            let validSet = try FineTuningData.load(folder: s.data, split: "valid", tokenizer: tokenizer, maskPrompt: s.maskPrompt)
             print("Training: \(trainSet.count) examples, \(validSet.count) validation examples")
-            var options = TrainingOptions()
-            (options.iterations, options.batchSize, options.maxSequenceLength) = (iters, batchSize, maxSeqLength)
-            (options.stepsPerReport, options.stepsPerEval, options.validationBatches) = (stepsPerReport, stepsPerEval, valBatches)
-            (options.saveEvery, options.adapterPath, options.seed) = (saveEvery, adapterPath, seed)
+            var trainingOptions = s.trainingOptions
+            if let path = s.resumeAdapterFile {
+                if TrainingCheckpoint.isTrainingState(path) {
+                    trainingOptions.resumeFrom = path
+                    print("Resuming the run saved in \(path)")
+                } else {
+                    // mlx-lm's resume: the adapter weights only.
+                    try model.update(parameters: try Safetensors.load(path).tensors, strict: false)
+                    print("Loaded adapter weights from \(path)")
+                }
+            }
+            // Ctrl-C: the state is saved after the current step and the run ends (a second Ctrl-C ends it at once).
+            TrainingInterrupt.install()
             try Trainer.train(
-                model: model, optimizer: makeOptimizer(), adapter: config, train: trainSet, valid: validSet,
-                options: options, report: Self.printEvent)
+                model: model, optimizer: try s.makeOptimizer(), adapter: config, train: trainSet, valid: validSet,
+                options: trainingOptions, shouldStop: { TrainingInterrupt.requested }, report: Self.printEvent)
         } else {
-            try Adapters.load(adapterPath, into: model)
+            try Adapters.load(s.adapterPath, into: model)
         }
-        if test {
-            let testSet = try FineTuningData.load(folder: data, split: "test", tokenizer: tokenizer, maskPrompt: maskPrompt)
+        if s.test {
+            let testSet = try FineTuningData.load(folder: s.data, split: "test", tokenizer: tokenizer, maskPrompt: s.maskPrompt)
             let loss = Trainer.evaluate(
-                model: model, testSet, batchSize: batchSize, maxSequenceLength: maxSeqLength, batches: testBatches)
+                model: model, testSet, batchSize: s.batchSize, maxSequenceLength: s.maxSeqLength, batches: s.testBatches)
             print("Test loss \(fixed(Double(loss), 3)), Test ppl \(fixed(Glibc.exp(Double(loss)), 3)).")
         }
     }
@@ -163,6 +173,12 @@ struct LoRACommand: AsyncParsableCommand {
             print("Iter \(step): Val loss \(fixed(Double(loss), 3)), Val took \(fixed(seconds, 3))s")
         case let .saved(step, path):
             print("Iter \(step): Saved adapter weights to \(path).")
+        case let .stopped(step, path):
+            if let path {
+                print("Stopped after iter \(step); saved the training state to \(path) (continue with --resume).")
+            } else {
+                print("Stopped after iter \(step).")
+            }
         }
         flushStandardOutput()
     }
@@ -190,4 +206,23 @@ func scientific(_ x: Double) -> String {
     let sign = exponent < 0 ? "-" : "+"
     let e = String(abs(exponent))
     return fixed(mantissa, 3) + "e" + sign + (e.count < 2 ? "0" + e : e)
+}
+
+/// Ctrl-C during training: the first asks the loop to save and stop after
+/// the step it is in; a second ends the process at once.
+enum TrainingInterrupt {
+    private static let count = Atomic<Int>(0)
+
+    static func install() {
+        signal(SIGINT) { _ in TrainingInterrupt.received() }
+    }
+
+    static var requested: Bool { count.load(ordering: .sequentiallyConsistent) > 0 }
+
+    /// Only atomics and write(2), which are async-signal-safe.
+    private static func received() {
+        if count.add(1, ordering: .sequentiallyConsistent).newValue > 1 { _exit(130) }
+        let note = "\nStopping after this step; the training state will be saved (Ctrl-C again quits at once).\n"
+        _ = note.withCString { write(2, $0, strlen($0)) }
+    }
 }

@@ -5,6 +5,7 @@
 // lists them with sizes and formats and removes one by its exact name.
 
 import Foundation
+import TesseraHub
 
 /// One cached model.
 struct CachedModel: Equatable {
@@ -24,11 +25,8 @@ enum ModelCache {
     static func folders(environment: [String: String] = ProcessInfo.processInfo.environment) -> (tessera: String, hub: String) {
         let home = environment["HOME"] ?? NSHomeDirectory()
         let tessera = environment["TESSERA_CACHE"].flatMap { $0.isEmpty ? nil : $0 } ?? home + "/.cache/tessera"
-        let hub =
-            environment["HF_HUB_CACHE"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? environment["HF_HOME"].flatMap { $0.isEmpty ? nil : $0 + "/hub" }
-            ?? home + "/.cache/huggingface/hub"
-        return (tessera, hub)
+        // The folder TesseraHub downloads into, as huggingface_hub chooses it.
+        return (tessera, HubConfiguration.cacheDirectory(environment: environment))
     }
 
     /// Every model in the two caches, sorted by source and name.
@@ -49,10 +47,24 @@ enum ModelCache {
             // Blobs hold the bytes; snapshots only link to them.
             found.append(
                 CachedModel(
-                    name: parts.joined(separator: "/"), format: "hf hub", bytes: size(of: path + "/blobs"), path: path,
-                    source: "hf"))
+                    name: parts.joined(separator: "/"), format: hubFormat(path), bytes: size(of: path + "/blobs"),
+                    path: path, source: "hf"))
         }
         return found.sorted { ($0.source, $0.name) < ($1.source, $1.name) }
+    }
+
+    /// A hub repo's format from its snapshots: "gguf (hf hub)" when one holds a .gguf file,
+    /// a snapshot folder's format with " (hf hub)", else "hf hub".
+    static func hubFormat(_ repoFolder: String) -> String {
+        let fm = FileManager.default
+        let snapshots = repoFolder + "/snapshots"
+        for commit in ((try? fm.contentsOfDirectory(atPath: snapshots)) ?? []).sorted() {
+            let folder = snapshots + "/" + commit
+            let files = (try? fm.contentsOfDirectory(atPath: folder)) ?? []
+            if files.contains(where: { $0.hasSuffix(".gguf") }) { return "gguf (hf hub)" }
+            if let folderFormat = format(of: folder) { return folderFormat + " (hf hub)" }
+        }
+        return "hf hub"
     }
 
     /// A GGUF file or a model folder's format; nil for anything else.

@@ -1,5 +1,7 @@
 // Options that choose and load the model: --model (or $TESSERA_MODEL, else the
-// default model), --precision, --verbose.
+// default model), --gguf-file, --precision, --verbose. A --model that is not a
+// file or folder here but reads as ORG/NAME[@REVISION] comes from the Hugging
+// Face Hub, through its shared cache (TesseraHub).
 
 import ArgumentParser
 #if canImport(FoundationEssentials)
@@ -8,6 +10,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import Tessera
+import TesseraHub
 import TesseraLM
 
 /// How finely the CPU's quantized decode products round activations.
@@ -19,10 +22,18 @@ struct ModelOptions: ParsableArguments {
     @Option(
         name: [.short, .long],
         help: ArgumentHelp(
-            "A GGUF file, or a Hugging Face / mlx-community model folder. Default: $TESSERA_MODEL, else "
+            "A GGUF file, a Hugging Face / mlx-community model folder, or a Hub repo ORG/NAME[@REVISION] "
+                + "(downloaded into the Hugging Face cache). Default: $TESSERA_MODEL, else "
                 + "SmolLM2-135M-Instruct, fetched once into $TESSERA_CACHE/models.",
-            valueName: "path"))
+            valueName: "path|org/name"))
     var model: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "For a Hub repo of GGUF files: the file to use, or a pattern its name contains such as Q4_K_M "
+                + "(also written ORG/NAME:Q4_K_M).",
+            valueName: "name|pattern"))
+    var ggufFile: String?
 
     @Option(
         help: ArgumentHelp(
@@ -41,21 +52,57 @@ struct ModelOptions: ParsableArguments {
         return nil
     }
 
+    /// The hub repo asked for: a --model (or $TESSERA_MODEL) that is no file or folder here
+    /// and reads as ORG/NAME[@REVISION][:QUANT]; nil for a local path or the default model.
+    func hubReference(environment: [String: String] = ProcessInfo.processInfo.environment) -> RepoReference? {
+        guard let requested = requestedModel(environment: environment),
+            !FileManager.default.fileExists(atPath: requested)
+        else { return nil }
+        return RepoReference.parse(requested)
+    }
+
     func validate() throws {
+        if let ggufFile, ggufFile.isEmpty || ggufFile.contains("..") || ggufFile.hasPrefix("/") {
+            throw ValidationError("--gguf-file: give a .gguf file name in the repo, or a pattern such as Q4_K_M")
+        }
         guard let path = requestedModel() else { return }
-        guard FileManager.default.fileExists(atPath: path) else {
+        guard FileManager.default.fileExists(atPath: path) || hubReference() != nil else {
             let source = model == nil ? "$\(EnvironmentVariables.model)" : "--model"
-            throw ValidationError("\(source): no model file or folder at \(path)")
+            throw ValidationError(
+                "\(source): no model file or folder at \(path) (nor a Hugging Face repo id ORG/NAME[@REVISION])")
+        }
+        if ggufFile != nil && hubReference() == nil {
+            throw ValidationError("--gguf-file applies to a Hugging Face repo given as --model ORG/NAME")
         }
     }
 
-    /// Loads the model (fetching the default one when none was asked for).
-    func load() throws -> (generator: TextGenerator, loaded: LoadedModel, path: String) {
+    /// The local path of the model: the file or folder asked for, the hub repo's
+    /// snapshot (downloading what is missing), or the default model (fetched once).
+    func resolvePath() async throws -> String {
+        if let ref = hubReference() {
+            let configuration = HubConfiguration.fromEnvironment()
+            let progress = DownloadProgress(
+                label: ref.repo, terminal: standardErrorIsTerminal(), write: { writeStandardError($0) })
+            let resolved = try await HubModels.resolve(
+                ref, ggufFile: ggufFile, configuration: configuration, progress: progress)
+            if resolved.fromCacheOnly { printError("warning: the hub could not be reached; using the cached \(ref)") }
+            if verbose {
+                printError(
+                    "\(ref) at commit \(resolved.commit): \(resolved.files.count) files in \(resolved.snapshot)"
+                        + (resolved.downloaded.isEmpty ? " (all cached)" : " (\(resolved.downloaded.count) downloaded)"))
+            }
+            return resolved.path
+        }
+        return try requestedModel() ?? DefaultModel.locateOrFetch(log: printError)
+    }
+
+    /// Loads the model (fetching the default one, or the hub repo's files, when needed).
+    func load() async throws -> (generator: TextGenerator, loaded: LoadedModel, path: String) {
         switch precision {
         case .high: QuantizedMatmulPrecision.current = .high
         case .highest: QuantizedMatmulPrecision.current = .highest
         }
-        let path = try requestedModel() ?? DefaultModel.locateOrFetch(log: printError)
+        let path = try await resolvePath()
         let clock = ContinuousClock()
         let start = clock.now
         let loaded = try ModelLoader.load(path)

@@ -13,8 +13,9 @@ public struct TesseraCommand: AsyncParsableCommand {
         discussion: EnvironmentVariables.help,
         version: "tessera \(version)",
         subcommands: [
-            GenerateCommand.self, ChatCommand.self, LoRACommand.self, TokenizeCommand.self, ConvertCommand.self,
-            ModelsCommand.self, DevicesCommand.self, SelfTestCommand.self, DemoCommand.self, VersionCommand.self,
+            GenerateCommand.self, ChatCommand.self, ServeCommand.self, LoRACommand.self, FuseCommand.self,
+            TokenizeCommand.self, ConvertCommand.self, ModelsCommand.self, LaunchCommand.self, DevicesCommand.self,
+            SelfTestCommand.self, DemoCommand.self, VersionCommand.self,
         ]
     )
 
@@ -47,6 +48,10 @@ enum EnvironmentVariables {
           TESSERA_CACHE           the default model's cache (~/.cache/tessera)
           TESSERA_DEFAULT_DEVICE  cpu or gpu: where arrays are computed
           TESSERA_NUM_THREADS     CPU threads for the kernels (default: cores)
+          HF_ENDPOINT             the Hugging Face Hub for --model ORG/NAME (https://huggingface.co)
+          HF_HUB_CACHE, HF_HOME   its shared cache ($HF_HOME/hub, default ~/.cache/huggingface/hub)
+          HF_TOKEN                token for private or gated repos (else $HF_HOME/token)
+          HF_HUB_OFFLINE          1: take hub models from the cache only
         """
 }
 

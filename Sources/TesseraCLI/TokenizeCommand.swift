@@ -3,7 +3,7 @@
 import ArgumentParser
 import TesseraLM
 
-struct TokenizeCommand: ParsableCommand {
+struct TokenizeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tokenize",
         abstract: "Print the token ids of --text, or the text of --ids.")
@@ -40,8 +40,8 @@ struct TokenizeCommand: ParsableCommand {
         }
     }
 
-    func run() throws {
-        let tokenizer = try modelOptions.load().generator.tokenizer
+    func run() async throws {
+        let tokenizer = try await modelOptions.load().generator.tokenizer
         if let text {
             print(tokenizer.encode(text, addSpecialTokens: addSpecial).map(String.init).joined(separator: " "))
         } else if let ids {

@@ -176,8 +176,8 @@ open class Module {
     }
 
     /// Sets the parameters present in `parameters` without checks (optimizers
-    /// and transforms, whose trees come from this module).
-    func assign(_ parameters: [String: Tensor]) {
+    /// and transforms, whose trees come from this module); unknown keys are ignored.
+    public func assign(_ parameters: [String: Tensor]) {
         for (key, slot) in parameterSlots() {
             if let new = parameters[key] { _ = slot.set(new) }
         }

@@ -20,7 +20,7 @@ public enum LearningRate: Sendable, ExpressibleByFloatLiteral {
 
     public init(floatLiteral value: Float) { self = .constant(value) }
 
-    func value(at step: Int) -> Float {
+    public func value(at step: Int) -> Float {
         switch self {
         case .constant(let v): return v
         case .schedule(let f): return f(step)
@@ -120,6 +120,14 @@ open class Optimizer: Evaluatable {
             state[key] = s
         }
         return ModuleParameters(flattened: out)
+    }
+
+    /// Puts back the step and state of an optimizer of the same kind (a
+    /// resumed run): the next update continues exactly as the saved one would have.
+    public func restore(step: Int, state: [String: [String: Tensor]]) {
+        self.step = step
+        self.state = state
+        currentLearningRate = learningRate.value(at: Swift.max(0, step - 1))
     }
 
     /// Applies `gradients` (from `valueAndGrad(model:)`) to `model`'s trainable parameters.

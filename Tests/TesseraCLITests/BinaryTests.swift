@@ -34,7 +34,7 @@ final class BinaryTests: XCTestCase {
     func testHelpListsTheCommandsAndTheEnvironment() throws {
         let help = try run(["--help"])
         XCTAssertEqual(help.status, 0)
-        for name in ["generate", "chat", "tokenize", "convert", "devices", "selftest", "demo", "TESSERA_MODEL", "TESSERA_CACHE"] {
+        for name in ["generate", "chat", "serve", "tokenize", "convert", "devices", "selftest", "demo", "TESSERA_MODEL", "TESSERA_CACHE"] {
             XCTAssertTrue(help.stdout.contains(name), name)
         }
         let generate = try run(["generate", "--help"])
@@ -73,6 +73,48 @@ final class BinaryTests: XCTestCase {
         let missing = try run(["generate", "-p", "hi"], environment: ["TESSERA_MODEL": "/no/such/model.gguf"])
         XCTAssertEqual(missing.status, 64)
         XCTAssertTrue(missing.stderr.contains("$TESSERA_MODEL: no model file or folder at /no/such/model.gguf"), missing.stderr)
+    }
+
+    /// Each kind of hostile model folder (a configuration field out of range,
+    /// NaN or of the wrong type, an unknown rope type, mismatched quantized
+    /// parts, an unfinished `.partial-PID` output) ends with status 1 and one line.
+    func testHostileModelFoldersAreOneLineErrors() throws {
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../Fixtures/lm").standardizedFileURL.path
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-hostile-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        /// A copy of `fixture` whose config.json has `edit` applied to its text.
+        func folder(_ name: String, _ fixture: String, _ edit: (String) -> String) throws -> String {
+            let path = root + "/" + name
+            try FileManager.default.copyItem(atPath: fixtures + "/" + fixture, toPath: path)
+            let config = try String(contentsOfFile: path + "/config.json", encoding: .utf8)
+            let edited = edit(config)
+            XCTAssertNotEqual(edited, config, name)
+            try edited.write(toFile: path + "/config.json", atomically: true, encoding: .utf8)
+            return path
+        }
+        let cases: [(String, String)] = [
+            (try folder("layers", "qwen2") { $0.replacingOccurrences(of: #""num_hidden_layers": 2"#, with: #""num_hidden_layers": -1"#) },
+             "num_hidden_layers is -1"),
+            (try folder("heads", "qwen2") { $0.replacingOccurrences(of: #""num_attention_heads": 4"#, with: #""num_attention_heads": 4294967295"#) },
+             "num_attention_heads is 4294967295"),
+            (try folder("eps", "qwen2") { $0.replacingOccurrences(of: #""rms_norm_eps": 1e-06"#, with: #""rms_norm_eps": NaN"#) },
+             "rms_norm_eps is nan"),
+            (try folder("rope", "llama") { $0.replacingOccurrences(of: #""rope_type": "llama3""#, with: #""rope_type": 5"#) },
+             "rope_parameters.rope_type is 5"),
+            (try folder("group", "qwen3_mlx_q4") { $0.replacingOccurrences(of: #""group_size": 64"#, with: #""group_size": 32"#) },
+             ".scales has shape"),
+            (try folder("x.partial-4242", "qwen2") { $0 + " " }, "unfinished output"),
+        ]
+        for (model, expected) in cases {
+            let r = try run(["generate", "-p", "hi", "--max-tokens", "1", "-m", model])
+            XCTAssertEqual(r.reason, .exit, "\(model) crashed: \(r.stderr)")
+            XCTAssertEqual(r.status, 1, "\(model): \(r.stderr)")
+            XCTAssertTrue(r.stderr.hasPrefix("Error: "), r.stderr)
+            XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+            XCTAssertTrue(r.stderr.contains(expected), "\(model): \(r.stderr)")
+        }
     }
 
     /// With the default model cached: a piped prompt, greedy, with the statistics line.

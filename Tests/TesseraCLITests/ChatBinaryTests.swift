@@ -20,13 +20,17 @@ final class ChatBinaryTests: XCTestCase {
             process.standardInput = input
             process.standardOutput = stdout
             process.standardError = stderr
-            stdout.fileHandleForReading.readabilityHandler = { [unowned self] h in
+            // weak: a handler may still fire after the test released the chat.
+            stdout.fileHandleForReading.readabilityHandler = { [weak self] h in
                 let text = String(decoding: h.availableData, as: UTF8.self)
-                lock.withLock { out += text }
+                guard let self else { return }
+                self.lock.withLock { self.out += text }
             }
-            stderr.fileHandleForReading.readabilityHandler = { [unowned self] h in
+            // weak: a handler may still fire after the test released the chat.
+            stderr.fileHandleForReading.readabilityHandler = { [weak self] h in
                 let text = String(decoding: h.availableData, as: UTF8.self)
-                lock.withLock { err += text }
+                guard let self else { return }
+                self.lock.withLock { self.err += text }
             }
             try process.run()
         }

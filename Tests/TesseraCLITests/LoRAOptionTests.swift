@@ -78,3 +78,32 @@ final class LoRAOptionTests: XCTestCase {
         XCTAssertThrowsError(try ChatCommand.parse(["--adapter-path", folder]))
     }
 }
+
+/// `tessera fuse`: mlx-lm's flags (both spellings of --dequantize), the GGUF
+/// type choices, and bad values rejected at parse time naming their flag.
+final class FuseOptionTests: XCTestCase {
+    func testFlagsParseAndBadValuesAreRejected() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-fuse-options-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        _ = FileManager.default.createFile(atPath: folder + "/adapter_config.json", contents: Data("{}".utf8))
+        for spelling in ["--dequantize", "--de-quantize"] {
+            let command = try FuseCommand.parse([
+                "--adapter-path", folder, "--save-path", folder + "/out", spelling, "--export-gguf", "--gguf-type", "q4_1",
+            ])
+            XCTAssertTrue(command.dequantize)
+            XCTAssertTrue(command.exportGGUF)
+            XCTAssertEqual(command.ggufType, .q4_1)
+            XCTAssertEqual(command.resolvedGGUFPath, folder + "/out/ggml-model-f16.gguf")
+        }
+        func message(_ arguments: [String]) -> String {
+            do {
+                _ = try FuseCommand.parse(arguments)
+                return ""
+            } catch { return FuseCommand.message(for: error) }
+        }
+        XCTAssertTrue(message(["--adapter-path", folder + "/none"]).contains("--adapter-path"))
+        XCTAssertTrue(message(["--adapter-path", folder, "--save-path", folder]).contains("--save-path"))
+        XCTAssertTrue(message(["--adapter-path", folder, "--gguf-type", "q4_k"]).contains("gguf-type"))
+    }
+}

@@ -43,11 +43,28 @@ final class ModelCacheTests: XCTestCase {
         XCTAssertEqual(ModelCache.describe(bytes: 93_200_000), "93.2 MB")
     }
 
+    func testHubReposShowTheFormatOfTheirSnapshot() throws {
+        let hub = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-hubfmt-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: hub) }
+        try write(hub + "/models--Org--Q-GGUF/blobs/aa", bytes: 10)
+        try write(hub + "/models--Org--Q-GGUF/snapshots/c1/m.Q4_K_M.gguf", bytes: 10)
+        try write(hub + "/models--Org--Dense/blobs/bb", bytes: 20)
+        try write(hub + "/models--Org--Dense/snapshots/c2/model.safetensors", bytes: 20)
+        try Data(#"{"torch_dtype": "bfloat16"}"#.utf8).write(
+            to: URL(fileURLWithPath: hub + "/models--Org--Dense/snapshots/c2/config.json"))
+        let models = ModelCache.list(tessera: hub + "/none", hub: hub)
+        XCTAssertEqual(models.map(\.name), ["Org/Dense", "Org/Q-GGUF"])
+        XCTAssertEqual(models.map(\.format), ["safetensors (bfloat16) (hf hub)", "gguf (hf hub)"])
+        XCTAssertEqual(models.map(\.bytes), [20, 10])
+    }
+
     func testFoldersFollowTheEnvironment() {
         XCTAssertEqual(ModelCache.folders(environment: ["HOME": "/h"]).tessera, "/h/.cache/tessera")
         XCTAssertEqual(ModelCache.folders(environment: ["HOME": "/h"]).hub, "/h/.cache/huggingface/hub")
         XCTAssertEqual(ModelCache.folders(environment: ["HOME": "/h", "HF_HOME": "/x"]).hub, "/x/hub")
         XCTAssertEqual(ModelCache.folders(environment: ["HF_HOME": "/x", "HF_HUB_CACHE": "/y"]).hub, "/y")
+        // As huggingface_hub: XDG_CACHE_HOME places HF_HOME when it is not set.
+        XCTAssertEqual(ModelCache.folders(environment: ["HOME": "/h", "XDG_CACHE_HOME": "/c"]).hub, "/c/huggingface/hub")
         XCTAssertEqual(ModelCache.folders(environment: ["TESSERA_CACHE": "/t"]).tessera, "/t")
     }
 

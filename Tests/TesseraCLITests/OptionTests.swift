@@ -73,9 +73,26 @@ final class OptionTests: XCTestCase {
 
     func testAMissingModelIsNamedBeforeLoading() {
         let message = failure(GenerateCommand.self, ["-p", "hi", "-m", "/no/such/model.gguf"]) ?? ""
-        XCTAssertEqual(message, "--model: no model file or folder at /no/such/model.gguf")
+        XCTAssertEqual(
+            message, "--model: no model file or folder at /no/such/model.gguf (nor a Hugging Face repo id ORG/NAME[@REVISION])")
         XCTAssertNotNil(failure(ChatCommand.self, ["--model", "/no/such/folder"]))
         XCTAssertNotNil(failure(TokenizeCommand.self, ["--model", "/no/such/folder", "--text", "a"]))
+    }
+
+    func testAHubRepoIdIsAcceptedAndParsedBeforeLoading() throws {
+        let options = try GenerateCommand.parse(["-p", "hi", "-m", "HuggingFaceTB/SmolLM2-135M-Instruct@v1.0"]).modelOptions
+        let ref = try XCTUnwrap(options.hubReference())
+        XCTAssertEqual(ref.repo, "HuggingFaceTB/SmolLM2-135M-Instruct")
+        XCTAssertEqual(ref.revision, "v1.0")
+        let gguf = try GenerateCommand.parse(["-p", "hi", "-m", "org/name-GGUF:Q4_K_M"]).modelOptions
+        XCTAssertEqual(gguf.hubReference()?.quantization, "Q4_K_M")
+        XCTAssertNil(try GenerateCommand.parse(["-p", "hi", "-m", "/"]).modelOptions.hubReference())
+        // Not a repo id (three parts, a double dash): still "no model".
+        XCTAssertNotNil(failure(GenerateCommand.self, ["-p", "hi", "-m", "a/b/c"]))
+        XCTAssertNotNil(failure(GenerateCommand.self, ["-p", "hi", "-m", "org/na--me"]))
+        let local = failure(GenerateCommand.self, ["-p", "hi", "-m", "/", "--gguf-file", "Q4_K_M"]) ?? ""
+        XCTAssertTrue(local.contains("--gguf-file applies to a Hugging Face repo"), local)
+        XCTAssertNil(failure(GenerateCommand.self, ["-p", "hi", "-m", "org/name-GGUF", "--gguf-file", "Q4_K_M"]))
     }
 
     func testTheModelComesFromTheEnvironmentWhenNotGiven() throws {

@@ -98,19 +98,99 @@ final class FineTuningTests: XCTestCase {
             case .train(_, let loss, _, _, let tokensPerSecond, let trained, _):
                 reports += 1
                 XCTAssertTrue(loss.isFinite && tokensPerSecond > 0 && trained > 0)
-            case .saved: break
+            case .saved, .stopped: break
             }
         }
         XCTAssertEqual(reports, 3)
         XCTAssertEqual(validation.count, 3)
         XCTAssertLessThan(validation.last ?? .infinity, 0.7 * (validation.first ?? 0))
         let files = try FileManager.default.contentsOfDirectory(atPath: folder).sorted()
-        XCTAssertEqual(files, ["0000020_adapters.safetensors", "adapter_config.json", "adapters.safetensors"])
+        XCTAssertEqual(files, ["0000020_adapters.safetensors", "adapter_config.json", "adapters.safetensors", "training_state.safetensors"])
         let fresh = try SyntheticModel.llama(config: ModuleTreeTests.config(tied: false), bits: 4, dtype: .float32, scale: 0.3, seed: 5)
         try Adapters.load(folder, into: fresh)
         // The last validation ran before the last step; the saved adapters are after it.
         let trained = Trainer.evaluate(model: model, examples, batchSize: 4, maxSequenceLength: 100, batches: -1)
         let loaded = Trainer.evaluate(model: fresh, examples, batchSize: 4, maxSequenceLength: 100, batches: -1)
         XCTAssertEqual(loaded, trained, accuracy: 1e-4)
+    }
+
+    /// A run of `iterations` steps (DoRA with dropout, AdamW on a warm-up +
+    /// cosine schedule, shuffled batches over more than one epoch), stopped
+    /// after `stopAfter` steps when given; returns the adapter tensors and the folder.
+    func run(iterations: Int, resume: String? = nil, folder: String) throws -> [String: Tensor] {
+        Random.seed(42)
+        let model = try SyntheticModel.llama(config: ModuleTreeTests.config(tied: false), bits: 4, dtype: .float32, scale: 0.3, seed: 5)
+        let adapter = AdapterConfig(fineTuneType: .dora, numLayers: 2, parameters: LoRAParameters(rank: 4, scale: 10, dropout: 0.2))
+        try Adapters.apply(to: model, adapter, seed: 9)
+        let examples = (0..<10).map { start in TokenizedExample(tokens: (0..<(6 + start % 4)).map { (start * 3 + $0) % 64 }, offset: 1) }
+        var options = TrainingOptions()
+        (options.iterations, options.batchSize, options.stepsPerReport, options.stepsPerEval) = (iterations, 3, 5, 4)
+        (options.saveEvery, options.adapterPath, options.validationBatches, options.seed) = (7, folder, -1, 3)
+        options.resumeFrom = resume
+        let schedule = Schedules.join(
+            [Schedules.linear(from: 0, to: 1e-2, steps: 3), Schedules.cosineDecay(1e-2, decaySteps: 20)], boundaries: [4])
+        try Trainer.train(
+            model: model, optimizer: AdamW(learningRate: schedule, weightDecay: 0.1), adapter: adapter, train: examples,
+            valid: Array(examples.prefix(4)), options: options
+        ) { _ in }
+        return model.trainableParameters().flatDictionary
+    }
+
+    /// 16 steps straight equal 8 steps, a stop (as Ctrl-C: state saved), and 8
+    /// more resumed in a fresh model: every adapter value bit for bit.
+    func testResumeContinuesBitForBit() throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-resume-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let straight = try run(iterations: 16, folder: base + "/straight")
+        let stopped = try runStopping(after: 8, iterations: 16, folder: base + "/resumed")
+        XCTAssertEqual(stopped, 8)
+        let state = base + "/resumed/" + TrainingCheckpoint.fileName
+        XCTAssertTrue(TrainingCheckpoint.isTrainingState(state))
+        XCTAssertFalse(TrainingCheckpoint.isTrainingState(base + "/resumed/" + Adapters.weightsFile))
+        let resumed = try run(iterations: 16, resume: state, folder: base + "/resumed")
+        XCTAssertEqual(Set(straight.keys), Set(resumed.keys))
+        for (name, t) in straight {
+            XCTAssertEqual(t.bytes(), resumed[name]?.bytes(), name)
+        }
+        // And the files saved at the end are the same bytes.
+        let a = try Safetensors.load(base + "/straight/" + Adapters.weightsFile).tensors
+        let b = try Safetensors.load(base + "/resumed/" + Adapters.weightsFile).tensors
+        for (name, t) in a { XCTAssertEqual(t.bytes(), b[name]?.bytes(), name) }
+        // Another batch size: a typed error, not a silently different order.
+        let model = try SyntheticModel.llama(config: ModuleTreeTests.config(tied: false), bits: 4, dtype: .float32, scale: 0.3, seed: 5)
+        try Adapters.apply(to: model, AdapterConfig(fineTuneType: .dora, numLayers: 2, parameters: LoRAParameters(rank: 4, scale: 10, dropout: 0.2)), seed: 9)
+        XCTAssertThrowsError(try TrainingCheckpoint.load(state, model: model, optimizer: AdamW(learningRate: 1e-3), batchCount: 5)) {
+            XCTAssertTrue("\($0)".contains("--batch-size"), "\($0)")
+        }
+        // Without the resume the second half differs (the check can fail).
+        let restarted = try run(iterations: 8, folder: base + "/restarted")
+        XCTAssertNotEqual(restarted.values.first?.bytes(), straight[restarted.keys.first ?? ""]?.bytes())
+    }
+
+    /// Runs until `after` steps are done, then stops as Ctrl-C would; returns the steps done.
+    func runStopping(after: Int, iterations: Int, folder: String) throws -> Int {
+        Random.seed(42)
+        let model = try SyntheticModel.llama(config: ModuleTreeTests.config(tied: false), bits: 4, dtype: .float32, scale: 0.3, seed: 5)
+        let adapter = AdapterConfig(fineTuneType: .dora, numLayers: 2, parameters: LoRAParameters(rank: 4, scale: 10, dropout: 0.2))
+        try Adapters.apply(to: model, adapter, seed: 9)
+        let examples = (0..<10).map { start in TokenizedExample(tokens: (0..<(6 + start % 4)).map { (start * 3 + $0) % 64 }, offset: 1) }
+        var options = TrainingOptions()
+        (options.iterations, options.batchSize, options.stepsPerReport, options.stepsPerEval) = (iterations, 3, 5, 4)
+        (options.saveEvery, options.adapterPath, options.validationBatches, options.seed) = (7, folder, -1, 3)
+        let schedule = Schedules.join(
+            [Schedules.linear(from: 0, to: 1e-2, steps: 3), Schedules.cosineDecay(1e-2, decaySteps: 20)], boundaries: [4])
+        // Asked once before each step: the (after + 1)-th ask comes after `after` steps.
+        var asks = 0
+        var stoppedAt: Int? = nil
+        try Trainer.train(
+            model: model, optimizer: AdamW(learningRate: schedule, weightDecay: 0.1), adapter: adapter, train: examples,
+            valid: Array(examples.prefix(4)), options: options, shouldStop: { asks += 1; return asks > after }
+        ) { event in
+            if case .stopped(let step, let path) = event {
+                stoppedAt = step
+                XCTAssertEqual(path, folder + "/" + TrainingCheckpoint.fileName)
+            }
+        }
+        return stoppedAt ?? -1
     }
 }

@@ -62,8 +62,9 @@ final class PromptCacheFileTests: XCTestCase {
                 model: loaded.model, prompt: [5, 17, 99], parameters: parameters,
                 file: PromptCacheFile(path: path, modelIdentity: loaded.identity))
         ) {
-            guard case .invalidConfiguration(let why)? = $0 as? ModelError else { return XCTFail("\($0)") }
-            XCTAssertTrue(why.contains("another model"), why)
+            guard case .promptCacheForAnotherModel(let p, let saved, _)? = $0 as? ModelError else { return XCTFail("\($0)") }
+            XCTAssertEqual(p, path)
+            XCTAssertEqual(saved, "another model")
         }
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), before)
         try Data([1, 2, 3]).write(to: URL(fileURLWithPath: path))

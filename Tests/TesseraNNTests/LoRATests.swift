@@ -75,3 +75,39 @@ final class LoRATests: XCTestCase {
         XCTAssertThrowsError(try LoRALinear(Linear(4, 4), LoRAParameters(rank: 2, dropout: 1)))
     }
 }
+
+/// mlx-lm's LoRAEmbedding: equal to the table at init (dense and 4-bit), rows
+/// and the tied output equal to the formula and to the fused table, gradients
+/// only to A and B.
+final class LoRAEmbeddingTests: XCTestCase {
+    func testRowsTiedOutputAndFusedTable() throws {
+        let table = Embedding(weight: Random.normal([40, 32], key: Random.key(1)))
+        let quantized = QuantizedEmbedding(Embedding(weight: Random.normal([40, 32], key: Random.key(2))), groupSize: 32, bits: 4)
+        let ids = Tensor([Int32(3), 0, 39, 17, 3], shape: [1, 5])
+        let x = Random.normal([2, 3, 32], key: Random.key(3))
+        for base in [table, quantized as Embedding] {
+            let lora = try LoRAEmbedding(base, LoRAParameters(rank: 4, scale: 3), key: Random.key(4))
+            XCTAssertEqual(lora.dimensions.count, 40)
+            XCTAssertEqual(lora.dimensions.dimensions, 32)
+            // B = 0: the table itself.
+            XCTAssertEqual(abs(lora(ids) - base(ids)).max().item(Float.self), 0)
+            XCTAssertEqual(abs(lora.asLinear(x) - base.asLinear(x)).max().item(Float.self), 0)
+            lora.loraB = Random.normal([4, 32], scale: 0.5, key: Random.key(5))
+            let dense = base.denseWeight.asType(.float32)
+            let merged = dense + 3 * matmul(lora.loraA, lora.loraB)
+            XCTAssertLessThan(abs(lora(ids).asType(.float32) - merged.take(ids, axis: 0)).max().item(Float.self), 1e-4)
+            XCTAssertLessThan(abs(lora.asLinear(x).asType(.float32) - matmul(x, merged.T)).max().item(Float.self), 1e-4)
+            let fused = lora.fused(dequantize: true)
+            XCTAssertLessThan(abs(fused(ids) - lora(ids)).max().item(Float.self), 1e-4)
+            XCTAssertLessThan(abs(fused.asLinear(x) - lora.asLinear(x)).max().item(Float.self), 1e-4)
+            XCTAssertEqual(lora.fused() is QuantizedEmbedding, base is QuantizedEmbedding)
+            XCTAssertEqual(Set(lora.trainableParameters().flatDictionary.keys), ["lora_a", "lora_b"])
+            let (_, grads) = valueAndGrad(model: lora) { (m: LoRAEmbedding, args: [Tensor]) in
+                [(m(ids) * m(ids)).sum() + m.asLinear(args[0]).sum()]
+            }(lora, [x])
+            let g = grads.flatDictionary
+            XCTAssertEqual(Set(g.keys), ["lora_a", "lora_b"])
+            XCTAssertTrue(g.values.allSatisfy { abs($0).max().item(Float.self) > 0 })
+        }
+    }
+}

@@ -4,7 +4,7 @@
 // (above 1: Tessera is faster), with memcpy bandwidth as the physical limit.
 //
 //   swift run -c release --package-path Benchmarks tessera-bench [suite...]
-//   suites: matmul elementwise reduction rows quantized compile lm serve floatlm (default: all but compile, lm, serve, floatlm),
+//   suites: matmul elementwise reduction rows quantized compile lm serve floatlm structured dist (default: all but compile, lm, serve, floatlm, structured, dist),
 //   or case ids (e.g. qmv8_49152x576)
 //   TESSERA_BENCH_NO_PEERS=1 skips the Python peers.
 
@@ -304,7 +304,15 @@ func grainTable() {
     }
 }
 
+if CommandLine.arguments.count == 3 && CommandLine.arguments[1] == "dist-rank" {
+    runDistRank(CommandLine.arguments[2])  // DistSuite.swift: one rank of the dist suite
+    exit(0)
+}
 var requested = Set(CommandLine.arguments.dropFirst())
+if requested.remove("dist") != nil {
+    runDistSuite()  // DistSuite.swift: allSum bus bandwidth, ring and MPI, against MPI_Allreduce
+    if requested.isEmpty { exit(0) }
+}
 if requested.remove("compile") != nil {
     runCompileSuite()  // CompileSuite.swift: compiled vs eager element-wise programs
     if requested.isEmpty { exit(0) }
@@ -315,6 +323,10 @@ if requested.remove("lm") != nil {
 }
 if requested.remove("serve") != nil {
     runServeSuite()  // ServeSuite.swift: aggregate tok/s and time to first token of the batched engine
+    if requested.isEmpty { exit(0) }
+}
+if requested.remove("structured") != nil {
+    runStructuredSuite()  // StructuredSuite.swift: the JSON token filter's step time
     if requested.isEmpty { exit(0) }
 }
 if requested.remove("floatlm") != nil {

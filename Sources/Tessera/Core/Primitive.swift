@@ -205,6 +205,9 @@ public enum Primitive: Sendable {
     /// (generated C on the CPU). Inputs broadcast to the output shape; the
     /// kernel keeps its unfused program for the transforms.
     case compiled(FusedKernel)
+    /// Communication with the other ranks of a group (Distributed/Collectives.swift):
+    /// one input (none for `recv`), computed on the host.
+    case collective(Collective)
 }
 
 extension Primitive {
@@ -259,6 +262,7 @@ extension Primitive {
             }
         case .scan(let op, _, _, _): return "cum\(op.rawValue)"
         case .compiled: return "compiled"
+        case .collective(let c): return c.name
         }
     }
 }

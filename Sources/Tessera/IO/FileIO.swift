@@ -103,7 +103,10 @@ struct ByteReader {
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder,
 /// flushed, then renamed over the destination, so readers never see half a file.
+/// Temporary files of earlier writers to `path` that were killed before their
+/// rename (`NAME.tmp-PID-N` of a process that is gone) are removed first.
 func writeAtomically(_ path: String, _ write: (_ append: (UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws {
+    removeStaleTemporaries(of: path)
     let temp = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
     let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL, 0o644)
     guard fd >= 0 else { throw IOError.cannotWrite(path: path, reason: errnoText()) }
@@ -128,6 +131,25 @@ func writeAtomically(_ path: String, _ write: (_ append: (UnsafeRawBufferPointer
     }
     guard rename(temp, path) == 0 else { throw IOError.cannotWrite(path: path, reason: errnoText()) }
     ok = true
+}
+
+/// Removes `path.tmp-PID-N` files whose process `PID` no longer runs.
+func removeStaleTemporaries(of path: String) {
+    let slash = path.lastIndex(of: "/")
+    let folder = slash.map { String(path[..<$0]) } ?? "."
+    let prefix = (slash.map { String(path[path.index(after: $0)...]) } ?? path) + ".tmp-"
+    guard let dir = opendir(folder.isEmpty ? "/" : folder) else { return }
+    defer { closedir(dir) }
+    var stale: [String] = []
+    while let entry = readdir(dir) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        guard name.hasPrefix(prefix) else { continue }
+        let parts = name.dropFirst(prefix.count).split(separator: "-")
+        guard parts.count == 2, let pid = Int32(parts[0]), UInt32(parts[1]) != nil, pid != getpid() else { continue }
+        if kill(pid, 0) == 0 || errno == EPERM { continue }  // still running
+        stale.append((folder.isEmpty ? "" : folder) + "/" + name)
+    }
+    for file in stale { unlink(file) }
 }
 
 extension Tensor {

@@ -37,6 +37,25 @@ public enum GGUFValue: Sendable, Equatable {
     public var string: String? { if case .string(let s) = self { return s } else { return nil } }
     public var bool: Bool? { if case .bool(let b) = self { return b } else { return nil } }
     public var array: [GGUFValue]? { if case .array(let a) = self { return a } else { return nil } }
+
+    /// The GGUF type name of this value ("uint32", "string", "array of int32", ...), for error messages.
+    public var typeName: String {
+        switch self {
+        case .uint8: "uint8"
+        case .int8: "int8"
+        case .uint16: "uint16"
+        case .int16: "int16"
+        case .uint32: "uint32"
+        case .int32: "int32"
+        case .uint64: "uint64"
+        case .int64: "int64"
+        case .float32: "float32"
+        case .float64: "float64"
+        case .bool: "bool"
+        case .string: "string"
+        case .array(let a): a.first.map { "array of \($0.typeName)" } ?? "empty array"
+        }
+    }
 }
 
 /// The ggml tensor types Tessera reads.
@@ -151,9 +170,17 @@ public final class GGUFFile: @unchecked Sendable {
             let type = try r.read(UInt32.self, "value type")
             metadata[key] = try GGUFFile.readValue(&r, type: type, depth: 0)
         }
-        let alignment = metadata["general.alignment"]?.int ?? 32
-        guard alignment > 0, alignment <= 1 << 20, alignment & (alignment - 1) == 0 else {
-            throw r.fail("general.alignment \(alignment) is not a power of two")
+        // general.alignment is a uint32 (any integer type is accepted; another type is an error, not the default).
+        var alignment = 32
+        if let value = metadata["general.alignment"] {
+            guard let a = value.int else {
+                throw r.fail("metadata general.alignment must be an integer (uint32), got \(value.typeName)")
+            }
+            guard a > 0, a & (a - 1) == 0 else { throw r.fail("general.alignment \(a) is not a power of two") }
+            guard a <= GGUFFile.maxAlignment else {
+                throw r.fail("general.alignment \(a) is larger than \(GGUFFile.maxAlignment) bytes")
+            }
+            alignment = a
         }
         var infos: [(name: String, shape: [Int], type: GGMLType, offset: Int)] = []
         for _ in 0..<tensorCount {
@@ -175,7 +202,13 @@ public final class GGUFFile: @unchecked Sendable {
             infos.append((name, dims.reversed(), type, Int(offset)))
         }
         let dataStart = (r.offset + alignment - 1) / alignment * alignment
+        guard infos.isEmpty || dataStart <= bytes.count else { throw r.fail("the tensor data would start past the end of the file") }
         var tensorInfos: [GGUFTensorInfo] = []
+        // As llama.cpp's reader: in file order, each tensor's data starts where
+        // the previous one's ends, rounded up to the alignment. This refuses
+        // unaligned, overlapping and shifted offsets, and (with the trailing
+        // check below) a type or shape that disagrees with the data's size.
+        var expectedOffset = 0
         for info in infos {
             guard let count = checkedCount(info.shape) else { throw r.fail("tensor \(info.name) is too large") }
             let block = info.type.block
@@ -184,15 +217,35 @@ public final class GGUFFile: @unchecked Sendable {
                 throw r.fail("tensor \(info.name): row length \(info.shape.last ?? 0) is not a multiple of \(block.elements)")
             }
             let (byteCount, overflow) = (count / block.elements).multipliedReportingOverflow(by: block.bytes)
+            guard info.offset % alignment == 0 else {
+                throw r.fail("tensor \(info.name) data offset \(info.offset) is not a multiple of the alignment \(alignment)")
+            }
+            guard info.offset == expectedOffset else {
+                throw r.fail(
+                    "tensor \(info.name) data offset \(info.offset) is not where the previous tensor's data ends "
+                        + "(\(expectedOffset)): tensor data overlaps, is shifted or has the wrong size")
+            }
             let start = dataStart + info.offset
             guard !overflow, start <= bytes.count, byteCount <= bytes.count - start else {
                 throw r.fail("tensor \(info.name) data (\(byteCount) bytes at \(start)) is past the end of the file")
             }
+            expectedOffset = info.offset + (byteCount + alignment - 1) / alignment * alignment
             tensorInfos.append(GGUFTensorInfo(name: info.name, shape: info.shape, type: info.type, offset: start, byteCount: byteCount))
+        }
+        // Data past the last tensor (beyond its padding) belongs to no tensor:
+        // a tensor count that is too small, or sizes that disagree with the data.
+        let unclaimed = bytes.count - Swift.min(bytes.count, dataStart + expectedOffset)
+        guard unclaimed == 0 || (unclaimed < alignment && !tensorInfos.isEmpty) else {
+            throw r.fail(
+                "\(unclaimed) bytes after the data of the \(tensorInfos.count) tensors belong to no tensor "
+                    + "(the tensor count or a tensor's type or shape is wrong)")
         }
         self.metadata = metadata
         self.tensorInfos = tensorInfos
     }
+
+    /// The largest `general.alignment` accepted (1 MiB).
+    public static let maxAlignment = 1 << 20
 
     private static func readString(_ r: inout ByteReader) throws -> String {
         let n = try r.read(UInt64.self, "string length")
@@ -229,6 +282,9 @@ public final class GGUFFile: @unchecked Sendable {
         default: throw r.fail("unknown metadata value type \(type)")
         }
     }
+
+    /// The file's size in bytes.
+    public var byteCount: Int { bytes.count }
 
     public func info(_ name: String) -> GGUFTensorInfo? { tensorInfos.first { $0.name == name } }
 

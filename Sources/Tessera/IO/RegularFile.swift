@@ -71,3 +71,44 @@ public func readRegularFile(_ path: String, maxBytes: Int = 1 << 30) throws -> [
     }
     return Array(bytes.prefix(done))
 }
+
+/// A 64-bit content fingerprint of the regular file at `path` (FNV-1a over
+/// its size, its first MiB, which holds a GGUF's or safetensors' whole header,
+/// and 64 evenly spaced 4 KiB samples of the rest, plus its last 4 KiB):
+/// files that differ in their header or in the sampled weights differ here,
+/// whatever their names. Reads at most ~1.3 MB. It tells models apart for
+/// prompt caches; it is not a cryptographic hash.
+public func fingerprintRegularFile(_ path: String, seed: UInt64 = 0xcbf2_9ce4_8422_2325) throws -> UInt64 {
+    let (fd, size) = try openRegularFile(path)
+    defer { close(fd) }
+    var hash = seed
+    func mix(_ bytes: UnsafeRawBufferPointer) {
+        for b in bytes {
+            hash = (hash ^ UInt64(b)) &* 0x100_0000_01b3
+        }
+    }
+    withUnsafeBytes(of: UInt64(size).littleEndian) { mix($0) }
+    var buffer = [UInt8](repeating: 0, count: 1 << 20)
+    func sample(at offset: Int, count: Int) throws {
+        let count = Swift.min(count, size - offset)
+        guard count > 0 else { return }
+        var done = 0
+        while done < count {
+            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(offset + done)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw IOError.cannotOpen(path: path, reason: errnoText())
+            }
+            if n == 0 { break }
+            done += n
+        }
+        buffer.withUnsafeBytes { mix(UnsafeRawBufferPointer(rebasing: $0[0..<done])) }
+    }
+    try sample(at: 0, count: 1 << 20)
+    if size > 1 << 20 {
+        let samples = 64, span = size - (1 << 20)
+        for i in 0..<samples { try sample(at: (1 << 20) + span / samples * i, count: 4096) }
+        try sample(at: Swift.max(0, size - 4096), count: 4096)
+    }
+    return hash
+}

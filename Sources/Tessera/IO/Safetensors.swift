@@ -34,6 +34,7 @@ public enum Safetensors {
 
         var tensors: [String: Tensor] = [:]
         var metadata: [String: String] = [:]
+        var regions: [(start: Int, end: Int, name: String)] = []
         for (name, entry) in entries {
             if name == "__metadata__" {
                 guard let pairs = entry.object else { throw reader.fail("__metadata__ is not an object") }
@@ -47,7 +48,7 @@ public enum Safetensors {
             guard let dtype = dtypeNames.first(where: { $0.value == dtypeName })?.key else {
                 throw IOError.unsupported(format: "safetensors", reason: "tensor \(name) has dtype \(dtypeName)")
             }
-            guard let dims = entry["shape"]?.array?.map({ $0.int ?? -1 }), let count = checkedCount(dims) else {
+            guard let dims = entry["shape"]?.array?.map({ $0.int ?? -1 }), dims.count <= 32, let count = checkedCount(dims) else {
                 throw reader.fail("tensor \(name) has an invalid shape")
             }
             guard let offsets = entry["data_offsets"]?.array?.compactMap(\.int), offsets.count == 2,
@@ -56,14 +57,34 @@ public enum Safetensors {
                 throw reader.fail("tensor \(name) has data offsets outside the data section")
             }
             let (byteCount, overflow) = count.multipliedReportingOverflow(by: dtype.size)
-            guard !overflow, offsets[1] - offsets[0] == byteCount else {
-                throw reader.fail("tensor \(name): shape \(dims) of \(dtype) needs \(count) elements, data has \(offsets[1] - offsets[0]) bytes")
+            guard !overflow else { throw reader.fail("tensor \(name): shape \(dims) of \(dtype) is too large") }
+            guard offsets[1] - offsets[0] == byteCount else {
+                throw reader.fail(
+                    "tensor \(name): shape \(dims) of \(dtype) is \(count) elements × \(dtype.size) = \(byteCount) bytes, "
+                        + "but its data offsets span \(offsets[1] - offsets[0]) bytes")
             }
+            regions.append((offsets[0], offsets[1], name))
             if byteCount == 0 {
                 tensors[name] = Tensor.zeros(dims, dtype: dtype)
             } else {
                 tensors[name] = Tensor.viewing(data.baseAddress! + offsets[0], shape: dims, dtype: dtype, owner: owner)
             }
+        }
+        // As the format requires, the tensors' data regions tile the data section:
+        // no overlap, no hole, nothing after the last (refuses shifted offsets and polyglot files).
+        regions.sort { ($0.start, $0.end) < ($1.start, $1.end) }
+        var end = 0
+        for r in regions {
+            guard r.start == end else {
+                throw reader.fail(
+                    r.start < end
+                        ? "tensor \(r.name)'s data (bytes \(r.start)..<\(r.end)) overlaps another tensor's"
+                        : "\(r.start - end) bytes before tensor \(r.name)'s data belong to no tensor")
+            }
+            end = r.end
+        }
+        guard end == data.count else {
+            throw reader.fail("\(data.count - end) bytes after the last tensor's data belong to no tensor")
         }
         return (tensors, metadata)
     }

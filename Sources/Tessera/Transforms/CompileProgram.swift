@@ -202,7 +202,7 @@ extension Program {
                 result = Array(ins0.dropFirst())
             case .reshape where ins0 == shape(ins.inputs[0]):
                 result = ins.shape
-            case .constant, .arange, .reshape, .slice, .concatenate, .sliceUpdate, .gather, .scatter, .custom,
+            case .constant, .arange, .reshape, .slice, .concatenate, .sliceUpdate, .gather, .scatter, .custom, .collective,
                 .affineQuantizeParameters, .affineQuantizePack, .affineDequantize, .quantizedMatmul,
                 .gatherQuantizedMatmul, .scaledDotProductAttention, .solve, .qr, .svd, .eigh, .randomBits:
                 result = fixed()

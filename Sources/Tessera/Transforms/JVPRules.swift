@@ -126,6 +126,9 @@ func jvpRule(_ node: Node, inputs: [Tensor], tangents: [Tensor?], output: Tensor
         let primals = Array(inputs[0..<rules.primalCount])
         let outputs = Array(inputs[rules.primalCount...])
         return rules.jvp(primals, primals.indices.map(t), outputs)[index]
+    case .collective(let c):
+        guard let dx = tangents.first ?? nil else { return nil }
+        return collectiveJVP(c, x: inputs[0], output: output, t: dx)
     case .compiled(let kernel):
         if tangents.allSatisfy({ $0 == nil }) { return nil }
         return Tessera.jvp(kernel.replay, primals: inputs, tangents: inputs.indices.map(t)).jvps[0]

@@ -162,6 +162,8 @@ func vjpRule(_ node: Node, inputs: [Tensor], output: Tensor, cotangent g: Tensor
         let outputs = Array(inputs[rules.primalCount...])
         let cotangents = outputs.indices.map { $0 == index ? g : Tensor.zerosLike(outputs[$0]) }
         return rules.vjp(primals, cotangents, outputs) + [Tensor?](repeating: nil, count: outputs.count)
+    case .collective(let c):
+        return [collectiveVJP(c, x: inputs.first, output: output, g: g)]
     case .compiled(let kernel):
         // The rules of the unfused program the kernel was made from.
         let grads = Tessera.vjp(kernel.replay, primals: inputs, cotangents: [g]).vjps

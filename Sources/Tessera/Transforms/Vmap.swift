@@ -183,6 +183,8 @@ func vmapRule(_ node: Node, _ inputs: [BatchedInput], batch: Int) -> Tensor {
     case .custom(let rules, let index):
         let primals = Array(inputs[0..<rules.primalCount])
         return rules.vmap(primals.map(\.value), primals.map { $0.isBatched ? 0 : nil })[index]
+    case .collective(let c):
+        return collectiveBatched(c, b(0), shape: shape)
     case .compiled(let kernel):
         return vmap(kernel.replay, inAxes: inputs.map { $0.isBatched ? 0 : nil })(inputs.map(\.value))[0]
     }

@@ -85,7 +85,7 @@ public enum Adapters {
         var replacements: [String: Module] = [:]
         var counter: UInt64 = 0
         let modules = model.namedModules()
-        let adapted = Set(modules.filter { $0.module is LoRALinear }.map(\.key))
+        let adapted = Set(modules.filter { $0.module is LoRALinear || $0.module is LoRAEmbedding }.map(\.key))
         for (path, module) in modules {
             guard let linear = module as? Linear, !(linear is LoRALinear),
                 let (layer, local) = blockPath(path), layer >= first
@@ -98,6 +98,18 @@ public enum Adapters {
             replacements[path] =
                 config.fineTuneType == .dora
                 ? try DoRALinear(linear, config.parameters, key: key) : try LoRALinear(linear, config.parameters, key: key)
+        }
+        // The embedding table when the keys name it (`model.embed_tokens`; beyond
+        // mlx-lm's block-local keys, which never match it there).
+        if let keys = config.keys, keys.contains("model.embed_tokens"),
+            let table = modules.first(where: { $0.key == "model.embed_tokens" })?.module as? Embedding,
+            !(table is LoRAEmbedding)
+        {
+            guard config.fineTuneType == .lora else {
+                throw AdapterError.invalidConfig("model.embed_tokens takes a LoRA adapter only, not \(config.fineTuneType.rawValue)")
+            }
+            counter += 1
+            replacements["model.embed_tokens"] = try LoRAEmbedding(table, config.parameters, key: Random.key(seed &* 7_919 &+ counter))
         }
         guard !replacements.isEmpty else { throw AdapterError.noLayersMatched(keys: config.keys ?? ["(all)"]) }
         try model.update(modules: replacements)

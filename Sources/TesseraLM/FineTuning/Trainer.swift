@@ -26,6 +26,11 @@ public struct TrainingOptions: Sendable {
     /// Where adapters are saved (a folder); nil: not saved.
     public var adapterPath: String? = nil
     public var seed: UInt64 = 0
+    /// A training state file (`TrainingCheckpoint`) to continue from, bit for bit.
+    public var resumeFrom: String? = nil
+    /// Batches whose gradients are averaged into one update (mlx-lm's
+    /// `grad_accumulation_steps`; iterations count batches, as there).
+    public var gradientAccumulationSteps = 1
 
     public init() {}
 }
@@ -37,28 +42,65 @@ public enum TrainingEvent: Sendable {
                trainedTokens: Int, peakMemoryBytes: Int)
     case validation(step: Int, loss: Float, seconds: Double)
     case saved(step: Int, path: String)
+    /// Stopped early (`shouldStop`), the state saved to `path` (nil without an adapter path).
+    case stopped(step: Int, path: String?)
 }
 
 public enum Trainer {
     /// Trains `model`'s trainable parameters on `train` with `optimizer`,
-    /// reporting through `report`; saves the final adapters when
-    /// `options.adapterPath` is set. Returns the last validation loss (nil without `valid`).
+    /// reporting through `report`; saves the adapters (and the training state,
+    /// `TrainingCheckpoint`) every `saveEvery` steps and at the end when
+    /// `options.adapterPath` is set. With `options.resumeFrom` it continues a
+    /// saved run exactly where it stopped. `shouldStop` is asked before each
+    /// step: when it says yes the state is saved and the loop ends. Returns the
+    /// last validation loss (nil without `valid`).
     @discardableResult
     public static func train(
         model: TransformerModel, optimizer: Optimizer, adapter: AdapterConfig, train: [TokenizedExample],
-        valid: [TokenizedExample]?, options: TrainingOptions, report: (TrainingEvent) -> Void
+        valid: [TokenizedExample]?, options: TrainingOptions, shouldStop: () -> Bool = { false },
+        report: (TrainingEvent) -> Void
     ) throws -> Float? {
         var batches = BatchIterator(
             train, batchSize: options.batchSize, maxSequenceLength: options.maxSequenceLength, shuffle: true,
             seed: options.seed)
+        var (lossSum, lossSteps, windowTokens, trainedTokens) = (Float(0), 0, 0, 0)
+        var first = 1
+        if let path = options.resumeFrom {
+            let progress = try TrainingCheckpoint.load(path, model: model, optimizer: optimizer, batchCount: batches.batchCount)
+            batches.restore(generator: progress.generatorState, order: progress.order, position: progress.position)
+            trainedTokens = progress.trainedTokens
+            first = progress.step + 1
+        }
         let step = valueAndGrad(model: model) { (m: TransformerModel, args: [Tensor]) in
             [FineTuningLoss.loss(m, tokens: args[0], mask: args[1])]
         }
+        func saveState(_ iteration: Int) throws -> String? {
+            guard let folder = options.adapterPath else { return nil }
+            try Adapters.save(model, adapter, to: folder)
+            let (generator, order, position) = batches.progressState
+            let path = folder + "/" + TrainingCheckpoint.fileName
+            try TrainingCheckpoint.save(
+                model: model, optimizer: optimizer,
+                progress: .init(
+                    step: iteration, optimizerStep: optimizer.step, trainedTokens: trainedTokens, generatorState: generator,
+                    order: order, position: position, batchCount: batches.batchCount),
+                to: path)
+            return path
+        }
         var lastValidation: Float? = nil
-        var (lossSum, lossSteps, windowTokens, trainedTokens) = (Float(0), 0, 0, 0)
         var windowStart = Date()
         Memory.resetPeak()
-        for iteration in 1...max(1, options.iterations) {
+        let accumulation = max(1, options.gradientAccumulationSteps)
+        var accumulated: ModuleParameters? = nil
+        var iteration = first
+        while iteration <= max(1, options.iterations) {
+            // Asked between updates only: a state saved mid-accumulation would lose the partial sum.
+            if (iteration - 1) % accumulation == 0, shouldStop() {
+                let path = try saveState(iteration - 1)
+                report(.stopped(step: iteration - 1, path: path))
+                model.train(false)
+                return lastValidation
+            }
             if let valid, iteration == 1 || iteration % max(1, options.stepsPerEval) == 0 || iteration == options.iterations {
                 let start = Date()
                 let loss = evaluate(
@@ -74,8 +116,20 @@ public enum Trainer {
             let batch = batches.next()
             let mask = FineTuningLoss.mask(offsets: batch.offsets, lengths: batch.lengths, width: batch.tokens.dim(1))
             let (values, grads) = step(model, [batch.tokens, mask])
-            optimizer.update(model: model, gradients: grads)
-            eval(model, optimizer, values[0])
+            if accumulation == 1 {
+                optimizer.update(model: model, gradients: grads)
+                eval(model, optimizer, values[0])
+            } else {
+                let sum = accumulated.map { Self.sum($0, grads) } ?? grads
+                if iteration % accumulation == 0 {
+                    optimizer.update(model: model, gradients: sum.mapValues { $0 / Float(accumulation) })
+                    accumulated = nil
+                    eval(model, optimizer, values[0])
+                } else {
+                    accumulated = sum
+                    eval(sum, values[0])
+                }
+            }
             lossSum += values[0].item(Float.self)
             lossSteps += 1
             windowTokens += batch.targetCount
@@ -92,16 +146,27 @@ public enum Trainer {
             }
             if let folder = options.adapterPath, iteration % max(1, options.saveEvery) == 0 {
                 try Adapters.save(model, adapter, to: folder, fileName: checkpointName(iteration))
-                try Adapters.save(model, adapter, to: folder)
+                if iteration % accumulation == 0 { _ = try saveState(iteration) } else { try Adapters.save(model, adapter, to: folder) }
                 report(.saved(step: iteration, path: folder + "/" + Adapters.weightsFile))
             }
+            iteration += 1
         }
-        if let folder = options.adapterPath, options.iterations % max(1, options.saveEvery) != 0 {
-            try Adapters.save(model, adapter, to: folder)
+        if let folder = options.adapterPath, options.iterations % max(1, options.saveEvery) != 0 || first > options.iterations {
+            _ = try saveState(options.iterations)
             report(.saved(step: options.iterations, path: folder + "/" + Adapters.weightsFile))
         }
         model.train(false)
         return lastValidation
+    }
+
+    /// `a + b` per key (gradients of the same parameters).
+    static func sum(_ a: ModuleParameters, _ b: ModuleParameters) -> ModuleParameters {
+        let other = b.flatDictionary
+        var out: [(key: String, value: Tensor)] = []
+        for (key, value) in a.flattened() {
+            if let g = other[key] { out.append((key, value + g)) } else { out.append((key, value)) }
+        }
+        return ModuleParameters(flattened: out)
     }
 
     /// mlx-lm's name for the adapters saved at `iteration`: `0000100_adapters.safetensors`.

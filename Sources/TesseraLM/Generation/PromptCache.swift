@@ -50,11 +50,17 @@ public enum PromptCache {
     public static func load(
         _ path: String, modelIdentity: String? = nil, model: (any LanguageModel)? = nil
     ) throws -> (caches: [KVCache], metadata: [String: String]) {
-        let (tensors, info) = try Safetensors.load(path)
-        func fail(_ why: String) -> ModelError { .invalidConfiguration("prompt cache \(path): \(why)") }
+        func fail(_ why: String) -> ModelError { .corruptPromptCache(path: path, reason: why) }
+        let tensors: [String: Tensor], info: [String: String]
+        do { (tensors, info) = try Safetensors.load(path) } catch let error as IOError {
+            // Truncated or corrupt bytes: reported, and the file is left for the user to look at.
+            if case .notRegularFile = error { throw error }
+            if case .cannotOpen = error { throw error }
+            throw fail("\(error)")
+        }
         guard info["format"] == format else { throw fail("not a Tessera prompt cache (format \(info["format"] ?? "none"))") }
         if let modelIdentity, info["model"] != modelIdentity {
-            throw fail("saved for model \(info["model"] ?? "?"), not \(modelIdentity)")
+            throw ModelError.promptCacheForAnotherModel(path: path, saved: info["model"] ?? "no model recorded", model: modelIdentity)
         }
         func int(_ key: String, max: Int) throws -> Int? {
             guard let text = info[key] else { return nil }
@@ -83,7 +89,7 @@ public enum PromptCache {
             }
             var storage: [Tensor] = []
             for j in 0..<count {
-                guard let t = tensors["layer.\(i).\(j)"] else { throw ModelError.missingTensor("layer.\(i).\(j)") }
+                guard let t = tensors["layer.\(i).\(j)"] else { throw fail("no tensor layer.\(i).\(j)") }
                 storage.append(t)
             }
             guard storage.allSatisfy({ $0.ndim == 4 && $0.dim(2) == storage[0].dim(2) }),
@@ -173,10 +179,10 @@ extension PromptCache {
     }
 
     static func tokens(_ text: String?, path: String) throws -> [Int] {
-        guard let text else { throw ModelError.invalidConfiguration("prompt cache \(path) does not list its tokens") }
+        guard let text else { throw ModelError.corruptPromptCache(path: path, reason: "it does not list its tokens") }
         return try text.split(separator: " ").map {
             guard let id = Int($0), id >= 0 else {
-                throw ModelError.invalidConfiguration("prompt cache \(path): \"\($0)\" is not a token id")
+                throw ModelError.corruptPromptCache(path: path, reason: "\"\($0)\" is not a token id")
             }
             return id
         }

@@ -63,26 +63,66 @@ public enum ModelConverter {
         }
         config = .object(JSONObject(fields))
 
+        removeUnfinished(of: output)
         let temporary = output + ".partial-\(getpid())"
         try? FileManager.default.removeItem(atPath: temporary)
+        // POSIX calls, so a failure is IOError.cannotWrite with the path and strerror (not Foundation's text).
         do {
-            try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: true)
+            guard mkdir(temporary, 0o755) == 0 else {
+                throw IOError.cannotWrite(path: temporary, reason: String(cString: strerror(errno)))
+            }
             try Safetensors.save(tensors, metadata: ["format": "mlx"], to: temporary + "/model.safetensors")
-            try Data(config.compactText.utf8).write(to: URL(fileURLWithPath: temporary + "/config.json"))
+            try writeFile(temporary + "/config.json", Array(config.compactText.utf8))
             for (name, json) in tokenizerFiles {
-                try Data(json.compactText.utf8).write(to: URL(fileURLWithPath: temporary + "/" + name))
+                try writeFile(temporary + "/" + name, Array(json.compactText.utf8))
             }
             if isFolder {
                 for name in Self.tokenizerFiles where FileManager.default.fileExists(atPath: model + "/" + name) {
-                    try FileManager.default.copyItem(atPath: model + "/" + name, toPath: temporary + "/" + name)
+                    try writeFile(temporary + "/" + name, try readRegularFile(model + "/" + name))
                 }
             }
             guard rename(temporary, output) == 0 else {
-                throw ModelError.invalidConfiguration("cannot move the result to \(output): errno \(errno)")
+                throw IOError.cannotWrite(path: output, reason: String(cString: strerror(errno)))
             }
         } catch {
             try? FileManager.default.removeItem(atPath: temporary)
             throw error
+        }
+    }
+
+    /// Writes `bytes` to a new file at `path` (inside the temporary folder).
+    private static func writeFile(_ path: String, _ bytes: [UInt8]) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw IOError.cannotWrite(path: path, reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, bytes.count - done) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw IOError.cannotWrite(path: path, reason: String(cString: strerror(errno)))
+            }
+            done += n
+        }
+    }
+
+    /// `NAME.partial-PID`: a writer's temporary output (see `removeUnfinished`).
+    public static func isPartialName(_ name: String) -> Bool {
+        guard let range = name.range(of: ".partial-", options: .backwards) else { return false }
+        let pid = name[range.upperBound...]
+        return !pid.isEmpty && pid.allSatisfy(\.isNumber)
+    }
+
+    /// Removes what an interrupted conversion to `output` left (`output.partial-PID`
+    /// folders whose process is gone); a live conversion's folder is kept.
+    static func removeUnfinished(of output: String) {
+        let url = URL(fileURLWithPath: output)
+        let folder = url.deletingLastPathComponent().path, name = url.lastPathComponent
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return }
+        for entry in entries where entry.hasPrefix(name + ".partial-") && isPartialName(entry) {
+            guard let pid = Int32(entry.dropFirst(name.count + ".partial-".count)) else { continue }
+            if pid != getpid(), kill(pid, 0) == 0 || errno == EPERM { continue }  // still running
+            try? FileManager.default.removeItem(atPath: folder + "/" + entry)
         }
     }
 
@@ -97,12 +137,10 @@ public enum ModelConverter {
             let base = String(name.dropLast(".scales".count))
             guard let w = tensors[base + ".weight"] else { throw ModelError.missingTensor(base + ".weight") }
             let (group, bits) = try WeightSource.quantizationParameters(quantization, layer: base)
-            let scales = tensors[name]!
-            let biases = tensors[base + ".biases"] ?? Tensor.zerosLike(scales)
-            guard w.dtype == .uint32, scales.shape == Array(w.shape.dropLast()) + [w.dim(-1) * 32 / bits / group],
-                biases.shape == scales.shape
-            else { throw ModelError.tensorShape(name: name, expected: Array(w.shape.dropLast()) + [w.dim(-1) * 32 / bits / group], got: scales.shape) }
-            tensors[base + ".weight"] = dequantize(w, scales: scales, biases: biases, groupSize: group, bits: bits)
+            guard let scales = tensors[name] else { continue }
+            let q = try WeightSource.checkedQuantized(
+                base, weight: w, scales: scales, biases: tensors[base + ".biases"], groupSize: group, bits: bits)
+            tensors[base + ".weight"] = dequantize(q.weight, scales: q.scales, biases: q.biases, groupSize: group, bits: bits)
             tensors[name] = nil
             tensors[base + ".biases"] = nil
         }

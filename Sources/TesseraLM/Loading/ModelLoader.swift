@@ -21,27 +21,38 @@ public struct LoadedModel: Sendable {
     public let gguf: GGUFFile?
     /// The folder, when the model came from one.
     public let folder: String?
-    /// Names the model for prompt caches: its type, sizes and file name.
+    /// Names the model for prompt caches: its type, sizes, file name and a
+    /// content fingerprint of its weight files (`fingerprintRegularFile`), so
+    /// another model of the same name and sizes is told apart.
     public let identity: String
 }
 
 public enum ModelLoader {
     public static func load(_ path: String) throws -> LoadedModel {
+        try refuseUnfinished(path)
         var info = stat()
         guard stat(path, &info) == 0 else { throw ModelError.modelNotFound("no model at \(path)") }
         if (info.st_mode & S_IFMT) == S_IFDIR { return try loadFolder(path) }
         return try loadGGUF(path)
     }
 
+    /// A writer's unfinished output (`NAME.partial-PID`, from `convert` or a
+    /// prompt cache killed before its rename) is never loaded as a model.
+    static func refuseUnfinished(_ path: String) throws {
+        let name = path.split(separator: "/").last.map(String.init) ?? path
+        if ModelConverter.isPartialName(name) { throw ModelError.unfinishedOutput(path) }
+    }
+
     static func loadGGUF(_ path: String) throws -> LoadedModel {
         let file = try GGUFFile.load(path)
         let description = try GGUFModelDescription(file)
         let configuration = try description.configuration()
+        try configuration.checkFits(weightBytes: file.byteCount)
         let model = try TransformerModel(
             configuration: configuration, weights: .gguf(file, description.conventions, configuration))
         return LoadedModel(
             model: model, modelType: description.modelType, gguf: file, folder: nil,
-            identity: identity(description.modelType, configuration, path))
+            identity: try identity(description.modelType, configuration, path, files: [path]))
     }
 
     /// A folder's config.json.
@@ -75,15 +86,31 @@ public enum ModelLoader {
         let config = try readConfig(path)
         let modelType = config["model_type"]?.string ?? "(none)"
         let configuration = try ModelRegistry.architecture(modelType).configuration(ConfigReader(json: config))
+        try configuration.checkFits(weightBytes: try weightFiles(path).reduce(0) { $0 + fileSize($1) })
         let quantization = config["quantization"] ?? config["quantization_config"]
         let model = try TransformerModel(
             configuration: configuration, weights: .safetensors(try readTensors(path), quantization: quantization))
         return LoadedModel(
-            model: model, modelType: modelType, gguf: nil, folder: path, identity: identity(modelType, configuration, path))
+            model: model, modelType: modelType, gguf: nil, folder: path,
+            identity: try identity(modelType, configuration, path, files: [path + "/config.json"] + weightFiles(path)))
     }
 
-    static func identity(_ type: String, _ c: TransformerConfiguration, _ path: String) -> String {
+    /// A folder's safetensors shards, sorted.
+    static func weightFiles(_ path: String) throws -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: path))?.filter { $0.hasSuffix(".safetensors") } ?? []
+        return names.sorted().map { path + "/" + $0 }
+    }
+
+    static func fileSize(_ path: String) -> Int {
+        var info = stat()
+        return stat(path, &info) == 0 ? Int(info.st_size) : 0
+    }
+
+    static func identity(_ type: String, _ c: TransformerConfiguration, _ path: String, files: [String]) throws -> String {
         let name = path.split(separator: "/").last.map(String.init) ?? path
-        return "\(type) \(name) layers=\(c.layerCount) hidden=\(c.hiddenSize) kv_heads=\(c.kvHeadCount) head_dim=\(c.headDim) vocab=\(c.vocabularySize)"
+        var content: UInt64 = 0xcbf2_9ce4_8422_2325
+        for file in files { content = try fingerprintRegularFile(file, seed: content) }
+        let hex = String(content, radix: 16)
+        return "\(type) \(name) layers=\(c.layerCount) hidden=\(c.hiddenSize) kv_heads=\(c.kvHeadCount) head_dim=\(c.headDim) vocab=\(c.vocabularySize) content=\(String(repeating: "0", count: 16 - hex.count) + hex)"
     }
 }

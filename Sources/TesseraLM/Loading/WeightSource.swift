@@ -104,18 +104,41 @@ struct WeightSource {
                 guard let w = tensors[base + suffix] else { return nil }
                 guard suffix == ".weight", let scales = tensors[base + ".scales"] else { return .dense(w) }
                 let (groupSize, bits) = try quantizationParameters(quantization, layer: base)
-                let biases = tensors[base + ".biases"] ?? Tensor.zerosLike(scales)
-                let packed = w.dim(-1) * 32
-                guard w.dtype == .uint32, packed % bits == 0, (packed / bits) % groupSize == 0,
-                    scales.shape == Array(w.shape.dropLast()) + [packed / bits / groupSize], biases.shape == scales.shape
-                else {
-                    throw ModelError.tensorShape(
-                        name: base + ".scales", expected: Array(w.shape.dropLast()) + [packed / bits / groupSize],
-                        got: scales.shape)
-                }
-                return .quantized(QuantizedWeight(weight: w, scales: scales, biases: biases, groupSize: groupSize, bits: bits))
+                return .quantized(try checkedQuantized(
+                    base, weight: w, scales: scales, biases: tensors[base + ".biases"], groupSize: groupSize, bits: bits))
             },
             describe: { $0 })
+    }
+
+    /// MLX affine parts of layer `base`, each checked with a message naming the
+    /// tensor at fault: weight packed uint32 with at least one axis, its row of
+    /// `bits`-bit values whole groups, scales (and biases, zeros when absent)
+    /// float with one value per group.
+    static func checkedQuantized(
+        _ base: String, weight w: Tensor, scales: Tensor, biases: Tensor?, groupSize: Int, bits: Int
+    ) throws -> QuantizedWeight {
+        guard w.ndim >= 1 else {
+            throw ModelError.quantizedTensor(name: base + ".weight", reason: "a scalar; a quantized weight has at least one axis")
+        }
+        guard w.dtype == .uint32 else {
+            throw ModelError.quantizedTensor(name: base + ".weight", reason: "\(w.dtype); a quantized weight is packed uint32")
+        }
+        let (packed, overflow) = w.dim(-1).multipliedReportingOverflow(by: 32)
+        guard !overflow, packed % bits == 0, (packed / bits) % groupSize == 0 else {
+            throw ModelError.quantizedTensor(
+                name: base + ".weight",
+                reason: "rows of \(w.dim(-1)) uint32 words do not hold whole groups of \(groupSize) \(bits)-bit values")
+        }
+        let expected = Array(w.shape.dropLast()) + [packed / bits / groupSize]
+        for (suffix, t) in [(".scales", scales), (".biases", biases)] {
+            guard let t else { continue }
+            guard t.shape == expected else { throw ModelError.tensorShape(name: base + suffix, expected: expected, got: t.shape) }
+            guard t.dtype.isFloatingPoint else {
+                throw ModelError.quantizedTensor(name: base + suffix, reason: "\(t.dtype); scales and biases are floating point")
+            }
+        }
+        return QuantizedWeight(
+            weight: w, scales: scales, biases: biases ?? Tensor.zerosLike(scales), groupSize: groupSize, bits: bits)
     }
 
     /// `(groupSize, bits)` for `layer` from an mlx-lm `quantization` entry.

@@ -9,8 +9,8 @@ enum Gemma2: Architecture {
 
     static func configuration(_ config: ConfigReader) throws -> TransformerConfiguration {
         var c = try Gemma.common(config)
-        c.attentionSoftcap = try config.float("attn_logit_softcapping", default: nil)
-        c.finalSoftcap = try config.float("final_logit_softcapping", default: nil)
+        c.attentionSoftcap = try config.positive("attn_logit_softcapping", default: nil, max: ConfigurationLimits.softcap)
+        c.finalSoftcap = try config.positive("final_logit_softcapping", default: nil, max: ConfigurationLimits.softcap)
         // Even layers slide, odd ones are global.
         c.slidingLayers = try config.slidingLayers(count: c.layerCount) { $0 % 2 == 0 }
         return c
@@ -32,17 +32,17 @@ enum Gemma {
     static func common(_ config: ConfigReader) throws -> TransformerConfiguration {
         var c = try config.transformer()
         c.tiedEmbeddings = try config.bool("tie_word_embeddings", default: true)
-        c.rmsNormEps = try config.float("rms_norm_eps", default: 1e-6)!
+        c.rmsNormEps = try config.positive("rms_norm_eps", default: 1e-6, max: ConfigurationLimits.rmsEps)!
         c.normLayout = .sandwich
         c.normWeightOffset = 1
         c.activation = .geluTanh
         c.embeddingScale = Float(c.hiddenSize).squareRoot()
         c.attentionBias = try config.bool("attention_bias", default: false)
-        let scalar = try config.float("query_pre_attn_scalar", default: Float(c.headDim))!
-        guard scalar > 0 else { throw ModelError.invalidConfiguration("query_pre_attn_scalar must be positive") }
+        let scalar = try config.positive("query_pre_attn_scalar", default: Double(c.headDim), max: 1e9)!
         c.attentionScale = 1 / scalar.squareRoot()
-        c.slidingWindow = try config.int("sliding_window", default: 4096)
-        let activation = config.json["hidden_activation"]?.string ?? config.json["hidden_act"]?.string ?? "gelu_pytorch_tanh"
+        c.slidingWindow = try config.int("sliding_window", default: 4096, in: ConfigurationLimits.slidingWindow)
+        let activation = try ConfigReader.string(config.json, "hidden_activation", path: "hidden_activation")
+            ?? ConfigReader.string(config.json, "hidden_act", path: "hidden_act") ?? "gelu_pytorch_tanh"
         guard ["gelu_pytorch_tanh", "gelu"].contains(activation) else {
             throw ModelError.invalidConfiguration("gemma activation \(activation) is not supported")
         }

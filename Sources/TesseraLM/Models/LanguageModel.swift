@@ -9,8 +9,19 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     case missingTensor(String)
     case tensorShape(name: String, expected: [Int], got: [Int])
     case invalidConfiguration(String)
+    /// A configuration field (a config.json key or a GGUF metadata key) of
+    /// the wrong type or outside its allowed range.
+    case configurationField(field: String, value: String, allowed: String)
     case promptTooLong(tokens: Int, context: Int)
     case modelNotFound(String)
+    /// A writer's unfinished output (`NAME.partial-PID`), never loaded as a model.
+    case unfinishedOutput(String)
+    /// A quantized layer's weight/scales/biases that do not fit together.
+    case quantizedTensor(name: String, reason: String)
+    /// A prompt cache saved for another model (by content fingerprint, not name).
+    case promptCacheForAnotherModel(path: String, saved: String, model: String)
+    /// A prompt cache that is truncated, corrupt or does not fit the model; left as it is.
+    case corruptPromptCache(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -19,9 +30,19 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
         case .missingTensor(let name): return "the model file has no tensor \(name)"
         case let .tensorShape(name, expected, got): return "tensor \(name) has shape \(got), expected \(expected)"
         case .invalidConfiguration(let why): return "invalid model configuration: \(why)"
+        case let .configurationField(field, value, allowed):
+            return "invalid model configuration: \(field) is \(value), allowed: \(allowed)"
         case let .promptTooLong(tokens, context):
             return "the prompt has \(tokens) tokens but the model's context is \(context)"
         case .modelNotFound(let why): return why
+        case let .quantizedTensor(name, reason): return "quantized tensor \(name): \(reason)"
+        case .unfinishedOutput(let path):
+            return "\(path) is an unfinished output of an interrupted write (a .partial-PID name); not loaded. "
+                + "Remove it, or run the conversion again (which removes it)"
+        case let .promptCacheForAnotherModel(path, saved, model):
+            return "the prompt cache \(path) was saved for another model (\(saved)), not \(model); not used or overwritten"
+        case let .corruptPromptCache(path, reason):
+            return "the prompt cache \(path) is corrupt or does not fit the model (\(reason)); not used or overwritten"
         }
     }
 }

@@ -7,7 +7,7 @@ enum Mistral: Architecture {
 
     static func configuration(_ config: ConfigReader) throws -> TransformerConfiguration {
         var c = try Llama.configuration(config)
-        if let window = try config.int("sliding_window", default: nil) {
+        if let window = try config.int("sliding_window", default: nil, in: ConfigurationLimits.slidingWindow) {
             c.slidingWindow = window
             c.slidingLayers = Array(repeating: true, count: c.layerCount)
         }

@@ -10,7 +10,8 @@ enum Phi3: Architecture {
 
     static func configuration(_ config: ConfigReader) throws -> TransformerConfiguration {
         for key in ["rope_scaling", "rope_parameters"] {
-            if let type = config.json[key]?["type"]?.string ?? config.json[key]?["rope_type"]?.string,
+            if let type = try ConfigReader.string(config.json[key], "type", path: key + ".type")
+                ?? ConfigReader.string(config.json[key], "rope_type", path: key + ".rope_type"),
                 ["su", "longrope"].contains(type)
             {
                 throw ModelError.invalidConfiguration("phi3 rope scaling \"\(type)\" (LongRoPE) is not supported")
@@ -19,10 +20,14 @@ enum Phi3: Architecture {
         var c = try config.transformer()
         c.fusedQKV = true
         c.fusedGateUp = true
-        let factor = config.json["rope_parameters"]?["partial_rotary_factor"]?.double
-            ?? config.json["partial_rotary_factor"]?.double ?? 1
+        let limit = ConfigurationLimits.partialRotary
+        let factor = try ConfigReader.positive(
+            config.json["rope_parameters"], "partial_rotary_factor", path: "rope_parameters.partial_rotary_factor", max: limit)
+            ?? ConfigReader.positive(config.json, "partial_rotary_factor", path: "partial_rotary_factor", max: limit) ?? 1
         c.ropeDimensions = Int(Double(c.headDim) * factor)
-        if let window = try config.int("sliding_window", default: nil), window < c.contextLength {
+        if let window = try config.int("sliding_window", default: nil, in: ConfigurationLimits.slidingWindow),
+            window < c.contextLength
+        {
             throw ModelError.invalidConfiguration("phi3 with a sliding window of \(window) is not supported")
         }
         return c

@@ -24,6 +24,13 @@ public final class TransformerModel: Module, LanguageModel, @unchecked Sendable 
     @ModuleInfo(key: "model") var model: TransformerBody
     @ModuleInfo(key: "lm_head") var lmHead: Linear? = nil
 
+    /// Recompute each block in the backward pass instead of keeping its
+    /// intermediates (mlx-lm's `--grad-checkpoint`): less memory for the same gradients.
+    public var gradientCheckpointing: Bool {
+        get { model.gradientCheckpointing }
+        set { model.gradientCheckpointing = newValue }
+    }
+
     public var vocabularySize: Int { configuration.vocabularySize }
     public var contextLength: Int { configuration.contextLength }
 
@@ -65,6 +72,7 @@ final class TransformerBody: Module {
     @ModuleInfo var layers: [DecoderLayer]
     @ModuleInfo var norm: RMSNorm
     let embeddingScale: Float?
+    var gradientCheckpointing = false
 
     init(_ w: WeightSource, _ c: TransformerConfiguration) throws {
         embeddingScale = c.embeddingScale
@@ -83,10 +91,34 @@ final class TransformerBody: Module {
         if let embeddingScale { h = h * embeddingScale }
         if let cache {
             for (layer, cache) in zip(layers, cache) { h = layer(h, cache: cache) }
+        } else if gradientCheckpointing {
+            for layer in layers { h = checkpointed(layer, h) }
         } else {
             for layer in layers { h = layer(h, cache: nil) }
         }
         return norm(h)
+    }
+
+    /// `layer(h)` as a checkpoint over h and the layer's trainable parameters:
+    /// the backward pass runs the block again. The implicit random state is
+    /// put back to where the forward began for that rerun (dropout draws the
+    /// same masks), and then to where it was, so later draws are unchanged.
+    private func checkpointed(_ layer: DecoderLayer, _ h: Tensor) -> Tensor {
+        let trainable = layer.trainableParameters().flattened()
+        let keys = trainable.map(\.key)
+        let start = Random.state.innerState
+        final class Calls: @unchecked Sendable { var count = 0 }
+        let calls = Calls()
+        let f: ([Tensor]) -> [Tensor] = { inputs in
+            calls.count += 1
+            let entry = Random.state.innerState
+            Random.state.innerState = start
+            layer.assign(Dictionary(uniqueKeysWithValues: zip(keys, inputs.dropFirst())))
+            let out = layer(inputs[0], cache: nil)
+            if calls.count > 1 { Random.state.innerState = entry }
+            return [out]
+        }
+        return checkpoint(f)([h] + trainable.map(\.value))[0]
     }
 }
 

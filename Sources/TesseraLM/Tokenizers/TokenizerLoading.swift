@@ -83,10 +83,18 @@ extension Tokenizer {
                 template = list.first { $0["name"]?.string == "default" }?["template"]?.string
             }
         }
+        // A special token the config names must be in the vocabulary (else generation would never see its eos).
+        func special(_ key: String) throws(TokenizerError) -> Int? {
+            guard let name = tokenName(config[key]) else { return nil }
+            guard let id = id(name) else {
+                throw .malformed("tokenizer_config.json \(key) \"\(name)\" is not in the vocabulary")
+            }
+            return id
+        }
         self.init(
             normalizer: normalizer, preTokenizer: preTokenizer, model: model, decoder: decoder,
-            postProcessor: post, addedTokens: added, bosTokenID: id(tokenName(config["bos_token"])),
-            eosTokenID: id(tokenName(config["eos_token"])), chatTemplate: template)
+            postProcessor: post, addedTokens: added, bosTokenID: try special("bos_token"),
+            eosTokenID: try special("eos_token"), chatTemplate: template)
     }
 
     /// A regular file's bytes (a FIFO or directory in its place is refused, never waited on).
@@ -120,7 +128,9 @@ extension Tokenizer {
             if let s = json[key]?.string, !s.isEmpty { throw .unsupported("BPE \(key) \"\(s)\"") }
         }
         var pairs: [(String, String)] = []
-        for m in json["merges"]?.array ?? [] {
+        let merges = json["merges"].flatMap { $0.isNull ? nil : $0 }
+        if let merges, merges.array == nil { throw .malformed("BPE merges must be a list, got \(merges.compactText.prefix(40))") }
+        for m in merges?.array ?? [] {
             if let s = m.string {
                 let parts = s.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
                 guard parts.count == 2 else { throw .malformed("merge \"\(s)\" is not two tokens") }
@@ -134,6 +144,7 @@ extension Tokenizer {
         var unknownID: Int? = nil
         if let name = json["unk_token"]?.string {
             unknownID = vocab[name] ?? added.first { $0.content == name }?.id
+            guard unknownID != nil else { throw .malformed("unk_token \"\(name)\" is not in the vocabulary") }
         }
         return BPEModel(
             vocab: vocab, merges: try BPEModel.merges(pairs, vocab: vocab), unknownID: unknownID,

@@ -22,21 +22,42 @@ extension TokenizerMetadata {
     /// The `tokenizer.ggml.*` and `tokenizer.chat_template` entries of a GGUF file.
     public init(gguf file: GGUFFile) throws(TokenizerError) {
         let m = file.metadata
-        guard let model = m["tokenizer.ggml.model"]?.string else {
+        // Every key is read with its type: a value of another type is an error naming the key, not a default.
+        func typed<T>(_ key: String, _ expected: String, _ cast: (GGUFValue) -> T?) throws(TokenizerError) -> T? {
+            guard let v = m[key] else { return nil }
+            guard let t = cast(v) else { throw .malformed("GGUF \(key) must be \(expected), got \(v.typeName)") }
+            return t
+        }
+        func list<T>(_ key: String, _ expected: String, _ cast: (GGUFValue) -> T?) throws(TokenizerError) -> [T]? {
+            try typed(key, "an array of \(expected)") { v -> [T]? in
+                guard let a = v.array else { return nil }
+                var out: [T] = []
+                out.reserveCapacity(a.count)
+                for e in a {
+                    guard let t = cast(e) else { return nil }
+                    out.append(t)
+                }
+                return out
+            }
+        }
+        guard let model = try typed("tokenizer.ggml.model", "a string", \.string) else {
             throw .malformed("the GGUF file has no tokenizer.ggml.model")
         }
-        guard let tokens = m["tokenizer.ggml.tokens"]?.array?.map({ $0.string ?? "" }) else {
+        guard let tokens = try list("tokenizer.ggml.tokens", "strings", \.string) else {
             throw .malformed("the GGUF file has no tokenizer.ggml.tokens")
         }
         self.init(
-            model: model, preTokenizer: m["tokenizer.ggml.pre"]?.string, tokens: tokens,
-            tokenTypes: m["tokenizer.ggml.token_type"]?.array?.map { Int32(clamping: $0.int ?? 1) },
-            merges: m["tokenizer.ggml.merges"]?.array?.compactMap(\.string),
-            scores: m["tokenizer.ggml.scores"]?.array?.map { Float($0.double ?? 0) },
-            bosTokenID: m["tokenizer.ggml.bos_token_id"]?.int, eosTokenID: m["tokenizer.ggml.eos_token_id"]?.int,
-            unknownTokenID: m["tokenizer.ggml.unknown_token_id"]?.int, addBOSToken: m["tokenizer.ggml.add_bos_token"]?.bool,
-            addEOSToken: m["tokenizer.ggml.add_eos_token"]?.bool, addSpacePrefix: m["tokenizer.ggml.add_space_prefix"]?.bool,
-            chatTemplate: m["tokenizer.chat_template"]?.string)
+            model: model, preTokenizer: try typed("tokenizer.ggml.pre", "a string", \.string), tokens: tokens,
+            tokenTypes: try list("tokenizer.ggml.token_type", "integers") { $0.int.flatMap { Int32(exactly: $0) } },
+            merges: try list("tokenizer.ggml.merges", "strings", \.string),
+            scores: try list("tokenizer.ggml.scores", "numbers") { $0.double.map(Float.init) },
+            bosTokenID: try typed("tokenizer.ggml.bos_token_id", "an integer", \.int),
+            eosTokenID: try typed("tokenizer.ggml.eos_token_id", "an integer", \.int),
+            unknownTokenID: try typed("tokenizer.ggml.unknown_token_id", "an integer", \.int),
+            addBOSToken: try typed("tokenizer.ggml.add_bos_token", "a bool", \.bool),
+            addEOSToken: try typed("tokenizer.ggml.add_eos_token", "a bool", \.bool),
+            addSpacePrefix: try typed("tokenizer.ggml.add_space_prefix", "a bool", \.bool),
+            chatTemplate: try typed("tokenizer.chat_template", "a string", \.string))
     }
 
     /// tokenizer.json and tokenizer_config.json for these arrays

@@ -56,6 +56,12 @@ open class Embedding: Module, UnaryLayer {
 
     public init(weight: Tensor) { self.weight = weight }
 
+    /// For layers that keep their table in a wrapped layer (adapters): no
+    /// parameter of their own here; they override `weight`.
+    init(wrapping: Void) {
+        _weight = ParameterInfo(key: "weight")
+    }
+
     /// The rows of the table at the integer indices `x`: shape x.shape + [dimensions].
     open func callAsFunction(_ x: Tensor) -> Tensor { weight.take(x, axis: 0) }
 

@@ -79,12 +79,13 @@ open class LoRALinear: Linear {
         return y + (scale * z).asType(x.dtype)
     }
 
-    /// The wrapped layer with the adapter merged into its weight (dense;
-    /// quantized again with the same format for a quantized base).
-    public func fused() -> Linear {
+    /// The wrapped layer with the adapter merged into its weight: dense for
+    /// a dense base; for a quantized one quantized again in the same format,
+    /// or left dense with `dequantize` (mlx-lm's `fuse(dequantize:)`).
+    public func fused(dequantize: Bool = false) -> Linear {
         let w = linear.denseWeight
         let delta = (scale * matmul(loraB.T, loraA.T)).asType(w.dtype)
-        return linear.withWeight(w + delta)
+        return linear.withWeight(w + delta, dense: dequantize)
     }
 }
 
@@ -112,18 +113,96 @@ open class DoRALinear: LoRALinear {
         return linear.bias.map { scaled + $0 } ?? scaled
     }
 
-    public override func fused() -> Linear {
+    public override func fused(dequantize: Bool = false) -> Linear {
         let w = linear.denseWeight
         let adapted = w + (scale * matmul(loraB.T, loraA.T)).asType(w.dtype)
         let norms = Linalg.norm(adapted.asType(.float32), axes: [1])
         let rescaled = ((m / norms).expandedDimensions(axis: 1) * adapted.asType(.float32)).asType(w.dtype)
-        return linear.withWeight(rescaled)
+        return linear.withWeight(rescaled, dense: dequantize)
+    }
+}
+
+/// LoRA on an embedding table (mlx-lm's `LoRAEmbedding`): rows
+/// `embedding(ids) + scale · dropout(A[ids] B)` with A [count, r] uniform in
+/// ±1/√count and B [r, dims] zero, so it starts equal to the table; used as
+/// the tied output layer, `embedding.asLinear(x) + scale · (dropout(x) Bᵀ) Aᵀ`.
+/// The wrapped table (dense or quantized) stays frozen under `embedding`.
+open class LoRAEmbedding: Embedding {
+    @ModuleInfo public var embedding: Embedding
+    @ModuleInfo public var dropout: Dropout
+    @ParameterInfo(key: "lora_a") public var loraA: Tensor
+    @ParameterInfo(key: "lora_b") public var loraB: Tensor
+    public let scale: Float
+
+    public init(_ embedding: Embedding, _ parameters: LoRAParameters = LoRAParameters(), key: Tensor? = nil) throws {
+        guard parameters.rank > 0 else { throw LoRAError.invalidParameters("rank must be positive, got \(parameters.rank)") }
+        guard parameters.dropout >= 0 && parameters.dropout < 1 else {
+            throw LoRAError.invalidParameters("dropout must be in [0, 1), got \(parameters.dropout)")
+        }
+        let (count, dimensions) = embedding.dimensions
+        let bound = 1 / Double(count).squareRoot()
+        self.scale = parameters.scale
+        _embedding = ModuleInfo(wrappedValue: embedding)
+        _dropout = ModuleInfo(wrappedValue: Dropout(p: parameters.dropout))
+        _loraA = ParameterInfo(
+            wrappedValue: Random.uniform(low: -bound, high: bound, [count, parameters.rank], key: key), key: "lora_a")
+        _loraB = ParameterInfo(wrappedValue: Tensor.zeros([parameters.rank, dimensions]), key: "lora_b")
+        super.init(wrapping: ())
+        try embedding.freeze()
+    }
+
+    /// The wrapped table's (for a quantized one: packed) weight.
+    public override var weight: Tensor {
+        get { embedding.weight }
+        set { embedding.weight = newValue }
+    }
+
+    open override func callAsFunction(_ x: Tensor) -> Tensor {
+        let y = embedding(x)
+        let z = dropout(matmul(loraA.take(x, axis: 0), loraB))
+        return y + (scale * z).asType(y.dtype)
+    }
+
+    open override func asLinear(_ x: Tensor) -> Tensor {
+        let y = embedding.asLinear(x)
+        let z = matmul(matmul(dropout(x), loraB.T), loraA.T)
+        return y + (scale * z).asType(y.dtype)
+    }
+
+    /// The table with the adapter merged: dense for a dense table; for a
+    /// quantized one quantized again in its format unless `dequantize`.
+    public func fused(dequantize: Bool = false) -> Embedding {
+        let w = embedding.denseWeight
+        let merged = w + (scale * matmul(loraA, loraB)).asType(w.dtype)
+        if !dequantize, let q = embedding as? QuantizedEmbedding {
+            return QuantizedEmbedding(Embedding(weight: merged), groupSize: q.groupSize, bits: q.bits)
+        }
+        return Embedding(weight: merged)
+    }
+}
+
+extension Embedding {
+    /// (count, dimensions) of the table, for a quantized one the unpacked width.
+    public var dimensions: (count: Int, dimensions: Int) {
+        if let adapter = self as? LoRAEmbedding { return adapter.embedding.dimensions }
+        if let q = self as? QuantizedEmbedding { return (weight.dim(0), weight.dim(1) * 32 / q.bits) }
+        return (weight.dim(0), weight.dim(-1))
+    }
+
+    /// The table as floats (dequantized for a quantized one).
+    public var denseWeight: Tensor {
+        if let adapter = self as? LoRAEmbedding { return adapter.embedding.denseWeight }
+        if let q = self as? QuantizedEmbedding {
+            return dequantize(q.weight, scales: q.scales, biases: q.biases, groupSize: q.groupSize, bits: q.bits)
+        }
+        return weight
     }
 }
 
 extension Linear {
     /// (outputs, inputs) of the layer, for a quantized one the unpacked input size.
     public var dimensions: (outputs: Int, inputs: Int) {
+        if let adapter = self as? LoRALinear { return adapter.linear.dimensions }
         if let q = self as? QuantizedLinear { return (weight.dim(0), weight.dim(1) * 32 / q.bits) }
         return (weight.dim(0), weight.dim(-1))
     }
@@ -137,9 +216,10 @@ extension Linear {
         return weight
     }
 
-    /// A layer of this one's kind (plain, or quantized the same way) over `weight`, keeping the bias.
-    func withWeight(_ weight: Tensor) -> Linear {
-        if let q = self as? QuantizedLinear {
+    /// A layer of this one's kind (plain, or quantized the same way unless
+    /// `dense`) over `weight`, keeping the bias.
+    func withWeight(_ weight: Tensor, dense: Bool = false) -> Linear {
+        if !dense, let q = self as? QuantizedLinear {
             return QuantizedLinear(Linear(weight: weight, bias: bias), groupSize: q.groupSize, bits: q.bits)
         }
         return Linear(weight: weight, bias: bias)

@@ -30,6 +30,8 @@ enum CPUBackend {
             return try ShapeKernels.sliceUpdate(inputs[0], inputs[1], start: start, stride: stride, inPlace: donated != nil)
         case .compiled(let kernel):
             return try FusedKernels.evaluate(kernel, inputs: inputs, shape: shape, dtype: dtype)
+        case .collective(let c):
+            return try CollectiveKernels.evaluate(c, inputs: inputs, shape: shape, dtype: dtype)
         default:
             break
         }
@@ -92,7 +94,7 @@ enum CPUBackend {
             try dispatch(
                 dtype, ScanKernel(op: op, axis: axis, reverse: reverse, inclusive: inclusive, input: inputs[0], output: output))
         case .constant, .reshape, .transpose, .broadcast, .slice, .copy, .concatenate, .identity, .stopGradient,
-            .custom, .sliceUpdate, .compiled:
+            .custom, .sliceUpdate, .compiled, .collective:
             fatalError("unreachable: handled above")
         }
         return output

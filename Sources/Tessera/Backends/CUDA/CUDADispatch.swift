@@ -34,6 +34,9 @@ extension CUDABackend {
             return hasIndexingKernels(primitive)
         case .compiled:
             return hasCompiledKernels(primitive)
+        case .collective:
+            // Communication runs on the host (through the buffers' host homes); NCCL would keep it on the device.
+            return false
         }
     }
 }
@@ -141,6 +144,8 @@ struct CUDADispatch {
             if let out = try evaluateIndexing(primitive, inputs, shape: shape, dtype: dtype) { return out }
         case .compiled:
             if let out = try evaluateCompiled(primitive, inputs, shape: shape, dtype: dtype) { return out }
+        case .collective:
+            break
         }
         let types = inputs.map { "\($0.dtype)" }.joined(separator: ", ")
         return try fallback(primitive, inputs, shape, dtype, "has no CUDA kernel for (\(types)) → \(dtype)")

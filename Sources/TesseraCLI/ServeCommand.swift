@@ -1,0 +1,101 @@
+// `tessera serve`: the OpenAI- and Anthropic-compatible HTTP server over one
+// model (TesseraServer), on loopback unless --host says otherwise.
+
+import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Logging
+import TesseraLM
+import TesseraServer
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve a model over HTTP with OpenAI- and Anthropic-compatible APIs.",
+        discussion: """
+            Routes: POST /v1/chat/completions, POST /v1/completions, GET /v1/models (OpenAI); \
+            POST /v1/messages, POST /v1/messages/count_tokens (Anthropic); GET /health; GET /metrics \
+            (Prometheus). Listens on 127.0.0.1 unless --host says otherwise; SIGTERM or Ctrl-C ends \
+            the open streams and exits 0. The model is served under its file or folder name.
+
+            \(EnvironmentVariables.help)
+            """)
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var adapter: AdapterOptions
+
+    @Option(help: "The address to listen on (127.0.0.1: this machine only; 0.0.0.0: every interface).")
+    var host = "127.0.0.1"
+
+    @Option(help: "The port to listen on (0: any free port, printed at start).")
+    var port = 8080
+
+    @Option(help: "Sequences generated at once (the serial engine runs 1; for the batched engine).")
+    var maxConcurrency = 1
+
+    @Option(help: "Requests waiting beyond the running ones before the server answers 429 (≥ 0).")
+    var maxQueue = 64
+
+    @Option(help: "At most this many positions (prompt + reply) per request (default: the model's context).")
+    var maxContext: Int?
+
+    @Option(help: "Require this key (Authorization: Bearer KEY, or x-api-key: KEY) on every route but /health.")
+    var apiKey: String?
+
+    @Option(help: ArgumentHelp("Allow browsers from this origin (CORS; * for any).", valueName: "origin"))
+    var corsOrigin: String?
+
+    @Option(help: "Bytes kept by the prefix cache (for the batched engine; the serial engine keeps none).")
+    var promptCacheBytes = 512 << 20
+
+    @Option(help: "The largest request body accepted, in bytes (larger: 413).")
+    var maxBodyBytes = 4 << 20
+
+    @Option(help: "The name the model is served under (default: its file or folder name).")
+    var modelName: String?
+
+    init() {}
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535, got \(port)") }
+        guard maxConcurrency >= 1 else { throw ValidationError("--max-concurrency must be at least 1, got \(maxConcurrency)") }
+        guard maxQueue >= 0 else { throw ValidationError("--max-queue must be ≥ 0, got \(maxQueue)") }
+        if let maxContext, maxContext < 2 { throw ValidationError("--max-context must be at least 2, got \(maxContext)") }
+        guard promptCacheBytes >= 0 else { throw ValidationError("--prompt-cache-bytes must be ≥ 0, got \(promptCacheBytes)") }
+        guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024, got \(maxBodyBytes)") }
+        if let apiKey, apiKey.isEmpty { throw ValidationError("--api-key must not be empty") }
+        if let corsOrigin, corsOrigin.isEmpty { throw ValidationError("--cors-origin must not be empty") }
+        if let modelName, modelName.isEmpty { throw ValidationError("--model-name must not be empty") }
+    }
+
+    func run() async throws {
+        let (generator, loaded, path) = try await modelOptions.load()
+        _ = try adapter.apply(to: loaded, verbose: modelOptions.verbose)
+        let engine = SerialEngine(model: generator.model, maxQueue: maxQueue, maxContext: maxContext)
+        let name = modelName ?? Self.servedName(path)
+        let model = ServedModel(name: name, engine: engine, tokenizer: generator.tokenizer)
+        var configuration = ServerConfiguration()
+        configuration.host = host
+        configuration.port = port
+        configuration.apiKey = apiKey
+        configuration.corsOrigin = corsOrigin
+        configuration.maxBodyBytes = maxBodyBytes
+        var logger = Logger(label: "tessera.serve")
+        logger.logLevel = modelOptions.verbose ? .info : .warning
+        let server = Server(model: model, configuration: configuration, logger: logger)
+        try await server.run { address in
+            printError("serving \(name) on http://\(address) (context \(engine.contextLength) tokens)")
+        }
+        printError("stopped")
+    }
+
+    /// "SmolLM2-135M-Instruct.Q4_1" for ".../SmolLM2-135M-Instruct.Q4_1.gguf"; a folder's own name.
+    static func servedName(_ path: String) -> String {
+        var name = path.split(separator: "/").last.map(String.init) ?? path
+        if name.hasSuffix(".gguf") { name.removeLast(".gguf".count) }
+        return name.isEmpty ? "model" : name
+    }
+}
