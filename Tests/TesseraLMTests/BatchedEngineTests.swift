@@ -255,6 +255,21 @@ final class BatchedEngineTests: XCTestCase {
         await engine.shutdown()
     }
 
+    /// With no queue, a request still reaches a free slot; a second one while it runs is refused.
+    func testNoQueueAdmitsUpToTheConcurrency() async throws {
+        let model = try Self.makeModel()
+        var configuration = BatchedEngine.Configuration()
+        configuration.maxConcurrency = 1
+        configuration.maxQueue = 0
+        let engine = try BatchedEngine(model: model, configuration: configuration)
+        let first = try await collect(try engine.submit(EngineRequest(promptTokens: [1, 2], maxTokens: 3)))
+        XCTAssertEqual(first.tokens.count, 3)
+        _ = try await settled(engine)
+        let again = try await collect(try engine.submit(EngineRequest(promptTokens: [1, 2], maxTokens: 3)))
+        XCTAssertEqual(again.tokens, first.tokens)
+        await engine.shutdown()
+    }
+
     func testLimitsAndShutdown() async throws {
         let model = try Self.makeModel()
         var configuration = BatchedEngine.Configuration()
@@ -294,6 +309,7 @@ final class BatchedEngineTests: XCTestCase {
             XCTAssertEqual($0 as? EngineError, .overloaded(retryAfterSeconds: 1))
         }
         XCTAssertEqual(engine.snapshot().queuedSequences, 1)
+        XCTAssertEqual(engine.snapshot().activeSequences, 1)
 
         // Shutdown ends both (cancelled) and refuses new requests.
         release.signal()

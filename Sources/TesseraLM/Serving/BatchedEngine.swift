@@ -24,7 +24,7 @@ public final class BatchedEngine: GenerationEngine, @unchecked Sendable {
     public struct Configuration: Sendable {
         /// Sequences generating at once; more wait in the queue.
         public var maxConcurrency = 16
-        /// Requests waiting beyond `maxConcurrency`; more are refused (`overloaded`).
+        /// Requests waiting while `maxConcurrency` generate; more are refused (`overloaded`).
         public var maxQueue = 64
         /// Positions (prompt + max tokens) a request may use, at most the model's context.
         public var maxContext: Int? = nil
@@ -145,7 +145,12 @@ public final class BatchedEngine: GenerationEngine, @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         guard !state.stopping else { throw EngineError.shuttingDown }
-        guard state.queue.count < configuration.maxQueue else { throw EngineError.overloaded(retryAfterSeconds: 1) }
+        // Room: the free generating slots (a request passes through the queue
+        // to reach one) plus `maxQueue` waiting.
+        let free = max(0, configuration.maxConcurrency - state.snapshot.activeSequences)
+        guard state.queue.count < configuration.maxQueue + free else {
+            throw EngineError.overloaded(retryAfterSeconds: 1)
+        }
         let id = state.nextID
         state.nextID += 1
         continuation.onTermination = { [weak self] termination in
@@ -223,6 +228,7 @@ public final class BatchedEngine: GenerationEngine, @unchecked Sendable {
                 reserved += next.reservedBytes
             }
             state.snapshot.queuedSequences = state.queue.count
+            state.snapshot.activeSequences = active.count + admitted.count
             condition.unlock()
 
             for sequence in dropped { end(sequence, .cancelled, cache: false) }
