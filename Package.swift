@@ -176,3 +176,17 @@ let package = Package(
         ),
     ]
 )
+
+// TESSERA_CORE_ONLY=1: the array framework's targets and their tests alone,
+// without the LLM stack, CLI, server and hub or the packages they pull in
+// (SwiftNIO, BoringSSL, ...). CI's thread-sanitizer run builds this way
+// (with `--manifest-cache none`, as the manifest then depends on the environment).
+if Context.environment["TESSERA_CORE_ONLY"] != nil {
+    let core: Set<String> = [
+        "CTesseraKernels", "Tessera", "TesseraNN", "TesseraOptimizers", "TesseraTestSupport",
+        "TesseraTests", "TesseraNNTests", "TesseraOptimizersTests",
+    ]
+    package.targets.removeAll { !core.contains($0.name) }
+    package.products.removeAll { !core.contains($0.name) }
+    package.dependencies = []
+}
