@@ -23,8 +23,10 @@ targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then targets=(gguf safetensors config tokenizer template prompt-cache); fi
 work=.build-fuzz
 # swiftc adds no coverage instrumentation for -sanitize=fuzzer at -O (checked with Swift 6.3.1:
-# objects without __sancov sections), so it is asked for explicitly.
-flags=(-c release --sanitize fuzzer --sanitize address -Xswiftc -sanitize-coverage=edge,trace-cmp)
+# objects without __sancov sections), so it is asked for explicitly, in the form
+# this libFuzzer reads (inline 8-bit counters + PC table; trace-pc-guard is refused).
+flags=(-c release --sanitize fuzzer --sanitize address
+    -Xswiftc -sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp)
 
 swift build --package-path Fuzz "${flags[@]}"
 binary="$(swift build --package-path Fuzz "${flags[@]}" --show-bin-path)/tessera-fuzz"
