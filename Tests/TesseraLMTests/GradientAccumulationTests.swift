@@ -46,10 +46,13 @@ final class GradientAccumulationTests: XCTestCase {
         var moved: Float = 0
         for (name, want) in big {
             guard let got = accumulated[name], let initial = start[name] else { return XCTFail(name) }
-            // float32 sums in another order: 1e-5 of the update's size.
+            // float32 sums in another order, carried through a second step whose
+            // gradient depends on the first: 5e-5 of the update's size (a clean
+            // clone's CI run measured 1.01e-5 on one LoRA B; a wrong scale of the
+            // averaged gradient would be off by a large part of the update).
             let update = abs(want - initial).max().item(Float.self)
             moved = max(moved, update)
-            XCTAssertLessThanOrEqual(abs(got - want).max().item(Float.self), 1e-5 * max(update, 1e-3), name)
+            XCTAssertLessThanOrEqual(abs(got - want).max().item(Float.self), 5e-5 * max(update, 1e-3), name)
         }
         XCTAssertGreaterThan(moved, 1e-3)  // the updates are not negligible
         // Not averaging (the sum of two batches) would be a different update.
