@@ -8,7 +8,7 @@
 # configuration and loading, tokenizer metadata), safetensors, config
 # (config.json of every architecture), tokenizer (tokenizer.json + encode),
 # template (chat template parse + render under tight limits), prompt-cache
-# (reader against the qwen2 fixture model's cache layout).
+# (reader against the qwen2 fixture model's cache layout), npy, npz.
 # Seeds: Fuzz/corpus/<target> (committed, small) plus fixture files under
 # Tests/Fixtures; the growing corpus is kept in .build-fuzz/corpus/<target>.
 # Any crash, sanitizer report, leak, out-of-memory (-rss_limit_mb) or
@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 
 seconds="${TESSERA_FUZZ_SECONDS:-40}"
 targets=("$@")
-if [ ${#targets[@]} -eq 0 ]; then targets=(gguf safetensors config tokenizer template prompt-cache); fi
+if [ ${#targets[@]} -eq 0 ]; then targets=(gguf safetensors config tokenizer template npy npz prompt-cache); fi
 work=.build-fuzz
 # swiftc adds no coverage instrumentation for -sanitize=fuzzer at -O (checked with Swift 6.3.1:
 # objects without __sancov sections), so it is asked for explicitly, in the form
@@ -37,6 +37,8 @@ seeds_for() {
     safetensors) echo Tests/Fixtures/lm/qwen3_mlx_q4/model.safetensors ;;
     tokenizer) echo Tests/Fixtures/tokenizers/gpt2-bpe/tokenizer.json Tests/Fixtures/tokenizers/llama2-spm/tokenizer.json ;;
     template) echo Tests/Fixtures/chat_templates/qwen3.jinja Tests/Fixtures/chat_templates/llama-3.1.jinja ;;
+    npy) echo Tests/Fixtures/io/fortran.npy Tests/Fixtures/io/scalar.npy ;;
+    npz) echo Tests/Fixtures/io/sample.npz Tests/Fixtures/io/sample_compressed.npz ;;
     esac
 }
 

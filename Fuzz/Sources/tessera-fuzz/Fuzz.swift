@@ -5,6 +5,7 @@
 //   tokenizer     tokenizer.json (+ an encode/decode round of a fixed text)
 //   template      chat template parse + render with tight limits
 //   prompt-cache  prompt-cache reader against a small fixture model's cache layout
+//   npy, npz      numpy .npy reader; .npz (zip, stored and deflated entries) reader
 // A typed error is a pass; a crash, a sanitizer report, a leak or a timeout
 // (libFuzzer's -timeout) is a finding.
 
@@ -16,7 +17,7 @@ import Tessera
 import TesseraLM
 
 enum Target: String {
-    case gguf, safetensors, config, tokenizer, template, promptCache = "prompt-cache"
+    case gguf, safetensors, config, tokenizer, template, npy, npz, promptCache = "prompt-cache"
 }
 
 /// Per-process scratch paths on a RAM-backed folder when there is one.
@@ -31,7 +32,7 @@ let target: Target = {
     let name = ProcessInfo.processInfo.environment["TESSERA_FUZZ_TARGET"] ?? ""
     guard let t = Target(rawValue: name) else {
         FileHandle.standardError.write(
-            Data("set TESSERA_FUZZ_TARGET to gguf, safetensors, config, tokenizer, template or prompt-cache\n".utf8))
+            Data("set TESSERA_FUZZ_TARGET to gguf, safetensors, config, tokenizer, template, npy, npz or prompt-cache\n".utf8))
         exit(2)
     }
     return t
@@ -82,6 +83,16 @@ public func fuzzOne(_ bytes: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         write(data, to: path)
         if let (tensors, _) = try? Safetensors.load(path) {
             for t in tensors.values.prefix(64) where t.size <= 1 << 16 { _ = t.asType(.float32).toArray(Float.self) }
+        }
+    case .npy:
+        let path = scratch + "/input.npy"
+        write(data, to: path)
+        if let t = try? NPY.load(path), t.size <= 1 << 16 { _ = t.asType(.float32).toArray(Float.self) }
+    case .npz:
+        let path = scratch + "/input.npz"
+        write(data, to: path)
+        if let arrays = try? NPZ.load(path) {
+            for t in arrays.values.prefix(64) where t.size <= 1 << 16 { _ = t.asType(.float32).toArray(Float.self) }
         }
     case .config:
         // A folder with this config.json and a tiny weight file: every architecture's reader and checks run.
