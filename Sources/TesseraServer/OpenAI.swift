@@ -235,7 +235,7 @@ extension Server {
 
     /// Refuses the deprecated functions API: a clear 400, never silently ignored.
     static func refuseUnsupported(_ f: RequestFields) throws(APIError) {
-        if f["functions"] != nil { throw APIError.invalid("'functions' are not supported by this server yet", param: "functions") }
+        if f["functions"] != nil { throw APIError.invalid("the deprecated 'functions' API is not supported; use 'tools'", param: "functions") }
     }
 
     func chatCompletions(_ f: RequestFields) async throws -> Response {
