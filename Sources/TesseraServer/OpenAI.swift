@@ -328,6 +328,12 @@ extension Server {
                         if case .cancelled = end.reason { throw APIError(.unavailable, "the server is shutting down") }
                         let before = splitter.calls.count
                         try await send(splitter.finish(), callsBefore: before)
+                        if options.logprobs && !pendingTokens.isEmpty {  // tokens whose text was cut by a stop string
+                            try await writer.send(chunk([.object(JSONObject([
+                                ("index", .int(index)), ("delta", .object(JSONObject([("content", "")]))),
+                                ("logprobs", logprobsJSON(pendingTokens)), ("finish_reason", .null),
+                            ]))]))
+                        }
                         ends.append(end)
                         try await writer.send(chunk([.object(JSONObject([
                             ("index", .int(index)), ("delta", .object(JSONObject())), ("logprobs", .null),
