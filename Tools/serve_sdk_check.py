@@ -270,6 +270,12 @@ def main():
             check(u.usage.prompt_tokens_details.cached_tokens == 0, f"the reference server cached {u.usage}")
             check(u.choices[0].message.content == r.choices[0].message.content,
                   f"cached {r.choices[0].message.content!r} != uncached {u.choices[0].message.content!r}")
+    if not args.tools:
+        # A model whose template does not render tools: a 400 that says so, never silently dropped.
+        status, _, answer = http(url, "/v1/chat/completions", {
+            "model": model, "messages": messages, "max_tokens": 2, "tools": [{"type": "function", "function": {
+                "name": "f", "parameters": {"type": "object"}}}]}, {"authorization": "Bearer " + key})
+        check(status == 400 and "does not render tools" in answer["error"]["message"], f"tools: {status} {answer}")
     if args.quick:
         print(json.dumps({"ok": True, "peak_rss_mib": peak_rss_mib(args.pid), "seconds": round(time.time() - started, 1)}))
         return
