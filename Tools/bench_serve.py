@@ -177,7 +177,8 @@ def main():
 
     results = {}
     port = free_port()
-    proc = start([args.tessera, "serve", "--model", model, "--port", str(port), "--max-concurrency", "16"])
+    proc = start([args.tessera, "serve", "--model", model, "--model-name", "default", "--port", str(port),
+                  "--max-concurrency", "16"])
     try:
         if not wait_ready(port, "/health"):
             sys.exit("tessera serve did not become ready")

@@ -16,6 +16,7 @@ Prints one JSON line of measurements last; exits non-zero at the first failed ch
 import argparse
 import concurrent.futures
 import json
+import os
 import subprocess
 import sys
 import time
@@ -23,9 +24,11 @@ import urllib.error
 import urllib.request
 
 import anthropic
+import jsonschema
 import openai
 
 PROMPT = "Write a haiku about the sea."
+SCHEMAS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../Tests/Fixtures/structured/schemas.json")
 # Newer anthropic SDKs dropped the temperature argument; the API field still exists.
 GREEDY = {"temperature": 0}
 N = 12  # tokens per greedy check: enough text to compare, cheap in a debug build
@@ -88,6 +91,89 @@ def anthropic_error_shape(body, where):
           f"{where}: error lacks type/message: {body}")
 
 
+WEATHER = {"type": "object", "properties": {"city": {"type": "string"}, "unit": {"enum": ["celsius", "fahrenheit"]}},
+           "required": ["city"], "additionalProperties": False}
+
+
+def tool_checks(oa, an, model):
+    """Tool calls through both SDKs (a model whose template renders tools): a forced tool_choice makes
+    the call certain; it is well-formed, its arguments validate, streaming gives the same call, and the
+    tool's result sent back renders and answers."""
+    step("tools (openai)")
+    tool = {"type": "function", "function": {"name": "get_weather", "description": "The weather in a city.",
+                                             "parameters": WEATHER}}
+    other = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}}}
+    ask = [{"role": "user", "content": "What is the weather in Oslo?"}]
+    r = oa.chat.completions.create(model=model, messages=ask, tools=[other, tool], max_tokens=120, temperature=0,
+                                   tool_choice={"type": "function", "function": {"name": "get_weather"}})
+    c = r.choices[0]
+    check(c.finish_reason == "tool_calls" and c.message.tool_calls, f"no tool call: {c}")
+    call = c.message.tool_calls[0]
+    check(call.type == "function" and call.id and call.function.name == "get_weather", f"call {call}")
+    jsonschema.validate(json.loads(call.function.arguments), WEATHER)
+    step(f"  call: {call.function.name}({call.function.arguments})")
+    calls, finish = {}, None
+    for chunk in oa.chat.completions.create(model=model, messages=ask, tools=[other, tool], max_tokens=120, temperature=0,
+                                            tool_choice={"type": "function", "function": {"name": "get_weather"}},
+                                            stream=True):
+        for d in chunk.choices:
+            for tc in d.delta.tool_calls or []:
+                entry = calls.setdefault(tc.index, {"name": "", "arguments": ""})
+                entry["name"] += tc.function.name or ""
+                entry["arguments"] += tc.function.arguments or ""
+            finish = d.finish_reason or finish
+    check(finish == "tool_calls" and list(calls.values()) == [{"name": call.function.name,
+                                                               "arguments": call.function.arguments}],
+          f"streamed calls {calls} ({finish}) != {call}")
+    required = oa.chat.completions.create(model=model, messages=ask, tools=[other, tool], max_tokens=120,
+                                          temperature=0.8, seed=3, tool_choice="required")
+    rc = required.choices[0].message.tool_calls
+    check(required.choices[0].finish_reason == "tool_calls" and rc and rc[0].function.name in ("get_weather", "get_time"),
+          f"required: {required.choices[0]}")
+    if rc[0].function.name == "get_weather":
+        jsonschema.validate(json.loads(rc[0].function.arguments), WEATHER)
+    # The round trip: the call and its result go back; the template renders them (a longer prompt).
+    follow = ask + [{"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
+                    {"role": "tool", "tool_call_id": call.id, "content": "12 degrees and sunny"}]
+    back = oa.chat.completions.create(model=model, messages=follow, tools=[tool], max_tokens=N, temperature=0)
+    check(back.choices[0].finish_reason in ("stop", "length", "tool_calls"), f"round trip {back.choices[0]}")
+    check(back.usage.prompt_tokens > r.usage.prompt_tokens + 10, f"round trip prompt {back.usage} vs {r.usage}")
+    # tool_choice none: the tools are not rendered, no calls.
+    none = oa.chat.completions.create(model=model, messages=ask, tools=[tool], tool_choice="none", max_tokens=4,
+                                      temperature=0)
+    check(not none.choices[0].message.tool_calls and none.usage.prompt_tokens < r.usage.prompt_tokens,
+          f"tool_choice none: {none}")
+
+    step("tools (anthropic)")
+    an_tool = {"name": "get_weather", "description": "The weather in a city.", "input_schema": WEATHER}
+    m = an.messages.create(model=model, max_tokens=120, messages=ask, tools=[an_tool], tool_choice={"type": "any"},
+                           extra_body=GREEDY)
+    uses = [b for b in m.content if b.type == "tool_use"]
+    check(m.stop_reason == "tool_use" and len(uses) >= 1, f"anthropic: no tool_use: {m}")
+    check(uses[0].name == "get_weather" and uses[0].id, f"tool_use {uses[0]}")
+    step(f"  tool_use: {uses[0].name}({json.dumps(uses[0].input)})")
+    jsonschema.validate(uses[0].input, WEATHER)
+    events = []
+    with an.messages.stream(model=model, max_tokens=120, messages=ask, tools=[an_tool], tool_choice={"type": "any"},
+                            extra_body=GREEDY) as stream:
+        for event in stream:
+            events.append((event.type, getattr(getattr(event, "delta", None), "type", None)))
+        final = stream.get_final_message()
+    check(("content_block_delta", "input_json_delta") in events, f"no input_json_delta in {sorted(set(events))}")
+    suses = [b for b in final.content if b.type == "tool_use"]
+    check(final.stop_reason == "tool_use" and [(b.name, b.input) for b in suses] == [(b.name, b.input) for b in uses],
+          f"streamed tool_use {final.content} != {m.content}")
+    content = [{"type": "text", "text": b.text} for b in m.content if b.type == "text" and b.text]
+    content += [{"type": "tool_use", "id": b.id, "name": b.name, "input": b.input} for b in uses]
+    results = [{"type": "tool_result", "tool_use_id": b.id, "content": "12 degrees and sunny"} for b in uses]
+    m2 = an.messages.create(model=model, max_tokens=N, tools=[an_tool], extra_body=GREEDY, messages=ask + [
+        {"role": "assistant", "content": content}, {"role": "user", "content": results}])
+    check(m2.stop_reason in ("end_turn", "max_tokens", "tool_use"), f"anthropic round trip {m2}")
+    def prompt_of(u):  # Anthropic's input_tokens leaves out the tokens read from the cache
+        return u.input_tokens + (u.cache_read_input_tokens or 0)
+    check(prompt_of(m2.usage) > prompt_of(m.usage) + 10, f"round trip input {m2.usage} vs {m.usage}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--url", required=True)
@@ -97,9 +183,11 @@ def main():
     ap.add_argument("--model-path", required=True)
     ap.add_argument("--pid", type=int, required=True, help="the server's process id (peak RSS)")
     ap.add_argument("--queue-url", help="a second server started with --max-queue 0 (429 check)")
+    ap.add_argument("--reference-url", help="a server without a prefix cache (--engine serial): the uncached texts")
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--cors-origin", default="http://example.com")
+    ap.add_argument("--tools", action="store_true", help="the model's template renders tools: check tool calls")
     ap.add_argument("--quick", action="store_true", help="only greedy chat/messages, streamed and not, vs generate")
     args = ap.parse_args()
     url, key, model = args.url, args.api_key, args.model
@@ -162,6 +250,32 @@ def main():
         check(t in events, f"no {t} event in {sorted(set(events))}")
     check(final.stop_reason == msg.stop_reason and final.usage.output_tokens == msg.usage.output_tokens,
           f"final message {final.stop_reason} {final.usage}")
+    step("prefix cache")
+    # A multi-turn chat re-sent with one more turn reuses the earlier prompt's
+    # KV (cached_tokens > 0) and says what a server without a cache says.
+    turn1 = messages + [{"role": "assistant", "content": text}, {"role": "user", "content": "Now one about the moon."}]
+    r1 = oa.chat.completions.create(model=model, messages=turn1, max_tokens=N, temperature=0)
+    turn2 = turn1 + [{"role": "assistant", "content": r1.choices[0].message.content},
+                     {"role": "user", "content": "And one about the stars."}]
+    r2 = oa.chat.completions.create(model=model, messages=turn2, max_tokens=N, temperature=0)
+    cached = r2.usage.prompt_tokens_details.cached_tokens
+    # At least the previous turn's prompt (less its last token, "\n", which BPE may merge with the reply's text).
+    check(cached >= r1.usage.prompt_tokens - 1, f"cached tokens {cached} < the previous turn's prompt {r1.usage.prompt_tokens}")
+    check(cached < r2.usage.prompt_tokens, f"cached tokens {cached} >= prompt {r2.usage.prompt_tokens}")
+    step(f"  cached {cached} of {r2.usage.prompt_tokens} prompt tokens")
+    if args.reference_url:
+        ref = openai.OpenAI(base_url=args.reference_url + "/v1", api_key=key, max_retries=0, timeout=300)
+        for convo, r in ((turn1, r1), (turn2, r2)):
+            u = ref.chat.completions.create(model=model, messages=convo, max_tokens=N, temperature=0)
+            check(u.usage.prompt_tokens_details.cached_tokens == 0, f"the reference server cached {u.usage}")
+            check(u.choices[0].message.content == r.choices[0].message.content,
+                  f"cached {r.choices[0].message.content!r} != uncached {u.choices[0].message.content!r}")
+    if not args.tools:
+        # A model whose template does not render tools: a 400 that says so, never silently dropped.
+        status, _, answer = http(url, "/v1/chat/completions", {
+            "model": model, "messages": messages, "max_tokens": 2, "tools": [{"type": "function", "function": {
+                "name": "f", "parameters": {"type": "object"}}}]}, {"authorization": "Bearer " + key})
+        check(status == 400 and "does not render tools" in answer["error"]["message"], f"tools: {status} {answer}")
     if args.quick:
         print(json.dumps({"ok": True, "peak_rss_mib": peak_rss_mib(args.pid), "seconds": round(time.time() - started, 1)}))
         return
@@ -216,6 +330,42 @@ def main():
     check(all(lp <= 0 for lp in lps.token_logprobs) and all(len(t) <= 2 for t in lps.top_logprobs), f"{lps}")
     check(scored.choices[0].text == ctext[: len(scored.choices[0].text)], "completion logprobs changed the text")
 
+    step("response_format")
+    # json_schema through the SDK: five of the 20 fixture schemas (StructuredOutputTests'), the
+    # replies parse and validate with jsonschema, streamed the same; json_object gives an object.
+    with open(SCHEMAS) as f:
+        cases = json.load(f)["cases"]
+    ask = [{"role": "user", "content": "Describe a thing as JSON."}]
+    for case in cases[::4]:
+        fmt = {"type": "json_schema", "json_schema": {"name": case["name"], "schema": case["schema"], "strict": True}}
+        r = oa.chat.completions.create(model=model, messages=ask, max_tokens=160, temperature=0, response_format=fmt)
+        reply = r.choices[0].message.content
+        check(r.choices[0].finish_reason in ("stop", "length"), f"{case['name']}: finish {r.choices[0].finish_reason}: {reply!r}")
+        try:
+            jsonschema.validate(json.loads(reply), case["schema"])
+        except (ValueError, jsonschema.ValidationError) as e:
+            raise AssertionError(f"{case['name']}: {reply!r} is not valid: {e}")
+        step(f"  {case['name']}: {json.dumps(json.loads(reply))}")
+        if case is cases[0]:
+            streamed = "".join(c.choices[0].delta.content or "" for c in oa.chat.completions.create(
+                model=model, messages=ask, max_tokens=160, temperature=0, response_format=fmt, stream=True)
+                if c.choices)
+            check(streamed == reply, f"streamed json {streamed!r} != {reply!r}")
+            seeded = oa.completions.create(model=model, prompt="JSON:", max_tokens=160, temperature=0.8, seed=7,
+                                           extra_body={"response_format": fmt})
+            jsonschema.validate(json.loads(seeded.choices[0].text), case["schema"])
+    obj = oa.chat.completions.create(model=model, messages=ask, max_tokens=60, temperature=0,
+                                     response_format={"type": "json_object"})
+    check(isinstance(json.loads(obj.choices[0].message.content), dict), f"json_object {obj.choices[0].message.content!r}")
+    status, _, answer = http(url, "/v1/chat/completions", {
+        "model": model, "messages": ask, "max_tokens": 20, "response_format": {
+            "type": "json_schema", "json_schema": {"name": "p", "schema": {"type": "string", "pattern": "^a+$"}}}},
+        {"authorization": "Bearer " + key})
+    check(status == 400 and "pattern" in answer["error"]["message"], f"unsupported keyword: {status} {answer}")
+
+    if args.tools:
+        tool_checks(oa, an, model)
+
     step("anthropic stop sequences, count_tokens")
     sm = an.messages.create(model=model, max_tokens=N, messages=messages, stop_sequences=[stop],
                             system="You are a poet.", extra_body=GREEDY)
@@ -226,7 +376,8 @@ def main():
     check(ss.stop_reason == "stop_sequence" and ss.stop_sequence == stop, f"stop_sequences {ss.stop_reason}")
     check("".join(b.text for b in ss.content) == cut, "anthropic stop text")
     count = an.messages.count_tokens(model=model, messages=messages)
-    check(count.input_tokens == msg.usage.input_tokens == chat.usage.prompt_tokens,
+    check(count.input_tokens == msg.usage.input_tokens + (msg.usage.cache_read_input_tokens or 0)
+          == chat.usage.prompt_tokens,
           f"count_tokens {count.input_tokens} vs {msg.usage.input_tokens} vs {chat.usage.prompt_tokens}")
 
     step("bad requests")
@@ -241,8 +392,9 @@ def main():
         ("empty messages", {**good, "messages": []}, None, 400),
         ("negative max_tokens", {**good, "max_tokens": -3}, None, 400),
         ("over the context", {**good, "max_tokens": 10_000_000}, None, 400),
-        ("json_schema", {**good, "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}},
-         None, 400),
+        ("json_schema keyword", {**good, "response_format": {"type": "json_schema", "json_schema": {
+            "name": "x", "schema": {"type": "string", "format": "date"}}}}, None, 400),
+        ("response_format type", {**good, "response_format": {"type": "yaml"}}, None, 400),
         ("oversized body", None, b'{"model": "' + b"x" * (5 << 20) + b'"}', 413),
     ]
     for name, body, raw, want in bad_openai:

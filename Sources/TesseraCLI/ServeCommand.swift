@@ -33,8 +33,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "The port to listen on (0: any free port, printed at start).")
     var port = 8080
 
-    @Option(help: "Sequences generated at once (the serial engine runs 1; for the batched engine).")
-    var maxConcurrency = 1
+    @Option(help: "The engine: batched (continuous batching, prefix cache) or serial (one sequence at a time).")
+    var engine: EngineKind = .batched
+
+    @Option(help: "Sequences generated at once by the batched engine (the serial engine runs 1).")
+    var maxConcurrency = 8
 
     @Option(help: "Requests waiting beyond the running ones before the server answers 429 (≥ 0).")
     var maxQueue = 64
@@ -48,8 +51,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Allow browsers from this origin (CORS; * for any).", valueName: "origin"))
     var corsOrigin: String?
 
-    @Option(help: "Bytes kept by the prefix cache (for the batched engine; the serial engine keeps none).")
+    @Option(help: "Bytes kept by the prefix cache (batched engine; 0: none; the serial engine keeps none).")
     var promptCacheBytes = 512 << 20
+
+    @Option(help: "Bytes of key/value cache the running sequences may reserve (batched engine).")
+    var kvCacheBytes = 2 << 30
 
     @Option(help: "The largest request body accepted, in bytes (larger: 413).")
     var maxBodyBytes = 4 << 20
@@ -64,6 +70,7 @@ struct ServeCommand: AsyncParsableCommand {
         guard maxConcurrency >= 1 else { throw ValidationError("--max-concurrency must be at least 1, got \(maxConcurrency)") }
         guard maxQueue >= 0 else { throw ValidationError("--max-queue must be ≥ 0, got \(maxQueue)") }
         if let maxContext, maxContext < 2 { throw ValidationError("--max-context must be at least 2, got \(maxContext)") }
+        guard kvCacheBytes >= 1 << 20 else { throw ValidationError("--kv-cache-bytes must be at least 1048576, got \(kvCacheBytes)") }
         guard promptCacheBytes >= 0 else { throw ValidationError("--prompt-cache-bytes must be ≥ 0, got \(promptCacheBytes)") }
         guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024, got \(maxBodyBytes)") }
         if let apiKey, apiKey.isEmpty { throw ValidationError("--api-key must not be empty") }
@@ -74,9 +81,21 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         let (generator, loaded, path) = try await modelOptions.load()
         _ = try adapter.apply(to: loaded, verbose: modelOptions.verbose)
-        let engine = SerialEngine(model: generator.model, maxQueue: maxQueue, maxContext: maxContext)
+        let engine: any GenerationEngine
+        switch self.engine {
+        case .serial:
+            engine = SerialEngine(model: generator.model, maxQueue: maxQueue, maxContext: maxContext)
+        case .batched:
+            var configuration = BatchedEngine.Configuration()
+            configuration.maxConcurrency = maxConcurrency
+            configuration.maxQueue = maxQueue
+            configuration.maxContext = maxContext
+            configuration.prefixCacheBytes = promptCacheBytes
+            configuration.kvCacheBytes = kvCacheBytes
+            engine = try BatchedEngine(model: generator.model, configuration: configuration)
+        }
         let name = modelName ?? Self.servedName(path)
-        let model = ServedModel(name: name, engine: engine, tokenizer: generator.tokenizer)
+        let model = ServedModel(name: name, engine: engine, tokenizer: generator.tokenizer, modelType: loaded.modelType)
         var configuration = ServerConfiguration()
         configuration.host = host
         configuration.port = port
@@ -86,10 +105,15 @@ struct ServeCommand: AsyncParsableCommand {
         var logger = Logger(label: "tessera.serve")
         logger.logLevel = modelOptions.verbose ? .info : .warning
         let server = Server(model: model, configuration: configuration, logger: logger)
+        let engineName = self.engine.rawValue
         try await server.run { address in
-            printError("serving \(name) on http://\(address) (context \(engine.contextLength) tokens)")
+            printError("serving \(name) on http://\(address) (context \(engine.contextLength) tokens, \(engineName) engine)")
         }
         printError("stopped")
+    }
+
+    enum EngineKind: String, ExpressibleByArgument, CaseIterable {
+        case batched, serial
     }
 
     /// "SmolLM2-135M-Instruct.Q4_1" for ".../SmolLM2-135M-Instruct.Q4_1.gguf"; a folder's own name.

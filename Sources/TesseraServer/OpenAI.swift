@@ -23,6 +23,8 @@ struct OpenAIGeneration {
     var stops: [String] = []
     var logprobs = false
     var topLogprobs = 0
+    /// `response_format`: JSON enforced by a constraint per choice.
+    var responseFormat = ResponseFormat.text
 
     static let maxChoices = 16
     static let maxStops = 16
@@ -39,6 +41,13 @@ struct OpenAIGeneration {
         maxTokens = maxCompletion ?? legacyMax
         sampling = try Self.sampling(f)
         stops = try f.stopStrings("stop", limit: Self.maxStops)
+        if let format = try f.objectField("response_format") {
+            do {
+                responseFormat = try ResponseFormat(openAI: .object(format.object))
+            } catch {
+                throw APIError.invalid(error.description, param: "response_format")
+            }
+        }
         if completionsLogprobs {
             if let k = try f.int("logprobs", in: 0...5) {
                 logprobs = true
@@ -81,7 +90,11 @@ struct OpenAIGeneration {
     }
 
     /// Starts the n choices' sequences for `prompt` (an error refuses them all).
-    func start(_ prompt: [Int], on model: ServedModel) throws(APIError) -> [AsyncThrowingStream<EngineEvent, any Error>] {
+    /// `forcedTools`: each choice must write a call of these tools (else the
+    /// `response_format` constraint, if any).
+    func start(
+        _ prompt: [Int], on model: ServedModel, forcedTools: (tools: ToolRequest, format: ToolCallFormat)? = nil
+    ) throws(APIError) -> [AsyncThrowingStream<EngineEvent, any Error>] {
         for id in sampling.logitBias.keys where id >= model.engine.vocabularySize {
             throw APIError.invalid("'logit_bias' names token \(id), outside the vocabulary", param: "logit_bias")
         }
@@ -96,13 +109,25 @@ struct OpenAIGeneration {
                 "the prompt (\(prompt.count) tokens) and max_tokens (\(maxTokens)) need \(prompt.count + maxTokens) "
                     + "positions, but the model's context is \(context)", param: "max_tokens")
         }
+        // One constraint per choice (each follows its own tokens); all built
+        // before any sequence starts, so a schema it cannot enforce is a 400.
+        var filters: [(@Sendable ([Int]) -> TokenConstraint)?] = []
+        for _ in 0..<n {
+            let constraint =
+                if let forcedTools {
+                    try model.toolConstraint(forcedTools.tools, format: forcedTools.format, maxTokens: maxTokens)
+                } else {
+                    try model.constraint(for: responseFormat, maxTokens: maxTokens)
+                }
+            filters.append(constraint?.tokenFilter)
+        }
         var streams: [AsyncThrowingStream<EngineEvent, any Error>] = []
         for i in 0..<n {
             var sampling = self.sampling
             if let seed = sampling.seed { sampling.seed = seed &+ UInt64(i) }
             let request = EngineRequest(
                 promptTokens: prompt, maxTokens: maxTokens, sampling: sampling, stopTokens: model.stopTokens,
-                logprobs: logprobs, topLogprobs: topLogprobs)
+                logprobs: logprobs, topLogprobs: topLogprobs, tokenFilter: filters[i])
             streams.append(try model.start(request))
         }
         return streams
@@ -157,14 +182,35 @@ extension Server {
             let m = RequestFields(object)
             var role = try m.requiredString("role")
             switch role {
-            case "system", "user", "assistant": break
+            case "system", "user", "assistant", "tool": break
             case "developer": role = "system"
-            case "tool", "function":
-                throw APIError.invalid("\(param): tool messages are not supported by this server yet", param: param)
-            default: throw APIError.invalid("\(param).role '\(role)' is not one of system, developer, user, assistant", param: param)
+            case "function":
+                throw APIError.invalid("\(param): 'function' messages (the deprecated functions API) are not supported; use tools", param: param)
+            default:
+                throw APIError.invalid("\(param).role '\(role)' is not one of system, developer, user, assistant, tool", param: param)
             }
-            if m["tool_calls"] != nil || m["function_call"] != nil {
-                throw APIError.invalid("\(param): tool calls are not supported by this server yet", param: param)
+            if m["function_call"] != nil {
+                throw APIError.invalid("\(param): 'function_call' (the deprecated functions API) is not supported; use tool_calls", param: param)
+            }
+            var extra: [(String, JSONValue)] = []
+            if let calls = m["tool_calls"] {
+                guard role == "assistant", let list = calls.array else {
+                    throw APIError.invalid("\(param).tool_calls must be an array on an assistant message", param: param)
+                }
+                for (j, call) in list.enumerated() {
+                    guard call["function"]?["name"]?.string != nil, call["function"]?["arguments"]?.string != nil else {
+                        throw APIError.invalid(
+                            "\(param).tool_calls[\(j)] needs function.name and function.arguments (a JSON string)", param: param)
+                    }
+                }
+                extra.append(("tool_calls", calls))
+            }
+            if role == "tool" {
+                guard let id = m["tool_call_id"]?.string else {
+                    throw APIError.invalid("\(param): a tool message needs 'tool_call_id'", param: param)
+                }
+                extra.append(("tool_call_id", .string(id)))
+                if let name = m["name"]?.string { extra.append(("name", .string(name))) }
             }
             let content: String
             switch m["content"] {
@@ -178,29 +224,18 @@ extension Server {
                     text += t
                 }
                 content = text
+            case nil where role == "assistant" && !extra.isEmpty: content = ""
             case nil: throw APIError.invalid("\(param).content is required", param: param)
             default: throw APIError.invalid("\(param).content must be a string or an array of text parts", param: param)
             }
-            out.append(.object(JSONObject([("role", .string(role)), ("content", .string(content))])))
+            out.append(.object(JSONObject([("role", .string(role)), ("content", .string(content))] + extra)))
         }
         return out
     }
 
-    /// Refuses what the tool-call and structured-output work will add: a
-    /// clear 400, never silently ignored.
+    /// Refuses the deprecated functions API: a clear 400, never silently ignored.
     static func refuseUnsupported(_ f: RequestFields) throws(APIError) {
-        if let tools = f["tools"], tools.array?.isEmpty != true {
-            throw APIError.invalid("'tools' are not supported by this server yet", param: "tools")
-        }
-        if f["functions"] != nil { throw APIError.invalid("'functions' are not supported by this server yet", param: "functions") }
-        if let format = try f.objectField("response_format") {
-            let type = try format.requiredString("type")
-            guard type == "text" else {
-                throw APIError.invalid(
-                    "response_format '\(type)' (constrained JSON output) is not supported by this server yet",
-                    param: "response_format")
-            }
-        }
+        if f["functions"] != nil { throw APIError.invalid("the deprecated 'functions' API is not supported; use 'tools'", param: "functions") }
     }
 
     func chatCompletions(_ f: RequestFields) async throws -> Response {
@@ -208,12 +243,23 @@ extension Server {
         let messages = try Self.chatMessages(f)
         try Self.refuseUnsupported(f)
         let options = try OpenAIGeneration(f, completionsLogprobs: false)
-        let prompt = try model.chatTokens(messages)
-        let streams = try options.start(prompt, on: model)
+        let tools = try ToolRequest(openAI: f)
+        let toolFormat = try model.toolFormat(for: tools)
+        let prompt = try model.chatTokens(messages, tools: tools.active ? tools.tools : nil)
+        let streams: [AsyncThrowingStream<EngineEvent, any Error>]
+        if let toolFormat, tools.isForced {
+            guard options.responseFormat == .text else {
+                throw APIError.invalid("a forced tool_choice and a JSON response_format cannot both apply", param: "tool_choice")
+            }
+            streams = try options.start(prompt, on: model, forcedTools: (tools, toolFormat))
+        } else {
+            streams = try options.start(prompt, on: model)
+        }
         let id = "chatcmpl-" + randomID()
         let created = Int(wallClock())
         let started = wallClock()
         let (model, metrics) = (self.model, self.metrics)
+        let keepSpecial = toolFormat != nil
 
         @Sendable func chunk(_ choices: [JSONValue], usage: JSONValue? = nil) -> JSONValue {
             var o = JSONObject([
@@ -227,6 +273,9 @@ extension Server {
             guard options.logprobs else { return .null }
             return .object(JSONObject([("content", .array(tokens.map { Self.chatLogprob($0, model) }))]))
         }
+        @Sendable func finishReason(_ end: SequenceEnd, calls: [ToolCall]) -> JSONValue {
+            calls.isEmpty ? end.reason.openAI : "tool_calls"
+        }
 
         if options.stream {
             return HTTP.eventStream { writer in
@@ -238,18 +287,57 @@ extension Server {
                             ("delta", .object(JSONObject([("role", "assistant"), ("content", "")]))),
                             ("logprobs", .null), ("finish_reason", .null),
                         ]))]))
-                        let end = try await model.drive(stream, stops: options.stops, metrics: metrics, started: started) {
-                            delta in
-                            try await writer.send(chunk([.object(JSONObject([
-                                ("index", .int(index)), ("delta", .object(JSONObject([("content", .string(delta.text))]))),
-                                ("logprobs", logprobsJSON(delta.tokens)), ("finish_reason", .null),
-                            ]))]))
+                        var splitter = ReplySplitter(format: toolFormat)
+                        var pendingTokens: [EngineToken] = []
+                        func send(_ events: [ToolCallEvent], callsBefore: Int) async throws {
+                            var callIndex = callsBefore
+                            for event in events {
+                                let delta: JSONObject
+                                switch event {
+                                case .text(let text): delta = JSONObject([("content", .string(text))])
+                                case .toolCall(let call):
+                                    var entry = call.openAIJSON.object ?? JSONObject()
+                                    entry["index"] = .int(callIndex)
+                                    callIndex += 1
+                                    delta = JSONObject([("tool_calls", .array([.object(entry)]))])
+                                }
+                                try await writer.send(chunk([.object(JSONObject([
+                                    ("index", .int(index)), ("delta", .object(delta)), ("logprobs", .null),
+                                    ("finish_reason", .null),
+                                ]))]))
+                            }
+                        }
+                        let end = try await model.drive(
+                            stream, stops: options.stops, metrics: metrics, started: started, keepSpecialTokens: keepSpecial
+                        ) { delta in
+                            pendingTokens += delta.tokens
+                            let before = splitter.calls.count
+                            let events = splitter.feed(delta.text)
+                            // Log-probabilities ride on the first text chunk that follows their tokens.
+                            if options.logprobs, !pendingTokens.isEmpty, case .text(let text)? = events.first {
+                                try await writer.send(chunk([.object(JSONObject([
+                                    ("index", .int(index)), ("delta", .object(JSONObject([("content", .string(text))]))),
+                                    ("logprobs", logprobsJSON(pendingTokens)), ("finish_reason", .null),
+                                ]))]))
+                                pendingTokens = []
+                                try await send(Array(events.dropFirst()), callsBefore: before)
+                            } else {
+                                try await send(events, callsBefore: before)
+                            }
                         }
                         if case .cancelled = end.reason { throw APIError(.unavailable, "the server is shutting down") }
+                        let before = splitter.calls.count
+                        try await send(splitter.finish(), callsBefore: before)
+                        if options.logprobs && !pendingTokens.isEmpty {  // tokens whose text was cut by a stop string
+                            try await writer.send(chunk([.object(JSONObject([
+                                ("index", .int(index)), ("delta", .object(JSONObject([("content", "")]))),
+                                ("logprobs", logprobsJSON(pendingTokens)), ("finish_reason", .null),
+                            ]))]))
+                        }
                         ends.append(end)
                         try await writer.send(chunk([.object(JSONObject([
                             ("index", .int(index)), ("delta", .object(JSONObject())), ("logprobs", .null),
-                            ("finish_reason", end.reason.openAI),
+                            ("finish_reason", finishReason(end, calls: splitter.calls)),
                         ]))]))
                     }
                     if options.includeUsage { try await writer.send(chunk([], usage: openAIUsage(prompt: prompt.count, results: ends))) }
@@ -268,16 +356,27 @@ extension Server {
         var ends: [SequenceEnd] = []
         for (index, stream) in streams.enumerated() {
             var result = ChoiceResult()
-            result.end = try await model.drive(stream, stops: options.stops, metrics: metrics, started: started) { delta in
+            result.end = try await model.drive(
+                stream, stops: options.stops, metrics: metrics, started: started, keepSpecialTokens: keepSpecial
+            ) { delta in
                 result.text += delta.text
                 result.tokens += delta.tokens
             }
             if case .cancelled = result.end.reason { throw APIError(.unavailable, "the server is shutting down") }
             ends.append(result.end)
+            var message = JSONObject([("role", "assistant"), ("content", .string(result.text))])
+            var calls: [ToolCall] = []
+            if let toolFormat {
+                let parsed = ToolCallStreamParser.parse(result.text, format: toolFormat)
+                calls = parsed.calls
+                if !calls.isEmpty {
+                    message["content"] = parsed.text.isEmpty ? .null : .string(parsed.text)
+                    message["tool_calls"] = .array(calls.map(\.openAIJSON))
+                }
+            }
             choices.append(.object(JSONObject([
-                ("index", .int(index)),
-                ("message", .object(JSONObject([("role", "assistant"), ("content", .string(result.text))]))),
-                ("logprobs", logprobsJSON(result.tokens)), ("finish_reason", result.end.reason.openAI),
+                ("index", .int(index)), ("message", .object(message)),
+                ("logprobs", logprobsJSON(result.tokens)), ("finish_reason", finishReason(result.end, calls: calls)),
             ])))
         }
         return HTTP.json(.object(JSONObject([

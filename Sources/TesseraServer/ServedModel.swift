@@ -5,6 +5,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 import Tessera
 import TesseraLM
 
@@ -23,8 +24,15 @@ public final class ServedModel: Sendable {
     /// Token ids that end a reply (the tokenizer's end of sequence).
     public let stopTokens: Set<Int>
     public let created: Int
+    /// How this model writes tool calls (from its chat template's markers, else its model type).
+    public let toolCallFormat: ToolCallFormat?
+    /// The vocabulary as a byte trie for constrained decoding, built by the first request that needs it.
+    private let vocabularyCache = Mutex<TokenVocabulary?>(nil)
 
-    public init(name: String, engine: any GenerationEngine, tokenizer: Tokenizer, extraStopTokens: Set<Int> = []) {
+    public init(
+        name: String, engine: any GenerationEngine, tokenizer: Tokenizer, extraStopTokens: Set<Int> = [],
+        modelType: String? = nil
+    ) {
         self.name = name
         self.engine = engine
         self.tokenizer = tokenizer
@@ -32,20 +40,44 @@ public final class ServedModel: Sendable {
         if let eos = tokenizer.eosTokenID { stops.insert(eos) }
         stopTokens = stops
         created = Int(wallClock())
+        toolCallFormat = ToolCallFormat.detect(chatTemplate: tokenizer.chatTemplate, modelType: modelType)
     }
 
     /// The prompt tokens of a conversation (role/content message objects),
     /// through the chat template as `tessera generate` and `chat` render it.
-    func chatTokens(_ messages: [JSONValue]) throws(APIError) -> [Int] {
+    /// `tools`: OpenAI function tools for the template (nil: none).
+    func chatTokens(_ messages: [JSONValue], tools: [JSONValue]? = nil) throws(APIError) -> [Int] {
         guard tokenizer.chatTemplate != nil else {
             let text = messages.compactMap { $0["content"]?.string }.joined(separator: "\n")
             return tokenizer.encode(text, splitSpecialTokens: false)
         }
         do {
-            let rendered = try tokenizer.applyChatTemplate(messages: messages, addGenerationPrompt: true)
+            let rendered = try tokenizer.applyChatTemplate(
+                messages: ToolCall.messagesForTemplate(messages), tools: tools, addGenerationPrompt: true)
             return tokenizer.encode(rendered, addSpecialTokens: false)
         } catch {
             throw APIError.invalid("the chat template could not render these messages: \(error)", param: "messages")
+        }
+    }
+
+    /// The tokenizer's vocabulary trie (built once, on first use).
+    var vocabulary: TokenVocabulary {
+        vocabularyCache.withLock { cached in
+            if let cached { return cached }
+            let built = TokenVocabulary(tokenizer: tokenizer)
+            cached = built
+            return built
+        }
+    }
+
+    /// The constraint enforcing `format` on one sequence (nil for text);
+    /// a schema it cannot enforce is a 400 naming why.
+    func constraint(for format: ResponseFormat, maxTokens: Int) throws(APIError) -> JSONConstraint? {
+        if format == .text { return nil }
+        do {
+            return try JSONConstraint(format: format, vocabulary: vocabulary, endTokens: stopTokens, maxTokens: maxTokens)
+        } catch {
+            throw APIError.invalid(error.description, param: "response_format")
         }
     }
 
@@ -96,12 +128,13 @@ extension ServedModel {
     /// safe to send (never part of a stop string). Returning early (a stop
     /// string, or `onDelta` throwing because the client left) drops the
     /// stream, which cancels the sequence in the engine.
+    /// `keepSpecialTokens`: decode special tokens as text (tool-call markers such as `[TOOL_CALLS]`).
     func drive(
         _ stream: AsyncThrowingStream<EngineEvent, any Error>, stops: [String], metrics: ServerMetrics, started: Double,
-        onDelta: (TextDelta) async throws -> Void
+        keepSpecialTokens: Bool = false, onDelta: (TextDelta) async throws -> Void
     ) async throws -> SequenceEnd {
         var matcher = StopStringMatcher(stops: stops)
-        var detokenizer = tokenizer.streamingDetokenizer(skipSpecialTokens: true)
+        var detokenizer = tokenizer.streamingDetokenizer(skipSpecialTokens: !keepSpecialTokens)
         var pendingTokens: [EngineToken] = []
         var generated = 0
         var last = started

@@ -4,9 +4,11 @@
 // requests in each API's error shape, a full queue, a client disconnect, a
 // concurrent load loop, and SIGTERM ending the server with status 0.
 //
-// The full check runs on a tiny random llama with SmolLM2's tokenizer and chat
-// template (built here: fast even in a debug build); the greedy/streaming
-// core runs again on SmolLM2 itself when it is cached.
+// The full check runs on a tiny random llama with SmolLM2's tokenizer and
+// Qwen2.5's chat template, which renders tools (built here: fast even in a
+// debug build), on the batched engine, with a serial-engine server beside it
+// for the 429 check and the uncached reference texts; the greedy/streaming
+// core and the prefix cache run again on SmolLM2 itself when it is cached.
 
 import Foundation
 import Tessera
@@ -77,13 +79,13 @@ final class ServeBinaryTests: XCTestCase {
     private func requireSDKs() throws {
         let probe = Process()
         probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        probe.arguments = ["python3", "-c", "import openai, anthropic"]
+        probe.arguments = ["python3", "-c", "import openai, anthropic, jsonschema"]
         probe.standardOutput = FileHandle.nullDevice
         probe.standardError = FileHandle.nullDevice
         try probe.run()
         probe.waitUntilExit()
         guard probe.terminationStatus != 0 else { return }
-        let reason = "needs python3 with the openai and anthropic SDKs (pip install openai anthropic)"
+        let reason = "needs python3 with the openai and anthropic SDKs and jsonschema (pip install openai anthropic jsonschema)"
         if ProcessInfo.processInfo.environment["TESSERA_REQUIRE_PYTHON"] == "1" { XCTFail(reason) }
         throw XCTSkip(reason)
     }
@@ -115,7 +117,7 @@ final class ServeBinaryTests: XCTestCase {
         return summary
     }
 
-    /// A 2-layer llama with random weights, SmolLM2's vocabulary, tokenizer and chat template.
+    /// A 2-layer llama with random weights, SmolLM2's vocabulary and tokenizer, and Qwen2.5's chat template.
     private func tinyModel() throws -> URL {
         let folder = try makeTemporaryFolder()
         let (vocab, hidden, inter, layers, heads, kvHeads, headDim) = (49152, 32, 64, 2, 2, 1, 16)
@@ -152,10 +154,17 @@ final class ServeBinaryTests: XCTestCase {
             add(p + "mlp.down_proj", [hidden, inter])
         }
         try Safetensors.save(tensors, metadata: ["format": "pt"], to: folder.appendingPathComponent("model.safetensors").path)
-        for file in ["tokenizer.json", "tokenizer_config.json"] {
-            try FileManager.default.copyItem(
-                at: Self.fixtures.appendingPathComponent("tokenizers/smollm2/\(file)"), to: folder.appendingPathComponent(file))
+        try FileManager.default.copyItem(
+            at: Self.fixtures.appendingPathComponent("tokenizers/smollm2/tokenizer.json"),
+            to: folder.appendingPathComponent("tokenizer.json"))
+        // Qwen2.5's chat template (ChatML like SmolLM2's, and it renders tools: Hermes-style <tool_call>).
+        let configData = try Data(contentsOf: Self.fixtures.appendingPathComponent("tokenizers/smollm2/tokenizer_config.json"))
+        guard var tokenizerConfig = try JSONSerialization.jsonObject(with: configData) as? [String: Any] else {
+            throw NSError(domain: "serve", code: 2, userInfo: [NSLocalizedDescriptionKey: "tokenizer_config.json is not an object"])
         }
+        tokenizerConfig["chat_template"] = try String(
+            contentsOf: Self.fixtures.appendingPathComponent("chat_templates/qwen2.5.jinja"), encoding: .utf8)
+        try JSONSerialization.data(withJSONObject: tokenizerConfig).write(to: folder.appendingPathComponent("tokenizer_config.json"))
         return folder
     }
 
@@ -176,12 +185,15 @@ final class ServeBinaryTests: XCTestCase {
         let server = try ServerProcess([
             "-m", model.path, "--model-name", name, "--api-key", key, "--cors-origin", "http://example.com",
         ])
-        let queued = try ServerProcess(["-m", model.path, "--model-name", name, "--api-key", key, "--max-queue", "0"])
+        // The serial engine, no queue: the 429 check, and the uncached reference for the prefix cache.
+        let queued = try ServerProcess([
+            "-m", model.path, "--model-name", name, "--api-key", key, "--max-queue", "0", "--engine", "serial",
+        ])
         print("servers up after \(Date().timeIntervalSince(t0)) s")
         let summary = try runCheck([
-            "--url", server.address, "--queue-url", queued.address, "--api-key", key, "--model", name,
+            "--url", server.address, "--queue-url", queued.address, "--reference-url", queued.address, "--api-key", key, "--model", name,
             "--tessera", try tesseraBinary().path, "--model-path", model.path, "--pid", String(server.process.processIdentifier),
-            "--clients", "32", "--rounds", "2",
+            "--clients", "32", "--rounds", "2", "--tools",
         ])
         print("serve load: \(summary)")
         XCTAssertEqual(summary["ok"] as? Bool, true)
@@ -201,14 +213,16 @@ final class ServeBinaryTests: XCTestCase {
         }
         let key = "k\(UUID().uuidString.prefix(8))"
         let server = try ServerProcess(["-m", model, "--api-key", key])
+        let reference = try ServerProcess(["-m", model, "--api-key", key, "--engine", "serial"])
         let name = URL(fileURLWithPath: model).deletingPathExtension().lastPathComponent
         let summary = try runCheck([
-            "--url", server.address, "--api-key", key, "--model", name, "--tessera", try tesseraBinary().path,
+            "--url", server.address, "--reference-url", reference.address, "--api-key", key, "--model", name, "--tessera", try tesseraBinary().path,
             "--model-path", model, "--pid", String(server.process.processIdentifier), "--quick",
         ])
         print("serve SmolLM2: \(summary)")
         XCTAssertEqual(summary["ok"] as? Bool, true)
         XCTAssertEqual(server.stop(), 0, server.output)
+        XCTAssertEqual(reference.stop(), 0, reference.output)
     }
 }
 

@@ -22,6 +22,7 @@ final class ServeOptionTests: XCTestCase {
             (["--max-concurrency", "0"], "--max-concurrency"), (["--max-context", "1"], "--max-context"),
             (["--max-body-bytes", "10"], "--max-body-bytes"), (["--api-key", ""], "--api-key"),
             (["--prompt-cache-bytes", "-1"], "--prompt-cache-bytes"), (["--cors-origin", ""], "--cors-origin"),
+            (["--kv-cache-bytes", "1000"], "--kv-cache-bytes"), (["--engine", "fast"], "--engine"),
         ] {
             let message = failure(arguments)
             XCTAssertTrue(message?.contains(option) == true, "\(arguments): \(message ?? "parsed")")
@@ -33,6 +34,9 @@ final class ServeOptionTests: XCTestCase {
         XCTAssertEqual(command.host, "127.0.0.1")
         XCTAssertEqual(command.port, 8080)
         XCTAssertNil(command.apiKey)
+        XCTAssertEqual(command.engine, .batched)
+        XCTAssertEqual(command.maxConcurrency, 8)
+        XCTAssertEqual(try ServeCommand.parse(["--engine", "serial"]).engine, .serial)
         XCTAssertNil(failure(["--port", "0", "--max-queue", "0", "--api-key", "k", "--cors-origin", "*"]))
     }
 

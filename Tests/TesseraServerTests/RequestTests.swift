@@ -62,6 +62,7 @@ final class RequestFieldTests: XCTestCase {
             _ = try OpenAIGeneration(f, completionsLogprobs: false)
             _ = try Server.chatMessages(f)
             try Server.refuseUnsupported(f)
+            _ = try ToolRequest(openAI: f)
             XCTFail("accepted \(json)", file: file, line: line)
         } catch let error as APIError {
             XCTAssertEqual(error.kind, .invalidRequest, file: file, line: line)
@@ -92,8 +93,64 @@ final class RequestFieldTests: XCTestCase {
         assertInvalid(#"{"messages": [{"role": "user", "content": 5}]}"#, param: "messages[0]", contains: "string")
         assertInvalid(
             #"{"response_format": {"type": "json_schema", "json_schema": {}}, \#(messages)}"#, param: "response_format",
-            contains: "not supported by this server yet")
-        assertInvalid(#"{"tools": [{"type": "function"}], \#(messages)}"#, param: "tools", contains: "not supported")
+            contains: "json_schema needs")
+        assertInvalid(#"{"response_format": {"type": "xml"}, \#(messages)}"#, param: "response_format", contains: "xml")
+        assertInvalid(#"{"tools": [{"type": "function"}], \#(messages)}"#, param: "tools", contains: "tools[0] must be")
+        let weather = #"[{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]"#
+        assertInvalid(
+            #"{"tools": \#(weather), "tool_choice": {"type": "function", "function": {"name": "time"}}, \#(messages)}"#,
+            param: "tool_choice", contains: "'time'")
+        assertInvalid(#"{"tool_choice": "required", \#(messages)}"#, param: "tool_choice", contains: "no tools")
+        assertInvalid(#"{"tools": \#(weather), "tool_choice": "always", \#(messages)}"#, param: "tool_choice", contains: "required")
+        assertInvalid(#"{"messages": [{"role": "tool", "content": "x"}]}"#, param: "messages[0]", contains: "tool_call_id")
+        assertInvalid(
+            #"{"messages": [{"role": "assistant", "tool_calls": [{"function": {"name": "f"}}]}]}"#, param: "messages[0]",
+            contains: "function.arguments")
+    }
+
+    func testToolRequestsAndMessages() throws {
+        let f = try fields(
+            #"{"tools": [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}],"#
+                + #" "tool_choice": {"type": "function", "function": {"name": "weather"}}, "messages": ["#
+                + #"{"role": "user", "content": "hi"}, {"role": "assistant", "content": null, "tool_calls": [{"id": "c1","#
+                + #" "type": "function", "function": {"name": "weather", "arguments": "{\"city\": \"Oslo\"}"}}]},"#
+                + #" {"role": "tool", "tool_call_id": "c1", "content": "sunny"}]}"#)
+        let tools = try ToolRequest(openAI: f)
+        XCTAssertEqual(tools.choice, .named("weather"))
+        XCTAssertTrue(tools.active && tools.isForced)
+        XCTAssertEqual(tools.forcedName, "weather")
+        let messages = try Server.chatMessages(f)
+        XCTAssertEqual(messages.map { $0["role"]?.string }, ["user", "assistant", "tool"])
+        XCTAssertEqual(messages[1]["content"]?.string, "")
+        XCTAssertEqual(messages[1]["tool_calls"]?.array?.first?["function"]?["name"]?.string, "weather")
+        XCTAssertEqual(messages[2]["tool_call_id"]?.string, "c1")
+        XCTAssertFalse(try ToolRequest(openAI: try fields(#"{"tools": [], "tool_choice": "none"}"#)).active)
+
+        // Anthropic: input_schema tools become OpenAI functions; tool_use and tool_result blocks become messages.
+        let a = try AnthropicRequest(
+            try fields(
+                #"{"max_tokens": 5, "tools": [{"name": "weather", "input_schema": {"type": "object"}}],"#
+                    + #" "tool_choice": {"type": "any"}, "messages": [{"role": "user", "content": "hi"},"#
+                    + #" {"role": "assistant", "content": [{"type": "text", "text": "Let me look."}, {"type": "tool_use","#
+                    + #" "id": "t1", "name": "weather", "input": {"city": "Oslo"}}]}, {"role": "user", "content": ["#
+                    + #"{"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": "sunny"}]},"#
+                    + #" {"type": "text", "text": "thanks"}]}]}"#))
+        XCTAssertEqual(a.tools.choice, .required)
+        XCTAssertEqual(a.tools.tools.first?["function"]?["parameters"], ["type": "object"])
+        XCTAssertEqual(a.messages.map { $0["role"]?.string }, ["user", "assistant", "tool", "user"])
+        XCTAssertEqual(a.messages[1]["content"]?.string, "Let me look.")
+        XCTAssertEqual(a.messages[1]["tool_calls"]?.array?.first?["function"]?["arguments"], ["city": "Oslo"])
+        XCTAssertEqual(a.messages[2]["content"]?.string, "sunny")
+        XCTAssertEqual(a.messages[3]["content"]?.string, "thanks")
+        for bad in [
+            #"{"max_tokens": 5, "tools": [{"input_schema": {}}], "messages": [{"role": "user", "content": "a"}]}"#,
+            #"{"max_tokens": 5, "tool_choice": {"type": "tool", "name": "x"}, "messages": [{"role": "user", "content": "a"}]}"#,
+            #"{"max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "tool_use", "id": "x", "name": "f", "input": {}}]}]}"#,
+        ] {
+            XCTAssertThrowsError(try AnthropicRequest(try fields(bad)), bad) {
+                XCTAssertEqual(($0 as? APIError)?.kind, .invalidRequest, bad)
+            }
+        }
     }
 
     func testTheSharedFieldsMapToSampling() throws {
