@@ -50,7 +50,7 @@ for target in "${targets[@]}"; do
     for seed in $(seeds_for "$target"); do cp -n "$seed" "$corpus/fixture-$(basename "$(dirname "$seed")")-$(basename "$seed")" 2>/dev/null || true; done
     echo "fuzz: $target for ${seconds}s ($(ls "$corpus" | wc -l) inputs in the corpus)"
     if ! TESSERA_FUZZ_TARGET="$target" TESSERA_FUZZ_MODEL=Tests/Fixtures/lm/qwen2 TESSERA_FUZZ_SEED_DIR="$corpus" \
-        ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}" \
+        ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}" \
         "$binary" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=4096 -max_len=65536 \
         -print_final_stats=1 -artifact_prefix="$work/$target-" "$corpus" 2>"$work/$target.log"; then
         echo "fuzz: $target FAILED (log: $work/$target.log):" >&2

@@ -73,6 +73,30 @@ final class IOFuzzTests: XCTestCase {
         print("IO fuzz: \(cases) malformed inputs, \(rejected) rejected with IOError, none crashed")
     }
 
+    /// An empty shape whose other dimensions multiply past Int (the npy fuzz
+    /// target's finding, Fortran order: it trapped in the row-major copy).
+    func testEmptyShapesWithHugeDimensionsAreRefused() throws {
+        func npy(_ shape: String, fortran: Bool) -> [UInt8] {
+            var header = Array("{'descr': '<f8', 'fortran_order': \(fortran ? "True" : "False"), 'shape': \(shape), }".utf8)
+            while (10 + header.count + 1) % 64 != 0 { header.append(0x20) }
+            header.append(0x0A)
+            return [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.count & 0xFF), UInt8(header.count >> 8)] + header
+        }
+        for shape in ["(0, 0, 5055555555555555555)", "(0, 4294967296, 4294967296)", "(5055555555555555555, 0)"] {
+            for fortran in [false, true] {
+                let o = owned(npy(shape, fortran: fortran))
+                XCTAssertThrowsError(try NPY.parse(o.bytes, owner: o), shape) {
+                    XCTAssertTrue($0 is IOError, "\($0)")
+                }
+            }
+        }
+        // An empty shape within bounds still reads, as numpy writes it.
+        let o = owned(npy("(0, 3)", fortran: true))
+        let empty = try NPY.parse(o.bytes, owner: o)
+        XCTAssertEqual(empty.shape, [0, 3])
+        XCTAssertEqual(empty.toArray(Double.self), [])
+    }
+
     func testMissingFilesAndDirectoriesGiveTypedErrors() {
         XCTAssertThrowsError(try Safetensors.load("/nonexistent/x.safetensors")) { XCTAssertTrue($0 is IOError) }
         XCTAssertThrowsError(try GGUFFile.load(fixtureRoot.path)) {

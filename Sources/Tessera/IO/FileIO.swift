@@ -169,14 +169,18 @@ extension Tensor {
     }
 }
 
-/// The product of `dims`, or nil if it overflows or a dimension is negative.
+/// The product of `dims`, or nil if a dimension is negative or the dimensions,
+/// zeros aside, multiply past a sixteenth of `Int.max`. A shape that holds
+/// nothing is still refused then: strides and later reshapes multiply its
+/// other dimensions (found by the npy fuzz target: `(0, 0, 5055555555555555555)`
+/// in Fortran order trapped in the copy that makes it row-major).
 func checkedCount(_ dims: [Int]) -> Int? {
-    var n = 1
+    var extent = 1
     for d in dims {
         guard d >= 0 else { return nil }
-        let (p, overflow) = n.multipliedReportingOverflow(by: d)
-        if overflow { return nil }
-        n = p
+        let (p, overflow) = extent.multipliedReportingOverflow(by: Swift.max(d, 1))
+        guard !overflow, p <= Int.max / 16 else { return nil }
+        extent = p
     }
-    return n
+    return dims.contains(0) ? 0 : extent
 }
