@@ -44,6 +44,7 @@ func collectiveJVP(_ c: Collective, x: Tensor, output: Tensor, t: Tensor) -> Ten
     case .send:
         return t
     case .recv:
+        // Unreachable: the jvp rule returns nil before this for a node without inputs.
         fatalError("[jvp] recv has no input to carry a tangent")
     }
 }
@@ -60,6 +61,7 @@ func collectiveBatched(_ c: Collective, _ x: Tensor, shape: [Int]) -> Tensor {
         outShape[0] = shape[1]
         return collective(c.op, moved, c.group, shape: outShape).movedAxis(source: 1, destination: 0)
     case .recv:
+        // Unreachable: vmap batches a node only through a batched input, and recv has none.
         fatalError("[vmap] recv has no inputs to map")
     }
 }
