@@ -23,28 +23,21 @@ final class CUDADenseTests: XCTestCase {
         XCTAssertEqual(CUDAKernelNames.attention(.flash, .bfloat16), "attention_flash_bf16")
         XCTAssertEqual(CUDAKernelNames.quantized(.qmvt, .float16), "quantized_qmvt_f16")
         // Each name's file is the prefix before the first underscore.
-        for name in CUDAKernelNames.denseKernelNames {
+        for name in CUDAKernelNames.all {
             XCTAssertNotNil(KernelSources.files[CUDAKernelNames.file(of: name)], name)
         }
-        XCTAssertEqual(Set(CUDAKernelNames.denseKernelNames).count, CUDAKernelNames.denseKernelNames.count)
-    }
-
-    func testDenseFamilyHasKernels() {
-        for p: Primitive in [.matmul, .softmax, .logSoftmax, .argReduce(.argMax, axis: 0), .rmsNorm(eps: 1, hasWeight: true),
-                             .scaledDotProductAttention(scale: 1, causal: true), .quantizedMatmul(groupSize: 64, bits: 4, transpose: true)] {
-            XCTAssertTrue(CUDABackend.hasKernels(p), p.name)
-        }
+        XCTAssertEqual(Set(CUDAKernelNames.all).count, CUDAKernelNames.all.count)
     }
 
     func testRowAndArgReduceGeometry() {
         // Short rows: a warp each, 8 per block.
-        XCTAssertEqual(DenseGeometry.rows(rows: 17, rowLength: 40),
-                       DenseGeometry.Launch(grid: (3, 1, 1), block: (256, 1, 1)))
+        XCTAssertEqual(CUDAGeometry.rows(rows: 17, rowLength: 40),
+                       CUDAGeometry.Launch(grid: (3, 1, 1), block: (256, 1, 1)))
         // Long rows: a block of 512 each.
-        XCTAssertEqual(DenseGeometry.rows(rows: 17, rowLength: 2000),
-                       DenseGeometry.Launch(grid: (17, 1, 1), block: (512, 1, 1)))
-        XCTAssertEqual(DenseGeometry.argReduce(outputs: 9).grid.0, 2)
-        XCTAssertEqual(DenseGeometry.argReduce(outputs: 0).grid.0, 1)
+        XCTAssertEqual(CUDAGeometry.rows(rows: 17, rowLength: 2000),
+                       CUDAGeometry.Launch(grid: (17, 1, 1), block: (512, 1, 1)))
+        XCTAssertEqual(CUDAGeometry.argReduce(outputs: 9).grid.0, 2)
+        XCTAssertEqual(CUDAGeometry.argReduce(outputs: 0).grid.0, 1)
 
         // A [4, 3, 40] array transposed to [40, 4, 3]... rows along the last axis of a (2, 0, 1) view.
         let layout = RowLayout(shape: [40, 4, 3], strides: [1, 120, 40])!
@@ -60,41 +53,41 @@ final class CUDADenseTests: XCTestCase {
     }
 
     func testGemvGemmAndQuantizedGeometry() {
-        XCTAssertEqual(DenseGeometry.gemv(outputs: 70, batches: 3, dot: true).grid.0, 9)
-        XCTAssertEqual(DenseGeometry.gemv(outputs: 70, batches: 3, dot: false).grid.0, 1)
-        XCTAssertEqual(DenseGeometry.gemv(outputs: 1, batches: 100_000, dot: true).grid.1, 65535)
-        XCTAssertEqual(DenseGeometry.gemm(m: 33, n: 45, batches: 2),
-                       DenseGeometry.Launch(grid: (3, 3, 2), block: (16, 16, 1)))
-        let (qmv, qmvLaunch) = DenseGeometry.quantizedMatmul(m: 8, n: 40, batches: 1, transposed: true)
+        XCTAssertEqual(CUDAGeometry.gemv(outputs: 70, batches: 3, dot: true).grid.0, 9)
+        XCTAssertEqual(CUDAGeometry.gemv(outputs: 70, batches: 3, dot: false).grid.0, 1)
+        XCTAssertEqual(CUDAGeometry.gemv(outputs: 1, batches: 100_000, dot: true).grid.1, 65535)
+        XCTAssertEqual(CUDAGeometry.gemm(m: 33, n: 45, batches: 2),
+                       CUDAGeometry.Launch(grid: (3, 3, 2), block: (16, 16, 1)))
+        let (qmv, qmvLaunch) = CUDAGeometry.quantizedMatmul(m: 8, n: 40, batches: 1, transposed: true)
         XCTAssertEqual(qmv, .qmvt)
         XCTAssertEqual(qmvLaunch.grid.0, 5)
-        XCTAssertEqual(DenseGeometry.quantizedMatmul(m: 1, n: 300, batches: 1, transposed: false).0, .qmv)
-        let (qmm, qmmLaunch) = DenseGeometry.quantizedMatmul(m: 9, n: 72, batches: 3, transposed: false)
+        XCTAssertEqual(CUDAGeometry.quantizedMatmul(m: 1, n: 300, batches: 1, transposed: false).0, .qmv)
+        let (qmm, qmmLaunch) = CUDAGeometry.quantizedMatmul(m: 9, n: 72, batches: 3, transposed: false)
         XCTAssertEqual(qmm, .qmm)
-        XCTAssertEqual(qmmLaunch, DenseGeometry.Launch(grid: (3, 1, 3), block: (32, 8, 1)))
+        XCTAssertEqual(qmmLaunch, CUDAGeometry.Launch(grid: (3, 1, 3), block: (32, 8, 1)))
     }
 
     func testAttentionGeometry() {
-        XCTAssertFalse(DenseGeometry.usesFlash(queryLength: 1, headDim: 64, valueDim: 64))
-        XCTAssertTrue(DenseGeometry.usesFlash(queryLength: 2, headDim: 128, valueDim: 128))
-        XCTAssertFalse(DenseGeometry.usesFlash(queryLength: 100, headDim: 160, valueDim: 160))
+        XCTAssertFalse(CUDAGeometry.usesFlash(queryLength: 1, headDim: 64, valueDim: 64))
+        XCTAssertTrue(CUDAGeometry.usesFlash(queryLength: 2, headDim: 128, valueDim: 128))
+        XCTAssertFalse(CUDAGeometry.usesFlash(queryLength: 100, headDim: 160, valueDim: 160))
         // Row kernel: q row + 4 warps x (Dv accumulators + max + sum), floats.
-        XCTAssertEqual(DenseGeometry.attentionRow(rows: 8, headDim: 64, valueDim: 48),
-                       DenseGeometry.Launch(grid: (8, 1, 1), block: (128, 1, 1), sharedBytes: 4 * (64 + 4 * 50)))
+        XCTAssertEqual(CUDAGeometry.attentionRow(rows: 8, headDim: 64, valueDim: 48),
+                       CUDAGeometry.Launch(grid: (8, 1, 1), block: (128, 1, 1), sharedBytes: 4 * (64 + 4 * 50)))
         // Flash: Q tile 16 x D, K tile 32 x (D + 1), V tile 32 x Dv; under 48 KiB at D = Dv = 128.
-        let flash = DenseGeometry.attentionFlash(queryLength: 40, batchHeads: 8, headDim: 128, valueDim: 128)
+        let flash = CUDAGeometry.attentionFlash(queryLength: 40, batchHeads: 8, headDim: 128, valueDim: 128)
         XCTAssertEqual(flash.grid.0, 3)
         XCTAssertEqual(flash.grid.1, 8)
         XCTAssertEqual(flash.sharedBytes, 4 * (16 * 128 + 32 * 129 + 32 * 128))
         XCTAssertLessThanOrEqual(flash.sharedBytes, 48 * 1024)
         // Split-K decode: 1 x 8 heads over 132 SMs with 4096 keys → 16 chunks of 256 keys.
-        XCTAssertTrue(DenseGeometry.attentionSplits(rows: 8, keys: 4096, multiprocessors: 132) == (16, 256))
+        XCTAssertTrue(CUDAGeometry.attentionSplits(rows: 8, keys: 4096, multiprocessors: 132) == (16, 256))
         // Enough rows, or short rows: no split.
-        XCTAssertTrue(DenseGeometry.attentionSplits(rows: 300, keys: 4096, multiprocessors: 132) == (1, 4096))
-        XCTAssertTrue(DenseGeometry.attentionSplits(rows: 8, keys: 300, multiprocessors: 132) == (1, 300))
+        XCTAssertTrue(CUDAGeometry.attentionSplits(rows: 300, keys: 4096, multiprocessors: 132) == (1, 4096))
+        XCTAssertTrue(CUDAGeometry.attentionSplits(rows: 8, keys: 300, multiprocessors: 132) == (1, 300))
         // 2 rows, 4 SMs: 4 chunks of 250 keys for 1000 keys (every chunk non-empty).
-        XCTAssertTrue(DenseGeometry.attentionSplits(rows: 2, keys: 1000, multiprocessors: 4) == (4, 250))
-        XCTAssertTrue(DenseGeometry.attentionSplits(rows: 1, keys: 513, multiprocessors: 132) == (3, 171))
+        XCTAssertTrue(CUDAGeometry.attentionSplits(rows: 2, keys: 1000, multiprocessors: 4) == (4, 250))
+        XCTAssertTrue(CUDAGeometry.attentionSplits(rows: 1, keys: 513, multiprocessors: 132) == (3, 171))
     }
 
     func testLtMatrixDescriptions() {

@@ -206,9 +206,8 @@ final class CUDAFusedLaunchTests: XCTestCase {
         XCTAssertEqual(Set(others + [a]).count, 4)
     }
 
-    func testTheGPUDispatchHasAKernelForCompiled() {
+    func testTheGPUDispatchHasSourceForCompiled() {
         let k = adamKernel()
-        XCTAssertTrue(CUDABackend.hasKernels(.compiled(k)))
         XCTAssertNotNil(CUDAFusedSource.source(k))
     }
 }

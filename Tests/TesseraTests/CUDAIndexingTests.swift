@@ -38,7 +38,8 @@ final class CUDAIndexingTests: XCTestCase {
 
     /// Every indexing kernel name maps to a kernel file that is embedded.
     func testKernelNamesMapToEmbeddedFiles() {
-        let names = CUDAKernelNames.indexingKernelNames
+        let names = CUDAKernelNames.randomNames + CUDAKernelNames.indexingNames + CUDAKernelNames.sortNames
+            + CUDAKernelNames.scanNames + CUDAKernelNames.linalgNames
         XCTAssertGreaterThan(names.count, 100)
         for name in names {
             let file = CUDAKernelNames.file(of: name)
@@ -48,64 +49,55 @@ final class CUDAIndexingTests: XCTestCase {
         }
     }
 
-    func testIndexingPrimitivesHaveKernels() {
-        let primitives: [Primitive] = [
-            .randomBits, .gather(axes: [0], sliceSizes: [1]), .scatter(.min, axes: [0]), .sort(.argPartition(kth: 1), axis: 0),
-            .scan(.prod, axis: 0, reverse: true, inclusive: false), .inverse, .solve, .cholesky(upper: true),
-            .qr(part: 1), .svd(part: 2), .eigh(part: 0, upper: false),
-        ]
-        for p in primitives { XCTAssertTrue(CUDABackend.hasKernels(p), p.name) }
-    }
-
     func testSortPlan() {
-        XCTAssertEqual(IndexingPlan.sort(rowLength: 1), .init(pow2: 2, chunks: 1, threads: 1, mergePasses: 0))
-        XCTAssertEqual(IndexingPlan.sort(rowLength: 5), .init(pow2: 8, chunks: 1, threads: 4, mergePasses: 0))
-        XCTAssertEqual(IndexingPlan.sort(rowLength: 2048), .init(pow2: 2048, chunks: 1, threads: 1024, mergePasses: 0))
-        XCTAssertEqual(IndexingPlan.sort(rowLength: 2049), .init(pow2: 2048, chunks: 2, threads: 1024, mergePasses: 1))
-        XCTAssertEqual(IndexingPlan.sort(rowLength: 5000), .init(pow2: 2048, chunks: 3, threads: 1024, mergePasses: 2))
-        XCTAssertEqual(IndexingPlan.sort(rowLength: 2048 * 8).mergePasses, 3)
+        XCTAssertEqual(CUDAGeometry.sort(rowLength: 1), .init(pow2: 2, chunks: 1, threads: 1, mergePasses: 0))
+        XCTAssertEqual(CUDAGeometry.sort(rowLength: 5), .init(pow2: 8, chunks: 1, threads: 4, mergePasses: 0))
+        XCTAssertEqual(CUDAGeometry.sort(rowLength: 2048), .init(pow2: 2048, chunks: 1, threads: 1024, mergePasses: 0))
+        XCTAssertEqual(CUDAGeometry.sort(rowLength: 2049), .init(pow2: 2048, chunks: 2, threads: 1024, mergePasses: 1))
+        XCTAssertEqual(CUDAGeometry.sort(rowLength: 5000), .init(pow2: 2048, chunks: 3, threads: 1024, mergePasses: 2))
+        XCTAssertEqual(CUDAGeometry.sort(rowLength: 2048 * 8).mergePasses, 3)
         // 48 KiB of default dynamic shared memory holds a chunk of 64-bit keys.
-        XCTAssertLessThanOrEqual(IndexingPlan.sort(rowLength: 1 << 20).sharedBytes, 48 * 1024)
+        XCTAssertLessThanOrEqual(CUDAGeometry.sort(rowLength: 1 << 20).sharedBytes, 48 * 1024)
     }
 
     func testScanPlan() {
-        XCTAssertFalse(IndexingPlan.scanUsesBlock(rowLength: 64, rows: 1, multiprocessors: 132))
-        XCTAssertTrue(IndexingPlan.scanUsesBlock(rowLength: 1000, rows: 3, multiprocessors: 132))
-        XCTAssertFalse(IndexingPlan.scanUsesBlock(rowLength: 1000, rows: 132 * 256, multiprocessors: 132))
+        XCTAssertFalse(CUDAGeometry.scanUsesBlock(rowLength: 64, rows: 1, multiprocessors: 132))
+        XCTAssertTrue(CUDAGeometry.scanUsesBlock(rowLength: 1000, rows: 3, multiprocessors: 132))
+        XCTAssertFalse(CUDAGeometry.scanUsesBlock(rowLength: 1000, rows: 132 * 256, multiprocessors: 132))
     }
 
     func testRowLayout() {
         let strides = contiguousStrides([4, 6, 9])
         // Along axis 1 the kept axes 0 and 2 cannot merge.
-        XCTAssertEqual(IndexingPlan.rows(shape: [4, 6, 9], axis: 1, strides: [strides, strides]),
+        XCTAssertEqual(StridedLayout.rows(shape: [4, 6, 9], axis: 1, strides: [strides, strides]),
                        StridedLayout(shape: [4, 9], strides: [[54, 1], [54, 1]]))
         // Along the last axis the kept axes merge into one of stride 9.
-        XCTAssertEqual(IndexingPlan.rows(shape: [4, 6, 9], axis: 2, strides: [strides, strides]),
+        XCTAssertEqual(StridedLayout.rows(shape: [4, 6, 9], axis: 2, strides: [strides, strides]),
                        StridedLayout(shape: [24], strides: [[9], [9]]))
         // A transposed input keeps its own strides beside the output's.
-        XCTAssertEqual(IndexingPlan.rows(shape: [9, 4], axis: 0, strides: [[1, 9], [4, 1]]),
+        XCTAssertEqual(StridedLayout.rows(shape: [9, 4], axis: 0, strides: [[1, 9], [4, 1]]),
                        StridedLayout(shape: [4], strides: [[9], [1]]))
-        XCTAssertNil(IndexingPlan.rows(shape: [Int](repeating: 2, count: 10), axis: 0,
+        XCTAssertNil(StridedLayout.rows(shape: [Int](repeating: 2, count: 10), axis: 0,
                                        strides: [[1, 3, 9, 27, 81, 243, 729, 2187, 6561, 19683]]))
     }
 
     func testLinalgPlan() {
-        XCTAssertNil(IndexingPlan.linalg(.inverse, shape: [33, 33], rhs: 0))
-        XCTAssertNil(IndexingPlan.linalg(.svd(part: 1), shape: [4, 40, 3], rhs: 0))
-        XCTAssertNil(IndexingPlan.linalg(.matmul, shape: [4, 4], rhs: 0))
-        let inverse = IndexingPlan.linalg(.inverse, shape: [2, 32, 32], rhs: 0)!
+        XCTAssertNil(CUDAGeometry.linalg(.inverse, shape: [33, 33], rhs: 0))
+        XCTAssertNil(CUDAGeometry.linalg(.svd(part: 1), shape: [4, 40, 3], rhs: 0))
+        XCTAssertNil(CUDAGeometry.linalg(.matmul, shape: [4, 4], rhs: 0))
+        let inverse = CUDAGeometry.linalg(.inverse, shape: [2, 32, 32], rhs: 0)!
         XCTAssertEqual(inverse.sharedBytes, (2 * 32 * 32 + 32) * 8)
         XCTAssertEqual(inverse.failure, .init(op: "inv", reason: "singular"))
-        let solve = IndexingPlan.linalg(.solve, shape: [5, 5], rhs: 300)!
+        let solve = CUDAGeometry.linalg(.solve, shape: [5, 5], rhs: 300)!
         XCTAssertEqual(solve.rhs, 300)
-        XCTAssertEqual(IndexingPlan.linalg(.cholesky(upper: true), shape: [8, 8], rhs: 0)?.flag, 1)
-        XCTAssertNil(IndexingPlan.linalg(.qr(part: 0), shape: [7, 5], rhs: 0)?.failure)
+        XCTAssertEqual(CUDAGeometry.linalg(.cholesky(upper: true), shape: [8, 8], rhs: 0)?.flag, 1)
+        XCTAssertNil(CUDAGeometry.linalg(.qr(part: 0), shape: [7, 5], rhs: 0)?.failure)
         // The largest SVD (32 × 32) fits the 48 KiB of default dynamic shared memory.
-        let svd = IndexingPlan.linalg(.svd(part: 0), shape: [32, 32], rhs: 0)!
+        let svd = CUDAGeometry.linalg(.svd(part: 0), shape: [32, 32], rhs: 0)!
         XCTAssertEqual(svd.part, 0)
         XCTAssertLessThanOrEqual(svd.sharedBytes, 48 * 1024)
-        XCTAssertEqual(IndexingPlan.linalg(.svd(part: 2), shape: [9, 6], rhs: 0)?.sharedBytes, (54 + 36 + 81 + 6) * 8 + 24)
-        XCTAssertLessThanOrEqual(IndexingPlan.linalg(.eigh(part: 1, upper: false), shape: [32, 32], rhs: 0)!.sharedBytes, 48 * 1024)
+        XCTAssertEqual(CUDAGeometry.linalg(.svd(part: 2), shape: [9, 6], rhs: 0)?.sharedBytes, (54 + 36 + 81 + 6) * 8 + 24)
+        XCTAssertLessThanOrEqual(CUDAGeometry.linalg(.eigh(part: 1, upper: false), shape: [32, 32], rhs: 0)!.sharedBytes, 48 * 1024)
     }
 
     // MARK: on a GPU (or the CUDA emulator); skipped without one

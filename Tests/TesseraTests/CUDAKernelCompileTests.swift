@@ -41,8 +41,7 @@ final class CUDAKernelCompileTests: XCTestCase {
             for u in dtypes { names += CUDAKernelNames.asType(from: t, to: u).map { [$0] } ?? [] }
             names += [CUDAKernelNames.copy(t), CUDAKernelNames.select(t), CUDAKernelNames.arange(t)].compactMap { $0 }
         }
-        names += CUDAKernelNames.indexingKernelNames + ["astype_u32_f32"]
-        names += CUDAKernelNames.denseKernelNames
+        names += CUDAKernelNames.all
         return Array(Set(names)).sorted()
     }
 

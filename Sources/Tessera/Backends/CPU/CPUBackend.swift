@@ -68,12 +68,12 @@ enum CPUBackend {
                 job: .dequantize, groupSize: groupSize, bits: bits, inputs: inputs, output: output))
         case .quantizedMatmul(let groupSize, let bits, let transpose) where inputs[2].dtype != inputs[0].dtype:
             try QuantizedKernels.mixedMatmul(
-                QuantizedKernels.batched(inputs, rank: shape.count), groupSize: groupSize, bits: bits,
+                ShapeKernels.batchedQuantizedOperands(inputs, rank: shape.count), groupSize: groupSize, bits: bits,
                 transpose: transpose, into: output)
         case .quantizedMatmul(let groupSize, let bits, let transpose):
             try dispatch(dtype, QuantizedKernel(
                 job: .matmul(transpose: transpose), groupSize: groupSize, bits: bits,
-                inputs: QuantizedKernels.batched(inputs, rank: shape.count), output: output))
+                inputs: ShapeKernels.batchedQuantizedOperands(inputs, rank: shape.count), output: output))
         case .gatherQuantizedMatmul(let groupSize, let bits, let transpose):
             try dispatch(dtype, QuantizedKernel(
                 job: .gatherMatmul(transpose: transpose), groupSize: groupSize, bits: bits, inputs: inputs,

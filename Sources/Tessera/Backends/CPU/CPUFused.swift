@@ -201,7 +201,7 @@ enum FusedKernels {
                 return
             }
             // Broadcast each input's strides to the output shape, then collapse.
-            let strides = inputs.map { broadcastStrides($0, to: elementShape) } + [contiguousStrides(elementShape)]
+            let strides = inputs.map { ShapeKernels.broadcastStrides($0, to: elementShape) } + [contiguousStrides(elementShape)]
             let it = StridedIteration(shape: elementShape, strides: strides)
             guard !it.isEmpty else { return }
             let dims = it.shape.map(Int64.init)
@@ -221,15 +221,6 @@ enum FusedKernels {
           }
         }
         return output
-    }
-
-    /// `view`'s element strides seen from `shape` (zero on broadcast axes).
-    static func broadcastStrides(_ view: ArrayView, to shape: [Int]) -> [Int] {
-        let lead = shape.count - view.shape.count
-        return shape.indices.map { a in
-            guard a >= lead else { return 0 }
-            return view.shape[a - lead] == 1 && shape[a] != 1 ? 0 : view.strides[a - lead]
-        }
     }
 
     /// The region's ops one by one, when no compiled function exists.

@@ -52,19 +52,6 @@ extension QuantizedKernels {
             dt, sdt, x: px, wq: pw, scales: ps, biases: pb, out: po, m: m, n: n, k: k, groupSize: groupSize, bits: bits)
     }
 
-    /// quantizedMatmul's operands with weights, scales and biases that are
-    /// shared (2-D) or have size-1 batch axes broadcast as views to x's batch
-    /// axes (`rank`: the output's).
-    static func batched(_ inputs: [ArrayView], rank: Int) -> [ArrayView] {
-        var inputs = inputs
-        let batch = inputs[0].shape.prefix(rank - 2)
-        for i in 1...3 where inputs[i].shape.dropLast(2) != batch {
-            let view = inputs[i]
-            inputs[i] = ShapeKernels.broadcast(view, to: batch + view.shape.suffix(2))
-        }
-        return inputs
-    }
-
     /// quantizedMatmul with float16/bfloat16 scales under float32 x (a GGUF's
     /// scales as stored): the fast kernels read the half scales themselves when
     /// every batch shares one weight; otherwise the scales are widened first.

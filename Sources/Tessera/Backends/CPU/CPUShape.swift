@@ -1,46 +1,9 @@
 // CPU shape primitives. Reshape, transpose, broadcast and slice are views:
-// new strides over the same buffer (reshape copies only when the strides
-// cannot express the new shape). Copy and concatenate write new buffers.
+// new strides over the same buffer (Backends/Common/ShapeKernels.swift; reshape
+// copies only when the strides cannot express the new shape). Copy and
+// concatenate write new buffers.
 
-enum ShapeKernels {
-    /// Strides that show `view`'s elements in row-major order with `newShape`,
-    /// or nil when that needs a copy. Works axis group by axis group: a group
-    /// of old axes can be re-split only if it is contiguous within itself.
-    static func reshapedStrides(_ view: ArrayView, to newShape: [Int]) -> [Int]? {
-        let oldShape = view.shape.indices.filter { view.shape[$0] != 1 }.map { view.shape[$0] }
-        let oldStrides = view.shape.indices.filter { view.shape[$0] != 1 }.map { view.strides[$0] }
-        var newStrides = [Int](repeating: 0, count: newShape.count)
-        var oi = 0, oj = 1, ni = 0, nj = 1
-        while ni < newShape.count && oi < oldShape.count {
-            var np = newShape[ni], op = oldShape[oi]
-            while np != op {
-                if np < op {
-                    np *= newShape[nj]
-                    nj += 1
-                } else {
-                    op *= oldShape[oj]
-                    oj += 1
-                }
-            }
-            for k in oi..<(oj - 1) where oldStrides[k] != oldShape[k + 1] * oldStrides[k + 1] {
-                return nil
-            }
-            newStrides[nj - 1] = oldStrides[oj - 1]
-            var k = nj - 1
-            while k > ni {
-                newStrides[k - 1] = newStrides[k] * newShape[k]
-                k -= 1
-            }
-            ni = nj
-            nj += 1
-            oi = oj
-            oj += 1
-        }
-        let last = ni >= 1 ? newStrides[ni - 1] : 1
-        for k in ni..<newShape.count { newStrides[k] = last }
-        return newStrides
-    }
-
+extension ShapeKernels {
     static func reshape(_ input: ArrayView, to shape: [Int]) throws -> ArrayView {
         if input.count == 0 { return ArrayView.allocate(shape: shape, dtype: input.dtype) }
         if let strides = reshapedStrides(input, to: shape) {
@@ -48,24 +11,6 @@ enum ShapeKernels {
         }
         let copy = try contiguousCopy(input)
         return copy.with(shape: shape, offset: 0, strides: contiguousStrides(shape))
-    }
-
-    static func transpose(_ input: ArrayView, axes: [Int]) -> ArrayView {
-        input.with(shape: axes.map { input.shape[$0] }, offset: input.offset, strides: axes.map { input.strides[$0] })
-    }
-
-    static func broadcast(_ input: ArrayView, to shape: [Int]) -> ArrayView {
-        let lead = shape.count - input.shape.count
-        let strides = shape.indices.map { i -> Int in
-            i < lead || input.shape[i - lead] == 1 ? 0 : input.strides[i - lead]
-        }
-        return input.with(shape: shape, offset: input.offset, strides: strides)
-    }
-
-    static func slice(_ input: ArrayView, start: [Int], stride: [Int], shape: [Int]) -> ArrayView {
-        var offset = input.offset
-        for i in start.indices where shape[i] > 0 { offset += start[i] * input.strides[i] }
-        return input.with(shape: shape, offset: offset, strides: zip(input.strides, stride).map { $0 * $1 })
     }
 
     static func contiguousCopy(_ input: ArrayView) throws -> ArrayView {

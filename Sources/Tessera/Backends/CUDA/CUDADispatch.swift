@@ -1,7 +1,10 @@
-// The GPU backend: one exhaustive switch from Primitive to CUDA kernel.
-// Views stay views; primitives (or dtypes) without a kernel run on the CPU
-// through the buffers' homes (their inputs download, their output uploads
-// when a GPU kernel next reads it), with one warning per primitive.
+// The GPU backend: one exhaustive switch from Primitive to the op families'
+// functions (CUDA<Family>.swift, the same families as Backends/CPU and
+// Kernels/<family>.cu). Views stay views; a family function returns nil
+// where no kernel fits, and the primitive then runs on the CPU through the
+// buffers' homes (inputs download, the output uploads when a GPU kernel next
+// reads it), with one warning per primitive. Driver, NVRTC, memory and
+// launch plumbing: Runtime/.
 
 #if canImport(Glibc)
 import Glibc
@@ -17,27 +20,6 @@ extension CUDABackend {
         guard let context else { throw TesseraError.deviceUnavailable(unavailableReason) }
         return try CUDADispatch(context: context, stream: stream)
             .evaluate(primitive, inputs: inputs, shape: shape, dtype: dtype)
-    }
-
-    /// Whether any GPU kernel computes `primitive` (for some dtypes). Those
-    /// without run on the CPU; docs/GPU.md lists them.
-    static func hasKernels(_ primitive: Primitive) -> Bool {
-        switch primitive {
-        case .constant, .arange, .unary, .binary, .select, .asType, .reduce, .reshape, .transpose, .broadcast,
-            .slice, .copy, .concatenate, .identity, .stopGradient, .custom, .sliceUpdate:
-            return true
-        case .argReduce, .matmul, .affineQuantizeParameters, .affineQuantizePack, .affineDequantize,
-            .quantizedMatmul, .gatherQuantizedMatmul, .softmax, .logSoftmax, .rmsNorm, .layerNorm, .rope,
-            .scaledDotProductAttention:
-            return hasDenseKernels(primitive)
-        case .randomBits, .inverse, .solve, .cholesky, .qr, .svd, .eigh, .gather, .scatter, .sort, .scan:
-            return hasIndexingKernels(primitive)
-        case .compiled:
-            return hasCompiledKernels(primitive)
-        case .collective:
-            // Communication runs on the host (through the buffers' host homes); NCCL would keep it on the device.
-            return false
-        }
     }
 }
 
@@ -65,22 +47,21 @@ struct CUDADispatch {
     var cudaStream: CUhandle? { get throws { try device.stream(stream) } }
 
     func evaluate(_ primitive: Primitive, inputs: [ArrayView], shape: [Int], dtype: DType) throws -> ArrayView {
-        guard CUDABackend.hasKernels(primitive) else {
-            return try fallback(primitive, inputs, shape, dtype, "has no CUDA kernel yet")
-        }
+        if let out = try kernel(primitive, inputs, shape: shape, dtype: dtype) { return out }
+        let types = inputs.map { "\($0.dtype)" }.joined(separator: ", ")
+        return try fallback(primitive, inputs, shape, dtype, "has no CUDA kernel for (\(types)) → \(dtype)")
+    }
+
+    /// The one switch over `Primitive`: each case calls its family's function
+    /// (CUDA<Family>.swift), which returns nil when no kernel fits these
+    /// dtypes and layouts; `evaluate` then runs the primitive on the CPU.
+    func kernel(_ primitive: Primitive, _ inputs: [ArrayView], shape: [Int], dtype: DType) throws -> ArrayView? {
         switch primitive {
         case .constant:
             fatalError("[eval] a constant has no inputs to compute from")
+        // Shape (CUDAShape.swift): views, or copies.
         case .reshape:
-            let input = inputs[0]
-            if input.count == 0 { return ArrayView.allocate(shape: shape, dtype: dtype) }
-            if let strides = ShapeKernels.reshapedStrides(input, to: shape) {
-                return input.with(shape: shape, offset: input.offset, strides: strides)
-            }
-            guard let copy = try contiguousCopy(input) else {
-                return try fallback(primitive, inputs, shape, dtype, "of \(input.dtype) has no CUDA copy")
-            }
-            return copy.with(shape: shape, offset: 0, strides: contiguousStrides(shape))
+            return try reshape(inputs[0], shape: shape)
         case .transpose(let axes):
             return ShapeKernels.transpose(inputs[0], axes: axes)
         case .broadcast:
@@ -92,63 +73,84 @@ struct CUDADispatch {
         case .custom(let rules, let index):
             return inputs[rules.primalCount + index]
         case .copy:
-            if let out = try contiguousCopy(inputs[0]) { return out }
+            return try contiguousCopy(inputs[0])
         case .concatenate(let axis):
-            guard inputs.allSatisfy({ $0.dtype == dtype }), CUDAKernelNames.copy(dtype) != nil else { break }
-            let out = ArrayView.allocate(shape: shape, dtype: dtype)
-            var start = 0
-            for input in inputs {
-                let region = out.with(shape: input.shape, offset: start * out.strides[axis], strides: out.strides)
-                guard try copy(input, into: region) else { return try fallback(primitive, inputs, shape, dtype, "rank") }
-                start += input.shape[axis]
-            }
-            return out
+            return try concatenate(inputs, axis: axis, shape: shape, dtype: dtype)
         case .sliceUpdate(let start, let stride):
-            guard inputs[1].dtype == dtype, let out = try contiguousCopy(inputs[0]) else { break }
-            let window = ShapeKernels.slice(out, start: start, stride: stride, shape: inputs[1].shape)
-            if try copy(inputs[1], into: window) { return out }
+            return try sliceUpdate(inputs, start: start, stride: stride, dtype: dtype)
         case .arange(let start, let step):
-            guard let name = CUDAKernelNames.arange(dtype) else { break }
-            let out = ArrayView.allocate(shape: shape, dtype: dtype)
-            guard out.count > 0 else { return out }
-            let args = KernelArguments()
-            args.addPointer(try outputPointer(out))
-            args.add(int64: out.count)
-            args.add(start)
-            args.add(step)
-            try launch(name, .elementwise(count: out.count, multiprocessors: device.multiprocessors), args)
-            return out
+            return try arange(start: start, step: step, shape: shape, dtype: dtype)
+        // Element-wise (CUDAElementwise.swift).
         case .unary(let op):
-            if let name = CUDAKernelNames.unary(op, input: inputs[0].dtype, output: dtype),
-               let out = try elementwise(name, inputs, shape: shape, dtype: dtype) { return out }
+            return try unary(op, inputs, shape: shape, dtype: dtype)
         case .binary(let op):
-            if inputs[0].dtype == inputs[1].dtype,
-               let name = CUDAKernelNames.binary(op, input: inputs[0].dtype, output: dtype),
-               let out = try elementwise(name, inputs, shape: shape, dtype: dtype) { return out }
+            return try binary(op, inputs, shape: shape, dtype: dtype)
         case .select:
-            if inputs[0].dtype == .bool, inputs[1].dtype == dtype, inputs[2].dtype == dtype,
-               let name = CUDAKernelNames.select(dtype),
-               let out = try elementwise(name, inputs, shape: shape, dtype: dtype) { return out }
+            return try select(inputs, shape: shape, dtype: dtype)
         case .asType:
-            if inputs[0].dtype == dtype, let out = try contiguousCopy(inputs[0]) { return out }
-            if let name = CUDAKernelNames.asType(from: inputs[0].dtype, to: dtype),
-               let out = try elementwise(name, inputs, shape: shape, dtype: dtype) { return out }
+            return try asType(inputs, shape: shape, dtype: dtype)
+        // Reduction (CUDAReduction.swift).
         case .reduce(let op, let axes):
-            if let name = CUDAKernelNames.reduce(op, input: inputs[0].dtype, output: dtype),
-               let out = try reduce(name, inputs[0], axes: axes, shape: shape, dtype: dtype) { return out }
-        case .argReduce, .matmul, .affineQuantizeParameters, .affineQuantizePack, .affineDequantize,
-            .quantizedMatmul, .gatherQuantizedMatmul, .softmax, .logSoftmax, .rmsNorm, .layerNorm, .rope,
-            .scaledDotProductAttention:
-            if let out = try evaluateDense(primitive, inputs, shape: shape, dtype: dtype) { return out }
-        case .randomBits, .inverse, .solve, .cholesky, .qr, .svd, .eigh, .gather, .scatter, .sort, .scan:
-            if let out = try evaluateIndexing(primitive, inputs, shape: shape, dtype: dtype) { return out }
-        case .compiled:
-            if let out = try evaluateCompiled(primitive, inputs, shape: shape, dtype: dtype) { return out }
+            guard let name = CUDAKernelNames.reduce(op, input: inputs[0].dtype, output: dtype) else { return nil }
+            return try reduce(name, inputs[0], axes: axes, shape: shape, dtype: dtype)
+        case .argReduce(let op, let axis):
+            return try argReduce(op, axis: axis, inputs[0], shape: shape)
+        // Matmul (CUDAMatmul.swift).
+        case .matmul:
+            return try matmul(inputs[0], inputs[1], shape: shape, dtype: dtype)
+        // Fast (CUDAFast.swift).
+        case .softmax:
+            return try rowKernel(.softmax, inputs, dtype: dtype)
+        case .logSoftmax:
+            return try rowKernel(.logsoftmax, inputs, dtype: dtype)
+        case .rmsNorm(let eps, let hasWeight):
+            return try rowKernel(.norm, inputs, dtype: dtype, eps: eps, center: false,
+                                 weight: hasWeight ? inputs[1] : nil, bias: nil)
+        case .layerNorm(let eps, let hasWeight, let hasBias):
+            return try rowKernel(.norm, inputs, dtype: dtype, eps: eps, center: true, weight: hasWeight ? inputs[1] : nil,
+                                 bias: hasBias ? inputs[hasWeight ? 2 : 1] : nil)
+        case .rope(let dims, let traditional, let base, let scale, let offset, let hasFreqs):
+            return try rope(inputs[0], freqs: hasFreqs ? inputs[1] : nil, dtype: dtype, dims: dims,
+                            traditional: traditional, base: base, scale: scale, offset: offset)
+        // Attention (CUDAAttention.swift).
+        case .scaledDotProductAttention(let scale, let causal):
+            return try attention(inputs, shape: shape, dtype: dtype, scale: scale, causal: causal)
+        // Quantized (CUDAQuantized.swift).
+        case .affineQuantizeParameters(let groupSize, let bits):
+            return try quantizeParameters(inputs[0], shape: shape, groupSize: groupSize, bits: bits)
+        case .affineQuantizePack(let groupSize, let bits):
+            return try quantizePack(inputs[0], inputs[1], shape: shape, groupSize: groupSize, bits: bits)
+        case .affineDequantize(let groupSize, let bits):
+            return try dequantize(inputs, shape: shape, dtype: dtype, groupSize: groupSize, bits: bits)
+        case .quantizedMatmul(let groupSize, let bits, let transpose):
+            return try quantizedMatmul(inputs, shape: shape, dtype: dtype, groupSize: groupSize, bits: bits,
+                                       transpose: transpose, gather: false)
+        case .gatherQuantizedMatmul(let groupSize, let bits, let transpose):
+            return try quantizedMatmul(inputs, shape: shape, dtype: dtype, groupSize: groupSize, bits: bits,
+                                       transpose: transpose, gather: true)
+        // Random (CUDARandom.swift).
+        case .randomBits:
+            return try randomBits(inputs[0], shape: shape, dtype: dtype)
+        // Indexing (CUDAIndexing.swift).
+        case .gather(let axes, let sliceSizes):
+            return try gather(inputs, axes: axes, sliceSizes: sliceSizes, shape: shape, dtype: dtype)
+        case .scatter(let op, let axes):
+            return try scatter(op, inputs, axes: axes, shape: shape, dtype: dtype)
+        // Sort and scan (CUDASort.swift, CUDAScan.swift).
+        case .sort(let op, let axis):
+            return try sort(op, inputs[0], axis: axis, shape: shape, dtype: dtype)
+        case .scan(let op, let axis, let reverse, let inclusive):
+            return try scan(op, inputs[0], axis: axis, reverse: reverse, inclusive: inclusive, dtype: dtype)
+        // Linear algebra (CUDALinalg.swift).
+        case .inverse, .solve, .cholesky, .qr, .svd, .eigh:
+            return try linalg(primitive, inputs, shape: shape, dtype: dtype)
+        // Fused (CUDAFusedLaunch.swift).
+        case .compiled(let kernel):
+            return try compiled(kernel, inputs: inputs, shape: shape, dtype: dtype)
+        // Communication runs on the host (through the buffers' host homes).
         case .collective:
-            break
+            return nil
         }
-        let types = inputs.map { "\($0.dtype)" }.joined(separator: ", ")
-        return try fallback(primitive, inputs, shape, dtype, "has no CUDA kernel for (\(types)) → \(dtype)")
     }
 
     func fallback(
@@ -199,72 +201,25 @@ struct CUDADispatch {
         }
     }
 
-    /// Unary, binary, select and asType kernels: inputs (any strides) → a
-    /// fresh contiguous output. nil when the layout has too many axes.
-    func elementwise(_ name: String, _ inputs: [ArrayView], shape: [Int], dtype: DType) throws -> ArrayView? {
-        let layout = StridedLayout.collapse(shape: shape, strides: inputs.map(\.strides))
-        guard layout.rank <= StridedLayout.maxRank else { return nil }
-        let out = ArrayView.allocate(shape: shape, dtype: dtype)
-        guard out.count > 0 else { return out }
-        let args = KernelArguments()
-        for input in inputs { args.addPointer(try inputPointer(input)) }
-        args.addPointer(try outputPointer(out))
-        args.add(int64: out.count)
-        args.add(int32: layout.rank)
-        args.add(dims: layout.shape)
-        for strides in layout.strides { args.add(dims: strides) }
-        try launch(name, .elementwise(count: out.count, multiprocessors: device.multiprocessors), args)
-        return out
+    func launch(_ name: String, _ l: CUDAGeometry.Launch, _ args: KernelArguments) throws {
+        try launch(name, grid: l.grid, block: l.block, sharedBytes: l.sharedBytes, args)
     }
 
-    /// A row-contiguous copy of `input`, or nil when no copy kernel fits.
-    func contiguousCopy(_ input: ArrayView) throws -> ArrayView? {
-        guard CUDAKernelNames.copy(input.dtype) != nil else { return nil }
-        let out = ArrayView.allocate(shape: input.shape, dtype: input.dtype)
-        return try copy(input, into: out) ? out : nil
+    func elementwiseGeometry(_ count: Int) -> LaunchGeometry {
+        LaunchGeometry.elementwise(count: count, multiprocessors: device.multiprocessors)
     }
 
-    /// Writes `input` into `output` (same shape, any strides); false when the layout has too many axes.
-    func copy(_ input: ArrayView, into output: ArrayView) throws -> Bool {
-        guard let name = CUDAKernelNames.copy(input.dtype) else { return false }
-        let layout = StridedLayout.collapse(shape: input.shape, strides: [input.strides, output.strides])
-        guard layout.rank <= StridedLayout.maxRank else { return false }
-        guard input.count > 0 else { return true }
-        let args = KernelArguments()
-        args.addPointer(try inputPointer(input))
-        args.addPointer(try outputPointer(output))
-        args.add(int64: input.count)
-        args.add(int32: layout.rank)
-        args.add(dims: layout.shape)
-        args.add(dims: layout.strides[0])
-        args.add(dims: layout.strides[1])
-        try launch(name, .elementwise(count: input.count, multiprocessors: device.multiprocessors), args)
-        return true
-    }
+    /// A null pointer argument (an absent optional operand).
+    func addNull(_ args: KernelArguments) { args.add(UInt64(0)) }
 
-    /// One block per output element; kept and reduced axes collapsed separately.
-    func reduce(_ name: String, _ input: ArrayView, axes: [Int], shape: [Int], dtype: DType) throws -> ArrayView? {
-        let reduced = Set(axes)
-        let keptAxes = input.shape.indices.filter { !reduced.contains($0) }
-        let reducedAxes = input.shape.indices.filter { reduced.contains($0) }
-        let kept = StridedLayout.collapse(
-            shape: keptAxes.map { input.shape[$0] }, strides: [keptAxes.map { input.strides[$0] }], linear: false)
-        let red = StridedLayout.collapse(
-            shape: reducedAxes.map { input.shape[$0] }, strides: [reducedAxes.map { input.strides[$0] }], linear: false)
-        guard kept.rank <= StridedLayout.maxRank, red.rank <= StridedLayout.maxRank else { return nil }
-        let out = ArrayView.allocate(shape: shape, dtype: dtype)
-        guard out.count > 0 else { return out }
-        let args = KernelArguments()
-        args.addPointer(try inputPointer(input))
-        args.addPointer(try outputPointer(out))
-        args.add(int64: reducedAxes.reduce(1) { $0 * input.shape[$1] })
-        args.add(int32: kept.rank)
-        args.add(dims: kept.shape)
-        args.add(dims: kept.strides[0])
-        args.add(int32: red.rank)
-        args.add(dims: red.shape)
-        args.add(dims: red.strides[0])
-        try launch(name, .reduction(outputs: out.count), args)
-        return out
+    /// `view` when its last `axes` axes are row-contiguous, else a contiguous copy (nil: no copy kernel).
+    func innerContiguous(_ view: ArrayView, axes: Int) throws -> ArrayView? {
+        let n = view.shape.count
+        var expected = 1
+        for i in stride(from: n - 1, through: max(0, n - axes), by: -1) where view.shape[i] != 1 {
+            if view.strides[i] != expected { return try contiguousCopy(view) }
+            expected *= view.shape[i]
+        }
+        return view
     }
 }

@@ -2,7 +2,7 @@
 // expressions as the CPU's C (CompileCodegen), with no headers: fixed-width
 // types are typedefs and float16 converts through PTX `cvt` instructions, so
 // NVRTC compiles it without cuda_fp16.h. Helpers are not `static`: unused
-// static functions would draw NVRTC warnings. CUDADispatch+Compiled compiles it,
+// static functions would draw NVRTC warnings. CUDAFusedLaunch.swift compiles it,
 // caches the CUBIN and launches (grid-stride loops, any grid size):
 //   tk_contig(n, p0..pk-1, o0..om-1): every input contiguous with the
 //     output's shape, or one element (read once);

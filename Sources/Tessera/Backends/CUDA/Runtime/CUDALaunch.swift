@@ -1,6 +1,8 @@
-// Host side of a kernel launch: how many blocks of how many threads, the
-// strided layout a kernel gets (shape and strides collapsed to the fewest
-// axes, rank ≤ 8), and the argument block cuLaunchKernel reads.
+// Host side of a kernel launch: how many blocks of how many threads (1-D
+// `LaunchGeometry`; 3-D `CUDAGeometry.Launch`, whose per-family constants
+// live in the family files), the `Dims` form of a strided layout
+// (Backends/Common/StridedLayout.swift), and the argument block
+// cuLaunchKernel reads.
 
 /// Blocks and threads of one launch (1-D).
 struct LaunchGeometry: Equatable {
@@ -23,41 +25,7 @@ struct LaunchGeometry: Equatable {
     }
 }
 
-/// A shape and the strides of each operand over it, as a kernel takes them.
-struct StridedLayout: Equatable {
-    static let maxRank = 8  // TESSERA_MAX_DIMS in common.cuh
-
-    var shape: [Int]
-    var strides: [[Int]]
-
-    /// All operands contiguous: the kernel indexes linearly (ndim 0).
-    var isContiguous: Bool { shape.isEmpty }
-    var rank: Int { shape.count }
-
-    /// Drops size-1 axes and merges neighbours that are contiguous with each
-    /// other in every operand; if what is left is one axis of stride 1 in
-    /// every operand, the layout is contiguous (empty shape).
-    /// `linear: false` keeps at least the merged axes (a reduction's kept and
-    /// reduced parts index with them even when contiguous).
-    static func collapse(shape: [Int], strides: [[Int]], linear: Bool = true) -> StridedLayout {
-        var outShape: [Int] = []
-        var outStrides: [[Int]] = strides.map { _ in [] }
-        for axis in shape.indices where shape[axis] != 1 {
-            if let last = outShape.last,
-               strides.indices.allSatisfy({ outStrides[$0].last! == strides[$0][axis] * shape[axis] }) {
-                outShape[outShape.count - 1] = last * shape[axis]
-                for k in strides.indices { outStrides[k][outStrides[k].count - 1] = strides[k][axis] }
-            } else {
-                outShape.append(shape[axis])
-                for k in strides.indices { outStrides[k].append(strides[k][axis]) }
-            }
-        }
-        if linear && outShape.count <= 1 && outStrides.allSatisfy({ $0.first ?? 1 == 1 }) {
-            return StridedLayout(shape: [], strides: strides.map { _ in [] })
-        }
-        return StridedLayout(shape: outShape, strides: outStrides)
-    }
-
+extension StridedLayout {
     /// The 8 int64s of a `Dims` argument.
     static func dims(_ values: [Int]) -> [Int64] {
         precondition(values.count <= maxRank, "rank \(values.count) > \(maxRank)")
@@ -96,4 +64,31 @@ final class KernelArguments {
     }
 
     var count: Int { storage.count }
+}
+
+/// 3-D launch shapes of the CUDA kernels. Each family file adds its
+/// constants (mirroring its .cu file) and launch functions.
+enum CUDAGeometry {
+    static let maxGridY = 65535
+
+    struct Launch: Equatable {
+        var grid: (Int, Int, Int)
+        var block: (Int, Int, Int)
+        var sharedBytes: Int = 0
+
+        static func == (a: Launch, b: Launch) -> Bool {
+            a.grid == b.grid && a.block == b.block && a.sharedBytes == b.sharedBytes
+        }
+    }
+
+    static func blocks(_ count: Int, per: Int) -> Int { max(1, (count + per - 1) / per) }
+}
+
+extension RowLayout {
+    /// The kept axes as a row kernel's (rank, Dims shape, Dims strides) arguments.
+    func add(to args: KernelArguments) {
+        args.add(int32: kept.rank)
+        args.add(dims: kept.shape)
+        args.add(dims: kept.strides[0])
+    }
 }

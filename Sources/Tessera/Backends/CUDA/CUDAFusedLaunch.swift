@@ -1,5 +1,5 @@
 // GPU launches of compile's fused element-wise kernels (`.compiled`): the
-// region's CUDA source (CUDAFused) compiled by NVRTC for the device's SM on
+// region's CUDA source (CUDAFused.swift) compiled by NVRTC for the device's SM on
 // first use, its CUBIN cached on disk beside the other kernels' (key: source
 // hash, architecture, NVRTC version), the module kept per kernel and device.
 //
@@ -43,7 +43,7 @@ struct FusedLaunchPlan: Equatable {
             }
         }
         if isContiguous { return FusedLaunchPlan(entry: .contiguous, count: count, outputCount: k) }
-        let strides = inputs.map { FusedKernels.broadcastStrides($0, to: elementShape) } + [contiguousStrides(elementShape)]
+        let strides = inputs.map { ShapeKernels.broadcastStrides($0, to: elementShape) } + [contiguousStrides(elementShape)]
         let layout = StridedLayout.collapse(shape: elementShape, strides: strides, linear: false)
         guard layout.rank <= StridedLayout.maxRank else { return nil }
         return FusedLaunchPlan(entry: .strided(layout), count: count, outputCount: k)
@@ -123,20 +123,6 @@ extension CUDADispatch {
             kernel.gpuFunctions[deviceKey] = .some(functions)
             return functions
         }
-    }
-}
-
-extension CUDABackend {
-    static func hasCompiledKernels(_ primitive: Primitive) -> Bool {
-        if case .compiled = primitive { return true }
-        return false
-    }
-}
-
-extension CUDADispatch {
-    func evaluateCompiled(_ primitive: Primitive, _ inputs: [ArrayView], shape: [Int], dtype: DType) throws -> ArrayView? {
-        guard case .compiled(let kernel) = primitive else { return nil }
-        return try compiled(kernel, inputs: inputs, shape: shape, dtype: dtype)
     }
 }
 
