@@ -31,7 +31,7 @@ struct LaunchCommand: ParsableCommand {
     @Option(help: "A JSON hostfile: [{\"ssh\": \"host\", \"ips\": [\"10.0.0.1\"]}, ...].")
     var hostfile: String?
 
-    @Option(help: "The backend: ring (TCP, no install) or mpi (Open MPI's mpirun).")
+    @Option(help: "The backend: ring (TCP, no install), mpi (Open MPI's mpirun) or nccl (GPUs; the ring carries its id).")
     var backend: String = "ring"
 
     @Option(name: .customLong("env"), help: "K=V set for every rank (repeatable).")
@@ -58,8 +58,8 @@ struct LaunchCommand: ParsableCommand {
 
     func validate() throws {
         guard !program.isEmpty else { throw ValidationError("give the command to run after --") }
-        guard ["ring", "mpi"].contains(backend) else {
-            throw ValidationError("--backend must be ring or mpi (nccl is not available yet)")
+        guard ["ring", "mpi", "nccl"].contains(backend) else {
+            throw ValidationError("--backend must be ring, mpi or nccl")
         }
         if let n, n < 1 || n > 1024 { throw ValidationError("-n must be 1...1024") }
         for pair in environment where !pair.contains("=") || pair.hasPrefix("=") {
@@ -88,7 +88,8 @@ struct LaunchCommand: ParsableCommand {
             try launcher.start(rankLabel: nil, arguments: mpirunArguments(count: count, hosts: hosts, environment: shared),
                                environment: [:])
         } else {
-            shared[DistributedEnvironment.backend] = "ring"
+            // nccl: the ring carries rank 0's NCCL id (NCCLBootstrap), then NCCL runs the collectives.
+            shared[DistributedEnvironment.backend] = backend
             let ports = try port.map { p in (0..<count).map { p + $0 } } ?? Self.freePorts(count)
             let addresses = (0..<count).map { i -> String in
                 let ip = hosts.isEmpty ? "127.0.0.1" : hosts[i].ips?.first ?? hosts[i].ssh ?? "127.0.0.1"

@@ -269,7 +269,7 @@ func die(_ g: Group) throws {
 
 let args = CommandLine.arguments
 guard args.count >= 3, let backend = Group.Backend(rawValue: args[2]) else {
-    print("usage: tessera-dist-worker collectives|split|sendrecv|grad|train|sharded|die any|ring|mpi [digits.npz]")
+    print("usage: tessera-dist-worker collectives|split|sendrecv|grad|train|sharded|die|nccl-id any|ring|mpi|nccl [digits.npz]")
     exit(1)
 }
 let mode = args[1]
@@ -302,6 +302,12 @@ do {
     case "train": try train(g, digits: args.count > 3 ? args[3] : "Tests/Fixtures/digits.npz")
     case "sharded": try sharded(g)
     case "die": try die(g)
+    case "nccl-id":
+        // NCCL's bootstrap without a GPU: rank 0's (here random) id reaches every rank over the ring.
+        let id = try NCCLBootstrap.uniqueID(
+            rank: g.rank, environment: [:], timeout: 20, group: g,
+            generate: { (0..<NCCLBootstrap.idBytes).map { _ in UInt8.random(in: 0...255) } })
+        print("rank \(g.rank) ncclid=\(NCCLBootstrap.hex(id))")
     default: throw Failure(description: "unknown mode \(mode)")
     }
     print("rank \(g.rank) ok \(mode) \(g.backendName) size \(g.size)")

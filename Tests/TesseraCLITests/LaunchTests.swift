@@ -188,6 +188,28 @@ final class LaunchTests: XCTestCase {
         XCTAssertLessThan(run.seconds, 60, run.output)
     }
 
+    /// NCCL's id exchange over the launcher's ring (no GPU needed); then
+    /// `--backend nccl` where libnccl or a GPU is missing: every rank ends with
+    /// the typed error (exit 2), none hangs.
+    func testNCCLBootstrapOverTheRingAndTheTypedErrorWithoutNCCL() throws {
+        let run = try launch(["-n", "3", "--timeout", "20", "--", "tessera-dist-worker", "nccl-id", "ring"])
+        assertAllRanksOK(run, ranks: 3, mode: "nccl-id", "NCCL id over the ring")
+        let ids = run.output.split(separator: "\n").compactMap { line in
+            line.range(of: "ncclid=").map { String(line[$0.upperBound...]) }
+        }
+        XCTAssertEqual(ids.count, 3, run.output)
+        XCTAssertEqual(Set(ids).count, 1, "the ranks hold different ids:\n\(run.output)")
+        XCTAssertEqual(ids.first?.count, 256)
+        XCTAssertNotEqual(ids.first, String(repeating: "0", count: 256))
+
+        let nccl = try launch(["-n", "2", "--backend", "nccl", "--timeout", "20", "--",
+                               "tessera-dist-worker", "collectives", "any"])
+        if nccl.output.contains("ok collectives nccl") { throw XCTSkip("NCCL and a GPU are here: docs/GPU.md's checks") }
+        XCTAssertNotEqual(nccl.status, 0, nccl.output)
+        let errors = nccl.output.components(separatedBy: "distributed backend nccl unavailable").count - 1
+        XCTAssertEqual(errors, 2, nccl.output)
+    }
+
     func testLaunchRejectsBadArguments() throws {
         for args in [["-n", "2"], ["-n", "0", "--", "true"], ["--backend", "carrier-pigeon", "--", "true"],
                      ["--env", "NOEQUALS", "--", "true"]] {

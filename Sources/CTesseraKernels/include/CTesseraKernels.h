@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tk_nccl.h"  // NCCL call shim (Distributed/NCCLBackend.swift)
+
 #ifdef __cplusplus
 extern "C" {
 #endif

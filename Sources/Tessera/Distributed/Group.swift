@@ -70,13 +70,14 @@ enum ReduceKind: String, Sendable {
 public final class Group: Sendable, CustomStringConvertible {
     /// The backends a group can run over.
     public enum Backend: String, Sendable, CaseIterable {
-        /// MPI if the launcher set it up, else the ring if configured, else a group of one.
+        /// The launcher's backend (`TESSERA_DISTRIBUTED_BACKEND`: mpi, nccl or ring),
+        /// else MPI under mpirun, else the ring if configured, else a group of one.
         case any
         /// Open MPI, opened at run time (`libmpi.so.40`).
         case mpi
         /// Tessera's TCP ring (`TESSERA_RING_HOSTS`).
         case ring
-        /// NVIDIA NCCL (not available yet in this build).
+        /// NVIDIA NCCL between GPUs, opened at run time (`libnccl.so.2`; NCCLBackend.swift).
         case nccl
     }
 
@@ -139,7 +140,7 @@ public enum DistributedEnvironment {
     public static let rank = "TESSERA_RANK"
     /// The number of processes.
     public static let worldSize = "TESSERA_WORLD_SIZE"
-    /// Which backend the launcher set up (`ring` or `mpi`).
+    /// Which backend the launcher set up (`ring`, `mpi` or `nccl`).
     public static let backend = "TESSERA_DISTRIBUTED_BACKEND"
     /// The ring's `host:port` of every rank, comma-separated, in rank order.
     public static let ringHosts = "TESSERA_RING_HOSTS"
@@ -169,7 +170,9 @@ enum World {
             let configured = DistributedEnvironment.value(DistributedEnvironment.backend)
             var chosen = backend
             if backend == .any {
-                if configured == "mpi" || mpiLaunched {
+                if configured == "nccl" {
+                    chosen = .nccl
+                } else if configured == "mpi" || mpiLaunched {
                     chosen = .mpi
                 } else if DistributedEnvironment.value(DistributedEnvironment.ringHosts) != nil {
                     chosen = .ring
@@ -197,8 +200,14 @@ enum World {
                     }
                 }
             case .nccl:
-                throw DistributedError.backendUnavailable(
-                    backend: "nccl", reason: "NCCL is not implemented yet; use .mpi or .ring (docs/GPU.md)")
+                // The id travels over the launcher's ring (kept: a later `.ring` group reuses it).
+                var ring = made[.ring]
+                if ring == nil, DistributedEnvironment.value(DistributedEnvironment.ringHosts) != nil,
+                   (try? NCCLLibrary.shared()) != nil, CUDABackend.context != nil {
+                    ring = try RingCommunicator.world()
+                    made[.ring] = ring
+                }
+                made1 = try NCCLCommunicator.world(bootstrap: ring.map { Group(communicator: $0) })
             }
             if let made1 { made[chosen] = made1 }
             return made1

@@ -1,11 +1,11 @@
 // Finding and opening the CUDA libraries at run time (no CUDA toolkit at
 // build time). Search order, first hit wins, for each library:
 //   1. the environment variable (TESSERA_CUDA_PATH for libcuda,
-//      TESSERA_NVRTC_PATH, TESSERA_CUBLASLT_PATH): a file, or a folder
-//      holding one of the library's file names;
-//   2. (NVRTC, cuBLASLt) the `nvidia-*` PyPI wheels' folders under each
+//      TESSERA_NVRTC_PATH, TESSERA_CUBLASLT_PATH, TESSERA_NCCL_PATH): a
+//      file, or a folder holding one of the library's file names;
+//   2. (NVRTC, cuBLASLt, NCCL) the `nvidia-*` PyPI wheels' folders under each
 //      site-packages: the ones `python3` reports, then the usual paths;
-//   3. (NVRTC, cuBLASLt) /usr/local/cuda/lib64 and its targets/ folder;
+//   3. (NVRTC, cuBLASLt, NCCL) /usr/local/cuda/lib64 and its targets/ folder;
 //   4. the bare file names, through the dynamic loader (LD_LIBRARY_PATH,
 //      ldconfig): the only place libcuda comes from without the variable.
 
@@ -37,7 +37,7 @@ final class DynamicLibrary: @unchecked Sendable {
 
 /// The libraries the CUDA backend opens, and where it looks for them.
 enum CUDALibrary: String, CaseIterable, Sendable {
-    case driver, nvrtc, cublasLt
+    case driver, nvrtc, cublasLt, nccl
 
     /// The environment variable that names a file or folder to use first.
     var environmentVariable: String {
@@ -45,6 +45,7 @@ enum CUDALibrary: String, CaseIterable, Sendable {
         case .driver: return "TESSERA_CUDA_PATH"
         case .nvrtc: return "TESSERA_NVRTC_PATH"
         case .cublasLt: return "TESSERA_CUBLASLT_PATH"
+        case .nccl: return "TESSERA_NCCL_PATH"
         }
     }
 
@@ -54,6 +55,7 @@ enum CUDALibrary: String, CaseIterable, Sendable {
         case .driver: return ["libcuda.so.1"]
         case .nvrtc: return ["libnvrtc.so.13", "libnvrtc.so.12"]
         case .cublasLt: return ["libcublasLt.so.13", "libcublasLt.so.12"]
+        case .nccl: return ["libnccl.so.2"]
         }
     }
 
@@ -64,6 +66,8 @@ enum CUDALibrary: String, CaseIterable, Sendable {
         case .driver: return []
         case .nvrtc: return ["nvidia/cu13/lib", "nvidia/cuda_nvrtc/lib"]
         case .cublasLt: return ["nvidia/cu13/lib", "nvidia/cublas/lib"]
+        // nvidia-nccl-cu12 (and -cu13) install nvidia/nccl/lib/libnccl.so.2.
+        case .nccl: return ["nvidia/cu13/lib", "nvidia/nccl/lib"]
         }
     }
 
@@ -116,6 +120,8 @@ struct CUDALoadFailure: Error, CustomStringConvertible {
             return "libnvrtc not found (pip install nvidia-cuda-nvrtc-cu12, or set \(library.environmentVariable))"
         case .cublasLt:
             return "libcublasLt not found (pip install nvidia-cublas-cu12, or set \(library.environmentVariable))"
+        case .nccl:
+            return "libnccl.so.2 not found (pip install nvidia-nccl-cu12, or set \(library.environmentVariable))"
         }
     }
 }
