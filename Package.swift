@@ -1,6 +1,9 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
+/// TESSERA_CORE_ONLY=1 (see the end): the array framework's targets alone.
+let coreOnly = Context.environment["TESSERA_CORE_ONLY"] != nil
+
 let package = Package(
     name: "Tessera",
     products: [
@@ -59,7 +62,7 @@ let package = Package(
         .target(
             name: "TesseraCLI",
             dependencies: [
-                "Tessera", "TesseraNN", "TesseraOptimizers", "TesseraLM", "TesseraServer", "TesseraHub",
+                "Tessera", "TesseraNN", "TesseraOptimizers", "TesseraLM", "TesseraServer", "TesseraHub", "TesseraSelfTest",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"), .product(name: "Yams", package: "Yams"),
             ],
@@ -82,6 +85,14 @@ let package = Package(
             name: "TesseraLM",
             dependencies: ["Tessera", "TesseraNN", "TesseraOptimizers"],
             path: "Sources/TesseraLM",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        // Checks and measurements kept out of the library: the GPU selftest
+        // table and bench (`tessera selftest`). The CLI and TesseraTests link it.
+        .target(
+            name: "TesseraSelfTest",
+            dependencies: ["Tessera"],
+            path: "Sources/TesseraSelfTest",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         // The OpenAI- and Anthropic-compatible HTTP server over a GenerationEngine.
@@ -151,7 +162,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TesseraTests",
-            dependencies: ["Tessera", "CTesseraKernels"],
+            dependencies: ["Tessera", "CTesseraKernels", "TesseraSelfTest"],
             path: "Tests/TesseraTests",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
@@ -181,9 +192,9 @@ let package = Package(
 // without the LLM stack, CLI, server and hub or the packages they pull in
 // (SwiftNIO, BoringSSL, ...). CI's thread-sanitizer run builds this way
 // (with `--manifest-cache none`, as the manifest then depends on the environment).
-if Context.environment["TESSERA_CORE_ONLY"] != nil {
+if coreOnly {
     let core: Set<String> = [
-        "CTesseraKernels", "Tessera", "TesseraNN", "TesseraOptimizers", "TesseraTestSupport",
+        "CTesseraKernels", "Tessera", "TesseraSelfTest", "TesseraNN", "TesseraOptimizers", "TesseraTestSupport",
         "TesseraTests", "TesseraNNTests", "TesseraOptimizersTests",
     ]
     package.targets.removeAll { !core.contains($0.name) }

@@ -4,6 +4,7 @@
 import ArgumentParser
 import Tessera
 import TesseraLM
+import TesseraSelfTest
 
 struct DevicesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -6,6 +6,7 @@
 import XCTest
 
 @testable import Tessera
+import TesseraSelfTest
 
 final class CUDADenseTests: XCTestCase {
     func testKernelNamesByDtype() {
@@ -147,8 +148,11 @@ final class CUDADenseTests: XCTestCase {
     /// an out-of-range expert index is the CPU's typed error, not a bad read.
     func testGatherQuantizedMatmulIndexOutOfRangeOnGPU() throws {
         try XCTSkipUnless(CUDABackend.isAvailable, "no GPU: \(CUDABackend.unavailableReason)")
+        let noise = { (shape: [Int], seed: Int) in
+            Tensor((0..<shape.reduce(1, *)).map { Float(($0 * 7 + seed * 13) % 29) * 0.14 - 2.0 }, shape: shape)
+        }
         let (x, q) = withDevice(.cpu) {
-            (GPUSelfTest.noise([2, 1, 64]), quantize(GPUSelfTest.noise([3, 8, 64], seed: 1), groupSize: 32, bits: 4))
+            (noise([2, 1, 64], 0), quantize(noise([3, 8, 64], 1), groupSize: 32, bits: 4))
         }
         let y = withDevice(.gpu(0)) {
             gatherQuantizedMatmul(x, q.wq, scales: q.scales, biases: q.biases, lhsIndices: Tensor([UInt32(1)], shape: [1]),

@@ -1,4 +1,4 @@
-// The GPU path without a GPU: Tools/cuda-emu builds a CUDA driver and NVRTC
+// The GPU path without a GPU: Tests/Support/cuda-emu builds a CUDA driver and NVRTC
 // emulator with the host C++ compiler, and `tessera selftest`'s table runs
 // through it (kernels compiled, loaded and launched; device memory, copies and
 // the dispatch all as on a GPU), each op compared with the CPU backend.
@@ -10,6 +10,7 @@ import Foundation
 import XCTest
 
 @testable import Tessera
+import TesseraSelfTest
 
 final class CUDAEmulatorTests: XCTestCase {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -44,7 +45,7 @@ final class CUDAEmulatorTests: XCTestCase {
             throw XCTSkip("no C++ compiler: the CUDA emulator is not built")
         }
         let folder = Self.root.appendingPathComponent(".build/cuda-emu").path
-        let build = try Self.run("/bin/bash", [Self.root.appendingPathComponent("Tools/cuda-emu/build.sh").path, folder])
+        let build = try Self.run("/bin/bash", [Self.root.appendingPathComponent("Tests/Support/cuda-emu/build.sh").path, folder])
         XCTAssertEqual(build.status, 0, build.text)
         guard build.status == 0 else { throw XCTSkip("the emulator did not build") }
         return folder

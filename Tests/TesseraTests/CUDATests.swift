@@ -7,6 +7,7 @@ import Foundation
 import XCTest
 
 @testable import Tessera
+import TesseraSelfTest
 
 final class CUDAHostTests: XCTestCase {
     func testLaunchGeometry() {

@@ -205,7 +205,7 @@ public struct Tensor: Sendable {
     /// A new node on the current stream. On a device that cannot run (no GPU
     /// driver) the node is built all the same and its evaluation throws
     /// `TesseraError.deviceUnavailable`: a missing library is never a trap.
-    init(shape: [Int], dtype: DType, primitive: Primitive, inputs: [Tensor]) {
+    package init(shape: [Int], dtype: DType, primitive: Primitive, inputs: [Tensor]) {
         let stream = Stream.current
         if inputs.count == 1, let view = Self.immediateView(primitive, of: inputs[0].node, shape: shape, on: stream) {
             node = Node(shape: shape, dtype: dtype, primitive: primitive, inputs: [], stream: stream, data: view)

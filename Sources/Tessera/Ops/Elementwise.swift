@@ -14,7 +14,7 @@ private let complexUnaryOps: Set<UnaryOp> = [
     .isNaN, .isInf, .isFinite, .logicalNot, .real, .imag, .conjugate,
 ]
 
-func unary(_ op: UnaryOp, _ x: Tensor) -> Tensor {
+package func unary(_ op: UnaryOp, _ x: Tensor) -> Tensor {
     var input = x
     let outDType: DType
     if x.dtype == .complex64 {
@@ -95,7 +95,7 @@ func broadcastShapes(_ a: [Int], _ b: [Int], _ op: String) -> [Int] {
     }
 }
 
-func binary(_ op: BinaryOp, _ a: some TensorOperand, _ b: some TensorOperand) -> Tensor {
+package func binary(_ op: BinaryOp, _ a: some TensorOperand, _ b: some TensorOperand) -> Tensor {
     var (x, y, dtype) = promotedPair(a, b)
     let name = op.rawValue
     switch op {

@@ -10,7 +10,7 @@ func normalizeAxes(_ axes: [Int]?, _ ndim: Int, _ op: String) -> [Int] {
     return normalized.sorted()
 }
 
-func reduce(_ op: ReduceOp, _ x: Tensor, axes: [Int]?, keepDims: Bool) -> Tensor {
+package func reduce(_ op: ReduceOp, _ x: Tensor, axes: [Int]?, keepDims: Bool) -> Tensor {
     let axes = normalizeAxes(axes, x.ndim, op.rawValue)
     var input = x
     var outDType = x.dtype

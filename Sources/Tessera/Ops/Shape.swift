@@ -138,7 +138,7 @@ extension Tensor {
     }
 
     /// `self[start ..< end by stride]` per axis (clamped already), as a view.
-    func slice(start: [Int], end: [Int], stride: [Int]) -> Tensor {
+    package func slice(start: [Int], end: [Int], stride: [Int]) -> Tensor {
         let newShape = start.indices.map { i -> Int in
             let s = stride[i]
             return s > 0 ? Swift.max(0, (end[i] - start[i] + s - 1) / s) : Swift.max(0, (start[i] - end[i] - s - 1) / -s)

@@ -41,7 +41,7 @@ public final class FusedKernel: @unchecked Sendable {
     /// The CPU function, loaded on first evaluation (nil inside: the compiler failed).
     let cpuState = Lock()
     var cpuLoaded: CPUFusedFunction??
-    /// The GPU functions per device (CUDADispatch+Compiled), loaded on first use.
+    /// The GPU functions per device (CUDAFusedLaunch), loaded on first use.
     let gpuState = Lock()
     var gpuFunctions: [String: FusedGPUFunctions?] = [:]
 

@@ -181,7 +181,7 @@ func sumToShape(_ g: Tensor, _ shape: [Int]) -> Tensor {
 }
 
 /// A copy of `base` with `update` written into the window `start + i * stride`.
-func sliceUpdate(_ base: Tensor, _ update: Tensor, start: [Int], stride: [Int]) -> Tensor {
+package func sliceUpdate(_ base: Tensor, _ update: Tensor, start: [Int], stride: [Int]) -> Tensor {
     Tensor(
         shape: base.shape, dtype: base.dtype, primitive: .sliceUpdate(start: start, stride: stride),
         inputs: [base, update.asType(base.dtype)])

@@ -4,25 +4,25 @@
 // no kernel fits: the dispatch then runs the primitive on the CPU.
 
 extension CUDAKernelNames {
-    static let floatUnary: Set<UnaryOp> = [
+    package static let floatUnary: Set<UnaryOp> = [
         .abs, .negative, .sign, .square, .sqrt, .rsqrt, .reciprocal, .exp, .expm1, .log, .log2, .log10, .log1p,
         .sin, .cos, .tan, .arcsin, .arccos, .arctan, .sinh, .cosh, .tanh, .arcsinh, .arccosh, .arctanh,
         .sigmoid, .erf, .erfinv, .floor, .ceil, .round, .isNaN, .isInf, .isFinite,
     ]
 
-    static let int32Unary: Set<UnaryOp> = [.abs, .negative, .sign, .square, .bitwiseInvert]
+    package static let int32Unary: Set<UnaryOp> = [.abs, .negative, .sign, .square, .bitwiseInvert]
 
-    static let floatBinary: Set<BinaryOp> = [
+    package static let floatBinary: Set<BinaryOp> = [
         .add, .subtract, .multiply, .divide, .floorDivide, .remainder, .power, .maximum, .minimum, .arctan2,
         .logAddExp, .equal, .notEqual, .less, .lessEqual, .greater, .greaterEqual,
     ]
 
-    static let int32Binary: Set<BinaryOp> = [
+    package static let int32Binary: Set<BinaryOp> = [
         .add, .subtract, .multiply, .floorDivide, .remainder, .maximum, .minimum, .bitwiseAnd, .bitwiseOr,
         .bitwiseXor, .equal, .notEqual, .less, .lessEqual, .greater, .greaterEqual,
     ]
 
-    static let boolBinary: Set<BinaryOp> = [
+    package static let boolBinary: Set<BinaryOp> = [
         .logicalAnd, .logicalOr, .bitwiseAnd, .bitwiseOr, .bitwiseXor, .equal, .notEqual, .less, .lessEqual,
         .greater, .greaterEqual,
     ]

@@ -4,7 +4,7 @@
 // they share and the file a name lives in. Pure: tested without a GPU
 // against the names the .cu files define (CUDAKernelCompileTests).
 
-enum CUDAKernelNames {
+package enum CUDAKernelNames {
     static func suffix(_ dtype: DType) -> String? {
         switch dtype {
         case .float32: return "f32"

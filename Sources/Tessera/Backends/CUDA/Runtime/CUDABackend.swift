@@ -3,11 +3,11 @@
 // Nothing here crashes when libraries or devices are missing.
 
 /// Everything one usable GPU needs.
-final class CUDAContext: @unchecked Sendable {
+package final class CUDAContext: @unchecked Sendable {
     let driver: CUDADriver
     let nvrtc: NVRTC
     let cublasLt: CUBLASLt?
-    let device: CUDADevice
+    package let device: CUDADevice
     let home: DeviceHome
     let kernels: CUDAKernelCache
 
@@ -21,7 +21,7 @@ final class CUDAContext: @unchecked Sendable {
     }
 }
 
-enum CUDABackend {
+package enum CUDABackend {
     /// What loading found: the context, or why not, plus the versions seen on the way.
     struct Probe: Sendable {
         var context: CUDAContext?
@@ -33,10 +33,10 @@ enum CUDABackend {
 
     static let probe: Probe = load()
 
-    static var isAvailable: Bool { probe.context != nil }
+    package static var isAvailable: Bool { probe.context != nil }
     /// Why no GPU can be used ("" when one can).
-    static var unavailableReason: String { probe.reason ?? "" }
-    static var context: CUDAContext? { probe.context }
+    package static var unavailableReason: String { probe.reason ?? "" }
+    package static var context: CUDAContext? { probe.context }
 
     private static func load() -> Probe {
         var probe = Probe()

@@ -2,7 +2,7 @@
 // (stream 0's made up front, the others on first use), the events that order
 // one stream after another, and what the device reports.
 
-final class CUDADevice: @unchecked Sendable {
+package final class CUDADevice: @unchecked Sendable {
     let driver: CUDADriver
     let ordinal: Int
     let handle: CUdevice
@@ -14,7 +14,7 @@ final class CUDADevice: @unchecked Sendable {
     private var streams: [Int: CUhandle] = [:]
     /// One event per writing stream, re-recorded for each cross-stream wait.
     private var fences: [Int: CUhandle] = [:]
-    let name: String
+    package let name: String
     let computeCapability: (major: Int, minor: Int)
     let multiprocessors: Int
     let totalMemory: Int
@@ -100,7 +100,7 @@ final class CUDADevice: @unchecked Sendable {
     }
 
     /// Waits for the work queued on Tessera stream `index` (default 0).
-    func synchronize(stream index: Int = 0) throws {
+    package func synchronize(stream index: Int = 0) throws {
         let s = try stream(index)
         try makeCurrent()
         try driver.check(driver.cuStreamSynchronize(s), "cuStreamSynchronize")

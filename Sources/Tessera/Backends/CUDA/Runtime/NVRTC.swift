@@ -33,7 +33,7 @@ final class NVRTC: @unchecked Sendable {
         nvrtcGetProgramLog = try library.function("nvrtcGetProgramLog")
     }
 
-    /// "12.9"; the CUDA emulator's NVRTC (Tools/cuda-emu) says "emulator-<id>"
+    /// "12.9"; the CUDA emulator's NVRTC (Tests/Support/cuda-emu) says "emulator-<id>"
     /// instead, so its modules never share a kernel cache key with real CUBINs.
     var version: String {
         typealias EmulatorVersion = @convention(c) () -> UnsafePointer<CChar>?

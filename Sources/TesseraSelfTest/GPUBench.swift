@@ -4,6 +4,8 @@
 // ending in a device synchronize. `quick` shrinks every shape (a smoke run,
 // e.g. through the CUDA emulator; its figures mean nothing).
 
+import Tessera
+
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -4,6 +4,8 @@
 // integer and bool results exactly). The cases live by family in
 // GPUSelfTest+<Family>.swift.
 
+import Tessera
+
 /// Runs a table of ops on the GPU and the CPU and compares them.
 public enum GPUSelfTest {
     public struct Row: Sendable, CustomStringConvertible {

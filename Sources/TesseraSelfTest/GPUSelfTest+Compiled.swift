@@ -1,5 +1,7 @@
-// Selftest cases: compile()'s fused kernels (see CUDADispatch+Compiled.swift):
+// Selftest cases: compile()'s fused kernels (see Backends/CUDA/CUDAFusedLaunch.swift):
 // contiguous and broadcast (strided) inputs, a scalar, several outputs.
+
+import Tessera
 
 extension GPUSelfTest {
     static var compiledCases: [Case] {

@@ -1,5 +1,5 @@
 // Selftest cases: random bits, gather/scatter, sort, scan and linear algebra
-// (see CUDADispatch+Indexing.swift for the kernels they check).
+// (kernels: Backends/CUDA's CUDARandom, CUDAIndexing, CUDASort, CUDAScan, CUDALinalg).
 //
 // Where the GPU's output may legitimately differ from the CPU's, the case
 // compares invariants computed on the CPU from each device's result:
@@ -8,6 +8,8 @@
 // - svd: S, U[:, :k] diag(S) Vᵀ[:k] (the input), UᵀU and VᵀV (identities);
 // - eigh: the eigenvalues, V diag(w) Vᵀ (the input) and VᵀV.
 // Everything else is compared element for element.
+
+import Tessera
 
 extension GPUSelfTest {
     static var indexingCases: [Case] { randomCases + gatherScatterCases + sortCases + scanCases + linalgCases }

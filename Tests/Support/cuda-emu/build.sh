@@ -3,11 +3,11 @@
 # C++ compiler into OUT (default: .build/cuda-emu under the repository).
 # Rebuilds only when a source is newer than the libraries.
 #
-#     Tools/cuda-emu/build.sh [OUT]
+#     Tests/Support/cuda-emu/build.sh [OUT]
 #     TESSERA_CUDA_PATH=OUT/libcuda_emu.so TESSERA_NVRTC_PATH=OUT/libnvrtc_emu.so tessera selftest
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-out="${1:-$here/../../.build/cuda-emu}"
+out="${1:-$here/../../../.build/cuda-emu}"
 mkdir -p "$out/gen"
 out="$(cd "$out" && pwd)"
 cxx="${CXX:-c++}"

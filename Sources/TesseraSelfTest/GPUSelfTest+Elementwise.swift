@@ -4,6 +4,8 @@
 // that need more blocks than the grid has (grid-stride loops) and reductions
 // longer than a block.
 
+import Tessera
+
 extension GPUSelfTest {
     static var elementwiseCases: [Case] {
         let pair: (DType) -> [Tensor] = { dtype in

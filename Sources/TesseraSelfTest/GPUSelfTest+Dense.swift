@@ -1,7 +1,10 @@
-// Selftest cases: see CUDADispatch+Dense.swift for the kernels they check.
+// Selftest cases: the kernels they check are in Backends/CUDA's
+// CUDAReduction, CUDAMatmul, CUDAFast, CUDAAttention and CUDAQuantized.swift.
 // Each primitive runs with several shapes (both row-kernel team sizes, gemv
 // and GEMM, decode and prefill attention, qmv and qmm), every float dtype,
 // and at least one non-contiguous (transposed or sliced) input.
+
+import Tessera
 
 extension GPUSelfTest {
     /// Sums of many products: float32 1e-4, float16 2e-3, bfloat16 2e-2 relative.

@@ -6,7 +6,7 @@
 // shuffle from a lane that is not taking part, a missing context, too much
 // dynamic shared memory. Prints one line per check; exits 1 on any failure.
 //
-//     Tools/cuda-emu/build.sh OUT && OUT/emu_check OUT
+//     Tests/Support/cuda-emu/build.sh OUT && OUT/emu_check OUT
 
 #include <dlfcn.h>
 #include <math.h>
