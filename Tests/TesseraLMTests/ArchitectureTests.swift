@@ -1,3 +1,6 @@
+// The safetensors architectures (llama with llama3 rope scaling, mistral, qwen2/3, phi3,
+// gemma2/3, MLX-quantized folders) against transformers/mlx-lm logits from committed fixtures.
+
 import Foundation
 import Tessera
 @testable import TesseraLM

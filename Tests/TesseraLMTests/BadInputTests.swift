@@ -1,3 +1,6 @@
+// Generation's bad input: prompts past the context, bad token ids and empty prompts
+// are typed errors; generation stops at the context.
+
 import Foundation
 import Tessera
 @testable import TesseraLM

@@ -1,3 +1,6 @@
+// The batched generation engine: concurrent greedy requests give their solo tokens,
+// cancellation, the prefix cache, stop tokens, constraints, seeded sampling, limits and shutdown.
+
 import Foundation
 import Synchronization
 import Tessera

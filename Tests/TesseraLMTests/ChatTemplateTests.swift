@@ -1,3 +1,6 @@
+// The Jinja chat-template engine against jinja2's renderings (committed fixtures),
+// typed errors with positions, hostile templates, concurrent renders.
+
 import Foundation
 import XCTest
 

@@ -1,3 +1,6 @@
+// `convert`: GGUF and HF folders to MLX folders, checked against transformers and
+// mlx-lm; requantizing; bad input leaves no partial output.
+
 import Foundation
 import Tessera
 @testable import TesseraLM

@@ -1,3 +1,6 @@
+// The GGUF architectures (llama, mistral, qwen2/3, phi3 Q8_0, gemma2/3) against
+// llama.cpp/transformers references from committed GGUF fixtures.
+
 import Foundation
 import Tessera
 @testable import TesseraLM

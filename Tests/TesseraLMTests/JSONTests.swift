@@ -1,3 +1,5 @@
+// The JSON parser: key order kept, malformed input rejected with typed errors.
+
 import XCTest
 
 @testable import TesseraLM

@@ -1,3 +1,6 @@
+// KV caches: the quantized cache against mlx-lm, bad settings as typed errors,
+// prompt caches saved, loaded, continued and refused when corrupt.
+
 import Foundation
 import Tessera
 @testable import TesseraLM

@@ -1,3 +1,6 @@
+// Prompt-cache files: saved then reused gives the reference logits; another
+// model's file is refused and kept; generation from a cache file.
+
 import Foundation
 import Tessera
 @testable import TesseraLM

@@ -1,3 +1,6 @@
+// Sampling: greedy, temperature, top-k, top-p, min-p, their combination and the
+// repetition penalty, against direct computations of each rule.
+
 import XCTest
 
 @testable import TesseraLM

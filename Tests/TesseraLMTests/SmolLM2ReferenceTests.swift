@@ -1,3 +1,6 @@
+// The default model (SmolLM2-135M Q4_1 GGUF): greedy ids and top logits against
+// the committed llama.cpp/transformers references (/work/shared/refs); needs the model file.
+
 import Foundation
 import Tessera
 import TesseraLM

@@ -1,3 +1,6 @@
+// SmolLM2's tokenizer and chat template reproduce the reference text and ids;
+// bad input gives typed errors; the GGUF tokenizer written as files tokenizes the same.
+
 import Foundation
 import Tessera
 import TesseraLM

@@ -1,3 +1,6 @@
+// Structured output: the JSON-schema automaton accepts valid and rejects invalid
+// instances (jsonschema fixtures), prefixes, bounds, the token trie and completion budget.
+
 import Foundation
 import Tessera
 @testable import TesseraLM

@@ -1,3 +1,6 @@
+// Tokenizers (tokenizer.json and GGUF metadata) against Hugging Face tokenizers'
+// ids; streaming detokenization never splits characters; typed errors.
+
 import Foundation
 import XCTest
 

@@ -1,3 +1,6 @@
+// Tool-call parsing for Qwen/Hermes, Mistral and Llama 3 as their templates write
+// them; adversarial text stays text; streaming holds back only possible markers.
+
 import Foundation
 import Tessera
 @testable import TesseraLM

@@ -1,3 +1,5 @@
+// Activations and losses against torch (committed fixtures); activation layers equal their functions.
+
 import Tessera
 import TesseraTestSupport
 import XCTest

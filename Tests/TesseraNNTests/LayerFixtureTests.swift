@@ -1,3 +1,5 @@
+// NN layers (forward and gradients) against torch, from committed fixtures.
+
 import Tessera
 import TesseraTestSupport
 import XCTest

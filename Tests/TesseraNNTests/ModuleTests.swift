@@ -1,3 +1,5 @@
+// Module trees: parameter keys, update, freeze/unfreeze, train mode and valueAndGrad.
+
 import Tessera
 import XCTest
 

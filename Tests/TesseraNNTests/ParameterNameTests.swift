@@ -1,3 +1,5 @@
+// Parameter names, shapes and trainable sets match MLX's for the same models.
+
 import Tessera
 import TesseraTestSupport
 import XCTest

@@ -1,3 +1,5 @@
+// Quantized layers: QuantizedLinear/Embedding against their dequantized weights; quantize(model).
+
 import Tessera
 import XCTest
 

@@ -1,3 +1,5 @@
+// End to end: an MLP trained on the digits set reaches 95% accuracy.
+
 import Foundation
 import Tessera
 import TesseraTestSupport

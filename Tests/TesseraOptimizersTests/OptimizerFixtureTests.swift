@@ -1,3 +1,6 @@
+// Optimizers, schedules and clipGradNorm against MLX (committed fixtures); state
+// save/load continues training; bad state is a typed error.
+
 import Foundation
 import Tessera
 import TesseraNN

@@ -1,3 +1,6 @@
+// Decode attention (one query row over long caches) against numpy references and
+// composed ops; key ranges merge to the whole attention.
+
 import CTesseraKernels
 import XCTest
 

@@ -1,3 +1,6 @@
+// The CPU kernels directly: the thread pool, half conversions, binary/unary/reduction
+// and row kernels over layouts and dtypes against Swift/libm computations.
+
 import CTesseraKernels
 import Foundation
 import XCTest

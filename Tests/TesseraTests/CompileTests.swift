@@ -1,3 +1,6 @@
+// compile(): fusion into one kernel, simplification, fusion boundaries, random graphs
+// and random bits, all against eager evaluation.
+
 import Foundation
 import XCTest
 

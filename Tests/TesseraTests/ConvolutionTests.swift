@@ -1,3 +1,5 @@
+// Convolutions (1-3D, strides, padding, dilation, groups) against torch fixtures.
+
 import XCTest
 
 @testable import Tessera

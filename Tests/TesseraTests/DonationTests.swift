@@ -1,3 +1,5 @@
+// Buffer donation: chains reuse one buffer, and no donation where a view or another user needs it.
+
 import XCTest
 
 @testable import Tessera

@@ -1,3 +1,5 @@
+// einsum against numpy; batched matmul computes every batch.
+
 import XCTest
 
 @testable import Tessera

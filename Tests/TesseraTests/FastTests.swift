@@ -1,3 +1,6 @@
+// The fast ops (softmax, norms, rope, attention) against references and unfused
+// ops, on views and offsets, with grad and vmap.
+
 import XCTest
 
 @testable import Tessera

@@ -1,3 +1,6 @@
+// The lazy graph: laziness, release of evaluated inputs, deep chains, async
+// evaluation, evaluation order and views of computed tensors.
+
 import Foundation
 import XCTest
 

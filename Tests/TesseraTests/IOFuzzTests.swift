@@ -1,3 +1,6 @@
+// I/O readers under malformed input: ten thousand corruptions, huge shapes and
+// missing files all give typed errors, never a crash.
+
 import Foundation
 import XCTest
 

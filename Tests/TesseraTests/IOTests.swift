@@ -1,3 +1,5 @@
+// safetensors, npy/npz and GGUF against what the Python packages wrote and read.
+
 import Foundation
 import XCTest
 

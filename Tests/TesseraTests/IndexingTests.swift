@@ -1,3 +1,5 @@
+// Indexing and subscript assignment against numpy; .at accumulation; clamping; gather/scatter primitives.
+
 import XCTest
 
 @testable import Tessera

@@ -1,3 +1,5 @@
+// Layout ops (reshape, transpose, pad, tile, ...) against numpy fixtures.
+
 import XCTest
 
 @testable import Tessera

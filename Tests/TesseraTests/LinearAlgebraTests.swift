@@ -1,3 +1,6 @@
+// Linear algebra (LAPACK and native) against numpy; factorizations round-trip;
+// singular input throws; the disable switch leaves libraries unloaded.
+
 import Foundation
 import XCTest
 

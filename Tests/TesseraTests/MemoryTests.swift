@@ -1,3 +1,6 @@
+// Memory: statistics, the buffer cache and its limit, the memory limit's typed
+// error, host/device homes, and stream ordering of writes.
+
 import Foundation
 import XCTest
 

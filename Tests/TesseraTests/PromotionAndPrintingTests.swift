@@ -1,3 +1,5 @@
+// dtype promotion, weak scalars and printing, against MLX.
+
 import Foundation
 import XCTest
 

@@ -1,3 +1,6 @@
+// Affine quantization against MLX, round-trip error bounds, quantized matmul vs
+// dequantized matmul (batched, shared, half scales); bad gather indices throw.
+
 import CTesseraKernels
 import XCTest
 

@@ -1,3 +1,5 @@
+// Random bits equal MLX's; implicit keys differ under concurrency; sampler ranges.
+
 import XCTest
 
 @testable import Tessera

@@ -1,3 +1,5 @@
+// Scans (cumsum/cumprod/cummax/cummin) against numpy fixtures.
+
 import XCTest
 
 @testable import Tessera

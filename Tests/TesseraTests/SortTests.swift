@@ -1,3 +1,5 @@
+// sort/argsort/partition against numpy fixtures.
+
 import XCTest
 
 @testable import Tessera

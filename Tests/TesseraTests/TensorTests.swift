@@ -1,3 +1,5 @@
+// Tensor basics: creation, constructors, item and views, zero-size arrays, split and stack.
+
 import Foundation
 import XCTest
 

@@ -1,3 +1,5 @@
+// The CPU thread pool: back-to-back jobs run every chunk once; concurrent callers complete.
+
 import XCTest
 
 @testable import Tessera

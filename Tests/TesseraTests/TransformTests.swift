@@ -1,3 +1,6 @@
+// grad/jvp/vmap of every primitive against finite differences and loops; nested
+// transforms and Hessian-vector products.
+
 import Foundation
 import XCTest
 

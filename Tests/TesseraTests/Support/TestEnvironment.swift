@@ -1,3 +1,6 @@
+// Shared helpers of TesseraTests: running Python peers (skipped with a one-line
+// reason where python3 or a module is missing, unless TESSERA_REQUIRE_PYTHON=1).
+
 import Foundation
 import XCTest
 
