@@ -27,7 +27,7 @@ public struct DeviceInfo: Sendable, CustomStringConvertible {
             gpu = DeviceInfo(
                 device: .gpu(0), unavailableReason: nil, totalMemory: d.totalMemory,
                 detail: "\(d.name), \(d.architecture), \(d.multiprocessors) SMs, memory limit "
-                    + "\(formatBytes(context.home.allocator.limits.memory)); \(CUDABackend.summary)")
+                    + "\(formatBytes(context.home.allocator.limits.memory)); \(CUDABackend.summary); \(ncclSummary)")
         } else {
             let found = CUDABackend.summary
             gpu = DeviceInfo(
@@ -35,6 +35,16 @@ public struct DeviceInfo: Sendable, CustomStringConvertible {
                 totalMemory: nil, detail: "")
         }
         return [cpu, gpu]
+    }
+
+    /// The NCCL library the distributed `.nccl` backend would use, or why there is none.
+    static var ncclSummary: String {
+        do {
+            let nccl = try NCCLLibrary.shared()
+            return "NCCL \(nccl.version) (\(nccl.library.path))"
+        } catch {
+            return "no NCCL: \(error)"
+        }
     }
 
     public var description: String {

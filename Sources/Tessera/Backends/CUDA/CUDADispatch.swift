@@ -142,8 +142,18 @@ struct CUDADispatch {
         case .scan(let op, let axis, let reverse, let inclusive):
             return try scan(op, inputs[0], axis: axis, reverse: reverse, inclusive: inclusive, dtype: dtype)
         // Linear algebra (CUDALinalg.swift).
-        case .inverse, .solve, .cholesky, .qr, .svd, .eigh:
-            return try linalg(primitive, inputs, shape: shape, dtype: dtype)
+        case .inverse:
+            return try linalg(.inverse, inputs, shape: shape, dtype: dtype)
+        case .solve:
+            return try linalg(.solve, inputs, shape: shape, dtype: dtype)
+        case .cholesky(let upper):
+            return try linalg(.cholesky(upper: upper), inputs, shape: shape, dtype: dtype)
+        case .qr(let part):
+            return try linalg(.qr(part: part), inputs, shape: shape, dtype: dtype)
+        case .svd(let part):
+            return try linalg(.svd(part: part), inputs, shape: shape, dtype: dtype)
+        case .eigh(let part, let upper):
+            return try linalg(.eigh(part: part, upper: upper), inputs, shape: shape, dtype: dtype)
         // Fused (CUDAFusedLaunch.swift).
         case .compiled(let kernel):
             return try compiled(kernel, inputs: inputs, shape: shape, dtype: dtype)

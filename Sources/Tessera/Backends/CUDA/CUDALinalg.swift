@@ -13,18 +13,27 @@ extension CUDAKernelNames {
         "linalg_inverse", "linalg_solve", "linalg_cholesky", "linalg_qr", "linalg_svd", "linalg_eigh",
     ]
 
-    /// The kernel for a factorization of float64 matrices, or nil for other primitives.
-    static func linalg(_ primitive: Primitive) -> String? {
-        switch primitive {
+    /// The kernel of a factorization of float64 matrices.
+    static func linalg(_ kernel: LinalgKernel) -> String {
+        switch kernel {
         case .inverse: return "linalg_inverse"
         case .solve: return "linalg_solve"
         case .cholesky: return "linalg_cholesky"
         case .qr: return "linalg_qr"
         case .svd: return "linalg_svd"
         case .eigh: return "linalg_eigh"
-        default: return nil
         }
     }
+}
+
+/// The factorizations linalg.cu computes, with their primitives' parameters
+/// (the dispatch's switch maps each primitive to one).
+enum LinalgKernel: Equatable {
+    case inverse, solve
+    case cholesky(upper: Bool)
+    case qr(part: Int)
+    case svd(part: Int)
+    case eigh(part: Int, upper: Bool)
 }
 
 extension CUDAGeometry {
@@ -46,14 +55,14 @@ extension CUDAGeometry {
     }
 
     /// nil when the matrices are larger than CUDAKernelNames.linalgMaxSize
-    /// (or the primitive is not a factorization): those run on the CPU.
-    static func linalg(_ primitive: Primitive, shape: [Int], rhs: Int) -> Linalg? {
+    /// or not matrices: those run on the CPU.
+    static func linalg(_ kernel: LinalgKernel, shape: [Int], rhs: Int) -> Linalg? {
         guard shape.count >= 2 else { return nil }
         let m = shape[shape.count - 2], n = shape[shape.count - 1]
         let limit = CUDAKernelNames.linalgMaxSize
         guard m <= limit, n <= limit else { return nil }
         let p = max(m, n), q = min(m, n)
-        switch primitive {
+        switch kernel {
         case .inverse:
             return Linalg(sharedBytes: (2 * n * n + n) * 8, failure: .init(op: "inv", reason: "singular"))
         case .solve:
@@ -67,18 +76,15 @@ extension CUDAGeometry {
             return Linalg(part: part, sharedBytes: (p * q + q * q + p * p + q) * 8 + q * 4)
         case .eigh(let part, let upper):
             return Linalg(part: part, flag: upper ? 1 : 0, sharedBytes: 2 * n * n * 8 + n * 4)
-        default:
-            return nil
         }
     }
 }
 
 extension CUDADispatch {
-    func linalg(_ primitive: Primitive, _ inputs: [ArrayView], shape: [Int], dtype: DType) throws -> ArrayView? {
-        let a = inputs[0], nd = a.shape.count
-        guard let name = CUDAKernelNames.linalg(primitive), dtype == .float64, inputs.allSatisfy({ $0.dtype == .float64 })
-        else { return nil }
-        guard let plan = CUDAGeometry.linalg(primitive, shape: a.shape, rhs: inputs.count > 1 ? inputs[1].shape.last! : 0)
+    func linalg(_ kernel: LinalgKernel, _ inputs: [ArrayView], shape: [Int], dtype: DType) throws -> ArrayView? {
+        let a = inputs[0], nd = a.shape.count, name = CUDAKernelNames.linalg(kernel)
+        guard dtype == .float64, inputs.allSatisfy({ $0.dtype == .float64 }) else { return nil }
+        guard let plan = CUDAGeometry.linalg(kernel, shape: a.shape, rhs: inputs.count > 1 ? inputs[1].shape.last! : 0)
         else { return nil }  // larger than linalgMaxSize: the CPU's
         let out = ArrayView.allocate(shape: shape, dtype: dtype)
         let batchShape = Array(a.shape.prefix(nd - 2))
