@@ -23,6 +23,8 @@
 //   TESSERA_BENCH_TRAIN_PYTHON  a python with torch, peft, transformers, gguf,
 //                               mlx and mlx-lm (default python3); a peer whose
 //                               packages are missing says so in the table
+//   TESSERA_BENCH_TRAIN_PEERS   which peers run (default torch,mlx)
+//   TESSERA_BENCH_TRAIN_TIMEOUT seconds before a process is stopped (default 1800)
 
 import Foundation
 import Tessera
@@ -123,8 +125,8 @@ private struct TrainFigures {
     var failure: String?
 }
 
-/// Runs `arguments` and reads the JSON line it prints last.
-private func runJSON(_ arguments: [String]) -> Result<[String: Any], PeerError> {
+/// Runs `arguments` and reads the JSON line it prints last; stopped after `timeout` seconds.
+private func runJSON(_ arguments: [String], timeout: Double) -> Result<[String: Any], PeerError> {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = arguments
@@ -132,8 +134,15 @@ private func runJSON(_ arguments: [String]) -> Result<[String: Any], PeerError> 
     process.standardOutput = pipe
     process.standardError = FileHandle.nullDevice
     do { try process.run() } catch { return .failure(PeerError("\(arguments[0]): \(error)")) }
+    let pid = process.processIdentifier
+    let timer = DispatchWorkItem { kill(pid, SIGTERM) }
+    DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: timer)
     let data = pipe.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
+    timer.cancel()
+    if process.terminationReason == .uncaughtSignal {
+        return .failure(PeerError("stopped after \(Int(timeout)) s (TESSERA_BENCH_TRAIN_TIMEOUT)"))
+    }
     let last = String(decoding: data, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? ""
     guard let json = try? JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any] else {
         return .failure(PeerError("no result (exit \(process.terminationStatus))"))
@@ -166,6 +175,8 @@ func runTrainSuite() {
     let steps = max(1, Int(env["TESSERA_BENCH_TRAIN_STEPS"] ?? "") ?? 3)
     let warmup = 1
     let python = env["TESSERA_BENCH_TRAIN_PYTHON"] ?? "python3"
+    let timeout = max(1, Double(env["TESSERA_BENCH_TRAIN_TIMEOUT"] ?? "") ?? 1800)
+    let chosen = Set((env["TESSERA_BENCH_TRAIN_PEERS"] ?? "torch,mlx").split(separator: ",").map(String.init))
     let peers = repositoryRoot.appendingPathComponent("Benchmarks/train_peers.py").path
     let work = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-bench-train-\(getpid())")
     defer { try? FileManager.default.removeItem(at: work) }
@@ -186,7 +197,7 @@ func runTrainSuite() {
     var peerFailure: String? = noPeers ? "TESSERA_BENCH_NO_PEERS is set" : nil
     if !noPeers && !FileManager.default.fileExists(atPath: floatFolder + "/model.safetensors") {
         print("train suite: writing the float32 model for the peers to \(floatFolder)")
-        if case .failure(let why) = runJSON([python, peers, "prepare", "--gguf", gguf, "--out", floatFolder]) {
+        if case .failure(let why) = runJSON([python, peers, "prepare", "--gguf", gguf, "--out", floatFolder], timeout: timeout) {
             peerFailure = "the float32 model: \(why)"
         }
     }
@@ -198,13 +209,20 @@ func runTrainSuite() {
     var ours = TrainFigures(), torch = TrainFigures(), mlx = TrainFigures()
     let common = ["--batches", batchFile.path, "--warmup", String(warmup), "--steps", String(steps)]
     for _ in 0..<rounds {
-        record(runJSON([me, "train-worker", gguf, batchFile.path, String(warmup), String(steps)]), into: &ours)
+        record(runJSON([me, "train-worker", gguf, batchFile.path, String(warmup), String(steps)], timeout: timeout), into: &ours)
         if peerFailure == nil {
-            record(runJSON([python, peers, "torch", "--model", floatFolder] + common), into: &torch)
-            record(runJSON([python, peers, "mlx", "--model", floatFolder] + common), into: &mlx)
+            // A peer that failed or timed out once is not run again.
+            if chosen.contains("torch") && torch.failure == nil {
+                record(runJSON([python, peers, "torch", "--model", floatFolder] + common, timeout: timeout), into: &torch)
+            }
+            if chosen.contains("mlx") && mlx.failure == nil {
+                record(runJSON([python, peers, "mlx", "--model", floatFolder] + common, timeout: timeout), into: &mlx)
+            }
         }
     }
     if let peerFailure { (torch.failure, mlx.failure) = (peerFailure, peerFailure) }
+    if !chosen.contains("torch") { torch.failure = "not in TESSERA_BENCH_TRAIN_PEERS" }
+    if !chosen.contains("mlx") { mlx.failure = "not in TESSERA_BENCH_TRAIN_PEERS" }
     let tokensPerStep = Double(trainBatch * trainSequence)
     func rate(_ f: TrainFigures) -> Double? { f.times.isEmpty ? nil : tokensPerStep / median(f.times) }
     func mb(_ xs: [Int]) -> String { xs.isEmpty ? "–" : String(format: "%.0f MB", median(xs.map(Double.init)) / 1e6) }
