@@ -204,7 +204,8 @@ final class FineTuningTests: XCTestCase {
         options.validationBatches = -1
         var validation: [Float] = []
         try Trainer.train(
-            model: model, optimizer: Adafactor(learningRate: 1e-2, scaleParameter: false, relativeStep: false), adapter: adapter, train: examples, valid: examples,
+            model: model, optimizer: Adafactor(learningRate: 1e-2, scaleParameter: false, relativeStep: false), adapter: adapter,
+            train: examples, valid: examples,
             options: options
         ) { event in
             if case .validation(_, let loss, _) = event { validation.append(loss) }

@@ -239,7 +239,9 @@ func runTrainSuite() {
         }
         let ratio = torchRate.map { String(format: "%.2f×", r / $0) } ?? "–"
         let loss = f.firstLoss.map { String(format: "%.3f", $0) } ?? "–"
-        print("| \(name) | \(String(format: "%.0f", r)) | \(ratio) | \(mb(f.peakRSS)) | \(mb(f.growth)) | \(mb(f.frameworkPeak)) | \(loss) |")
+        print(
+            "| \(name) | \(String(format: "%.0f", r)) | \(ratio) | \(mb(f.peakRSS)) | \(mb(f.growth)) | "
+                + "\(mb(f.frameworkPeak)) | \(loss) |")
     }
     for (name, f) in [("Tessera", ours), ("torch + peft", torch), ("mlx-lm", mlx)] {
         if let why = f.failure { print("\n\(name): \(why)") }

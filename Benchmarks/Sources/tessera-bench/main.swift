@@ -4,7 +4,8 @@
 // (above 1: Tessera is faster), with memcpy bandwidth as the physical limit.
 //
 //   swift run -c release --package-path Benchmarks tessera-bench [suite...]
-//   suites: matmul elementwise reduction rows quantized compile lm serve floatlm structured dist train (default: all but compile, lm, serve, floatlm, structured, dist, train),
+//   suites: matmul elementwise reduction rows quantized compile lm serve floatlm structured dist train
+//   (default: all but compile, lm, serve, floatlm, structured, dist, train),
 //   or case ids (e.g. qmv8_49152x576)
 //   TESSERA_BENCH_NO_PEERS=1 skips the Python peers.
 
