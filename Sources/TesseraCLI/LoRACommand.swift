@@ -19,7 +19,7 @@ import Glibc
 #endif
 
 enum OptimizerChoice: String, ExpressibleByArgument, CaseIterable {
-    case adam, adamw, sgd
+    case adam, adamw, sgd, adafactor
 }
 
 extension FineTuneType: ExpressibleByArgument {}
@@ -55,7 +55,12 @@ struct LoRACommand: AsyncParsableCommand {
     @Option(help: "Examples per step. Default: 4.") var batchSize: Int?
     @Option(help: "Training steps. Default: 1000.") var iters: Int?
     @Option(help: "The optimizer's learning rate (the schedule's, with lr_schedule). Default: 1e-5.") var learningRate: Float?
-    @Option(help: ArgumentHelp("The optimizer. Default: adam.", valueName: "adam|adamw|sgd")) var optimizer: OptimizerChoice?
+    @Option(
+        help: ArgumentHelp(
+            "The optimizer. Default: adam. adafactor, as mlx-lm, takes relative steps (min(1e-2, 1/√t)) and ignores "
+                + "--learning-rate unless optimizer_config.adafactor.relative_step is false.",
+            valueName: "adam|adamw|sgd|adafactor"))
+    var optimizer: OptimizerChoice?
     @Option(help: "Steps between progress lines. Default: 10.") var stepsPerReport: Int?
     @Option(help: "Steps between validation losses. Default: 200.") var stepsPerEval: Int?
     @Option(parsing: .unconditional, help: "Validation batches per evaluation (-1: all). Default: 25.") var valBatches: Int?

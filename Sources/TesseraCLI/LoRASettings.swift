@@ -61,7 +61,7 @@ struct LoRASettings {
         }
         if let text = try file.string("optimizer"), c.optimizer == nil {
             guard let choice = OptimizerChoice(rawValue: text) else {
-                throw ValidationError("\(name("--optimizer", "optimizer")) must be adam, adamw or sgd, got \(text)")
+                throw ValidationError("\(name("--optimizer", "optimizer")) must be adam, adamw, sgd or adafactor, got \(text)")
             }
             optimizer = choice
         } else {
@@ -161,6 +161,8 @@ struct LoRASettings {
             case .adam: ["betas", "eps", "bias_correction"]
             case .adamw: ["betas", "eps", "weight_decay", "bias_correction"]
             case .sgd: ["momentum", "weight_decay", "dampening", "nesterov"]
+            case .adafactor:
+                ["eps", "clip_threshold", "decay_rate", "beta_1", "weight_decay", "scale_parameter", "relative_step", "warmup_init"]
             }
         for name in optimizerSettings.map(\.key) where !allowed.contains(name) {
             throw LoRAConfigError.unknownKey(key + "." + name)
@@ -170,8 +172,8 @@ struct LoRASettings {
             guard let d = v.double, d.isFinite, d >= 0 else { throw LoRAConfigError.wrongType(key: "\(key).\(name)", expected: "a number, 0 or more") }
             return Float(d)
         }
-        func flag(_ name: String) throws -> Bool {
-            guard let v = optimizerSettings[name] else { return false }
+        func flag(_ name: String, _ fallback: Bool = false) throws -> Bool {
+            guard let v = optimizerSettings[name] else { return fallback }
             guard let b = v.bool else { throw LoRAConfigError.wrongType(key: "\(key).\(name)", expected: "true or false") }
             return b
         }
@@ -198,6 +200,36 @@ struct LoRASettings {
             return SGD(
                 learningRate: rate, momentum: momentum, weightDecay: try number("weight_decay", 0), dampening: dampening,
                 nesterov: nesterov)
+        case .adafactor:
+            var eps: (Float, Float) = (1e-30, 1e-3)
+            if let v = optimizerSettings["eps"] {
+                guard let pair = v.array?.compactMap(\.double), pair.count == 2, pair.allSatisfy({ $0.isFinite && $0 >= 0 }) else {
+                    throw LoRAConfigError.wrongType(key: key + ".eps", expected: "two numbers, 0 or more")
+                }
+                eps = (Float(pair[0]), Float(pair[1]))
+            }
+            // decay_rate is negative (MLX's default -0.8): t^decay_rate < 1 is the running average's weight.
+            var decay: Float = -0.8
+            if let v = optimizerSettings["decay_rate"] {
+                guard let d = v.double, d.isFinite, d < 0 else {
+                    throw LoRAConfigError.wrongType(key: key + ".decay_rate", expected: "a negative number")
+                }
+                decay = Float(d)
+            }
+            var beta1: Float? = nil
+            if let v = optimizerSettings["beta_1"], v != .null {
+                guard let b = v.double, b >= 0, b < 1 else {
+                    throw LoRAConfigError.wrongType(key: key + ".beta_1", expected: "a number in [0, 1) or null")
+                }
+                beta1 = Float(b)
+            }
+            let clip = try number("clip_threshold", 1)
+            guard clip > 0 else { throw LoRAConfigError.invalid(key: key + ".clip_threshold", reason: "must be above 0") }
+            // mlx-lm passes its learning rate, so relative_step false always has one.
+            return Adafactor(
+                learningRate: rate, eps: eps, clipThreshold: clip, decayRate: decay, beta1: beta1,
+                weightDecay: try number("weight_decay", 0), scaleParameter: try flag("scale_parameter", true),
+                relativeStep: try flag("relative_step", true), warmupInit: try flag("warmup_init"))
         }
     }
 }

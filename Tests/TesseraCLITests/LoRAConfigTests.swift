@@ -140,6 +140,57 @@ final class LoRAConfigTests: XCTestCase {
         XCTAssertNil(plain.schedule)
     }
 
+    /// `--optimizer adafactor` / `optimizer: adafactor` as mlx-lm builds it:
+    /// MLX's Adafactor given the learning rate, MLX's defaults (relative
+    /// steps), optimizer_config.adafactor's keys passed through, bad ones named.
+    func testAdafactorAsMLXLMBuildsIt() throws {
+        let flag = try XCTUnwrap(
+            try LoRACommand.parse(["--train", "--data", folder, "--optimizer", "adafactor", "--learning-rate", "3e-4"])
+                .settings().makeOptimizer() as? Adafactor)
+        XCTAssertTrue(flag.relativeStep && flag.scaleParameter && !flag.warmupInit)
+        XCTAssertEqual([flag.eps.0, flag.eps.1, flag.clipThreshold, flag.decayRate, flag.weightDecay], [1e-30, 1e-3, 1, -0.8, 0])
+        XCTAssertNil(flag.beta1)
+        XCTAssertEqual(flag.learningRate.value(at: 0), 3e-4)
+        let yaml = """
+            train: true
+            data: \(folder)
+            optimizer: adafactor
+            learning_rate: 2e-3
+            optimizer_config:
+              adafactor:
+                relative_step: false
+                scale_parameter: false
+                beta_1: 0.9
+                eps: [1e-29, 2e-3]
+                clip_threshold: 2.0
+                decay_rate: -0.5
+                weight_decay: 0.01
+            """
+        let s = try LoRACommand.parse(["-c", write(yaml)]).settings()
+        XCTAssertEqual(s.optimizer, .adafactor)
+        XCTAssertEqual(s.adapterConfig.extra["optimizer"]?.string, "adafactor")
+        let file = try XCTUnwrap(try s.makeOptimizer() as? Adafactor)
+        XCTAssertFalse(file.relativeStep || file.scaleParameter)
+        XCTAssertEqual(file.beta1, 0.9)
+        XCTAssertEqual([file.eps.0, file.eps.1, file.clipThreshold, file.decayRate, file.weightDecay], [1e-29, 2e-3, 2, -0.5, 0.01])
+        XCTAssertEqual(file.learningRate.value(at: 0), 2e-3)
+        // Flags override the file's optimizer.
+        XCTAssertEqual(try LoRACommand.parse(["-c", write(yaml), "--optimizer", "sgd"]).settings().optimizer, .sgd)
+        let head = "train: true\ndata: \(folder)\noptimizer: adafactor\noptimizer_config:\n  adafactor:\n"
+        for (setting, needle) in [
+            ("    betas: [0.9, 0.99]\n", "optimizer_config.adafactor.betas"),
+            ("    decay_rate: 0.8\n", "optimizer_config.adafactor.decay_rate"),
+            ("    beta_1: 1.5\n", "optimizer_config.adafactor.beta_1"),
+            ("    eps: [1e-30]\n", "optimizer_config.adafactor.eps"),
+            ("    clip_threshold: 0\n", "optimizer_config.adafactor.clip_threshold"),
+            ("    relative_step: sometimes\n", "optimizer_config.adafactor.relative_step"),
+        ] {
+            let text = message(["-c", write(head + setting)])
+            XCTAssertTrue(text.contains(needle), "\(setting) -> \(text)")
+        }
+        XCTAssertTrue(message(["-c", write("train: true\ndata: \(folder)\noptimizer: lamb\n")]).contains("adafactor"))
+    }
+
     func testUnknownKeysAndWrongTypesAreNamed() {
         // A "billion laughs": aliases that repeat into 10^6 values.
         let laughs = "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n"

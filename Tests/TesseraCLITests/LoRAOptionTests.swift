@@ -56,7 +56,7 @@ final class LoRAOptionTests: XCTestCase {
             (["--steps-per-report", "0"], "--steps-per-report"), (["--steps-per-eval", "0"], "--steps-per-eval"),
             (["--val-batches", "0"], "--val-batches"), (["--save-every", "0"], "--save-every"),
             (["--max-seq-length", "1"], "--max-seq-length"), (["--test", "--test-batches", "-3"], "--test-batches"),
-            (["--optimizer", "adafactor"], "--optimizer"), (["--fine-tune-type", "qlora"], "--fine-tune-type"),
+            (["--optimizer", "lamb"], "--optimizer"), (["--fine-tune-type", "qlora"], "--fine-tune-type"),
             (["--lora-dropout", "1"], "--lora-dropout"), (["--lora-rank", "0"], "--lora-rank"),
             (["--seed", "-1"], "--seed"),
         ] {

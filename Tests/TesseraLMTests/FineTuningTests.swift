@@ -117,7 +117,9 @@ final class FineTuningTests: XCTestCase {
     /// A run of `iterations` steps (DoRA with dropout, AdamW on a warm-up +
     /// cosine schedule, shuffled batches over more than one epoch), stopped
     /// after `stopAfter` steps when given; returns the adapter tensors and the folder.
-    func run(iterations: Int, resume: String? = nil, folder: String) throws -> [String: Tensor] {
+    func run(
+        iterations: Int, resume: String? = nil, folder: String, optimizer: () -> Optimizer = FineTuningTests.adamW
+    ) throws -> [String: Tensor] {
         Random.seed(42)
         let model = try SyntheticModel.llama(config: ModuleTreeTests.config(tied: false), bits: 4, dtype: .float32, scale: 0.3, seed: 5)
         let adapter = AdapterConfig(fineTuneType: .dora, numLayers: 2, parameters: LoRAParameters(rank: 4, scale: 10, dropout: 0.2))
@@ -127,10 +129,8 @@ final class FineTuningTests: XCTestCase {
         (options.iterations, options.batchSize, options.stepsPerReport, options.stepsPerEval) = (iterations, 3, 5, 4)
         (options.saveEvery, options.adapterPath, options.validationBatches, options.seed) = (7, folder, -1, 3)
         options.resumeFrom = resume
-        let schedule = Schedules.join(
-            [Schedules.linear(from: 0, to: 1e-2, steps: 3), Schedules.cosineDecay(1e-2, decaySteps: 20)], boundaries: [4])
         try Trainer.train(
-            model: model, optimizer: AdamW(learningRate: schedule, weightDecay: 0.1), adapter: adapter, train: examples,
+            model: model, optimizer: optimizer(), adapter: adapter, train: examples,
             valid: Array(examples.prefix(4)), options: options
         ) { _ in }
         return model.trainableParameters().flatDictionary
@@ -167,8 +167,57 @@ final class FineTuningTests: XCTestCase {
         XCTAssertNotEqual(restarted.values.first?.bytes(), straight[restarted.keys.first ?? ""]?.bytes())
     }
 
+    /// AdamW on a warm-up + cosine schedule.
+    static func adamW() -> Optimizer {
+        let schedule = Schedules.join(
+            [Schedules.linear(from: 0, to: 1e-2, steps: 3), Schedules.cosineDecay(1e-2, decaySteps: 20)], boundaries: [4])
+        return AdamW(learningRate: schedule, weightDecay: 0.1)
+    }
+
+    /// Adafactor as `tessera lora --optimizer adafactor` makes it (relative
+    /// steps that depend on the restored step count, factored second moments
+    /// of the A/B matrices) with a first moment too, so every kind of state
+    /// goes through the checkpoint: 10 steps straight equal 5 + stop + 5
+    /// resumed bit for bit. With optimizer_config's relative_step and
+    /// scale_parameter false, the learning rate drives it and the loss falls.
+    func testAdafactorTrainsAndResumesBitForBit() throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-adafactor-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let adafactor = { Adafactor(learningRate: 1e-3, beta1: 0.9) as Optimizer }  // relative steps: the rate is unused
+        let straight = try run(iterations: 10, folder: base + "/straight", optimizer: adafactor)
+        XCTAssertEqual(try runStopping(after: 5, iterations: 10, folder: base + "/resumed", optimizer: adafactor), 5)
+        let state = try Safetensors.load(base + "/resumed/" + TrainingCheckpoint.fileName).tensors
+        XCTAssertTrue(state.keys.contains { $0.hasSuffix("/exp_avg_sq_row") }, "\(state.keys.sorted().prefix(8))")
+        XCTAssertTrue(state.keys.contains { $0.hasSuffix("/exp_avg") })
+        let resumed = try run(
+            iterations: 10, resume: base + "/resumed/" + TrainingCheckpoint.fileName, folder: base + "/resumed", optimizer: adafactor)
+        XCTAssertEqual(Set(straight.keys), Set(resumed.keys))
+        for (name, t) in straight { XCTAssertEqual(t.bytes(), resumed[name]?.bytes(), name) }
+
+        // It learns: the validation loss of a plain LoRA run falls.
+        let model = try SyntheticModel.llama(config: ModuleTreeTests.config(tied: false), bits: 4, dtype: .float32, scale: 0.3, seed: 5)
+        let adapter = AdapterConfig(numLayers: 2, parameters: LoRAParameters(rank: 4, scale: 10))
+        try Adapters.apply(to: model, adapter)
+        let examples = (0..<16).map { start in TokenizedExample(tokens: (0..<10).map { (start + $0) % 64 }, offset: 2) }
+        var options = TrainingOptions()
+        (options.iterations, options.batchSize, options.stepsPerReport, options.stepsPerEval) = (30, 4, 10, 30)
+        options.validationBatches = -1
+        var validation: [Float] = []
+        try Trainer.train(
+            model: model, optimizer: Adafactor(learningRate: 1e-2, scaleParameter: false, relativeStep: false), adapter: adapter,
+            train: examples, valid: examples,
+            options: options
+        ) { event in
+            if case .validation(_, let loss, _) = event { validation.append(loss) }
+        }
+        XCTAssertEqual(validation.count, 2)
+        XCTAssertLessThan(validation.last ?? .infinity, 0.8 * (validation.first ?? 0), "\(validation)")
+    }
+
     /// Runs until `after` steps are done, then stops as Ctrl-C would; returns the steps done.
-    func runStopping(after: Int, iterations: Int, folder: String) throws -> Int {
+    func runStopping(
+        after: Int, iterations: Int, folder: String, optimizer: () -> Optimizer = FineTuningTests.adamW
+    ) throws -> Int {
         Random.seed(42)
         let model = try SyntheticModel.llama(config: ModuleTreeTests.config(tied: false), bits: 4, dtype: .float32, scale: 0.3, seed: 5)
         let adapter = AdapterConfig(fineTuneType: .dora, numLayers: 2, parameters: LoRAParameters(rank: 4, scale: 10, dropout: 0.2))
@@ -177,13 +226,11 @@ final class FineTuningTests: XCTestCase {
         var options = TrainingOptions()
         (options.iterations, options.batchSize, options.stepsPerReport, options.stepsPerEval) = (iterations, 3, 5, 4)
         (options.saveEvery, options.adapterPath, options.validationBatches, options.seed) = (7, folder, -1, 3)
-        let schedule = Schedules.join(
-            [Schedules.linear(from: 0, to: 1e-2, steps: 3), Schedules.cosineDecay(1e-2, decaySteps: 20)], boundaries: [4])
         // Asked once before each step: the (after + 1)-th ask comes after `after` steps.
         var asks = 0
         var stoppedAt: Int? = nil
         try Trainer.train(
-            model: model, optimizer: AdamW(learningRate: schedule, weightDecay: 0.1), adapter: adapter, train: examples,
+            model: model, optimizer: optimizer(), adapter: adapter, train: examples,
             valid: Array(examples.prefix(4)), options: options, shouldStop: { asks += 1; return asks > after }
         ) { event in
             if case .stopped(let step, let path) = event {

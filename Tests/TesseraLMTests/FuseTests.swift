@@ -9,6 +9,7 @@
 import Foundation
 import Tessera
 import TesseraNN
+import TesseraOptimizers
 import XCTest
 
 @testable import TesseraLM
@@ -86,6 +87,32 @@ final class FuseTests: XCTestCase {
     func load(_ path: String) throws -> TransformerModel {
         guard let model = try ModelLoader.load(path).model as? TransformerModel else { throw AdapterError.notAModuleTree }
         return model
+    }
+
+    /// Training over a model folder as `tessera lora --model DIR` loads it: a
+    /// dense Hugging Face-layout folder (LoRA) and an mlx-community 4-bit
+    /// folder (QLoRA: the base stays quantized and frozen); the loss falls.
+    func testTrainingOnADenseAndAQuantizedFolder() throws {
+        for bits in [nil, 4] as [Int?] {
+            let model = try load(try baseFolder(bits: bits))
+            XCTAssertEqual(model.namedModules().contains { $0.module is QuantizedLinear }, bits != nil)
+            let adapter = AdapterConfig(numLayers: 2, parameters: LoRAParameters(rank: 4, scale: 10))
+            try Adapters.apply(to: model, adapter)
+            XCTAssertTrue(model.trainableParameters().flattened().allSatisfy { $0.key.contains("lora_") }, "\(bits ?? 32) bits")
+            let examples = (0..<16).map { start in TokenizedExample(tokens: (0..<10).map { (start + $0) % 64 }, offset: 2) }
+            var options = TrainingOptions()
+            (options.iterations, options.batchSize, options.stepsPerReport, options.stepsPerEval) = (30, 4, 10, 30)
+            options.validationBatches = -1
+            var validation: [Float] = []
+            try Trainer.train(
+                model: model, optimizer: Adam(learningRate: 1e-2), adapter: adapter, train: examples, valid: examples,
+                options: options
+            ) { event in
+                if case .validation(_, let loss, _) = event { validation.append(loss) }
+            }
+            XCTAssertEqual(validation.count, 2)
+            XCTAssertLessThan(validation.last ?? .infinity, 0.7 * (validation.first ?? 0), "\(bits ?? 32) bits: \(validation)")
+        }
     }
 
     func testFusedDenseModelGivesTheAdaptersLogits() throws {

@@ -4,7 +4,8 @@
 // (above 1: Tessera is faster), with memcpy bandwidth as the physical limit.
 //
 //   swift run -c release --package-path Benchmarks tessera-bench [suite...]
-//   suites: matmul elementwise reduction rows quantized compile lm serve floatlm structured dist (default: all but compile, lm, serve, floatlm, structured, dist),
+//   suites: matmul elementwise reduction rows quantized compile lm serve floatlm structured dist train
+//   (default: all but compile, lm, serve, floatlm, structured, dist, train),
 //   or case ids (e.g. qmv8_49152x576)
 //   TESSERA_BENCH_NO_PEERS=1 skips the Python peers.
 
@@ -308,7 +309,15 @@ if CommandLine.arguments.count == 3 && CommandLine.arguments[1] == "dist-rank" {
     runDistRank(CommandLine.arguments[2])  // DistSuite.swift: one rank of the dist suite
     exit(0)
 }
+if CommandLine.arguments.count >= 2 && CommandLine.arguments[1] == "train-worker" {
+    runTrainWorker(Array(CommandLine.arguments.dropFirst(2)))  // TrainSuite.swift: one Tessera training run
+    exit(0)
+}
 var requested = Set(CommandLine.arguments.dropFirst())
+if requested.remove("train") != nil {
+    runTrainSuite()  // TrainSuite.swift: LoRA training tokens/s and peak memory against torch+peft and mlx-lm
+    if requested.isEmpty { exit(0) }
+}
 if requested.remove("dist") != nil {
     runDistSuite()  // DistSuite.swift: allSum bus bandwidth, ring and MPI, against MPI_Allreduce
     if requested.isEmpty { exit(0) }
