@@ -26,15 +26,20 @@ final class DistributedLMTests: XCTestCase {
     }
 
     /// `tessera ARGS`, stopped (and failed) after `deadline` seconds.
-    func tessera(_ arguments: [String], deadline: Double = 120) throws -> Run {
+    func tessera(_ arguments: [String], input: String? = nil, deadline: Double = 120) throws -> Run {
         let process = Process()
         process.executableURL = try tesseraBinary()
         process.arguments = arguments
-        process.standardInput = FileHandle.nullDevice
+        let stdin = Pipe()
+        process.standardInput = input == nil ? FileHandle.nullDevice : stdin
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
         try process.run()
+        if let input {
+            stdin.fileHandleForWriting.write(Data(input.utf8))
+            try stdin.fileHandleForWriting.close()
+        }
         let timer = DispatchWorkItem { process.terminate() }
         DispatchQueue.global().asyncAfter(deadline: .now() + deadline, execute: timer)
         let errorText = LockedText("")
@@ -52,9 +57,10 @@ final class DistributedLMTests: XCTestCase {
     }
 
     /// `tessera launch -n N` of `arguments`, with the launcher's rank-0 lines (prefix removed) as stdout.
-    func launched(_ n: Int, _ arguments: [String], deadline: Double = 120) throws -> Run {
+    func launched(_ n: Int, _ arguments: [String], input: String? = nil, deadline: Double = 120) throws -> Run {
         let binary = try tesseraBinary().path
-        var run = try tessera(["launch", "-n", "\(n)", "--timeout", "30", "--", binary] + arguments, deadline: deadline)
+        var run = try tessera(
+            ["launch", "-n", "\(n)", "--timeout", "30", "--", binary] + arguments, input: input, deadline: deadline)
         run.stdout = run.stdout.split(separator: "\n", omittingEmptySubsequences: false)
             .compactMap { $0.hasPrefix("[0] ") ? String($0.dropFirst(4)) + "\n" : nil }.joined()
         return run
@@ -105,6 +111,26 @@ final class DistributedLMTests: XCTestCase {
                 for r in 0..<n { XCTAssertTrue(split.stderr.contains("rank \(r) of \(n)"), split.stderr) }
             }
         }
+    }
+
+    func testTensorParallelChatGivesOneProcessReplies() throws {
+        let model = try makeModel(bits: 4)
+        // A plain chat template for the fixture tokenizer.
+        let template = #"{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}assistant:"#
+        let config = try JSONSerialization.data(withJSONObject: [
+            "bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "chat_template": template,
+        ])
+        try config.write(to: URL(fileURLWithPath: model + "/tokenizer_config.json"))
+        let arguments = ["chat", "-m", model, "--temp", "0", "-n", "12"]
+        let input = "the number 12 comes after\nand the number 40?\n/exit\n"
+        let single = try tessera(arguments, input: input)
+        XCTAssertEqual(single.status, 0, single.stderr)
+        XCTAssertEqual(single.stdout.components(separatedBy: "> ").count, 4, single.stdout)
+        let split = try launched(2, arguments, input: input)
+        XCTAssertEqual(split.status, 0, split.stderr)
+        // The last prompt ("> ") ends without a newline, which the launcher's rank prefixing adds.
+        func trimmed(_ s: String) -> String { String(s.reversed().drop(while: { $0 == "\n" || $0 == " " }).reversed()) }
+        XCTAssertEqual(trimmed(split.stdout), trimmed(single.stdout), split.stderr)
     }
 
     func testTensorParallelRefusesWhatCannotSplit() throws {
