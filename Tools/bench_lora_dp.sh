@@ -13,7 +13,7 @@ repeats="${3:-3}"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 common=(lora --model "$model" --train --data Tests/Fixtures/lora --mask-prompt --batch-size 8 --num-layers 8
-    --iters 30 --steps-per-report 10 --steps-per-eval 100000 --val-batches 1 --learning-rate 1e-4)
+    --iters "${ITERS:-30}" --steps-per-report "${REPORT:-10}" --steps-per-eval 100000 --val-batches 1 --learning-rate 1e-4)
 echo "lscpu: $(lscpu | grep 'Model name' | sed 's/.*: *//'); nproc $(nproc); load $(cut -d' ' -f1-3 /proc/loadavg)"
 for i in $(seq "$repeats"); do
     "$bin" "${common[@]}" --adapter-path "$out/one" >"$out/one.log" 2>/dev/null
