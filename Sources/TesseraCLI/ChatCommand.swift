@@ -23,17 +23,26 @@ struct ChatCommand: AsyncParsableCommand {
     init() {}
 
     func run() async throws {
-        let (generator, loaded, path) = try await modelOptions.load()
+        // Under `tessera launch -n N`: the model split over the ranks; rank 0
+        // reads the lines and prints, and Ctrl-C (passed to every rank) ends the run.
+        let ranks = try LaunchedRanks.start()
+        try ranks.refuse(adapter: adapter.adapterPath, promptCache: nil)
+        let (generator, loaded, path) = try await modelOptions.load(tensorParallel: ranks.tensorParallel)
         _ = try adapter.apply(to: loaded, verbose: modelOptions.verbose)
-        let parameters = try GenerationSetup.parameters(sampling, modelPath: path, verbose: modelOptions.verbose)
+        var parameters = try GenerationSetup.parameters(sampling, modelPath: path, verbose: modelOptions.verbose)
+        parameters.sampling.seed = try ranks.sharedSeed(parameters.sampling.seed)
         var session = ChatSession(generator: generator, parameters: parameters, system: sampling.system)
-        printError("chat: type a message; /help lists the commands, /exit or Ctrl-D leaves; Ctrl-C stops a reply")
-        Interrupts.install()
+        if ranks.group.rank == 0 {
+            printError(
+                "chat: type a message; /help lists the commands, /exit or Ctrl-D leaves; "
+                    + (ranks.isParallel ? "Ctrl-C ends the run" : "Ctrl-C stops a reply"))
+        }
+        if !ranks.isParallel { Interrupts.install() }
         while true {
             print("> ", terminator: "")
             flushStandardOutput()
             Interrupts.set(.atPrompt)
-            guard let line = readLine() else {
+            guard let line = try ranks.shared({ readLine() }) else {
                 print()  // Ctrl-D: end the prompt's line before the shell's comes back
                 return
             }

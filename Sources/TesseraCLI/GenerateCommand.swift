@@ -43,11 +43,17 @@ struct GenerateCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let text = try PromptInput.resolve(
-            option: prompt, inputIsTerminal: standardInputIsTerminal(), readInput: PromptInput.readStandardInput)
-        let (generator, loaded, path) = try await modelOptions.load()
+        // Under `tessera launch -n N`: the model split over the ranks, rank 0 reading and printing.
+        let ranks = try LaunchedRanks.start()
+        try ranks.refuse(adapter: adapter.adapterPath, promptCache: promptCache)
+        let text = try ranks.shared {
+            try PromptInput.resolve(
+                option: prompt, inputIsTerminal: standardInputIsTerminal(), readInput: PromptInput.readStandardInput)
+        } ?? ""
+        let (generator, loaded, path) = try await modelOptions.load(tensorParallel: ranks.tensorParallel)
         let identity = try adapter.apply(to: loaded, verbose: modelOptions.verbose)
-        let parameters = try GenerationSetup.parameters(sampling, modelPath: path, verbose: modelOptions.verbose)
+        var parameters = try GenerationSetup.parameters(sampling, modelPath: path, verbose: modelOptions.verbose)
+        parameters.sampling.seed = try ranks.sharedSeed(parameters.sampling.seed)
         let tokens: [Int]
         if noChatTemplate {
             tokens = generator.tokenizer.encode(text, addSpecialTokens: true)

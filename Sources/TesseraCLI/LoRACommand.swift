@@ -124,6 +124,9 @@ struct LoRACommand: AsyncParsableCommand {
 
     func run() async throws {
         let s = try settings()
+        // Under `tessera launch -n N`: data parallel, each rank on its rows of
+        // every batch; rank 0 prints and saves.
+        let ranks = try LaunchedRanks.start()
         Random.seed(s.seed)
         var options = modelOptions
         if options.model == nil, let model = s.model { options.model = model }
@@ -141,6 +144,10 @@ struct LoRACommand: AsyncParsableCommand {
             let validSet = try FineTuningData.load(folder: s.data, split: "valid", tokenizer: tokenizer, maskPrompt: s.maskPrompt)
             print("Training: \(trainSet.count) examples, \(validSet.count) validation examples")
             var trainingOptions = s.trainingOptions
+            trainingOptions.group = ranks.group
+            if ranks.isParallel {
+                print("Data parallel over \(ranks.group.size) ranks (\(ranks.group.backendName))")
+            }
             if let path = s.resumeAdapterFile {
                 if TrainingCheckpoint.isTrainingState(path) {
                     trainingOptions.resumeFrom = path
@@ -152,7 +159,8 @@ struct LoRACommand: AsyncParsableCommand {
                 }
             }
             // Ctrl-C: the state is saved after the current step and the run ends (a second Ctrl-C ends it at once).
-            TrainingInterrupt.install()
+            // Under launch every rank gets the signal at a different step: it ends the run instead.
+            if !ranks.isParallel { TrainingInterrupt.install() }
             try Trainer.train(
                 model: model, optimizer: try s.makeOptimizer(), adapter: config, train: trainSet, valid: validSet,
                 options: trainingOptions, shouldStop: { TrainingInterrupt.requested }, report: Self.printEvent)
@@ -176,6 +184,8 @@ struct LoRACommand: AsyncParsableCommand {
                     + "Trained Tokens \(trained), Peak mem \(fixed(Double(peak) / 1e9, 3)) GB")
         case let .validation(step, loss, seconds):
             print("Iter \(step): Val loss \(fixed(Double(loss), 3)), Val took \(fixed(seconds, 3))s")
+        case let .communication(step, seconds):
+            print("Iter \(step): Gradient averaging \(fixed(seconds * 1000, 3)) ms/step")
         case let .saved(step, path):
             print("Iter \(step): Saved adapter weights to \(path).")
         case let .stopped(step, path):

@@ -96,8 +96,9 @@ struct ModelOptions: ParsableArguments {
         return try requestedModel() ?? DefaultModel.locateOrFetch(log: printError)
     }
 
-    /// Loads the model (fetching the default one, or the hub repo's files, when needed).
-    func load() async throws -> (generator: TextGenerator, loaded: LoadedModel, path: String) {
+    /// Loads the model (fetching the default one, or the hub repo's files, when
+    /// needed); with `tensorParallel`, this rank's block of it.
+    func load(tensorParallel: TensorParallel? = nil) async throws -> (generator: TextGenerator, loaded: LoadedModel, path: String) {
         switch precision {
         case .high: QuantizedMatmulPrecision.current = .high
         case .highest: QuantizedMatmulPrecision.current = .highest
@@ -105,13 +106,14 @@ struct ModelOptions: ParsableArguments {
         let path = try await resolvePath()
         let clock = ContinuousClock()
         let start = clock.now
-        let loaded = try ModelLoader.load(path)
+        let loaded = try ModelLoader.load(path, tensorParallel: tensorParallel)
         let generator = try TextGenerator(loaded: loaded)
         if verbose {
             let seconds = (clock.now - start).seconds
             printError(
                 "loaded \(path): \(loaded.modelType), context \(loaded.model.contextLength) tokens, "
-                    + "vocabulary \(loaded.model.vocabularySize), in \(formatted(seconds)) s on \(Stream.current.device)")
+                    + "vocabulary \(loaded.model.vocabularySize), in \(formatted(seconds)) s on \(Stream.current.device)"
+                    + (tensorParallel.map { ", rank \($0.group.rank) of \($0.group.size) (\($0.group.backendName))" } ?? ""))
         }
         return (generator, loaded, path)
     }

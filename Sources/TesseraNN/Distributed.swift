@@ -195,3 +195,28 @@ private func shardQuantized(_ q: QuantizedLinear, _ sharding: LinearSharding, gr
             groupSize: q.groupSize, bits: q.bits, group: group)
     }
 }
+
+/// Replaces `linear`'s parameters with this rank's part, split over `group`
+/// as `sharding` says (MLX's `shard_inplace`): the layer keeps its type and
+/// does no communication, so the caller sums a sharded-to-all layer's output
+/// over the ranks. The bias of a sharded-to-all layer stays on rank 0 only
+/// (zeros elsewhere), so that sum adds it once. Nothing changes in a group of one.
+///
+/// ```swift
+/// try shardInPlace(mlp.up, .allToSharded, group: group)
+/// try shardInPlace(mlp.down, .shardedToAll, group: group)
+/// let y = allSum(mlp.down(gelu(mlp.up(x))), group: group)   // the unsharded mlp's output
+/// ```
+public func shardInPlace(_ linear: Linear, _ sharding: LinearSharding, group: Group) throws {
+    guard group.size > 1 else { return }
+    let part = try shardLinear(linear, sharding, group: group)
+    linear.weight = part.weight.contiguous()
+    if let q = linear as? QuantizedLinear, let p = part as? QuantizedLinear {
+        q.scales = p.scales.contiguous()
+        q.biases = p.biases.contiguous()
+    }
+    switch sharding {
+    case .allToSharded: linear.bias = part.bias?.contiguous()
+    case .shardedToAll: if group.rank != 0 { linear.bias = linear.bias.map { Tensor.zerosLike($0) } }
+    }
+}

@@ -252,6 +252,18 @@ func sharded(_ g: Group) throws {
     let wide = Random.normal([2, 64 * g.size], key: Random.key(4))
     let mine = wide[0..., (g.rank * 64)..<((g.rank + 1) * 64)]
     try assertClose(sDown(mine), qDown(wide), "quantized sharded-to-all", tolerance: 1e-4)
+    // In place: the same layers (types unchanged), the sum over ranks done by the caller.
+    let (inUp, inDown) = (Linear(8, 6 * g.size), Linear(6 * g.size, 5))
+    try inUp.update(parameters: up.parameters())
+    try inDown.update(parameters: down.parameters())
+    try shardInPlace(inUp, .allToSharded, group: g)
+    try shardInPlace(inDown, .shardedToAll, group: g)
+    try check(type(of: inUp) == Linear.self && inUp.weight.shape == [6, 8] && inDown.weight.shape == [5, 6], "shardInPlace shapes")
+    try assertClose(allSum(inDown(gelu(inUp(x))), group: g), expected, "shardInPlace MLP", tolerance: 1e-5)
+    let inQDown = QuantizedLinear(Linear(64 * g.size, 5), groupSize: 32, bits: 4)
+    try inQDown.update(parameters: qDown.parameters())
+    try shardInPlace(inQDown, .shardedToAll, group: g)
+    try assertClose(allSum(inQDown(mine), group: g), qDown(wide), "quantized shardInPlace sharded-to-all", tolerance: 1e-4)
 }
 
 /// Rank 1 dies in the middle of a stream of large all-reduces; the others must fail, not hang.

@@ -98,7 +98,7 @@ final class FineTuningTests: XCTestCase {
             case .train(_, let loss, _, _, let tokensPerSecond, let trained, _):
                 reports += 1
                 XCTAssertTrue(loss.isFinite && tokensPerSecond > 0 && trained > 0)
-            case .saved, .stopped: break
+            case .saved, .stopped, .communication: break
             }
         }
         XCTAssertEqual(reports, 3)

@@ -13,6 +13,11 @@ public struct TokenBatch: Sendable {
 
     /// The tokens the loss counts: targets at positions in [max(offset, 1), length).
     public var targetCount: Int { zip(offsets, lengths).reduce(0) { $0 + max(0, $1.1 - max($1.0, 1)) } }
+
+    /// The batch of rows `range` (same width).
+    public func rows(_ range: Range<Int>) -> TokenBatch {
+        TokenBatch(tokens: tokens[range], offsets: Array(offsets[range]), lengths: Array(lengths[range]))
+    }
 }
 
 /// A small deterministic generator (SplitMix64) for the batch order.

@@ -31,6 +31,12 @@ public struct TrainingOptions: Sendable {
     /// Batches whose gradients are averaged into one update (mlx-lm's
     /// `grad_accumulation_steps`; iterations count batches, as there).
     public var gradientAccumulationSteps = 1
+    /// Data parallelism (under `tessera launch -n N`): each rank of the group
+    /// trains on its block of every batch's rows, and the gradients are
+    /// averaged over the ranks, weighted by each block's counted tokens, so a
+    /// step equals one process's step on the whole batch. Nil or a group of
+    /// one: this process alone.
+    public var group: Group? = nil
 
     public init() {}
 }
@@ -44,6 +50,9 @@ public enum TrainingEvent: Sendable {
     case saved(step: Int, path: String)
     /// Stopped early (`shouldStop`), the state saved to `path` (nil without an adapter path).
     case stopped(step: Int, path: String?)
+    /// Data parallel: the mean seconds per step spent averaging gradients over
+    /// the ranks since the last report (after the step's own gradients were computed).
+    case communication(step: Int, secondsPerStep: Double)
 }
 
 public enum Trainer {
@@ -60,6 +69,11 @@ public enum Trainer {
         valid: [TokenizedExample]?, options: TrainingOptions, shouldStop: () -> Bool = { false },
         report: (TrainingEvent) -> Void
     ) throws -> Float? {
+        let group = options.group.flatMap { $0.size > 1 ? $0 : nil }
+        if let group, options.batchSize < group.size {
+            throw DistributedError.badConfiguration(
+                "a batch of \(options.batchSize) examples does not split over \(group.size) ranks")
+        }
         var batches = BatchIterator(
             train, batchSize: options.batchSize, maxSequenceLength: options.maxSequenceLength, shuffle: true,
             seed: options.seed)
@@ -74,8 +88,11 @@ public enum Trainer {
         let step = valueAndGrad(model: model) { (m: TransformerModel, args: [Tensor]) in
             [FineTuningLoss.loss(m, tokens: args[0], mask: args[1])]
         }
+        // Under data parallelism only rank 0 writes files.
+        let writes = (group?.rank ?? 0) == 0
         func saveState(_ iteration: Int) throws -> String? {
             guard let folder = options.adapterPath else { return nil }
+            guard writes else { return folder + "/" + TrainingCheckpoint.fileName }
             try Adapters.save(model, adapter, to: folder)
             let (generator, order, position) = batches.progressState
             let path = folder + "/" + TrainingCheckpoint.fileName
@@ -92,6 +109,7 @@ public enum Trainer {
         Memory.resetPeak()
         let accumulation = max(1, options.gradientAccumulationSteps)
         var accumulated: ModuleParameters? = nil
+        var (communication, communicationSteps) = (0.0, 0)
         var iteration = first
         while iteration <= max(1, options.iterations) {
             // Asked between updates only: a state saved mid-accumulation would lose the partial sum.
@@ -114,8 +132,22 @@ public enum Trainer {
             }
             model.train(true)
             let batch = batches.next()
-            let mask = FineTuningLoss.mask(offsets: batch.offsets, lengths: batch.lengths, width: batch.tokens.dim(1))
-            let (values, grads) = step(model, [batch.tokens, mask])
+            let local = group.map { batch.rows(part(batch.offsets.count, $0)) } ?? batch
+            let mask = FineTuningLoss.mask(offsets: local.offsets, lengths: local.lengths, width: local.tokens.dim(1))
+            var (values, grads) = step(model, [local.tokens, mask])
+            if let group {
+                // Σ over ranks of (tokens_r / tokens) · grad_r: the whole batch's mean-loss gradient.
+                let weight = Float(local.targetCount) / Float(max(batch.targetCount, 1))
+                let scaled = grads.mapValues { $0 * (weight * Float(group.size)) }
+                let weightedLoss = values[0] * weight
+                eval(scaled, weightedLoss)
+                let start = Date()
+                grads = averageGradients(scaled, group: group)
+                values[0] = allSum(weightedLoss, group: group)
+                eval(grads, values[0])
+                communication += Date().timeIntervalSince(start)
+                communicationSteps += 1
+            }
             if accumulation == 1 {
                 optimizer.update(model: model, gradients: grads)
                 eval(model, optimizer, values[0])
@@ -142,21 +174,34 @@ public enum Trainer {
                         iterationsPerSecond: Double(lossSteps) / seconds, tokensPerSecond: Double(windowTokens) / seconds,
                         trainedTokens: trainedTokens, peakMemoryBytes: Memory.peakBytes))
                 (lossSum, lossSteps, windowTokens) = (0, 0, 0)
+                if communicationSteps > 0 {
+                    report(.communication(step: iteration, secondsPerStep: communication / Double(communicationSteps)))
+                    (communication, communicationSteps) = (0, 0)
+                }
                 windowStart = Date()
             }
-            if let folder = options.adapterPath, iteration % max(1, options.saveEvery) == 0 {
+            if writes, let folder = options.adapterPath, iteration % max(1, options.saveEvery) == 0 {
                 try Adapters.save(model, adapter, to: folder, fileName: checkpointName(iteration))
                 if iteration % accumulation == 0 { _ = try saveState(iteration) } else { try Adapters.save(model, adapter, to: folder) }
                 report(.saved(step: iteration, path: folder + "/" + Adapters.weightsFile))
             }
             iteration += 1
         }
-        if let folder = options.adapterPath, options.iterations % max(1, options.saveEvery) != 0 || first > options.iterations {
+        if writes, let folder = options.adapterPath,
+            options.iterations % max(1, options.saveEvery) != 0 || first > options.iterations
+        {
             _ = try saveState(options.iterations)
             report(.saved(step: options.iterations, path: folder + "/" + Adapters.weightsFile))
         }
         model.train(false)
         return lastValidation
+    }
+
+    /// Rank `group.rank`'s block of `count` rows, as even as possible (the first ranks take one more).
+    static func part(_ count: Int, _ group: Group) -> Range<Int> {
+        let (base, extra) = (count / group.size, count % group.size)
+        let start = group.rank * base + min(group.rank, extra)
+        return start..<(start + base + (group.rank < extra ? 1 : 0))
     }
 
     /// `a + b` per key (gradients of the same parameters).

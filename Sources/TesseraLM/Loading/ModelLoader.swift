@@ -28,12 +28,15 @@ public struct LoadedModel: Sendable {
 }
 
 public enum ModelLoader {
-    public static func load(_ path: String) throws -> LoadedModel {
+    /// The model at `path`; with `tensorParallel` of more than one rank, this
+    /// rank's block of every layer (TensorParallel.swift), the rest dropped at load.
+    public static func load(_ path: String, tensorParallel: TensorParallel? = nil) throws -> LoadedModel {
         try refuseUnfinished(path)
         var info = stat()
         guard stat(path, &info) == 0 else { throw ModelError.modelNotFound("no model at \(path)") }
-        if (info.st_mode & S_IFMT) == S_IFDIR { return try loadFolder(path) }
-        return try loadGGUF(path)
+        let parallel = tensorParallel.flatMap { $0.group.size > 1 ? $0 : nil }
+        if (info.st_mode & S_IFMT) == S_IFDIR { return try loadFolder(path, parallel: parallel) }
+        return try loadGGUF(path, parallel: parallel)
     }
 
     /// A writer's unfinished output (`NAME.partial-PID`, from `convert` or a
@@ -43,13 +46,14 @@ public enum ModelLoader {
         if ModelConverter.isPartialName(name) { throw ModelError.unfinishedOutput(path) }
     }
 
-    static func loadGGUF(_ path: String) throws -> LoadedModel {
+    static func loadGGUF(_ path: String, parallel: TensorParallel? = nil) throws -> LoadedModel {
         let file = try GGUFFile.load(path)
         let description = try GGUFModelDescription(file)
         let configuration = try description.configuration()
         try configuration.checkFits(weightBytes: file.byteCount)
-        let model = try TransformerModel(
-            configuration: configuration, weights: .gguf(file, description.conventions, configuration))
+        var weights = WeightSource.gguf(file, description.conventions, configuration)
+        weights.parallel = parallel
+        let model = try TransformerModel(configuration: configuration, weights: weights)
         return LoadedModel(
             model: model, modelType: description.modelType, gguf: file, folder: nil,
             identity: try identity(description.modelType, configuration, path, files: [path]))
@@ -82,14 +86,15 @@ public enum ModelLoader {
         return tensors
     }
 
-    static func loadFolder(_ path: String) throws -> LoadedModel {
+    static func loadFolder(_ path: String, parallel: TensorParallel? = nil) throws -> LoadedModel {
         let config = try readConfig(path)
         let modelType = config["model_type"]?.string ?? "(none)"
         let configuration = try ModelRegistry.architecture(modelType).configuration(ConfigReader(json: config))
         try configuration.checkFits(weightBytes: try weightFiles(path).reduce(0) { $0 + fileSize($1) })
         let quantization = config["quantization"] ?? config["quantization_config"]
-        let model = try TransformerModel(
-            configuration: configuration, weights: .safetensors(try readTensors(path), quantization: quantization))
+        var weights = WeightSource.safetensors(try readTensors(path), quantization: quantization)
+        weights.parallel = parallel
+        let model = try TransformerModel(configuration: configuration, weights: weights)
         return LoadedModel(
             model: model, modelType: modelType, gguf: nil, folder: path,
             identity: try identity(modelType, configuration, path, files: [path + "/config.json"] + weightFiles(path)))

@@ -46,6 +46,8 @@ struct WeightSource {
     let fetch: (_ name: String, _ suffix: String) throws -> StoredWeight?
     /// The file's name for `name` (for errors).
     let describe: (String) -> String
+    /// The split of the layers over ranks (tensor-parallel inference), nil for the whole model.
+    var parallel: TensorParallel? = nil
 
     func weight(_ name: String, shape: [Int]) throws -> StoredWeight {
         guard let w = try fetch(name, ".weight") else { throw ModelError.missingTensor(describe(name) + ".weight") }

@@ -19,6 +19,9 @@ final class Attention: Module {
     let rope: RopeParameters
     let slidingWindow: Int?
     let queryKeyNorms: Bool
+    /// This rank's query and key/value heads (all of them without tensor parallelism).
+    let localHeads: Int, localKVHeads: Int
+    let parallel: TensorParallel?
     let qkv = ProjectionStack(), output = ProjectionStack()
 
     /// Layer `i`'s attention, its tensors read from `w` under `prefix` (`model.layers.i.self_attn`).
@@ -27,8 +30,42 @@ final class Attention: Module {
         rope = sliding ? c.localRope ?? c.rope : c.rope
         slidingWindow = sliding ? c.slidingWindow : nil
         queryKeyNorms = c.queryKeyNorms
-        super.init()
+        parallel = w.parallel
         let qOut = c.headCount * c.headDim, kvOut = c.kvHeadCount * c.headDim
+        let hidden = c.hiddenSize
+        guard let parallel = w.parallel else {
+            (localHeads, localKVHeads) = (c.headCount, c.kvHeadCount)
+            super.init()
+            try loadWhole(w, prefix: prefix, c, qOut: qOut, kvOut: kvOut)
+            return
+        }
+        // Each rank takes a block of key/value heads and the query heads that share them.
+        let kv = try parallel.part(c.kvHeadCount, what: "key/value heads")
+        let perGroup = c.headCount / c.kvHeadCount, d = c.headDim
+        let qRows = (kv.lowerBound * perGroup * d)..<(kv.upperBound * perGroup * d)
+        let kvRows = (kv.lowerBound * d)..<(kv.upperBound * d)
+        (localHeads, localKVHeads) = (kv.count * perGroup, kv.count)
+        super.init()
+        if c.fusedQKV {
+            let rows = [qRows, (qOut + kvRows.lowerBound)..<(qOut + kvRows.upperBound),
+                        (qOut + kvOut + kvRows.lowerBound)..<(qOut + kvOut + kvRows.upperBound)]
+            qkvProj = try w.shardedLinear(prefix + ".qkv_proj", inputs: hidden, outputs: qOut + 2 * kvOut, rows: rows)
+        } else {
+            qProj = try w.shardedLinear(
+                prefix + ".q_proj", inputs: hidden, outputs: qOut, bias: c.attentionBias, rows: [qRows])
+            kProj = try w.shardedLinear(
+                prefix + ".k_proj", inputs: hidden, outputs: kvOut, bias: c.attentionBias, rows: [kvRows])
+            vProj = try w.shardedLinear(
+                prefix + ".v_proj", inputs: hidden, outputs: kvOut, bias: c.attentionBias, rows: [kvRows])
+        }
+        oProj = try w.shardedLinear(
+            prefix + ".o_proj", inputs: qOut, outputs: hidden, columns: qRows, rank: parallel.group.rank)
+        try loadNorms(w, prefix: prefix, c)
+    }
+
+    private func loadWhole(_ w: WeightSource, prefix: String, _ c: TransformerConfiguration, qOut: Int, kvOut: Int)
+        throws
+    {
         let hidden = c.hiddenSize
         if c.fusedQKV {
             qkvProj = try w.linear(prefix + ".qkv_proj", inputs: hidden, outputs: qOut + 2 * kvOut)
@@ -38,6 +75,10 @@ final class Attention: Module {
             vProj = try w.linear(prefix + ".v_proj", inputs: hidden, outputs: kvOut, bias: c.attentionBias)
         }
         oProj = try w.linear(prefix + ".o_proj", inputs: qOut, outputs: hidden)
+        try loadNorms(w, prefix: prefix, c)
+    }
+
+    private func loadNorms(_ w: WeightSource, prefix: String, _ c: TransformerConfiguration) throws {
         if c.queryKeyNorms {
             qNorm = try w.norm(prefix + ".q_norm", size: c.headDim, c)
             kNorm = try w.norm(prefix + ".k_norm", size: c.headDim, c)
@@ -56,8 +97,8 @@ final class Attention: Module {
     /// over `x` alone, causally, without one (training).
     func callAsFunction(_ x: Tensor, cache: KVCache?, _ c: TransformerConfiguration) -> Tensor {
         let (b, l) = (x.dim(0), x.dim(1))
-        let kvOut = c.kvHeadCount * c.headDim
-        let projected = qkv({ projections }, sizes: [c.headCount * c.headDim, kvOut, kvOut], x)
+        let kvOut = localKVHeads * c.headDim
+        let projected = qkv({ projections }, sizes: [localHeads * c.headDim, kvOut, kvOut], x)
         let (qNorm, kNorm) = queryKeyNorms ? (self.qNorm, self.kNorm) : (nil, nil)
         func heads(_ t: Tensor, _ n: Int, _ norm: RMSNorm?) -> Tensor {
             let split = t.reshaped([b, l, n, c.headDim])
@@ -67,15 +108,16 @@ final class Attention: Module {
         let rotated = c.ropeDimensions ?? c.headDim
         let offset = cache?.offset ?? 0
         let queries = rope.apply(
-            heads(projected[0], c.headCount, qNorm), dimensions: rotated, traditional: c.ropeTraditional, offset: offset)
+            heads(projected[0], localHeads, qNorm), dimensions: rotated, traditional: c.ropeTraditional, offset: offset)
         let newKeys = rope.apply(
-            heads(projected[1], c.kvHeadCount, kNorm), dimensions: rotated, traditional: c.ropeTraditional,
+            heads(projected[1], localKVHeads, kNorm), dimensions: rotated, traditional: c.ropeTraditional,
             offset: offset)
-        let newValues = heads(projected[2], c.kvHeadCount, nil)
+        let newValues = heads(projected[2], localKVHeads, nil)
         let (keys, values) = cache?.update(keys: newKeys, values: newValues) ?? (newKeys, newValues)
         let mask = attentionMask(queryOffset: offset, queries: l, keys: keys.dim(2), window: slidingWindow)
         let attended = attention(queries, keys, values, scale: c.attentionScale, softcap: c.attentionSoftcap, mask: mask)
-        return output({ [oProj] }, attended.transposed(axes: [0, 2, 1, 3]).reshaped([b, l, c.headCount * c.headDim]))[0]
+        let out = output({ [oProj] }, attended.transposed(axes: [0, 2, 1, 3]).reshaped([b, l, localHeads * c.headDim]))[0]
+        return parallel?.reduce(out) ?? out
     }
 }
 

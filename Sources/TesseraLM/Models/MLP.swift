@@ -13,15 +13,40 @@ final class MLP: Module {
     @ModuleInfo(key: "down_proj") var downProj: Linear
 
     let activation: TransformerConfiguration.Activation
+    /// This rank's columns (all of them without tensor parallelism).
     let intermediateSize: Int
+    let parallel: TensorParallel?
     private let gateUp = ProjectionStack(), down = ProjectionStack()
 
     /// Layer `i`'s MLP, its tensors read from `w` under `prefix` (`model.layers.i.mlp`).
     init(_ w: WeightSource, prefix: String, _ c: TransformerConfiguration) throws {
         activation = c.activation
-        intermediateSize = c.intermediateSize
-        super.init()
+        parallel = w.parallel
         let n = c.intermediateSize
+        if let parallel = w.parallel {
+            // A block of columns in whole quantization groups of down_proj's input.
+            let down = try w.weight(prefix + ".down_proj", shape: [c.hiddenSize, n])
+            let unit = { if case .quantized(let q) = down { q.groupSize } else { 1 } }()
+            let columns = try parallel.part(n, unit: unit, what: "MLP columns")
+            intermediateSize = columns.count
+            super.init()
+            if c.fusedGateUp {
+                gateUpProj = try w.shardedLinear(
+                    prefix + ".gate_up_proj", inputs: c.hiddenSize, outputs: 2 * n,
+                    rows: [columns, (n + columns.lowerBound)..<(n + columns.upperBound)])
+            } else {
+                gateProj = try w.shardedLinear(prefix + ".gate_proj", inputs: c.hiddenSize, outputs: n, rows: [columns])
+                upProj = try w.shardedLinear(prefix + ".up_proj", inputs: c.hiddenSize, outputs: n, rows: [columns])
+            }
+            downProj = try w.shardedLinear(
+                prefix + ".down_proj", inputs: n, outputs: c.hiddenSize, columns: columns, stored: down,
+                rank: parallel.group.rank)
+            gateUp.share(projections)
+            self.down.share([downProj])
+            return
+        }
+        intermediateSize = n
+        super.init()
         if c.fusedGateUp {
             gateUpProj = try w.linear(prefix + ".gate_up_proj", inputs: c.hiddenSize, outputs: 2 * n)
         } else {
@@ -48,6 +73,7 @@ final class MLP: Module {
             let c = Float((2 / Double.pi).squareRoot())
             activated = 0.5 * g * (1 + tanh(c * (g + 0.044715 * g * g * g)))
         }
-        return down({ [downProj] }, activated * projected[1])[0]
+        let out = down({ [downProj] }, activated * projected[1])[0]
+        return parallel?.reduce(out) ?? out
     }
 }
