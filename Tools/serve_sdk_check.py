@@ -474,9 +474,17 @@ def main():
         check(status == 429, f"queue full: {status} {answer}")
         openai_error_shape(answer, status, "queue full")
         check(int({k.lower(): v for k, v in headers.items()}.get("retry-after", "0")) >= 1, f"Retry-After {headers}")
-        status, _, answer = http(args.queue_url, "/v1/messages", good_an, {"x-api-key": key})
-        check(status == 429, f"anthropic queue full: {status}")
+        status, headers, answer = http(args.queue_url, "/v1/messages", good_an, {"x-api-key": key})
+        check(status == 529, f"anthropic queue full: {status}")
         anthropic_error_shape(answer, "anthropic queue full")
+        check(answer["error"]["type"] == "overloaded_error", f"anthropic queue full: {answer}")
+        check(int({k.lower(): v for k, v in headers.items()}.get("retry-after", "0")) >= 1, f"Retry-After {headers}")
+        try:
+            anthropic.Anthropic(base_url=args.queue_url, api_key=key, max_retries=0, timeout=300).messages.create(
+                model=model, max_tokens=2, messages=[{"role": "user", "content": "hi"}])
+            check(False, "a full queue accepted an Anthropic request")
+        except anthropic.APIStatusError as e:  # OverloadedError in recent SDKs
+            check(e.status_code == 529, f"anthropic SDK saw {e.status_code}")
         try:
             qa.chat.completions.create(model=model, messages=messages, max_tokens=2)
             check(False, "a full queue accepted a request")
