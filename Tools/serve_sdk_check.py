@@ -17,6 +17,7 @@ import argparse
 import concurrent.futures
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -463,6 +464,29 @@ def main():
     check(metric(url, key, "tessera_kv_cache_bytes") == 0, "KV cache bytes left after the disconnect")
     spent = metric(url, key, "tessera_generated_tokens_total") - before
     check(spent < 100, f"the disconnected sequence generated {spent} tokens")
+    # A non-streaming client that leaves (its socket closed while the answer is
+    # being generated) stops its sequence too: the server counts it cancelled.
+    cancelled = metric(url, key, "tessera_cancelled_streams_total")
+    before = metric(url, key, "tessera_generated_tokens_total")
+    host, port = url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
+    story = [{"role": "user", "content": "Tell a very long story about the sea, in twenty chapters."}]
+    body = json.dumps({"model": model, "messages": story, "max_tokens": 1500, "temperature": 0}).encode()
+    with socket.create_connection((host.strip("[]"), int(port)), timeout=60) as sock:
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     + f"Authorization: Bearer {key}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+        deadline = time.time() + 60
+        while time.time() < deadline and metric(url, key, "tessera_generated_tokens_total") - before < 3:
+            time.sleep(0.05)
+        check(metric(url, key, "tessera_active_sequences") >= 1, "the non-streamed request ended before the test left")
+    deadline = time.time() + 60
+    while time.time() < deadline and metric(url, key, "tessera_active_sequences") > 0:
+        time.sleep(0.1)
+    check(metric(url, key, "tessera_active_sequences") == 0, "the left non-streamed request's sequence still runs")
+    check(metric(url, key, "tessera_kv_cache_bytes") == 0, "KV cache bytes left after the non-streamed client left")
+    check(metric(url, key, "tessera_cancelled_streams_total") == cancelled + 1,
+          "the non-streamed request whose client left was not cancelled")
+    spent = metric(url, key, "tessera_generated_tokens_total") - before
+    check(spent < 200, f"the left non-streamed sequence generated {spent} tokens (max_tokens 1500)")
 
     step("queue full")
     # Queue full: 429 with Retry-After in each shape (a server with --max-queue 0).
