@@ -14,7 +14,7 @@
 //   - the same integer products (exact), the same conversions and the same
 //     float operations in the same order, so a row's result is bit for bit
 //     the one-row kernel's whatever rows sit beside it (tested against it in
-//     CPUQuantizedBatchTests).
+//     CPUQuantizedBatchTests.swift).
 // The accumulators of all rows of x live on the stack (16 rows x 4 weight
 // rows is more than the 32 registers), which costs a load and a store per
 // fma against the four unpacking operations and scale permutations saved.
