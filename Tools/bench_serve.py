@@ -13,7 +13,8 @@ Usage:
   python3 Tools/bench_serve.py --tessera .build/release/tessera \
       --llama-python /tmp/llama-venv/bin/python \
       --model ~/.cache/tessera/models/SmolLM2-135M-Instruct.Q4_1.gguf \
-      [--concurrency 1,4,8,16] [--rounds 2] [--max-tokens 128]
+      [--concurrency 1,4,8,16] [--rounds 2] [--max-tokens 128] \
+      [--llama-settings fair|defaults|both] [--skip-tessera]
 
 Only the standard library: the servers are started as subprocesses on
 loopback ports and stopped at the end.
@@ -135,17 +136,19 @@ def measure(name, port, concurrencies, rounds, max_tokens):
     rows = {}
     run_round(port, 1, 8, 0)  # warm-up
     for n in concurrencies:
-        rates, ttfts, counted = [], [], set()
+        rates, ttfts, counted, per_request = [], [], set(), []
         for r in range(rounds):
             wall, results = run_round(port, n, max_tokens, r)
             rates.append(sum(x["tokens"] for x in results) / wall)
             ttfts += [x["ttft"] for x in results]
+            per_request += [x["tokens"] for x in results]
             counted |= {x["counted"] for x in results}
         rows[n] = dict(rate=statistics.median(rates), p50=percentile(ttfts, 50), p99=percentile(ttfts, 99),
-                       counted="/".join(sorted(counted)))
+                       counted="/".join(sorted(counted)), per_request=statistics.mean(per_request))
         print(f"{name:10s} concurrency {n:2d}: {rows[n]['rate']:7.1f} tok/s aggregate, "
-              f"TTFT p50 {rows[n]['p50'] * 1000:7.0f} ms p99 {rows[n]['p99'] * 1000:7.0f} ms "
-              f"(tokens counted from {rows[n]['counted']})", flush=True)
+              f"TTFT p50 {rows[n]['p50'] * 1000:7.0f} ms p99 {rows[n]['p99'] * 1000:7.0f} ms, "
+              f"{rows[n]['per_request']:.1f} tokens per request "
+              f"(counted from {rows[n]['counted']})", flush=True)
     return rows
 
 
@@ -164,52 +167,77 @@ def stop(proc):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--tessera", required=True)
+    ap.add_argument("--tessera", help="the tessera binary (required unless --skip-tessera)")
     ap.add_argument("--llama-python")
     ap.add_argument("--model", required=True)
     ap.add_argument("--concurrency", default="1,4,8,16")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--llama-settings", choices=["fair", "defaults", "both"], default="fair",
+                    help="fair: --interrupt_requests False --logits_all False --n_threads_batch THREADS; "
+                         "defaults: the server's own (a waiting request cuts the running stream short, "
+                         "logits kept for every prompt position, n_threads_batch = all cores); both: one after the other")
+    ap.add_argument("--skip-tessera", action="store_true", help="measure only the peer")
     args = ap.parse_args()
+    if not args.tessera and not args.skip_tessera:
+        ap.error("--tessera is required (or --skip-tessera)")
     concurrencies = [int(x) for x in args.concurrency.split(",")]
     model = os.path.expanduser(args.model)
 
     results = {}
-    port = free_port()
-    proc = start([args.tessera, "serve", "--model", model, "--model-name", "default", "--port", str(port),
-                  "--max-concurrency", "16"])
-    try:
-        if not wait_ready(port, "/health"):
-            sys.exit("tessera serve did not become ready")
-        results["tessera"] = measure("tessera", port, concurrencies, args.rounds, args.max_tokens)
-    finally:
-        stop(proc)
-
-    if args.llama_python:
+    if not args.skip_tessera:
         port = free_port()
-        proc = start([args.llama_python, "-m", "llama_cpp.server", "--model", model, "--port", str(port),
-                      "--n_threads", str(args.threads), "--n_ctx", "4096"])
+        proc = start([args.tessera, "serve", "--model", model, "--model-name", "default", "--port", str(port),
+                      "--max-concurrency", "16"])
         try:
-            if not wait_ready(port, "/v1/models"):
-                sys.exit("llama_cpp.server did not become ready")
-            results["llama.cpp"] = measure("llama.cpp", port, concurrencies, args.rounds, args.max_tokens)
+            if not wait_ready(port, "/health"):
+                sys.exit("tessera serve did not become ready")
+            results["tessera"] = measure("tessera", port, concurrencies, args.rounds, args.max_tokens)
         finally:
             stop(proc)
 
-    ours = results["tessera"]
-    print("\n| concurrency | Tessera tok/s | TTFT p50 / p99 | llama.cpp server tok/s | TTFT p50 / p99 | Tessera/llama.cpp |")
-    print("|---|---|---|---|---|---|")
+    # llama-cpp-python's server runs one request at a time (one context, an
+    # async lock around it). As it comes, a request that waits for the lock
+    # makes the running stream stop at its next token (interrupt_requests,
+    # on by default), so under concurrency most streams end after a few
+    # tokens and the time goes to prompts; and it keeps logits for every
+    # prompt position (logits_all on): the vocabulary-sized head runs for
+    # each prompt token. "fair" turns both off, so every request gets its
+    # max_tokens and the figure is its serial throughput.
+    fair = ["--interrupt_requests", "False", "--logits_all", "False", "--n_threads_batch", str(args.threads)]
+    settings = {"fair": [("llama.cpp", fair)], "defaults": [("llama.cpp defaults", [])],
+                "both": [("llama.cpp", fair), ("llama.cpp defaults", [])]}[args.llama_settings]
+    for name, extra in settings if args.llama_python else []:
+        port = free_port()
+        proc = start([args.llama_python, "-m", "llama_cpp.server", "--model", model, "--port", str(port),
+                      "--n_threads", str(args.threads), "--n_ctx", "4096"] + extra)
+        try:
+            if not wait_ready(port, "/v1/models"):
+                sys.exit("llama_cpp.server did not become ready")
+            results[name] = measure(name, port, concurrencies, args.rounds, args.max_tokens)
+        finally:
+            stop(proc)
+
+    ours = results.get("tessera")
+    peers = [name for name in results if name != "tessera"]
+    header = ["concurrency"] + (["Tessera tok/s", "TTFT p50 / p99"] if ours else [])
+    for name in peers:
+        header += [f"{name} server tok/s (tokens/request)", "TTFT p50 / p99"] + ([f"Tessera/{name}"] if ours else [])
+    print("\n| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
     for n in concurrencies:
-        peer = results.get("llama.cpp", {}).get(n)
-        cells = [f"{n}", f"{ours[n]['rate']:.1f}", f"{ours[n]['p50'] * 1000:.0f} / {ours[n]['p99'] * 1000:.0f} ms"]
-        if peer:
-            cells += [f"{peer['rate']:.1f}", f"{peer['p50'] * 1000:.0f} / {peer['p99'] * 1000:.0f} ms",
-                      f"{ours[n]['rate'] / peer['rate']:.2f}×"]
-        else:
-            cells += ["–", "–", "–"]
+        cells = [f"{n}"]
+        if ours:
+            cells += [f"{ours[n]['rate']:.1f}", f"{ours[n]['p50'] * 1000:.0f} / {ours[n]['p99'] * 1000:.0f} ms"]
+        for name in peers:
+            peer = results[name][n]
+            cells += [f"{peer['rate']:.1f} ({peer['per_request']:.0f})",
+                      f"{peer['p50'] * 1000:.0f} / {peer['p99'] * 1000:.0f} ms"]
+            if ours:
+                cells.append(f"{ours[n]['rate'] / peer['rate']:.2f}×")
         print("| " + " | ".join(cells) + " |")
-    if 1 in ours and 8 in ours:
+    if ours and 1 in ours and 8 in ours:
         print(f"\nTessera aggregate at 8 / at 1: {ours[8]['rate'] / ours[1]['rate']:.2f}× (target ≥ 4×)")
 
 

@@ -17,6 +17,7 @@ import argparse
 import concurrent.futures
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -463,6 +464,29 @@ def main():
     check(metric(url, key, "tessera_kv_cache_bytes") == 0, "KV cache bytes left after the disconnect")
     spent = metric(url, key, "tessera_generated_tokens_total") - before
     check(spent < 100, f"the disconnected sequence generated {spent} tokens")
+    # A non-streaming client that leaves (its socket closed while the answer is
+    # being generated) stops its sequence too: the server counts it cancelled.
+    cancelled = metric(url, key, "tessera_cancelled_streams_total")
+    before = metric(url, key, "tessera_generated_tokens_total")
+    host, port = url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
+    story = [{"role": "user", "content": "Tell a very long story about the sea, in twenty chapters."}]
+    body = json.dumps({"model": model, "messages": story, "max_tokens": 1500, "temperature": 0}).encode()
+    with socket.create_connection((host.strip("[]"), int(port)), timeout=60) as sock:
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     + f"Authorization: Bearer {key}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+        deadline = time.time() + 60
+        while time.time() < deadline and metric(url, key, "tessera_generated_tokens_total") - before < 3:
+            time.sleep(0.05)
+        check(metric(url, key, "tessera_active_sequences") >= 1, "the non-streamed request ended before the test left")
+    deadline = time.time() + 60
+    while time.time() < deadline and metric(url, key, "tessera_active_sequences") > 0:
+        time.sleep(0.1)
+    check(metric(url, key, "tessera_active_sequences") == 0, "the left non-streamed request's sequence still runs")
+    check(metric(url, key, "tessera_kv_cache_bytes") == 0, "KV cache bytes left after the non-streamed client left")
+    check(metric(url, key, "tessera_cancelled_streams_total") == cancelled + 1,
+          "the non-streamed request whose client left was not cancelled")
+    spent = metric(url, key, "tessera_generated_tokens_total") - before
+    check(spent < 200, f"the left non-streamed sequence generated {spent} tokens (max_tokens 1500)")
 
     step("queue full")
     # Queue full: 429 with Retry-After in each shape (a server with --max-queue 0).
@@ -474,9 +498,17 @@ def main():
         check(status == 429, f"queue full: {status} {answer}")
         openai_error_shape(answer, status, "queue full")
         check(int({k.lower(): v for k, v in headers.items()}.get("retry-after", "0")) >= 1, f"Retry-After {headers}")
-        status, _, answer = http(args.queue_url, "/v1/messages", good_an, {"x-api-key": key})
-        check(status == 429, f"anthropic queue full: {status}")
+        status, headers, answer = http(args.queue_url, "/v1/messages", good_an, {"x-api-key": key})
+        check(status == 529, f"anthropic queue full: {status}")
         anthropic_error_shape(answer, "anthropic queue full")
+        check(answer["error"]["type"] == "overloaded_error", f"anthropic queue full: {answer}")
+        check(int({k.lower(): v for k, v in headers.items()}.get("retry-after", "0")) >= 1, f"Retry-After {headers}")
+        try:
+            anthropic.Anthropic(base_url=args.queue_url, api_key=key, max_retries=0, timeout=300).messages.create(
+                model=model, max_tokens=2, messages=[{"role": "user", "content": "hi"}])
+            check(False, "a full queue accepted an Anthropic request")
+        except anthropic.APIStatusError as e:  # OverloadedError in recent SDKs
+            check(e.status_code == 529, f"anthropic SDK saw {e.status_code}")
         try:
             qa.chat.completions.create(model=model, messages=messages, max_tokens=2)
             check(False, "a full queue accepted a request")
@@ -504,8 +536,13 @@ def main():
                     errors += 1
                     print(f"load error: {e!r}", file=sys.stderr)
     check(errors == 0, f"{errors} load errors")
-    # Nothing left behind: no sequence running or waiting, no cache bytes.
+    # Nothing left behind: no sequence running or waiting, no cache bytes (the
+    # engine retires a sequence at the end of the step that sent its last
+    # token, which a loaded box can run after the client has read it: wait for it).
     for name in ("tessera_active_sequences", "tessera_queued_sequences", "tessera_kv_cache_bytes"):
+        deadline = time.time() + 30
+        while time.time() < deadline and metric(url, key, name) != 0:
+            time.sleep(0.1)
         value = metric(url, key, name)
         check(value == 0, f"{name} is {value} after the load")
     load_seconds = time.time() - load_started

@@ -153,6 +153,9 @@ long tk_qmv8_vnni_scratch(long M, long K, int group);
 int tk_qmv8_vnni_prepare(int dt, const void *x, long M, long K, int group, void *scratch);
 void tk_qmv8_vnni_rows(int dt, int sdt, const void *scratch, const uint32_t *wq, const void *scales, const void *biases,
                        void *out, long M, long N, long K, int group, long n0, long n1);
+void tk_qmv_vnni_batch(int bits, int dt, int sdt, const void *scratch, long stride, const uint32_t *wq,
+                       const void *scales, const void *biases, void *out, long M, long N, long K, int group, long n0,
+                       long n1);
 
 static int detect_vnni(void) {
     unsigned a, b, c, d;
@@ -224,6 +227,20 @@ void tk_qmv_prepared(int dtype, int sdtype, const void *scratch, const uint32_t 
 #endif
     (void)dtype, (void)sdtype, (void)scratch, (void)wq, (void)scales, (void)biases, (void)out, (void)M, (void)N, (void)K, (void)group,
         (void)bits, (void)n0, (void)n1;
+}
+void tk_qmv_prepared_batch(int dtype, int sdtype, const void *scratch, long stride, const uint32_t *wq,
+                           const void *scales, const void *biases, void *out, long M, long N, long K, int group,
+                           int bits, long n0, long n1) {
+#if defined(__x86_64__)
+    if (bits == 4 || bits == 8) {
+        tk_qmv_vnni_batch(bits, dtype, sdtype, scratch, stride, wq, scales, biases, out, M, N, K, group, n0, n1);
+        return;
+    }
+#endif
+    const size_t es = (size_t)tk_size(dtype);
+    for (long m = 0; m < M; m++)
+        tk_qmv_prepared(dtype, sdtype, (const char *)scratch + m * stride, wq, scales, biases,
+                        (char *)out + (size_t)(m * N) * es, 1, N, K, group, bits, n0, n1);
 }
 void tk_dequantize_rows(int dtype, const uint32_t *wq, const void *scales, const void *biases, float *dst, long K,
                         int group, int bits, long n0, long n1) {

@@ -39,32 +39,7 @@
 // biases) at ~3.6 ms on one thread here, prefetching 4 KiB ahead at ~2.7 ms.
 enum { QMV8_PREFETCH = 4096 };
 
-/// Masks of the last chunk's bytes (K % 128 of them, a multiple of 32; all
-/// 128 when K is a multiple of 128) in its two 64-byte loads.
-static inline void qmv8_last_masks(long K, __mmask64 *lastA, __mmask64 *lastB) {
-    const long last = K - ((K + 127) / 128 - 1) * 128;
-    *lastA = last >= 64 ? ~0ull : (1ull << last) - 1;
-    *lastB = last >= 128 ? ~0ull : last > 64 ? (1ull << (last - 64)) - 1 : 0;
-}
-
-/// Chunk c of a weight row (128 bytes from w + 128 c; the last of `chunks`
-/// masked) as P = its dwords 0, 2, ..., 30 and Q = 1, 3, ..., 31: lane l of
-/// P and Q together holds values 8l..8l+7.
-static inline __attribute__((always_inline)) void qmv8_chunk(const uint8_t *w, long c, long chunks, __mmask64 lastA,
-                                                             __mmask64 lastB, __m512i *p, __m512i *q) {
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-    __m512i a, b;
-    if (c < chunks - 1) {
-        a = _mm512_loadu_si512(w + c * 128);
-        b = _mm512_loadu_si512(w + c * 128 + 64);
-    } else {
-        a = _mm512_maskz_loadu_epi8(lastA, w + c * 128);
-        b = _mm512_maskz_loadu_epi8(lastB, w + c * 128 + 64);
-    }
-    *p = _mm512_permutex2var_epi32(a, even, b);
-    *q = _mm512_permutex2var_epi32(a, odd, b);
-}
+// qmv8_last_masks and qmv8_chunk (a chunk of a weight row as P and Q): qmv_vnni_x.h.
 
 /// Rows n0..<n1 for one prepared row of x, four weight rows per pass (x loads
 /// shared, one horizontal sum for the four; qmv_sum4 in qmv_vnni_x.h): the

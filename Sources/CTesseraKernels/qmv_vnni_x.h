@@ -185,6 +185,35 @@ static inline int prepare_x_ordered(const float *x, long K, int group, uint8_t *
     return _mm256_movemask_ps(bad) == 0;
 }
 
+// The 8-bit kernels' weight chunks (kernels_qmv8_vnni.c, kernels_qmv_batch_vnni.c).
+
+/// Masks of the last chunk's bytes (K % 128 of them, a multiple of 32; all
+/// 128 when K is a multiple of 128) in its two 64-byte loads.
+static inline void qmv8_last_masks(long K, __mmask64 *lastA, __mmask64 *lastB) {
+    const long last = K - ((K + 127) / 128 - 1) * 128;
+    *lastA = last >= 64 ? ~0ull : (1ull << last) - 1;
+    *lastB = last >= 128 ? ~0ull : last > 64 ? (1ull << (last - 64)) - 1 : 0;
+}
+
+/// Chunk c of a weight row (128 bytes from w + 128 c; the last of `chunks`
+/// masked) as P = its dwords 0, 2, ..., 30 and Q = 1, 3, ..., 31: lane l of
+/// P and Q together holds values 8l..8l+7.
+static inline __attribute__((always_inline)) void qmv8_chunk(const uint8_t *w, long c, long chunks, __mmask64 lastA,
+                                                             __mmask64 lastB, __m512i *p, __m512i *q) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    __m512i a, b;
+    if (c < chunks - 1) {
+        a = _mm512_loadu_si512(w + c * 128);
+        b = _mm512_loadu_si512(w + c * 128 + 64);
+    } else {
+        a = _mm512_maskz_loadu_epi8(lastA, w + c * 128);
+        b = _mm512_maskz_loadu_epi8(lastB, w + c * 128 + 64);
+    }
+    *p = _mm512_permutex2var_epi32(a, even, b);
+    *q = _mm512_permutex2var_epi32(a, odd, b);
+}
+
 #pragma clang attribute pop
 /// Bytes of prepared x for M rows of K values with xb bytes per value (after
 /// the header): the strides, then each row's group sums and its chunks.

@@ -49,6 +49,14 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// The status in `flavor`'s convention: as `status`, except that a full
+    /// queue is Anthropic's 529 overloaded_error (what its SDKs retry, with
+    /// Retry-After) where OpenAI's is 429.
+    public func status(_ flavor: APIFlavor) -> HTTPResponse.Status {
+        if flavor == .anthropic, kind == .overloaded { return HTTPResponse.Status(code: 529, reasonPhrase: "Overloaded") }
+        return status
+    }
+
     /// The error body in `flavor`'s shape.
     public func json(_ flavor: APIFlavor) -> JSONValue {
         switch flavor {
@@ -82,7 +90,7 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
                 case .authentication: "authentication_error"
                 case .notFound: "not_found_error"
                 case .tooLarge: "request_too_large"
-                case .overloaded: "rate_limit_error"
+                case .overloaded: "overloaded_error"
                 case .unavailable: "overloaded_error"
                 case .server: "api_error"
                 }

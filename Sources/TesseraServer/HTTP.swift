@@ -22,7 +22,7 @@ enum HTTP {
     }
 
     static func error(_ error: APIError, _ flavor: APIFlavor) -> Response {
-        var response = json(error.json(flavor), status: error.status)
+        var response = json(error.json(flavor), status: error.status(flavor))
         if let seconds = error.retryAfter { response.headers[.retryAfter] = String(seconds) }
         return response
     }

@@ -87,7 +87,7 @@ public final class ServerMetrics: Sendable {
         gauge("tessera_prompt_tokens_total", "Prompt tokens prefilled.", snapshot.promptTokensTotal, type: "counter")
         gauge("tessera_generated_tokens_total", "Tokens generated.", snapshot.generatedTokensTotal, type: "counter")
         gauge(
-            "tessera_cancelled_streams_total", "Streams whose client went away before the end.", s.streamsCancelled,
+            "tessera_cancelled_streams_total", "Requests (streamed or not) whose client went away before the end.", s.streamsCancelled,
             type: "counter")
         out += s.timeToFirstToken.render(
             name: "tessera_time_to_first_token_seconds", help: "From the request to its first generated token.")

@@ -127,7 +127,8 @@ extension ServedModel {
     /// Consumes one engine stream, calling `onDelta` with text as it becomes
     /// safe to send (never part of a stop string). Returning early (a stop
     /// string, or `onDelta` throwing because the client left) drops the
-    /// stream, which cancels the sequence in the engine.
+    /// stream, which cancels the sequence in the engine; so does a client
+    /// that left (ClientConnection.gone), checked at every token.
     /// `keepSpecialTokens`: decode special tokens as text (tool-call markers such as `[TOOL_CALLS]`).
     func drive(
         _ stream: AsyncThrowingStream<EngineEvent, any Error>, stops: [String], metrics: ServerMetrics, started: Double,
@@ -141,6 +142,13 @@ extension ServedModel {
         for try await event in stream {
             switch event {
             case .token(let token):
+                if let gone = ClientConnection.gone, gone() {
+                    // The client of a non-streamed request left: end the sequence now.
+                    metrics.recordCancelledStream()
+                    return SequenceEnd(
+                        reason: .cancelled,
+                        usage: EngineUsage(promptTokens: 0, completionTokens: generated, cachedPromptTokens: 0))
+                }
                 let t = wallClock()
                 if generated == 0 {
                     metrics.observeTimeToFirstToken(t - started)

@@ -42,8 +42,8 @@ public struct Server: Sendable {
         path.hasPrefix("/v1/messages") ? .anthropic : .openAI
     }
 
-    public func makeRouter() -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
+    public func makeRouter() -> Router<ServeRequestContext> {
+        let router = Router(context: ServeRequestContext.self)
         router.add(middleware: MetricsMiddleware(metrics: metrics))
         if let origin = configuration.corsOrigin {
             router.add(
@@ -59,14 +59,14 @@ public struct Server: Sendable {
             HTTP.text(metrics.render(model.engine.snapshot()), contentType: "text/plain; version=0.0.4; charset=utf-8")
         }
         router.get("/v1/models") { _, _ in models() }
-        router.post("/v1/chat/completions") { request, _ in
-            await handle(request, .openAI) { try await chatCompletions($0) }
+        router.post("/v1/chat/completions") { request, context in
+            await ClientConnection.watching(context.channel) { await handle(request, .openAI) { try await chatCompletions($0) } }
         }
-        router.post("/v1/completions") { request, _ in
-            await handle(request, .openAI) { try await completions($0) }
+        router.post("/v1/completions") { request, context in
+            await ClientConnection.watching(context.channel) { await handle(request, .openAI) { try await completions($0) } }
         }
-        router.post("/v1/messages") { request, _ in
-            await handle(request, .anthropic) { try await messages($0) }
+        router.post("/v1/messages") { request, context in
+            await ClientConnection.watching(context.channel) { await handle(request, .anthropic) { try await messages($0) } }
         }
         router.post("/v1/messages/count_tokens") { request, _ in
             await handle(request, .anthropic) { try countTokens($0) }

@@ -211,7 +211,16 @@ final class RequestFieldTests: XCTestCase {
         XCTAssertEqual(
             e.json(.openAI).compactText,
             #"{"error":{"message":"busy","type":"rate_limit_error","param":null,"code":"rate_limit_exceeded"}}"#)
-        XCTAssertEqual(e.json(.anthropic).compactText, #"{"type":"error","error":{"type":"rate_limit_error","message":"busy"}}"#)
+        XCTAssertEqual(e.status(.openAI).code, 429)
+        // A full queue is Anthropic's 529 overloaded_error, with Retry-After.
+        XCTAssertEqual(e.status(.anthropic).code, 529)
+        XCTAssertEqual(e.json(.anthropic).compactText, #"{"type":"error","error":{"type":"overloaded_error","message":"busy"}}"#)
+        let response = HTTP.error(e, .anthropic)
+        XCTAssertEqual(response.status.code, 529)
+        XCTAssertEqual(response.headers[.retryAfter], "3")
+        XCTAssertEqual(HTTP.error(e, .openAI).status.code, 429)
+        XCTAssertEqual(HTTP.error(e, .openAI).headers[.retryAfter], "3")
+        XCTAssertEqual(APIError(.invalidRequest, "no").status(.anthropic).code, 400)
         XCTAssertEqual(APIError(EngineError.contextExceeded(requested: 10, context: 8)).status.code, 400)
         XCTAssertEqual(APIError(EngineError.overloaded(retryAfterSeconds: 2)).retryAfter, 2)
         XCTAssertEqual(APIError(.authentication, "no").status.code, 401)

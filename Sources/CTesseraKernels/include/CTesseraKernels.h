@@ -196,6 +196,16 @@ int tk_qmv_prepare(int dtype, const void *x, long M, long K, int group, int bits
 void tk_qmv_prepared(int dtype, int sdtype, const void *scratch, const uint32_t *wq, const void *scales, const void *biases,
                      void *out, long M, long N, long K, int group, int bits, long n0, long n1);
 
+/// tk_qmv_prepared for M rows of x each prepared alone (tk_qmv_prepare with
+/// M = 1; row m's scratch at scratch + m * stride, its output row at out + m
+/// * N): each weight chunk is loaded and unpacked once for up to 16 rows,
+/// and each row's result is bit for bit what tk_qmv_prepared gives that row
+/// alone over the same n0..<n1 (a batched decode step computes every
+/// sequence exactly as it would run alone).
+void tk_qmv_prepared_batch(int dtype, int sdtype, const void *scratch, long stride, const uint32_t *wq,
+                           const void *scales, const void *biases, void *out, long M, long N, long K, int group,
+                           int bits, long n0, long n1);
+
 /// Whether the AVX-512 variant's 4- and 8-bit qmv use the VNNI kernels (on by default
 /// where the CPU has it, off with TESSERA_NO_VNNI set); tk_set_qmv_vnni(0)
 /// turns it off (tests use it to reach the float kernel) and returns the state.

@@ -9,10 +9,10 @@
 //   scales  [N, K / groupSize]  dtype of x (biases the same)
 //   output  [..., N]            dtype of x
 // Decode (M <= 16 rows of x) runs the qmv kernel, split over the pool by
-// output columns; each chunk of weight rows is read from memory once for all
-// rows of x (the later rows find it in cache), and each row is computed by
-// the one-row kernel, so a row's result does not depend on the rows beside
-// it (a batch of sequences decodes exactly as each would alone). Prefill (larger M)
+// output columns; each chunk of weight rows is read from memory and unpacked
+// once for all rows of x (tk_qmv_prepared_batch), and each row gets exactly
+// the one-row kernel's arithmetic, so a row's result does not depend on the
+// rows beside it (a batch of sequences decodes exactly as each would alone). Prefill (larger M)
 // dequantizes blocks of weight rows to float32 and multiplies them with the
 // float32 GEMM (BLAS or native).
 
@@ -135,9 +135,13 @@ extension QuantizedKernels {
     }
 
     /// qmv for several rows of x, each computed exactly as `qmv` computes a
-    /// single row (the same calls with the same chunks of output columns):
-    /// each row of x is prepared alone, and each chunk of weight rows runs
-    /// the one-row kernel for every row of x in turn while it is in cache.
+    /// single row (the same chunks of output columns): each row of x is
+    /// prepared alone, and each chunk of weight rows runs the batched kernel
+    /// (tk_qmv_prepared_batch: each weight chunk unpacked once for all rows,
+    /// every row bit for bit the one-row kernel's), or the float kernel over
+    /// all rows where no prepared kernel applies (its rows are independent),
+    /// or, when some row could not be prepared (a non-finite value), the
+    /// one-row kernel for every row of x in turn while the chunk is in cache.
     private static func qmvByRow(
         _ dt: Int32, _ sdt: Int32, x px: UnsafeRawPointer, wq pw: UnsafePointer<UInt32>, scales ps: UnsafeRawPointer,
         biases pb: UnsafeRawPointer, out po: UnsafeMutableRawPointer, m: Int, n: Int, k: Int, groupSize: Int,
@@ -155,6 +159,22 @@ extension QuantizedKernels {
             for r in 0..<m {
                 prepared[r] = tk_qmv_prepare(dt, px + r * k * elementBytes, 1, k, group, b, scratch + r * stride) != 0
             }
+        }
+        if scratchBytes > 0, !prepared.contains(false) {
+            // Every row prepared: the batched kernel loads and unpacks each weight chunk
+            // once for all rows, each row's arithmetic the one-row kernel's.
+            ThreadPool.shared.parallelFor(chunks) { c in
+                tk_qmv_prepared_batch(
+                    dt, sdt, scratch, stride, pw, ps, pb, po, m, n, k, group, b, c * rows, min(n, (c + 1) * rows))
+            }
+            return
+        }
+        if scratchBytes <= 0 {
+            // The float kernel (no VNNI) computes each row of x alone whatever rows it runs beside.
+            ThreadPool.shared.parallelFor(chunks) { c in
+                tk_qmv(dt, sdt, px, pw, ps, pb, po, m, n, k, group, b, c * rows, min(n, (c + 1) * rows))
+            }
+            return
         }
         prepared.withUnsafeBufferPointer { ready in
             ThreadPool.shared.parallelFor(chunks) { c in
