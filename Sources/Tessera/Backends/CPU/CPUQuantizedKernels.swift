@@ -46,10 +46,12 @@ extension QuantizedKernels {
             wq.shape[1] * 32 == k * bits && scales.shape == [n, k / groupSize] && biases.shape == scales.shape
                 && k % groupSize == 0,
             "[quantizedMatmul] shapes do not fit: x \(x.shape), wq \(wq.shape), scales \(scales.shape), bits \(bits), group \(groupSize)")
-        let px = UnsafeRawPointer(try x.hostPointer(UInt8.self))
+        // A view's offset counts elements of its dtype (a slice of rows of x starts past the buffer's start).
+        let bytes = { (v: ArrayView) in UnsafeRawPointer(try v.buffer.hostPointer()) + v.offset * v.dtype.size }
+        let px = try bytes(x)
         let pw = UnsafePointer(try wq.hostPointer(UInt32.self))
-        let ps = UnsafeRawPointer(try scales.hostPointer(UInt8.self))
-        let pb = UnsafeRawPointer(try biases.hostPointer(UInt8.self))
+        let ps = try bytes(scales)
+        let pb = try bytes(biases)
         let po = try RowKernels.writePointer(output)
         fastMatmul(
             dt, sdt, x: px, wq: pw, scales: ps, biases: pb, out: po, m: m, n: n, k: k, groupSize: groupSize, bits: bits)
