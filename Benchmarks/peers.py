@@ -160,7 +160,7 @@ def llama_peer(model, tokens, steps, threads, reps):
             picked.append(last_argmax())
             llm.eval([picked[-1]])
         t2 = time.perf_counter()
-        return len(prompt) / (t1 - t0), n / (t2 - t1), picked
+        return len(prompt) / (t1 - t0), (n / (t2 - t1) if n else 0.0), picked
 
     run(tokens[:16], 8)  # warm-up
     results = [run(tokens, steps) for _ in range(reps)]

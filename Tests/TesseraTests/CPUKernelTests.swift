@@ -520,7 +520,11 @@ final class CPUKernelTests: XCTestCase {
                                 assertClose(Tensor(evaluated: out).asType(.float32).toArray(Float.self), want,
                                     rel: Self.tolerance(dtype), scale: scale,
                                     slack: m <= QuantizedKernels.qmvMaxRows
-                                        ? Self.vnniRounding(isa: isa, xv, w, m: m, n: n, k: k) : nil,
+                                        ? Self.vnniRounding(isa: isa, xv, w, m: m, n: n, k: k)
+                                        : isa == "avx512 x16" && bits == 4 && dtype == .float32
+                                            ? Self.integerRounding(
+                                                xv, w, biases: bv, group: group, m: m, n: n, k: k, range: 127 * 257)
+                                            : nil,
                                     "\(isa) q\(bits) g\(group) \(dtype) m=\(m)")
                             }
                         }

@@ -65,7 +65,7 @@ private func tesseraRun(_ model: any LanguageModel, prompt: [Int], steps: Int) t
 }
 
 /// The peer's figures, or why there are none.
-private func llamaPeer(model: String, prompt: [Int], steps: Int, reps: Int) -> Result<LMFigures, PeerError> {
+func llamaPeer(model: String, prompt: [Int], steps: Int, reps: Int) -> Result<LMFigures, PeerError> {
     let env = ProcessInfo.processInfo.environment
     if env["TESSERA_BENCH_NO_PEERS"] != nil { return .failure(PeerError("TESSERA_BENCH_NO_PEERS is set")) }
     let python = env["TESSERA_BENCH_LLAMA_PYTHON"] ?? "python3"

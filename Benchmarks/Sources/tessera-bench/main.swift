@@ -4,8 +4,8 @@
 // (above 1: Tessera is faster), with memcpy bandwidth as the physical limit.
 //
 //   swift run -c release --package-path Benchmarks tessera-bench [suite...]
-//   suites: matmul elementwise reduction rows quantized compile lm serve floatlm structured dist train
-//   (default: all but compile, lm, serve, floatlm, structured, dist, train),
+//   suites: matmul elementwise reduction rows quantized compile lm prefill serve floatlm structured dist train
+//   (default: all but compile, lm, prefill, serve, floatlm, structured, dist, train),
 //   or case ids (e.g. qmv8_49152x576)
 //   TESSERA_BENCH_NO_PEERS=1 skips the Python peers.
 
@@ -328,6 +328,10 @@ if requested.remove("compile") != nil {
 }
 if requested.remove("lm") != nil {
     runLMSuite()  // LMSuite.swift: prefill and decode tok/s against llama.cpp
+    if requested.isEmpty { exit(0) }
+}
+if requested.remove("prefill") != nil {
+    runPrefillSuite()  // PrefillSuite.swift: prefill tok/s at 128/512/2000 tokens against llama.cpp
     if requested.isEmpty { exit(0) }
 }
 if requested.remove("serve") != nil {

@@ -218,6 +218,21 @@ int tk_set_qmv_vnni(int enable);
 int tk_qmv_x_bytes(void);
 int tk_set_qmv_x_bytes(int bytes);
 
+/// The 4-bit product for many rows of x (prefill) on AVX-512 VNNI integer
+/// dot products (kernels_qgemm_vnni.c): x float32 [M, K] rounded per block of
+/// 32 values to XB = 1 or 2 signed bytes by tk_qgemm4_prepare (into
+/// tk_qgemm4_x_bytes of memory; 0 where a block holds a non-finite or tiny
+/// value, for which the float kernel must run), then tk_qgemm4 writes float32 out [M, N]
+/// columns n0..<n1 (n0 a multiple of 32) with tk_qgemm4_panel_bytes of
+/// scratch per caller. tk_qgemm4 returns 0 (and writes nothing) where the
+/// kernel is not available (no VNNI, tk_set_isa lowered, tk_set_qmv_vnni(0)).
+int tk_qgemm4_available(int sdtype, long K, int group);
+long tk_qgemm4_x_bytes(long M, long K, int group, int XB);
+int tk_qgemm4_prepare(const float *x, long M, long K, int group, int XB, void *prepared);
+long tk_qgemm4_panel_bytes(long K, int group);
+int tk_qgemm4(int sdtype, const void *prepared, const uint32_t *wq, const void *scales, const void *biases, float *out,
+              long M, long N, long K, int group, int XB, long n0, long n1, void *scratch);
+
 /// Dequantizes rows n0 <= n < n1 of w into dst [(n1-n0), K] float32.
 void tk_dequantize_rows(int dtype, const uint32_t *wq, const void *scales, const void *biases,
                         float *dst, long K, int group, int bits, long n0, long n1);

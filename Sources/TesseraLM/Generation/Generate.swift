@@ -104,7 +104,7 @@ public struct TokenGenerator: Sendable {
         var at = 0
         while at < prompt.count {
             let chunk = Array(prompt[at..<Swift.min(prompt.count, at + Swift.max(1, parameters.prefillStepSize))])
-            let logits = model(Tensor(chunk.map { Int32($0) }, shape: [1, chunk.count]), cache: cache)
+            let logits = model.lastLogits(Tensor(chunk.map { Int32($0) }, shape: [1, chunk.count]), cache: cache)
             at += chunk.count
             // Evaluate each chunk with the caches, so the next chunk starts from
             // computed state (their storage: `state` would add a view per tensor).

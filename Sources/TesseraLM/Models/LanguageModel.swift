@@ -56,9 +56,18 @@ public protocol LanguageModel: Sendable {
     func makeCache(maxSize: Int?, quantization: KVQuantization?) -> [KVCache]
     /// Logits `[B, L, vocab]` for `tokens` `[B, L]`, continuing from `cache`.
     func callAsFunction(_ tokens: Tensor, cache: [KVCache]) -> Tensor
+    /// Logits `[B, 1, vocab]` of the last position of `tokens` `[B, L]` only,
+    /// continuing from `cache` (filled as by `callAsFunction`): what a
+    /// prefill needs. A model may skip the output head for the other positions.
+    func lastLogits(_ tokens: Tensor, cache: [KVCache]) -> Tensor
 }
 
 extension LanguageModel {
+    /// All positions' logits, then the last one's.
+    public func lastLogits(_ tokens: Tensor, cache: [KVCache]) -> Tensor {
+        self(tokens, cache: cache)[0..., (tokens.dim(1) - 1)...]
+    }
+
     /// Fresh full-precision caches.
     public func makeCache(maxSize: Int? = nil) -> [KVCache] { makeCache(maxSize: maxSize, quantization: nil) }
 }

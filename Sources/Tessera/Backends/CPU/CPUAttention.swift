@@ -131,7 +131,9 @@ enum AttentionKernels {
         let jobs = batches * hk * (stacked ? 1 : groups)
         let addresses = (q: Int(bitPattern: pq), k: Int(bitPattern: pk), v: Int(bitPattern: pv), o: Int(bitPattern: po))
 
-        func job(_ index: Int, scratch: UnsafeMutablePointer<Float>) {
+        let blocks = (rowsPerJob + blockRows - 1) / blockRows
+        /// Block `block` (of `blockRows` query rows) of job `index`.
+        func job(_ index: Int, block: Int, scratch: UnsafeMutablePointer<Float>) {
             let perBatch = stacked ? hk : hk * groups
             let b = index / perBatch, rest = index % perBatch
             let kh = stacked ? rest : rest / groups
@@ -140,7 +142,7 @@ enum AttentionKernels {
             let kBase = UnsafePointer<Float>(bitPattern: addresses.k)! + b * k.strides[0] + kh * k.strides[1]
             let vBase = UnsafePointer<Float>(bitPattern: addresses.v)! + b * v.strides[0] + kh * v.strides[1]
             let oBase = UnsafeMutablePointer<Float>(bitPattern: addresses.o)! + (b * hq + firstHead) * lq * dv
-            for r0 in stride(from: 0, to: rowsPerJob, by: blockRows) {
+            for r0 in stride(from: block * blockRows, to: Swift.min(rowsPerJob, (block + 1) * blockRows), by: blockRows) {
                 let rows = Swift.min(blockRows, rowsPerJob - r0)
                 // Keys any row of the block may see: causal rows see up to their position.
                 var keys = lk
@@ -189,12 +191,17 @@ enum AttentionKernels {
         if work < parallelWork || jobs == 1 {
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchSize)
             defer { scratch.deallocate() }
-            for index in 0..<jobs { job(index, scratch: scratch) }
+            for index in 0..<jobs {
+                for block in 0..<blocks { job(index, block: block, scratch: scratch) }
+            }
         } else {
-            ThreadPool.shared.parallelFor(jobs) { index in
+            // Every (head, block of query rows) is one task, so a few heads
+            // (SmolLM2's 3 on 2 threads) still share the threads evenly; the
+            // last blocks first, as causal rows see more keys the later they are.
+            ThreadPool.shared.parallelFor(jobs * blocks) { task in
                 let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchSize)
                 defer { scratch.deallocate() }
-                job(index, scratch: scratch)
+                job(task % jobs, block: blocks - 1 - task / jobs, scratch: scratch)
             }
         }
         return true

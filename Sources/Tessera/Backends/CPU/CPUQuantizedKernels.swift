@@ -13,6 +13,9 @@
 // once for all rows of x (tk_qmv_prepared_batch), and each row gets exactly
 // the one-row kernel's arithmetic, so a row's result does not depend on the
 // rows beside it (a batch of sequences decodes exactly as each would alone). Prefill (larger M)
+// of 4-bit weights under float32 x at `QuantizedMatmulPrecision.high` runs on
+// integer dot products where the CPU has AVX-512 VNNI (`integerPrefill`,
+// kernels_qgemm_vnni.c: x rounded to 16 bits per block of 32); otherwise it
 // dequantizes blocks of weight rows to float32 and multiplies them with the
 // float32 GEMM (BLAS or native).
 
@@ -43,10 +46,12 @@ extension QuantizedKernels {
             wq.shape[1] * 32 == k * bits && scales.shape == [n, k / groupSize] && biases.shape == scales.shape
                 && k % groupSize == 0,
             "[quantizedMatmul] shapes do not fit: x \(x.shape), wq \(wq.shape), scales \(scales.shape), bits \(bits), group \(groupSize)")
-        let px = UnsafeRawPointer(try x.hostPointer(UInt8.self))
+        // A view's offset counts elements of its dtype (a slice of rows of x starts past the buffer's start).
+        let bytes = { (v: ArrayView) in UnsafeRawPointer(try v.buffer.hostPointer()) + v.offset * v.dtype.size }
+        let px = try bytes(x)
         let pw = UnsafePointer(try wq.hostPointer(UInt32.self))
-        let ps = UnsafeRawPointer(try scales.hostPointer(UInt8.self))
-        let pb = UnsafeRawPointer(try biases.hostPointer(UInt8.self))
+        let ps = try bytes(scales)
+        let pb = try bytes(biases)
         let po = try RowKernels.writePointer(output)
         fastMatmul(
             dt, sdt, x: px, wq: pw, scales: ps, biases: pb, out: po, m: m, n: n, k: k, groupSize: groupSize, bits: bits)
@@ -206,6 +211,14 @@ extension QuantizedKernels {
             qmv(dt, sdt, x: px, wq: pw, scales: ps, biases: pb, out: po, m: m, n: n, k: k, groupSize: groupSize, bits: bits)
             return
         }
+        if dt == Int32(TK_F32), bits == 4, let xBytes = integerPrefillBytes,
+            tk_qgemm4_available(sdt, k, Int32(groupSize)) != 0,
+            integerPrefill(
+                sdt, x: px.assumingMemoryBound(to: Float.self), wq: pw, scales: ps, biases: pb,
+                out: po.assumingMemoryBound(to: Float.self), m: m, n: n, k: k, groupSize: groupSize, xBytes: xBytes)
+        {
+            return
+        }
         // Prefill: float32 x and output (converted copies for the half types).
         var xf = [Float](repeating: 0, count: dt == Int32(TK_F32) ? 0 : m * k)
         var of = [Float](repeating: 0, count: dt == Int32(TK_F32) ? 0 : m * n)
@@ -242,5 +255,43 @@ extension QuantizedKernels {
                 }
             }
         }
+    }
+
+    /// Bytes per value of x in the integer prefill product (AVX-512 VNNI,
+    /// 4-bit weights, float32 x, more than `qmvMaxRows` rows): 2 (x rounded
+    /// to 16 bits per block of 32) at `QuantizedMatmulPrecision.high`; nil at
+    /// `.highest`, where prefill keeps the float32 GEMM on dequantized weights.
+    static var integerPrefillBytes: Int? { tk_qmv_x_bytes() == 2 ? 2 : nil }
+
+    /// The prefill product on integer dot products (kernels_qgemm_vnni.c): x
+    /// rounded once (rows split over the pool), then panels of 32 output
+    /// columns claimed by the pool's threads, each packed once and multiplied
+    /// with every row of x. False (nothing written) when x holds a value
+    /// that cannot be rounded (non-finite, or a block of tiny values).
+    static func integerPrefill(
+        _ sdt: Int32, x: UnsafePointer<Float>, wq: UnsafePointer<UInt32>, scales: UnsafeRawPointer,
+        biases: UnsafeRawPointer, out: UnsafeMutablePointer<Float>, m: Int, n: Int, k: Int, groupSize: Int, xBytes: Int
+    ) -> Bool {
+        let group = Int32(groupSize), xb = Int32(xBytes)
+        let rowBytes = tk_qgemm4_x_bytes(1, k, group, xb)
+        let prepared = UnsafeMutableRawPointer.allocate(byteCount: max(1, rowBytes * m), alignment: 64)
+        defer { prepared.deallocate() }
+        let pool = ThreadPool.shared
+        // rounded[i]: tk_qgemm4_prepare's answer for the range of rows starting at row i (1 where none starts)
+        let rounded = UnsafeMutablePointer<Int32>.allocate(capacity: m)
+        rounded.initialize(repeating: 1, count: m)
+        defer { rounded.deallocate() }
+        pool.parallelRanges(m, grain: 16) { r in
+            rounded[r.lowerBound] = tk_qgemm4_prepare(
+                x + r.lowerBound * k, r.count, k, group, xb, prepared + r.lowerBound * rowBytes)
+        }
+        if (0..<m).contains(where: { rounded[$0] == 0 }) { return false }
+        let panelBytes = tk_qgemm4_panel_bytes(k, group)
+        pool.parallelFor((n + 31) / 32) { p in
+            let scratch = UnsafeMutableRawPointer.allocate(byteCount: panelBytes, alignment: 64)
+            defer { scratch.deallocate() }
+            _ = tk_qgemm4(sdt, prepared, wq, scales, biases, out, m, n, k, group, xb, p * 32, min(n, p * 32 + 32), scratch)
+        }
+        return true
     }
 }

@@ -1,0 +1,251 @@
+// The 4-bit quantized matrix product for many rows of x (prefill: M > 16) on
+// AVX-512 VNNI integer dot products: out[m, n] = sum_k x[m, k] W[n, k] with
+// W[n, k] = s[n, g] q[n, k] + b[n, g] (MLX's affine format, transpose=True).
+//
+// Per group g: sum_k x W = s (q . x) + b sum(x). sum(x) per group is taken
+// from x in float. For q . x, each block of 32 values of a row of x is
+// rounded to integers X with one float scale d (x ~ d X): XB = 2 bytes
+// (|X| <= 127 * 257, error per value at most max|x| of its block / 65278, as
+// the decode kernels' 16-bit precision) or XB = 1 (|X| <= 127, llama.cpp's
+// 8-bit activations). X = 256 h + l is split into signed bytes h, l.
+// vpdpbusd multiplies unsigned weight bytes (0..15) with signed x bytes, four
+// per int32 lane: a lane holds one output column, so after the 8 steps of a
+// block (32 values) a lane holds the whole integer dot product of the block
+// for its column (exact: |sum| < 32 * 15 * 128). It is converted to float,
+// scaled by d of the block and s of the column's group, and accumulated.
+//
+// Weights are repacked per panel of 32 output columns (two vectors of 16):
+// for each 4 values of K, 64 bytes, lane j holding column n + j's 4 codes
+// (columns past N are zero). A panel is packed once and multiplied with
+// every row of x, 4 rows per register block (acc: 8 float vectors, 16
+// integer vectors: for XB = 1 the even and odd steps of a block sum apart, so
+// that enough independent vpdpbusd chains hide its latency). Threads take
+// panels (tk_qgemm4's n0..n1).
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+#include "internal.h"
+
+/// Bytes of prepared x for M rows of K values with XB bytes per value:
+/// per row, XB planes of K signed bytes, K/32 block scales and K/group group sums.
+long tk_qgemm4_x_bytes(long M, long K, int group, int XB) {
+    if (M <= 0 || K <= 0 || K % 32 != 0 || group <= 0 || K % group != 0 || XB < 1 || XB > 2) return -1;
+    return M * ((long)XB * K + (K / 32) * 4 + (K / group) * 4);
+}
+
+/// Rounds float32 x [M, K] into `prepared` (tk_qgemm4_x_bytes of it). Plain C:
+/// the same on every machine, a small part of the product's time. Returns 0
+/// when some block cannot be rounded faithfully (a non-finite value, or all
+/// its values below 2^-96 in magnitude but not all zero): the caller takes
+/// the float kernel for the whole product then.
+int tk_qgemm4_prepare(const float *x, long M, long K, int group, int XB, void *prepared) {
+    const long row = (long)XB * K + (K / 32) * 4 + (K / group) * 4;
+    const float range = XB == 2 ? 127.0f * 257.0f : 127.0f;
+    for (long m = 0; m < M; m++) {
+        const float *xr = x + m * K;
+        int8_t *planes = (int8_t *)prepared + m * row;
+        float *d = (float *)(planes + (long)XB * K);
+        float *sums = d + K / 32;
+        for (long b = 0; b < K / 32; b++) {
+            float amax = 0;
+            int finite = 1;
+            for (int j = 0; j < 32; j++) {
+                float a = fabsf(xr[b * 32 + j]);
+                finite &= a <= 3.4028235e38f;  // false for inf and NaN
+                amax = a > amax ? a : amax;
+            }
+            if (!finite || (amax > 0 && amax < 0x1p-96f)) return 0;
+            float scale = amax / range, inv = amax > 0 ? range / amax : 0;
+            d[b] = scale;
+            for (int j = 0; j < 32; j++) {
+                long k = b * 32 + j;
+                float v = nearbyintf(xr[k] * inv);
+                v = v > range ? range : v < -range ? -range : v;
+                int X = (int)v;
+                if (XB == 1) {
+                    planes[k] = (int8_t)X;
+                } else {
+                    int h = (X + 128) >> 8;  // floor: l in [-128, 127], h in [-127, 127]
+                    planes[k] = (int8_t)(X - 256 * h);
+                    planes[K + k] = (int8_t)h;
+                }
+            }
+        }
+        for (long g = 0; g < K / group; g++) {
+            float s = 0;
+            for (int j = 0; j < group; j++) s += xr[g * group + j];
+            sums[g] = s;
+        }
+    }
+    return 1;
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#pragma clang attribute push(                                                                               \
+    __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c"))), apply_to = function)
+
+/// 16 scales or biases of `dtype` at p (n < 16: the rest zero) as floats.
+static inline __m512 qg_load16(int dtype, const void *p, int n) {
+    __mmask16 m = (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1);
+    if (dtype == TK_F32) return _mm512_maskz_loadu_ps(m, p);
+    __m256i h = _mm256_maskz_loadu_epi16(m, p);
+    if (dtype == TK_F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/// Packs columns n0..<n0+32 (those below N; the rest zero) of 4-bit wq [N, K/8 words]:
+/// panel[(k/4) * 128 + v * 64 + j * 4 + t] = q[n0 + 16 v + j, k + t].
+static void qg_pack(const uint32_t *wq, long N, long K, long n0, uint8_t *panel) {
+    const long rowBytes = K / 2;
+    for (int c = 0; c < 32; c++) {
+        long n = n0 + c;
+        uint8_t *dst = panel + (c / 16) * 64 + (c % 16) * 4;
+        if (n >= N) {
+            for (long s = 0; s < K / 4; s++) memset(dst + s * 128, 0, 4);
+            continue;
+        }
+        const uint8_t *src = (const uint8_t *)wq + n * rowBytes;
+        for (long s = 0; s < K / 4; s++) {
+            uint8_t a = src[2 * s], b = src[2 * s + 1];
+            uint8_t *o = dst + s * 128;
+            o[0] = a & 15, o[1] = a >> 4, o[2] = b & 15, o[3] = b >> 4;
+        }
+    }
+}
+
+/// RB (1..4) rows of prepared x against one packed panel: out rows get columns n0..<n0+cols.
+static inline __attribute__((always_inline)) void qg_tile(int RB, int XB, const int8_t *const *xr, const uint8_t *panel,
+                                                          const float *ps, const float *pb, long K, int group,
+                                                          float *const *out, int cols) {
+    const long blocks = K / 32, bpg = group / 32;
+    __m512 acc[4][2];
+    for (int r = 0; r < 4; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (long b = 0; b < blocks; b++) {
+        __m512i lo[4][2], hi[4][2];
+        for (int r = 0; r < 4; r++)
+            lo[r][0] = lo[r][1] = hi[r][0] = hi[r][1] = _mm512_setzero_si512();
+        const uint8_t *w = panel + b * 8 * 128;
+        for (int s = 0; s < 8; s++) {
+            __m512i w0 = _mm512_loadu_si512(w + s * 128), w1 = _mm512_loadu_si512(w + s * 128 + 64);
+            long k = b * 32 + s * 4;
+            for (int r = 0; r < RB; r++) {
+                int32_t v;
+                memcpy(&v, xr[r] + k, 4);
+                __m512i xb = _mm512_set1_epi32(v);
+                if (XB == 1 && (s & 1)) {  // odd steps into the second set: twice the independent sums
+                    hi[r][0] = _mm512_dpbusd_epi32(hi[r][0], w0, xb);
+                    hi[r][1] = _mm512_dpbusd_epi32(hi[r][1], w1, xb);
+                    continue;
+                }
+                lo[r][0] = _mm512_dpbusd_epi32(lo[r][0], w0, xb);
+                lo[r][1] = _mm512_dpbusd_epi32(lo[r][1], w1, xb);
+                if (XB == 2) {
+                    memcpy(&v, xr[r] + K + k, 4);
+                    xb = _mm512_set1_epi32(v);
+                    hi[r][0] = _mm512_dpbusd_epi32(hi[r][0], w0, xb);
+                    hi[r][1] = _mm512_dpbusd_epi32(hi[r][1], w1, xb);
+                }
+            }
+        }
+        long g = b / bpg;
+        __m512 s0 = _mm512_loadu_ps(ps + g * 32), s1 = _mm512_loadu_ps(ps + g * 32 + 16);
+        for (int r = 0; r < RB; r++) {
+            const float *d = (const float *)(xr[r] + (long)XB * K);
+            __m512 db = _mm512_set1_ps(d[b]);
+            if (XB == 1) lo[r][0] = _mm512_add_epi32(lo[r][0], hi[r][0]), lo[r][1] = _mm512_add_epi32(lo[r][1], hi[r][1]);
+            __m512 t0 = _mm512_cvtepi32_ps(lo[r][0]), t1 = _mm512_cvtepi32_ps(lo[r][1]);
+            if (XB == 2) {
+                const __m512 c256 = _mm512_set1_ps(256.0f);
+                t0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi[r][0]), c256, t0);
+                t1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi[r][1]), c256, t1);
+            }
+            acc[r][0] = _mm512_fmadd_ps(_mm512_mul_ps(t0, db), s0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(_mm512_mul_ps(t1, db), s1, acc[r][1]);
+        }
+        if (b % bpg == bpg - 1) {  // the group's biases times its sums of x
+            __m512 b0 = _mm512_loadu_ps(pb + g * 32), b1 = _mm512_loadu_ps(pb + g * 32 + 16);
+            for (int r = 0; r < RB; r++) {
+                const float *sums = (const float *)(xr[r] + (long)XB * K) + blocks;
+                __m512 sx = _mm512_set1_ps(sums[g]);
+                acc[r][0] = _mm512_fmadd_ps(b0, sx, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(b1, sx, acc[r][1]);
+            }
+        }
+    }
+    __mmask16 m0 = (__mmask16)(cols >= 16 ? 0xFFFF : (1u << cols) - 1);
+    __mmask16 m1 = (__mmask16)(cols >= 32 ? 0xFFFF : cols <= 16 ? 0 : (1u << (cols - 16)) - 1);
+    for (int r = 0; r < RB; r++) {
+        _mm512_mask_storeu_ps(out[r], m0, acc[r][0]);
+        _mm512_mask_storeu_ps(out[r] + 16, m1, acc[r][1]);
+    }
+}
+
+/// out [M, N] float32 (row stride N), columns n0..<n1 (n0 a multiple of 32),
+/// from x prepared by tk_qgemm4_prepare; `panel` scratch of tk_qgemm4_panel_bytes(K, group).
+static void qgemm4_vnni(int sdt, const void *prepared, const uint32_t *wq, const void *scales, const void *biases,
+                        float *out, long M, long N, long K, int group, int XB, long n0, long n1, void *scratch) {
+    const long row = (long)XB * K + (K / 32) * 4 + (K / group) * 4, groups = K / group;
+    const size_t es = (size_t)tk_size(sdt);
+    uint8_t *panel = (uint8_t *)scratch;
+    float *ps = (float *)(panel + K * 32), *pb = ps + groups * 32;
+    for (long p = n0; p < n1; p += 32) {
+        int cols = n1 - p < 32 ? (int)(n1 - p) : 32;
+        qg_pack(wq, N, K, p, panel);
+        // scales and biases, transposed: ps[g * 32 + c] = s[p + c, g] (zero past the columns)
+        for (long g = 0; g < groups; g++)
+            for (int c = 0; c < 32; c++) {
+                long n = p + c;
+                ps[g * 32 + c] = c < cols ? tk_load1(sdt, (const char *)scales + (size_t)n * groups * es, g) : 0;
+                pb[g * 32 + c] = c < cols ? tk_load1(sdt, (const char *)biases + (size_t)n * groups * es, g) : 0;
+            }
+        for (long m = 0; m < M; m += 4) {
+            int rb = M - m < 4 ? (int)(M - m) : 4;
+            const int8_t *xr[4];
+            float *o[4];
+            for (int r = 0; r < 4; r++) {
+                long mm = m + (r < rb ? r : rb - 1);
+                xr[r] = (const int8_t *)prepared + mm * row;
+                o[r] = out + mm * N + p;
+            }
+#define QG_CALL(RB)                                                                 \
+    if (XB == 2) qg_tile(RB, 2, xr, panel, ps, pb, K, group, o, cols); \
+    else qg_tile(RB, 1, xr, panel, ps, pb, K, group, o, cols)
+            switch (rb) {
+            case 4: QG_CALL(4); break;
+            case 3: QG_CALL(3); break;
+            case 2: QG_CALL(2); break;
+            default: QG_CALL(1); break;
+            }
+#undef QG_CALL
+        }
+    }
+}
+
+#pragma clang attribute pop
+
+static int qgemm_isa_ok(void) { return tk_isa() == TK_ISA_AVX512 && tk_qmv_vnni(); }
+#else
+static int qgemm_isa_ok(void) { return 0; }
+#endif
+
+long tk_qgemm4_panel_bytes(long K, int group) { return K * 32 + (K / group) * 32 * 4 * 2; }
+
+int tk_qgemm4_available(int sdtype, long K, int group) {
+    return qgemm_isa_ok() && (sdtype == TK_F32 || sdtype == TK_F16 || sdtype == TK_BF16) && K > 0 && K % 32 == 0 &&
+           (group == 32 || group == 64 || group == 128) && K % group == 0;
+}
+
+int tk_qgemm4(int sdtype, const void *prepared, const uint32_t *wq, const void *scales, const void *biases, float *out,
+              long M, long N, long K, int group, int XB, long n0, long n1, void *scratch) {
+    if (!tk_qgemm4_available(sdtype, K, group) || (XB != 1 && XB != 2) || n0 % 32 != 0) return 0;
+#if defined(__x86_64__)
+    qgemm4_vnni(sdtype, prepared, wq, scales, biases, out, M, N, K, group, XB, n0, n1 > N ? N : n1, scratch);
+    return 1;
+#else
+    (void)prepared, (void)wq, (void)scales, (void)biases, (void)out, (void)M, (void)N, (void)n1, (void)scratch;
+    return 0;
+#endif
+}

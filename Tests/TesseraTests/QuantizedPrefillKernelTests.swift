@@ -1,0 +1,131 @@
+import CTesseraKernels
+import Foundation
+import XCTest
+
+@testable import Tessera
+
+/// The prefill quantized product (more than `qmvMaxRows` rows of x) against
+/// the double-precision reference of CPUKernelTests, on every instruction set
+/// the dispatch can pick: the integer kernel (AVX-512 VNNI,
+/// kernels_qgemm_vnni.c, at `QuantizedMatmulPrecision.high`) and the float
+/// kernel (dequantized weights and the float32 GEMM) everywhere else.
+///
+/// Tolerance: the float kernel within CPUKernelTests' float32 1e-5 of the
+/// reference's magnitude; the integer kernel also within what rounding x to
+/// integers may add: per block of 32 values, max|x| of the block / (2 R) per
+/// value (R = 127 * 257 for 16-bit x, 127 for 8-bit), times |s q| summed over
+/// the block (the bias part uses x's float sums), with 1% for the float
+/// rounding of x / d.
+extension CPUKernelTests {
+    static func integerRounding(
+        _ x: [Float], _ w: [Float], biases: [Float], group: Int, m: Int, n: Int, k: Int, range: Double
+    ) -> [Double] {
+        var bound = [Double](repeating: 0, count: m * n)
+        for i in 0..<m {
+            for b in stride(from: 0, to: k, by: 32) {
+                let step = (b..<(b + 32)).map { Double(Swift.abs(x[i * k + $0])) }.max()! / (2 * range) * 1.01
+                for j in 0..<n {
+                    var sq = 0.0
+                    for p in b..<(b + 32) { sq += Swift.abs(Double(w[p * n + j]) - Double(biases[j * (k / group) + p / group])) }
+                    bound[i * n + j] += step * sq
+                }
+            }
+        }
+        return bound
+    }
+
+    /// Rows past 16 (m % 4 of 0-3: the kernel's blocks of 4 rows), columns
+    /// with a partial last panel of 32, K not a multiple of 128, groups 32,
+    /// 64, 128, scales float32 / float16 / bfloat16 under float32 x.
+    func testPrefillQuantizedMatmulMatchesReference() throws {
+        let cases: [(group: Int, k: Int)] = [(32, 32), (32, 96), (32, 576), (64, 192), (128, 384)]
+        for (group, k) in cases {
+            for sdt in [DType.float32, .float16, .bfloat16] {
+                for (m, n) in [(17, 40), (18, 70), (35, 32), (20, 333)] {
+                    let ops = Self.quantizedOperands(bits: 4, group: group, n: n, k: k, seed: UInt64(group + k + m), dtype: sdt)
+                    let xv = Self.values(m * k, seed: UInt64(m * 31 + k))
+                    let (want, scale) = Self.referenceMatmul(xv, ops.w, m: m, n: n, k: k)
+                    try forEachQuantizedKernel { isa in
+                        let integer = isa == "avx512 x16"
+                        if integer {
+                            XCTAssertNotNil(QuantizedKernels.integerPrefillBytes)
+                            XCTAssertEqual(tk_qgemm4_available(Int32(SIMDKernels.code(sdt)!), k, Int32(group)), 1)
+                        }
+                        let out = ArrayView.allocate(shape: [m, n], dtype: .float32)
+                        try QuantizedKernels.matmul(
+                            x: Tensor(xv, shape: [m, k]).view(), wq: Tensor(ops.wq, shape: [n, k / 8]).view(),
+                            scales: Tensor(ops.scales, shape: [n, k / group]).asType(sdt).view(),
+                            biases: Tensor(ops.biases, shape: [n, k / group]).asType(sdt).view(), groupSize: group,
+                            bits: 4, into: out)
+                        assertClose(
+                            Tensor(evaluated: out).toArray(Float.self), want, rel: 1e-5, scale: scale,
+                            slack: integer
+                                ? Self.integerRounding(xv, ops.w, biases: ops.biases, group: group, m: m, n: n, k: k,
+                                                       range: 127 * 257) : nil,
+                            "\(isa) g\(group) k=\(k) scales \(sdt) m=\(m) n=\(n)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// The kernel itself at 8-bit x (XB = 1), and at 16-bit, on column
+    /// ranges as the pool splits them (panels of 32, the last one short).
+    func testIntegerPrefillKernelBothXWidths() throws {
+        guard tk_qgemm4_available(Int32(TK_F32), 192, 64) != 0 else {
+            throw XCTSkip("this CPU has no AVX-512 VNNI: the integer prefill kernel does not run here")
+        }
+        let m = 23, n = 75, k = 192, group = 64
+        let ops = Self.quantizedOperands(bits: 4, group: group, n: n, k: k, seed: 3, dtype: .float32)
+        let xv = Self.values(m * k, seed: 4)
+        let (want, scale) = Self.referenceMatmul(xv, ops.w, m: m, n: n, k: k)
+        for (xb, range) in [(1, 127.0), (2, 127.0 * 257)] {
+            let bytes = tk_qgemm4_x_bytes(m, k, Int32(group), Int32(xb))
+            var prepared = [UInt8](repeating: 0, count: bytes)
+            var out = [Float](repeating: .nan, count: m * n)
+            var scratch = [UInt8](repeating: 0, count: tk_qgemm4_panel_bytes(k, Int32(group)))
+            XCTAssertEqual(tk_qgemm4_prepare(xv, m, k, Int32(group), Int32(xb), &prepared), 1)
+            for n0 in stride(from: 0, to: n, by: 32) {
+                XCTAssertEqual(
+                    tk_qgemm4(Int32(TK_F32), prepared, ops.wq, ops.scales, ops.biases, &out, m, n, k, Int32(group),
+                              Int32(xb), n0, Swift.min(n, n0 + 32), &scratch), 1)
+            }
+            assertClose(out, want, rel: 1e-5, scale: scale,
+                        slack: Self.integerRounding(xv, ops.w, biases: ops.biases, group: group, m: m, n: n, k: k,
+                                                    range: range),
+                        "XB \(xb)")
+        }
+        // A block with a non-finite value, or of tiny values only, is refused (the caller takes the float kernel).
+        for special: Float in [.nan, .infinity, 1e-30] {
+            var x = xv
+            for i in (special.isFinite ? 32 : 40)..<(special.isFinite ? 64 : 41) { x[k + i] = special }
+            var prepared = [UInt8](repeating: 0, count: tk_qgemm4_x_bytes(m, k, Int32(group), 2))
+            XCTAssertEqual(tk_qgemm4_prepare(x, m, k, Int32(group), 2, &prepared), 0, "\(special)")
+        }
+    }
+
+    /// A prefill product whose x holds a non-finite value gives what the float
+    /// kernel gives (the integer kernel declines it), bit for bit.
+    func testPrefillQuantizedMatmulNonFiniteXTakesFloatKernel() throws {
+        let m = 20, n = 40, k = 128, group = 32
+        let ops = Self.quantizedOperands(bits: 4, group: group, n: n, k: k, seed: 8, dtype: .float16)
+        for special in [Float.nan, .infinity] {
+            var xv = Self.values(m * k, seed: 6)
+            xv[5 * k + 17] = special
+            func product() throws -> [Float] {
+                let out = ArrayView.allocate(shape: [m, n], dtype: .float32)
+                try QuantizedKernels.matmul(
+                    x: Tensor(xv, shape: [m, k]).view(), wq: Tensor(ops.wq, shape: [n, k / 8]).view(),
+                    scales: Tensor(ops.scales, shape: [n, k / group]).asType(.float16).view(),
+                    biases: Tensor(ops.biases, shape: [n, k / group]).asType(.float16).view(), groupSize: group,
+                    bits: 4, into: out)
+                return Tensor(evaluated: out).toArray(Float.self)
+            }
+            _ = tk_set_qmv_x_bytes(2)
+            let high = try product()
+            _ = tk_set_qmv_x_bytes(3)
+            let float = try product()
+            XCTAssertEqual(high.map(\.bitPattern), float.map(\.bitPattern), "\(special)")
+        }
+    }
+}
