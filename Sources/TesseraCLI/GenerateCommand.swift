@@ -46,6 +46,7 @@ struct GenerateCommand: AsyncParsableCommand {
         let text = try PromptInput.resolve(
             option: prompt, inputIsTerminal: standardInputIsTerminal(), readInput: PromptInput.readStandardInput)
         let (generator, loaded, path) = try await modelOptions.load()
+        if let advice = loaded.quantizationAdvice(path: path) { printError(advice) }
         let identity = try adapter.apply(to: loaded, verbose: modelOptions.verbose)
         let parameters = try GenerationSetup.parameters(sampling, modelPath: path, verbose: modelOptions.verbose)
         let tokens: [Int]
