@@ -308,6 +308,10 @@ if CommandLine.arguments.count == 3 && CommandLine.arguments[1] == "dist-rank" {
     runDistRank(CommandLine.arguments[2])  // DistSuite.swift: one rank of the dist suite
     exit(0)
 }
+if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "generate-peak-rss" {
+    runGeneratePeakRSS(Array(CommandLine.arguments.dropFirst(2)))  // PeakMemory.swift: `tessera generate`'s work, then VmHWM
+    exit(0)
+}
 var requested = Set(CommandLine.arguments.dropFirst())
 if requested.remove("dist") != nil {
     runDistSuite()  // DistSuite.swift: allSum bus bandwidth, ring and MPI, against MPI_Allreduce
@@ -330,7 +334,7 @@ if requested.remove("structured") != nil {
     if requested.isEmpty { exit(0) }
 }
 if requested.remove("floatlm") != nil {
-    runFloatLMSuite()  // LMSuite.swift: a float model's decode, native kernels against OpenBLAS
+    runFloatLMSuite()  // LMSuite.swift: float32/bf16/f16 folders against transformers + torch
     if requested.isEmpty { exit(0) }
 }
 if requested.remove("grain") != nil {
