@@ -170,6 +170,48 @@ def llama_peer(model, tokens, steps, threads, reps):
             "version": getattr(llama_cpp, "__version__", "?")}
 
 
+def transformers_peer(folder, tokens, lengths, steps, threads, reps):
+    """The floatlm suite's peer: transformers + torch (CPU) on the same Hugging
+    Face folder, in the folder's own dtype, `threads` threads. For each prompt
+    length L in `lengths`: tokens[:L] evaluated in one forward pass (prefill),
+    then, after the first length only, `steps` greedy steps (argmax of the last
+    logits, one forward pass of that token with the KV cache), end-of-sequence
+    ignored: the same work as the Tessera side."""
+    try:
+        import torch as t
+        import transformers
+    except ImportError as e:
+        return {"error": f"transformers/torch not importable by {sys.executable} ({e})"}
+    t.set_num_threads(threads)
+    model = transformers.AutoModelForCausalLM.from_pretrained(folder, torch_dtype="auto")
+    model.eval()
+
+    def run(prompt, n):
+        ids = t.tensor([prompt])
+        with t.inference_mode():
+            t0 = time.perf_counter()
+            out = model(input_ids=ids, use_cache=True)
+            t1 = time.perf_counter()
+            past, logits, picked = out.past_key_values, out.logits, []
+            for _ in range(n):
+                picked.append(int(logits[0, -1].argmax()))
+                out = model(input_ids=t.tensor([[picked[-1]]]), past_key_values=past, use_cache=True)
+                past, logits = out.past_key_values, out.logits
+            t2 = time.perf_counter()
+        return len(prompt) / (t1 - t0), (n / (t2 - t1)) if n else None, picked
+
+    run(tokens[:16], 4)  # warm-up
+    out = {"version": transformers.__version__, "torch": t.__version__,
+           "dtype": str(next(model.parameters()).dtype), "prefill_tps": {}}
+    for i, length in enumerate(lengths):
+        results = [run(tokens[:length], steps if i == 0 else 0) for _ in range(reps)]
+        out["prefill_tps"][str(length)] = statistics.median(r[0] for r in results)
+        if i == 0:
+            out["decode_tps"] = statistics.median(r[1] for r in results)
+            out["tokens"] = results[0][2]
+    return out
+
+
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--llama":
         args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
@@ -177,6 +219,17 @@ def main():
             out = llama_peer(args["--llama"], [int(t) for t in args["--tokens"].split(",")],
                              int(args.get("--generate", 128)), int(args.get("--threads", 2)),
                              int(args.get("--reps", 5)))
+        except Exception as e:  # the benchmark reports it instead of failing
+            out = {"error": f"{type(e).__name__}: {e}"}
+        print(json.dumps(out))
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--transformers":
+        args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+        try:
+            out = transformers_peer(args["--transformers"], [int(t) for t in args["--tokens"].split(",")],
+                                    [int(n) for n in args.get("--lengths", "128").split(",")],
+                                    int(args.get("--generate", 128)), int(args.get("--threads", 2)),
+                                    int(args.get("--reps", 1)))
         except Exception as e:  # the benchmark reports it instead of failing
             out = {"error": f"{type(e).__name__}: {e}"}
         print(json.dumps(out))

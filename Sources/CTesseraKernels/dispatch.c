@@ -350,8 +350,13 @@ static double best_time(int which, int blas, float *a, float *b, float *c, long 
 
 static void blas_measure(void) {
     const long n = 256, rows = 2048, k = 1024;  // gemm 256^3; gemv 2048x1024 (8 MB: past L2)
+    // Only the gemv matrix (a) is large; x and y (b, c) need n^2 for the GEMM, k or
+    // rows for the gemv: 8.5 MB in all, not three 8 MB buffers (this runs inside
+    // a model's first prefill, so it adds to the process's peak memory).
     long count = rows * k > n * n ? rows * k : n * n;
-    float *a = malloc(sizeof(float) * count), *b = malloc(sizeof(float) * count), *c = malloc(sizeof(float) * count);
+    long small = n * n > rows ? n * n : rows;
+    if (k > small) small = k;
+    float *a = malloc(sizeof(float) * count), *b = malloc(sizeof(float) * small), *c = malloc(sizeof(float) * small);
     if (!a || !b || !c) {
         free(a), free(b), free(c);
         blas_choice[0] = blas_choice[1] = 0;
@@ -361,8 +366,8 @@ static void blas_measure(void) {
     for (long i = 0; i < count; i++) {
         x = x * 1664525u + 1013904223u;
         a[i] = (float)(x >> 8) / 16777216.0f - 0.5f;
-        b[i] = a[(i * 7) % count];
     }
+    for (long i = 0; i < small; i++) b[i] = a[(i * 7) % count];
     int threads = blas_get_threads ? blas_get_threads() : 0;
     tk_blas_set_threads(1);
     for (int which = 0; which < 2; which++) {

@@ -51,6 +51,7 @@ struct GenerateCommand: AsyncParsableCommand {
                 option: prompt, inputIsTerminal: standardInputIsTerminal(), readInput: PromptInput.readStandardInput)
         } ?? ""
         let (generator, loaded, path) = try await modelOptions.load(tensorParallel: ranks.tensorParallel)
+        if ranks.group.rank == 0, let advice = loaded.quantizationAdvice(path: path) { printError(advice) }
         let identity = try adapter.apply(to: loaded, verbose: modelOptions.verbose)
         var parameters = try GenerationSetup.parameters(sampling, modelPath: path, verbose: modelOptions.verbose)
         parameters.sampling.seed = try ranks.sharedSeed(parameters.sampling.seed)

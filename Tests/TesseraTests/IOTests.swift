@@ -162,3 +162,34 @@ final class IOTests: XCTestCase {
 extension Tensor {
     fileprivate func abs() -> Tensor { Tessera.abs(self) }
 }
+
+extension IOTests {
+    /// The pages of quantized blocks are dropped once copied out: asking again
+    /// faults the file's bytes back in, giving the same weights, and the file on
+    /// disk is untouched. The default model's Q4_1 FFN matrices span many pages
+    /// (the tiny fixture's tensors fit inside one, so it is also read as a check).
+    func testGGUFTensorsReadAgainAfterTheirPagesAreDropped() throws {
+        let fixture = try GGUFFile.load(path("sample.gguf"))
+        for name in ["q4_0", "q4_1", "q8_0", "q4_k"] {
+            XCTAssertEqual(
+                try fixture.tensor(name).dense.toArray(Float.self), try fixture.tensor(name).dense.toArray(Float.self), name)
+        }
+        let env = ProcessInfo.processInfo.environment
+        let model = env["TESSERA_MODEL"] ?? FileManager.default.homeDirectoryForCurrentUser
+            .appendingPathComponent(".cache/tessera/models/SmolLM2-135M-Instruct.Q4_1.gguf").path
+        guard FileManager.default.fileExists(atPath: model), model.hasSuffix(".gguf") else {
+            if env["TESSERA_REQUIRE_MODEL"] != nil { XCTFail("TESSERA_REQUIRE_MODEL is set but the SmolLM2 GGUF is not cached") }
+            throw XCTSkip("SmolLM2 GGUF not present")
+        }
+        let file = try GGUFFile.load(model)
+        for name in ["blk.0.ffn_down.weight", "blk.29.ffn_gate.weight"] {
+            guard case .quantized(let a) = try file.tensor(name), case .quantized(let b) = try file.tensor(name) else {
+                return XCTFail("\(name) loads quantized")
+            }
+            XCTAssertGreaterThan(a.weight.size * 4, 64 << 10, "spans pages")
+            XCTAssertEqual(a.weight.toArray(UInt32.self), b.weight.toArray(UInt32.self), name)
+            XCTAssertEqual(a.scales.asType(.float32).toArray(Float.self), b.scales.asType(.float32).toArray(Float.self), name)
+            XCTAssertEqual(a.biases.asType(.float32).toArray(Float.self), b.biases.asType(.float32).toArray(Float.self), name)
+        }
+    }
+}

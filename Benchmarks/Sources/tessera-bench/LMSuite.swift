@@ -185,27 +185,42 @@ func runLMSuite() {
     if other.map(\.tokens) != runs.map(\.tokens) { print("note: the two precisions' greedy tokens differ") }
 }
 
-/// The floatlm suite: a float (unquantized) model's decode with the native
-/// kernels and with OpenBLAS, interleaved in one run — the issue of a machine
-/// without OpenBLAS: float models must decode as fast there. The float folders
-/// are the default GGUF written dense by `ModelConverter` (float32, bfloat16),
-/// cached under ~/.cache/tessera/bench.
-///   TESSERA_BENCH_REPS  repetitions (default 5); 32-token prompt, 64 steps.
+/// The floatlm suite: an unquantized model against transformers + torch (CPU)
+/// on the same Hugging Face folder, in one run. The folders are the default
+/// GGUF written dense by `ModelConverter` (float32, bfloat16, float16), cached
+/// under ~/.cache/tessera/bench. Per weight type and repetition, interleaved:
+/// Tessera, then the peer (`peers.py --transformers`, 2 threads), each doing a
+/// 128-token prompt in one batch then `steps` greedy decode steps, and a
+/// 512-token prompt in one batch. Medians; ratio = Tessera / transformers.
+///   TESSERA_BENCH_REPS        repetitions (default 3)
+///   TESSERA_BENCH_STEPS       decode steps (default 64)
+///   TESSERA_BENCH_DTYPES      e.g. "float32,bfloat16" (default all three)
+///   TESSERA_BENCH_PEER_PYTHON a python with torch + transformers (default python3)
 func runFloatLMSuite() {
     let env = ProcessInfo.processInfo.environment
     guard let gguf = env["TESSERA_BENCH_MODEL"] ?? DefaultModel.cachedPath() else {
         print("floatlm suite: no model (fetch the default with `swift run tessera generate`)")
         return
     }
-    let reps = max(1, Int(env["TESSERA_BENCH_REPS"] ?? "") ?? 5)
+    let reps = max(1, Int(env["TESSERA_BENCH_REPS"] ?? "") ?? 3)
+    let steps = max(1, Int(env["TESSERA_BENCH_STEPS"] ?? "") ?? 64)
     let home = env["HOME"] ?? "/root"
-    let paths: [(String, Bool?)] = _CPUKernels.blasAvailable ? [("native", false), ("OpenBLAS", true)] : [("native", false)]
-    print("floatlm suite: \(gguf) written dense; 32-token prompt, 64 greedy steps, \(reps) interleaved repetitions, medians")
+    let all: [DType] = [.float32, .bfloat16, .float16]
+    let dtypes = env["TESSERA_BENCH_DTYPES"].map { list in all.filter { list.split(separator: ",").contains(Substring("\($0)")) } } ?? all
+    let lengths = [128, 512]
+    print("floatlm suite: \(gguf) written dense; prompts of \(lengths.map(String.init).joined(separator: " and ")) tokens "
+        + "(one batch each), \(steps) greedy decode steps after the first, \(reps) interleaved repetitions, medians;"
+        + " Tessera \(_CPUKernels.threadCount) threads, transformers 2 threads")
     print("float32 products: \(_CPUKernels.blasChoice)")
     print("")
-    print("| weights | path | prefill | decode |")
-    print("|---|---|---|---|")
-    for dtype in [DType.float32, .bfloat16] {
+    print("| weights | what | Tessera | transformers | Tessera / transformers |")
+    print("|---|---|---|---|---|")
+    func cell(_ x: Double?) -> String { x.map { String(format: "%.1f tok/s", $0) } ?? "n/a" }
+    func ratio(_ a: Double?, _ b: Double?) -> String {
+        guard let a, let b, b > 0 else { return "n/a" }
+        return String(format: "**%.2f×**", a / b)
+    }
+    for dtype in dtypes {
         let folder = "\(home)/.cache/tessera/bench/smollm2-\(dtype)"
         do {
             if !FileManager.default.fileExists(atPath: folder + "/config.json") {
@@ -214,28 +229,65 @@ func runFloatLMSuite() {
                 try ModelConverter.convert(model: gguf, output: folder, dense: dtype)
             }
             let loaded = try ModelLoader.load(folder)
-            let prompt = promptIDs(try loaded.tokenizer(), count: 32)
+            let prompt = promptIDs(try loaded.tokenizer(), count: lengths.last!)
             _ = try tesseraRun(loaded.model, prompt: Array(prompt.prefix(8)), steps: 4)  // warm-up
-            var figures = paths.map { _ in [LMFigures]() }
+            var ours: [LMFigures] = [], oursLong: [Double] = []
+            var theirs: [[String: Any]] = []
+            var peerError: String?
             for _ in 0..<reps {
-                for (i, path) in paths.enumerated() {
-                    _CPUKernels.forceBLAS(path.1, vector: false)
-                    _CPUKernels.forceBLAS(path.1, vector: true)
-                    figures[i].append(try tesseraRun(loaded.model, prompt: prompt, steps: 64))
+                ours.append(try tesseraRun(loaded.model, prompt: Array(prompt.prefix(lengths[0])), steps: steps))
+                oursLong.append(try tesseraRun(loaded.model, prompt: prompt, steps: 0).prefill)
+                switch transformersPeer(folder: folder, prompt: prompt, lengths: lengths, steps: steps) {
+                case .success(let json): theirs.append(json)
+                case .failure(let e): peerError = e.description
                 }
             }
-            _CPUKernels.forceBLAS(nil, vector: false)
-            _CPUKernels.forceBLAS(nil, vector: true)
-            for (i, path) in paths.enumerated() {
-                let prefill = median(figures[i].map(\.prefill)), decode = median(figures[i].map(\.decode))
-                print("| \(dtype) | \(path.0) | \(String(format: "%.1f", prefill)) tok/s | \(String(format: "%.1f", decode)) tok/s |")
+            if let peerError { print("| \(dtype) | peer failed: \(peerError) | | | |") }
+            func peerMedian(_ pick: ([String: Any]) -> Double?) -> Double? {
+                let xs = theirs.compactMap(pick)
+                return xs.isEmpty ? nil : median(xs)
             }
-            if paths.count == 2 {
-                let ratio = median(figures[0].map(\.decode)) / median(figures[1].map(\.decode))
-                print("| \(dtype) | native/OpenBLAS decode | | \(String(format: "%.2f×", ratio)) |")
+            let rows: [(String, Double, Double?)] = [
+                ("prefill \(lengths[0])", median(ours.map(\.prefill)),
+                 peerMedian { ($0["prefill_tps"] as? [String: Any])?["\(lengths[0])"] as? Double }),
+                ("prefill \(lengths[1])", median(oursLong),
+                 peerMedian { ($0["prefill_tps"] as? [String: Any])?["\(lengths[1])"] as? Double }),
+                ("decode (\(steps) steps)", median(ours.map(\.decode)), peerMedian { $0["decode_tps"] as? Double }),
+            ]
+            for (what, a, b) in rows { print("| \(dtype) | \(what) | \(cell(a)) | \(cell(b)) | \(ratio(a, b)) |") }
+            if let peerTokens = theirs.first?["tokens"] as? [Int], let own = ours.first?.tokens {
+                let same = zip(own, peerTokens).prefix { $0 == $1 }.count
+                print("| \(dtype) | greedy ids equal to the peer's | \(same) of \(min(own.count, peerTokens.count)) | | |")
             }
         } catch {
-            print("| \(dtype) | failed: \(error) | | |")
+            print("| \(dtype) | failed: \(error) | | | |")
         }
     }
+}
+
+/// One call of the transformers peer: its JSON, or why there is none.
+private func transformersPeer(folder: String, prompt: [Int], lengths: [Int], steps: Int) -> Result<[String: Any], PeerError> {
+    let env = ProcessInfo.processInfo.environment
+    if env["TESSERA_BENCH_NO_PEERS"] != nil { return .failure(PeerError("TESSERA_BENCH_NO_PEERS is set")) }
+    let python = env["TESSERA_BENCH_PEER_PYTHON"] ?? "python3"
+    let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("peers.py")
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = [
+        python, script.path, "--transformers", folder, "--tokens", prompt.map(String.init).joined(separator: ","),
+        "--lengths", lengths.map(String.init).joined(separator: ","), "--generate", String(steps), "--threads", "2",
+        "--reps", "1",
+    ]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = FileHandle.nullDevice
+    do { try process.run() } catch { return .failure(PeerError("\(python): \(error)")) }
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+        return .failure(PeerError("peers.py gave no result (exit \(process.terminationStatus))"))
+    }
+    if let error = json["error"] as? String { return .failure(PeerError(error)) }
+    return .success(json)
 }

@@ -313,6 +313,10 @@ if CommandLine.arguments.count >= 2 && CommandLine.arguments[1] == "train-worker
     runTrainWorker(Array(CommandLine.arguments.dropFirst(2)))  // TrainSuite.swift: one Tessera training run
     exit(0)
 }
+if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "generate-peak-rss" {
+    runGeneratePeakRSS(Array(CommandLine.arguments.dropFirst(2)))  // PeakMemory.swift: `tessera generate`'s work, then VmHWM
+    exit(0)
+}
 var requested = Set(CommandLine.arguments.dropFirst())
 if requested.remove("train") != nil {
     runTrainSuite()  // TrainSuite.swift: LoRA training tokens/s and peak memory against torch+peft and mlx-lm
@@ -343,7 +347,7 @@ if requested.remove("structured") != nil {
     if requested.isEmpty { exit(0) }
 }
 if requested.remove("floatlm") != nil {
-    runFloatLMSuite()  // LMSuite.swift: a float model's decode, native kernels against OpenBLAS
+    runFloatLMSuite()  // LMSuite.swift: float32/bf16/f16 folders against transformers + torch
     if requested.isEmpty { exit(0) }
 }
 if requested.remove("grain") != nil {

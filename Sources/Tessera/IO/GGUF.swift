@@ -5,6 +5,15 @@
 // Q4_0, Q4_1 and Q8_0 map onto MLX affine quantization with group 32
 // (Q4_0: scale d, bias -8d; Q4_1: scale d, bias m; Q8_0: 8-bit, scale d,
 // bias -128d, values offset by 128); the K-quants dequantize to float32.
+// Memory: once a quantized tensor is copied out (repacked or dequantized), the
+// whole pages of its blocks in the mapping are returned to the kernel, so a
+// loaded model holds its weights once, not the file's pages and their copy.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A metadata value.
 public enum GGUFValue: Sendable, Equatable {
@@ -142,6 +151,8 @@ public final class GGUFFile: @unchecked Sendable {
     public let tensorInfos: [GGUFTensorInfo]
     private let owner: AnyObject
     private let bytes: UnsafeRawBufferPointer
+    /// Whether `bytes` is a private mapping of the file (whose copied-out pages are dropped).
+    private let mapped: Bool
 
     public static func load(_ path: String) throws -> GGUFFile {
         let file = try MappedFile(path: path)
@@ -151,6 +162,7 @@ public final class GGUFFile: @unchecked Sendable {
     init(bytes: UnsafeRawBufferPointer, owner: AnyObject) throws {
         self.bytes = bytes
         self.owner = owner
+        self.mapped = owner is MappedFile
         var r = ByteReader(bytes, format: "GGUF")
         guard Array(try r.readBytes(4, "magic")) == Array("GGUF".utf8) else { throw r.fail("bad magic (not a GGUF file)") }
         let version = Int(try r.read(UInt32.self, "version"))
@@ -300,8 +312,29 @@ public final class GGUFFile: @unchecked Sendable {
         case .f32: return .dense(Tensor.viewing(data.baseAddress!, shape: shape, dtype: .float32, owner: owner))
         case .f16: return .dense(Tensor.viewing(data.baseAddress!, shape: shape, dtype: .float16, owner: owner))
         case .bf16: return .dense(Tensor.viewing(data.baseAddress!, shape: shape, dtype: .bfloat16, owner: owner))
-        case .q4_0, .q4_1, .q8_0: return .quantized(GGUFQuants.affine(info.type, data, shape: shape))
-        case .q4_K, .q5_K, .q6_K: return .dense(GGUFQuants.dequantizeK(info.type, data, shape: shape))
+        case .q4_0, .q4_1, .q8_0:
+            let q = GGUFQuants.affine(info.type, data, shape: shape)
+            dropPages(data)
+            return .quantized(q)
+        case .q4_K, .q5_K, .q6_K:
+            let t = GGUFQuants.dequantizeK(info.type, data, shape: shape)
+            dropPages(data)
+            return .dense(t)
         }
+    }
+
+    /// Returns the whole pages inside `data` (the blocks of a tensor just copied
+    /// out) to the kernel. The mapping is private and no tensor views or writes
+    /// these pages (only float tensors view the mapping, and a page wholly inside
+    /// a quantized tensor's blocks holds none of theirs), so a later read of the
+    /// same tensor faults the file's bytes back in unchanged.
+    private func dropPages(_ data: UnsafeRawBufferPointer) {
+        guard mapped, let base = data.baseAddress, data.count > 0 else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        guard page > 0 else { return }
+        let start = (Int(bitPattern: base) + page - 1) / page * page
+        let end = (Int(bitPattern: base) + data.count) / page * page
+        guard end > start, let p = UnsafeMutableRawPointer(bitPattern: start) else { return }
+        _ = madvise(p, end - start, Int32(MADV_DONTNEED))
     }
 }

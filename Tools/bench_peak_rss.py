@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Peak resident memory of a 128-token generation: `tessera generate` against
+llama.cpp (llama-cpp-python) on the same GGUF and prompt, interleaved, in one run.
+
+    python3 Tools/bench_peak_rss.py --tessera .build/release/tessera \
+        --llama-python /tmp/llama-venv/bin/python [--model GGUF] [--reps 3] \
+        [--bench Benchmarks/.build/release/tessera-bench] [--baseline OTHER/tessera]
+
+--bench adds `tessera-bench generate-peak-rss` (the same load, chat template
+and greedy generation through TextGenerator, without the CLI around it);
+--baseline adds another `tessera` binary (an older commit's) to the same run.
+
+Each side runs as a child process; its peak RSS is the kernel's high-water
+mark (getrusage ru_maxrss of the reaped child, the same figure as
+/proc/PID/status VmHWM or /usr/bin/time -v's "Maximum resident set size").
+Both sides: greedy, 128 new tokens, 2 threads, the same prompt text, context
+512. The llama.cpp child is a Python interpreter: the script also reports the
+interpreter's own peak with llama_cpp imported and no model loaded, so the
+model's share can be read as the difference. Prints a Markdown table (medians).
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+
+PROMPT = ("Write a short story about a lighthouse keeper who finds a message in a bottle. "
+          "Describe the sea, the weather and the keeper's thoughts.")
+
+LLAMA_CHILD = r"""
+import sys
+import llama_cpp
+import llama_cpp.llama_cpp as low
+if sys.argv[1] != "-":
+    d = low.llama_model_default_params
+    def params():
+        p = d()
+        if hasattr(p, "use_extra_bufts"):
+            p.use_extra_bufts = False  # the AMX buffer type crashes on these VMs
+        return p
+    low.llama_model_default_params = params
+    llm = llama_cpp.Llama(model_path=sys.argv[1], n_threads=2, n_threads_batch=2, n_ctx=512, verbose=False)
+    out = llm.create_completion(sys.argv[2], max_tokens=int(sys.argv[3]), temperature=0.0)
+    print(out["usage"]["completion_tokens"], file=sys.stderr)
+"""
+
+
+def peak_kb(argv, env=None):
+    """Runs argv to completion; returns (ru_maxrss in KiB, exit status)."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    err = proc.stderr.read().decode(errors="replace")
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        sys.exit(f"{argv[0]} failed ({proc.returncode}): {err[-2000:]}")
+    return usage.ru_maxrss
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tessera")
+    ap.add_argument("--bench")
+    ap.add_argument("--baseline")
+    ap.add_argument("--llama-python", default="python3")
+    ap.add_argument("--model", default=os.path.expanduser(
+        "~/.cache/tessera/models/SmolLM2-135M-Instruct.Q4_1.gguf"))
+    ap.add_argument("--tokens", type=int, default=128)
+    ap.add_argument("--reps", type=int, default=3)
+    args = ap.parse_args()
+    env = dict(os.environ, TESSERA_NUM_THREADS="2")
+    n = str(args.tokens)
+    sides = []  # (label, argv)
+    if args.tessera:
+        sides.append(("tessera generate", [args.tessera, "generate", "-m", args.model, "-p", PROMPT, "-n", n, "--temp", "0"]))
+    if args.baseline:
+        sides.append(("baseline tessera generate",
+                      [args.baseline, "generate", "-m", args.model, "-p", PROMPT, "-n", n, "--temp", "0"]))
+    if args.bench:
+        sides.append(("tessera-bench generate-peak-rss", [args.bench, "generate-peak-rss", args.model, PROMPT, n]))
+    sides.append(("llama.cpp (python + model)", [args.llama_python, "-c", LLAMA_CHILD, args.model, PROMPT, n]))
+    sides.append(("python + llama_cpp, no model", [args.llama_python, "-c", LLAMA_CHILD, "-", "", "0"]))
+    runs = {label: [] for label, _ in sides}
+    for _ in range(args.reps):
+        for label, argv in sides:
+            runs[label].append(peak_kb(argv, env))
+    mb = lambda label: statistics.median(runs[label]) / 1024
+    llama = mb("llama.cpp (python + model)")
+    print(f"model {args.model} ({os.path.getsize(args.model) / 2**20:.1f} MiB), {args.tokens} tokens, greedy, 2 threads, "
+          f"{args.reps} interleaved runs, medians of peak RSS (MiB); llama.cpp's model share = its run minus the bare interpreter "
+          f"({llama - mb('python + llama_cpp, no model'):.1f} MiB)")
+    print("| process | peak RSS | / llama.cpp process |")
+    print("|---|---|---|")
+    for label, _ in sides:
+        print(f"| {label} | {mb(label):.1f} MiB | {mb(label) / llama:.2f} |")
+    print("raw KiB:", runs)
+
+if __name__ == "__main__":
+    main()
