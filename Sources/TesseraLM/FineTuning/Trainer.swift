@@ -88,7 +88,7 @@ public enum Trainer {
             return path
         }
         var lastValidation: Float? = nil
-        var windowStart = Date()
+        var windowStart = ContinuousClock.now
         Memory.resetPeak()
         let accumulation = max(1, options.gradientAccumulationSteps)
         var accumulated: ModuleParameters? = nil
@@ -102,15 +102,15 @@ public enum Trainer {
                 return lastValidation
             }
             if let valid, iteration == 1 || iteration % max(1, options.stepsPerEval) == 0 || iteration == options.iterations {
-                let start = Date()
+                let start = ContinuousClock.now
                 let loss = evaluate(
                     model: model, valid, batchSize: options.batchSize, maxSequenceLength: options.maxSequenceLength,
                     batches: options.validationBatches)
                 lastValidation = loss
-                let seconds = Date().timeIntervalSince(start)
+                let seconds = (ContinuousClock.now - start).seconds
                 report(.validation(step: iteration == 1 ? 0 : iteration, loss: loss, seconds: seconds))
                 // The report's rates count training time only.
-                windowStart = windowStart.addingTimeInterval(seconds)
+                windowStart += .seconds(seconds)
             }
             model.train(true)
             let batch = batches.next()
@@ -135,14 +135,14 @@ public enum Trainer {
             windowTokens += batch.targetCount
             trainedTokens += batch.targetCount
             if iteration % max(1, options.stepsPerReport) == 0 || iteration == options.iterations {
-                let seconds = max(Date().timeIntervalSince(windowStart), 1e-9)
+                let seconds = max((ContinuousClock.now - windowStart).seconds, 1e-9)
                 report(
                     .train(
                         step: iteration, loss: lossSum / Float(lossSteps), learningRate: optimizer.currentLearningRate,
                         iterationsPerSecond: Double(lossSteps) / seconds, tokensPerSecond: Double(windowTokens) / seconds,
                         trainedTokens: trainedTokens, peakMemoryBytes: Memory.peakBytes))
                 (lossSum, lossSteps, windowTokens) = (0, 0, 0)
-                windowStart = Date()
+                windowStart = ContinuousClock.now
             }
             if let folder = options.adapterPath, iteration % max(1, options.saveEvery) == 0 {
                 try Adapters.save(model, adapter, to: folder, fileName: checkpointName(iteration))
