@@ -56,15 +56,35 @@ struct LayerBits {
     }
 }
 
+/// An input tensor of a conversion: its shape and dtype now, its values when asked.
+struct ConversionSource {
+    let shape: [Int]
+    let dtype: DType
+    let make: () throws -> Tensor
+
+    init(shape: [Int], dtype: DType, make: @escaping () throws -> Tensor) {
+        self.shape = shape
+        self.dtype = dtype
+        self.make = make
+    }
+
+    /// A tensor already at hand (lazy or mapped).
+    init(_ t: Tensor) {
+        self.init(shape: t.shape, dtype: t.dtype, make: { t })
+    }
+
+    var ndim: Int { shape.count }
+}
+
 /// The output tensors of a conversion and how each is computed.
 final class ConversionPlan {
     private(set) var entries: [Safetensors.PlannedTensor] = []
     /// Output tensors written as they are (or cast to a dense dtype).
-    private var direct: [String: Tensor] = [:]
+    private var direct: [String: ConversionSource] = [:]
     private var denseType: DType?
     /// Quantized layers: the source weight and width by layer name, and which
     /// layer and part each output name is.
-    private var toQuantize: [String: (weight: Tensor, bits: Int)] = [:]
+    private var toQuantize: [String: (weight: ConversionSource, bits: Int)] = [:]
     private var parts: [String: (layer: String, part: Int)] = [:]
     /// The current layer's (weight, scales, biases), computed when its first part is asked for.
     private var computed: [String: [Tensor?]] = [:]
@@ -75,7 +95,7 @@ final class ConversionPlan {
     private(set) var keptDense = 0
 
     /// Every floating-point tensor cast to `dtype`, the rest as they are.
-    init(dense tensors: [String: Tensor], dtype: DType) {
+    init(dense tensors: [String: ConversionSource], dtype: DType) {
         denseType = dtype
         for (name, t) in tensors {
             direct[name] = t
@@ -85,7 +105,7 @@ final class ConversionPlan {
 
     /// Every 2-D float `.weight` whose rows split into groups of `groupSize`
     /// quantized at `bits(layer)`; the rest as they are.
-    init(quantizing tensors: [String: Tensor], groupSize: Int, bits: (String) -> Int) {
+    init(quantizing tensors: [String: ConversionSource], groupSize: Int, bits: (String) -> Int) {
         self.groupSize = groupSize
         let quantizable: Set<DType> = [.float32, .float16, .bfloat16]
         for (name, t) in tensors {
@@ -94,7 +114,7 @@ final class ConversionPlan {
                 entries.append(.init(name: name, dtype: t.dtype, shape: t.shape))
                 continue
             }
-            guard t.dim(1) % groupSize == 0 else {
+            guard t.shape[1] % groupSize == 0 else {
                 keptDense += 1
                 direct[name] = t
                 entries.append(.init(name: name, dtype: t.dtype, shape: t.shape))
@@ -103,7 +123,7 @@ final class ConversionPlan {
             let layer = String(name.dropLast(".weight".count)), width = bits(layer)
             toQuantize[layer] = (t, width)
             layerBits[layer] = width
-            let rows = t.dim(0), columns = t.dim(1)
+            let rows = t.shape[0], columns = t.shape[1]
             entries.append(.init(name: name, dtype: .uint32, shape: [rows, columns * width / 32]))
             entries.append(.init(name: layer + ".scales", dtype: t.dtype, shape: [rows, columns / groupSize]))
             entries.append(.init(name: layer + ".biases", dtype: t.dtype, shape: [rows, columns / groupSize]))
@@ -123,7 +143,8 @@ final class ConversionPlan {
 
     /// The tensor `entry` names; its inputs are released once nothing more needs them.
     func produce(_ entry: Safetensors.PlannedTensor) throws -> Tensor {
-        if let t = direct.removeValue(forKey: entry.name) {
+        if let source = direct.removeValue(forKey: entry.name) {
+            let t = try source.make()
             guard let denseType, t.dtype.isFloatingPoint else { return t }
             return t.asType(denseType)
         }
@@ -132,7 +153,7 @@ final class ConversionPlan {
         }
         if computed[layer] == nil {
             guard let (weight, bits) = toQuantize.removeValue(forKey: layer) else { throw ModelError.missingTensor(layer + ".weight") }
-            let (wq, scales, biases) = quantize(weight, groupSize: groupSize, bits: bits)
+            let (wq, scales, biases) = quantize(try weight.make(), groupSize: groupSize, bits: bits)
             try checkedEval([wq, scales, biases])
             computed[layer] = [wq, scales, biases]
         }

@@ -86,15 +86,21 @@ public enum ModelConverter {
         guard stat(model, &info) == 0 else { throw ModelError.modelNotFound("no model at \(model)") }
         let isFolder = (info.st_mode & S_IFMT) == S_IFDIR
         let groupSize = groupSize ?? (isFolder ? 64 : 32)
-        var config: JSONValue, tensors: [String: Tensor]
+        var config: JSONValue, tensors: [String: ConversionSource]
         var tokenizerFiles: [(String, JSONValue)] = []
         var warnings: [String] = []
         if isFolder {
-            (config, tensors) = try readFolder(model)
+            let (folderConfig, read) = try readFolder(model)
+            (config, tensors) = (folderConfig, read.mapValues(ConversionSource.init))
             warnings += folderWarnings(model)
         } else {
-            (config, tensors, tokenizerFiles) = try readGGUF(model)
+            var unused: [String]
+            (config, tensors, tokenizerFiles, unused) = try readGGUF(model)
             warnings += ggufWarnings(tokenizerFiles)
+            unused.removeAll { $0 == "rope_freqs.weight" }  // in config.json's rope_scaling
+            if !unused.isEmpty {
+                warnings.append("GGUF tensors with no Hugging Face name were left out: " + unused.sorted().joined(separator: ", "))
+            }
         }
         var fields = (config.object ?? JSONObject()).filter { $0.key != "quantization" && $0.key != "quantization_config" }
             .map { ($0.key, $0.value) }
@@ -140,6 +146,10 @@ public enum ModelConverter {
                         byteCount: total))
                 })
             try writeFile(temporary + "/config.json", Array(config.compactText.utf8))
+            // The folder builds the model (every tensor's shape, the per-layer quantization):
+            // checked here, so a folder that would not load is never put in place.
+            Memory.clearCache()
+            try checkLoads(config: config, safetensors: temporary + "/model.safetensors")
             for (name, json) in tokenizerFiles {
                 try writeFile(temporary + "/" + name, Array(json.compactText.utf8))
             }
@@ -336,37 +346,57 @@ public enum ModelConverter {
     }
 
     /// A GGUF's tensors under Hugging Face names and conventions (as the
-    /// model loads them: `WeightSource.gguf`), dense float32, a config.json from its metadata, and
-    /// tokenizer.json + tokenizer_config.json from its tokenizer metadata (if any).
-    static func readGGUF(_ path: String) throws -> (JSONValue, [String: Tensor], tokenizerFiles: [(String, JSONValue)]) {
+    /// model loads them: `WeightSource.gguf`), each read and made dense float32
+    /// only when asked for (the file stays mapped), a config.json from its
+    /// metadata, tokenizer.json + tokenizer_config.json from its tokenizer
+    /// metadata (if any), and the file's tensors no Hugging Face name maps to.
+    static func readGGUF(_ path: String) throws -> (
+        JSONValue, [String: ConversionSource], tokenizerFiles: [(String, JSONValue)], unused: [String]
+    ) {
         let file = try GGUFFile.load(path)
         let description = try GGUFModelDescription(file)
         let folderConfig = try configWithRopeScaling(description, path: path)
-        // The folder's configuration: the tensors are read for its roles and shapes.
         let c = try ModelRegistry.architecture(description.modelType).configuration(ConfigReader(json: folderConfig))
-        // The model is built from the weights as stored (quantized ones stay quantized:
-        // building it stacks and evaluates its projections), recording each under its
-        // Hugging Face name; the dense float32 values are left lazy, computed one
-        // tensor at a time when written.
-        final class Collected { var weights: [String: StoredWeight] = [:] }
-        let collected = Collected()
-        let stored = WeightSource.gguf(file, description.conventions, c)
-        let source = WeightSource(
-            fetch: { name, suffix in
-                guard let w = try stored.fetch(name, suffix) else { return nil }
-                collected.weights[name + suffix] = w
-                return w
-            },
-            describe: stored.describe)
-        _ = try TransformerModel(configuration: c, weights: source)
-        Memory.clearCache()  // the model's stacked projections, now freed
-        let tensors = collected.weights.mapValues { $0.dense.asType(.float32) }
+        let conventions = description.conventions
+        let stored = WeightSource.gguf(file, conventions, c)
+        // Every Hugging Face name the conventions map (the model's own names), kept where the file has it.
+        // An override's name first: where it maps a tensor another name would (phi3's fused
+        // gate_up_proj is ffn_up), the file's tensor belongs to the override.
+        let overrides = conventions.layerNameOverrides.keys.sorted()
+        let locals = overrides + GGUFConventions.layerNames.keys.sorted().filter { !overrides.contains($0) }
+        var bases = Array(GGUFConventions.modelNames.keys)
+        for i in 0..<c.layerCount { bases += locals.map { "model.layers.\(i).\($0)" } }
+        var sources: [String: ConversionSource] = [:]
+        var used: Set<String> = []
+        for base in bases {
+            for suffix in [".weight", ".bias"] {
+                let stored_name = conventions.ggufName(base) + suffix
+                guard !used.contains(stored_name), let info = file.info(stored_name) else { continue }
+                used.insert(stored_name)
+                sources[base + suffix] = ConversionSource(shape: info.shape, dtype: .float32) {
+                    guard let w = try stored.fetch(base, suffix) else { throw ModelError.missingTensor(stored_name) }
+                    return w.dense.asType(.float32)
+                }
+            }
+        }
         var tokenizerFiles: [(String, JSONValue)] = []
         if file.metadata["tokenizer.ggml.model"] != nil {
             let files = try TokenizerMetadata(gguf: file).huggingFaceFiles(modelMaxLength: c.contextLength)
             tokenizerFiles = [("tokenizer.json", files.tokenizer), ("tokenizer_config.json", files.config)]
         }
-        return (folderConfig, tensors, tokenizerFiles)
+        let unused = file.tensorInfos.map(\.name).filter { !used.contains($0) }
+        return (folderConfig, sources, tokenizerFiles, unused)
+    }
+
+    /// Builds the model `config` describes from the written safetensors file
+    /// (mapped), as loading the folder will: a missing tensor, a wrong shape or a
+    /// bad quantization entry is a typed error here.
+    static func checkLoads(config: JSONValue, safetensors path: String) throws {
+        let modelType = config["model_type"]?.string ?? "(none)"
+        let c = try ModelRegistry.architecture(modelType).configuration(ConfigReader(json: config))
+        let tensors = try Safetensors.load(path).tensors
+        let quantization = config["quantization"]
+        _ = try TransformerModel(configuration: c, weights: WeightSource.safetensors(tensors, quantization: quantization))
     }
 
     /// The GGUF's config.json; with a `rope_freqs` tensor, plus the llama3
