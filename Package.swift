@@ -31,6 +31,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.0.0"),
         // ByteBuffer and HTTP types for TesseraHub, and the tests' fake hub (a loopback HTTP server).
         .package(url: "https://github.com/apple/swift-nio", from: "2.60.0"),
+        // The core's edges: JSON objects and template dicts keep key order (OrderedDictionary),
+        // the kernel caches' keys are SHA-256 (they name code that gets loaded and run),
+        // diagnostics (backend fallbacks, compile failures) go through swift-log.
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
     ],
     targets: [
         .target(
@@ -40,7 +44,12 @@ let package = Package(
         ),
         .target(
             name: "Tessera",
-            dependencies: ["CTesseraKernels"],
+            dependencies: [
+                "CTesseraKernels",
+                .product(name: "OrderedCollections", package: "swift-collections"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Sources/Tessera",
             // CUDA sources are embedded by Tools/embed_kernels.py, not compiled by SwiftPM.
             exclude: ["Backends/CUDA/Kernels"],
@@ -83,7 +92,10 @@ let package = Package(
         ),
         .target(
             name: "TesseraLM",
-            dependencies: ["Tessera", "TesseraNN", "TesseraOptimizers"],
+            dependencies: [
+                "Tessera", "TesseraNN", "TesseraOptimizers",
+                .product(name: "OrderedCollections", package: "swift-collections"),
+            ],
             path: "Sources/TesseraLM",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
@@ -162,7 +174,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TesseraTests",
-            dependencies: ["Tessera", "CTesseraKernels", "TesseraSelfTest"],
+            dependencies: ["Tessera", "CTesseraKernels", "TesseraSelfTest", .product(name: "Logging", package: "swift-log")],
             path: "Tests/TesseraTests",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
@@ -190,7 +202,7 @@ let package = Package(
 
 // TESSERA_CORE_ONLY=1: the array framework's targets and their tests alone,
 // without the LLM stack, CLI, server and hub or the packages they pull in
-// (SwiftNIO, BoringSSL, ...). CI's thread-sanitizer run builds this way
+// (SwiftNIO, Hummingbird, ...). CI's thread-sanitizer run builds this way
 // (with `--manifest-cache none`, as the manifest then depends on the environment).
 if coreOnly {
     let core: Set<String> = [
@@ -199,5 +211,10 @@ if coreOnly {
     ]
     package.targets.removeAll { !core.contains($0.name) }
     package.products.removeAll { !core.contains($0.name) }
-    package.dependencies = []
+    // The core's own packages stay (small: no SwiftNIO); the rest go.
+    let coreURLs = ["swift-collections", "swift-crypto", "swift-log"]
+    package.dependencies.removeAll { dependency in
+        guard case .sourceControl(_, let location, _) = dependency.kind else { return true }
+        return !coreURLs.contains { location.contains("/" + $0) }
+    }
 }

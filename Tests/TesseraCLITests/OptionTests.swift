@@ -118,6 +118,17 @@ final class OptionTests: XCTestCase {
         XCTAssertTrue((failure(ConvertCommand.self, ["-m", "/", "-o", fresh, "--bits", "7"]) ?? "").contains("--bits"))
         XCTAssertTrue((failure(ConvertCommand.self, ["-m", "/", "-o", fresh, "--group-size", "16"]) ?? "").contains("--group-size"))
         XCTAssertNil(failure(ConvertCommand.self, ["-m", "/", "-o", fresh, "--bits", "8"]))
+        // An existing output needs --force; the new widths and recipes are checked by name.
+        XCTAssertTrue((failure(ConvertCommand.self, ["-m", "/", "-o", "/"]) ?? "").contains("--force"))
+        XCTAssertNil(failure(ConvertCommand.self, ["-m", "/", "-o", "/", "--force"]))
+        XCTAssertTrue(
+            (failure(ConvertCommand.self, ["-m", "/", "-o", fresh, "--embedding-bits", "7"]) ?? "").contains("--embedding-bits"))
+        XCTAssertTrue(
+            (failure(ConvertCommand.self, ["-m", "/", "-o", fresh, "--quant-predicate", "mixed_9_9"]) ?? "").contains("mixed_3_6"))
+        XCTAssertTrue(
+            (failure(ConvertCommand.self, ["-m", "/", "-o", fresh, "--quant-predicate", "mixed_3_6", "--bits", "4"]) ?? "")
+                .contains("--quant-predicate"))
+        XCTAssertNil(failure(ConvertCommand.self, ["-m", "/", "-o", fresh, "--quant-predicate", "mixed_4_6", "--embedding-bits", "8"]))
     }
 
     func testEverySubcommandIsThere() throws {

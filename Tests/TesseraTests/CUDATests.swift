@@ -66,8 +66,10 @@ final class CUDAHostTests: XCTestCase {
             KernelCacheKey.make(file: "binary.cu", source: "a", headers: ["common.cuh": "h"], architecture: "sm_80", nvrtcVersion: "12.9"),
             KernelCacheKey.make(file: "binary.cu", source: "a", headers: ["common.cuh": "h"], architecture: "sm_90", nvrtcVersion: "13.0"),
         ] { XCTAssertNotEqual(key, other) }
-        XCTAssertEqual(fnv1a64(""), 0xcbf2_9ce4_8422_2325)
-        XCTAssertEqual(fnv1a64("a"), 0xaf63_dc4c_8601_ec8c)
+        // The key's hash is SHA-256 (FIPS 180-2's test vectors; swift-crypto computes it).
+        XCTAssertEqual(sha256Hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        XCTAssertEqual(sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        XCTAssertTrue(key.contains("-" + sha256Hex(["a", "common.cuh", "h"]) + "-"), key)
         XCTAssertEqual(KernelCacheKey.directory(environment: ["TESSERA_CUDA_CACHE": "/c"]), "/c")
         XCTAssertEqual(KernelCacheKey.directory(environment: ["XDG_CACHE_HOME": "/x", "HOME": "/h"]), "/x/tessera/cuda")
         XCTAssertEqual(KernelCacheKey.directory(environment: ["HOME": "/h"]), "/h/.cache/tessera/cuda")

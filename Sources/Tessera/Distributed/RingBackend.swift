@@ -302,11 +302,13 @@ final class RingTransport: @unchecked Sendable {
     }
 }
 
+/// Seconds on the monotonic ContinuousClock since the first call (for deadlines).
 func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+    let (s, attoseconds) = (ContinuousClock.now - monotonicOrigin).components
+    return Double(s) + Double(attoseconds) * 1e-18
 }
+
+private let monotonicOrigin = ContinuousClock.now
 
 /// A group over the ring transport: `members[i]` is the world rank of group rank i.
 final class RingCommunicator: Communicator, @unchecked Sendable {

@@ -6,6 +6,8 @@
 // Foundation) has no JSONSerialization, and JSONDecoder's dictionaries lose
 // key order; JSONParser.swift is a small strict parser instead.
 
+import OrderedCollections
+
 /// A JSON value whose objects keep their key order.
 ///
 /// ```swift
@@ -64,8 +66,7 @@ public enum JSONValue: Sendable, Equatable {
 
 /// A JSON object: string keys in document order.
 public struct JSONObject: Sendable, Equatable, Sequence {
-    public private(set) var keys: [String] = []
-    private var storage: [String: JSONValue] = [:]
+    private var storage: OrderedDictionary<String, JSONValue> = [:]
 
     public init() {}
 
@@ -73,35 +74,26 @@ public struct JSONObject: Sendable, Equatable, Sequence {
         for (k, v) in pairs { self[k] = v }
     }
 
-    public var count: Int { keys.count }
-    public var isEmpty: Bool { keys.isEmpty }
+    /// The keys in document order.
+    public var keys: [String] { storage.keys.elements }
+    public var count: Int { storage.count }
+    public var isEmpty: Bool { storage.isEmpty }
 
     /// Reads or writes a member; writing nil removes it, writing a new key
     /// appends it (a duplicate key in a document keeps its first position and
     /// last value, as Python's json module does).
     public subscript(key: String) -> JSONValue? {
         get { storage[key] }
-        set {
-            if let newValue {
-                if storage.updateValue(newValue, forKey: key) == nil { keys.append(key) }
-            } else if storage.removeValue(forKey: key) != nil {
-                keys.removeAll { $0 == key }
-            }
-        }
+        set { storage[key] = newValue }
     }
 
     public func makeIterator() -> some IteratorProtocol<(key: String, value: JSONValue)> {
-        var index = 0
-        let keys = self.keys, storage = self.storage
-        return AnyIterator {
-            guard index < keys.count else { return nil }
-            defer { index += 1 }
-            return (keys[index], storage[keys[index]]!)
-        }
+        storage.makeIterator()
     }
 
+    /// Equal keys in the same order with equal values.
     public static func == (a: JSONObject, b: JSONObject) -> Bool {
-        a.keys == b.keys && a.storage == b.storage
+        a.storage == b.storage
     }
 }
 

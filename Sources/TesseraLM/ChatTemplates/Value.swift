@@ -2,28 +2,24 @@
 // truthiness, str() and repr() for printing, ==, ordering, and the JSON
 // conversions used for the render context and `tojson`.
 
+import OrderedCollections
 import Tessera
 
 /// An ordered string-keyed dictionary (Python dicts keep insertion order).
 struct Dict: Sendable {
-    private(set) var keys: [String] = []
-    private var storage: [String: Value] = [:]
+    private var storage: OrderedDictionary<String, Value> = [:]
 
     init() {}
 
+    /// Writing nil removes the key; writing a new key appends it; an existing one keeps its place.
     subscript(key: String) -> Value? {
         get { storage[key] }
-        set {
-            if let newValue {
-                if storage.updateValue(newValue, forKey: key) == nil { keys.append(key) }
-            } else if storage.removeValue(forKey: key) != nil {
-                keys.removeAll { $0 == key }
-            }
-        }
+        set { storage[key] = newValue }
     }
 
-    var count: Int { keys.count }
-    var pairs: [(String, Value)] { keys.map { ($0, storage[$0]!) } }
+    var keys: [String] { storage.keys.elements }
+    var count: Int { storage.count }
+    var pairs: [(String, Value)] { storage.map { ($0.key, $0.value) } }
 }
 
 /// A `namespace()` object: the one mutable value templates have.

@@ -105,7 +105,7 @@ public enum Trainer {
             return path
         }
         var lastValidation: Float? = nil
-        var windowStart = Date()
+        var windowStart = ContinuousClock.now
         Memory.resetPeak()
         let accumulation = max(1, options.gradientAccumulationSteps)
         var accumulated: ModuleParameters? = nil
@@ -120,15 +120,15 @@ public enum Trainer {
                 return lastValidation
             }
             if let valid, iteration == 1 || iteration % max(1, options.stepsPerEval) == 0 || iteration == options.iterations {
-                let start = Date()
+                let start = ContinuousClock.now
                 let loss = evaluate(
                     model: model, valid, batchSize: options.batchSize, maxSequenceLength: options.maxSequenceLength,
                     batches: options.validationBatches)
                 lastValidation = loss
-                let seconds = Date().timeIntervalSince(start)
+                let seconds = (ContinuousClock.now - start).seconds
                 report(.validation(step: iteration == 1 ? 0 : iteration, loss: loss, seconds: seconds))
                 // The report's rates count training time only.
-                windowStart = windowStart.addingTimeInterval(seconds)
+                windowStart += .seconds(seconds)
             }
             model.train(true)
             let batch = batches.next()
@@ -141,11 +141,11 @@ public enum Trainer {
                 let scaled = grads.mapValues { $0 * (weight * Float(group.size)) }
                 let weightedLoss = values[0] * weight
                 eval(scaled, weightedLoss)
-                let start = Date()
+                let start = ContinuousClock.now
                 grads = averageGradients(scaled, group: group)
                 values[0] = allSum(weightedLoss, group: group)
                 eval(grads, values[0])
-                communication += Date().timeIntervalSince(start)
+                communication += (ContinuousClock.now - start).seconds
                 communicationSteps += 1
             }
             if accumulation == 1 {
@@ -167,7 +167,7 @@ public enum Trainer {
             windowTokens += batch.targetCount
             trainedTokens += batch.targetCount
             if iteration % max(1, options.stepsPerReport) == 0 || iteration == options.iterations {
-                let seconds = max(Date().timeIntervalSince(windowStart), 1e-9)
+                let seconds = max((ContinuousClock.now - windowStart).seconds, 1e-9)
                 report(
                     .train(
                         step: iteration, loss: lossSum / Float(lossSteps), learningRate: optimizer.currentLearningRate,
@@ -178,7 +178,7 @@ public enum Trainer {
                     report(.communication(step: iteration, secondsPerStep: communication / Double(communicationSteps)))
                     (communication, communicationSteps) = (0, 0)
                 }
-                windowStart = Date()
+                windowStart = ContinuousClock.now
             }
             if writes, let folder = options.adapterPath, iteration % max(1, options.saveEvery) == 0 {
                 try Adapters.save(model, adapter, to: folder, fileName: checkpointName(iteration))

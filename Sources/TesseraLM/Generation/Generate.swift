@@ -189,8 +189,17 @@ public struct TokenGenerator: Sendable {
     }
 }
 
+/// Seconds on the monotonic ContinuousClock since the first call (for differences only).
 func now() -> Double {
-    var t = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &t)
-    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+    (ContinuousClock.now - clockOrigin).seconds
+}
+
+private let clockOrigin = ContinuousClock.now
+
+extension Duration {
+    /// The duration in seconds.
+    var seconds: Double {
+        let (s, attoseconds) = components
+        return Double(s) + Double(attoseconds) * 1e-18
+    }
 }

@@ -153,13 +153,9 @@ enum CCompiler {
         return status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
     }
 
-    private static let warned = Locked<Set<String>>([])
-
-    /// Writes `message` to standard error the first time `topic` comes up.
+    /// Logs `message` (Diagnostics, a warning) the first time `topic` comes up.
     static func warnOnce(_ topic: String, _ message: String) {
-        guard warned.withLock({ $0.insert(topic).inserted }) else { return }
-        let line = message + "\n"
-        _ = line.withCString { write(2, $0, strlen($0)) }
+        Diagnostics.warnOnce("compile." + topic, message)
     }
 }
 
@@ -198,18 +194,7 @@ func makeDirectories(_ path: String) throws {
     }
 }
 
-/// A 128-bit FNV-1a style hash of strings, as 32 hex digits (stable across runs).
+/// The SHA-256 of strings, as 64 hex digits (stable across runs): the key of a compiled kernel.
 func stableHash(_ parts: [String]) -> String {
-    var a: UInt64 = 0xcbf2_9ce4_8422_2325, b: UInt64 = 0x8422_2325_cbf2_9ce4
-    for part in parts {
-        for byte in part.utf8 + [0] {
-            a = (a ^ UInt64(byte)) &* 0x0000_0100_0000_01B3
-            b = (b ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 &+ 0x9E37_79B9
-        }
-    }
-    func hex(_ x: UInt64) -> String {
-        let s = String(x, radix: 16)
-        return String(repeating: "0", count: 16 - s.count) + s
-    }
-    return hex(a) + hex(b)
+    sha256Hex(parts)
 }

@@ -32,10 +32,7 @@ enum CUDAFallback {
 
     static func warnOnce(_ name: String, _ detail: String) {
         let first = lock.withLock { warned.insert(name).inserted }
-        if first {
-            let line = "tessera: [gpu] \(name) \(detail); running it on the CPU (warned once)\n"
-            _ = line.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
-        }
+        if first { Diagnostics.logger.warning("[gpu] \(name) \(detail); running it on the CPU (warned once)") }
     }
 }
 

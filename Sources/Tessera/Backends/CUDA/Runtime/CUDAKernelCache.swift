@@ -12,22 +12,11 @@ import Glibc
 import Darwin
 #endif
 
-/// 64-bit FNV-1a: a stable hash (Swift's Hasher is seeded per process).
-func fnv1a64(_ text: String) -> UInt64 {
-    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-    for byte in text.utf8 {
-        hash ^= UInt64(byte)
-        hash = hash &* 0x100_0000_01b3
-    }
-    return hash
-}
-
 enum KernelCacheKey {
-    /// "binary-3f2a...-sm_90-nvrtc12.9": names the CUBIN file on disk.
+    /// "binary-<SHA-256 of the source and headers>-sm_90-nvrtc12.9": names the CUBIN file on disk.
     static func make(file: String, source: String, headers: [String: String], architecture: String,
                      nvrtcVersion: String) -> String {
-        let all = headers.keys.sorted().reduce(source) { $0 + "\u{0}" + $1 + "\u{0}" + headers[$1]! }
-        let hash = String(fnv1a64(all), radix: 16)
+        let hash = sha256Hex(headers.keys.sorted().reduce([source]) { $0 + [$1, headers[$1] ?? ""] })
         let stem = file.hasSuffix(".cu") ? String(file.dropLast(3)) : file
         return "\(stem)-\(hash)-\(architecture)-nvrtc\(nvrtcVersion)"
     }

@@ -1,0 +1,77 @@
+// Writing a safetensors file one tensor at a time: the header (names, dtypes,
+// shapes, offsets) is written from a plan, then each tensor is produced,
+// evaluated, written and released before the next, so a writer holds one
+// tensor's data at a time instead of all of them (`tessera convert`).
+
+extension Safetensors {
+    /// One tensor of a streamed file: its name, dtype and shape, known before its data.
+    public struct PlannedTensor: Sendable, Equatable {
+        public let name: String
+        public let dtype: DType
+        public let shape: [Int]
+
+        public init(name: String, dtype: DType, shape: [Int]) {
+            self.name = name
+            self.dtype = dtype
+            self.shape = shape
+        }
+
+        /// Bytes of data (dtype size times elements).
+        public var nbytes: Int { shape.reduce(1, *) * dtype.size }
+    }
+
+    /// Writes the tensors of `plan` (sorted by name here) and `metadata` to `path`,
+    /// atomically, asking `produce` for each tensor in that order and writing it
+    /// before asking for the next. A produced tensor whose dtype or shape is not
+    /// the planned one is an error (nothing is left at `path`). `written` is
+    /// called after each tensor with its plan entry and the data bytes written so far.
+    public static func save(
+        plan: [PlannedTensor], metadata: [String: String] = [:], to path: String,
+        produce: (PlannedTensor) throws -> Tensor,
+        written: (PlannedTensor, _ bytesSoFar: Int) -> Void = { _, _ in }
+    ) throws {
+        let entries = plan.sorted { $0.name < $1.name }
+        for (a, b) in zip(entries, entries.dropFirst()) where a.name == b.name {
+            throw IOError.cannotWrite(path: path, reason: "tensor \(a.name) is planned twice")
+        }
+        var header = JSONObject()
+        if !metadata.isEmpty {
+            header["__metadata__"] = .object(JSONObject(metadata.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }))
+        }
+        var offset = 0
+        for entry in entries {
+            guard let dtypeName = dtypeNames[entry.dtype] else {
+                throw IOError.cannotWrite(path: path, reason: "safetensors has no dtype for \(entry.dtype) (tensor \(entry.name))")
+            }
+            header[entry.name] = .object(
+                JSONObject([
+                    ("dtype", .string(dtypeName)),
+                    ("shape", .array(entry.shape.map { .int($0) })),
+                    ("data_offsets", .array([.int(offset), .int(offset + entry.nbytes)])),
+                ]))
+            offset += entry.nbytes
+        }
+        var text = Array(JSONValue.object(header).compactText.utf8)
+        // Pad with spaces so the data starts 8-byte aligned, as the reference writer does.
+        while (8 + text.count) % 8 != 0 { text.append(0x20) }
+        try writeAtomically(path) { append in
+            var length = UInt64(text.count).littleEndian
+            try withUnsafeBytes(of: &length) { try append($0) }
+            try text.withUnsafeBytes { try append($0) }
+            var done = 0
+            for entry in entries {
+                let tensor = try produce(entry).contiguous()
+                guard tensor.dtype == entry.dtype, tensor.shape == entry.shape else {
+                    throw IOError.cannotWrite(
+                        path: path,
+                        reason: "tensor \(entry.name) was planned as \(entry.dtype) \(entry.shape) but is \(tensor.dtype) \(tensor.shape)")
+                }
+                // Evaluated here so a failure (memory past the limit) throws instead of trapping in bytes().
+                try checkedEval([tensor])
+                try tensor.bytes().withUnsafeBytes { try append($0) }
+                done += entry.nbytes
+                written(entry, done)
+            }
+        }
+    }
+}
