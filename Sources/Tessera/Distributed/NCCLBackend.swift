@@ -257,6 +257,15 @@ final class NCCLCommunicator: Communicator, @unchecked Sendable {
     /// environment gives it. Checks libnccl, then the GPU, before any exchange.
     static func world(bootstrap: Group?) throws -> NCCLCommunicator {
         let environment = processEnvironment()
+        // Not started as ranks at all: NCCL is unavailable here (as the ring is
+        // without its hosts); variables that are set but wrong are a bad configuration.
+        guard environment[DistributedEnvironment.rank] != nil || environment[DistributedEnvironment.worldSize] != nil
+        else {
+            throw DistributedError.backendUnavailable(
+                backend: "nccl",
+                reason: "\(DistributedEnvironment.rank) and \(DistributedEnvironment.worldSize) are not set "
+                    + "(start the ranks with `tessera launch --backend nccl`)")
+        }
         guard let rank = environment[DistributedEnvironment.rank].flatMap({ Int($0) }),
               let size = environment[DistributedEnvironment.worldSize].flatMap({ Int($0) }),
               size >= 1, rank >= 0, rank < size
