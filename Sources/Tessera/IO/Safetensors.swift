@@ -92,23 +92,7 @@ public enum Safetensors {
     /// Writes `tensors` (sorted by name) and `metadata` to `path`, atomically.
     public static func save(_ tensors: [String: Tensor], metadata: [String: String] = [:], to path: String) throws {
         let entries = tensors.sorted { $0.key < $1.key }
-        var header = JSONObject()
-        if !metadata.isEmpty {
-            header["__metadata__"] = .object(JSONObject(metadata.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }))
-        }
-        var offset = 0
-        for (name, t) in entries {
-            header[name] = .object(
-                JSONObject([
-                    ("dtype", .string(dtypeNames[t.dtype]!)),
-                    ("shape", .array(t.shape.map { .int($0) })),
-                    ("data_offsets", .array([.int(offset), .int(offset + t.nbytes)])),
-                ]))
-            offset += t.nbytes
-        }
-        var text = Array(JSONValue.object(header).compactText.utf8)
-        // Pad with spaces so the data starts 8-byte aligned, as the reference writer does.
-        while (8 + text.count) % 8 != 0 { text.append(0x20) }
+        let text = try headerBytes(entries.map { ($0.key, $0.value.dtype, $0.value.shape) }, metadata: metadata, path: path)
         try writeAtomically(path) { append in
             var length = UInt64(text.count).littleEndian
             try withUnsafeBytes(of: &length) { try append($0) }

@@ -34,26 +34,7 @@ extension Safetensors {
         for (a, b) in zip(entries, entries.dropFirst()) where a.name == b.name {
             throw IOError.cannotWrite(path: path, reason: "tensor \(a.name) is planned twice")
         }
-        var header = JSONObject()
-        if !metadata.isEmpty {
-            header["__metadata__"] = .object(JSONObject(metadata.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }))
-        }
-        var offset = 0
-        for entry in entries {
-            guard let dtypeName = dtypeNames[entry.dtype] else {
-                throw IOError.cannotWrite(path: path, reason: "safetensors has no dtype for \(entry.dtype) (tensor \(entry.name))")
-            }
-            header[entry.name] = .object(
-                JSONObject([
-                    ("dtype", .string(dtypeName)),
-                    ("shape", .array(entry.shape.map { .int($0) })),
-                    ("data_offsets", .array([.int(offset), .int(offset + entry.nbytes)])),
-                ]))
-            offset += entry.nbytes
-        }
-        var text = Array(JSONValue.object(header).compactText.utf8)
-        // Pad with spaces so the data starts 8-byte aligned, as the reference writer does.
-        while (8 + text.count) % 8 != 0 { text.append(0x20) }
+        let text = try headerBytes(entries.map { ($0.name, $0.dtype, $0.shape) }, metadata: metadata, path: path)
         try writeAtomically(path) { append in
             var length = UInt64(text.count).littleEndian
             try withUnsafeBytes(of: &length) { try append($0) }
@@ -73,5 +54,34 @@ extension Safetensors {
                 written(entry, done)
             }
         }
+    }
+
+    /// The header of a file holding `entries` in this order, data back to back:
+    /// its JSON (names, dtypes, shapes, data offsets, `__metadata__`) padded with
+    /// spaces so the data starts 8-byte aligned, as the reference writer does.
+    static func headerBytes(
+        _ entries: [(name: String, dtype: DType, shape: [Int])], metadata: [String: String], path: String
+    ) throws -> [UInt8] {
+        var header = JSONObject()
+        if !metadata.isEmpty {
+            header["__metadata__"] = .object(JSONObject(metadata.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }))
+        }
+        var offset = 0
+        for entry in entries {
+            guard let dtypeName = dtypeNames[entry.dtype] else {
+                throw IOError.cannotWrite(path: path, reason: "safetensors has no dtype for \(entry.dtype) (tensor \(entry.name))")
+            }
+            let nbytes = entry.shape.reduce(1, *) * entry.dtype.size
+            header[entry.name] = .object(
+                JSONObject([
+                    ("dtype", .string(dtypeName)),
+                    ("shape", .array(entry.shape.map { .int($0) })),
+                    ("data_offsets", .array([.int(offset), .int(offset + nbytes)])),
+                ]))
+            offset += nbytes
+        }
+        var text = Array(JSONValue.object(header).compactText.utf8)
+        while (8 + text.count) % 8 != 0 { text.append(0x20) }
+        return text
     }
 }
