@@ -11,6 +11,8 @@
 //   swift run -c release --package-path Benchmarks tessera-bench serve
 //   TESSERA_BENCH_MODEL  the GGUF (default: the cached default model)
 //   TESSERA_BENCH_REPS   repetitions per concurrency (default 3)
+//   TESSERA_BENCH_SERVE_CONCURRENCY  comma-separated concurrencies (default 1,4,8,16;
+//                        e.g. 8 alone, to profile one batch size)
 
 import Foundation
 import Tessera
@@ -60,6 +62,9 @@ func runServeSuite() {
         return
     }
     let reps = max(1, Int(env["TESSERA_BENCH_REPS"] ?? "") ?? 3)
+    let levels = (env["TESSERA_BENCH_SERVE_CONCURRENCY"] ?? "1,4,8,16").split(separator: ",")
+        .compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }.filter { (1...16).contains($0) }
+    let concurrencies = levels.isEmpty ? [1, 4, 8, 16] : levels
     let loaded: LoadedModel
     let base: [Int]
     do {
@@ -98,7 +103,7 @@ func runServeSuite() {
                 var n = 0
                 while try generator.next() != nil { n += 1 }
                 single.append(Double(n) / (Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9))
-                for c in [1, 4, 8, 16] {
+                for c in concurrencies {
                     let round = try await serveRound(engine, prompts: Array(prompts.prefix(c)))
                     byConcurrency[c, default: ([], [])].rates.append(Double(round.tokens) / round.wall)
                     byConcurrency[c, default: ([], [])].ttft += round.ttft
@@ -110,7 +115,7 @@ func runServeSuite() {
             lines.append("")
             lines.append("| concurrent | aggregate tok/s | × single-stream | TTFT p50 | TTFT p99 |")
             lines.append("|---|---|---|---|---|")
-            for c in [1, 4, 8, 16] {
+            for c in concurrencies {
                 guard let figures = byConcurrency[c] else { continue }
                 let rate = median(figures.rates)
                 lines.append(
