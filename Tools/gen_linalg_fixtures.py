@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes Tests/Fixtures/linalg_sizes.json: linear-algebra references from
 numpy (LAPACK underneath, float64) at sizes past the small cases of
-linalg.json, so the native routines (NativeLinalg.swift, used without LAPACK)
+linalg.json, so the native routines (CPULinalg+Native.swift, used without LAPACK)
 are checked on several sweeps, pivots and reflectors, and on the hard cases:
 rank-deficient SVD (basis completion), repeated eigenvalues, wide and tall QR.
 

@@ -48,7 +48,7 @@ struct FastKernel: KindVisitor {
     }
 
     /// softmax, rmsNorm and layerNorm in float32/float16/bfloat16 through the
-    /// SIMD row kernels (CPURowKernels.swift), split over the thread pool.
+    /// SIMD row kernels (CPUFast+SIMD.swift), split over the thread pool.
     private func simdRows<T: FloatElement>(_: T.Type) throws -> Bool {
         guard SIMDKernels.code(T.self) != nil, inputs[0].count > 0 else { return false }
         switch primitive {

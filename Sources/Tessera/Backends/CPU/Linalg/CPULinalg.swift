@@ -3,9 +3,9 @@
 // axes but the last two; each matrix is copied into a column-major scratch
 // buffer, factorised, and the requested part written row-major into the output.
 //
-// LAPACK (LAPACK.swift, opened at run time) computes when it can be loaded;
-// otherwise, or with TESSERA_DISABLE_BLAS=1, the native routines in
-// NativeLinalg.swift do, with the same results to rounding (the same
+// LAPACK (CPULinalg+LAPACK.swift, opened at run time) computes when it can
+// be loaded; otherwise, or with TESSERA_DISABLE_BLAS=1, the native routines
+// in CPULinalg+Native.swift do, with the same results to rounding (the same
 // conventions: R's signs, ascending eigenvalues, descending singular values).
 // The optional library only accelerates. Native batches run in parallel.
 

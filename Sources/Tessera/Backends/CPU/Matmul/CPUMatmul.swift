@@ -2,7 +2,7 @@
 // already broadcast in the batch axes (stride 0 where broadcast). A plain
 // i-k-j loop accumulating rows in the compute type (float32 for half types),
 // used for float64 and as the reference; float32/float16/bfloat16 take the
-// BLAS or native SIMD GEMM in CPUGEMM.swift.
+// BLAS or native SIMD GEMM in CPUMatmul+GEMM.swift.
 
 struct MatmulKernel: KindVisitor {
     let a: ArrayView
