@@ -14,6 +14,12 @@
 //   TESSERA_BENCH_LLAMA_PYTHON  a python with llama_cpp (default: python3);
 //                           without llama_cpp the peer column says unavailable
 //   TESSERA_BENCH_REPS      repetitions (default 5)
+//   TESSERA_BENCH_LONG_REPS repetitions of the long-context decode (default 3; 0: skip)
+//
+// Then the same decode after a 2,000-token prompt (both sides), and the
+// roofline: the machine's 2-thread read bandwidth measured at the start of
+// the run, the bytes a step reads (weights + cached keys/values), and the
+// fraction of that bound each decode figure reaches (DecodeRoofline.swift).
 
 import Foundation
 import Tessera
@@ -21,6 +27,7 @@ import TesseraLM
 
 private let promptLength = 128
 private let decodeSteps = 128
+private let longPromptLength = 2000
 
 /// A fixed text, tokenized and repeated until it gives `count` ids.
 func promptIDs(_ tokenizer: Tokenizer, count: Int) -> [Int] {
@@ -104,11 +111,15 @@ func runLMSuite() {
         return
     }
     let reps = max(1, Int(env["TESSERA_BENCH_REPS"] ?? "") ?? 5)
+    let longReps = max(0, Int(env["TESSERA_BENCH_LONG_REPS"] ?? "") ?? 3)
+    let bandwidth = readBandwidth()  // before the pool's threads exist
     let loaded: LoadedModel
     let prompt: [Int]
+    let longPrompt: [Int]
     do {
         loaded = try ModelLoader.load(path)
         prompt = promptIDs(try loaded.tokenizer(), count: promptLength)
+        longPrompt = promptIDs(try loaded.tokenizer(), count: longPromptLength)
     } catch {
         print("lm suite: cannot load \(path): \(error)")
         return
@@ -183,6 +194,59 @@ func runLMSuite() {
         + String(format: " (high/highest %.2f×; ", ours.decode / otherDecode)
         + other.map { String(format: "%.1f", $0.decode) }.joined(separator: ", ") + ")")
     if other.map(\.tokens) != runs.map(\.tokens) { print("note: the two precisions' greedy tokens differ") }
+
+    // Decode after a long prompt: attention over 2,000+ cached positions per layer.
+    var longOurs: [LMFigures] = [], longTheirs: [LMFigures] = []
+    var longFailure: PeerError? = peerFailure
+    QuantizedMatmulPrecision.current = .high
+    for _ in 0..<longReps {
+        do {
+            longOurs.append(try tesseraRun(loaded.model, prompt: longPrompt, steps: decodeSteps))
+        } catch {
+            print("lm suite: long-context generation failed: \(error)")
+            break
+        }
+        if longFailure == nil {
+            switch llamaPeer(model: path, prompt: longPrompt, steps: decodeSteps, reps: 1) {
+            case .success(let figures): longTheirs.append(figures)
+            case .failure(let why): longFailure = why
+            }
+        }
+    }
+    let longDecode = longOurs.isEmpty ? nil : median(longOurs.map(\.decode))
+    if let longDecode {
+        let per = longOurs.map { String(format: "%.1f", $0.decode) }.joined(separator: ", ")
+        if longTheirs.isEmpty {
+            print("\ndecode (\(decodeSteps) tokens after a \(longPromptLength)-token prompt): Tessera \(rate(longDecode))"
+                + " (\(per)); llama.cpp unavailable: \(longFailure?.description ?? "not run")")
+        } else {
+            let theirsLong = median(longTheirs.map(\.decode))
+            print("\n| decode (\(decodeSteps) tokens after a \(longPromptLength)-token prompt) | \(rate(longDecode)) | "
+                + "\(rate(theirsLong)) | " + String(format: "%.2f×", longDecode / theirsLong) + " |")
+            print("long-context decode per repetition: Tessera \(per); llama.cpp "
+                + longTheirs.map { String(format: "%.1f", $0.decode) }.joined(separator: ", ")
+                + "; ratio " + zip(longOurs, longTheirs).map { String(format: "%.2f", $0.decode / $1.decode) }
+                .joined(separator: ", "))
+            let same = zip(longOurs[0].tokens, longTheirs[0].tokens).prefix { $0 == $1 }.count
+            print("long-context greedy tokens identical for the first \(same) of \(min(longOurs[0].tokens.count, longTheirs[0].tokens.count)) steps")
+        }
+    }
+
+    // The roofline: bytes per step over the bandwidth measured at the start.
+    print(String(format: "\nread bandwidth, 2 threads (streaming sum of 256 MiB, best of 5): %.1f GB/s", bandwidth * 1e-9))
+    guard let bytes = DecodeBytes(loaded.model) else {
+        print("roofline: not a TransformerModel, bytes per step unknown")
+        return
+    }
+    func roofline(_ what: String, prompt: Int, tokensPerSecond: Double) {
+        let perStep = bytes.perStep(prompt: prompt, steps: decodeSteps)
+        let bound = bandwidth / perStep  // steps/s were every byte read once at full bandwidth
+        print("roofline \(what): " + String(format: "%.1f MB per step (weights %.1f MB + float32 KV %.1f MB), bound %.0f tok/s;"
+            + " Tessera %.1f tok/s = %.0f%% of it", perStep * 1e-6, Double(bytes.weights) * 1e-6,
+            (perStep - Double(bytes.weights)) * 1e-6, bound, tokensPerSecond, 100 * tokensPerSecond / bound))
+    }
+    roofline("after \(promptLength) tokens", prompt: promptLength, tokensPerSecond: ours.decode)
+    if let longDecode { roofline("after \(longPromptLength) tokens", prompt: longPromptLength, tokensPerSecond: longDecode) }
 }
 
 /// The floatlm suite: an unquantized model against transformers + torch (CPU)
