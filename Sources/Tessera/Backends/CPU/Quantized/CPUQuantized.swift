@@ -129,6 +129,13 @@ enum QuantizedKernels {
                 out: UnsafeMutableRawPointer(out), m: m, n: n, k: k, groupSize: groupSize, bits: bits)
             return
         }
+        if !transpose, T.self == Float.self, untransposedMatmulSupports(bits: bits, groupSize: groupSize, n: n) {
+            // The backward product of x·Wᵀ (dx = g·W): dequantized tiles and the float32 GEMM.
+            untransposedMatmul(
+                x: UnsafeRawPointer(x), wq: w, scales: UnsafeRawPointer(scales), biases: UnsafeRawPointer(biases),
+                out: UnsafeMutableRawPointer(out), m: m, n: n, k: k, groupSize: groupSize, bits: bits)
+            return
+        }
         if transpose {
             let wordsPerRow = k * bits / 32, groups = k / groupSize
             let row = UnsafeMutableBufferPointer<T.Math>.allocate(capacity: k)
