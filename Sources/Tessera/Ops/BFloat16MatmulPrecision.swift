@@ -17,8 +17,8 @@ public enum BFloat16MatmulPrecision: Sendable, Equatable {
     /// x stays float32: the weights widen to float32 in registers and the
     /// float32 GEMM runs. The default.
     case highest
-    /// x rounded to bfloat16 (nearest even: at most 2^-9 of each value, so at
-    /// most 2^-9 · Σ|x w| per output beside float32 rounding) and multiplied
+    /// x rounded to bfloat16 (nearest even: at most 2^-8 of each value, so at
+    /// most 2^-8 · Σ|x w| per output beside float32 rounding) and multiplied
     /// on `vdpbf16ps`, float32 accumulation; what a bfloat16 model in
     /// PyTorch does, whose activations are bfloat16 throughout. Matrix-vector
     /// products (one row of x: a decode step) stay float32 at either setting,
