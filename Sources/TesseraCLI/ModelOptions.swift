@@ -38,7 +38,8 @@ struct ModelOptions: ParsableArguments {
     @Option(
         help: ArgumentHelp(
             "How finely quantized decode products round activations on CPUs with AVX-512 VNNI: "
-                + "high (16 bits) or highest (24, float32's level).",
+                + "high (16 bits) or highest (24, float32's level); at high, a bfloat16 model's prefill "
+                + "also rounds them to bfloat16 for AVX512-BF16 dot products.",
             valueName: "high|highest"))
     var precision: PrecisionChoice = .high
 
@@ -100,8 +101,12 @@ struct ModelOptions: ParsableArguments {
     /// needed); with `tensorParallel`, this rank's block of it.
     func load(tensorParallel: TensorParallel? = nil) async throws -> (generator: TextGenerator, loaded: LoadedModel, path: String) {
         switch precision {
-        case .high: QuantizedMatmulPrecision.current = .high
-        case .highest: QuantizedMatmulPrecision.current = .highest
+        case .high:
+            QuantizedMatmulPrecision.current = .high
+            BFloat16MatmulPrecision.current = .high
+        case .highest:
+            QuantizedMatmulPrecision.current = .highest
+            BFloat16MatmulPrecision.current = .highest
         }
         let path = try await resolvePath()
         let clock = ContinuousClock()

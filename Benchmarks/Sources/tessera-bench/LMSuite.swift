@@ -276,6 +276,14 @@ func runFloatLMSuite() {
         + "(one batch each), \(steps) greedy decode steps after the first, \(reps) interleaved repetitions, medians;"
         + " Tessera \(_CPUKernels.threadCount) threads, transformers 2 threads")
     print("float32 products: \(_CPUKernels.blasChoice)")
+    // As `tessera generate` (--precision high): a bfloat16 model's prefill rounds x to bfloat16 for vdpbf16ps.
+    BFloat16MatmulPrecision.current = .high
+    print("bfloat16 weights: BFloat16MatmulPrecision.high (as `tessera generate`), AVX512-BF16 kernel "
+        + (_CPUKernels.bfloat16DotProducts ? "in use" : "not available here"))
+    let threads = _CPUKernels.threadCount
+    let readGBs = readBandwidth(threads: threads)
+    print(String(format: "read bandwidth: %.1f GB/s on %d threads (512 MiB summed)", readGBs, threads))
+    var bandwidthLines: [String] = []
     print("")
     print("| weights | what | Tessera | transformers | Tessera / transformers |")
     print("|---|---|---|---|---|")
@@ -319,6 +327,14 @@ func runFloatLMSuite() {
                 ("decode (\(steps) steps)", median(ours.map(\.decode)), peerMedian { $0["decode_tps"] as? Double }),
             ]
             for (what, a, b) in rows { print("| \(dtype) | \(what) | \(cell(a)) | \(cell(b)) | \(ratio(a, b)) |") }
+            let gemv = gemvBandwidth(dtype)
+            let stepBytes = Double(weightBytes(folder: folder))
+            let decodeGBs = stepBytes * median(ours.map(\.decode)) / 1e9
+            bandwidthLines.append(
+                String(
+                    format: "%@: gemv 8192x8192 alone %.1f GB/s (%.0f%% of read bandwidth); decode step %.1f MB of "
+                        + "weights at %.1f tok/s = %.1f GB/s (%.0f%%)", "\(dtype)", gemv, 100 * gemv / readGBs,
+                    stepBytes / 1e6, median(ours.map(\.decode)), decodeGBs, 100 * decodeGBs / readGBs))
             if let peerTokens = theirs.first?["tokens"] as? [Int], let own = ours.first?.tokens {
                 let same = zip(own, peerTokens).prefix { $0 == $1 }.count
                 print("| \(dtype) | greedy ids equal to the peer's | \(same) of \(min(own.count, peerTokens.count)) | | |")
@@ -327,6 +343,8 @@ func runFloatLMSuite() {
             print("| \(dtype) | failed: \(error) | | | |")
         }
     }
+    print("")
+    for line in bandwidthLines { print(line) }
 }
 
 /// One call of the transformers peer: its JSON, or why there is none.

@@ -233,6 +233,24 @@ long tk_qgemm4_panel_bytes(long K, int group);
 int tk_qgemm4(int sdtype, const void *prepared, const uint32_t *wq, const void *scales, const void *biases, float *out,
               long M, long N, long K, int group, int XB, long n0, long n1, void *scratch);
 
+/// The bfloat16 GEMM on AVX512-BF16 dot products (kernels_gemm_bf16.c):
+/// C[m, n] = sum_k x[m, k] W[n, k] (float32 C with leading dimension ldc,
+/// absolute n) for n0 <= n < n1, W bfloat16 rows of stride ldw with unit
+/// stride along k, x packed by tk_gemm_bf16_pack_x (blocks b0..<b1 of 64 rows:
+/// float32 rounded to bfloat16, nearest even; bfloat16 copied) into
+/// tk_gemm_bf16_x_bytes of memory. tk_gemm_bf16 returns 0 (and writes
+/// nothing) where the kernel is not available (no AVX512_BF16, tk_set_isa
+/// lowered, tk_set_gemm_bf16(0), TESSERA_NO_BF16 set).
+int tk_gemm_bf16_available(void);
+int tk_set_gemm_bf16(int enable);
+long tk_gemm_bf16_x_bytes(long M, long K);
+void tk_gemm_bf16_pack_x(int dtype, const void *x, long rsa, long csa, long M, long K, long b0, long b1, void *packed);
+int tk_gemm_bf16(const void *packed, long M, long K, const uint16_t *W, long ldw, long n0, long n1, float *C, long ldc);
+/// Whether float32 x times bfloat16 weights may round x to bfloat16 for the
+/// kernel above (BFloat16MatmulPrecision.high): 1 or 0; the setter returns it.
+int tk_gemm_bf16_round_x(void);
+int tk_set_gemm_bf16_round_x(int enable);
+
 /// Dequantizes rows n0 <= n < n1 of w into dst [(n1-n0), K] float32.
 void tk_dequantize_rows(int dtype, const uint32_t *wq, const void *scales, const void *biases,
                         float *dst, long K, int group, int bits, long n0, long n1);

@@ -6,7 +6,8 @@
 // everything else to the native packed SIMD GEMM in CTesseraKernels,
 // which converts half types to float32 while packing, accumulates in float32
 // and absorbs any strides. Large native problems are split over the thread pool
-// along the longer output axis.
+// along the longer output axis. bfloat16 weights on AVX512-BF16 take the
+// vdpbf16ps kernel (Matmul/CPUMatmul+BF16.swift, BFloat16MatmulPrecision).
 
 import CTesseraKernels
 
@@ -128,6 +129,7 @@ enum GEMM {
     ) {
         if (ldc == nil || m == 1) && gemv(A, B, C, m: m, n: n, k: k) { return }
         let ldc = ldc ?? n
+        if bf16DotProducts(A, B, C, ldc: ldc, m: m, n: n, k: k) { return }
         let work = m * n * max(k, 1)
         let pool = ThreadPool.shared
         if work < parallelWork || pool.threadCount == 1 {
