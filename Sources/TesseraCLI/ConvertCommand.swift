@@ -6,12 +6,17 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import Tessera
 import TesseraLM
 
 struct ConvertCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "convert",
-        abstract: "Write a model as an MLX-format quantized folder (mlx-lm and Tessera load it).")
+        abstract: "Write a model as an MLX-format quantized folder (mlx-lm and Tessera load it).",
+        discussion: """
+            mlx_lm.convert's flags are understood too: -q (quantizing is the default), --q-bits, \
+            --q-group-size, --quant-predicate, --dtype.
+            """)
 
     @Option(name: .shortAndLong, help: ArgumentHelp("The model to convert: a GGUF file or a model folder.", valueName: "path"))
     var model: String
@@ -22,11 +27,25 @@ struct ConvertCommand: ParsableCommand {
     @Flag(help: "Replace an existing model folder at --output (the new one is written beside it, then swapped in).")
     var force = false
 
-    @Option(help: "Bits per quantized weight (\(listed(Self.supportedBits))). Default: 4.")
+    @Option(
+        name: [.customLong("bits"), .customLong("q-bits")],
+        help: "Bits per quantized weight (\(listed(Self.supportedBits))). Default: 4.")
     var bits: Int?
 
-    @Option(help: "Weights per quantization group (32, 64 or 128). Default: 64; 32 from a GGUF.")
+    @Option(
+        name: [.customLong("group-size"), .customLong("q-group-size")],
+        help: "Weights per quantization group (32, 64 or 128). Default: 64; 32 from a GGUF.")
     var groupSize: Int?
+
+    @Flag(name: [.customShort("q"), .customLong("quantize")], help: "Quantize (the default; as mlx_lm.convert -q).")
+    var quantize = false
+
+    @Option(
+        help: ArgumentHelp(
+            "Write every weight unquantized in this dtype (float32, float16 or bfloat16) instead of quantizing, "
+                + "as mlx_lm.convert --dtype without -q (a quantized input is dequantized).",
+            valueName: "dtype"))
+    var dtype: String?
 
     @Option(
         help: ArgumentHelp(
@@ -69,18 +88,30 @@ struct ConvertCommand: ParsableCommand {
             }
             if bits != nil { throw ValidationError("--bits and --quant-predicate: the recipe sets the bits; give one of them") }
         }
+        if let dtype {
+            guard Self.denseTypes[dtype] != nil else {
+                throw ValidationError("--dtype must be float32, float16 or bfloat16, got \(dtype)")
+            }
+            if quantize || bits != nil || groupSize != nil || embeddingBits != nil || quantPredicate != nil {
+                throw ValidationError(
+                    "--dtype writes an unquantized folder; it takes none of -q, --bits, --group-size, --embedding-bits, --quant-predicate")
+            }
+        }
     }
+
+    static let denseTypes: [String: DType] = ["float32": .float32, "float16": .float16, "bfloat16": .bfloat16]
 
     func run() throws {
         let recipe = quantPredicate.flatMap(QuantizationRecipe.init(rawValue:))
-        let width = recipe.map { "\($0.rawValue)" } ?? "\(bits ?? 4)-bit"
+        let dense = dtype.flatMap { Self.denseTypes[$0] }
+        let width = dtype ?? recipe.map { "\($0.rawValue)" } ?? "\(bits ?? 4)-bit"
         printError("converting \(model) to \(width) MLX format in \(output) ...")
         let clock = ContinuousClock(), start = clock.now
         let display = ConvertProgress(terminal: standardErrorIsTerminal(), write: { writeStandardError($0) })
         let report: ModelConverter.Report
         do {
             report = try ModelConverter.convert(
-                model: model, output: output, bits: bits ?? 4, groupSize: groupSize, embeddingBits: embeddingBits,
+                model: model, output: output, bits: bits ?? 4, groupSize: groupSize, dense: dense, embeddingBits: embeddingBits,
                 recipe: recipe, replace: force, progress: display.update)
         } catch {
             display.end()

@@ -57,6 +57,8 @@ struct LaunchCommand: ParsableCommand {
     var program: [String] { command.first == "--" ? Array(command.dropFirst()) : command }
 
     func validate() throws {
+        // `launch --help` asks for this help (the passthrough argument would take it as the command).
+        if let first = command.first, ["--help", "-h", "-help"].contains(first) { throw CleanExit.helpRequest(Self.self) }
         guard !program.isEmpty else { throw ValidationError("give the command to run after --") }
         guard ["ring", "mpi", "nccl"].contains(backend) else {
             throw ValidationError("--backend must be ring, mpi or nccl")

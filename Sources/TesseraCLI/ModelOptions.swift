@@ -94,7 +94,30 @@ struct ModelOptions: ParsableArguments {
             }
             return resolved.path
         }
-        return try requestedModel() ?? DefaultModel.locateOrFetch(log: printError)
+        return try requestedModel() ?? Self.defaultModel()
+    }
+
+    /// The default model, fetched when missing with the progress display of Hub downloads.
+    static func defaultModel() throws -> String {
+        if let path = DefaultModel.cachedPath() { return path }
+        let display = DownloadProgress(
+            label: "default model", terminal: standardErrorIsTerminal(), write: { writeStandardError($0) })
+        let file = DefaultModel.fileName
+        var begun = false, shown: Int64 = 0
+        do {
+            let path = try DefaultModel.locateOrFetch(log: printError) { received, total in
+                if !begun { display.begin(file: file, total: total, resumedFrom: 0) }
+                begun = true
+                display.advance(file: file, bytes: received - shown)
+                shown = received
+            }
+            if begun { display.finish(file: file, downloaded: true) }
+            display.end(completed: begun)
+            return path
+        } catch {
+            display.end(completed: false)
+            throw error
+        }
     }
 
     /// Loads the model (fetching the default one, or the hub repo's files, when

@@ -1,33 +1,38 @@
 // Options for one generation (length, sampling, key/value cache), checked at
 // parse time, before any model loads, each error naming the option and its range.
+// The numbers take the next argument whatever it looks like (`--max-tokens -5`
+// is -5, refused by its range, not a missing value).
 
 import ArgumentParser
 import TesseraLM
 
 struct SamplingOptions: ParsableArguments {
-    @Option(name: [.customShort("n"), .long], help: "The most tokens to generate (≥ 1).")
+    @Option(name: [.customShort("n"), .long], parsing: .unconditional, help: "The most tokens to generate (≥ 1).")
     var maxTokens: Int = 256
 
     @Option(
-        name: [.customLong("temp"), .customLong("temperature")],
+        name: [.customLong("temp"), .customLong("temperature")], parsing: .unconditional,
         help: ArgumentHelp("Sampling temperature (≥ 0; 0 is greedy: always the most likely token). "
             + "Default: the model's generation_config.json, else 0.7."))
     var temp: Float?
 
     @Option(
+        parsing: .unconditional,
         help: ArgumentHelp("Nucleus sampling: keep the most likely tokens holding this much probability (in (0, 1]). "
             + "Default: generation_config.json, else 0.9."))
     var topP: Float?
 
-    @Option(help: "Keep only the k most likely tokens (≥ 0; 0 keeps all). Default: generation_config.json, else 0.")
+    @Option(parsing: .unconditional, help: "Keep only the k most likely tokens (≥ 0; 0 keeps all). Default: generation_config.json, else 0.")
     var topK: Int?
 
     @Option(
+        parsing: .unconditional,
         help: ArgumentHelp("Drop tokens less likely than this fraction of the most likely one (in [0, 1]). "
             + "Default: generation_config.json, else 0."))
     var minP: Float?
 
     @Option(
+        parsing: .unconditional,
         help: ArgumentHelp("Divides the logits of recently seen tokens (> 0; 1 is none). "
             + "Default: generation_config.json, else 1.1 when sampling, 1 when greedy."))
     var repetitionPenalty: Float?
@@ -35,16 +40,17 @@ struct SamplingOptions: ParsableArguments {
     @Option(help: "Random seed, for reproducible sampling.")
     var seed: UInt64?
 
-    @Option(help: "Keep at most this many positions in the key/value cache (≥ 1; a rotating cache).")
+    @Option(parsing: .unconditional, help: "Keep at most this many positions in the key/value cache (≥ 1; a rotating cache).")
     var maxKVSize: Int?
 
-    @Option(help: ArgumentHelp("Store keys and values quantized to this many bits (\(listed(KVQuantization.supportedBits))).", valueName: "bits"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Store keys and values quantized to this many bits (\(listed(KVQuantization.supportedBits))).", valueName: "bits"))
     var kvBits: Int?
 
-    @Option(help: ArgumentHelp("Group size of the quantized key/value cache (\(listed(KVQuantization.supportedGroupSizes))).", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Group size of the quantized key/value cache (\(listed(KVQuantization.supportedGroupSizes))).", valueName: "n"))
     var kvGroupSize: Int = 64
 
     @Option(
+        parsing: .unconditional,
         help: ArgumentHelp(
             "With --kv-bits: keep the cache in full precision until it holds more than this many positions (≥ 0).",
             valueName: "n"))

@@ -25,6 +25,9 @@ public struct TesseraCommand: AsyncParsableCommand {
     /// error message and status when parsing or running fails.
     public static func runFromCommandLine() async {
         do {
+            if let suggestion = subcommandSuggestion(Array(CommandLine.arguments.dropFirst())) {
+                throw ValidationError(suggestion)
+            }
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
@@ -34,6 +37,34 @@ public struct TesseraCommand: AsyncParsableCommand {
         } catch {
             exit(withError: error)
         }
+    }
+}
+
+extension TesseraCommand {
+    /// "Unknown command 'genrate'. Did you mean 'generate'?" when the first
+    /// argument is no subcommand but near one (ArgumentParser suggests options only).
+    static func subcommandSuggestion(_ arguments: [String]) -> String? {
+        guard let word = arguments.first, !word.hasPrefix("-") else { return nil }
+        let names = configuration.subcommands.flatMap { [$0.configuration.commandName].compactMap { $0 } + $0.configuration.aliases }
+        guard !names.contains(word), word != "help" else { return nil }
+        let nearest = names.map { (name: $0, distance: editDistance(word, $0)) }.min { $0.distance < $1.distance }
+        guard let nearest, nearest.distance <= min(2, nearest.name.count / 2) else { return nil }
+        return "Unknown command '\(word)'. Did you mean '\(nearest.name)'?"
+    }
+
+    /// Levenshtein distance (insertions, deletions, substitutions) between two words.
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        guard !a.isEmpty, !b.isEmpty else { return max(a.count, b.count) }
+        var previous = Array(0...b.count)
+        for i in 1...a.count {
+            var row = [i] + Array(repeating: 0, count: b.count)
+            for j in 1...b.count {
+                row[j] = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            previous = row
+        }
+        return previous[b.count]
     }
 }
 
@@ -52,6 +83,7 @@ enum EnvironmentVariables {
           HF_HUB_CACHE            the Hub cache (default $HF_HOME/hub)
           HF_HOME                 default ~/.cache/huggingface
           HF_TOKEN                for private or gated repos ($HF_HOME/token)
+          HF_TOKEN_PATH           the token file (default $HF_HOME/token)
           HF_HUB_OFFLINE          1: Hub models from the cache only
         """
 }

@@ -32,7 +32,9 @@ public final class DownloadProgress: @unchecked Sendable {
         started = clock.now
     }
 
-    func begin(file: String, total: Int64?, resumedFrom: Int64) {
+    /// A file's transfer starts (`resumedFrom` bytes already there). Public, as
+    /// `advance` and `finish`, for downloads made elsewhere (the default model's, by pip).
+    public func begin(file: String, total: Int64?, resumedFrom: Int64) {
         lock.withLock {
             if totals[file] == nil { order.append(file) }
             totals[file] = total ?? 0
@@ -46,7 +48,7 @@ public final class DownloadProgress: @unchecked Sendable {
         }
     }
 
-    func advance(file: String, bytes: Int64) {
+    public func advance(file: String, bytes: Int64) {
         lock.withLock {
             received[file, default: 0] += bytes
             drawIfDue(force: false)
@@ -67,7 +69,7 @@ public final class DownloadProgress: @unchecked Sendable {
 
     /// A file that landed in the cache (`downloaded`: fetched now rather than found there;
     /// files found in the cache show nothing).
-    func finish(file: String, downloaded: Bool) {
+    public func finish(file: String, downloaded: Bool) {
         guard downloaded else { return }
         lock.withLock {
             finished += 1

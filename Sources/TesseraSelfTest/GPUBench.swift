@@ -39,22 +39,17 @@ public enum GPUBench {
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    static func seconds() -> Double {
-        var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
-        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
-    }
-
     /// Median milliseconds of `repetitions` runs of `body` (after `warmup`),
     /// each evaluated and synchronized with the device.
     static func time(warmup: Int = 2, repetitions: Int, _ body: () -> Tensor) throws -> Double {
         guard let context = CUDABackend.context else { throw TesseraError.deviceUnavailable(CUDABackend.unavailableReason) }
         var samples: [Double] = []
+        let clock = ContinuousClock()
         for i in 0..<(warmup + repetitions) {
-            let start = seconds()
+            let start = clock.now
             try checkedEval([body()])
             try context.device.synchronize()
-            if i >= warmup { samples.append((seconds() - start) * 1000) }
+            if i >= warmup { samples.append((clock.now - start) / .milliseconds(1)) }
         }
         samples.sort()
         return samples[samples.count / 2]

@@ -139,4 +139,70 @@ final class OptionTests: XCTestCase {
         XCTAssertTrue(try TesseraCommand.parseAsRoot(["selftest", "--bench", "--quick"]) is SelfTestCommand)
         XCTAssertNotNil(failure(SelfTestCommand.self, ["--quick"]))
     }
+
+    /// A negative number is the option's value, refused by its range (not "missing value").
+    func testNegativeNumbersAreValuesOutOfRange() {
+        XCTAssertEqual(failure(GenerateCommand.self, ["-p", "hi", "--max-tokens", "-5"]), "--max-tokens must be at least 1, got -5")
+        XCTAssertEqual(failure(GenerateCommand.self, ["-p", "hi", "-n", "-5"]), "--max-tokens must be at least 1, got -5")
+        XCTAssertEqual(failure(GenerateCommand.self, ["-p", "hi", "--temp", "-1"]), "--temp must be a number ≥ 0 (0 is greedy), got -1.0")
+        XCTAssertEqual(
+            failure(GenerateCommand.self, ["-p", "hi", "--top-k", "-1"]), "--top-k must be ≥ 0 (0 keeps every token), got -1")
+        XCTAssertEqual(failure(ChatCommand.self, ["--max-kv-size", "-2"]), "--max-kv-size must be at least 1, got -2")
+        XCTAssertEqual(failure(ChatCommand.self, ["--min-p", "-0.5"]), "--min-p must be in [0, 1], got -0.5")
+    }
+
+    /// `tessera NAME --help` is a help request for every subcommand (ArgumentParser's
+    /// help command, or a clean exit), never the command itself run with "--help":
+    /// `launch`, whose trailing command takes any argument, ran `/usr/bin/env --help`.
+    func testEverySubcommandHasItsHelp() {
+        for command in TesseraCommand.configuration.subcommands {
+            guard let name = command.configuration.commandName else { continue }
+            do {
+                let parsed = try TesseraCommand.parseAsRoot([name, "--help"])
+                XCTAssertNotEqual(ObjectIdentifier(type(of: parsed)), ObjectIdentifier(command), "`\(name) --help` parsed as the command")
+            } catch {
+                XCTAssertEqual(TesseraCommand.exitCode(for: error), .success, "\(name): \(error)")
+            }
+        }
+    }
+
+    func testAMistypedCommandGetsASuggestion() {
+        XCTAssertEqual(TesseraCommand.subcommandSuggestion(["genrate", "-p", "hi"]), "Unknown command 'genrate'. Did you mean 'generate'?")
+        XCTAssertEqual(TesseraCommand.subcommandSuggestion(["chta"]), "Unknown command 'chta'. Did you mean 'chat'?")
+        XCTAssertEqual(TesseraCommand.subcommandSuggestion(["model"]), "Unknown command 'model'. Did you mean 'models'?")
+        for fine in [["generate"], ["models", "rm"], ["help"], ["--version"], [], ["xyzzy"]] {
+            XCTAssertNil(TesseraCommand.subcommandSuggestion(fine), "\(fine)")
+        }
+        XCTAssertEqual(TesseraCommand.editDistance("convrt", "convert"), 1)
+        XCTAssertEqual(TesseraCommand.editDistance("", "abc"), 3)
+        XCTAssertEqual(TesseraCommand.editDistance("kitten", "sitting"), 3)
+    }
+
+    /// `--generate-completion-script` for each shell names the subcommands and their options.
+    func testCompletionScriptsNameTheCommands() {
+        for shell in [CompletionShell.bash, .zsh, .fish] {
+            let script = TesseraCommand.completionScript(for: shell)
+            for word in ["generate", "chat", "convert", "models", "max-tokens", "quant-predicate"] {
+                XCTAssertTrue(script.contains(word), "\(shell) script lacks \(word)")
+            }
+        }
+    }
+
+    /// mlx_lm.convert's spellings: -q, --q-bits, --q-group-size; --dtype for an unquantized folder.
+    func testConvertTakesMLXLMsFlags() throws {
+        let fresh = "/tmp/tessera-cli-test-\(UInt64.random(in: 0...UInt64.max))"
+        let command = try ConvertCommand.parse(["-m", "/", "-o", fresh, "-q", "--q-bits", "8", "--q-group-size", "32"])
+        XCTAssertEqual(command.bits, 8)
+        XCTAssertEqual(command.groupSize, 32)
+        XCTAssertTrue(command.quantize)
+        XCTAssertEqual(try ConvertCommand.parse(["-m", "/", "-o", fresh, "--dtype", "bfloat16"]).dtype, "bfloat16")
+        XCTAssertEqual(
+            failure(ConvertCommand.self, ["-m", "/", "-o", fresh, "--dtype", "float8"]),
+            "--dtype must be float32, float16 or bfloat16, got float8")
+        for quantizing in [["-q"], ["--bits", "4"], ["--q-group-size", "64"], ["--quant-predicate", "mixed_3_6"]] {
+            XCTAssertTrue(
+                (failure(ConvertCommand.self, ["-m", "/", "-o", fresh, "--dtype", "float16"] + quantizing) ?? "").contains("--dtype"),
+                "\(quantizing)")
+        }
+    }
 }

@@ -6,6 +6,12 @@
 
 import Tessera
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// mlx-lm's `convert --quant-predicate` recipes (mlx_lm/convert.py): low bits for
 /// most layers, high bits for the LM head and for `v_proj` and `down_proj` in
 /// the first and last eighth of the layers and every third layer between, as
@@ -56,21 +62,38 @@ struct LayerBits {
     }
 }
 
-/// An input tensor of a conversion: its shape and dtype now, its values when asked.
+/// An input tensor of a conversion: its shape and dtype now, its values when
+/// asked: whole (`make`), or a block of rows at a time (`open`), so a big
+/// weight quantized from a compressed input (a GGUF's Q8_0 embedding, a
+/// quantized folder) is never held as one full float copy.
 struct ConversionSource {
     let shape: [Int]
     let dtype: DType
     let make: () throws -> Tensor
+    /// Reads what the rows are made from (once) and gives a function from a
+    /// range of rows to those rows' values, equal to the same rows of `make()`.
+    let open: () throws -> (Range<Int>) -> Tensor
 
-    init(shape: [Int], dtype: DType, make: @escaping () throws -> Tensor) {
+    init(
+        shape: [Int], dtype: DType, make: @escaping () throws -> Tensor,
+        open: (() throws -> (Range<Int>) -> Tensor)? = nil
+    ) {
         self.shape = shape
         self.dtype = dtype
         self.make = make
+        if let open {
+            self.open = open
+        } else {
+            self.open = {
+                let t = try make()
+                return { rows in t[rows] }
+            }
+        }
     }
 
     /// A tensor already at hand (lazy or mapped).
     init(_ t: Tensor) {
-        self.init(shape: t.shape, dtype: t.dtype, make: { t })
+        self.init(shape: t.shape, dtype: t.dtype, make: { t }, open: { { rows in t[rows] } })
     }
 
     var ndim: Int { shape.count }
@@ -86,8 +109,19 @@ final class ConversionPlan {
     /// layer and part each output name is.
     private var toQuantize: [String: (weight: ConversionSource, bits: Int)] = [:]
     private var parts: [String: (layer: String, part: Int)] = [:]
-    /// The current layer's (weight, scales, biases), computed when its first part is asked for.
-    private var computed: [String: [Tensor?]] = [:]
+    /// The current layer's (weight, scales, biases), each in blocks of rows,
+    /// computed when its first part is asked for.
+    private var computed: [String: [[Tensor]?]] = [:]
+    /// Rows converted at a time: about this many weights (4 MB of float32), so
+    /// the float values and the quantizer's temporaries stay small beside the
+    /// output. `TESSERA_CONVERT_BLOCK` sets it (0: whole tensors), to measure
+    /// what the blocks save; the written bytes are the same for any value.
+    let blockElements: Int = {
+        guard let text = getenv("TESSERA_CONVERT_BLOCK").map({ String(cString: $0) }), let n = Int(text), n >= 0 else {
+            return 1 << 20
+        }
+        return n == 0 ? Int.max : n
+    }()
     private var groupSize = 0
     /// Per-layer widths, for config.json.
     private(set) var layerBits: [String: Int] = [:]
@@ -141,25 +175,53 @@ final class ConversionPlan {
         return .object(JSONObject(fields))
     }
 
-    /// The tensor `entry` names; its inputs are released once nothing more needs them.
-    func produce(_ entry: Safetensors.PlannedTensor) throws -> Tensor {
+    /// The tensor `entry` names, whole or in blocks of rows (quantized layers);
+    /// its inputs are released once nothing more needs them.
+    func produce(_ entry: Safetensors.PlannedTensor) throws -> [Tensor] {
         if let source = direct.removeValue(forKey: entry.name) {
-            let t = try source.make()
-            guard let denseType, t.dtype.isFloatingPoint else { return t }
-            return t.asType(denseType)
+            let target = denseType
+            let cast = { (t: Tensor) -> Tensor in
+                guard let target, t.dtype.isFloatingPoint else { return t }
+                return t.asType(target)
+            }
+            guard source.ndim >= 1, source.shape.reduce(1, *) > blockElements else { return [cast(try source.make())] }
+            // Lazy blocks of rows, each computed when the writer comes to it.
+            let read = try source.open()
+            return Self.rowBlocks(source.shape, blockElements: blockElements).map { cast(read($0)) }
         }
         guard let (layer, part) = parts.removeValue(forKey: entry.name) else {
             throw ModelError.missingTensor(entry.name)
         }
         if computed[layer] == nil {
             guard let (weight, bits) = toQuantize.removeValue(forKey: layer) else { throw ModelError.missingTensor(layer + ".weight") }
-            let (wq, scales, biases) = quantize(try weight.make(), groupSize: groupSize, bits: bits)
-            try checkedEval([wq, scales, biases])
-            computed[layer] = [wq, scales, biases]
+            computed[layer] = try quantizeInBlocks(weight, bits: bits)
         }
-        guard let t = computed[layer]?[part] else { throw ModelError.missingTensor(entry.name) }
+        guard let pieces = computed[layer]?[part] else { throw ModelError.missingTensor(entry.name) }
         computed[layer]?[part] = nil
         if computed[layer]?.allSatisfy({ $0 == nil }) == true { computed[layer] = nil }
-        return t
+        return pieces
+    }
+
+    /// `weight` quantized `blockElements` weights' worth of rows at a time:
+    /// [weight, scales, biases] blocks. The groups lie within rows, so the blocks
+    /// are exactly the rows of quantizing the whole tensor at once.
+    private func quantizeInBlocks(_ weight: ConversionSource, bits: Int) throws -> [[Tensor]?] {
+        let read = try weight.open()
+        var blocks: [[Tensor]] = [[], [], []]
+        for rows in Self.rowBlocks(weight.shape, blockElements: blockElements) {
+            let (wq, scales, biases) = quantize(read(rows), groupSize: groupSize, bits: bits)
+            try checkedEval([wq, scales, biases])
+            for (i, t) in [wq, scales, biases].enumerated() { blocks[i].append(t) }
+        }
+        return blocks
+    }
+
+    /// The first axis of `shape` cut into blocks of about `blockElements` elements
+    /// (at least one row each; one empty block for no rows).
+    static func rowBlocks(_ shape: [Int], blockElements: Int) -> [Range<Int>] {
+        let rows = shape.first ?? 1, rowSize = Swift.max(shape.dropFirst().reduce(1, *), 1)
+        let step = Swift.max(1, blockElements / rowSize)
+        guard rows > 0 else { return [0..<0] }
+        return stride(from: 0, to: rows, by: step).map { $0..<Swift.min(rows, $0 + step) }
     }
 }

@@ -90,8 +90,7 @@ public enum ModelConverter {
         var tokenizerFiles: [(String, JSONValue)] = []
         var warnings: [String] = []
         if isFolder {
-            let (folderConfig, read) = try readFolder(model)
-            (config, tensors) = (folderConfig, read.mapValues(ConversionSource.init))
+            (config, tensors) = try readFolder(model)
             warnings += folderWarnings(model)
         } else {
             var unused: [String]
@@ -324,13 +323,15 @@ public enum ModelConverter {
         }
     }
 
-    /// Dense weights by Hugging Face name (already-quantized layers dequantized).
-    static func readFolder(_ path: String) throws -> (JSONValue, [String: Tensor]) {
+    /// Dense weights by Hugging Face name (already-quantized layers dequantized,
+    /// whole or a block of rows at a time).
+    static func readFolder(_ path: String) throws -> (JSONValue, [String: ConversionSource]) {
         let config = try ModelLoader.readConfig(path)
         let modelType = config["model_type"]?.string ?? "(none)"
         _ = try ModelRegistry.architecture(modelType).configuration(ConfigReader(json: config))
         let quantization = config["quantization"] ?? config["quantization_config"]
-        var tensors = try ModelLoader.readTensors(path)
+        let tensors = try ModelLoader.readTensors(path)
+        var sources = tensors.mapValues(ConversionSource.init)
         for name in tensors.keys where name.hasSuffix(".scales") {
             let base = String(name.dropLast(".scales".count))
             guard let w = tensors[base + ".weight"] else { throw ModelError.missingTensor(base + ".weight") }
@@ -338,11 +339,18 @@ public enum ModelConverter {
             guard let scales = tensors[name] else { continue }
             let q = try WeightSource.checkedQuantized(
                 base, weight: w, scales: scales, biases: tensors[base + ".biases"], groupSize: group, bits: bits)
-            tensors[base + ".weight"] = dequantize(q.weight, scales: q.scales, biases: q.biases, groupSize: group, bits: bits)
-            tensors[name] = nil
-            tensors[base + ".biases"] = nil
+            let whole = dequantize(q.weight, scales: q.scales, biases: q.biases, groupSize: group, bits: bits)
+            sources[base + ".weight"] = ConversionSource(
+                shape: whole.shape, dtype: whole.dtype, make: { whole },
+                open: {
+                    { rows in
+                        dequantize(q.weight[rows], scales: q.scales[rows], biases: q.biases[rows], groupSize: group, bits: bits)
+                    }
+                })
+            sources[name] = nil
+            sources[base + ".biases"] = nil
         }
-        return (config, tensors)
+        return (config, sources)
     }
 
     /// A GGUF's tensors under Hugging Face names and conventions (as the
@@ -373,10 +381,17 @@ public enum ModelConverter {
                 let stored_name = conventions.ggufName(base) + suffix
                 guard !used.contains(stored_name), let info = file.info(stored_name) else { continue }
                 used.insert(stored_name)
-                sources[base + suffix] = ConversionSource(shape: info.shape, dtype: .float32) {
+                let fetch = { () throws -> StoredWeight in
                     guard let w = try stored.fetch(base, suffix) else { throw ModelError.missingTensor(stored_name) }
-                    return w.dense.asType(.float32)
+                    return w
                 }
+                sources[base + suffix] = ConversionSource(
+                    shape: info.shape, dtype: .float32, make: { try fetch().dense.asType(.float32) },
+                    open: {
+                        // The stored (compressed) tensor once; each block of rows dequantized from it.
+                        let w = try fetch()
+                        return { rows in w.mapRows { $0[rows] }.dense.asType(.float32) }
+                    })
             }
         }
         var tokenizerFiles: [(String, JSONValue)] = []

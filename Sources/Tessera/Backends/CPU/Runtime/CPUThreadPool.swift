@@ -45,8 +45,8 @@ final class ThreadPool: @unchecked Sendable {
     private let sleepers = Atomic<Int>(0)
     /// Whether the caller sleeps on `done`.
     private let callerSleeps = Atomic<Bool>(false)
-    /// Nanoseconds a worker spins for the next job, and the caller for its workers, before sleeping.
-    private let spinNanos: UInt64
+    /// How long a worker spins for the next job, and the caller for its workers, before sleeping.
+    private let spinLimit: Duration
     /// Bumped by `stopSpinning`: spinning workers go to sleep at once.
     private let parkRequests = Atomic<Int>(0)
     /// The caller's closure, read in place (never copied into the pool);
@@ -61,7 +61,7 @@ final class ThreadPool: @unchecked Sendable {
 
     init(threads: Int, spinMicroseconds: Int = ThreadPool.defaultSpinMicroseconds()) {
         threadCount = max(1, threads)
-        spinNanos = UInt64(max(0, spinMicroseconds)) * 1000
+        spinLimit = .microseconds(max(0, spinMicroseconds))
         pthread_mutex_init(&mutex, nil)
         pthread_cond_init(&wake, nil)
         pthread_cond_init(&done, nil)
@@ -78,26 +78,20 @@ final class ThreadPool: @unchecked Sendable {
         return 300
     }
 
-    private static func nanoseconds() -> UInt64 {
-        var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
-        return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
-    }
-
-    /// Spins up to `spinNanos` until `done()` holds; whether it does. Every
+    /// Spins up to `spinLimit` (on `ContinuousClock`) until `done()` holds; whether it does. Every
     /// 64 pauses the spinner yields its core: when another thread is waiting
     /// for one (a core taken by another process, the stream's worker with an
     /// op to run), that thread runs instead of the spin; when none is, the
     /// yield returns at once.
     private func spin(until done: () -> Bool) -> Bool {
-        if spinNanos == 0 { return done() }
-        let start = ThreadPool.nanoseconds()
+        if spinLimit == .zero { return done() }
+        let clock = ContinuousClock(), start = clock.now
         var i = 0
         while !done() {
             tk_spin_pause()
             i += 1
             if i & 63 == 0 {
-                if ThreadPool.nanoseconds() - start > spinNanos { return done() }
+                if clock.now - start > spinLimit { return done() }
                 sched_yield()
             }
         }
