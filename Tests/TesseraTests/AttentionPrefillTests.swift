@@ -81,7 +81,7 @@ final class AttentionPrefillTests: XCTestCase {
         for j in 0..<150 { keep[7 * lk + j] = false }  // row 7 only the last tile's keys
         for i in 20..<lq where i % 3 == 0 { keep[i * lk + (i * 7) % lk] = false }
         let boolMask = Tensor(keep, shape: [1, 1, lq, lk])
-        let addMask = Self.values([1, 1, lq, lk], 5) * 3
+        let addMask = Self.values([1, 1, lq, lk], 5) * Float(3)
         let tolerance = FixtureComparison.within(Tolerance(rtol: 1e-5, atol: 1e-6))
         forEachISA { isa in
             let q = Self.values([2, hq, lq, d], 3)
