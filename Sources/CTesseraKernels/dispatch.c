@@ -118,6 +118,11 @@ void tk_gemv(int form, int dtype, const void *W, long ldw, const float *x, long 
     T->gemv(form, dtype, W, ldw, x, K, y, n);
 }
 void tk_attention(const tk_attention_args *args) { T->attention(args); }
+long tk_attention_flash_keys_stride(long lk) { return (lk + 63) / 64 * 64; }
+void tk_attention_flash_keys(const tk_attention_args *args, float *kt) { T->attention_flash_keys(args, kt); }
+void tk_attention_flash(const tk_attention_args *args, const float *kt, long r0, long r1) {
+    T->attention_flash(args, kt, r0, r1);
+}
 void tk_attention_merge(long rows, long dv, long parts, const float *outs, const float *stats, float *out) {
     for (long r = 0; r < rows; r++) {
         float m = -INFINITY, l = 0;

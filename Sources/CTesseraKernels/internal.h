@@ -22,6 +22,8 @@ typedef struct {
                 long, long);
     void (*dequantize_rows)(int, const uint32_t *, const void *, const void *, float *, long, int, int, long, long);
     void (*attention)(const tk_attention_args *);
+    void (*attention_flash_keys)(const tk_attention_args *, float *);
+    void (*attention_flash)(const tk_attention_args *, const float *, long, long);
 } tk_table;
 
 extern const tk_table tk_table_baseline;

@@ -490,8 +490,10 @@ static void k_reduce_cols(int op, int dtype, const void *x, long rows, long n, l
 #include "kernels_gemm.h"
 #include "kernels_quantized.h"
 #include "kernels_attention.h"
+#include "kernels_flash.h"
 
 const tk_table TK_TABLE = {
     k_binary, k_unary, k_convert, k_reduce_rows, k_reduce_cols, k_softmax_rows, k_rmsnorm_rows,
     k_layernorm_rows, k_gemm, k_gemv, k_qmv, k_dequantize_rows, k_attention,
+    k_attention_flash_keys, k_attention_flash,
 };

@@ -20,12 +20,15 @@
 // every row of x, 4 rows per register block (acc: 8 float vectors, 16
 // integer vectors: for XB = 1 the even and odd steps of a block sum apart, so
 // that enough independent vpdpbusd chains hide its latency). Threads take
-// panels (tk_qgemm4's n0..n1).
+// panels (tk_qgemm4's n0..n1). The packing (tk_qg_panel) and the rounding of
+// x are shared with the AVX2 kernel (kernels_qgemm_avx2.c), which tk_qgemm4
+// runs where VNNI is missing or turned off.
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
 #include "internal.h"
+#include "qgemm.h"
 
 /// Bytes of prepared x for M rows of K values with XB bytes per value:
 /// per row, XB planes of K signed bytes, K/32 block scales and K/group group sums.
@@ -81,6 +84,56 @@ int tk_qgemm4_prepare(const float *x, long M, long K, int group, int XB, void *p
     return 1;
 }
 
+/// Fills a panel (tk_qgemm4_panel_bytes of scratch) for columns n0..<n0+32 (those
+/// below N; the rest zero) of 4-bit wq [N, K/8 words]: codes as
+/// panel[(k/4) * 128 + c * 4 + t] = q[n0 + c, k + t] (lane c % 16 of vector
+/// c / 16 holds column c's 4 codes), then the scales and biases transposed,
+/// ps[g * 32 + c] = s[n0 + c, g] (zero past the columns) after the codes.
+/// Each 8 codes of a row (one 32-bit word) spread to 8 bytes with shifts
+/// and masks, 2 stores: a small part of a panel's products at 128+ rows.
+void tk_qg_panel(int sdt, const uint32_t *wq, const void *scales, const void *biases, long N, long K, int group,
+                 long n0, void *scratch) {
+    const long rowBytes = K / 2;
+    uint8_t *panel = (uint8_t *)scratch;
+    for (int c = 0; c < 32; c++) {
+        long n = n0 + c;
+        uint8_t *dst = panel + c * 4;
+        if (n >= N) {
+            for (long s = 0; s < K / 4; s++) memset(dst + s * 128, 0, 4);
+            continue;
+        }
+        const uint8_t *src = (const uint8_t *)wq + n * rowBytes;
+        for (long s = 0; s < K / 8; s++) {
+            uint32_t w;
+            memcpy(&w, src + 4 * s, 4);
+            uint64_t v = w;  // nibble i (code 8s + i) to byte i
+            v = (v | (v << 16)) & 0x0000FFFF0000FFFFull;
+            v = (v | (v << 8)) & 0x00FF00FF00FF00FFull;
+            v = (v | (v << 4)) & 0x0F0F0F0F0F0F0F0Full;
+            uint32_t lo = (uint32_t)v, hi = (uint32_t)(v >> 32);
+            memcpy(dst + (2 * s) * 128, &lo, 4);
+            memcpy(dst + (2 * s + 1) * 128, &hi, 4);
+        }
+    }
+    tk_qg_panel_scales(sdt, scales, biases, N, K, group, n0, scratch);
+}
+
+/// The scales and biases part of tk_qg_panel.
+void tk_qg_panel_scales(int sdt, const void *scales, const void *biases, long N, long K, int group, long n0,
+                        void *scratch) {
+    const long groups = K / group;
+    const size_t es = (size_t)tk_size(sdt);
+    float *ps = (float *)((uint8_t *)scratch + K * 32), *pb = ps + groups * 32;
+    for (int c = 0; c < 32; c++) {
+        long n = n0 + c;
+        const char *sr = (const char *)scales + (size_t)n * groups * es, *br = (const char *)biases + (size_t)n * groups * es;
+        for (long g = 0; g < groups; g++) {
+            ps[g * 32 + c] = n < N ? tk_load1(sdt, sr, g) : 0;
+            pb[g * 32 + c] = n < N ? tk_load1(sdt, br, g) : 0;
+        }
+    }
+}
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 
@@ -96,24 +149,52 @@ static inline __m512 qg_load16(int dtype, const void *p, int n) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
-/// Packs columns n0..<n0+32 (those below N; the rest zero) of 4-bit wq [N, K/8 words]:
-/// panel[(k/4) * 128 + v * 64 + j * 4 + t] = q[n0 + 16 v + j, k + t].
-static void qg_pack(const uint32_t *wq, long N, long K, long n0, uint8_t *panel) {
-    const long rowBytes = K / 2;
+/// tk_qg_panel_scales for a whole panel: each column's row of scales
+/// (biases) widened 16 at a time, then stored down its column of ps (pb).
+static void qg_scales_avx512(int sdt, const void *scales, const void *biases, long K, int group, long n0,
+                             void *scratch) {
+    const long groups = K / group;
+    const size_t es = (size_t)tk_size(sdt);
+    float *ps = (float *)((uint8_t *)scratch + K * 32), *pb = ps + groups * 32;
     for (int c = 0; c < 32; c++) {
-        long n = n0 + c;
-        uint8_t *dst = panel + (c / 16) * 64 + (c % 16) * 4;
-        if (n >= N) {
-            for (long s = 0; s < K / 4; s++) memset(dst + s * 128, 0, 4);
-            continue;
-        }
-        const uint8_t *src = (const uint8_t *)wq + n * rowBytes;
-        for (long s = 0; s < K / 4; s++) {
-            uint8_t a = src[2 * s], b = src[2 * s + 1];
-            uint8_t *o = dst + s * 128;
-            o[0] = a & 15, o[1] = a >> 4, o[2] = b & 15, o[3] = b >> 4;
+        for (int which = 0; which < 2; which++) {
+            const char *src = (const char *)(which ? biases : scales) + (size_t)(n0 + c) * groups * es;
+            float *dst = (which ? pb : ps) + c;
+            for (long g0 = 0; g0 < groups; g0 += 16) {
+                int n = groups - g0 < 16 ? (int)(groups - g0) : 16;
+                float t[16];
+                _mm512_storeu_ps(t, qg_load16(sdt, src + g0 * es, n));
+                for (int j = 0; j < n; j++) dst[(g0 + j) * 32] = t[j];
+            }
         }
     }
+}
+
+/// tk_qg_panel for a whole panel (n0 + 32 <= N) with AVX-512: per 8 codes of
+/// 16 columns one gather of their 32-bit words, the nibbles split by masks
+/// and shifts, interleaved to bytes (unpack) and sorted into the two
+/// 4-code steps (permute): the same bytes as tk_qg_panel, ~10x fewer instructions.
+static void qg_panel_avx512(int sdt, const uint32_t *wq, const void *scales, const void *biases, long K, int group,
+                            long n0, void *scratch) {
+    const long rowBytes = K / 2;
+    uint8_t *panel = (uint8_t *)scratch;
+    const __m512i idx = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32((int)rowBytes));
+    // word j = 4L + i of the 16: codes 0-3 in dword 4L + 2i of unpacklo (i < 2) or of unpackhi (i >= 2); codes 4-7 next
+    const __m512i first = _mm512_setr_epi32(0, 2, 16, 18, 4, 6, 20, 22, 8, 10, 24, 26, 12, 14, 28, 30);
+    const __m512i second = _mm512_add_epi32(first, _mm512_set1_epi32(1));
+    const __m512i nib = _mm512_set1_epi8(15);
+    for (int v = 0; v < 2; v++) {
+        const uint8_t *base = (const uint8_t *)wq + (n0 + 16 * v) * rowBytes;
+        for (long s = 0; s < K / 8; s++) {
+            __m512i w = _mm512_i32gather_epi32(idx, base + 4 * s, 1);
+            __m512i t = _mm512_and_si512(w, nib), u = _mm512_and_si512(_mm512_srli_epi32(w, 4), nib);
+            __m512i a = _mm512_unpacklo_epi8(t, u), b = _mm512_unpackhi_epi8(t, u);
+            _mm512_storeu_si512(panel + (2 * s) * 128 + v * 64, _mm512_permutex2var_epi32(a, first, b));
+            _mm512_storeu_si512(panel + (2 * s + 1) * 128 + v * 64, _mm512_permutex2var_epi32(a, second, b));
+        }
+    }
+    qg_scales_avx512(sdt, scales, biases, K, group, n0, scratch);
 }
 
 /// RB (1..4) rows of prepared x against one packed panel: out rows get columns n0..<n0+cols.
@@ -184,23 +265,16 @@ static inline __attribute__((always_inline)) void qg_tile(int RB, int XB, const 
 }
 
 /// out [M, N] float32 (row stride N), columns n0..<n1 (n0 a multiple of 32),
-/// from x prepared by tk_qgemm4_prepare; `panel` scratch of tk_qgemm4_panel_bytes(K, group).
+/// from x prepared by tk_qgemm4_prepare; `scratch` of tk_qgemm4_panel_bytes(K, group).
 static void qgemm4_vnni(int sdt, const void *prepared, const uint32_t *wq, const void *scales, const void *biases,
                         float *out, long M, long N, long K, int group, int XB, long n0, long n1, void *scratch) {
     const long row = (long)XB * K + (K / 32) * 4 + (K / group) * 4, groups = K / group;
-    const size_t es = (size_t)tk_size(sdt);
     uint8_t *panel = (uint8_t *)scratch;
     float *ps = (float *)(panel + K * 32), *pb = ps + groups * 32;
     for (long p = n0; p < n1; p += 32) {
         int cols = n1 - p < 32 ? (int)(n1 - p) : 32;
-        qg_pack(wq, N, K, p, panel);
-        // scales and biases, transposed: ps[g * 32 + c] = s[p + c, g] (zero past the columns)
-        for (long g = 0; g < groups; g++)
-            for (int c = 0; c < 32; c++) {
-                long n = p + c;
-                ps[g * 32 + c] = c < cols ? tk_load1(sdt, (const char *)scales + (size_t)n * groups * es, g) : 0;
-                pb[g * 32 + c] = c < cols ? tk_load1(sdt, (const char *)biases + (size_t)n * groups * es, g) : 0;
-            }
+        if (p + 32 <= N) qg_panel_avx512(sdt, wq, scales, biases, K, group, p, scratch);
+        else tk_qg_panel(sdt, wq, scales, biases, N, K, group, p, scratch);
         for (long m = 0; m < M; m += 4) {
             int rb = M - m < 4 ? (int)(M - m) : 4;
             const int8_t *xr[4];
@@ -226,8 +300,10 @@ static void qgemm4_vnni(int sdt, const void *prepared, const uint32_t *wq, const
 
 #pragma clang attribute pop
 
-static int qgemm_isa_ok(void) { return tk_isa() == TK_ISA_AVX512 && tk_qmv_vnni(); }
+static int qgemm_vnni_ok(void) { return tk_isa() == TK_ISA_AVX512 && tk_qmv_vnni(); }
+static int qgemm_isa_ok(void) { return tk_isa() >= TK_ISA_AVX2; }
 #else
+static int qgemm_vnni_ok(void) { return 0; }
 static int qgemm_isa_ok(void) { return 0; }
 #endif
 
@@ -238,11 +314,16 @@ int tk_qgemm4_available(int sdtype, long K, int group) {
            (group == 32 || group == 64 || group == 128) && K % group == 0;
 }
 
+int tk_qgemm4_vnni_active(void) { return qgemm_vnni_ok(); }
+
 int tk_qgemm4(int sdtype, const void *prepared, const uint32_t *wq, const void *scales, const void *biases, float *out,
               long M, long N, long K, int group, int XB, long n0, long n1, void *scratch) {
     if (!tk_qgemm4_available(sdtype, K, group) || (XB != 1 && XB != 2) || n0 % 32 != 0) return 0;
 #if defined(__x86_64__)
-    qgemm4_vnni(sdtype, prepared, wq, scales, biases, out, M, N, K, group, XB, n0, n1 > N ? N : n1, scratch);
+    if (qgemm_vnni_ok())
+        qgemm4_vnni(sdtype, prepared, wq, scales, biases, out, M, N, K, group, XB, n0, n1 > N ? N : n1, scratch);
+    else
+        tk_qgemm4_avx2(sdtype, prepared, wq, scales, biases, out, M, N, K, group, XB, n0, n1 > N ? N : n1, scratch);
     return 1;
 #else
     (void)prepared, (void)wq, (void)scales, (void)biases, (void)out, (void)M, (void)N, (void)n1, (void)scratch;

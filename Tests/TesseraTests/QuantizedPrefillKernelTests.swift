@@ -6,8 +6,9 @@ import XCTest
 
 /// The prefill quantized product (more than `qmvMaxRows` rows of x) against
 /// the double-precision reference of CPUKernelTests, on every instruction set
-/// the dispatch can pick: the integer kernel (AVX-512 VNNI,
-/// kernels_qgemm_vnni.c, at `QuantizedMatmulPrecision.high`) and the float
+/// the dispatch can pick: the integer kernels at `QuantizedMatmulPrecision.high`
+/// (AVX-512 VNNI, kernels_qgemm_vnni.c; AVX2 vpmaddubsw, kernels_qgemm_avx2.c,
+/// on the AVX2 variant and on AVX-512 with VNNI turned off) and the float
 /// kernel (dequantized weights and the float32 GEMM) everywhere else.
 ///
 /// Tolerance: the float kernel within CPUKernelTests' float32 1e-5 of the
@@ -69,31 +70,92 @@ extension CPUKernelTests {
         }
     }
 
+    /// At `.high` on every instruction set the dispatch can pick: the
+    /// baseline takes the float kernel, AVX2 and AVX-512 without VNNI the
+    /// AVX2 integer kernel, AVX-512 with VNNI the VNNI one; each within the
+    /// reference's tolerance plus the rounding of x to 16 bits (the float
+    /// kernel within 1e-5 alone). Rows 17-35 (row blocks of 2 and 4 with
+    /// every remainder), partial column panels of 32 and halves of 16, every
+    /// group size and scale dtype; the two integer kernels give the same
+    /// floats bit for bit (the same exact block sums, the same float steps).
+    func testIntegerPrefillOnEveryInstructionSet() throws {
+        _ = tk_set_qmv_x_bytes(2)
+        defer { _ = tk_set_qmv_x_bytes(3) }
+        let cases: [(group: Int, k: Int, sdt: DType, m: Int, n: Int)] = [
+            (32, 32, .float32, 17, 40), (32, 96, .float16, 18, 70), (64, 192, .bfloat16, 19, 9),
+            (128, 384, .float32, 35, 333), (32, 576, .float16, 20, 48), (64, 128, .float32, 33, 17),
+        ]
+        for c in cases {
+            let ops = Self.quantizedOperands(bits: 4, group: c.group, n: c.n, k: c.k, seed: UInt64(c.k + c.n), dtype: c.sdt)
+            let xv = Self.values(c.m * c.k, seed: UInt64(c.m * 7 + c.k))
+            let (want, scale) = Self.referenceMatmul(xv, ops.w, m: c.m, n: c.n, k: c.k)
+            let slack = Self.integerRounding(
+                xv, ops.w, biases: ops.biases, group: c.group, m: c.m, n: c.n, k: c.k, range: 127 * 257)
+            var integerResults: [String: [Float]] = [:]
+            for isa in 0...Int(tk_isa_supported()) {
+                for vnni in (isa == 2 && tk_qmv_vnni() != 0 ? [1, 0] : [-1]) {
+                    _ = tk_set_isa(Int32(isa))
+                    if vnni >= 0 { _ = tk_set_qmv_vnni(Int32(vnni)) }
+                    defer {
+                        _ = tk_set_isa(tk_isa_supported())
+                        _ = tk_set_qmv_vnni(1)
+                    }
+                    let sdtCode = Int32(SIMDKernels.code(c.sdt)!)
+                    let integer = tk_qgemm4_available(sdtCode, c.k, Int32(c.group)) != 0
+                    let label = ["baseline", "avx2", "avx512"][isa] + (vnni == 0 ? " without VNNI" : "")
+                    XCTAssertEqual(integer, isa >= 1, "\(label): the integer kernel is available from AVX2 on")
+                    if integer { XCTAssertEqual(tk_qgemm4_vnni_active() != 0, isa == 2 && vnni == 1, label) }
+                    let out = ArrayView.allocate(shape: [c.m, c.n], dtype: .float32)
+                    try QuantizedKernels.matmul(
+                        x: Tensor(xv, shape: [c.m, c.k]).view(), wq: Tensor(ops.wq, shape: [c.n, c.k / 8]).view(),
+                        scales: Tensor(ops.scales, shape: [c.n, c.k / c.group]).asType(c.sdt).view(),
+                        biases: Tensor(ops.biases, shape: [c.n, c.k / c.group]).asType(c.sdt).view(),
+                        groupSize: c.group, bits: 4, into: out)
+                    let got = Tensor(evaluated: out).toArray(Float.self)
+                    assertClose(got, want, rel: 1e-5, scale: scale, slack: integer ? slack : nil,
+                                "\(label) g\(c.group) k=\(c.k) \(c.sdt) m=\(c.m) n=\(c.n)")
+                    if integer { integerResults[label] = got }
+                }
+            }
+            let distinct = Set(integerResults.values.map { $0.map(\.bitPattern) })
+            XCTAssertLessThanOrEqual(distinct.count, 1, "the integer kernels differ: \(integerResults.keys.sorted())")
+        }
+    }
+
     /// The kernel itself at 8-bit x (XB = 1), and at 16-bit, on column
     /// ranges as the pool splits them (panels of 32, the last one short).
     func testIntegerPrefillKernelBothXWidths() throws {
         guard tk_qgemm4_available(Int32(TK_F32), 192, 64) != 0 else {
-            throw XCTSkip("this CPU has no AVX-512 VNNI: the integer prefill kernel does not run here")
+            throw XCTSkip("this CPU has no AVX2: the integer prefill kernels do not run here")
         }
         let m = 23, n = 75, k = 192, group = 64
         let ops = Self.quantizedOperands(bits: 4, group: group, n: n, k: k, seed: 3, dtype: .float32)
         let xv = Self.values(m * k, seed: 4)
         let (want, scale) = Self.referenceMatmul(xv, ops.w, m: m, n: n, k: k)
-        for (xb, range) in [(1, 127.0), (2, 127.0 * 257)] {
-            let bytes = tk_qgemm4_x_bytes(m, k, Int32(group), Int32(xb))
-            var prepared = [UInt8](repeating: 0, count: bytes)
-            var out = [Float](repeating: .nan, count: m * n)
-            var scratch = [UInt8](repeating: 0, count: tk_qgemm4_panel_bytes(k, Int32(group)))
-            XCTAssertEqual(tk_qgemm4_prepare(xv, m, k, Int32(group), Int32(xb), &prepared), 1)
-            for n0 in stride(from: 0, to: n, by: 32) {
-                XCTAssertEqual(
-                    tk_qgemm4(Int32(TK_F32), prepared, ops.wq, ops.scales, ops.biases, &out, m, n, k, Int32(group),
-                              Int32(xb), n0, Swift.min(n, n0 + 32), &scratch), 1)
+        // VNNI where the CPU has it, AVX2 with VNNI off, and the AVX2 variant
+        for (isa, vnni) in [(Int(tk_isa_supported()), 1), (Int(tk_isa_supported()), 0), (1, 1)] {
+            _ = tk_set_isa(Int32(isa))
+            _ = tk_set_qmv_vnni(Int32(vnni))
+            defer {
+                _ = tk_set_isa(tk_isa_supported())
+                _ = tk_set_qmv_vnni(1)
             }
-            assertClose(out, want, rel: 1e-5, scale: scale,
-                        slack: Self.integerRounding(xv, ops.w, biases: ops.biases, group: group, m: m, n: n, k: k,
-                                                    range: range),
-                        "XB \(xb)")
+            for (xb, range) in [(1, 127.0), (2, 127.0 * 257)] {
+                let bytes = tk_qgemm4_x_bytes(m, k, Int32(group), Int32(xb))
+                var prepared = [UInt8](repeating: 0, count: bytes)
+                var out = [Float](repeating: .nan, count: m * n)
+                var scratch = [UInt8](repeating: 0, count: tk_qgemm4_panel_bytes(k, Int32(group)))
+                XCTAssertEqual(tk_qgemm4_prepare(xv, m, k, Int32(group), Int32(xb), &prepared), 1)
+                for n0 in stride(from: 0, to: n, by: 32) {
+                    XCTAssertEqual(
+                        tk_qgemm4(Int32(TK_F32), prepared, ops.wq, ops.scales, ops.biases, &out, m, n, k, Int32(group),
+                                  Int32(xb), n0, Swift.min(n, n0 + 32), &scratch), 1)
+                }
+                assertClose(out, want, rel: 1e-5, scale: scale,
+                            slack: Self.integerRounding(xv, ops.w, biases: ops.biases, group: group, m: m, n: n, k: k,
+                                                        range: range),
+                            "isa \(isa) VNNI \(tk_qgemm4_vnni_active()) XB \(xb)")
+            }
         }
         // A block with a non-finite value, or of tiny values only, is refused (the caller takes the float kernel).
         for special: Float in [.nan, .infinity, 1e-30] {

@@ -4,6 +4,11 @@
 // Tessera's `TokenGenerator` prefill (the whole prompt as one chunk, as the
 // lm suite does) and then the peer's `Llama.eval` of the same ids (2 threads,
 // a fresh context, logits of the last position only, as both sides keep).
+// Quantized products at `QuantizedMatmulPrecision.high`, as `tessera
+// generate` runs them (its --precision default): 4-bit prefill products on
+// integer dot products. Before 2026-12-06 this suite left the process
+// default (.highest: dequantized weights and the float32 GEMM), so its
+// figures were not what generate does.
 // Reported: median tok/s per length over the repetitions and the ratio
 // Tessera / llama.cpp (above 1: Tessera is faster), with the per-repetition
 // ratios, so a noisy machine shows in the spread.
@@ -13,6 +18,7 @@
 //   TESSERA_BENCH_LLAMA_PYTHON       a python with llama_cpp (default: python3)
 //   TESSERA_BENCH_PREFILL_LENGTHS    comma-separated prompt lengths (default 128,512,2000)
 //   TESSERA_BENCH_REPS               repetitions (default 3)
+//   TESSERA_BENCH_PRECISION          high (default, as generate) or highest
 
 import Foundation
 import Tessera
@@ -47,9 +53,13 @@ func runPrefillSuite() {
         print("prefill suite: cannot load \(path): \(error)")
         return
     }
+    // as `tessera generate` (its --precision default) unless asked otherwise
+    let highest = env["TESSERA_BENCH_PRECISION"] == "highest"
+    QuantizedMatmulPrecision.current = highest ? .highest : .high
     print("prefill suite: \(path)")
     print("prompt lengths \(lengths), \(reps) interleaved repetitions, medians; Tessera \(_CPUKernels.threadCount) threads"
-        + " (ISA \(_CPUKernels.isa)), llama.cpp 2 threads")
+        + " (ISA \(_CPUKernels.isa)), quantized products at "
+        + (highest ? ".highest (float GEMM)" : ".high as `tessera generate`") + ", llama.cpp 2 threads")
     var ours = lengths.map { _ in [Double]() }
     var theirs = lengths.map { _ in [Double]() }
     var peerFailure: PeerError?

@@ -168,6 +168,18 @@ void tk_attention(const tk_attention_args *args);
 /// softmax-weighted sum over all the parts' keys (NaN for a row no part saw).
 void tk_attention_merge(long rows, long dv, long parts, const float *outs, const float *stats, float *out);
 
+/// Flash-style attention for many query rows (kernels_flash.h): the keys by
+/// tiles of 64, an online softmax (running maximum and sum per row), P V
+/// accumulated into the output rows; no rows x keys score matrix. Same
+/// arguments and results as tk_attention (without key_begin/key_end/stats),
+/// for output rows r0..<r1 of heads * lq (row r: head r / lq, position r %
+/// lq), so that threads can take blocks of rows. kt: the keys transposed by
+/// tk_attention_flash_keys into d * tk_attention_flash_keys_stride(lk) floats
+/// (once per key/value head, shared by every block of rows).
+long tk_attention_flash_keys_stride(long lk);
+void tk_attention_flash_keys(const tk_attention_args *args, float *kt);
+void tk_attention_flash(const tk_attention_args *args, const float *kt, long r0, long r1);
+
 // ---- quantized matmul (MLX affine format) ---------------------------------------
 //
 // w[n, k] = scale[n, k/group] * q[n, k] + bias[n, k/group], q packed in
@@ -218,15 +230,19 @@ int tk_set_qmv_vnni(int enable);
 int tk_qmv_x_bytes(void);
 int tk_set_qmv_x_bytes(int bytes);
 
-/// The 4-bit product for many rows of x (prefill) on AVX-512 VNNI integer
-/// dot products (kernels_qgemm_vnni.c): x float32 [M, K] rounded per block of
+/// The 4-bit product for many rows of x (prefill) on integer dot products:
+/// AVX-512 VNNI vpdpbusd (kernels_qgemm_vnni.c) or, on x86 CPUs without it
+/// (or with tk_set_qmv_vnni(0)), AVX2 vpmaddubsw (kernels_qgemm_avx2.c), both
+/// giving the same floats. x float32 [M, K] is rounded per block of
 /// 32 values to XB = 1 or 2 signed bytes by tk_qgemm4_prepare (into
 /// tk_qgemm4_x_bytes of memory; 0 where a block holds a non-finite or tiny
 /// value, for which the float kernel must run), then tk_qgemm4 writes float32 out [M, N]
 /// columns n0..<n1 (n0 a multiple of 32) with tk_qgemm4_panel_bytes of
-/// scratch per caller. tk_qgemm4 returns 0 (and writes nothing) where the
-/// kernel is not available (no VNNI, tk_set_isa lowered, tk_set_qmv_vnni(0)).
+/// scratch per caller. tk_qgemm4 returns 0 (and writes nothing) where no
+/// integer kernel is available (the baseline variant, tk_set_isa lowered
+/// below AVX2, a non-x86 CPU); tk_qgemm4_vnni_active says which one runs.
 int tk_qgemm4_available(int sdtype, long K, int group);
+int tk_qgemm4_vnni_active(void);
 long tk_qgemm4_x_bytes(long M, long K, int group, int XB);
 int tk_qgemm4_prepare(const float *x, long M, long K, int group, int XB, void *prepared);
 long tk_qgemm4_panel_bytes(long K, int group);

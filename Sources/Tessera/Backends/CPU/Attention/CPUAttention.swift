@@ -7,17 +7,18 @@
 // Few query rows per key/value head (decode steps, short chunks: at most
 // `fewRows` of them) go to the C kernel tk_attention (kernels_attention.h):
 // dot products, scale/mask, softmax and the weighted sum of values in one
-// call, without BLAS. More rows go through the GEMM and softmax row kernels:
-// scores = Q Kᵀ (the query heads that share the key/value head stacked as
-// one matrix when their rows are evenly spaced), scaled and masked, softmax
-// by rows (tk_softmax_rows), then P V written straight into the output;
-// causal masking skips the keys no query of a block can see.
+// call, without BLAS. More rows (prefill) go to the flash-style kernel
+// tk_attention_flash (kernels_flash.h): tiles of 64 keys, an online softmax,
+// P V accumulated into the output rows, no rows × keys score matrix; each
+// key/value head's keys are transposed once for it, and blocks of query
+// positions are the pool's tasks; causal blocks skip the tiles no row of
+// theirs can see.
 
 import CTesseraKernels
 
 enum AttentionKernels {
-    /// Query rows per scores block (bounds the scratch to rows × Lk floats).
-    static let blockRows = 256
+    /// Query positions per task of the flash-style kernel.
+    static let flashRows = 128
     /// Multiply-adds below which attention stays on the calling thread.
     static let parallelWork = 1 << 21
     /// The same for the few-rows kernel: the pool's workers spin between a
@@ -61,33 +62,33 @@ enum AttentionKernels {
         let po = try RowKernels.writePointer(output).assumingMemoryBound(to: Float.self)
         let boolMask = try mask.flatMap { $0.dtype == .bool ? UnsafePointer(try $0.hostPointer(Bool.self)) : nil }
         let addMask = try mask.flatMap { $0.dtype == .float32 ? UnsafePointer(try $0.hostPointer(Float.self)) : nil }
-        if groups * lq <= fewRows {
-            let perHead = q.strides[1], batchQ = q.strides[0]
-            let m = mask.map { (b: $0.strides[0], h: $0.strides[1], i: $0.strides[2], j: $0.strides[3]) }
-            let args = { (index: Int) -> tk_attention_args in
-                let b = index / hk, kh = index % hk, head = kh * groups
-                var a = tk_attention_args()
-                a.q = pq + b * batchQ + head * perHead
-                a.q_head_stride = perHead
-                a.q_row_stride = q.strides[2]
-                a.k = pk + b * k.strides[0] + kh * k.strides[1]
-                a.k_stride = k.strides[2]
-                a.v = pv + b * v.strides[0] + kh * v.strides[1]
-                a.v_stride = v.strides[2]
-                a.out = po + (b * hq + head) * lq * dv
-                if let m {
-                    let at = b * m.b + head * m.h
-                    if let boolMask {
-                        a.bool_mask = UnsafeRawPointer(boolMask + at).assumingMemoryBound(to: UInt8.self)
-                    }
-                    if let addMask { a.add_mask = addMask + at }
-                    (a.mask_head_stride, a.mask_row_stride, a.mask_col_stride) = (m.h, m.i, m.j)
+        let perHead = q.strides[1], batchQ = q.strides[0]
+        let m = mask.map { (b: $0.strides[0], h: $0.strides[1], i: $0.strides[2], j: $0.strides[3]) }
+        let args = { (index: Int) -> tk_attention_args in
+            let b = index / hk, kh = index % hk, head = kh * groups
+            var a = tk_attention_args()
+            a.q = pq + b * batchQ + head * perHead
+            a.q_head_stride = perHead
+            a.q_row_stride = q.strides[2]
+            a.k = pk + b * k.strides[0] + kh * k.strides[1]
+            a.k_stride = k.strides[2]
+            a.v = pv + b * v.strides[0] + kh * v.strides[1]
+            a.v_stride = v.strides[2]
+            a.out = po + (b * hq + head) * lq * dv
+            if let m {
+                let at = b * m.b + head * m.h
+                if let boolMask {
+                    a.bool_mask = UnsafeRawPointer(boolMask + at).assumingMemoryBound(to: UInt8.self)
                 }
-                (a.heads, a.lq, a.lk, a.d, a.dv) = (groups, lq, lk, d, dv)
-                a.scale = scale
-                a.causal = causal ? 1 : 0
-                return a
+                if let addMask { a.add_mask = addMask + at }
+                (a.mask_head_stride, a.mask_row_stride, a.mask_col_stride) = (m.h, m.i, m.j)
             }
+            (a.heads, a.lq, a.lk, a.d, a.dv) = (groups, lq, lk, d, dv)
+            a.scale = scale
+            a.causal = causal ? 1 : 0
+            return a
+        }
+        if groups * lq <= fewRows {
             let jobs = batches * hk
             if batches * hq * lq * lk * (d + dv) < fewRowsParallelWork || jobs == 1 {
                 for index in 0..<jobs {
@@ -125,92 +126,41 @@ enum AttentionKernels {
             }
             return true
         }
-        // The group's query heads form one [groups * Lq, D] matrix when head h+1 starts where head h's rows would continue.
-        let stacked = groups == 1 || q.strides[1] == lq * q.strides[2]
-        let rowsPerJob = stacked ? groups * lq : lq
-        let jobs = batches * hk * (stacked ? 1 : groups)
-        let addresses = (q: Int(bitPattern: pq), k: Int(bitPattern: pk), v: Int(bitPattern: pv), o: Int(bitPattern: po))
-
-        let blocks = (rowsPerJob + blockRows - 1) / blockRows
-        /// Block `block` (of `blockRows` query rows) of job `index`.
-        func job(_ index: Int, block: Int, scratch: UnsafeMutablePointer<Float>) {
-            let perBatch = stacked ? hk : hk * groups
-            let b = index / perBatch, rest = index % perBatch
-            let kh = stacked ? rest : rest / groups
-            let firstHead = stacked ? kh * groups : rest
-            let qBase = UnsafePointer<Float>(bitPattern: addresses.q)! + b * q.strides[0] + firstHead * q.strides[1]
-            let kBase = UnsafePointer<Float>(bitPattern: addresses.k)! + b * k.strides[0] + kh * k.strides[1]
-            let vBase = UnsafePointer<Float>(bitPattern: addresses.v)! + b * v.strides[0] + kh * v.strides[1]
-            let oBase = UnsafeMutablePointer<Float>(bitPattern: addresses.o)! + (b * hq + firstHead) * lq * dv
-            for r0 in stride(from: block * blockRows, to: Swift.min(rowsPerJob, (block + 1) * blockRows), by: blockRows) {
-                let rows = Swift.min(blockRows, rowsPerJob - r0)
-                // Keys any row of the block may see: causal rows see up to their position.
-                var keys = lk
-                if causal {
-                    let lastQuery = Swift.min(lq - 1, (r0 % lq) + rows - 1)
-                    keys = Swift.min(lk, Swift.max(0, lastQuery + 1 + lk - lq))
-                }
-                let A = GEMM.Operand(
-                    pointer: UnsafeRawPointer(qBase + r0 * q.strides[2]), rows: rows, cols: d,
-                    rowStride: q.strides[2], colStride: 1)
-                let Bk = GEMM.Operand(
-                    pointer: UnsafeRawPointer(kBase), rows: d, cols: keys, rowStride: 1, colStride: k.strides[2])
-                if keys > 0 { multiply(A, Bk, scratch, m: rows, n: keys, k: d) }
-                for r in 0..<rows {
-                    let row = scratch + r * keys
-                    let i = (r0 + r) % lq, head = firstHead + (r0 + r) / lq
-                    let visible = causal ? Swift.min(keys, Swift.max(0, i + 1 + lk - lq)) : keys
-                    for j in 0..<visible { row[j] *= scale }
-                    for j in visible..<keys { row[j] = -.infinity }
-                    if let mask {
-                        let at = b * mask.strides[0] + head * mask.strides[1] + i * mask.strides[2]
-                        let s = mask.strides[3]
-                        if let boolMask {
-                            for j in 0..<keys where !boolMask[at + j * s] { row[j] = -.infinity }
-                        } else if let addMask {
-                            for j in 0..<keys { row[j] += addMask[at + j * s] }
-                        }
-                    }
-                }
-                let out = oBase + r0 * dv
-                if keys == 0 {
-                    // Every key hidden: softmax of an all -inf row is NaN (the fallback's answer).
-                    for e in 0..<(rows * dv) { out[e] = .nan }
-                    continue
-                }
-                tk_softmax_rows(Int32(TK_F32), scratch, scratch, rows, keys)
-                let P = GEMM.Operand(pointer: UnsafeRawPointer(scratch), rows: rows, cols: keys, rowStride: keys, colStride: 1)
-                let Bv = GEMM.Operand(
-                    pointer: UnsafeRawPointer(vBase), rows: keys, cols: dv, rowStride: v.strides[2], colStride: 1)
-                multiply(P, Bv, out, m: rows, n: dv, k: keys)
-            }
-        }
-
-        let scratchSize = Swift.min(blockRows, rowsPerJob) * Swift.max(lk, 1)
-        let work = batches * hq * lq * lk * (d + dv)
-        if work < parallelWork || jobs == 1 {
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchSize)
-            defer { scratch.deallocate() }
+        // More rows: the flash-style kernel (kernels_flash.h) over tiles of
+        // keys, each key/value head's keys transposed once and shared by
+        // every block of query rows; tasks are (key/value head, query head,
+        // block of positions), the last positions first, as causal rows see
+        // more keys the later they are.
+        let jobs = batches * hk
+        let stride = tk_attention_flash_keys_stride(lk)
+        let transposed = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(1, jobs * d * stride))
+        defer { transposed.deallocate() }
+        let blocks = (lq + flashRows - 1) / flashRows
+        let serial = batches * hq * lq * lk * (d + dv) < parallelWork
+        if serial || jobs == 1 {
             for index in 0..<jobs {
-                for block in 0..<blocks { job(index, block: block, scratch: scratch) }
+                var a = args(index)
+                tk_attention_flash_keys(&a, transposed + index * d * stride)
             }
         } else {
-            // Every (head, block of query rows) is one task, so a few heads
-            // (SmolLM2's 3 on 2 threads) still share the threads evenly; the
-            // last blocks first, as causal rows see more keys the later they are.
-            ThreadPool.shared.parallelFor(jobs * blocks) { task in
-                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchSize)
-                defer { scratch.deallocate() }
-                job(task % jobs, block: blocks - 1 - task / jobs, scratch: scratch)
+            ThreadPool.shared.parallelFor(jobs) { index in
+                var a = args(index)
+                tk_attention_flash_keys(&a, transposed + index * d * stride)
             }
         }
+        let tasks = jobs * groups * blocks
+        func task(_ t: Int) {
+            let block = blocks - 1 - t / (jobs * groups), rest = t % (jobs * groups)
+            let index = rest / groups, head = rest % groups
+            var a = args(index)
+            let p0 = block * flashRows, p1 = Swift.min(lq, p0 + flashRows)
+            tk_attention_flash(&a, transposed + index * d * stride, head * lq + p0, head * lq + p1)
+        }
+        if serial {
+            for t in 0..<tasks { task(t) }
+        } else {
+            ThreadPool.shared.parallelFor(tasks) { task($0) }
+        }
         return true
-    }
-
-    /// C [m, n] (row-major, ld n) = A B in float32, on the calling thread.
-    private static func multiply(_ A: GEMM.Operand, _ B: GEMM.Operand, _ C: UnsafeMutablePointer<Float>, m: Int, n: Int, k: Int) {
-        if GEMM.blas(A, B, C, m: m, n: n, k: k) || GEMM.gemv(A, B, C, m: m, n: n, k: k) { return }
-        tk_gemm(m, n, k, Int32(TK_F32), A.pointer, A.rowStride, A.colStride, Int32(TK_F32), B.pointer, B.rowStride,
-            B.colStride, 0, C, n)
     }
 }

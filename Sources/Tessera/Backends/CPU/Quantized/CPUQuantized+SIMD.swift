@@ -14,8 +14,9 @@
 // the one-row kernel's arithmetic, so a row's result does not depend on the
 // rows beside it (a batch of sequences decodes exactly as each would alone). Prefill (larger M)
 // of 4-bit weights under float32 x at `QuantizedMatmulPrecision.high` runs on
-// integer dot products where the CPU has AVX-512 VNNI (`integerPrefill`,
-// kernels_qgemm_vnni.c: x rounded to 16 bits per block of 32); otherwise it
+// integer dot products where the CPU has AVX-512 VNNI or AVX2 (`integerPrefill`,
+// kernels_qgemm_vnni.c / kernels_qgemm_avx2.c: x rounded to 16 bits per block
+// of 32); otherwise (baseline, .highest) it
 // dequantizes blocks of weight rows to float32 and multiplies them with the
 // float32 GEMM (BLAS or native).
 
@@ -257,8 +258,8 @@ extension QuantizedKernels {
         }
     }
 
-    /// Bytes per value of x in the integer prefill product (AVX-512 VNNI,
-    /// 4-bit weights, float32 x, more than `qmvMaxRows` rows): 2 (x rounded
+    /// Bytes per value of x in the integer prefill product (AVX-512 VNNI or
+    /// AVX2, 4-bit weights, float32 x, more than `qmvMaxRows` rows): 2 (x rounded
     /// to 16 bits per block of 32) at `QuantizedMatmulPrecision.high`; nil at
     /// `.highest`, where prefill keeps the float32 GEMM on dequantized weights.
     static var integerPrefillBytes: Int? { tk_qmv_x_bytes() == 2 ? 2 : nil }
