@@ -35,6 +35,7 @@ extension TransformerModel {
     /// (in order), after appending every segment's rows to its caches. The
     /// segments' rows together must be at most `batchedMaxRows`.
     func stepLogits(_ segments: [StepSegment]) -> Tensor? {
+        TensorParallelServing.willStep(self, segments)  // rank 0 of a tensor-parallel server: the others run it too
         let ids = segments.flatMap(\.tokens)
         guard !ids.isEmpty else { return nil }
         var h = model.embedTokens.rows(Tensor(ids.map { Int32($0) }, shape: [1, ids.count]))
