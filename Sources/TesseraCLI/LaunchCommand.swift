@@ -98,9 +98,13 @@ struct LaunchCommand: ParsableCommand {
                 return "\(ip):\(ports[i])"
             }
             shared[DistributedEnvironment.ringHosts] = addresses.joined(separator: ",")
+            // Each rank's place among the ranks of its host (which GPU it takes: RankDevice).
+            let hostOf = (0..<count).map { hosts.isEmpty ? "local" : hosts[$0].ssh ?? hosts[$0].ips?.first ?? "local" }
             for rank in 0..<count {
                 var env = shared
                 env[DistributedEnvironment.rank] = String(rank)
+                env[RankDevice.localRankVariable] = String((0..<rank).filter { hostOf[$0] == hostOf[rank] }.count)
+                env[RankDevice.localSizeVariable] = String(hostOf.filter { $0 == hostOf[rank] }.count)
                 let remote = hosts.isEmpty ? nil : hosts[rank].ssh.flatMap { Self.isLocal($0) ? nil : $0 }
                 if let remote {
                     // The same working directory and variables on the remote host.

@@ -2,7 +2,9 @@
 // split over the ranks (TesseraLM's TensorParallel), every rank runs every
 // forward pass, and only rank 0 talks to the user: rank 0 reads the prompt or
 // chat line and passes it to the others, and the sampling seed is rank 0's,
-// so every rank draws the same tokens from the same logits. `lora`: data
+// so every rank draws the same tokens from the same logits. `serve`: rank 0
+// runs the server and sends each forward pass of its batched engine to the
+// others, which run it on their blocks (TensorParallelServing). `lora`: data
 // parallel (Trainer's `group`). The other ranks' standard output is discarded.
 
 import Tessera
@@ -39,6 +41,27 @@ struct LaunchedRanks {
         if promptCache != nil {
             throw DistributedError.badConfiguration("--prompt-cache is not supported with a model split over ranks")
         }
+    }
+
+    /// `serve` split over the ranks. Outside a launch: `.some(nil)` (serve
+    /// alone). Rank 0: `.some(leader)`, to serve with (the batched engine only;
+    /// `stop()` it when the server ends). The other ranks run rank 0's forward
+    /// passes here until it stops, then get nil (return, the work done).
+    func serve(model: any LanguageModel, batched: Bool) throws -> TensorParallelLeader?? {
+        guard isParallel else { return .some(nil) }
+        guard batched else {
+            throw DistributedError.badConfiguration(
+                "--engine serial is not supported with a model split over ranks (the batched engine is)")
+        }
+        guard let transformer = model as? TransformerModel else {
+            throw DistributedError.badConfiguration("only transformer models can be served split over ranks")
+        }
+        guard group.rank != 0 else { return .some(TensorParallelServing.lead(transformer, group: group)) }
+        // Signals go to rank 0, which stops the server and then these ranks.
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        try TensorParallelServing.follow(transformer, group: group)
+        return nil
     }
 
     private func discardStandardOutput() {

@@ -79,8 +79,13 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let (generator, loaded, path) = try await modelOptions.load()
+        // Under `tessera launch -n N`: the model split over the ranks; rank 0 serves (LaunchedRanks.swift).
+        let ranks = try LaunchedRanks.start()
+        try ranks.refuse(adapter: adapter.adapterPath, promptCache: nil)
+        let (generator, loaded, path) = try await modelOptions.load(tensorParallel: ranks.tensorParallel)
         _ = try adapter.apply(to: loaded, verbose: modelOptions.verbose)
+        guard let leader = try ranks.serve(model: generator.model, batched: self.engine == .batched) else { return }
+        defer { leader?.stop() }
         let engine: any GenerationEngine
         switch self.engine {
         case .serial:
@@ -90,7 +95,7 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.maxConcurrency = maxConcurrency
             configuration.maxQueue = maxQueue
             configuration.maxContext = maxContext
-            configuration.prefixCacheBytes = promptCacheBytes
+            configuration.prefixCacheBytes = leader == nil ? promptCacheBytes : 0  // no prefix cache when split
             configuration.kvCacheBytes = kvCacheBytes
             engine = try BatchedEngine(model: generator.model, configuration: configuration)
         }

@@ -176,6 +176,52 @@ func gradients(_ g: Group) throws {
     try assertClose(mappedGather, direct, "vmap allGather", tolerance: 0)
 }
 
+/// Gradients through send/recv, pipeline style: rank 0 sends 1.5 sin(p0) to
+/// rank 1; each middle rank q receives z, sends tanh(z) * p_q on to q + 1 and
+/// adds (sent * c).sum() to the loss; the last rank's loss is (z * z * p).sum().
+/// Each rank's gradient of its own parameters (the backward of a send is a
+/// recv from its destination, of a recv a send to its source) must equal
+/// central differences of the whole chain's loss computed in one process.
+func sendRecvGradients(_ g: Group) throws {
+    let n = g.size
+    let params = (0..<n).map { q in input(rank: q, dtype: .float64)[0..<2] * 0.1 + 0.2 }  // [2, 4] each
+    let c = Tensor.arange(0, 8, dtype: .float64).reshaped([2, 4]) * 0.05 - 0.1
+    func stage(_ q: Int, _ z: Tensor?, _ p: Tensor) -> Tensor { q == 0 ? sin(p) * 1.5 : tanh(z!) * p }
+    /// The single-process loss of the whole chain.
+    func total(_ ps: [Tensor]) -> Tensor {
+        var terms: [Tensor] = []
+        var z: Tensor? = nil
+        for q in 0..<n {
+            if q == n - 1 { terms.append((z! * z! * ps[q]).sum()) } else {
+                let out = stage(q, z, ps[q])
+                terms.append((out * c).sum())
+                z = out
+            }
+        }
+        return terms.dropFirst().reduce(terms[0], +)
+    }
+    let q = g.rank
+    let (value, dp) = valueAndGrad { (p: Tensor) -> Tensor in
+        let z = q > 0 ? recv(shape: [2, 4], dtype: .float64, from: q - 1, group: g) : nil
+        if q == n - 1 { return (z! * z! * p).sum() }
+        return (send(stage(q, z, p), to: q + 1, group: g) * c).sum()
+    }(params[q])
+    try checkedEval([value, dp])
+    let eps = 1e-6
+    let flat = params[q].reshaped([-1])
+    for j in 0..<flat.size {
+        var bump = [Double](repeating: 0, count: flat.size)
+        bump[j] = eps
+        let d = Tensor(bump, shape: [flat.size])
+        var up = params, down = params
+        up[q] = (flat + d).reshaped([2, 4])
+        down[q] = (flat - d).reshaped([2, 4])
+        let numeric = (total(up).item(Double.self) - total(down).item(Double.self)) / (2 * eps)
+        let analytic = dp.reshaped([-1])[j].item(Double.self)
+        try check(abs(analytic - numeric) < 1e-6, "rank \(q): dL/dp[\(j)] = \(analytic), finite differences \(numeric)")
+    }
+}
+
 final class MLP: Module, UnaryLayer {
     @ModuleInfo var l1: Linear
     @ModuleInfo var l2: Linear
@@ -281,7 +327,7 @@ func die(_ g: Group) throws {
 
 let args = CommandLine.arguments
 guard args.count >= 3, let backend = Group.Backend(rawValue: args[2]) else {
-    print("usage: tessera-dist-worker collectives|split|sendrecv|grad|train|sharded|die|nccl-id any|ring|mpi|nccl [digits.npz]")
+    print("usage: tessera-dist-worker collectives|split|sendrecv|sendrecv-grad|grad|train|sharded|die|nccl-id any|ring|mpi|nccl [digits.npz]")
     exit(1)
 }
 let mode = args[1]
@@ -310,6 +356,7 @@ do {
     case "collectives": try collectives(g)
     case "split": try split(g)
     case "sendrecv": try sendRecv(g)
+    case "sendrecv-grad": try sendRecvGradients(g)
     case "grad": try gradients(g)
     case "train": try train(g, digits: args.count > 3 ? args[3] : "Tests/Fixtures/digits.npz")
     case "sharded": try sharded(g)
@@ -322,7 +369,7 @@ do {
         print("rank \(g.rank) ncclid=\(NCCLBootstrap.hex(id))")
     default: throw Failure(description: "unknown mode \(mode)")
     }
-    print("rank \(g.rank) ok \(mode) \(g.backendName) size \(g.size)")
+    print("rank \(g.rank) ok \(mode) \(g.backendName) size \(g.size) via \(g.transportName)")
 } catch let error as DistributedError {
     print("distributed error: \(error)")
     exit(2)

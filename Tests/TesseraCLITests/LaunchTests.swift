@@ -53,12 +53,26 @@ final class LaunchTests: XCTestCase {
 
     func testRingCollectivesSplitSendRecvAndGradientsOnTwoAndThreeRanks() throws {
         for n in [2, 3] {
-            for mode in ["collectives", "split", "sendrecv", "grad", "sharded", "implicit"] {
+            for mode in ["collectives", "split", "sendrecv", "sendrecv-grad", "grad", "sharded", "implicit"] {
                 let run = try launch(["-n", "\(n)", "--timeout", "20", "--", "tessera-dist-worker", mode, "ring"])
                 assertAllRanksOK(run, ranks: n, mode: mode, "ring \(mode) on \(n) ranks")
                 // Each line carries its rank.
                 XCTAssertTrue(run.output.contains("[\(n - 1)] rank \(n - 1) ok"), run.output)
             }
+        }
+    }
+
+    /// Local ranks take shared memory for the world's all-reduces; TESSERA_RING_SHM=0
+    /// keeps them on TCP (the multi-host path), and both give the single-process results.
+    func testRingAllReducesOverSharedMemoryAndOverTCP() throws {
+        let shm = try launch(["-n", "2", "--timeout", "20", "--", "tessera-dist-worker", "collectives", "ring"])
+        assertAllRanksOK(shm, ranks: 2, mode: "collectives", "ring collectives over shared memory")
+        XCTAssertTrue(shm.output.contains("ok collectives ring size 2 via shared memory"), shm.output)
+        for n in [2, 3] {
+            let tcp = try launch(["-n", "\(n)", "--timeout", "20", "--env", "TESSERA_RING_SHM=0", "--",
+                                  "tessera-dist-worker", "collectives", "ring"])
+            assertAllRanksOK(tcp, ranks: n, mode: "collectives", "ring collectives over TCP on \(n) ranks")
+            XCTAssertTrue(tcp.output.contains("ok collectives ring size \(n) via tcp"), tcp.output)
         }
     }
 
@@ -82,12 +96,15 @@ final class LaunchTests: XCTestCase {
     }
 
     func testAKilledRankEndsTheOthersWithAnErrorWithinTheTimeout() throws {
-        let run = try launch(["-n", "3", "--timeout", "10", "--", "tessera-dist-worker", "die", "ring"], deadline: 40)
-        XCTAssertNotEqual(run.status, 0, run.output)
-        for r in [0, 2] {
-            XCTAssertTrue(run.output.contains("[\(r)] distributed error: rank "), "rank \(r):\n\(run.output)")
+        // Over shared memory (the survivors wait on flags and watch the sockets) and over TCP.
+        for env in [[], ["--env", "TESSERA_RING_SHM=0"]] {
+            let run = try launch(["-n", "3", "--timeout", "10"] + env + ["--", "tessera-dist-worker", "die", "ring"], deadline: 40)
+            XCTAssertNotEqual(run.status, 0, run.output)
+            for r in [0, 2] {
+                XCTAssertTrue(run.output.contains("[\(r)] distributed error: rank "), "rank \(r) \(env):\n\(run.output)")
+            }
+            XCTAssertLessThan(run.seconds, 30, run.output)
         }
-        XCTAssertLessThan(run.seconds, 30, run.output)
     }
 
     func testAnUnreachablePeerIsATypedErrorNotAHang() throws {

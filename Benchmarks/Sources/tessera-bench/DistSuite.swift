@@ -1,6 +1,8 @@
 // The dist suite: allSum bus bandwidth of float32 arrays from 1 KiB to
 // 256 MiB on 2 local ranks, for Tessera's ring and MPI backends, beside Open
 // MPI's own MPI_Allreduce (a C loop compiled with mpicc here) in the same run.
+// The ring runs twice: over shared memory (its default for ranks on one host)
+// and over loopback TCP (TESSERA_RING_SHM=0, the path between hosts).
 // Bus bandwidth = bytes / time * 2 (n - 1) / n (NCCL's convention; 1x bytes/time
 // for n = 2). Each figure is the median over the repetitions of one
 // allSum, the ranks lined up by a small allSum first.
@@ -97,29 +99,35 @@ private let peerSource = """
 func runDistSuite() {
     let me = CommandLine.arguments[0]
     let mpirun = ["mpirun", "-np", "2", "--oversubscribe"] + (getuid() == 0 ? ["--allow-run-as-root"] : [])
-    // Ring: two copies of this program on free local ports.
-    let base = Int.random(in: 30000..<50000)
-    let hosts = "127.0.0.1:\(base),127.0.0.1:\(base + 1)"
-    final class Outputs: @unchecked Sendable {
-        let lock = NSLock()
-        var text: [String?] = [nil, nil]
-    }
-    let outputs = Outputs()
-    let group = DispatchGroup()
-    for rank in 0..<2 {
-        group.enter()
-        DispatchQueue.global().async {
-            let text = run([me, "dist-rank", "ring"], environment: [
-                "TESSERA_RANK": "\(rank)", "TESSERA_WORLD_SIZE": "2", "TESSERA_RING_HOSTS": hosts,
-            ])
-            outputs.lock.lock()
-            outputs.text[rank] = text
-            outputs.lock.unlock()
-            group.leave()
+    // Ring: two copies of this program on free local ports; local ranks take
+    // shared memory for the all-reduce unless TESSERA_RING_SHM=0 (TCP, as across hosts).
+    func ringRun(sharedMemory: Bool) -> [Int: Double] {
+        let base = Int.random(in: 30000..<50000)
+        let hosts = "127.0.0.1:\(base),127.0.0.1:\(base + 1)"
+        final class Outputs: @unchecked Sendable {
+            let lock = NSLock()
+            var text: [String?] = [nil, nil]
         }
+        let outputs = Outputs()
+        let group = DispatchGroup()
+        for rank in 0..<2 {
+            group.enter()
+            DispatchQueue.global().async {
+                let text = run([me, "dist-rank", "ring"], environment: [
+                    "TESSERA_RANK": "\(rank)", "TESSERA_WORLD_SIZE": "2", "TESSERA_RING_HOSTS": hosts,
+                    "TESSERA_RING_SHM": sharedMemory ? "1" : "0",
+                ])
+                outputs.lock.lock()
+                outputs.text[rank] = text
+                outputs.lock.unlock()
+                group.leave()
+            }
+        }
+        group.wait()
+        return parse(outputs.text[0])
     }
-    group.wait()
-    let ring = parse(outputs.text[0])
+    let ring = ringRun(sharedMemory: true)
+    let ringTCP = ringRun(sharedMemory: false)
     let mpi = parse(run(mpirun + [me, "dist-rank", "mpi"]))
     // The peer, compiled now.
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-bench-mpi-\(getpid())")
@@ -132,8 +140,8 @@ func runDistSuite() {
     }
     print("allSum float32 on 2 local ranks: bus bandwidth (GB/s) and median time per call")
     print("")
-    print("| size | Tessera ring | Tessera MPI | Open MPI MPI_Allreduce (C) | ring / MPI_Allreduce | Tessera MPI / MPI_Allreduce |")
-    print("|---|---|---|---|---|---|")
+    print("| size | Tessera ring (shared memory) | Tessera ring (TCP) | Tessera MPI | Open MPI MPI_Allreduce (C) | ring / MPI_Allreduce | ring TCP / MPI_Allreduce | Tessera MPI / MPI_Allreduce |")
+    print("|---|---|---|---|---|---|---|---|")
     func cell(_ t: Double?, _ bytes: Int) -> String {
         guard let t else { return "–" }
         return String(format: "%.2f GB/s (%@)", Double(bytes) / t / 1e9, t < 1e-3 ? String(format: "%.0f µs", t * 1e6) : String(format: "%.1f ms", t * 1e3))
@@ -144,6 +152,6 @@ func runDistSuite() {
     }
     for bytes in sizes {
         let label = bytes >= 1 << 20 ? "\(bytes >> 20) MiB" : "\(bytes >> 10) KiB"
-        print("| \(label) | \(cell(ring[bytes], bytes)) | \(cell(mpi[bytes], bytes)) | \(cell(peer[bytes], bytes)) | \(ratio(ring[bytes], peer[bytes])) | \(ratio(mpi[bytes], peer[bytes])) |")
+        print("| \(label) | \(cell(ring[bytes], bytes)) | \(cell(ringTCP[bytes], bytes)) | \(cell(mpi[bytes], bytes)) | \(cell(peer[bytes], bytes)) | \(ratio(ring[bytes], peer[bytes])) | \(ratio(ringTCP[bytes], peer[bytes])) | \(ratio(mpi[bytes], peer[bytes])) |")
     }
 }

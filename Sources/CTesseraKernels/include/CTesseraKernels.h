@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "tk_nccl.h"  // NCCL call shim (Distributed/NCCLBackend.swift)
+#include "tk_shm.h"   // shared-memory flags (Distributed/RingSharedMemory.swift)
 
 #ifdef __cplusplus
 extern "C" {

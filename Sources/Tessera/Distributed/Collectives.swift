@@ -15,8 +15,12 @@ public struct Collective: Sendable, CustomStringConvertible {
         case sumScatter
         /// Sends the input to `peer`; the output is the input.
         case send(to: Int)
-        /// Receives the output from `peer` (no inputs).
+        /// Receives the output from `peer`. Its inputs, if any, are only
+        /// computed first (the backward of `send` receives after the forward send).
         case recv(from: Int)
+        /// The first input, once the others are computed (ties the sends of a
+        /// backward pass to the gradients it returns; no communication).
+        case depend
     }
 
     public let op: Op
@@ -31,6 +35,7 @@ public struct Collective: Sendable, CustomStringConvertible {
         case .sumScatter: return "sumScatter"
         case .send: return "send"
         case .recv: return "recv"
+        case .depend: return "depend"
         }
     }
 
@@ -101,6 +106,16 @@ public func recv(shape: [Int], dtype: DType, from peer: Int, group: Group? = nil
     return Tensor(shape: shape, dtype: dtype, primitive: .collective(Collective(op: .recv(from: peer), group: g)), inputs: [])
 }
 
+/// A receive from `peer` of `group` that runs after `after` is computed.
+func recvAfter(_ after: [Tensor], shape: [Int], dtype: DType, from peer: Int, group: Group) -> Tensor {
+    Tensor(shape: shape, dtype: dtype, primitive: .collective(Collective(op: .recv(from: peer), group: group)), inputs: after)
+}
+
+/// `x`, computed only after every tensor of `others` (the backward's sends).
+func depending(_ x: Tensor, on others: [Tensor], group: Group) -> Tensor {
+    others.isEmpty ? x : Tensor(shape: x.shape, dtype: x.dtype, primitive: .collective(Collective(op: .depend, group: group)), inputs: [x] + others)
+}
+
 /// A tensor shaped and typed like `x`, received from rank `peer`.
 public func recvLike(_ x: Tensor, from peer: Int, group: Group? = nil) -> Tensor {
     recv(shape: x.shape, dtype: x.dtype, from: peer, group: group)
@@ -116,15 +131,19 @@ enum CollectiveKernels {
         }
         switch c.op {
         case .allSum, .allMax, .allMin:
-            let out = try ShapeKernels.contiguousCopy(inputs[0])
+            // Read the input where it lies, write a new array: no copy first.
+            let input = try contiguous(inputs[0])
+            let out = ArrayView.allocate(shape: shape, dtype: dtype)
             let kind: ReduceKind = c.op == .allSum ? .sum : c.op == .allMax ? .max : .min
-            try comm.allReduce(try out.buffer.hostPointer(forWriting: true), count: out.count, dtype: dtype, op: kind)
+            try comm.allReduce(
+                from: try bytes(input), into: try out.buffer.hostPointer(forWriting: true),
+                count: out.count, dtype: dtype, op: kind)
             return out
         case .allGather:
             let input = try contiguous(inputs[0])
             let out = ArrayView.allocate(shape: shape, dtype: dtype)
             try comm.allGather(
-                UnsafeRawPointer(try input.hostPointer(UInt8.self)), bytes: input.count * dtype.size,
+                try bytes(input), bytes: input.count * dtype.size,
                 into: try out.buffer.hostPointer(forWriting: true))
             return out
         case .sumScatter:
@@ -134,13 +153,20 @@ enum CollectiveKernels {
             return all.with(shape: shape, offset: comm.rank * block, strides: contiguousStrides(shape))
         case .send(let peer):
             let input = try contiguous(inputs[0])
-            try comm.send(UnsafeRawPointer(try input.hostPointer(UInt8.self)), bytes: input.count * dtype.size, to: peer)
+            try comm.send(try bytes(input), bytes: input.count * dtype.size, to: peer)
+            return inputs[0]
+        case .depend:
             return inputs[0]
         case .recv(let peer):
             let out = ArrayView.allocate(shape: shape, dtype: dtype)
             try comm.recv(try out.buffer.hostPointer(forWriting: true), bytes: out.count * dtype.size, from: peer)
             return out
         }
+    }
+
+    /// The first byte of `view`'s element 0 (its offset counts elements, not bytes).
+    private static func bytes(_ view: ArrayView) throws -> UnsafeRawPointer {
+        UnsafeRawPointer(try view.buffer.hostPointer() + view.offset * view.dtype.size)
     }
 
     private static func contiguous(_ view: ArrayView) throws -> ArrayView {

@@ -48,12 +48,32 @@ protocol Communicator: AnyObject, Sendable {
     var backendName: String { get }
     /// Reduces `count` elements of `dtype` in place across every rank.
     func allReduce(_ buffer: UnsafeMutableRawPointer, count: Int, dtype: DType, op: ReduceKind) throws
+    /// `output` = the reduction of every rank's `input` (`count` elements; `output` may be `input`).
+    func allReduce(
+        from input: UnsafeRawPointer, into output: UnsafeMutableRawPointer, count: Int, dtype: DType, op: ReduceKind
+    ) throws
     /// Rank r's `bytes` bytes land at `output + r * bytes` on every rank.
     func allGather(_ input: UnsafeRawPointer, bytes: Int, into output: UnsafeMutableRawPointer) throws
     func send(_ buffer: UnsafeRawPointer, bytes: Int, to peer: Int) throws
     func recv(_ buffer: UnsafeMutableRawPointer, bytes: Int, from peer: Int) throws
     /// The ranks of the same color, ordered by key then by rank.
     func split(color: Int, key: Int) throws -> Communicator
+    /// Returns once a message from `peer` has begun to arrive, waiting with no
+    /// timeout; throws if `peer` closes its connection first.
+    func awaitMessage(from peer: Int) throws
+}
+
+extension Communicator {
+    /// Backends that cannot watch for a message return at once (the receive then has its timeout).
+    func awaitMessage(from peer: Int) throws {}
+
+    /// A copy, then the in-place reduction (backends that can read one buffer and write another override it).
+    func allReduce(
+        from input: UnsafeRawPointer, into output: UnsafeMutableRawPointer, count: Int, dtype: DType, op: ReduceKind
+    ) throws {
+        if UnsafeRawPointer(output) != input { output.copyMemory(from: input, byteCount: count * dtype.size) }
+        try allReduce(output, count: count, dtype: dtype, op: op)
+    }
 }
 
 /// How a collective combines the ranks' values.
@@ -121,11 +141,29 @@ public final class Group: Sendable, CustomStringConvertible {
     /// The backend's name ("single" for a group of one).
     public var backendName: String { communicator?.backendName ?? "single" }
 
+    /// How the all-reduces travel: "shared memory" for a ring whose ranks
+    /// share one host (RingSharedMemory.swift), "tcp" for the ring otherwise,
+    /// else the backend's name.
+    public var transportName: String { (communicator as? RingCommunicator)?.transportName ?? backendName }
+
     /// The processes of this group that passed the same `color`, ranked by
     /// `key` (then by rank in this group). Every rank must call it.
     public func split(color: Int, key: Int? = nil) throws -> Group {
         guard let communicator else { return self }
         return Group(communicator: try communicator.split(color: color, key: key ?? rank))
+    }
+
+    /// Waits, with no timeout, until a message from `peer` starts to arrive
+    /// (then `recv` it); throws if `peer` exits or fails first. For a rank that
+    /// idles until another has work for it (a tensor-parallel server's ranks).
+    /// On the ring it watches the connections to `peer`; other backends return
+    /// at once, and the receive that follows has the usual timeout.
+    public func awaitMessage(from peer: Int) throws {
+        guard let communicator else { throw DistributedError.badConfiguration("awaitMessage in a group of one") }
+        guard peer >= 0, peer < size, peer != rank else {
+            throw DistributedError.badConfiguration("peer \(peer) is not another rank of \(self)")
+        }
+        try communicator.awaitMessage(from: peer)
     }
 
     public var description: String { "Group(rank: \(rank), size: \(size), backend: \(backendName))" }
@@ -146,6 +184,8 @@ public enum DistributedEnvironment {
     public static let ringHosts = "TESSERA_RING_HOSTS"
     /// TCP connections per pair of ranks in the ring (default 2).
     public static let ringConnections = "TESSERA_RING_CONNECTIONS"
+    /// `0` keeps a same-host ring's all-reduces on TCP instead of shared memory (RingSharedMemory.swift).
+    public static let ringSharedMemory = "TESSERA_RING_SHM"
     /// Seconds before connecting or any one operation fails (default 60).
     public static let timeout = "TESSERA_DIST_TIMEOUT"
 

@@ -8,8 +8,11 @@
 //      (NCCLBootstrap: TESSERA_NCCL_ID as hex, or a file named by
 //      TESSERA_NCCL_ID_FILE, or else the TCP ring `tessera launch --backend
 //      nccl` sets up, over which rank 0's bytes are all-gathered);
-//   3. ncclCommInitRank on the CUDA backend's device (one GPU per process:
-//      give each rank its own with CUDA_VISIBLE_DEVICES).
+//   3. ncclCommInitRankConfig, non-blocking, on this rank's GPU (the CUDA
+//      backend opens device RankDevice.ordinal: the local rank's, so ranks of
+//      one host take different GPUs), polled with TESSERA_DIST_TIMEOUT: a
+//      rank that never joins, or a collective that never completes, aborts the
+//      communicator and ends the rank with `timedOut` (RankDevice.swift).
 // The collectives take device pointers and a CUDA stream (`allReduce`,
 // `allGather`, `reduceScatter`, `send`, `recv` below); the host-buffer
 // `Communicator` calls that the lazy collectives use stage through device
@@ -45,6 +48,11 @@ final class NCCLLibrary: @unchecked Sendable {
     let recv: @convention(c) (UnsafeMutableRawPointer?, Int, Int32, Int32, Comm?, CUhandle?) -> Status
     let groupStart: @convention(c) () -> Status
     let groupEnd: @convention(c) () -> Status
+    /// ncclCommInitRankConfig (NCCL 2.14 and later; nil before: then init blocks, with no timeout).
+    let commInitRankConfig: UnsafeRawPointer?
+    /// ncclCommGetAsyncError and ncclCommAbort (NCCL 2.4 and later), for non-blocking communicators.
+    let commGetAsyncError: (@convention(c) (Comm?, UnsafeMutablePointer<Status>) -> Status)?
+    let commAbort: (@convention(c) (Comm?) -> Status)?
     /// ncclCommSplit (NCCL 2.18 and later; nil before).
     let commSplit: (@convention(c) (Comm?, Int32, Int32, UnsafeMutablePointer<Comm?>, UnsafeMutableRawPointer?) -> Status)?
 
@@ -66,6 +74,9 @@ final class NCCLLibrary: @unchecked Sendable {
         groupStart = try library.function("ncclGroupStart")
         groupEnd = try library.function("ncclGroupEnd")
         commSplit = try? library.function("ncclCommSplit")
+        commInitRankConfig = dlsym(library.handle, "ncclCommInitRankConfig").map { UnsafeRawPointer($0) }
+        commGetAsyncError = try? library.function("ncclCommGetAsyncError")
+        commAbort = try? library.function("ncclCommAbort")
     }
 
     /// The library, opened once; `backendUnavailable` naming what was tried when it is missing.
@@ -92,8 +103,21 @@ final class NCCLLibrary: @unchecked Sendable {
 
     func check(_ status: Status, _ call: String) throws {
         guard status != 0 else { return }
-        let message = getErrorString(status).map { String(cString: $0) } ?? "error \(status)"
-        throw DistributedError.backendError("\(call): \(message) (ncclResult_t \(status))")
+        throw DistributedError.backendError("\(call): \(message(status))")
+    }
+
+    func message(_ status: Status) -> String {
+        (getErrorString(status).map { String(cString: $0) } ?? "error \(status)") + " (ncclResult_t \(status))"
+    }
+
+    /// A non-blocking communicator's state: done, still in progress, or failed.
+    func state(_ comm: Comm?) -> NCCLProgress.State {
+        guard let commGetAsyncError else { return .done }
+        var status: Status = 0
+        let rc = commGetAsyncError(comm, &status)
+        if rc != 0 { return .failed("ncclCommGetAsyncError: \(message(rc))") }
+        if status == NCCLProgress.inProgress { return .pending }
+        return status == 0 ? .done : .failed(message(status))
     }
 
     /// A fresh ncclUniqueId's bytes.
@@ -241,16 +265,76 @@ final class NCCLCommunicator: Communicator, @unchecked Sendable {
     let context: CUDAContext
     /// Host-buffer calls stage through device memory one at a time.
     private let lock = Lock()
+    /// Made by ncclCommInitRankConfig with blocking = 0: calls may return
+    /// ncclInProgress, and every wait has the timeout (NCCLProgress).
+    let nonBlocking: Bool
+    /// Seconds a call, or a stream of NCCL work, may take (TESSERA_DIST_TIMEOUT).
+    let timeout: Double
+    /// Set once the communicator was aborted (a timeout or an asynchronous error); later calls throw it.
+    private var failure: DistributedError?
+    /// cuStreamQuery, to wait for a stream with a deadline (nil: cuStreamSynchronize, no timeout).
+    private let streamQuery: (@convention(c) (CUhandle?) -> CUresult)?
 
-    private init(rank: Int, size: Int, nccl: NCCLLibrary, comm: OpaquePointer, context: CUDAContext) {
+    private init(
+        rank: Int, size: Int, nccl: NCCLLibrary, comm: OpaquePointer, context: CUDAContext, nonBlocking: Bool,
+        timeout: Double
+    ) {
         self.rank = rank
         self.size = size
         self.nccl = nccl
         self.comm = comm
         self.context = context
+        self.nonBlocking = nonBlocking
+        self.timeout = timeout
+        streamQuery = try? context.driver.library.function("cuStreamQuery")
     }
 
-    deinit { _ = nccl.commDestroy(comm) }
+    deinit { if failure == nil { _ = nccl.commDestroy(comm) } }
+
+    /// Aborts the communicator (NCCL's kernels stop, peers see the failure) and remembers why.
+    private func abort(_ error: DistributedError) -> DistributedError {
+        if failure == nil {
+            failure = error
+            _ = nccl.commAbort?(comm)
+        }
+        return error
+    }
+
+    /// Checks an NCCL call's status; on a non-blocking communicator
+    /// ncclInProgress means queued, and the call is waited for with the timeout.
+    private func call(_ status: NCCLLibrary.Status, _ name: String) throws {
+        if let failure { throw failure }
+        if status == NCCLProgress.inProgress, nonBlocking {
+            do {
+                try NCCLProgress.wait(operation: name, timeout: timeout, state: { nccl.state(comm) }, abort: {})
+            } catch let error as DistributedError {
+                throw abort(error)
+            }
+            return
+        }
+        try nccl.check(status, name)
+    }
+
+    /// Waits for `stream` with the timeout, watching the communicator for asynchronous errors.
+    private func synchronize(_ stream: CUhandle?, _ name: String) throws {
+        if let failure { throw failure }
+        let driver = context.device.driver
+        guard let streamQuery else {
+            try driver.check(driver.cuStreamSynchronize(stream), "cuStreamSynchronize (\(name))")
+            return
+        }
+        do {
+            try NCCLProgress.wait(operation: name, timeout: timeout, state: {
+                let rc = streamQuery(stream)
+                if rc == 0 { return .done }
+                if rc != 600 { return .failed("cuStreamQuery: CUresult \(rc)") }  // 600: CUDA_ERROR_NOT_READY
+                let state = nccl.state(comm)
+                return state == .done || state == .pending ? .pending : state
+            }, abort: {})
+        } catch let error as DistributedError {
+            throw abort(error)
+        }
+    }
 
     /// The world the launcher configured (TESSERA_RANK, TESSERA_WORLD_SIZE),
     /// its id shared through `bootstrap` (the launcher's ring) unless the
@@ -282,14 +366,36 @@ final class NCCLCommunicator: Communicator, @unchecked Sendable {
         let id = try NCCLBootstrap.uniqueID(
             rank: rank, environment: environment, timeout: DistributedEnvironment.timeoutSeconds, group: bootstrap,
             generate: { try nccl.uniqueID() })
+        var deviceCount: Int32 = 0
+        _ = context.driver.cuDeviceGetCount(&deviceCount)
+        try RankDevice.checkOneDevicePerRank(environment: environment, deviceCount: Int(deviceCount))
+        // This rank's GPU (RankDevice.ordinal, chosen when the CUDA backend opened it) is current first.
         try context.device.makeCurrent()
+        let timeout = DistributedEnvironment.timeoutSeconds
+        let name = "ncclCommInitRank(rank \(rank) of \(size))"
         var comm: UnsafeMutableRawPointer?
+        if let initConfig = nccl.commInitRankConfig, nccl.commGetAsyncError != nil, let commAbort = nccl.commAbort {
+            // Non-blocking: returns at once; a rank that never joins is a timeout, not a hang.
+            let status = id.withUnsafeBytes {
+                tk_nccl_comm_init_rank_config(initConfig, &comm, Int32(size), $0.baseAddress, Int32(rank), 0)
+            }
+            if status != NCCLProgress.inProgress { try nccl.check(status, name) }
+            guard let comm else { throw DistributedError.backendError("\(name) returned no communicator") }
+            try NCCLProgress.wait(
+                operation: name, timeout: timeout, state: { nccl.state(OpaquePointer(comm)) },
+                abort: { _ = commAbort(OpaquePointer(comm)) })
+            return NCCLCommunicator(
+                rank: rank, size: size, nccl: nccl, comm: OpaquePointer(comm), context: context, nonBlocking: true,
+                timeout: timeout)
+        }
         let status = id.withUnsafeBytes {
             tk_nccl_comm_init_rank(nccl.commInitRank, &comm, Int32(size), $0.baseAddress, Int32(rank))
         }
-        try nccl.check(status, "ncclCommInitRank(rank \(rank) of \(size))")
+        try nccl.check(status, name)
         guard let comm else { throw DistributedError.backendError("ncclCommInitRank returned no communicator") }
-        return NCCLCommunicator(rank: rank, size: size, nccl: nccl, comm: OpaquePointer(comm), context: context)
+        return NCCLCommunicator(
+            rank: rank, size: size, nccl: nccl, comm: OpaquePointer(comm), context: context, nonBlocking: false,
+            timeout: timeout)
     }
 
     // MARK: device buffers on a CUDA stream (queued; the stream orders them)
@@ -308,14 +414,14 @@ final class NCCLCommunicator: Communicator, @unchecked Sendable {
         send: CUdeviceptr, recv: CUdeviceptr, count: Int, dtype: DType, op: ReduceKind, stream: CUhandle?
     ) throws {
         let (n, type) = try reduction(dtype, count, op)
-        try nccl.check(
+        try call(
             nccl.allReduce(Self.pointer(send), Self.pointer(recv), n, type, NCCLTypes.op(op), comm, stream),
             "ncclAllReduce")
     }
 
     /// Each rank's `count` elements at `send` land at `recv + rank * count` on every rank.
     func allGather(send: CUdeviceptr, recv: CUdeviceptr, count: Int, dtype: DType, stream: CUhandle?) throws {
-        try nccl.check(
+        try call(
             nccl.allGather(Self.pointer(send), Self.pointer(recv), count * dtype.size, 1, comm, stream),
             "ncclAllGather")
     }
@@ -325,19 +431,19 @@ final class NCCLCommunicator: Communicator, @unchecked Sendable {
         send: CUdeviceptr, recv: CUdeviceptr, recvCount: Int, dtype: DType, op: ReduceKind, stream: CUhandle?
     ) throws {
         let (n, type) = try reduction(dtype, recvCount, op)
-        try nccl.check(
+        try call(
             nccl.reduceScatter(Self.pointer(send), Self.pointer(recv), n, type, NCCLTypes.op(op), comm, stream),
             "ncclReduceScatter")
     }
 
     func send(_ buffer: CUdeviceptr, bytes: Int, to peer: Int, stream: CUhandle?) throws {
         try checkPeer(peer)
-        try nccl.check(nccl.send(Self.pointer(buffer), bytes, 1, Int32(peer), comm, stream), "ncclSend(to \(peer))")
+        try call(nccl.send(Self.pointer(buffer), bytes, 1, Int32(peer), comm, stream), "ncclSend(to \(peer))")
     }
 
     func recv(_ buffer: CUdeviceptr, bytes: Int, from peer: Int, stream: CUhandle?) throws {
         try checkPeer(peer)
-        try nccl.check(nccl.recv(Self.pointer(buffer), bytes, 1, Int32(peer), comm, stream), "ncclRecv(from \(peer))")
+        try call(nccl.recv(Self.pointer(buffer), bytes, 1, Int32(peer), comm, stream), "ncclRecv(from \(peer))")
     }
 
     private func checkPeer(_ peer: Int) throws {
@@ -349,15 +455,17 @@ final class NCCLCommunicator: Communicator, @unchecked Sendable {
     // MARK: host buffers (Communicator): staged through device memory
 
     /// Runs `body` with `bytes` of device memory on the device's stream, then waits for the stream.
-    private func staged(bytes: Int, _ body: (CUdeviceptr, CUhandle?) throws -> Void) throws {
+    private func staged(bytes: Int, _ name: String, _ body: (CUdeviceptr, CUhandle?) throws -> Void) throws {
         let driver = context.device.driver, stream = context.device.stream
         try lock.withLock {
+            if let failure { throw failure }
             try context.device.makeCurrent()
             var device: CUdeviceptr = 0
             try driver.check(driver.cuMemAlloc(&device, max(bytes, 1)), "cuMemAlloc(\(bytes) bytes for NCCL)")
+            // After an abort NCCL's kernels have stopped, so the stream drains before the memory goes.
             defer { _ = driver.cuStreamSynchronize(stream); _ = driver.cuMemFree(device) }
             try body(device, stream)
-            try driver.check(driver.cuStreamSynchronize(stream), "cuStreamSynchronize (NCCL)")
+            try synchronize(stream, name)
         }
     }
 
@@ -375,7 +483,7 @@ final class NCCLCommunicator: Communicator, @unchecked Sendable {
         let bytes = count * dtype.size
         guard bytes > 0 else { return }
         _ = try reduction(dtype, count, op)
-        try staged(bytes: bytes) { device, stream in
+        try staged(bytes: bytes, "ncclAllReduce") { device, stream in
             try upload(buffer, device, bytes, stream)
             try allReduce(send: device, recv: device, count: count, dtype: dtype, op: op, stream: stream)
             try download(device, buffer, bytes, stream)
@@ -384,7 +492,7 @@ final class NCCLCommunicator: Communicator, @unchecked Sendable {
 
     func allGather(_ input: UnsafeRawPointer, bytes: Int, into output: UnsafeMutableRawPointer) throws {
         guard bytes > 0 else { return }
-        try staged(bytes: bytes * size) { device, stream in
+        try staged(bytes: bytes * size, "ncclAllGather") { device, stream in
             let mine = device + CUdeviceptr(rank * bytes)
             try upload(input, mine, bytes, stream)
             try allGather(send: mine, recv: device, count: bytes, dtype: .uint8, stream: stream)
@@ -394,7 +502,7 @@ final class NCCLCommunicator: Communicator, @unchecked Sendable {
 
     func send(_ buffer: UnsafeRawPointer, bytes: Int, to peer: Int) throws {
         guard bytes > 0 else { return }
-        try staged(bytes: bytes) { device, stream in
+        try staged(bytes: bytes, "ncclSend(to \(peer))") { device, stream in
             try upload(buffer, device, bytes, stream)
             try send(device, bytes: bytes, to: peer, stream: stream)
         }
@@ -402,7 +510,7 @@ final class NCCLCommunicator: Communicator, @unchecked Sendable {
 
     func recv(_ buffer: UnsafeMutableRawPointer, bytes: Int, from peer: Int) throws {
         guard bytes > 0 else { return }
-        try staged(bytes: bytes) { device, stream in
+        try staged(bytes: bytes, "ncclRecv(from \(peer))") { device, stream in
             try recv(device, bytes: bytes, from: peer, stream: stream)
             try download(device, buffer, bytes, stream)
         }
@@ -413,7 +521,8 @@ final class NCCLCommunicator: Communicator, @unchecked Sendable {
             throw DistributedError.unsupported("split needs NCCL 2.18 or later (this is \(nccl.version))")
         }
         var child: OpaquePointer?
-        try nccl.check(commSplit(comm, Int32(color), Int32(key), &child, nil), "ncclCommSplit")
+        // A nil config: the child inherits the parent's (non-blocking) config.
+        try call(commSplit(comm, Int32(color), Int32(key), &child, nil), "ncclCommSplit")
         guard let child else { throw DistributedError.backendError("ncclCommSplit returned no communicator") }
         // The new rank and size: every rank's (color, key, rank) over the host path.
         var mine = [Int64(color), Int64(key), Int64(rank)]
@@ -428,6 +537,8 @@ final class NCCLCommunicator: Communicator, @unchecked Sendable {
         guard let newRank = members.firstIndex(of: rank) else {
             throw DistributedError.backendError("ncclCommSplit: rank \(rank) is not in its own color")
         }
-        return NCCLCommunicator(rank: newRank, size: members.count, nccl: nccl, comm: child, context: context)
+        return NCCLCommunicator(
+            rank: newRank, size: members.count, nccl: nccl, comm: child, context: context, nonBlocking: nonBlocking,
+            timeout: timeout)
     }
 }

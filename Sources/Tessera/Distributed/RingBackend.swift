@@ -26,6 +26,8 @@ final class RingTransport: @unchecked Sendable {
     let operationLock = Lock()
     /// The first failure; every later operation throws it.
     private var failure: DistributedError?
+    /// The same-host segment for the world's all-reduces (RingSharedMemory.swift), if every rank is local.
+    var sharedMemory: RingSharedMemory?
 
     init(rank: Int, size: Int, timeout: Double, connections: [[Int32]]) {
         self.rank = rank
@@ -42,10 +44,60 @@ final class RingTransport: @unchecked Sendable {
     }
 
     /// Records the failure and closes every socket so the peers notice.
-    private func fail(_ error: DistributedError) -> DistributedError {
+    func fail(_ error: DistributedError) -> DistributedError {
         if failure == nil { failure = error }
         closeAll()
         return error
+    }
+
+    /// Throws if a peer has closed a connection (or the transport failed
+    /// before); used while waiting on shared memory, when the sockets are idle.
+    func checkPeers(operation: String) throws {
+        if let failure { throw failure }
+        var fds: [pollfd] = []
+        var peers: [Int] = []
+        for (peer, sockets) in connections.enumerated() {
+            for fd in sockets {
+                fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0))
+                peers.append(peer)
+            }
+        }
+        guard !fds.isEmpty, poll(&fds, nfds_t(fds.count), 0) > 0 else { return }
+        var byte: UInt8 = 0
+        for (i, p) in fds.enumerated() where p.revents != 0 {
+            if p.revents & Int16(POLLERR | POLLHUP | POLLNVAL) != 0 {
+                throw fail(.peerFailed(peer: peers[i], reason: "closed its connection during \(operation)"))
+            }
+            // Readable: data of a later operation is fine; end of stream is a closed peer.
+            let n = recv(p.fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+            if n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                throw fail(.peerFailed(peer: peers[i], reason: "closed its connection during \(operation)"))
+            }
+        }
+    }
+
+    /// Returns once data from `peer` is waiting on one of its connections; no
+    /// timeout, but a closed connection throws (`peerFailed`).
+    func awaitReadable(peer: Int) throws {
+        if let failure { throw failure }
+        let sockets = connections[peer]
+        guard !sockets.isEmpty else { throw fail(.peerFailed(peer: peer, reason: "no connection to rank \(peer)")) }
+        var byte: UInt8 = 0
+        while true {
+            var fds = sockets.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            let ready = poll(&fds, nfds_t(fds.count), 1000)
+            if ready < 0 {
+                if errno == EINTR { continue }
+                throw fail(.backendError("poll: \(String(cString: strerror(errno)))"))
+            }
+            for p in fds where p.revents != 0 {
+                let n = recv(p.fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+                if n > 0 { return }
+                if n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                    throw fail(.peerFailed(peer: peer, reason: "closed its connection while this rank waited for it"))
+                }
+            }
+        }
     }
 
     /// One part of an exchange: `bytes` bytes to send to or receive from `peer` (a world rank).
@@ -352,7 +404,15 @@ final class RingCommunicator: Communicator, @unchecked Sendable {
         }
         let transport = try RingTransport.connect(
             rank: rank, hosts: hosts, perPeer: perPeer, timeout: env.timeoutSeconds)
-        return RingCommunicator(transport: transport, members: Array(0..<hosts.count))
+        let world = RingCommunicator(transport: transport, members: Array(0..<hosts.count))
+        transport.sharedMemory = try RingSharedMemory.attach(world)
+        return world
+    }
+
+    /// The transport this communicator's all-reduces take: shared memory for
+    /// the whole world on one host, else TCP.
+    var transportName: String {
+        members.count == transport.size && transport.sharedMemory != nil ? "shared memory" : "tcp"
     }
 
     private func world(_ groupRank: Int) -> Int { members[groupRank] }
@@ -367,9 +427,28 @@ final class RingCommunicator: Communicator, @unchecked Sendable {
             operation: operation)
     }
 
+    func allReduce(
+        from input: UnsafeRawPointer, into output: UnsafeMutableRawPointer, count: Int, dtype: DType, op: ReduceKind
+    ) throws {
+        if size > 1, count > 0, members.count == transport.size, let shm = transport.sharedMemory {
+            let reducer = try HostReducer(dtype: dtype, op: op)
+            try transport.operationLock.withLock {
+                try shm.allReduce(
+                    from: input, into: output, count: count, dtype: dtype, reducer: reducer, transport: transport,
+                    operation: "\(op == .sum ? "allSum" : op == .max ? "allMax" : "allMin") (\(dtype))")
+            }
+            return
+        }
+        if UnsafeRawPointer(output) != input { output.copyMemory(from: input, byteCount: count * dtype.size) }
+        try allReduce(output, count: count, dtype: dtype, op: op)
+    }
+
     func allReduce(_ buffer: UnsafeMutableRawPointer, count: Int, dtype: DType, op: ReduceKind) throws {
         let n = size
         guard n > 1, count > 0 else { return }
+        if members.count == transport.size, transport.sharedMemory != nil {
+            return try allReduce(from: UnsafeRawPointer(buffer), into: buffer, count: count, dtype: dtype, op: op)
+        }
         let reducer = try HostReducer(dtype: dtype, op: op)
         let s = dtype.size
         func segment(_ i: Int) -> (start: Int, count: Int) {
@@ -420,6 +499,11 @@ final class RingCommunicator: Communicator, @unchecked Sendable {
     func recv(_ buffer: UnsafeMutableRawPointer, bytes: Int, from peer: Int) throws {
         try checkPeer(peer)
         try transport.operationLock.withLock { try exchange(send: nil, recv: (peer, buffer, bytes), "recv from \(peer)") }
+    }
+
+    func awaitMessage(from peer: Int) throws {
+        try checkPeer(peer)
+        try transport.awaitReadable(peer: world(peer))
     }
 
     private func checkPeer(_ peer: Int) throws {

@@ -15,7 +15,8 @@ func tracedTape(outputs: [Node], primals: Set<ObjectIdentifier>) -> [Node] {
     while let (node, expanded) = stack.popLast() {
         let id = ObjectIdentifier(node)
         if expanded {
-            if differentiableInputs(node).contains(where: {
+            // A recv is a source too: its cotangent goes back to its sender (CollectiveRules.swift).
+            if isReceive(node) || differentiableInputs(node).contains(where: {
                 primals.contains(ObjectIdentifier($0)) || dependent.contains(ObjectIdentifier($0))
             }) {
                 dependent.insert(id)
@@ -62,8 +63,14 @@ func backward(outputs: [Tensor], cotangents: [Tensor], primals: [Tensor]) -> [Te
             g.shape == output.shape, "vjp", "cotangent shape \(g.shape) does not match output shape \(output.shape)")
         accumulate(output.node, g)
     }
+    // The sends of received values' cotangents, returned tied to the gradients.
+    var sends: [Tensor] = []
     for node in tape.reversed() {
-        guard let g = cotangent.removeValue(forKey: ObjectIdentifier(node)) else { continue }
+        var g = cotangent.removeValue(forKey: ObjectIdentifier(node))
+        // Both ranks of a send/recv pair exchange a cotangent, a zero one too.
+        if g == nil, exchangesCotangent(node) { g = Tensor.zeros(node.shape, dtype: node.dtype) }
+        guard let g else { continue }
+        if let send = receivedCotangentSend(node, cotangent: g) { sends.append(send) }
         let inputs = node.inputs.map(Tensor.init(node:))
         let grads = vjpRule(node, inputs: inputs, output: Tensor(node: node), cotangent: g)
         for (input, grad) in zip(inputs, grads) {
@@ -71,7 +78,8 @@ func backward(outputs: [Tensor], cotangents: [Tensor], primals: [Tensor]) -> [Te
         }
     }
     return primals.map { p in
-        cotangent[ObjectIdentifier(p.node)] ?? Tensor.zeros(p.shape, dtype: p.dtype)
+        let g = cotangent[ObjectIdentifier(p.node)] ?? Tensor.zeros(p.shape, dtype: p.dtype)
+        return sends.isEmpty ? g : dependingOnSends(g, sends)
     }
 }
 

@@ -35,6 +35,7 @@ extension TransformerModel {
     /// (in order), after appending every segment's rows to its caches. The
     /// segments' rows together must be at most `batchedMaxRows`.
     func stepLogits(_ segments: [StepSegment]) -> Tensor? {
+        TensorParallelServing.willStep(self, segments)  // rank 0 of a tensor-parallel server: the others run it too
         let ids = segments.flatMap(\.tokens)
         guard !ids.isEmpty else { return nil }
         var h = model.embedTokens.rows(Tensor(ids.map { Int32($0) }, shape: [1, ids.count]))
@@ -80,8 +81,9 @@ extension Attention {
     /// position (within the sliding window, when the layer has one).
     func step(_ x: Tensor, caches: [KVCache], counts: [Int], _ c: TransformerConfiguration) -> Tensor {
         let rows = x.dim(1)
-        let kvOut = c.kvHeadCount * c.headDim
-        let projected = qkv({ projections }, sizes: [c.headCount * c.headDim, kvOut, kvOut], x)
+        // This rank's heads (all of them unless the model is split over ranks: TensorParallelServing).
+        let kvOut = localKVHeads * c.headDim
+        let projected = qkv({ projections }, sizes: [localHeads * c.headDim, kvOut, kvOut], x)
         let (qNorm, kNorm) = queryKeyNorms ? (self.qNorm, self.kNorm) : (nil, nil)
         func heads(_ t: Tensor, _ n: Int, _ norm: RMSNorm?) -> Tensor {
             let split = t.reshaped([1, rows, n, c.headDim])
@@ -89,8 +91,8 @@ extension Attention {
             return normed.transposed(axes: [0, 2, 1, 3])
         }
         let (q, k, v) = (
-            heads(projected[0], c.headCount, qNorm), heads(projected[1], c.kvHeadCount, kNorm),
-            heads(projected[2], c.kvHeadCount, nil)
+            heads(projected[0], localHeads, qNorm), heads(projected[1], localKVHeads, kNorm),
+            heads(projected[2], localKVHeads, nil)
         )
         let rotated = c.ropeDimensions ?? c.headDim
         var outputs: [Tensor] = []
@@ -116,6 +118,7 @@ extension Attention {
             }
         }
         let attended = outputs.count == 1 ? outputs[0] : concatenated(outputs, axis: 2)
-        return output({ [oProj] }, attended.transposed(axes: [0, 2, 1, 3]).reshaped([1, rows, c.headCount * c.headDim]))[0]
+        let out = output({ [oProj] }, attended.transposed(axes: [0, 2, 1, 3]).reshaped([1, rows, localHeads * c.headDim]))[0]
+        return parallel?.reduce(out) ?? out
     }
 }

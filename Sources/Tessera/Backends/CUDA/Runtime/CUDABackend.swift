@@ -78,7 +78,9 @@ package enum CUDABackend {
                 probe.reason = "a CUDA device is present, but \(probe.nvrtc ?? "NVRTC is missing")"
                 return probe
             }
-            let device = try CUDADevice(driver: driver, ordinal: 0)
+            // One GPU per rank of a host (Distributed/RankDevice.swift); device 0 otherwise.
+            let ordinal = try RankDevice.ordinal(environment: processEnvironment(), deviceCount: Int(count))
+            let device = try CUDADevice(driver: driver, ordinal: ordinal)
             guard device.computeCapability.major >= 7 && device.architecture != "sm_70" && device.architecture != "sm_72"
             else {
                 probe.reason = "\(device.name) is \(device.architecture); Tessera's CUDA kernels need sm_75 or newer"
