@@ -1,4 +1,6 @@
-// Linear algebra ops: matmul (batched, broadcasting, numpy's 1-D rules).
+// Matmul ops (the API of Backends/CPU/Matmul): matmul (batched, broadcasting, numpy's 1-D
+// rules) and the matrix-shaped helpers tril, triu, diagonal, diag. The
+// factorizations and norms (mx.linalg) are Ops/Linalg.swift.
 
 /// The matrix product of `a` and `b`, batched over leading axes with broadcasting.
 /// A 1-D `a` is a row vector and a 1-D `b` a column vector; those axes are
