@@ -122,6 +122,12 @@ extension DistributedLMTests {
     }
 
     func testTensorParallelServeGivesOneProcessCompletionsOnSmolLM2() throws {
+        #if DEBUG
+        // ~40 s unoptimised; CI runs it in the release step.
+        if ProcessInfo.processInfo.environment["TESSERA_SLOW_TESTS"] == nil {
+            throw XCTSkip("runs in release builds (or set TESSERA_SLOW_TESTS=1)")
+        }
+        #endif
         guard let model = DefaultModel.cachedPath() else {
             if ProcessInfo.processInfo.environment["TESSERA_REQUIRE_MODEL"] != nil {
                 XCTFail("TESSERA_REQUIRE_MODEL is set but the default model is not cached")
