@@ -11,7 +11,7 @@ let package = Package(
             name: "tessera-bench",
             dependencies: [
                 .product(name: "Tessera", package: "Tessera"), .product(name: "TesseraLM", package: "Tessera"),
-                .product(name: "TesseraNN", package: "Tessera"), .product(name: "TesseraOptimizers", package: "Tessera"),
+                .product(name: "TesseraNN", package: "Tessera"), .product(name: "TesseraOptimizers", package: "Tessera")
             ],
             path: "Sources/tessera-bench"
         )

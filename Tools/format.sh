@@ -14,21 +14,27 @@ if ! swift format --version >/dev/null 2>&1; then
     exit 2
 fi
 
+# The Swift files git tracks or would track (not .build folders), less the
+# generated ones (Tools/embed_kernels.py writes KernelSources.generated.swift and
+# checks it byte for byte).
+swift_files() {
+    git ls-files --cached --others --exclude-standard -- "${dirs[@]}" | grep '\.swift$' | grep -v '\.generated\.swift$'
+}
+
 case "${1:-}" in
 "")
-    swift format format --configuration .swift-format --parallel --in-place --recursive "${dirs[@]}"
+    swift_files | xargs -d '\n' swift format format --configuration .swift-format --parallel --in-place
     ;;
 --check)
     # What `format` would change: format a copy and compare (lint would also flag
     # what format cannot fix, such as an end-of-line comment past the line length).
     tmp=$(mktemp -d)
     trap 'rm -rf "$tmp"' EXIT
-    # The Swift files git tracks or would track (not .build folders).
-    git ls-files --cached --others --exclude-standard -- "${dirs[@]}" | grep '\.swift$' | tar -cf - -T - | tar -xf - -C "$tmp"
+    swift_files >"$tmp/.files"
+    tar -cf - -T "$tmp/.files" | tar -xf - -C "$tmp"
     cp .swift-format "$tmp"/
-    (cd "$tmp" && swift format format --configuration .swift-format --parallel --in-place --recursive "${dirs[@]}")
-    files=$(cd "$tmp" && git -C "$OLDPWD" ls-files --cached --others --exclude-standard -- "${dirs[@]}" | grep '\.swift$' |
-        while IFS= read -r f; do cmp -s "$f" "$OLDPWD/$f" || echo "$f"; done)
+    (cd "$tmp" && xargs -d '\n' swift format format --configuration .swift-format --parallel --in-place <.files)
+    files=$(while IFS= read -r f; do cmp -s "$tmp/$f" "$f" || echo "$f"; done <"$tmp/.files")
     if [ -n "$files" ]; then
         echo "format.sh --check: these files differ from .swift-format's layout (run Tools/format.sh):" >&2
         printf '%s\n' "$files" >&2

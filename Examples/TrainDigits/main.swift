@@ -35,7 +35,8 @@ let path = arguments.first ?? "Tests/Fixtures/digits.npz"
 
 do {
     let data = try NPZ.load(path)
-    guard let trainX = data["train_x"], let trainY = data["train_y"], let testX = data["test_x"], let testY = data["test_y"]
+    guard let trainX = data["train_x"], let trainY = data["train_y"], let testX = data["test_x"],
+        let testY = data["test_y"]
     else {
         print("\(path) lacks train_x/train_y/test_x/test_y")
         exit(1)
@@ -45,7 +46,8 @@ do {
     Random.seed(0)
     let model = MLP(hidden: 128)
     let steps = epochs * ((count + batch - 1) / batch)
-    let opt = AdamW(learningRate: Schedules.withWarmup(Schedules.cosineDecay(3e-3, decaySteps: steps), warmupSteps: 50, peak: 3e-3))
+    let opt = AdamW(
+        learningRate: Schedules.withWarmup(Schedules.cosineDecay(3e-3, decaySteps: steps), warmupSteps: 50, peak: 3e-3))
     let step = valueAndGrad(model: model) { m, x, y in crossEntropy(m(x), y, labelSmoothing: 0.05, reduction: .mean) }
     let start = Date()
     for epoch in 1...epochs {
@@ -63,8 +65,10 @@ do {
         let accuracy = (predicted .== testY).asType(.float32).mean().item(Float.self)
         model.train(true)
         let batches = Float((count + batch - 1) / batch)
-        print(String(format: "epoch %2d  loss %.4f  test accuracy %.2f%%  %.1f s", epoch, total / batches, accuracy * 100,
-            Date().timeIntervalSince(start)))
+        print(
+            String(
+                format: "epoch %2d  loss %.4f  test accuracy %.2f%%  %.1f s", epoch, total / batches, accuracy * 100,
+                Date().timeIntervalSince(start)))
     }
 } catch {
     print("error: \(error)")

@@ -1,7 +1,7 @@
 // Writing to the terminal: results on stdout, progress and errors on stderr.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// An error the CLI reports as one line, `Error: <description>`, exiting 1.

@@ -2,9 +2,9 @@
 
 import ArgumentParser
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 import Tessera
 import TesseraLM
@@ -18,10 +18,14 @@ struct ConvertCommand: ParsableCommand {
             --q-group-size, --quant-predicate, --dtype.
             """)
 
-    @Option(name: .shortAndLong, help: ArgumentHelp("The model to convert: a GGUF file or a model folder.", valueName: "path"))
+    @Option(
+        name: .shortAndLong,
+        help: ArgumentHelp("The model to convert: a GGUF file or a model folder.", valueName: "path"))
     var model: String
 
-    @Option(name: .shortAndLong, help: ArgumentHelp("The folder to write (must not exist yet, unless --force).", valueName: "dir"))
+    @Option(
+        name: .shortAndLong,
+        help: ArgumentHelp("The folder to write (must not exist yet, unless --force).", valueName: "dir"))
     var output: String
 
     @Flag(help: "Replace an existing model folder at --output (the new one is written beside it, then swapped in).")
@@ -84,9 +88,12 @@ struct ConvertCommand: ParsableCommand {
         if let quantPredicate {
             guard QuantizationRecipe(rawValue: quantPredicate) != nil else {
                 throw ValidationError(
-                    "--quant-predicate must be one of \(QuantizationRecipe.allCases.map(\.rawValue).joined(separator: ", ")), got \(quantPredicate)")
+                    "--quant-predicate must be one of \(QuantizationRecipe.allCases.map(\.rawValue).joined(separator: ", ")), got \(quantPredicate)"
+                )
             }
-            if bits != nil { throw ValidationError("--bits and --quant-predicate: the recipe sets the bits; give one of them") }
+            if bits != nil {
+                throw ValidationError("--bits and --quant-predicate: the recipe sets the bits; give one of them")
+            }
         }
         if let dtype {
             guard Self.denseTypes[dtype] != nil else {
@@ -94,7 +101,8 @@ struct ConvertCommand: ParsableCommand {
             }
             if quantize || bits != nil || groupSize != nil || embeddingBits != nil || quantPredicate != nil {
                 throw ValidationError(
-                    "--dtype writes an unquantized folder; it takes none of -q, --bits, --group-size, --embedding-bits, --quant-predicate")
+                    "--dtype writes an unquantized folder; it takes none of -q, --bits, --group-size, --embedding-bits, --quant-predicate"
+                )
             }
         }
     }
@@ -111,7 +119,8 @@ struct ConvertCommand: ParsableCommand {
         let report: ModelConverter.Report
         do {
             report = try ModelConverter.convert(
-                model: model, output: output, bits: bits ?? 4, groupSize: groupSize, dense: dense, embeddingBits: embeddingBits,
+                model: model, output: output, bits: bits ?? 4, groupSize: groupSize, dense: dense,
+                embeddingBits: embeddingBits,
                 recipe: recipe, replace: force, progress: display.update)
         } catch {
             display.end()

@@ -4,9 +4,9 @@
 
 import ArgumentParser
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 import TesseraLM
 
@@ -33,7 +33,9 @@ struct FuseCommand: ParsableCommand {
     var savePath = "fused_model"
     @Option(help: ArgumentHelp("The adapter folder.", valueName: "dir"))
     var adapterPath = "adapters"
-    @Flag(name: [.customLong("dequantize"), .customLong("de-quantize")], help: "Save a quantized base dense (in the dtype of its scales).")
+    @Flag(
+        name: [.customLong("dequantize"), .customLong("de-quantize")],
+        help: "Save a quantized base dense (in the dtype of its scales).")
     var dequantize = false
     @Flag(help: "Also write a GGUF file.") var exportGGUF = false
     @Option(help: ArgumentHelp("The GGUF file (relative: inside --save-path).", valueName: "file"))

@@ -46,10 +46,12 @@ struct GenerateCommand: AsyncParsableCommand {
         // Under `tessera launch -n N`: the model split over the ranks, rank 0 reading and printing.
         let ranks = try LaunchedRanks.start()
         try ranks.refuse(adapter: adapter.adapterPath, promptCache: promptCache)
-        let text = try ranks.shared {
-            try PromptInput.resolve(
-                option: prompt, inputIsTerminal: standardInputIsTerminal(), readInput: PromptInput.readStandardInput)
-        } ?? ""
+        let text =
+            try ranks.shared {
+                try PromptInput.resolve(
+                    option: prompt, inputIsTerminal: standardInputIsTerminal(), readInput: PromptInput.readStandardInput
+                )
+            } ?? ""
         let (generator, loaded, path) = try await modelOptions.load(tensorParallel: ranks.tensorParallel)
         if ranks.group.rank == 0, let advice = loaded.quantizationAdvice(path: path) { printError(advice) }
         let identity = try adapter.apply(to: loaded, verbose: modelOptions.verbose)

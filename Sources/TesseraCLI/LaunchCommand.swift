@@ -31,7 +31,8 @@ struct LaunchCommand: ParsableCommand {
     @Option(help: "A JSON hostfile: [{\"ssh\": \"host\", \"ips\": [\"10.0.0.1\"]}, ...].")
     var hostfile: String?
 
-    @Option(help: "The backend: ring (TCP, no install), mpi (Open MPI's mpirun) or nccl (GPUs; the ring carries its id).")
+    @Option(
+        help: "The backend: ring (TCP, no install), mpi (Open MPI's mpirun) or nccl (GPUs; the ring carries its id).")
     var backend: String = "ring"
 
     @Option(name: .customLong("env"), help: "K=V set for every rank (repeatable).")
@@ -58,7 +59,9 @@ struct LaunchCommand: ParsableCommand {
 
     func validate() throws {
         // `launch --help` asks for this help (the passthrough argument would take it as the command).
-        if let first = command.first, ["--help", "-h", "-help"].contains(first) { throw CleanExit.helpRequest(Self.self) }
+        if let first = command.first, ["--help", "-h", "-help"].contains(first) {
+            throw CleanExit.helpRequest(Self.self)
+        }
         guard !program.isEmpty else { throw ValidationError("give the command to run after --") }
         guard ["ring", "mpi", "nccl"].contains(backend) else {
             throw ValidationError("--backend must be ring, mpi or nccl")
@@ -87,8 +90,9 @@ struct LaunchCommand: ParsableCommand {
         let launcher = RankLauncher(grace: grace)
         if backend == "mpi" {
             shared[DistributedEnvironment.backend] = "mpi"
-            try launcher.start(rankLabel: nil, arguments: mpirunArguments(count: count, hosts: hosts, environment: shared),
-                               environment: [:])
+            try launcher.start(
+                rankLabel: nil, arguments: mpirunArguments(count: count, hosts: hosts, environment: shared),
+                environment: [:])
         } else {
             // nccl: the ring carries rank 0's NCCL id (NCCLBootstrap), then NCCL runs the collectives.
             shared[DistributedEnvironment.backend] = backend
@@ -109,9 +113,11 @@ struct LaunchCommand: ParsableCommand {
                 if let remote {
                     // The same working directory and variables on the remote host.
                     let assignments = env.sorted { $0.key < $1.key }.map { "\($0.key)=\(Self.quoted($0.value))" }
-                    let line = "cd \(Self.quoted(FileManager.default.currentDirectoryPath)) && env "
+                    let line =
+                        "cd \(Self.quoted(FileManager.default.currentDirectoryPath)) && env "
                         + (assignments + program.map(Self.quoted)).joined(separator: " ")
-                    try launcher.start(rankLabel: rank, arguments: ["ssh", "-o", "BatchMode=yes", remote, line], environment: [:])
+                    try launcher.start(
+                        rankLabel: rank, arguments: ["ssh", "-o", "BatchMode=yes", remote, line], environment: [:])
                 } else {
                     try launcher.start(rankLabel: rank, arguments: program, environment: env)
                 }
@@ -170,7 +176,9 @@ struct LaunchCommand: ParsableCommand {
             addr.sin_addr.s_addr = INADDR_ANY
             var len = socklen_t(MemoryLayout<sockaddr_in>.size)
             let ok = withUnsafeMutablePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0
+                }
             }
             guard ok else { throw ValidationError("no free port: \(String(cString: strerror(errno)))") }
             ports.append(Int(UInt16(bigEndian: addr.sin_port)))
@@ -240,7 +248,8 @@ final class RankLauncher: @unchecked Sendable {
         process.terminationHandler = { [weak self] p in
             let failed = p.terminationStatus != 0 || p.terminationReason == .uncaughtSignal
             if failed {
-                self?.rankFailed(status: p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus)
+                self?.rankFailed(
+                    status: p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus)
             }
             streams.notify(queue: .global()) { done.leave() }
         }

@@ -11,9 +11,9 @@ import Tessera
 import TesseraLM
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The launched world of a command, or a group of one.

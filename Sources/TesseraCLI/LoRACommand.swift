@@ -5,9 +5,9 @@
 import ArgumentParser
 import Synchronization
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 import Tessera
 import TesseraLM
@@ -15,7 +15,7 @@ import TesseraNN
 import TesseraOptimizers
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 enum OptimizerChoice: String, ExpressibleByArgument, CaseIterable {
@@ -45,16 +45,21 @@ struct LoRACommand: AsyncParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
 
-    @Option(name: [.customShort("c"), .long], help: ArgumentHelp("A YAML file of mlx-lm lora_config keys.", valueName: "file"))
+    @Option(
+        name: [.customShort("c"), .long],
+        help: ArgumentHelp("A YAML file of mlx-lm lora_config keys.", valueName: "file"))
     var config: String?
     @Flag(help: "Train.") var train = false
-    @Option(help: ArgumentHelp("The data folder (train.jsonl, valid.jsonl, test.jsonl). Default: data.", valueName: "dir"))
+    @Option(
+        help: ArgumentHelp("The data folder (train.jsonl, valid.jsonl, test.jsonl). Default: data.", valueName: "dir"))
     var data: String?
-    @Option(help: ArgumentHelp("What to train. Default: lora.", valueName: "lora|dora|full")) var fineTuneType: FineTuneType?
+    @Option(help: ArgumentHelp("What to train. Default: lora.", valueName: "lora|dora|full")) var fineTuneType:
+        FineTuneType?
     @Option(parsing: .unconditional, help: "Adapt the last N layers (-1: all). Default: 16.") var numLayers: Int?
     @Option(help: "Examples per step. Default: 4.") var batchSize: Int?
     @Option(help: "Training steps. Default: 1000.") var iters: Int?
-    @Option(help: "The optimizer's learning rate (the schedule's, with lr_schedule). Default: 1e-5.") var learningRate: Float?
+    @Option(help: "The optimizer's learning rate (the schedule's, with lr_schedule). Default: 1e-5.") var learningRate:
+        Float?
     @Option(
         help: ArgumentHelp(
             "The optimizer. Default: adam. adafactor, as mlx-lm, takes relative steps (min(1e-2, 1/√t)) and ignores "
@@ -63,9 +68,12 @@ struct LoRACommand: AsyncParsableCommand {
     var optimizer: OptimizerChoice?
     @Option(help: "Steps between progress lines. Default: 10.") var stepsPerReport: Int?
     @Option(help: "Steps between validation losses. Default: 200.") var stepsPerEval: Int?
-    @Option(parsing: .unconditional, help: "Validation batches per evaluation (-1: all). Default: 25.") var valBatches: Int?
+    @Option(parsing: .unconditional, help: "Validation batches per evaluation (-1: all). Default: 25.") var valBatches:
+        Int?
     @Option(help: "Steps between adapter saves. Default: 100.") var saveEvery: Int?
-    @Option(help: ArgumentHelp("Where adapters are saved (and, without --train, read). Default: adapters.", valueName: "dir"))
+    @Option(
+        help: ArgumentHelp(
+            "Where adapters are saved (and, without --train, read). Default: adapters.", valueName: "dir"))
     var adapterPath: String?
     @Option(help: "Cut sequences to this many tokens. Default: 2048.") var maxSeqLength: Int?
     @Flag(help: "Train only on completions: mask the prompt out of the loss.") var maskPrompt = false
@@ -81,9 +89,11 @@ struct LoRACommand: AsyncParsableCommand {
                 + "step, data order, random state); an adapters.safetensors loads the weights only, as mlx-lm.",
             valueName: "file"))
     var resumeAdapterFile: String?
-    @Flag(help: "Recompute each transformer block in the backward pass instead of keeping its activations (less memory).")
+    @Flag(
+        help: "Recompute each transformer block in the backward pass instead of keeping its activations (less memory).")
     var gradCheckpoint = false
-    @Option(help: "Average the gradients of this many batches into one update. Default: 1.") var gradAccumulationSteps: Int?
+    @Option(help: "Average the gradients of this many batches into one update. Default: 1.") var gradAccumulationSteps:
+        Int?
     @Flag(help: "Continue the run saved in --adapter-path (its training_state.safetensors) exactly where it stopped.")
     var resume = false
 
@@ -102,7 +112,8 @@ struct LoRACommand: AsyncParsableCommand {
             throw ValidationError(resume ? "--resume: no \(path)" : "--resume-adapter-file: no file at \(path)")
         }
         if s.test && !s.train && !FileManager.default.fileExists(atPath: s.adapterPath + "/" + Adapters.configFile) {
-            throw ValidationError("--adapter-path: no \(Adapters.configFile) in \(s.adapterPath) to test (or give --train)")
+            throw ValidationError(
+                "--adapter-path: no \(Adapters.configFile) in \(s.adapterPath) to test (or give --train)")
         }
     }
 
@@ -111,7 +122,9 @@ struct LoRACommand: AsyncParsableCommand {
     func settings() throws -> LoRASettings {
         let file: LoRAConfigFile
         if let config {
-            do { file = try LoRAConfigFile.load(config) } catch { throw ValidationError("-c/--config \(config): \(error)") }
+            do { file = try LoRAConfigFile.load(config) } catch {
+                throw ValidationError("-c/--config \(config): \(error)")
+            }
         } else {
             file = LoRAConfigFile(values: [:])
         }
@@ -140,8 +153,10 @@ struct LoRACommand: AsyncParsableCommand {
             let trainable = model.trainableParameters().flattened().reduce(0) { $0 + $1.value.size }
             let total = model.parameters().flattened().reduce(0) { $0 + $1.value.size }
             print("Trainable parameters: \(trainable) of \(total) stored values (\(percent(trainable, total))%)")
-            let trainSet = try FineTuningData.load(folder: s.data, split: "train", tokenizer: tokenizer, maskPrompt: s.maskPrompt)
-            let validSet = try FineTuningData.load(folder: s.data, split: "valid", tokenizer: tokenizer, maskPrompt: s.maskPrompt)
+            let trainSet = try FineTuningData.load(
+                folder: s.data, split: "train", tokenizer: tokenizer, maskPrompt: s.maskPrompt)
+            let validSet = try FineTuningData.load(
+                folder: s.data, split: "valid", tokenizer: tokenizer, maskPrompt: s.maskPrompt)
             print("Training: \(trainSet.count) examples, \(validSet.count) validation examples")
             var trainingOptions = s.trainingOptions
             trainingOptions.group = ranks.group
@@ -168,9 +183,11 @@ struct LoRACommand: AsyncParsableCommand {
             try Adapters.load(s.adapterPath, into: model)
         }
         if s.test {
-            let testSet = try FineTuningData.load(folder: s.data, split: "test", tokenizer: tokenizer, maskPrompt: s.maskPrompt)
+            let testSet = try FineTuningData.load(
+                folder: s.data, split: "test", tokenizer: tokenizer, maskPrompt: s.maskPrompt)
             let loss = Trainer.evaluate(
-                model: model, testSet, batchSize: s.batchSize, maxSequenceLength: s.maxSeqLength, batches: s.testBatches)
+                model: model, testSet, batchSize: s.batchSize, maxSequenceLength: s.maxSeqLength, batches: s.testBatches
+            )
             print("Test loss \(fixed(Double(loss), 3)), Test ppl \(fixed(Glibc.exp(Double(loss)), 3)).")
         }
     }
@@ -199,7 +216,9 @@ struct LoRACommand: AsyncParsableCommand {
     }
 }
 
-private func percent(_ part: Int, _ whole: Int) -> String { fixed(whole == 0 ? 0 : 100 * Double(part) / Double(whole), 3) }
+private func percent(_ part: Int, _ whole: Int) -> String {
+    fixed(whole == 0 ? 0 : 100 * Double(part) / Double(whole), 3)
+}
 
 /// `x` with `digits` decimals.
 func fixed(_ x: Double, _ digits: Int) -> String {
@@ -209,7 +228,8 @@ func fixed(_ x: Double, _ digits: Int) -> String {
     let whole = Int(rounded / scale), fraction = Int(rounded.truncatingRemainder(dividingBy: scale))
     let text = String(fraction)
     let sign = x < 0 && rounded > 0 ? "-" : ""
-    return digits == 0 ? sign + String(whole) : sign + "\(whole)." + String(repeating: "0", count: digits - text.count) + text
+    return digits == 0
+        ? sign + String(whole) : sign + "\(whole)." + String(repeating: "0", count: digits - text.count) + text
 }
 
 /// `x` as `1.000e-05`.

@@ -8,9 +8,9 @@
 // `warmup` steps of a linear ramp from `warmup_init`, joined at warmup + 1.
 
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 import Tessera
 import TesseraNN
@@ -53,7 +53,9 @@ struct ScheduleSpec: Equatable {
         }
         func steps(_ i: Int) throws -> Int {
             guard let v = argument(i), v >= 1, v < 1e9, v == v.rounded() else {
-                throw LoRAConfigError.invalid(key: "lr_schedule.arguments", reason: "argument \(i + 1) of \(name) must be a positive whole number of steps")
+                throw LoRAConfigError.invalid(
+                    key: "lr_schedule.arguments",
+                    reason: "argument \(i + 1) of \(name) must be a positive whole number of steps")
             }
             return Int(v)
         }
@@ -64,7 +66,8 @@ struct ScheduleSpec: Equatable {
         switch name {
         case "cosine_decay":
             try count(2...3, "(init, decay_steps[, end])")
-            schedule = Schedules.cosineDecay(Float(arguments[0]), decaySteps: try steps(1), end: Float(argument(2) ?? 0))
+            schedule = Schedules.cosineDecay(
+                Float(arguments[0]), decaySteps: try steps(1), end: Float(argument(2) ?? 0))
         case "linear_schedule":
             try count(3...3, "(init, end, steps)")
             schedule = Schedules.linear(from: Float(arguments[0]), to: Float(arguments[1]), steps: try steps(2))
@@ -75,7 +78,8 @@ struct ScheduleSpec: Equatable {
             try count(3...3, "(init, decay_rate, step_size)")
             schedule = Schedules.stepDecay(Float(arguments[0]), decayRate: Float(arguments[1]), stepSize: try steps(2))
         default:
-            throw LoRAConfigError.invalid(key: "lr_schedule.name", reason: "\(name) is not one of \(Self.names.joined(separator: ", "))")
+            throw LoRAConfigError.invalid(
+                key: "lr_schedule.name", reason: "\(name) is not one of \(Self.names.joined(separator: ", "))")
         }
         guard warmup > 0 else { return schedule }
         let ramp = Schedules.linear(from: Float(warmupInit), to: Float(arguments[0]), steps: warmup)
@@ -90,7 +94,7 @@ struct LoRAConfigFile {
         "model", "train", "data", "fine_tune_type", "optimizer", "optimizer_config", "mask_prompt", "num_layers",
         "batch_size", "iters", "val_batches", "learning_rate", "steps_per_report", "steps_per_eval",
         "resume_adapter_file", "adapter_path", "save_every", "test", "test_batches", "max_seq_length",
-        "grad_checkpoint", "grad_accumulation_steps", "lr_schedule", "lora_parameters", "seed",
+        "grad_checkpoint", "grad_accumulation_steps", "lr_schedule", "lora_parameters", "seed"
     ]
     /// mlx-lm keys for what Tessera does not do; accepted only as null.
     static let nullOnly: Set<String> = ["wandb", "report_to", "project_name", "hf_dataset", "config"]
@@ -100,7 +104,9 @@ struct LoRAConfigFile {
     /// Reads and checks `path` (at most 1 MiB of YAML, one mapping, no aliases).
     static func load(_ path: String) throws -> LoRAConfigFile {
         let bytes: [UInt8]
-        do { bytes = try readRegularFile(path, maxBytes: 1 << 20) } catch { throw LoRAConfigError.unreadable("\(path): \(error)") }
+        do { bytes = try readRegularFile(path, maxBytes: 1 << 20) } catch {
+            throw LoRAConfigError.unreadable("\(path): \(error)")
+        }
         return try parse(String(decoding: bytes, as: UTF8.self))
     }
 
@@ -115,7 +121,9 @@ struct LoRAConfigFile {
         var values: [String: JSONValue] = [:]
         for (key, value) in object {
             if nullOnly.contains(key) {
-                guard value.isNull else { throw LoRAConfigError.invalid(key: key, reason: "is not supported by tessera lora (leave it null)") }
+                guard value.isNull else {
+                    throw LoRAConfigError.invalid(key: key, reason: "is not supported by tessera lora (leave it null)")
+                }
                 continue
             }
             guard keys.contains(key) else { throw LoRAConfigError.unknownKey(key) }
@@ -152,7 +160,9 @@ struct LoRAConfigFile {
                 if let b = node.bool { return .bool(b) }
                 if let i = node.int { return .int(i) }
                 if let d = node.float { return .double(d) }
-                if let d = Double(scalar.string), scalar.string.contains(where: { $0 == "e" || $0 == "E" }) { return .double(d) }
+                if let d = Double(scalar.string), scalar.string.contains(where: { $0 == "e" || $0 == "E" }) {
+                    return .double(d)
+                }
             }
             return .string(scalar.string)
         }
@@ -161,19 +171,24 @@ struct LoRAConfigFile {
     /// Sub-keys of lora_parameters and lr_schedule.
     func checkNested() throws {
         if let lora = values["lora_parameters"] {
-            guard case .object(let object) = lora else { throw LoRAConfigError.wrongType(key: "lora_parameters", expected: "a mapping") }
+            guard case .object(let object) = lora else {
+                throw LoRAConfigError.wrongType(key: "lora_parameters", expected: "a mapping")
+            }
             for key in object.map(\.key) where !["keys", "rank", "scale", "dropout", "alpha"].contains(key) {
                 throw LoRAConfigError.unknownKey("lora_parameters." + key)
             }
         }
         if let schedule = values["lr_schedule"] {
-            guard case .object(let object) = schedule else { throw LoRAConfigError.wrongType(key: "lr_schedule", expected: "a mapping") }
+            guard case .object(let object) = schedule else {
+                throw LoRAConfigError.wrongType(key: "lr_schedule", expected: "a mapping")
+            }
             for key in object.map(\.key) where !["name", "arguments", "warmup", "warmup_init"].contains(key) {
                 throw LoRAConfigError.unknownKey("lr_schedule." + key)
             }
         }
         if let config = values["optimizer_config"], config.object == nil {
-            throw LoRAConfigError.wrongType(key: "optimizer_config", expected: "a mapping of optimizer names to settings")
+            throw LoRAConfigError.wrongType(
+                key: "optimizer_config", expected: "a mapping of optimizer names to settings")
         }
     }
 
@@ -187,7 +202,9 @@ struct LoRAConfigFile {
 
     func double(_ key: String) throws -> Double? {
         guard let v = values[key] else { return nil }
-        guard let d = v.double ?? v.int.map(Double.init) else { throw LoRAConfigError.wrongType(key: key, expected: "a number") }
+        guard let d = v.double ?? v.int.map(Double.init) else {
+            throw LoRAConfigError.wrongType(key: key, expected: "a number")
+        }
         return d
     }
 
@@ -215,7 +232,9 @@ struct LoRAConfigFile {
         }
         var rank: Int? = nil
         if let r = try number("rank") {
-            guard r == r.rounded(), r >= 1, r < 1_048_576 else { throw LoRAConfigError.wrongType(key: "lora_parameters.rank", expected: "a positive integer") }
+            guard r == r.rounded(), r >= 1, r < 1_048_576 else {
+                throw LoRAConfigError.wrongType(key: "lora_parameters.rank", expected: "a positive integer")
+            }
             rank = Int(r)
         }
         var keys: [String]? = nil
@@ -231,7 +250,9 @@ struct LoRAConfigFile {
     /// `lr_schedule`, if any.
     func schedule() throws -> ScheduleSpec? {
         guard case .object(let object)? = values["lr_schedule"] else { return nil }
-        guard let name = object["name"]?.string else { throw LoRAConfigError.wrongType(key: "lr_schedule.name", expected: "a scheduler name") }
+        guard let name = object["name"]?.string else {
+            throw LoRAConfigError.wrongType(key: "lr_schedule.name", expected: "a scheduler name")
+        }
         guard let list = object["arguments"]?.array else {
             throw LoRAConfigError.wrongType(key: "lr_schedule.arguments", expected: "a list of numbers")
         }
@@ -259,7 +280,9 @@ struct LoRAConfigFile {
 
     /// `optimizer_config.<name>`: the optimizer's settings (empty when absent).
     func optimizerSettings(_ name: String) throws -> JSONObject {
-        guard case .object(let all)? = values["optimizer_config"], let entry = all[name], !entry.isNull else { return JSONObject() }
+        guard case .object(let all)? = values["optimizer_config"], let entry = all[name], !entry.isNull else {
+            return JSONObject()
+        }
         guard case .object(let settings) = entry else {
             throw LoRAConfigError.wrongType(key: "optimizer_config.\(name)", expected: "a mapping")
         }

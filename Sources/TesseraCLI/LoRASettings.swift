@@ -39,11 +39,15 @@ struct LoRASettings {
     init(_ c: LoRACommand, _ file: LoRAConfigFile) throws {
         func name(_ flag: String, _ key: String) -> String { c.config == nil ? flag : "\(flag) (\(key))" }
         func atLeast(_ value: Int, _ minimum: Int, _ flag: String, _ key: String) throws -> Int {
-            guard value >= minimum else { throw ValidationError("\(name(flag, key)) must be at least \(minimum), got \(value)") }
+            guard value >= minimum else {
+                throw ValidationError("\(name(flag, key)) must be at least \(minimum), got \(value)")
+            }
             return value
         }
         func positiveOrAll(_ value: Int, _ flag: String, _ key: String) throws -> Int {
-            guard value == -1 || value >= 1 else { throw ValidationError("\(name(flag, key)) must be positive or -1 (all), got \(value)") }
+            guard value == -1 || value >= 1 else {
+                throw ValidationError("\(name(flag, key)) must be positive or -1 (all), got \(value)")
+            }
             return value
         }
         model = try file.string("model")
@@ -53,7 +57,8 @@ struct LoRASettings {
         data = try c.data ?? file.string("data") ?? "data"
         if let text = try file.string("fine_tune_type"), c.fineTuneType == nil {
             guard let type = FineTuneType(rawValue: text) else {
-                throw ValidationError("\(name("--fine-tune-type", "fine_tune_type")) must be lora, dora or full, got \(text)")
+                throw ValidationError(
+                    "\(name("--fine-tune-type", "fine_tune_type")) must be lora, dora or full, got \(text)")
             }
             fineTuneType = type
         } else {
@@ -61,7 +66,8 @@ struct LoRASettings {
         }
         if let text = try file.string("optimizer"), c.optimizer == nil {
             guard let choice = OptimizerChoice(rawValue: text) else {
-                throw ValidationError("\(name("--optimizer", "optimizer")) must be adam, adamw, sgd or adafactor, got \(text)")
+                throw ValidationError(
+                    "\(name("--optimizer", "optimizer")) must be adam, adamw, sgd or adafactor, got \(text)")
             }
             optimizer = choice
         } else {
@@ -70,16 +76,21 @@ struct LoRASettings {
         optimizerSettings = try file.optimizerSettings(optimizer.rawValue)
         numLayers = try c.numLayers ?? file.int("num_layers") ?? 16
         if numLayers == 0 || numLayers < -1 {
-            throw ValidationError("\(name("--num-layers", "num_layers")) must be positive or -1 (all), got \(numLayers)")
+            throw ValidationError(
+                "\(name("--num-layers", "num_layers")) must be positive or -1 (all), got \(numLayers)")
         }
         batchSize = try atLeast(c.batchSize ?? file.int("batch_size") ?? 4, 1, "--batch-size", "batch_size")
         iters = try atLeast(c.iters ?? file.int("iters") ?? 1000, 1, "--iters", "iters")
-        stepsPerReport = try atLeast(c.stepsPerReport ?? file.int("steps_per_report") ?? 10, 1, "--steps-per-report", "steps_per_report")
-        stepsPerEval = try atLeast(c.stepsPerEval ?? file.int("steps_per_eval") ?? 200, 1, "--steps-per-eval", "steps_per_eval")
+        stepsPerReport = try atLeast(
+            c.stepsPerReport ?? file.int("steps_per_report") ?? 10, 1, "--steps-per-report", "steps_per_report")
+        stepsPerEval = try atLeast(
+            c.stepsPerEval ?? file.int("steps_per_eval") ?? 200, 1, "--steps-per-eval", "steps_per_eval")
         saveEvery = try atLeast(c.saveEvery ?? file.int("save_every") ?? 100, 1, "--save-every", "save_every")
-        maxSeqLength = try atLeast(c.maxSeqLength ?? file.int("max_seq_length") ?? 2048, 2, "--max-seq-length", "max_seq_length")
+        maxSeqLength = try atLeast(
+            c.maxSeqLength ?? file.int("max_seq_length") ?? 2048, 2, "--max-seq-length", "max_seq_length")
         valBatches = try positiveOrAll(c.valBatches ?? file.int("val_batches") ?? 25, "--val-batches", "val_batches")
-        testBatches = try positiveOrAll(c.testBatches ?? file.int("test_batches") ?? 500, "--test-batches", "test_batches")
+        testBatches = try positiveOrAll(
+            c.testBatches ?? file.int("test_batches") ?? 500, "--test-batches", "test_batches")
         adapterPath = try c.adapterPath ?? file.string("adapter_path") ?? "adapters"
         if let s = c.seed {
             seed = s
@@ -100,9 +111,13 @@ struct LoRASettings {
         lora = LoRAParameters(
             rank: try atLeast(c.loraRank ?? rank ?? 8, 1, "--lora-rank", "lora_parameters.rank"),
             scale: c.loraScale ?? scale.map(Float.init) ?? 20, dropout: c.loraDropout ?? dropout.map(Float.init) ?? 0)
-        guard lora.scale.isFinite else { throw ValidationError("\(name("--lora-scale", "lora_parameters.scale")) must be a number, got \(lora.scale)") }
+        guard lora.scale.isFinite else {
+            throw ValidationError(
+                "\(name("--lora-scale", "lora_parameters.scale")) must be a number, got \(lora.scale)")
+        }
         guard lora.dropout >= 0 && lora.dropout < 1 else {
-            throw ValidationError("\(name("--lora-dropout", "lora_parameters.dropout")) must be in [0, 1), got \(lora.dropout)")
+            throw ValidationError(
+                "\(name("--lora-dropout", "lora_parameters.dropout")) must be in [0, 1), got \(lora.dropout)")
         }
         self.keys = keys
         resumeAdapterFile = try c.resumeAdapterFile ?? file.string("resume_adapter_file")
@@ -112,7 +127,8 @@ struct LoRASettings {
         }
         gradCheckpoint = try c.gradCheckpoint || file.bool("grad_checkpoint") ?? false
         gradAccumulationSteps = try atLeast(
-            c.gradAccumulationSteps ?? file.int("grad_accumulation_steps") ?? 1, 1, "--grad-accumulation-steps", "grad_accumulation_steps")
+            c.gradAccumulationSteps ?? file.int("grad_accumulation_steps") ?? 1, 1, "--grad-accumulation-steps",
+            "grad_accumulation_steps")
         _ = try makeOptimizer()  // optimizer_config checked at parse time
     }
 
@@ -129,12 +145,14 @@ struct LoRASettings {
         extra["seed"] = .int(Int(truncatingIfNeeded: seed))
         extra["adapter_path"] = .string(adapterPath)
         if let schedule {
-            extra["lr_schedule"] = .object(JSONObject([
-                ("name", .string(schedule.name)), ("arguments", .array(schedule.arguments.map { .double($0) })),
-                ("warmup", .int(schedule.warmup)), ("warmup_init", .double(schedule.warmupInit)),
-            ]))
+            extra["lr_schedule"] = .object(
+                JSONObject([
+                    ("name", .string(schedule.name)), ("arguments", .array(schedule.arguments.map { .double($0) })),
+                    ("warmup", .int(schedule.warmup)), ("warmup_init", .double(schedule.warmupInit))
+                ]))
         }
-        return AdapterConfig(fineTuneType: fineTuneType, numLayers: numLayers, parameters: lora, keys: keys, extra: extra)
+        return AdapterConfig(
+            fineTuneType: fineTuneType, numLayers: numLayers, parameters: lora, keys: keys, extra: extra)
     }
 
     var trainingOptions: TrainingOptions {
@@ -162,24 +180,32 @@ struct LoRASettings {
             case .adamw: ["betas", "eps", "weight_decay", "bias_correction"]
             case .sgd: ["momentum", "weight_decay", "dampening", "nesterov"]
             case .adafactor:
-                ["eps", "clip_threshold", "decay_rate", "beta_1", "weight_decay", "scale_parameter", "relative_step", "warmup_init"]
+                [
+                    "eps", "clip_threshold", "decay_rate", "beta_1", "weight_decay", "scale_parameter", "relative_step",
+                    "warmup_init"
+                ]
             }
         for name in optimizerSettings.map(\.key) where !allowed.contains(name) {
             throw LoRAConfigError.unknownKey(key + "." + name)
         }
         func number(_ name: String, _ fallback: Float) throws -> Float {
             guard let v = optimizerSettings[name] else { return fallback }
-            guard let d = v.double, d.isFinite, d >= 0 else { throw LoRAConfigError.wrongType(key: "\(key).\(name)", expected: "a number, 0 or more") }
+            guard let d = v.double, d.isFinite, d >= 0 else {
+                throw LoRAConfigError.wrongType(key: "\(key).\(name)", expected: "a number, 0 or more")
+            }
             return Float(d)
         }
         func flag(_ name: String, _ fallback: Bool = false) throws -> Bool {
             guard let v = optimizerSettings[name] else { return fallback }
-            guard let b = v.bool else { throw LoRAConfigError.wrongType(key: "\(key).\(name)", expected: "true or false") }
+            guard let b = v.bool else {
+                throw LoRAConfigError.wrongType(key: "\(key).\(name)", expected: "true or false")
+            }
             return b
         }
         var betas: (Float, Float) = (0.9, 0.999)
         if let v = optimizerSettings["betas"] {
-            guard let pair = v.array?.compactMap(\.double), pair.count == 2, pair.allSatisfy({ $0 >= 0 && $0 < 1 }) else {
+            guard let pair = v.array?.compactMap(\.double), pair.count == 2, pair.allSatisfy({ $0 >= 0 && $0 < 1 })
+            else {
                 throw LoRAConfigError.wrongType(key: key + ".betas", expected: "two numbers in [0, 1)")
             }
             betas = (Float(pair[0]), Float(pair[1]))
@@ -187,23 +213,30 @@ struct LoRASettings {
         let rate = try rate()
         switch optimizer {
         case .adam:
-            return Adam(learningRate: rate, betas: betas, eps: try number("eps", 1e-8), biasCorrection: try flag("bias_correction"))
+            return Adam(
+                learningRate: rate, betas: betas, eps: try number("eps", 1e-8),
+                biasCorrection: try flag("bias_correction"))
         case .adamw:
             return AdamW(
-                learningRate: rate, betas: betas, eps: try number("eps", 1e-8), weightDecay: try number("weight_decay", 0.01),
+                learningRate: rate, betas: betas, eps: try number("eps", 1e-8),
+                weightDecay: try number("weight_decay", 0.01),
                 biasCorrection: try flag("bias_correction"))
         case .sgd:
-            let momentum = try number("momentum", 0), dampening = try number("dampening", 0), nesterov = try flag("nesterov")
+            let momentum = try number("momentum", 0), dampening = try number("dampening", 0),
+                nesterov = try flag("nesterov")
             if nesterov && (momentum <= 0 || dampening != 0) {
                 throw LoRAConfigError.invalid(key: key + ".nesterov", reason: "needs momentum > 0 and dampening 0")
             }
             return SGD(
-                learningRate: rate, momentum: momentum, weightDecay: try number("weight_decay", 0), dampening: dampening,
+                learningRate: rate, momentum: momentum, weightDecay: try number("weight_decay", 0),
+                dampening: dampening,
                 nesterov: nesterov)
         case .adafactor:
             var eps: (Float, Float) = (1e-30, 1e-3)
             if let v = optimizerSettings["eps"] {
-                guard let pair = v.array?.compactMap(\.double), pair.count == 2, pair.allSatisfy({ $0.isFinite && $0 >= 0 }) else {
+                guard let pair = v.array?.compactMap(\.double), pair.count == 2,
+                    pair.allSatisfy({ $0.isFinite && $0 >= 0 })
+                else {
                     throw LoRAConfigError.wrongType(key: key + ".eps", expected: "two numbers, 0 or more")
                 }
                 eps = (Float(pair[0]), Float(pair[1]))
@@ -224,7 +257,9 @@ struct LoRASettings {
                 beta1 = Float(b)
             }
             let clip = try number("clip_threshold", 1)
-            guard clip > 0 else { throw LoRAConfigError.invalid(key: key + ".clip_threshold", reason: "must be above 0") }
+            guard clip > 0 else {
+                throw LoRAConfigError.invalid(key: key + ".clip_threshold", reason: "must be above 0")
+            }
             // mlx-lm passes its learning rate, so relative_step false always has one.
             return Adafactor(
                 learningRate: rate, eps: eps, clipThreshold: clip, decayRate: decay, beta1: beta1,

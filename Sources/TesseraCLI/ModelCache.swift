@@ -22,7 +22,9 @@ struct CachedModel: Equatable {
 
 enum ModelCache {
     /// The folders searched, from the environment as the CLI and huggingface_hub read it.
-    static func folders(environment: [String: String] = ProcessInfo.processInfo.environment) -> (tessera: String, hub: String) {
+    static func folders(environment: [String: String] = ProcessInfo.processInfo.environment) -> (
+        tessera: String, hub: String
+    ) {
         let home = environment["HOME"] ?? NSHomeDirectory()
         let tessera = environment["TESSERA_CACHE"].flatMap { $0.isEmpty ? nil : $0 } ?? home + "/.cache/tessera"
         // The folder TesseraHub downloads into, as huggingface_hub chooses it.
@@ -38,7 +40,8 @@ enum ModelCache {
             for entry in (try? fm.contentsOfDirectory(atPath: dir)) ?? [] where !entry.hasPrefix(".") {
                 let path = dir + "/" + entry
                 guard let format = format(of: path) else { continue }
-                found.append(CachedModel(name: entry, format: format, bytes: size(of: path), path: path, source: "tessera"))
+                found.append(
+                    CachedModel(name: entry, format: format, bytes: size(of: path), path: path, source: "tessera"))
             }
         }
         for entry in (try? fm.contentsOfDirectory(atPath: hub)) ?? [] where entry.hasPrefix("models--") {
@@ -89,7 +92,8 @@ enum ModelCache {
         }
         var total: Int64 = 0
         for entry in (try? fm.subpathsOfDirectory(atPath: path)) ?? [] {
-            guard let a = try? fm.attributesOfItem(atPath: path + "/" + entry), a[.type] as? FileAttributeType == .typeRegular
+            guard let a = try? fm.attributesOfItem(atPath: path + "/" + entry),
+                a[.type] as? FileAttributeType == .typeRegular
             else { continue }
             total += (a[.size] as? NSNumber)?.int64Value ?? 0
         }

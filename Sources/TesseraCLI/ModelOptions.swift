@@ -5,9 +5,9 @@
 
 import ArgumentParser
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 import Tessera
 import TesseraHub
@@ -90,7 +90,8 @@ struct ModelOptions: ParsableArguments {
             if verbose {
                 printError(
                     "\(ref) at commit \(resolved.commit): \(resolved.files.count) files in \(resolved.snapshot)"
-                        + (resolved.downloaded.isEmpty ? " (all cached)" : " (\(resolved.downloaded.count) downloaded)"))
+                        + (resolved.downloaded.isEmpty ? " (all cached)" : " (\(resolved.downloaded.count) downloaded)")
+                )
             }
             return resolved.path
         }
@@ -122,7 +123,9 @@ struct ModelOptions: ParsableArguments {
 
     /// Loads the model (fetching the default one, or the hub repo's files, when
     /// needed); with `tensorParallel`, this rank's block of it.
-    func load(tensorParallel: TensorParallel? = nil) async throws -> (generator: TextGenerator, loaded: LoadedModel, path: String) {
+    func load(tensorParallel: TensorParallel? = nil) async throws -> (
+        generator: TextGenerator, loaded: LoadedModel, path: String
+    ) {
         switch precision {
         case .high:
             QuantizedMatmulPrecision.current = .high
@@ -141,7 +144,8 @@ struct ModelOptions: ParsableArguments {
             printError(
                 "loaded \(path): \(loaded.modelType), context \(loaded.model.contextLength) tokens, "
                     + "vocabulary \(loaded.model.vocabularySize), in \(formatted(seconds)) s on \(Stream.current.device)"
-                    + (tensorParallel.map { ", rank \($0.group.rank) of \($0.group.size) (\($0.group.backendName))" } ?? ""))
+                    + (tensorParallel.map { ", rank \($0.group.rank) of \($0.group.size) (\($0.group.backendName))" }
+                        ?? ""))
         }
         return (generator, loaded, path)
     }

@@ -2,7 +2,7 @@
 // `--prompt -` or when no --prompt is given and input is piped.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 enum PromptInput {

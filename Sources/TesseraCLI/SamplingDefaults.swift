@@ -3,9 +3,9 @@
 // values, chosen so the default model gives a sensible, non-looping answer.
 
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 import Tessera
 

@@ -12,41 +12,57 @@ struct SamplingOptions: ParsableArguments {
 
     @Option(
         name: [.customLong("temp"), .customLong("temperature")], parsing: .unconditional,
-        help: ArgumentHelp("Sampling temperature (≥ 0; 0 is greedy: always the most likely token). "
-            + "Default: the model's generation_config.json, else 0.7."))
+        help: ArgumentHelp(
+            "Sampling temperature (≥ 0; 0 is greedy: always the most likely token). "
+                + "Default: the model's generation_config.json, else 0.7."))
     var temp: Float?
 
     @Option(
         parsing: .unconditional,
-        help: ArgumentHelp("Nucleus sampling: keep the most likely tokens holding this much probability (in (0, 1]). "
-            + "Default: generation_config.json, else 0.9."))
+        help: ArgumentHelp(
+            "Nucleus sampling: keep the most likely tokens holding this much probability (in (0, 1]). "
+                + "Default: generation_config.json, else 0.9."))
     var topP: Float?
 
-    @Option(parsing: .unconditional, help: "Keep only the k most likely tokens (≥ 0; 0 keeps all). Default: generation_config.json, else 0.")
+    @Option(
+        parsing: .unconditional,
+        help: "Keep only the k most likely tokens (≥ 0; 0 keeps all). Default: generation_config.json, else 0.")
     var topK: Int?
 
     @Option(
         parsing: .unconditional,
-        help: ArgumentHelp("Drop tokens less likely than this fraction of the most likely one (in [0, 1]). "
-            + "Default: generation_config.json, else 0."))
+        help: ArgumentHelp(
+            "Drop tokens less likely than this fraction of the most likely one (in [0, 1]). "
+                + "Default: generation_config.json, else 0."))
     var minP: Float?
 
     @Option(
         parsing: .unconditional,
-        help: ArgumentHelp("Divides the logits of recently seen tokens (> 0; 1 is none). "
-            + "Default: generation_config.json, else 1.1 when sampling, 1 when greedy."))
+        help: ArgumentHelp(
+            "Divides the logits of recently seen tokens (> 0; 1 is none). "
+                + "Default: generation_config.json, else 1.1 when sampling, 1 when greedy."))
     var repetitionPenalty: Float?
 
     @Option(help: "Random seed, for reproducible sampling.")
     var seed: UInt64?
 
-    @Option(parsing: .unconditional, help: "Keep at most this many positions in the key/value cache (≥ 1; a rotating cache).")
+    @Option(
+        parsing: .unconditional,
+        help: "Keep at most this many positions in the key/value cache (≥ 1; a rotating cache).")
     var maxKVSize: Int?
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Store keys and values quantized to this many bits (\(listed(KVQuantization.supportedBits))).", valueName: "bits"))
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "Store keys and values quantized to this many bits (\(listed(KVQuantization.supportedBits))).",
+            valueName: "bits"))
     var kvBits: Int?
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Group size of the quantized key/value cache (\(listed(KVQuantization.supportedGroupSizes))).", valueName: "n"))
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "Group size of the quantized key/value cache (\(listed(KVQuantization.supportedGroupSizes))).",
+            valueName: "n"))
     var kvGroupSize: Int = 64
 
     @Option(

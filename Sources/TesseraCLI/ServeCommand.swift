@@ -3,9 +3,9 @@
 
 import ArgumentParser
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 import Logging
 import TesseraLM
@@ -67,12 +67,22 @@ struct ServeCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535, got \(port)") }
-        guard maxConcurrency >= 1 else { throw ValidationError("--max-concurrency must be at least 1, got \(maxConcurrency)") }
+        guard maxConcurrency >= 1 else {
+            throw ValidationError("--max-concurrency must be at least 1, got \(maxConcurrency)")
+        }
         guard maxQueue >= 0 else { throw ValidationError("--max-queue must be ≥ 0, got \(maxQueue)") }
-        if let maxContext, maxContext < 2 { throw ValidationError("--max-context must be at least 2, got \(maxContext)") }
-        guard kvCacheBytes >= 1 << 20 else { throw ValidationError("--kv-cache-bytes must be at least 1048576, got \(kvCacheBytes)") }
-        guard promptCacheBytes >= 0 else { throw ValidationError("--prompt-cache-bytes must be ≥ 0, got \(promptCacheBytes)") }
-        guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024, got \(maxBodyBytes)") }
+        if let maxContext, maxContext < 2 {
+            throw ValidationError("--max-context must be at least 2, got \(maxContext)")
+        }
+        guard kvCacheBytes >= 1 << 20 else {
+            throw ValidationError("--kv-cache-bytes must be at least 1048576, got \(kvCacheBytes)")
+        }
+        guard promptCacheBytes >= 0 else {
+            throw ValidationError("--prompt-cache-bytes must be ≥ 0, got \(promptCacheBytes)")
+        }
+        guard maxBodyBytes >= 1024 else {
+            throw ValidationError("--max-body-bytes must be at least 1024, got \(maxBodyBytes)")
+        }
         if let apiKey, apiKey.isEmpty { throw ValidationError("--api-key must not be empty") }
         if let corsOrigin, corsOrigin.isEmpty { throw ValidationError("--cors-origin must not be empty") }
         if let modelName, modelName.isEmpty { throw ValidationError("--model-name must not be empty") }
@@ -112,7 +122,8 @@ struct ServeCommand: AsyncParsableCommand {
         let server = Server(model: model, configuration: configuration, logger: logger)
         let engineName = self.engine.rawValue
         try await server.run { address in
-            printError("serving \(name) on http://\(address) (context \(engine.contextLength) tokens, \(engineName) engine)")
+            printError(
+                "serving \(name) on http://\(address) (context \(engine.contextLength) tokens, \(engineName) engine)")
         }
         printError("stopped")
     }

@@ -70,13 +70,15 @@ struct SelfTestCommand: ParsableCommand {
             }
             print(
                 "SmolLM2-135M-shaped 4-bit model (random weights, \(layers) layers) on \(device): "
-                    + "prefill \(formatted(stats.promptTokensPerSecond)) tok/s, decode \(formatted(stats.tokensPerSecond)) tok/s")
+                    + "prefill \(formatted(stats.promptTokensPerSecond)) tok/s, decode \(formatted(stats.tokensPerSecond)) tok/s"
+            )
         }
     }
 }
 
 struct DemoCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "demo", abstract: "Evaluate a small example computation.")
+    static let configuration = CommandConfiguration(
+        commandName: "demo", abstract: "Evaluate a small example computation.")
 
     init() {}
 

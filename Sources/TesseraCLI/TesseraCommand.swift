@@ -15,7 +15,7 @@ public struct TesseraCommand: AsyncParsableCommand {
         subcommands: [
             GenerateCommand.self, ChatCommand.self, ServeCommand.self, LoRACommand.self, FuseCommand.self,
             TokenizeCommand.self, ConvertCommand.self, ModelsCommand.self, LaunchCommand.self, DevicesCommand.self,
-            SelfTestCommand.self, DemoCommand.self, VersionCommand.self,
+            SelfTestCommand.self, DemoCommand.self, VersionCommand.self
         ]
     )
 
@@ -45,7 +45,9 @@ extension TesseraCommand {
     /// argument is no subcommand but near one (ArgumentParser suggests options only).
     static func subcommandSuggestion(_ arguments: [String]) -> String? {
         guard let word = arguments.first, !word.hasPrefix("-") else { return nil }
-        let names = configuration.subcommands.flatMap { [$0.configuration.commandName].compactMap { $0 } + $0.configuration.aliases }
+        let names = configuration.subcommands.flatMap {
+            [$0.configuration.commandName].compactMap { $0 } + $0.configuration.aliases
+        }
         guard !names.contains(word), word != "help" else { return nil }
         let nearest = names.map { (name: $0, distance: editDistance(word, $0)) }.min { $0.distance < $1.distance }
         guard let nearest, nearest.distance <= min(2, nearest.name.count / 2) else { return nil }

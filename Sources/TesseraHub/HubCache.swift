@@ -10,9 +10,9 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Paths and atomic writes inside one hub cache folder.
@@ -48,7 +48,9 @@ public struct HubCache: Sendable {
     func writeRef(_ ref: RepoReference, commit: String) throws {
         guard ref.revision != commit else { return }
         let path = refPath(ref, revision: ref.revision)
-        if let data = try? readSmallFile(path, maxBytes: 256), String(decoding: data, as: UTF8.self) == commit { return }
+        if let data = try? readSmallFile(path, maxBytes: 256), String(decoding: data, as: UTF8.self) == commit {
+            return
+        }
         try makeFolder(parent(of: path))
         try writeAtomically(Data(commit.utf8), to: path)
     }
@@ -59,7 +61,9 @@ public struct HubCache: Sendable {
         let depth = file.split(separator: "/").count - 1
         let target = String(repeating: "../", count: 2 + depth) + "blobs/" + etag
         try makeFolder(parent(of: pointer))
-        if let existing = try? FileManager.default.destinationOfSymbolicLink(atPath: pointer), existing == target { return }
+        if let existing = try? FileManager.default.destinationOfSymbolicLink(atPath: pointer), existing == target {
+            return
+        }
         // A new link under a temporary name renamed over the old one: never a moment without a file.
         let temporary = pointer + ".\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
         guard symlink(target, temporary) == 0 else {

@@ -13,9 +13,9 @@ import NIOCore
 import NIOHTTP1
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A file's metadata from the resolve endpoint.
@@ -47,7 +47,8 @@ public struct HubClient: Sendable {
         self.configuration = configuration
         var httpConfiguration = HTTPClient.Configuration(
             redirectConfiguration: .disallow,
-            timeout: .init(connect: .milliseconds(Int64(configuration.connectTimeout.seconds * 1000)), read: .seconds(60)))
+            timeout: .init(
+                connect: .milliseconds(Int64(configuration.connectTimeout.seconds * 1000)), read: .seconds(60)))
         httpConfiguration.decompression = .disabled
         http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: httpConfiguration)
     }
@@ -162,7 +163,8 @@ public struct HubClient: Sendable {
     /// HEAD on the resolve URL: the ETag, size and download location of one file.
     func metadata(_ ref: RepoReference, commit: String, file: String) async throws -> FileMetadata {
         let url = "\(configuration.endpoint)/\(ref.repo)/resolve/\(commit)/\(percentEncodedPath(file))"
-        let (response, finalURL) = try await send(url, method: .HEAD, relativeRedirectsOnly: true, timeout: .seconds(60))
+        let (response, finalURL) = try await send(
+            url, method: .HEAD, relativeRedirectsOnly: true, timeout: .seconds(60))
         let isRedirect = (300..<400).contains(Int(response.status.code))
         guard response.status == .ok || isRedirect else { throw failure(response, url: finalURL, ref: ref, file: file) }
         guard let rawTag = response.headers.first(name: "X-Linked-Etag") ?? response.headers.first(name: "ETag") else {
@@ -172,7 +174,9 @@ public struct HubClient: Sendable {
         guard isSafeETag(etag) else {
             throw HubError.badResponse(url: finalURL, detail: "unusable ETag \(rawTag.debugDescription) for \(file)")
         }
-        let sizeText = response.headers.first(name: "X-Linked-Size") ?? (isRedirect ? nil : response.headers.first(name: "Content-Length"))
+        let sizeText =
+            response.headers.first(name: "X-Linked-Size")
+            ?? (isRedirect ? nil : response.headers.first(name: "Content-Length"))
         var size: Int64?
         if let sizeText {
             guard let n = Int64(sizeText), n >= 0 else {
@@ -180,7 +184,8 @@ public struct HubClient: Sendable {
             }
             guard n <= configuration.maxFileBytes else {
                 throw HubError.badResponse(
-                    url: finalURL, detail: "\(file) is announced as \(n) bytes, over the limit of \(configuration.maxFileBytes)")
+                    url: finalURL,
+                    detail: "\(file) is announced as \(n) bytes, over the limit of \(configuration.maxFileBytes)")
             }
             size = n
         }
@@ -215,7 +220,8 @@ public struct HubClient: Sendable {
             }
             do {
                 try await transfer(
-                    ref, file: file, metadata: metadata, into: incomplete, from: offset, hasher: &hasher, hashed: &hashed,
+                    ref, file: file, metadata: metadata, into: incomplete, from: offset, hasher: &hasher,
+                    hashed: &hashed,
                     progress: progress)
                 break
             } catch HubError.network(let url, let detail) {
@@ -251,7 +257,8 @@ public struct HubClient: Sendable {
             // The range must start where the file ends.
             let contentRange = response.headers.first(name: "Content-Range") ?? ""
             guard contentRange.hasPrefix("bytes \(offset)-") else {
-                throw HubError.badResponse(url: finalURL, detail: "Content-Range \(contentRange.debugDescription) for bytes=\(offset)-")
+                throw HubError.badResponse(
+                    url: finalURL, detail: "Content-Range \(contentRange.debugDescription) for bytes=\(offset)-")
             }
         case 200:
             start = 0
@@ -284,7 +291,8 @@ public struct HubClient: Sendable {
             for try await buffer in response.body {
                 guard written + Int64(buffer.readableBytes) <= limit else {
                     unlink(incomplete)
-                    throw HubError.badResponse(url: finalURL, detail: "\(file): the server sent more than \(limit) bytes")
+                    throw HubError.badResponse(
+                        url: finalURL, detail: "\(file): the server sent more than \(limit) bytes")
                 }
                 try buffer.withUnsafeReadableBytes { bytes in
                     try writeAll(fd, bytes, path: incomplete)
@@ -299,10 +307,12 @@ public struct HubClient: Sendable {
         } catch is CancellationError {
             throw CancellationError()
         } catch {
-            throw HubError.network(url: finalURL, detail: "the transfer of \(file) broke off after \(written) bytes (\(error))")
+            throw HubError.network(
+                url: finalURL, detail: "the transfer of \(file) broke off after \(written) bytes (\(error))")
         }
         if let size = metadata.size, written < size {
-            throw HubError.network(url: finalURL, detail: "the transfer of \(file) ended after \(written) of \(size) bytes")
+            throw HubError.network(
+                url: finalURL, detail: "the transfer of \(file) ended after \(written) of \(size) bytes")
         }
     }
 
@@ -329,9 +339,10 @@ public struct HubClient: Sendable {
 
 /// Whether a Location names a host (`scheme://host...` or `//host...`) rather than a path.
 func isAbsoluteURL(_ location: String) -> Bool {
-    location.hasPrefix("//") || (location.range(of: "://").map { range in
-        location[..<range.lowerBound].allSatisfy { $0.isLetter || $0.isNumber || "+-.".contains($0) }
-    } ?? false)
+    location.hasPrefix("//")
+        || (location.range(of: "://").map { range in
+            location[..<range.lowerBound].allSatisfy { $0.isLetter || $0.isNumber || "+-.".contains($0) }
+        } ?? false)
 }
 
 /// Whether two URLs share scheme, host and port.
@@ -375,7 +386,9 @@ func isSHA256(_ tag: String) -> Bool {
 func isSafeRelativePath(_ path: String) -> Bool {
     guard !path.isEmpty, path.utf8.count <= 1024, !path.hasPrefix("/"), !path.utf8.contains(0), !path.contains("\\")
     else { return false }
-    return path.split(separator: "/", omittingEmptySubsequences: false).allSatisfy { $0 != "" && $0 != "." && $0 != ".." }
+    return path.split(separator: "/", omittingEmptySubsequences: false).allSatisfy {
+        $0 != "" && $0 != "." && $0 != ".."
+    }
 }
 
 func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
@@ -393,7 +406,8 @@ func percentEncoded(_ text: String) -> String {
     var out = ""
     for byte in text.utf8 {
         let c = Character(Unicode.Scalar(byte))
-        if (byte >= 48 && byte <= 57) || (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122) || "-._~".contains(c) {
+        if (byte >= 48 && byte <= 57) || (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122) || "-._~".contains(c)
+        {
             out.append(c)
         } else {
             out += "%" + hex([byte]).uppercased()
@@ -404,5 +418,6 @@ func percentEncoded(_ text: String) -> String {
 
 /// Percent-encodes each component of a path, keeping the slashes.
 func percentEncodedPath(_ path: String) -> String {
-    path.split(separator: "/", omittingEmptySubsequences: false).map { percentEncoded(String($0)) }.joined(separator: "/")
+    path.split(separator: "/", omittingEmptySubsequences: false).map { percentEncoded(String($0)) }.joined(
+        separator: "/")
 }

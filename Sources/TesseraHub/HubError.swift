@@ -45,9 +45,11 @@ public enum HubError: Error, Equatable, CustomStringConvertible {
         case .badResponse(let url, let detail):
             return "unexpected answer from \(url): \(detail)"
         case .notCached(let repo, let revision, let detail):
-            return "\(repo)@\(revision) is not in the hub cache (\(detail)); run once without HF_HUB_OFFLINE to download it"
+            return
+                "\(repo)@\(revision) is not in the hub cache (\(detail)); run once without HF_HUB_OFFLINE to download it"
         case .hashMismatch(let file, let expected, let actual):
-            return "\(file): downloaded content has SHA-256 \(actual), expected \(expected); the partial file was removed"
+            return
+                "\(file): downloaded content has SHA-256 \(actual), expected \(expected); the partial file was removed"
         case .cache(let path, let detail):
             return "hub cache: \(path): \(detail)"
         }

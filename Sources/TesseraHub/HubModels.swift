@@ -7,9 +7,9 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A model resolved into the hub cache.
@@ -31,7 +31,7 @@ public enum LoadableFiles {
     /// Beside config.json: generation defaults, tokenizer and chat template files.
     public static let sidecars = [
         "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-        "added_tokens.json", "chat_template.jinja", "chat_template.json", "tokenizer.model", "vocab.json", "merges.txt",
+        "added_tokens.json", "chat_template.jinja", "chat_template.json", "tokenizer.model", "vocab.json", "merges.txt"
     ]
     public static let safetensorsIndex = "model.safetensors.index.json"
 
@@ -93,7 +93,8 @@ public enum LoadableFiles {
             repo: repo,
             detail: matches.isEmpty
                 ? "no .gguf file matches \(wanted)" + listing(ggufs)
-                : "\(matches.count) .gguf files match \(wanted); pass the full name with --gguf-file" + listing(matches))
+                : "\(matches.count) .gguf files match \(wanted); pass the full name with --gguf-file" + listing(matches)
+        )
     }
 
     /// The shard files a model.safetensors.index.json's weight_map names.
@@ -104,7 +105,8 @@ public enum LoadableFiles {
         }
         let shards = Set(index.weight_map.values).sorted()
         if let bad = shards.first(where: { !isSafeRelativePath($0) || !$0.hasSuffix(".safetensors") }) {
-            throw HubError.noLoadableFiles(repo: repo, detail: "\(safetensorsIndex) names an unusable file \(bad.debugDescription)")
+            throw HubError.noLoadableFiles(
+                repo: repo, detail: "\(safetensorsIndex) names an unusable file \(bad.debugDescription)")
         }
         return shards
     }
@@ -124,7 +126,9 @@ public enum HubModels {
     ) async throws -> ResolvedModel {
         let wanted = ggufFile ?? ref.quantization
         let cache = HubCache(root: configuration.cacheDirectory)
-        if configuration.offline { return try resolveFromCache(ref, ggufFile: wanted, cache: cache, hubUnreachable: false) }
+        if configuration.offline {
+            return try resolveFromCache(ref, ggufFile: wanted, cache: cache, hubUnreachable: false)
+        }
         let client = HubClient(configuration: configuration)
         do {
             let resolved = try await download(ref, wanted: wanted, client: client, cache: cache, progress: progress)
@@ -135,7 +139,9 @@ public enum HubModels {
             progress?.end(completed: false)
             await client.shutdown()
             // No network: what the cache holds for this revision still serves.
-            if let cached = try? resolveFromCache(ref, ggufFile: wanted, cache: cache, hubUnreachable: true) { return cached }
+            if let cached = try? resolveFromCache(ref, ggufFile: wanted, cache: cache, hubUnreachable: true) {
+                return cached
+            }
             throw HubError.network(url: url, detail: detail)
         } catch {
             progress?.end(completed: false)
@@ -149,7 +155,9 @@ public enum HubModels {
         _ ref: RepoReference, ggufFile: String?, cache: HubCache, hubUnreachable: Bool = false
     ) throws -> ResolvedModel {
         guard let commit = cache.cachedCommit(ref) else {
-            let missing = ref.revisionIsCommit ? "no snapshot \(ref.revision)" : "no refs/\(ref.revision) in \(cache.repoFolder(ref))"
+            let missing =
+                ref.revisionIsCommit
+                ? "no snapshot \(ref.revision)" : "no refs/\(ref.revision) in \(cache.repoFolder(ref))"
             throw HubError.notCached(repo: ref.repo, revision: ref.revision, detail: missing)
         }
         let snapshot = cache.snapshotFolder(ref, commit: commit)
@@ -163,7 +171,8 @@ public enum HubModels {
             let index = try cache.readSmallFile(snapshot + "/" + LoadableFiles.safetensorsIndex, maxBytes: 64 << 20)
             let shards = try LoadableFiles.shards(fromIndex: index, repo: ref.repo)
             if let missing = shards.first(where: { !present.contains($0) }) {
-                throw HubError.notCached(repo: ref.repo, revision: ref.revision, detail: "the snapshot lacks \(missing)")
+                throw HubError.notCached(
+                    repo: ref.repo, revision: ref.revision, detail: "the snapshot lacks \(missing)")
             }
             files += shards
         }
@@ -181,7 +190,8 @@ public enum HubModels {
         try cache.writeRef(ref, commit: info.commit)
         let snapshot = cache.snapshotFolder(ref, commit: info.commit)
         var files = choice.files + (choice.gguf.map { [$0] } ?? [])
-        var downloaded = try await fetch(files, ref: ref, commit: info.commit, client: client, cache: cache, progress: progress)
+        var downloaded = try await fetch(
+            files, ref: ref, commit: info.commit, client: client, cache: cache, progress: progress)
         // A sharded model: the index names the shards to fetch next.
         if choice.files.contains(LoadableFiles.safetensorsIndex) {
             let index = try cache.readSmallFile(snapshot + "/" + LoadableFiles.safetensorsIndex, maxBytes: 64 << 20)
@@ -189,12 +199,14 @@ public enum HubModels {
             if let missing = shards.first(where: { !info.files.contains($0) }) {
                 throw HubError.fileNotFound(repo: ref.repo, revision: ref.revision, file: missing)
             }
-            downloaded += try await fetch(shards, ref: ref, commit: info.commit, client: client, cache: cache, progress: progress)
+            downloaded += try await fetch(
+                shards, ref: ref, commit: info.commit, client: client, cache: cache, progress: progress)
             files += shards
         }
         let path = choice.gguf.map { snapshot + "/" + $0 } ?? snapshot
         return ResolvedModel(
-            path: path, snapshot: snapshot, commit: info.commit, files: files, downloaded: downloaded, fromCacheOnly: false)
+            path: path, snapshot: snapshot, commit: info.commit, files: files, downloaded: downloaded,
+            fromCacheOnly: false)
     }
 
     /// Fetches files, at most `maxConcurrentDownloads` at once; the names of those downloaded now.
@@ -203,7 +215,8 @@ public enum HubModels {
         progress: DownloadProgress?
     ) async throws -> [String] {
         let one: @Sendable (String) async throws -> String? = { file in
-            try await obtain(file, ref: ref, commit: commit, client: client, cache: cache, progress: progress) ? file : nil
+            try await obtain(file, ref: ref, commit: commit, client: client, cache: cache, progress: progress)
+                ? file : nil
         }
         return try await withThrowingTaskGroup(of: String?.self) { group in
             var pending = files.makeIterator()

@@ -110,7 +110,8 @@ open class ShardedToAllLinear: Linear {
 open class QuantizedAllToShardedLinear: QuantizedLinear {
     public let group: Group
 
-    public init(weight: Tensor, scales: Tensor, biases: Tensor, bias: Tensor?, groupSize: Int, bits: Int, group: Group) {
+    public init(weight: Tensor, scales: Tensor, biases: Tensor, bias: Tensor?, groupSize: Int, bits: Int, group: Group)
+    {
         self.group = group
         super.init(weight: weight, scales: scales, biases: biases, bias: bias, groupSize: groupSize, bits: bits)
     }
@@ -124,14 +125,16 @@ open class QuantizedAllToShardedLinear: QuantizedLinear {
 open class QuantizedShardedToAllLinear: QuantizedLinear {
     public let group: Group
 
-    public init(weight: Tensor, scales: Tensor, biases: Tensor, bias: Tensor?, groupSize: Int, bits: Int, group: Group) {
+    public init(weight: Tensor, scales: Tensor, biases: Tensor, bias: Tensor?, groupSize: Int, bits: Int, group: Group)
+    {
         self.group = group
         super.init(weight: weight, scales: scales, biases: biases, bias: bias, groupSize: groupSize, bits: bits)
     }
 
     open override func callAsFunction(_ x: Tensor) -> Tensor {
         let y = allSum(
-            quantizedMatmul(x, weight, scales: scales, biases: biases, transpose: true, groupSize: groupSize, bits: bits),
+            quantizedMatmul(
+                x, weight, scales: scales, biases: biases, transpose: true, groupSize: groupSize, bits: bits),
             group: group)
         return bias.map { y + $0 } ?? y
     }

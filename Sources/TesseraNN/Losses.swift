@@ -44,7 +44,8 @@ public func crossEntropy(
     reducedShape.remove(at: a)
     precondition(
         asProbabilities ? targets.shape == logits.shape : targets.shape == reducedShape,
-        "[crossEntropy] targets \(targets.shape) must have the shape of logits \(logits.shape) or of it without axis \(axis)")
+        "[crossEntropy] targets \(targets.shape) must have the shape of logits \(logits.shape) or of it without axis \(axis)"
+    )
     precondition(
         asProbabilities ? (classWeights == nil && ignoreIndex == nil) : true,
         "[crossEntropy] classWeights and ignoreIndex need class-index targets")
@@ -80,7 +81,8 @@ public func crossEntropy(
         denominatorWeights = w
     }
     if let weights {
-        precondition(weights.shape == loss.shape, "[crossEntropy] weights \(weights.shape) must have shape \(loss.shape)")
+        precondition(
+            weights.shape == loss.shape, "[crossEntropy] weights \(weights.shape) must have shape \(loss.shape)")
         loss = loss * weights
     }
     if let keep {

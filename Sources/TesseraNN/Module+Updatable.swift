@@ -9,7 +9,8 @@ extension Module: Updatable {
         get { parameters().flattened().sorted { $0.key < $1.key }.map(\.value) }
         set {
             let keys = parameters().flattened().map(\.key).sorted()
-            precondition(keys.count == newValue.count, "[compile] \(newValue.count) tensors for \(keys.count) parameters")
+            precondition(
+                keys.count == newValue.count, "[compile] \(newValue.count) tensors for \(keys.count) parameters")
             assign(Dictionary(uniqueKeysWithValues: zip(keys, newValue)))
         }
     }

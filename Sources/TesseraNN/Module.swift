@@ -193,7 +193,9 @@ open class Module {
                 switch Module.modules(in: s.value) {
                 case .one(let m)?: out += m.parameterSlots(prefix: join(prefix, key))
                 case .many(let ms)?:
-                    for (i, m) in ms.enumerated() { out += m.parameterSlots(prefix: join(join(prefix, key), String(i))) }
+                    for (i, m) in ms.enumerated() {
+                        out += m.parameterSlots(prefix: join(join(prefix, key), String(i)))
+                    }
                 case nil: break
                 }
             }

@@ -6,9 +6,9 @@ import Tessera
 import TesseraNN
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Adam: m ← β₁m + (1-β₁)g, v ← β₂v + (1-β₂)g², p ← p - lr m / (√v + ε);
@@ -18,7 +18,10 @@ open class Adam: Optimizer {
     public let eps: Float
     public let biasCorrection: Bool
 
-    public init(learningRate: LearningRate, betas: (Float, Float) = (0.9, 0.999), eps: Float = 1e-8, biasCorrection: Bool = false) {
+    public init(
+        learningRate: LearningRate, betas: (Float, Float) = (0.9, 0.999), eps: Float = 1e-8,
+        biasCorrection: Bool = false
+    ) {
         precondition(
             (0..<1).contains(betas.0) && (0..<1).contains(betas.1), "[Adam] betas must be in [0, 1), got \(betas)")
         precondition(eps >= 0, "[Adam] eps must be non-negative")

@@ -5,9 +5,9 @@ import Tessera
 import TesseraNN
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Lion: c = β₁m + (1-β₁)g, m ← β₂m + (1-β₂)g, p ← p(1 - lr λ) - lr sign(c).
@@ -56,7 +56,8 @@ public final class Adafactor: Optimizer {
         decayRate: Float = -0.8, beta1: Float? = nil, weightDecay: Float = 0, scaleParameter: Bool = true,
         relativeStep: Bool = true, warmupInit: Bool = false
     ) {
-        precondition(learningRate != nil || relativeStep, "[Adafactor] needs a learning rate when relativeStep is false")
+        precondition(
+            learningRate != nil || relativeStep, "[Adafactor] needs a learning rate when relativeStep is false")
         self.eps = eps
         self.clipThreshold = clipThreshold
         self.decayRate = decayRate
@@ -73,7 +74,8 @@ public final class Adafactor: Optimizer {
         if parameter.ndim >= 2 {
             let shape = parameter.shape
             s["exp_avg_sq_row"] = Tensor.zeros(Array(shape.dropLast()), dtype: parameter.dtype)
-            s["exp_avg_sq_col"] = Tensor.zeros(Array(shape.dropLast(2)) + [shape[shape.count - 1]], dtype: parameter.dtype)
+            s["exp_avg_sq_col"] = Tensor.zeros(
+                Array(shape.dropLast(2)) + [shape[shape.count - 1]], dtype: parameter.dtype)
         } else {
             s["exp_avg_sq"] = Tensor.zerosLike(parameter)
         }
@@ -106,7 +108,8 @@ public final class Adafactor: Optimizer {
             }
             beta2 = Tensor(1 - floatPower(t, decayRate))
         }
-        let lr: Tensor = scaleParameter
+        let lr: Tensor =
+            scaleParameter
             ? maximum(parameterRMS, Tensor(eps.1).asType(parameterRMS.dtype)) * relative.asType(parameterRMS.dtype)
             : relative.asType(parameterRMS.dtype)
         var update = square(g) + eps.0

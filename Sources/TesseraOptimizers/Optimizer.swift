@@ -8,9 +8,9 @@ import Tessera
 import TesseraNN
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A learning rate: fixed, or a function of the step (see `Schedules`).
@@ -201,7 +201,8 @@ open class Optimizer: Evaluatable {
             let key = String(name[..<dot]), slot = String(name[name.index(after: dot)...])
             if let params {
                 guard let p = params[key] else {
-                    throw OptimizerError.invalidState(path: path, reason: "\(name): the model has no trainable parameter \(key)")
+                    throw OptimizerError.invalidState(
+                        path: path, reason: "\(name): the model has no trainable parameter \(key)")
                 }
                 let expected = initialState(for: p)[slot]
                 guard let expected else {
@@ -247,7 +248,8 @@ extension Optimizer: Updatable {
             let count = keys.reduce(0) { $0 + state[$1]!.count }
             precondition(
                 newValue.count == 2 + count,
-                "[Optimizer] compile state: \(newValue.count) tensors for the step, the learning rate and \(count) state tensors")
+                "[Optimizer] compile state: \(newValue.count) tensors for the step, the learning rate and \(count) state tensors"
+            )
             stepTensor = newValue[0]
             tracedLearningRate = newValue[1]
             var next = 2

@@ -19,7 +19,9 @@ public final class SGD: Optimizer {
         learningRate: LearningRate, momentum: Float = 0, weightDecay: Float = 0, dampening: Float = 0,
         nesterov: Bool = false
     ) {
-        precondition(!nesterov || (momentum > 0 && dampening == 0), "[SGD] Nesterov momentum needs momentum > 0 and no dampening")
+        precondition(
+            !nesterov || (momentum > 0 && dampening == 0), "[SGD] Nesterov momentum needs momentum > 0 and no dampening"
+        )
         self.momentum = momentum
         self.weightDecay = weightDecay
         self.dampening = dampening

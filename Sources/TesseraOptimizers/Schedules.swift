@@ -5,9 +5,9 @@ import Tessera
 import TesseraNN
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Learning-rate schedules: functions of the step, for `LearningRate.schedule`.
@@ -48,7 +48,9 @@ public enum Schedules {
     /// Schedule i+1 takes over at boundary i, seeing the steps since that boundary.
     public static func join(_ schedules: [LearningRate], boundaries: [Int]) -> LearningRate {
         precondition(!schedules.isEmpty, "[join] needs at least one schedule")
-        precondition(schedules.count == boundaries.count + 1, "[join] needs \(schedules.count - 1) boundaries, got \(boundaries.count)")
+        precondition(
+            schedules.count == boundaries.count + 1,
+            "[join] needs \(schedules.count - 1) boundaries, got \(boundaries.count)")
         return .schedule { step in
             var value = schedules[0].value(at: step)
             for (boundary, s) in zip(boundaries, schedules.dropFirst()) where step >= boundary {

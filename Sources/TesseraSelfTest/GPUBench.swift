@@ -7,7 +7,7 @@
 import Tessera
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 public enum GPUBench {
@@ -42,7 +42,9 @@ public enum GPUBench {
     /// Median milliseconds of `repetitions` runs of `body` (after `warmup`),
     /// each evaluated and synchronized with the device.
     static func time(warmup: Int = 2, repetitions: Int, _ body: () -> Tensor) throws -> Double {
-        guard let context = CUDABackend.context else { throw TesseraError.deviceUnavailable(CUDABackend.unavailableReason) }
+        guard let context = CUDABackend.context else {
+            throw TesseraError.deviceUnavailable(CUDABackend.unavailableReason)
+        }
         var samples: [Double] = []
         let clock = ContinuousClock()
         for i in 0..<(warmup + repetitions) {
@@ -56,7 +58,9 @@ public enum GPUBench {
     }
 
     public static func run(quick: Bool = false) -> Result<[Row], TesseraError> {
-        guard let context = CUDABackend.context else { return .failure(.deviceUnavailable(CUDABackend.unavailableReason)) }
+        guard let context = CUDABackend.context else {
+            return .failure(.deviceUnavailable(CUDABackend.unavailableReason))
+        }
         let peak = nominalPeak(deviceName: context.device.name)
         let reps = quick ? 2 : 10
         var rows: [Row] = []
@@ -79,16 +83,20 @@ public enum GPUBench {
                     eval(a, b)
                     let ms = try time(repetitions: reps) { matmul(a, b) }
                     let nominal = dtype == .float32 ? nil : peak?.half
-                    rows.append(Row(
-                        name: "matmul \(dtype) \(size)x\(size)x\(size)", milliseconds: ms,
-                        throughput: tflops(2 * pow(Double(size), 3), ms, nominal: nominal)))
+                    rows.append(
+                        Row(
+                            name: "matmul \(dtype) \(size)x\(size)x\(size)", milliseconds: ms,
+                            throughput: tflops(2 * pow(Double(size), 3), ms, nominal: nominal)))
                 }
                 // Element-wise bandwidth: read + write of 256M float32 (1 GiB each way).
                 let count = quick ? 1 << 16 : 1 << 28
                 let x = Random.uniform([count], key: Random.key(3))
                 eval(x)
                 let addMs = try time(repetitions: reps) { x + 1 }
-                rows.append(Row(name: "add 1 f32 \(count)", milliseconds: addMs, throughput: bandwidth(Double(count) * 8, addMs)))
+                rows.append(
+                    Row(
+                        name: "add 1 f32 \(count)", milliseconds: addMs, throughput: bandwidth(Double(count) * 8, addMs)
+                    ))
                 // 4-bit qmv, group 64: weights well beyond L2.
                 let (m, k) = quick ? (256, 256) : (16384, 16384)
                 let w = Random.normal([m, k], dtype: .float16, key: Random.key(4))
@@ -99,8 +107,10 @@ public enum GPUBench {
                     quantizedMatmul(v, wq, scales: scales, biases: biases, transpose: true, groupSize: 64, bits: 4)
                 }
                 let qmvBytes = Double(m * k / 2 + 2 * 2 * m * k / 64 + 2 * k + 2 * m)
-                rows.append(Row(name: "4-bit qmv (1,\(k))x(\(k),\(m)) group 64 f16", milliseconds: qmvMs,
-                                throughput: bandwidth(qmvBytes, qmvMs)))
+                rows.append(
+                    Row(
+                        name: "4-bit qmv (1,\(k))x(\(k),\(m)) group 64 f16", milliseconds: qmvMs,
+                        throughput: bandwidth(qmvBytes, qmvMs)))
                 // Attention: decode (one query, GQA 32/8 heads, 8192 keys) and causal prefill.
                 let (heads, kvHeads, dim) = (32, 8, 128)
                 let keysCount = quick ? 64 : 8192
@@ -112,9 +122,11 @@ public enum GPUBench {
                 let decodeMs = try time(repetitions: reps) {
                     Fast.scaledDotProductAttention(queries: q1, keys: kd, values: vd, scale: scale)
                 }
-                rows.append(Row(
-                    name: "sdpa decode f16 \(heads)/\(kvHeads) heads, \(keysCount) keys, dim \(dim)", milliseconds: decodeMs,
-                    throughput: bandwidth(Double(2 * kvHeads * keysCount * dim * 2), decodeMs)))
+                rows.append(
+                    Row(
+                        name: "sdpa decode f16 \(heads)/\(kvHeads) heads, \(keysCount) keys, dim \(dim)",
+                        milliseconds: decodeMs,
+                        throughput: bandwidth(Double(2 * kvHeads * keysCount * dim * 2), decodeMs)))
                 let length = quick ? 64 : 4096
                 let qp = Random.normal([1, heads, length, dim], dtype: .float16, key: Random.key(9))
                 let kp = Random.normal([1, kvHeads, length, dim], dtype: .float16, key: Random.key(10))
@@ -125,9 +137,10 @@ public enum GPUBench {
                 }
                 // Causal: half of the 4·L²·D·H multiply-adds.
                 let flops = 2.0 * Double(heads) * Double(length) * Double(length) * Double(dim)
-                rows.append(Row(
-                    name: "sdpa prefill f16 causal \(heads)/\(kvHeads) heads, \(length) tokens, dim \(dim)",
-                    milliseconds: prefillMs, throughput: tflops(flops, prefillMs, nominal: peak?.half)))
+                rows.append(
+                    Row(
+                        name: "sdpa prefill f16 causal \(heads)/\(kvHeads) heads, \(length) tokens, dim \(dim)",
+                        milliseconds: prefillMs, throughput: tflops(flops, prefillMs, nominal: peak?.half)))
             }
         } catch let error as TesseraError {
             return .failure(error)

@@ -18,7 +18,9 @@ extension GPUSelfTest {
             return [m2, v2, m2 / (sqrt(v2) + 1e-8)]
         }
         return [
-            Case(name: "compiled gelu", dtypes: floatTypes, inputs: { [sample([33, 70]).asType($0)] }, op: { gelu($0[0]) }),
+            Case(
+                name: "compiled gelu", dtypes: floatTypes, inputs: { [sample([33, 70]).asType($0)] },
+                op: { gelu($0[0]) }),
             Case(
                 name: "compiled chain (broadcast, transposed)", dtypes: floatTypes,
                 inputs: { [sample([40, 24]).transposed().asType($0), sample([24, 1], seed: 5).asType($0)] },
@@ -26,7 +28,7 @@ extension GPUSelfTest {
             Case(
                 name: "compiled 3-output region", dtypes: [.float32],
                 inputs: { _ in [sample([3000], seed: 1), sample([3000], seed: 2), abs(sample([3000], seed: 3))] },
-                op: { concatenated(adam($0), axis: 0) }),
+                op: { concatenated(adam($0), axis: 0) })
         ]
     }
 }

@@ -21,7 +21,7 @@ extension GPUSelfTest {
     private static func specials(_ dtype: DType) -> Tensor {
         let values: [Float] = [
             3, .nan, -0.0, 0, 1, -.infinity, 1, .infinity, -2,
-            0, -0.0, .nan, 5, 5, -1, 2, .nan, -3,
+            0, -0.0, .nan, 5, 5, -1, 2, .nan, -3
         ]
         return Tensor(values, shape: [2, 9]).asType(dtype)
     }
@@ -38,15 +38,23 @@ extension GPUSelfTest {
             { Tensor(shape: Array($0.shape.dropLast()) + shape, dtype: dtype, primitive: .randomBits, inputs: [$0]) }
         }
         return [
-            Case(name: "random bits [3, 5] (odd word count)", dtypes: [.uint32], inputs: key, op: { bits([3, 5], .uint32)($0[0]) }),
+            Case(
+                name: "random bits [3, 5] (odd word count)", dtypes: [.uint32], inputs: key,
+                op: { bits([3, 5], .uint32)($0[0]) }),
             Case(name: "random bits [4, 6]", dtypes: [.uint16], inputs: key, op: { bits([4, 6], .uint16)($0[0]) }),
-            Case(name: "random bits [7] (partial word)", dtypes: [.uint8], inputs: key, op: { bits([7], .uint8)($0[0]) }),
-            Case(name: "random bits, 3 strided keys", dtypes: [.uint32, .uint8], inputs: keys, op: {
-                bits([5], .uint32)($0[0])
-            }),
-            Case(name: "random bits, 3 strided keys [3, 2]", dtypes: [.uint8], inputs: keys, op: { bits([3, 2], .uint8)($0[0]) }),
-            Case(name: "random uniform [64]", dtypes: [.float32], inputs: key, op: { Random.uniform([64], key: $0[0]) }),
-            Case(name: "random split", dtypes: [.uint32], inputs: key, op: { Random.split($0[0], count: 5) }),
+            Case(
+                name: "random bits [7] (partial word)", dtypes: [.uint8], inputs: key, op: { bits([7], .uint8)($0[0]) }),
+            Case(
+                name: "random bits, 3 strided keys", dtypes: [.uint32, .uint8], inputs: keys,
+                op: {
+                    bits([5], .uint32)($0[0])
+                }),
+            Case(
+                name: "random bits, 3 strided keys [3, 2]", dtypes: [.uint8], inputs: keys,
+                op: { bits([3, 2], .uint8)($0[0]) }),
+            Case(
+                name: "random uniform [64]", dtypes: [.float32], inputs: key, op: { Random.uniform([64], key: $0[0]) }),
+            Case(name: "random split", dtypes: [.uint32], inputs: key, op: { Random.split($0[0], count: 5) })
         ]
     }
 
@@ -60,14 +68,23 @@ extension GPUSelfTest {
         let allTypes: [DType] = floatTypes + [.int32, .bool]
         let gathers: [(String, (DType) -> [Tensor], ([Tensor]) -> Tensor)] = [
             ("take axis 1 (negative, repeated int32 indices)", withIndices, { $0[0].take($0[1], axis: 1) }),
-            ("take axis 0, 2-D int64 indices", x, { $0[0].take(Tensor([Int64](arrayLiteral: 3, 0, -4, 2), shape: [2, 2]), axis: 0) }),
+            (
+                "take axis 0, 2-D int64 indices", x,
+                { $0[0].take(Tensor([Int64](arrayLiteral: 3, 0, -4, 2), shape: [2, 2]), axis: 0) }
+            ),
             ("take flattened, uint32 indices", x, { $0[0].take(Tensor([UInt32](arrayLiteral: 119, 0, 57, 7))) }),
-            ("take axis 2 of a transposed input", withIndices, { $0[0].transposed(2, 0, 1).take($0[1].asType(.int16), axis: 2) }),
+            (
+                "take axis 2 of a transposed input", withIndices,
+                { $0[0].transposed(2, 0, 1).take($0[1].asType(.int16), axis: 2) }
+            ),
             ("takeAlongAxis (argSort indices)", x, { $0[0].takeAlongAxis($0[0].argSort(axis: 1), axis: 1) }),
-            ("dynamicSlice (clamped start)", x, {
-                dynamicSlice($0[0], start: Tensor([Int32](arrayLiteral: 3, 9)), axes: [0, 1], sizes: [2, 4])
-            }),
-            ("basic index x[idx, :, 1]", withIndices, { $0[0][$0[1].asType(.uint8), .slice(), .index(1)] }),
+            (
+                "dynamicSlice (clamped start)", x,
+                {
+                    dynamicSlice($0[0], start: Tensor([Int32](arrayLiteral: 3, 9)), axes: [0, 1], sizes: [2, 4])
+                }
+            ),
+            ("basic index x[idx, :, 1]", withIndices, { $0[0][$0[1].asType(.uint8), .slice(), .index(1)] })
         ]
         var cases = gathers.map { name, inputs, op in Case(name: name, dtypes: allTypes, inputs: inputs, op: op) }
 
@@ -82,29 +99,45 @@ extension GPUSelfTest {
             ("at[:, dup].multiply", floatTypes + [.int32, .bool], { $0[0].at[.slice(), dup].multiply($0[1]) }),
             ("at[:, dup].maximum", allTypes, { $0[0].at[.slice(), dup].maximum($0[1]) }),
             ("at[:, dup].minimum", allTypes, { $0[0].at[.slice(), dup].minimum($0[1]) }),
-            ("x[:, dup] = (last wins)", allTypes, { a in
-                var y = a[0]
-                y[.slice(), dup] = a[1]
-                return y
-            }),
+            (
+                "x[:, dup] = (last wins)", allTypes,
+                { a in
+                    var y = a[0]
+                    y[.slice(), dup] = a[1]
+                    return y
+                }
+            ),
             ("putAlongAxis", allTypes, { $0[0].putAlongAxis($0[0].argSort(axis: 2), values: $0[0], axis: 2) }),
-            ("at[dup].add into a transposed input", floatTypes + [.int32], { $0[0].transposed(1, 0, 2).at[dup].add($0[1].transposed(1, 0, 2)) }),
-            ("dynamicSliceUpdate (clamped start)", allTypes, {
-                dynamicSliceUpdate($0[0], $0[1], start: Tensor([Int32](arrayLiteral: 1, 5, 0)), axes: [0, 1, 2])
-            }),
+            (
+                "at[dup].add into a transposed input", floatTypes + [.int32],
+                { $0[0].transposed(1, 0, 2).at[dup].add($0[1].transposed(1, 0, 2)) }
+            ),
+            (
+                "dynamicSliceUpdate (clamped start)", allTypes,
+                {
+                    dynamicSliceUpdate($0[0], $0[1], start: Tensor([Int32](arrayLiteral: 1, 5, 0)), axes: [0, 1, 2])
+                }
+            )
         ]
         cases += scatters.map { name, dtypes, op in Case(name: name, dtypes: dtypes, inputs: updates, op: op) }
-        cases += [("at[:, dup].add", { (a: [Tensor]) in a[0].at[.slice(), dup].add(a[1]) }),
-                  ("at[:, dup].multiply", { $0[0].at[.slice(), dup].multiply($0[1]) }),
-                  ("at[:, dup].maximum", { $0[0].at[.slice(), dup].maximum($0[1]) }),
-                  ("at[:, dup].minimum", { $0[0].at[.slice(), dup].minimum($0[1]) })].map { name, op in
+        cases += [
+            ("at[:, dup].add", { (a: [Tensor]) in a[0].at[.slice(), dup].add(a[1]) }),
+            ("at[:, dup].multiply", { $0[0].at[.slice(), dup].multiply($0[1]) }),
+            ("at[:, dup].maximum", { $0[0].at[.slice(), dup].maximum($0[1]) }),
+            ("at[:, dup].minimum", { $0[0].at[.slice(), dup].minimum($0[1]) })
+        ].map { name, op in
             Case(name: name + " (64-bit)", dtypes: [.float64, .int64], inputs: updates, op: op)
         }
         // Many updates onto few targets (atomic contention), float32 sums within float tolerance.
-        cases.append(Case(name: "at[index].add, 4096 updates onto 7 places", dtypes: [.float32, .int32], inputs: { dtype in
-            [Tensor.zeros([7], dtype: dtype), Tensor((0..<4096).map { Int32(($0 * 5) % 7) }),
-             sample([4096]).asType(dtype)]
-        }, op: { $0[0].at[$0[1]].add($0[2]) }, tolerance: { _ in 1e-4 }))
+        cases.append(
+            Case(
+                name: "at[index].add, 4096 updates onto 7 places", dtypes: [.float32, .int32],
+                inputs: { dtype in
+                    [
+                        Tensor.zeros([7], dtype: dtype), Tensor((0..<4096).map { Int32(($0 * 5) % 7) }),
+                        sample([4096]).asType(dtype)
+                    ]
+                }, op: { $0[0].at[$0[1]].add($0[2]) }, tolerance: { _ in 1e-4 }))
         return cases
     }
 
@@ -134,30 +167,50 @@ extension GPUSelfTest {
         return [
             Case(name: "sort last axis", dtypes: types, inputs: x, op: { $0[0].sorted(axis: -1) }),
             Case(name: "sort axis 1 (strided rows)", dtypes: types, inputs: x, op: { $0[0].sorted(axis: 1) }),
-            Case(name: "sort of a transposed input", dtypes: types, inputs: x, op: { $0[0].transposed(2, 0, 1).sorted(axis: -1) }),
+            Case(
+                name: "sort of a transposed input", dtypes: types, inputs: x,
+                op: { $0[0].transposed(2, 0, 1).sorted(axis: -1) }),
             Case(name: "argSort (ties keep order)", dtypes: types, inputs: x, op: { $0[0].argSort(axis: -1) }),
             Case(name: "argSort axis 0", dtypes: types, inputs: x, op: { $0[0].argSort(axis: 0) }),
-            Case(name: "sort NaN/±0/±inf", dtypes: specialTypes, inputs: { [specials($0)] }, op: { $0[0].sorted(axis: -1) }),
-            Case(name: "argSort NaN/±0/±inf", dtypes: specialTypes, inputs: { [specials($0)] }, op: { $0[0].argSort(axis: -1) }),
-            Case(name: "sort [3, 5000] (merge passes)", dtypes: [.float32, .bfloat16, .int32], inputs: long, op: { $0[0].sorted(axis: -1) }),
-            Case(name: "argSort [2, 4500] with ties (merge passes)", dtypes: [.float32, .float16], inputs: ties, op: { $0[0].argSort(axis: -1) }),
-            Case(name: "argSort [4500, 2] axis 0 (merge, strided)", dtypes: [.float32], inputs: { [sample([4500, 2]).asType($0)] },
-                 op: { $0[0].argSort(axis: 0) }),
-            Case(name: "argSort [70000, 3] (more rows than a grid's y)", dtypes: [.int32],
-                 inputs: { [sample([70000, 3]).asType($0)] }, op: { $0[0].argSort(axis: -1) }),
+            Case(
+                name: "sort NaN/±0/±inf", dtypes: specialTypes, inputs: { [specials($0)] },
+                op: { $0[0].sorted(axis: -1) }),
+            Case(
+                name: "argSort NaN/±0/±inf", dtypes: specialTypes, inputs: { [specials($0)] },
+                op: { $0[0].argSort(axis: -1) }),
+            Case(
+                name: "sort [3, 5000] (merge passes)", dtypes: [.float32, .bfloat16, .int32], inputs: long,
+                op: { $0[0].sorted(axis: -1) }),
+            Case(
+                name: "argSort [2, 4500] with ties (merge passes)", dtypes: [.float32, .float16], inputs: ties,
+                op: { $0[0].argSort(axis: -1) }),
+            Case(
+                name: "argSort [4500, 2] axis 0 (merge, strided)", dtypes: [.float32],
+                inputs: { [sample([4500, 2]).asType($0)] },
+                op: { $0[0].argSort(axis: 0) }),
+            Case(
+                name: "argSort [70000, 3] (more rows than a grid's y)", dtypes: [.int32],
+                inputs: { [sample([70000, 3]).asType($0)] }, op: { $0[0].argSort(axis: -1) }),
             Case(name: "sort flattened", dtypes: [.float32, .int32], inputs: x, op: { $0[0].sorted(axis: nil) }),
-            Case(name: "partition kth 3 (property)", dtypes: types, inputs: x, op: {
-                canonicalPartition($0[0].partitioned(kth: 3, axis: -1), kth: 3)
-            }),
-            Case(name: "argPartition kth 5 (property of the values taken)", dtypes: floatTypes + [.int32], inputs: x, op: { a in
-                let i = a[0].argPartition(kth: 5, axis: -1)
-                return canonicalPartition(onCPU { a[0].takeAlongAxis(i, axis: -1) }, kth: 5)
-            }),
-            Case(name: "argPartition indices are a permutation", dtypes: [.float32], inputs: x, op: { a in
-                let i = a[0].argPartition(kth: 5, axis: -1)
-                return onCPU { i.sorted(axis: -1) }
-            }),
-            Case(name: "topK 4", dtypes: floatTypes + [.int32], inputs: x, op: { $0[0].topK(4).values.sorted(axis: -1) }),
+            Case(
+                name: "partition kth 3 (property)", dtypes: types, inputs: x,
+                op: {
+                    canonicalPartition($0[0].partitioned(kth: 3, axis: -1), kth: 3)
+                }),
+            Case(
+                name: "argPartition kth 5 (property of the values taken)", dtypes: floatTypes + [.int32], inputs: x,
+                op: { a in
+                    let i = a[0].argPartition(kth: 5, axis: -1)
+                    return canonicalPartition(onCPU { a[0].takeAlongAxis(i, axis: -1) }, kth: 5)
+                }),
+            Case(
+                name: "argPartition indices are a permutation", dtypes: [.float32], inputs: x,
+                op: { a in
+                    let i = a[0].argPartition(kth: 5, axis: -1)
+                    return onCPU { i.sorted(axis: -1) }
+                }),
+            Case(
+                name: "topK 4", dtypes: floatTypes + [.int32], inputs: x, op: { $0[0].topK(4).values.sorted(axis: -1) })
         ]
     }
 
@@ -179,27 +232,36 @@ extension GPUSelfTest {
             ("cumsum flattened reverse exclusive", { $0.cumsum(reverse: true, inclusive: false) }),
             ("cummax axis 2", { $0.cummax(axis: 2) }),
             ("cummin axis 1 reverse exclusive", { $0.cummin(axis: 1, reverse: true, inclusive: false) }),
-            ("cumsum of a transposed input", { $0.transposed(2, 0, 1).cumsum(axis: 1) }),
+            ("cumsum of a transposed input", { $0.transposed(2, 0, 1).cumsum(axis: 1) })
         ]
         cases += variants.map { name, f in Case(name: name, dtypes: types, inputs: x, op: { f($0[0]) }) }
         cases += variants.prefix(5).map { name, f in
             Case(name: name + " (64-bit)", dtypes: [.float64, .int64], inputs: x, op: { f($0[0]) })
         }
         cases.append(Case(name: "cumprod axis 2", dtypes: types, inputs: small, op: { $0[0].cumprod(axis: 2) }))
-        cases.append(Case(name: "cumprod axis 1 reverse exclusive", dtypes: floatTypes, inputs: small, op: {
-            $0[0].cumprod(axis: 1, reverse: true, inclusive: false)
-        }))
+        cases.append(
+            Case(
+                name: "cumprod axis 1 reverse exclusive", dtypes: floatTypes, inputs: small,
+                op: {
+                    $0[0].cumprod(axis: 1, reverse: true, inclusive: false)
+                }))
         let blockVariants: [(String, (Tensor) -> Tensor)] = [
             ("cumsum [3, 1000] (block per row)", { $0.cumsum(axis: 1) }),
             ("cumsum [3, 1000] reverse exclusive (block)", { $0.cumsum(axis: 1, reverse: true, inclusive: false) }),
             ("cummax [3, 1000] exclusive (block)", { $0.cummax(axis: 1, inclusive: false) }),
-            ("cummin [1000, 3] axis 0 reverse (block, strided)", { $0.transposed().cummin(axis: 0, reverse: true) }),
+            ("cummin [1000, 3] axis 0 reverse (block, strided)", { $0.transposed().cummin(axis: 0, reverse: true) })
         ]
-        cases += blockVariants.map { name, f in Case(name: name, dtypes: types + [.float64, .int64], inputs: long, op: { f($0[0]) }) }
-        cases.append(Case(name: "cummax NaN", dtypes: floatTypes, inputs: { [specials($0)] }, op: { $0[0].cummax(axis: 1) }))
-        cases.append(Case(name: "cummin bool", dtypes: [.bool], inputs: { _ in [sample([4, 9]) .> 0] }, op: {
-            $0[0].cummin(axis: 1)
-        }))
+        cases += blockVariants.map { name, f in
+            Case(name: name, dtypes: types + [.float64, .int64], inputs: long, op: { f($0[0]) })
+        }
+        cases.append(
+            Case(name: "cummax NaN", dtypes: floatTypes, inputs: { [specials($0)] }, op: { $0[0].cummax(axis: 1) }))
+        cases.append(
+            Case(
+                name: "cummin bool", dtypes: [.bool], inputs: { _ in [sample([4, 9]) .> 0] },
+                op: {
+                    $0[0].cummin(axis: 1)
+                }))
         return cases
     }
 
@@ -233,7 +295,7 @@ extension GPUSelfTest {
                 let rebuilt = matmul(uk * s.expandedDimensions(axis: -2), vk)
                 return concatenated([
                     s.flattened(), rebuilt.flattened(), identityError(u).flattened(),
-                    identityError(vt.swappedAxes(-1, -2)).flattened(),
+                    identityError(vt.swappedAxes(-1, -2)).flattened()
                 ])
             }
         }
@@ -253,36 +315,48 @@ extension GPUSelfTest {
             c("inv 1×1", square(1, batch: [4]), { Linalg.inv($0[0]) }),
             c("inv 32×32 (the GPU limit)", square(32, batch: [2]), { Linalg.inv($0[0]) }),
             c("inv of a transposed input", square(6), { Linalg.inv($0[0].swappedAxes(-1, -2)) }),
-            c("inv needing pivots", { _ in [Tensor([Float](arrayLiteral: 0, 2, 1, 1, 0, 3, 4, 1, 0), shape: [3, 3])] },
-              { Linalg.inv($0[0]) }),
-            c("solve 6×6, 4 right-hand sides", { d in square(6)(d) + [sample([2, 3, 6, 4], seed: 9).asType(d)] },
-              { Linalg.solve($0[0], $0[1]) }),
-            c("solve, one vector, broadcast batch", { d in square(5, batch: [3])(d) + [sample([5], seed: 4).asType(d)] },
-              { Linalg.solve($0[0], $0[1]) }),
+            c(
+                "inv needing pivots",
+                { _ in [Tensor([Float](arrayLiteral: 0, 2, 1, 1, 0, 3, 4, 1, 0), shape: [3, 3])] },
+                { Linalg.inv($0[0]) }),
+            c(
+                "solve 6×6, 4 right-hand sides", { d in square(6)(d) + [sample([2, 3, 6, 4], seed: 9).asType(d)] },
+                { Linalg.solve($0[0], $0[1]) }),
+            c(
+                "solve, one vector, broadcast batch",
+                { d in square(5, batch: [3])(d) + [sample([5], seed: 4).asType(d)] },
+                { Linalg.solve($0[0], $0[1]) }),
             c("cholesky lower 8×8", spd(8), { Linalg.cholesky($0[0]) }),
             c("cholesky upper 8×8", spd(8), { Linalg.cholesky($0[0], upper: true) }),
             c("cholesky lower 32×32", spd(32), { Linalg.cholesky($0[0]) }),
             c("qr Q 7×5", { d in [sample([2, 7, 5], seed: 6).asType(d)] }, { Linalg.qr($0[0]).q }),
             c("qr R 7×5", { d in [sample([2, 7, 5], seed: 6).asType(d)] }, { Linalg.qr($0[0]).r }),
-            c("qr Q, R 4×6", { d in [sample([4, 6], seed: 7).asType(d)] }, { a in
-                let (q, r) = Linalg.qr(a[0])
-                return concatenated([q.flattened(), r.flattened()])
-            }),
+            c(
+                "qr Q, R 4×6", { d in [sample([4, 6], seed: 7).asType(d)] },
+                { a in
+                    let (q, r) = Linalg.qr(a[0])
+                    return concatenated([q.flattened(), r.flattened()])
+                }),
             c("qr R of a transposed 6×6", square(6), { Linalg.qr($0[0].swappedAxes(-1, -2)).r }),
             c("svd S 9×6", { d in [sample([3, 9, 6], seed: 8).asType(d)] }, { Linalg.svd($0[0]).s }),
             c("svd invariants 9×6", { d in [sample([3, 9, 6], seed: 8).asType(d)] }, { svdInvariants($0[0]) }),
             c("svd invariants 5×8", { d in [sample([2, 5, 8], seed: 2).asType(d)] }, { svdInvariants($0[0]) }),
-            c("svd invariants 6×6 rank 3", { d in
-                let b = sample([6, 3], seed: 1)
-                return [matmul(b, b.transposed()).asType(d)]
-            }, { svdInvariants($0[0]) }),
+            c(
+                "svd invariants 6×6 rank 3",
+                { d in
+                    let b = sample([6, 3], seed: 1)
+                    return [matmul(b, b.transposed()).asType(d)]
+                }, { svdInvariants($0[0]) }),
             c("eigh invariants 7×7 lower", symmetric, { eighInvariants($0[0], upper: false) }),
-            c("eigh invariants 7×7 upper (non-symmetric input)", { d in [sample([2, 7, 7], seed: 5).asType(d)] },
-              { eighInvariants($0[0], upper: true) }),
-            c("eigh values 20×20", { d in
-                let b = sample([20, 20], seed: 11)
-                return [(b + b.transposed()).asType(d)]
-            }, { Linalg.eigh($0[0]).eigenvalues }),
+            c(
+                "eigh invariants 7×7 upper (non-symmetric input)", { d in [sample([2, 7, 7], seed: 5).asType(d)] },
+                { eighInvariants($0[0], upper: true) }),
+            c(
+                "eigh values 20×20",
+                { d in
+                    let b = sample([20, 20], seed: 11)
+                    return [(b + b.transposed()).asType(d)]
+                }, { Linalg.eigh($0[0]).eigenvalues })
         ]
     }
 }

@@ -75,15 +75,17 @@ public enum GPUSelfTest {
         do {
             try checkedEval([expected, actual])
             guard expected.shape == actual.shape else {
-                return Row(op: "\(testCase.name) (shape \(actual.shape) ≠ \(expected.shape))", dtype: dtype,
-                           maxError: .infinity, tolerance: tolerance)
+                return Row(
+                    op: "\(testCase.name) (shape \(actual.shape) ≠ \(expected.shape))", dtype: dtype,
+                    maxError: .infinity, tolerance: tolerance)
             }
             let e = expected.toArray(Double.self), a = actual.toArray(Double.self)
-            let err = zip(e, a).map { x, y -> Double in
-                if x.isNaN || y.isNaN { return x.isNaN && y.isNaN ? 0 : .infinity }
-                if x == y { return 0 }
-                return abs(x - y) / max(1, abs(x))
-            }.max() ?? 0
+            let err =
+                zip(e, a).map { x, y -> Double in
+                    if x.isNaN || y.isNaN { return x.isNaN && y.isNaN ? 0 : .infinity }
+                    if x == y { return 0 }
+                    return abs(x - y) / max(1, abs(x))
+                }.max() ?? 0
             return Row(op: testCase.name, dtype: dtype, maxError: err, tolerance: tolerance)
         } catch {
             return Row(op: "\(testCase.name) (\(error))", dtype: dtype, maxError: .infinity, tolerance: 0)

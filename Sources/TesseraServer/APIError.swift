@@ -53,7 +53,9 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
     /// queue is Anthropic's 529 overloaded_error (what its SDKs retry, with
     /// Retry-After) where OpenAI's is 429.
     public func status(_ flavor: APIFlavor) -> HTTPResponse.Status {
-        if flavor == .anthropic, kind == .overloaded { return HTTPResponse.Status(code: 529, reasonPhrase: "Overloaded") }
+        if flavor == .anthropic, kind == .overloaded {
+            return HTTPResponse.Status(code: 529, reasonPhrase: "Overloaded")
+        }
         return status
     }
 
@@ -77,12 +79,17 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
                 case .tooLarge: "request_too_large"
                 default: .null
                 }
-            return .object(JSONObject([
-                ("error", .object(JSONObject([
-                    ("message", .string(message)), ("type", .string(type)),
-                    ("param", param.map(JSONValue.string) ?? .null), ("code", code),
-                ])))
-            ]))
+            return .object(
+                JSONObject([
+                    (
+                        "error",
+                        .object(
+                            JSONObject([
+                                ("message", .string(message)), ("type", .string(type)),
+                                ("param", param.map(JSONValue.string) ?? .null), ("code", code)
+                            ]))
+                    )
+                ]))
         case .anthropic:
             let type: String =
                 switch kind {
@@ -94,10 +101,11 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
                 case .unavailable: "overloaded_error"
                 case .server: "api_error"
                 }
-            return .object(JSONObject([
-                ("type", "error"),
-                ("error", .object(JSONObject([("type", .string(type)), ("message", .string(message))]))),
-            ]))
+            return .object(
+                JSONObject([
+                    ("type", "error"),
+                    ("error", .object(JSONObject([("type", .string(type)), ("message", .string(message))])))
+                ]))
         }
     }
 

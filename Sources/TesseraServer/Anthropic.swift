@@ -92,10 +92,12 @@ struct AnthropicRequest {
                 guard let id = block["id"]?.string, let name = block["name"]?.string, let input = block["input"],
                     input.object != nil
                 else { throw APIError.invalid("\(at): a tool_use block needs id, name and an input object") }
-                calls.append(.object(JSONObject([
-                    ("id", .string(id)), ("type", "function"),
-                    ("function", .object(JSONObject([("name", .string(name)), ("arguments", input)]))),
-                ])))
+                calls.append(
+                    .object(
+                        JSONObject([
+                            ("id", .string(id)), ("type", "function"),
+                            ("function", .object(JSONObject([("name", .string(name)), ("arguments", input)])))
+                        ])))
             case "tool_result" where role == "user":
                 guard let id = block["tool_use_id"]?.string else {
                     throw APIError.invalid("\(at): a tool_result block needs tool_use_id")
@@ -107,12 +109,15 @@ struct AnthropicRequest {
                 case .array(let parts)?: content = try Self.text(of: parts, field: at + ".content")
                 default: throw APIError.invalid("\(at).content: must be a string or text blocks")
                 }
-                results.append(.object(JSONObject([
-                    ("role", "tool"), ("tool_call_id", .string(id)), ("content", .string(content)),
-                ])))
+                results.append(
+                    .object(
+                        JSONObject([
+                            ("role", "tool"), ("tool_call_id", .string(id)), ("content", .string(content))
+                        ])))
             case let type:
                 throw APIError.invalid(
-                    "\(at): \(type.isEmpty ? "blocks without a type" : "'\(type)' blocks") are not supported in a \(role) message")
+                    "\(at): \(type.isEmpty ? "blocks without a type" : "'\(type)' blocks") are not supported in a \(role) message"
+                )
             }
         }
         if role == "assistant" {
@@ -137,10 +142,11 @@ extension FinishReason {
 
 extension Server {
     func anthropicUsage(input: Int, output: Int, cached: Int) -> JSONValue {
-        .object(JSONObject([
-            ("input_tokens", .int(input - cached)), ("output_tokens", .int(output)),
-            ("cache_creation_input_tokens", 0), ("cache_read_input_tokens", .int(cached)),
-        ]))
+        .object(
+            JSONObject([
+                ("input_tokens", .int(input - cached)), ("output_tokens", .int(output)),
+                ("cache_creation_input_tokens", 0), ("cache_read_input_tokens", .int(cached))
+            ]))
     }
 
     func countTokens(_ f: RequestFields) throws(APIError) -> Response {
@@ -160,13 +166,17 @@ extension Server {
         let context = model.engine.contextLength
         guard prompt.count + request.maxTokens <= context else {
             throw APIError.invalid(
-                "prompt is too long: \(prompt.count) tokens + max_tokens \(request.maxTokens) > the model's context of \(context)")
+                "prompt is too long: \(prompt.count) tokens + max_tokens \(request.maxTokens) > the model's context of \(context)"
+            )
         }
         var filter: (@Sendable ([Int]) -> TokenConstraint)?
-        if let toolFormat { filter = try model.toolConstraint(tools, format: toolFormat, maxTokens: request.maxTokens)?.tokenFilter }
+        if let toolFormat {
+            filter = try model.toolConstraint(tools, format: toolFormat, maxTokens: request.maxTokens)?.tokenFilter
+        }
         let stream = try model.start(
             EngineRequest(
-                promptTokens: prompt, maxTokens: request.maxTokens, sampling: request.sampling, stopTokens: model.stopTokens,
+                promptTokens: prompt, maxTokens: request.maxTokens, sampling: request.sampling,
+                stopTokens: model.stopTokens,
                 tokenFilter: filter))
         let id = "msg_" + randomID()
         let started = wallClock()
@@ -182,13 +192,20 @@ extension Server {
             return HTTP.eventStream { writer in
                 do {
                     try await writer.send(
-                        .object(JSONObject([
-                            ("type", "message_start"),
-                            ("message", .object(JSONObject([
-                                ("id", .string(id)), ("type", "message"), ("role", "assistant"), ("content", .array([])),
-                                ("model", .string(model.name)), ("stop_reason", .null), ("stop_sequence", .null), ("usage", usage),
-                            ]))),
-                        ])), event: "message_start")
+                        .object(
+                            JSONObject([
+                                ("type", "message_start"),
+                                (
+                                    "message",
+                                    .object(
+                                        JSONObject([
+                                            ("id", .string(id)), ("type", "message"), ("role", "assistant"),
+                                            ("content", .array([])),
+                                            ("model", .string(model.name)), ("stop_reason", .null),
+                                            ("stop_sequence", .null), ("usage", usage)
+                                        ]))
+                                )
+                            ])), event: "message_start")
                     // Blocks in order: a text block open while text arrives; each call its own tool_use block.
                     var nextIndex = 0
                     var openText: Int?
@@ -198,16 +215,19 @@ extension Server {
                         nextIndex += 1
                         openText = index
                         try await writer.send(
-                            .object(JSONObject([
-                                ("type", "content_block_start"), ("index", .int(index)),
-                                ("content_block", .object(JSONObject([("type", "text"), ("text", "")]))),
-                            ])), event: "content_block_start")
+                            .object(
+                                JSONObject([
+                                    ("type", "content_block_start"), ("index", .int(index)),
+                                    ("content_block", .object(JSONObject([("type", "text"), ("text", "")])))
+                                ])), event: "content_block_start")
                         return index
                     }
                     func closeTextBlock() async throws {
                         guard let index = openText else { return }
                         openText = nil
-                        try await writer.send(.object(JSONObject([("type", "content_block_stop"), ("index", .int(index))])), event: "content_block_stop")
+                        try await writer.send(
+                            .object(JSONObject([("type", "content_block_stop"), ("index", .int(index))])),
+                            event: "content_block_stop")
                     }
                     func send(_ events: [ToolCallEvent]) async throws {
                         for event in events {
@@ -216,10 +236,14 @@ extension Server {
                                 guard !text.isEmpty else { continue }
                                 let index = try await openTextBlock()
                                 try await writer.send(
-                                    .object(JSONObject([
-                                        ("type", "content_block_delta"), ("index", .int(index)),
-                                        ("delta", .object(JSONObject([("type", "text_delta"), ("text", .string(text))]))),
-                                    ])), event: "content_block_delta")
+                                    .object(
+                                        JSONObject([
+                                            ("type", "content_block_delta"), ("index", .int(index)),
+                                            (
+                                                "delta",
+                                                .object(JSONObject([("type", "text_delta"), ("text", .string(text))]))
+                                            )
+                                        ])), event: "content_block_delta")
                             case .toolCall(let call):
                                 try await closeTextBlock()
                                 let index = nextIndex
@@ -227,16 +251,24 @@ extension Server {
                                 var block = call.anthropicBlock.object ?? JSONObject()
                                 block["input"] = .object(JSONObject())
                                 try await writer.send(
-                                    .object(JSONObject([
-                                        ("type", "content_block_start"), ("index", .int(index)), ("content_block", .object(block)),
-                                    ])), event: "content_block_start")
+                                    .object(
+                                        JSONObject([
+                                            ("type", "content_block_start"), ("index", .int(index)),
+                                            ("content_block", .object(block))
+                                        ])), event: "content_block_start")
                                 try await writer.send(
-                                    .object(JSONObject([
-                                        ("type", "content_block_delta"), ("index", .int(index)),
-                                        ("delta", .object(JSONObject([
-                                            ("type", "input_json_delta"), ("partial_json", .string(call.argumentsJSON)),
-                                        ]))),
-                                    ])), event: "content_block_delta")
+                                    .object(
+                                        JSONObject([
+                                            ("type", "content_block_delta"), ("index", .int(index)),
+                                            (
+                                                "delta",
+                                                .object(
+                                                    JSONObject([
+                                                        ("type", "input_json_delta"),
+                                                        ("partial_json", .string(call.argumentsJSON))
+                                                    ]))
+                                            )
+                                        ])), event: "content_block_delta")
                                 try await writer.send(
                                     .object(JSONObject([("type", "content_block_stop"), ("index", .int(index))])),
                                     event: "content_block_stop")
@@ -257,11 +289,12 @@ extension Server {
                     try await closeTextBlock()
                     let (reason, sequence) = stopReason(end, calls: splitter.calls)
                     try await writer.send(
-                        .object(JSONObject([
-                            ("type", "message_delta"),
-                            ("delta", .object(JSONObject([("stop_reason", reason), ("stop_sequence", sequence)]))),
-                            ("usage", .object(JSONObject([("output_tokens", .int(end.usage.completionTokens))]))),
-                        ])), event: "message_delta")
+                        .object(
+                            JSONObject([
+                                ("type", "message_delta"),
+                                ("delta", .object(JSONObject([("stop_reason", reason), ("stop_sequence", sequence)]))),
+                                ("usage", .object(JSONObject([("output_tokens", .int(end.usage.completionTokens))])))
+                            ])), event: "message_delta")
                     try await writer.send(.object(JSONObject([("type", "message_stop")])), event: "message_stop")
                 } catch let error as APIError {
                     try await writer.send(error.json(.anthropic), event: "error")
@@ -282,13 +315,22 @@ extension Server {
         var calls: [ToolCall] = []
         if let toolFormat { (text, calls) = ToolCallStreamParser.parse(text, format: toolFormat) }
         var content: [JSONValue] = []
-        if !text.isEmpty || calls.isEmpty { content.append(.object(JSONObject([("type", "text"), ("text", .string(text))]))) }
+        if !text.isEmpty || calls.isEmpty {
+            content.append(.object(JSONObject([("type", "text"), ("text", .string(text))])))
+        }
         content += calls.map(\.anthropicBlock)
         let (reason, sequence) = stopReason(end, calls: calls)
-        return HTTP.json(.object(JSONObject([
-            ("id", .string(id)), ("type", "message"), ("role", "assistant"), ("model", .string(model.name)),
-            ("content", .array(content)), ("stop_reason", reason), ("stop_sequence", sequence),
-            ("usage", anthropicUsage(input: prompt.count, output: end.usage.completionTokens, cached: end.usage.cachedPromptTokens)),
-        ])))
+        return HTTP.json(
+            .object(
+                JSONObject([
+                    ("id", .string(id)), ("type", "message"), ("role", "assistant"), ("model", .string(model.name)),
+                    ("content", .array(content)), ("stop_reason", reason), ("stop_sequence", sequence),
+                    (
+                        "usage",
+                        anthropicUsage(
+                            input: prompt.count, output: end.usage.completionTokens,
+                            cached: end.usage.cachedPromptTokens)
+                    )
+                ])))
     }
 }

@@ -59,7 +59,9 @@ enum ClientConnection {
             watcher = existing
         } else {
             let fresh = InputClosedWatcher()
-            guard (try? await channel.pipeline.addHandler(fresh, name: InputClosedWatcher.name, position: .first).get()) != nil
+            guard
+                (try? await channel.pipeline.addHandler(fresh, name: InputClosedWatcher.name, position: .first).get())
+                    != nil
             else { return await body() }
             watcher = fresh
         }

@@ -18,7 +18,8 @@ enum HTTP {
     }
 
     static func text(_ text: String, contentType: String = "text/plain; charset=utf-8") -> Response {
-        Response(status: .ok, headers: [.contentType: contentType], body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+        Response(
+            status: .ok, headers: [.contentType: contentType], body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
     }
 
     static func error(_ error: APIError, _ flavor: APIFlavor) -> Response {
@@ -57,7 +58,9 @@ enum HTTP {
     }
 
     /// A streaming response of server-sent events; `produce` writes them.
-    static func eventStream(_ produce: @escaping @Sendable (inout any ResponseBodyWriter) async throws -> Void) -> Response {
+    static func eventStream(_ produce: @escaping @Sendable (inout any ResponseBodyWriter) async throws -> Void)
+        -> Response
+    {
         Response(
             status: .ok,
             headers: [.contentType: "text/event-stream", .cacheControl: "no-cache", .connection: "keep-alive"],

@@ -47,7 +47,7 @@ public final class ServerMetrics: Sendable {
     /// The routes counted by name; anything else is "other" (bounded labels).
     static let routes: Set<String> = [
         "/v1/chat/completions", "/v1/completions", "/v1/models", "/v1/messages", "/v1/messages/count_tokens", "/health",
-        "/metrics",
+        "/metrics"
     ]
 
     func recordRequest(route: String, status: Int) {
@@ -87,11 +87,13 @@ public final class ServerMetrics: Sendable {
         gauge("tessera_prompt_tokens_total", "Prompt tokens prefilled.", snapshot.promptTokensTotal, type: "counter")
         gauge("tessera_generated_tokens_total", "Tokens generated.", snapshot.generatedTokensTotal, type: "counter")
         gauge(
-            "tessera_cancelled_streams_total", "Requests (streamed or not) whose client went away before the end.", s.streamsCancelled,
+            "tessera_cancelled_streams_total", "Requests (streamed or not) whose client went away before the end.",
+            s.streamsCancelled,
             type: "counter")
         out += s.timeToFirstToken.render(
             name: "tessera_time_to_first_token_seconds", help: "From the request to its first generated token.")
-        out += s.interToken.render(name: "tessera_inter_token_seconds", help: "Between consecutive tokens of a sequence.")
+        out += s.interToken.render(
+            name: "tessera_inter_token_seconds", help: "Between consecutive tokens of a sequence.")
         return out
     }
 }

@@ -10,7 +10,8 @@ import TesseraLM
 struct ChoiceResult {
     var text = ""
     var tokens: [EngineToken] = []
-    var end = SequenceEnd(reason: .length, usage: EngineUsage(promptTokens: 0, completionTokens: 0, cachedPromptTokens: 0))
+    var end = SequenceEnd(
+        reason: .length, usage: EngineUsage(promptTokens: 0, completionTokens: 0, cachedPromptTokens: 0))
 }
 
 /// The parts of a generation request both OpenAI endpoints share.
@@ -153,19 +154,23 @@ func wireLogprob(_ value: Float) -> JSONValue {
 func openAIUsage(prompt: Int, results: [SequenceEnd]) -> JSONValue {
     let completion = results.reduce(0) { $0 + $1.usage.completionTokens }
     let cached = results.map(\.usage.cachedPromptTokens).max() ?? 0
-    return .object(JSONObject([
-        ("prompt_tokens", .int(prompt)), ("completion_tokens", .int(completion)), ("total_tokens", .int(prompt + completion)),
-        ("prompt_tokens_details", .object(JSONObject([("cached_tokens", .int(cached))]))),
-    ]))
+    return .object(
+        JSONObject([
+            ("prompt_tokens", .int(prompt)), ("completion_tokens", .int(completion)),
+            ("total_tokens", .int(prompt + completion)),
+            ("prompt_tokens_details", .object(JSONObject([("cached_tokens", .int(cached))])))
+        ]))
 }
 
 extension Server {
     // MARK: /v1/models
 
     func models() -> Response {
-        let entry = JSONValue.object(JSONObject([
-            ("id", .string(model.name)), ("object", "model"), ("created", .int(model.created)), ("owned_by", "tessera"),
-        ]))
+        let entry = JSONValue.object(
+            JSONObject([
+                ("id", .string(model.name)), ("object", "model"), ("created", .int(model.created)),
+                ("owned_by", "tessera")
+            ]))
         return HTTP.json(.object(JSONObject([("object", "list"), ("data", .array([entry]))])))
     }
 
@@ -173,24 +178,33 @@ extension Server {
 
     /// The chat messages as template messages: role and text content.
     static func chatMessages(_ f: RequestFields) throws(APIError) -> [JSONValue] {
-        guard let messages = try f.array("messages") else { throw APIError.invalid("'messages' is required", param: "messages") }
+        guard let messages = try f.array("messages") else {
+            throw APIError.invalid("'messages' is required", param: "messages")
+        }
         guard !messages.isEmpty else { throw APIError.invalid("'messages' must not be empty", param: "messages") }
         var out: [JSONValue] = []
         for (i, message) in messages.enumerated() {
             let param = "messages[\(i)]"
-            guard let object = message.object else { throw APIError.invalid("\(param) must be an object", param: param) }
+            guard let object = message.object else {
+                throw APIError.invalid("\(param) must be an object", param: param)
+            }
             let m = RequestFields(object)
             var role = try m.requiredString("role")
             switch role {
             case "system", "user", "assistant", "tool": break
             case "developer": role = "system"
             case "function":
-                throw APIError.invalid("\(param): 'function' messages (the deprecated functions API) are not supported; use tools", param: param)
+                throw APIError.invalid(
+                    "\(param): 'function' messages (the deprecated functions API) are not supported; use tools",
+                    param: param)
             default:
-                throw APIError.invalid("\(param).role '\(role)' is not one of system, developer, user, assistant, tool", param: param)
+                throw APIError.invalid(
+                    "\(param).role '\(role)' is not one of system, developer, user, assistant, tool", param: param)
             }
             if m["function_call"] != nil {
-                throw APIError.invalid("\(param): 'function_call' (the deprecated functions API) is not supported; use tool_calls", param: param)
+                throw APIError.invalid(
+                    "\(param): 'function_call' (the deprecated functions API) is not supported; use tool_calls",
+                    param: param)
             }
             var extra: [(String, JSONValue)] = []
             if let calls = m["tool_calls"] {
@@ -200,7 +214,8 @@ extension Server {
                 for (j, call) in list.enumerated() {
                     guard call["function"]?["name"]?.string != nil, call["function"]?["arguments"]?.string != nil else {
                         throw APIError.invalid(
-                            "\(param).tool_calls[\(j)] needs function.name and function.arguments (a JSON string)", param: param)
+                            "\(param).tool_calls[\(j)] needs function.name and function.arguments (a JSON string)",
+                            param: param)
                     }
                 }
                 extra.append(("tool_calls", calls))
@@ -235,7 +250,9 @@ extension Server {
 
     /// Refuses the deprecated functions API: a clear 400, never silently ignored.
     static func refuseUnsupported(_ f: RequestFields) throws(APIError) {
-        if f["functions"] != nil { throw APIError.invalid("the deprecated 'functions' API is not supported; use 'tools'", param: "functions") }
+        if f["functions"] != nil {
+            throw APIError.invalid("the deprecated 'functions' API is not supported; use 'tools'", param: "functions")
+        }
     }
 
     func chatCompletions(_ f: RequestFields) async throws -> Response {
@@ -249,7 +266,8 @@ extension Server {
         let streams: [AsyncThrowingStream<EngineEvent, any Error>]
         if let toolFormat, tools.isForced {
             guard options.responseFormat == .text else {
-                throw APIError.invalid("a forced tool_choice and a JSON response_format cannot both apply", param: "tool_choice")
+                throw APIError.invalid(
+                    "a forced tool_choice and a JSON response_format cannot both apply", param: "tool_choice")
             }
             streams = try options.start(prompt, on: model, forcedTools: (tools, toolFormat))
         } else {
@@ -264,7 +282,7 @@ extension Server {
         @Sendable func chunk(_ choices: [JSONValue], usage: JSONValue? = nil) -> JSONValue {
             var o = JSONObject([
                 ("id", .string(id)), ("object", "chat.completion.chunk"), ("created", .int(created)),
-                ("model", .string(model.name)), ("system_fingerprint", "tessera"), ("choices", .array(choices)),
+                ("model", .string(model.name)), ("system_fingerprint", "tessera"), ("choices", .array(choices))
             ])
             if options.includeUsage { o["usage"] = usage ?? .null }
             return .object(o)
@@ -282,11 +300,15 @@ extension Server {
                 var ends: [SequenceEnd] = []
                 do {
                     for (index, stream) in streams.enumerated() {
-                        try await writer.send(chunk([.object(JSONObject([
-                            ("index", .int(index)),
-                            ("delta", .object(JSONObject([("role", "assistant"), ("content", "")]))),
-                            ("logprobs", .null), ("finish_reason", .null),
-                        ]))]))
+                        try await writer.send(
+                            chunk([
+                                .object(
+                                    JSONObject([
+                                        ("index", .int(index)),
+                                        ("delta", .object(JSONObject([("role", "assistant"), ("content", "")]))),
+                                        ("logprobs", .null), ("finish_reason", .null)
+                                    ]))
+                            ]))
                         var splitter = ReplySplitter(format: toolFormat)
                         var pendingTokens: [EngineToken] = []
                         func send(_ events: [ToolCallEvent], callsBefore: Int) async throws {
@@ -301,24 +323,34 @@ extension Server {
                                     callIndex += 1
                                     delta = JSONObject([("tool_calls", .array([.object(entry)]))])
                                 }
-                                try await writer.send(chunk([.object(JSONObject([
-                                    ("index", .int(index)), ("delta", .object(delta)), ("logprobs", .null),
-                                    ("finish_reason", .null),
-                                ]))]))
+                                try await writer.send(
+                                    chunk([
+                                        .object(
+                                            JSONObject([
+                                                ("index", .int(index)), ("delta", .object(delta)), ("logprobs", .null),
+                                                ("finish_reason", .null)
+                                            ]))
+                                    ]))
                             }
                         }
                         let end = try await model.drive(
-                            stream, stops: options.stops, metrics: metrics, started: started, keepSpecialTokens: keepSpecial
+                            stream, stops: options.stops, metrics: metrics, started: started,
+                            keepSpecialTokens: keepSpecial
                         ) { delta in
                             pendingTokens += delta.tokens
                             let before = splitter.calls.count
                             let events = splitter.feed(delta.text)
                             // Log-probabilities ride on the first text chunk that follows their tokens.
                             if options.logprobs, !pendingTokens.isEmpty, case .text(let text)? = events.first {
-                                try await writer.send(chunk([.object(JSONObject([
-                                    ("index", .int(index)), ("delta", .object(JSONObject([("content", .string(text))]))),
-                                    ("logprobs", logprobsJSON(pendingTokens)), ("finish_reason", .null),
-                                ]))]))
+                                try await writer.send(
+                                    chunk([
+                                        .object(
+                                            JSONObject([
+                                                ("index", .int(index)),
+                                                ("delta", .object(JSONObject([("content", .string(text))]))),
+                                                ("logprobs", logprobsJSON(pendingTokens)), ("finish_reason", .null)
+                                            ]))
+                                    ]))
                                 pendingTokens = []
                                 try await send(Array(events.dropFirst()), callsBefore: before)
                             } else {
@@ -329,18 +361,28 @@ extension Server {
                         let before = splitter.calls.count
                         try await send(splitter.finish(), callsBefore: before)
                         if options.logprobs && !pendingTokens.isEmpty {  // tokens whose text was cut by a stop string
-                            try await writer.send(chunk([.object(JSONObject([
-                                ("index", .int(index)), ("delta", .object(JSONObject([("content", "")]))),
-                                ("logprobs", logprobsJSON(pendingTokens)), ("finish_reason", .null),
-                            ]))]))
+                            try await writer.send(
+                                chunk([
+                                    .object(
+                                        JSONObject([
+                                            ("index", .int(index)), ("delta", .object(JSONObject([("content", "")]))),
+                                            ("logprobs", logprobsJSON(pendingTokens)), ("finish_reason", .null)
+                                        ]))
+                                ]))
                         }
                         ends.append(end)
-                        try await writer.send(chunk([.object(JSONObject([
-                            ("index", .int(index)), ("delta", .object(JSONObject())), ("logprobs", .null),
-                            ("finish_reason", finishReason(end, calls: splitter.calls)),
-                        ]))]))
+                        try await writer.send(
+                            chunk([
+                                .object(
+                                    JSONObject([
+                                        ("index", .int(index)), ("delta", .object(JSONObject())), ("logprobs", .null),
+                                        ("finish_reason", finishReason(end, calls: splitter.calls))
+                                    ]))
+                            ]))
                     }
-                    if options.includeUsage { try await writer.send(chunk([], usage: openAIUsage(prompt: prompt.count, results: ends))) }
+                    if options.includeUsage {
+                        try await writer.send(chunk([], usage: openAIUsage(prompt: prompt.count, results: ends)))
+                    }
                     try await writer.sendDone()
                 } catch let error as APIError {
                     try await writer.send(error.json(.openAI))
@@ -374,23 +416,30 @@ extension Server {
                     message["tool_calls"] = .array(calls.map(\.openAIJSON))
                 }
             }
-            choices.append(.object(JSONObject([
-                ("index", .int(index)), ("message", .object(message)),
-                ("logprobs", logprobsJSON(result.tokens)), ("finish_reason", finishReason(result.end, calls: calls)),
-            ])))
+            choices.append(
+                .object(
+                    JSONObject([
+                        ("index", .int(index)), ("message", .object(message)),
+                        ("logprobs", logprobsJSON(result.tokens)),
+                        ("finish_reason", finishReason(result.end, calls: calls))
+                    ])))
         }
-        return HTTP.json(.object(JSONObject([
-            ("id", .string(id)), ("object", "chat.completion"), ("created", .int(created)), ("model", .string(model.name)),
-            ("system_fingerprint", "tessera"), ("choices", .array(choices)),
-            ("usage", openAIUsage(prompt: prompt.count, results: ends)),
-        ])))
+        return HTTP.json(
+            .object(
+                JSONObject([
+                    ("id", .string(id)), ("object", "chat.completion"), ("created", .int(created)),
+                    ("model", .string(model.name)),
+                    ("system_fingerprint", "tessera"), ("choices", .array(choices)),
+                    ("usage", openAIUsage(prompt: prompt.count, results: ends))
+                ])))
     }
 
     static func chatLogprob(_ token: EngineToken, _ model: ServedModel) -> JSONValue {
         func entry(_ id: Int, _ logprob: Float) -> JSONObject {
             let text = model.tokenText(id)
             return JSONObject([
-                ("token", .string(text)), ("logprob", wireLogprob(logprob)), ("bytes", .array(text.utf8.map { .int(Int($0)) })),
+                ("token", .string(text)), ("logprob", wireLogprob(logprob)),
+                ("bytes", .array(text.utf8.map { .int(Int($0)) }))
             ])
         }
         var o = entry(token.id, token.logprob ?? 0)
@@ -420,7 +469,8 @@ extension Server {
                     throw APIError.invalid("'prompt' token \(bad) is outside the vocabulary", param: "prompt")
                 }
             } else {
-                throw APIError.invalid("'prompt' must be a string, one string in an array, or token ids", param: "prompt")
+                throw APIError.invalid(
+                    "'prompt' must be a string, one string in an array, or token ids", param: "prompt")
             }
         case nil: throw APIError.invalid("'prompt' is required", param: "prompt")
         default: throw APIError.invalid("'prompt' must be a string or an array of token ids", param: "prompt")
@@ -435,8 +485,9 @@ extension Server {
 
         @Sendable func body(_ choices: [JSONValue], usage: JSONValue?) -> JSONValue {
             var o = JSONObject([
-                ("id", .string(id)), ("object", "text_completion"), ("created", .int(created)), ("model", .string(model.name)),
-                ("system_fingerprint", "tessera"), ("choices", .array(choices)),
+                ("id", .string(id)), ("object", "text_completion"), ("created", .int(created)),
+                ("model", .string(model.name)),
+                ("system_fingerprint", "tessera"), ("choices", .array(choices))
             ])
             if !options.stream || options.includeUsage { o["usage"] = usage ?? .null }
             return .object(o)
@@ -449,20 +500,28 @@ extension Server {
                 offsets.append(.int(at))
                 at += model.tokenText(t.id).count
             }
-            return .object(JSONObject([
-                ("tokens", .array(tokens.map { .string(model.tokenText($0.id)) })),
-                ("token_logprobs", .array(tokens.map { wireLogprob($0.logprob ?? 0) })),
-                ("top_logprobs", .array(tokens.map { t in
-                    .object(JSONObject(t.top.map { (model.tokenText($0.id), wireLogprob($0.logprob)) }))
-                })),
-                ("text_offset", .array(offsets)),
-            ]))
+            return .object(
+                JSONObject([
+                    ("tokens", .array(tokens.map { .string(model.tokenText($0.id)) })),
+                    ("token_logprobs", .array(tokens.map { wireLogprob($0.logprob ?? 0) })),
+                    (
+                        "top_logprobs",
+                        .array(
+                            tokens.map { t in
+                                .object(JSONObject(t.top.map { (model.tokenText($0.id), wireLogprob($0.logprob)) }))
+                            })
+                    ),
+                    ("text_offset", .array(offsets))
+                ]))
         }
-        @Sendable func choice(_ index: Int, _ text: String, _ tokens: [EngineToken], offset: Int, finish: JSONValue) -> JSONValue {
-            .object(JSONObject([
-                ("index", .int(index)), ("text", .string(text)), ("logprobs", logprobsJSON(tokens, offset: offset)),
-                ("finish_reason", finish),
-            ]))
+        @Sendable func choice(_ index: Int, _ text: String, _ tokens: [EngineToken], offset: Int, finish: JSONValue)
+            -> JSONValue
+        {
+            .object(
+                JSONObject([
+                    ("index", .int(index)), ("text", .string(text)), ("logprobs", logprobsJSON(tokens, offset: offset)),
+                    ("finish_reason", finish)
+                ]))
         }
 
         if options.stream {
@@ -471,14 +530,20 @@ extension Server {
                 do {
                     for (index, stream) in streams.enumerated() {
                         var offset = 0
-                        let end = try await model.drive(stream, stops: options.stops, metrics: metrics, started: started) {
+                        let end = try await model.drive(
+                            stream, stops: options.stops, metrics: metrics, started: started
+                        ) {
                             delta in
-                            try await writer.send(body([choice(index, delta.text, delta.tokens, offset: offset, finish: .null)], usage: nil))
+                            try await writer.send(
+                                body(
+                                    [choice(index, delta.text, delta.tokens, offset: offset, finish: .null)], usage: nil
+                                ))
                             offset += delta.text.count
                         }
                         if case .cancelled = end.reason { throw APIError(.unavailable, "the server is shutting down") }
                         ends.append(end)
-                        try await writer.send(body([choice(index, "", [], offset: offset, finish: end.reason.openAI)], usage: nil))
+                        try await writer.send(
+                            body([choice(index, "", [], offset: offset, finish: end.reason.openAI)], usage: nil))
                     }
                     if options.includeUsage {
                         try await writer.send(body([], usage: openAIUsage(prompt: prompt.count, results: ends)))
@@ -498,7 +563,8 @@ extension Server {
         var ends: [SequenceEnd] = []
         for (index, stream) in streams.enumerated() {
             var result = ChoiceResult()
-            result.end = try await model.drive(stream, stops: options.stops, metrics: metrics, started: started) { delta in
+            result.end = try await model.drive(stream, stops: options.stops, metrics: metrics, started: started) {
+                delta in
                 result.text += delta.text
                 result.tokens += delta.tokens
             }

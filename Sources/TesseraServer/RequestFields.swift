@@ -67,7 +67,8 @@ struct RequestFields {
         guard let v = self[key] else { return nil }
         guard let d = v.double, d.isFinite else { throw APIError.invalid("'\(key)' must be a number", param: key) }
         guard range.contains(d) else {
-            throw APIError.invalid("'\(key)' must be in [\(range.lowerBound), \(range.upperBound)], got \(d)", param: key)
+            throw APIError.invalid(
+                "'\(key)' must be in [\(range.lowerBound), \(range.upperBound)], got \(d)", param: key)
         }
         return d
     }
@@ -100,8 +101,12 @@ struct RequestFields {
         } else {
             throw APIError.invalid("'\(key)' must be a string or an array of strings", param: key)
         }
-        guard stops.count <= limit else { throw APIError.invalid("'\(key)' holds at most \(limit) strings", param: key) }
-        guard !stops.contains(where: \.isEmpty) else { throw APIError.invalid("'\(key)' holds an empty string", param: key) }
+        guard stops.count <= limit else {
+            throw APIError.invalid("'\(key)' holds at most \(limit) strings", param: key)
+        }
+        guard !stops.contains(where: \.isEmpty) else {
+            throw APIError.invalid("'\(key)' holds an empty string", param: key)
+        }
         return stops
     }
 }

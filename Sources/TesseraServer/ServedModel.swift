@@ -3,7 +3,7 @@
 // with stop strings, timing metrics and usage.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import Synchronization
 import Tessera
@@ -75,7 +75,8 @@ public final class ServedModel: Sendable {
     func constraint(for format: ResponseFormat, maxTokens: Int) throws(APIError) -> JSONConstraint? {
         if format == .text { return nil }
         do {
-            return try JSONConstraint(format: format, vocabulary: vocabulary, endTokens: stopTokens, maxTokens: maxTokens)
+            return try JSONConstraint(
+                format: format, vocabulary: vocabulary, endTokens: stopTokens, maxTokens: maxTokens)
         } catch {
             throw APIError.invalid(error.description, param: "response_format")
         }
@@ -94,7 +95,8 @@ public final class ServedModel: Sendable {
     /// Checks that `name` is this model (404 otherwise).
     func check(model requested: String) throws(APIError) {
         guard requested == name else {
-            throw APIError(.notFound, "the model '\(requested)' does not exist; this server serves '\(name)'", param: "model")
+            throw APIError(
+                .notFound, "the model '\(requested)' does not exist; this server serves '\(name)'", param: "model")
         }
     }
 }
@@ -160,7 +162,9 @@ extension ServedModel {
                 pendingTokens.append(token)
                 let text = matcher.append(detokenizer.append(token.id))
                 if let stop = matcher.matched {
-                    if !text.isEmpty || !pendingTokens.isEmpty { try await onDelta(TextDelta(text: text, tokens: pendingTokens)) }
+                    if !text.isEmpty || !pendingTokens.isEmpty {
+                        try await onDelta(TextDelta(text: text, tokens: pendingTokens))
+                    }
                     return SequenceEnd(
                         reason: .stop(stop),
                         usage: EngineUsage(promptTokens: 0, completionTokens: generated, cachedPromptTokens: 0))
@@ -171,7 +175,9 @@ extension ServedModel {
                 }
             case .finished(let reason, let usage):
                 let rest = matcher.append(detokenizer.finish()) + matcher.finish()
-                if !rest.isEmpty || !pendingTokens.isEmpty { try await onDelta(TextDelta(text: rest, tokens: pendingTokens)) }
+                if !rest.isEmpty || !pendingTokens.isEmpty {
+                    try await onDelta(TextDelta(text: rest, tokens: pendingTokens))
+                }
                 let finish: FinishReason =
                     if let stop = matcher.matched {
                         .stop(stop)

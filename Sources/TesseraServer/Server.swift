@@ -31,7 +31,8 @@ public struct Server: Sendable {
     public let metrics = ServerMetrics()
     let logger: Logger
 
-    public init(model: ServedModel, configuration: ServerConfiguration, logger: Logger = Logger(label: "tessera.serve")) {
+    public init(model: ServedModel, configuration: ServerConfiguration, logger: Logger = Logger(label: "tessera.serve"))
+    {
         self.model = model
         self.configuration = configuration
         self.logger = logger
@@ -60,13 +61,19 @@ public struct Server: Sendable {
         }
         router.get("/v1/models") { _, _ in models() }
         router.post("/v1/chat/completions") { request, context in
-            await ClientConnection.watching(context.channel) { await handle(request, .openAI) { try await chatCompletions($0) } }
+            await ClientConnection.watching(context.channel) {
+                await handle(request, .openAI) { try await chatCompletions($0) }
+            }
         }
         router.post("/v1/completions") { request, context in
-            await ClientConnection.watching(context.channel) { await handle(request, .openAI) { try await completions($0) } }
+            await ClientConnection.watching(context.channel) {
+                await handle(request, .openAI) { try await completions($0) }
+            }
         }
         router.post("/v1/messages") { request, context in
-            await ClientConnection.watching(context.channel) { await handle(request, .anthropic) { try await messages($0) } }
+            await ClientConnection.watching(context.channel) {
+                await handle(request, .anthropic) { try await messages($0) }
+            }
         }
         router.post("/v1/messages/count_tokens") { request, _ in
             await handle(request, .anthropic) { try countTokens($0) }
@@ -75,7 +82,9 @@ public struct Server: Sendable {
     }
 
     /// Reads and parses the body, runs `body`, and turns any error into the API's error response.
-    func handle(_ request: Request, _ flavor: APIFlavor, _ body: (RequestFields) async throws -> Response) async -> Response {
+    func handle(_ request: Request, _ flavor: APIFlavor, _ body: (RequestFields) async throws -> Response) async
+        -> Response
+    {
         var request = request
         do {
             let bytes = try await HTTP.body(of: &request, limit: configuration.maxBodyBytes)
@@ -93,7 +102,8 @@ public struct Server: Sendable {
     public func run(onListening: @escaping @Sendable (String) -> Void = { _ in }) async throws {
         let app = Application(
             router: makeRouter(),
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tessera"),
+            configuration: .init(
+                address: .hostname(configuration.host, port: configuration.port), serverName: "tessera"),
             onServerRunning: { channel in
                 let address = channel.localAddress
                 let host = address?.ipAddress ?? configuration.host
@@ -127,7 +137,9 @@ struct EngineService: Service {
 struct MetricsMiddleware<Context: RequestContext>: RouterMiddleware {
     let metrics: ServerMetrics
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
         let path = request.uri.path
         do {
             let response = try await next(request, context)
@@ -147,7 +159,9 @@ struct MetricsMiddleware<Context: RequestContext>: RouterMiddleware {
 struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
     let key: String
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
         let path = request.uri.path
         if path == "/health" || request.method == .options { return try await next(request, context) }
         var offered = request.headers[.xAPIKey]
@@ -155,7 +169,8 @@ struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
             offered = String(authorization.dropFirst("bearer ".count))
         }
         guard let offered, constantTimeEqual(offered, key) else {
-            let message = offered == nil ? "an API key is required (Authorization: Bearer KEY, or x-api-key)" : "invalid API key"
+            let message =
+                offered == nil ? "an API key is required (Authorization: Bearer KEY, or x-api-key)" : "invalid API key"
             return HTTP.error(APIError(.authentication, message), Server.flavor(of: path))
         }
         return try await next(request, context)

@@ -77,7 +77,9 @@ struct ToolRequest {
             case "any": choice = .required
             case "none": choice = .off
             case "tool":
-                guard let name = o["name"]?.string else { throw APIError.invalid("tool_choice: type \"tool\" needs a \"name\"") }
+                guard let name = o["name"]?.string else {
+                    throw APIError.invalid("tool_choice: type \"tool\" needs a \"name\"")
+                }
                 choice = .named(name)
             default: throw APIError.invalid("tool_choice.type: must be auto, any, tool or none")
             }
@@ -114,17 +116,22 @@ extension ServedModel {
             throw APIError.invalid("this model's chat template does not render tools", param: "tools")
         }
         guard let format = toolCallFormat else {
-            throw APIError.invalid("this model's tool-call syntax is unknown (its template names none of <tool_call>, [TOOL_CALLS], <|python_tag|>)", param: "tools")
+            throw APIError.invalid(
+                "this model's tool-call syntax is unknown (its template names none of <tool_call>, [TOOL_CALLS], <|python_tag|>)",
+                param: "tools")
         }
         return format
     }
 
     /// The constraint that makes a sequence write one call of the tools (`tool_choice` required or named).
-    func toolConstraint(_ tools: ToolRequest, format: ToolCallFormat, maxTokens: Int) throws(APIError) -> JSONConstraint? {
+    func toolConstraint(_ tools: ToolRequest, format: ToolCallFormat, maxTokens: Int) throws(APIError)
+        -> JSONConstraint?
+    {
         guard tools.isForced else { return nil }
         do {
             return try JSONConstraint(
-                toolCallOf: tools.tools, only: tools.forcedName, format: format, vocabulary: vocabulary, endTokens: stopTokens,
+                toolCallOf: tools.tools, only: tools.forcedName, format: format, vocabulary: vocabulary,
+                endTokens: stopTokens,
                 maxTokens: maxTokens)
         } catch {
             throw APIError.invalid("the tools cannot be enforced: \(error.description)", param: "tools")

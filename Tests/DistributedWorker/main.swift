@@ -57,7 +57,10 @@ func tolerance(_ dtype: DType) -> Double {
 }
 
 func collectives(_ g: Group) throws {
-    for dtype in [DType.float32, .float16, .bfloat16, .float64, .int8, .int16, .int32, .int64, .uint8, .uint16, .uint32, .uint64, .bool] {
+    for dtype in [
+        DType.float32, .float16, .bfloat16, .float64, .int8, .int16, .int32, .int64, .uint8, .uint16, .uint32, .uint64,
+        .bool
+    ] {
         let all = (0..<g.size).map { input(rank: $0, dtype: dtype) }
         let x = all[g.rank]
         // The single-process results.
@@ -67,8 +70,10 @@ func collectives(_ g: Group) throws {
         let gathered = concatenated(all, axis: 0)
         let block = 6 / g.size
         let scattered = sum[(g.rank * block)..<((g.rank + 1) * block)]
-        let results = [allSum(x, group: g), allMax(x, group: g), allMin(x, group: g), allGather(x, group: g),
-                       sumScatter(x, group: g)]
+        let results = [
+            allSum(x, group: g), allMax(x, group: g), allMin(x, group: g), allGather(x, group: g),
+            sumScatter(x, group: g)
+        ]
         try checkedEval(results)
         let t = tolerance(dtype)
         try assertClose(results[0], sum, "allSum \(dtype)", tolerance: t)
@@ -78,7 +83,9 @@ func collectives(_ g: Group) throws {
         try assertClose(results[4], scattered, "sumScatter \(dtype)", tolerance: t)
     }
     // complex64: sums and gathers (no order for max/min: a typed error).
-    let z = (0..<g.size).map { q in input(rank: q, dtype: .float32).asType(.complex64) * Tensor(Float(q + 1)).asType(.complex64) + imagUnit(q) }
+    let z = (0..<g.size).map { q in
+        input(rank: q, dtype: .float32).asType(.complex64) * Tensor(Float(q + 1)).asType(.complex64) + imagUnit(q)
+    }
     let zSum = z.dropFirst().reduce(z[0], +)
     let zResults = [allSum(z[g.rank], group: g), allGather(z[g.rank], group: g)]
     try checkedEval(zResults)
@@ -139,7 +146,7 @@ func gradients(_ g: Group) throws {
     let losses: [(String, (Tensor) -> Tensor)] = [
         ("allSum", { (sin(allSum($0, group: g)) * weights[0..<2]).sum() }),
         ("allGather", { (square(allGather($0, group: g)) * weights).sum() }),
-        ("allMax", { (allMax($0, group: g) * weights[0..<2]).sum() }),
+        ("allMax", { (allMax($0, group: g) * weights[0..<2]).sum() })
     ]
     for (name, f) in losses {
         let (value, dx) = valueAndGrad(f)(x)
@@ -157,7 +164,9 @@ func gradients(_ g: Group) throws {
                 let numeric = (up.item(Double.self) - down.item(Double.self)) / (2 * eps)
                 if owner == g.rank {
                     let analytic = dx.reshaped([-1])[j].item(Double.self)
-                    try check(abs(analytic - numeric) < 1e-6, "d\(name)/dx[\(j)] = \(analytic), finite differences \(numeric)")
+                    try check(
+                        abs(analytic - numeric) < 1e-6, "d\(name)/dx[\(j)] = \(analytic), finite differences \(numeric)"
+                    )
                 }
             }
         }
@@ -192,7 +201,9 @@ func sendRecvGradients(_ g: Group) throws {
         var terms: [Tensor] = []
         var z: Tensor? = nil
         for q in 0..<n {
-            if q == n - 1 { terms.append((z! * z! * ps[q]).sum()) } else {
+            if q == n - 1 {
+                terms.append((z! * z! * ps[q]).sum())
+            } else {
                 let out = stage(q, z, ps[q])
                 terms.append((out * c).sum())
                 z = out
@@ -236,7 +247,9 @@ final class MLP: Module, UnaryLayer {
 /// and averages gradients; rank 0 also trains one process on whole batches.
 func train(_ g: Group, digits: String) throws {
     let data = try NPZ.load(digits)
-    guard let xs = data["train_x"], let ys = data["train_y"] else { throw Failure(description: "no train_x in \(digits)") }
+    guard let xs = data["train_x"], let ys = data["train_y"] else {
+        throw Failure(description: "no train_x in \(digits)")
+    }
     let x = xs.asType(.float32) / 16
     let batch = 24 * g.size, steps = 6
     func trainer(_ model: MLP) -> (Tensor, Tensor) -> ModuleParameters {
@@ -256,7 +269,9 @@ func train(_ g: Group, digits: String) throws {
         optA.update(model: parallel, gradients: grads)
         try checkedEval(parallel.tensors + optA.tensors)
         if g.rank == 0 {
-            optB.update(model: single, gradients: stepB(x[(s * batch)..<((s + 1) * batch)], ys[(s * batch)..<((s + 1) * batch)]))
+            optB.update(
+                model: single, gradients: stepB(x[(s * batch)..<((s + 1) * batch)], ys[(s * batch)..<((s + 1) * batch)])
+            )
             try checkedEval(single.tensors + optB.tensors)
         }
     }
@@ -294,7 +309,8 @@ func sharded(_ g: Group) throws {
     let xq = Random.normal([2, 64], key: Random.key(2))
     let sUp = try shardLinear(qUp, .allToSharded, group: g), sDown = try shardLinear(qDown, .shardedToAll, group: g)
     try check(sUp is QuantizedAllToShardedLinear && sDown is QuantizedShardedToAllLinear, "quantized shard types")
-    try assertClose(sUp(xq), qUp(xq)[0..., (g.rank * 8)..<((g.rank + 1) * 8)], "quantized all-to-sharded", tolerance: 1e-5)
+    try assertClose(
+        sUp(xq), qUp(xq)[0..., (g.rank * 8)..<((g.rank + 1) * 8)], "quantized all-to-sharded", tolerance: 1e-5)
     let wide = Random.normal([2, 64 * g.size], key: Random.key(4))
     let mine = wide[0..., (g.rank * 64)..<((g.rank + 1) * 64)]
     try assertClose(sDown(mine), qDown(wide), "quantized sharded-to-all", tolerance: 1e-4)
@@ -304,12 +320,15 @@ func sharded(_ g: Group) throws {
     try inDown.update(parameters: down.parameters())
     try shardInPlace(inUp, .allToSharded, group: g)
     try shardInPlace(inDown, .shardedToAll, group: g)
-    try check(type(of: inUp) == Linear.self && inUp.weight.shape == [6, 8] && inDown.weight.shape == [5, 6], "shardInPlace shapes")
+    try check(
+        type(of: inUp) == Linear.self && inUp.weight.shape == [6, 8] && inDown.weight.shape == [5, 6],
+        "shardInPlace shapes")
     try assertClose(allSum(inDown(gelu(inUp(x))), group: g), expected, "shardInPlace MLP", tolerance: 1e-5)
     let inQDown = QuantizedLinear(Linear(64 * g.size, 5), groupSize: 32, bits: 4)
     try inQDown.update(parameters: qDown.parameters())
     try shardInPlace(inQDown, .shardedToAll, group: g)
-    try assertClose(allSum(inQDown(mine), group: g), qDown(wide), "quantized shardInPlace sharded-to-all", tolerance: 1e-4)
+    try assertClose(
+        allSum(inQDown(mine), group: g), qDown(wide), "quantized shardInPlace sharded-to-all", tolerance: 1e-4)
 }
 
 /// Rank 1 dies in the middle of a stream of large all-reduces; the others must fail, not hang.
@@ -327,7 +346,9 @@ func die(_ g: Group) throws {
 
 let args = CommandLine.arguments
 guard args.count >= 3, let backend = Group.Backend(rawValue: args[2]) else {
-    print("usage: tessera-dist-worker collectives|split|sendrecv|sendrecv-grad|grad|train|sharded|die|nccl-id any|ring|mpi|nccl [digits.npz]")
+    print(
+        "usage: tessera-dist-worker collectives|split|sendrecv|sendrecv-grad|grad|train|sharded|die|nccl-id any|ring|mpi|nccl [digits.npz]"
+    )
     exit(1)
 }
 let mode = args[1]

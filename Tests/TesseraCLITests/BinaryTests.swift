@@ -34,7 +34,10 @@ final class BinaryTests: XCTestCase {
     func testHelpListsTheCommandsAndTheEnvironment() throws {
         let help = try run(["--help"])
         XCTAssertEqual(help.status, 0)
-        for name in ["generate", "chat", "serve", "tokenize", "convert", "devices", "selftest", "demo", "TESSERA_MODEL", "TESSERA_CACHE"] {
+        for name in [
+            "generate", "chat", "serve", "tokenize", "convert", "devices", "selftest", "demo", "TESSERA_MODEL",
+            "TESSERA_CACHE"
+        ] {
             XCTAssertTrue(help.stdout.contains(name), name)
         }
         let generate = try run(["generate", "--help"])
@@ -53,7 +56,8 @@ final class BinaryTests: XCTestCase {
     }
 
     func testBadModelFilesAreOneLineErrors() throws {
-        let garbage = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-cli-\(UUID().uuidString).gguf")
+        let garbage = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "tessera-cli-\(UUID().uuidString).gguf")
         try Data("this is not a GGUF file, not at all".utf8).write(to: garbage)
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -72,7 +76,8 @@ final class BinaryTests: XCTestCase {
         }
         let missing = try run(["generate", "-p", "hi"], environment: ["TESSERA_MODEL": "/no/such/model.gguf"])
         XCTAssertEqual(missing.status, 64)
-        XCTAssertTrue(missing.stderr.contains("$TESSERA_MODEL: no model file or folder at /no/such/model.gguf"), missing.stderr)
+        XCTAssertTrue(
+            missing.stderr.contains("$TESSERA_MODEL: no model file or folder at /no/such/model.gguf"), missing.stderr)
     }
 
     /// Each kind of hostile model folder (a configuration field out of range,
@@ -81,7 +86,8 @@ final class BinaryTests: XCTestCase {
     func testHostileModelFoldersAreOneLineErrors() throws {
         let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .appendingPathComponent("../Fixtures/lm").standardizedFileURL.path
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-hostile-\(UUID().uuidString)").path
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-hostile-\(UUID().uuidString)")
+            .path
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: root) }
         /// A copy of `fixture` whose config.json has `edit` applied to its text.
@@ -95,17 +101,38 @@ final class BinaryTests: XCTestCase {
             return path
         }
         let cases: [(String, String)] = [
-            (try folder("layers", "qwen2") { $0.replacingOccurrences(of: #""num_hidden_layers": 2"#, with: #""num_hidden_layers": -1"#) },
-             "num_hidden_layers is -1"),
-            (try folder("heads", "qwen2") { $0.replacingOccurrences(of: #""num_attention_heads": 4"#, with: #""num_attention_heads": 4294967295"#) },
-             "num_attention_heads is 4294967295"),
-            (try folder("eps", "qwen2") { $0.replacingOccurrences(of: #""rms_norm_eps": 1e-06"#, with: #""rms_norm_eps": NaN"#) },
-             "rms_norm_eps is nan"),
-            (try folder("rope", "llama") { $0.replacingOccurrences(of: #""rope_type": "llama3""#, with: #""rope_type": 5"#) },
-             "rope_parameters.rope_type is 5"),
-            (try folder("group", "qwen3_mlx_q4") { $0.replacingOccurrences(of: #""group_size": 64"#, with: #""group_size": 32"#) },
-             ".scales has shape"),
-            (try folder("x.partial-4242", "qwen2") { $0 + " " }, "unfinished output"),
+            (
+                try folder("layers", "qwen2") {
+                    $0.replacingOccurrences(of: #""num_hidden_layers": 2"#, with: #""num_hidden_layers": -1"#)
+                },
+                "num_hidden_layers is -1"
+            ),
+            (
+                try folder("heads", "qwen2") {
+                    $0.replacingOccurrences(
+                        of: #""num_attention_heads": 4"#, with: #""num_attention_heads": 4294967295"#)
+                },
+                "num_attention_heads is 4294967295"
+            ),
+            (
+                try folder("eps", "qwen2") {
+                    $0.replacingOccurrences(of: #""rms_norm_eps": 1e-06"#, with: #""rms_norm_eps": NaN"#)
+                },
+                "rms_norm_eps is nan"
+            ),
+            (
+                try folder("rope", "llama") {
+                    $0.replacingOccurrences(of: #""rope_type": "llama3""#, with: #""rope_type": 5"#)
+                },
+                "rope_parameters.rope_type is 5"
+            ),
+            (
+                try folder("group", "qwen3_mlx_q4") {
+                    $0.replacingOccurrences(of: #""group_size": 64"#, with: #""group_size": 32"#)
+                },
+                ".scales has shape"
+            ),
+            (try folder("x.partial-4242", "qwen2") { $0 + " " }, "unfinished output")
         ]
         for (model, expected) in cases {
             let r = try run(["generate", "-p", "hi", "--max-tokens", "1", "-m", model])

@@ -10,7 +10,7 @@ import TesseraLM
 import XCTest
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 final class ChatTerminalTests: XCTestCase {
@@ -136,7 +136,9 @@ final class ChatTerminalTests: XCTestCase {
 
         var mark = chat.screen.count
         chat.type("/help\r")
-        XCTAssertTrue(chat.wait(10, after: mark) { $0.contains("/reset forgets the conversation") && $0.hasSuffix("> ") }, chat.screen)
+        XCTAssertTrue(
+            chat.wait(10, after: mark) { $0.contains("/reset forgets the conversation") && $0.hasSuffix("> ") },
+            chat.screen)
 
         // A long reply, stopped by Ctrl-C typed at the terminal; the chat stays and prompts again.
         mark = chat.screen.count
@@ -149,7 +151,9 @@ final class ChatTerminalTests: XCTestCase {
 
         mark = chat.screen.count
         chat.type("/reset\r")
-        XCTAssertTrue(chat.wait(10, after: mark) { $0.contains("(the conversation is forgotten)") && $0.hasSuffix("> ") }, chat.screen)
+        XCTAssertTrue(
+            chat.wait(10, after: mark) { $0.contains("(the conversation is forgotten)") && $0.hasSuffix("> ") },
+            chat.screen)
 
         // Ctrl-C at the prompt: a hint, still running; a second one leaves (130, as a shell reports SIGINT).
         mark = chat.screen.count

@@ -52,7 +52,8 @@ final class DistributedLMTests: XCTestCase {
         timer.cancel()
         while !reader.isFinished { usleep(1000) }
         let run = Run(status: process.terminationStatus, stdout: stdout, stderr: errorText.value)
-        XCTAssertNotEqual(process.terminationReason, .uncaughtSignal, "tessera \(arguments) was stopped:\n\(run.stderr)")
+        XCTAssertNotEqual(
+            process.terminationReason, .uncaughtSignal, "tessera \(arguments) was stopped:\n\(run.stderr)")
         return run
     }
 
@@ -92,8 +93,10 @@ final class DistributedLMTests: XCTestCase {
     }
 
     func generateArguments(_ model: String, tokens: Int) -> [String] {
-        ["generate", "-m", model, "--temp", "0", "-n", "\(tokens)", "--no-chat-template",
-         "-p", "the number 12 comes after"]
+        [
+            "generate", "-m", model, "--temp", "0", "-n", "\(tokens)", "--no-chat-template",
+            "-p", "the number 12 comes after"
+        ]
     }
 
     func testTensorParallelGenerateGivesOneProcessTokensOnATinyModel() throws {
@@ -106,7 +109,8 @@ final class DistributedLMTests: XCTestCase {
             for n in bits == nil ? [2, 3] : [2] {
                 let split = try launched(n, arguments + ["--verbose"])
                 XCTAssertEqual(split.status, 0, "\(n) ranks, bits \(String(describing: bits)):\n\(split.stderr)")
-                XCTAssertEqual(split.stdout, single.stdout, "\(n) ranks, bits \(String(describing: bits)):\n\(split.stderr)")
+                XCTAssertEqual(
+                    split.stdout, single.stdout, "\(n) ranks, bits \(String(describing: bits)):\n\(split.stderr)")
                 // Every rank held its own block, and only rank 0 printed.
                 for r in 0..<n { XCTAssertTrue(split.stderr.contains("rank \(r) of \(n)"), split.stderr) }
             }
@@ -118,7 +122,7 @@ final class DistributedLMTests: XCTestCase {
         // A plain chat template for the fixture tokenizer.
         let template = #"{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}assistant:"#
         let config = try JSONSerialization.data(withJSONObject: [
-            "bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "chat_template": template,
+            "bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "chat_template": template
         ])
         try config.write(to: URL(fileURLWithPath: model + "/tokenizer_config.json"))
         let arguments = ["chat", "-m", model, "--temp", "0", "-n", "12"]
@@ -139,7 +143,8 @@ final class DistributedLMTests: XCTestCase {
         let run = try launched(4, generateArguments(model, tokens: 2), deadline: 60)
         XCTAssertNotEqual(run.status, 0, run.stderr)
         XCTAssertTrue(run.stderr.contains("3 key/value heads do not split over 4 ranks"), run.stderr)
-        let cache = try launched(2, generateArguments(model, tokens: 2) + ["--prompt-cache", folder + "/c"], deadline: 60)
+        let cache = try launched(
+            2, generateArguments(model, tokens: 2) + ["--prompt-cache", folder + "/c"], deadline: 60)
         XCTAssertNotEqual(cache.status, 0, cache.stderr)
         XCTAssertTrue(cache.stderr.contains("--prompt-cache is not supported"), cache.stderr)
     }
@@ -167,12 +172,16 @@ final class DistributedLMTests: XCTestCase {
         let model = try makeModel(bits: nil)
         let lines = (0..<24).map { "{\"text\": \"the number \($0) comes after \($0 - 1) and before \($0 + 1)\"}" }
         for split in ["train", "valid"] {
-            try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: folder + "/data/\(split).jsonl"))
+            try Data((lines.joined(separator: "\n") + "\n").utf8).write(
+                to: URL(fileURLWithPath: folder + "/data/\(split).jsonl"))
         }
         func arguments(_ adapters: String) -> [String] {
-            ["lora", "--model", model, "--train", "--data", folder + "/data", "--batch-size", "5", "--num-layers", "2",
-             "--iters", "4", "--steps-per-report", "2", "--steps-per-eval", "100000", "--val-batches", "1",
-             "--optimizer", "sgd", "--learning-rate", "0.05", "--adapter-path", folder + "/" + adapters]
+            [
+                "lora", "--model", model, "--train", "--data", folder + "/data", "--batch-size", "5", "--num-layers",
+                "2",
+                "--iters", "4", "--steps-per-report", "2", "--steps-per-eval", "100000", "--val-batches", "1",
+                "--optimizer", "sgd", "--learning-rate", "0.05", "--adapter-path", folder + "/" + adapters
+            ]
         }
         let single = try tessera(arguments("one"))
         XCTAssertEqual(single.status, 0, single.stderr)

@@ -50,7 +50,8 @@ extension DistributedLMTests {
             }
             if process.isRunning { kill(process.processIdentifier, SIGKILL) }
             throw NSError(
-                domain: "serve", code: 1, userInfo: [NSLocalizedDescriptionKey: "the server did not start: \(log.value)"])
+                domain: "serve", code: 1,
+                userInfo: [NSLocalizedDescriptionKey: "the server did not start: \(log.value)"])
         }
 
         var output: String { log.value }
@@ -99,8 +100,10 @@ extension DistributedLMTests {
             .appendingPathComponent("../../Tools/tp_serve_check.py").standardizedFileURL.path
         let python = Process()
         python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        python.arguments = ["python3", script, "--reference", single.address, "--split", split.address, "--model", "m",
-                            "--tokens", "\(tokens)", "--prompts", "\(prompts)"]
+        python.arguments = [
+            "python3", script, "--reference", single.address, "--split", split.address, "--model", "m",
+            "--tokens", "\(tokens)", "--prompts", "\(prompts)"
+        ]
         let out = Pipe()
         python.standardOutput = out
         python.standardError = out
@@ -123,10 +126,10 @@ extension DistributedLMTests {
 
     func testTensorParallelServeGivesOneProcessCompletionsOnSmolLM2() throws {
         #if DEBUG
-        // ~40 s unoptimised; CI runs it in the release step.
-        if ProcessInfo.processInfo.environment["TESSERA_SLOW_TESTS"] == nil {
-            throw XCTSkip("runs in release builds (or set TESSERA_SLOW_TESTS=1)")
-        }
+            // ~40 s unoptimised; CI runs it in the release step.
+            if ProcessInfo.processInfo.environment["TESSERA_SLOW_TESTS"] == nil {
+                throw XCTSkip("runs in release builds (or set TESSERA_SLOW_TESTS=1)")
+            }
         #endif
         guard let model = DefaultModel.cachedPath() else {
             if ProcessInfo.processInfo.environment["TESSERA_REQUIRE_MODEL"] != nil {

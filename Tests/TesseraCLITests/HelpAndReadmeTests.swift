@@ -33,7 +33,10 @@ final class HelpAndReadmeTests: XCTestCase {
         // The help lists what the configuration declares (so the parse above read the right section).
         XCTAssertEqual(
             Set(names.map { $0.replacingOccurrences(of: " (default)", with: "") }),
-            Set(TesseraCommand.configuration.subcommands.filter { $0.configuration.shouldDisplay }.compactMap { $0.configuration.commandName }))
+            Set(
+                TesseraCommand.configuration.subcommands.filter { $0.configuration.shouldDisplay }.compactMap {
+                    $0.configuration.commandName
+                }))
         for name in names {
             XCTAssertTrue(readme.contains("tessera \(name)"), "README.md never shows `tessera \(name)`")
         }

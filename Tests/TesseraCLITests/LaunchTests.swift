@@ -17,7 +17,8 @@ final class LaunchTests: XCTestCase {
     func launch(_ arguments: [String], deadline: Double = 60) throws -> Run {
         let binary = try tesseraBinary()
         let folder = binary.deletingLastPathComponent()
-        guard FileManager.default.isExecutableFile(atPath: folder.appendingPathComponent("tessera-dist-worker").path) else {
+        guard FileManager.default.isExecutableFile(atPath: folder.appendingPathComponent("tessera-dist-worker").path)
+        else {
             throw XCTSkip("no tessera-dist-worker beside \(binary.path) (swift build --product tessera-dist-worker)")
         }
         let process = Process()
@@ -44,7 +45,8 @@ final class LaunchTests: XCTestCase {
     func assertAllRanksOK(_ run: Run, ranks: Int, mode: String, _ what: String) {
         XCTAssertEqual(run.status, 0, "\(what):\n\(run.output)")
         for r in 0..<ranks {
-            XCTAssertTrue(run.output.contains("rank \(r) ok \(mode)"), "\(what): rank \(r) did not pass:\n\(run.output)")
+            XCTAssertTrue(
+                run.output.contains("rank \(r) ok \(mode)"), "\(what): rank \(r) did not pass:\n\(run.output)")
         }
     }
 
@@ -69,8 +71,10 @@ final class LaunchTests: XCTestCase {
         assertAllRanksOK(shm, ranks: 2, mode: "collectives", "ring collectives over shared memory")
         XCTAssertTrue(shm.output.contains("ok collectives ring size 2 via shared memory"), shm.output)
         for n in [2, 3] {
-            let tcp = try launch(["-n", "\(n)", "--timeout", "20", "--env", "TESSERA_RING_SHM=0", "--",
-                                  "tessera-dist-worker", "collectives", "ring"])
+            let tcp = try launch([
+                "-n", "\(n)", "--timeout", "20", "--env", "TESSERA_RING_SHM=0", "--",
+                "tessera-dist-worker", "collectives", "ring"
+            ])
             assertAllRanksOK(tcp, ranks: n, mode: "collectives", "ring collectives over TCP on \(n) ranks")
             XCTAssertTrue(tcp.output.contains("ok collectives ring size \(n) via tcp"), tcp.output)
         }
@@ -82,9 +86,13 @@ final class LaunchTests: XCTestCase {
     }
 
     func testAHostfileOfLocalEntriesRunsOneRankPerEntry() throws {
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-hosts-\(UUID().uuidString).json")
-        try Data(#"[{"ssh": "localhost", "ips": ["127.0.0.1"]}, {"ssh": "localhost", "ips": ["127.0.0.1"]}, {"ips": ["127.0.0.1"]}]"#.utf8)
-            .write(to: file)
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "tessera-hosts-\(UUID().uuidString).json")
+        try Data(
+            #"[{"ssh": "localhost", "ips": ["127.0.0.1"]}, {"ssh": "localhost", "ips": ["127.0.0.1"]}, {"ips": ["127.0.0.1"]}]"#
+                .utf8
+        )
+        .write(to: file)
         defer { try? FileManager.default.removeItem(at: file) }
         let run = try launch(["--hostfile", file.path, "--timeout", "20", "--", "tessera-dist-worker", "split", "ring"])
         assertAllRanksOK(run, ranks: 3, mode: "split", "hostfile of 3 local entries")
@@ -98,10 +106,12 @@ final class LaunchTests: XCTestCase {
     func testAKilledRankEndsTheOthersWithAnErrorWithinTheTimeout() throws {
         // Over shared memory (the survivors wait on flags and watch the sockets) and over TCP.
         for env in [[], ["--env", "TESSERA_RING_SHM=0"]] {
-            let run = try launch(["-n", "3", "--timeout", "10"] + env + ["--", "tessera-dist-worker", "die", "ring"], deadline: 40)
+            let run = try launch(
+                ["-n", "3", "--timeout", "10"] + env + ["--", "tessera-dist-worker", "die", "ring"], deadline: 40)
             XCTAssertNotEqual(run.status, 0, run.output)
             for r in [0, 2] {
-                XCTAssertTrue(run.output.contains("[\(r)] distributed error: rank "), "rank \(r) \(env):\n\(run.output)")
+                XCTAssertTrue(
+                    run.output.contains("[\(r)] distributed error: rank "), "rank \(r) \(env):\n\(run.output)")
             }
             XCTAssertLessThan(run.seconds, 30, run.output)
         }
@@ -148,7 +158,8 @@ final class LaunchTests: XCTestCase {
     }
 
     func testMPICollectivesGradientsAndTraining() throws {
-        let hasMPI = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].contains { FileManager.default.isExecutableFile(atPath: $0) }
+        let hasMPI =
+            ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].contains { FileManager.default.isExecutableFile(atPath: $0) }
             && FileManager.default.fileExists(atPath: "/usr/lib/x86_64-linux-gnu/libmpi.so.40")
         if !hasMPI {
             if ProcessInfo.processInfo.environment["TESSERA_REQUIRE_MPI"] == "1" {
@@ -156,7 +167,9 @@ final class LaunchTests: XCTestCase {
             }
             throw XCTSkip("Open MPI not installed (apt-get install openmpi-bin libopenmpi-dev)")
         }
-        for (n, mode) in [(2, "collectives"), (3, "collectives"), (3, "split"), (3, "sendrecv"), (2, "grad"), (2, "sharded")] {
+        for (n, mode) in [
+            (2, "collectives"), (3, "collectives"), (3, "split"), (3, "sendrecv"), (2, "grad"), (2, "sharded")
+        ] {
             let run = try launch(["-n", "\(n)", "--backend", "mpi", "--", "tessera-dist-worker", mode, "mpi"])
             assertAllRanksOK(run, ranks: n, mode: mode, "mpi \(mode) on \(n) ranks")
         }
@@ -219,17 +232,23 @@ final class LaunchTests: XCTestCase {
         XCTAssertEqual(ids.first?.count, 256)
         XCTAssertNotEqual(ids.first, String(repeating: "0", count: 256))
 
-        let nccl = try launch(["-n", "2", "--backend", "nccl", "--timeout", "20", "--",
-                               "tessera-dist-worker", "collectives", "any"])
-        if nccl.output.contains("ok collectives nccl") { throw XCTSkip("NCCL and a GPU are here: docs/GPU.md's checks") }
+        let nccl = try launch([
+            "-n", "2", "--backend", "nccl", "--timeout", "20", "--",
+            "tessera-dist-worker", "collectives", "any"
+        ])
+        if nccl.output.contains("ok collectives nccl") {
+            throw XCTSkip("NCCL and a GPU are here: docs/GPU.md's checks")
+        }
         XCTAssertNotEqual(nccl.status, 0, nccl.output)
         let errors = nccl.output.components(separatedBy: "distributed backend nccl unavailable").count - 1
         XCTAssertEqual(errors, 2, nccl.output)
     }
 
     func testLaunchRejectsBadArguments() throws {
-        for args in [["-n", "2"], ["-n", "0", "--", "true"], ["--backend", "carrier-pigeon", "--", "true"],
-                     ["--env", "NOEQUALS", "--", "true"]] {
+        for args in [
+            ["-n", "2"], ["-n", "0", "--", "true"], ["--backend", "carrier-pigeon", "--", "true"],
+            ["--env", "NOEQUALS", "--", "true"]
+        ] {
             let run = try launch(args, deadline: 20)
             XCTAssertNotEqual(run.status, 0, "\(args) was accepted:\n\(run.output)")
         }

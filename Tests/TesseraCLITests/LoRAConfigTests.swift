@@ -19,7 +19,8 @@ final class LoRAConfigTests: XCTestCase {
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-lora-config-\(UUID())").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         for split in ["train", "valid", "test"] {
-            _ = FileManager.default.createFile(atPath: "\(folder)/\(split).jsonl", contents: Data("{\"text\": \"a\"}\n".utf8))
+            _ = FileManager.default.createFile(
+                atPath: "\(folder)/\(split).jsonl", contents: Data("{\"text\": \"a\"}\n".utf8))
         }
     }
 
@@ -90,13 +91,18 @@ final class LoRAConfigTests: XCTestCase {
         XCTAssertFalse(s.test)
         XCTAssertEqual(s.fineTuneType, .dora)
         XCTAssertEqual(s.optimizer, .adamw)
-        XCTAssertEqual([s.numLayers, s.batchSize, s.iters, s.valBatches, s.stepsPerReport, s.stepsPerEval, s.saveEvery, s.testBatches, s.maxSeqLength], [8, 2, 300, 5, 10, 100, 50, 20, 512])
+        XCTAssertEqual(
+            [
+                s.numLayers, s.batchSize, s.iters, s.valBatches, s.stepsPerReport, s.stepsPerEval, s.saveEvery,
+                s.testBatches, s.maxSeqLength
+            ], [8, 2, 300, 5, 10, 100, 50, 20, 512])
         XCTAssertEqual(s.learningRate, 1e-5)  // "1e-5": a number, as mlx-lm's loader reads it
         XCTAssertEqual(s.seed, 7)
         XCTAssertEqual(s.adapterPath, "my_adapters")
         XCTAssertEqual(s.lora, LoRAParameters(rank: 16, scale: 10, dropout: 0.05))
         XCTAssertEqual(s.keys, ["self_attn.q_proj", "self_attn.v_proj"])
-        XCTAssertEqual(s.schedule, ScheduleSpec(name: "cosine_decay", arguments: [1e-5, 300, 1e-7], warmup: 10, warmupInit: 1e-7))
+        XCTAssertEqual(
+            s.schedule, ScheduleSpec(name: "cosine_decay", arguments: [1e-5, 300, 1e-7], warmup: 10, warmupInit: 1e-7))
         let optimizer = try XCTUnwrap(try s.makeOptimizer() as? AdamW)
         XCTAssertEqual(optimizer.weightDecay, 0.05)
         XCTAssertEqual(optimizer.eps, 1e-6)
@@ -114,7 +120,7 @@ final class LoRAConfigTests: XCTestCase {
         let path = write(mlxExample)
         let s = try LoRACommand.parse([
             "-c", path, "--batch-size", "3", "--fine-tune-type", "lora", "--optimizer", "sgd", "--lora-rank", "4",
-            "--adapter-path", "elsewhere", "--seed", "1", "--test", "--iters", "20",
+            "--adapter-path", "elsewhere", "--seed", "1", "--test", "--iters", "20"
         ]).settings()
         XCTAssertEqual(s.batchSize, 3)
         XCTAssertEqual(s.fineTuneType, .lora)
@@ -128,7 +134,8 @@ final class LoRAConfigTests: XCTestCase {
         XCTAssertEqual(s.numLayers, 8)
         XCTAssertFalse(s.gradCheckpoint)
         XCTAssertEqual(s.gradAccumulationSteps, 1)
-        let accumulating = try LoRACommand.parse(["-c", path, "--grad-checkpoint", "--grad-accumulation-steps", "4"]).settings()
+        let accumulating = try LoRACommand.parse(["-c", path, "--grad-checkpoint", "--grad-accumulation-steps", "4"])
+            .settings()
         XCTAssertTrue(accumulating.gradCheckpoint)
         XCTAssertEqual(accumulating.trainingOptions.gradientAccumulationSteps, 4)
         XCTAssertTrue(message(["-c", path, "--grad-accumulation-steps", "0"]).contains("--grad-accumulation-steps"))
@@ -148,7 +155,8 @@ final class LoRAConfigTests: XCTestCase {
             try LoRACommand.parse(["--train", "--data", folder, "--optimizer", "adafactor", "--learning-rate", "3e-4"])
                 .settings().makeOptimizer() as? Adafactor)
         XCTAssertTrue(flag.relativeStep && flag.scaleParameter && !flag.warmupInit)
-        XCTAssertEqual([flag.eps.0, flag.eps.1, flag.clipThreshold, flag.decayRate, flag.weightDecay], [1e-30, 1e-3, 1, -0.8, 0])
+        XCTAssertEqual(
+            [flag.eps.0, flag.eps.1, flag.clipThreshold, flag.decayRate, flag.weightDecay], [1e-30, 1e-3, 1, -0.8, 0])
         XCTAssertNil(flag.beta1)
         XCTAssertEqual(flag.learningRate.value(at: 0), 3e-4)
         let yaml = """
@@ -172,7 +180,9 @@ final class LoRAConfigTests: XCTestCase {
         let file = try XCTUnwrap(try s.makeOptimizer() as? Adafactor)
         XCTAssertFalse(file.relativeStep || file.scaleParameter)
         XCTAssertEqual(file.beta1, 0.9)
-        XCTAssertEqual([file.eps.0, file.eps.1, file.clipThreshold, file.decayRate, file.weightDecay], [1e-29, 2e-3, 2, -0.5, 0.01])
+        XCTAssertEqual(
+            [file.eps.0, file.eps.1, file.clipThreshold, file.decayRate, file.weightDecay], [1e-29, 2e-3, 2, -0.5, 0.01]
+        )
         XCTAssertEqual(file.learningRate.value(at: 0), 2e-3)
         // Flags override the file's optimizer.
         XCTAssertEqual(try LoRACommand.parse(["-c", write(yaml), "--optimizer", "sgd"]).settings().optimizer, .sgd)
@@ -183,7 +193,7 @@ final class LoRAConfigTests: XCTestCase {
             ("    beta_1: 1.5\n", "optimizer_config.adafactor.beta_1"),
             ("    eps: [1e-30]\n", "optimizer_config.adafactor.eps"),
             ("    clip_threshold: 0\n", "optimizer_config.adafactor.clip_threshold"),
-            ("    relative_step: sometimes\n", "optimizer_config.adafactor.relative_step"),
+            ("    relative_step: sometimes\n", "optimizer_config.adafactor.relative_step")
         ] {
             let text = message(["-c", write(head + setting)])
             XCTAssertTrue(text.contains(needle), "\(setting) -> \(text)")
@@ -193,24 +203,40 @@ final class LoRAConfigTests: XCTestCase {
 
     func testUnknownKeysAndWrongTypesAreNamed() {
         // A "billion laughs": aliases that repeat into 10^6 values.
-        let laughs = "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
+        let laughs =
+            "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
         let cases: [(String, String)] = [
             ("train: true\ndata: \(folder)\nbatchsize: 4\n", "\"batchsize\""),
             ("train: true\ndata: \(folder)\nlora_parameters:\n  rnk: 4\n", "lora_parameters.rnk"),
-            ("train: true\ndata: \(folder)\nlr_schedule:\n  name: cosine_decay\n  arguments: [1e-5, 10]\n  warm: 3\n", "lr_schedule.warm"),
-            ("train: true\ndata: \(folder)\noptimizer: adam\noptimizer_config:\n  adam:\n    weight_decay: 0.1\n", "optimizer_config.adam.weight_decay"),
+            (
+                "train: true\ndata: \(folder)\nlr_schedule:\n  name: cosine_decay\n  arguments: [1e-5, 10]\n  warm: 3\n",
+                "lr_schedule.warm"
+            ),
+            (
+                "train: true\ndata: \(folder)\noptimizer: adam\noptimizer_config:\n  adam:\n    weight_decay: 0.1\n",
+                "optimizer_config.adam.weight_decay"
+            ),
             ("train: true\ndata: \(folder)\nbatch_size: four\n", "batch_size"),
             ("train: true\ndata: \(folder)\nbatch_size: 0\n", "--batch-size (batch_size)"),
             ("train: true\ndata: \(folder)\nlearning_rate: -1e-5\n", "learning_rate"),
             ("train: true\ndata: \(folder)\nfine_tune_type: qlora\n", "fine_tune_type"),
-            ("train: true\ndata: \(folder)\nlr_schedule:\n  name: cosine_warm\n  arguments: [1e-5, 10]\n", "lr_schedule.name"),
-            ("train: true\ndata: \(folder)\nlr_schedule:\n  name: cosine_decay\n  arguments: [1e-5, 0]\n", "lr_schedule.arguments"),
-            ("train: true\ndata: \(folder)\nlr_schedule:\n  name: step_decay\n  arguments: [1e-5]\n", "lr_schedule.arguments"),
+            (
+                "train: true\ndata: \(folder)\nlr_schedule:\n  name: cosine_warm\n  arguments: [1e-5, 10]\n",
+                "lr_schedule.name"
+            ),
+            (
+                "train: true\ndata: \(folder)\nlr_schedule:\n  name: cosine_decay\n  arguments: [1e-5, 0]\n",
+                "lr_schedule.arguments"
+            ),
+            (
+                "train: true\ndata: \(folder)\nlr_schedule:\n  name: step_decay\n  arguments: [1e-5]\n",
+                "lr_schedule.arguments"
+            ),
             ("train: true\ndata: \(folder)\nwandb: my-project\n", "wandb"),
             ("train: true\ndata: \(folder)\nlora_parameters: [1, 2]\n", "lora_parameters"),
             ("- just\n- a list\n", "mapping"),
             ("\(laughs)", "more than 100000 values"),
-            ("train: [unclosed\n", "config"),
+            ("train: [unclosed\n", "config")
         ]
         for (yaml, needle) in cases {
             let text = message(["-c", write(yaml)])
@@ -230,13 +256,16 @@ final class LoRAConfigTests: XCTestCase {
         for entry in cases {
             let schedule = entry["schedule"]
             let spec = ScheduleSpec(
-                name: schedule?["name"]?.string ?? "", arguments: (schedule?["arguments"]?.array ?? []).compactMap(\.double),
+                name: schedule?["name"]?.string ?? "",
+                arguments: (schedule?["arguments"]?.array ?? []).compactMap(\.double),
                 warmup: schedule?["warmup"]?.int ?? 0, warmupInit: schedule?["warmup_init"]?.double ?? 0)
             let rate = try spec.learningRate()
             for (step, value) in (entry["values"]?.array ?? []).enumerated() {
                 let want = value.double ?? .nan
                 // float32 arithmetic in a different order: within 1e-6 of the initial rate.
-                XCTAssertEqual(Double(rate.value(at: step)), want, accuracy: 1e-6 * (spec.arguments[0] + abs(want)), "\(spec.name) step \(step)")
+                XCTAssertEqual(
+                    Double(rate.value(at: step)), want, accuracy: 1e-6 * (spec.arguments[0] + abs(want)),
+                    "\(spec.name) step \(step)")
             }
         }
     }

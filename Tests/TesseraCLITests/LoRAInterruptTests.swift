@@ -36,7 +36,8 @@ final class LoRAInterruptTests: XCTestCase {
         }
         let lines = (0..<40).map { "{\"text\": \"the number \($0) comes after \($0 - 1) and before \($0 + 1)\"}" }
         for split in ["train", "valid"] {
-            try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: folder + "/data/\(split).jsonl"))
+            try Data((lines.joined(separator: "\n") + "\n").utf8).write(
+                to: URL(fileURLWithPath: folder + "/data/\(split).jsonl"))
         }
         return path
     }
@@ -59,14 +60,17 @@ final class LoRAInterruptTests: XCTestCase {
         let adapters = folder + "/adapters"
         let common = [
             "lora", "--model", model, "--train", "--data", folder + "/data", "--batch-size", "2", "--num-layers", "2",
-            "--steps-per-report", "1", "--steps-per-eval", "100000", "--save-every", "100000", "--adapter-path", adapters,
-            "--learning-rate", "1e-3", "--val-batches", "1",
+            "--steps-per-report", "1", "--steps-per-eval", "100000", "--save-every", "100000", "--adapter-path",
+            adapters,
+            "--learning-rate", "1e-3", "--val-batches", "1"
         ]
         let lines = LineCollector()
         let first = try start(common + ["--iters", "100000"], lines: lines)
         // Wait for two reported steps, then Ctrl-C.
         let deadline = Date().addingTimeInterval(120)
-        while lines.text.components(separatedBy: "Train loss").count < 3 && Date() < deadline && first.isRunning { usleep(20_000) }
+        while lines.text.components(separatedBy: "Train loss").count < 3 && Date() < deadline && first.isRunning {
+            usleep(20_000)
+        }
         XCTAssertTrue(first.isRunning, lines.text)
         kill(first.processIdentifier, SIGINT)
         first.waitUntilExit()
@@ -77,7 +81,8 @@ final class LoRAInterruptTests: XCTestCase {
         XCTAssertTrue(TrainingCheckpoint.isTrainingState(state))
         XCTAssertTrue(FileManager.default.fileExists(atPath: adapters + "/adapters.safetensors"))
         let saved = try Safetensors.load(state)
-        let stoppedAt = try XCTUnwrap(JSONValue(parsing: Array((saved.metadata["tessera_training"] ?? "").utf8))["step"]?.int)
+        let stoppedAt = try XCTUnwrap(
+            JSONValue(parsing: Array((saved.metadata["tessera_training"] ?? "").utf8))["step"]?.int)
         XCTAssertGreaterThanOrEqual(stoppedAt, 2)
 
         // --resume continues to --iters from the saved step.
@@ -93,7 +98,9 @@ final class LoRAInterruptTests: XCTestCase {
         // And fuse merges the adapters into a model that generates.
         let fuse = Process()
         fuse.executableURL = try tesseraBinary()
-        fuse.arguments = ["fuse", "--model", model, "--adapter-path", adapters, "--save-path", folder + "/fused", "--export-gguf"]
+        fuse.arguments = [
+            "fuse", "--model", model, "--adapter-path", adapters, "--save-path", folder + "/fused", "--export-gguf"
+        ]
         fuse.standardOutput = FileHandle.nullDevice
         try fuse.run()
         fuse.waitUntilExit()

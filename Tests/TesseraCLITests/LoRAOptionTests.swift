@@ -15,7 +15,8 @@ final class LoRAOptionTests: XCTestCase {
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-lora-options-\(UUID())").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         for split in ["train", "valid", "test"] {
-            _ = FileManager.default.createFile(atPath: "\(folder)/\(split).jsonl", contents: Data("{\"text\": \"a\"}\n".utf8))
+            _ = FileManager.default.createFile(
+                atPath: "\(folder)/\(split).jsonl", contents: Data("{\"text\": \"a\"}\n".utf8))
         }
     }
 
@@ -35,7 +36,7 @@ final class LoRAOptionTests: XCTestCase {
             "--train", "--data", folder, "--fine-tune-type", "dora", "--num-layers", "-1", "--batch-size", "2",
             "--iters", "50", "--learning-rate", "1e-4", "--optimizer", "adamw", "--steps-per-report", "5",
             "--steps-per-eval", "25", "--val-batches", "-1", "--save-every", "10", "--adapter-path", folder + "/a",
-            "--max-seq-length", "256", "--mask-prompt", "--seed", "3",
+            "--max-seq-length", "256", "--mask-prompt", "--seed", "3"
         ])
         XCTAssertEqual(command.fineTuneType, .dora)
         XCTAssertEqual(command.optimizer, .adamw)
@@ -58,14 +59,16 @@ final class LoRAOptionTests: XCTestCase {
             (["--max-seq-length", "1"], "--max-seq-length"), (["--test", "--test-batches", "-3"], "--test-batches"),
             (["--optimizer", "lamb"], "--optimizer"), (["--fine-tune-type", "qlora"], "--fine-tune-type"),
             (["--lora-dropout", "1"], "--lora-dropout"), (["--lora-rank", "0"], "--lora-rank"),
-            (["--seed", "-1"], "--seed"),
+            (["--seed", "-1"], "--seed")
         ] {
             let text = message(base + arguments)
             XCTAssertTrue(text?.contains(flag) ?? false, "\(arguments): \(text ?? "parsed")")
         }
         XCTAssertTrue(message(["--data", folder])?.contains("--train") ?? false)
         XCTAssertTrue(message(["--train", "--data", folder + "/missing"])?.contains("--data") ?? false)
-        XCTAssertTrue(message(["--test", "--data", folder, "--adapter-path", folder + "/none"])?.contains("--adapter-path") ?? false)
+        XCTAssertTrue(
+            message(["--test", "--data", folder, "--adapter-path", folder + "/none"])?.contains("--adapter-path")
+                ?? false)
     }
 
     func testAdapterPathIsCheckedAtParseTime() {
@@ -83,13 +86,15 @@ final class LoRAOptionTests: XCTestCase {
 /// type choices, and bad values rejected at parse time naming their flag.
 final class FuseOptionTests: XCTestCase {
     func testFlagsParseAndBadValuesAreRejected() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-fuse-options-\(UUID())").path
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-fuse-options-\(UUID())")
+            .path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
         _ = FileManager.default.createFile(atPath: folder + "/adapter_config.json", contents: Data("{}".utf8))
         for spelling in ["--dequantize", "--de-quantize"] {
             let command = try FuseCommand.parse([
-                "--adapter-path", folder, "--save-path", folder + "/out", spelling, "--export-gguf", "--gguf-type", "q4_1",
+                "--adapter-path", folder, "--save-path", folder + "/out", spelling, "--export-gguf", "--gguf-type",
+                "q4_1"
             ])
             XCTAssertTrue(command.dequantize)
             XCTAssertTrue(command.exportGGUF)

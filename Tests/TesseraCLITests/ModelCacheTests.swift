@@ -15,7 +15,8 @@ final class ModelCacheTests: XCTestCase {
     }
 
     func testListsBothCachesWithFormatsAndSizes() throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-models-\(UUID().uuidString)").path
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-models-\(UUID().uuidString)")
+            .path
         defer { try? FileManager.default.removeItem(atPath: root) }
         let tessera = root + "/tessera", hub = root + "/hub"
         try write(tessera + "/models/small.Q4_1.gguf", bytes: 1000)
@@ -44,7 +45,8 @@ final class ModelCacheTests: XCTestCase {
     }
 
     func testHubReposShowTheFormatOfTheirSnapshot() throws {
-        let hub = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-hubfmt-\(UUID().uuidString)").path
+        let hub = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-hubfmt-\(UUID().uuidString)")
+            .path
         defer { try? FileManager.default.removeItem(atPath: hub) }
         try write(hub + "/models--Org--Q-GGUF/blobs/aa", bytes: 10)
         try write(hub + "/models--Org--Q-GGUF/snapshots/c1/m.Q4_K_M.gguf", bytes: 10)
@@ -64,7 +66,8 @@ final class ModelCacheTests: XCTestCase {
         XCTAssertEqual(ModelCache.folders(environment: ["HOME": "/h", "HF_HOME": "/x"]).hub, "/x/hub")
         XCTAssertEqual(ModelCache.folders(environment: ["HF_HOME": "/x", "HF_HUB_CACHE": "/y"]).hub, "/y")
         // As huggingface_hub: XDG_CACHE_HOME places HF_HOME when it is not set.
-        XCTAssertEqual(ModelCache.folders(environment: ["HOME": "/h", "XDG_CACHE_HOME": "/c"]).hub, "/c/huggingface/hub")
+        XCTAssertEqual(
+            ModelCache.folders(environment: ["HOME": "/h", "XDG_CACHE_HOME": "/c"]).hub, "/c/huggingface/hub")
         XCTAssertEqual(ModelCache.folders(environment: ["TESSERA_CACHE": "/t"]).tessera, "/t")
     }
 

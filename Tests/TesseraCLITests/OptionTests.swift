@@ -17,7 +17,9 @@ final class OptionTests: XCTestCase {
         }
     }
 
-    func assertRejected(_ arguments: [String], naming option: String, file: StaticString = #filePath, line: UInt = #line) {
+    func assertRejected(
+        _ arguments: [String], naming option: String, file: StaticString = #filePath, line: UInt = #line
+    ) {
         guard let message = failure(GenerateCommand.self, ["-p", "hi"] + arguments) else {
             return XCTFail("\(arguments) parsed", file: file, line: line)
         }
@@ -44,16 +46,19 @@ final class OptionTests: XCTestCase {
     }
 
     func testTheRangeMessageSaysTheRange() {
-        XCTAssertEqual(failure(GenerateCommand.self, ["-p", "hi", "--top-p", "2"]), "--top-p must be in (0, 1], got 2.0")
         XCTAssertEqual(
-            failure(GenerateCommand.self, ["-p", "hi", "--kv-bits", "7"]), "--kv-bits must be one of 2, 3, 4, 5, 6, 8, got 7")
+            failure(GenerateCommand.self, ["-p", "hi", "--top-p", "2"]), "--top-p must be in (0, 1], got 2.0")
+        XCTAssertEqual(
+            failure(GenerateCommand.self, ["-p", "hi", "--kv-bits", "7"]),
+            "--kv-bits must be one of 2, 3, 4, 5, 6, 8, got 7")
     }
 
     func testEdgesOfTheRangesParse() throws {
-        let edges: [[String]] = [
-            ["--max-tokens", "1"], ["--temp", "0"], ["--top-p", "1"], ["--top-k", "0"], ["--min-p", "0"],
-            ["--min-p", "1"], ["--repetition-penalty", "0.5"], ["--max-kv-size", "1"],
-        ] + [2, 3, 4, 5, 6, 8].map { ["--kv-bits", "\($0)"] }
+        let edges: [[String]] =
+            [
+                ["--max-tokens", "1"], ["--temp", "0"], ["--top-p", "1"], ["--top-k", "0"], ["--min-p", "0"],
+                ["--min-p", "1"], ["--repetition-penalty", "0.5"], ["--max-kv-size", "1"]
+            ] + [2, 3, 4, 5, 6, 8].map { ["--kv-bits", "\($0)"] }
         for arguments in edges { XCTAssertNil(failure(GenerateCommand.self, ["-p", "hi"] + arguments), "\(arguments)") }
     }
 
@@ -74,13 +79,15 @@ final class OptionTests: XCTestCase {
     func testAMissingModelIsNamedBeforeLoading() {
         let message = failure(GenerateCommand.self, ["-p", "hi", "-m", "/no/such/model.gguf"]) ?? ""
         XCTAssertEqual(
-            message, "--model: no model file or folder at /no/such/model.gguf (nor a Hugging Face repo id ORG/NAME[@REVISION])")
+            message,
+            "--model: no model file or folder at /no/such/model.gguf (nor a Hugging Face repo id ORG/NAME[@REVISION])")
         XCTAssertNotNil(failure(ChatCommand.self, ["--model", "/no/such/folder"]))
         XCTAssertNotNil(failure(TokenizeCommand.self, ["--model", "/no/such/folder", "--text", "a"]))
     }
 
     func testAHubRepoIdIsAcceptedAndParsedBeforeLoading() throws {
-        let options = try GenerateCommand.parse(["-p", "hi", "-m", "HuggingFaceTB/SmolLM2-135M-Instruct@v1.0"]).modelOptions
+        let options = try GenerateCommand.parse(["-p", "hi", "-m", "HuggingFaceTB/SmolLM2-135M-Instruct@v1.0"])
+            .modelOptions
         let ref = try XCTUnwrap(options.hubReference())
         XCTAssertEqual(ref.repo, "HuggingFaceTB/SmolLM2-135M-Instruct")
         XCTAssertEqual(ref.revision, "v1.0")
@@ -116,19 +123,27 @@ final class OptionTests: XCTestCase {
         XCTAssertTrue((failure(ConvertCommand.self, ["-m", "/", "-o", "/"]) ?? "").contains("--output"))
         let fresh = "/tmp/tessera-cli-test-\(UInt64.random(in: 0...UInt64.max))"
         XCTAssertTrue((failure(ConvertCommand.self, ["-m", "/", "-o", fresh, "--bits", "7"]) ?? "").contains("--bits"))
-        XCTAssertTrue((failure(ConvertCommand.self, ["-m", "/", "-o", fresh, "--group-size", "16"]) ?? "").contains("--group-size"))
+        XCTAssertTrue(
+            (failure(ConvertCommand.self, ["-m", "/", "-o", fresh, "--group-size", "16"]) ?? "").contains(
+                "--group-size"))
         XCTAssertNil(failure(ConvertCommand.self, ["-m", "/", "-o", fresh, "--bits", "8"]))
         // An existing output needs --force; the new widths and recipes are checked by name.
         XCTAssertTrue((failure(ConvertCommand.self, ["-m", "/", "-o", "/"]) ?? "").contains("--force"))
         XCTAssertNil(failure(ConvertCommand.self, ["-m", "/", "-o", "/", "--force"]))
         XCTAssertTrue(
-            (failure(ConvertCommand.self, ["-m", "/", "-o", fresh, "--embedding-bits", "7"]) ?? "").contains("--embedding-bits"))
+            (failure(ConvertCommand.self, ["-m", "/", "-o", fresh, "--embedding-bits", "7"]) ?? "").contains(
+                "--embedding-bits"))
         XCTAssertTrue(
-            (failure(ConvertCommand.self, ["-m", "/", "-o", fresh, "--quant-predicate", "mixed_9_9"]) ?? "").contains("mixed_3_6"))
+            (failure(ConvertCommand.self, ["-m", "/", "-o", fresh, "--quant-predicate", "mixed_9_9"]) ?? "").contains(
+                "mixed_3_6"))
         XCTAssertTrue(
-            (failure(ConvertCommand.self, ["-m", "/", "-o", fresh, "--quant-predicate", "mixed_3_6", "--bits", "4"]) ?? "")
+            (failure(ConvertCommand.self, ["-m", "/", "-o", fresh, "--quant-predicate", "mixed_3_6", "--bits", "4"])
+                ?? "")
                 .contains("--quant-predicate"))
-        XCTAssertNil(failure(ConvertCommand.self, ["-m", "/", "-o", fresh, "--quant-predicate", "mixed_4_6", "--embedding-bits", "8"]))
+        XCTAssertNil(
+            failure(
+                ConvertCommand.self, ["-m", "/", "-o", fresh, "--quant-predicate", "mixed_4_6", "--embedding-bits", "8"]
+            ))
     }
 
     func testEverySubcommandIsThere() throws {
@@ -142,11 +157,17 @@ final class OptionTests: XCTestCase {
 
     /// A negative number is the option's value, refused by its range (not "missing value").
     func testNegativeNumbersAreValuesOutOfRange() {
-        XCTAssertEqual(failure(GenerateCommand.self, ["-p", "hi", "--max-tokens", "-5"]), "--max-tokens must be at least 1, got -5")
-        XCTAssertEqual(failure(GenerateCommand.self, ["-p", "hi", "-n", "-5"]), "--max-tokens must be at least 1, got -5")
-        XCTAssertEqual(failure(GenerateCommand.self, ["-p", "hi", "--temp", "-1"]), "--temp must be a number ≥ 0 (0 is greedy), got -1.0")
         XCTAssertEqual(
-            failure(GenerateCommand.self, ["-p", "hi", "--top-k", "-1"]), "--top-k must be ≥ 0 (0 keeps every token), got -1")
+            failure(GenerateCommand.self, ["-p", "hi", "--max-tokens", "-5"]), "--max-tokens must be at least 1, got -5"
+        )
+        XCTAssertEqual(
+            failure(GenerateCommand.self, ["-p", "hi", "-n", "-5"]), "--max-tokens must be at least 1, got -5")
+        XCTAssertEqual(
+            failure(GenerateCommand.self, ["-p", "hi", "--temp", "-1"]),
+            "--temp must be a number ≥ 0 (0 is greedy), got -1.0")
+        XCTAssertEqual(
+            failure(GenerateCommand.self, ["-p", "hi", "--top-k", "-1"]),
+            "--top-k must be ≥ 0 (0 keeps every token), got -1")
         XCTAssertEqual(failure(ChatCommand.self, ["--max-kv-size", "-2"]), "--max-kv-size must be at least 1, got -2")
         XCTAssertEqual(failure(ChatCommand.self, ["--min-p", "-0.5"]), "--min-p must be in [0, 1], got -0.5")
     }
@@ -159,7 +180,9 @@ final class OptionTests: XCTestCase {
             guard let name = command.configuration.commandName else { continue }
             do {
                 let parsed = try TesseraCommand.parseAsRoot([name, "--help"])
-                XCTAssertNotEqual(ObjectIdentifier(type(of: parsed)), ObjectIdentifier(command), "`\(name) --help` parsed as the command")
+                XCTAssertNotEqual(
+                    ObjectIdentifier(type(of: parsed)), ObjectIdentifier(command),
+                    "`\(name) --help` parsed as the command")
             } catch {
                 XCTAssertEqual(TesseraCommand.exitCode(for: error), .success, "\(name): \(error)")
             }
@@ -167,9 +190,12 @@ final class OptionTests: XCTestCase {
     }
 
     func testAMistypedCommandGetsASuggestion() {
-        XCTAssertEqual(TesseraCommand.subcommandSuggestion(["genrate", "-p", "hi"]), "Unknown command 'genrate'. Did you mean 'generate'?")
+        XCTAssertEqual(
+            TesseraCommand.subcommandSuggestion(["genrate", "-p", "hi"]),
+            "Unknown command 'genrate'. Did you mean 'generate'?")
         XCTAssertEqual(TesseraCommand.subcommandSuggestion(["chta"]), "Unknown command 'chta'. Did you mean 'chat'?")
-        XCTAssertEqual(TesseraCommand.subcommandSuggestion(["model"]), "Unknown command 'model'. Did you mean 'models'?")
+        XCTAssertEqual(
+            TesseraCommand.subcommandSuggestion(["model"]), "Unknown command 'model'. Did you mean 'models'?")
         for fine in [["generate"], ["models", "rm"], ["help"], ["--version"], [], ["xyzzy"]] {
             XCTAssertNil(TesseraCommand.subcommandSuggestion(fine), "\(fine)")
         }
@@ -201,7 +227,8 @@ final class OptionTests: XCTestCase {
             "--dtype must be float32, float16 or bfloat16, got float8")
         for quantizing in [["-q"], ["--bits", "4"], ["--q-group-size", "64"], ["--quant-predicate", "mixed_3_6"]] {
             XCTAssertTrue(
-                (failure(ConvertCommand.self, ["-m", "/", "-o", fresh, "--dtype", "float16"] + quantizing) ?? "").contains("--dtype"),
+                (failure(ConvertCommand.self, ["-m", "/", "-o", fresh, "--dtype", "float16"] + quantizing) ?? "")
+                    .contains("--dtype"),
                 "\(quantizing)")
         }
     }

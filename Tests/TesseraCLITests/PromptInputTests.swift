@@ -14,7 +14,8 @@ final class PromptInputTests: XCTestCase {
     }
 
     func testPipedInputIsThePromptWhenNoneIsGiven() throws {
-        XCTAssertEqual(try PromptInput.resolve(option: nil, inputIsTerminal: false) { "line 1\nline 2\n" }, "line 1\nline 2")
+        XCTAssertEqual(
+            try PromptInput.resolve(option: nil, inputIsTerminal: false) { "line 1\nline 2\n" }, "line 1\nline 2")
         XCTAssertThrowsError(try PromptInput.resolve(option: nil, inputIsTerminal: true) { "unread" })
     }
 

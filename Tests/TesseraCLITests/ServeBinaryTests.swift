@@ -51,7 +51,8 @@ final class ServeBinaryTests: XCTestCase {
                 usleep(50_000)
             }
             process.terminate()
-            throw NSError(domain: "serve", code: 1, userInfo: [NSLocalizedDescriptionKey: "the server did not start: \(output)"])
+            throw NSError(
+                domain: "serve", code: 1, userInfo: [NSLocalizedDescriptionKey: "the server did not start: \(output)"])
         }
 
         var output: String { lock.withLock { log } }
@@ -85,7 +86,8 @@ final class ServeBinaryTests: XCTestCase {
         try probe.run()
         probe.waitUntilExit()
         guard probe.terminationStatus != 0 else { return }
-        let reason = "needs python3 with the openai and anthropic SDKs and jsonschema (pip install openai anthropic jsonschema)"
+        let reason =
+            "needs python3 with the openai and anthropic SDKs and jsonschema (pip install openai anthropic jsonschema)"
         if ProcessInfo.processInfo.environment["TESSERA_REQUIRE_PYTHON"] == "1" { XCTFail(reason) }
         throw XCTSkip(reason)
     }
@@ -135,7 +137,8 @@ final class ServeBinaryTests: XCTestCase {
             counter += 1
             // Uniform with the given standard deviation (normal draws are slow in a debug build).
             let a = scale * Double(3).squareRoot()
-            tensors[name + ".weight"] = Random.uniform(low: -a, high: a, shape, dtype: .float16, key: Random.key(counter))
+            tensors[name + ".weight"] = Random.uniform(
+                low: -a, high: a, shape, dtype: .float16, key: Random.key(counter))
         }
         func norm(_ name: String) { tensors[name + ".weight"] = Tensor.ones([hidden], dtype: .float16) }
         add("model.embed_tokens", [vocab, hidden], scale: 1)
@@ -153,18 +156,23 @@ final class ServeBinaryTests: XCTestCase {
             add(p + "mlp.up_proj", [inter, hidden])
             add(p + "mlp.down_proj", [hidden, inter])
         }
-        try Safetensors.save(tensors, metadata: ["format": "pt"], to: folder.appendingPathComponent("model.safetensors").path)
+        try Safetensors.save(
+            tensors, metadata: ["format": "pt"], to: folder.appendingPathComponent("model.safetensors").path)
         try FileManager.default.copyItem(
             at: Self.fixtures.appendingPathComponent("tokenizers/smollm2/tokenizer.json"),
             to: folder.appendingPathComponent("tokenizer.json"))
         // Qwen2.5's chat template (ChatML like SmolLM2's, and it renders tools: Hermes-style <tool_call>).
-        let configData = try Data(contentsOf: Self.fixtures.appendingPathComponent("tokenizers/smollm2/tokenizer_config.json"))
+        let configData = try Data(
+            contentsOf: Self.fixtures.appendingPathComponent("tokenizers/smollm2/tokenizer_config.json"))
         guard var tokenizerConfig = try JSONSerialization.jsonObject(with: configData) as? [String: Any] else {
-            throw NSError(domain: "serve", code: 2, userInfo: [NSLocalizedDescriptionKey: "tokenizer_config.json is not an object"])
+            throw NSError(
+                domain: "serve", code: 2,
+                userInfo: [NSLocalizedDescriptionKey: "tokenizer_config.json is not an object"])
         }
         tokenizerConfig["chat_template"] = try String(
             contentsOf: Self.fixtures.appendingPathComponent("chat_templates/qwen2.5.jinja"), encoding: .utf8)
-        try JSONSerialization.data(withJSONObject: tokenizerConfig).write(to: folder.appendingPathComponent("tokenizer_config.json"))
+        try JSONSerialization.data(withJSONObject: tokenizerConfig).write(
+            to: folder.appendingPathComponent("tokenizer_config.json"))
         return folder
     }
 
@@ -183,17 +191,19 @@ final class ServeBinaryTests: XCTestCase {
         let key = "test-key-\(UUID().uuidString.prefix(8))"
         let name = "tiny"
         let server = try ServerProcess([
-            "-m", model.path, "--model-name", name, "--api-key", key, "--cors-origin", "http://example.com",
+            "-m", model.path, "--model-name", name, "--api-key", key, "--cors-origin", "http://example.com"
         ])
         // The serial engine, no queue: the 429 check, and the uncached reference for the prefix cache.
         let queued = try ServerProcess([
-            "-m", model.path, "--model-name", name, "--api-key", key, "--max-queue", "0", "--engine", "serial",
+            "-m", model.path, "--model-name", name, "--api-key", key, "--max-queue", "0", "--engine", "serial"
         ])
         print("servers up after \(Date().timeIntervalSince(t0)) s")
         let summary = try runCheck([
-            "--url", server.address, "--queue-url", queued.address, "--reference-url", queued.address, "--api-key", key, "--model", name,
-            "--tessera", try tesseraBinary().path, "--model-path", model.path, "--pid", String(server.process.processIdentifier),
-            "--clients", "32", "--rounds", "2", "--tools",
+            "--url", server.address, "--queue-url", queued.address, "--reference-url", queued.address, "--api-key", key,
+            "--model", name,
+            "--tessera", try tesseraBinary().path, "--model-path", model.path, "--pid",
+            String(server.process.processIdentifier),
+            "--clients", "32", "--rounds", "2", "--tools"
         ])
         print("serve load: \(summary)")
         XCTAssertEqual(summary["ok"] as? Bool, true)
@@ -216,8 +226,9 @@ final class ServeBinaryTests: XCTestCase {
         let reference = try ServerProcess(["-m", model, "--api-key", key, "--engine", "serial"])
         let name = URL(fileURLWithPath: model).deletingPathExtension().lastPathComponent
         let summary = try runCheck([
-            "--url", server.address, "--reference-url", reference.address, "--api-key", key, "--model", name, "--tessera", try tesseraBinary().path,
-            "--model-path", model, "--pid", String(server.process.processIdentifier), "--quick",
+            "--url", server.address, "--reference-url", reference.address, "--api-key", key, "--model", name,
+            "--tessera", try tesseraBinary().path,
+            "--model-path", model, "--pid", String(server.process.processIdentifier), "--quick"
         ])
         print("serve SmolLM2: \(summary)")
         XCTAssertEqual(summary["ok"] as? Bool, true)
@@ -232,7 +243,11 @@ private final class Locked<T>: @unchecked Sendable {
     private var stored: T
     private var done = false
     init(_ value: T) { stored = value }
-    func set(_ value: T) { lock.withLock { stored = value; done = true } }
+    func set(_ value: T) {
+        lock.withLock {
+            stored = value; done = true
+        }
+    }
     var value: T { lock.withLock { stored } }
     var isSet: Bool { lock.withLock { done } }
 }

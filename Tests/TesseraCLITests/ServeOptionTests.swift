@@ -22,7 +22,7 @@ final class ServeOptionTests: XCTestCase {
             (["--max-concurrency", "0"], "--max-concurrency"), (["--max-context", "1"], "--max-context"),
             (["--max-body-bytes", "10"], "--max-body-bytes"), (["--api-key", ""], "--api-key"),
             (["--prompt-cache-bytes", "-1"], "--prompt-cache-bytes"), (["--cors-origin", ""], "--cors-origin"),
-            (["--kv-cache-bytes", "1000"], "--kv-cache-bytes"), (["--engine", "fast"], "--engine"),
+            (["--kv-cache-bytes", "1000"], "--kv-cache-bytes"), (["--engine", "fast"], "--engine")
         ] {
             let message = failure(arguments)
             XCTAssertTrue(message?.contains(option) == true, "\(arguments): \(message ?? "parsed")")

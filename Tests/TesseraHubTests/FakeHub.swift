@@ -129,7 +129,11 @@ final class FakeHub: @unchecked Sendable {
     private var stopped = false
 
     func stop() {
-        guard !lock.withLock({ let was = stopped; stopped = true; return was }) else { return }
+        guard
+            !lock.withLock({
+                let was = stopped; stopped = true; return was
+            })
+        else { return }
         for channel in channels { try? channel.close().wait() }
         try? group.syncShutdownGracefully()
     }
@@ -181,7 +185,8 @@ final class FakeHub: @unchecked Sendable {
                 }
                 if parts.count >= 5, parts[2] == "resolve" {
                     return resolve(
-                        repo: parts[0] + "/" + parts[1], revision: parts[3], file: parts[4...].joined(separator: "/"), headers)
+                        repo: parts[0] + "/" + parts[1], revision: parts[3], file: parts[4...].joined(separator: "/"),
+                        headers)
                 }
                 return Response(status: .notFound)
             }
@@ -195,7 +200,9 @@ final class FakeHub: @unchecked Sendable {
     }
 
     /// The repo and commit for a request, or the error response the hub gives.
-    private func check(_ id: String, _ revision: String, _ headers: [String: String]) -> Result<(FakeRepo, String), FakeError> {
+    private func check(_ id: String, _ revision: String, _ headers: [String: String]) -> Result<
+        (FakeRepo, String), FakeError
+    > {
         guard let repo = repos[id] else { return .failure(FakeError(errorResponse(.notFound, code: "RepoNotFound"))) }
         if let token = repo.token, headers["authorization"] != "Bearer \(token)" {
             return .failure(FakeError(errorResponse(.unauthorized, code: nil)))
@@ -246,16 +253,24 @@ final class FakeHub: @unchecked Sendable {
                 return Response(
                     status: .found,
                     headers: [
-                        ("Location", "http://127.0.0.1:\(lfsOnHubOrigin ? hubPort : cdnPort)/cdn/\(sha)?signature=fake"),
+                        (
+                            "Location",
+                            "http://127.0.0.1:\(lfsOnHubOrigin ? hubPort : cdnPort)/cdn/\(sha)?signature=fake"
+                        ),
                         ("X-Repo-Commit", commit),
                         ("X-Linked-Etag", "\"\(sha)\""), ("X-Linked-Size", "\(data.count)"),
-                        ("ETag", "\"\(gitBlobID(Data("version https://git-lfs.github.com/spec/v1\noid sha256:\(sha)\n".utf8)))\""),
-                        ("Content-Length", "0"),
+                        (
+                            "ETag",
+                            "\"\(gitBlobID(Data("version https://git-lfs.github.com/spec/v1\noid sha256:\(sha)\n".utf8)))\""
+                        ),
+                        ("Content-Length", "0")
                     ])
             }
             return Response(
                 status: .ok,
-                headers: [("ETag", "\"\(gitBlobID(data))\""), ("X-Repo-Commit", commit), ("Content-Length", "\(data.count)")],
+                headers: [
+                    ("ETag", "\"\(gitBlobID(data))\""), ("X-Repo-Commit", commit), ("Content-Length", "\(data.count)")
+                ],
                 body: data)
         }
     }
@@ -267,7 +282,9 @@ final class FakeHub: @unchecked Sendable {
         if corrupted.contains(sha), !data.isEmpty { data[data.startIndex] ^= 0xFF }
         var response = Response(status: .ok, headers: [("ETag", "\"\(sha)\"")])
         var start = 0
-        if let range, !ignoresRange, range.hasPrefix("bytes="), range.hasSuffix("-"), let from = Int(range.dropFirst(6).dropLast()) {
+        if let range, !ignoresRange, range.hasPrefix("bytes="), range.hasSuffix("-"),
+            let from = Int(range.dropFirst(6).dropLast())
+        {
             guard from < data.count else {
                 return Response(status: .init(statusCode: 416), headers: [("Content-Range", "bytes */\(data.count)")])
             }
@@ -313,9 +330,12 @@ final class FakeHubHandler: ChannelInboundHandler, RemovableChannelHandler {
             let response = hub.respond(server, head)
             var headers = HTTPHeaders()
             for (name, value) in response.headers { headers.add(name: name, value: value) }
-            if !headers.contains(name: "Content-Length") { headers.add(name: "Content-Length", value: "\(response.body.count)") }
+            if !headers.contains(name: "Content-Length") {
+                headers.add(name: "Content-Length", value: "\(response.body.count)")
+            }
             context.write(
-                wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: response.status, headers: headers))),
+                wrapOutboundOut(
+                    .head(HTTPResponseHead(version: head.version, status: response.status, headers: headers))),
                 promise: nil)
             let sendsBody = head.method != .HEAD && !response.body.isEmpty
             if let cut = response.cutAfter, sendsBody {
@@ -329,7 +349,9 @@ final class FakeHubHandler: ChannelInboundHandler, RemovableChannelHandler {
                 return
             }
             if sendsBody {
-                context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
+                context.write(
+                    wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))),
+                    promise: nil)
             }
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         }

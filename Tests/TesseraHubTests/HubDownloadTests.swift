@@ -38,12 +38,14 @@ final class HubDownloadTests: XCTestCase {
                 "model.safetensors": try Data(contentsOf: folder.appendingPathComponent("model.safetensors")),
                 "README.md": Data("# tiny llama\n".utf8),
                 "pytorch_model.bin": Data(repeating: 1, count: 1000),
-                "onnx/model.onnx": Data(repeating: 2, count: 1000),
+                "onnx/model.onnx": Data(repeating: 2, count: 1000)
             ],
             lfs: ["model.safetensors", "pytorch_model.bin", "onnx/model.onnx"])
     }
 
-    func expectError(_ expected: HubError, _ body: () async throws -> Void, file: StaticString = #filePath, line: UInt = #line) async {
+    func expectError(
+        _ expected: HubError, _ body: () async throws -> Void, file: StaticString = #filePath, line: UInt = #line
+    ) async {
         do {
             try await body()
             XCTFail("no error; expected \(expected)", file: file, line: line)
@@ -65,9 +67,11 @@ final class HubDownloadTests: XCTestCase {
         let pinned = try XCTUnwrap(RepoReference.parse("org/m.v1_2@refs/pr/3:Q4_K_M"))
         XCTAssertEqual(pinned.revision, "refs/pr/3")
         XCTAssertEqual(pinned.quantization, "Q4_K_M")
-        for bad in ["", "name", "a/b/c", "/abs/path", "./x", "org/na--me", "org/..x", "org/-x", "org/x.git", "org/x@",
-            "org/x@../y", "org/x:", "org/x y", "~/models/x", String(repeating: "a", count: 60) + "/" + String(repeating: "b", count: 40)]
-        {
+        for bad in [
+            "", "name", "a/b/c", "/abs/path", "./x", "org/na--me", "org/..x", "org/-x", "org/x.git", "org/x@",
+            "org/x@../y", "org/x:", "org/x y", "~/models/x",
+            String(repeating: "a", count: 60) + "/" + String(repeating: "b", count: 40)
+        ] {
             XCTAssertNil(RepoReference.parse(bad), bad)
         }
     }
@@ -77,11 +81,13 @@ final class HubDownloadTests: XCTestCase {
         XCTAssertEqual(plain.endpoint, "https://huggingface.co")
         XCTAssertEqual(plain.cacheDirectory, "/h/.cache/huggingface/hub")
         XCTAssertFalse(plain.offline)
-        XCTAssertEqual(HubConfiguration.fromEnvironment(["HOME": "/h", "XDG_CACHE_HOME": "/x"]).cacheDirectory, "/x/huggingface/hub")
+        XCTAssertEqual(
+            HubConfiguration.fromEnvironment(["HOME": "/h", "XDG_CACHE_HOME": "/x"]).cacheDirectory,
+            "/x/huggingface/hub")
         XCTAssertEqual(HubConfiguration.fromEnvironment(["HOME": "/h", "HF_HOME": "/hf"]).cacheDirectory, "/hf/hub")
         XCTAssertEqual(HubConfiguration.fromEnvironment(["HF_HOME": "/hf", "HF_HUB_CACHE": "/c"]).cacheDirectory, "/c")
         let env = HubConfiguration.fromEnvironment([
-            "HOME": "/h", "HF_ENDPOINT": "http://mirror.local:8080//", "HF_TOKEN": "hf_abc", "HF_HUB_OFFLINE": "yes",
+            "HOME": "/h", "HF_ENDPOINT": "http://mirror.local:8080//", "HF_TOKEN": "hf_abc", "HF_HUB_OFFLINE": "yes"
         ])
         XCTAssertEqual(env.endpoint, "http://mirror.local:8080")
         XCTAssertEqual(env.token, "hf_abc")
@@ -116,17 +122,26 @@ final class HubDownloadTests: XCTestCase {
         let weights = try XCTUnwrap(repo.files["model.safetensors"]), config_ = try XCTUnwrap(repo.files["config.json"])
         let fm = FileManager.default
         XCTAssertEqual(
-            try fm.destinationOfSymbolicLink(atPath: resolved.path + "/model.safetensors"), "../../blobs/" + sha256Hex(weights))
-        XCTAssertEqual(try fm.destinationOfSymbolicLink(atPath: resolved.path + "/config.json"), "../../blobs/" + gitBlobID(config_))
+            try fm.destinationOfSymbolicLink(atPath: resolved.path + "/model.safetensors"),
+            "../../blobs/" + sha256Hex(weights))
+        XCTAssertEqual(
+            try fm.destinationOfSymbolicLink(atPath: resolved.path + "/config.json"),
+            "../../blobs/" + gitBlobID(config_))
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: resolved.path + "/model.safetensors")), weights)
-        XCTAssertEqual(try fm.contentsOfDirectory(atPath: folder + "/blobs").sorted(), [gitBlobID(config_), sha256Hex(weights)].sorted())
+        XCTAssertEqual(
+            try fm.contentsOfDirectory(atPath: folder + "/blobs").sorted(),
+            [gitBlobID(config_), sha256Hex(weights)].sorted())
         XCTAssertEqual(try fm.contentsOfDirectory(atPath: resolved.path).sorted(), ["config.json", "model.safetensors"])
         XCTAssertTrue(fm.fileExists(atPath: cache + "/.locks/models--test-org--tiny-llama/\(sha256Hex(weights)).lock"))
 
         // Only what loading needs was asked for; the token went to the hub, never to the CDN.
         let requests = hub.requests
-        XCTAssertFalse(requests.contains { $0.uri.contains("pytorch_model") || $0.uri.contains("README") || $0.uri.contains("onnx") })
-        XCTAssertTrue(requests.filter { $0.server == .hub }.allSatisfy { $0.headers["authorization"] == "Bearer hf_secret" })
+        XCTAssertFalse(
+            requests.contains {
+                $0.uri.contains("pytorch_model") || $0.uri.contains("README") || $0.uri.contains("onnx")
+            })
+        XCTAssertTrue(
+            requests.filter { $0.server == .hub }.allSatisfy { $0.headers["authorization"] == "Bearer hf_secret" })
         let cdn = requests.filter { $0.server == .cdn }
         XCTAssertEqual(cdn.count, 1)
         XCTAssertTrue(cdn.allSatisfy { $0.headers["authorization"] == nil })
@@ -150,7 +165,8 @@ final class HubDownloadTests: XCTestCase {
         XCTAssertTrue(hub.requests.isEmpty)
         // And pinned to the commit, offline.
         let pinned = try RepoReference(repo: "test-org/tiny-llama", revision: repo.commit)
-        let byCommit = try await HubModels.resolve(pinned, configuration: configuration(hub, cache: cache, offline: true))
+        let byCommit = try await HubModels.resolve(
+            pinned, configuration: configuration(hub, cache: cache, offline: true))
         XCTAssertEqual(byCommit.path, resolved.path)
     }
 
@@ -176,7 +192,9 @@ final class HubDownloadTests: XCTestCase {
         let range = try XCTUnwrap(gets[1].headers["range"])
         let from = try XCTUnwrap(Int(range.dropFirst("bytes=".count).dropLast()))
         XCTAssertTrue(range.hasPrefix("bytes=") && range.hasSuffix("-") && from > 0 && from <= weights.count / 2, range)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: cache + "/models--test-org--tiny-llama/blobs/\(sha256Hex(weights)).incomplete"))
+        XCTAssertFalse(
+            FileManager.default.fileExists(
+                atPath: cache + "/models--test-org--tiny-llama/blobs/\(sha256Hex(weights)).incomplete"))
         // One line per file (not a terminal), and the retry said so.
         let text = lines.text
         XCTAssertTrue(text.contains("retrying (attempt 2)"), text)
@@ -212,7 +230,8 @@ final class HubDownloadTests: XCTestCase {
         let blobs = cache + "/models--test-org--tiny-llama/blobs"
         try FileManager.default.createDirectory(atPath: blobs, withIntermediateDirectories: true)
         // A partial file that does not even match: a 200 answer replaces it from the start.
-        try Data(repeating: 9, count: 50_000).write(to: URL(fileURLWithPath: blobs + "/\(sha256Hex(weights)).incomplete"))
+        try Data(repeating: 9, count: 50_000).write(
+            to: URL(fileURLWithPath: blobs + "/\(sha256Hex(weights)).incomplete"))
         let lines = LinesSink()
         let resolved = try await HubModels.resolve(
             try XCTUnwrap(RepoReference.parse("test-org/tiny-llama")), configuration: configuration(hub, cache: cache),
@@ -234,9 +253,12 @@ final class HubDownloadTests: XCTestCase {
         let cache = try temporaryCache()
         var flipped = weights
         flipped[0] ^= 0xFF
-        await expectError(.hashMismatch(file: "model.safetensors", expected: sha256Hex(weights), actual: sha256Hex(flipped))) {
+        await expectError(
+            .hashMismatch(file: "model.safetensors", expected: sha256Hex(weights), actual: sha256Hex(flipped))
+        ) {
             _ = try await HubModels.resolve(
-                try XCTUnwrap(RepoReference.parse("test-org/tiny-llama")), configuration: self.configuration(hub, cache: cache))
+                try XCTUnwrap(RepoReference.parse("test-org/tiny-llama")),
+                configuration: self.configuration(hub, cache: cache))
         }
         // Nothing of it stays: no blob, no partial file, no snapshot link.
         let blobs = try FileManager.default.contentsOfDirectory(atPath: cache + "/models--test-org--tiny-llama/blobs")
@@ -260,12 +282,14 @@ final class HubDownloadTests: XCTestCase {
             _ = try await HubModels.resolve(gatedRef, configuration: self.configuration(hub, cache: cache))
         }
         await expectError(.unauthorized(repo: "test-org/gated", status: 401, hasToken: true)) {
-            _ = try await HubModels.resolve(gatedRef, configuration: self.configuration(hub, cache: cache, token: "hf_wrong"))
+            _ = try await HubModels.resolve(
+                gatedRef, configuration: self.configuration(hub, cache: cache, token: "hf_wrong"))
         }
         _ = try await HubModels.resolve(gatedRef, configuration: configuration(hub, cache: cache, token: "hf_right"))
         await expectError(.repositoryNotFound(repo: "test-org/nothing", revision: "main")) {
             _ = try await HubModels.resolve(
-                try XCTUnwrap(RepoReference.parse("test-org/nothing")), configuration: self.configuration(hub, cache: cache))
+                try XCTUnwrap(RepoReference.parse("test-org/nothing")),
+                configuration: self.configuration(hub, cache: cache))
         }
         await expectError(.repositoryNotFound(repo: "test-org/gated", revision: "v9")) {
             _ = try await HubModels.resolve(
@@ -275,12 +299,15 @@ final class HubDownloadTests: XCTestCase {
         // Listed by the API, 404 on resolve.
         await expectError(.fileNotFound(repo: "test-org/ghost", revision: "main", file: "tokenizer.json")) {
             _ = try await HubModels.resolve(
-                try XCTUnwrap(RepoReference.parse("test-org/ghost")), configuration: self.configuration(hub, cache: cache))
+                try XCTUnwrap(RepoReference.parse("test-org/ghost")),
+                configuration: self.configuration(hub, cache: cache))
         }
         // A hub that is not there at all: a network error naming the URL (nothing cached to fall back on).
-        let closed = HubConfiguration(endpoint: "http://127.0.0.1:1", cacheDirectory: cache, connectTimeout: .seconds(1))
+        let closed = HubConfiguration(
+            endpoint: "http://127.0.0.1:1", cacheDirectory: cache, connectTimeout: .seconds(1))
         do {
-            _ = try await HubModels.resolve(try XCTUnwrap(RepoReference.parse("test-org/elsewhere")), configuration: closed)
+            _ = try await HubModels.resolve(
+                try XCTUnwrap(RepoReference.parse("test-org/elsewhere")), configuration: closed)
             XCTFail("no error")
         } catch HubError.network(let url, _) {
             XCTAssertTrue(url.hasPrefix("http://127.0.0.1:1/api/models/test-org/elsewhere/revision/main"), url)
@@ -294,7 +321,9 @@ final class HubDownloadTests: XCTestCase {
         let cache = try temporaryCache()
         let ref = try XCTUnwrap(RepoReference.parse("test-org/tiny-llama"))
         await expectError(
-            .notCached(repo: "test-org/tiny-llama", revision: "main", detail: "no refs/main in \(cache)/models--test-org--tiny-llama")
+            .notCached(
+                repo: "test-org/tiny-llama", revision: "main",
+                detail: "no refs/main in \(cache)/models--test-org--tiny-llama")
         ) {
             _ = try await HubModels.resolve(ref, configuration: self.configuration(hub, cache: cache, offline: true))
         }
@@ -308,7 +337,8 @@ final class HubDownloadTests: XCTestCase {
         // A revision never fetched is not in the cache.
         do {
             _ = try await HubModels.resolve(
-                try XCTUnwrap(RepoReference.parse("test-org/tiny-llama@dev")), configuration: configuration(hub, cache: cache, offline: true))
+                try XCTUnwrap(RepoReference.parse("test-org/tiny-llama@dev")),
+                configuration: configuration(hub, cache: cache, offline: true))
             XCTFail("no error")
         } catch HubError.notCached(_, let revision, _) {
             XCTAssertEqual(revision, "dev")
@@ -318,29 +348,36 @@ final class HubDownloadTests: XCTestCase {
     func testAGGUFRepoFetchesOnlyTheChosenFile() async throws {
         let hub = try FakeHub()
         defer { hub.stop() }
-        let q4 = Data(repeating: 4, count: 5000), q8 = Data(repeating: 8, count: 9000), f16 = Data(repeating: 16, count: 12000)
+        let q4 = Data(repeating: 4, count: 5000), q8 = Data(repeating: 8, count: 9000),
+            f16 = Data(repeating: 16, count: 12000)
         hub.add(
             "test-org/model-GGUF",
             FakeRepo(
-                files: ["model-Q4_K_M.gguf": q4, "model-Q8_0.gguf": q8, "model-f16.gguf": f16, "README.md": Data("gguf".utf8)],
+                files: [
+                    "model-Q4_K_M.gguf": q4, "model-Q8_0.gguf": q8, "model-f16.gguf": f16,
+                    "README.md": Data("gguf".utf8)
+                ],
                 lfs: ["model-Q4_K_M.gguf", "model-Q8_0.gguf", "model-f16.gguf"]))
         let cache = try temporaryCache()
         let config = configuration(hub, cache: cache)
         // Three .gguf files and no choice: an error listing them.
         do {
-            _ = try await HubModels.resolve(try XCTUnwrap(RepoReference.parse("test-org/model-GGUF")), configuration: config)
+            _ = try await HubModels.resolve(
+                try XCTUnwrap(RepoReference.parse("test-org/model-GGUF")), configuration: config)
             XCTFail("no error")
         } catch HubError.noLoadableFiles(_, let detail) {
             XCTAssertTrue(detail.contains("--gguf-file") && detail.contains("model-Q8_0.gguf"), detail)
         }
         // A pattern, case-insensitive, after a colon.
-        let chosen = try await HubModels.resolve(try XCTUnwrap(RepoReference.parse("test-org/model-GGUF:q4_k_m")), configuration: config)
+        let chosen = try await HubModels.resolve(
+            try XCTUnwrap(RepoReference.parse("test-org/model-GGUF:q4_k_m")), configuration: config)
         XCTAssertTrue(chosen.path.hasSuffix("/snapshots/\(chosen.commit)/model-Q4_K_M.gguf"), chosen.path)
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: chosen.path)), q4)
         XCTAssertEqual(hub.requests.filter { $0.server == .cdn }.count, 1)
         // An exact name through ggufFile; a pattern matching nothing.
         let exact = try await HubModels.resolve(
-            try XCTUnwrap(RepoReference.parse("test-org/model-GGUF")), ggufFile: "model-f16.gguf", configuration: config)
+            try XCTUnwrap(RepoReference.parse("test-org/model-GGUF")), ggufFile: "model-f16.gguf", configuration: config
+        )
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: exact.path)), f16)
         await expectError(
             .noLoadableFiles(
@@ -352,7 +389,8 @@ final class HubDownloadTests: XCTestCase {
         }
         // Offline, the pattern picks among the cached files.
         let offline = try await HubModels.resolve(
-            try XCTUnwrap(RepoReference.parse("test-org/model-GGUF:Q4_K_M")), configuration: configuration(hub, cache: cache, offline: true))
+            try XCTUnwrap(RepoReference.parse("test-org/model-GGUF:Q4_K_M")),
+            configuration: configuration(hub, cache: cache, offline: true))
         XCTAssertEqual(offline.path, chosen.path)
     }
 
@@ -360,23 +398,32 @@ final class HubDownloadTests: XCTestCase {
         let hub = try FakeHub()
         defer { hub.stop() }
         let a = Data(repeating: 1, count: 3000), b = Data(repeating: 2, count: 4000)
-        let index = Data(#"{"metadata": {}, "weight_map": {"x": "model-00001-of-00002.safetensors", "y": "model-00002-of-00002.safetensors"}}"#.utf8)
+        let index = Data(
+            #"{"metadata": {}, "weight_map": {"x": "model-00001-of-00002.safetensors", "y": "model-00002-of-00002.safetensors"}}"#
+                .utf8)
         hub.add(
             "test-org/sharded",
             FakeRepo(
                 files: [
-                    "config.json": Data("{}".utf8), "tokenizer.json": Data("{}".utf8), "model.safetensors.index.json": index,
+                    "config.json": Data("{}".utf8), "tokenizer.json": Data("{}".utf8),
+                    "model.safetensors.index.json": index,
                     "model-00001-of-00002.safetensors": a, "model-00002-of-00002.safetensors": b,
-                    "consolidated.safetensors": Data(repeating: 3, count: 7000),
+                    "consolidated.safetensors": Data(repeating: 3, count: 7000)
                 ],
-                lfs: ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "consolidated.safetensors"]))
+                lfs: [
+                    "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "consolidated.safetensors"
+                ]))
         let cache = try temporaryCache()
         let config = HubConfiguration(endpoint: hub.endpoint, cacheDirectory: cache, maxConcurrentDownloads: 2)
-        let resolved = try await HubModels.resolve(try XCTUnwrap(RepoReference.parse("test-org/sharded")), configuration: config)
+        let resolved = try await HubModels.resolve(
+            try XCTUnwrap(RepoReference.parse("test-org/sharded")), configuration: config)
         XCTAssertEqual(
             try FileManager.default.contentsOfDirectory(atPath: resolved.path).sorted(),
-            ["config.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json",
-                "tokenizer.json"])
+            [
+                "config.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors",
+                "model.safetensors.index.json",
+                "tokenizer.json"
+            ])
         XCTAssertFalse(hub.requests.contains { $0.uri.contains("consolidated") })
     }
 
@@ -392,7 +439,9 @@ final class HubDownloadTests: XCTestCase {
         let resolved = try await HubModels.resolve(
             try XCTUnwrap(RepoReference.parse("test-org/old-name")), configuration: configuration(hub, cache: cache))
         XCTAssertEqual(resolved.path, cache + "/models--test-org--old-name/snapshots/" + repo.commit)
-        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: resolved.path + "/model.safetensors")), repo.files["model.safetensors"])
+        XCTAssertEqual(
+            try Data(contentsOf: URL(fileURLWithPath: resolved.path + "/model.safetensors")),
+            repo.files["model.safetensors"])
         let log = hub.requests.map { "\($0.method) \($0.uri)" }
         XCTAssertTrue(log.contains("HEAD /test-org/tiny-llama/resolve/\(repo.commit)/config.json"), "\(log)")
         // The LFS redirect is absolute (even on the same origin): HEAD stops there, the GET goes to it.
@@ -410,7 +459,8 @@ final class HubDownloadTests: XCTestCase {
         // The weights are announced as 314712 bytes; a limit below that refuses them before any byte is fetched.
         let config = HubConfiguration(endpoint: hub.endpoint, cacheDirectory: cache, maxFileBytes: 100_000)
         do {
-            _ = try await HubModels.resolve(try XCTUnwrap(RepoReference.parse("test-org/tiny-llama")), configuration: config)
+            _ = try await HubModels.resolve(
+                try XCTUnwrap(RepoReference.parse("test-org/tiny-llama")), configuration: config)
             XCTFail("no error")
         } catch HubError.badResponse(_, let detail) {
             XCTAssertTrue(detail.contains("model.safetensors is announced as 314712 bytes"), detail)

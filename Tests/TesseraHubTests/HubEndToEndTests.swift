@@ -10,11 +10,15 @@ import XCTest
 @testable import TesseraHub
 
 final class HubEndToEndTests: XCTestCase {
-    func run(_ executable: URL, _ arguments: [String], environment: [String: String], removing: [String] = []) throws -> Run {
+    func run(_ executable: URL, _ arguments: [String], environment: [String: String], removing: [String] = []) throws
+        -> Run
+    {
         try runProcess(executable, arguments, environment: environment, removing: removing)
     }
 
-    static let hubVariables = ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TESSERA_MODEL", "HF_HOME"]
+    static let hubVariables = [
+        "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TESSERA_MODEL", "HF_HOME"
+    ]
 
     func testGenerateWithAHubRepoIdThroughTheFakeHub() throws {
         guard let model = DefaultModel.cachedPath(), model.hasSuffix(".gguf") else {
@@ -32,11 +36,15 @@ final class HubEndToEndTests: XCTestCase {
             "test-org/SmolLM2-135M-Instruct-GGUF",
             FakeRepo(
                 files: [
-                    "SmolLM2-135M-Instruct.Q4_1.gguf": try Data(contentsOf: URL(fileURLWithPath: model), options: .alwaysMapped),
-                    "SmolLM2-135M-Instruct.Q8_0.gguf": Data(repeating: 0, count: 4096), "README.md": Data("# SmolLM2\n".utf8),
+                    "SmolLM2-135M-Instruct.Q4_1.gguf": try Data(
+                        contentsOf: URL(fileURLWithPath: model), options: .alwaysMapped),
+                    "SmolLM2-135M-Instruct.Q8_0.gguf": Data(repeating: 0, count: 4096),
+                    "README.md": Data("# SmolLM2\n".utf8)
                 ],
                 lfs: ["SmolLM2-135M-Instruct.Q4_1.gguf", "SmolLM2-135M-Instruct.Q8_0.gguf"]))
-        let cache = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-hub-e2e-\(UUID().uuidString)").path
+        let cache = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "tessera-hub-e2e-\(UUID().uuidString)"
+        ).path
         defer { try? FileManager.default.removeItem(atPath: cache) }
         let env = ["HF_ENDPOINT": hub.endpoint, "HF_HUB_CACHE": cache]
         let prompt = ["-p", "What is the capital of France?", "-n", "4", "--temp", "0"]
@@ -73,7 +81,8 @@ final class HubEndToEndTests: XCTestCase {
         XCTAssertEqual(offline.stdout, local.stdout)
         let missing = try run(binary, ["generate", "-m", "test-org/never-fetched"] + prompt, environment: offlineEnv)
         XCTAssertEqual(missing.status, 1, missing.stderr)
-        XCTAssertTrue(missing.stderr.hasPrefix("Error: test-org/never-fetched@main is not in the hub cache"), missing.stderr)
+        XCTAssertTrue(
+            missing.stderr.hasPrefix("Error: test-org/never-fetched@main is not in the hub cache"), missing.stderr)
         XCTAssertEqual(missing.stderr.split(separator: "\n").count, 1, missing.stderr)
     }
 
@@ -85,11 +94,15 @@ final class HubEndToEndTests: XCTestCase {
         let folder = HubDownloadTests.fixtures.appendingPathComponent("lm/llama")
         let weights = try Data(contentsOf: folder.appendingPathComponent("model.safetensors"))
         let repo = FakeRepo(
-            files: ["config.json": try Data(contentsOf: folder.appendingPathComponent("config.json")), "model.safetensors": weights],
+            files: [
+                "config.json": try Data(contentsOf: folder.appendingPathComponent("config.json")),
+                "model.safetensors": weights
+            ],
             lfs: ["model.safetensors"])
         hub.add("test-org/tiny-llama", repo)
         hub.add("test-org/from-python", repo)
-        let cache = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-hub-py-\(UUID().uuidString)").path
+        let cache = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-hub-py-\(UUID().uuidString)")
+            .path
         defer { try? FileManager.default.removeItem(atPath: cache) }
         let ours = try await HubModels.resolve(
             try XCTUnwrap(RepoReference.parse("test-org/tiny-llama")),
@@ -116,7 +129,8 @@ final class HubEndToEndTests: XCTestCase {
         let result = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
         XCTAssertEqual(result["snapshot"] as? String, ours.snapshot)
         XCTAssertEqual(result["weights"] as? String, ours.snapshot + "/model.safetensors")
-        XCTAssertEqual(result["weights_real"] as? String, cache + "/models--test-org--tiny-llama/blobs/" + sha256Hex(weights))
+        XCTAssertEqual(
+            result["weights_real"] as? String, cache + "/models--test-org--tiny-llama/blobs/" + sha256Hex(weights))
         XCTAssertEqual(result["scan_refs"] as? [String], ["main"])
         XCTAssertEqual(result["scan_commit"] as? [String], [repo.commit])
         XCTAssertEqual(result["scan_files"] as? [String], ["config.json", "model.safetensors"])
@@ -136,15 +150,19 @@ final class HubEndToEndTests: XCTestCase {
 
 /// Runs python3 from PATH; its stdout. Skips with a one-line reason where python3 or a
 /// module is missing, unless TESSERA_REQUIRE_PYTHON=1 (CI installs them, so there it fails).
-func runPython(needs modules: [String], _ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws -> String {
+func runPython(needs modules: [String], _ arguments: [String], file: StaticString = #filePath, line: UInt = #line)
+    throws -> String
+{
     let env = URL(fileURLWithPath: "/usr/bin/env")
     if ProcessInfo.processInfo.environment["TESSERA_REQUIRE_PYTHON"] != "1" {
-        let probe = try runProcess(env, ["python3", "-c", "import " + modules.joined(separator: ", ")], environment: [:])
+        let probe = try runProcess(
+            env, ["python3", "-c", "import " + modules.joined(separator: ", ")], environment: [:])
         if probe.status != 0 {
             throw XCTSkip("needs python3 with \(modules.joined(separator: ", ")) (pip install them to run it)")
         }
     }
-    let result = try runProcess(env, ["python3"] + arguments, environment: ["HF_HUB_DISABLE_TELEMETRY": "1"],
+    let result = try runProcess(
+        env, ["python3"] + arguments, environment: ["HF_HUB_DISABLE_TELEMETRY": "1"],
         removing: HubEndToEndTests.hubVariables)
     guard result.status == 0 else {
         XCTFail("python failed: \(result.stderr)", file: file, line: line)
@@ -160,7 +178,9 @@ struct Run {
 }
 
 /// Runs a program with extra environment (and some variables removed); waits for it.
-func runProcess(_ executable: URL, _ arguments: [String], environment: [String: String], removing: [String] = []) throws -> Run {
+func runProcess(_ executable: URL, _ arguments: [String], environment: [String: String], removing: [String] = []) throws
+    -> Run
+{
     let process = Process()
     process.executableURL = executable
     process.arguments = arguments

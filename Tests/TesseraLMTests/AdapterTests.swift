@@ -12,7 +12,8 @@ import XCTest
 
 final class AdapterTests: XCTestCase {
     func model(bits: Int? = nil) throws -> TransformerModel {
-        try SyntheticModel.llama(config: ModuleTreeTests.config(tied: false), bits: bits, dtype: .float32, scale: 0.3, seed: 11)
+        try SyntheticModel.llama(
+            config: ModuleTreeTests.config(tied: false), bits: bits, dtype: .float32, scale: 0.3, seed: 11)
     }
 
     let tokens = Tensor((0..<8).map { Int32(($0 * 13 + 3) % 64) }, shape: [1, 8])
@@ -21,10 +22,14 @@ final class AdapterTests: XCTestCase {
         let m = try model()
         let before = m(tokens)
         let replaced = try Adapters.apply(to: m, AdapterConfig(numLayers: 1, parameters: LoRAParameters(rank: 4)))
-        let projections = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
+        let projections = [
+            "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj",
+            "mlp.up_proj", "mlp.down_proj"
+        ]
         XCTAssertEqual(replaced, projections.map { "model.layers.1.\($0)" }.sorted())
         let trainable = Set(m.trainableParameters().flatDictionary.keys)
-        XCTAssertEqual(trainable, Set(projections.flatMap { ["model.layers.1.\($0).lora_a", "model.layers.1.\($0).lora_b"] }))
+        XCTAssertEqual(
+            trainable, Set(projections.flatMap { ["model.layers.1.\($0).lora_a", "model.layers.1.\($0).lora_b"] }))
         XCTAssertNotNil(m.parameters().flatDictionary["model.layers.1.self_attn.q_proj.linear.weight"])
         XCTAssertEqual(abs(m(tokens) - before).max().item(Float.self), 0)
     }
@@ -39,7 +44,10 @@ final class AdapterTests: XCTestCase {
 
     func testQLoRAOnA4BitModelGetsGradientsOnlyForTheAdapters() throws {
         let m = try model(bits: 4)
-        try Adapters.apply(to: m, AdapterConfig(numLayers: 2, parameters: LoRAParameters(rank: 2), keys: ["self_attn.q_proj", "self_attn.v_proj"]))
+        try Adapters.apply(
+            to: m,
+            AdapterConfig(
+                numLayers: 2, parameters: LoRAParameters(rank: 2), keys: ["self_attn.q_proj", "self_attn.v_proj"]))
         // A nonzero B, so that A gets a gradient too.
         for case let lora as LoRALinear in m.namedModules().map(\.module) {
             lora.loraB = Random.normal(lora.loraB.shape, key: Random.key(9))
@@ -60,7 +68,9 @@ final class AdapterTests: XCTestCase {
             let config = AdapterConfig(fineTuneType: type, numLayers: 2, parameters: LoRAParameters(rank: 3, scale: 10))
             try Adapters.apply(to: m, config)
             // Train-like change: every adapter parameter moved.
-            let moved = m.trainableParameters().flatDictionary.mapValues { $0 + Random.normal($0.shape, scale: 0.05, key: Random.key(4)) }
+            let moved = m.trainableParameters().flatDictionary.mapValues {
+                $0 + Random.normal($0.shape, scale: 0.05, key: Random.key(4))
+            }
             try m.update(parameters: moved, strict: false)
             let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-adapter-\(UUID())").path
             defer { try? FileManager.default.removeItem(atPath: folder) }
@@ -70,7 +80,10 @@ final class AdapterTests: XCTestCase {
             XCTAssertEqual(Set(saved.keys), Set(moved.keys))
             XCTAssertNotNil(saved["model.layers.0.self_attn.q_proj.lora_a"])
             if type == .dora { XCTAssertNotNil(saved["model.layers.1.mlp.down_proj.m"]) }
-            let json = try JSONValue(parsing: String(decoding: FileManager.default.contents(atPath: folder + "/adapter_config.json") ?? Data(), as: UTF8.self))
+            let json = try JSONValue(
+                parsing: String(
+                    decoding: FileManager.default.contents(atPath: folder + "/adapter_config.json") ?? Data(),
+                    as: UTF8.self))
             XCTAssertEqual(json["fine_tune_type"]?.string, type.rawValue)
             XCTAssertEqual(json["num_layers"]?.int, 2)
             XCTAssertEqual(json["lora_parameters"]?["rank"]?.int, 3)
@@ -90,7 +103,9 @@ final class AdapterTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
         XCTAssertThrowsError(try Adapters.load(folder, into: try model()))
-        for text in ["[1]", #"{"fine_tune_type": "qlora"}"#, #"{"num_layers": 2, "lora_parameters": {"rank": -1}}"#, "{"] {
+        for text in [
+            "[1]", #"{"fine_tune_type": "qlora"}"#, #"{"num_layers": 2, "lora_parameters": {"rank": -1}}"#, "{"
+        ] {
             _ = FileManager.default.createFile(atPath: folder + "/adapter_config.json", contents: Data(text.utf8))
             XCTAssertThrowsError(try Adapters.load(folder, into: try model()), text)
         }

@@ -24,7 +24,9 @@ final class ArchitectureTests: XCTestCase {
         let logits: [[Float]]
 
         init(_ folder: String) throws {
-            let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder + "/reference.json"))) as! [String: Any]
+            let json =
+                try JSONSerialization.jsonObject(
+                    with: Data(contentsOf: URL(fileURLWithPath: folder + "/reference.json"))) as! [String: Any]
             tokens = json["tokens"] as! [Int]
             promptLength = json["prompt_length"] as! Int
             logits = (json["logits"] as! [[Double]]).map { $0.map(Float.init) }
@@ -44,7 +46,9 @@ final class ArchitectureTests: XCTestCase {
         return rows
     }
 
-    static func assertClose(_ got: [[Float]], _ expected: [[Float]], rtol: Float = rtol, atol: Float = atol, _ what: String) {
+    static func assertClose(
+        _ got: [[Float]], _ expected: [[Float]], rtol: Float = rtol, atol: Float = atol, _ what: String
+    ) {
         XCTAssertEqual(got.count, expected.count, what)
         var worst: Float = 0
         for (g, e) in zip(got, expected) {
@@ -59,7 +63,8 @@ final class ArchitectureTests: XCTestCase {
         let loaded = try ModelLoader.load(folder)
         XCTAssertEqual(loaded.modelType, modelType ?? name)
         let reference = try Reference(folder)
-        let got = Self.logits(loaded.model, reference.tokens, promptLength: reference.promptLength, cache: loaded.model.makeCache())
+        let got = Self.logits(
+            loaded.model, reference.tokens, promptLength: reference.promptLength, cache: loaded.model.makeCache())
         Self.assertClose(got, reference.logits, rtol: rtol, atol: atol, name)
     }
 

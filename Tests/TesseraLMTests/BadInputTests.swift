@@ -25,9 +25,11 @@ final class BadInputTests: XCTestCase {
         }
         // With a cache already holding 200 positions, 60 more do not fit.
         let cache = model.makeCache()
-        _ = try TokenGenerator(model: model, prompt: [Int](repeating: 5, count: 200), parameters: parameters, cache: cache)
+        _ = try TokenGenerator(
+            model: model, prompt: [Int](repeating: 5, count: 200), parameters: parameters, cache: cache)
         XCTAssertThrowsError(
-            try TokenGenerator(model: model, prompt: [Int](repeating: 5, count: 60), parameters: parameters, cache: cache)
+            try TokenGenerator(
+                model: model, prompt: [Int](repeating: 5, count: 60), parameters: parameters, cache: cache)
         ) { XCTAssertEqual($0 as? ModelError, .promptTooLong(tokens: 260, context: 256)) }
     }
 
@@ -36,7 +38,8 @@ final class BadInputTests: XCTestCase {
         var parameters = GenerateParameters()
         parameters.sampling = .greedy
         parameters.maxTokens = 50
-        var generator = try TokenGenerator(model: model, prompt: [Int](repeating: 5, count: 250), parameters: parameters)
+        var generator = try TokenGenerator(
+            model: model, prompt: [Int](repeating: 5, count: 250), parameters: parameters)
         var produced = 0
         while try generator.next() != nil { produced += 1 }
         XCTAssertEqual(produced, 6, "250 prompt tokens + 6 generated fill the 256 positions")

@@ -62,7 +62,8 @@ func checkBatchInvariance(
     var alone: [EngineResult] = []
     for prompt in prompts {
         alone.append(
-            try await collect(try solo.submit(EngineRequest(promptTokens: prompt, maxTokens: maxTokens, logprobs: true))))
+            try await collect(
+                try solo.submit(EngineRequest(promptTokens: prompt, maxTokens: maxTokens, logprobs: true))))
     }
     await solo.shutdown()
     XCTAssertTrue(alone.allSatisfy { $0.reason == .length && $0.tokens.count == maxTokens }, file: file, line: line)
@@ -78,7 +79,8 @@ func checkBatchInvariance(
         return results
     }
     for i in prompts.indices {
-        XCTAssertEqual(together[i].tokens, alone[i].tokens, "request \(i) among \(prompts.count)", file: file, line: line)
+        XCTAssertEqual(
+            together[i].tokens, alone[i].tokens, "request \(i) among \(prompts.count)", file: file, line: line)
         XCTAssertEqual(together[i].logprobs, alone[i].logprobs, "request \(i)", file: file, line: line)
         XCTAssertEqual(together[i].usage, alone[i].usage, file: file, line: line)
     }
@@ -97,7 +99,8 @@ func checkBatchInvariance(
         if i % 2 == 1 {
             XCTAssertEqual(mixed[i].tokens, Array(alone[i].tokens.prefix(2)), file: file, line: line)
         } else {
-            XCTAssertEqual(mixed[i].tokens, alone[i].tokens, "request \(i) beside cancelled ones", file: file, line: line)
+            XCTAssertEqual(
+                mixed[i].tokens, alone[i].tokens, "request \(i) beside cancelled ones", file: file, line: line)
         }
     }
     let after = try await settled(engine)
@@ -107,7 +110,8 @@ func checkBatchInvariance(
     // The cancelled sequences stopped early (within a step or so of their consumers going away).
     XCTAssertLessThan(after.generatedTokensTotal, 2 * prompts.count * maxTokens, file: file, line: line)
     XCTAssertGreaterThanOrEqual(
-        after.generatedTokensTotal, prompts.count * maxTokens + prompts.count / 2 * (maxTokens + 2), file: file, line: line)
+        after.generatedTokensTotal, prompts.count * maxTokens + prompts.count / 2 * (maxTokens + 2), file: file,
+        line: line)
     await engine.shutdown()
 }
 
@@ -164,7 +168,9 @@ final class BatchedEngineTests: XCTestCase {
         XCTAssertEqual(firstToken.top.first?.id, firstToken.id)
         let expectedTop = first.indices.sorted { first[$0] > first[$1] }.prefix(5)
         XCTAssertEqual(firstToken.top.map(\.id), Array(expectedTop))
-        for (a, b) in zip(firstToken.top, firstToken.top.dropFirst()) { XCTAssertGreaterThanOrEqual(a.logprob, b.logprob) }
+        for (a, b) in zip(firstToken.top, firstToken.top.dropFirst()) {
+            XCTAssertGreaterThanOrEqual(a.logprob, b.logprob)
+        }
         for (id, lp) in firstToken.top { XCTAssertEqual(lp, first[id] - logSum, accuracy: 1e-3) }
     }
 
@@ -227,7 +233,8 @@ final class BatchedEngineTests: XCTestCase {
         let prompt = Self.prompts(2)[1]
         let greedy = try await collect(try engine.submit(EngineRequest(promptTokens: prompt, maxTokens: 8)))
         // A stop token ends the sequence before it, unreported.
-        let stopAt = try XCTUnwrap((1..<greedy.tokens.count).first { !greedy.tokens[..<$0].contains(greedy.tokens[$0]) })
+        let stopAt = try XCTUnwrap(
+            (1..<greedy.tokens.count).first { !greedy.tokens[..<$0].contains(greedy.tokens[$0]) })
         let stopped = try await collect(
             try engine.submit(EngineRequest(promptTokens: prompt, maxTokens: 8, stopTokens: [greedy.tokens[stopAt]])))
         XCTAssertEqual(stopped.tokens, Array(greedy.tokens[..<stopAt]))
@@ -338,9 +345,9 @@ final class BatchedEngineTests: XCTestCase {
 final class SmolLM2EngineTests: XCTestCase {
     override func setUpWithError() throws {
         #if DEBUG
-        if ProcessInfo.processInfo.environment["TESSERA_SLOW_TESTS"] == nil {
-            throw XCTSkip("runs in release builds (or set TESSERA_SLOW_TESTS=1)")
-        }
+            if ProcessInfo.processInfo.environment["TESSERA_SLOW_TESTS"] == nil {
+                throw XCTSkip("runs in release builds (or set TESSERA_SLOW_TESTS=1)")
+            }
         #endif
     }
 
@@ -353,15 +360,17 @@ final class SmolLM2EngineTests: XCTestCase {
     /// The engine's greedy tokens against transformers' (../shared/refs).
     func testGreedyTokensMatchTheTransformersReference() async throws {
         let loaded = try ModelLoader.load(try SmolLM2ReferenceTests.modelPath())
-        let reference = try JSONSerialization.jsonObject(
-            with: Data(contentsOf: SmolLM2ReferenceTests.referenceURL)) as? [String: Any]
+        let reference =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: SmolLM2ReferenceTests.referenceURL)) as? [String: Any]
         let prompts = try XCTUnwrap(reference?["prompts"] as? [String: [String: Any]])
         let engine = try BatchedEngine(model: loaded.model)
         var streams: [(String, [Int], AsyncThrowingStream<EngineEvent, any Error>)] = []
         for (name, prompt) in prompts.sorted(by: { $0.key < $1.key }) {
             let ids = try XCTUnwrap(prompt["prompt_ids"] as? [Int])
             let expected = try XCTUnwrap(prompt["greedy_ids_48"] as? [Int])
-            streams.append((name, expected, try engine.submit(EngineRequest(promptTokens: ids, maxTokens: expected.count))))
+            streams.append(
+                (name, expected, try engine.submit(EngineRequest(promptTokens: ids, maxTokens: expected.count))))
         }
         for (name, expected, stream) in streams {
             let got = try await collect(stream)

@@ -25,7 +25,8 @@ final class ChatSessionTests: XCTestCase {
 
     func testTheSecondTurnPrefillsOnlyTheNewMessage() async throws {
         var chat = try session()
-        let firstPrompt = try chat.generator.promptTokens(messages: chat.messages + [ChatMessage(role: "user", content: "Hello there")])
+        let firstPrompt = try chat.generator.promptTokens(
+            messages: chat.messages + [ChatMessage(role: "user", content: "Hello there")])
         let first = try await chat.respond(to: "Hello there")
         XCTAssertEqual(first.stats.promptTokens, firstPrompt.count)
         XCTAssertEqual(chat.messages.map(\.role), ["system", "user", "assistant"])
@@ -60,7 +61,8 @@ final class ChatSessionTests: XCTestCase {
         let continued = try await chat.respond(to: "What is rain?")
 
         // The same conversation computed from nothing gives the same greedy reply.
-        let prompt = try chat.generator.promptTokens(messages: history + [ChatMessage(role: "user", content: "What is rain?")])
+        let prompt = try chat.generator.promptTokens(
+            messages: history + [ChatMessage(role: "user", content: "What is rain?")])
         var tokens: [Int] = []
         for try await event in chat.generator.generate(prompt: prompt, parameters: chat.parameters) {
             if case .token(let t) = event { tokens.append(t) }

@@ -28,7 +28,8 @@ final class ChatTemplateTests: XCTestCase {
         for c in fixture["cases"]!.array! {
             let name = c["template"]!.string!
             if templates[name] == nil { templates[name] = try ChatTemplate(try Self.source(name)) }
-            let label = "\(name) / \(c["conversation"]!.string!) / tools: \(!(c["tools"]!.isNull)) / agp: \(c["add_generation_prompt"]!.bool!) / \(c["extra"]!.object!.keys)"
+            let label =
+                "\(name) / \(c["conversation"]!.string!) / tools: \(!(c["tools"]!.isNull)) / agp: \(c["add_generation_prompt"]!.bool!) / \(c["extra"]!.object!.keys)"
             var special: [String: String] = [:]
             for (k, v) in c["special_tokens"]!.object! { special[k] = v.string! }
             var extra: [String: JSONValue] = [:]
@@ -36,7 +37,8 @@ final class ChatTemplateTests: XCTestCase {
             do {
                 let out = try templates[name]!.apply(
                     messages: c["messages"]!.array!, tools: c["tools"]!.array,
-                    addGenerationPrompt: c["add_generation_prompt"]!.bool!, specialTokens: special, extra: extra, now: now)
+                    addGenerationPrompt: c["add_generation_prompt"]!.bool!, specialTokens: special, extra: extra,
+                    now: now)
                 if let expected = c["output"]?.string {
                     XCTAssertEqual(out, expected, label)
                     rendered += 1
@@ -124,27 +126,33 @@ final class ChatTemplateTests: XCTestCase {
 
     func testStrftimeNow() throws {
         let date = Date(timeIntervalSince1970: 1_721_999_045)  // 2024-07-26 13:04:05 UTC, a Friday
-        let out = try ChatTemplate("{{ strftime_now('%d %b %Y|%A %B %j %H:%M:%S %I%p %y %m %%') }}").render([:], now: date)
+        let out = try ChatTemplate("{{ strftime_now('%d %b %Y|%A %B %j %H:%M:%S %I%p %y %m %%') }}").render(
+            [:], now: date)
         XCTAssertEqual(out, "26 Jul 2024|Friday July 208 13:04:05 01PM 24 07 %")
     }
 }
 
 extension ChatTemplateTests {
     func testHostileTemplatesThrowInsteadOfCrashing() {
-        XCTAssertEqual(renderError(String(repeating: "{{ (", count: 1) + String(repeating: "(", count: 5000) + "1"
-                                   + String(repeating: ")", count: 5001) + " }}")?.kind, .syntax)
+        XCTAssertEqual(
+            renderError(
+                String(repeating: "{{ (", count: 1) + String(repeating: "(", count: 5000) + "1"
+                    + String(repeating: ")", count: 5001) + " }}")?.kind, .syntax)
         XCTAssertEqual(renderError("{{ " + String(repeating: "not ", count: 5000) + "x }}")?.kind, .syntax)
         XCTAssertEqual(renderError("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}")?.kind, .limit)
         XCTAssertEqual(renderError("{{ range(-9223372036854775807, 9223372036854775807) }}")?.kind, .runtime)
         XCTAssertEqual(renderError("{{ 3 ** 100 }}")?.kind, .runtime)
-        XCTAssertEqual(try ChatTemplate("{{ 3 ** 4 }} {{ [1, 2, 3][::9223372036854775807] }} {{ 'abc'[-9223372036854775807:] }}").render([:]),
-                       "81 [1] abc")
+        XCTAssertEqual(
+            try ChatTemplate("{{ 3 ** 4 }} {{ [1, 2, 3][::9223372036854775807] }} {{ 'abc'[-9223372036854775807:] }}")
+                .render([:]),
+            "81 [1] abc")
     }
 }
 
 extension ChatTemplateTests {
     func testDeeplyNestedBlocksThrow() {
-        let deep = String(repeating: "{% if true %}", count: 10_000) + "x" + String(repeating: "{% endif %}", count: 10_000)
+        let deep =
+            String(repeating: "{% if true %}", count: 10_000) + "x" + String(repeating: "{% endif %}", count: 10_000)
         XCTAssertEqual(renderError(deep)?.kind, .syntax)
         let fine = String(repeating: "{% if true %}", count: 20) + "x" + String(repeating: "{% endif %}", count: 20)
         XCTAssertEqual(try ChatTemplate(fine).render([:]), "x")
@@ -188,19 +196,22 @@ extension ChatTemplateTests {
     func testRunawayTemplatesHitTheirLimits() {
         let hostile = [
             "nested range": "{% for i in range(10**6) %}{% for j in range(10**6) %}{% endfor %}{% endfor %}",
-            "macro twice per level": "{% macro f(n) %}{% if n < 60 %}{{ f(n + 1) }}{{ f(n + 1) }}{% endif %}{% endmacro %}{{ f(0) }}",
+            "macro twice per level":
+                "{% macro f(n) %}{% if n < 60 %}{{ f(n + 1) }}{{ f(n + 1) }}{% endif %}{% endmacro %}{{ f(0) }}",
             "macro recursion": "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
-            "string doubling": "{% set ns = namespace(s='ab') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}",
+            "string doubling":
+                "{% set ns = namespace(s='ab') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}",
             "string repeat": "{{ ('x' * 1000) * 100000000 }}",
             "list repeat": "{{ ([] * 9223372036854775807)|length }}",
             "replace blow-up": "{{ ('a' * 100000).replace('a', 'b' * 100000) }}",
             "join blow-up": "{{ (['y' * 100000] * 1000)|join(',') }}",
             "huge indent": "{{ [1]|tojson(indent=10**10) }}",
-            "nested list doubling": "{% set ns = namespace(x=['ab']) %}{% for i in range(64) %}{% set ns.x = [ns.x, ns.x] %}{% endfor %}{{ ns.x|tojson }}",
+            "nested list doubling":
+                "{% set ns = namespace(x=['ab']) %}{% for i in range(64) %}{% set ns.x = [ns.x, ns.x] %}{% endfor %}{{ ns.x|tojson }}",
             "namespace cycle printed": "{% set ns = namespace(a=1) %}{% set ns.me = ns %}{{ ns }}",
             "namespace cycle joined": "{% set ns = namespace(a=1) %}{% set ns.l = [ns] %}{{ ''.join(ns.l) }}",
             "namespace cycle filtered": "{% set ns = namespace(a=1) %}{% set ns.me = ns %}{{ ns|string }}",
-            "output": "{% for i in range(100000) %}{{ 'z' * 1000 }}{% endfor %}",
+            "output": "{% for i in range(100000) %}{{ 'z' * 1000 }}{% endfor %}"
         ]
         // The step and loop budgets a fifth of the defaults, to keep the test fast (debug builds
         // run about 10 µs per loop iteration and 0.7 µs per step: the defaults cost ~1 s and ~3 s).
@@ -218,7 +229,8 @@ extension ChatTemplateTests {
     func testEachLimitCanBeSetAndNamesItself() throws {
         var limits = TemplateLimits()
         limits.maxLoopIterations = 10
-        XCTAssertEqual(try ChatTemplate("{% for i in range(10) %}{{ i }}{% endfor %}").render([:], limits: limits), "0123456789")
+        XCTAssertEqual(
+            try ChatTemplate("{% for i in range(10) %}{{ i }}{% endfor %}").render([:], limits: limits), "0123456789")
         let (loops, _) = limitError("{% for i in range(11) %}{% endfor %}", limits)
         XCTAssertEqual(loops?.kind, .limit)
         XCTAssertTrue(loops?.message.contains("10 iterations") ?? false, "\(String(describing: loops))")

@@ -45,7 +45,7 @@ final class ConfigValidationTests: XCTestCase {
             ("num_key_value_heads", 1000), ("head_dim", -16), ("head_dim", .int(1 << 30)), ("hidden_size", 0),
             ("hidden_size", .int(Int.max)), ("intermediate_size", -1), ("vocab_size", .int(1 << 40)), ("vocab_size", 0),
             ("max_position_embeddings", -5), ("rms_norm_eps", .double(.nan)), ("rms_norm_eps", -1e-5),
-            ("rms_norm_eps", .double(.infinity)), ("num_hidden_layers", "2"), ("hidden_size", 64.5),
+            ("rms_norm_eps", .double(.infinity)), ("num_hidden_layers", "2"), ("hidden_size", 64.5)
         ]
         for folder in Self.folders {
             let base = try config(folder)
@@ -92,9 +92,10 @@ final class ConfigValidationTests: XCTestCase {
             return json
         }
         for (key, value) in [
-            ("rope_theta", JSONValue.double(.nan)), ("rope_theta", -1), ("rope_theta", 1e300), ("factor", .double(.nan)),
+            ("rope_theta", JSONValue.double(.nan)), ("rope_theta", -1), ("rope_theta", 1e300),
+            ("factor", .double(.nan)),
             ("factor", -8), ("low_freq_factor", .double(.infinity)), ("original_max_position_embeddings", -64),
-            ("rope_type", 5), ("rope_type", "yarn-ish"),
+            ("rope_type", 5), ("rope_type", "yarn-ish")
         ] {
             assertField("rope_parameters." + key, "rope \(key)=\(value.compactText)") {
                 _ = try configuration("llama", withRope(key, value))
@@ -118,7 +119,7 @@ final class ConfigValidationTests: XCTestCase {
             ("mistral", "sliding_window", -4096),
             ("gemma2", "sliding_window", 0), ("gemma2", "query_pre_attn_scalar", .double(.nan)),
             ("gemma2", "final_logit_softcapping", -30), ("gemma2", "attn_logit_softcapping", .double(.infinity)),
-            ("gemma2", "hidden_activation", 3), ("gemma2", "layer_types", ["full_attention"]),
+            ("gemma2", "hidden_activation", 3), ("gemma2", "layer_types", ["full_attention"])
         ]
         for (folder, key, value) in cases {
             var json = try config(folder)
@@ -154,7 +155,9 @@ final class ConfigValidationTests: XCTestCase {
     func ggufPath(_ name: String) -> String { Fixtures.fixture("gguf/\(name)/model.gguf") }
 
     func temporaryFile(_ bytes: [UInt8]) throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-hostile-\(UUID().uuidString).gguf").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "tessera-hostile-\(UUID().uuidString).gguf"
+        ).path
         try Data(bytes).write(to: URL(fileURLWithPath: path))
         addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
         return path
@@ -174,7 +177,7 @@ final class ConfigValidationTests: XCTestCase {
                 ("context_length", .int32(0)), ("attention.layer_norm_rms_epsilon", .float32(.nan)),
                 ("attention.layer_norm_rms_epsilon", .float32(-1e-5)), ("rope.freq_base", .float32(.infinity)),
                 ("rope.freq_base", .float64(-10000)), ("block_count", .string("two")),
-                ("rope.scaling.type", .uint32(5)), ("rope.scaling.type", .string("yarn")),
+                ("rope.scaling.type", .uint32(5)), ("rope.scaling.type", .string("yarn"))
             ]
             for (key, value) in cases {
                 var hostile = writer
@@ -212,7 +215,7 @@ final class ConfigValidationTests: XCTestCase {
             ("tokenizer.ggml.model", .uint8(1), "tokenizer.ggml.model"),
             ("tokenizer.ggml.eos_token_id", .string("</s>"), "tokenizer.ggml.eos_token_id"),
             ("tokenizer.ggml.add_bos_token", .uint8(1), "tokenizer.ggml.add_bos_token"),
-            ("tokenizer.chat_template", .array([.string("{{ x }}")]), "tokenizer.chat_template"),
+            ("tokenizer.chat_template", .array([.string("{{ x }}")]), "tokenizer.chat_template")
         ] {
             var hostile = writer
             hostile.set(key, value)
@@ -234,18 +237,26 @@ final class ConfigValidationTests: XCTestCase {
 
     func testTokenizerJSONFieldsOfTheWrongTypeOrNotInTheVocabularyAreErrors() throws {
         func json(merges: String = #"["a b"]"#, unk: String = "null") -> [UInt8] {
-            Array(#"{"model":{"type":"BPE","vocab":{"a":0,"b":1,"ab":2,"</s>":3},"merges":\#(merges),"unk_token":\#(unk)}}"#.utf8)
+            Array(
+                #"{"model":{"type":"BPE","vocab":{"a":0,"b":1,"ab":2,"</s>":3},"merges":\#(merges),"unk_token":\#(unk)}}"#
+                    .utf8)
         }
         XCTAssertNoThrow(try Tokenizer(tokenizerJSON: json()))
-        XCTAssertEqual(try Tokenizer(tokenizerJSON: json(), configJSON: Array(#"{"eos_token":"</s>"}"#.utf8)).eosTokenID, 3)
+        XCTAssertEqual(
+            try Tokenizer(tokenizerJSON: json(), configJSON: Array(#"{"eos_token":"</s>"}"#.utf8)).eosTokenID, 3)
         for (what, tokenizer, config, expected) in [
             ("merges an integer", json(merges: "5"), nil, "merges must be a list"),
             ("merges integers", json(merges: "[1, 2]"), nil, "merge entry"),
             ("unk_token not in the vocabulary", json(unk: #""<unk>""#), nil, "unk_token"),
-            ("eos_token not in the vocabulary", json(), #"{"eos_token":"<|end|>"}"#, "eos_token \"<|end|>\" is not in the vocabulary"),
-            ("bos_token not in the vocabulary", json(), #"{"bos_token":{"content":"<s>"}}"#, "bos_token"),
+            (
+                "eos_token not in the vocabulary", json(), #"{"eos_token":"<|end|>"}"#,
+                "eos_token \"<|end|>\" is not in the vocabulary"
+            ),
+            ("bos_token not in the vocabulary", json(), #"{"bos_token":{"content":"<s>"}}"#, "bos_token")
         ] as [(String, [UInt8], String?, String)] {
-            XCTAssertThrowsError(try Tokenizer(tokenizerJSON: tokenizer, configJSON: config.map { Array($0.utf8) }), what) {
+            XCTAssertThrowsError(
+                try Tokenizer(tokenizerJSON: tokenizer, configJSON: config.map { Array($0.utf8) }), what
+            ) {
                 guard case .malformed(let why)? = $0 as? TokenizerError else { return XCTFail("\(what): \($0)") }
                 XCTAssertTrue(why.contains(expected), "\(what): \(why)")
             }
@@ -275,12 +286,16 @@ final class ConfigValidationTests: XCTestCase {
         // A tensor count one too small: the last tensor's data belongs to no tensor.
         var fewer = writer
         fewer.tensorCountOverride = writer.tensors.count - 1
-        XCTAssertThrowsError(try GGUFFile.load(try temporaryFile(fewer.bytes()))) { XCTAssertTrue($0 is IOError, "\($0)") }
+        XCTAssertThrowsError(try GGUFFile.load(try temporaryFile(fewer.bytes()))) {
+            XCTAssertTrue($0 is IOError, "\($0)")
+        }
         // A type relabelled (F32 data called F16): sizes no longer add up.
         var relabelled = writer
         let f32 = try XCTUnwrap(writer.tensors.firstIndex { $0.type == .f32 && $0.data.count >= 64 })
         relabelled.tensors[f32].type = .f16
-        XCTAssertThrowsError(try GGUFFile.load(try temporaryFile(relabelled.bytes()))) { XCTAssertTrue($0 is IOError, "\($0)") }
+        XCTAssertThrowsError(try GGUFFile.load(try temporaryFile(relabelled.bytes()))) {
+            XCTAssertTrue($0 is IOError, "\($0)")
+        }
         // Alignment of the wrong type, not a power of two, or too large (a message that says which).
         var stringAlignment = writer
         stringAlignment.set("general.alignment", .string("32"))
@@ -314,10 +329,22 @@ final class ConfigValidationTests: XCTestCase {
         }
         defer { try? FileManager.default.removeItem(atPath: path + ".hostile") }
         for (header, extra, expected) in [
-            (#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, 0, "overlaps"),
-            (#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[2],"data_offsets":[24,32]}}"#, 0, "belong to no tensor"),
-            (#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[4],"data_offsets":[16,32]}}"#, 8, "after the last tensor"),
-            (#"{"a":{"dtype":"F64","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[4],"data_offsets":[16,32]}}"#, 0, "32 bytes, but its data offsets span 16"),
+            (
+                #"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#,
+                0, "overlaps"
+            ),
+            (
+                #"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[2],"data_offsets":[24,32]}}"#,
+                0, "belong to no tensor"
+            ),
+            (
+                #"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[4],"data_offsets":[16,32]}}"#,
+                8, "after the last tensor"
+            ),
+            (
+                #"{"a":{"dtype":"F64","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[4],"data_offsets":[16,32]}}"#,
+                0, "32 bytes, but its data offsets span 16"
+            )
         ] {
             let p = try rewritten(header, extra: extra)
             XCTAssertThrowsError(try Safetensors.load(p), expected) {

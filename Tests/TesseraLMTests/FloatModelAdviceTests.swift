@@ -18,7 +18,8 @@ final class FloatModelAdviceTests: XCTestCase {
         XCTAssertTrue(advice.contains("tessera convert --model \(folder)/hf"), advice)
         XCTAssertFalse(advice.contains("\n"), "one line")
 
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-advice-\(UUID().uuidString)").path
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-advice-\(UUID().uuidString)")
+            .path
         addTeardownBlock { try? FileManager.default.removeItem(atPath: out) }
         try ModelConverter.convert(model: folder + "/hf", output: out, bits: 4, groupSize: 32)
         let quantized = try ModelLoader.load(out)

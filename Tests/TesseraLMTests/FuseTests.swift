@@ -45,13 +45,17 @@ final class FuseTests: XCTestCase {
     func baseFolder(bits: Int? = nil) throws -> String {
         let folder = scratch.appendingPathComponent(bits.map { "base-q\($0)" } ?? "base").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let model = try SyntheticModel.llama(config: Self.config, bits: bits, groupSize: 32, dtype: .float32, scale: 0.3, seed: 5)
+        let model = try SyntheticModel.llama(
+            config: Self.config, bits: bits, groupSize: 32, dtype: .float32, scale: 0.3, seed: 5)
         var config = Self.config.trimmingCharacters(in: .whitespacesAndNewlines)
-        if let bits { config = String(config.dropLast()) + ", \"quantization\": {\"group_size\": 32, \"bits\": \(bits)}}" }
+        if let bits {
+            config = String(config.dropLast()) + ", \"quantization\": {\"group_size\": 32, \"bits\": \(bits)}}"
+        }
         try Data(config.utf8).write(to: URL(fileURLWithPath: folder + "/config.json"))
         try Safetensors.save(model.parameters().flatDictionary, to: folder + "/model.safetensors")
         for name in ["tokenizer.json", "tokenizer_config.json"] {
-            try FileManager.default.copyItem(atPath: Self.fixtures + "/tokenizers/gpt2-bpe/" + name, toPath: folder + "/" + name)
+            try FileManager.default.copyItem(
+                atPath: Self.fixtures + "/tokenizers/gpt2-bpe/" + name, toPath: folder + "/" + name)
         }
         return folder
     }
@@ -59,9 +63,14 @@ final class FuseTests: XCTestCase {
     /// An adapter of `type` on `base` with every parameter moved off its
     /// initial value (B nonzero, DoRA magnitudes changed), saved to a folder;
     /// returns the folder and the adapted model's logits on `tokens`.
-    func adapter(_ type: FineTuneType, on base: String, ids: Tensor? = nil, keys: [String]? = nil) throws -> (folder: String, logits: Tensor) {
-        guard let model = try ModelLoader.load(base).model as? TransformerModel else { throw AdapterError.notAModuleTree }
-        let config = AdapterConfig(fineTuneType: type, numLayers: 2, parameters: LoRAParameters(rank: 4, scale: 2), keys: keys)
+    func adapter(_ type: FineTuneType, on base: String, ids: Tensor? = nil, keys: [String]? = nil) throws -> (
+        folder: String, logits: Tensor
+    ) {
+        guard let model = try ModelLoader.load(base).model as? TransformerModel else {
+            throw AdapterError.notAModuleTree
+        }
+        let config = AdapterConfig(
+            fineTuneType: type, numLayers: 2, parameters: LoRAParameters(rank: 4, scale: 2), keys: keys)
         try Adapters.apply(to: model, config, seed: 3)
         var counter: UInt64 = 0
         var moved: [String: Tensor] = [:]
@@ -85,7 +94,9 @@ final class FuseTests: XCTestCase {
     }
 
     func load(_ path: String) throws -> TransformerModel {
-        guard let model = try ModelLoader.load(path).model as? TransformerModel else { throw AdapterError.notAModuleTree }
+        guard let model = try ModelLoader.load(path).model as? TransformerModel else {
+            throw AdapterError.notAModuleTree
+        }
         return model
     }
 
@@ -98,8 +109,11 @@ final class FuseTests: XCTestCase {
             XCTAssertEqual(model.namedModules().contains { $0.module is QuantizedLinear }, bits != nil)
             let adapter = AdapterConfig(numLayers: 2, parameters: LoRAParameters(rank: 4, scale: 10))
             try Adapters.apply(to: model, adapter)
-            XCTAssertTrue(model.trainableParameters().flattened().allSatisfy { $0.key.contains("lora_") }, "\(bits ?? 32) bits")
-            let examples = (0..<16).map { start in TokenizedExample(tokens: (0..<10).map { (start + $0) % 64 }, offset: 2) }
+            XCTAssertTrue(
+                model.trainableParameters().flattened().allSatisfy { $0.key.contains("lora_") }, "\(bits ?? 32) bits")
+            let examples = (0..<16).map { start in
+                TokenizedExample(tokens: (0..<10).map { (start + $0) % 64 }, offset: 2)
+            }
             var options = TrainingOptions()
             (options.iterations, options.batchSize, options.stepsPerReport, options.stepsPerEval) = (30, 4, 10, 30)
             options.validationBatches = -1
@@ -111,7 +125,8 @@ final class FuseTests: XCTestCase {
                 if case .validation(_, let loss, _) = event { validation.append(loss) }
             }
             XCTAssertEqual(validation.count, 2)
-            XCTAssertLessThan(validation.last ?? .infinity, 0.7 * (validation.first ?? 0), "\(bits ?? 32) bits: \(validation)")
+            XCTAssertLessThan(
+                validation.last ?? .infinity, 0.7 * (validation.first ?? 0), "\(bits ?? 32) bits: \(validation)")
         }
     }
 
@@ -151,13 +166,16 @@ final class FuseTests: XCTestCase {
         let (fused, count) = try Fusion.run(model: base, adapterPath: adapter, savePath: save, dequantize: true)
         XCTAssertEqual(count, 3)
         XCTAssertLessThan(relativeError(fused(tokens), reference), 1e-3)
-        XCTAssertThrowsError(try Adapters.apply(to: try load(base), AdapterConfig(fineTuneType: .dora, numLayers: 2, keys: keys)))
+        XCTAssertThrowsError(
+            try Adapters.apply(to: try load(base), AdapterConfig(fineTuneType: .dora, numLayers: 2, keys: keys)))
 
         // Tied: the table is also the output layer (LoRAEmbedding.asLinear).
         let tied = try SyntheticModel.llama(
-            config: Self.config.replacingOccurrences(of: "\"tie_word_embeddings\": false", with: "\"tie_word_embeddings\": true"),
+            config: Self.config.replacingOccurrences(
+                of: "\"tie_word_embeddings\": false", with: "\"tie_word_embeddings\": true"),
             bits: nil, dtype: .float32, scale: 0.3, seed: 5)
-        try Adapters.apply(to: tied, AdapterConfig(numLayers: 1, parameters: LoRAParameters(rank: 4, scale: 2), keys: keys), seed: 1)
+        try Adapters.apply(
+            to: tied, AdapterConfig(numLayers: 1, parameters: LoRAParameters(rank: 4, scale: 2), keys: keys), seed: 1)
         var moved: [String: Tensor] = [:]
         for (i, (name, t)) in tied.trainableParameters().flatDictionary.sorted(by: { $0.key < $1.key }).enumerated() {
             moved[name] = t + Random.normal(t.shape, scale: 0.05, key: Random.key(UInt64(300 + i)))
@@ -180,14 +198,16 @@ final class FuseTests: XCTestCase {
             let denseModel = try load(dense)
             XCTAssertFalse(denseModel.namedModules().contains { $0.module is QuantizedLinear })
             XCTAssertLessThan(relativeError(denseModel(tokens), reference), 1e-3, "\(type) dequantized")
-            let denseConfig = try JSONValue(parsing: Array(try Data(contentsOf: URL(fileURLWithPath: dense + "/config.json"))))
+            let denseConfig = try JSONValue(
+                parsing: Array(try Data(contentsOf: URL(fileURLWithPath: dense + "/config.json"))))
             XCTAssertNil(denseConfig["quantization"])
 
             // Re-quantized: 4-bit group 32 again, each adapted layer exactly the
             // quantization of the dense fused weight (the --dequantize result).
             let quantized = scratch.appendingPathComponent("q4-\(type.rawValue)").path
             try Fusion.run(model: base, adapterPath: adapter, savePath: quantized)
-            let config = try JSONValue(parsing: Array(try Data(contentsOf: URL(fileURLWithPath: quantized + "/config.json"))))
+            let config = try JSONValue(
+                parsing: Array(try Data(contentsOf: URL(fileURLWithPath: quantized + "/config.json"))))
             XCTAssertEqual(config["quantization"]?["bits"]?.int, 4)
             XCTAssertEqual(config["quantization"]?["group_size"]?.int, 32)
             let requantized = try load(quantized)
@@ -199,9 +219,13 @@ final class FuseTests: XCTestCase {
                 }
                 let (wq, scales, biases) = Tessera.quantize(d.weight, groupSize: 32, bits: 4)
                 XCTAssertEqual(q.weight.toArray(UInt32.self), wq.toArray(UInt32.self), "\(type) \(name)")
-                XCTAssertEqual(q.scales.asType(.float32).toArray(Float.self), scales.asType(.float32).toArray(Float.self))
-                XCTAssertEqual(q.biases.asType(.float32).toArray(Float.self), biases.asType(.float32).toArray(Float.self))
-                XCTAssertGreaterThan(abs(q.denseWeight - (try requantizedBase(base, name))).max().item(Float.self), 0, "the adapter changed \(name)")
+                XCTAssertEqual(
+                    q.scales.asType(.float32).toArray(Float.self), scales.asType(.float32).toArray(Float.self))
+                XCTAssertEqual(
+                    q.biases.asType(.float32).toArray(Float.self), biases.asType(.float32).toArray(Float.self))
+                XCTAssertGreaterThan(
+                    abs(q.denseWeight - (try requantizedBase(base, name))).max().item(Float.self), 0,
+                    "the adapter changed \(name)")
             }
         }
     }
@@ -348,7 +372,8 @@ final class FuseTests: XCTestCase {
         let (fused, _) = try Fusion.run(model: base, adapterPath: adapter, savePath: save + "-2")
         for type in GGUFExport.FileType.allCases {
             let path = save + "/\(type.rawValue).gguf"
-            try GGUFExport.write(fused, base: loaded, baseConfig: try ModelLoader.readConfig(base), basePath: base, type: type, to: path)
+            try GGUFExport.write(
+                fused, base: loaded, baseConfig: try ModelLoader.readConfig(base), basePath: base, type: type, to: path)
             let read = try checkScript("python3", ["reader", path])
             let file = try GGUFFile.load(path)
             guard case .object(let tensors)? = read["tensors"] else { return XCTFail("no tensors") }
@@ -358,7 +383,8 @@ final class FuseTests: XCTestCase {
                 let theirs = tensors[info.name]
                 XCTAssertEqual(theirs?["type"]?.string?.lowercased(), "\(info.type)".lowercased(), info.name)
                 XCTAssertEqual(theirs?["shape"]?.array?.compactMap(\.int), info.shape, info.name)
-                let sum = Double(values.sum().item(Float.self)), sumsq = Double((values * values).sum().item(Float.self))
+                let sum = Double(values.sum().item(Float.self)),
+                    sumsq = Double((values * values).sum().item(Float.self))
                 let want = theirs?["sum"]?.double ?? .nan, wantSq = theirs?["sumsq"]?.double ?? .nan
                 XCTAssertEqual(sumsq, wantSq, accuracy: 1e-4 * wantSq + 1e-6, "\(type) \(info.name) sum of squares")
                 XCTAssertEqual(sum, want, accuracy: 1e-4 * wantSq.squareRoot() + 1e-4, "\(type) \(info.name) sum")
@@ -375,7 +401,8 @@ final class FuseTests: XCTestCase {
         guard imports(interpreter, "llama_cpp, numpy") else {
             // Skipped even with TESSERA_REQUIRE_PYTHON=1: CI does not build llama-cpp-python (yet).
             throw XCTSkip(
-                "needs python3 with llama_cpp (llama-cpp-python), not importable by \(interpreter); set TESSERA_LLAMA_PYTHON to a python that has it")
+                "needs python3 with llama_cpp (llama-cpp-python), not importable by \(interpreter); set TESSERA_LLAMA_PYTHON to a python that has it"
+            )
         }
         let base = try baseFolder()
         let (adapter, _) = try adapter(.dora, on: base)
@@ -387,15 +414,18 @@ final class FuseTests: XCTestCase {
         // for quantized products and keeps f16 KV, hence the looser bounds there.
         for (type, tolerance) in [(GGUFExport.FileType.f16, Float(5e-3)), (.q8_0, 5e-2), (.q4_1, 5e-2)] {
             let path = save + "/\(type.rawValue).gguf"
-            try GGUFExport.write(fused, base: loaded, baseConfig: try ModelLoader.readConfig(base), basePath: base, type: type, to: path)
+            try GGUFExport.write(
+                fused, base: loaded, baseConfig: try ModelLoader.readConfig(base), basePath: base, type: type, to: path)
             let theirs = try checkScript(
-                interpreter, ["llama", path, "--prompt", prompt.map(String.init).joined(separator: ","), "--steps", "\(stepCount)"])
+                interpreter,
+                ["llama", path, "--prompt", prompt.map(String.init).joined(separator: ","), "--steps", "\(stepCount)"])
             let model = try load(path)
             var ids = prompt
             var first: Tensor? = nil
             var steps: [Tensor] = []
             for _ in 0..<stepCount {
-                let logits = model(Tensor(ids.map(Int32.init), shape: [1, ids.count]))[0, ids.count - 1].asType(.float32)
+                let logits = model(Tensor(ids.map(Int32.init), shape: [1, ids.count]))[0, ids.count - 1].asType(
+                    .float32)
                 if first == nil { first = logits }
                 steps.append(logits)
                 ids.append(Int(logits.argMax(axis: 0).item(Int32.self)))
@@ -416,7 +446,9 @@ final class FuseTests: XCTestCase {
                 XCTAssertEqual(theirTokens, ours, "\(type) greedy tokens")
             }
             let theirLogits = Tensor((theirs["logits"]?.array ?? []).compactMap(\.double).map(Float.init))
-            guard let first, theirLogits.size == first.size else { return XCTFail("\(type): llama.cpp gave \(theirLogits.size) logits") }
+            guard let first, theirLogits.size == first.size else {
+                return XCTFail("\(type): llama.cpp gave \(theirLogits.size) logits")
+            }
             let error = relativeError(theirLogits, first)
             print("llama.cpp vs ours, \(type): logits differ by \(error) of the largest")
             XCTAssertLessThan(error, tolerance, "\(type) logits")
@@ -434,7 +466,11 @@ private final class Box: @unchecked Sendable {
     private let lock = NSLock()
     private var data = Data()
     private var finished = false
-    func set(_ d: Data) { lock.withLock { data = d; finished = true } }
+    func set(_ d: Data) {
+        lock.withLock {
+            data = d; finished = true
+        }
+    }
     var done: Bool { lock.withLock { finished } }
     var value: Data { lock.withLock { data } }
 }

@@ -19,7 +19,8 @@ final class GGUFArchitectureTests: XCTestCase {
         let loaded = try ModelLoader.load(folder + "/model.gguf")
         XCTAssertEqual(loaded.modelType, modelType, name)
         let reference = try Fixtures.Reference(folder)
-        let got = Fixtures.logits(loaded.model, reference.tokens, promptLength: reference.promptLength, cache: loaded.model.makeCache())
+        let got = Fixtures.logits(
+            loaded.model, reference.tokens, promptLength: reference.promptLength, cache: loaded.model.makeCache())
         Fixtures.assertClose(got, reference.logits, "\(name) GGUF")
     }
 
@@ -41,22 +42,26 @@ final class GGUFArchitectureTests: XCTestCase {
         XCTAssertEqual(c.rope.scale, 0.25)
         XCTAssertEqual(c.normWeightOffset, 1, "GGUF gemma norms (1 + w) are loaded back as w, applied as 1 + w")
         XCTAssertFalse(c.ropeTraditional)
-        let gemma2 = try GGUFModelDescription(GGUFFile.load(Fixtures.fixture("gguf/gemma2") + "/model.gguf")).configuration()
+        let gemma2 = try GGUFModelDescription(GGUFFile.load(Fixtures.fixture("gguf/gemma2") + "/model.gguf"))
+            .configuration()
         XCTAssertEqual(gemma2.slidingLayers, [true, false, true])
         XCTAssertEqual(gemma2.attentionSoftcap, 2)
         XCTAssertEqual(gemma2.finalSoftcap, 3)
         XCTAssertEqual(
-            try GGUFModelDescription.gemmaQueryScalar(scale: nil, arch: "gemma2", layers: 46, hidden: 4608, heads: 32, headDim: 128),
+            try GGUFModelDescription.gemmaQueryScalar(
+                scale: nil, arch: "gemma2", layers: 46, hidden: 4608, heads: 32, headDim: 128),
             144)
         XCTAssertEqual(
-            try GGUFModelDescription.gemmaQueryScalar(scale: nil, arch: "gemma2", layers: 26, hidden: 2304, heads: 8, headDim: 256),
+            try GGUFModelDescription.gemmaQueryScalar(
+                scale: nil, arch: "gemma2", layers: 26, hidden: 2304, heads: 8, headDim: 256),
             256)
     }
 
     /// A copy of a fixture with every occurrence of `old` replaced by `new`
     /// (same length), for each pair in turn.
     func patched(_ name: String, _ replacements: (String, String)...) throws -> String {
-        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Fixtures.fixture("gguf/\(name)") + "/model.gguf")))
+        var bytes = [UInt8](
+            try Data(contentsOf: URL(fileURLWithPath: Fixtures.fixture("gguf/\(name)") + "/model.gguf")))
         for (old, new) in replacements {
             let (a, b) = (Array(old.utf8), Array(new.utf8))
             precondition(a.count == b.count)
@@ -70,7 +75,9 @@ final class GGUFArchitectureTests: XCTestCase {
                 }
             }
         }
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-gguf-\(UUID().uuidString).gguf").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "tessera-gguf-\(UUID().uuidString).gguf"
+        ).path
         addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
         try Data(bytes).write(to: URL(fileURLWithPath: path))
         return path
@@ -98,9 +105,11 @@ final class GGUFArchitectureTests: XCTestCase {
     func testMisshapedGGUFTensorIsATypedError() throws {
         // Layer 0's q and k swapped: q is [kv_heads·head_dim, hidden] = [64, 64] instead of [128, 64].
         let path = try patched(
-            "qwen3", ("blk.0.attn_q.", "blk.0.attn_X."), ("blk.0.attn_k.", "blk.0.attn_q."), ("blk.0.attn_X.", "blk.0.attn_k."))
+            "qwen3", ("blk.0.attn_q.", "blk.0.attn_X."), ("blk.0.attn_k.", "blk.0.attn_q."),
+            ("blk.0.attn_X.", "blk.0.attn_k."))
         XCTAssertThrowsError(try ModelLoader.load(path)) {
-            XCTAssertEqual($0 as? ModelError, .tensorShape(name: "blk.0.attn_q.weight", expected: [128, 64], got: [64, 64]))
+            XCTAssertEqual(
+                $0 as? ModelError, .tensorShape(name: "blk.0.attn_q.weight", expected: [128, 64], got: [64, 64]))
         }
         // A head count the sizes do not divide.
         let heads = try patched("qwen3", ("qwen3.attention.head_count_kv", "qwen3.attention.head_count_kX"))
@@ -108,7 +117,9 @@ final class GGUFArchitectureTests: XCTestCase {
     }
 
     func testNotAGGUFIsATypedError() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-gguf-\(UUID().uuidString).gguf").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "tessera-gguf-\(UUID().uuidString).gguf"
+        ).path
         addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
         try Data("GGUF but not really, just text".utf8).write(to: URL(fileURLWithPath: path))
         XCTAssertThrowsError(try ModelLoader.load(path)) { XCTAssertTrue($0 is IOError, "\($0)") }
@@ -119,7 +130,9 @@ final class GGUFArchitectureTests: XCTestCase {
     func testTruncatedGGUFIsATypedError() throws {
         let source = Fixtures.fixture("gguf/gemma2") + "/model.gguf"
         let bytes = try Data(contentsOf: URL(fileURLWithPath: source))
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-gguf-\(UUID().uuidString).gguf").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "tessera-gguf-\(UUID().uuidString).gguf"
+        ).path
         addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
         try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: path))
         XCTAssertThrowsError(try ModelLoader.load(path)) { XCTAssertTrue($0 is IOError, "\($0)") }
@@ -130,16 +143,19 @@ final class GGUFArchitectureTests: XCTestCase {
     func testEveryArchitectureConverts() throws {
         for (name, modelType) in [
             ("mistral", "llama"), ("qwen2", "qwen2"), ("qwen3", "qwen3"), ("phi3", "phi3"), ("gemma2", "gemma2"),
-            ("gemma3", "gemma3_text"),
+            ("gemma3", "gemma3_text")
         ] {
             let folder = Fixtures.fixture("gguf/\(name)")
-            let out = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-convert-\(UUID().uuidString)").path
+            let out = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "tessera-convert-\(UUID().uuidString)"
+            ).path
             addTeardownBlock { try? FileManager.default.removeItem(atPath: out) }
             try ModelConverter.convert(model: folder + "/model.gguf", output: out, bits: 8, groupSize: 32)
             let loaded = try ModelLoader.load(out)
             XCTAssertEqual(loaded.modelType, modelType, name)
             let reference = try Fixtures.Reference(folder)
-            let got = Fixtures.logits(loaded.model, reference.tokens, promptLength: reference.promptLength, cache: loaded.model.makeCache())
+            let got = Fixtures.logits(
+                loaded.model, reference.tokens, promptLength: reference.promptLength, cache: loaded.model.makeCache())
             // 8-bit weights on these deliberately large random models (see ConvertTests).
             Fixtures.assertClose(got, reference.logits, rtol: 0, atol: 0.25, "\(name) converted at 8 bits")
         }
@@ -149,7 +165,8 @@ final class GGUFArchitectureTests: XCTestCase {
     /// the llama3 `rope_scaling` that gives the same factors.
     func testRopeFreqsConvertToLlama3RopeScaling() throws {
         let folder = Fixtures.fixture("gguf/llama3")
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-convert-\(UUID().uuidString)").path
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-convert-\(UUID().uuidString)")
+            .path
         addTeardownBlock { try? FileManager.default.removeItem(atPath: out) }
         try ModelConverter.convert(model: folder + "/model.gguf", output: out, bits: 8, groupSize: 32)
         let config = try ModelLoader.readConfig(out)
@@ -161,13 +178,15 @@ final class GGUFArchitectureTests: XCTestCase {
         XCTAssertEqual(config["rope_scaling"]?["original_max_position_embeddings"]?.int, 64)
         let loaded = try ModelLoader.load(out)
         let reference = try Fixtures.Reference(folder)
-        let got = Fixtures.logits(loaded.model, reference.tokens, promptLength: reference.promptLength, cache: loaded.model.makeCache())
+        let got = Fixtures.logits(
+            loaded.model, reference.tokens, promptLength: reference.promptLength, cache: loaded.model.makeCache())
         Fixtures.assertClose(got, reference.logits, rtol: 0, atol: 0.25, "llama3 converted at 8 bits")
     }
 
     /// GGUF quant blocks are 32 wide: converting one defaults to group 32.
     func testGGUFConvertsWithGroup32ByDefault() throws {
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-convert-\(UUID().uuidString)").path
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-convert-\(UUID().uuidString)")
+            .path
         addTeardownBlock { try? FileManager.default.removeItem(atPath: out) }
         try ModelConverter.convert(model: Fixtures.fixture("gguf/phi3") + "/model.gguf", output: out)
         let config = try ModelLoader.readConfig(out)

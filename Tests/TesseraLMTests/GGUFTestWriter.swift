@@ -26,7 +26,9 @@ struct GGUFTestWriter {
     init(copying file: GGUFFile, bytes: [UInt8]) {
         metadata = file.metadata.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         tensors = file.tensorInfos.map {
-            Entry(name: $0.name, shape: $0.shape, type: $0.type, data: Array(bytes[$0.offset..<($0.offset + $0.byteCount)]))
+            Entry(
+                name: $0.name, shape: $0.shape, type: $0.type,
+                data: Array(bytes[$0.offset..<($0.offset + $0.byteCount)]))
         }
         alignment = file.metadata["general.alignment"]?.int ?? 32
     }

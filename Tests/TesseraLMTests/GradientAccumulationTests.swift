@@ -14,8 +14,11 @@ import XCTest
 
 final class GradientAccumulationTests: XCTestCase {
     func model(dropout: Float = 0) throws -> TransformerModel {
-        let m = try SyntheticModel.llama(config: ModuleTreeTests.config(tied: false), bits: 4, dtype: .float32, scale: 0.3, seed: 5)
-        try Adapters.apply(to: m, AdapterConfig(numLayers: 2, parameters: LoRAParameters(rank: 4, scale: 10, dropout: dropout)), seed: 2)
+        let m = try SyntheticModel.llama(
+            config: ModuleTreeTests.config(tied: false), bits: 4, dtype: .float32, scale: 0.3, seed: 5)
+        try Adapters.apply(
+            to: m, AdapterConfig(numLayers: 2, parameters: LoRAParameters(rank: 4, scale: 10, dropout: dropout)),
+            seed: 2)
         // Nonzero B, so both A and B get gradients.
         var moved: [String: Tensor] = [:]
         for (i, (name, t)) in m.trainableParameters().flatDictionary.sorted(by: { $0.key < $1.key }).enumerated() {
@@ -31,10 +34,13 @@ final class GradientAccumulationTests: XCTestCase {
     func train(batchSize: Int, accumulation: Int, iterations: Int) throws -> [String: Tensor] {
         let m = try model()
         var options = TrainingOptions()
-        (options.iterations, options.batchSize, options.stepsPerReport, options.stepsPerEval) = (iterations, batchSize, 100, 100)
+        (options.iterations, options.batchSize, options.stepsPerReport, options.stepsPerEval) = (
+            iterations, batchSize, 100, 100
+        )
         options.gradientAccumulationSteps = accumulation
         try Trainer.train(
-            model: m, optimizer: SGD(learningRate: 0.5), adapter: AdapterConfig(), train: examples, valid: nil, options: options
+            model: m, optimizer: SGD(learningRate: 0.5), adapter: AdapterConfig(), train: examples, valid: nil,
+            options: options
         ) { _ in }
         return m.trainableParameters().flatDictionary
     }
@@ -78,15 +84,18 @@ final class GradientAccumulationTests: XCTestCase {
             let m = try model(dropout: dropout)
             let (plain, plainLoss, plainState) = gradients(m, checkpointing: false)
             let (checked, checkedLoss, checkedState) = gradients(m, checkpointing: true)
-            XCTAssertEqual(plainLoss.item(Float.self), checkedLoss.item(Float.self), accuracy: 1e-6, "dropout \(dropout)")
+            XCTAssertEqual(
+                plainLoss.item(Float.self), checkedLoss.item(Float.self), accuracy: 1e-6, "dropout \(dropout)")
             let a = plain.flatDictionary, b = checked.flatDictionary
             XCTAssertEqual(Set(a.keys), Set(b.keys))
             for (name, g) in a {
                 let scale = max(abs(g).max().item(Float.self), 1e-6)
-                XCTAssertLessThanOrEqual(abs(g - b[name]!).max().item(Float.self), 1e-5 * scale, "dropout \(dropout) \(name)")
+                XCTAssertLessThanOrEqual(
+                    abs(g - b[name]!).max().item(Float.self), 1e-5 * scale, "dropout \(dropout) \(name)")
             }
             // The random sequence continues from the same place (the recompute does not move it).
-            XCTAssertEqual(plainState[0].toArray(UInt32.self), checkedState[0].toArray(UInt32.self), "dropout \(dropout)")
+            XCTAssertEqual(
+                plainState[0].toArray(UInt32.self), checkedState[0].toArray(UInt32.self), "dropout \(dropout)")
         }
     }
 

@@ -85,9 +85,12 @@ final class InterruptedWriteTests: XCTestCase {
         for (what, bytes) in [("truncated", good.prefix(good.count - 7)), ("header bytes flipped", flipped)] {
             try bytes.write(to: URL(fileURLWithPath: cache))
             XCTAssertThrowsError(
-                try PromptCache.generator(model: loaded.model, prompt: [5, 17, 99], parameters: parameters, file: file), what
+                try PromptCache.generator(model: loaded.model, prompt: [5, 17, 99], parameters: parameters, file: file),
+                what
             ) {
-                guard case .corruptPromptCache(let path, _)? = $0 as? ModelError else { return XCTFail("\(what): \($0)") }
+                guard case .corruptPromptCache(let path, _)? = $0 as? ModelError else {
+                    return XCTFail("\(what): \($0)")
+                }
                 XCTAssertEqual(path, cache)
             }
             XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: cache)), bytes, "\(what): not overwritten")
@@ -124,7 +127,9 @@ final class InterruptedWriteTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: leftover))
         XCTAssertTrue(FileManager.default.fileExists(atPath: live))
         XCTAssertNoThrow(try ModelLoader.load(root + "/again"))
-        let left = try FileManager.default.contentsOfDirectory(atPath: root).filter { $0.contains(".partial-\(getpid())") }
+        let left = try FileManager.default.contentsOfDirectory(atPath: root).filter {
+            $0.contains(".partial-\(getpid())")
+        }
         XCTAssertEqual(left, [], "no partial folder of this process remains")
         XCTAssertTrue(ModelConverter.isPartialName("x.partial-12"))
         XCTAssertFalse(ModelConverter.isPartialName("x.partial-"))
@@ -166,7 +171,8 @@ final class InterruptedWriteTests: XCTestCase {
         func expectError(_ check: (Error) -> Void) throws {
             try Safetensors.save(tensors, metadata: metadata, to: folder + "/model.safetensors")
             XCTAssertThrowsError(try ModelLoader.load(folder)) { check($0) }
-            XCTAssertThrowsError(try ModelConverter.convert(model: folder, output: root + "/out-\(UUID().uuidString)")) {
+            XCTAssertThrowsError(try ModelConverter.convert(model: folder, output: root + "/out-\(UUID().uuidString)"))
+            {
                 check($0)
             }
         }
@@ -174,7 +180,9 @@ final class InterruptedWriteTests: XCTestCase {
         let scales = original[scalesName]!
         tensors[base + ".biases"] = Tensor.zeros([scales.dim(0), scales.dim(1) + 1], dtype: scales.dtype)
         try expectError {
-            guard case .tensorShape(let name, let expected, let got)? = $0 as? ModelError else { return XCTFail("\($0)") }
+            guard case .tensorShape(let name, let expected, let got)? = $0 as? ModelError else {
+                return XCTFail("\($0)")
+            }
             XCTAssertEqual(name, base + ".biases")
             XCTAssertNotEqual(expected, got, "\($0)")
         }

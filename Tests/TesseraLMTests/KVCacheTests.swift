@@ -17,8 +17,10 @@ final class KVCacheTests: XCTestCase {
         let folder = Fixtures.fixture("qwen3")
         let model = try ModelLoader.load(folder).model
         for bits in [4, 8] {
-            let reference = try JSONSerialization.jsonObject(
-                with: Data(contentsOf: URL(fileURLWithPath: folder + "/reference_kv\(bits).json"))) as! [String: Any]
+            let reference =
+                try JSONSerialization.jsonObject(
+                    with: Data(contentsOf: URL(fileURLWithPath: folder + "/reference_kv\(bits).json")))
+                as! [String: Any]
             let tokens = reference["tokens"] as! [Int]
             let expected = (reference["logits"] as! [[Double]]).map { $0.map(Float.init) }
             let cache = model.makeCache(maxSize: nil, quantization: try KVQuantization(bits: bits, groupSize: 32))
@@ -43,7 +45,9 @@ final class KVCacheTests: XCTestCase {
             let n = reference.promptLength
             let cache = loaded.model.makeCache(maxSize: nil, quantization: quantization)
             _ = Fixtures.logits(loaded.model, Array(reference.tokens[..<n]), promptLength: n, cache: cache)
-            let path = FileManager.default.temporaryDirectory.appendingPathComponent("prompt-\(UUID().uuidString).safetensors").path
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "prompt-\(UUID().uuidString).safetensors"
+            ).path
             defer { try? FileManager.default.removeItem(atPath: path) }
             try PromptCache.save(cache, to: path, modelIdentity: loaded.identity, metadata: ["note": "test"])
 
@@ -60,8 +64,9 @@ final class KVCacheTests: XCTestCase {
             if quantization == nil {
                 Fixtures.assertClose(rows, expected, name)
             } else {
-                let kv8 = try JSONSerialization.jsonObject(
-                    with: Data(contentsOf: URL(fileURLWithPath: folder + "/reference_kv8.json"))) as! [String: Any]
+                let kv8 =
+                    try JSONSerialization.jsonObject(
+                        with: Data(contentsOf: URL(fileURLWithPath: folder + "/reference_kv8.json"))) as! [String: Any]
                 Fixtures.assertClose(rows, Array((kv8["logits"] as! [[Double]]).map { $0.map(Float.init) }[n...]), name)
             }
 
@@ -77,8 +82,11 @@ final class KVCacheTests: XCTestCase {
         var parameters = GenerateParameters()
         parameters.sampling = .greedy
         parameters.maxTokens = 1
-        let first = try TokenGenerator(model: loaded.model, prompt: Array(reference.tokens[..<5]), parameters: parameters)
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("prompt-\(UUID().uuidString).safetensors").path
+        let first = try TokenGenerator(
+            model: loaded.model, prompt: Array(reference.tokens[..<5]), parameters: parameters)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "prompt-\(UUID().uuidString).safetensors"
+        ).path
         defer { try? FileManager.default.removeItem(atPath: path) }
         try PromptCache.save(first.cache, to: path, modelIdentity: loaded.identity)
         let restored = try PromptCache.load(path, modelIdentity: loaded.identity).caches
@@ -88,9 +96,12 @@ final class KVCacheTests: XCTestCase {
     }
 
     func testCorruptPromptCacheIsATypedError() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("prompt-\(UUID().uuidString).safetensors").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "prompt-\(UUID().uuidString).safetensors"
+        ).path
         defer { try? FileManager.default.removeItem(atPath: path) }
-        try Safetensors.save(["x": Tensor([1, 2] as [Float])], metadata: ["format": "tessera.prompt_cache.v1", "layers": "1"], to: path)
+        try Safetensors.save(
+            ["x": Tensor([1, 2] as [Float])], metadata: ["format": "tessera.prompt_cache.v1", "layers": "1"], to: path)
         XCTAssertThrowsError(try PromptCache.load(path)) { XCTAssertTrue($0 is ModelError, "\($0)") }
         try Data([1, 2, 3]).write(to: URL(fileURLWithPath: path))
         XCTAssertThrowsError(try PromptCache.load(path))

@@ -20,7 +20,10 @@ final class ModuleTreeTests: XCTestCase {
     }
 
     static func layerNames(_ i: Int, quantized: Bool) -> [String] {
-        let projections = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
+        let projections = [
+            "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj",
+            "mlp.up_proj", "mlp.down_proj"
+        ]
         let suffixes = quantized ? [".weight", ".scales", ".biases"] : [".weight"]
         return ["input_layernorm.weight", "post_attention_layernorm.weight"].map { "model.layers.\(i).\($0)" }
             + projections.flatMap { p in suffixes.map { "model.layers.\(i).\(p)\($0)" } }
@@ -28,19 +31,23 @@ final class ModuleTreeTests: XCTestCase {
 
     func testParameterNamesAreTheHuggingFaceNames() throws {
         let dense = try SyntheticModel.llama(config: Self.config(tied: false), bits: nil, dtype: .float32)
-        let expected = ["model.embed_tokens.weight", "model.norm.weight", "lm_head.weight"]
+        let expected =
+            ["model.embed_tokens.weight", "model.norm.weight", "lm_head.weight"]
             + Self.layerNames(0, quantized: false) + Self.layerNames(1, quantized: false)
         XCTAssertEqual(Set(dense.parameters().flatDictionary.keys), Set(expected))
         XCTAssertEqual(dense.parameters().flatDictionary["model.layers.1.self_attn.k_proj.weight"]?.shape, [16, 32])
 
         // mlx-community's names for a quantized, tied model; quantized layers are frozen.
         let quantized = try SyntheticModel.llama(config: Self.config(tied: true), bits: 4, groupSize: 32)
-        let quantizedNames = ["model.embed_tokens.weight", "model.embed_tokens.scales", "model.embed_tokens.biases", "model.norm.weight"]
+        let quantizedNames =
+            ["model.embed_tokens.weight", "model.embed_tokens.scales", "model.embed_tokens.biases", "model.norm.weight"]
             + Self.layerNames(0, quantized: true) + Self.layerNames(1, quantized: true)
         XCTAssertEqual(Set(quantized.parameters().flatDictionary.keys), Set(quantizedNames))
-        let norms: [String] = ["model.norm.weight"] + (0..<2).flatMap { (i: Int) -> [String] in
-            ["input_layernorm.weight", "post_attention_layernorm.weight"].map { "model.layers.\(i).\($0)" }
-        }
+        let norms: [String] =
+            ["model.norm.weight"]
+            + (0..<2).flatMap { (i: Int) -> [String] in
+                ["input_layernorm.weight", "post_attention_layernorm.weight"].map { "model.layers.\(i).\($0)" }
+            }
         XCTAssertEqual(Set(quantized.trainableParameters().flatDictionary.keys), Set(norms))
     }
 
@@ -50,27 +57,34 @@ final class ModuleTreeTests: XCTestCase {
     /// differences converge to the gradients as h shrinks until rounding
     /// takes over, and weights of std 0.3 keep every gradient far from 0).
     func testGradientsOfEveryParameterMatchFiniteDifferences() throws {
-        let model = try SyntheticModel.llama(config: Self.config(tied: false), bits: nil, dtype: .float32, scale: 0.3, seed: 7)
+        let model = try SyntheticModel.llama(
+            config: Self.config(tied: false), bits: nil, dtype: .float32, scale: 0.3, seed: 7)
         try checkGradientsAgainstFiniteDifferences(model)
     }
 
     /// A 4-bit model (QLoRA's base): the quantized layers are frozen, the
     /// norms get gradients through the quantized products.
     func testGradientsThroughQuantizedLayersMatchFiniteDifferences() throws {
-        let model = try SyntheticModel.llama(config: Self.config(tied: true), bits: 4, dtype: .float32, scale: 0.3, seed: 8)
+        let model = try SyntheticModel.llama(
+            config: Self.config(tied: true), bits: 4, dtype: .float32, scale: 0.3, seed: 8)
         XCTAssertEqual(model.trainableParameters().flattened().count, 5)
         try checkGradientsAgainstFiniteDifferences(model)
     }
 
-    func checkGradientsAgainstFiniteDifferences(_ model: TransformerModel, file: StaticString = #filePath, line: UInt = #line) throws {
+    func checkGradientsAgainstFiniteDifferences(
+        _ model: TransformerModel, file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         let ids = (0..<9).map { Int32(($0 * 37 + 5) % 64) }
-        let inputs = Tensor(Array(ids.dropLast()), shape: [1, 8]), targets = Tensor(Array(ids.dropFirst()), shape: [1, 8])
+        let inputs = Tensor(Array(ids.dropLast()), shape: [1, 8]),
+            targets = Tensor(Array(ids.dropFirst()), shape: [1, 8])
         func loss(_ m: TransformerModel, _ x: Tensor, _ y: Tensor) -> Tensor { crossEntropy(m(x), y, reduction: .mean) }
         let (value, grads) = valueAndGrad(model: model, loss)(model, inputs, targets)
         let gradients = grads.flatDictionary
         let trainable = model.trainableParameters().flatDictionary
         XCTAssertEqual(Set(gradients.keys), Set(trainable.keys), file: file, line: line)
-        XCTAssertEqual(value.item(Float.self), loss(model, inputs, targets).item(Float.self), accuracy: 1e-5, file: file, line: line)
+        XCTAssertEqual(
+            value.item(Float.self), loss(model, inputs, targets).item(Float.self), accuracy: 1e-5, file: file,
+            line: line)
 
         let h: Float = 1e-3
         for (n, (key, p)) in trainable.sorted(by: { $0.key < $1.key }).enumerated() {
@@ -86,7 +100,8 @@ final class ModuleTreeTests: XCTestCase {
             }
             let numeric = (try lossMoved(by: h) - lossMoved(by: -h)) / (2 * h)
             try model.update(parameters: [key: p], strict: false)
-            XCTAssertGreaterThan(abs(analytic), 1e-4, "\(key): a gradient that vanishes checks nothing", file: file, line: line)
+            XCTAssertGreaterThan(
+                abs(analytic), 1e-4, "\(key): a gradient that vanishes checks nothing", file: file, line: line)
             XCTAssertEqual(numeric, analytic, accuracy: 0.01 * abs(analytic) + 5e-4, key, file: file, line: line)
         }
     }
@@ -96,7 +111,9 @@ final class ModuleTreeTests: XCTestCase {
     /// then computes the same logits.
     func testParametersRoundTripThroughSafetensors() throws {
         let source = try SyntheticModel.llama(config: Self.config(tied: true), bits: 4, seed: 3)
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-lm-\(UUID().uuidString).safetensors").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "tessera-lm-\(UUID().uuidString).safetensors"
+        ).path
         addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
         try Safetensors.save(source.parameters().flatDictionary, to: path)
         let target = try SyntheticModel.llama(config: Self.config(tied: true), bits: 4, seed: 4)
@@ -111,7 +128,9 @@ final class ModuleTreeTests: XCTestCase {
     func testQuantizeModelGivesTheQuantizedCheckpointsModel() throws {
         let model = try SyntheticModel.llama(config: Self.config(tied: false), bits: nil, dtype: .float32, seed: 5)
         try quantize(model: model, groupSize: 32, bits: 4)
-        let names = ["model.embed_tokens", "lm_head"] + Self.layerNames(0, quantized: false).filter { $0.contains("proj") }
+        let names =
+            ["model.embed_tokens", "lm_head"]
+            + Self.layerNames(0, quantized: false).filter { $0.contains("proj") }
             .map { String($0.dropLast(".weight".count)) }
         for name in names {
             for suffix in [".weight", ".scales", ".biases"] {
@@ -121,7 +140,9 @@ final class ModuleTreeTests: XCTestCase {
         let loaded = try SyntheticModel.llama(config: Self.config(tied: false), bits: 4, seed: 6)
         try loaded.update(parameters: model.parameters())
         let tokens = Tensor([2, 7, 1, 8] as [Int32], shape: [1, 4])
-        XCTAssertEqual(model(tokens, cache: model.makeCache()).toArray(Float.self), loaded(tokens, cache: loaded.makeCache()).toArray(Float.self))
+        XCTAssertEqual(
+            model(tokens, cache: model.makeCache()).toArray(Float.self),
+            loaded(tokens, cache: loaded.makeCache()).toArray(Float.self))
     }
 
     /// A layer swapped by `update(modules:)` for a subclass (as adapters are)
@@ -130,7 +151,8 @@ final class ModuleTreeTests: XCTestCase {
         final class Doubled: Linear {
             override func callAsFunction(_ x: Tensor) -> Tensor { super.callAsFunction(x) * 2 }
         }
-        let model = try SyntheticModel.llama(config: Self.config(tied: true), bits: nil, dtype: .float32, scale: 0.3, seed: 9)
+        let model = try SyntheticModel.llama(
+            config: Self.config(tied: true), bits: nil, dtype: .float32, scale: 0.3, seed: 9)
         let reference = try SyntheticModel.llama(config: Self.config(tied: true), bits: nil, dtype: .float32, seed: 10)
         try reference.update(parameters: model.parameters())
         let tokens = Tensor([4, 8, 15, 16] as [Int32], shape: [1, 4])
@@ -155,7 +177,9 @@ final class ModuleTreeTests: XCTestCase {
         try model.unfreeze(keys: ["lm_head.weight", "model.layers.1.mlp.down_proj.weight"], strict: true)
         let tokens = Tensor([1, 2, 3, 4] as [Int32], shape: [1, 4])
         let targets = Tensor([2, 3, 4, 5] as [Int32], shape: [1, 4])
-        let step = valueAndGrad(model: model) { (m: TransformerModel, x: Tensor, y: Tensor) in crossEntropy(m(x), y, reduction: .mean) }
+        let step = valueAndGrad(model: model) { (m: TransformerModel, x: Tensor, y: Tensor) in
+            crossEntropy(m(x), y, reduction: .mean)
+        }
         let (_, grads) = step(model, tokens, targets)
         XCTAssertEqual(Set(grads.flatDictionary.keys), ["lm_head.weight", "model.layers.1.mlp.down_proj.weight"])
     }

@@ -9,7 +9,7 @@ import XCTest
 @testable import TesseraLM
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 final class NonRegularFileTests: XCTestCase {
@@ -53,7 +53,8 @@ final class NonRegularFileTests: XCTestCase {
 
         let other = folder + "/second"
         try FileManager.default.createDirectory(atPath: other + "/model.safetensors", withIntermediateDirectories: true)
-        let config = #"{"model_type": "llama", "hidden_size": 8, "num_hidden_layers": 1, "intermediate_size": 16,"#
+        let config =
+            #"{"model_type": "llama", "hidden_size": 8, "num_hidden_layers": 1, "intermediate_size": 16,"#
             + #" "num_attention_heads": 2, "num_key_value_heads": 1, "vocab_size": 16, "rms_norm_eps": 1e-5}"#
         XCTAssertTrue(FileManager.default.createFile(atPath: other + "/config.json", contents: Data(config.utf8)))
         let directoryShard = outcome { _ = try ModelLoader.load(other) }

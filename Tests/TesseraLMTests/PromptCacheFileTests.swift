@@ -14,7 +14,9 @@ final class PromptCacheFileTests: XCTestCase {
     typealias Fixtures = ArchitectureTests
 
     func temporaryPath() -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("prompt-\(UUID().uuidString).safetensors").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "prompt-\(UUID().uuidString).safetensors"
+        ).path
         addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
         return path
     }
@@ -31,7 +33,8 @@ final class PromptCacheFileTests: XCTestCase {
             func run(_ n: Int) throws -> PromptCacheUse {
                 let (generator, use, _) = try PromptCache.generator(
                     model: loaded.model, prompt: Array(reference.tokens[..<n]), parameters: parameters, file: file)
-                Fixtures.assertClose([generator.nextLogits!.toArray(Float.self)], [reference.logits[n - 1]], "\(name) \(use)")
+                Fixtures.assertClose(
+                    [generator.nextLogits!.toArray(Float.self)], [reference.logits[n - 1]], "\(name) \(use)")
                 return use
             }
             XCTAssertEqual(try run(5), .saved(tokens: 4), name)
@@ -39,9 +42,12 @@ final class PromptCacheFileTests: XCTestCase {
             XCTAssertEqual(try run(8), .reused(tokens: 4), "\(name): a longer prompt")
             // A prompt that does not start with the saved tokens replaces them.
             let other = [reference.tokens[1]] + Array(reference.tokens[1..<6])
-            let (_, use, _) = try PromptCache.generator(model: loaded.model, prompt: other, parameters: parameters, file: file)
+            let (_, use, _) = try PromptCache.generator(
+                model: loaded.model, prompt: other, parameters: parameters, file: file)
             XCTAssertEqual(use, .saved(tokens: 5), name)
-            XCTAssertEqual(try PromptCache.load(file.path).metadata["tokens"], other.dropLast().map(String.init).joined(separator: " "))
+            XCTAssertEqual(
+                try PromptCache.load(file.path).metadata["tokens"],
+                other.dropLast().map(String.init).joined(separator: " "))
             XCTAssertEqual(try run(5), .saved(tokens: 4), "\(name): back to the first prompt")
             // Caches of another size or precision are not reused.
             var quantized = parameters
@@ -65,7 +71,9 @@ final class PromptCacheFileTests: XCTestCase {
                 model: loaded.model, prompt: [5, 17, 99], parameters: parameters,
                 file: PromptCacheFile(path: path, modelIdentity: loaded.identity))
         ) {
-            guard case .promptCacheForAnotherModel(let p, let saved, _)? = $0 as? ModelError else { return XCTFail("\($0)") }
+            guard case .promptCacheForAnotherModel(let p, let saved, _)? = $0 as? ModelError else {
+                return XCTFail("\($0)")
+            }
             XCTAssertEqual(p, path)
             XCTAssertEqual(saved, "another model")
         }
@@ -92,7 +100,9 @@ final class PromptCacheFileTests: XCTestCase {
         parameters.sampling = .greedy
         parameters.maxTokens = 6
         let prompt = [5, 17, 99, 3, 64, 120, 42]
-        func run(_ file: PromptCacheFile?) async throws -> (tokens: [Int], uses: [PromptCacheUse], stats: GenerationStats) {
+        func run(_ file: PromptCacheFile?) async throws -> (
+            tokens: [Int], uses: [PromptCacheUse], stats: GenerationStats
+        ) {
             var tokens: [Int] = [], uses: [PromptCacheUse] = [], stats = GenerationStats()
             for try await event in generator.generate(prompt: prompt, parameters: parameters, promptCache: file) {
                 switch event {

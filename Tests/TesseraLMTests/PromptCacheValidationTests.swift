@@ -13,7 +13,9 @@ final class PromptCacheValidationTests: XCTestCase {
     typealias Fixtures = ArchitectureTests
 
     private func temporaryPath() -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("cache-\(UUID().uuidString).safetensors").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "cache-\(UUID().uuidString).safetensors"
+        ).path
         addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
         return path
     }
@@ -24,16 +26,19 @@ final class PromptCacheValidationTests: XCTestCase {
     ) throws {
         let before = try Data(contentsOf: URL(fileURLWithPath: file.path))
         XCTAssertThrowsError(
-            try PromptCache.generator(model: model, prompt: [5, 17, 99, 3], parameters: GenerateParameters(), file: file),
+            try PromptCache.generator(
+                model: model, prompt: [5, 17, 99, 3], parameters: GenerateParameters(), file: file),
             line: line
         ) { XCTAssertTrue("\($0)".contains(reason), "\($0)", line: line) }
-        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: file.path)), before, "the file was rewritten", line: line)
+        XCTAssertEqual(
+            try Data(contentsOf: URL(fileURLWithPath: file.path)), before, "the file was rewritten", line: line)
     }
 
     func testCorruptCachesAreErrorsAndLeftAlone() throws {
         let loaded = try ModelLoader.load(Fixtures.fixture("qwen2"))
         let valid = PromptCacheFile(path: temporaryPath(), modelIdentity: loaded.identity)
-        _ = try PromptCache.generator(model: loaded.model, prompt: [5, 17, 99], parameters: GenerateParameters(), file: valid)
+        _ = try PromptCache.generator(
+            model: loaded.model, prompt: [5, 17, 99], parameters: GenerateParameters(), file: valid)
         let (tensors, metadata) = try Safetensors.load(valid.path)
         let keys = try XCTUnwrap(tensors["layer.0.0"])
 
@@ -48,7 +53,8 @@ final class PromptCacheValidationTests: XCTestCase {
         let model = loaded.model
         try assertRefused(model, try variant { _, m in m["layers"] = "1152921504606846976" }, "layers is not a count")
         try assertRefused(model, try variant { _, m in m["layers"] = "1" }, "1 layers, but the model has 2")
-        try assertRefused(model, try variant { _, m in m["layer.1.tensors"] = "4611686018427387904" }, "layer.1.tensors")
+        try assertRefused(
+            model, try variant { _, m in m["layer.1.tensors"] = "4611686018427387904" }, "layer.1.tensors")
         try assertRefused(model, try variant { _, m in m["layer.0.offset"] = "-3" }, "layer.0.offset")
         try assertRefused(model, try variant { t, _ in t["layer.0.0"] = keys.asType(.float16) }, "layer 0 holds")
         try assertRefused(
@@ -68,7 +74,8 @@ final class PromptCacheValidationTests: XCTestCase {
         let qwen2 = try ModelLoader.load(Fixtures.fixture("qwen2"))
         let qwen3 = try ModelLoader.load(Fixtures.fixture("qwen3"))
         let file = PromptCacheFile(path: temporaryPath(), modelIdentity: "same name")
-        _ = try PromptCache.generator(model: qwen3.model, prompt: [5, 17, 99], parameters: GenerateParameters(), file: file)
+        _ = try PromptCache.generator(
+            model: qwen3.model, prompt: [5, 17, 99], parameters: GenerateParameters(), file: file)
         try assertRefused(qwen2.model, file, "but the model's cache holds")
         // The model that wrote it still reuses it.
         let (_, use, _) = try PromptCache.generator(

@@ -90,7 +90,8 @@ final class SerialEngineTests: XCTestCase {
         let engine = SerialEngine(model: m, maxQueue: 4)
         let free = try await collect(engine.submit(EngineRequest(promptTokens: prompt, maxTokens: 8)))
         let stop = try XCTUnwrap(free.tokens.dropFirst(2).first?.id)
-        let stopped = try await collect(engine.submit(EngineRequest(promptTokens: prompt, maxTokens: 8, stopTokens: [stop])))
+        let stopped = try await collect(
+            engine.submit(EngineRequest(promptTokens: prompt, maxTokens: 8, stopTokens: [stop])))
         let cut = try XCTUnwrap(free.tokens.firstIndex { $0.id == stop })
         XCTAssertEqual(stopped.tokens.map(\.id), Array(free.tokens.prefix(cut).map(\.id)))
         XCTAssertEqual(stopped.reason, .stop)
@@ -148,7 +149,8 @@ final class SerialEngineTests: XCTestCase {
         await engine.shutdown()
         for stream in streams {
             let result = try await collect(stream)
-            XCTAssertTrue(result.reason == .cancelled || result.reason == .length, "\(String(describing: result.reason))")
+            XCTAssertTrue(
+                result.reason == .cancelled || result.reason == .length, "\(String(describing: result.reason))")
         }
         XCTAssertThrowsError(try engine.submit(EngineRequest(promptTokens: prompt, maxTokens: 2))) {
             XCTAssertEqual($0 as? EngineError, .shuttingDown)

@@ -18,9 +18,9 @@ final class SmolLM2LoRATests: XCTestCase {
 
     func testLoRALowersValidationLossAndTeachesTheFormat() throws {
         #if DEBUG
-        if ProcessInfo.processInfo.environment["TESSERA_SLOW_TESTS"] == nil {
-            throw XCTSkip("runs in release builds (or set TESSERA_SLOW_TESTS=1)")
-        }
+            if ProcessInfo.processInfo.environment["TESSERA_SLOW_TESTS"] == nil {
+                throw XCTSkip("runs in release builds (or set TESSERA_SLOW_TESTS=1)")
+            }
         #endif
         let loaded = try ModelLoader.load(try SmolLM2ReferenceTests.modelPath())
         guard let model = loaded.model as? TransformerModel else { return XCTFail("not a module tree") }
@@ -41,11 +41,14 @@ final class SmolLM2LoRATests: XCTestCase {
             }
         }
         let final = Trainer.evaluate(model: model, valid, batchSize: 4, maxSequenceLength: 2048, batches: -1)
-        print("validation loss: \(initial) -> \(final) (\(Int(100 * (1 - final / initial)))% lower) in \(Self.iterations) steps")
+        print(
+            "validation loss: \(initial) -> \(final) (\(Int(100 * (1 - final / initial)))% lower) in \(Self.iterations) steps"
+        )
         XCTAssertLessThanOrEqual(final, 0.7 * initial)
 
         // Held-out prompts: greedy answers in the taught format.
-        let lines = try String(contentsOfFile: Self.data + "/test.jsonl", encoding: .utf8).split(separator: "\n").prefix(5)
+        let lines = try String(contentsOfFile: Self.data + "/test.jsonl", encoding: .utf8).split(separator: "\n")
+            .prefix(5)
         let generator = TextGenerator(model: model, tokenizer: tokenizer)
         var parameters = GenerateParameters()
         (parameters.maxTokens, parameters.sampling) = (32, .greedy)

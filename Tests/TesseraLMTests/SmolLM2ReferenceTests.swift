@@ -25,11 +25,11 @@ final class SmolLM2ReferenceTests: XCTestCase {
     /// generate` uses .high).
     func testGreedyIdsAndTopLogitsMatchTheReference() throws {
         #if DEBUG
-        // 3 × 48 decode steps of unoptimised kernels take many minutes; CI runs it in release:
-        // swift test -c release -Xswiftc -enable-testing --filter SmolLM2ReferenceTests
-        if ProcessInfo.processInfo.environment["TESSERA_SLOW_TESTS"] == nil {
-            throw XCTSkip("runs in release builds (or set TESSERA_SLOW_TESTS=1)")
-        }
+            // 3 × 48 decode steps of unoptimised kernels take many minutes; CI runs it in release:
+            // swift test -c release -Xswiftc -enable-testing --filter SmolLM2ReferenceTests
+            if ProcessInfo.processInfo.environment["TESSERA_SLOW_TESTS"] == nil {
+                throw XCTSkip("runs in release builds (or set TESSERA_SLOW_TESTS=1)")
+            }
         #endif
         let loaded = try ModelLoader.load(try Self.modelPath())
         let reference = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.referenceURL)) as! [String: Any]
@@ -38,25 +38,25 @@ final class SmolLM2ReferenceTests: XCTestCase {
         let saved = QuantizedMatmulPrecision.current
         defer { QuantizedMatmulPrecision.current = saved }
         for precision in [QuantizedMatmulPrecision.highest, .high] {
-        QuantizedMatmulPrecision.current = precision
-        for (name, prompt) in prompts.sorted(by: { $0.key < $1.key }) {
-            let name = "\(name) (\(precision))"
-            let ids = prompt["prompt_ids"] as! [Int]
-            let expected = prompt["greedy_ids_48"] as! [Int]
-            var parameters = GenerateParameters()
-            parameters.maxTokens = expected.count
-            parameters.sampling = .greedy
-            var generator = try TokenGenerator(model: loaded.model, prompt: ids, parameters: parameters)
-            if let top5 = prompt["top5_at_last_prompt_position"] as? [String: Any] {
-                let logits = generator.nextLogits!.toArray(Float.self)
-                for (id, value) in zip(top5["ids"] as! [Int], top5["logits"] as! [Double]) {
-                    XCTAssertEqual(Double(logits[id]), value, accuracy: 1e-2, "prompt \(name): logit of \(id)")
+            QuantizedMatmulPrecision.current = precision
+            for (name, prompt) in prompts.sorted(by: { $0.key < $1.key }) {
+                let name = "\(name) (\(precision))"
+                let ids = prompt["prompt_ids"] as! [Int]
+                let expected = prompt["greedy_ids_48"] as! [Int]
+                var parameters = GenerateParameters()
+                parameters.maxTokens = expected.count
+                parameters.sampling = .greedy
+                var generator = try TokenGenerator(model: loaded.model, prompt: ids, parameters: parameters)
+                if let top5 = prompt["top5_at_last_prompt_position"] as? [String: Any] {
+                    let logits = generator.nextLogits!.toArray(Float.self)
+                    for (id, value) in zip(top5["ids"] as! [Int], top5["logits"] as! [Double]) {
+                        XCTAssertEqual(Double(logits[id]), value, accuracy: 1e-2, "prompt \(name): logit of \(id)")
+                    }
                 }
+                var produced: [Int] = []
+                while let t = try generator.next() { produced.append(t) }
+                XCTAssertEqual(produced, expected, "prompt \(name)")
             }
-            var produced: [Int] = []
-            while let t = try generator.next() { produced.append(t) }
-            XCTAssertEqual(produced, expected, "prompt \(name)")
-        }
         }
     }
 
@@ -65,12 +65,13 @@ final class SmolLM2ReferenceTests: XCTestCase {
     /// varied corpus and the same chat prompt, and the model the same greedy ids.
     func testConvertedFolderTokenizesAndGeneratesAsTheGGUF() throws {
         #if DEBUG
-        if ProcessInfo.processInfo.environment["TESSERA_SLOW_TESTS"] == nil {
-            throw XCTSkip("runs in release builds (or set TESSERA_SLOW_TESTS=1)")
-        }
+            if ProcessInfo.processInfo.environment["TESSERA_SLOW_TESTS"] == nil {
+                throw XCTSkip("runs in release builds (or set TESSERA_SLOW_TESTS=1)")
+            }
         #endif
         let path = try Self.modelPath()
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-smollm2-\(UUID().uuidString)").path
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-smollm2-\(UUID().uuidString)")
+            .path
         addTeardownBlock { try? FileManager.default.removeItem(atPath: out) }
         try ModelConverter.convert(model: path, output: out, bits: 8, groupSize: 32)
         let gguf = try TextGenerator(loaded: try ModelLoader.load(path))

@@ -13,20 +13,28 @@ final class SmolLM2TextTests: XCTestCase {
         let loaded = try ModelLoader.load(try SmolLM2ReferenceTests.modelPath())
         let generator = try TextGenerator(loaded: loaded)
         let tokenizer = generator.tokenizer
-        let reference = try JSONSerialization.jsonObject(with: Data(contentsOf: SmolLM2ReferenceTests.referenceURL)) as! [String: Any]
+        let reference =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: SmolLM2ReferenceTests.referenceURL))
+            as! [String: Any]
         let prompts = reference["prompts"] as! [String: [String: Any]]
         for (name, prompt) in prompts {
             let text = prompt["prompt"] as! String
-            XCTAssertEqual(tokenizer.encode(text, addSpecialTokens: false), prompt["prompt_ids"] as! [Int], "prompt \(name)")
             XCTAssertEqual(
-                tokenizer.decode(prompt["greedy_ids_48"] as! [Int]), prompt["greedy_text"] as! String, "prompt \(name) text")
+                tokenizer.encode(text, addSpecialTokens: false), prompt["prompt_ids"] as! [Int], "prompt \(name)")
+            XCTAssertEqual(
+                tokenizer.decode(prompt["greedy_ids_48"] as! [Int]), prompt["greedy_text"] as! String,
+                "prompt \(name) text")
         }
         // Prompt c is SmolLM2's template applied to one user message (default system prompt).
         let c = prompts["c"]!
         let question = "What is the tallest mountain in the world?"
-        XCTAssertEqual(try generator.promptTokens(messages: [ChatMessage(role: "user", content: question)]), c["prompt_ids"] as! [Int])
         XCTAssertEqual(
-            try tokenizer.applyChatTemplate(messages: [.object(JSONObject([("role", "user"), ("content", .string(question))]))]),
+            try generator.promptTokens(messages: [ChatMessage(role: "user", content: question)]),
+            c["prompt_ids"] as! [Int])
+        XCTAssertEqual(
+            try tokenizer.applyChatTemplate(messages: [
+                .object(JSONObject([("role", "user"), ("content", .string(question))]))
+            ]),
             c["prompt"] as! String)
     }
 
@@ -36,7 +44,9 @@ final class SmolLM2TextTests: XCTestCase {
         parameters.maxTokens = 1
         XCTAssertThrowsError(try TokenGenerator(model: loaded.model, prompt: [], parameters: parameters))
         XCTAssertThrowsError(try TokenGenerator(model: loaded.model, prompt: [1, 999_999], parameters: parameters))
-        XCTAssertThrowsError(try TokenGenerator(model: loaded.model, prompt: [Int](repeating: 1, count: 9000), parameters: parameters)) {
+        XCTAssertThrowsError(
+            try TokenGenerator(model: loaded.model, prompt: [Int](repeating: 1, count: 9000), parameters: parameters)
+        ) {
             XCTAssertEqual($0 as? ModelError, .promptTooLong(tokens: 9000, context: 8192))
         }
         XCTAssertThrowsError(try ModelLoader.load("/nonexistent/model.gguf")) { XCTAssertTrue($0 is ModelError) }
@@ -68,8 +78,9 @@ final class SmolLM2TextTests: XCTestCase {
         for text in try Self.corpus() {
             let ids = gguf.encode(text)
             XCTAssertEqual(folder.encode(text), ids, text)
-            XCTAssertEqual(folder.encode(text, addSpecialTokens: false, splitSpecialTokens: false),
-                           gguf.encode(text, addSpecialTokens: false, splitSpecialTokens: false), text)
+            XCTAssertEqual(
+                folder.encode(text, addSpecialTokens: false, splitSpecialTokens: false),
+                gguf.encode(text, addSpecialTokens: false, splitSpecialTokens: false), text)
             XCTAssertEqual(folder.decode(ids), gguf.decode(ids), text)
         }
         XCTAssertEqual(folder.bosTokenID, gguf.bosTokenID)

@@ -48,12 +48,12 @@ final class SplitRegexTests: XCTestCase {
     func testMatchesTheHandWrittenScanners() throws {
         let alphabet: [Unicode.Scalar] = [
             "a", "b", "Z", "s", "S", "t", "'", "1", "2", "9", " ", " ", "\n", "\r", "\t", "\u{0B}", "\u{85}",
-            "\u{A0}", "\u{3000}", ".", "!", "-", "_", "日", "本", "é", "\u{301}", "😀", "٣", "Ⅻ", "ß",
+            "\u{A0}", "\u{3000}", ".", "!", "-", "_", "日", "本", "é", "\u{301}", "😀", "٣", "Ⅻ", "ß"
         ]
         var rng = SplitMix(state: 18)
         for (pattern, known) in [
             (KnownPattern.gpt2Source, KnownPattern.gpt2), (KnownPattern.llama3Source, .llama3),
-            (KnownPattern.qwen2Source, .qwen2),
+            (KnownPattern.qwen2Source, .qwen2)
         ] {
             let splitter = try RegexSplitter(source: pattern)
             for k in 0..<400 {

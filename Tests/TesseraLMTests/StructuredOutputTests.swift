@@ -77,13 +77,13 @@ final class StructuredOutputTests: XCTestCase {
         let any = JSONGrammar.anyJSONObject
         for text in [
             "{}", "{\"a\":1}", "{\"a\":[1,2.5,-3e+2,true,false,null,\"x\"],\"b\":{\"c\":{}}}",
-            "{\"é\":\"\\u00e9\\n\\\"\"}", " {\"k\" : \"v\" } ",
+            "{\"é\":\"\\u00e9\\n\\\"\"}", " {\"k\" : \"v\" } "
         ] where !text.hasSuffix(" ") {
             XCTAssertTrue(Self.accepts(any, text), text)
         }
         for text in [
             "[]", "1", "\"s\"", "{\"a\":01}", "{\"a\":1.}", "{\"a\":tru}", "{a:1}", "{\"a\":1,}", "{\"a\":\"\u{01}\"}",
-            "{\"a\":\"\\x\"}", "{\"a\":\"\\ud800\"}", "{\"a\":-}", "{\"a\":1e}",
+            "{\"a\":\"\\x\"}", "{\"a\":\"\\ud800\"}", "{\"a\":-}", "{\"a\":1e}"
         ] {
             XCTAssertFalse(Self.accepts(any, text), text)
         }
@@ -110,7 +110,8 @@ final class StructuredOutputTests: XCTestCase {
         XCTAssertTrue(Self.accepts(any, "{\"a\":" + String(repeating: "9", count: 15) + "}"))
         XCTAssertFalse(Self.accepts(any, "{\"a\":" + String(repeating: "9", count: 16) + "}"))
         // Nesting is bounded too.
-        XCTAssertFalse(Self.accepts(any, "{\"a\":" + String(repeating: "[", count: 40) + String(repeating: "]", count: 40) + "}"))
+        XCTAssertFalse(
+            Self.accepts(any, "{\"a\":" + String(repeating: "[", count: 40) + String(repeating: "]", count: 40) + "}"))
     }
 
     func testUnsupportedKeywordsAreListedNotDropped() throws {
@@ -119,9 +120,9 @@ final class StructuredOutputTests: XCTestCase {
             "properties": [
                 "name": ["type": "string", "minLength": 2, "pattern": "^a"],
                 "when": ["type": "string", "format": "date-time"],
-                "ref": ["$ref": "#/$defs/x"],
+                "ref": ["$ref": "#/$defs/x"]
             ],
-            "$defs": ["x": ["type": "integer"]],
+            "$defs": ["x": ["type": "integer"]]
         ]
         XCTAssertThrowsError(try JSONGrammar(schema: schema)) { error in
             guard case StructuredOutputError.unsupportedKeywords(let list) = error else {
@@ -129,7 +130,10 @@ final class StructuredOutputTests: XCTestCase {
             }
             XCTAssertEqual(
                 Set(list),
-                ["#: $defs", "#/properties/name: minLength", "#/properties/name: pattern", "#/properties/when: format", "#/properties/ref: $ref"])
+                [
+                    "#: $defs", "#/properties/name: minLength", "#/properties/name: pattern",
+                    "#/properties/when: format", "#/properties/ref: $ref"
+                ])
         }
         XCTAssertThrowsError(try JSONGrammar(schema: ["oneOf": [["type": "number"], ["type": "integer"]]])) { error in
             guard case StructuredOutputError.unsupportedKeywords(let list) = error else { return XCTFail("\(error)") }
@@ -152,8 +156,9 @@ final class StructuredOutputTests: XCTestCase {
     func testTrieWalkEqualsBruteForce() throws {
         let words = [
             "{", "}", "{\"", "\"", "\":", ":", ",", ",\"", " ", "  ", "\n", "[", "]", "a", "ab", "abc", "name", "na",
-            "\"name", "\":\"", "1", "12", "0", ".", "5", "e", "-", "true", "tr", "ue", "null", "x\"", "\\", "\\n", "\"}",
-            "é", "\u{2713}",
+            "\"name", "\":\"", "1", "12", "0", ".", "5", "e", "-", "true", "tr", "ue", "null", "x\"", "\\", "\\n",
+            "\"}",
+            "é", "\u{2713}"
         ]
         var pieces: [[UInt8]?] = words.map { Array($0.utf8) }
         pieces.append(nil)  // a special token
@@ -163,8 +168,10 @@ final class StructuredOutputTests: XCTestCase {
         let vocabulary = TokenVocabulary(pieces: pieces)
         let schema: JSONValue = [
             "type": "object",
-            "properties": ["name": ["type": "string"], "n": ["type": ["integer", "null"]], "t": ["enum": [true, "abc"]]],
-            "required": ["name"], "additionalProperties": false,
+            "properties": [
+                "name": ["type": "string"], "n": ["type": ["integer", "null"]], "t": ["enum": [true, "abc"]]
+            ],
+            "required": ["name"], "additionalProperties": false
         ]
         let grammar = try JSONGrammar(schema: schema)
         for text in ["{\"name\":\"ab\\n\u{2713}x\",\"n\":12,\"t\":true}", "{\"n\":null,\"name\":\"\"}"] {
@@ -211,7 +218,9 @@ final class StructuredOutputTests: XCTestCase {
         var frontier = [automaton.stacks]
         var seen = Set<[[JSONAutomaton.Frame]]>(frontier)
         for depth in 0...limit {
-            if frontier.contains(where: { s in s.contains { $0.isEmpty } || Self.completes(automaton, s) }) { return depth }
+            if frontier.contains(where: { s in s.contains { $0.isEmpty } || Self.completes(automaton, s) }) {
+                return depth
+            }
             var next: [[[JSONAutomaton.Frame]]] = []
             for state in frontier {
                 for b in 0...255 {
@@ -235,7 +244,9 @@ final class StructuredOutputTests: XCTestCase {
     /// of single bytes and longer pieces) always end with complete JSON.
     func testBudgetSteersToCompletion() throws {
         var words: [String] = (0x20..<0x7F).map { String(UnicodeScalar(UInt8($0))) }
-        words += ["\n", "{\"", "\":", "\":\"", "[1,", "[[", "true", "null", "\u{2713}", "éé", "\",\"", "1234567", "        "]
+        words += [
+            "\n", "{\"", "\":", "\":\"", "[1,", "[[", "true", "null", "\u{2713}", "éé", "\",\"", "1234567", "        "
+        ]
         var pieces: [[UInt8]?] = words.map { Array($0.utf8) }
         pieces.append(nil)
         let eos = pieces.count - 1
@@ -253,7 +264,8 @@ final class StructuredOutputTests: XCTestCase {
                 let maxTokens = minimum + extra
                 let constraint = try XCTUnwrap(
                     JSONConstraint(
-                        format: .jsonSchema(c.schema), vocabulary: vocabulary, endTokens: [eos], maxTokens: steered ? maxTokens : nil))
+                        format: .jsonSchema(c.schema), vocabulary: vocabulary, endTokens: [eos],
+                        maxTokens: steered ? maxTokens : nil))
                 XCTAssertEqual(constraint.minimumTokens, minimum)
                 var generated: [Int] = []
                 var ended = false
@@ -262,8 +274,12 @@ final class StructuredOutputTests: XCTestCase {
                     guard case .allowed(let set) = next else { ended = true; break }
                     // Prefer opening things: the walk that would run past the budget unsteered.
                     let sorted = set.sorted()
-                    let openers = sorted.filter { [UInt8(ascii: "["), UInt8(ascii: "{"), UInt8(ascii: "\"")].contains(pieces[$0]?.first ?? 0) }
-                    let pick = !openers.isEmpty && random(3) > 0 ? openers[random(openers.count)] : sorted[random(sorted.count)]
+                    let openers = sorted.filter {
+                        [UInt8(ascii: "["), UInt8(ascii: "{"), UInt8(ascii: "\"")].contains(pieces[$0]?.first ?? 0)
+                    }
+                    let pick =
+                        !openers.isEmpty && random(3) > 0
+                        ? openers[random(openers.count)] : sorted[random(sorted.count)]
                     if pick == eos { ended = true; break }
                     generated.append(pick)
                 }
@@ -271,7 +287,9 @@ final class StructuredOutputTests: XCTestCase {
                 var a = JSONAutomaton(grammar: grammar)
                 let complete = a.consume(text) && a.isComplete
                 if steered {
-                    XCTAssertTrue(complete, "\(c.name) in \(maxTokens) tokens (ended: \(ended)): \(String(decoding: text, as: UTF8.self))")
+                    XCTAssertTrue(
+                        complete,
+                        "\(c.name) in \(maxTokens) tokens (ended: \(ended)): \(String(decoding: text, as: UTF8.self))")
                     walks += 1
                 } else if !complete {
                     unsteeredIncomplete += 1
@@ -314,14 +332,19 @@ final class StructuredOutputTests: XCTestCase {
 
     func testForcedToolCallGrammarPerFamily() throws {
         let tool = try Self.weatherTool()
-        let other: JSONValue = ["type": "function", "function": ["name": "ping", "parameters": ["type": "object", "properties": [:]]]]
+        let other: JSONValue = [
+            "type": "function", "function": ["name": "ping", "parameters": ["type": "object", "properties": [:]]]
+        ]
         let cases: [(ToolCallFormat, String, String)] = [
-            (.hermes, "<tool_call>\n", "\n</tool_call>"), (.llama3, "", ""), (.mistral, "[TOOL_CALLS][", "]"),
+            (.hermes, "<tool_call>\n", "\n</tool_call>"), (.llama3, "", ""), (.mistral, "[TOOL_CALLS][", "]")
         ]
         for (format, open, close) in cases {
             let key = format == .llama3 ? "parameters" : "arguments"
             let grammar = try JSONGrammar(toolCallOf: [tool, other], only: nil, format: format)
-            let good = open + "{\"name\":\"get_weather\",\"\(key)\":{\"city\":\"Paris\",\"unit\":\"celsius\",\"extra\":{\"x\":true}}}" + close
+            let good =
+                open
+                + "{\"name\":\"get_weather\",\"\(key)\":{\"city\":\"Paris\",\"unit\":\"celsius\",\"extra\":{\"x\":true}}}"
+                + close
             XCTAssertTrue(Self.accepts(grammar, good), good)
             let parsed = ToolCallStreamParser.parse(good, format: format)
             XCTAssertEqual(parsed.calls.map(\.name), ["get_weather"])
@@ -331,7 +354,7 @@ final class StructuredOutputTests: XCTestCase {
                 open + "{\"name\":\"get_weather\",\"\(key)\":{\"unit\":\"celsius\"}}" + close,  // city is required
                 open + "{\"name\":\"get_weather\",\"\(key)\":{\"city\":\"P\",\"unit\":\"kelvin\"}}" + close,
                 open + "{\"name\":\"pong\",\"\(key)\":{}}" + close,
-                open + "{\"name\":\"ping\",\"other\":{}}" + close,
+                open + "{\"name\":\"ping\",\"other\":{}}" + close
             ]
             if !close.isEmpty { bad.append(open + "{\"name\":\"ping\",\"\(key)\":{}}") }  // the closing marker is missing
             for text in bad { XCTAssertFalse(Self.accepts(grammar, text), text) }
@@ -359,7 +382,8 @@ final class StructuredOutputTests: XCTestCase {
 
     /// Decodes under `schema` with the model: the filter's mask before each sample.
     static func decode(
-        _ generator: TextGenerator, vocabulary: TokenVocabulary, schema: JSONValue, sampling: SamplingParameters, maxTokens: Int
+        _ generator: TextGenerator, vocabulary: TokenVocabulary, schema: JSONValue, sampling: SamplingParameters,
+        maxTokens: Int
     ) throws -> (text: String, finished: Bool, stepSeconds: [Double]) {
         let tokenizer = generator.tokenizer
         let end = Set([tokenizer.eosTokenID, tokenizer.tokenID("<|im_end|>")].compactMap { $0 })
@@ -368,16 +392,18 @@ final class StructuredOutputTests: XCTestCase {
         XCTAssertLessThanOrEqual(constraint.minimumTokens, maxTokens)
         return try decode(
             generator, constraint: constraint, end: end,
-            question: "Give one example of JSON for this schema: \(schema.compactText)", sampling: sampling, maxTokens: maxTokens)
+            question: "Give one example of JSON for this schema: \(schema.compactText)", sampling: sampling,
+            maxTokens: maxTokens)
     }
 
     static func decode(
-        _ generator: TextGenerator, constraint: JSONConstraint, end: Set<Int>, question: String, sampling: SamplingParameters,
+        _ generator: TextGenerator, constraint: JSONConstraint, end: Set<Int>, question: String,
+        sampling: SamplingParameters,
         maxTokens: Int
     ) throws -> (text: String, finished: Bool, stepSeconds: [Double]) {
         let tokenizer = generator.tokenizer
         let prompt = try generator.promptTokens(messages: [
-            ChatMessage(role: "system", content: "Reply with JSON only."), ChatMessage(role: "user", content: question),
+            ChatMessage(role: "system", content: "Reply with JSON only."), ChatMessage(role: "user", content: question)
         ])
         let model = generator.model
         let cache = model.makeCache()
@@ -404,7 +430,8 @@ final class StructuredOutputTests: XCTestCase {
     /// skips without python3/jsonschema unless TESSERA_REQUIRE_PYTHON=1.
     static func validateWithPython(_ pairs: [(schema: JSONValue, output: String)]) throws -> [String] {
         let environment = ProcessInfo.processInfo.environment
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-structured-\(UUID().uuidString)")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "tessera-structured-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let input = dir.appendingPathComponent("outputs.json")
@@ -438,9 +465,9 @@ final class StructuredOutputTests: XCTestCase {
     /// validates. In release (CI): swift test -c release --filter StructuredOutputTests
     func testSmolLM2OutputsForTwentySchemasParseAndValidate() throws {
         #if DEBUG
-        if ProcessInfo.processInfo.environment["TESSERA_SLOW_TESTS"] == nil {
-            throw XCTSkip("runs in release builds (or set TESSERA_SLOW_TESTS=1)")
-        }
+            if ProcessInfo.processInfo.environment["TESSERA_SLOW_TESTS"] == nil {
+                throw XCTSkip("runs in release builds (or set TESSERA_SLOW_TESTS=1)")
+            }
         #endif
         try runSchemas(count: 20, maxTokens: 160)
     }
@@ -457,7 +484,8 @@ final class StructuredOutputTests: XCTestCase {
         let end = Set([tokenizer.eosTokenID, tokenizer.tokenID("<|im_end|>")].compactMap { $0 })
         // Compact (one whitespace byte in a row) so the call fits in few tokens.
         let constraint = try JSONConstraint(
-            toolCallOf: [tool], format: .hermes, vocabulary: vocabulary, endTokens: end, maxTokens: 80, maxWhitespace: 1)
+            toolCallOf: [tool], format: .hermes, vocabulary: vocabulary, endTokens: end, maxTokens: 80, maxWhitespace: 1
+        )
         let r = try Self.decode(
             generator, constraint: constraint, end: end, question: "What is the weather in Paris? Call get_weather.",
             sampling: .greedy, maxTokens: 80)
@@ -482,7 +510,8 @@ final class StructuredOutputTests: XCTestCase {
         var steps: [Double] = []
         for c in cases {
             for sampling in [SamplingParameters.greedy, seeded] {
-                let r = try Self.decode(generator, vocabulary: vocabulary, schema: c.schema, sampling: sampling, maxTokens: maxTokens)
+                let r = try Self.decode(
+                    generator, vocabulary: vocabulary, schema: c.schema, sampling: sampling, maxTokens: maxTokens)
                 XCTAssertTrue(r.finished, "\(c.name): not complete in \(maxTokens) tokens: \(r.text)")
                 XCTAssertTrue(Self.accepts(try JSONGrammar(schema: c.schema), r.text), "\(c.name): \(r.text)")
                 pairs.append((c.schema, r.text))
@@ -492,6 +521,8 @@ final class StructuredOutputTests: XCTestCase {
         let lines = try Self.validateWithPython(pairs)
         XCTAssertEqual(lines.filter { $0.hasPrefix("ok") }.count, pairs.count, lines.joined(separator: "\n"))
         steps.sort()
-        print("structured output: \(lines.filter { $0.hasPrefix("ok") }.count) of \(pairs.count) outputs valid; filter step median \(steps[steps.count / 2] * 1000) ms, max \((steps.last ?? 0) * 1000) ms")
+        print(
+            "structured output: \(lines.filter { $0.hasPrefix("ok") }.count) of \(pairs.count) outputs valid; filter step median \(steps[steps.count / 2] * 1000) ms, max \((steps.last ?? 0) * 1000) ms"
+        )
     }
 }

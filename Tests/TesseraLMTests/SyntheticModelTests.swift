@@ -10,8 +10,9 @@ final class SyntheticModelTests: XCTestCase {
     func testSmolLM2ConfigHasTheDefaultModelsShapes() throws {
         let json = try JSONValue(parsing: SyntheticModel.smolLM2Config())
         let c = try ModelRegistry.architecture("llama").configuration(ConfigReader(json: json))
-        XCTAssertEqual([c.hiddenSize, c.layerCount, c.intermediateSize, c.headCount, c.kvHeadCount, c.headDim, c.vocabularySize],
-                       [576, 30, 1536, 9, 3, 64, 49152])
+        XCTAssertEqual(
+            [c.hiddenSize, c.layerCount, c.intermediateSize, c.headCount, c.kvHeadCount, c.headDim, c.vocabularySize],
+            [576, 30, 1536, 9, 3, 64, 49152])
         XCTAssertTrue(c.tiedEmbeddings)
     }
 

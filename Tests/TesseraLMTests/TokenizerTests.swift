@@ -47,7 +47,8 @@ final class TokenizerTests: XCTestCase {
         for c in try Self.cases(name) {
             let label = "\(name): \(c.text.debugDescription.prefix(60))"
             XCTAssertEqual(tokenizer.encode(c.text, addSpecialTokens: false), c.idsPlain, label)
-            XCTAssertEqual(tokenizer.encode(c.text, addSpecialTokens: false, splitSpecialTokens: false), c.idsSpecialAsText, label)
+            XCTAssertEqual(
+                tokenizer.encode(c.text, addSpecialTokens: false, splitSpecialTokens: false), c.idsSpecialAsText, label)
             if !plainOnly { XCTAssertEqual(tokenizer.encode(c.text), c.ids, label) }
             XCTAssertEqual(tokenizer.decode(c.ids), c.decoded, label)
             XCTAssertEqual(tokenizer.decode(c.ids, skipSpecialTokens: true), c.decodedSkip, label)
@@ -115,15 +116,19 @@ final class TokenizerTests: XCTestCase {
         for name in Self.names {
             guard let meta = try Self.metadata(name) else { continue }
             let (json, config) = try meta.huggingFaceFiles(modelMaxLength: 2048)
-            let tokenizer = try Tokenizer(tokenizerJSON: Array(json.compactText.utf8), configJSON: Array(config.compactText.utf8))
+            let tokenizer = try Tokenizer(
+                tokenizerJSON: Array(json.compactText.utf8), configJSON: Array(config.compactText.utf8))
             total += try check(tokenizer, name)
             XCTAssertEqual(tokenizer.bosTokenID, meta.bosTokenID, name)
             XCTAssertEqual(tokenizer.eosTokenID, meta.eosTokenID, name)
             XCTAssertEqual(tokenizer.chatTemplate, meta.chatTemplate, name)
-            let control = meta.tokenTypes!.indices.filter { meta.tokenTypes![$0] == TokenizerMetadata.TokenType.control.rawValue }
+            let control = meta.tokenTypes!.indices.filter {
+                meta.tokenTypes![$0] == TokenizerMetadata.TokenType.control.rawValue
+            }
             let unknown = [meta.unknownTokenID].compactMap { $0 }
             XCTAssertEqual(
-                Set(tokenizer.addedTokens.filter(\.special).map(\.id)).subtracting(unknown), Set(control).subtracting(unknown), name)
+                Set(tokenizer.addedTokens.filter(\.special).map(\.id)).subtracting(unknown),
+                Set(control).subtracting(unknown), name)
             XCTAssertEqual(config["model_max_length"]?.int, 2048)
         }
         XCTAssertEqual(total, 5 * 100)
@@ -140,7 +145,9 @@ final class TokenizerTests: XCTestCase {
                 pieces.append(stream.finish())
                 XCTAssertEqual(pieces.joined(), c.decoded, "\(name): \(c.text.prefix(40))")
                 if !c.decoded.contains("\u{FFFD}") {
-                    for p in pieces { XCTAssertFalse(p.contains("\u{FFFD}"), "\(name): broken piece in \(c.text.prefix(40))") }
+                    for p in pieces {
+                        XCTAssertFalse(p.contains("\u{FFFD}"), "\(name): broken piece in \(c.text.prefix(40))")
+                    }
                 }
                 checked += 1
             }
@@ -163,7 +170,8 @@ final class TokenizerTests: XCTestCase {
         let t = try Tokenizer(directory: Self.directory("smollm2"))
         let corpus = try Self.cases("smollm2").map(\.text).joined(separator: "\n")
         let big = String(repeating: corpus, count: 20)  // ~60 KB of mixed text
-        let runs = String(repeating: "=", count: 20_000) + String(repeating: " ", count: 20_000)
+        let runs =
+            String(repeating: "=", count: 20_000) + String(repeating: " ", count: 20_000)
             + String(repeating: "a", count: 20_000)
         let start = Date()
         let ids = t.encode(big)
@@ -177,7 +185,9 @@ final class TokenizerTests: XCTestCase {
     }
 
     func testBadInputThrowsTypedErrors() throws {
-        func fails(_ json: String, _ expected: (TokenizerError) -> Bool, file: StaticString = #filePath, line: UInt = #line) {
+        func fails(
+            _ json: String, _ expected: (TokenizerError) -> Bool, file: StaticString = #filePath, line: UInt = #line
+        ) {
             do {
                 _ = try Tokenizer(tokenizerJSON: Array(json.utf8))
                 XCTFail("no error for \(json)", file: file, line: line)
@@ -188,23 +198,31 @@ final class TokenizerTests: XCTestCase {
         fails("{\"model\": ") { if case .invalidJSON = $0 { true } else { false } }
         fails("[]") { if case .malformed = $0 { true } else { false } }
         fails(#"{"model": {"type": "Unigram", "vocab": []}}"#) { if case .unsupported = $0 { true } else { false } }
-        fails(#"{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a b"]}}"#) { if case .malformed = $0 { true } else { false } }
+        fails(#"{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a b"]}}"#) {
+            if case .malformed = $0 { true } else { false }
+        }
         fails(#"{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "pre_tokenizer": {"type": "Nope"}}"#) {
             if case .unsupported = $0 { true } else { false }
         }
-        fails(#"{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(("}}}"#) {
+        fails(
+            #"{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(("}}}"#
+        ) {
             if case .unsupported = $0 { true } else { false }
         }
         XCTAssertThrowsError(try Tokenizer(directory: "/nonexistent/model")) {
             guard case .unreadable = $0 as? TokenizerError else { return XCTFail("\($0)") }
         }
-        XCTAssertThrowsError(try Tokenizer(metadata: TokenizerMetadata(model: "gpt2", preTokenizer: "klingon", tokens: ["a"], merges: []))) {
+        XCTAssertThrowsError(
+            try Tokenizer(
+                metadata: TokenizerMetadata(model: "gpt2", preTokenizer: "klingon", tokens: ["a"], merges: []))
+        ) {
             XCTAssertEqual($0 as? TokenizerError, .unsupported("pre-tokenizer \"klingon\""))
         }
         XCTAssertThrowsError(try Tokenizer(metadata: TokenizerMetadata(model: "t5", tokens: ["a"]))) {
             XCTAssertEqual($0 as? TokenizerError, .unsupported("tokenizer model \"t5\""))
         }
-        XCTAssertThrowsError(try Tokenizer(metadata: TokenizerMetadata(model: "gpt2", tokens: ["a"], merges: [], bosTokenID: 7)))
+        XCTAssertThrowsError(
+            try Tokenizer(metadata: TokenizerMetadata(model: "gpt2", tokens: ["a"], merges: [], bosTokenID: 7)))
     }
 
     func testUnknownRegexRunsOnThePikeVM() throws {
@@ -222,7 +240,8 @@ extension TokenizerTests {
     func testMergesAsStrings() throws {
         var root = try Self.json("gpt2-bpe", "tokenizer.json").object!
         var model = root["model"]!.object!
-        model["merges"] = .array(model["merges"]!.array!.map { .string($0.array!.map { $0.string! }.joined(separator: " ")) })
+        model["merges"] = .array(
+            model["merges"]!.array!.map { .string($0.array!.map { $0.string! }.joined(separator: " ")) })
         root["model"] = .object(model)
         let text = Builtins.toJSON(.object(root), indent: nil, itemSeparator: ",", keySeparator: ":", sortKeys: false)
         let tokenizer = try Tokenizer(tokenizerJSON: Array(text.utf8))

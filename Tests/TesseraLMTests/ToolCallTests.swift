@@ -20,13 +20,15 @@ final class ToolCallTests: XCTestCase {
     static func fixture(_ template: String, _ conversation: String) throws -> JSONValue {
         try XCTUnwrap(
             fixtureCases().first {
-                $0["template"]?.string == template && $0["conversation"]?.string == conversation && $0["tools"]?.array != nil
+                $0["template"]?.string == template && $0["conversation"]?.string == conversation
+                    && $0["tools"]?.array != nil
                     && $0["add_generation_prompt"]?.bool == false && $0["extra"]?.object?.isEmpty == true
             })
     }
 
     /// The text between the last `start` before `stop` and that `stop`.
-    static func segment(_ text: String, after start: String, before stop: String, from anchor: String) throws -> String {
+    static func segment(_ text: String, after start: String, before stop: String, from anchor: String) throws -> String
+    {
         let a = try XCTUnwrap(text.range(of: anchor))
         let s = try XCTUnwrap(text.range(of: start, options: .backwards, range: text.startIndex..<a.lowerBound))
         let e = try XCTUnwrap(text.range(of: stop, range: s.upperBound..<text.endIndex))
@@ -41,7 +43,11 @@ final class ToolCallTests: XCTestCase {
     final class Counter: @unchecked Sendable {
         private let lock = NSLock()
         private var n = 0
-        func next() -> String { lock.withLock { n += 1; return "id\(n)" } }
+        func next() -> String {
+            lock.withLock {
+                n += 1; return "id\(n)"
+            }
+        }
     }
 
     /// The calls of the assistant message with tool_calls in a fixture conversation.
@@ -75,7 +81,10 @@ final class ToolCallTests: XCTestCase {
         return whole
     }
 
-    func assertCalls(_ got: [ToolCall], _ expected: [(name: String, arguments: JSONValue)], file: StaticString = #filePath, line: UInt = #line) {
+    func assertCalls(
+        _ got: [ToolCall], _ expected: [(name: String, arguments: JSONValue)], file: StaticString = #filePath,
+        line: UInt = #line
+    ) {
         XCTAssertEqual(got.map(\.name), expected.map(\.name), file: file, line: line)
         XCTAssertEqual(got.map(\.arguments), expected.map(\.arguments), file: file, line: line)
     }
@@ -84,7 +93,8 @@ final class ToolCallTests: XCTestCase {
         for template in ["qwen2.5", "qwen3", "hermes-3-tool-use"] {
             let f = try Self.fixture(template, "parallel-tool-calls")
             let output = try XCTUnwrap(f["output"]?.string)
-            let reply = try Self.segment(output, after: "<|im_start|>assistant\n", before: "<|im_end|>", from: "<tool_response>")
+            let reply = try Self.segment(
+                output, after: "<|im_start|>assistant\n", before: "<|im_end|>", from: "<tool_response>")
             XCTAssertEqual(ToolCallFormat.detect(chatTemplate: try ChatTemplateTests.source(template)), .hermes)
             let parsed = Self.parseAllWays(reply, .hermes)
             assertCalls(parsed.calls, Self.renderedCalls(f))
@@ -111,8 +121,10 @@ final class ToolCallTests: XCTestCase {
             let f = try Self.fixture(template, "tool-call")
             let output = try XCTUnwrap(f["output"]?.string)
             let reply = try Self.segment(
-                output, after: "<|start_header_id|>assistant<|end_header_id|>\n\n", before: "<|eot_id|>", from: "ipython<|end_header_id|>")
-            XCTAssertEqual(ToolCallFormat.detect(chatTemplate: try ChatTemplateTests.source(template)), .llama3, template)
+                output, after: "<|start_header_id|>assistant<|end_header_id|>\n\n", before: "<|eot_id|>",
+                from: "ipython<|end_header_id|>")
+            XCTAssertEqual(
+                ToolCallFormat.detect(chatTemplate: try ChatTemplateTests.source(template)), .llama3, template)
             let parsed = Self.parseAllWays(reply, .llama3)
             assertCalls(parsed.calls, Self.renderedCalls(f))
             XCTAssertEqual(parsed.text, "")
@@ -130,33 +142,54 @@ final class ToolCallTests: XCTestCase {
     func testAdversarialInputStaysText() {
         let cases: [(String, ToolCallFormat, Int, String)] = [
             // Unterminated: the call never closes.
-            ("Sure <tool_call>{\"name\": \"f\", \"arguments\": {\"a\": 1}", .hermes, 0, "Sure <tool_call>{\"name\": \"f\", \"arguments\": {\"a\": 1}"),
+            (
+                "Sure <tool_call>{\"name\": \"f\", \"arguments\": {\"a\": 1}", .hermes, 0,
+                "Sure <tool_call>{\"name\": \"f\", \"arguments\": {\"a\": 1}"
+            ),
             // Invalid JSON inside the markers.
             ("<tool_call>{name: f}</tool_call> ok", .hermes, 0, "<tool_call>{name: f}</tool_call> ok"),
             // Valid JSON but no name.
             ("<tool_call>{\"arguments\": {}}</tool_call>", .hermes, 0, "<tool_call>{\"arguments\": {}}</tool_call>"),
             // Arguments that are not an object.
-            ("<tool_call>{\"name\": \"f\", \"arguments\": [1]}</tool_call>", .hermes, 0, "<tool_call>{\"name\": \"f\", \"arguments\": [1]}</tool_call>"),
+            (
+                "<tool_call>{\"name\": \"f\", \"arguments\": [1]}</tool_call>", .hermes, 0,
+                "<tool_call>{\"name\": \"f\", \"arguments\": [1]}</tool_call>"
+            ),
             // A marker-like prefix that is not a marker.
             ("a <tool_cal> b <tool", .hermes, 0, "a <tool_cal> b <tool"),
             // Braces and the closing tag inside strings.
-            ("<tool_call>{\"name\": \"f\", \"arguments\": {\"s\": \"}{ </tool_call> \\\" ]\"}}</tool_call>tail", .hermes, 1, "tail"),
+            (
+                "<tool_call>{\"name\": \"f\", \"arguments\": {\"s\": \"}{ </tool_call> \\\" ]\"}}</tool_call>tail",
+                .hermes, 1, "tail"
+            ),
             // Arguments given as a JSON string.
             ("<tool_call>{\"name\": \"f\", \"arguments\": \"{\\\"x\\\": 2}\"}</tool_call>", .hermes, 1, ""),
             // Missing closing tag at the very end: the complete JSON is accepted.
             ("<tool_call>\n{\"name\": \"f\", \"arguments\": {}}\n", .hermes, 1, ""),
             // Something else after the JSON instead of the closing tag.
-            ("<tool_call>{\"name\": \"f\", \"arguments\": {}} oops", .hermes, 0, "<tool_call>{\"name\": \"f\", \"arguments\": {}} oops"),
+            (
+                "<tool_call>{\"name\": \"f\", \"arguments\": {}} oops", .hermes, 0,
+                "<tool_call>{\"name\": \"f\", \"arguments\": {}} oops"
+            ),
             // Llama 3: a JSON reply that is not a call, and prose.
             ("{\"answer\": 42}", .llama3, 0, "{\"answer\": 42}"),
-            ("The JSON {\"name\": \"f\", \"parameters\": {}} is mid-text.", .llama3, 0, "The JSON {\"name\": \"f\", \"parameters\": {}} is mid-text."),
+            (
+                "The JSON {\"name\": \"f\", \"parameters\": {}} is mid-text.", .llama3, 0,
+                "The JSON {\"name\": \"f\", \"parameters\": {}} is mid-text."
+            ),
             ("{\"name\": \"f\", \"parameters\": {\"q\": \"{\"}} and then text", .llama3, 1, " and then text"),
-            ("<|python_tag|>{\"name\": \"f\", \"parameters\": ", .llama3, 0, "<|python_tag|>{\"name\": \"f\", \"parameters\": "),
+            (
+                "<|python_tag|>{\"name\": \"f\", \"parameters\": ", .llama3, 0,
+                "<|python_tag|>{\"name\": \"f\", \"parameters\": "
+            ),
             // Mistral: broken array, and an object instead of a list.
-            ("[TOOL_CALLS][{\"name\": \"f\", \"arguments\": {}}, {\"name\": 3}]", .mistral, 0, "[TOOL_CALLS][{\"name\": \"f\", \"arguments\": {}}, {\"name\": 3}]"),
+            (
+                "[TOOL_CALLS][{\"name\": \"f\", \"arguments\": {}}, {\"name\": 3}]", .mistral, 0,
+                "[TOOL_CALLS][{\"name\": \"f\", \"arguments\": {}}, {\"name\": 3}]"
+            ),
             ("[TOOL_CALLS]{\"name\": \"f\", \"arguments\": {\"k\": [1, {\"z\": null}]}}", .mistral, 1, ""),
             ("[TOOL_CALLS] not json", .mistral, 0, "[TOOL_CALLS] not json"),
-            ("Plain ✓ text, ünïcode [TOOL", .mistral, 0, "Plain ✓ text, ünïcode [TOOL"),
+            ("Plain ✓ text, ünïcode [TOOL", .mistral, 0, "Plain ✓ text, ünïcode [TOOL")
         ]
         for (input, format, count, text) in cases {
             let parsed = Self.parseAllWays(input, format)
@@ -164,7 +197,8 @@ final class ToolCallTests: XCTestCase {
             XCTAssertEqual(parsed.text, text, input)
         }
         let nested = ToolCallStreamParser.parse(
-            "<tool_call>{\"name\": \"f\", \"arguments\": {\"s\": \"}{ </tool_call> \\\" ]\"}}</tool_call>", format: .hermes)
+            "<tool_call>{\"name\": \"f\", \"arguments\": {\"s\": \"}{ </tool_call> \\\" ]\"}}</tool_call>",
+            format: .hermes)
         XCTAssertEqual(nested.calls.first?.arguments, ["s": "}{ </tool_call> \" ]"])
     }
 
@@ -175,7 +209,8 @@ final class ToolCallTests: XCTestCase {
         XCTAssertEqual(parser.feed("bar>"), [.text("<toolbar>")])
         XCTAssertEqual(parser.feed(" <tool_call>{\"name\": \"f\","), [.text(" ")])
         XCTAssertEqual(parser.feed(" \"arguments\": {}}\n</tool_"), [])
-        XCTAssertEqual(parser.feed("call>Done"), [.toolCall(ToolCall(id: "id1", name: "f", argumentsJSON: "{}")), .text("Done")])
+        XCTAssertEqual(
+            parser.feed("call>Done"), [.toolCall(ToolCall(id: "id1", name: "f", argumentsJSON: "{}")), .text("Done")])
         XCTAssertEqual(parser.finish(), [])
         // Llama 3 prose streams at once; a leading "{" waits for the end.
         var llama = ToolCallStreamParser(format: .llama3)
@@ -201,12 +236,15 @@ final class ToolCallTests: XCTestCase {
             let messages = try XCTUnwrap(f["messages"]?.array)
             let asOpenAI: [JSONValue] = messages.map { m in
                 guard var o = m.object, let calls = o["tool_calls"]?.array else { return m }
-                o["tool_calls"] = .array(calls.map { c in
-                    guard var co = c.object, var fn = co["function"]?.object, let args = fn["arguments"] else { return c }
-                    fn["arguments"] = .string(args.compactText)
-                    co["function"] = .object(fn)
-                    return .object(co)
-                })
+                o["tool_calls"] = .array(
+                    calls.map { c in
+                        guard var co = c.object, var fn = co["function"]?.object, let args = fn["arguments"] else {
+                            return c
+                        }
+                        fn["arguments"] = .string(args.compactText)
+                        co["function"] = .object(fn)
+                        return .object(co)
+                    })
                 return .object(o)
             }
             XCTAssertNotEqual(asOpenAI, messages)

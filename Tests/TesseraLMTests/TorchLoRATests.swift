@@ -18,7 +18,8 @@ final class TorchLoRATests: XCTestCase {
 
     func check(_ name: String) throws {
         let folder = Self.fixtures + "/lora-torch/" + name
-        let expected = try JSONValue(parsing: Array(try Data(contentsOf: URL(fileURLWithPath: folder + "/expected.json"))))
+        let expected = try JSONValue(
+            parsing: Array(try Data(contentsOf: URL(fileURLWithPath: folder + "/expected.json"))))
         guard let model = try ModelLoader.load(Self.fixtures + "/lm/llama").model as? TransformerModel else {
             return XCTFail("not a module tree")
         }
@@ -27,7 +28,8 @@ final class TorchLoRATests: XCTestCase {
             TokenizedExample(tokens: ($0["tokens"]?.array ?? []).compactMap(\.int), offset: $0["offset"]?.int ?? 0)
         }
         // The rows in the fixture's order (not length-sorted) as one batch.
-        let batch = BatchIterator(rows, batchSize: rows.count, maxSequenceLength: 100, shuffle: false).batch(Array(rows.indices))
+        let batch = BatchIterator(rows, batchSize: rows.count, maxSequenceLength: 100, shuffle: false).batch(
+            Array(rows.indices))
         let mask = FineTuningLoss.mask(offsets: batch.offsets, lengths: batch.lengths, width: batch.tokens.dim(1))
         let (values, grads) = valueAndGrad(model: model) { (m: TransformerModel, args: [Tensor]) in
             [FineTuningLoss.loss(m, tokens: args[0], mask: args[1])]
@@ -56,7 +58,8 @@ final class TorchLoRATests: XCTestCase {
     /// gives mlx-lm's logits here.
     func testAnAdapterMadeByMLXLMGivesItsLogits() throws {
         let folder = Self.fixtures + "/lora-mlx"
-        let expected = try JSONValue(parsing: Array(try Data(contentsOf: URL(fileURLWithPath: folder + "/expected.json"))))
+        let expected = try JSONValue(
+            parsing: Array(try Data(contentsOf: URL(fileURLWithPath: folder + "/expected.json"))))
         guard let model = try ModelLoader.load(Self.fixtures + "/lm/llama").model as? TransformerModel else {
             return XCTFail("not a module tree")
         }

@@ -19,7 +19,9 @@ final class TransformersGradientTests: XCTestCase {
             let values = g.asType(.float32).toArray(Float.self).map(Double.init)
             sum = values.reduce(0, +)
             norm = values.reduce(0) { $0 + $1 * $1 }.squareRoot()
-            projection = values.enumerated().reduce(0) { $0 + $1.element * Foundation.sin(0.37 * Double($1.offset) + 0.1) }
+            projection = values.enumerated().reduce(0) {
+                $0 + $1.element * Foundation.sin(0.37 * Double($1.offset) + 0.1)
+            }
         }
 
         init(_ json: [String: Any]) {
@@ -30,8 +32,10 @@ final class TransformersGradientTests: XCTestCase {
     }
 
     func check(_ name: String) throws {
-        let json = try JSONSerialization.jsonObject(
-            with: Data(contentsOf: URL(fileURLWithPath: ArchitectureTests.fixture("gradients.json")))) as? [String: Any]
+        let json =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: ArchitectureTests.fixture("gradients.json"))))
+            as? [String: Any]
         guard let reference = (json?["models"] as? [String: Any])?[name] as? [String: Any],
             let tokens = reference["tokens"] as? [Int], let expectedLoss = reference["loss"] as? Double,
             let expected = reference["parameters"] as? [String: [String: Any]]
@@ -52,9 +56,12 @@ final class TransformersGradientTests: XCTestCase {
         for (key, want) in expected.sorted(by: { $0.key < $1.key }) {
             guard let g = gradients[key] else { continue }
             let got = Statistics(g), reference = Statistics(want)
-            for (what, a, b) in [("sum", got.sum, reference.sum), ("norm", got.norm, reference.norm),
-                                 ("projection", got.projection, reference.projection)] {
-                XCTAssertEqual(a, b, accuracy: Self.rtol * abs(b) + Self.atol * reference.norm, "\(name) \(key) \(what)")
+            for (what, a, b) in [
+                ("sum", got.sum, reference.sum), ("norm", got.norm, reference.norm),
+                ("projection", got.projection, reference.projection)
+            ] {
+                XCTAssertEqual(
+                    a, b, accuracy: Self.rtol * abs(b) + Self.atol * reference.norm, "\(name) \(key) \(what)")
             }
         }
     }

@@ -11,10 +11,10 @@ import XCTest
 final class ActivationAndLossTests: XCTestCase {
     static var functions: [String: (Tensor) -> Tensor] {
         [
-        "relu": relu, "relu6": relu6, "leakyRelu": { leakyRelu($0) }, "elu": { elu($0) }, "gelu": gelu,
-        "geluApproximate": geluApproximate, "silu": silu, "mish": mish, "softplus": softplus, "tanh": tanh,
-        "sigmoid": sigmoid, "glu": { glu($0) }, "logSigmoid": logSigmoid, "selu": selu, "hardSwish": hardSwish,
-        "softsign": softsign,
+            "relu": relu, "relu6": relu6, "leakyRelu": { leakyRelu($0) }, "elu": { elu($0) }, "gelu": gelu,
+            "geluApproximate": geluApproximate, "silu": silu, "mish": mish, "softplus": softplus, "tanh": tanh,
+            "sigmoid": sigmoid, "glu": { glu($0) }, "logSigmoid": logSigmoid, "selu": selu, "hardSwish": hardSwish,
+            "softsign": softsign
         ]
     }
 
@@ -29,7 +29,9 @@ final class ActivationAndLossTests: XCTestCase {
             let x = try c.tensor("input"), ct = try c.tensor("cotangent")
             if let m = mismatch(f(x), try c.tensor("output"), rtol: 1e-5, atol: 1e-6) { XCTFail("\(c.name): \(m)") }
             let g = grad { (x: Tensor) in (f(x) * ct).sum() }(x)
-            if let m = mismatch(g, try c.tensor("input_grad"), rtol: 1e-5, atol: 1e-5) { XCTFail("\(c.name) grad: \(m)") }
+            if let m = mismatch(g, try c.tensor("input_grad"), rtol: 1e-5, atol: 1e-5) {
+                XCTFail("\(c.name) grad: \(m)")
+            }
         }
     }
 
@@ -38,7 +40,8 @@ final class ActivationAndLossTests: XCTestCase {
         let pairs: [(Module & UnaryLayer, (Tensor) -> Tensor)] = [
             (ReLU(), relu), (GELU(), gelu), (GELU(approximation: .tanh), geluApproximate), (SiLU(), silu),
             (Mish(), mish), (Softplus(), softplus), (Tanh(), tanh), (Sigmoid(), sigmoid),
-            (LeakyReLU(negativeSlope: 0.2), { leakyRelu($0, negativeSlope: 0.2) }), (ELU(alpha: 0.5), { elu($0, alpha: 0.5) }),
+            (LeakyReLU(negativeSlope: 0.2), { leakyRelu($0, negativeSlope: 0.2) }),
+            (ELU(alpha: 0.5), { elu($0, alpha: 0.5) })
         ]
         for (layer, f) in pairs {
             XCTAssertEqual(layer(x).toArray(Float.self), f(x).toArray(Float.self), "\(type(of: layer))")
@@ -52,7 +55,9 @@ final class ActivationAndLossTests: XCTestCase {
         XCTAssertEqual(cases.count, 43)
         for c in cases {
             let cfg = FixtureCase(c.dictionary("config")!)
-            let inputs = try (c.object["inputs"] as! [Any]).map { try FixtureCase(["name": c.name, "x": $0]).tensor("x") }
+            let inputs = try (c.object["inputs"] as! [Any]).map {
+                try FixtureCase(["name": c.name, "x": $0]).tensor("x")
+            }
             let reduction: LossReduction = ["none": .none, "mean": .mean, "sum": .sum][cfg.string("reduction")!]!
             let classWeights = cfg.has("class_weights") ? try cfg.tensor("class_weights") : nil
             let loss: ([Tensor]) -> Tensor
@@ -64,10 +69,12 @@ final class ActivationAndLossTests: XCTestCase {
                         labelSmoothing: Float(cfg.double("label_smoothing") ?? 0), ignoreIndex: cfg.int("ignore_index"),
                         reduction: reduction)
                 }
-            case "binaryCrossEntropy": loss = { binaryCrossEntropy($0[0], $0[1], withLogits: cfg.bool("with_logits")!, reduction: reduction) }
+            case "binaryCrossEntropy":
+                loss = { binaryCrossEntropy($0[0], $0[1], withLogits: cfg.bool("with_logits")!, reduction: reduction) }
             case "mse": loss = { mseLoss($0[0], $0[1], reduction: reduction) }
             case "l1": loss = { l1Loss($0[0], $0[1], reduction: reduction) }
-            case "smoothL1": loss = { smoothL1Loss($0[0], $0[1], beta: Float(cfg.double("beta")!), reduction: reduction) }
+            case "smoothL1":
+                loss = { smoothL1Loss($0[0], $0[1], beta: Float(cfg.double("beta")!), reduction: reduction) }
             case "huber": loss = { huberLoss($0[0], $0[1], delta: Float(cfg.double("delta")!), reduction: reduction) }
             case "nll": loss = { nllLoss($0[0], $0[1], reduction: reduction) }
             case "klDiv": loss = { klDivLoss($0[0], $0[1], reduction: reduction) }
@@ -76,7 +83,9 @@ final class ActivationAndLossTests: XCTestCase {
                 XCTFail("unknown loss \(c.name)")
                 continue
             }
-            if let m = mismatch(loss(inputs), try c.tensor("output"), rtol: 1e-5, atol: 1e-6) { XCTFail("\(c.name): \(m)") }
+            if let m = mismatch(loss(inputs), try c.tensor("output"), rtol: 1e-5, atol: 1e-6) {
+                XCTFail("\(c.name): \(m)")
+            }
             let ct = try c.tensor("cotangent")
             let expectedGrads = c.dictionary("input_grads")!
             let indices = expectedGrads.keys.compactMap(Int.init).sorted()

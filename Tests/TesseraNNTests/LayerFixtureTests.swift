@@ -15,7 +15,9 @@ final class LayerFixtureTests: XCTestCase {
     /// another order, and the key-projection bias gradient is exactly zero in
     /// theory (softmax ignores a per-query shift), so only rounding noise remains.
     static let rtol = 1e-5, atol = 1e-6
-    static let attentionLayers: Set<String> = ["MultiHeadAttention", "TransformerEncoderLayer", "TransformerDecoderLayer"]
+    static let attentionLayers: Set<String> = [
+        "MultiHeadAttention", "TransformerEncoderLayer", "TransformerDecoderLayer"
+    ]
 
     func testLayersAgainstTorch() throws {
         let cases = try loadFixtureCases("nn/layers.json")
@@ -93,7 +95,8 @@ final class LayerFixtureTests: XCTestCase {
             return (l, { l($0[0]) })
         case "Conv2d":
             let l = Conv2d(
-                inputChannels: int("in"), outputChannels: int("out"), kernelSize: pair("kernel"), stride: pair("stride"),
+                inputChannels: int("in"), outputChannels: int("out"), kernelSize: pair("kernel"),
+                stride: pair("stride"),
                 padding: pair("padding"), dilation: pair("dilation"), groups: int("groups"))
             return (l, { l($0[0]) })
         case "ConvTranspose1d":
@@ -103,7 +106,8 @@ final class LayerFixtureTests: XCTestCase {
             return (l, { l($0[0]) })
         case "ConvTranspose2d":
             let l = ConvTranspose2d(
-                inputChannels: int("in"), outputChannels: int("out"), kernelSize: pair("kernel"), stride: pair("stride"),
+                inputChannels: int("in"), outputChannels: int("out"), kernelSize: pair("kernel"),
+                stride: pair("stride"),
                 padding: pair("padding"), dilation: pair("dilation"), outputPadding: pair("output_padding"))
             return (l, { l($0[0]) })
         case "LayerNorm":
@@ -113,7 +117,8 @@ final class LayerFixtureTests: XCTestCase {
             let l = RMSNorm(dimensions: int("dims"))
             return (l, { l($0[0]) })
         case "GroupNorm":
-            let l = GroupNorm(groupCount: int("groups"), dimensions: int("dims"), pytorchCompatible: cfg.bool("pytorch_compatible")!)
+            let l = GroupNorm(
+                groupCount: int("groups"), dimensions: int("dims"), pytorchCompatible: cfg.bool("pytorch_compatible")!)
             return (l, { l($0[0]) })
         case "BatchNorm":
             let l = BatchNorm(featureCount: int("features"), momentum: Float(cfg.double("momentum") ?? 0.1))
@@ -121,14 +126,29 @@ final class LayerFixtureTests: XCTestCase {
             return (l, { l($0[0]) })
         case "MultiHeadAttention":
             let l = MultiHeadAttention(dimensions: int("dims"), heads: int("heads"), bias: cfg.bool("bias")!)
-            return (l, { l($0[0], keys: $0[1], values: $0[1], mask: causalMask ? MultiHeadAttention.createAdditiveCausalMask($0[0].dim(1)) : nil) })
+            return (
+                l,
+                {
+                    l(
+                        $0[0], keys: $0[1], values: $0[1],
+                        mask: causalMask ? MultiHeadAttention.createAdditiveCausalMask($0[0].dim(1)) : nil)
+                }
+            )
         case "TransformerEncoderLayer":
             let l = TransformerEncoderLayer(
-                dimensions: int("dims"), heads: int("heads"), mlpDimensions: int("mlp"), normFirst: cfg.bool("norm_first")!)
+                dimensions: int("dims"), heads: int("heads"), mlpDimensions: int("mlp"),
+                normFirst: cfg.bool("norm_first")!)
             return (l, { l($0[0], mask: MultiHeadAttention.createAdditiveCausalMask($0[0].dim(1))) })
         case "TransformerDecoderLayer":
             let l = TransformerDecoderLayer(dimensions: int("dims"), heads: int("heads"), mlpDimensions: int("mlp"))
-            return (l, { l($0[0], memory: $0[1], mask: MultiHeadAttention.createAdditiveCausalMask($0[0].dim(1)), memoryMask: nil) })
+            return (
+                l,
+                {
+                    l(
+                        $0[0], memory: $0[1], mask: MultiHeadAttention.createAdditiveCausalMask($0[0].dim(1)),
+                        memoryMask: nil)
+                }
+            )
         case "RoPE":
             let l = RoPE(dimensions: int("dims"), traditional: cfg.bool("traditional")!)
             let offset = int("offset")
@@ -146,13 +166,18 @@ final class LayerFixtureTests: XCTestCase {
             let l = AvgPool1d(kernelSize: int("kernel"), stride: cfg.int("stride"), padding: int("padding"))
             return (l, { l($0[0]) })
         case "MaxPool2d":
-            let l = MaxPool2d(kernelSize: pair("kernel"), stride: cfg.ints("stride").map { IntOrPair($0[0], $0[1]) }, padding: pair("padding"))
+            let l = MaxPool2d(
+                kernelSize: pair("kernel"), stride: cfg.ints("stride").map { IntOrPair($0[0], $0[1]) },
+                padding: pair("padding"))
             return (l, { l($0[0]) })
         case "AvgPool2d":
-            let l = AvgPool2d(kernelSize: pair("kernel"), stride: cfg.ints("stride").map { IntOrPair($0[0], $0[1]) }, padding: pair("padding"))
+            let l = AvgPool2d(
+                kernelSize: pair("kernel"), stride: cfg.ints("stride").map { IntOrPair($0[0], $0[1]) },
+                padding: pair("padding"))
             return (l, { l($0[0]) })
         case "Upsample":
-            let mode: Upsample.Mode = cfg.string("mode") == "nearest" ? .nearest : .linear(alignCorners: cfg.bool("align_corners")!)
+            let mode: Upsample.Mode =
+                cfg.string("mode") == "nearest" ? .nearest : .linear(alignCorners: cfg.bool("align_corners")!)
             let l = Upsample(scaleFactor: cfg.double("scale")!, mode: mode)
             return (l, { l($0[0]) })
         default:

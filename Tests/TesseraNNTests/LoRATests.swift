@@ -82,7 +82,8 @@ final class LoRATests: XCTestCase {
 final class LoRAEmbeddingTests: XCTestCase {
     func testRowsTiedOutputAndFusedTable() throws {
         let table = Embedding(weight: Random.normal([40, 32], key: Random.key(1)))
-        let quantized = QuantizedEmbedding(Embedding(weight: Random.normal([40, 32], key: Random.key(2))), groupSize: 32, bits: 4)
+        let quantized = QuantizedEmbedding(
+            Embedding(weight: Random.normal([40, 32], key: Random.key(2))), groupSize: 32, bits: 4)
         let ids = Tensor([Int32(3), 0, 39, 17, 3], shape: [1, 5])
         let x = Random.normal([2, 3, 32], key: Random.key(3))
         for base in [table, quantized as Embedding] {

@@ -53,7 +53,9 @@ final class ModuleTests: XCTestCase {
 
     func testNestedTreeRoundTrip() {
         let p = Tower().parameters()
-        guard case .array(let layers)? = p["layers"], layers.count == 2 else { return XCTFail("layers is not an array") }
+        guard case .array(let layers)? = p["layers"], layers.count == 2 else {
+            return XCTFail("layers is not an array")
+        }
         let rebuilt = ModuleParameters(flattened: p.flattened())
         XCTAssertEqual(rebuilt.flattened().map(\.key), p.flattened().map(\.key))
         guard case .array? = rebuilt["layers"] else { return XCTFail("numbered keys should become an array") }
@@ -154,7 +156,9 @@ final class ModuleTests: XCTestCase {
         XCTAssertEqual(grads.flattened().map(\.key), t.trainableParameters().flattened().map(\.key))
         for (key, g) in grads.flattened() { XCTAssertEqual(g.shape, originals[key]!.shape, key) }
         // The model holds its original parameters again, and the loss matches a plain call.
-        for (key, p) in t.parameters().flattened() { XCTAssertEqual(p.toArray(Float.self), originals[key]!.toArray(Float.self), key) }
+        for (key, p) in t.parameters().flattened() {
+            XCTAssertEqual(p.toArray(Float.self), originals[key]!.toArray(Float.self), key)
+        }
         XCTAssertEqual(loss.item(Float.self), square(t(x)).sum().item(Float.self), accuracy: 1e-3)
         // Finite difference on one coordinate of the head.
         let eps: Float = 1e-2
@@ -169,7 +173,9 @@ final class ModuleTests: XCTestCase {
 
     func testUpdateModulesSwapsLayers() throws {
         let s = Sequential(Linear(4, 8), ReLU(), Linear(8, 2))
-        XCTAssertEqual(s.parameters().flattened().map(\.key), ["layers.0.bias", "layers.0.weight", "layers.2.bias", "layers.2.weight"])
+        XCTAssertEqual(
+            s.parameters().flattened().map(\.key),
+            ["layers.0.bias", "layers.0.weight", "layers.2.bias", "layers.2.weight"])
         try s.update(modules: ["layers.2": Linear(8, 3, bias: false)])
         XCTAssertEqual(s(Tensor.ones([1, 4])).shape, [1, 3])
         let t = Tower()
@@ -294,7 +300,9 @@ final class ModuleCompileTests: XCTestCase {
             let (loss, grads) = valueAndGrad(model: model) { m, x in (m(x) * m(x)).sum() }(model, x)
             try! model.update(
                 parameters: ModuleParameters(
-                    flattened: model.parameters().flattened().map { (key: $0.key, value: $0.value - 0.1 * grads.flatDictionary[$0.key]!) }))
+                    flattened: model.parameters().flattened().map {
+                        (key: $0.key, value: $0.value - 0.1 * grads.flatDictionary[$0.key]!)
+                    }))
             return loss
         }
         let compiled = compile(inputs: [b], outputs: [b]) { _ in [step(b)] }

@@ -23,7 +23,8 @@ final class ParameterNameTests: XCTestCase {
         case "GroupNorm": return GroupNorm(groupCount: 3, dimensions: 6)
         case "BatchNorm": return BatchNorm(featureCount: 4)
         case "MultiHeadAttention": return MultiHeadAttention(dimensions: 8, heads: 2, bias: true)
-        case "Transformer": return Transformer(dimensions: 8, heads: 2, encoderLayers: 2, decoderLayers: 1, mlpDimensions: 16)
+        case "Transformer":
+            return Transformer(dimensions: 8, heads: 2, encoderLayers: 2, decoderLayers: 1, mlpDimensions: 16)
         case "Sequential": return Sequential(Linear(4, 8), ReLU(), Linear(8, 2))
         case "QuantizedLinear": return QuantizedLinear(64, 8, groupSize: 32, bits: 4)
         default: return nil
@@ -44,7 +45,8 @@ final class ParameterNameTests: XCTestCase {
             XCTAssertEqual(m.trainableParameters().flattened().map(\.key), c.object["trainable"] as! [String], c.name)
             // A checkpoint with exactly MLX's keys and shapes loads strictly.
             let dtypes = m.parameters().flatDictionary.mapValues(\.dtype)
-            let checkpoint = Dictionary(uniqueKeysWithValues: expected.map { ($0.key, Tensor.zeros($0.value, dtype: dtypes[$0.key]!)) })
+            let checkpoint = Dictionary(
+                uniqueKeysWithValues: expected.map { ($0.key, Tensor.zeros($0.value, dtype: dtypes[$0.key]!)) })
             XCTAssertNoThrow(try m.update(parameters: checkpoint), c.name)
         }
     }

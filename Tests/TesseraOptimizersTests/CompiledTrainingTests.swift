@@ -60,7 +60,8 @@ final class CompiledTrainingTests: XCTestCase {
         XCTAssertEqual(compiled.step, 5, name)
         XCTAssertEqual(eager.step, 5, name)
         for (a, b) in zip(eager.losses, compiled.losses) {
-            XCTAssertEqual(a, b, accuracy: 1e-5 * max(1, abs(a)), "\(name) losses \(eager.losses) vs \(compiled.losses)")
+            XCTAssertEqual(
+                a, b, accuracy: 1e-5 * max(1, abs(a)), "\(name) losses \(eager.losses) vs \(compiled.losses)")
         }
         XCTAssertGreaterThan(eager.losses[0] - eager.losses[4], 0, "\(name): training lowers the loss")
         XCTAssertEqual(eager.parameters.count, compiled.parameters.count)

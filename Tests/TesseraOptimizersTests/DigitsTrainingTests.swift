@@ -49,7 +49,8 @@ final class DigitsTrainingTests: XCTestCase {
         let predictions = model(testX).argMax(axis: -1).asType(.int32)
         let accuracy = (predictions .== testY).asType(.float32).mean().item(Float.self)
         let seconds = Date().timeIntervalSince(start)
-        print("digits: test accuracy \(accuracy), final training loss \(lastLoss), \(String(format: "%.1f", seconds)) s")
+        print(
+            "digits: test accuracy \(accuracy), final training loss \(lastLoss), \(String(format: "%.1f", seconds)) s")
         XCTAssertGreaterThanOrEqual(accuracy, 0.95)
     }
 }

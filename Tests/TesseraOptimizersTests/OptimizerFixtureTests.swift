@@ -32,9 +32,12 @@ final class OptimizerFixtureTests: XCTestCase {
                 learningRate: lr, momentum: f("momentum", 0), weightDecay: f("weight_decay", 0),
                 dampening: f("dampening", 0), nesterov: cfg.bool("nesterov") ?? false)
         case "adam":
-            return Adam(learningRate: lr, betas: betas ?? (0.9, 0.999), biasCorrection: cfg.bool("bias_correction") ?? false)
+            return Adam(
+                learningRate: lr, betas: betas ?? (0.9, 0.999), biasCorrection: cfg.bool("bias_correction") ?? false)
         case "adamw":
-            return AdamW(learningRate: lr, weightDecay: f("weight_decay", 0.01), biasCorrection: cfg.bool("bias_correction") ?? false)
+            return AdamW(
+                learningRate: lr, weightDecay: f("weight_decay", 0.01),
+                biasCorrection: cfg.bool("bias_correction") ?? false)
         case "adamax": return Adamax(learningRate: lr)
         case "rmsprop": return RMSprop(learningRate: lr, alpha: f("alpha", 0.99))
         case "adagrad": return Adagrad(learningRate: lr)
@@ -49,7 +52,8 @@ final class OptimizerFixtureTests: XCTestCase {
     }
 
     private func assertClose(
-        _ actual: ModuleParameters, _ expected: [String: Tensor], _ what: String, rtol: Double = 1e-5, atol: Double = 1e-6
+        _ actual: ModuleParameters, _ expected: [String: Tensor], _ what: String, rtol: Double = 1e-5,
+        atol: Double = 1e-6
     ) {
         let a = actual.flatDictionary
         XCTAssertEqual(Set(a.keys), Set(expected.keys), what)
@@ -83,7 +87,8 @@ final class OptimizerFixtureTests: XCTestCase {
             let cfg = FixtureCase(c.dictionary("config")!)
             let first = Self.makeOptimizer(c.name, c.string("optimizer")!, cfg)
             let p1 = first.applyGradients(
-                ModuleParameters(flattened: try c.tensors("grads1")), parameters: ModuleParameters(flattened: try c.tensors("params")))
+                ModuleParameters(flattened: try c.tensors("grads1")),
+                parameters: ModuleParameters(flattened: try c.tensors("params")))
             let path = dir.appendingPathComponent("\(c.name).safetensors").path
             try first.saveState(to: path)
             let second = Self.makeOptimizer(c.name, c.string("optimizer")!, cfg)
@@ -105,10 +110,12 @@ final class OptimizerFixtureTests: XCTestCase {
             case "linear": schedule = Schedules.linear(from: f("init"), to: f("end"), steps: cfg.int("steps")!)
             case "cosine": schedule = Schedules.cosineDecay(f("init"), decaySteps: cfg.int("steps")!, end: f("end"))
             case "exponential": schedule = Schedules.exponentialDecay(f("init"), decayRate: f("decay_rate"))
-            case "step": schedule = Schedules.stepDecay(f("init"), decayRate: f("decay_rate"), stepSize: cfg.int("step_size")!)
+            case "step":
+                schedule = Schedules.stepDecay(f("init"), decayRate: f("decay_rate"), stepSize: cfg.int("step_size")!)
             case "joined":
                 schedule = Schedules.withWarmup(
-                    Schedules.cosineDecay(f("peak"), decaySteps: cfg.int("steps")!), warmupSteps: cfg.int("warmup")!, peak: f("peak"))
+                    Schedules.cosineDecay(f("peak"), decaySteps: cfg.int("steps")!), warmupSteps: cfg.int("warmup")!,
+                    peak: f("peak"))
             default:
                 XCTFail("unknown schedule \(c.name)")
                 continue
@@ -145,11 +152,15 @@ final class OptimizerFixtureTests: XCTestCase {
         // Not a safetensors file.
         let garbage = dir.appendingPathComponent("garbage.safetensors").path
         try Data([1, 2, 3]).write(to: URL(fileURLWithPath: garbage))
-        XCTAssertThrowsError(try Adam(learningRate: 0.1).loadState(from: garbage)) { XCTAssertTrue($0 is IOError, "\($0)") }
+        XCTAssertThrowsError(try Adam(learningRate: 0.1).loadState(from: garbage)) {
+            XCTAssertTrue($0 is IOError, "\($0)")
+        }
         XCTAssertThrowsError(try Adam(learningRate: 0.1).loadState(from: dir.appendingPathComponent("missing").path))
         // Another optimizer's state.
         XCTAssertThrowsError(try SGD(learningRate: 0.1).loadState(from: good)) { error in
-            guard case OptimizerError.invalidState(_, let reason)? = error as? OptimizerError else { return XCTFail("\(error)") }
+            guard case OptimizerError.invalidState(_, let reason)? = error as? OptimizerError else {
+                return XCTFail("\(error)")
+            }
             XCTAssertTrue(reason.contains("Adam"), reason)
         }
         // A model whose parameters do not match.

@@ -56,7 +56,9 @@ final class StopStringTests: XCTestCase {
 final class RequestFieldTests: XCTestCase {
     private func fields(_ json: String) throws -> RequestFields { try RequestFields(parsing: Array(json.utf8)) }
 
-    private func assertInvalid(_ json: String, param: String?, contains text: String, file: StaticString = #filePath, line: UInt = #line) {
+    private func assertInvalid(
+        _ json: String, param: String?, contains text: String, file: StaticString = #filePath, line: UInt = #line
+    ) {
         do {
             let f = try fields(json)
             _ = try OpenAIGeneration(f, completionsLogprobs: false)
@@ -101,10 +103,14 @@ final class RequestFieldTests: XCTestCase {
             #"{"tools": \#(weather), "tool_choice": {"type": "function", "function": {"name": "time"}}, \#(messages)}"#,
             param: "tool_choice", contains: "'time'")
         assertInvalid(#"{"tool_choice": "required", \#(messages)}"#, param: "tool_choice", contains: "no tools")
-        assertInvalid(#"{"tools": \#(weather), "tool_choice": "always", \#(messages)}"#, param: "tool_choice", contains: "required")
-        assertInvalid(#"{"messages": [{"role": "tool", "content": "x"}]}"#, param: "messages[0]", contains: "tool_call_id")
         assertInvalid(
-            #"{"messages": [{"role": "assistant", "tool_calls": [{"function": {"name": "f"}}]}]}"#, param: "messages[0]",
+            #"{"tools": \#(weather), "tool_choice": "always", \#(messages)}"#, param: "tool_choice",
+            contains: "required")
+        assertInvalid(
+            #"{"messages": [{"role": "tool", "content": "x"}]}"#, param: "messages[0]", contains: "tool_call_id")
+        assertInvalid(
+            #"{"messages": [{"role": "assistant", "tool_calls": [{"function": {"name": "f"}}]}]}"#,
+            param: "messages[0]",
             contains: "function.arguments")
     }
 
@@ -145,7 +151,7 @@ final class RequestFieldTests: XCTestCase {
         for bad in [
             #"{"max_tokens": 5, "tools": [{"input_schema": {}}], "messages": [{"role": "user", "content": "a"}]}"#,
             #"{"max_tokens": 5, "tool_choice": {"type": "tool", "name": "x"}, "messages": [{"role": "user", "content": "a"}]}"#,
-            #"{"max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "tool_use", "id": "x", "name": "f", "input": {}}]}]}"#,
+            #"{"max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "tool_use", "id": "x", "name": "f", "input": {}}]}]}"#
         ] {
             XCTAssertThrowsError(try AnthropicRequest(try fields(bad)), bad) {
                 XCTAssertEqual(($0 as? APIError)?.kind, .invalidRequest, bad)
@@ -197,7 +203,7 @@ final class RequestFieldTests: XCTestCase {
             #"{"max_tokens": -1, "messages": [{"role": "user", "content": "a"}]}"#,
             #"{"max_tokens": 5, "temperature": 1.5, "messages": [{"role": "user", "content": "a"}]}"#,
             #"{"max_tokens": 5, "messages": [{"role": "system", "content": "a"}]}"#,
-            #"{"max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "image"}]}]}"#,
+            #"{"max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "image"}]}]}"#
         ] {
             XCTAssertThrowsError(try AnthropicRequest(try fields(bad)), bad) {
                 XCTAssertEqual(($0 as? APIError)?.kind, .invalidRequest, bad)
@@ -214,7 +220,8 @@ final class RequestFieldTests: XCTestCase {
         XCTAssertEqual(e.status(.openAI).code, 429)
         // A full queue is Anthropic's 529 overloaded_error, with Retry-After.
         XCTAssertEqual(e.status(.anthropic).code, 529)
-        XCTAssertEqual(e.json(.anthropic).compactText, #"{"type":"error","error":{"type":"overloaded_error","message":"busy"}}"#)
+        XCTAssertEqual(
+            e.json(.anthropic).compactText, #"{"type":"error","error":{"type":"overloaded_error","message":"busy"}}"#)
         let response = HTTP.error(e, .anthropic)
         XCTAssertEqual(response.status.code, 529)
         XCTAssertEqual(response.headers[.retryAfter], "3")
@@ -252,7 +259,8 @@ final class MetricsTests: XCTestCase {
         metrics.observeTimeToFirstToken(0.2)
         metrics.observeTimeToFirstToken(3)
         metrics.observeInterToken(0.004)
-        let text = metrics.render(EngineSnapshot(activeSequences: 1, queuedSequences: 2, kvCacheBytes: 4096, prefixCacheHitTokens: 7))
+        let text = metrics.render(
+            EngineSnapshot(activeSequences: 1, queuedSequences: 2, kvCacheBytes: 4096, prefixCacheHitTokens: 7))
         for line in [
             #"tessera_requests_total{route="/v1/messages",status="200"} 2"#,
             #"tessera_requests_total{route="other",status="404"} 1"#,
@@ -263,7 +271,7 @@ final class MetricsTests: XCTestCase {
             #"tessera_time_to_first_token_seconds_bucket{le="5.0"} 2"#,
             #"tessera_time_to_first_token_seconds_bucket{le="+Inf"} 2"#,
             "tessera_time_to_first_token_seconds_sum 3.2", "tessera_time_to_first_token_seconds_count 2",
-            #"tessera_inter_token_seconds_bucket{le="0.0025"} 0"#, #"tessera_inter_token_seconds_bucket{le="0.005"} 1"#,
+            #"tessera_inter_token_seconds_bucket{le="0.0025"} 0"#, #"tessera_inter_token_seconds_bucket{le="0.005"} 1"#
         ] {
             XCTAssertTrue(text.split(separator: "\n").contains(Substring(line)), "missing: \(line)\n\(text)")
         }

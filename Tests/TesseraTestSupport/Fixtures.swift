@@ -34,7 +34,9 @@ public struct FixtureCase {
 
     /// The stored arrays under the dictionary `key` (e.g. parameters by dotted key).
     public func tensors(_ key: String) throws -> [String: Tensor] {
-        guard let d = object[key] as? [String: Any] else { throw FixtureError.malformed("\(name): no dictionary \(key)") }
+        guard let d = object[key] as? [String: Any] else {
+            throw FixtureError.malformed("\(name): no dictionary \(key)")
+        }
         var out: [String: Tensor] = [:]
         for (k, v) in d {
             guard let o = v as? [String: Any] else { throw FixtureError.malformed("\(name): \(key).\(k)") }

@@ -85,7 +85,9 @@ final class AttentionDecodeTests: XCTestCase {
                                     if variant == "bool" { a.bool_mask = pm.baseAddress }
                                     if variant == "additive" { a.add_mask = pa.baseAddress }
                                     var whole = [Float](repeating: 0, count: rows * dv)
-                                    whole.withUnsafeMutableBufferPointer { a.out = $0.baseAddress; tk_attention(&a) }
+                                    whole.withUnsafeMutableBufferPointer {
+                                        a.out = $0.baseAddress; tk_attention(&a)
+                                    }
                                     for bounds in [[0, 150, 300], [0, 100, 200, 300], [0, 0, 299, 300]] {
                                         let parts = bounds.count - 1
                                         var outs = [Float](repeating: 0, count: parts * rows * dv)
@@ -106,11 +108,14 @@ final class AttentionDecodeTests: XCTestCase {
                                         for e in 0..<(rows * dv) {
                                             let (w, m) = (whole[e], merged[e])
                                             if variant == "bool" && e / dv == 1 * lq + 1 {
-                                                XCTAssert(w.isNaN && m.isNaN, "\(isa) \(variant) \(bounds): a row without keys is NaN")
+                                                XCTAssert(
+                                                    w.isNaN && m.isNaN,
+                                                    "\(isa) \(variant) \(bounds): a row without keys is NaN")
                                                 continue
                                             }
                                             XCTAssertLessThanOrEqual(
-                                                abs(w - m), 1e-6 + 1e-5 * abs(w), "\(isa) \(variant) \(bounds) element \(e)")
+                                                abs(w - m), 1e-6 + 1e-5 * abs(w),
+                                                "\(isa) \(variant) \(bounds) element \(e)")
                                         }
                                     }
                                 }

@@ -54,7 +54,7 @@ final class AttentionPrefillTests: XCTestCase {
         let tolerance = FixtureComparison.within(Tolerance(rtol: 1e-5, atol: 1e-6))
         let cases: [(hq: Int, hk: Int, lq: Int, lk: Int, d: Int, dv: Int, mask: String)] = [
             (9, 3, 300, 300, 64, 64, "causal"), (9, 3, 130, 400, 64, 64, "causal"), (4, 2, 17, 17, 40, 24, "causal"),
-            (2, 1, 70, 150, 40, 24, "none"), (3, 3, 65, 65, 64, 48, "causal"),
+            (2, 1, 70, 150, 40, 24, "none"), (3, 3, 65, 65, 64, 48, "causal")
         ]
         forEachISA { isa in
             for c in cases {
@@ -118,13 +118,17 @@ final class AttentionPrefillTests: XCTestCase {
                         (a.k, a.k_stride, a.v, a.v_stride) = (pk.baseAddress, d, pv.baseAddress, dv)
                         (a.heads, a.lq, a.lk, a.d, a.dv, a.scale, a.causal) = (groups, lq, lk, d, dv, 0.125, 1)
                         var whole = [Float](repeating: 0, count: groups * lq * dv)
-                        whole.withUnsafeMutableBufferPointer { a.out = $0.baseAddress; tk_attention(&a) }
+                        whole.withUnsafeMutableBufferPointer {
+                            a.out = $0.baseAddress; tk_attention(&a)
+                        }
                         var kt = [Float](repeating: .nan, count: d * tk_attention_flash_keys_stride(lk))
                         tk_attention_flash_keys(&a, &kt)
                         var flash = [Float](repeating: .nan, count: groups * lq * dv)
                         flash.withUnsafeMutableBufferPointer { o in
                             a.out = o.baseAddress
-                            for (r0, r1) in [(0, 1), (1, 80), (80, 200), (200, 270)] { tk_attention_flash(&a, kt, r0, r1) }
+                            for (r0, r1) in [(0, 1), (1, 80), (80, 200), (200, 270)] {
+                                tk_attention_flash(&a, kt, r0, r1)
+                            }
                         }
                         for e in 0..<whole.count {
                             XCTAssertLessThanOrEqual(

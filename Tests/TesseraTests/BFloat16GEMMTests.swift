@@ -81,7 +81,8 @@ extension CPUKernelTests {
                 let xs = Array(xv[(b * m * k)..<((b + 1) * m * k)])
                 let rounded = isa == "avx512 bf16" ? Self.rounded(xs, .bfloat16) : xs
                 let (want, scale) = Self.referenceMatmul(rounded, wT, m: m, n: n, k: k)
-                assertClose(Array(y[(b * m * n)..<((b + 1) * m * n)]), want, rel: 1e-5, scale: scale, "\(isa) batch \(b)")
+                assertClose(
+                    Array(y[(b * m * n)..<((b + 1) * m * n)]), want, rel: 1e-5, scale: scale, "\(isa) batch \(b)")
             }
             XCTAssertTrue(y[((m - 1) * n)..<(m * n)].allSatisfy(\.isNaN), "\(isa) NaN row")
             XCTAssertTrue(y[((m + 7) * n)..<((m + 8) * n)].allSatisfy { $0 == .infinity }, "\(isa) infinite row")

@@ -131,8 +131,10 @@ final class CPUKernelTests: XCTestCase {
 
     func testHalfConversionsMatchSwift() {
         var bits = Self.values(20000, seed: 1).map { $0.bitPattern &* 2_654_435_761 }
-        bits += [0, 0x8000_0000, 0x7F80_0000, 0xFF80_0000, 0x7FC0_0000, 0x3380_0000, 0x3300_0000, 0x477F_E000,
-                 0x477F_F000, 0x3880_0000, 0x387F_FFFF, 0x0000_0001]
+        bits += [
+            0, 0x8000_0000, 0x7F80_0000, 0xFF80_0000, 0x7FC0_0000, 0x3380_0000, 0x3300_0000, 0x477F_E000,
+            0x477F_F000, 0x3880_0000, 0x387F_FFFF, 0x0000_0001
+        ]
         let x = bits.map { Float(bitPattern: $0) }
         forEachISA { isa in
             var h = [UInt16](repeating: 0, count: x.count), b = h
@@ -162,7 +164,7 @@ final class CPUKernelTests: XCTestCase {
             ("add", { $0 + $1 }, { $0 + $1 }), ("sub", { $0 - $1 }, { $0 - $1 }),
             ("mul", { $0 * $1 }, { $0 * $1 }), ("div", { $0 / $1 }, { $0 / $1 }),
             ("max", { maximum($0, $1) }, { $0.isNaN || $1.isNaN ? .nan : Swift.max($0, $1) }),
-            ("min", { minimum($0, $1) }, { $0.isNaN || $1.isNaN ? .nan : Swift.min($0, $1) }),
+            ("min", { minimum($0, $1) }, { $0.isNaN || $1.isNaN ? .nan : Swift.min($0, $1) })
         ]
         forEachISA { isa in
             for dtype in [DType.float32, .float16, .bfloat16] {
@@ -175,11 +177,14 @@ final class CPUKernelTests: XCTestCase {
                     for (name, f, ref) in ops {
                         let rel = dtype == .float32 ? 0 : Self.tolerance(dtype)
                         let tag = "\(isa) \(name) \(dtype) n=\(n)"
-                        assertClose(f(a, b).asType(.float32).toArray(Float.self),
+                        assertClose(
+                            f(a, b).asType(.float32).toArray(Float.self),
                             (0..<n).map { Double(Float(ref(Double(av[$0]), Double(bv[$0])))) }, rel: rel, tag)
-                        assertClose(f(a, s).asType(.float32).toArray(Float.self),
+                        assertClose(
+                            f(a, s).asType(.float32).toArray(Float.self),
                             (0..<n).map { Double(Float(ref(Double(av[$0]), 1.75))) }, rel: rel, tag + " scalar rhs")
-                        assertClose(f(s, b).asType(.float32).toArray(Float.self),
+                        assertClose(
+                            f(s, b).asType(.float32).toArray(Float.self),
                             (0..<n).map { Double(Float(ref(1.75, Double(bv[$0])))) }, rel: rel, tag + " scalar lhs")
                     }
                 }
@@ -189,7 +194,8 @@ final class CPUKernelTests: XCTestCase {
                 let rv = Self.rounded(Self.values(cols, seed: 4), dtype)
                 let m = Tensor(mv, shape: [rows, cols]).asType(dtype), r = Tensor(rv).asType(dtype)
                 let want = (0..<(rows * cols)).map { Double(mv[$0] + rv[$0 % cols]) }
-                assertClose((m + r).asType(.float32).toArray(Float.self), want,
+                assertClose(
+                    (m + r).asType(.float32).toArray(Float.self), want,
                     rel: dtype == .float32 ? 0 : Self.tolerance(dtype), "\(isa) row broadcast \(dtype)")
                 let t = Tensor(mv, shape: [cols, rows]).asType(dtype).T
                 let wantT = (0..<(rows * cols)).map { i -> Double in
@@ -223,7 +229,7 @@ final class CPUKernelTests: XCTestCase {
             (.reciprocal, reciprocal, { 1 / $0 }, 0.1, 10, 0),
             (.exp, exp, { Foundation.exp($0) }, -100, 89, 4e-7), (.log, log, { Foundation.log($0) }, 1e-30, 1e30, 4e-7),
             (.sigmoid, sigmoid, { 1 / (1 + Foundation.exp(-$0)) }, -30, 30, 5e-7),
-            (.tanh, tanh, { Foundation.tanh($0) }, -5, 5, 5e-7),
+            (.tanh, tanh, { Foundation.tanh($0) }, -5, 5, 5e-7)
         ]
         forEachISA { isa in
             for (op, f, ref, lo, hi, tol) in ops {
@@ -261,14 +267,18 @@ final class CPUKernelTests: XCTestCase {
                 let views = [wide.asType(dtype)[0..., 0..., 20..<60], row.asType(dtype).broadcast(to: [5, 40])]
                 for (i, view) in views.enumerated() {
                     let copy = view.contiguous()
-                    for (name, f) in [("sigmoid", sigmoid), ("exp", exp), ("tanh", tanh)] as [(String, (Tensor) -> Tensor)] {
+                    for (name, f) in [("sigmoid", sigmoid), ("exp", exp), ("tanh", tanh)]
+                        as [(String, (Tensor) -> Tensor)]
+                    {
                         let got = f(view).asType(.float32).toArray(Float.self)
-                        XCTAssertEqual(got, f(copy).asType(.float32).toArray(Float.self), "\(isa) \(name) view \(i) \(dtype)")
+                        XCTAssertEqual(
+                            got, f(copy).asType(.float32).toArray(Float.self), "\(isa) \(name) view \(i) \(dtype)")
                     }
                     let values = view.asType(.float32).contiguous().toArray(Float.self)
                     let want = Self.rounded(values.map { Float(1 / (1 + Foundation.exp(-Double($0)))) }, dtype)
-                    assertClose(sigmoid(view).asType(.float32).toArray(Float.self), want.map(Double.init),
-                                rel: dtype == .float32 ? 5e-7 : Self.tolerance(dtype), "\(isa) sigmoid view \(i) \(dtype)")
+                    assertClose(
+                        sigmoid(view).asType(.float32).toArray(Float.self), want.map(Double.init),
+                        rel: dtype == .float32 ? 5e-7 : Self.tolerance(dtype), "\(isa) sigmoid view \(i) \(dtype)")
                 }
             }
         }
@@ -306,7 +316,8 @@ final class CPUKernelTests: XCTestCase {
                     assertClose(read(x.sum(axis: 0)), colSums, rel: tol, scale: colAbs, tag + " sum cols")
                     assertClose(read(x.max(axis: 1)), rowMax, rel: 0, tag + " max rows")
                     assertClose(read(x.min(axis: 0)), colMin, rel: 0, tag + " min cols")
-                    assertClose(read(x.sum()), [rowSums.reduce(0, +)], rel: tol, scale: [rowAbs.reduce(0, +)], tag + " sum all")
+                    assertClose(
+                        read(x.sum()), [rowSums.reduce(0, +)], rel: tol, scale: [rowAbs.reduce(0, +)], tag + " sum all")
                     XCTAssertTrue(y.max().item(Float.self).isNaN, tag + " max propagates NaN")
                     XCTAssertTrue(read(y.min(axis: 0))[Swift.max(0, cols - 2)].isNaN, tag + " min cols NaN")
                 }
@@ -336,14 +347,18 @@ final class CPUKernelTests: XCTestCase {
                         rms += row.indices.map { row[$0] / (ms + 1e-5).squareRoot() * Double(wv[$0]) }
                         let mean = row.reduce(0, +) / Double(n)
                         let variance = row.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(n)
-                        ln += row.indices.map { (row[$0] - mean) / (variance + 1e-5).squareRoot() * Double(wv[$0]) + Double(bv[$0]) }
+                        ln += row.indices.map {
+                            (row[$0] - mean) / (variance + 1e-5).squareRoot() * Double(wv[$0]) + Double(bv[$0])
+                        }
                     }
                     let tol = Swift.max(Self.tolerance(dtype), 2e-6)
                     let out = ArrayView.allocate(shape: [rows, n], dtype: dtype)
                     func read() -> [Float] { Tensor(evaluated: out).asType(.float32).toArray(Float.self) }
                     let tag = "\(isa) \(dtype) [\(rows), \(n)]"
                     try RowKernels.softmax(x, into: out)
-                    assertClose(read(), sm, rel: tol, scale: [Double](repeating: 1.0 / Double(n), count: sm.count), tag + " softmax")
+                    assertClose(
+                        read(), sm, rel: tol, scale: [Double](repeating: 1.0 / Double(n), count: sm.count),
+                        tag + " softmax")
                     try RowKernels.rmsNorm(x, weight: w, eps: 1e-5, into: out)
                     assertClose(read(), rms, rel: tol, scale: rms.map { _ in 1 }, tag + " rmsNorm")
                     try RowKernels.layerNorm(x, weight: w, bias: b, eps: 1e-5, into: out)
@@ -356,7 +371,9 @@ final class CPUKernelTests: XCTestCase {
     // MARK: - GEMM
 
     /// a [m, k] x b [k, n] in double.
-    static func referenceMatmul(_ a: [Float], _ b: [Float], m: Int, n: Int, k: Int) -> (value: [Double], scale: [Double]) {
+    static func referenceMatmul(_ a: [Float], _ b: [Float], m: Int, n: Int, k: Int) -> (
+        value: [Double], scale: [Double]
+    ) {
         var out = [Double](repeating: 0, count: m * n), scale = out
         for i in 0..<m {
             for p in 0..<k {
@@ -384,14 +401,16 @@ final class CPUKernelTests: XCTestCase {
                     for useBLAS in [true, false] {
                         let out = ArrayView.allocate(shape: [m, n], dtype: dtype)
                         XCTAssertTrue(try GEMM.matmul(a.view(), b.view(), out, useBLAS: useBLAS))
-                        assertClose(Tensor(evaluated: out).asType(.float32).toArray(Float.self), want, rel: tol,
+                        assertClose(
+                            Tensor(evaluated: out).asType(.float32).toArray(Float.self), want, rel: tol,
                             scale: scale, tag + (useBLAS ? " blas" : " native"))
                         // Transposed operands: (b^T)^T and (a^T)^T as strided views.
                         let at = Tensor(av, shape: [m, k]).asType(dtype).T.contiguous().T
                         let bt = Tensor(bv, shape: [k, n]).asType(dtype).T.contiguous().T
                         let out2 = ArrayView.allocate(shape: [m, n], dtype: dtype)
                         XCTAssertTrue(try GEMM.matmul(at.view(), bt.view(), out2, useBLAS: useBLAS))
-                        assertClose(Tensor(evaluated: out2).asType(.float32).toArray(Float.self), want, rel: tol,
+                        assertClose(
+                            Tensor(evaluated: out2).asType(.float32).toArray(Float.self), want, rel: tol,
                             scale: scale, tag + " transposed" + (useBLAS ? " blas" : " native"))
                     }
                 }
@@ -406,7 +425,8 @@ final class CPUKernelTests: XCTestCase {
                 for batch in 0..<2 {
                     let (want, scale) = Self.referenceMatmul(
                         Array(av[(batch * 99)..<(batch * 99 + 99)]), bv, m: 9, n: 13, k: 11)
-                    assertClose(Array(values[(batch * 117)..<(batch * 117 + 117)]), want, rel: 1e-5, scale: scale,
+                    assertClose(
+                        Array(values[(batch * 117)..<(batch * 117 + 117)]), want, rel: 1e-5, scale: scale,
                         "\(isa) batched \(dtype)")
                 }
             }
@@ -435,11 +455,13 @@ final class CPUKernelTests: XCTestCase {
                             // W x (n = 1) and xᵀ Wᵀ (m = 1): the two sides of the same product.
                             let out = ArrayView.allocate(shape: [count, 1], dtype: dtype)
                             XCTAssertTrue(try GEMM.matmul(matrix.view(), vector.view(), out, useBLAS: false))
-                            assertClose(Tensor(evaluated: out).asType(.float32).toArray(Float.self), want, rel: tol,
+                            assertClose(
+                                Tensor(evaluated: out).asType(.float32).toArray(Float.self), want, rel: tol,
                                 scale: scale, tag + " W·x")
                             let row = ArrayView.allocate(shape: [1, count], dtype: dtype)
                             XCTAssertTrue(try GEMM.matmul(vector.T.view(), matrix.T.view(), row, useBLAS: false))
-                            assertClose(Tensor(evaluated: row).asType(.float32).toArray(Float.self), want, rel: tol,
+                            assertClose(
+                                Tensor(evaluated: row).asType(.float32).toArray(Float.self), want, rel: tol,
                                 scale: scale, tag + " xᵀ·Wᵀ")
                         }
                     }
@@ -467,14 +489,17 @@ final class CPUKernelTests: XCTestCase {
                     return depth > 0 && node.inputs.contains { converts($0, depth: depth - 1) }
                 }
                 XCTAssertEqual(mixed.node.inputs.count, 2)
-                XCTAssertFalse(mixed.node.inputs.contains { converts($0, depth: 3) }, "the half operand is converted whole")
+                XCTAssertFalse(
+                    mixed.node.inputs.contains { converts($0, depth: 3) }, "the half operand is converted whole")
                 let reference = matmul(x, w.asType(.float32).T)
                 let (want, scale) = Self.referenceMatmul(
                     x.toArray(Float.self), w.asType(.float32).T.contiguous().toArray(Float.self), m: m, n: n, k: k)
                 assertClose(mixed.toArray(Float.self), want, rel: 1e-6, scale: scale, "\(dtype) \(m)x\(n)x\(k)")
                 assertClose(reference.toArray(Float.self), want, rel: 1e-6, scale: scale, "\(dtype) converted first")
                 // Gradients: d/dx in float32, d/dw in the weight's dtype, equal to the converted-first ones.
-                let f = { (a: [Tensor]) -> Tensor in let y = matmul(a[0], a[1].T); return (y * y).sum() }
+                let f = { (a: [Tensor]) -> Tensor in
+                    let y = matmul(a[0], a[1].T); return (y * y).sum()
+                }
                 let g = grad(f, argumentNumbers: [0, 1])([x, w])
                 let gRef = grad(f, argumentNumbers: [0, 1])([x, w.asType(.float32)])
                 XCTAssertEqual(g[0].dtype, .float32)
@@ -483,7 +508,8 @@ final class CPUKernelTests: XCTestCase {
                 for (i, rel) in [(0, 1e-5), (1, dtype == .bfloat16 ? 1e-2 : 2e-3)] {
                     let got = g[i].toArray(Float.self), want = gRef[i].asType(g[i].dtype).toArray(Float.self)
                     let largest = want.map { Double(Swift.abs($0)) }.max() ?? 1
-                    assertClose(got, want.map(Double.init), rel: rel, scale: want.map { _ in largest },
+                    assertClose(
+                        got, want.map(Double.init), rel: rel, scale: want.map { _ in largest },
                         "\(dtype) \(m)x\(n)x\(k) \(i == 0 ? "dx" : "dw")")
                 }
             }
@@ -517,7 +543,8 @@ final class CPUKernelTests: XCTestCase {
                                     scales: Tensor(sv, shape: [n, k / group]).asType(dtype).view(),
                                     biases: Tensor(bv, shape: [n, k / group]).asType(dtype).view(),
                                     groupSize: group, bits: bits, into: out)
-                                assertClose(Tensor(evaluated: out).asType(.float32).toArray(Float.self), want,
+                                assertClose(
+                                    Tensor(evaluated: out).asType(.float32).toArray(Float.self), want,
                                     rel: Self.tolerance(dtype), scale: scale,
                                     slack: m <= QuantizedKernels.qmvMaxRows
                                         ? Self.vnniRounding(isa: isa, xv, w, m: m, n: n, k: k)
@@ -543,7 +570,8 @@ final class CPUKernelTests: XCTestCase {
         let sv = rounded(values(n * k / group, seed: seed + 1, lo: 0.01, hi: 0.1), dtype)
         // Biases near -2^(bits-1) s, as GGUF's Q8_0 (-128 d) and Q4_0 (-8 d) give.
         let bv = rounded(
-            (0..<sv.count).map { -Float(1 << (bits - 1)) * sv[$0] + 0.2 * values(1, seed: seed + 2 + UInt64($0))[0] }, dtype)
+            (0..<sv.count).map { -Float(1 << (bits - 1)) * sv[$0] + 0.2 * values(1, seed: seed + 2 + UInt64($0))[0] },
+            dtype)
         return (wq, sv, bv, dequantized(wq, sv, bv, bits: bits, group: group, n: n, k: k))
     }
 
@@ -589,15 +617,18 @@ final class CPUKernelTests: XCTestCase {
                 for k in ks {
                     for dtype in [DType.float32, .float16, .bfloat16] {
                         let n = 40
-                        let ops = Self.quantizedOperands(bits: bits, group: group, n: n, k: k,
-                                                         seed: UInt64(bits * 1000 + group + k), dtype: dtype)
+                        let ops = Self.quantizedOperands(
+                            bits: bits, group: group, n: n, k: k,
+                            seed: UInt64(bits * 1000 + group + k), dtype: dtype)
                         for m in 1...8 {
                             let xv = Self.rounded(Self.values(m * k, seed: UInt64(m + k)), dtype)
                             let (want, scale) = Self.referenceMatmul(xv, ops.w, m: m, n: n, k: k)
                             try forEachQuantizedKernel { isa in
-                                let got = try quantizedMatmul(xv, ops, m: m, n: n, k: k, group: group, bits: bits,
-                                                              dtype: dtype)
-                                assertClose(got, want, rel: Self.tolerance(dtype), scale: scale,
+                                let got = try quantizedMatmul(
+                                    xv, ops, m: m, n: n, k: k, group: group, bits: bits,
+                                    dtype: dtype)
+                                assertClose(
+                                    got, want, rel: Self.tolerance(dtype), scale: scale,
                                     slack: Self.vnniRounding(isa: isa, xv, ops.w, m: m, n: n, k: k),
                                     "\(isa) q\(bits) g\(group) k=\(k) \(dtype) m=\(m)")
                             }
@@ -618,8 +649,10 @@ final class CPUKernelTests: XCTestCase {
         for bits in [4, 8] {
             for group in [32, 128] {
                 let ops = Self.quantizedOperands(bits: bits, group: group, n: n, k: k, seed: 77, dtype: .float32)
-                for (what, special) in [("inf", Float.infinity), ("-inf", -Float.infinity), ("nan", Float.nan),
-                                        ("tiny", 1e-30)] {
+                for (what, special) in [
+                    ("inf", Float.infinity), ("-inf", -Float.infinity), ("nan", Float.nan),
+                    ("tiny", 1e-30)
+                ] {
                     for m in [1, 3] {
                         var xv = Self.values(m * k, seed: 5)
                         if what == "tiny" {
@@ -627,11 +660,13 @@ final class CPUKernelTests: XCTestCase {
                         } else {
                             xv[(m - 1) * k + 133] = special
                         }
-                        let vnni = try quantizedMatmul(xv, ops, m: m, n: n, k: k, group: group, bits: bits,
-                                                       dtype: .float32)
+                        let vnni = try quantizedMatmul(
+                            xv, ops, m: m, n: n, k: k, group: group, bits: bits,
+                            dtype: .float32)
                         _ = tk_set_qmv_vnni(0)
-                        let float = try quantizedMatmul(xv, ops, m: m, n: n, k: k, group: group, bits: bits,
-                                                        dtype: .float32)
+                        let float = try quantizedMatmul(
+                            xv, ops, m: m, n: n, k: k, group: group, bits: bits,
+                            dtype: .float32)
                         _ = tk_set_qmv_vnni(1)
                         let tag = "q\(bits) g\(group) \(what) m=\(m)"
                         let last = (m - 1) * n

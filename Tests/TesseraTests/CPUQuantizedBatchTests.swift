@@ -15,7 +15,8 @@ extension CPUKernelTests {
     /// x (a GGUF's), x rounded to 24 or 16 bits, 1 to 16 rows.
     func testBatchedQmvKernelIsBitForBitTheOneRowKernel() throws {
         guard tk_qmv_vnni() != 0 else {
-            throw XCTSkip("no AVX-512 VNNI here: the batched VNNI kernel cannot run (the float kernels are checked below)")
+            throw XCTSkip(
+                "no AVX-512 VNNI here: the batched VNNI kernel cannot run (the float kernels are checked below)")
         }
         var state: UInt64 = 0x5EED_0019
         func next(_ bound: Int) -> Int {
@@ -24,7 +25,9 @@ extension CPUKernelTests {
         }
         func converted(_ v: [Float], _ dt: Int32) -> [UInt8] {
             var out = [UInt8](repeating: 0, count: v.count * (dt == Int32(TK_F32) ? 4 : 2))
-            out.withUnsafeMutableBytes { o in v.withUnsafeBytes { tk_convert(Int32(TK_F32), $0.baseAddress, dt, o.baseAddress, v.count) } }
+            out.withUnsafeMutableBytes { o in
+                v.withUnsafeBytes { tk_convert(Int32(TK_F32), $0.baseAddress, dt, o.baseAddress, v.count) }
+            }
             return out
         }
         defer { _ = tk_set_qmv_x_bytes(3) }
@@ -52,7 +55,8 @@ extension CPUKernelTests {
             x.withUnsafeBytes { px in
                 for r in 0..<m {
                     XCTAssertNotEqual(
-                        tk_qmv_prepare(dt, px.baseAddress! + r * k * es, 1, k, Int32(group), Int32(bits), scratch + r * stride),
+                        tk_qmv_prepare(
+                            dt, px.baseAddress! + r * k * es, 1, k, Int32(group), Int32(bits), scratch + r * stride),
                         0)
                 }
             }
@@ -88,7 +92,8 @@ extension CPUKernelTests {
     func testQuantizedMatmulRowsAreBitForBitEachRowAlone() throws {
         for (bits, group, k, n) in [(4, 32, 576, 1003), (8, 32, 576, 777), (4, 64, 320, 301), (8, 128, 384, 99)] {
             for dtype in [DType.float32, .bfloat16] {
-                let ops = Self.quantizedOperands(bits: bits, group: group, n: n, k: k, seed: UInt64(k + n), dtype: dtype)
+                let ops = Self.quantizedOperands(
+                    bits: bits, group: group, n: n, k: k, seed: UInt64(k + n), dtype: dtype)
                 for m in [3, 16] {
                     let xv = Self.rounded(Self.values(m * k, seed: UInt64(m * n)), dtype)
                     try forEachQuantizedKernel { isa in

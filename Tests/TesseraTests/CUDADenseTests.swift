@@ -32,11 +32,13 @@ final class CUDADenseTests: XCTestCase {
 
     func testRowAndArgReduceGeometry() {
         // Short rows: a warp each, 8 per block.
-        XCTAssertEqual(CUDAGeometry.rows(rows: 17, rowLength: 40),
-                       CUDAGeometry.Launch(grid: (3, 1, 1), block: (256, 1, 1)))
+        XCTAssertEqual(
+            CUDAGeometry.rows(rows: 17, rowLength: 40),
+            CUDAGeometry.Launch(grid: (3, 1, 1), block: (256, 1, 1)))
         // Long rows: a block of 512 each.
-        XCTAssertEqual(CUDAGeometry.rows(rows: 17, rowLength: 2000),
-                       CUDAGeometry.Launch(grid: (17, 1, 1), block: (512, 1, 1)))
+        XCTAssertEqual(
+            CUDAGeometry.rows(rows: 17, rowLength: 2000),
+            CUDAGeometry.Launch(grid: (17, 1, 1), block: (512, 1, 1)))
         XCTAssertEqual(CUDAGeometry.argReduce(outputs: 9).grid.0, 2)
         XCTAssertEqual(CUDAGeometry.argReduce(outputs: 0).grid.0, 1)
 
@@ -57,8 +59,9 @@ final class CUDADenseTests: XCTestCase {
         XCTAssertEqual(CUDAGeometry.gemv(outputs: 70, batches: 3, dot: true).grid.0, 9)
         XCTAssertEqual(CUDAGeometry.gemv(outputs: 70, batches: 3, dot: false).grid.0, 1)
         XCTAssertEqual(CUDAGeometry.gemv(outputs: 1, batches: 100_000, dot: true).grid.1, 65535)
-        XCTAssertEqual(CUDAGeometry.gemm(m: 33, n: 45, batches: 2),
-                       CUDAGeometry.Launch(grid: (3, 3, 2), block: (16, 16, 1)))
+        XCTAssertEqual(
+            CUDAGeometry.gemm(m: 33, n: 45, batches: 2),
+            CUDAGeometry.Launch(grid: (3, 3, 2), block: (16, 16, 1)))
         let (qmv, qmvLaunch) = CUDAGeometry.quantizedMatmul(m: 8, n: 40, batches: 1, transposed: true)
         XCTAssertEqual(qmv, .qmvt)
         XCTAssertEqual(qmvLaunch.grid.0, 5)
@@ -73,8 +76,9 @@ final class CUDADenseTests: XCTestCase {
         XCTAssertTrue(CUDAGeometry.usesFlash(queryLength: 2, headDim: 128, valueDim: 128))
         XCTAssertFalse(CUDAGeometry.usesFlash(queryLength: 100, headDim: 160, valueDim: 160))
         // Row kernel: q row + 4 warps x (Dv accumulators + max + sum), floats.
-        XCTAssertEqual(CUDAGeometry.attentionRow(rows: 8, headDim: 64, valueDim: 48),
-                       CUDAGeometry.Launch(grid: (8, 1, 1), block: (128, 1, 1), sharedBytes: 4 * (64 + 4 * 50)))
+        XCTAssertEqual(
+            CUDAGeometry.attentionRow(rows: 8, headDim: 64, valueDim: 48),
+            CUDAGeometry.Launch(grid: (8, 1, 1), block: (128, 1, 1), sharedBytes: 4 * (64 + 4 * 50)))
         // Flash: Q tile 16 x D, K tile 32 x (D + 1), V tile 32 x Dv; under 48 KiB at D = Dv = 128.
         let flash = CUDAGeometry.attentionFlash(queryLength: 40, batchHeads: 8, headDim: 128, valueDim: 128)
         XCTAssertEqual(flash.grid.0, 3)
@@ -93,19 +97,22 @@ final class CUDADenseTests: XCTestCase {
 
     func testLtMatrixDescriptions() {
         // Row-major [M=9, K=20]: cuBLASLt sees its transpose, column-major [20, 9], ld 20, op N.
-        XCTAssertEqual(LtMatrix.transposedView(rows: 9, cols: 20, rowStride: 20, colStride: 1),
-                       LtMatrix(rows: 20, cols: 9, ld: 20, transposed: false))
+        XCTAssertEqual(
+            LtMatrix.transposedView(rows: 9, cols: 20, rowStride: 20, colStride: 1),
+            LtMatrix(rows: 20, cols: 9, ld: 20, transposed: false))
         // A transposed view (strides [1, 9]) is column-major [9, 20] itself, used with op T.
-        XCTAssertEqual(LtMatrix.transposedView(rows: 9, cols: 20, rowStride: 1, colStride: 9),
-                       LtMatrix(rows: 9, cols: 20, ld: 9, transposed: true))
+        XCTAssertEqual(
+            LtMatrix.transposedView(rows: 9, cols: 20, rowStride: 1, colStride: 9),
+            LtMatrix(rows: 9, cols: 20, ld: 9, transposed: true))
         // Every other column: ld 40.
         XCTAssertEqual(LtMatrix.transposedView(rows: 9, cols: 20, rowStride: 40, colStride: 1)?.ld, 40)
         // Strided in both axes, or rows broadcast (stride 0): no in-place description.
         XCTAssertNil(LtMatrix.transposedView(rows: 9, cols: 20, rowStride: 40, colStride: 2))
         XCTAssertNil(LtMatrix.transposedView(rows: 9, cols: 20, rowStride: 0, colStride: 1))
         // A single row: any row stride; ld falls back to the column count.
-        XCTAssertEqual(LtMatrix.transposedView(rows: 1, cols: 20, rowStride: 0, colStride: 1),
-                       LtMatrix(rows: 20, cols: 1, ld: 20, transposed: false))
+        XCTAssertEqual(
+            LtMatrix.transposedView(rows: 1, cols: 20, rowStride: 0, colStride: 1),
+            LtMatrix(rows: 20, cols: 1, ld: 20, transposed: false))
     }
 
     func testLtPlans() {
@@ -155,8 +162,9 @@ final class CUDADenseTests: XCTestCase {
             (noise([2, 1, 64], 0), quantize(noise([3, 8, 64], 1), groupSize: 32, bits: 4))
         }
         let y = withDevice(.gpu(0)) {
-            gatherQuantizedMatmul(x, q.wq, scales: q.scales, biases: q.biases, lhsIndices: Tensor([UInt32(1)], shape: [1]),
-                                  rhsIndices: Tensor([UInt32(3)], shape: [1]), groupSize: 32, bits: 4)
+            gatherQuantizedMatmul(
+                x, q.wq, scales: q.scales, biases: q.biases, lhsIndices: Tensor([UInt32(1)], shape: [1]),
+                rhsIndices: Tensor([UInt32(3)], shape: [1]), groupSize: 32, bits: 4)
         }
         XCTAssertThrowsError(try checkedEval([y])) { error in
             guard case TesseraError.invalidData(let op, _) = error else { return XCTFail("\(error)") }

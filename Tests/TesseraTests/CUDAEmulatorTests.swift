@@ -45,7 +45,8 @@ final class CUDAEmulatorTests: XCTestCase {
             throw XCTSkip("no C++ compiler: the CUDA emulator is not built")
         }
         let folder = Self.root.appendingPathComponent(".build/cuda-emu").path
-        let build = try Self.run("/bin/bash", [Self.root.appendingPathComponent("Tests/Support/cuda-emu/build.sh").path, folder])
+        let build = try Self.run(
+            "/bin/bash", [Self.root.appendingPathComponent("Tests/Support/cuda-emu/build.sh").path, folder])
         XCTAssertEqual(build.status, 0, build.text)
         guard build.status == 0 else { throw XCTSkip("the emulator did not build") }
         return folder
@@ -74,7 +75,9 @@ final class CUDAEmulatorTests: XCTestCase {
     /// consumer on stream B that did not wait for producer stream A's event
     /// would read A's output before A's kernels ran.
     func testStreamsWithDeferredKernelsThroughEmulator() throws {
-        let (output, rows) = try selfTestInChild(["TESSERA_SELFTEST_FILTER": "streams", "TESSERA_CUDA_EMU_DEFER_KERNELS": "1"])
+        let (output, rows) = try selfTestInChild([
+            "TESSERA_SELFTEST_FILTER": "streams", "TESSERA_CUDA_EMU_DEFER_KERNELS": "1"
+        ])
         XCTAssertEqual(output.status, 0, output.text)
         XCTAssertEqual(rows.count, 1, output.text)
         XCTAssertEqual(rows.filter { !$0.hasPrefix("selftest-row ok") }, [])
@@ -87,13 +90,15 @@ final class CUDAEmulatorTests: XCTestCase {
     {
         let folder = try buildEmulator()
         let executable = Bundle.main.executablePath ?? ProcessInfo.processInfo.arguments[0]
-        let output = try Self.run(executable, ["TesseraTests.CUDAEmulatorTests/testSelfTestInChild"], environment: [
-            Self.childVariable: "1",
-            "TESSERA_CUDA_PATH": "\(folder)/libcuda_emu.so",
-            "TESSERA_NVRTC_PATH": "\(folder)/libnvrtc_emu.so",
-            "TESSERA_CUBLASLT_PATH": "\(folder)/libcublasLt_emu.so",
-            "TESSERA_CUDA_CACHE": "\(folder)/cache",
-        ].merging(environment) { _, new in new })
+        let output = try Self.run(
+            executable, ["TesseraTests.CUDAEmulatorTests/testSelfTestInChild"],
+            environment: [
+                Self.childVariable: "1",
+                "TESSERA_CUDA_PATH": "\(folder)/libcuda_emu.so",
+                "TESSERA_NVRTC_PATH": "\(folder)/libnvrtc_emu.so",
+                "TESSERA_CUBLASLT_PATH": "\(folder)/libcublasLt_emu.so",
+                "TESSERA_CUDA_CACHE": "\(folder)/cache"
+            ].merging(environment) { _, new in new })
         let rows = output.text.split(separator: "\n").filter { $0.hasPrefix("selftest-row ") }
         print(rows.joined(separator: "\n"))
         return (output, rows)

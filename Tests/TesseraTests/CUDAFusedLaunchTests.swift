@@ -15,7 +15,8 @@ import XCTest
 private func kernel(of t: Tensor) -> FusedKernel? {
     if case .compiled(let k) = t.primitive { return k }
     if case .reshape = t.primitive, let slice = t.inputs.first, case .slice = slice.primitive,
-        let node = slice.inputs.first, case .compiled(let k) = node.primitive {
+        let node = slice.inputs.first, case .compiled(let k) = node.primitive
+    {
         return k
     }
     return nil
@@ -89,7 +90,8 @@ final class CUDAFusedLaunchTests: XCTestCase {
             let source = try XCTUnwrap(CUDAFusedSource.source(kernel), name)
             for arch in CUDAKernelCompileTests.architectures {
                 do {
-                    let output = try nvrtc.compile(source: source, name: "fused.cu", headers: [:], architecture: arch, verbose: true)
+                    let output = try nvrtc.compile(
+                        source: source, name: "fused.cu", headers: [:], architecture: arch, verbose: true)
                     let problems = output.log.split(separator: "\n").filter {
                         $0.localizedCaseInsensitiveContains("warning") || $0.localizedCaseInsensitiveContains("error")
                     }
@@ -201,7 +203,7 @@ final class CUDAFusedLaunchTests: XCTestCase {
         let others = [
             FusedCUBINCache.path(source: "B", architecture: "sm_90a", nvrtcVersion: "12.9", environment: env),
             FusedCUBINCache.path(source: "A", architecture: "sm_80", nvrtcVersion: "12.9", environment: env),
-            FusedCUBINCache.path(source: "A", architecture: "sm_90a", nvrtcVersion: "12.8", environment: env),
+            FusedCUBINCache.path(source: "A", architecture: "sm_90a", nvrtcVersion: "12.8", environment: env)
         ]
         XCTAssertEqual(Set(others + [a]).count, 4)
     }

@@ -37,7 +37,8 @@ final class CUDAIndexingTests: XCTestCase {
 
     /// Every indexing kernel name maps to a kernel file that is embedded.
     func testKernelNamesMapToEmbeddedFiles() {
-        let names = CUDAKernelNames.randomNames + CUDAKernelNames.indexingNames + CUDAKernelNames.sortNames
+        let names =
+            CUDAKernelNames.randomNames + CUDAKernelNames.indexingNames + CUDAKernelNames.sortNames
             + CUDAKernelNames.scanNames + CUDAKernelNames.linalgNames
         XCTAssertGreaterThan(names.count, 100)
         for name in names {
@@ -68,16 +69,21 @@ final class CUDAIndexingTests: XCTestCase {
     func testRowLayout() {
         let strides = contiguousStrides([4, 6, 9])
         // Along axis 1 the kept axes 0 and 2 cannot merge.
-        XCTAssertEqual(StridedLayout.rows(shape: [4, 6, 9], axis: 1, strides: [strides, strides]),
-                       StridedLayout(shape: [4, 9], strides: [[54, 1], [54, 1]]))
+        XCTAssertEqual(
+            StridedLayout.rows(shape: [4, 6, 9], axis: 1, strides: [strides, strides]),
+            StridedLayout(shape: [4, 9], strides: [[54, 1], [54, 1]]))
         // Along the last axis the kept axes merge into one of stride 9.
-        XCTAssertEqual(StridedLayout.rows(shape: [4, 6, 9], axis: 2, strides: [strides, strides]),
-                       StridedLayout(shape: [24], strides: [[9], [9]]))
+        XCTAssertEqual(
+            StridedLayout.rows(shape: [4, 6, 9], axis: 2, strides: [strides, strides]),
+            StridedLayout(shape: [24], strides: [[9], [9]]))
         // A transposed input keeps its own strides beside the output's.
-        XCTAssertEqual(StridedLayout.rows(shape: [9, 4], axis: 0, strides: [[1, 9], [4, 1]]),
-                       StridedLayout(shape: [4], strides: [[9], [1]]))
-        XCTAssertNil(StridedLayout.rows(shape: [Int](repeating: 2, count: 10), axis: 0,
-                                       strides: [[1, 3, 9, 27, 81, 243, 729, 2187, 6561, 19683]]))
+        XCTAssertEqual(
+            StridedLayout.rows(shape: [9, 4], axis: 0, strides: [[1, 9], [4, 1]]),
+            StridedLayout(shape: [4], strides: [[9], [1]]))
+        XCTAssertNil(
+            StridedLayout.rows(
+                shape: [Int](repeating: 2, count: 10), axis: 0,
+                strides: [[1, 3, 9, 27, 81, 243, 729, 2187, 6561, 19683]]))
     }
 
     func testLinalgPlan() {
@@ -94,8 +100,10 @@ final class CUDAIndexingTests: XCTestCase {
         let svd = CUDAGeometry.linalg(.svd(part: 0), shape: [32, 32], rhs: 0)!
         XCTAssertEqual(svd.part, 0)
         XCTAssertLessThanOrEqual(svd.sharedBytes, 48 * 1024)
-        XCTAssertEqual(CUDAGeometry.linalg(.svd(part: 2), shape: [9, 6], rhs: 0)?.sharedBytes, (54 + 36 + 81 + 6) * 8 + 24)
-        XCTAssertLessThanOrEqual(CUDAGeometry.linalg(.eigh(part: 1, upper: false), shape: [32, 32], rhs: 0)!.sharedBytes, 48 * 1024)
+        XCTAssertEqual(
+            CUDAGeometry.linalg(.svd(part: 2), shape: [9, 6], rhs: 0)?.sharedBytes, (54 + 36 + 81 + 6) * 8 + 24)
+        XCTAssertLessThanOrEqual(
+            CUDAGeometry.linalg(.eigh(part: 1, upper: false), shape: [32, 32], rhs: 0)!.sharedBytes, 48 * 1024)
     }
 
     // MARK: on a GPU (or the CUDA emulator); skipped without one
@@ -104,7 +112,9 @@ final class CUDAIndexingTests: XCTestCase {
     func testSingularMatrixErrorsOnGPU() throws {
         try XCTSkipUnless(CUDABackend.isAvailable, "no GPU: \(CUDABackend.unavailableReason)")
         let batch = Tensor([Float](arrayLiteral: 2, 0, 0, 2, 1, 2, 2, 4), shape: [2, 2, 2])
-        for (op, f) in [("inv", { Linalg.inv(batch) }), ("cholesky", { Linalg.cholesky(batch) })] as [(String, () -> Tensor)] {
+        for (op, f) in [("inv", { Linalg.inv(batch) }), ("cholesky", { Linalg.cholesky(batch) })]
+            as [(String, () -> Tensor)]
+        {
             let result = withDevice(.gpu(0)) { f() }
             XCTAssertThrowsError(try checkedEval([result]), op) { error in
                 guard case let TesseraError.invalidData(name, reason) = error else { return XCTFail("\(error)") }

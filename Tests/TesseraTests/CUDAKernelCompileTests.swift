@@ -53,15 +53,18 @@ final class CUDAKernelCompileTests: XCTestCase {
         for file in KernelFiles.kernels {
             for arch in Self.architectures {
                 do {
-                    let output = try nvrtc.compile(source: KernelSources.files[file]!, name: file,
-                                                   headers: KernelFiles.headers, architecture: arch, verbose: true)
+                    let output = try nvrtc.compile(
+                        source: KernelSources.files[file]!, name: file,
+                        headers: KernelFiles.headers, architecture: arch, verbose: true)
                     report += "== \(file) \(arch): \(output.cubin.count) bytes CUBIN\n\(output.log)\n"
                     let problems = output.log.split(separator: "\n").filter {
                         $0.localizedCaseInsensitiveContains("warning") || $0.localizedCaseInsensitiveContains("error")
                     }
                     XCTAssertEqual(problems, [], "\(file) for \(arch)")
                     XCTAssertFalse(output.cubin.isEmpty)
-                    if arch == "sm_75" { symbols[file] = String(decoding: output.cubin.map { $0 < 128 ? $0 : 0 }, as: UTF8.self) }
+                    if arch == "sm_75" {
+                        symbols[file] = String(decoding: output.cubin.map { $0 < 128 ? $0 : 0 }, as: UTF8.self)
+                    }
                 } catch {
                     XCTFail("\(file) for \(arch): \(error)")
                     report += "== \(file) \(arch): FAILED\n\(error)\n"

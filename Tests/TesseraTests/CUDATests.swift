@@ -11,7 +11,8 @@ import TesseraSelfTest
 
 final class CUDAHostTests: XCTestCase {
     func testLaunchGeometry() {
-        XCTAssertEqual(LaunchGeometry.elementwise(count: 1, multiprocessors: 132), LaunchGeometry(blocks: 1, threads: 256))
+        XCTAssertEqual(
+            LaunchGeometry.elementwise(count: 1, multiprocessors: 132), LaunchGeometry(blocks: 1, threads: 256))
         XCTAssertEqual(LaunchGeometry.elementwise(count: 257, multiprocessors: 132).blocks, 2)
         // Large arrays stop at 16 blocks per multiprocessor (grid-stride loops).
         XCTAssertEqual(LaunchGeometry.elementwise(count: 1 << 30, multiprocessors: 132).blocks, 132 * 16)
@@ -32,8 +33,9 @@ final class CUDAHostTests: XCTestCase {
         let tr = StridedLayout.collapse(shape: [3, 2], strides: [[1, 3]])
         XCTAssertEqual(tr, StridedLayout(shape: [3, 2], strides: [[1, 3]]))
         // Reductions keep an axis even when contiguous.
-        XCTAssertEqual(StridedLayout.collapse(shape: [5], strides: [[1]], linear: false),
-                       StridedLayout(shape: [5], strides: [[1]]))
+        XCTAssertEqual(
+            StridedLayout.collapse(shape: [5], strides: [[1]], linear: false),
+            StridedLayout(shape: [5], strides: [[1]]))
         XCTAssertEqual(StridedLayout.dims([2, 3]), [2, 3, 1, 1, 1, 1, 1, 1])
     }
 
@@ -54,17 +56,29 @@ final class CUDAHostTests: XCTestCase {
     }
 
     func testCacheKey() {
-        let key = KernelCacheKey.make(file: "binary.cu", source: "a", headers: ["common.cuh": "h"],
-                                      architecture: "sm_90", nvrtcVersion: "12.9")
-        XCTAssertEqual(key, KernelCacheKey.make(file: "binary.cu", source: "a", headers: ["common.cuh": "h"],
-                                                architecture: "sm_90", nvrtcVersion: "12.9"))
+        let key = KernelCacheKey.make(
+            file: "binary.cu", source: "a", headers: ["common.cuh": "h"],
+            architecture: "sm_90", nvrtcVersion: "12.9")
+        XCTAssertEqual(
+            key,
+            KernelCacheKey.make(
+                file: "binary.cu", source: "a", headers: ["common.cuh": "h"],
+                architecture: "sm_90", nvrtcVersion: "12.9"))
         XCTAssertTrue(key.hasPrefix("binary-") && key.hasSuffix("-sm_90-nvrtc12.9"), key)
         // Source, header, architecture and NVRTC version each change the key.
         for other in [
-            KernelCacheKey.make(file: "binary.cu", source: "b", headers: ["common.cuh": "h"], architecture: "sm_90", nvrtcVersion: "12.9"),
-            KernelCacheKey.make(file: "binary.cu", source: "a", headers: ["common.cuh": "g"], architecture: "sm_90", nvrtcVersion: "12.9"),
-            KernelCacheKey.make(file: "binary.cu", source: "a", headers: ["common.cuh": "h"], architecture: "sm_80", nvrtcVersion: "12.9"),
-            KernelCacheKey.make(file: "binary.cu", source: "a", headers: ["common.cuh": "h"], architecture: "sm_90", nvrtcVersion: "13.0"),
+            KernelCacheKey.make(
+                file: "binary.cu", source: "b", headers: ["common.cuh": "h"], architecture: "sm_90",
+                nvrtcVersion: "12.9"),
+            KernelCacheKey.make(
+                file: "binary.cu", source: "a", headers: ["common.cuh": "g"], architecture: "sm_90",
+                nvrtcVersion: "12.9"),
+            KernelCacheKey.make(
+                file: "binary.cu", source: "a", headers: ["common.cuh": "h"], architecture: "sm_80",
+                nvrtcVersion: "12.9"),
+            KernelCacheKey.make(
+                file: "binary.cu", source: "a", headers: ["common.cuh": "h"], architecture: "sm_90",
+                nvrtcVersion: "13.0")
         ] { XCTAssertNotEqual(key, other) }
         // The key's hash is SHA-256 (FIPS 180-2's test vectors; swift-crypto computes it).
         XCTAssertEqual(sha256Hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
@@ -92,23 +106,28 @@ final class CUDAHostTests: XCTestCase {
     func testLibrarySearchOrder() {
         let nvrtc = CUDALibrary.nvrtc.candidates(
             environment: ["TESSERA_NVRTC_PATH": "/opt/my/libnvrtc.so.12"], sitePackages: ["/site"])
-        XCTAssertEqual(nvrtc, [
-            "/opt/my/libnvrtc.so.12",
-            "/site/nvidia/cu13/lib/libnvrtc.so.13", "/site/nvidia/cu13/lib/libnvrtc.so.12",
-            "/site/nvidia/cuda_nvrtc/lib/libnvrtc.so.13", "/site/nvidia/cuda_nvrtc/lib/libnvrtc.so.12",
-            "/usr/local/cuda/lib64/libnvrtc.so.13", "/usr/local/cuda/lib64/libnvrtc.so.12",
-            "/usr/local/cuda/targets/x86_64-linux/lib/libnvrtc.so.13",
-            "/usr/local/cuda/targets/x86_64-linux/lib/libnvrtc.so.12",
-            "libnvrtc.so.13", "libnvrtc.so.12",
-        ])
+        XCTAssertEqual(
+            nvrtc,
+            [
+                "/opt/my/libnvrtc.so.12",
+                "/site/nvidia/cu13/lib/libnvrtc.so.13", "/site/nvidia/cu13/lib/libnvrtc.so.12",
+                "/site/nvidia/cuda_nvrtc/lib/libnvrtc.so.13", "/site/nvidia/cuda_nvrtc/lib/libnvrtc.so.12",
+                "/usr/local/cuda/lib64/libnvrtc.so.13", "/usr/local/cuda/lib64/libnvrtc.so.12",
+                "/usr/local/cuda/targets/x86_64-linux/lib/libnvrtc.so.13",
+                "/usr/local/cuda/targets/x86_64-linux/lib/libnvrtc.so.12",
+                "libnvrtc.so.13", "libnvrtc.so.12"
+            ])
         // A folder in the variable is searched for the library's file names.
-        XCTAssertEqual(CUDALibrary.driver.candidates(environment: ["TESSERA_CUDA_PATH": "/tmp"], sitePackages: ["/site"]),
-                       ["/tmp/libcuda.so.1", "libcuda.so.1"])
+        XCTAssertEqual(
+            CUDALibrary.driver.candidates(environment: ["TESSERA_CUDA_PATH": "/tmp"], sitePackages: ["/site"]),
+            ["/tmp/libcuda.so.1", "libcuda.so.1"])
         XCTAssertEqual(CUDALibrary.driver.candidates(environment: [:], sitePackages: []), ["libcuda.so.1"])
-        XCTAssertEqual(CUDALibrary.cublasLt.candidates(environment: [:], sitePackages: ["/s"]).prefix(4), [
-            "/s/nvidia/cu13/lib/libcublasLt.so.13", "/s/nvidia/cu13/lib/libcublasLt.so.12",
-            "/s/nvidia/cublas/lib/libcublasLt.so.13", "/s/nvidia/cublas/lib/libcublasLt.so.12",
-        ])
+        XCTAssertEqual(
+            CUDALibrary.cublasLt.candidates(environment: [:], sitePackages: ["/s"]).prefix(4),
+            [
+                "/s/nvidia/cu13/lib/libcublasLt.so.13", "/s/nvidia/cu13/lib/libcublasLt.so.12",
+                "/s/nvidia/cublas/lib/libcublasLt.so.13", "/s/nvidia/cublas/lib/libcublasLt.so.12"
+            ])
     }
 
     func testKernelNames() {
@@ -133,7 +152,8 @@ final class CUDAHostTests: XCTestCase {
             .deletingLastPathComponent()
         let doc = try String(contentsOf: root.appendingPathComponent("docs/GPU.md"), encoding: .utf8)
         let dispatch = try String(
-            contentsOf: root.appendingPathComponent("Sources/Tessera/Backends/CUDA/CUDADispatch.swift"), encoding: .utf8)
+            contentsOf: root.appendingPathComponent("Sources/Tessera/Backends/CUDA/CUDADispatch.swift"), encoding: .utf8
+        )
         // The cases whose only statement is `return nil`: no kernel for any dtype.
         let lines = dispatch.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
         var always: [String] = []
@@ -161,7 +181,8 @@ final class CUDAHostTests: XCTestCase {
             XCTAssertEqual(reason, CUDABackend.unavailableReason)
         }
         let x = Tensor([1, 2] as [Float]).view()
-        XCTAssertThrowsError(try CUDABackend.evaluate(.unary(.exp), inputs: [x], shape: [2], dtype: .float32)) { error in
+        XCTAssertThrowsError(try CUDABackend.evaluate(.unary(.exp), inputs: [x], shape: [2], dtype: .float32)) {
+            error in
             guard case TesseraError.deviceUnavailable = error else { return XCTFail("\(error)") }
         }
         guard case .failure = GPUSelfTest.run() else { return XCTFail("selftest ran without a GPU") }

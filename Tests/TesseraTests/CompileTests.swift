@@ -19,7 +19,9 @@ private func tolerance(_ dtype: DType) -> (rel: Double, abs: Double) {
     }
 }
 
-private func assertSame(_ a: Tensor, _ b: Tensor, _ message: String = "", file: StaticString = #filePath, line: UInt = #line) {
+private func assertSame(
+    _ a: Tensor, _ b: Tensor, _ message: String = "", file: StaticString = #filePath, line: UInt = #line
+) {
     XCTAssertEqual(a.shape, b.shape, "shape \(message)", file: file, line: line)
     XCTAssertEqual(a.dtype, b.dtype, "dtype \(message)", file: file, line: line)
     guard a.shape == b.shape, a.dtype == b.dtype else { return }
@@ -42,7 +44,8 @@ private func fusedKernel(of t: Tensor) -> FusedKernel? {
     if case .compiled(let kernel) = t.primitive { return kernel }
     // (Evaluated nodes have let go of their inputs: ask before evaluating.)
     if case .reshape = t.primitive, let slice = t.inputs.first, case .slice = slice.primitive,
-        let node = slice.inputs.first, case .compiled(let kernel) = node.primitive, kernel.outputCount > 1 {
+        let node = slice.inputs.first, case .compiled(let kernel) = node.primitive, kernel.outputCount > 1
+    {
         return kernel
     }
     return nil
@@ -111,7 +114,8 @@ final class CompileTests: XCTestCase {
         XCTAssertEqual(names.filter { $0 == "exp" }.count, 1, "\(names)")
         XCTAssertEqual(names.filter { $0 == "multiply" }.count, 1, "\(names)")
         XCTAssertFalse(names.contains("identity"), "\(names)")
-        XCTAssertEqual(program.replay([x], shapeless: false)[0].toArray(Float.self), [1, 2, 3].map { 4 * Foundation.exp($0) + $0 })
+        XCTAssertEqual(
+            program.replay([x], shapeless: false)[0].toArray(Float.self), [1, 2, 3].map { 4 * Foundation.exp($0) + $0 })
     }
 
     func testFusionStopsAtValuesUsedOutsideAndAtReductions() {
@@ -140,7 +144,7 @@ final class CompileTests: XCTestCase {
         var rng = TestRNG(42)
         let dtypes: [DType] = [.float32, .float16, .bfloat16, .float64]
         let shapesPool: [[[Int]]] = [
-            [[17], [17], [1]], [[3, 5], [5], [3, 1]], [[2, 3, 4], [3, 1], [2, 1, 4]], [[64, 33], [64, 33], [33]],
+            [[17], [17], [1]], [[3, 5], [5], [3, 1]], [[2, 3, 4], [3, 1], [2, 1, 4]], [[64, 33], [64, 33], [33]]
         ]
         var fusedOutputs = 0, multiOutput = 0
         for trial in 0..<24 {
@@ -168,8 +172,9 @@ final class CompileTests: XCTestCase {
         let f = { (a: [Tensor]) -> [Tensor] in
             let (k1, k2) = Random.split(a[0])
             return [
-                Random.bits([3, 5], key: k1), Random.bits([7], width: 2, key: k2), Random.bits([9], width: 1, key: a[0]),
-                Random.normal([4, 3], key: k2) * 2 + 1, Random.uniform(low: -1, high: 1, [6], key: k1),
+                Random.bits([3, 5], key: k1), Random.bits([7], width: 2, key: k2),
+                Random.bits([9], width: 1, key: a[0]),
+                Random.normal([4, 3], key: k2) * 2 + 1, Random.uniform(low: -1, high: 1, [6], key: k1)
             ]
         }
         let cf = compile(f)
@@ -255,10 +260,11 @@ final class CompileTests: XCTestCase {
             return [(h * h + 1).sum() + h.max()]
         }
         let compiled = compile(f)
-        XCTAssertTrue(traceProgram([x, w], fuse: true, f).instructions.contains {
-            if case .compiled(let k) = $0.primitive { return k.outputCount == 2 }
-            return false
-        })
+        XCTAssertTrue(
+            traceProgram([x, w], fuse: true, f).instructions.contains {
+                if case .compiled(let k) = $0.primitive { return k.outputCount == 2 }
+                return false
+            })
         let gc = grad({ (a: [Tensor]) in compiled(a)[0] }, argumentNumbers: [0, 1])([x, w])
         let ge = grad({ (a: [Tensor]) in f(a)[0] }, argumentNumbers: [0, 1])([x, w])
         for (c, e) in zip(gc, ge) { assertSame(c, e) }
@@ -413,7 +419,9 @@ final class CompileTests: XCTestCase {
             for _ in 0..<16 {
                 group.addTask {
                     let out = step([Tensor(UInt32(0))])
-                    return (try await out[0].evaluated().item(Int32.self), try await out[1].evaluated().toArray(UInt32.self))
+                    return (
+                        try await out[0].evaluated().item(Int32.self), try await out[1].evaluated().toArray(UInt32.self)
+                    )
                 }
             }
             var all: [(Int32, [UInt32])] = []
@@ -457,7 +465,8 @@ final class CompileTests: XCTestCase {
         let out = compile(f)([x, b])[0]
         guard case .compiled(let kernel) = out.primitive else { return XCTFail("not fused") }
         let views = out.inputs.map { $0.view() }
-        let result = try FusedKernels.interpret(kernel, inputs: views, output: ArrayView.allocate(shape: [3, 4], dtype: .float16))
+        let result = try FusedKernels.interpret(
+            kernel, inputs: views, output: ArrayView.allocate(shape: [3, 4], dtype: .float16))
         assertSame(Tensor(evaluated: result), f([x, b])[0])
     }
 
@@ -585,4 +594,3 @@ private func randomGraph(_ inputs: [Tensor], ops: [Double], picks: [Double]) -> 
     }
     return [values[values.count - 1], values[inputs.count + (values.count - inputs.count) / 2]]
 }
-

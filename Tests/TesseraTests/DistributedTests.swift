@@ -13,8 +13,10 @@ final class DistributedTests: XCTestCase {
         XCTAssertEqual(group.size, 1)
         XCTAssertEqual(group.rank, 0)
         let x = Tensor([1, 2, 3, 4] as [Float], shape: [2, 2])
-        for y in [allSum(x, group: group), allMax(x, group: group), allMin(x, group: group), allGather(x, group: group),
-                  sumScatter(x, group: group)] {
+        for y in [
+            allSum(x, group: group), allMax(x, group: group), allMin(x, group: group), allGather(x, group: group),
+            sumScatter(x, group: group)
+        ] {
             XCTAssertEqual(y.toArray(Float.self), [1, 2, 3, 4])
             XCTAssertEqual(y.shape, [2, 2])
         }
@@ -41,7 +43,8 @@ final class DistributedTests: XCTestCase {
         let launched = { (rank: Int, size: Int) in
             [RankDevice.localRankVariable: "\(rank)", RankDevice.localSizeVariable: "\(size)"]
         }
-        XCTAssertEqual(try (0..<4).map { try RankDevice.ordinal(environment: launched($0, 4), deviceCount: 4) }, [0, 1, 2, 3])
+        XCTAssertEqual(
+            try (0..<4).map { try RankDevice.ordinal(environment: launched($0, 4), deviceCount: 4) }, [0, 1, 2, 3])
         // More ranks than devices wrap round (fine for the ring; NCCL refuses it below).
         XCTAssertEqual(try RankDevice.ordinal(environment: launched(5, 6), deviceCount: 4), 1)
         // Open MPI's mpirun says the same with its own names.
@@ -52,10 +55,17 @@ final class DistributedTests: XCTestCase {
         XCTAssertEqual(try RankDevice.ordinal(environment: launched(3, 4), deviceCount: 1), 0)
         // An explicit device wins.
         XCTAssertEqual(
-            try RankDevice.ordinal(environment: launched(1, 2).merging([RankDevice.deviceVariable: "3"]) { $1 }, deviceCount: 4), 3)
-        func assertBad(_ environment: [String: String], devices: Int = 4, file: StaticString = #filePath, line: UInt = #line) {
-            XCTAssertThrowsError(try RankDevice.ordinal(environment: environment, deviceCount: devices), file: file, line: line) {
-                guard case DistributedError.badConfiguration = $0 else { return XCTFail("\($0)", file: file, line: line) }
+            try RankDevice.ordinal(
+                environment: launched(1, 2).merging([RankDevice.deviceVariable: "3"]) { $1 }, deviceCount: 4), 3)
+        func assertBad(
+            _ environment: [String: String], devices: Int = 4, file: StaticString = #filePath, line: UInt = #line
+        ) {
+            XCTAssertThrowsError(
+                try RankDevice.ordinal(environment: environment, deviceCount: devices), file: file, line: line
+            ) {
+                guard case DistributedError.badConfiguration = $0 else {
+                    return XCTFail("\($0)", file: file, line: line)
+                }
             }
         }
         assertBad([RankDevice.deviceVariable: "4"])
@@ -82,9 +92,11 @@ final class DistributedTests: XCTestCase {
         var aborts = 0
         let start = ContinuousClock.now
         XCTAssertThrowsError(
-            try NCCLProgress.wait(operation: "ncclCommInitRank(rank 0 of 2)", timeout: 0.2, state: { .pending }, abort: { aborts += 1 })
+            try NCCLProgress.wait(
+                operation: "ncclCommInitRank(rank 0 of 2)", timeout: 0.2, state: { .pending }, abort: { aborts += 1 })
         ) { error in
-            XCTAssertEqual(error as? DistributedError, .timedOut(operation: "ncclCommInitRank(rank 0 of 2)", seconds: 0.2))
+            XCTAssertEqual(
+                error as? DistributedError, .timedOut(operation: "ncclCommInitRank(rank 0 of 2)", seconds: 0.2))
         }
         let waited = ContinuousClock.now - start
         XCTAssertEqual(aborts, 1)
@@ -92,18 +104,22 @@ final class DistributedTests: XCTestCase {
         XCTAssertLessThan(waited, .seconds(5))
         // In progress a while, then done: no abort.
         var polls = 0
-        try NCCLProgress.wait(operation: "ncclAllReduce", timeout: 5, state: {
-            polls += 1
-            return polls < 150 ? .pending : .done
-        }, abort: { aborts += 1 })
+        try NCCLProgress.wait(
+            operation: "ncclAllReduce", timeout: 5,
+            state: {
+                polls += 1
+                return polls < 150 ? .pending : .done
+            }, abort: { aborts += 1 })
         XCTAssertEqual(polls, 150)
         XCTAssertEqual(aborts, 1)
         // An asynchronous error: aborted, and the error names the call.
         XCTAssertThrowsError(
-            try NCCLProgress.wait(operation: "ncclAllGather", timeout: 5, state: { .failed("remote process exited (ncclResult_t 6)") },
-                                  abort: { aborts += 1 })
+            try NCCLProgress.wait(
+                operation: "ncclAllGather", timeout: 5, state: { .failed("remote process exited (ncclResult_t 6)") },
+                abort: { aborts += 1 })
         ) { error in
-            XCTAssertEqual(error as? DistributedError, .backendError("ncclAllGather: remote process exited (ncclResult_t 6)"))
+            XCTAssertEqual(
+                error as? DistributedError, .backendError("ncclAllGather: remote process exited (ncclResult_t 6)"))
         }
         XCTAssertEqual(aborts, 2)
     }

@@ -15,7 +15,8 @@ final class FastTests: XCTestCase {
         case "softmax": return softmax(x, axis: try c.params.int("axis"))
         case "logSoftmax": return logSoftmax(x, axis: try c.params.int("axis"))
         case "rmsNorm":
-            return Fast.rmsNorm(x, weight: c.inputs.count > 1 ? c.inputs[1] : nil, eps: Float(try c.params.double("eps")))
+            return Fast.rmsNorm(
+                x, weight: c.inputs.count > 1 ? c.inputs[1] : nil, eps: Float(try c.params.double("eps")))
         case "layerNorm":
             var next = 1
             let weight = try c.params.bool("weight") ? c.inputs[next] : nil
@@ -26,7 +27,8 @@ final class FastTests: XCTestCase {
             let freqs = c.inputs.count > 1 ? c.inputs[1] : nil
             return Fast.rope(
                 x, dimensions: try c.params.int("dimensions"), traditional: try c.params.bool("traditional"),
-                base: try freqs == nil ? Float(c.params.double("base")) : nil, scale: Float(try c.params.double("scale")),
+                base: try freqs == nil ? Float(c.params.double("base")) : nil,
+                scale: Float(try c.params.double("scale")),
                 offset: try c.params.int("offset"), freqs: freqs)
         case "sdpa":
             let mask: AttentionMask
@@ -36,7 +38,8 @@ final class FastTests: XCTestCase {
             default: mask = .array(c.inputs[3])
             }
             return Fast.scaledDotProductAttention(
-                queries: x, keys: c.inputs[1], values: c.inputs[2], scale: Float(try c.params.double("scale")), mask: mask)
+                queries: x, keys: c.inputs[1], values: c.inputs[2], scale: Float(try c.params.double("scale")),
+                mask: mask)
         default:
             fatalError("unknown op \(c.op)")
         }
@@ -44,7 +47,9 @@ final class FastTests: XCTestCase {
 
     /// The same node evaluated through `fastFallback` (its inputs are the fused node's inputs).
     private func fallback(_ fused: Tensor) -> Tensor {
-        guard let inputs = fused.node.pendingInputs, let out = fastFallback(fused.primitive, inputs: inputs.map(Tensor.init(node:))) else {
+        guard let inputs = fused.node.pendingInputs,
+            let out = fastFallback(fused.primitive, inputs: inputs.map(Tensor.init(node:)))
+        else {
             // softmax/logSoftmax along another axis: the fused node sits under a transpose.
             let inner = fused.node.pendingInputs!.map(Tensor.init(node:))[0]
             let axes: [Int]
@@ -95,7 +100,9 @@ final class FastTests: XCTestCase {
         let plain = rows.toArray(Float.self)
         let copy = Tensor(plain, shape: [4, 8])
         assertMatches(Fast.rmsNorm(rows, weight: w, eps: 1e-5), Fast.rmsNorm(copy, weight: w, eps: 1e-5), "rmsNorm")
-        assertMatches(Fast.layerNorm(rows, weight: w, bias: w, eps: 1e-5), Fast.layerNorm(copy, weight: w, bias: w, eps: 1e-5), "layerNorm")
+        assertMatches(
+            Fast.layerNorm(rows, weight: w, bias: w, eps: 1e-5), Fast.layerNorm(copy, weight: w, bias: w, eps: 1e-5),
+            "layerNorm")
         assertMatches(softmax(rows), softmax(copy), "softmax")
     }
 
@@ -127,7 +134,8 @@ final class FastTests: XCTestCase {
             let k = buffer[0..., 0..., ..<lk], v = valuesBuffer[0..., 0..., ..<lk]
             let out = Fast.scaledDotProductAttention(
                 queries: q, keys: k, values: v, scale: 0.25, mask: causal ? .causal : .none)
-            assertMatches(out, unfused(q, k, v, scale: 0.25, causal: causal), "lq \(lq) lk \(lk) causal \(causal)", sums)
+            assertMatches(
+                out, unfused(q, k, v, scale: 0.25, causal: causal), "lq \(lq) lk \(lk) causal \(causal)", sums)
         }
         // Query heads that are not evenly spaced rows: [1, L, H, D] seen as [1, H, L, D].
         let q = values([1, 7, 4, 16], 4).transposed(axes: [0, 2, 1, 3])
@@ -142,7 +150,8 @@ final class FastTests: XCTestCase {
         let x = Tensor((0..<12).map { Float(sin(Double($0))) }, shape: [3, 4])
         let w = Tensor([0.5, 1, 1.5, 2] as [Float])
         let fused = grad { (x: Tensor) in (Fast.rmsNorm(x, weight: w, eps: 1e-5) * x).sum() }(x)
-        let plain = grad { (x: Tensor) in (x * rsqrt(square(x).mean(axes: [-1], keepDims: true) + 1e-5) * w * x).sum() }(x)
+        let plain = grad { (x: Tensor) in (x * rsqrt(square(x).mean(axes: [-1], keepDims: true) + 1e-5) * w * x).sum()
+        }(x)
         assertMatches(fused, plain, "grad rmsNorm")
         let sm = grad { (x: Tensor) in (softmax(x) * x).sum() }(x)
         let smPlain = grad { (x: Tensor) in

@@ -64,7 +64,8 @@ final class GraphTests: XCTestCase {
     func testReshapesFoldAndUnitAxisTransposesAreReshapes() {
         let x = exp(Tensor.arange(0, 12, dtype: .float32) / 10)  // pending
         let r = x.reshaped([1, 3, 4]).reshaped([3, 1, 4])
-        XCTAssertTrue(r.inputs.count == 1 && r.inputs[0].node === x.node, "a reshape of a pending reshape reshapes its input")
+        XCTAssertTrue(
+            r.inputs.count == 1 && r.inputs[0].node === x.node, "a reshape of a pending reshape reshapes its input")
         XCTAssertTrue(x.reshaped([3, 4]).reshaped([12]).node === x.node)
         // [3, 1, 4] → [1, 3, 4]: only the unit axis moves.
         let t = r.transposed(axes: [1, 0, 2])

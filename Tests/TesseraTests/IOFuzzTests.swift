@@ -17,7 +17,9 @@ final class IOFuzzTests: XCTestCase {
     }
 
     private let formats: [Format] = [
-        Format(name: "safetensors", file: "sample.safetensors") { Array(try Safetensors.parse($0.bytes, owner: $0).tensors.values) },
+        Format(name: "safetensors", file: "sample.safetensors") {
+            Array(try Safetensors.parse($0.bytes, owner: $0).tensors.values)
+        },
         Format(name: "npy", file: "fortran.npy") { [try NPY.parse($0.bytes, owner: $0)] },
         Format(name: "npy0d", file: "scalar.npy") { [try NPY.parse($0.bytes, owner: $0)] },
         Format(name: "npz", file: "sample.npz") { Array(try NPZ.parse($0.bytes, owner: $0).values) },
@@ -25,7 +27,7 @@ final class IOFuzzTests: XCTestCase {
         Format(name: "gguf", file: "sample.gguf") { bytes in
             let file = try GGUFFile(bytes: bytes.bytes, owner: bytes)
             return try file.tensorInfos.map { try file.tensor($0.name).dense }
-        },
+        }
     ]
 
     private func owned(_ bytes: [UInt8]) -> OwnedBytes {
@@ -80,7 +82,8 @@ final class IOFuzzTests: XCTestCase {
     /// target's finding, Fortran order: it trapped in the row-major copy).
     func testEmptyShapesWithHugeDimensionsAreRefused() throws {
         func npy(_ shape: String, fortran: Bool) -> [UInt8] {
-            var header = Array("{'descr': '<f8', 'fortran_order': \(fortran ? "True" : "False"), 'shape': \(shape), }".utf8)
+            var header = Array(
+                "{'descr': '<f8', 'fortran_order': \(fortran ? "True" : "False"), 'shape': \(shape), }".utf8)
             while (10 + header.count + 1) % 64 != 0 { header.append(0x20) }
             header.append(0x0A)
             return [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.count & 0xFF), UInt8(header.count >> 8)] + header

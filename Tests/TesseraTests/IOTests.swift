@@ -59,7 +59,9 @@ final class IOTests: XCTestCase {
             let arrays = try NPZ.load(path(archive))
             let stored = exp["npz"] as! [String: Any]
             XCTAssertEqual(Set(arrays.keys), Set(stored.keys), archive)
-            for (name, value) in stored { assertMatches(arrays[name]!, try fixtureTensor(value), "\(archive):\(name)", .bitwise) }
+            for (name, value) in stored {
+                assertMatches(arrays[name]!, try fixtureTensor(value), "\(archive):\(name)", .bitwise)
+            }
         }
         assertMatches(try NPY.load(path("fortran.npy")), try fixtureTensor(exp["fortran"]!), "fortran order", .bitwise)
         assertMatches(try NPY.load(path("scalar.npy")), try fixtureTensor(exp["scalar"]!), "0-d", .bitwise)
@@ -68,7 +70,8 @@ final class IOTests: XCTestCase {
     func testNPZRoundTripAndNumpyReadsOurs() throws {
         let dir = try temporaryDirectory()
         let out = dir.appendingPathComponent("ours.npz").path
-        let arrays = try NPZ.load(path("sample.npz")).merging(["t": Tensor.arange(0, 6).reshaped([2, 3]).T]) { a, _ in a }
+        let arrays = try NPZ.load(path("sample.npz")).merging(["t": Tensor.arange(0, 6).reshaped([2, 3]).T]) { a, _ in a
+        }
         try NPZ.save(arrays, to: out)
         let back = try NPZ.load(out)
         for (name, t) in arrays { XCTAssertEqual(back[name]!.bytes(), t.bytes(), name) }
@@ -135,11 +138,15 @@ final class IOTests: XCTestCase {
     func testSmolLM2GGUFFacts() throws {
         // Where DefaultModel caches it: $TESSERA_MODEL, else $TESSERA_CACHE (or ~/.cache/tessera)/models.
         let env = ProcessInfo.processInfo.environment
-        let cache = env["TESSERA_CACHE"].flatMap { $0.isEmpty ? nil : $0 }
+        let cache =
+            env["TESSERA_CACHE"].flatMap { $0.isEmpty ? nil : $0 }
             ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/tessera").path
         let candidates: [String?] = [env["TESSERA_MODEL"], cache + "/models/SmolLM2-135M-Instruct.Q4_1.gguf"]
-        guard let model = candidates.compactMap({ $0 }).first(where: { FileManager.default.fileExists(atPath: $0) }) else {
-            if env["TESSERA_REQUIRE_MODEL"] != nil { XCTFail("TESSERA_REQUIRE_MODEL is set but the SmolLM2 GGUF is not cached") }
+        guard let model = candidates.compactMap({ $0 }).first(where: { FileManager.default.fileExists(atPath: $0) })
+        else {
+            if env["TESSERA_REQUIRE_MODEL"] != nil {
+                XCTFail("TESSERA_REQUIRE_MODEL is set but the SmolLM2 GGUF is not cached")
+            }
             throw XCTSkip("SmolLM2 GGUF not present")
         }
         let file = try GGUFFile.load(model)
@@ -152,7 +159,9 @@ final class IOTests: XCTestCase {
         XCTAssertEqual(file.info("token_embd.weight")?.type, GGMLType.q8_0)
         XCTAssertEqual(file.tensorInfos.filter { $0.type == GGMLType.q4_1 }.count, 210)
         XCTAssertEqual(file.tensorInfos.filter { $0.type == GGMLType.f32 }.count, 61)
-        guard case .quantized(let q) = try file.tensor("blk.0.attn_q.weight") else { return XCTFail("Q4_1 loads quantized") }
+        guard case .quantized(let q) = try file.tensor("blk.0.attn_q.weight") else {
+            return XCTFail("Q4_1 loads quantized")
+        }
         XCTAssertEqual(q.weight.shape, [576, 576 / 8])
         XCTAssertEqual(q.scales.shape, [576, 576 / 32])
         XCTAssertTrue(q.dequantized().abs().max().item(Float.self).isFinite)
@@ -172,13 +181,18 @@ extension IOTests {
         let fixture = try GGUFFile.load(path("sample.gguf"))
         for name in ["q4_0", "q4_1", "q8_0", "q4_k"] {
             XCTAssertEqual(
-                try fixture.tensor(name).dense.toArray(Float.self), try fixture.tensor(name).dense.toArray(Float.self), name)
+                try fixture.tensor(name).dense.toArray(Float.self), try fixture.tensor(name).dense.toArray(Float.self),
+                name)
         }
         let env = ProcessInfo.processInfo.environment
-        let model = env["TESSERA_MODEL"] ?? FileManager.default.homeDirectoryForCurrentUser
+        let model =
+            env["TESSERA_MODEL"]
+            ?? FileManager.default.homeDirectoryForCurrentUser
             .appendingPathComponent(".cache/tessera/models/SmolLM2-135M-Instruct.Q4_1.gguf").path
         guard FileManager.default.fileExists(atPath: model), model.hasSuffix(".gguf") else {
-            if env["TESSERA_REQUIRE_MODEL"] != nil { XCTFail("TESSERA_REQUIRE_MODEL is set but the SmolLM2 GGUF is not cached") }
+            if env["TESSERA_REQUIRE_MODEL"] != nil {
+                XCTFail("TESSERA_REQUIRE_MODEL is set but the SmolLM2 GGUF is not cached")
+            }
             throw XCTSkip("SmolLM2 GGUF not present")
         }
         let file = try GGUFFile.load(model)
@@ -188,8 +202,10 @@ extension IOTests {
             }
             XCTAssertGreaterThan(a.weight.size * 4, 64 << 10, "spans pages")
             XCTAssertEqual(a.weight.toArray(UInt32.self), b.weight.toArray(UInt32.self), name)
-            XCTAssertEqual(a.scales.asType(.float32).toArray(Float.self), b.scales.asType(.float32).toArray(Float.self), name)
-            XCTAssertEqual(a.biases.asType(.float32).toArray(Float.self), b.biases.asType(.float32).toArray(Float.self), name)
+            XCTAssertEqual(
+                a.scales.asType(.float32).toArray(Float.self), b.scales.asType(.float32).toArray(Float.self), name)
+            XCTAssertEqual(
+                a.biases.asType(.float32).toArray(Float.self), b.biases.asType(.float32).toArray(Float.self), name)
         }
     }
 }

@@ -83,6 +83,8 @@ final class IndexingTests: XCTestCase {
         var y = x
         y[1] = Tensor.ones([3])
         guard case .sliceUpdate = y.primitive else { return XCTFail("expected a slice update") }
-        guard case .scatter(.add, _) = x.at[Tensor([1])].add(1).primitive else { return XCTFail("expected scatter_add") }
+        guard case .scatter(.add, _) = x.at[Tensor([1])].add(1).primitive else {
+            return XCTFail("expected scatter_add")
+        }
     }
 }

@@ -92,7 +92,8 @@ final class LinearAlgebraTests: XCTestCase {
                 for (name, basis) in [("u", u), ("v", vt.swappedAxes(-1, -2))] {
                     let m = basis.dim(-1)
                     assertMatches(
-                        matmul(basis.swappedAxes(-1, -2), basis), Tensor.eye(m, dtype: a.dtype).broadcast(to: basis.shape),
+                        matmul(basis.swappedAxes(-1, -2), basis),
+                        Tensor.eye(m, dtype: a.dtype).broadcast(to: basis.shape),
                         "\(c.name) \(name)ᵀ\(name)", products)
                 }
             case "eigh":
@@ -168,7 +169,8 @@ final class LinearAlgebraTests: XCTestCase {
         XCTAssertFalse(GEMM.blasAvailable)
         XCTAssertFalse(GEMM.blasForGEMM)
         XCTAssertFalse(GEMM.blasForGEMV)
-        assertMatches(matmul(Linalg.inv(Tensor([2, 0, 0, 4] as [Double], shape: [2, 2])), Tensor([2, 4] as [Double])),
+        assertMatches(
+            matmul(Linalg.inv(Tensor([2, 0, 0, 4] as [Double], shape: [2, 2])), Tensor([2, 4] as [Double])),
             Tensor([1, 1] as [Double]), "native inverse")
     }
 

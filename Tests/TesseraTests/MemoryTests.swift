@@ -187,8 +187,9 @@ final class MemoryTests: XCTestCase {
     func testStreamsToWaitFor() {
         XCTAssertEqual(Buffer.streamsToWaitFor(stream: 0, forWriting: false, writer: 0, users: [0]), [])
         XCTAssertEqual(Buffer.streamsToWaitFor(stream: 1, forWriting: false, writer: 0, users: [0]), [0])
-        XCTAssertEqual(Buffer.streamsToWaitFor(stream: 1, forWriting: false, writer: 0, users: []), [],
-                       "a home no stream has written needs no wait")
+        XCTAssertEqual(
+            Buffer.streamsToWaitFor(stream: 1, forWriting: false, writer: 0, users: []), [],
+            "a home no stream has written needs no wait")
         XCTAssertEqual(Buffer.streamsToWaitFor(stream: 1, forWriting: true, writer: 0, users: [0, 1, 2]), [0, 2])
         XCTAssertEqual(Buffer.streamsToWaitFor(stream: 0, forWriting: true, writer: 0, users: [0]), [])
     }

@@ -22,7 +22,7 @@ final class NCCLTests: XCTestCase {
     func testTypeAndReductionCodesMatchNCCLHeader() {
         let expected: [DType: Int32] = [
             .int8: 0, .uint8: 1, .int32: 2, .uint32: 3, .int64: 4, .uint64: 5, .float16: 6, .float32: 7, .float64: 8,
-            .bfloat16: 9,
+            .bfloat16: 9
         ]
         for dtype in DType.allCases { XCTAssertEqual(NCCLTypes.code(dtype), expected[dtype], "\(dtype)") }
         XCTAssertEqual([ReduceKind.sum, .max, .min].map(NCCLTypes.op), [0, 2, 3])
@@ -51,13 +51,16 @@ final class NCCLTests: XCTestCase {
         let id = (0..<NCCLBootstrap.idBytes).map { UInt8($0) }
         let got = try NCCLBootstrap.uniqueID(
             rank: 1, environment: [NCCLBootstrap.idVariable: NCCLBootstrap.hex(id)], timeout: 1, group: nil,
-            generate: { XCTFail("rank 1 generated an id"); return [] })
+            generate: {
+                XCTFail("rank 1 generated an id"); return []
+            })
         XCTAssertEqual(got, id)
     }
 
     /// Rank 0 writes the id file; rank 1, already waiting, reads the same bytes.
     func testTheFileBootstrapGivesRankZerosIDToTheOthers() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-nccl-id-\(UUID().uuidString)").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-nccl-id-\(UUID().uuidString)")
+            .path
         defer { unlink(path) }
         let environment = [NCCLBootstrap.idFileVariable: path]
         let generated = (0..<NCCLBootstrap.idBytes).map { _ in UInt8.random(in: 0...255) }
@@ -69,8 +72,9 @@ final class NCCLTests: XCTestCase {
         }
         waiter.start()
         usleep(50_000)
-        let mine = try NCCLBootstrap.uniqueID(rank: 0, environment: environment, timeout: 20, group: nil,
-                                              generate: { generated })
+        let mine = try NCCLBootstrap.uniqueID(
+            rank: 0, environment: environment, timeout: 20, group: nil,
+            generate: { generated })
         XCTAssertEqual(mine, generated)
         let deadline = Date().addingTimeInterval(20)
         while received.value == nil && Date() < deadline { usleep(5_000) }
@@ -78,13 +82,18 @@ final class NCCLTests: XCTestCase {
     }
 
     func testAMissingIDFileTimesOutAndNoBootstrapIsABadConfiguration() {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-nccl-none-\(UUID().uuidString)").path
-        XCTAssertThrowsError(try NCCLBootstrap.uniqueID(
-            rank: 1, environment: [NCCLBootstrap.idFileVariable: path], timeout: 0.05, group: nil, generate: { [] })
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "tessera-nccl-none-\(UUID().uuidString)"
+        ).path
+        XCTAssertThrowsError(
+            try NCCLBootstrap.uniqueID(
+                rank: 1, environment: [NCCLBootstrap.idFileVariable: path], timeout: 0.05, group: nil, generate: { [] })
         ) { error in
             guard case DistributedError.timedOut = error else { return XCTFail("\(error)") }
         }
-        XCTAssertThrowsError(try NCCLBootstrap.uniqueID(rank: 0, environment: [:], timeout: 1, group: nil, generate: { [] })) {
+        XCTAssertThrowsError(
+            try NCCLBootstrap.uniqueID(rank: 0, environment: [:], timeout: 1, group: nil, generate: { [] })
+        ) {
             guard case DistributedError.badConfiguration(let reason) = $0 else { return XCTFail("\($0)") }
             XCTAssertTrue(reason.contains("tessera launch --backend nccl"), reason)
         }

@@ -50,7 +50,8 @@ final class NumericsEdgeTests: XCTestCase {
             let (a, b) = (c.inputs[0], c.inputs[1])
             assertMatches(logAddExp(a, b), c.expected[0], c.name)
             // The fused kernels carry their own copy of the function.
-            assertMatches(compile { xs in [logAddExp(xs[0], xs[1]) * 1.0] }([a, b])[0], c.expected[0], "\(c.name) compiled")
+            assertMatches(
+                compile { xs in [logAddExp(xs[0], xs[1]) * 1.0] }([a, b])[0], c.expected[0], "\(c.name) compiled")
             let wide = logAddExp(a.asType(.float64), b.asType(.float64))
             assertMatches(wide.asType(.float32), c.expected[0], "\(c.name) f64")
         }
@@ -65,7 +66,8 @@ final class NumericsEdgeTests: XCTestCase {
     func testSoftmaxOfRowsHoldingInfinity() throws {
         for c in try cases("log_softmax") {
             assertMatches(logSoftmax(c.inputs[0]), c.expected[0], c.name)
-            assertMatches(try XCTUnwrap(fastFallback(.logSoftmax, inputs: c.inputs)), c.expected[0], "\(c.name) fallback")
+            assertMatches(
+                try XCTUnwrap(fastFallback(.logSoftmax, inputs: c.inputs)), c.expected[0], "\(c.name) fallback")
         }
         for c in try cases("softmax") {
             assertMatches(softmax(c.inputs[0]), c.expected[0], c.name)

@@ -31,7 +31,8 @@ final class NumpyFixtureTests: XCTestCase {
             let results = try run(c.params, inputs)
             let expected = c.expected
             if results.count != expected.count {
-                XCTFail("\(c.name) [\(c.op)]: \(results.count) results, expected \(expected.count)", file: file, line: line)
+                XCTFail(
+                    "\(c.name) [\(c.op)]: \(results.count) results, expected \(expected.count)", file: file, line: line)
                 continue
             }
             for (i, (actual, want)) in zip(results, expected).enumerated() {
@@ -49,7 +50,8 @@ final class NumpyFixtureTests: XCTestCase {
                 for (i, r) in results.enumerated() where r.size > 0 {
                     XCTAssertTrue(
                         r.view().buffer === input.view().buffer,
-                        "\(c.name) [\(c.op)]: result \(i) is a copy, expected a view of the input", file: file, line: line)
+                        "\(c.name) [\(c.op)]: result \(i) is a copy, expected a view of the input", file: file,
+                        line: line)
                 }
             }
             checked += 1
@@ -86,7 +88,7 @@ private let unaryOps: [String: @Sendable (Tensor) -> Tensor] = [
     "floor": { floor($0) }, "ceil": { ceil($0) }, "round": { round($0) }, "isNaN": { isNaN($0) },
     "isInf": { isInf($0) }, "isFinite": { isFinite($0) }, "logicalNot": { logicalNot($0) },
     "bitwiseInvert": { bitwiseInvert($0) }, "real": { real($0) }, "imag": { imag($0) },
-    "conjugate": { conjugate($0) },
+    "conjugate": { conjugate($0) }
 ]
 
 private let binaryOps: [String: @Sendable (any TensorOperand, any TensorOperand) -> Tensor] = [
@@ -98,7 +100,7 @@ private let binaryOps: [String: @Sendable (any TensorOperand, any TensorOperand)
     "logicalAnd": { logicalAnd($0, $1) }, "logicalOr": { logicalOr($0, $1) },
     "bitwiseAnd": { bitwiseAnd($0, $1) }, "bitwiseOr": { bitwiseOr($0, $1) }, "bitwiseXor": { bitwiseXor($0, $1) },
     "leftShift": { leftShift($0, $1) }, "rightShift": { rightShift($0, $1) }, "arctan2": { arctan2($0, $1) },
-    "logAddExp": { logAddExp($0, $1) },
+    "logAddExp": { logAddExp($0, $1) }
 ]
 
 private let fixtureOps: [String: FixtureOp] = {
@@ -117,7 +119,7 @@ private let fixtureOps: [String: FixtureOp] = {
         "sum": { $0.sum(axes: $1, keepDims: $2) }, "prod": { $0.prod(axes: $1, keepDims: $2) },
         "max": { $0.max(axes: $1, keepDims: $2) }, "min": { $0.min(axes: $1, keepDims: $2) },
         "mean": { $0.mean(axes: $1, keepDims: $2) }, "all": { $0.all(axes: $1, keepDims: $2) },
-        "any": { $0.any(axes: $1, keepDims: $2) }, "logSumExp": { $0.logSumExp(axes: $1, keepDims: $2) },
+        "any": { $0.any(axes: $1, keepDims: $2) }, "logSumExp": { $0.logSumExp(axes: $1, keepDims: $2) }
     ]
     for (name, f) in reductions {
         ops[name] = { p, x in [f(x[0], try p.optionalInts("axes"), try p.bool("keepDims"))] }
@@ -184,7 +186,10 @@ private let fixtureOps: [String: FixtureOp] = {
         ]
     }
     ops["linspace"] = { p, _ in
-        [Tensor.linspace(try p.double("start"), try p.double("stop"), count: try p.int("count"), dtype: try p.dtype("dtype"))]
+        [
+            Tensor.linspace(
+                try p.double("start"), try p.double("stop"), count: try p.int("count"), dtype: try p.dtype("dtype"))
+        ]
     }
     ops["eye"] = { p, _ in
         [Tensor.eye(try p.int("n"), try p.optionalInt("m"), k: try p.int("k"), dtype: try p.dtype("dtype"))]

@@ -25,7 +25,8 @@ final class QuantizationTests: XCTestCase {
                 assertMatches(w, c.expected[0], c.name, .bitwise)
             case "quantizedMatmul":
                 let out = quantizedMatmul(
-                    c.inputs[0], c.inputs[1], scales: c.inputs[2], biases: c.inputs[3], transpose: try c.params.bool("transpose"),
+                    c.inputs[0], c.inputs[1], scales: c.inputs[2], biases: c.inputs[3],
+                    transpose: try c.params.bool("transpose"),
                     groupSize: g, bits: bits)
                 // The reference is float64 over the unrounded dequantized weights (MLX's own
                 // output for qmm_batched_broadcast); compared within 1e-5 of |x| . |w| (see below).
@@ -74,8 +75,9 @@ final class QuantizationTests: XCTestCase {
             if !(excess <= 0) && !(excess <= worst.excess) { worst = (excess, i) }
         }
         if worst.index >= 0 {
-            XCTFail("\(message): value \(worst.index) is \(g[worst.index]), expected \(e[worst.index]) "
-                + "(magnitude \(magnitude[worst.index]))", file: file, line: line)
+            XCTFail(
+                "\(message): value \(worst.index) is \(g[worst.index]), expected \(e[worst.index]) "
+                    + "(magnitude \(magnitude[worst.index]))", file: file, line: line)
         }
     }
 
@@ -177,7 +179,8 @@ final class QuantizationTests: XCTestCase {
                     let got = quantizedMatmul(x, wq, scales: s, biases: b, groupSize: group, bits: bits)
                     let want = quantizedMatmul(x, wq, scales: sw, biases: bw, groupSize: group, bits: bits)
                     XCTAssertEqual(got.dtype, .float32)
-                    XCTAssertEqual(got.toArray(Float.self), want.toArray(Float.self), "q\(bits) g\(group) \(halfType) m=\(rows)")
+                    XCTAssertEqual(
+                        got.toArray(Float.self), want.toArray(Float.self), "q\(bits) g\(group) \(halfType) m=\(rows)")
                 }
                 let xb = Tensor((0..<(2 * 3 * 256)).map { Float(sin(Double($0) * 0.3)) }, shape: [2, 3, 256])
                 XCTAssertEqual(
@@ -193,17 +196,21 @@ final class QuantizationTests: XCTestCase {
                         groupSize: group, bits: bits
                     ).toArray(Float.self),
                     quantizedMatmul(
-                        x2, wq2, scales: s2.asType(halfType).asType(.float32), biases: b2.asType(halfType).asType(.float32),
+                        x2, wq2, scales: s2.asType(halfType).asType(.float32),
+                        biases: b2.asType(halfType).asType(.float32),
                         transpose: false, groupSize: group, bits: bits
                     ).toArray(Float.self), "untransposed q\(bits) \(halfType)")
                 // Weights with a batch axis of their own.
                 let ws = stacked([w, w * 0.5], axis: 0)
                 let (wq3, s3, b3) = quantize(ws, groupSize: group, bits: bits)
                 XCTAssertEqual(
-                    quantizedMatmul(xb, wq3, scales: s3.asType(halfType), biases: b3.asType(halfType), groupSize: group, bits: bits)
-                        .toArray(Float.self),
                     quantizedMatmul(
-                        xb, wq3, scales: s3.asType(halfType).asType(.float32), biases: b3.asType(halfType).asType(.float32),
+                        xb, wq3, scales: s3.asType(halfType), biases: b3.asType(halfType), groupSize: group, bits: bits
+                    )
+                    .toArray(Float.self),
+                    quantizedMatmul(
+                        xb, wq3, scales: s3.asType(halfType).asType(.float32),
+                        biases: b3.asType(halfType).asType(.float32),
                         groupSize: group, bits: bits
                     ).toArray(Float.self), "batched weights q\(bits) \(halfType)")
             }

@@ -41,7 +41,7 @@ final class QuantizedBackwardTests: XCTestCase {
     func testUntransposedMatmulMatchesDoubleReference() throws {
         let cases: [(m: Int, n: Int, k: Int, group: Int, bits: Int)] = [
             (1, 32, 5, 32, 4), (7, 64, 40, 32, 4), (50, 96, 33, 32, 8), (64, 128, 70, 64, 4), (30, 256, 19, 128, 8),
-            (48, 32, 16400, 32, 4),
+            (48, 32, 16400, 32, 4)
         ]
         let blasChoices = GEMM.blasAvailable ? [0, 1] : [0]
         for c in cases {

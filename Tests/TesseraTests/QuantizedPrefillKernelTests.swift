@@ -27,7 +27,9 @@ extension CPUKernelTests {
                 let step = (b..<(b + 32)).map { Double(Swift.abs(x[i * k + $0])) }.max()! / (2 * range) * 1.01
                 for j in 0..<n {
                     var sq = 0.0
-                    for p in b..<(b + 32) { sq += Swift.abs(Double(w[p * n + j]) - Double(biases[j * (k / group) + p / group])) }
+                    for p in b..<(b + 32) {
+                        sq += Swift.abs(Double(w[p * n + j]) - Double(biases[j * (k / group) + p / group]))
+                    }
                     bound[i * n + j] += step * sq
                 }
             }
@@ -43,7 +45,8 @@ extension CPUKernelTests {
         for (group, k) in cases {
             for sdt in [DType.float32, .float16, .bfloat16] {
                 for (m, n) in [(17, 40), (18, 70), (35, 32), (20, 333)] {
-                    let ops = Self.quantizedOperands(bits: 4, group: group, n: n, k: k, seed: UInt64(group + k + m), dtype: sdt)
+                    let ops = Self.quantizedOperands(
+                        bits: 4, group: group, n: n, k: k, seed: UInt64(group + k + m), dtype: sdt)
                     let xv = Self.values(m * k, seed: UInt64(m * 31 + k))
                     let (want, scale) = Self.referenceMatmul(xv, ops.w, m: m, n: n, k: k)
                     try forEachQuantizedKernel { isa in
@@ -61,8 +64,9 @@ extension CPUKernelTests {
                         assertClose(
                             Tensor(evaluated: out).toArray(Float.self), want, rel: 1e-5, scale: scale,
                             slack: integer
-                                ? Self.integerRounding(xv, ops.w, biases: ops.biases, group: group, m: m, n: n, k: k,
-                                                       range: 127 * 257) : nil,
+                                ? Self.integerRounding(
+                                    xv, ops.w, biases: ops.biases, group: group, m: m, n: n, k: k,
+                                    range: 127 * 257) : nil,
                             "\(isa) g\(group) k=\(k) scales \(sdt) m=\(m) n=\(n)")
                     }
                 }
@@ -83,10 +87,11 @@ extension CPUKernelTests {
         defer { _ = tk_set_qmv_x_bytes(3) }
         let cases: [(group: Int, k: Int, sdt: DType, m: Int, n: Int)] = [
             (32, 32, .float32, 17, 40), (32, 96, .float16, 18, 70), (64, 192, .bfloat16, 19, 9),
-            (128, 384, .float32, 35, 333), (32, 576, .float16, 20, 48), (64, 128, .float32, 33, 17),
+            (128, 384, .float32, 35, 333), (32, 576, .float16, 20, 48), (64, 128, .float32, 33, 17)
         ]
         for c in cases {
-            let ops = Self.quantizedOperands(bits: 4, group: c.group, n: c.n, k: c.k, seed: UInt64(c.k + c.n), dtype: c.sdt)
+            let ops = Self.quantizedOperands(
+                bits: 4, group: c.group, n: c.n, k: c.k, seed: UInt64(c.k + c.n), dtype: c.sdt)
             let xv = Self.values(c.m * c.k, seed: UInt64(c.m * 7 + c.k))
             let (want, scale) = Self.referenceMatmul(xv, ops.w, m: c.m, n: c.n, k: c.k)
             let slack = Self.integerRounding(
@@ -112,8 +117,9 @@ extension CPUKernelTests {
                         biases: Tensor(ops.biases, shape: [c.n, c.k / c.group]).asType(c.sdt).view(),
                         groupSize: c.group, bits: 4, into: out)
                     let got = Tensor(evaluated: out).toArray(Float.self)
-                    assertClose(got, want, rel: 1e-5, scale: scale, slack: integer ? slack : nil,
-                                "\(label) g\(c.group) k=\(c.k) \(c.sdt) m=\(c.m) n=\(c.n)")
+                    assertClose(
+                        got, want, rel: 1e-5, scale: scale, slack: integer ? slack : nil,
+                        "\(label) g\(c.group) k=\(c.k) \(c.sdt) m=\(c.m) n=\(c.n)")
                     if integer { integerResults[label] = got }
                 }
             }
@@ -148,13 +154,16 @@ extension CPUKernelTests {
                 XCTAssertEqual(tk_qgemm4_prepare(xv, m, k, Int32(group), Int32(xb), &prepared), 1)
                 for n0 in stride(from: 0, to: n, by: 32) {
                     XCTAssertEqual(
-                        tk_qgemm4(Int32(TK_F32), prepared, ops.wq, ops.scales, ops.biases, &out, m, n, k, Int32(group),
-                                  Int32(xb), n0, Swift.min(n, n0 + 32), &scratch), 1)
+                        tk_qgemm4(
+                            Int32(TK_F32), prepared, ops.wq, ops.scales, ops.biases, &out, m, n, k, Int32(group),
+                            Int32(xb), n0, Swift.min(n, n0 + 32), &scratch), 1)
                 }
-                assertClose(out, want, rel: 1e-5, scale: scale,
-                            slack: Self.integerRounding(xv, ops.w, biases: ops.biases, group: group, m: m, n: n, k: k,
-                                                        range: range),
-                            "isa \(isa) VNNI \(tk_qgemm4_vnni_active()) XB \(xb)")
+                assertClose(
+                    out, want, rel: 1e-5, scale: scale,
+                    slack: Self.integerRounding(
+                        xv, ops.w, biases: ops.biases, group: group, m: m, n: n, k: k,
+                        range: range),
+                    "isa \(isa) VNNI \(tk_qgemm4_vnni_active()) XB \(xb)")
             }
         }
         // A block with a non-finite value, or of tiny values only, is refused (the caller takes the float kernel).

@@ -22,23 +22,34 @@ final class RandomTests: XCTestCase {
             ]
         case "normal":
             return try [
-                Random.normal(shape(c), dtype: dtype(c), loc: c.params.double("loc"), scale: c.params.double("scale"), key: key(c))
+                Random.normal(
+                    shape(c), dtype: dtype(c), loc: c.params.double("loc"), scale: c.params.double("scale"), key: key(c)
+                )
             ]
         case "truncatedNormal":
-            return try [Random.truncatedNormal(lower: c.params.double("lower"), upper: c.params.double("upper"), shape(c), key: key(c))]
+            return try [
+                Random.truncatedNormal(
+                    lower: c.params.double("lower"), upper: c.params.double("upper"), shape(c), key: key(c))
+            ]
         case "bernoulli":
             if c.inputs.isEmpty { return try [Random.bernoulli(c.params.double("p"), shape(c), key: key(c))] }
             return try [Random.bernoulli(c.inputs[0], shape(c), key: key(c))]
         case "randInt":
             return try [
-                Random.randInt(low: c.params.int("low"), high: c.params.int("high"), shape(c), dtype: dtype(c), key: key(c))
+                Random.randInt(
+                    low: c.params.int("low"), high: c.params.int("high"), shape(c), dtype: dtype(c), key: key(c))
             ]
         case "gumbel": return try [Random.gumbel(shape(c), key: key(c))]
         case "laplace":
-            return try [Random.laplace(shape(c), loc: c.params.double("loc"), scale: c.params.double("scale"), key: key(c))]
+            return try [
+                Random.laplace(shape(c), loc: c.params.double("loc"), scale: c.params.double("scale"), key: key(c))
+            ]
         case "categorical":
             if c.params.has("count") {
-                return try [Random.categorical(c.inputs[0], axis: c.params.int("axis"), count: c.params.int("count"), key: key(c))]
+                return try [
+                    Random.categorical(
+                        c.inputs[0], axis: c.params.int("axis"), count: c.params.int("count"), key: key(c))
+                ]
             }
             return try [Random.categorical(c.inputs[0], axis: c.params.int("axis"), key: key(c))]
         case "permutation":

@@ -9,7 +9,7 @@ import XCTest
 @testable import Tessera
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Runs `body` on another thread; nil when it did not return within `seconds`.
@@ -48,7 +48,7 @@ final class RegularFileTests: XCTestCase {
             ("safetensors", { _ = try Safetensors.load($0) }),
             ("npy", { _ = try NPY.load($0) }),
             ("npz", { _ = try NPZ.load($0) }),
-            ("bytes", { _ = try readRegularFile($0) }),
+            ("bytes", { _ = try readRegularFile($0) })
         ]
         return readers.map { name, read in
             let outcome = finishes(within: 5) { () -> String in

@@ -35,7 +35,8 @@ final class SortTests: XCTestCase {
                 assertMatches(x.argSort(axis: try p.optionalInt("axis")), c.expected[0], c.name)
             case "partition":
                 let axis = try p.int("axis"), kth = try p.int("kth")
-                assertPartition(x.partitioned(kth: kth, axis: axis), sorted: c.expected[0], kth: kth, axis: axis, c.name)
+                assertPartition(
+                    x.partitioned(kth: kth, axis: axis), sorted: c.expected[0], kth: kth, axis: axis, c.name)
             case "argpartition":
                 let axis = try p.int("axis"), kth = try p.int("kth")
                 let i = x.argPartition(kth: kth, axis: axis)

@@ -44,7 +44,7 @@ let gradCases: [GradCase] = {
         ("tan", tan, -1...1), ("arcsin", arcsin, -0.8...0.8), ("arccos", arccos, -0.8...0.8),
         ("arctan", arctan, -2...2), ("sinh", sinh, -1...1), ("cosh", cosh, -1...1), ("tanh", tanh, -2...2),
         ("arcsinh", arcsinh, -2...2), ("arccosh", arccosh, 1.2...3), ("arctanh", arctanh, -0.8...0.8),
-        ("sigmoid", sigmoid, -3...3), ("erf", erf, -1.5...1.5), ("erfinv", erfinv, -0.8...0.8),
+        ("sigmoid", sigmoid, -3...3), ("erf", erf, -1.5...1.5), ("erfinv", erfinv, -0.8...0.8)
     ]
     for (name, op, domain) in unaries {
         cases.append(GradCase(name: name, shapes: [[2, 3]], domain: domain) { op($0[0]) })
@@ -52,7 +52,7 @@ let gradCases: [GradCase] = {
     let binaries: [(String, @Sendable (Tensor, Tensor) -> Tensor)] = [
         ("add", { $0 + $1 }), ("subtract", { $0 - $1 }), ("multiply", { $0 * $1 }), ("divide", { $0 / $1 }),
         ("power", { power($0, $1) }), ("maximum", { maximum($0, $1) }), ("minimum", { minimum($0, $1) }),
-        ("arctan2", { arctan2($0, $1) }), ("logAddExp", { logAddExp($0, $1) }), ("remainder", { $0 % $1 }),
+        ("arctan2", { arctan2($0, $1) }), ("logAddExp", { logAddExp($0, $1) }), ("remainder", { $0 % $1 })
     ]
     for (name, op) in binaries {
         for shapes in [[[2, 3], [2, 3]], [[2, 3], [3]], [[2, 1], [1, 3]]] {
@@ -71,7 +71,9 @@ let gradCases: [GradCase] = {
         GradCase(name: "mean", shapes: [[3, 4]]) { $0[0].mean(axis: -1) },
         GradCase(name: "variance", shapes: [[3, 4]]) { $0[0].variance(axis: 1, ddof: 1) },
         GradCase(name: "logSumExp", shapes: [[3, 4]]) { $0[0].logSumExp(axis: 1) },
-        GradCase(name: "reshape", shapes: [[2, 6]]) { $0[0].reshaped([3, 4]) * Tensor.arange(0.0, 12).reshaped([3, 4]) },
+        GradCase(name: "reshape", shapes: [[2, 6]]) {
+            $0[0].reshaped([3, 4]) * Tensor.arange(0.0, 12).reshaped([3, 4])
+        },
         GradCase(name: "transpose", shapes: [[2, 3, 4]]) { $0[0].transposed(axes: [2, 0, 1]) },
         GradCase(name: "broadcast", shapes: [[3, 1]]) { $0[0].broadcast(to: [2, 3, 4]) },
         GradCase(name: "slice", shapes: [[4, 5]]) { $0[0][1..., .stride(by: -2)] },
@@ -92,8 +94,12 @@ let gradCases: [GradCase] = {
         GradCase(name: "layerNorm", shapes: [[2, 6], [6], [6]]) {
             Fast.layerNorm($0[0], weight: $0[1], bias: $0[2], eps: 1e-5)
         },
-        GradCase(name: "rope", shapes: [[2, 3, 4]]) { Fast.rope($0[0], dimensions: 4, traditional: false, base: 10000, offset: 2) },
-        GradCase(name: "ropeTraditional", shapes: [[2, 3, 4]]) { Fast.rope($0[0], dimensions: 4, traditional: true, base: 100) },
+        GradCase(name: "rope", shapes: [[2, 3, 4]]) {
+            Fast.rope($0[0], dimensions: 4, traditional: false, base: 10000, offset: 2)
+        },
+        GradCase(name: "ropeTraditional", shapes: [[2, 3, 4]]) {
+            Fast.rope($0[0], dimensions: 4, traditional: true, base: 100)
+        },
         GradCase(name: "sdpaCausalGQA", shapes: [[1, 2, 3, 4], [1, 1, 3, 4], [1, 1, 3, 4]]) {
             Fast.scaledDotProductAttention(queries: $0[0], keys: $0[1], values: $0[2], scale: 0.5, mask: .causal)
         },
@@ -113,7 +119,9 @@ let gradCases: [GradCase] = {
             ).asType(.float64)
         },
         GradCase(name: "inverse", shapes: [[3, 3]]) { Linalg.inv($0[0] + Tensor.eye(3, dtype: .float64) * 3) },
-        GradCase(name: "solve", shapes: [[3, 3], [3, 2]]) { Linalg.solve($0[0] + Tensor.eye(3, dtype: .float64) * 3, $0[1]) },
+        GradCase(name: "solve", shapes: [[3, 3], [3, 2]]) {
+            Linalg.solve($0[0] + Tensor.eye(3, dtype: .float64) * 3, $0[1])
+        },
         GradCase(name: "gather", shapes: [[3, 4]]) { $0[0][0..., Tensor([2, 0, 2])] },
         GradCase(name: "takeAlongAxis", shapes: [[3, 4]]) {
             $0[0].takeAlongAxis(Tensor([3, 0, 1, 1, 2, 0], shape: [3, 2]), axis: 1)
@@ -138,7 +146,7 @@ let gradCases: [GradCase] = {
             convTransposed1d($0[0], $0[1], stride: 2, padding: 1, outputPadding: 1)
         },
         GradCase(name: "einsum", shapes: [[2, 3], [3, 2]]) { einsum("ij,jk->ik", $0[0], $0[1]) },
-        GradCase(name: "padEdge", shapes: [[2, 3]]) { $0[0].padded([(1, 2)], mode: .edge) },
+        GradCase(name: "padEdge", shapes: [[2, 3]]) { $0[0].padded([(1, 2)], mode: .edge) }
     ]
     return cases
 }()
@@ -163,7 +171,7 @@ let vmapOnlyCases: [GradCase] = [
     GradCase(name: "arangePlus", shapes: [[4]]) { $0[0] + Tensor.arange(0.0, 4, dtype: .float64) },
     GradCase(name: "argSort", shapes: [[3, 4]]) { $0[0].argSort(axis: 1).asType(.float64) },
     GradCase(name: "cummax", shapes: [[3, 4]]) { $0[0].cummax(axis: 1) },
-    GradCase(name: "scatterMax", shapes: [[3, 2], [2, 2]]) { $0[0].at[Tensor([2, 2])].maximum($0[1]) },
+    GradCase(name: "scatterMax", shapes: [[3, 2], [2, 2]]) { $0[0].at[Tensor([2, 2])].maximum($0[1]) }
 ]
 
 final class TransformTests: XCTestCase {
@@ -229,7 +237,8 @@ final class TransformTests: XCTestCase {
             let mapped = rng.tensor(batchedShape, in: c.domain)
             let rest = c.shapes.dropFirst().map { rng.tensor($0, in: c.domain) }
             let outAxis = c.f([mapped[.slice(), 0]] + rest).ndim >= 1 ? 1 : 0
-            let out = vmap({ [c.f($0)] }, inAxes: [inAxis] + rest.map { _ in nil }, outAxes: [outAxis])([mapped] + rest)[0]
+            let out = vmap({ [c.f($0)] }, inAxes: [inAxis] + rest.map { _ in nil }, outAxes: [outAxis])(
+                [mapped] + rest)[0]
             for b in 0..<batch {
                 var index = [TensorIndex](repeating: .slice(), count: mapped.ndim)
                 index[inAxis] = .index(b)
@@ -309,10 +318,11 @@ final class TransformTests: XCTestCase {
 
     func testValueAndGradWithAuxAndSeveralArguments() {
         let x = Tensor([1.0, 2, 3]), w = Tensor([0.5, -1, 2.0])
-        let vg = valueAndGrad({ args -> [Tensor] in
-            let y = args[0] * args[1]
-            return [y.sum(), y]  // loss, then an auxiliary output
-        }, argumentNumbers: [0, 1])
+        let vg = valueAndGrad(
+            { args -> [Tensor] in
+                let y = args[0] * args[1]
+                return [y.sum(), y]  // loss, then an auxiliary output
+            }, argumentNumbers: [0, 1])
         let (values, grads) = vg([x, w])
         XCTAssertEqual(values[0].item(Double.self), 0.5 - 2 + 6)
         XCTAssertEqual(values[1].toArray(Double.self), [0.5, -2, 6])
@@ -349,9 +359,11 @@ final class TransformTests: XCTestCase {
         XCTAssertEqual(vmap({ plain([$0])[0] })(x).toArray(Double.self), sin(x).toArray(Double.self))
         // A custom jvp and vmap are used when given.
         let twice = customFunction(
-            { [$0[0] * 2] }, jvp: { _, t, _ in [t[0] * 100] }, vmap: { inputs, axes in ([inputs[0] * 3], [axes[0] ?? 0]) })
+            { [$0[0] * 2] }, jvp: { _, t, _ in [t[0] * 100] },
+            vmap: { inputs, axes in ([inputs[0] * 3], [axes[0] ?? 0]) })
         XCTAssertEqual(
-            jvp({ twice($0) }, primals: [x], tangents: [Tensor.onesLike(x)]).jvps[0].toArray(Double.self), [100, 100, 100])
+            jvp({ twice($0) }, primals: [x], tangents: [Tensor.onesLike(x)]).jvps[0].toArray(Double.self),
+            [100, 100, 100])
         XCTAssertEqual(vmap({ twice([$0])[0] })(x).toArray(Double.self), (x * 3).toArray(Double.self))
     }
 

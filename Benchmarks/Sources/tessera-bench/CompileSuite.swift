@@ -78,13 +78,15 @@ func runCompileSuite() {
     let x = uniform([n], seed: 1, range: -3...3)
     let rows = uniform([4096, 4096], seed: 2)
     let w = uniform([4096], seed: 3), b = uniform([4096], seed: 4)
-    let adamInputs = [uniform([n], seed: 5), uniform([n], seed: 6), uniform([n], seed: 7, range: 0...1), uniform([n], seed: 8)]
+    let adamInputs = [
+        uniform([n], seed: 5), uniform([n], seed: 6), uniform([n], seed: 7, range: 0...1), uniform([n], seed: 8)
+    ]
 
     let cases: [(String, [Tensor], ([Tensor]) -> [Tensor])] = [
         ("approximate GELU, 16M", [x], { [gelu($0[0])] }),
         ("layerNorm from primitives, 4096x4096", [rows, w, b], layerNorm),
         ("10-op element-wise chain, 16M", [x], { [chain($0[0])] }),
-        ("Adam update (p, m, v), 16M each", adamInputs, adam),
+        ("Adam update (p, m, v), 16M each", adamInputs, adam)
     ]
     print("compile suite: \(reps) repetitions, medians; threads: \(ProcessInfo.processInfo.activeProcessorCount)")
     print("| case | eager | compiled | speedup |")

@@ -113,10 +113,12 @@ func runDistSuite() {
         for rank in 0..<2 {
             group.enter()
             DispatchQueue.global().async {
-                let text = run([me, "dist-rank", "ring"], environment: [
-                    "TESSERA_RANK": "\(rank)", "TESSERA_WORLD_SIZE": "2", "TESSERA_RING_HOSTS": hosts,
-                    "TESSERA_RING_SHM": sharedMemory ? "1" : "0",
-                ])
+                let text = run(
+                    [me, "dist-rank", "ring"],
+                    environment: [
+                        "TESSERA_RANK": "\(rank)", "TESSERA_WORLD_SIZE": "2", "TESSERA_RING_HOSTS": hosts,
+                        "TESSERA_RING_SHM": sharedMemory ? "1" : "0"
+                    ])
                 outputs.lock.lock()
                 outputs.text[rank] = text
                 outputs.lock.unlock()
@@ -140,11 +142,15 @@ func runDistSuite() {
     }
     print("allSum float32 on 2 local ranks: bus bandwidth (GB/s) and median time per call")
     print("")
-    print("| size | Tessera ring (shared memory) | Tessera ring (TCP) | Tessera MPI | Open MPI MPI_Allreduce (C) | ring / MPI_Allreduce | ring TCP / MPI_Allreduce | Tessera MPI / MPI_Allreduce |")
+    print(
+        "| size | Tessera ring (shared memory) | Tessera ring (TCP) | Tessera MPI | Open MPI MPI_Allreduce (C) | ring / MPI_Allreduce | ring TCP / MPI_Allreduce | Tessera MPI / MPI_Allreduce |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     func cell(_ t: Double?, _ bytes: Int) -> String {
         guard let t else { return "–" }
-        return String(format: "%.2f GB/s (%@)", Double(bytes) / t / 1e9, t < 1e-3 ? String(format: "%.0f µs", t * 1e6) : String(format: "%.1f ms", t * 1e3))
+        return String(
+            format: "%.2f GB/s (%@)", Double(bytes) / t / 1e9,
+            t < 1e-3 ? String(format: "%.0f µs", t * 1e6) : String(format: "%.1f ms", t * 1e3))
     }
     func ratio(_ a: Double?, _ b: Double?) -> String {
         guard let a, let b else { return "–" }
@@ -152,6 +158,8 @@ func runDistSuite() {
     }
     for bytes in sizes {
         let label = bytes >= 1 << 20 ? "\(bytes >> 20) MiB" : "\(bytes >> 10) KiB"
-        print("| \(label) | \(cell(ring[bytes], bytes)) | \(cell(ringTCP[bytes], bytes)) | \(cell(mpi[bytes], bytes)) | \(cell(peer[bytes], bytes)) | \(ratio(ring[bytes], peer[bytes])) | \(ratio(ringTCP[bytes], peer[bytes])) | \(ratio(mpi[bytes], peer[bytes])) |")
+        print(
+            "| \(label) | \(cell(ring[bytes], bytes)) | \(cell(ringTCP[bytes], bytes)) | \(cell(mpi[bytes], bytes)) | \(cell(peer[bytes], bytes)) | \(ratio(ring[bytes], peer[bytes])) | \(ratio(ringTCP[bytes], peer[bytes])) | \(ratio(mpi[bytes], peer[bytes])) |"
+        )
     }
 }

@@ -82,7 +82,7 @@ func llamaPeer(model: String, prompt: [Int], steps: Int, reps: Int) -> Result<LM
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = [
         python, script.path, "--llama", model, "--tokens", prompt.map(String.init).joined(separator: ","),
-        "--generate", String(steps), "--threads", "2", "--reps", String(reps),
+        "--generate", String(steps), "--threads", "2", "--reps", String(reps)
     ]
     let pipe = Pipe()
     process.standardOutput = pipe
@@ -125,8 +125,9 @@ func runLMSuite() {
         return
     }
     print("lm suite: \(path)")
-    print("\(promptLength)-token prompt, \(decodeSteps) greedy decode steps (EOS ignored), \(reps) interleaved repetitions, medians;"
-        + " Tessera \(_CPUKernels.threadCount) threads, llama.cpp 2 threads")
+    print(
+        "\(promptLength)-token prompt, \(decodeSteps) greedy decode steps (EOS ignored), \(reps) interleaved repetitions, medians;"
+            + " Tessera \(_CPUKernels.threadCount) threads, llama.cpp 2 threads")
     var runs: [LMFigures] = []
     var other: [LMFigures] = []
     var theirs: [LMFigures] = []
@@ -152,7 +153,8 @@ func runLMSuite() {
         print("lm suite: generation failed: \(error)")
         return
     }
-    let ours = LMFigures(prefill: median(runs.map(\.prefill)), decode: median(runs.map(\.decode)), tokens: runs[0].tokens)
+    let ours = LMFigures(
+        prefill: median(runs.map(\.prefill)), decode: median(runs.map(\.decode)), tokens: runs[0].tokens)
     let peer: Result<LMFigures, PeerError> =
         if let peerFailure { .failure(peerFailure) } else {
             .success(
@@ -167,32 +169,39 @@ func runLMSuite() {
     print("|---|---|---|---|")
     switch peer {
     case .success(let theirs):
-        print("| prefill (\(promptLength) tokens) | \(rate(ours.prefill)) | \(rate(theirs.prefill)) | "
-            + String(format: "%.2f×", ours.prefill / theirs.prefill) + " |")
-        print("| decode (\(decodeSteps) tokens) | \(rate(ours.decode)) | \(rate(theirs.decode)) | "
-            + String(format: "%.2f×", ours.decode / theirs.decode) + " |")
+        print(
+            "| prefill (\(promptLength) tokens) | \(rate(ours.prefill)) | \(rate(theirs.prefill)) | "
+                + String(format: "%.2f×", ours.prefill / theirs.prefill) + " |")
+        print(
+            "| decode (\(decodeSteps) tokens) | \(rate(ours.decode)) | \(rate(theirs.decode)) | "
+                + String(format: "%.2f×", ours.decode / theirs.decode) + " |")
         let same = zip(ours.tokens, theirs.tokens).prefix { $0 == $1 }.count
-        print("\ngreedy tokens identical for the first \(same) of \(min(ours.tokens.count, theirs.tokens.count)) steps"
-            + " (they may part where two logits are within rounding of each other)")
+        print(
+            "\ngreedy tokens identical for the first \(same) of \(min(ours.tokens.count, theirs.tokens.count)) steps"
+                + " (they may part where two logits are within rounding of each other)")
     case .failure(let why):
         print("| prefill (\(promptLength) tokens) | \(rate(ours.prefill)) | – | – |")
         print("| decode (\(decodeSteps) tokens) | \(rate(ours.decode)) | – | – |")
         print("\nllama.cpp peer unavailable: \(why)")
     }
-    print("Tessera per repetition: prefill " + runs.map { String(format: "%.1f", $0.prefill) }.joined(separator: ", ")
-        + "; decode " + runs.map { String(format: "%.1f", $0.decode) }.joined(separator: ", "))
+    print(
+        "Tessera per repetition: prefill " + runs.map { String(format: "%.1f", $0.prefill) }.joined(separator: ", ")
+            + "; decode " + runs.map { String(format: "%.1f", $0.decode) }.joined(separator: ", "))
     if !theirs.isEmpty {
-        print("llama.cpp per repetition: prefill " + theirs.map { String(format: "%.1f", $0.prefill) }.joined(separator: ", ")
-            + "; decode " + theirs.map { String(format: "%.1f", $0.decode) }.joined(separator: ", ")
-            + "; decode ratio per repetition "
-            + zip(runs, theirs).map { String(format: "%.2f", $0.decode / $1.decode) }.joined(separator: ", "))
+        print(
+            "llama.cpp per repetition: prefill "
+                + theirs.map { String(format: "%.1f", $0.prefill) }.joined(separator: ", ")
+                + "; decode " + theirs.map { String(format: "%.1f", $0.decode) }.joined(separator: ", ")
+                + "; decode ratio per repetition "
+                + zip(runs, theirs).map { String(format: "%.2f", $0.decode / $1.decode) }.joined(separator: ", "))
     }
     let otherDecode = median(other.map(\.decode))
-    print("Tessera decodes " + (GenerateParameters.pipeliningPays ? "pipelined" : "step by step")
-        + " here, quantized products at .high precision (x to 16 bits, as `tessera generate`); at .highest"
-        + " (24 bits), interleaved: " + rate(otherDecode)
-        + String(format: " (high/highest %.2f×; ", ours.decode / otherDecode)
-        + other.map { String(format: "%.1f", $0.decode) }.joined(separator: ", ") + ")")
+    print(
+        "Tessera decodes " + (GenerateParameters.pipeliningPays ? "pipelined" : "step by step")
+            + " here, quantized products at .high precision (x to 16 bits, as `tessera generate`); at .highest"
+            + " (24 bits), interleaved: " + rate(otherDecode)
+            + String(format: " (high/highest %.2f×; ", ours.decode / otherDecode)
+            + other.map { String(format: "%.1f", $0.decode) }.joined(separator: ", ") + ")")
     if other.map(\.tokens) != runs.map(\.tokens) { print("note: the two precisions' greedy tokens differ") }
 
     // Decode after a long prompt: attention over 2,000+ cached positions per layer.
@@ -217,23 +226,31 @@ func runLMSuite() {
     if let longDecode {
         let per = longOurs.map { String(format: "%.1f", $0.decode) }.joined(separator: ", ")
         if longTheirs.isEmpty {
-            print("\ndecode (\(decodeSteps) tokens after a \(longPromptLength)-token prompt): Tessera \(rate(longDecode))"
-                + " (\(per)); llama.cpp unavailable: \(longFailure?.description ?? "not run")")
+            print(
+                "\ndecode (\(decodeSteps) tokens after a \(longPromptLength)-token prompt): Tessera \(rate(longDecode))"
+                    + " (\(per)); llama.cpp unavailable: \(longFailure?.description ?? "not run")")
         } else {
             let theirsLong = median(longTheirs.map(\.decode))
-            print("\n| decode (\(decodeSteps) tokens after a \(longPromptLength)-token prompt) | \(rate(longDecode)) | "
-                + "\(rate(theirsLong)) | " + String(format: "%.2f×", longDecode / theirsLong) + " |")
-            print("long-context decode per repetition: Tessera \(per); llama.cpp "
-                + longTheirs.map { String(format: "%.1f", $0.decode) }.joined(separator: ", ")
-                + "; ratio " + zip(longOurs, longTheirs).map { String(format: "%.2f", $0.decode / $1.decode) }
-                .joined(separator: ", "))
+            print(
+                "\n| decode (\(decodeSteps) tokens after a \(longPromptLength)-token prompt) | \(rate(longDecode)) | "
+                    + "\(rate(theirsLong)) | " + String(format: "%.2f×", longDecode / theirsLong) + " |")
+            print(
+                "long-context decode per repetition: Tessera \(per); llama.cpp "
+                    + longTheirs.map { String(format: "%.1f", $0.decode) }.joined(separator: ", ")
+                    + "; ratio "
+                    + zip(longOurs, longTheirs).map { String(format: "%.2f", $0.decode / $1.decode) }
+                    .joined(separator: ", "))
             let same = zip(longOurs[0].tokens, longTheirs[0].tokens).prefix { $0 == $1 }.count
-            print("long-context greedy tokens identical for the first \(same) of \(min(longOurs[0].tokens.count, longTheirs[0].tokens.count)) steps")
+            print(
+                "long-context greedy tokens identical for the first \(same) of \(min(longOurs[0].tokens.count, longTheirs[0].tokens.count)) steps"
+            )
         }
     }
 
     // The roofline: bytes per step over the bandwidth measured at the start.
-    print(String(format: "\nread bandwidth, 2 threads (streaming sum of 256 MiB, best of 5): %.1f GB/s", bandwidth * 1e-9))
+    print(
+        String(format: "\nread bandwidth, 2 threads (streaming sum of 256 MiB, best of 5): %.1f GB/s", bandwidth * 1e-9)
+    )
     guard let bytes = DecodeBytes(loaded.model) else {
         print("roofline: not a TransformerModel, bytes per step unknown")
         return
@@ -241,12 +258,17 @@ func runLMSuite() {
     func roofline(_ what: String, prompt: Int, tokensPerSecond: Double) {
         let perStep = bytes.perStep(prompt: prompt, steps: decodeSteps)
         let bound = bandwidth / perStep  // steps/s were every byte read once at full bandwidth
-        print("roofline \(what): " + String(format: "%.1f MB per step (weights %.1f MB + float32 KV %.1f MB), bound %.0f tok/s;"
-            + " Tessera %.1f tok/s = %.0f%% of it", perStep * 1e-6, Double(bytes.weights) * 1e-6,
-            (perStep - Double(bytes.weights)) * 1e-6, bound, tokensPerSecond, 100 * tokensPerSecond / bound))
+        print(
+            "roofline \(what): "
+                + String(
+                    format: "%.1f MB per step (weights %.1f MB + float32 KV %.1f MB), bound %.0f tok/s;"
+                        + " Tessera %.1f tok/s = %.0f%% of it", perStep * 1e-6, Double(bytes.weights) * 1e-6,
+                    (perStep - Double(bytes.weights)) * 1e-6, bound, tokensPerSecond, 100 * tokensPerSecond / bound))
     }
     roofline("after \(promptLength) tokens", prompt: promptLength, tokensPerSecond: ours.decode)
-    if let longDecode { roofline("after \(longPromptLength) tokens", prompt: longPromptLength, tokensPerSecond: longDecode) }
+    if let longDecode {
+        roofline("after \(longPromptLength) tokens", prompt: longPromptLength, tokensPerSecond: longDecode)
+    }
 }
 
 /// The floatlm suite: an unquantized model against transformers + torch (CPU)
@@ -270,16 +292,20 @@ func runFloatLMSuite() {
     let steps = max(1, Int(env["TESSERA_BENCH_STEPS"] ?? "") ?? 64)
     let home = env["HOME"] ?? "/root"
     let all: [DType] = [.float32, .bfloat16, .float16]
-    let dtypes = env["TESSERA_BENCH_DTYPES"].map { list in all.filter { list.split(separator: ",").contains(Substring("\($0)")) } } ?? all
+    let dtypes =
+        env["TESSERA_BENCH_DTYPES"].map { list in all.filter { list.split(separator: ",").contains(Substring("\($0)")) }
+        } ?? all
     let lengths = [128, 512]
-    print("floatlm suite: \(gguf) written dense; prompts of \(lengths.map(String.init).joined(separator: " and ")) tokens "
-        + "(one batch each), \(steps) greedy decode steps after the first, \(reps) interleaved repetitions, medians;"
-        + " Tessera \(_CPUKernels.threadCount) threads, transformers 2 threads")
+    print(
+        "floatlm suite: \(gguf) written dense; prompts of \(lengths.map(String.init).joined(separator: " and ")) tokens "
+            + "(one batch each), \(steps) greedy decode steps after the first, \(reps) interleaved repetitions, medians;"
+            + " Tessera \(_CPUKernels.threadCount) threads, transformers 2 threads")
     print("float32 products: \(_CPUKernels.blasChoice)")
     // As `tessera generate` (--precision high): a bfloat16 model's prefill rounds x to bfloat16 for vdpbf16ps.
     BFloat16MatmulPrecision.current = .high
-    print("bfloat16 weights: BFloat16MatmulPrecision.high (as `tessera generate`), AVX512-BF16 kernel "
-        + (_CPUKernels.bfloat16DotProducts ? "in use" : "not available here"))
+    print(
+        "bfloat16 weights: BFloat16MatmulPrecision.high (as `tessera generate`), AVX512-BF16 kernel "
+            + (_CPUKernels.bfloat16DotProducts ? "in use" : "not available here"))
     let threads = _CPUKernels.threadCount
     let readGBs = readBandwidth(threads: threads)
     print(String(format: "read bandwidth: %.1f GB/s on %d threads (512 MiB summed)", readGBs, threads))
@@ -320,11 +346,15 @@ func runFloatLMSuite() {
                 return xs.isEmpty ? nil : median(xs)
             }
             let rows: [(String, Double, Double?)] = [
-                ("prefill \(lengths[0])", median(ours.map(\.prefill)),
-                 peerMedian { ($0["prefill_tps"] as? [String: Any])?["\(lengths[0])"] as? Double }),
-                ("prefill \(lengths[1])", median(oursLong),
-                 peerMedian { ($0["prefill_tps"] as? [String: Any])?["\(lengths[1])"] as? Double }),
-                ("decode (\(steps) steps)", median(ours.map(\.decode)), peerMedian { $0["decode_tps"] as? Double }),
+                (
+                    "prefill \(lengths[0])", median(ours.map(\.prefill)),
+                    peerMedian { ($0["prefill_tps"] as? [String: Any])?["\(lengths[0])"] as? Double }
+                ),
+                (
+                    "prefill \(lengths[1])", median(oursLong),
+                    peerMedian { ($0["prefill_tps"] as? [String: Any])?["\(lengths[1])"] as? Double }
+                ),
+                ("decode (\(steps) steps)", median(ours.map(\.decode)), peerMedian { $0["decode_tps"] as? Double })
             ]
             for (what, a, b) in rows { print("| \(dtype) | \(what) | \(cell(a)) | \(cell(b)) | \(ratio(a, b)) |") }
             let gemv = gemvBandwidth(dtype)
@@ -337,7 +367,9 @@ func runFloatLMSuite() {
                     stepBytes / 1e6, median(ours.map(\.decode)), decodeGBs, 100 * decodeGBs / readGBs))
             if let peerTokens = theirs.first?["tokens"] as? [Int], let own = ours.first?.tokens {
                 let same = zip(own, peerTokens).prefix { $0 == $1 }.count
-                print("| \(dtype) | greedy ids equal to the peer's | \(same) of \(min(own.count, peerTokens.count)) | | |")
+                print(
+                    "| \(dtype) | greedy ids equal to the peer's | \(same) of \(min(own.count, peerTokens.count)) | | |"
+                )
             }
         } catch {
             print("| \(dtype) | failed: \(error) | | | |")
@@ -348,7 +380,9 @@ func runFloatLMSuite() {
 }
 
 /// One call of the transformers peer: its JSON, or why there is none.
-private func transformersPeer(folder: String, prompt: [Int], lengths: [Int], steps: Int) -> Result<[String: Any], PeerError> {
+private func transformersPeer(folder: String, prompt: [Int], lengths: [Int], steps: Int) -> Result<
+    [String: Any], PeerError
+> {
     let env = ProcessInfo.processInfo.environment
     if env["TESSERA_BENCH_NO_PEERS"] != nil { return .failure(PeerError("TESSERA_BENCH_NO_PEERS is set")) }
     let python = env["TESSERA_BENCH_PEER_PYTHON"] ?? "python3"
@@ -359,7 +393,7 @@ private func transformersPeer(folder: String, prompt: [Int], lengths: [Int], ste
     process.arguments = [
         python, script.path, "--transformers", folder, "--tokens", prompt.map(String.init).joined(separator: ","),
         "--lengths", lengths.map(String.init).joined(separator: ","), "--generate", String(steps), "--threads", "2",
-        "--reps", "1",
+        "--reps", "1"
     ]
     let pipe = Pipe()
     process.standardOutput = pipe

@@ -37,7 +37,8 @@ private func tesseraPrefill(_ model: any LanguageModel, prompt: [Int]) throws ->
 func runPrefillSuite() {
     let env = ProcessInfo.processInfo.environment
     guard let path = env["TESSERA_BENCH_MODEL"] ?? DefaultModel.cachedPath() else {
-        print("prefill suite: no model (set TESSERA_BENCH_MODEL, or fetch the default with `swift run tessera generate`)")
+        print(
+            "prefill suite: no model (set TESSERA_BENCH_MODEL, or fetch the default with `swift run tessera generate`)")
         return
     }
     let reps = max(1, Int(env["TESSERA_BENCH_REPS"] ?? "") ?? 3)
@@ -57,9 +58,10 @@ func runPrefillSuite() {
     let highest = env["TESSERA_BENCH_PRECISION"] == "highest"
     QuantizedMatmulPrecision.current = highest ? .highest : .high
     print("prefill suite: \(path)")
-    print("prompt lengths \(lengths), \(reps) interleaved repetitions, medians; Tessera \(_CPUKernels.threadCount) threads"
-        + " (ISA \(_CPUKernels.isa)), quantized products at "
-        + (highest ? ".highest (float GEMM)" : ".high as `tessera generate`") + ", llama.cpp 2 threads")
+    print(
+        "prompt lengths \(lengths), \(reps) interleaved repetitions, medians; Tessera \(_CPUKernels.threadCount) threads"
+            + " (ISA \(_CPUKernels.isa)), quantized products at "
+            + (highest ? ".highest (float GEMM)" : ".high as `tessera generate`") + ", llama.cpp 2 threads")
     var ours = lengths.map { _ in [Double]() }
     var theirs = lengths.map { _ in [Double]() }
     var peerFailure: PeerError?
@@ -92,11 +94,15 @@ func runPrefillSuite() {
         }
         let peer = median(theirs[i])
         let each = zip(ours[i], theirs[i]).map { String(format: "%.2f", $0 / $1) }.joined(separator: ", ")
-        print("| \(length) tokens | \(mine) | \(String(format: "%.1f tok/s", peer)) | "
-            + String(format: "%.2f×", median(ours[i]) / peer) + " | \(each) |")
+        print(
+            "| \(length) tokens | \(mine) | \(String(format: "%.1f tok/s", peer)) | "
+                + String(format: "%.2f×", median(ours[i]) / peer) + " | \(each) |")
     }
     for (i, length) in lengths.enumerated() {
-        print("\(length) tokens per repetition: Tessera " + ours[i].map { String(format: "%.1f", $0) }.joined(separator: ", ")
-            + (theirs[i].isEmpty ? "" : "; llama.cpp " + theirs[i].map { String(format: "%.1f", $0) }.joined(separator: ", ")))
+        print(
+            "\(length) tokens per repetition: Tessera "
+                + ours[i].map { String(format: "%.1f", $0) }.joined(separator: ", ")
+                + (theirs[i].isEmpty
+                    ? "" : "; llama.cpp " + theirs[i].map { String(format: "%.1f", $0) }.joined(separator: ", ")))
     }
 }

@@ -22,7 +22,9 @@ private let servePromptLength = 64
 private let serveTokens = 128
 
 /// Per request: seconds to its first token; and the wall time of the batch.
-private func serveRound(_ engine: BatchedEngine, prompts: [[Int]]) async throws -> (ttft: [Double], wall: Double, tokens: Int) {
+private func serveRound(_ engine: BatchedEngine, prompts: [[Int]]) async throws -> (
+    ttft: [Double], wall: Double, tokens: Int
+) {
     let start = DispatchTime.now().uptimeNanoseconds
     let streams = try prompts.map { try engine.submit(EngineRequest(promptTokens: $0, maxTokens: serveTokens)) }
     return try await withThrowingTaskGroup(of: (Double, Int).self) { group in
@@ -78,8 +80,9 @@ func runServeSuite() {
     // Distinct prompts: windows of the text at different starts.
     let prompts = (0..<16).map { Array(base[($0 * 2)..<($0 * 2 + servePromptLength)]) }
     print("serve suite: \(path)")
-    print("\(servePromptLength)-token prompts, \(serveTokens) greedy tokens each (no stop), prefix cache off, \(reps) repetitions;"
-        + " Tessera \(_CPUKernels.threadCount) threads")
+    print(
+        "\(servePromptLength)-token prompts, \(serveTokens) greedy tokens each (no stop), prefix cache off, \(reps) repetitions;"
+            + " Tessera \(_CPUKernels.threadCount) threads")
     let done = DispatchSemaphore(value: 0)
     nonisolated(unsafe) var lines: [String] = []
     nonisolated(unsafe) var failure: (any Error)?

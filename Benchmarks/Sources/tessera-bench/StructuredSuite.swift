@@ -9,7 +9,9 @@ import TesseraLM
 func runStructuredSuite() {
     let env = ProcessInfo.processInfo.environment
     guard let path = env["TESSERA_BENCH_MODEL"] ?? DefaultModel.cachedPath() else {
-        print("structured suite: no model (set TESSERA_BENCH_MODEL, or fetch the default with `swift run tessera generate`)")
+        print(
+            "structured suite: no model (set TESSERA_BENCH_MODEL, or fetch the default with `swift run tessera generate`)"
+        )
         return
     }
     let tokenizer: Tokenizer
@@ -23,20 +25,27 @@ func runStructuredSuite() {
     let schema: JSONValue = [
         "type": "object",
         "properties": [
-            "name": ["type": "string"], "age": ["type": "integer"], "tags": ["type": "array", "items": ["type": "string"], "maxItems": 4],
-            "unit": ["enum": ["celsius", "fahrenheit"]], "score": ["type": ["number", "null"]],
+            "name": ["type": "string"], "age": ["type": "integer"],
+            "tags": ["type": "array", "items": ["type": "string"], "maxItems": 4],
+            "unit": ["enum": ["celsius", "fahrenheit"]], "score": ["type": ["number", "null"]]
         ],
-        "required": ["name", "age"], "additionalProperties": false,
+        "required": ["name", "age"], "additionalProperties": false
     ]
-    let reply = "{\"name\": \"Ada Lovelace, the first programmer\", \"age\": 36, \"tags\": [\"math\", \"engines\"], \"unit\": \"celsius\", \"score\": 9.5}"
+    let reply =
+        "{\"name\": \"Ada Lovelace, the first programmer\", \"age\": 36, \"tags\": [\"math\", \"engines\"], \"unit\": \"celsius\", \"score\": 9.5}"
     let ids = tokenizer.encode(reply, addSpecialTokens: false)
     let end: Set<Int> = Set([tokenizer.eosTokenID].compactMap { $0 })
-    print("structured suite: \(path), vocabulary \(tokenizer.vocabularySize) ids; trie built in \(String(format: "%.1f", build * 1000)) ms")
-    print("a \(ids.count)-token reply under a 5-property schema, 5 repetitions; per-step time of JSONConstraint.next (the allowed ids)")
+    print(
+        "structured suite: \(path), vocabulary \(tokenizer.vocabularySize) ids; trie built in \(String(format: "%.1f", build * 1000)) ms"
+    )
+    print(
+        "a \(ids.count)-token reply under a 5-property schema, 5 repetitions; per-step time of JSONConstraint.next (the allowed ids)"
+    )
     var perStep = [[Double]](repeating: [], count: ids.count + 1)
     var allowedCounts = [Int](repeating: 0, count: ids.count + 1)
     for _ in 0..<5 {
-        guard let constraint = try? JSONConstraint(format: .jsonSchema(schema), vocabulary: vocabulary, endTokens: end) else {
+        guard let constraint = try? JSONConstraint(format: .jsonSchema(schema), vocabulary: vocabulary, endTokens: end)
+        else {
             print("structured suite: the schema did not compile")
             return
         }
@@ -53,5 +62,8 @@ func runStructuredSuite() {
     print("|---|---|---|---|---|")
     let p90 = sorted[min(sorted.count - 1, sorted.count * 9 / 10)]
     let meanAllowed = Double(allowedCounts.reduce(0, +)) / Double(allowedCounts.count)
-    print(String(format: "| %d | %.2f ms | %.2f ms | %.2f ms | %.0f |", medians.count, median(medians) * 1000, p90 * 1000, (sorted.last ?? 0) * 1000, meanAllowed))
+    print(
+        String(
+            format: "| %d | %.2f ms | %.2f ms | %.2f ms | %.0f |", medians.count, median(medians) * 1000, p90 * 1000,
+            (sorted.last ?? 0) * 1000, meanAllowed))
 }

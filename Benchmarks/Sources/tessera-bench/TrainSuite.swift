@@ -36,7 +36,7 @@ private let trainBatch = 4
 private let trainSequence = 256
 private let trainKeys = [
     "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj",
-    "mlp.down_proj",
+    "mlp.down_proj"
 ]
 
 private let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -51,7 +51,9 @@ private func trainingBatches(_ tokenizer: Tokenizer, count: Int) throws -> [[[In
     while stream.count < needed {
         for e in examples { stream += e.tokens }
     }
-    let rows = (0..<(count * trainBatch)).map { Array(stream[$0 * (trainSequence + 1)..<($0 + 1) * (trainSequence + 1)]) }
+    let rows = (0..<(count * trainBatch)).map {
+        Array(stream[$0 * (trainSequence + 1)..<($0 + 1) * (trainSequence + 1)])
+    }
     return (0..<count).map { Array(rows[$0 * trainBatch..<($0 + 1) * trainBatch]) }
 }
 
@@ -81,7 +83,8 @@ func runTrainWorker(_ arguments: [String]) {
         let loaded = try ModelLoader.load(arguments[0])
         guard let model = loaded.model as? TransformerModel else { fail("not a module tree") }
         try Adapters.apply(
-            to: model, AdapterConfig(numLayers: 16, parameters: LoRAParameters(rank: 8, scale: 20), keys: trainKeys), seed: 0)
+            to: model, AdapterConfig(numLayers: 16, parameters: LoRAParameters(rank: 8, scale: 20), keys: trainKeys),
+            seed: 0)
         let optimizer = Adam(learningRate: 1e-5)
         let step = valueAndGrad(model: model) { (m: TransformerModel, args: [Tensor]) in
             [FineTuningLoss.loss(m, tokens: args[0], mask: args[1])]
@@ -107,7 +110,7 @@ func runTrainWorker(_ arguments: [String]) {
         }
         let out: [String: Any] = [
             "times": times, "losses": losses.map(Double.init), "peak_rss": peakRSS() ?? 0, "rss_loaded": loadedRSS,
-            "framework_peak": Memory.peakBytes, "threads": _CPUKernels.threadCount,
+            "framework_peak": Memory.peakBytes, "threads": _CPUKernels.threadCount
         ]
         let data = try JSONSerialization.data(withJSONObject: out)
         print(String(decoding: data, as: UTF8.self))
@@ -193,27 +196,35 @@ func runTrainSuite() {
     // The float32 model for the peers, made once from the same GGUF.
     let noPeers = env["TESSERA_BENCH_NO_PEERS"] != nil
     let cache = FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/tessera/bench")
-    let floatFolder = cache.appendingPathComponent(URL(fileURLWithPath: gguf).deletingPathExtension().lastPathComponent + "-f32").path
+    let floatFolder = cache.appendingPathComponent(
+        URL(fileURLWithPath: gguf).deletingPathExtension().lastPathComponent + "-f32"
+    ).path
     var peerFailure: String? = noPeers ? "TESSERA_BENCH_NO_PEERS is set" : nil
     if !noPeers && !FileManager.default.fileExists(atPath: floatFolder + "/model.safetensors") {
         print("train suite: writing the float32 model for the peers to \(floatFolder)")
-        if case .failure(let why) = runJSON([python, peers, "prepare", "--gguf", gguf, "--out", floatFolder], timeout: timeout) {
+        if case .failure(let why) = runJSON(
+            [python, peers, "prepare", "--gguf", gguf, "--out", floatFolder], timeout: timeout)
+        {
             peerFailure = "the float32 model: \(why)"
         }
     }
     print("train suite: \(gguf)")
-    print("LoRA rank 8 on q/k/v/o/gate/up/down of the last 16 blocks, batch \(trainBatch) × \(trainSequence) tokens, Adam;"
-        + " \(rounds) interleaved rounds, each a fresh process per contestant: \(warmup) warm-up + \(steps) timed steps;"
-        + " Tessera \(_CPUKernels.threadCount) threads, torch 2 threads")
+    print(
+        "LoRA rank 8 on q/k/v/o/gate/up/down of the last 16 blocks, batch \(trainBatch) × \(trainSequence) tokens, Adam;"
+            + " \(rounds) interleaved rounds, each a fresh process per contestant: \(warmup) warm-up + \(steps) timed steps;"
+            + " Tessera \(_CPUKernels.threadCount) threads, torch 2 threads")
     let me = CommandLine.arguments[0]
     var ours = TrainFigures(), torch = TrainFigures(), mlx = TrainFigures()
     let common = ["--batches", batchFile.path, "--warmup", String(warmup), "--steps", String(steps)]
     for _ in 0..<rounds {
-        record(runJSON([me, "train-worker", gguf, batchFile.path, String(warmup), String(steps)], timeout: timeout), into: &ours)
+        record(
+            runJSON([me, "train-worker", gguf, batchFile.path, String(warmup), String(steps)], timeout: timeout),
+            into: &ours)
         if peerFailure == nil {
             // A peer that failed or timed out once is not run again.
             if chosen.contains("torch") && torch.failure == nil {
-                record(runJSON([python, peers, "torch", "--model", floatFolder] + common, timeout: timeout), into: &torch)
+                record(
+                    runJSON([python, peers, "torch", "--model", floatFolder] + common, timeout: timeout), into: &torch)
             }
             if chosen.contains("mlx") && mlx.failure == nil {
                 record(runJSON([python, peers, "mlx", "--model", floatFolder] + common, timeout: timeout), into: &mlx)
@@ -228,10 +239,11 @@ func runTrainSuite() {
     func mb(_ xs: [Int]) -> String { xs.isEmpty ? "–" : String(format: "%.0f MB", median(xs.map(Double.init)) / 1e6) }
     let torchRate = rate(torch)
     print("")
-    print("| contestant | tokens/s | vs torch+peft | peak RSS | RSS growth in training | allocator peak | step-0 loss |")
+    print(
+        "| contestant | tokens/s | vs torch+peft | peak RSS | RSS growth in training | allocator peak | step-0 loss |")
     print("|---|---|---|---|---|---|---|")
     for (name, f) in [
-        ("Tessera (QLoRA, Q4_1 GGUF)", ours), ("torch + peft (float32)", torch), ("mlx-lm (CPU, 4-bit g32)", mlx),
+        ("Tessera (QLoRA, Q4_1 GGUF)", ours), ("torch + peft (float32)", torch), ("mlx-lm (CPU, 4-bit g32)", mlx)
     ] {
         guard let r = rate(f) else {
             print("| \(name) | – | – | – | – | – | – |")
@@ -245,6 +257,8 @@ func runTrainSuite() {
     }
     for (name, f) in [("Tessera", ours), ("torch + peft", torch), ("mlx-lm", mlx)] {
         if let why = f.failure { print("\n\(name): \(why)") }
-        if !f.times.isEmpty { print("\(name) step seconds: " + f.times.map { String(format: "%.2f", $0) }.joined(separator: ", ")) }
+        if !f.times.isEmpty {
+            print("\(name) step seconds: " + f.times.map { String(format: "%.2f", $0) }.joined(separator: ", "))
+        }
     }
 }

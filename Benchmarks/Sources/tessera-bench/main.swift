@@ -71,7 +71,9 @@ func memcpyBandwidth(threads: Int) -> Double {
     let s = Int(bitPattern: src), d = Int(bitPattern: dst)  // addresses are Sendable
     let t = time(7) {
         DispatchQueue.concurrentPerform(iterations: threads) { i in
-            memcpy(UnsafeMutableRawPointer(bitPattern: d + i * chunk)!, UnsafeRawPointer(bitPattern: s + i * chunk)!, chunk)
+            memcpy(
+                UnsafeMutableRawPointer(bitPattern: d + i * chunk)!, UnsafeRawPointer(bitPattern: s + i * chunk)!, chunk
+            )
         }
     }
     return 2 * Double(bytes) / t / 1e9
@@ -92,7 +94,8 @@ func cases() -> [Case] {
         // (above and "chosen"), the native kernel and OpenBLAS (when loaded).
         let a = randomTensor([2048, 2048], seed: 1), b = randomTensor([2048, 2048], seed: 2)
         let w = randomTensor([4096, 4096], seed: 5), x = randomTensor([4096], seed: 6)
-        let paths: [(String, Bool?)] = _CPUKernels.blasAvailable ? [("native", false), ("OpenBLAS", true)] : [("native", false)]
+        let paths: [(String, Bool?)] =
+            _CPUKernels.blasAvailable ? [("native", false), ("OpenBLAS", true)] : [("native", false)]
         for (name, use) in paths {
             all.append(
                 Case(
@@ -160,11 +163,13 @@ func cases() -> [Case] {
     do {
         let a = randomTensor([n16], seed: 7), b = randomTensor([n16], seed: 8)
         all.append(
-            Case(suite: "elementwise", id: "add_16M", label: "add f32 16M", work: Double(n16) * 12, unit: "GB/s", reps: 9)
-            { eval(a + b) })
+            Case(
+                suite: "elementwise", id: "add_16M", label: "add f32 16M", work: Double(n16) * 12, unit: "GB/s", reps: 9
+            ) { eval(a + b) })
         all.append(
-            Case(suite: "elementwise", id: "exp_16M", label: "exp f32 16M", work: Double(n16) * 8, unit: "GB/s", reps: 9)
-            { eval(exp(a)) })
+            Case(
+                suite: "elementwise", id: "exp_16M", label: "exp f32 16M", work: Double(n16) * 8, unit: "GB/s", reps: 9
+            ) { eval(exp(a)) })
         all.append(
             Case(suite: "reduction", id: "sum_16M", label: "sum f32 16M", work: Double(n16) * 4, unit: "GB/s", reps: 9)
             { eval(a.sum()) })
@@ -174,14 +179,20 @@ func cases() -> [Case] {
         let w = randomTensor([4096], seed: 10), b = randomTensor([4096], seed: 11)
         let bytes = Double(4096 * 4096 * 8)
         all.append(
-            Case(suite: "rows", id: "softmax_4096x4096", label: "softmax f32 4096x4096 (row kernel)", work: bytes,
-                unit: "GB/s", reps: 9) { eval(_CPUKernels.softmax(x)) })
+            Case(
+                suite: "rows", id: "softmax_4096x4096", label: "softmax f32 4096x4096 (row kernel)", work: bytes,
+                unit: "GB/s", reps: 9
+            ) { eval(_CPUKernels.softmax(x)) })
         all.append(
-            Case(suite: "rows", id: "layernorm_4096x4096", label: "layerNorm f32 4096x4096 (row kernel)", work: bytes,
-                unit: "GB/s", reps: 9) { eval(_CPUKernels.layerNorm(x, weight: w, bias: b, eps: 1e-5)) })
+            Case(
+                suite: "rows", id: "layernorm_4096x4096", label: "layerNorm f32 4096x4096 (row kernel)", work: bytes,
+                unit: "GB/s", reps: 9
+            ) { eval(_CPUKernels.layerNorm(x, weight: w, bias: b, eps: 1e-5)) })
         all.append(
-            Case(suite: "rows", id: "rmsnorm_4096x4096", label: "rmsNorm f32 4096x4096 (row kernel)", work: bytes,
-                unit: "GB/s", reps: 9) { eval(_CPUKernels.rmsNorm(x, weight: w, eps: 1e-5)) })
+            Case(
+                suite: "rows", id: "rmsnorm_4096x4096", label: "rmsNorm f32 4096x4096 (row kernel)", work: bytes,
+                unit: "GB/s", reps: 9
+            ) { eval(_CPUKernels.rmsNorm(x, weight: w, eps: 1e-5)) })
     }
     for group in [32, 64] {
         let n = 4096, k = 4096
@@ -197,7 +208,9 @@ func cases() -> [Case] {
             Case(
                 suite: "quantized", id: "qmv4_g\(group)", label: "4-bit qmv (1,4096)x(4096,4096) group \(group)",
                 work: bytes, unit: "GB/s", reps: 25
-            ) { eval(_CPUKernels.quantizedMatmul(x, wq: wq, scales: scales, biases: biases, groupSize: group, bits: 4)) })
+            ) {
+                eval(_CPUKernels.quantizedMatmul(x, wq: wq, scales: scales, biases: biases, groupSize: group, bits: 4))
+            })
     }
     // The decode shapes of the default model (SmolLM2-135M, Q4_1 GGUF as 4-bit
     // group 32): attention q/o and k/v, MLP gate/up and down, the vocabulary.
@@ -206,7 +219,8 @@ func cases() -> [Case] {
         let bytes = Double(n * k / 2 + 2 * n * (k / 32) * 4 + k * 4)
         all.append(
             Case(
-                suite: "quantized", id: "qmv4_smol_\(n)x\(k)", label: "4-bit qmv (1,\(k))x(\(n),\(k)) group 32 (SmolLM2)",
+                suite: "quantized", id: "qmv4_smol_\(n)x\(k)",
+                label: "4-bit qmv (1,\(k))x(\(n),\(k)) group 32 (SmolLM2)",
                 work: bytes, unit: "GB/s", reps: n * k >= 1 << 22 ? 51 : 501
             ) { eval(_CPUKernels.quantizedMatmul(x, wq: wq, scales: scales, biases: biases, groupSize: 32, bits: 4)) })
     }
@@ -240,8 +254,10 @@ func qmvOperands(n: Int, k: Int, group: Int, seed: UInt64, bits: Int = 4) -> (Te
     let words = k * bits / 32
     let wq = Tensor(randomFloats(n * words, seed: seed).map { $0.bitPattern &* 2_654_435_761 }, shape: [n, words])
     eval(wq)
-    return (randomTensor([1, k], seed: seed + 3), wq, randomTensor([n, k / group], seed: seed + 1),
-        randomTensor([n, k / group], seed: seed + 2))
+    return (
+        randomTensor([1, k], seed: seed + 3), wq, randomTensor([n, k / group], seed: seed + 1),
+        randomTensor([n, k / group], seed: seed + 2)
+    )
 }
 
 func runPeers(_ ids: [String]) -> [String: [String: Double]] {
@@ -295,7 +311,9 @@ func grainTable() {
     print("\n| 4-bit qmv group 32 (1,K)x(N,K) | 1 thread | pool | pool speedup |\n|---|---|---|---|")
     for (n, k) in smolLM2DecodeShapes + [(4096, 4096)] {
         let (x, wq, scales, biases) = qmvOperands(n: n, k: k, group: 32, seed: 40)
-        let run = { eval(_CPUKernels.quantizedMatmul(x, wq: wq, scales: scales, biases: biases, groupSize: 32, bits: 4)) }
+        let run = {
+            eval(_CPUKernels.quantizedMatmul(x, wq: wq, scales: scales, biases: biases, groupSize: 32, bits: 4))
+        }
         let reps = n * k >= 1 << 22 ? 51 : 501
         _CPUKernels.parallel = false
         let t1 = time(reps, run)
@@ -355,11 +373,16 @@ if requested.remove("grain") != nil {
     if requested.isEmpty { exit(0) }
 }
 let selected = cases().filter { requested.isEmpty || requested.contains($0.suite) || requested.contains($0.id) }
-print("tessera-bench: \(_CPUKernels.threadCount) threads, ISA \(_CPUKernels.isa), BLAS \(_CPUKernels.blasAvailable ? "OpenBLAS" : "absent")")
+print(
+    "tessera-bench: \(_CPUKernels.threadCount) threads, ISA \(_CPUKernels.isa), BLAS \(_CPUKernels.blasAvailable ? "OpenBLAS" : "absent")"
+)
 print("float32 products: \(_CPUKernels.blasChoice)")
 let copy1 = memcpyBandwidth(threads: 1), copyN = memcpyBandwidth(threads: _CPUKernels.threadCount)
 let copyBest = max(copy1, copyN)
-print(String(format: "memcpy bandwidth (read+write): %.1f GB/s on 1 thread, %.1f GB/s on %d", copy1, copyN, _CPUKernels.threadCount))
+print(
+    String(
+        format: "memcpy bandwidth (read+write): %.1f GB/s on 1 thread, %.1f GB/s on %d", copy1, copyN,
+        _CPUKernels.threadCount))
 
 var results: [(Case, Double)] = []
 for c in selected {

@@ -81,19 +81,19 @@ private let promotionTable: [[DType]] = {
     let f16 = DType.float16, f32 = DType.float32, f64 = DType.float64, bf = DType.bfloat16, c64 = DType.complex64
     return [
         // bool uint8 uint16 uint32 uint64 int8 int16 int32 int64 float16 float32 float64 bfloat16 complex64
-        [b,   u8,  u16, u32, u64, i8,  i16, i32, i64, f16, f32, f64, bf,  c64],  // bool
-        [u8,  u8,  u16, u32, u64, i16, i16, i32, i64, f16, f32, f64, bf,  c64],  // uint8
-        [u16, u16, u16, u32, u64, i32, i32, i32, i64, f16, f32, f64, bf,  c64],  // uint16
-        [u32, u32, u32, u32, u64, i64, i64, i64, i64, f16, f32, f64, bf,  c64],  // uint32
-        [u64, u64, u64, u64, u64, f32, f32, f32, f32, f16, f32, f64, bf,  c64],  // uint64
-        [i8,  i16, i32, i64, f32, i8,  i16, i32, i64, f16, f32, f64, bf,  c64],  // int8
-        [i16, i16, i32, i64, f32, i16, i16, i32, i64, f16, f32, f64, bf,  c64],  // int16
-        [i32, i32, i32, i64, f32, i32, i32, i32, i64, f16, f32, f64, bf,  c64],  // int32
-        [i64, i64, i64, i64, f32, i64, i64, i64, i64, f16, f32, f64, bf,  c64],  // int64
+        [b, u8, u16, u32, u64, i8, i16, i32, i64, f16, f32, f64, bf, c64],  // bool
+        [u8, u8, u16, u32, u64, i16, i16, i32, i64, f16, f32, f64, bf, c64],  // uint8
+        [u16, u16, u16, u32, u64, i32, i32, i32, i64, f16, f32, f64, bf, c64],  // uint16
+        [u32, u32, u32, u32, u64, i64, i64, i64, i64, f16, f32, f64, bf, c64],  // uint32
+        [u64, u64, u64, u64, u64, f32, f32, f32, f32, f16, f32, f64, bf, c64],  // uint64
+        [i8, i16, i32, i64, f32, i8, i16, i32, i64, f16, f32, f64, bf, c64],  // int8
+        [i16, i16, i32, i64, f32, i16, i16, i32, i64, f16, f32, f64, bf, c64],  // int16
+        [i32, i32, i32, i64, f32, i32, i32, i32, i64, f16, f32, f64, bf, c64],  // int32
+        [i64, i64, i64, i64, f32, i64, i64, i64, i64, f16, f32, f64, bf, c64],  // int64
         [f16, f16, f16, f16, f16, f16, f16, f16, f16, f16, f32, f64, f32, c64],  // float16
         [f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f64, f32, c64],  // float32
         [f64, f64, f64, f64, f64, f64, f64, f64, f64, f64, f64, f64, f64, c64],  // float64
-        [bf,  bf,  bf,  bf,  bf,  bf,  bf,  bf,  bf,  f32, f32, f64, bf,  c64],  // bfloat16
-        [c64, c64, c64, c64, c64, c64, c64, c64, c64, c64, c64, c64, c64, c64],  // complex64
+        [bf, bf, bf, bf, bf, bf, bf, bf, bf, f32, f32, f64, bf, c64],  // bfloat16
+        [c64, c64, c64, c64, c64, c64, c64, c64, c64, c64, c64, c64, c64, c64]  // complex64
     ]
 }()

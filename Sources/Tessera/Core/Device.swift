@@ -4,7 +4,7 @@
 
 import Dispatch
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Where a tensor is computed.

@@ -1,9 +1,9 @@
 // DeviceInfo: what `tessera devices` lists.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A device, whether it can run, and its memory.
@@ -31,7 +31,8 @@ public struct DeviceInfo: Sendable, CustomStringConvertible {
         } else {
             let found = CUDABackend.summary
             gpu = DeviceInfo(
-                device: .gpu(0), unavailableReason: CUDABackend.unavailableReason + (found.isEmpty ? "" : " [\(found)]"),
+                device: .gpu(0),
+                unavailableReason: CUDABackend.unavailableReason + (found.isEmpty ? "" : " [\(found)]"),
                 totalMemory: nil, detail: "")
         }
         return [cpu, gpu]

@@ -9,9 +9,9 @@ import CTesseraKernels
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 final class Lock: @unchecked Sendable {

@@ -103,17 +103,24 @@ public func send(_ x: Tensor, to peer: Int, group: Group? = nil) -> Tensor {
 public func recv(shape: [Int], dtype: DType, from peer: Int, group: Group? = nil) -> Tensor {
     let g = resolved(group)
     opPrecondition(peer >= 0 && peer < g.size && peer != g.rank, "recv", "peer \(peer) is not another rank of \(g)")
-    return Tensor(shape: shape, dtype: dtype, primitive: .collective(Collective(op: .recv(from: peer), group: g)), inputs: [])
+    return Tensor(
+        shape: shape, dtype: dtype, primitive: .collective(Collective(op: .recv(from: peer), group: g)), inputs: [])
 }
 
 /// A receive from `peer` of `group` that runs after `after` is computed.
 func recvAfter(_ after: [Tensor], shape: [Int], dtype: DType, from peer: Int, group: Group) -> Tensor {
-    Tensor(shape: shape, dtype: dtype, primitive: .collective(Collective(op: .recv(from: peer), group: group)), inputs: after)
+    Tensor(
+        shape: shape, dtype: dtype, primitive: .collective(Collective(op: .recv(from: peer), group: group)),
+        inputs: after)
 }
 
 /// `x`, computed only after every tensor of `others` (the backward's sends).
 func depending(_ x: Tensor, on others: [Tensor], group: Group) -> Tensor {
-    others.isEmpty ? x : Tensor(shape: x.shape, dtype: x.dtype, primitive: .collective(Collective(op: .depend, group: group)), inputs: [x] + others)
+    others.isEmpty
+        ? x
+        : Tensor(
+            shape: x.shape, dtype: x.dtype, primitive: .collective(Collective(op: .depend, group: group)),
+            inputs: [x] + others)
 }
 
 /// A tensor shaped and typed like `x`, received from rank `peer`.
@@ -198,11 +205,13 @@ struct HostReducer {
         let bytes = count * dtype.size
         let owner = HostReducerOwner()
         let a = ArrayView(
-            shape: [count], dtype: dtype, buffer: Buffer(external: destination, byteCount: bytes, owner: owner), offset: 0,
+            shape: [count], dtype: dtype, buffer: Buffer(external: destination, byteCount: bytes, owner: owner),
+            offset: 0,
             strides: [1])
         let b = ArrayView(
             shape: [count], dtype: dtype,
-            buffer: Buffer(external: UnsafeMutableRawPointer(mutating: source), byteCount: bytes, owner: owner), offset: 0,
+            buffer: Buffer(external: UnsafeMutableRawPointer(mutating: source), byteCount: bytes, owner: owner),
+            offset: 0,
             strides: [1])
         try dispatch(dtype, BinaryKernel(op: op, a: a, b: b, output: a))
     }

@@ -4,9 +4,9 @@
 // set, the group is this process alone and every collective is the identity.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Errors of distributed communication: a backend that cannot start, a peer
@@ -243,7 +243,8 @@ enum World {
                 // The id travels over the launcher's ring (kept: a later `.ring` group reuses it).
                 var ring = made[.ring]
                 if ring == nil, DistributedEnvironment.value(DistributedEnvironment.ringHosts) != nil,
-                   (try? NCCLLibrary.shared()) != nil, CUDABackend.context != nil {
+                    (try? NCCLLibrary.shared()) != nil, CUDABackend.context != nil
+                {
                     ring = try RingCommunicator.world()
                     made[.ring] = ring
                 }
@@ -270,7 +271,10 @@ final class FailedCommunicator: Communicator, @unchecked Sendable {
     init(failure: DistributedError, size: Int) {
         self.failure = failure
         self.size = size
-        rank = DistributedEnvironment.value(DistributedEnvironment.rank).flatMap { Int($0) }.map { min(max($0, 0), size - 1) } ?? 0
+        rank =
+            DistributedEnvironment.value(DistributedEnvironment.rank).flatMap { Int($0) }.map {
+                min(max($0, 0), size - 1)
+            } ?? 0
     }
 
     func allReduce(_ buffer: UnsafeMutableRawPointer, count: Int, dtype: DType, op: ReduceKind) throws { throw failure }

@@ -7,21 +7,26 @@
 // have no MPI type: they are reduced in float32 and rounded back once.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The entry points and predefined handles of libmpi.
 final class MPILibrary: @unchecked Sendable {
     typealias Handle = UnsafeMutableRawPointer
     typealias InitializedFn = @convention(c) (UnsafeMutablePointer<Int32>) -> Int32
-    typealias InitThreadFn = @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, Int32, UnsafeMutablePointer<Int32>) -> Int32
+    typealias InitThreadFn =
+        @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, Int32, UnsafeMutablePointer<Int32>) -> Int32
     typealias CommIntFn = @convention(c) (Handle, UnsafeMutablePointer<Int32>) -> Int32
-    typealias AllreduceFn = @convention(c) (UnsafeRawPointer?, UnsafeMutableRawPointer?, Int32, Handle, Handle, Handle) -> Int32
-    typealias AllgatherFn = @convention(c) (UnsafeRawPointer?, Int32, Handle, UnsafeMutableRawPointer?, Int32, Handle, Handle) -> Int32
+    typealias AllreduceFn =
+        @convention(c) (UnsafeRawPointer?, UnsafeMutableRawPointer?, Int32, Handle, Handle, Handle) -> Int32
+    typealias AllgatherFn =
+        @convention(c) (UnsafeRawPointer?, Int32, Handle, UnsafeMutableRawPointer?, Int32, Handle, Handle) -> Int32
     typealias SendFn = @convention(c) (UnsafeRawPointer?, Int32, Handle, Int32, Int32, Handle) -> Int32
-    typealias RecvFn = @convention(c) (UnsafeMutableRawPointer?, Int32, Handle, Int32, Int32, Handle, UnsafeMutableRawPointer?) -> Int32
+    typealias RecvFn =
+        @convention(c) (UnsafeMutableRawPointer?, Int32, Handle, Int32, Int32, Handle, UnsafeMutableRawPointer?) ->
+        Int32
     typealias SplitFn = @convention(c) (Handle, Int32, Int32, UnsafeMutablePointer<Handle?>) -> Int32
     typealias FinalizeFn = @convention(c) () -> Int32
 
@@ -44,7 +49,8 @@ final class MPILibrary: @unchecked Sendable {
     private init(_ h: UnsafeMutableRawPointer) throws {
         func sym(_ name: String) throws -> UnsafeMutableRawPointer {
             guard let p = dlsym(h, name) else {
-                throw DistributedError.backendUnavailable(backend: "mpi", reason: "libmpi lacks \(name) (Open MPI 4 or 5 expected)")
+                throw DistributedError.backendUnavailable(
+                    backend: "mpi", reason: "libmpi lacks \(name) (Open MPI 4 or 5 expected)")
             }
             return p
         }
@@ -67,7 +73,7 @@ final class MPILibrary: @unchecked Sendable {
             (.bool, "ompi_mpi_c_bool"), (.uint8, "ompi_mpi_uint8_t"), (.uint16, "ompi_mpi_uint16_t"),
             (.uint32, "ompi_mpi_uint32_t"), (.uint64, "ompi_mpi_uint64_t"), (.int8, "ompi_mpi_int8_t"),
             (.int16, "ompi_mpi_int16_t"), (.int32, "ompi_mpi_int32_t"), (.int64, "ompi_mpi_int64_t"),
-            (.float32, "ompi_mpi_float"), (.float64, "ompi_mpi_double"), (.complex64, "ompi_mpi_c_float_complex"),
+            (.float32, "ompi_mpi_float"), (.float64, "ompi_mpi_double"), (.complex64, "ompi_mpi_c_float_complex")
         ]
         for (dtype, name) in names { types[dtype] = try sym(name) }
         self.types = types
@@ -86,15 +92,20 @@ final class MPILibrary: @unchecked Sendable {
         try lock.withLock {
             if let cached { return try cached.get() }
             let result: Result<MPILibrary, DistributedError>
-            let names = [DistributedEnvironment.value("TESSERA_MPI_LIBRARY"), "libmpi.so.40", "libmpi.so"].compactMap { $0 }
+            let names = [DistributedEnvironment.value("TESSERA_MPI_LIBRARY"), "libmpi.so.40", "libmpi.so"].compactMap {
+                $0
+            }
             // RTLD_GLOBAL: Open MPI's plugins resolve symbols of libmpi itself.
             if let h = names.lazy.compactMap({ dlopen($0, RTLD_NOW | RTLD_GLOBAL) }).first {
-                do { result = .success(try MPILibrary(h)) } catch let e as DistributedError { result = .failure(e) } catch {
+                do { result = .success(try MPILibrary(h)) } catch let e as DistributedError {
+                    result = .failure(e)
+                } catch {
                     result = .failure(.backendUnavailable(backend: "mpi", reason: "\(error)"))
                 }
             } else {
-                result = .failure(.backendUnavailable(
-                    backend: "mpi", reason: "libmpi.so.40 not found (apt-get install openmpi-bin libopenmpi-dev)"))
+                result = .failure(
+                    .backendUnavailable(
+                        backend: "mpi", reason: "libmpi.so.40 not found (apt-get install openmpi-bin libopenmpi-dev)"))
             }
             cached = result
             return try result.get()
@@ -177,7 +188,8 @@ final class MPICommunicator: Communicator, @unchecked Sendable {
             try MPICommunicator.callLock.withLock {
                 // MPI_IN_PLACE is (void *)1 in Open MPI.
                 try MPICommunicator.check(
-                    mpi.allreduce(UnsafeRawPointer(bitPattern: 1), buffer + done * dtype.size, Int32(n), type, mpiOp, comm),
+                    mpi.allreduce(
+                        UnsafeRawPointer(bitPattern: 1), buffer + done * dtype.size, Int32(n), type, mpiOp, comm),
                     "MPI_Allreduce")
             }
             done += n
@@ -185,7 +197,9 @@ final class MPICommunicator: Communicator, @unchecked Sendable {
     }
 
     func allGather(_ input: UnsafeRawPointer, bytes: Int, into output: UnsafeMutableRawPointer) throws {
-        guard bytes <= Int(Int32.max) else { throw DistributedError.unsupported("allGather of \(bytes) bytes per rank") }
+        guard bytes <= Int(Int32.max) else {
+            throw DistributedError.unsupported("allGather of \(bytes) bytes per rank")
+        }
         try MPICommunicator.callLock.withLock {
             try MPICommunicator.check(
                 mpi.allgather(input, Int32(bytes), mpi.byte, output, Int32(bytes), mpi.byte, comm), "MPI_Allgather")
@@ -197,7 +211,8 @@ final class MPICommunicator: Communicator, @unchecked Sendable {
         while done < bytes {
             let n = Swift.min(bytes - done, MPICommunicator.maxCount)
             try MPICommunicator.callLock.withLock {
-                try MPICommunicator.check(mpi.sendFn(buffer + done, Int32(n), mpi.byte, Int32(peer), 0, comm), "MPI_Send")
+                try MPICommunicator.check(
+                    mpi.sendFn(buffer + done, Int32(n), mpi.byte, Int32(peer), 0, comm), "MPI_Send")
             }
             done += n
         }
@@ -218,7 +233,9 @@ final class MPICommunicator: Communicator, @unchecked Sendable {
     func split(color: Int, key: Int) throws -> Communicator {
         var newComm: MPILibrary.Handle?
         try MPICommunicator.callLock.withLock {
-            try MPICommunicator.check(mpi.split(comm, Int32(truncatingIfNeeded: color), Int32(truncatingIfNeeded: key), &newComm), "MPI_Comm_split")
+            try MPICommunicator.check(
+                mpi.split(comm, Int32(truncatingIfNeeded: color), Int32(truncatingIfNeeded: key), &newComm),
+                "MPI_Comm_split")
         }
         guard let newComm else { throw DistributedError.backendError("MPI_Comm_split gave no communicator") }
         return try MPICommunicator(mpi: mpi, comm: newComm)
@@ -234,7 +251,9 @@ private func widen(_ source: UnsafeRawPointer, _ dtype: DType, into wide: Unsafe
 }
 
 /// float32 → float16/bfloat16, rounding to nearest even.
-private func narrow(_ wide: UnsafePointer<Float>, into destination: UnsafeMutableRawPointer, _ dtype: DType, _ count: Int) {
+private func narrow(
+    _ wide: UnsafePointer<Float>, into destination: UnsafeMutableRawPointer, _ dtype: DType, _ count: Int
+) {
     let bits = destination.assumingMemoryBound(to: UInt16.self)
     for i in 0..<count {
         if dtype == .float16 {

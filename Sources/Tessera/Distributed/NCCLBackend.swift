@@ -20,9 +20,9 @@
 // `DistributedError.backendUnavailable` saying which and how to fix it.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 import CTesseraKernels
 
@@ -30,9 +30,10 @@ import CTesseraKernels
 final class NCCLLibrary: @unchecked Sendable {
     typealias Status = Int32  // ncclResult_t
     typealias Comm = OpaquePointer  // ncclComm_t
-    typealias Reduce = @convention(c) (
-        UnsafeRawPointer?, UnsafeMutableRawPointer?, Int, Int32, Int32, Comm?, CUhandle?
-    ) -> Status
+    typealias Reduce =
+        @convention(c) (
+            UnsafeRawPointer?, UnsafeMutableRawPointer?, Int, Int32, Int32, Comm?, CUhandle?
+        ) -> Status
 
     let library: DynamicLibrary
     /// ncclCommInitRank, called through tk_nccl_comm_init_rank (its id is passed by value).
@@ -54,7 +55,8 @@ final class NCCLLibrary: @unchecked Sendable {
     let commGetAsyncError: (@convention(c) (Comm?, UnsafeMutablePointer<Status>) -> Status)?
     let commAbort: (@convention(c) (Comm?) -> Status)?
     /// ncclCommSplit (NCCL 2.18 and later; nil before).
-    let commSplit: (@convention(c) (Comm?, Int32, Int32, UnsafeMutablePointer<Comm?>, UnsafeMutableRawPointer?) -> Status)?
+    let commSplit:
+        (@convention(c) (Comm?, Int32, Int32, UnsafeMutablePointer<Comm?>, UnsafeMutableRawPointer?) -> Status)?
 
     init(_ library: DynamicLibrary) throws {
         self.library = library
@@ -98,7 +100,8 @@ final class NCCLLibrary: @unchecked Sendable {
         var v: Int32 = 0
         guard getVersion(&v) == 0 else { return "unknown" }
         let code = Int(v)
-        return code >= 10000 ? "\(code / 10000).\(code / 100 % 100).\(code % 100)" : "\(code / 1000).\(code / 100 % 10).\(code % 100)"
+        return code >= 10000
+            ? "\(code / 10000).\(code / 100 % 100).\(code % 100)" : "\(code / 1000).\(code / 100 % 10).\(code % 100)"
     }
 
     func check(_ status: Status, _ call: String) throws {
@@ -237,7 +240,9 @@ package enum NCCLBootstrap {
 
     /// Rank 0 writes the id to `path` (atomically: readers never see part of
     /// it); the others poll for it until `timeout` seconds pass.
-    static func throughFile(_ path: String, rank: Int, timeout: Double, generate: () throws -> [UInt8]) throws -> [UInt8] {
+    static func throughFile(_ path: String, rank: Int, timeout: Double, generate: () throws -> [UInt8]) throws
+        -> [UInt8]
+    {
         if rank == 0 {
             let id = try generate()
             try writeAtomically(path) { append in try id.withUnsafeBytes { try append($0) } }
@@ -324,13 +329,15 @@ final class NCCLCommunicator: Communicator, @unchecked Sendable {
             return
         }
         do {
-            try NCCLProgress.wait(operation: name, timeout: timeout, state: {
-                let rc = streamQuery(stream)
-                if rc == 0 { return .done }
-                if rc != 600 { return .failed("cuStreamQuery: CUresult \(rc)") }  // 600: CUDA_ERROR_NOT_READY
-                let state = nccl.state(comm)
-                return state == .done || state == .pending ? .pending : state
-            }, abort: {})
+            try NCCLProgress.wait(
+                operation: name, timeout: timeout,
+                state: {
+                    let rc = streamQuery(stream)
+                    if rc == 0 { return .done }
+                    if rc != 600 { return .failed("cuStreamQuery: CUresult \(rc)") }  // 600: CUDA_ERROR_NOT_READY
+                    let state = nccl.state(comm)
+                    return state == .done || state == .pending ? .pending : state
+                }, abort: {})
         } catch let error as DistributedError {
             throw abort(error)
         }
@@ -351,8 +358,8 @@ final class NCCLCommunicator: Communicator, @unchecked Sendable {
                     + "(start the ranks with `tessera launch --backend nccl`)")
         }
         guard let rank = environment[DistributedEnvironment.rank].flatMap({ Int($0) }),
-              let size = environment[DistributedEnvironment.worldSize].flatMap({ Int($0) }),
-              size >= 1, rank >= 0, rank < size
+            let size = environment[DistributedEnvironment.worldSize].flatMap({ Int($0) }),
+            size >= 1, rank >= 0, rank < size
         else {
             throw DistributedError.badConfiguration(
                 "NCCL needs \(DistributedEnvironment.rank) and \(DistributedEnvironment.worldSize) "
@@ -400,7 +407,9 @@ final class NCCLCommunicator: Communicator, @unchecked Sendable {
 
     // MARK: device buffers on a CUDA stream (queued; the stream orders them)
 
-    private static func pointer(_ p: CUdeviceptr) -> UnsafeMutableRawPointer? { UnsafeMutableRawPointer(bitPattern: UInt(p)) }
+    private static func pointer(_ p: CUdeviceptr) -> UnsafeMutableRawPointer? {
+        UnsafeMutableRawPointer(bitPattern: UInt(p))
+    }
 
     private func reduction(_ dtype: DType, _ count: Int, _ op: ReduceKind) throws -> (count: Int, type: Int32) {
         guard let r = NCCLTypes.reduction(dtype, count: count, op: op) else {
@@ -474,7 +483,9 @@ final class NCCLCommunicator: Communicator, @unchecked Sendable {
         try driver.check(driver.cuMemcpyHtoDAsync(device, host, bytes, stream), "cuMemcpyHtoDAsync (NCCL)")
     }
 
-    private func download(_ device: CUdeviceptr, _ host: UnsafeMutableRawPointer, _ bytes: Int, _ stream: CUhandle?) throws {
+    private func download(_ device: CUdeviceptr, _ host: UnsafeMutableRawPointer, _ bytes: Int, _ stream: CUhandle?)
+        throws
+    {
         let driver = context.device.driver
         try driver.check(driver.cuMemcpyDtoHAsync(host, device, bytes, stream), "cuMemcpyDtoHAsync (NCCL)")
     }

@@ -9,9 +9,9 @@
 // overrides it, and CUDA_VISIBLE_DEVICES narrows what the driver shows first.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 package enum RankDevice {
@@ -25,8 +25,10 @@ package enum RankDevice {
     /// This process's position on its host: (local rank, local size), or nil
     /// when it was not started as one of several ranks.
     package static func local(_ environment: [String: String]) throws -> (rank: Int, size: Int?)? {
-        for (rankName, sizeName) in [(localRankVariable, localSizeVariable),
-                                     ("OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE")] {
+        for (rankName, sizeName) in [
+            (localRankVariable, localSizeVariable),
+            ("OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE")
+        ] {
             guard let text = environment[rankName] else { continue }
             guard let rank = Int(text), rank >= 0 else {
                 throw DistributedError.badConfiguration("\(rankName) must be a rank (0, 1, ...), got '\(text)'")
@@ -43,7 +45,9 @@ package enum RankDevice {
     /// The device ordinal this process uses, of `deviceCount` visible ones:
     /// TESSERA_CUDA_DEVICE, else the local rank modulo the count, else 0.
     package static func ordinal(environment: [String: String], deviceCount: Int) throws -> Int {
-        guard deviceCount > 0 else { throw DistributedError.backendUnavailable(backend: "cuda", reason: "no CUDA device") }
+        guard deviceCount > 0 else {
+            throw DistributedError.backendUnavailable(backend: "cuda", reason: "no CUDA device")
+        }
         if let text = environment[deviceVariable] {
             guard let device = Int(text), device >= 0 else {
                 throw DistributedError.badConfiguration("\(deviceVariable) must be a device number, got '\(text)'")

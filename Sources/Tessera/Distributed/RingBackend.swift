@@ -9,9 +9,9 @@
 // waiting for their own timeouts.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The sockets of this process to every other rank of the world, shared by
@@ -147,7 +147,9 @@ final class RingTransport: @unchecked Sendable {
             var index: [Int32: Int] = [:]
             func want(_ fd: Int32, _ events: Int32, _ peer: Int) {
                 peerOf[fd] = peer
-                if let i = index[fd] { fds[i].events |= Int16(events) } else {
+                if let i = index[fd] {
+                    fds[i].events |= Int16(events)
+                } else {
                     index[fd] = fds.count
                     fds.append(pollfd(fd: fd, events: Int16(events), revents: 0))
                 }
@@ -183,7 +185,8 @@ final class RingTransport: @unchecked Sendable {
             }
             for i in outgoing.indices where outgoing[i].remaining > 0 && writable.contains(outgoing[i].fd) {
                 // MSG_NOSIGNAL: a peer that closed gives EPIPE here, not a SIGPIPE that kills this process.
-                let n = send(outgoing[i].fd, outgoing[i].pointer, outgoing[i].remaining, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
+                let n = send(
+                    outgoing[i].fd, outgoing[i].pointer, outgoing[i].remaining, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
                 if n > 0 {
                     outgoing[i].pointer += n
                     outgoing[i].remaining -= n
@@ -216,7 +219,9 @@ final class RingTransport: @unchecked Sendable {
                     let fd = try connectWithRetry(hosts[peer], peer: peer, deadline: deadline)
                     opened.append(fd)
                     var hello: (Int32, Int32) = (Int32(rank), Int32(k))
-                    try withUnsafeMutableBytes(of: &hello) { try ioFully(fd, $0.baseAddress!, 8, write: true, deadline: deadline, peer: peer) }
+                    try withUnsafeMutableBytes(of: &hello) {
+                        try ioFully(fd, $0.baseAddress!, 8, write: true, deadline: deadline, peer: peer)
+                    }
                     fds.append(fd)
                 }
                 connections[peer] = fds
@@ -238,10 +243,13 @@ final class RingTransport: @unchecked Sendable {
                 guard fd >= 0 else { continue }
                 opened.append(fd)
                 var hello: (Int32, Int32) = (0, 0)
-                try withUnsafeMutableBytes(of: &hello) { try ioFully(fd, $0.baseAddress!, 8, write: false, deadline: deadline, peer: -1) }
+                try withUnsafeMutableBytes(of: &hello) {
+                    try ioFully(fd, $0.baseAddress!, 8, write: false, deadline: deadline, peer: -1)
+                }
                 let peer = Int(hello.0), k = Int(hello.1)
                 guard peer > rank, peer < size, k >= 0, k < perPeer, accepted[peer][k] == nil else {
-                    throw DistributedError.badConfiguration("unexpected connection from rank \(peer) (#\(k)) at rank \(rank)")
+                    throw DistributedError.badConfiguration(
+                        "unexpected connection from rank \(peer) (#\(k)) at rank \(rank)")
                 }
                 accepted[peer][k] = fd
                 pending -= 1
@@ -288,7 +296,9 @@ final class RingTransport: @unchecked Sendable {
         addr.sin_port = in_port_t(UInt16(port)).bigEndian
         addr.sin_addr.s_addr = INADDR_ANY
         let bound = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard bound == 0, Glibc.listen(fd, 128) == 0 else {
             let reason = String(cString: strerror(errno))
@@ -299,7 +309,8 @@ final class RingTransport: @unchecked Sendable {
     }
 
     /// A connected socket to `host`, retrying while the peer is not listening yet.
-    private static func connectWithRetry(_ host: (host: String, port: Int), peer: Int, deadline: Double) throws -> Int32 {
+    private static func connectWithRetry(_ host: (host: String, port: Int), peer: Int, deadline: Double) throws -> Int32
+    {
         var addr = try address(host.host, port: host.port)
         var lastError = "timed out"
         while monotonicSeconds() < deadline {
@@ -307,7 +318,9 @@ final class RingTransport: @unchecked Sendable {
             guard fd >= 0 else { throw DistributedError.backendError("socket: \(String(cString: strerror(errno)))") }
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
             let rc = withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
             }
             var ok = rc == 0
             if !ok && errno == EINPROGRESS {
@@ -343,7 +356,8 @@ final class RingTransport: @unchecked Sendable {
             let left = deadline - monotonicSeconds()
             guard left > 0 else { throw DistributedError.timedOut(operation: "ring handshake", seconds: left) }
             guard poll(&p, 1, Int32(min(left * 1000, 1_000_000_000)) + 1) > 0 else { continue }
-            let n = write
+            let n =
+                write
                 ? send(fd, pointer + done, count - done, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
                 : recv(fd, pointer + done, count - done, Int32(MSG_DONTWAIT))
             if n > 0 { done += n; continue }
@@ -418,11 +432,14 @@ final class RingCommunicator: Communicator, @unchecked Sendable {
     private func world(_ groupRank: Int) -> Int { members[groupRank] }
 
     private func exchange(
-        send: (to: Int, pointer: UnsafeRawPointer, bytes: Int)?, recv: (from: Int, pointer: UnsafeMutableRawPointer, bytes: Int)?,
+        send: (to: Int, pointer: UnsafeRawPointer, bytes: Int)?,
+        recv: (from: Int, pointer: UnsafeMutableRawPointer, bytes: Int)?,
         _ operation: String
     ) throws {
         try transport.exchange(
-            sends: send.map { [.init(peer: world($0.to), pointer: UnsafeMutableRawPointer(mutating: $0.pointer), bytes: $0.bytes)] } ?? [],
+            sends: send.map {
+                [.init(peer: world($0.to), pointer: UnsafeMutableRawPointer(mutating: $0.pointer), bytes: $0.bytes)]
+            } ?? [],
             recvs: recv.map { [.init(peer: world($0.from), pointer: $0.pointer, bytes: $0.bytes)] } ?? [],
             operation: operation)
     }
@@ -463,7 +480,8 @@ final class RingCommunicator: Communicator, @unchecked Sendable {
             for step in 0..<(n - 1) {
                 let out = segment((rank - step + n) % n), into = segment((rank - step - 1 + 2 * n) % n)
                 try exchange(
-                    send: (right, UnsafeRawPointer(buffer + out.start * s), out.count * s), recv: (left, scratch, into.count * s),
+                    send: (right, UnsafeRawPointer(buffer + out.start * s), out.count * s),
+                    recv: (left, scratch, into.count * s),
                     "allSum (\(dtype))")
                 try reducer.combine(into: buffer + into.start * s, from: scratch, count: into.count)
             }
@@ -471,7 +489,8 @@ final class RingCommunicator: Communicator, @unchecked Sendable {
             for step in 0..<(n - 1) {
                 let out = segment((rank + 1 - step + n) % n), into = segment((rank - step + n) % n)
                 try exchange(
-                    send: (right, UnsafeRawPointer(buffer + out.start * s), out.count * s), recv: (left, buffer + into.start * s, into.count * s),
+                    send: (right, UnsafeRawPointer(buffer + out.start * s), out.count * s),
+                    recv: (left, buffer + into.start * s, into.count * s),
                     "allSum (\(dtype))")
             }
         }
@@ -486,7 +505,8 @@ final class RingCommunicator: Communicator, @unchecked Sendable {
             for step in 0..<(n - 1) {
                 let out = (rank - step + n) % n, into = (rank - step - 1 + 2 * n) % n
                 try exchange(
-                    send: (right, UnsafeRawPointer(output + out * bytes), bytes), recv: (left, output + into * bytes, bytes), "allGather")
+                    send: (right, UnsafeRawPointer(output + out * bytes), bytes),
+                    recv: (left, output + into * bytes, bytes), "allGather")
             }
         }
     }
@@ -498,7 +518,9 @@ final class RingCommunicator: Communicator, @unchecked Sendable {
 
     func recv(_ buffer: UnsafeMutableRawPointer, bytes: Int, from peer: Int) throws {
         try checkPeer(peer)
-        try transport.operationLock.withLock { try exchange(send: nil, recv: (peer, buffer, bytes), "recv from \(peer)") }
+        try transport.operationLock.withLock {
+            try exchange(send: nil, recv: (peer, buffer, bytes), "recv from \(peer)")
+        }
     }
 
     func awaitMessage(from peer: Int) throws {

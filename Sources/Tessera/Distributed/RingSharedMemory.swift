@@ -18,9 +18,9 @@
 import CTesseraKernels
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 final class RingSharedMemory: @unchecked Sendable {
@@ -63,7 +63,8 @@ final class RingSharedMemory: @unchecked Sendable {
         if let file = fopen("/proc/sys/kernel/random/boot_id", "r") {
             var line = [CChar](repeating: 0, count: 64)
             if fgets(&line, Int32(line.count), file) != nil {
-                boot = String(decoding: line.prefix { $0 != 0 && $0 != 10 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                boot = String(
+                    decoding: line.prefix { $0 != 0 && $0 != 10 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             }
             fclose(file)
         }
@@ -75,7 +76,9 @@ final class RingSharedMemory: @unchecked Sendable {
     private static func gather(_ world: RingCommunicator, _ mine: [UInt8]) throws -> [[UInt8]] {
         var all = [UInt8](repeating: 0, count: mine.count * world.size)
         try mine.withUnsafeBytes { m in
-            try all.withUnsafeMutableBytes { try world.allGather(m.baseAddress!, bytes: mine.count, into: $0.baseAddress!) }
+            try all.withUnsafeMutableBytes {
+                try world.allGather(m.baseAddress!, bytes: mine.count, into: $0.baseAddress!)
+            }
         }
         return (0..<world.size).map { Array(all[($0 * mine.count)..<(($0 + 1) * mine.count)]) }
     }
@@ -178,7 +181,8 @@ final class RingSharedMemory: @unchecked Sendable {
             let lo = m * rank / size, hi = m * (rank + 1) / size
             if hi > lo {
                 for q in 0..<size where q != rank {
-                    try reducer.combine(into: mine + lo * s, from: UnsafeRawPointer(slot(bank, q) + lo * s), count: hi - lo)
+                    try reducer.combine(
+                        into: mine + lo * s, from: UnsafeRawPointer(slot(bank, q) + lo * s), count: hi - lo)
                 }
                 (output + (start + lo) * s).copyMemory(from: mine + lo * s, byteCount: (hi - lo) * s)
             }

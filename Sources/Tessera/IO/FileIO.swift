@@ -3,9 +3,9 @@
 // tensors that view mapped memory without copying.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Errors reading or writing model and array files.
@@ -82,7 +82,9 @@ struct ByteReader {
     mutating func read<T: FixedWidthInteger>(_: T.Type, _ what: String) throws -> T {
         try need(MemoryLayout<T>.size, what)
         var v: T = 0
-        withUnsafeMutableBytes(of: &v) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + MemoryLayout<T>.size)])) }
+        withUnsafeMutableBytes(of: &v) {
+            $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + MemoryLayout<T>.size)]))
+        }
         offset += MemoryLayout<T>.size
         return T(littleEndian: v)
     }
@@ -105,7 +107,8 @@ struct ByteReader {
 /// flushed, then renamed over the destination, so readers never see half a file.
 /// Temporary files of earlier writers to `path` that were killed before their
 /// rename (`NAME.tmp-PID-N` of a process that is gone) are removed first.
-func writeAtomically(_ path: String, _ write: (_ append: (UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws {
+func writeAtomically(_ path: String, _ write: (_ append: (UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws
+{
     removeStaleTemporaries(of: path)
     let temp = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
     let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL, 0o644)
@@ -160,7 +163,8 @@ extension Tensor {
     ) -> Tensor {
         let byteCount = shape.reduce(1, *) * dtype.size
         if Int(bitPattern: pointer) % dtype.size == 0 && byteCount > 0 {
-            let buffer = Buffer(external: UnsafeMutableRawPointer(mutating: pointer), byteCount: byteCount, owner: owner)
+            let buffer = Buffer(
+                external: UnsafeMutableRawPointer(mutating: pointer), byteCount: byteCount, owner: owner)
             return Tensor(
                 evaluated: ArrayView(
                     shape: shape, dtype: dtype, buffer: buffer, offset: 0, strides: contiguousStrides(shape)))

@@ -10,9 +10,9 @@
 // loaded model holds its weights once, not the file's pages and their copy.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A metadata value.
@@ -113,7 +113,8 @@ public struct QuantizedWeight: Sendable {
         let columns = weight.dim(-1) * perWord
         let lead = Array(weight.shape.dropLast())
         let grouped = q.reshaped(lead + [columns / groupSize, groupSize])
-        let values = grouped * scales.asType(.float32).expandedDimensions(axis: -1)
+        let values =
+            grouped * scales.asType(.float32).expandedDimensions(axis: -1)
             + biases.asType(.float32).expandedDimensions(axis: -1)
         return values.reshaped(lead + [columns])
     }
@@ -164,7 +165,9 @@ public final class GGUFFile: @unchecked Sendable {
         self.owner = owner
         self.mapped = owner is MappedFile
         var r = ByteReader(bytes, format: "GGUF")
-        guard Array(try r.readBytes(4, "magic")) == Array("GGUF".utf8) else { throw r.fail("bad magic (not a GGUF file)") }
+        guard Array(try r.readBytes(4, "magic")) == Array("GGUF".utf8) else {
+            throw r.fail("bad magic (not a GGUF file)")
+        }
         let version = Int(try r.read(UInt32.self, "version"))
         guard version == 2 || version == 3 else {
             throw IOError.unsupported(format: "GGUF", reason: "version \(version) (Tessera reads 2 and 3)")
@@ -210,11 +213,15 @@ public final class GGUFFile: @unchecked Sendable {
                 throw IOError.unsupported(format: "GGUF", reason: "tensor \(name) has ggml type \(rawType)")
             }
             let offset = try r.read(UInt64.self, "tensor offset")
-            guard offset <= UInt64(bytes.count) else { throw r.fail("tensor \(name) offset \(offset) is past the file") }
+            guard offset <= UInt64(bytes.count) else {
+                throw r.fail("tensor \(name) offset \(offset) is past the file")
+            }
             infos.append((name, dims.reversed(), type, Int(offset)))
         }
         let dataStart = (r.offset + alignment - 1) / alignment * alignment
-        guard infos.isEmpty || dataStart <= bytes.count else { throw r.fail("the tensor data would start past the end of the file") }
+        guard infos.isEmpty || dataStart <= bytes.count else {
+            throw r.fail("the tensor data would start past the end of the file")
+        }
         var tensorInfos: [GGUFTensorInfo] = []
         // As llama.cpp's reader: in file order, each tensor's data starts where
         // the previous one's ends, rounded up to the alignment. This refuses
@@ -226,11 +233,13 @@ public final class GGUFFile: @unchecked Sendable {
             let block = info.type.block
             // Blocks run along rows: the row length must be whole blocks.
             guard (info.shape.last ?? 1) % block.elements == 0 else {
-                throw r.fail("tensor \(info.name): row length \(info.shape.last ?? 0) is not a multiple of \(block.elements)")
+                throw r.fail(
+                    "tensor \(info.name): row length \(info.shape.last ?? 0) is not a multiple of \(block.elements)")
             }
             let (byteCount, overflow) = (count / block.elements).multipliedReportingOverflow(by: block.bytes)
             guard info.offset % alignment == 0 else {
-                throw r.fail("tensor \(info.name) data offset \(info.offset) is not a multiple of the alignment \(alignment)")
+                throw r.fail(
+                    "tensor \(info.name) data offset \(info.offset) is not a multiple of the alignment \(alignment)")
             }
             guard info.offset == expectedOffset else {
                 throw r.fail(
@@ -242,7 +251,9 @@ public final class GGUFFile: @unchecked Sendable {
                 throw r.fail("tensor \(info.name) data (\(byteCount) bytes at \(start)) is past the end of the file")
             }
             expectedOffset = info.offset + (byteCount + alignment - 1) / alignment * alignment
-            tensorInfos.append(GGUFTensorInfo(name: info.name, shape: info.shape, type: info.type, offset: start, byteCount: byteCount))
+            tensorInfos.append(
+                GGUFTensorInfo(name: info.name, shape: info.shape, type: info.type, offset: start, byteCount: byteCount)
+            )
         }
         // Data past the last tensor (beyond its padding) belongs to no tensor:
         // a tensor count that is too small, or sizes that disagree with the data.
@@ -283,7 +294,9 @@ public final class GGUFFile: @unchecked Sendable {
             guard depth < 4 else { throw r.fail("arrays nested too deeply") }
             let elementType = try r.read(UInt32.self, "array type")
             let count = try r.read(UInt64.self, "array length")
-            guard count <= UInt64(r.remaining) else { throw r.fail("array of \(count) values is past the end of the file") }
+            guard count <= UInt64(r.remaining) else {
+                throw r.fail("array of \(count) values is past the end of the file")
+            }
             var values: [GGUFValue] = []
             values.reserveCapacity(Int(count))
             for _ in 0..<count { values.append(try readValue(&r, type: elementType, depth: depth + 1)) }

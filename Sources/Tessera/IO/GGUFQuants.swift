@@ -29,7 +29,8 @@ enum GGUFQuants {
             scales[b] = d
             switch type {
             case .q4_0, .q4_1:
-                biases[b] = type == .q4_0 ? -8 * d : Float16(bitPattern: p.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
+                biases[b] =
+                    type == .q4_0 ? -8 * d : Float16(bitPattern: p.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
                 let qs = p + (type == .q4_0 ? 2 : 4)
                 for e in 0..<32 {
                     let byte = qs.load(fromByteOffset: e % 16, as: UInt8.self)
@@ -97,7 +98,8 @@ enum GGUFQuants {
                             let byte = ql.load(fromByteOffset: l, as: UInt8.self)
                             let h = qh.load(fromByteOffset: l, as: UInt8.self)
                             y[o + chunk * 64 + l] = d * s1 * Float((byte & 0xF) + (h & u1 != 0 ? 16 : 0)) - dmin * m1
-                            y[o + chunk * 64 + 32 + l] = d * s2 * Float((byte >> 4) + (h & u2 != 0 ? 16 : 0)) - dmin * m2
+                            y[o + chunk * 64 + 32 + l] =
+                                d * s2 * Float((byte >> 4) + (h & u2 != 0 ? 16 : 0)) - dmin * m2
                         }
                         ql += 32
                         u1 <<= 2

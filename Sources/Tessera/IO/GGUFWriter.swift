@@ -11,7 +11,7 @@
 // The file is written through a temporary name renamed into place.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 public enum GGUFWriter {
@@ -39,14 +39,16 @@ public enum GGUFWriter {
             let columns = entry.tensor.shape.last ?? 1
             if entry.type.block.elements > 1, columns % entry.type.block.elements != 0 {
                 throw IOError.unsupported(
-                    format: "GGUF", reason: "\(entry.name): rows of \(columns) are not whole \(entry.type) blocks of 32")
+                    format: "GGUF", reason: "\(entry.name): rows of \(columns) are not whole \(entry.type) blocks of 32"
+                )
             }
         }
         var header: [UInt8] = []
         header.append(contentsOf: Array("GGUF".utf8))
         append(UInt32(3), to: &header)
         append(UInt64(tensors.count), to: &header)
-        let fields = metadata.filter { $0.0 != "general.alignment" } + [("general.alignment", .uint32(UInt32(alignment)))]
+        let fields =
+            metadata.filter { $0.0 != "general.alignment" } + [("general.alignment", .uint32(UInt32(alignment)))]
         append(UInt64(fields.count), to: &header)
         for (key, value) in fields {
             appendString(key, to: &header)
@@ -72,7 +74,8 @@ public enum GGUFWriter {
             for (entry, size) in zip(tensors, sizes) {
                 var data = try encode(entry.tensor, as: entry.type)
                 guard data.count == size else {
-                    throw IOError.unsupported(format: "GGUF", reason: "\(entry.name) encoded to \(data.count) bytes, not \(size)")
+                    throw IOError.unsupported(
+                        format: "GGUF", reason: "\(entry.name) encoded to \(data.count) bytes, not \(size)")
                 }
                 data.append(contentsOf: [UInt8](repeating: 0, count: padded(size) - size))
                 try data.withUnsafeBytes { try write($0) }
@@ -115,7 +118,9 @@ public enum GGUFWriter {
         let d = amax / 127
         let inverse: Float = d != 0 ? 1 / d : 0
         append(Float16(d).bitPattern, to: &out)
-        for v in x { out.append(UInt8(bitPattern: Int8(clamping: Int((v * inverse).rounded(.toNearestOrAwayFromZero))))) }
+        for v in x {
+            out.append(UInt8(bitPattern: Int8(clamping: Int((v * inverse).rounded(.toNearestOrAwayFromZero)))))
+        }
     }
 
     static func quantizeQ4_1(_ x: UnsafeBufferPointer<Float>, into out: inout [UInt8]) {

@@ -123,7 +123,8 @@ extension JSONValue {
         case .double(let d): return d.isFinite ? "\(d)" : "null"
         case .string(let s): return JSONValue.quoted(s)
         case .array(let a): return "[" + a.map(\.compactText).joined(separator: ",") + "]"
-        case .object(let o): return "{" + o.map { JSONValue.quoted($0.key) + ":" + $0.value.compactText }.joined(separator: ",") + "}"
+        case .object(let o):
+            return "{" + o.map { JSONValue.quoted($0.key) + ":" + $0.value.compactText }.joined(separator: ",") + "}"
         }
     }
 

@@ -6,7 +6,7 @@
 public enum NPY {
     static let descriptors: [DType: String] = [
         .bool: "|b1", .uint8: "|u1", .int8: "|i1", .uint16: "<u2", .int16: "<i2", .uint32: "<u4", .int32: "<i4",
-        .uint64: "<u8", .int64: "<i8", .float16: "<f2", .float32: "<f4", .float64: "<f8", .complex64: "<c8",
+        .uint64: "<u8", .int64: "<i8", .float16: "<f2", .float32: "<f4", .float64: "<f8", .complex64: "<c8"
     ]
 
     public static func load(_ path: String) throws -> Tensor {
@@ -54,7 +54,9 @@ public enum NPY {
         var parser = DictLiteral(text: Array(headerText.utf8))
         let fields = try parser.parse()
         guard case .string(let descr)? = fields["descr"] else { throw reader.fail("header has no descr") }
-        guard case .bool(let fortran)? = fields["fortran_order"] else { throw reader.fail("header has no fortran_order") }
+        guard case .bool(let fortran)? = fields["fortran_order"] else {
+            throw reader.fail("header has no fortran_order")
+        }
         guard case .tuple(let shape)? = fields["shape"], let count = checkedCount(shape) else {
             throw reader.fail("header has no valid shape")
         }
@@ -68,7 +70,8 @@ public enum NPY {
         guard !overflow else { throw reader.fail("shape \(shape) is too large") }
         let data = try reader.readBytes(byteCount, "array data")
         let storedShape = fortran ? Array(shape.reversed()) : shape
-        let t = count == 0
+        let t =
+            count == 0
             ? Tensor.zeros(storedShape, dtype: dtype)
             : Tensor.viewing(data.baseAddress!, shape: storedShape, dtype: dtype, owner: owner)
         return fortran ? t.transposed() : t

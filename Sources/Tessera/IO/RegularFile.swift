@@ -5,9 +5,9 @@
 // swapped in between cannot block either).
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// "a directory", "a FIFO (named pipe)"...: what a non-regular `mode` is, for messages.
@@ -94,7 +94,9 @@ public func fingerprintRegularFile(_ path: String, seed: UInt64 = 0xcbf2_9ce4_84
         guard count > 0 else { return }
         var done = 0
         while done < count {
-            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(offset + done)) }
+            let n = buffer.withUnsafeMutableBytes {
+                pread(fd, $0.baseAddress! + done, count - done, off_t(offset + done))
+            }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw IOError.cannotOpen(path: path, reason: errnoText())

@@ -8,7 +8,7 @@ public enum Safetensors {
     static let dtypeNames: [DType: String] = [
         .bool: "BOOL", .uint8: "U8", .int8: "I8", .uint16: "U16", .int16: "I16", .uint32: "U32",
         .int32: "I32", .uint64: "U64", .int64: "I64", .float16: "F16", .bfloat16: "BF16",
-        .float32: "F32", .float64: "F64", .complex64: "C64",
+        .float32: "F32", .float64: "F64", .complex64: "C64"
     ]
 
     /// The tensors and metadata of the file at `path`, memory-mapped.
@@ -48,7 +48,9 @@ public enum Safetensors {
             guard let dtype = dtypeNames.first(where: { $0.value == dtypeName })?.key else {
                 throw IOError.unsupported(format: "safetensors", reason: "tensor \(name) has dtype \(dtypeName)")
             }
-            guard let dims = entry["shape"]?.array?.map({ $0.int ?? -1 }), dims.count <= 32, let count = checkedCount(dims) else {
+            guard let dims = entry["shape"]?.array?.map({ $0.int ?? -1 }), dims.count <= 32,
+                let count = checkedCount(dims)
+            else {
                 throw reader.fail("tensor \(name) has an invalid shape")
             }
             guard let offsets = entry["data_offsets"]?.array?.compactMap(\.int), offsets.count == 2,
@@ -92,7 +94,8 @@ public enum Safetensors {
     /// Writes `tensors` (sorted by name) and `metadata` to `path`, atomically.
     public static func save(_ tensors: [String: Tensor], metadata: [String: String] = [:], to path: String) throws {
         let entries = tensors.sorted { $0.key < $1.key }
-        let text = try headerBytes(entries.map { ($0.key, $0.value.dtype, $0.value.shape) }, metadata: metadata, path: path)
+        let text = try headerBytes(
+            entries.map { ($0.key, $0.value.dtype, $0.value.shape) }, metadata: metadata, path: path)
         try writeAtomically(path) { append in
             var length = UInt64(text.count).littleEndian
             try withUnsafeBytes(of: &length) { try append($0) }

@@ -48,9 +48,12 @@ extension Safetensors {
                 var pieces = try produce(entry)
                 let shapes = pieces.map(\.shape)
                 guard pieces.allSatisfy({ $0.dtype == entry.dtype }), Self.rowsJoin(shapes, into: entry.shape) else {
-                    let got = pieces.count == 1 ? "\(pieces[0].dtype) \(shapes[0])" : "pieces \(pieces.map(\.dtype)) \(shapes)"
+                    let got =
+                        pieces.count == 1
+                        ? "\(pieces[0].dtype) \(shapes[0])" : "pieces \(pieces.map(\.dtype)) \(shapes)"
                     throw IOError.cannotWrite(
-                        path: path, reason: "tensor \(entry.name) was planned as \(entry.dtype) \(entry.shape) but is \(got)")
+                        path: path,
+                        reason: "tensor \(entry.name) was planned as \(entry.dtype) \(entry.shape) but is \(got)")
                 }
                 // Each piece written, then released, before the next is evaluated.
                 pieces.reverse()
@@ -83,19 +86,21 @@ extension Safetensors {
     ) throws -> [UInt8] {
         var header = JSONObject()
         if !metadata.isEmpty {
-            header["__metadata__"] = .object(JSONObject(metadata.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }))
+            header["__metadata__"] = .object(
+                JSONObject(metadata.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }))
         }
         var offset = 0
         for entry in entries {
             guard let dtypeName = dtypeNames[entry.dtype] else {
-                throw IOError.cannotWrite(path: path, reason: "safetensors has no dtype for \(entry.dtype) (tensor \(entry.name))")
+                throw IOError.cannotWrite(
+                    path: path, reason: "safetensors has no dtype for \(entry.dtype) (tensor \(entry.name))")
             }
             let nbytes = entry.shape.reduce(1, *) * entry.dtype.size
             header[entry.name] = .object(
                 JSONObject([
                     ("dtype", .string(dtypeName)),
                     ("shape", .array(entry.shape.map { .int($0) })),
-                    ("data_offsets", .array([.int(offset), .int(offset + nbytes)])),
+                    ("data_offsets", .array([.int(offset), .int(offset + nbytes)]))
                 ]))
             offset += nbytes
         }

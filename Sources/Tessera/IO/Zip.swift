@@ -2,9 +2,9 @@
 // through the system zlib, opened at run time), writing stored entries.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 enum Zip {
@@ -79,19 +79,26 @@ enum Zip {
                 var field = ByteReader(try extra.readBytes(length, "extra data"), format: format)
                 if id == 1 {  // zip64 sizes, in this order, only for the saturated ones
                     if size == 0xFFFF_FFFF { size = Int(clamping: try field.read(UInt64.self, "zip64 size")) }
-                    if compressed == 0xFFFF_FFFF { compressed = Int(clamping: try field.read(UInt64.self, "zip64 size")) }
+                    if compressed == 0xFFFF_FFFF {
+                        compressed = Int(clamping: try field.read(UInt64.self, "zip64 size"))
+                    }
                     if local == 0xFFFF_FFFF { local = Int(clamping: try field.read(UInt64.self, "zip64 offset")) }
                 }
             }
             try reader.need(commentLength, "comment")
             reader.offset += commentLength
-            entries.append(Entry(name: name, method: method, crc: crc, compressedSize: compressed, size: size, localHeaderOffset: local))
+            entries.append(
+                Entry(
+                    name: name, method: method, crc: crc, compressedSize: compressed, size: size,
+                    localHeaderOffset: local))
         }
         return entries
     }
 
     /// The stored bytes of `entry` (compressed or not), without copying.
-    static func rawData(_ entry: Entry, in bytes: UnsafeRawBufferPointer, format: String) throws -> UnsafeRawBufferPointer {
+    static func rawData(_ entry: Entry, in bytes: UnsafeRawBufferPointer, format: String) throws
+        -> UnsafeRawBufferPointer
+    {
         var reader = ByteReader(bytes, format: format)
         guard entry.localHeaderOffset <= bytes.count else { throw reader.fail("entry \(entry.name) out of range") }
         reader.offset = entry.localHeaderOffset
@@ -126,7 +133,9 @@ enum Zip {
         var out: [UInt8] = []
         var central: [UInt8] = []
         func put16(_ v: Int, _ buf: inout [UInt8]) { buf += [UInt8(v & 0xFF), UInt8((v >> 8) & 0xFF)] }
-        func put32(_ v: UInt32, _ buf: inout [UInt8]) { for s in stride(from: 0, to: 32, by: 8) { buf.append(UInt8((v >> UInt32(s)) & 0xFF)) } }
+        func put32(_ v: UInt32, _ buf: inout [UInt8]) {
+            for s in stride(from: 0, to: 32, by: 8) { buf.append(UInt8((v >> UInt32(s)) & 0xFF)) }
+        }
         for file in files {
             guard file.data.count < 0xFFFF_FFFF, out.count < 0xFFFF_FFFF else {
                 throw IOError.unsupported(format: "npz", reason: "archives over 4 GiB")
@@ -230,9 +239,13 @@ enum Inflate {
         guard let z = library else {
             throw IOError.unsupported(
                 format: format,
-                reason: "deflated entries need zlib (libz.so.1), which was not found: install it with `apt-get install -y zlib1g`")
+                reason:
+                    "deflated entries need zlib (libz.so.1), which was not found: install it with `apt-get install -y zlib1g`"
+            )
         }
-        guard expectedSize >= 0, expectedSize <= 1 << 40 else { throw IOError.malformed(format: format, reason: "entry size \(expectedSize)") }
+        guard expectedSize >= 0, expectedSize <= 1 << 40 else {
+            throw IOError.malformed(format: format, reason: "entry size \(expectedSize)")
+        }
         let out = OwnedBytes(count: expectedSize)
         var stream = ZStream()
         let status: Int32 = try withUnsafeMutableBytes(of: &stream) { s in

@@ -2,9 +2,9 @@
 // active/peak/cache counters, a cache limit and a memory limit.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The raw operations of one kind of memory (host RAM, a device's memory).

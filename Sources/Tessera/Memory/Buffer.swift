@@ -8,9 +8,9 @@
 // Use on one stream alone costs nothing extra.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Memory of a device that needs explicit copies to and from the host.
@@ -103,7 +103,8 @@ final class Buffer: @unchecked Sendable {
 
     /// The home on `home`'s device, made current for work queued next on
     /// `stream`. Writing makes it the only valid home.
-    func devicePointer(on home: DeviceHome, stream: Int = 0, forWriting: Bool = false) throws -> UnsafeMutableRawPointer {
+    func devicePointer(on home: DeviceHome, stream: Int = 0, forWriting: Bool = false) throws -> UnsafeMutableRawPointer
+    {
         try lock.withLock {
             if device == nil {
                 device = try home.allocator.allocate(byteCount)
@@ -119,7 +120,8 @@ final class Buffer: @unchecked Sendable {
                 deviceUser = stream
             } else if deviceUser != stream || !moreDeviceUsers.isEmpty || deviceWriter != stream {
                 for other in Buffer.streamsToWaitFor(
-                    stream: stream, forWriting: forWriting, writer: deviceWriter, users: deviceUsers) {
+                    stream: stream, forWriting: forWriting, writer: deviceWriter, users: deviceUsers)
+                {
                     try home.memory.order(after: other, before: stream)
                 }
                 if deviceUser != stream && !moreDeviceUsers.contains(stream) { moreDeviceUsers.append(stream) }

@@ -89,9 +89,11 @@ private func checkConvInputs(_ x: Tensor, _ w: Tensor, rank: Int, groups: Int, _
         "groups = \(groups) must divide the input channels of \(x.shape) and the output channels of \(w.shape)")
     opPrecondition(
         w.shape[rank + 1] * groups == x.shape[rank + 1], op,
-        "weight \(w.shape) expects \(w.shape[rank + 1] * groups) input channels, input \(x.shape) has \(x.shape[rank + 1])")
+        "weight \(w.shape) expects \(w.shape[rank + 1] * groups) input channels, input \(x.shape) has \(x.shape[rank + 1])"
+    )
     opPrecondition(
-        promoteTypes(x.dtype, w.dtype).isFloatingPoint, op, "needs floating-point inputs, got \(x.dtype) and \(w.dtype)")
+        promoteTypes(x.dtype, w.dtype).isFloatingPoint, op, "needs floating-point inputs, got \(x.dtype) and \(w.dtype)"
+    )
 }
 
 /// x (N, H, W, C) with the spatial axes padded by (before, after) zeros, or cropped where negative.
@@ -124,7 +126,8 @@ private func convolve(
     let spatial = [x.shape[1], x.shape[2]]
     opPrecondition(
         spatial[0] >= span[0] && spatial[1] >= span[1], op,
-        "the dilated kernel \(span) is larger than the padded input \(spatial) (input \(input.shape), weight \(weight.shape))")
+        "the dilated kernel \(span) is larger than the padded input \(spatial) (input \(input.shape), weight \(weight.shape))"
+    )
     let out = (0..<2).map { (spatial[$0] - span[$0]) / stride[$0] + 1 }
 
     // im2col: one strided slice per kernel tap, stacked as (N, OH, OW, KH*KW, C).
@@ -171,6 +174,7 @@ private func convolveTransposed(
         return (edge, edge + outputPadding[i])
     }
     let flipped = weight[.slice(), .stride(by: -1), .stride(by: -1), .slice()]
-    return convolve(padOrCrop(x, pads), flipped, stride: [1, 1], padding: [(0, 0), (0, 0)], dilation: dilation,
+    return convolve(
+        padOrCrop(x, pads), flipped, stride: [1, 1], padding: [(0, 0), (0, 0)], dilation: dilation,
         groups: groups, op)
 }

@@ -2,9 +2,9 @@
 // and patterned constructors (zeros, ones, full, arange, linspace, eye).
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 extension Tensor {
@@ -84,7 +84,8 @@ extension Tensor {
     public static func arange(_ start: Int = 0, _ stop: Int, step: Int = 1, dtype: DType = .int32) -> Tensor {
         opPrecondition(step != 0, "arange", "step must not be zero")
         let count = Swift.max(0, (stop - start + step - (step > 0 ? 1 : -1)) / step)
-        return Tensor(shape: [count], dtype: dtype, primitive: .arange(start: Double(start), step: Double(step)), inputs: [])
+        return Tensor(
+            shape: [count], dtype: dtype, primitive: .arange(start: Double(start), step: Double(step)), inputs: [])
     }
 
     /// Values `start, start + step, ...` below `stop` (above, for a negative step).

@@ -1,9 +1,9 @@
 // Reading values out: item, toArray, raw bytes, and the MLX-style description.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 extension Tensor {

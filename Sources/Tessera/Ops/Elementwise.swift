@@ -7,11 +7,11 @@
 /// Ops that compute in floating point: integer and bool inputs become float32.
 private let floatingUnaryOps: Set<UnaryOp> = [
     .sqrt, .rsqrt, .reciprocal, .exp, .expm1, .log, .log2, .log10, .log1p, .sin, .cos, .tan,
-    .arcsin, .arccos, .arctan, .sinh, .cosh, .tanh, .arcsinh, .arccosh, .arctanh, .sigmoid, .erf, .erfinv,
+    .arcsin, .arccos, .arctan, .sinh, .cosh, .tanh, .arcsinh, .arccosh, .arctanh, .sigmoid, .erf, .erfinv
 ]
 private let complexUnaryOps: Set<UnaryOp> = [
     .abs, .negative, .sign, .square, .sqrt, .reciprocal, .exp, .log, .sin, .cos, .sinh, .cosh,
-    .isNaN, .isInf, .isFinite, .logicalNot, .real, .imag, .conjugate,
+    .isNaN, .isInf, .isFinite, .logicalNot, .real, .imag, .conjugate
 ]
 
 package func unary(_ op: UnaryOp, _ x: Tensor) -> Tensor {
@@ -26,7 +26,8 @@ package func unary(_ op: UnaryOp, _ x: Tensor) -> Tensor {
     case .abs, .real, .imag:
         outDType = x.dtype == .complex64 ? .float32 : x.dtype
     case .bitwiseInvert:
-        opPrecondition(x.dtype.isInteger || x.dtype == .bool, op.rawValue, "needs an integer or bool input, got \(x.dtype)")
+        opPrecondition(
+            x.dtype.isInteger || x.dtype == .bool, op.rawValue, "needs an integer or bool input, got \(x.dtype)")
         outDType = x.dtype
     case .negative:
         opPrecondition(x.dtype != .bool, op.rawValue, "not supported for bool (use logicalNot)")

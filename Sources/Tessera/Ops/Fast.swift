@@ -6,9 +6,9 @@
 // Half inputs compute in float32 and round once.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Softmax along `axis`: `exp(x - max) / sum(exp(x - max))`.

@@ -74,7 +74,9 @@ extension Range<Int>: TensorIndexConvertible {
     public var tensorIndex: TensorIndex { .slice(start: lowerBound, end: upperBound, step: 1) }
 }
 extension ClosedRange<Int>: TensorIndexConvertible {
-    public var tensorIndex: TensorIndex { .slice(start: lowerBound, end: upperBound == -1 ? nil : upperBound + 1, step: 1) }
+    public var tensorIndex: TensorIndex {
+        .slice(start: lowerBound, end: upperBound == -1 ? nil : upperBound + 1, step: 1)
+    }
 }
 extension PartialRangeFrom<Int>: TensorIndexConvertible {
     public var tensorIndex: TensorIndex { .slice(start: lowerBound, end: nil, step: 1) }
@@ -285,7 +287,8 @@ struct IndexPlan {
         if tensors.isEmpty { return window.reshaped(sizes) }
         let b = indexShape
         let gathered = gather(
-            window, tensors.map { $0.index.broadcast(to: b) }, axes: tensors.map(\.axis), sliceSizes: sliceSizes, "index")
+            window, tensors.map { $0.index.broadcast(to: b) }, axes: tensors.map(\.axis), sliceSizes: sliceSizes,
+            "index")
         return gathered.reshaped(b + sizes).transposed(axes: resultPermutation(indexRank: b.count))
     }
 
@@ -300,7 +303,8 @@ struct IndexPlan {
             let readShape = sizes
             let v = values.broadcast(to: broadcastShapes(values.shape, readShape, "index update"))
             opPrecondition(
-                v.shape == readShape, "index update", "values of shape \(values.shape) do not fit indexed shape \(readShape)")
+                v.shape == readShape, "index update",
+                "values of shape \(values.shape) do not fit indexed shape \(readShape)")
             let update = v.reshaped(windowShape)
             switch op {
             case .set: window = update
@@ -315,7 +319,8 @@ struct IndexPlan {
             let readShape = perm.map { (b + sizes)[$0] }
             let v = values.broadcast(to: broadcastShapes(values.shape, readShape, "index update"))
             opPrecondition(
-                v.shape == readShape, "index update", "values of shape \(values.shape) do not fit indexed shape \(readShape)")
+                v.shape == readShape, "index update",
+                "values of shape \(values.shape) do not fit indexed shape \(readShape)")
             // Undo the result permutation, then give the update every window axis.
             var inverse = [Int](repeating: 0, count: perm.count)
             for (i, p) in perm.enumerated() { inverse[p] = i }
@@ -480,7 +485,8 @@ public func dynamicSlice(_ x: Tensor, start: Tensor, axes: [Int], sizes: [Int]) 
             n >= 0 && n <= x.shape[a], "dynamicSlice", "size \(n) does not fit axis \(a) of shape \(x.shape)")
         sliceSizes[a] = n
     }
-    return gather(x, dynamicStarts(start, count: axes.count, "dynamicSlice"), axes: axes, sliceSizes: sliceSizes, "dynamicSlice")
+    return gather(
+        x, dynamicStarts(start, count: axes.count, "dynamicSlice"), axes: axes, sliceSizes: sliceSizes, "dynamicSlice")
 }
 
 /// `x` with `update` (of x's rank) written at the run-time offsets `start`
@@ -492,7 +498,8 @@ public func dynamicSliceUpdate(_ x: Tensor, _ update: Tensor, start: Tensor, axe
         update.ndim == x.ndim && zip(update.shape, x.shape).allSatisfy { $0 <= $1 }, "dynamicSliceUpdate",
         "update of shape \(update.shape) does not fit in shape \(x.shape)")
     return scatter(
-        x, update, dynamicStarts(start, count: axes.count, "dynamicSliceUpdate"), axes: axes, .set, "dynamicSliceUpdate")
+        x, update, dynamicStarts(start, count: axes.count, "dynamicSliceUpdate"), axes: axes, .set, "dynamicSliceUpdate"
+    )
 }
 
 /// numpy's slice bound rules for an axis of size n.

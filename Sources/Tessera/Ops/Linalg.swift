@@ -59,7 +59,7 @@ public enum Linalg {
             shape: batch + [n, rhs.dim(-1)], dtype: .float64, primitive: .solve,
             inputs: [
                 a.asType(.float64).broadcast(to: batch + [n, n]),
-                rhs.asType(.float64).broadcast(to: batch + [n, rhs.dim(-1)]),
+                rhs.asType(.float64).broadcast(to: batch + [n, rhs.dim(-1)])
             ]
         ).asType(dtype)
         return vector ? out.squeezed(axis: -1) : out
@@ -122,7 +122,8 @@ public enum Linalg {
     /// Linalg.norm(m, order: .nuc)             // sum of singular values
     /// Linalg.norm(x, order: 1, axes: [-1])    // L1 norm of each row
     /// ```
-    public static func norm(_ x: Tensor, order: NormOrder? = nil, axes: [Int]? = nil, keepDims: Bool = false) -> Tensor {
+    public static func norm(_ x: Tensor, order: NormOrder? = nil, axes: [Int]? = nil, keepDims: Bool = false) -> Tensor
+    {
         let op = "norm"
         opPrecondition(!x.dtype.isComplex, op, "complex inputs are not supported")
         let xf = x.dtype.isFloatingPoint ? x : x.asType(.float32)
@@ -134,7 +135,8 @@ public enum Linalg {
         if let axes {
             chosen = normalizeAxes(axes, x.ndim, op)
         } else {
-            opPrecondition(x.ndim == 1 || x.ndim == 2, op, "an order needs a 1-D or 2-D input or explicit axes, got \(x.shape)")
+            opPrecondition(
+                x.ndim == 1 || x.ndim == 2, op, "an order needs a 1-D or 2-D input or explicit axes, got \(x.shape)")
             chosen = Array(0..<x.ndim)
         }
         opPrecondition(chosen.count == 1 || chosen.count == 2, op, "needs one or two axes, got \(chosen)")

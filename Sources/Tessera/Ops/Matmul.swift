@@ -18,7 +18,9 @@ public func matmul(_ a: Tensor, _ b: Tensor) -> Tensor {
     let batch = broadcastShapes(Array(x.shape.dropLast(2)), Array(y.shape.dropLast(2)), "matmul")
     let out = Tensor(
         shape: batch + [m, n], dtype: dtype, primitive: .matmul,
-        inputs: [matmulOperand(x, dtype).broadcast(to: batch + [m, k]), matmulOperand(y, dtype).broadcast(to: batch + [k, n])])
+        inputs: [
+            matmulOperand(x, dtype).broadcast(to: batch + [m, k]), matmulOperand(y, dtype).broadcast(to: batch + [k, n])
+        ])
     var shape = batch
     if a.ndim > 1 { shape.append(m) }
     if b.ndim > 1 { shape.append(n) }

@@ -152,7 +152,7 @@ public func quantizedMatmul(
         primitive: .quantizedMatmul(groupSize: groupSize, bits: bits, transpose: transpose),
         inputs: [
             x2.asType(dtype).broadcast(to: batch + [m, k]), operand(w), operand(scales.asType(parameterType)),
-            operand(biases.asType(parameterType)),
+            operand(biases.asType(parameterType))
         ])
     return x.ndim == 1 ? out.reshaped(batch + [n]) : out
 }
@@ -194,6 +194,6 @@ public func gatherQuantizedMatmul(
             scales.asType(dtype).reshaped([wCount] + Array(scales.shape.suffix(2))),
             biases.asType(dtype).reshaped([wCount] + Array(biases.shape.suffix(2))),
             lhs.asType(.uint32).broadcast(to: indexShape),
-            rhs.asType(.uint32).broadcast(to: indexShape),
+            rhs.asType(.uint32).broadcast(to: indexShape)
         ])
 }

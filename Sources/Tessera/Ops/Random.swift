@@ -5,9 +5,9 @@
 // (`Random.seed`), split under a lock so concurrent tasks get distinct keys.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The implicit key sequence: `next()` splits the state into (new state, key), as MLX's `KeySequence`.
@@ -128,7 +128,8 @@ public enum Random {
         checkShape(shape, "bits")
         let key = key ?? nextKey()
         opPrecondition(
-            key.dtype == .uint32 && key.shape == [2], "bits", "a key is a uint32 array of shape [2], got \(key.dtype) \(key.shape)")
+            key.dtype == .uint32 && key.shape == [2], "bits",
+            "a key is a uint32 array of shape [2], got \(key.dtype) \(key.shape)")
         return Tensor(shape: shape, dtype: dtype, primitive: .randomBits, inputs: [key])
     }
 

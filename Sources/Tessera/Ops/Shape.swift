@@ -141,7 +141,8 @@ extension Tensor {
     package func slice(start: [Int], end: [Int], stride: [Int]) -> Tensor {
         let newShape = start.indices.map { i -> Int in
             let s = stride[i]
-            return s > 0 ? Swift.max(0, (end[i] - start[i] + s - 1) / s) : Swift.max(0, (start[i] - end[i] - s - 1) / -s)
+            return s > 0
+                ? Swift.max(0, (end[i] - start[i] + s - 1) / s) : Swift.max(0, (start[i] - end[i] - s - 1) / -s)
         }
         if newShape == shape && stride.allSatisfy({ $0 == 1 }) { return self }
         return Tensor(shape: newShape, dtype: dtype, primitive: .slice(start: start, stride: stride), inputs: [self])
@@ -165,7 +166,8 @@ public func concatenated(_ tensors: [Tensor], axis: Int = 0) -> Tensor {
         shape[a] += t.shape[a]
     }
     if tensors.count == 1 { return first.asType(dtype) }
-    return Tensor(shape: shape, dtype: dtype, primitive: .concatenate(axis: a), inputs: tensors.map { $0.asType(dtype) })
+    return Tensor(
+        shape: shape, dtype: dtype, primitive: .concatenate(axis: a), inputs: tensors.map { $0.asType(dtype) })
 }
 
 /// The tensors (all of one shape) stacked along a new axis.

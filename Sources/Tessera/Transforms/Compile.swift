@@ -9,9 +9,9 @@
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// State a stateful compiled function reads before each call and writes back
@@ -158,7 +158,10 @@ final class CompiledFunction: @unchecked Sendable {
         let stateCounts: [Int]
     }
 
-    init(f: @escaping ([Tensor]) -> [Tensor], stateInputs: [any Updatable], stateOutputs: [any Updatable], shapeless: Bool) {
+    init(
+        f: @escaping ([Tensor]) -> [Tensor], stateInputs: [any Updatable], stateOutputs: [any Updatable],
+        shapeless: Bool
+    ) {
         self.f = f
         self.stateInputs = stateInputs
         self.stateOutputs = stateOutputs

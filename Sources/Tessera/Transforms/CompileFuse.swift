@@ -266,7 +266,8 @@ extension Program {
         var literals: [Int] = []
         for m in members {
             for v in instruction(m)!.inputs where !memberSet.contains(v) {
-                let isLiteral = v >= inputCount && v < firstInstruction && constants[v - inputCount].size == 1
+                let isLiteral =
+                    v >= inputCount && v < firstInstruction && constants[v - inputCount].size == 1
                     && FusedCodegen.computeType(dtype(v)) != nil
                 if isLiteral {
                     if !literals.contains(v) { literals.append(v) }

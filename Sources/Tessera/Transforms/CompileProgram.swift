@@ -101,7 +101,8 @@ extension Program {
     /// shape is inferred again from the primitives (see `inferredShapes`).
     func replay(_ inputs: [Tensor], shapeless: Bool) -> [Tensor] {
         opPrecondition(
-            inputs.count == inputCount, "compile", "the function was traced with \(inputCount) inputs, got \(inputs.count)")
+            inputs.count == inputCount, "compile",
+            "the function was traced with \(inputCount) inputs, got \(inputs.count)")
         for (i, x) in inputs.enumerated() {
             opPrecondition(
                 x.dtype == inputDTypes[i], "compile", "input \(i) has dtype \(x.dtype), traced with \(inputDTypes[i])")
@@ -112,7 +113,9 @@ extension Program {
         for (k, ins) in instructions.enumerated() {
             guard let shapes else {
                 values.append(
-                    Tensor(shape: ins.shape, dtype: ins.dtype, primitive: ins.primitive, inputs: ins.inputs.map { values[$0] }))
+                    Tensor(
+                        shape: ins.shape, dtype: ins.dtype, primitive: ins.primitive,
+                        inputs: ins.inputs.map { values[$0] }))
                 continue
             }
             let shape = shapes[firstInstruction + k]
@@ -202,7 +205,8 @@ extension Program {
                 result = Array(ins0.dropFirst())
             case .reshape where ins0 == shape(ins.inputs[0]):
                 result = ins.shape
-            case .constant, .arange, .reshape, .slice, .concatenate, .sliceUpdate, .gather, .scatter, .custom, .collective,
+            case .constant, .arange, .reshape, .slice, .concatenate, .sliceUpdate, .gather, .scatter, .custom,
+                .collective,
                 .affineQuantizeParameters, .affineQuantizePack, .affineDequantize, .quantizedMatmul,
                 .gatherQuantizedMatmul, .scaledDotProductAttention, .solve, .qr, .svd, .eigh, .randomBits:
                 result = fixed()

@@ -3,9 +3,9 @@
 // cotangent, the other with the tangent.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A partial derivative: a tensor, or a constant that needs no multiply.

@@ -16,9 +16,11 @@ func tracedTape(outputs: [Node], primals: Set<ObjectIdentifier>) -> [Node] {
         let id = ObjectIdentifier(node)
         if expanded {
             // A recv is a source too: its cotangent goes back to its sender (CollectiveRules.swift).
-            if isReceive(node) || differentiableInputs(node).contains(where: {
-                primals.contains(ObjectIdentifier($0)) || dependent.contains(ObjectIdentifier($0))
-            }) {
+            if isReceive(node)
+                || differentiableInputs(node).contains(where: {
+                    primals.contains(ObjectIdentifier($0)) || dependent.contains(ObjectIdentifier($0))
+                })
+            {
                 dependent.insert(id)
                 order.append(node)
             }
@@ -133,7 +135,8 @@ public func valueAndGrad(
 ) -> ([Tensor]) -> ([Tensor], [Tensor]) {
     { args in
         for i in argumentNumbers {
-            opPrecondition(i >= 0 && i < args.count, "grad", "argument number \(i) out of range for \(args.count) arguments")
+            opPrecondition(
+                i >= 0 && i < args.count, "grad", "argument number \(i) out of range for \(args.count) arguments")
         }
         let traced = tracedPrimals(argumentNumbers.map { args[$0] })
         var full = args

@@ -52,13 +52,15 @@ func jvpRule(_ node: Node, inputs: [Tensor], tangents: [Tensor?], output: Tensor
     case .gather:
         // Linear in x; the indices pass through unchanged.
         guard tangents[0] != nil else { return nil }
-        return Tensor(shape: node.shape, dtype: node.dtype, primitive: node.primitive, inputs: [t(0)] + inputs.dropFirst())
+        return Tensor(
+            shape: node.shape, dtype: node.dtype, primitive: node.primitive, inputs: [t(0)] + inputs.dropFirst())
     case .scatter(let op, _):
         guard tangents[0] != nil || tangents[1] != nil else { return nil }
         switch op {
         case .set, .add:
             return Tensor(
-                shape: node.shape, dtype: node.dtype, primitive: node.primitive, inputs: [t(0), t(1)] + inputs.dropFirst(2))
+                shape: node.shape, dtype: node.dtype, primitive: node.primitive,
+                inputs: [t(0), t(1)] + inputs.dropFirst(2))
         case .prod, .max, .min:
             opPrecondition(false, "jvp", "scatter_\(op.rawValue) has no jvp rule (MLX has none either)")
             return nil
@@ -110,17 +112,22 @@ func jvpRule(_ node: Node, inputs: [Tensor], tangents: [Tensor?], output: Tensor
         // Linear in scales and biases: dw = dscale * q + dbias per group.
         let scales = inputs[1]
         let groupedShape = Array(output.shape.dropLast()) + [scales.dim(-1), groupSize]
-        let expand = { (t: Tensor) in t.expandedDimensions(axis: -1).broadcast(to: groupedShape).reshaped(output.shape) }
+        let expand = { (t: Tensor) in t.expandedDimensions(axis: -1).broadcast(to: groupedShape).reshaped(output.shape)
+        }
         // The integer levels: the same words dequantized with scale 1 and bias 0.
         let q = dequantize(
-            inputs[0], scales: Tensor.onesLike(scales), biases: Tensor.zerosLike(scales), groupSize: groupSize, bits: bits
+            inputs[0], scales: Tensor.onesLike(scales), biases: Tensor.zerosLike(scales), groupSize: groupSize,
+            bits: bits
         ).asType(output.dtype)
         var result: Tensor?
         if let ds = tangents[1] { result = expand(ds.asType(output.dtype)) * q }
-        if let db = tangents[2] { result = (result ?? Tensor.zeros(output.shape, dtype: output.dtype)) + expand(db.asType(output.dtype)) }
+        if let db = tangents[2] {
+            result = (result ?? Tensor.zeros(output.shape, dtype: output.dtype)) + expand(db.asType(output.dtype))
+        }
         return result
     case .gatherQuantizedMatmul, .cholesky, .qr, .svd, .eigh:
-        opPrecondition(false, "jvp", "\(node.primitive.name) is not differentiable in Tessera yet (see docs/ARCHITECTURE.md)")
+        opPrecondition(
+            false, "jvp", "\(node.primitive.name) is not differentiable in Tessera yet (see docs/ARCHITECTURE.md)")
         return nil
     case .custom(let rules, let index):
         let primals = Array(inputs[0..<rules.primalCount])

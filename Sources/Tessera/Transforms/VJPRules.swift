@@ -67,11 +67,14 @@ func vjpRule(_ node: Node, inputs: [Tensor], output: Tensor, cotangent g: Tensor
     case .matmul:
         let (a, b) = (inputs[0], inputs[1])
         // Operands may mix float32 with a half type (matmulOperand): each cotangent takes its input's dtype.
-        return [rawMatmul(g, b.swappedAxes(-1, -2)).asType(a.dtype), rawMatmul(a.swappedAxes(-1, -2), g).asType(b.dtype)]
+        return [
+            rawMatmul(g, b.swappedAxes(-1, -2)).asType(a.dtype), rawMatmul(a.swappedAxes(-1, -2), g).asType(b.dtype)
+        ]
     case .sliceUpdate(let start, let stride):
         let update = inputs[1]
         let cleared = sliceUpdate(g, Tensor.zeros(update.shape, dtype: g.dtype), start: start, stride: stride)
-        let window = Tensor(shape: update.shape, dtype: g.dtype, primitive: .slice(start: start, stride: stride), inputs: [g])
+        let window = Tensor(
+            shape: update.shape, dtype: g.dtype, primitive: .slice(start: start, stride: stride), inputs: [g])
         return [cleared, window]
     case .gather(let axes, _):
         // Every gathered window adds its cotangent back where it came from.
@@ -150,12 +153,14 @@ func vjpRule(_ node: Node, inputs: [Tensor], output: Tensor, cotangent g: Tensor
         let grouped = g.reshaped(Array(g.shape.dropLast()) + [scales.dim(-1), groupSize])
         // The integer levels: the same words dequantized with scale 1 and bias 0.
         let q = dequantize(
-            inputs[0], scales: Tensor.onesLike(scales), biases: Tensor.zerosLike(scales), groupSize: groupSize, bits: bits
+            inputs[0], scales: Tensor.onesLike(scales), biases: Tensor.zerosLike(scales), groupSize: groupSize,
+            bits: bits
         ).asType(output.dtype)
         let perGroup = { (t: Tensor) in t.reshaped(grouped.shape).sum(axis: -1) }
         return [nil, forInput(1, perGroup(g * q).asType(scales.dtype)), forInput(2, perGroup(g).asType(scales.dtype))]
     case .gatherQuantizedMatmul, .cholesky, .qr, .svd, .eigh:
-        opPrecondition(false, "vjp", "\(node.primitive.name) is not differentiable in Tessera yet (see docs/ARCHITECTURE.md)")
+        opPrecondition(
+            false, "vjp", "\(node.primitive.name) is not differentiable in Tessera yet (see docs/ARCHITECTURE.md)")
         return none
     case .custom(let rules, let index):
         let primals = Array(inputs[0..<rules.primalCount])
@@ -194,5 +199,7 @@ func rawMatmul(_ a: Tensor, _ b: Tensor) -> Tensor {
     let dtype = promoteTypes(a.dtype, b.dtype)
     return Tensor(
         shape: batch + [m, n], dtype: dtype, primitive: .matmul,
-        inputs: [matmulOperand(a, dtype).broadcast(to: batch + [m, k]), matmulOperand(b, dtype).broadcast(to: batch + [k, n])])
+        inputs: [
+            matmulOperand(a, dtype).broadcast(to: batch + [m, k]), matmulOperand(b, dtype).broadcast(to: batch + [k, n])
+        ])
 }

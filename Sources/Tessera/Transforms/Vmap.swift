@@ -150,13 +150,15 @@ func vmapRule(_ node: Node, _ inputs: [BatchedInput], batch: Int) -> Tensor {
         let updates = b(1)
         let window = Array(updates.shape.suffix(node.shape.count))
         return scatter(
-            b(0), updates.reshaped(indexShape + [1] + window), [position] + indices, axes: [0] + axes.map { $0 + 1 }, op,
+            b(0), updates.reshaped(indexShape + [1] + window), [position] + indices, axes: [0] + axes.map { $0 + 1 },
+            op,
             "scatter")
     case .sort(let op, let axis):
         return Tensor(shape: shape, dtype: node.dtype, primitive: .sort(op, axis: axis + 1), inputs: [b(0)])
     case .scan(let op, let axis, let reverse, let inclusive):
         return Tensor(
-            shape: shape, dtype: node.dtype, primitive: .scan(op, axis: axis + 1, reverse: reverse, inclusive: inclusive),
+            shape: shape, dtype: node.dtype,
+            primitive: .scan(op, axis: axis + 1, reverse: reverse, inclusive: inclusive),
             inputs: [b(0)])
     case .softmax, .logSoftmax, .rmsNorm, .layerNorm, .rope, .scaledDotProductAttention:
         // Map the fallback graph the fused op stands for.
@@ -171,7 +173,8 @@ func vmapRule(_ node: Node, _ inputs: [BatchedInput], batch: Int) -> Tensor {
             let v = inputs[i].value
             guard i > 0, v.ndim - (inputs[i].isBatched ? 1 : 0) == 2 else { return b(i) }
             guard inputs[i].isBatched else { return v }
-            return v.reshaped([v.dim(0)] + [Int](repeating: 1, count: node.shape.count - 2) + Array(v.shape.dropFirst()))
+            return v.reshaped(
+                [v.dim(0)] + [Int](repeating: 1, count: node.shape.count - 2) + Array(v.shape.dropFirst()))
         }
         return Tensor(shape: shape, dtype: node.dtype, primitive: node.primitive, inputs: mapped)
     case .affineQuantizeParameters, .affineQuantizePack, .affineDequantize, .randomBits, .inverse, .solve,

@@ -4,25 +4,25 @@
 // with ensure_ascii=False, so non-ASCII text stays as it is).
 
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 import Tessera
 
 enum Builtins {
     static func pow(_ x: Double, _ y: Double) -> Double {
         #if canImport(Glibc)
-        Glibc.pow(x, y)
+            Glibc.pow(x, y)
         #elseif canImport(Musl)
-        Musl.pow(x, y)
+            Musl.pow(x, y)
         #else
-        Foundation.pow(x, y)
+            Foundation.pow(x, y)
         #endif
     }
 
@@ -99,7 +99,9 @@ enum Builtins {
     /// Static contexts (string methods) have no render's limits: they bound what they build by the defaults.
     static let maxLength = TemplateLimits.standard.maxLength
 
-    static func replace(_ s: String, _ old: String, _ new: String, count: Int, maxLength: Int = maxLength) throws(TemplateError) -> String {
+    static func replace(_ s: String, _ old: String, _ new: String, count: Int, maxLength: Int = maxLength)
+        throws(TemplateError) -> String
+    {
         if old.isEmpty { return s }
         let parts = split(s, old, maxSplit: count)
         return try RenderBudget.joined(parts, separator: new, maxLength: maxLength)
@@ -154,10 +156,11 @@ enum Builtins {
                 default: throw TemplateError(.runtime, "\(name) needs a string argument")
                 }
                 let u = Array(s.unicodeScalars)
-                return .bool(candidates.contains { p in
-                    let pu = Array(p.unicodeScalars)
-                    return name == "startswith" ? u.starts(with: pu) : u.reversed().starts(with: pu.reversed())
-                })
+                return .bool(
+                    candidates.contains { p in
+                        let pu = Array(p.unicodeScalars)
+                        return name == "startswith" ? u.starts(with: pu) : u.reversed().starts(with: pu.reversed())
+                    })
             }
         case "upper": f = { _ in .string(s.uppercased()) }
         case "lower": f = { _ in .string(s.lowercased()) }
@@ -190,7 +193,8 @@ enum Builtins {
                 guard case .array(let items)? = args.argument(0, "iterable") else { return .string("") }
                 return .string(try RenderBudget.joined(items.map(\.str), separator: s, maxLength: maxLength))
             }
-        case "isdigit": f = { _ in .bool(!s.isEmpty && s.unicodeScalars.allSatisfy { $0.properties.numericType == .decimal }) }
+        case "isdigit":
+            f = { _ in .bool(!s.isEmpty && s.unicodeScalars.allSatisfy { $0.properties.numericType == .decimal }) }
         case "isspace": f = { _ in .bool(!s.isEmpty && s.unicodeScalars.allSatisfy(\.properties.isWhitespace)) }
         case "isalpha": f = { _ in .bool(!s.isEmpty && s.unicodeScalars.allSatisfy(\.properties.isAlphabetic)) }
         case "islower": f = { _ in .bool(s.lowercased() == s && s.uppercased() != s) }
@@ -213,7 +217,9 @@ enum Builtins {
         case "values": return Function(name) { _ in .array(o.pairs.map(\.1)) }
         case "get":
             return Function(name) { args in
-                guard case .string(let k)? = args.argument(0, "key") else { return args.argument(1, "default") ?? .none }
+                guard case .string(let k)? = args.argument(0, "key") else {
+                    return args.argument(1, "default") ?? .none
+                }
                 return o[k] ?? args.argument(1, "default") ?? .none
             }
         default: return nil
@@ -224,46 +230,54 @@ enum Builtins {
 
     static func globals(now: @escaping @Sendable () -> Date) -> [String: Value] {
         var g: [String: Value] = [:]
-        g["raise_exception"] = .function(Function("raise_exception") { args throws(TemplateError) in
-            throw TemplateError(.raised, args.positional.first?.str ?? "raise_exception called")
-        })
-        g["strftime_now"] = .function(Function("strftime_now") { args in
-            .string(strftime(args.positional.first?.str ?? "", now()))
-        })
-        g["namespace"] = .function(Function("namespace") { args in
-            let ns = Namespace()
-            for case .object(let o) in args.positional {
-                for (k, v) in o.pairs { ns.attributes[k] = v }
-            }
-            for (k, v) in args.keyword { ns.attributes[k] = v }
-            return .namespace(ns)
-        })
-        g["dict"] = .function(Function("dict") { args in
-            var d = Dict()
-            for case .object(let o) in args.positional {
-                for (k, v) in o.pairs { d[k] = v }
-            }
-            for (k, v) in args.keyword { d[k] = v }
-            return .object(d)
-        })
-        g["range"] = .function(Function("range") { args throws(TemplateError) in
-            let ints = args.positional.compactMap { if case .int(let i) = $0 { i } else { nil } }
-            guard ints.count == args.positional.count, (1...3).contains(ints.count) else {
-                throw TemplateError(.runtime, "range expects 1 to 3 integers")
-            }
-            let (start, stop, step) = ints.count == 1 ? (0, ints[0], 1) : (ints[0], ints[1], ints.count == 3 ? ints[2] : 1)
-            guard step != 0 else { throw TemplateError(.runtime, "range() arg 3 must not be zero") }
-            // In Double: the span of two Ints can overflow Int.
-            let span = (Double(stop) - Double(start)) / Double(step)
-            guard span <= 1_000_000 else { throw TemplateError(.runtime, "range too large") }
-            let n = max(0, Int(span.rounded(.up)))
-            return .array((0..<n).map { .int(start + $0 * step) })
-        })
+        g["raise_exception"] = .function(
+            Function("raise_exception") { args throws(TemplateError) in
+                throw TemplateError(.raised, args.positional.first?.str ?? "raise_exception called")
+            })
+        g["strftime_now"] = .function(
+            Function("strftime_now") { args in
+                .string(strftime(args.positional.first?.str ?? "", now()))
+            })
+        g["namespace"] = .function(
+            Function("namespace") { args in
+                let ns = Namespace()
+                for case .object(let o) in args.positional {
+                    for (k, v) in o.pairs { ns.attributes[k] = v }
+                }
+                for (k, v) in args.keyword { ns.attributes[k] = v }
+                return .namespace(ns)
+            })
+        g["dict"] = .function(
+            Function("dict") { args in
+                var d = Dict()
+                for case .object(let o) in args.positional {
+                    for (k, v) in o.pairs { d[k] = v }
+                }
+                for (k, v) in args.keyword { d[k] = v }
+                return .object(d)
+            })
+        g["range"] = .function(
+            Function("range") { args throws(TemplateError) in
+                let ints = args.positional.compactMap { if case .int(let i) = $0 { i } else { nil } }
+                guard ints.count == args.positional.count, (1...3).contains(ints.count) else {
+                    throw TemplateError(.runtime, "range expects 1 to 3 integers")
+                }
+                let (start, stop, step) =
+                    ints.count == 1 ? (0, ints[0], 1) : (ints[0], ints[1], ints.count == 3 ? ints[2] : 1)
+                guard step != 0 else { throw TemplateError(.runtime, "range() arg 3 must not be zero") }
+                // In Double: the span of two Ints can overflow Int.
+                let span = (Double(stop) - Double(start)) / Double(step)
+                guard span <= 1_000_000 else { throw TemplateError(.runtime, "range too large") }
+                let n = max(0, Int(span.rounded(.up)))
+                return .array((0..<n).map { .int(start + $0 * step) })
+            })
         return g
     }
 
-    static let months = ["January", "February", "March", "April", "May", "June", "July", "August",
-                         "September", "October", "November", "December"]
+    static let months = [
+        "January", "February", "March", "April", "May", "June", "July", "August",
+        "September", "October", "November", "December"
+    ]
     static let weekdays = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
     /// C-locale strftime for the codes chat templates use, in UTC.
@@ -320,8 +334,10 @@ enum Builtins {
     // MARK: tojson
 
     /// Python's json.dumps(value, ensure_ascii=False, indent=, separators=, sort_keys=).
-    static func toJSON(_ v: JSONValue, indent: String?, itemSeparator: String, keySeparator: String,
-                       sortKeys: Bool, level: Int = 0) -> String {
+    static func toJSON(
+        _ v: JSONValue, indent: String?, itemSeparator: String, keySeparator: String,
+        sortKeys: Bool, level: Int = 0
+    ) -> String {
         func newline(_ l: Int) -> String { indent.map { "\n" + String(repeating: $0, count: l) } ?? "" }
         switch v {
         case .null: return "null"
@@ -334,19 +350,25 @@ enum Builtins {
         case .string(let s): return jsonString(s)
         case .array(let a):
             if a.isEmpty { return "[]" }
-            let items = a.map { toJSON($0, indent: indent, itemSeparator: itemSeparator, keySeparator: keySeparator,
-                                       sortKeys: sortKeys, level: level + 1) }
-            return "[" + newline(level + 1) + items.joined(separator: itemSeparator + newline(level + 1)) + newline(level) + "]"
+            let items = a.map {
+                toJSON(
+                    $0, indent: indent, itemSeparator: itemSeparator, keySeparator: keySeparator,
+                    sortKeys: sortKeys, level: level + 1)
+            }
+            return "[" + newline(level + 1) + items.joined(separator: itemSeparator + newline(level + 1))
+                + newline(level) + "]"
         case .object(let o):
             if o.isEmpty { return "{}" }
             var keys = o.keys
             if sortKeys { keys.sort { $0.unicodeScalars.lexicographicallyPrecedes($1.unicodeScalars) } }
             let items = keys.map {
                 jsonString($0) + keySeparator
-                    + toJSON(o[$0]!, indent: indent, itemSeparator: itemSeparator, keySeparator: keySeparator,
-                             sortKeys: sortKeys, level: level + 1)
+                    + toJSON(
+                        o[$0]!, indent: indent, itemSeparator: itemSeparator, keySeparator: keySeparator,
+                        sortKeys: sortKeys, level: level + 1)
             }
-            return "{" + newline(level + 1) + items.joined(separator: itemSeparator + newline(level + 1)) + newline(level) + "}"
+            return "{" + newline(level + 1) + items.joined(separator: itemSeparator + newline(level + 1))
+                + newline(level) + "}"
         }
     }
 

@@ -4,9 +4,9 @@
 // strftime_now, namespace, and a tojson that keeps non-ASCII text).
 
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 import Tessera
 

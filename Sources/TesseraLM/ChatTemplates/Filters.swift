@@ -4,7 +4,9 @@
 import Tessera
 
 extension Interpreter {
-    func applyFilter(_ name: String, _ v: Value, _ args: CallArguments, _ loc: SourceLocation) throws(TemplateError) -> Value {
+    func applyFilter(_ name: String, _ v: Value, _ args: CallArguments, _ loc: SourceLocation) throws(TemplateError)
+        -> Value
+    {
         func fail(_ message: String) -> TemplateError { error(.runtime, "\(name): \(message)", loc) }
         func requireDefined() throws(TemplateError) {
             if case .undefined(let what) = v { throw error(.undefined, "'\(what)' is undefined (filter \(name))", loc) }
@@ -67,15 +69,18 @@ extension Interpreter {
                 keySeparator = seps[1].str
             }
             let sortKeys = args.keyword("sort_keys")?.truthy ?? false
-            return .string(Builtins.toJSON(json, indent: indent, itemSeparator: itemSeparator,
-                                           keySeparator: keySeparator, sortKeys: sortKeys))
+            return .string(
+                Builtins.toJSON(
+                    json, indent: indent, itemSeparator: itemSeparator,
+                    keySeparator: keySeparator, sortKeys: sortKeys))
         case "join":
             let separator = str(0, "d") ?? ""
             var values = try items()
             if let attribute = args.argument(1, "attribute") {
                 values = values.map { item($0, attribute) }
             }
-            return .string(try RenderBudget.joined(values.map(\.str), separator: separator, maxLength: budget.limits.maxLength))
+            return .string(
+                try RenderBudget.joined(values.map(\.str), separator: separator, maxLength: budget.limits.maxLength))
         case "default", "d":
             let fallback = args.argument(0, "default_value") ?? .string("")
             let boolean = args.argument(1, "boolean")?.truthy ?? false
@@ -125,12 +130,15 @@ extension Interpreter {
             let values = try items()
             if let attribute = args.keyword("attribute") {
                 let fallback = args.keyword("default")
-                return .array(values.map { x in
-                    let r = item(x, attribute)
-                    return r.isUndefined ? (fallback ?? r) : r
-                })
+                return .array(
+                    values.map { x in
+                        let r = item(x, attribute)
+                        return r.isUndefined ? (fallback ?? r) : r
+                    })
             }
-            guard case .string(let filterName)? = args.positional.first else { throw fail("needs a filter name or attribute=") }
+            guard case .string(let filterName)? = args.positional.first else {
+                throw fail("needs a filter name or attribute=")
+            }
             let rest = CallArguments(positional: Array(args.positional.dropFirst()), keyword: args.keyword)
             var out: [Value] = []
             for x in values { out.append(try applyFilter(filterName, x, rest, loc)) }
@@ -149,7 +157,9 @@ extension Interpreter {
             var out: [Value] = []
             for x in try items() {
                 let subject = attribute.map { item(x, $0) } ?? x
-                let passed = try testName.map { (t) throws(TemplateError) in try applyTest(t, subject, rest, loc) } ?? subject.truthy
+                let passed =
+                    try testName.map { (t) throws(TemplateError) in try applyTest(t, subject, rest, loc) }
+                    ?? subject.truthy
                 if passed == keep { out.append(x) }
             }
             return .array(out)
@@ -172,7 +182,8 @@ extension Interpreter {
             case .double: return v
             case .int(let i): return .double(Double(i))
             case .bool(let b): return .double(b ? 1 : 0)
-            case .string(let s): return Double(Builtins.strip(s, nil, left: true, right: true)).map { .double($0) } ?? fallback
+            case .string(let s):
+                return Double(Builtins.strip(s, nil, left: true, right: true)).map { .double($0) } ?? fallback
             default: return fallback
             }
         case "abs":
@@ -241,15 +252,22 @@ extension Interpreter {
         case "wordcount":
             return .int(Builtins.split(v.str, nil, maxSplit: -1).count)
         case "batch":
-            guard case .int(let size)? = args.argument(0, "linecount"), size > 0 else { throw fail("needs a positive size") }
+            guard case .int(let size)? = args.argument(0, "linecount"), size > 0 else {
+                throw fail("needs a positive size")
+            }
             let values = try items()
-            return .array(stride(from: 0, to: values.count, by: size).map { .array(Array(values[$0..<min($0 + size, values.count)])) })
+            return .array(
+                stride(from: 0, to: values.count, by: size).map {
+                    .array(Array(values[$0..<min($0 + size, values.count)]))
+                })
         default:
             throw error(.undefined, "no filter named '\(name)'", loc)
         }
     }
 
-    func applyTest(_ name: String, _ v: Value, _ args: CallArguments, _ loc: SourceLocation) throws(TemplateError) -> Bool {
+    func applyTest(_ name: String, _ v: Value, _ args: CallArguments, _ loc: SourceLocation) throws(TemplateError)
+        -> Bool
+    {
         let other = args.argument(0, "other") ?? .undefined("other")
         switch name {
         case "defined": return !v.isUndefined

@@ -121,10 +121,11 @@ final class Interpreter: @unchecked Sendable {
             info["depth0"] = .int(0)
             info["previtem"] = i > 0 ? items[i - 1] : .undefined("previtem")
             info["nextitem"] = i + 1 < n ? items[i + 1] : .undefined("nextitem")
-            info["cycle"] = .function(Function("cycle") { args throws(TemplateError) in
-                guard !args.positional.isEmpty else { throw TemplateError(.runtime, "no items for cycling given") }
-                return args.positional[i % args.positional.count]
-            })
+            info["cycle"] = .function(
+                Function("cycle") { args throws(TemplateError) in
+                    guard !args.positional.isEmpty else { throw TemplateError(.runtime, "no items for cycling given") }
+                    return args.positional[i % args.positional.count]
+                })
             scopes.append(["loop": .object(info)])
             defer { scopes.removeLast() }
             try assign(loop.target, item, loop.location)
@@ -190,7 +191,8 @@ final class Interpreter: @unchecked Sendable {
                 self.callDepth -= 1
             }
             for (name, defaultValue) in m.parameters where self.scopes[self.scopes.count - 1][name] == nil {
-                self.scopes[self.scopes.count - 1][name] = try defaultValue.map { (e) throws(TemplateError) in try self.eval(e) } ?? .undefined(name)
+                self.scopes[self.scopes.count - 1][name] =
+                    try defaultValue.map { (e) throws(TemplateError) in try self.eval(e) } ?? .undefined(name)
             }
             self.scopes[self.scopes.count - 1]["varargs"] = .array(extra)
             self.scopes[self.scopes.count - 1]["kwargs"] = .object(kwargs)
@@ -236,14 +238,16 @@ final class Interpreter: @unchecked Sendable {
             return item(v, i)
         case .slice(let base, let start, let stop, let step, let loc):
             let v = try eval(base)
-            return try slice(v, try start.map { (x) throws(TemplateError) in try eval(x) },
-                             try stop.map { (x) throws(TemplateError) in try eval(x) },
-                             try step.map { (x) throws(TemplateError) in try eval(x) }, loc)
+            return try slice(
+                v, try start.map { (x) throws(TemplateError) in try eval(x) },
+                try stop.map { (x) throws(TemplateError) in try eval(x) },
+                try step.map { (x) throws(TemplateError) in try eval(x) }, loc)
         case .call(let callee, let args, let loc):
             let f = try eval(callee)
             return try bounded(try callValue(f, try evalArguments(args), loc), loc)
         case .filter(let base, let name, let args, let loc):
-            return try bounded(try applyFilter(name, try bounded(try eval(base), loc), try evalArguments(args), loc), loc)
+            return try bounded(
+                try applyFilter(name, try bounded(try eval(base), loc), try evalArguments(args), loc), loc)
         case .test(let base, let name, let args, let negated, let loc):
             let result = try applyTest(name, try eval(base), try evalArguments(args), loc)
             return .bool(result != negated)
@@ -341,7 +345,9 @@ final class Interpreter: @unchecked Sendable {
         }
     }
 
-    private func slice(_ v: Value, _ start: Value?, _ stop: Value?, _ step: Value?, _ loc: SourceLocation) throws(TemplateError) -> Value {
+    private func slice(_ v: Value, _ start: Value?, _ stop: Value?, _ step: Value?, _ loc: SourceLocation)
+        throws(TemplateError) -> Value
+    {
         func int(_ x: Value?) throws(TemplateError) -> Int? {
             switch x {
             case nil, .none?: return nil

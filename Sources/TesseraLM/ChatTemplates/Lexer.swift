@@ -32,7 +32,9 @@ struct Lexer {
     private let trimBlocks: Bool
     private let lstripBlocks: Bool
 
-    static func tokenize(_ source: String, trimBlocks: Bool = true, lstripBlocks: Bool = true) throws(TemplateError) -> [Token] {
+    static func tokenize(_ source: String, trimBlocks: Bool = true, lstripBlocks: Bool = true) throws(TemplateError)
+        -> [Token]
+    {
         var text = Array(source.unicodeScalars)
         // Newlines are normalized to \n, as Jinja does.
         var normalized: [Unicode.Scalar] = []
@@ -222,7 +224,8 @@ struct Lexer {
         throw error("unclosed raw block", at: start)
     }
 
-    private mutating func lexExpression(until closer: Unicode.Scalar, openedAt start: Int) throws(TemplateError) -> Bool {
+    private mutating func lexExpression(until closer: Unicode.Scalar, openedAt start: Int) throws(TemplateError) -> Bool
+    {
         var depth = 0
         while true {
             while let c = peek(), Self.isSpace(c) { pos += 1 }

@@ -107,7 +107,9 @@ struct Parser {
             switch current.kind {
             case .eof:
                 if !ends.isEmpty {
-                    throw error("unexpected end of template, expected \(ends.sorted().map { "'\($0)'" }.joined(separator: " or "))")
+                    throw error(
+                        "unexpected end of template, expected \(ends.sorted().map { "'\($0)'" }.joined(separator: " or "))"
+                    )
                 }
                 return (nodes, nil)
             case .data(let s):
@@ -172,8 +174,12 @@ struct Parser {
                 (otherwise, _) = try parseNodes(until: ["endfor"])
                 try expectBlockEnd()
             }
-            return [.forLoop(.init(target: target, iterable: iterable, condition: condition, body: body,
-                                   otherwise: otherwise, recursive: recursive, location: loc))]
+            return [
+                .forLoop(
+                    .init(
+                        target: target, iterable: iterable, condition: condition, body: body,
+                        otherwise: otherwise, recursive: recursive, location: loc))
+            ]
         case "set":
             let target = try parseTarget(allowAttribute: true)
             if skipOp("=") {
@@ -495,8 +501,9 @@ struct Parser {
             return .item(base, index, loc)
         }
         guard parts.count <= 3 else { throw error("too many ':' in slice", loc) }
-        return .slice(base, start: parts[0], stop: parts.count > 1 ? parts[1] : nil,
-                      step: parts.count > 2 ? parts[2] : nil, loc)
+        return .slice(
+            base, start: parts[0], stop: parts.count > 1 ? parts[1] : nil,
+            step: parts.count > 2 ? parts[2] : nil, loc)
     }
 
     private mutating func parseArguments() throws(TemplateError) -> Expr.Arguments {

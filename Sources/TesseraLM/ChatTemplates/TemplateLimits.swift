@@ -76,7 +76,8 @@ final class RenderBudget {
     }
 
     /// Throws when `text` (the output, or a string `what`) is longer than `maxLength` bytes.
-    func checkLength(_ text: String, _ what: String = "the output", _ loc: SourceLocation? = nil) throws(TemplateError) {
+    func checkLength(_ text: String, _ what: String = "the output", _ loc: SourceLocation? = nil) throws(TemplateError)
+    {
         if text.utf8.count > limits.maxLength {
             throw Self.error("\(what) grew past \(limits.maxLength) bytes", loc)
         }

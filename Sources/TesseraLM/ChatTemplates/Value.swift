@@ -127,8 +127,10 @@ indirect enum Value: Sendable {
         case .double(let d): Value.pythonFloat(d)
         case .string(let s): Value.pythonRepr(s)
         case .array(let a): "[" + a.map(\.repr).joined(separator: ", ") + "]"
-        case .object(let o): "{" + o.pairs.map { Value.pythonRepr($0.0) + ": " + $0.1.repr }.joined(separator: ", ") + "}"
-        case .namespace(let n): "<Namespace " + n.attributes.pairs.map { "\($0.0)=\($0.1.repr)" }.joined(separator: ", ") + ">"
+        case .object(let o):
+            "{" + o.pairs.map { Value.pythonRepr($0.0) + ": " + $0.1.repr }.joined(separator: ", ") + "}"
+        case .namespace(let n):
+            "<Namespace " + n.attributes.pairs.map { "\($0.0)=\($0.1.repr)" }.joined(separator: ", ") + ">"
         case .function(let f): "<function \(f.name)>"
         }
     }

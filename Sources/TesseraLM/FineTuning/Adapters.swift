@@ -6,15 +6,15 @@
 // `num_layers`, `lora_parameters`), readable by mlx-lm's `load_adapters`.
 
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 import Tessera
 import TesseraNN
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What is trained: low-rank adapters, DoRA adapters, or every float weight.
@@ -33,7 +33,8 @@ public enum AdapterError: Error, CustomStringConvertible, Equatable {
         switch self {
         case .unreadable(let why): return "cannot read the adapter: \(why)"
         case .invalidConfig(let why): return "invalid adapter_config.json: \(why)"
-        case .noLayersMatched(let keys): return "no linear layer matched the adapter keys \(keys.joined(separator: ", "))"
+        case .noLayersMatched(let keys):
+            return "no linear layer matched the adapter keys \(keys.joined(separator: ", "))"
         case .notAModuleTree: return "adapters need a model built as a module tree (TransformerModel)"
         }
     }
@@ -97,7 +98,8 @@ public enum Adapters {
             let key = Random.key(seed &* 7_919 &+ counter)
             replacements[path] =
                 config.fineTuneType == .dora
-                ? try DoRALinear(linear, config.parameters, key: key) : try LoRALinear(linear, config.parameters, key: key)
+                ? try DoRALinear(linear, config.parameters, key: key)
+                : try LoRALinear(linear, config.parameters, key: key)
         }
         // The embedding table when the keys name it (`model.embed_tokens`; beyond
         // mlx-lm's block-local keys, which never match it there).
@@ -106,10 +108,12 @@ public enum Adapters {
             !(table is LoRAEmbedding)
         {
             guard config.fineTuneType == .lora else {
-                throw AdapterError.invalidConfig("model.embed_tokens takes a LoRA adapter only, not \(config.fineTuneType.rawValue)")
+                throw AdapterError.invalidConfig(
+                    "model.embed_tokens takes a LoRA adapter only, not \(config.fineTuneType.rawValue)")
             }
             counter += 1
-            replacements["model.embed_tokens"] = try LoRAEmbedding(table, config.parameters, key: Random.key(seed &* 7_919 &+ counter))
+            replacements["model.embed_tokens"] = try LoRAEmbedding(
+                table, config.parameters, key: Random.key(seed &* 7_919 &+ counter))
         }
         guard !replacements.isEmpty else { throw AdapterError.noLayersMatched(keys: config.keys ?? ["(all)"]) }
         try model.update(modules: replacements)
@@ -189,7 +193,8 @@ public enum Adapters {
         let known = Set(model.parameters().flatDictionary.keys)
         let unknown = tensors.keys.filter { !known.contains($0) }.sorted()
         guard unknown.isEmpty else {
-            throw AdapterError.invalidConfig("the adapter has tensors the model lacks: \(unknown.prefix(5).joined(separator: ", "))")
+            throw AdapterError.invalidConfig(
+                "the adapter has tensors the model lacks: \(unknown.prefix(5).joined(separator: ", "))")
         }
         eval(model)
         // Loaded for use: dropout off (a trainer switches training mode back on).
@@ -200,12 +205,12 @@ public enum Adapters {
     static func encode(_ config: AdapterConfig) -> String {
         var lora = JSONObject([
             ("rank", .int(config.parameters.rank)), ("scale", .double(Double(config.parameters.scale))),
-            ("dropout", .double(Double(config.parameters.dropout))),
+            ("dropout", .double(Double(config.parameters.dropout)))
         ])
         if let keys = config.keys { lora["keys"] = .array(keys.map { .string($0) }) }
         var object = JSONObject([
             ("fine_tune_type", .string(config.fineTuneType.rawValue)), ("num_layers", .int(config.numLayers)),
-            ("lora_parameters", .object(lora)),
+            ("lora_parameters", .object(lora))
         ])
         for (key, value) in config.extra where object[key] == nil { object[key] = value }
         return JSONValue.object(object).compactText
@@ -220,12 +225,16 @@ public enum Adapters {
         var parameters = LoRAParameters()
         var keys: [String]? = nil
         if type != .full {
-            guard object["num_layers"]?.int != nil else { throw AdapterError.invalidConfig("num_layers must be an integer") }
+            guard object["num_layers"]?.int != nil else {
+                throw AdapterError.invalidConfig("num_layers must be an integer")
+            }
             guard case .object(let lora)? = object["lora_parameters"] else {
                 throw AdapterError.invalidConfig("lora_parameters is missing")
             }
             if let rank = lora["rank"] {
-                guard let r = rank.int, r >= 1, r < 1 << 20 else { throw AdapterError.invalidConfig("rank \(rank.compactText)") }
+                guard let r = rank.int, r >= 1, r < 1 << 20 else {
+                    throw AdapterError.invalidConfig("rank \(rank.compactText)")
+                }
                 parameters.rank = r
             }
             if let scale = lora["scale"]?.double { parameters.scale = Float(scale) }

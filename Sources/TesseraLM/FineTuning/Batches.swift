@@ -51,7 +51,9 @@ public struct BatchIterator: Sendable {
         let size = max(1, min(batchSize, examples.count))
         var groups = stride(from: 0, to: sorted.count - size + 1, by: size).map { Array(sorted[$0..<$0 + size]) }
         if groups.isEmpty { groups = [sorted] }
-        (self.examples, self.groups, self.maxSequenceLength, self.shuffle) = (examples, groups, maxSequenceLength, shuffle)
+        (self.examples, self.groups, self.maxSequenceLength, self.shuffle) = (
+            examples, groups, maxSequenceLength, shuffle
+        )
         generator = SeededGenerator(seed: seed)
     }
 

@@ -6,9 +6,9 @@
 // the offset where its completion starts, so the prompt can be masked.
 
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 import Tessera
 
@@ -45,7 +45,8 @@ public enum FineTuningData {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw DatasetError.unreadable("no \(split).jsonl in \(folder)")
         }
-        return try parse(String(decoding: data, as: UTF8.self), file: path, tokenizer: tokenizer, maskPrompt: maskPrompt)
+        return try parse(
+            String(decoding: data, as: UTF8.self), file: path, tokenizer: tokenizer, maskPrompt: maskPrompt)
     }
 
     /// Whether `folder` has `split`.jsonl.
@@ -84,7 +85,7 @@ public enum FineTuningData {
         }
         if let prompt = json["prompt"]?.string, let completion = json["completion"]?.string {
             let messages: [JSONValue] = [
-                ["role": "user", "content": .string(prompt)], ["role": "assistant", "content": .string(completion)],
+                ["role": "user", "content": .string(prompt)], ["role": "assistant", "content": .string(completion)]
             ]
             return try chat(messages, tools: nil, tokenizer: tokenizer, maskPrompt: maskPrompt)
         }
@@ -93,12 +94,15 @@ public enum FineTuningData {
             if let eos = tokenizer.eosTokenID, tokens.last != eos { tokens.append(eos) }
             return TokenizedExample(tokens: tokens)
         }
-        throw DatasetError.invalidLine(file: "", line: 0, reason: "expected \"messages\", \"prompt\"/\"completion\" or \"text\"")
+        throw DatasetError.invalidLine(
+            file: "", line: 0, reason: "expected \"messages\", \"prompt\"/\"completion\" or \"text\"")
     }
 
     /// A conversation through the chat template; with `maskPrompt`, the
     /// offset is the length of all but the last message with a generation prompt.
-    static func chat(_ messages: [JSONValue], tools: [JSONValue]?, tokenizer: Tokenizer, maskPrompt: Bool) throws -> TokenizedExample {
+    static func chat(_ messages: [JSONValue], tools: [JSONValue]?, tokenizer: Tokenizer, maskPrompt: Bool) throws
+        -> TokenizedExample
+    {
         guard !messages.isEmpty else { throw DatasetError.invalidLine(file: "", line: 0, reason: "no messages") }
         let rendered = try tokenizer.applyChatTemplate(messages: messages, tools: tools, addGenerationPrompt: false)
         let tokens = tokenizer.encode(rendered, addSpecialTokens: false)

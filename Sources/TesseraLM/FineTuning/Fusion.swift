@@ -8,15 +8,15 @@
 // temporary folder beside the output and renamed into place.
 
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 import Tessera
 import TesseraNN
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 public enum Fusion {
@@ -53,8 +53,10 @@ public enum Fusion {
                 eval(w)
                 replacements[path] = Linear(weight: w, bias: q.bias)
             } else if let q = module as? QuantizedEmbedding, !(module is LoRAEmbedding) {
-                let w = Tessera.dequantize(q.weight, scales: q.scales, biases: q.biases, groupSize: q.groupSize, bits: q.bits)
-                    .asType(q.scales.dtype)
+                let w = Tessera.dequantize(
+                    q.weight, scales: q.scales, biases: q.biases, groupSize: q.groupSize, bits: q.bits
+                )
+                .asType(q.scales.dtype)
                 eval(w)
                 replacements[path] = Embedding(weight: w)
             }
@@ -99,7 +101,10 @@ public enum Fusion {
             if file.metadata["tokenizer.ggml.model"] != nil {
                 let c = try description.configuration()
                 let made = try TokenizerMetadata(gguf: file).huggingFaceFiles(modelMaxLength: c.contextLength)
-                files = [("tokenizer.json", Array(made.tokenizer.compactText.utf8)), ("tokenizer_config.json", Array(made.config.compactText.utf8))]
+                files = [
+                    ("tokenizer.json", Array(made.tokenizer.compactText.utf8)),
+                    ("tokenizer_config.json", Array(made.config.compactText.utf8))
+                ]
             }
             return (config, files)
         }
@@ -123,10 +128,13 @@ public enum Fusion {
         }
         let remaining = model.namedModules().filter { $0.module is LoRALinear || $0.module is LoRAEmbedding }.map(\.key)
         guard remaining.isEmpty else {
-            throw ModelError.invalidConfiguration("the model still has unfused adapters at \(remaining.prefix(3).joined(separator: ", "))")
+            throw ModelError.invalidConfiguration(
+                "the model still has unfused adapters at \(remaining.prefix(3).joined(separator: ", "))")
         }
-        var fields = (baseConfig.object ?? JSONObject()).filter { $0.key != "quantization" && $0.key != "quantization_config" }
-            .map { ($0.key, $0.value) }
+        var fields = (baseConfig.object ?? JSONObject()).filter {
+            $0.key != "quantization" && $0.key != "quantization_config"
+        }
+        .map { ($0.key, $0.value) }
         if let quantization = quantizationEntry(quantizedLayers(model)) {
             fields += [("quantization", quantization), ("quantization_config", quantization)]
         }
@@ -165,7 +173,8 @@ public enum Fusion {
         let (config, files) = try baseFiles(loaded, path: path)
         try saveFolder(model, baseConfig: config, files: files, to: savePath)
         if let gguf {
-            try GGUFExport.write(model, base: loaded, baseConfig: config, basePath: path, type: gguf.type, to: gguf.path)
+            try GGUFExport.write(
+                model, base: loaded, baseConfig: config, basePath: path, type: gguf.type, to: gguf.path)
         }
         return (model, count)
     }

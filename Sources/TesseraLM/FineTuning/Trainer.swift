@@ -5,9 +5,9 @@
 // validation loss, every `saveEvery` the adapters (written atomically).
 
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 import Tessera
 import TesseraNN
@@ -44,8 +44,9 @@ public struct TrainingOptions: Sendable {
 /// What the loop tells its caller as it goes.
 public enum TrainingEvent: Sendable {
     /// Mean training loss over the steps since the last report.
-    case train(step: Int, loss: Float, learningRate: Float, iterationsPerSecond: Double, tokensPerSecond: Double,
-               trainedTokens: Int, peakMemoryBytes: Int)
+    case train(
+        step: Int, loss: Float, learningRate: Float, iterationsPerSecond: Double, tokensPerSecond: Double,
+        trainedTokens: Int, peakMemoryBytes: Int)
     case validation(step: Int, loss: Float, seconds: Double)
     case saved(step: Int, path: String)
     /// Stopped early (`shouldStop`), the state saved to `path` (nil without an adapter path).
@@ -80,7 +81,8 @@ public enum Trainer {
         var (lossSum, lossSteps, windowTokens, trainedTokens) = (Float(0), 0, 0, 0)
         var first = 1
         if let path = options.resumeFrom {
-            let progress = try TrainingCheckpoint.load(path, model: model, optimizer: optimizer, batchCount: batches.batchCount)
+            let progress = try TrainingCheckpoint.load(
+                path, model: model, optimizer: optimizer, batchCount: batches.batchCount)
             batches.restore(generator: progress.generatorState, order: progress.order, position: progress.position)
             trainedTokens = progress.trainedTokens
             first = progress.step + 1
@@ -99,7 +101,8 @@ public enum Trainer {
             try TrainingCheckpoint.save(
                 model: model, optimizer: optimizer,
                 progress: .init(
-                    step: iteration, optimizerStep: optimizer.step, trainedTokens: trainedTokens, generatorState: generator,
+                    step: iteration, optimizerStep: optimizer.step, trainedTokens: trainedTokens,
+                    generatorState: generator,
                     order: order, position: position, batchCount: batches.batchCount),
                 to: path)
             return path
@@ -119,7 +122,9 @@ public enum Trainer {
                 model.train(false)
                 return lastValidation
             }
-            if let valid, iteration == 1 || iteration % max(1, options.stepsPerEval) == 0 || iteration == options.iterations {
+            if let valid,
+                iteration == 1 || iteration % max(1, options.stepsPerEval) == 0 || iteration == options.iterations
+            {
                 let start = ContinuousClock.now
                 let loss = evaluate(
                     model: model, valid, batchSize: options.batchSize, maxSequenceLength: options.maxSequenceLength,
@@ -171,7 +176,8 @@ public enum Trainer {
                 report(
                     .train(
                         step: iteration, loss: lossSum / Float(lossSteps), learningRate: optimizer.currentLearningRate,
-                        iterationsPerSecond: Double(lossSteps) / seconds, tokensPerSecond: Double(windowTokens) / seconds,
+                        iterationsPerSecond: Double(lossSteps) / seconds,
+                        tokensPerSecond: Double(windowTokens) / seconds,
                         trainedTokens: trainedTokens, peakMemoryBytes: Memory.peakBytes))
                 (lossSum, lossSteps, windowTokens) = (0, 0, 0)
                 if communicationSteps > 0 {
@@ -182,7 +188,11 @@ public enum Trainer {
             }
             if writes, let folder = options.adapterPath, iteration % max(1, options.saveEvery) == 0 {
                 try Adapters.save(model, adapter, to: folder, fileName: checkpointName(iteration))
-                if iteration % accumulation == 0 { _ = try saveState(iteration) } else { try Adapters.save(model, adapter, to: folder) }
+                if iteration % accumulation == 0 {
+                    _ = try saveState(iteration)
+                } else {
+                    try Adapters.save(model, adapter, to: folder)
+                }
                 report(.saved(step: iteration, path: folder + "/" + Adapters.weightsFile))
             }
             iteration += 1
@@ -227,7 +237,8 @@ public enum Trainer {
     ) -> Float {
         model.train(false)
         defer { model.train(true) }
-        var iterator = BatchIterator(examples, batchSize: batchSize, maxSequenceLength: maxSequenceLength, shuffle: false)
+        var iterator = BatchIterator(
+            examples, batchSize: batchSize, maxSequenceLength: maxSequenceLength, shuffle: false)
         let count = batches < 0 ? iterator.batchCount : min(batches, iterator.batchCount)
         var (total, tokens) = (Double(0), 0)
         for _ in 0..<count {

@@ -8,9 +8,9 @@
 // epoch's order and the position in it).
 
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 import Tessera
 import TesseraNN
@@ -48,35 +48,42 @@ public enum TrainingCheckpoint {
             for (key, t) in entries { tensors["optimizer/\(name)/\(key)"] = t }
         }
         tensors["random/state"] = Random.state.innerState[0]
-        let json = JSONValue.object(JSONObject([
-            ("step", .int(progress.step)), ("optimizer_step", .int(progress.optimizerStep)),
-            ("trained_tokens", .int(progress.trainedTokens)),
-            // A decimal string: the full 64 bits, which a JSON number would round.
-            ("generator_state", .string(String(progress.generatorState))),
-            ("order", .array(progress.order.map { .int($0) })), ("position", .int(progress.position)),
-            ("batch_count", .int(progress.batchCount)),
-        ]))
+        let json = JSONValue.object(
+            JSONObject([
+                ("step", .int(progress.step)), ("optimizer_step", .int(progress.optimizerStep)),
+                ("trained_tokens", .int(progress.trainedTokens)),
+                // A decimal string: the full 64 bits, which a JSON number would round.
+                ("generator_state", .string(String(progress.generatorState))),
+                ("order", .array(progress.order.map { .int($0) })), ("position", .int(progress.position)),
+                ("batch_count", .int(progress.batchCount))
+            ]))
         try Safetensors.save(tensors, metadata: ["format": "mlx", metadataKey: json.compactText], to: path)
     }
 
     /// Reads `path` into `model` (its trainable parameters), `optimizer` and
     /// the random state; returns the progress for the batch iterator.
-    static func load(_ path: String, model: TransformerModel, optimizer: Optimizer, batchCount: Int) throws -> Progress {
+    static func load(_ path: String, model: TransformerModel, optimizer: Optimizer, batchCount: Int) throws -> Progress
+    {
         let file: (tensors: [String: Tensor], metadata: [String: String])
         do { file = try Safetensors.load(path) } catch { throw AdapterError.unreadable("\(path): \(error)") }
         guard let text = file.metadata[metadataKey] else {
             throw AdapterError.unreadable("\(path) is not a training state (no \(metadataKey) metadata)")
         }
         let json: JSONValue
-        do { json = try JSONValue(parsing: Array(text.utf8)) } catch { throw AdapterError.unreadable("\(path): \(error)") }
-        guard let step = json["step"]?.int, step >= 0, let optimizerStep = json["optimizer_step"]?.int, optimizerStep >= 0,
-            let tokens = json["trained_tokens"]?.int, let generator = json["generator_state"]?.string.flatMap({ UInt64($0) }),
+        do { json = try JSONValue(parsing: Array(text.utf8)) } catch {
+            throw AdapterError.unreadable("\(path): \(error)")
+        }
+        guard let step = json["step"]?.int, step >= 0, let optimizerStep = json["optimizer_step"]?.int,
+            optimizerStep >= 0,
+            let tokens = json["trained_tokens"]?.int,
+            let generator = json["generator_state"]?.string.flatMap({ UInt64($0) }),
             let order = json["order"]?.array?.compactMap(\.int), let position = json["position"]?.int,
             position >= 0, position <= order.count, order.allSatisfy({ $0 >= 0 && $0 < batchCount })
         else { throw AdapterError.unreadable("\(path): its training progress is malformed or for other data") }
         guard json["batch_count"]?.int == batchCount else {
             throw AdapterError.invalidConfig(
-                "\(path) was saved by a run with \(json["batch_count"]?.int ?? 0) batches per epoch, this one has \(batchCount): resume with the same data and --batch-size")
+                "\(path) was saved by a run with \(json["batch_count"]?.int ?? 0) batches per epoch, this one has \(batchCount): resume with the same data and --batch-size"
+            )
         }
 
         var adapter: [String: Tensor] = [:]
@@ -85,7 +92,9 @@ public enum TrainingCheckpoint {
         for (name, t) in file.tensors {
             if name.hasPrefix("adapter/") {
                 adapter[String(name.dropFirst("adapter/".count))] = t
-            } else if name.hasPrefix("optimizer/"), let slash = name.lastIndex(of: "/"), slash > name.index(name.startIndex, offsetBy: 9) {
+            } else if name.hasPrefix("optimizer/"), let slash = name.lastIndex(of: "/"),
+                slash > name.index(name.startIndex, offsetBy: 9)
+            {
                 let parameter = String(name[name.index(name.startIndex, offsetBy: 10)..<slash])
                 state[parameter, default: [:]][String(name[name.index(after: slash)...])] = t
             } else if name == "random/state" {
@@ -97,7 +106,8 @@ public enum TrainingCheckpoint {
             throw AdapterError.invalidConfig("\(path) holds other trainable parameters than the model's adapters")
         }
         for (name, t) in adapter where trainable[name]?.shape != t.shape || trainable[name]?.dtype != t.dtype {
-            throw AdapterError.invalidConfig("\(path): \(name) has shape \(t.shape) \(t.dtype), the model's is \(trainable[name]?.shape ?? [])")
+            throw AdapterError.invalidConfig(
+                "\(path): \(name) has shape \(t.shape) \(t.dtype), the model's is \(trainable[name]?.shape ?? [])")
         }
         guard state.keys.allSatisfy({ trainable[$0] != nil }) else {
             throw AdapterError.invalidConfig("\(path): optimizer state for parameters the model does not train")

@@ -89,7 +89,12 @@ public struct ChatSession: Sendable {
     /// the kept caches cut back to what they share with `tokens` (at least one
     /// token is left to compute), or fresh ones when they cannot be cut.
     private func reusableCache(for tokens: [Int]) -> (cache: [KVCache], reused: Int) {
-        let fresh = { (generator.model.makeCache(maxSize: parameters.maxKVSize, quantization: parameters.initialKVQuantization), 0) }
+        let fresh = {
+            (
+                generator.model.makeCache(
+                    maxSize: parameters.maxKVSize, quantization: parameters.initialKVQuantization), 0
+            )
+        }
         guard let cache, let offset = cache.first?.offset else { return fresh() }
         let shared = min(zip(cachedTokens, tokens).prefix { $0 == $1 }.count, tokens.count - 1)
         if shared == offset { return (cache, shared) }

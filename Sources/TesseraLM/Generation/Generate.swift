@@ -2,7 +2,7 @@
 // time through the key/value caches, each step sampled on the host.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import Foundation
 import Tessera
@@ -78,7 +78,9 @@ public struct TokenGenerator: Sendable {
 
     /// Runs the prompt through the model (prefill) so `next()` can generate.
     /// With `cache` (e.g. from `PromptCache.load`), `prompt` continues what it holds.
-    public init(model: any LanguageModel, prompt: [Int], parameters: GenerateParameters, cache existing: [KVCache]? = nil)
+    public init(
+        model: any LanguageModel, prompt: [Int], parameters: GenerateParameters, cache existing: [KVCache]? = nil
+    )
         throws
     {
         guard !prompt.isEmpty else { throw ModelError.invalidConfiguration("the prompt is empty") }
@@ -91,7 +93,8 @@ public struct TokenGenerator: Sendable {
             throw ModelError.invalidConfiguration("\(existing.count) caches for a model of \(fresh.count) layers")
         }
         if let bad = prompt.first(where: { $0 < 0 || $0 >= model.vocabularySize }) {
-            throw ModelError.invalidConfiguration("token id \(bad) is outside the vocabulary of \(model.vocabularySize)")
+            throw ModelError.invalidConfiguration(
+                "token id \(bad) is outside the vocabulary of \(model.vocabularySize)")
         }
         self.model = model
         self.parameters = parameters
@@ -184,7 +187,8 @@ public struct TokenGenerator: Sendable {
     /// and caches that can take back a step (growing, full precision).
     private var canPipeline: Bool {
         let p = parameters.sampling
-        return (parameters.pipelined ?? GenerateParameters.pipeliningPays) && p.temperature <= 0 && p.repetitionPenalty == 1 && p.presencePenalty == 0
+        return (parameters.pipelined ?? GenerateParameters.pipeliningPays) && p.temperature <= 0
+            && p.repetitionPenalty == 1 && p.presencePenalty == 0
             && p.frequencyPenalty == 0 && p.logitBias.isEmpty && cache.allSatisfy(\.canRemoveLast)
     }
 }

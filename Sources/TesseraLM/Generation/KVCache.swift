@@ -64,7 +64,8 @@ public final class KVCache: @unchecked Sendable {
     public func update(keys newKeys: Tensor, values newValues: Tensor) -> (Tensor, Tensor) {
         let n = newKeys.dim(2)
         let incoming: [Tensor]
-        let quantized = quantization.map { newKeys.dim(3) % $0.groupSize == 0 && newValues.dim(3) % $0.groupSize == 0 } ?? false
+        let quantized =
+            quantization.map { newKeys.dim(3) % $0.groupSize == 0 && newValues.dim(3) % $0.groupSize == 0 } ?? false
         if maxSize == nil && !quantized { return append(keys: newKeys, values: newValues) }
         if quantized, let q = quantization {
             let k = quantize(newKeys, groupSize: q.groupSize, bits: q.bits)
@@ -88,8 +89,10 @@ public final class KVCache: @unchecked Sendable {
         guard quantized, let q = quantization else { return (attended[0], attended[1]) }
         let dtype = newKeys.dtype
         return (
-            dequantize(attended[0], scales: attended[1], biases: attended[2], groupSize: q.groupSize, bits: q.bits).asType(dtype),
-            dequantize(attended[3], scales: attended[4], biases: attended[5], groupSize: q.groupSize, bits: q.bits).asType(dtype)
+            dequantize(attended[0], scales: attended[1], biases: attended[2], groupSize: q.groupSize, bits: q.bits)
+                .asType(dtype),
+            dequantize(attended[3], scales: attended[4], biases: attended[5], groupSize: q.groupSize, bits: q.bits)
+                .asType(dtype)
         )
     }
 
@@ -122,7 +125,9 @@ public final class KVCache: @unchecked Sendable {
         guard quantization == nil else { return }
         quantization = q
         // Heads whose size is not a multiple of the group size stay full precision (as in `update`).
-        guard storage.count == 2, storage[0].dim(3) % q.groupSize == 0, storage[1].dim(3) % q.groupSize == 0 else { return }
+        guard storage.count == 2, storage[0].dim(3) % q.groupSize == 0, storage[1].dim(3) % q.groupSize == 0 else {
+            return
+        }
         let filled = state
         let k = quantize(filled[0], groupSize: q.groupSize, bits: q.bits)
         let v = quantize(filled[1], groupSize: q.groupSize, bits: q.bits)

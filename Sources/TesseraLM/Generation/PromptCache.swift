@@ -4,12 +4,12 @@
 // quantization and the model the caches belong to.
 
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import Tessera
 
@@ -58,9 +58,12 @@ public enum PromptCache {
             if case .cannotOpen = error { throw error }
             throw fail("\(error)")
         }
-        guard info["format"] == format else { throw fail("not a Tessera prompt cache (format \(info["format"] ?? "none"))") }
+        guard info["format"] == format else {
+            throw fail("not a Tessera prompt cache (format \(info["format"] ?? "none"))")
+        }
         if let modelIdentity, info["model"] != modelIdentity {
-            throw ModelError.promptCacheForAnotherModel(path: path, saved: info["model"] ?? "no model recorded", model: modelIdentity)
+            throw ModelError.promptCacheForAnotherModel(
+                path: path, saved: info["model"] ?? "no model recorded", model: modelIdentity)
         }
         func int(_ key: String, max: Int) throws -> Int? {
             guard let text = info[key] else { return nil }
@@ -81,7 +84,8 @@ public enum PromptCache {
             else { throw fail("layer \(i) has no offset or tensor count") }
             var quantization: KVQuantization?
             if let bits = try int("layer.\(i).kv_bits", max: 64) {
-                quantization = try KVQuantization(bits: bits, groupSize: try int("layer.\(i).kv_group_size", max: 1 << 16) ?? 64)
+                quantization = try KVQuantization(
+                    bits: bits, groupSize: try int("layer.\(i).kv_group_size", max: 1 << 16) ?? 64)
             }
             // Full precision: keys, values; quantized: three tensors each. All [B, H, length, ·].
             guard [0, 2, 6].contains(count), count != 6 || quantization != nil else {
@@ -105,10 +109,13 @@ public enum PromptCache {
                 layouts[key] = layout
                 let expected = layout.layers[i]
                 let found = storage.map { t in
-                    PromptCacheLayout.Slot(shape: t.shape.enumerated().map { $0.offset == 2 ? 0 : $0.element }, dtype: t.dtype)
+                    PromptCacheLayout.Slot(
+                        shape: t.shape.enumerated().map { $0.offset == 2 ? 0 : $0.element }, dtype: t.dtype)
                 }
                 guard found == expected else {
-                    throw fail("layer \(i) holds \(found.map(\.description)), but the model's cache holds \(expected.map(\.description))")
+                    throw fail(
+                        "layer \(i) holds \(found.map(\.description)), but the model's cache holds \(expected.map(\.description))"
+                    )
                 }
             }
             caches.append(KVCache(storage: storage, offset: offset, maxSize: maxSize, quantization: quantization))
@@ -157,7 +164,8 @@ extension PromptCache {
         if FileManager.default.fileExists(atPath: file.path) {
             let (caches, metadata) = try load(file.path, modelIdentity: file.modelIdentity, model: model)
             let cached = try tokens(metadata["tokens"], path: file.path)
-            let compatible = caches.count == fresh.count
+            let compatible =
+                caches.count == fresh.count
                 && zip(caches, fresh).allSatisfy { saved, new in
                     // A file saved past quantizedKVStart holds the quantization the fresh caches switch to.
                     saved.maxSize == new.maxSize
@@ -174,7 +182,8 @@ extension PromptCache {
         let head = Array(prompt.dropLast())
         let prefill = try TokenGenerator(model: model, prompt: head, parameters: parameters, cache: fresh)
         try saveAtomically(fresh, tokens: head, file: file)
-        let generator = try TokenGenerator(model: model, prompt: Array(prompt.suffix(1)), parameters: parameters, cache: fresh)
+        let generator = try TokenGenerator(
+            model: model, prompt: Array(prompt.suffix(1)), parameters: parameters, cache: fresh)
         return (generator, .saved(tokens: head.count), prefill.stats.prefillSeconds)
     }
 

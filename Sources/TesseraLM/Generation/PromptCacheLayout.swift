@@ -12,7 +12,9 @@ struct PromptCacheLayout {
         var shape: [Int]
         var dtype: DType
 
-        var description: String { "\(dtype)\(shape.enumerated().map { $0.offset == 2 ? "positions" : "\($0.element)" })" }
+        var description: String {
+            "\(dtype)\(shape.enumerated().map { $0.offset == 2 ? "positions" : "\($0.element)" })"
+        }
     }
 
     var layers: [[Slot]]

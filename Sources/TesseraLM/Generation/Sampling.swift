@@ -4,7 +4,7 @@
 
 import Tessera
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// How to pick each next token.

@@ -3,9 +3,9 @@
 // final statistics), stopping at end-of-sequence tokens or stop strings.
 
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 import Tessera
 
@@ -50,7 +50,9 @@ public struct TextGenerator: Sendable {
             return tokenizer.encode(messages.map(\.content).joined(separator: "\n"), splitSpecialTokens: false)
         }
         let rendered = try tokenizer.applyChatTemplate(
-            messages: messages.map { .object(JSONObject([("role", .string($0.role)), ("content", .string($0.content))])) },
+            messages: messages.map {
+                .object(JSONObject([("role", .string($0.role)), ("content", .string($0.content))]))
+            },
             addGenerationPrompt: true)
         return tokenizer.encode(rendered, addSpecialTokens: false)
     }
@@ -79,7 +81,8 @@ public struct TextGenerator: Sendable {
                         if case .saved(let n) = use { extraPrefill.tokens = n }
                         continuation.yield(.promptCache(use))
                     } else {
-                        generator = try TokenGenerator(model: model, prompt: prompt, parameters: parameters, cache: cache)
+                        generator = try TokenGenerator(
+                            model: model, prompt: prompt, parameters: parameters, cache: cache)
                     }
                     var detokenizer = tokenizer.streamingDetokenizer(skipSpecialTokens: true)
                     var text = ""
@@ -98,13 +101,17 @@ public struct TextGenerator: Sendable {
                                 break loop
                             }
                         }
-                        let holdBack = stopStrings.map { stop in
-                            (1..<Swift.max(stop.count, 1)).reversed().first { text.hasSuffix(String(stop.prefix($0))) } ?? 0
-                        }.max() ?? 0
+                        let holdBack =
+                            stopStrings.map { stop in
+                                (1..<Swift.max(stop.count, 1)).reversed().first {
+                                    text.hasSuffix(String(stop.prefix($0)))
+                                } ?? 0
+                            }.max() ?? 0
                         let safeEnd = Swift.max(emitted, text.count - holdBack)
                         if safeEnd > emitted {
                             let start = text.index(text.startIndex, offsetBy: emitted)
-                            continuation.yield(.text(String(text[start..<text.index(text.startIndex, offsetBy: safeEnd)])))
+                            continuation.yield(
+                                .text(String(text[start..<text.index(text.startIndex, offsetBy: safeEnd)])))
                             emitted = safeEnd
                         }
                     }

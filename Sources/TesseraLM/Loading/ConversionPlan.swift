@@ -7,9 +7,9 @@
 import Tessera
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// mlx-lm's `convert --quant-predicate` recipes (mlx_lm/convert.py): low bits for
@@ -193,7 +193,9 @@ final class ConversionPlan {
             throw ModelError.missingTensor(entry.name)
         }
         if computed[layer] == nil {
-            guard let (weight, bits) = toQuantize.removeValue(forKey: layer) else { throw ModelError.missingTensor(layer + ".weight") }
+            guard let (weight, bits) = toQuantize.removeValue(forKey: layer) else {
+                throw ModelError.missingTensor(layer + ".weight")
+            }
             computed[layer] = try quantizeInBlocks(weight, bits: bits)
         }
         guard let pieces = computed[layer]?[part] else { throw ModelError.missingTensor(entry.name) }

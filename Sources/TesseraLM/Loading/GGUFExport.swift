@@ -10,15 +10,15 @@
 // qwen3) and the vocabulary from its byte-level BPE tokenizer.json.
 
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 import Tessera
 import TesseraNN
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 public enum GGUFExport {
@@ -51,7 +51,8 @@ public enum GGUFExport {
     ) throws {
         let adapters = model.namedModules().filter { $0.module is LoRALinear || $0.module is LoRAEmbedding }.map(\.key)
         guard adapters.isEmpty else {
-            throw ModelError.invalidConfiguration("fuse the adapters before exporting a GGUF (\(adapters.prefix(3).joined(separator: ", ")))")
+            throw ModelError.invalidConfiguration(
+                "fuse the adapters before exporting a GGUF (\(adapters.prefix(3).joined(separator: ", ")))")
         }
         let architecture = try ModelRegistry.architecture(base.modelType)
         let conventions = architecture.gguf
@@ -60,16 +61,22 @@ public enum GGUFExport {
         var extra: [GGUFWriter.Entry] = []
         if let file = base.gguf {
             metadata = [("general.architecture", .string(conventions.architecture))]
-            let skipped: Set = ["general.architecture", "general.alignment", "general.file_type", "general.quantization_version"]
+            let skipped: Set = [
+                "general.architecture", "general.alignment", "general.file_type", "general.quantization_version"
+            ]
             for key in file.metadata.keys.sorted() where !skipped.contains(key) {
                 if let value = file.metadata[key] { metadata.append((key, value)) }
             }
             if file.info("rope_freqs.weight") != nil {
-                extra.append(GGUFWriter.Entry(name: "rope_freqs.weight", tensor: try file.tensor("rope_freqs.weight").dense.asType(.float32), type: .f32))
+                extra.append(
+                    GGUFWriter.Entry(
+                        name: "rope_freqs.weight", tensor: try file.tensor("rope_freqs.weight").dense.asType(.float32),
+                        type: .f32))
             }
         } else {
             metadata = try hyperParameters(c, modelType: base.modelType, conventions: conventions, name: basePath)
-            metadata += try tokenizerMetadata(folder: base.folder ?? basePath, config: baseConfig, vocabularySize: c.vocabularySize)
+            metadata += try tokenizerMetadata(
+                folder: base.folder ?? basePath, config: baseConfig, vocabularySize: c.vocabularySize)
             if let frequencies = c.rope.frequencies {
                 // Per-pair divisors of the base frequency (llama 3 scaling), as llama.cpp's rope_freqs.
                 let dims = c.ropeDimensions ?? c.headDim
@@ -86,7 +93,9 @@ public enum GGUFExport {
     }
 
     /// The model's tensors, dense, under llama.cpp's names and conventions.
-    static func entries(_ model: TransformerModel, conventions: GGUFConventions, type: GGMLType) throws -> [GGUFWriter.Entry] {
+    static func entries(_ model: TransformerModel, conventions: GGUFConventions, type: GGMLType) throws -> [GGUFWriter
+        .Entry]
+    {
         let c = model.configuration
         let parameters = model.parameters().flatDictionary
         var modules: [String: Module] = [:]
@@ -107,14 +116,20 @@ public enum GGUFExport {
                 } else {
                     throw ModelError.invalidConfiguration("\(base) has scales but is not a quantized layer")
                 }
-                guard let scales = parameters[base + ".scales"] else { throw ModelError.missingTensor(base + ".scales") }
+                guard let scales = parameters[base + ".scales"] else {
+                    throw ModelError.missingTensor(base + ".scales")
+                }
                 let biases = parameters[base + ".biases"] ?? Tensor.zerosLike(scales)
                 value = Tessera.dequantize(stored, scales: scales, biases: biases, groupSize: format.0, bits: format.1)
             }
             value = value.asType(.float32)
             if conventions.permutedQueryKey {
-                if base.hasSuffix("self_attn.q_proj") { value = permuted(value, heads: c.headCount, headDim: c.headDim) }
-                if base.hasSuffix("self_attn.k_proj") { value = permuted(value, heads: c.kvHeadCount, headDim: c.headDim) }
+                if base.hasSuffix("self_attn.q_proj") {
+                    value = permuted(value, heads: c.headCount, headDim: c.headDim)
+                }
+                if base.hasSuffix("self_attn.k_proj") {
+                    value = permuted(value, heads: c.kvHeadCount, headDim: c.headDim)
+                }
             }
             if conventions.normsIncludeOne, base.hasSuffix("norm"), suffix == "weight" { value = value + 1 }
             try checkedEval([value])
@@ -139,7 +154,8 @@ public enum GGUFExport {
     ) throws -> [(String, GGUFValue)] {
         guard ["llama", "mistral", "qwen2", "qwen3"].contains(modelType) else {
             throw ModelError.invalidConfiguration(
-                "a GGUF from a \(modelType) folder is not supported (llama, mistral, qwen2, qwen3); fuse from a GGUF base instead")
+                "a GGUF from a \(modelType) folder is not supported (llama, mistral, qwen2, qwen3); fuse from a GGUF base instead"
+            )
         }
         let arch = conventions.architecture
         let title = name.split(separator: "/").last.map(String.init) ?? name
@@ -156,21 +172,24 @@ public enum GGUFExport {
             ("\(arch).rope.dimension_count", .uint32(UInt32(clamping: c.ropeDimensions ?? c.headDim))),
             ("\(arch).rope.freq_base", .float32(c.rope.base)),
             ("\(arch).attention.layer_norm_rms_epsilon", .float32(c.rmsNormEps)),
-            ("\(arch).vocab_size", .uint32(UInt32(clamping: c.vocabularySize))),
+            ("\(arch).vocab_size", .uint32(UInt32(clamping: c.vocabularySize)))
         ]
         if c.rope.scale != 1 {
             fields.append(("\(arch).rope.scaling.type", .string("linear")))
             fields.append(("\(arch).rope.scaling.factor", .float32(1 / c.rope.scale)))
         }
         if let window = c.slidingWindow, c.slidingLayers.contains(true) {
-            throw ModelError.invalidConfiguration("a GGUF of a \(modelType) with a sliding window of \(window) is not supported")
+            throw ModelError.invalidConfiguration(
+                "a GGUF of a \(modelType) with a sliding window of \(window) is not supported")
         }
         return fields
     }
 
     /// `tokenizer.*` keys from a folder's byte-level BPE tokenizer.json (and
     /// tokenizer_config.json for the chat template and BOS/EOS tokens).
-    static func tokenizerMetadata(folder: String, config: JSONValue, vocabularySize: Int) throws -> [(String, GGUFValue)] {
+    static func tokenizerMetadata(folder: String, config: JSONValue, vocabularySize: Int) throws -> [(
+        String, GGUFValue
+    )] {
         let path = folder + "/tokenizer.json"
         guard FileManager.default.fileExists(atPath: path) else {
             throw ModelError.invalidConfiguration("\(folder) has no tokenizer.json for the GGUF's vocabulary")
@@ -181,9 +200,11 @@ public enum GGUFExport {
         }
         let model = json["model"]
         guard model?["type"]?.string == "BPE", case .object(let vocab)? = model?["vocab"] else {
-            throw ModelError.invalidConfiguration("a GGUF vocabulary needs a BPE tokenizer.json (model.type BPE with a vocab)")
+            throw ModelError.invalidConfiguration(
+                "a GGUF vocabulary needs a BPE tokenizer.json (model.type BPE with a vocab)")
         }
-        let byteLevel = json["pre_tokenizer"]?.compactText.contains("ByteLevel") == true
+        let byteLevel =
+            json["pre_tokenizer"]?.compactText.contains("ByteLevel") == true
             || json["decoder"]?.compactText.contains("ByteLevel") == true
         guard byteLevel else {
             throw ModelError.invalidConfiguration("only byte-level BPE tokenizers are written to a GGUF from a folder")
@@ -192,7 +213,8 @@ public enum GGUFExport {
         var types = [Int32](repeating: 1, count: vocabularySize)
         func place(_ token: String, _ id: Int?, type: Int32) throws {
             guard let id, id >= 0, id < vocabularySize else {
-                throw ModelError.invalidConfiguration("tokenizer.json: token \(token) has an id outside the \(vocabularySize) embeddings")
+                throw ModelError.invalidConfiguration(
+                    "tokenizer.json: token \(token) has an id outside the \(vocabularySize) embeddings")
             }
             tokens[id] = token
             types[id] = type
@@ -218,10 +240,11 @@ public enum GGUFExport {
         }
         var fields: [(String, GGUFValue)] = [
             ("tokenizer.ggml.model", .string("gpt2")), ("tokenizer.ggml.tokens", .array(names)),
-            ("tokenizer.ggml.token_type", .array(types.map { .int32($0) })),
+            ("tokenizer.ggml.token_type", .array(types.map { .int32($0) }))
         ]
         if !merges.isEmpty { fields.append(("tokenizer.ggml.merges", .array(merges))) }
-        let tokenizerConfig = try? JSONValue(parsing: try readRegularFile(folder + "/tokenizer_config.json", maxBytes: 64 << 20))
+        let tokenizerConfig = try? JSONValue(
+            parsing: try readRegularFile(folder + "/tokenizer_config.json", maxBytes: 64 << 20))
         func id(_ key: String) -> Int? {
             if let i = config[key + "_id"]?.int { return i }
             if let first = config[key + "_id"]?.array?.first?.int { return first }
@@ -229,9 +252,13 @@ public enum GGUFExport {
             return token.flatMap { t in tokens.firstIndex(of: t) }
         }
         for (key, name) in [("bos_token", "bos_token_id"), ("eos_token", "eos_token_id")] {
-            if let i = id(key), i >= 0, i < vocabularySize { fields.append(("tokenizer.ggml." + name, .uint32(UInt32(i)))) }
+            if let i = id(key), i >= 0, i < vocabularySize {
+                fields.append(("tokenizer.ggml." + name, .uint32(UInt32(i))))
+            }
         }
-        if let add = tokenizerConfig?["add_bos_token"]?.bool { fields.append(("tokenizer.ggml.add_bos_token", .bool(add))) }
+        if let add = tokenizerConfig?["add_bos_token"]?.bool {
+            fields.append(("tokenizer.ggml.add_bos_token", .bool(add)))
+        }
         var template = tokenizerConfig?["chat_template"]?.string
         if template == nil, let bytes = try? readRegularFile(folder + "/chat_template.jinja", maxBytes: 1 << 20) {
             template = String(decoding: bytes, as: UTF8.self)

@@ -12,7 +12,7 @@
 import Tessera
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct GGUFModelDescription {
@@ -45,7 +45,9 @@ struct GGUFModelDescription {
             return try L.check("\(arch).\(key)", i, range)
         }
         func required(_ key: String, in range: ClosedRange<Int>) throws -> Int {
-            guard let v = try int(key, in: range) else { throw ModelError.invalidConfiguration("GGUF metadata has no \(arch).\(key)") }
+            guard let v = try int(key, in: range) else {
+                throw ModelError.invalidConfiguration("GGUF metadata has no \(arch).\(key)")
+            }
             return v
         }
         func positive(_ key: String, max: Double) throws -> Double? {
@@ -56,14 +58,17 @@ struct GGUFModelDescription {
             return try L.positive("\(arch).\(key)", d, max: max)
         }
 
-        let hidden = try required("embedding_length", in: L.hidden), heads = try required("attention.head_count", in: L.heads)
+        let hidden = try required("embedding_length", in: L.hidden),
+            heads = try required("attention.head_count", in: L.heads)
         let layers = try required("block_count", in: L.layers)
         let headDim = try int("attention.key_length", in: L.headDim) ?? Swift.max(hidden / heads, 1)
         _ = try L.product("\(arch).attention.head_count × key_length", heads, headDim, L.projection)
         if let valueLength = try int("attention.value_length", in: L.headDim), valueLength != headDim {
             throw ModelError.invalidConfiguration("GGUF key length \(headDim) and value length \(valueLength) differ")
         }
-        guard let embedding = file.info("token_embd.weight") else { throw ModelError.missingTensor("token_embd.weight") }
+        guard let embedding = file.info("token_embd.weight") else {
+            throw ModelError.missingTensor("token_embd.weight")
+        }
         guard embedding.shape.count == 2 else {
             throw ModelError.tensorShape(name: "token_embd.weight", expected: [-1, hidden], got: embedding.shape)
         }
@@ -77,8 +82,11 @@ struct GGUFModelDescription {
             ("num_key_value_heads", .int(try int("attention.head_count_kv", in: 1...heads) ?? heads)),
             ("head_dim", .int(headDim)), ("vocab_size", .int(vocabulary)),
             ("max_position_embeddings", .int(try int("context_length", in: L.context) ?? 4096)),
-            ("rms_norm_eps", .double(try positive("attention.layer_norm_rms_epsilon", max: L.rmsEps) ?? (gemma ? 1e-6 : 1e-5))),
-            ("rope_theta", .double(base)), ("tie_word_embeddings", .bool(file.info("output.weight") == nil)),
+            (
+                "rms_norm_eps",
+                .double(try positive("attention.layer_norm_rms_epsilon", max: L.rmsEps) ?? (gemma ? 1e-6 : 1e-5))
+            ),
+            ("rope_theta", .double(base)), ("tie_word_embeddings", .bool(file.info("output.weight") == nil))
         ]
         // Linear position scaling (gemma3's global layers, some llamas); llama 3 scaling comes as rope_freqs.
         let scalingType: String
@@ -86,7 +94,8 @@ struct GGUFModelDescription {
         case nil: scalingType = "none"
         case .string(let s)?: scalingType = s
         case let other?:
-            throw ModelError.configurationField(field: "\(arch).rope.scaling.type", value: other.typeName, allowed: "a string")
+            throw ModelError.configurationField(
+                field: "\(arch).rope.scaling.type", value: other.typeName, allowed: "a string")
         }
         switch scalingType {
         case "none": break
@@ -103,7 +112,8 @@ struct GGUFModelDescription {
         if arch == "phi3" {
             fields.append(("partial_rotary_factor", .double(Double(rotated) / Double(headDim))))
         } else if rotated != headDim {
-            throw ModelError.invalidConfiguration("GGUF \(arch) rotates \(rotated) of \(headDim) head features (not supported)")
+            throw ModelError.invalidConfiguration(
+                "GGUF \(arch) rotates \(rotated) of \(headDim) head features (not supported)")
         }
         if arch == "llama" || arch == "mistral" {
             fields.append(("attention_bias", .bool(file.info("blk.0.attn_q.bias") != nil)))
@@ -117,18 +127,28 @@ struct GGUFModelDescription {
                     fields.append((key, .double(cap)))
                 }
             }
-            fields.append(("query_pre_attn_scalar", .double(try Self.gemmaQueryScalar(
-                scale: try positive("attention.scale", max: 1e6), arch: arch, layers: layers, hidden: hidden, heads: heads,
-                headDim: headDim))))
+            fields.append(
+                (
+                    "query_pre_attn_scalar",
+                    .double(
+                        try Self.gemmaQueryScalar(
+                            scale: try positive("attention.scale", max: 1e6), arch: arch, layers: layers,
+                            hidden: hidden, heads: heads,
+                            headDim: headDim))
+                ))
             // llama.cpp: gemma2 slides on even layers, gemma3 on 5 of every 6, unless the file says.
-            let pattern = try Self.slidingPattern(value("attention.sliding_window_pattern"), layers: layers)
+            let pattern =
+                try Self.slidingPattern(value("attention.sliding_window_pattern"), layers: layers)
                 ?? (0..<layers).map { arch == "gemma2" ? $0 % 2 == 0 : ($0 + 1) % 6 != 0 }
             fields.append(("layer_types", .array(pattern.map { .string($0 ? "sliding_attention" : "full_attention") })))
             if arch == "gemma3" {
-                fields.append(("rope_local_base_freq", .double(try positive("rope.freq_base_swa", max: L.ropeBase) ?? 10000)))
+                fields.append(
+                    ("rope_local_base_freq", .double(try positive("rope.freq_base_swa", max: L.ropeBase) ?? 10000)))
             }
         }
-        for (key, name) in [("bos_token_id", "tokenizer.ggml.bos_token_id"), ("eos_token_id", "tokenizer.ggml.eos_token_id")] {
+        for (key, name) in [
+            ("bos_token_id", "tokenizer.ggml.bos_token_id"), ("eos_token_id", "tokenizer.ggml.eos_token_id")
+        ] {
             guard let v = file.metadata[name] else { continue }
             guard let id = v.int else {
                 throw ModelError.configurationField(field: name, value: v.typeName, allowed: "an integer token id")
@@ -154,7 +174,9 @@ struct GGUFModelDescription {
     /// The string metadata `key` (nil when absent; another type is an error naming the key).
     static func string(_ file: GGUFFile, _ key: String) throws -> String? {
         guard let v = file.metadata[key] else { return nil }
-        guard let s = v.string else { throw ModelError.configurationField(field: key, value: v.typeName, allowed: "a string") }
+        guard let s = v.string else {
+            throw ModelError.configurationField(field: key, value: v.typeName, allowed: "a string")
+        }
         return s
     }
 
@@ -177,7 +199,9 @@ struct GGUFModelDescription {
         throws -> Double
     {
         if let scale {
-            guard scale > 0 else { throw ModelError.invalidConfiguration("GGUF \(arch).attention.scale must be positive") }
+            guard scale > 0 else {
+                throw ModelError.invalidConfiguration("GGUF \(arch).attention.scale must be positive")
+            }
             return 1 / (scale * scale)
         }
         let is27B = (arch == "gemma2" && layers == 46) || (arch == "gemma3" && layers == 62)
@@ -190,7 +214,8 @@ struct GGUFModelDescription {
         if let n = value.int {
             guard n > 0, n <= ConfigurationLimits.layers.upperBound else {
                 throw ModelError.configurationField(
-                    field: "sliding_window_pattern", value: String(n), allowed: "an integer in 1...\(ConfigurationLimits.layers.upperBound) or \(layers) flags")
+                    field: "sliding_window_pattern", value: String(n),
+                    allowed: "an integer in 1...\(ConfigurationLimits.layers.upperBound) or \(layers) flags")
             }
             return (0..<layers).map { ($0 + 1) % n != 0 }
         }

@@ -6,20 +6,20 @@
 // next to the output, then renamed into place.
 
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 import Tessera
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 public enum ModelConverter {
     static let tokenizerFiles = [
         "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
-        "chat_template.json", "generation_config.json", "tokenizer.model", "vocab.json", "merges.txt",
+        "chat_template.json", "generation_config.json", "tokenizer.model", "vocab.json", "merges.txt"
     ]
 
     /// Where a conversion is: called after each tensor is written.
@@ -78,7 +78,8 @@ public enum ModelConverter {
             throw ModelError.invalidConfiguration("a dense folder is float32, float16 or bfloat16, not \(dense)")
         }
         let widths = [2, 3, 4, 5, 6, 8]
-        guard widths.contains(bits), widths.contains(embeddingBits ?? bits), [32, 64, 128].contains(groupSize ?? 32) else {
+        guard widths.contains(bits), widths.contains(embeddingBits ?? bits), [32, 64, 128].contains(groupSize ?? 32)
+        else {
             throw ModelError.invalidConfiguration("bits must be 2, 3, 4, 5, 6 or 8 and group size 32, 64 or 128")
         }
         let replacing = try checkOutput(output, replace: replace)
@@ -98,11 +99,14 @@ public enum ModelConverter {
             warnings += ggufWarnings(tokenizerFiles)
             unused.removeAll { $0 == "rope_freqs.weight" }  // in config.json's rope_scaling
             if !unused.isEmpty {
-                warnings.append("GGUF tensors with no Hugging Face name were left out: " + unused.sorted().joined(separator: ", "))
+                warnings.append(
+                    "GGUF tensors with no Hugging Face name were left out: " + unused.sorted().joined(separator: ", "))
             }
         }
-        var fields = (config.object ?? JSONObject()).filter { $0.key != "quantization" && $0.key != "quantization_config" }
-            .map { ($0.key, $0.value) }
+        var fields = (config.object ?? JSONObject()).filter {
+            $0.key != "quantization" && $0.key != "quantization_config"
+        }
+        .map { ($0.key, $0.value) }
         fields = withSlidingWindowPattern(withLegacyRopeKeys(fields))
         let plan: ConversionPlan
         if let dense {
@@ -117,7 +121,8 @@ public enum ModelConverter {
             fields += [("quantization", parameters), ("quantization_config", parameters)]
             if plan.keptDense > 0 {
                 warnings.append(
-                    "\(plan.keptDense) 2-D weight(s) kept unquantized: their rows do not split into groups of \(groupSize)")
+                    "\(plan.keptDense) 2-D weight(s) kept unquantized: their rows do not split into groups of \(groupSize)"
+                )
             }
         }
         tensors = [:]  // the plan holds the (lazy) tensors now; each is released once written
@@ -140,9 +145,10 @@ public enum ModelConverter {
                     // Tensors differ in size, so freed buffers would pile up in the allocator's cache.
                     Memory.clearCache()
                     count += 1
-                    progress(Progress(
-                        tensor: entry.name, tensorsWritten: count, tensorCount: entries.count, bytesWritten: bytes,
-                        byteCount: total))
+                    progress(
+                        Progress(
+                            tensor: entry.name, tensorsWritten: count, tensorCount: entries.count, bytesWritten: bytes,
+                            byteCount: total))
                 })
             try writeFile(temporary + "/config.json", Array(config.compactText.utf8))
             // The folder builds the model (every tensor's shape, the per-layer quantization):
@@ -183,7 +189,8 @@ public enum ModelConverter {
         }
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: output)) ?? []
         guard entries.isEmpty || entries.contains("config.json") else {
-            throw ModelError.invalidConfiguration("\(output) exists and is not a model folder (no config.json); not replacing it")
+            throw ModelError.invalidConfiguration(
+                "\(output) exists and is not a model folder (no config.json); not replacing it")
         }
         return true
     }
@@ -222,8 +229,10 @@ public enum ModelConverter {
     static func folderWarnings(_ folder: String) -> [String] {
         let has = { FileManager.default.fileExists(atPath: folder + "/" + $0) }
         if !has("tokenizer.json") && !has("tokenizer.model") && !(has("vocab.json") && has("merges.txt")) {
-            return ["\(folder) has no tokenizer (tokenizer.json, tokenizer.model or vocab.json + merges.txt): "
-                + "the converted folder cannot tokenize; copy the original model's tokenizer files into it"]
+            return [
+                "\(folder) has no tokenizer (tokenizer.json, tokenizer.model or vocab.json + merges.txt): "
+                    + "the converted folder cannot tokenize; copy the original model's tokenizer files into it"
+            ]
         }
         if has("chat_template.jinja") || has("chat_template.json") { return [] }
         let config = (try? readRegularFile(folder + "/tokenizer_config.json", maxBytes: 64 << 20))
@@ -235,11 +244,16 @@ public enum ModelConverter {
     /// What a GGUF conversion writes without: a tokenizer, a chat template.
     static func ggufWarnings(_ tokenizerFiles: [(String, JSONValue)]) -> [String] {
         guard let config = tokenizerFiles.first(where: { $0.0 == "tokenizer_config.json" })?.1 else {
-            return ["the GGUF has no tokenizer (no tokenizer.ggml.model): the converted folder has no tokenizer.json; "
-                + "copy the original model's tokenizer files into it"]
+            return [
+                "the GGUF has no tokenizer (no tokenizer.ggml.model): the converted folder has no tokenizer.json; "
+                    + "copy the original model's tokenizer files into it"
+            ]
         }
         return config["chat_template"] != nil
-            ? [] : ["the GGUF has no chat template (tokenizer.chat_template): chat and the server's chat endpoints will refuse the folder"]
+            ? []
+            : [
+                "the GGUF has no chat template (tokenizer.chat_template): chat and the server's chat endpoints will refuse the folder"
+            ]
     }
 
     /// `fields` with `rope_theta` (and `rope_scaling`, `partial_rotary_factor`, gemma3's `rope_local_base_freq`)
@@ -259,7 +273,11 @@ public enum ModelConverter {
         if let global, let type = global["rope_type"]?.string, type != "default", !has("rope_scaling"),
             let object = global.object
         {
-            fields.append(("rope_scaling", .object(JSONObject(object.filter { $0.key != "rope_theta" }.map { ($0.key, $0.value) }))))
+            fields.append(
+                (
+                    "rope_scaling",
+                    .object(JSONObject(object.filter { $0.key != "rope_theta" }.map { ($0.key, $0.value) }))
+                ))
         }
         if let global, let partial = global["partial_rotary_factor"], !has("partial_rotary_factor") {
             fields.append(("partial_rotary_factor", partial))
@@ -344,7 +362,9 @@ public enum ModelConverter {
                 shape: whole.shape, dtype: whole.dtype, make: { whole },
                 open: {
                     { rows in
-                        dequantize(q.weight[rows], scales: q.scales[rows], biases: q.biases[rows], groupSize: group, bits: bits)
+                        dequantize(
+                            q.weight[rows], scales: q.scales[rows], biases: q.biases[rows], groupSize: group, bits: bits
+                        )
                     }
                 })
             sources[name] = nil
@@ -411,7 +431,8 @@ public enum ModelConverter {
         let c = try ModelRegistry.architecture(modelType).configuration(ConfigReader(json: config))
         let tensors = try Safetensors.load(path).tensors
         let quantization = config["quantization"]
-        _ = try TransformerModel(configuration: c, weights: WeightSource.safetensors(tensors, quantization: quantization))
+        _ = try TransformerModel(
+            configuration: c, weights: WeightSource.safetensors(tensors, quantization: quantization))
     }
 
     /// The GGUF's config.json; with a `rope_freqs` tensor, plus the llama3
@@ -423,7 +444,8 @@ public enum ModelConverter {
     static func configWithRopeScaling(_ description: GGUFModelDescription, path: String) throws -> JSONValue {
         guard let factors = description.ropeFactors else { return description.config }
         let refuse = ModelError.invalidConfiguration(
-            "\(path): its rope_freqs factors are not llama3 rope scaling, which a config.json cannot express; load the GGUF directly")
+            "\(path): its rope_freqs factors are not llama3 rope scaling, which a config.json cannot express; load the GGUF directly"
+        )
         let stored = try description.configuration()
         let dims = stored.ropeDimensions ?? stored.headDim
         let base = Double(stored.rope.base)
@@ -435,7 +457,9 @@ public enum ModelConverter {
             let wavelength = 2 * Double.pi * Glibc.pow(base, Double(2 * i) / Double(dims))
             points.append((1 / wavelength, (1 / Double(f) - 1 / factor) / (1 - 1 / factor)))
         }
-        guard points.count >= 2, let first = points.first, let last = points.last, first.x != last.x else { throw refuse }
+        guard points.count >= 2, let first = points.first, let last = points.last, first.x != last.x else {
+            throw refuse
+        }
         let slope = (last.s - first.s) / (last.x - first.x)
         let intercept = first.s - slope * first.x
         guard intercept < 0, slope > 0 else { throw refuse }
@@ -443,15 +467,22 @@ public enum ModelConverter {
         // Round values float32 factors blurred (original_max_position_embeddings is an integer in every config).
         let candidates = [((high * 1e4).rounded() / 1e4, original.rounded()), (high, original)]
         for (high, original) in candidates {
-            var fields = (description.config.object ?? JSONObject()).filter { $0.key != "rope_scaling" }.map { ($0.key, $0.value) }
-            fields.append((
-                "rope_scaling",
-                .object(JSONObject([
-                    ("rope_type", "llama3"), ("factor", .double(factor)), ("low_freq_factor", 1.0),
-                    ("high_freq_factor", .double(high)),
-                    ("original_max_position_embeddings", original == original.rounded() ? .int(Int(original)) : .double(original)),
-                ]))
-            ))
+            var fields = (description.config.object ?? JSONObject()).filter { $0.key != "rope_scaling" }.map {
+                ($0.key, $0.value)
+            }
+            fields.append(
+                (
+                    "rope_scaling",
+                    .object(
+                        JSONObject([
+                            ("rope_type", "llama3"), ("factor", .double(factor)), ("low_freq_factor", 1.0),
+                            ("high_freq_factor", .double(high)),
+                            (
+                                "original_max_position_embeddings",
+                                original == original.rounded() ? .int(Int(original)) : .double(original)
+                            )
+                        ]))
+                ))
             let config = JSONValue.object(JSONObject(fields))
             let fitted = try ModelRegistry.architecture(description.modelType).configuration(ConfigReader(json: config))
             if let want = stored.rope.frequencies, let got = fitted.rope.frequencies, want.count == got.count,

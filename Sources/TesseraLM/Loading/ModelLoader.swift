@@ -3,14 +3,14 @@
 // safetensors shards, quantized layers as MLX's weight/scales/biases).
 
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 import Tessera
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A loaded model and what came with it.
@@ -62,7 +62,9 @@ public enum ModelLoader {
     /// A folder's config.json.
     static func readConfig(_ path: String) throws -> JSONValue {
         let file = path + "/config.json"
-        guard FileManager.default.fileExists(atPath: file) else { throw ModelError.modelNotFound("\(path) has no config.json") }
+        guard FileManager.default.fileExists(atPath: file) else {
+            throw ModelError.modelNotFound("\(path) has no config.json")
+        }
         // A FIFO or folder named config.json is refused before open() could block on it.
         let data = try readRegularFile(file, maxBytes: 64 << 20)
         do { return try JSONValue(parsing: data) } catch {
@@ -73,14 +75,18 @@ public enum ModelLoader {
     /// Every tensor of a folder's safetensors shards, with a multimodal
     /// checkpoint's `language_model.` prefix dropped.
     static func readTensors(_ path: String) throws -> [String: Tensor] {
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: path))?.filter { $0.hasSuffix(".safetensors") }.sorted() ?? []
+        let files =
+            (try? FileManager.default.contentsOfDirectory(atPath: path))?.filter { $0.hasSuffix(".safetensors") }
+            .sorted() ?? []
         guard !files.isEmpty else { throw ModelError.modelNotFound("\(path) has no .safetensors files") }
         var tensors: [String: Tensor] = [:]
         for file in files { tensors.merge(try Safetensors.load(path + "/" + file).tensors) { a, _ in a } }
         let prefix = "language_model."
         if tensors["model.embed_tokens.weight"] == nil, tensors[prefix + "model.embed_tokens.weight"] != nil {
             tensors = Dictionary(
-                tensors.compactMap { $0.key.hasPrefix(prefix) ? (String($0.key.dropFirst(prefix.count)), $0.value) : nil }
+                tensors.compactMap {
+                    $0.key.hasPrefix(prefix) ? (String($0.key.dropFirst(prefix.count)), $0.value) : nil
+                }
             ) { a, _ in a }
         }
         return tensors
@@ -102,7 +108,8 @@ public enum ModelLoader {
 
     /// A folder's safetensors shards, sorted.
     static func weightFiles(_ path: String) throws -> [String] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: path))?.filter { $0.hasSuffix(".safetensors") } ?? []
+        let names =
+            (try? FileManager.default.contentsOfDirectory(atPath: path))?.filter { $0.hasSuffix(".safetensors") } ?? []
         return names.sorted().map { path + "/" + $0 }
     }
 
@@ -111,11 +118,14 @@ public enum ModelLoader {
         return stat(path, &info) == 0 ? Int(info.st_size) : 0
     }
 
-    static func identity(_ type: String, _ c: TransformerConfiguration, _ path: String, files: [String]) throws -> String {
+    static func identity(_ type: String, _ c: TransformerConfiguration, _ path: String, files: [String]) throws
+        -> String
+    {
         let name = path.split(separator: "/").last.map(String.init) ?? path
         var content: UInt64 = 0xcbf2_9ce4_8422_2325
         for file in files { content = try fingerprintRegularFile(file, seed: content) }
         let hex = String(content, radix: 16)
-        return "\(type) \(name) layers=\(c.layerCount) hidden=\(c.hiddenSize) kv_heads=\(c.kvHeadCount) head_dim=\(c.headDim) vocab=\(c.vocabularySize) content=\(String(repeating: "0", count: 16 - hex.count) + hex)"
+        return
+            "\(type) \(name) layers=\(c.layerCount) hidden=\(c.hiddenSize) kv_heads=\(c.kvHeadCount) head_dim=\(c.headDim) vocab=\(c.vocabularySize) content=\(String(repeating: "0", count: 16 - hex.count) + hex)"
     }
 }

@@ -33,9 +33,10 @@ enum StoredWeight {
         switch self {
         case .dense(let w): return .dense(transform(w))
         case .quantized(let q):
-            return .quantized(QuantizedWeight(
-                weight: transform(q.weight), scales: transform(q.scales), biases: transform(q.biases),
-                groupSize: q.groupSize, bits: q.bits))
+            return .quantized(
+                QuantizedWeight(
+                    weight: transform(q.weight), scales: transform(q.scales), biases: transform(q.biases),
+                    groupSize: q.groupSize, bits: q.bits))
         }
     }
 }
@@ -106,8 +107,10 @@ struct WeightSource {
                 guard let w = tensors[base + suffix] else { return nil }
                 guard suffix == ".weight", let scales = tensors[base + ".scales"] else { return .dense(w) }
                 let (groupSize, bits) = try quantizationParameters(quantization, layer: base)
-                return .quantized(try checkedQuantized(
-                    base, weight: w, scales: scales, biases: tensors[base + ".biases"], groupSize: groupSize, bits: bits))
+                return .quantized(
+                    try checkedQuantized(
+                        base, weight: w, scales: scales, biases: tensors[base + ".biases"], groupSize: groupSize,
+                        bits: bits))
             },
             describe: { $0 })
     }
@@ -120,10 +123,12 @@ struct WeightSource {
         _ base: String, weight w: Tensor, scales: Tensor, biases: Tensor?, groupSize: Int, bits: Int
     ) throws -> QuantizedWeight {
         guard w.ndim >= 1 else {
-            throw ModelError.quantizedTensor(name: base + ".weight", reason: "a scalar; a quantized weight has at least one axis")
+            throw ModelError.quantizedTensor(
+                name: base + ".weight", reason: "a scalar; a quantized weight has at least one axis")
         }
         guard w.dtype == .uint32 else {
-            throw ModelError.quantizedTensor(name: base + ".weight", reason: "\(w.dtype); a quantized weight is packed uint32")
+            throw ModelError.quantizedTensor(
+                name: base + ".weight", reason: "\(w.dtype); a quantized weight is packed uint32")
         }
         let (packed, overflow) = w.dim(-1).multipliedReportingOverflow(by: 32)
         guard !overflow, packed % bits == 0, (packed / bits) % groupSize == 0 else {
@@ -134,9 +139,12 @@ struct WeightSource {
         let expected = Array(w.shape.dropLast()) + [packed / bits / groupSize]
         for (suffix, t) in [(".scales", scales), (".biases", biases)] {
             guard let t else { continue }
-            guard t.shape == expected else { throw ModelError.tensorShape(name: base + suffix, expected: expected, got: t.shape) }
+            guard t.shape == expected else {
+                throw ModelError.tensorShape(name: base + suffix, expected: expected, got: t.shape)
+            }
             guard t.dtype.isFloatingPoint else {
-                throw ModelError.quantizedTensor(name: base + suffix, reason: "\(t.dtype); scales and biases are floating point")
+                throw ModelError.quantizedTensor(
+                    name: base + suffix, reason: "\(t.dtype); scales and biases are floating point")
             }
         }
         return QuantizedWeight(
@@ -150,7 +158,9 @@ struct WeightSource {
         }
         let entry = quantization[layer].flatMap { $0.object != nil ? $0 : nil } ?? quantization
         let mode = entry["mode"]?.string ?? quantization["mode"]?.string ?? "affine"
-        guard mode == "affine" else { throw ModelError.invalidConfiguration("quantization mode \(mode) is not supported") }
+        guard mode == "affine" else {
+            throw ModelError.invalidConfiguration("quantization mode \(mode) is not supported")
+        }
         guard let groupSize = entry["group_size"]?.int ?? quantization["group_size"]?.int,
             let bits = entry["bits"]?.int ?? quantization["bits"]?.int,
             [32, 64, 128].contains(groupSize), [2, 3, 4, 5, 6, 8].contains(bits)

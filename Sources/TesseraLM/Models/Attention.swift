@@ -47,8 +47,10 @@ final class Attention: Module {
         (localHeads, localKVHeads) = (kv.count * perGroup, kv.count)
         super.init()
         if c.fusedQKV {
-            let rows = [qRows, (qOut + kvRows.lowerBound)..<(qOut + kvRows.upperBound),
-                        (qOut + kvOut + kvRows.lowerBound)..<(qOut + kvOut + kvRows.upperBound)]
+            let rows = [
+                qRows, (qOut + kvRows.lowerBound)..<(qOut + kvRows.upperBound),
+                (qOut + kvOut + kvRows.lowerBound)..<(qOut + kvOut + kvRows.upperBound)
+            ]
             qkvProj = try w.shardedLinear(prefix + ".qkv_proj", inputs: hidden, outputs: qOut + 2 * kvOut, rows: rows)
         } else {
             qProj = try w.shardedLinear(
@@ -115,8 +117,10 @@ final class Attention: Module {
         let newValues = heads(projected[2], localKVHeads, nil)
         let (keys, values) = cache?.update(keys: newKeys, values: newValues) ?? (newKeys, newValues)
         let mask = attentionMask(queryOffset: offset, queries: l, keys: keys.dim(2), window: slidingWindow)
-        let attended = attention(queries, keys, values, scale: c.attentionScale, softcap: c.attentionSoftcap, mask: mask)
-        let out = output({ [oProj] }, attended.transposed(axes: [0, 2, 1, 3]).reshaped([b, l, localHeads * c.headDim]))[0]
+        let attended = attention(
+            queries, keys, values, scale: c.attentionScale, softcap: c.attentionSoftcap, mask: mask)
+        let out = output({ [oProj] }, attended.transposed(axes: [0, 2, 1, 3]).reshaped([b, l, localHeads * c.headDim]))[
+            0]
         return parallel?.reduce(out) ?? out
     }
 }

@@ -9,7 +9,8 @@ enum Gemma2: Architecture {
 
     static func configuration(_ config: ConfigReader) throws -> TransformerConfiguration {
         var c = try Gemma.common(config)
-        c.attentionSoftcap = try config.positive("attn_logit_softcapping", default: nil, max: ConfigurationLimits.softcap)
+        c.attentionSoftcap = try config.positive(
+            "attn_logit_softcapping", default: nil, max: ConfigurationLimits.softcap)
         c.finalSoftcap = try config.positive("final_logit_softcapping", default: nil, max: ConfigurationLimits.softcap)
         // Even layers slide, odd ones are global.
         c.slidingLayers = try config.slidingLayers(count: c.layerCount) { $0 % 2 == 0 }
@@ -25,7 +26,7 @@ enum Gemma {
             architecture: architecture, className: className, normsIncludeOne: true,
             layerNameOverrides: [
                 "post_attention_layernorm": "post_attention_norm", "pre_feedforward_layernorm": "ffn_norm",
-                "post_feedforward_layernorm": "post_ffw_norm",
+                "post_feedforward_layernorm": "post_ffw_norm"
             ])
     }
 
@@ -41,7 +42,8 @@ enum Gemma {
         let scalar = try config.positive("query_pre_attn_scalar", default: Double(c.headDim), max: 1e9)!
         c.attentionScale = 1 / scalar.squareRoot()
         c.slidingWindow = try config.int("sliding_window", default: 4096, in: ConfigurationLimits.slidingWindow)
-        let activation = try ConfigReader.string(config.json, "hidden_activation", path: "hidden_activation")
+        let activation =
+            try ConfigReader.string(config.json, "hidden_activation", path: "hidden_activation")
             ?? ConfigReader.string(config.json, "hidden_act", path: "hidden_act") ?? "gelu_pytorch_tanh"
         guard ["gelu_pytorch_tanh", "gelu"].contains(activation) else {
             throw ModelError.invalidConfiguration("gemma activation \(activation) is not supported")

@@ -11,15 +11,18 @@ enum Gemma3: Architecture {
         let config = outer.json["text_config"].map(ConfigReader.init) ?? outer
         var c = try Gemma.common(config)
         c.queryKeyNorms = true
-        c.attentionSoftcap = try config.positive("attn_logit_softcapping", default: nil, max: ConfigurationLimits.softcap)
+        c.attentionSoftcap = try config.positive(
+            "attn_logit_softcapping", default: nil, max: ConfigurationLimits.softcap)
         c.finalSoftcap = try config.positive("final_logit_softcapping", default: nil, max: ConfigurationLimits.softcap)
         let pattern = try config.int(
-            "sliding_window_pattern", default: config.int("_sliding_window_pattern", default: 6, in: 0...ConfigurationLimits.layers.upperBound),
+            "sliding_window_pattern",
+            default: config.int("_sliding_window_pattern", default: 6, in: 0...ConfigurationLimits.layers.upperBound),
             in: 0...ConfigurationLimits.layers.upperBound)!
         c.slidingLayers = try config.slidingLayers(count: c.layerCount) { pattern <= 0 || ($0 + 1) % pattern != 0 }
         c.rope = try config.rope(layerType: "full_attention", headDim: c.headDim, defaultBase: 1_000_000)
         c.localRope = try config.rope(
-            layerType: "sliding_attention", headDim: c.headDim, legacyBaseKey: "rope_local_base_freq", defaultBase: 10000)
+            layerType: "sliding_attention", headDim: c.headDim, legacyBaseKey: "rope_local_base_freq",
+            defaultBase: 10000)
         // The legacy rope_scaling (e.g. linear ×8) applies to the global layers only.
         if config.json["rope_parameters"] == nil, let scale = c.localRope?.scale, scale != 1 { c.localRope?.scale = 1 }
         return c

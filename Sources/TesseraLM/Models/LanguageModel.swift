@@ -40,7 +40,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
             return "\(path) is an unfinished output of an interrupted write (a .partial-PID name); not loaded. "
                 + "Remove it, or run the conversion again (which removes it)"
         case let .promptCacheForAnotherModel(path, saved, model):
-            return "the prompt cache \(path) was saved for another model (\(saved)), not \(model); not used or overwritten"
+            return
+                "the prompt cache \(path) was saved for another model (\(saved)), not \(model); not used or overwritten"
         case let .corruptPromptCache(path, reason):
             return "the prompt cache \(path) is corrupt or does not fit the model (\(reason)); not used or overwritten"
         }
@@ -85,7 +86,7 @@ protocol Architecture {
 public enum ModelRegistry {
     static var architectures: [any Architecture.Type] {
         [
-            Llama.self, Mistral.self, Qwen2.self, Qwen3.self, Phi3.self, Gemma2.self, Gemma3.self,
+            Llama.self, Mistral.self, Qwen2.self, Qwen3.self, Phi3.self, Gemma2.self, Gemma3.self
         ]
     }
 

@@ -21,9 +21,12 @@ enum Phi3: Architecture {
         c.fusedQKV = true
         c.fusedGateUp = true
         let limit = ConfigurationLimits.partialRotary
-        let factor = try ConfigReader.positive(
-            config.json["rope_parameters"], "partial_rotary_factor", path: "rope_parameters.partial_rotary_factor", max: limit)
-            ?? ConfigReader.positive(config.json, "partial_rotary_factor", path: "partial_rotary_factor", max: limit) ?? 1
+        let factor =
+            try ConfigReader.positive(
+                config.json["rope_parameters"], "partial_rotary_factor", path: "rope_parameters.partial_rotary_factor",
+                max: limit)
+            ?? ConfigReader.positive(config.json, "partial_rotary_factor", path: "partial_rotary_factor", max: limit)
+            ?? 1
         c.ropeDimensions = Int(Double(c.headDim) * factor)
         if let window = try config.int("sliding_window", default: nil, in: ConfigurationLimits.slidingWindow),
             window < c.contextLength

@@ -119,7 +119,9 @@ final class ProjectionStack: Sendable {
         }) {
             return hit
         }
-        guard !Compile.isTracing, sources.allSatisfy(\.isEvaluated), let format = Self.format(layers) else { return nil }
+        guard !Compile.isTracing, sources.allSatisfy(\.isEvaluated), let format = Self.format(layers) else {
+            return nil
+        }
         let perLayer = { if case .quantized = format { 3 } else { 1 } }()
         let weights = sources.prefix(perLayer * layers.count)
         let tensors =

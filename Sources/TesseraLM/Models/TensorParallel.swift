@@ -72,9 +72,10 @@ extension WeightSource {
                 }
                 let words = (columns.lowerBound * q.bits / 32)..<(columns.upperBound * q.bits / 32)
                 let groups = (columns.lowerBound / g)..<(columns.upperBound / g)
-                w = .quantized(QuantizedWeight(
-                    weight: q.weight[0..., words], scales: q.scales[0..., groups], biases: q.biases[0..., groups],
-                    groupSize: g, bits: q.bits))
+                w = .quantized(
+                    QuantizedWeight(
+                        weight: q.weight[0..., words], scales: q.scales[0..., groups], biases: q.biases[0..., groups],
+                        groupSize: g, bits: q.bits))
             }
             if rank != 0 { b = nil }
         }

@@ -113,7 +113,8 @@ public enum TensorParallelServing {
             let count = Int(header.toArray(Int32.self)[0])
             if count < 0 { return }
             guard count <= maxMessage else {
-                throw DistributedError.badConfiguration("a forward pass of \(count) values from rank 0 (at most \(maxMessage))")
+                throw DistributedError.badConfiguration(
+                    "a forward pass of \(count) values from rank 0 (at most \(maxMessage))")
             }
             var message: [Int32] = []
             if count > 0 {
@@ -129,7 +130,9 @@ public enum TensorParallelServing {
     }
 
     /// Decodes rank 0's message (bounds checked) into segments over this rank's caches.
-    static func parse(_ message: [Int32], model: TransformerModel, caches: inout [Int32: [KVCache]]) throws -> [StepSegment] {
+    static func parse(_ message: [Int32], model: TransformerModel, caches: inout [Int32: [KVCache]]) throws
+        -> [StepSegment]
+    {
         var at = 0
         func next() throws -> Int {
             guard at < message.count else {
@@ -163,7 +166,9 @@ public enum TensorParallelServing {
             caches[id] = cache
             segments.append(StepSegment(cache: cache, tokens: tokens, wantsLogits: wantsLogits))
         }
-        guard at == message.count else { throw DistributedError.badConfiguration("a forward pass from rank 0 with extra values") }
+        guard at == message.count else {
+            throw DistributedError.badConfiguration("a forward pass from rank 0 with extra values")
+        }
         return segments
     }
 }

@@ -2,7 +2,7 @@
 // differ by, and the reading of the config.json fields they share.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import Tessera
 
@@ -73,7 +73,8 @@ public struct TransformerConfiguration: Sendable, Equatable {
         _ = try L.check("max_position_embeddings", contextLength, L.context)
         _ = try L.positive("rms_norm_eps", Double(rmsNormEps), max: L.rmsEps)
         guard headCount % kvHeadCount == 0 else {
-            throw ModelError.invalidConfiguration("\(headCount) heads is not a multiple of \(kvHeadCount) key/value heads")
+            throw ModelError.invalidConfiguration(
+                "\(headCount) heads is not a multiple of \(kvHeadCount) key/value heads")
         }
         let rotated = ropeDimensions ?? headDim
         guard rotated > 0, rotated % 2 == 0, rotated <= headDim else {
@@ -132,7 +133,9 @@ struct ConfigReader {
     }
 
     func int(_ key: String) throws -> Int {
-        guard let v = json[key], !v.isNull else { throw ModelError.invalidConfiguration("config.json has no integer \(key)") }
+        guard let v = json[key], !v.isNull else {
+            throw ModelError.invalidConfiguration("config.json has no integer \(key)")
+        }
         guard let i = v.int else { throw wrongType(key, v, "an integer") }
         return i
     }
@@ -212,22 +215,30 @@ struct ConfigReader {
         let scaling = parameters ?? legacyScaling
         let scalingName = parameters != nil ? section : "rope_scaling"
         let legacyBase = try positive(legacyBaseKey, default: Double(defaultBase), max: ConfigurationLimits.ropeBase)!
-        let base = try Self.positive(parameters, "rope_theta", path: section + ".rope_theta", max: ConfigurationLimits.ropeBase)
+        let base =
+            try Self.positive(
+                parameters, "rope_theta", path: section + ".rope_theta", max: ConfigurationLimits.ropeBase
+            )
             .map(Float.init) ?? legacyBase
-        let type = try Self.string(scaling, "rope_type", path: scalingName + ".rope_type")
+        let type =
+            try Self.string(scaling, "rope_type", path: scalingName + ".rope_type")
             ?? Self.string(scaling, "type", path: scalingName + ".type") ?? "default"
         switch type {
         case "default": return RopeParameters(base: base)
         case "linear":
-            guard let factor = try Self.positive(scaling, "factor", path: scalingName + ".factor", max: ConfigurationLimits.ropeFactor)
+            guard
+                let factor = try Self.positive(
+                    scaling, "factor", path: scalingName + ".factor", max: ConfigurationLimits.ropeFactor)
             else { throw ModelError.invalidConfiguration("linear rope scaling needs a positive factor") }
             return RopeParameters(base: base, scale: Float(1 / factor))
         case "llama3":
             return RopeParameters(
-                base: base, frequencies: try llama3Wavelengths(scaling!, name: scalingName, base: base, headDim: headDim))
+                base: base,
+                frequencies: try llama3Wavelengths(scaling!, name: scalingName, base: base, headDim: headDim))
         default:
             throw ModelError.configurationField(
-                field: scalingName + ".rope_type", value: "\"\(type)\"", allowed: "\"default\", \"linear\" or \"llama3\"")
+                field: scalingName + ".rope_type", value: "\"\(type)\"",
+                allowed: "\"default\", \"linear\" or \"llama3\"")
         }
     }
 
@@ -242,7 +253,10 @@ struct ConfigReader {
                 s, "original_max_position_embeddings", path: name + ".original_max_position_embeddings",
                 max: Double(ConfigurationLimits.context.upperBound)),
             high > low
-        else { throw ModelError.invalidConfiguration("llama3 rope scaling needs factor, low/high_freq_factor (high > low), original_max_position_embeddings") }
+        else {
+            throw ModelError.invalidConfiguration(
+                "llama3 rope scaling needs factor, low/high_freq_factor (high > low), original_max_position_embeddings")
+        }
         _ = try ConfigurationLimits.check("head_dim", headDim, ConfigurationLimits.headDim)
         let lowWavelength = original / low, highWavelength = original / high
         return (0..<headDim / 2).map { i in

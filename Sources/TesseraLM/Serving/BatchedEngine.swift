@@ -139,7 +139,8 @@ public final class BatchedEngine: GenerationEngine, @unchecked Sendable {
         let reserved = Self.roundedPositions(needed) * bytesPerPosition
         guard reserved <= configuration.kvCacheBytes else {
             throw EngineError.invalidRequest(
-                "the request needs \(reserved) bytes of key/value cache; the engine's budget is \(configuration.kvCacheBytes)")
+                "the request needs \(reserved) bytes of key/value cache; the engine's budget is \(configuration.kvCacheBytes)"
+            )
         }
         let (stream, continuation) = AsyncThrowingStream<EngineEvent, any Error>.makeStream()
         condition.lock()
@@ -292,7 +293,11 @@ public final class BatchedEngine: GenerationEngine, @unchecked Sendable {
             let chunk = Array(sequence.pending.prefix(prefillBudget))
             prefillBudget -= chunk.count
             segments.append(
-                (sequence, StepSegment(cache: sequence.cache, tokens: chunk, wantsLogits: chunk.count == sequence.pending.count)))
+                (
+                    sequence,
+                    StepSegment(
+                        cache: sequence.cache, tokens: chunk, wantsLogits: chunk.count == sequence.pending.count)
+                ))
         }
         var pass: [(Sequence, StepSegment)] = []
         var rows = 0

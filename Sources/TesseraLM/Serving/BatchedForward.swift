@@ -118,7 +118,8 @@ extension Attention {
             }
         }
         let attended = outputs.count == 1 ? outputs[0] : concatenated(outputs, axis: 2)
-        let out = output({ [oProj] }, attended.transposed(axes: [0, 2, 1, 3]).reshaped([1, rows, localHeads * c.headDim]))[0]
+        let out = output(
+            { [oProj] }, attended.transposed(axes: [0, 2, 1, 3]).reshaped([1, rows, localHeads * c.headDim]))[0]
         return parallel?.reduce(out) ?? out
     }
 }

@@ -209,7 +209,8 @@ struct JSONAutomaton: Sendable, Equatable {
                 var best = Int.max / 4
                 for k in o.keys.indices
                 where f.mask & (1 << UInt64(k)) != 0 && f.seen & (1 << UInt64(k)) == 0 && o.keys[k].count >= pos {
-                    let rest = o.required & (1 << UInt64(k)) != 0
+                    let rest =
+                        o.required & (1 << UInt64(k)) != 0
                         ? (missingCost - (o.keys[k].count + 3 + minLength[o.values[k]]), missing - 1)
                         : (missingCost, missing)
                     best = min(best, o.keys[k].count - pos + 2 + minLength[o.values[k]] + rest.0 + rest.1 + 1)
@@ -317,7 +318,8 @@ struct JSONAutomaton: Sendable, Equatable {
                 return
             }
             var mask: UInt64 = 0
-            for k in o.keys.indices where f.mask & (1 << UInt64(k)) != 0 && o.keys[k].count > pos && o.keys[k][pos] == b {
+            for k in o.keys.indices where f.mask & (1 << UInt64(k)) != 0 && o.keys[k].count > pos && o.keys[k][pos] == b
+            {
                 mask |= 1 << UInt64(k)
             }
             s[top].mask = mask
@@ -345,7 +347,9 @@ struct JSONAutomaton: Sendable, Equatable {
                 return pop(stack, into: &out)
             }
             if f.phase == .arrayAfterItem {
-                guard b == UInt8(ascii: ","), maxItems.map({ Int(f.count) < $0 }) ?? true, s.count < maxDepth else { return }
+                guard b == UInt8(ascii: ","), maxItems.map({ Int(f.count) < $0 }) ?? true, s.count < maxDepth else {
+                    return
+                }
                 s[top].count += 1
                 s.append(Frame(node: Int32(items), phase: .value))
                 out.append(s)
@@ -383,7 +387,8 @@ struct JSONAutomaton: Sendable, Equatable {
                 }
             case 2:
                 // \uXXXX without surrogates (no D800-DFFF: the text stays valid Unicode).
-                guard Self.hexValue(b) != nil, !(f.count == 4 && (b == UInt8(ascii: "d") || b == UInt8(ascii: "D"))) else { return }
+                guard Self.hexValue(b) != nil, !(f.count == 4 && (b == UInt8(ascii: "d") || b == UInt8(ascii: "D")))
+                else { return }
                 s[top].count -= 1
                 if s[top].count == 0 { s[top].sub = 0 }
             default:

@@ -90,7 +90,7 @@ struct JSONGrammar: Sendable {
             .number(integer: true),
             .literals([Array("true".utf8), Array("false".utf8)]),
             .literals([Array("null".utf8)]),
-            .literals([Array("true".utf8), Array("false".utf8), Array("null".utf8)]),
+            .literals([Array("true".utf8), Array("false".utf8), Array("null".utf8)])
         ]
     }
 
@@ -125,13 +125,14 @@ struct JSONGrammar: Sendable {
             let properties = JSONObject([("name", ["const": .string(name)]), (argumentsKey, parameters)])
             alternatives.append([
                 "type": "object", "properties": .object(properties),
-                "required": ["name", .string(argumentsKey)], "additionalProperties": false,
+                "required": ["name", .string(argumentsKey)], "additionalProperties": false
             ])
         }
         guard !alternatives.isEmpty else {
             throw .invalidSchema(only.map { "no tool named \"\($0)\"" } ?? "no tools to call")
         }
-        var grammar = try JSONGrammar(schema: alternatives.count == 1 ? alternatives[0] : ["anyOf": .array(alternatives)])
+        var grammar = try JSONGrammar(
+            schema: alternatives.count == 1 ? alternatives[0] : ["anyOf": .array(alternatives)])
         let (open, close): (String, String) =
             switch format {
             case .hermes: ("<tool_call>\n", "\n</tool_call>")
@@ -150,7 +151,9 @@ struct JSONGrammar: Sendable {
     }
 }
 
-private let annotationKeywords: Set<String> = ["title", "description", "default", "examples", "$schema", "$id", "$comment"]
+private let annotationKeywords: Set<String> = [
+    "title", "description", "default", "examples", "$schema", "$id", "$comment"
+]
 private let objectKeywords: Set<String> = ["properties", "required", "additionalProperties"]
 private let arrayKeywords: Set<String> = ["items", "minItems", "maxItems"]
 
@@ -172,11 +175,15 @@ private struct Compiler {
             return JSONGrammar.anyValue
         }
         guard let object = schema.object else { throw .invalidSchema("\(path) is not a schema object") }
-        let known = annotationKeywords.union(objectKeywords).union(arrayKeywords).union(["type", "enum", "const", "anyOf", "oneOf"])
+        let known = annotationKeywords.union(objectKeywords).union(arrayKeywords).union([
+            "type", "enum", "const", "anyOf", "oneOf"
+        ])
         for key in object.keys where !known.contains(key) { unsupported.append("\(path): \(key)") }
 
         if let values = object["enum"] ?? object["const"].map({ .array([$0]) }) {
-            guard let list = values.array, !list.isEmpty else { throw .invalidSchema("\(path)/enum must be a non-empty array") }
+            guard let list = values.array, !list.isEmpty else {
+                throw .invalidSchema("\(path)/enum must be a non-empty array")
+            }
             let types = try typeList(object["type"], path: path)
             let kept = list.filter { v in types.map { $0.contains { Self.matches(v, type: $0) } } ?? true }
             guard !kept.isEmpty else { throw .invalidSchema("\(path): no enum/const value has the schema's type") }
@@ -294,7 +301,8 @@ private struct Compiler {
         case .some(.bool(let b)): additional = b ? JSONGrammar.anyValue : nil
         case .some(let sub): additional = try compile(sub, path: "\(path)/additionalProperties", depth: depth + 1)
         }
-        return add(.object(JSONGrammar.ObjectNode(keys: keys, values: values, required: required, additional: additional)))
+        return add(
+            .object(JSONGrammar.ObjectNode(keys: keys, values: values, required: required, additional: additional)))
     }
 
     mutating func compileArray(_ object: JSONObject, path: String, depth: Int) throws(StructuredOutputError) -> Int {

@@ -72,7 +72,9 @@ final class PrefixCache {
             let limit = min(entry.tokens.count, tokens.count)
             while n < limit && entry.tokens[n] == tokens[n] { n += 1 }
             if let current = best {
-                if n > current.length || (n == current.length && entry.lastUse > current.entry.lastUse) { best = (entry, n) }
+                if n > current.length || (n == current.length && entry.lastUse > current.entry.lastUse) {
+                    best = (entry, n)
+                }
             } else if n > 0 {
                 best = (entry, n)
             }

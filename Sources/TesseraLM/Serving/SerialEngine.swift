@@ -3,7 +3,7 @@
 // GenerationEngine; this one is its default until a batched engine replaces it.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import Foundation
 import Synchronization
@@ -124,7 +124,10 @@ public final class SerialEngine: GenerationEngine, @unchecked Sendable {
         }
         for job in queued {
             job.continuation.yield(
-                .finished(.cancelled, EngineUsage(promptTokens: job.request.promptTokens.count, completionTokens: 0, cachedPromptTokens: 0)))
+                .finished(
+                    .cancelled,
+                    EngineUsage(
+                        promptTokens: job.request.promptTokens.count, completionTokens: 0, cachedPromptTokens: 0)))
             job.continuation.finish()
         }
         active?.cancelled.store(true, ordering: .releasing)
@@ -190,7 +193,8 @@ public final class SerialEngine: GenerationEngine, @unchecked Sendable {
                 s.activeKVBytes = generator.cache.reduce(0) { $0 + $1.storage.reduce(0) { $0 + $1.nbytes } }
             }
             let plain = request.tokenFilter == nil && !request.logprobs && request.topLogprobs == 0
-            var step = plain ? nil : ConstrainedStep(generator: generator, request: request, contextLength: contextLength)
+            var step =
+                plain ? nil : ConstrainedStep(generator: generator, request: request, contextLength: contextLength)
             while true {
                 if job.isCancelled { return finish(.cancelled) }
                 let token: EngineToken
@@ -276,7 +280,9 @@ struct ConstrainedStep {
             let logSoftmax = Self.logSoftmax(z)
             token.logprob = logSoftmax[id]
             if request.topLogprobs > 0 {
-                token.top = Sampler.largest(min(request.topLogprobs, z.count), of: logSoftmax).map { ($0, logSoftmax[$0]) }
+                token.top = Sampler.largest(min(request.topLogprobs, z.count), of: logSoftmax).map {
+                    ($0, logSoftmax[$0])
+                }
             }
         }
         generated.append(id)

@@ -9,9 +9,9 @@
 // when nothing more can follow the constraint reports `.finished`.
 
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 import Synchronization
 import Tessera
@@ -105,7 +105,9 @@ public final class TokenVocabulary: Sendable {
         for i in stride(from: n - 1, through: 0, by: -1) {
             if subtreeEnd[i] == 0 { subtreeEnd[i] = Int32(i + 1); subtreeIDEnd[i] = idEnd[i] }
             let b = byte[i]
-            if i > 0 && !(b >= 0x20 && b < 0x7F && b != UInt8(ascii: "\"") && b != UInt8(ascii: "\\")) { plain[i] = false }
+            if i > 0 && !(b >= 0x20 && b < 0x7F && b != UInt8(ascii: "\"") && b != UInt8(ascii: "\\")) {
+                plain[i] = false
+            }
             let parent = Int(parentOf[i])
             if parent >= 0 {
                 subtreeEnd[parent] = max(subtreeEnd[parent], subtreeEnd[i], Int32(parent + 1))
@@ -189,10 +191,13 @@ public final class JSONConstraint: Sendable {
         switch format {
         case .text: return nil
         case .jsonObject:
-            self.init(grammar: .anyJSONObject, vocabulary: vocabulary, endTokens: endTokens, maxTokens: maxTokens, maxWhitespace: maxWhitespace)
+            self.init(
+                grammar: .anyJSONObject, vocabulary: vocabulary, endTokens: endTokens, maxTokens: maxTokens,
+                maxWhitespace: maxWhitespace)
         case .jsonSchema(let schema):
             self.init(
-                grammar: try JSONGrammar(schema: schema), vocabulary: vocabulary, endTokens: endTokens, maxTokens: maxTokens,
+                grammar: try JSONGrammar(schema: schema), vocabulary: vocabulary, endTokens: endTokens,
+                maxTokens: maxTokens,
                 maxWhitespace: maxWhitespace)
         }
     }
@@ -238,7 +243,8 @@ public final class JSONConstraint: Sendable {
             while s.consumed < generated.count {
                 let id = generated[s.consumed]
                 s.consumed += 1
-                let ok = id >= 0 && id < vocabulary.vocabularySize && !endTokens.contains(id)
+                let ok =
+                    id >= 0 && id < vocabulary.vocabularySize && !endTokens.contains(id)
                     && vocabulary.pieces[id].map { s.automaton.consume($0) } ?? false
                 if !ok { s.ended = true; return .finished }
             }

@@ -14,9 +14,9 @@
 // A call whose JSON is invalid or unterminated is left in the text as it was.
 
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 import Tessera
 
@@ -50,7 +50,7 @@ public struct ToolCall: Sendable, Equatable {
     public var openAIJSON: JSONValue {
         [
             "id": .string(id), "type": "function",
-            "function": ["name": .string(name), "arguments": .string(argumentsJSON)],
+            "function": ["name": .string(name), "arguments": .string(argumentsJSON)]
         ]
     }
 
@@ -65,14 +65,15 @@ public struct ToolCall: Sendable, Equatable {
     public static func messagesForTemplate(_ messages: [JSONValue]) -> [JSONValue] {
         messages.map { message in
             guard var m = message.object, let calls = m["tool_calls"]?.array else { return message }
-            m["tool_calls"] = .array(calls.map { call in
-                guard var c = call.object, var f = c["function"]?.object, let text = f["arguments"]?.string,
-                    let parsed = try? JSONValue(parsing: text), parsed.object != nil
-                else { return call }
-                f["arguments"] = parsed
-                c["function"] = .object(f)
-                return .object(c)
-            })
+            m["tool_calls"] = .array(
+                calls.map { call in
+                    guard var c = call.object, var f = c["function"]?.object, let text = f["arguments"]?.string,
+                        let parsed = try? JSONValue(parsing: text), parsed.object != nil
+                    else { return call }
+                    f["arguments"] = parsed
+                    c["function"] = .object(f)
+                    return .object(c)
+                })
             return .object(m)
         }
     }
@@ -92,7 +93,9 @@ public enum ToolCallFormat: String, Sendable, CaseIterable {
         if let t = chatTemplate {
             if t.contains("<tool_call>") { return .hermes }
             if t.contains("[TOOL_CALLS]") { return .mistral }
-            if t.contains("<|python_tag|>") || (t.contains("ipython") && t.contains("\"parameters\"")) { return .llama3 }
+            if t.contains("<|python_tag|>") || (t.contains("ipython") && t.contains("\"parameters\"")) {
+                return .llama3
+            }
         }
         switch modelType?.lowercased() {
         case "qwen2", "qwen2_moe", "qwen3", "qwen3_moe": return .hermes
@@ -167,7 +170,9 @@ public struct ToolCallStreamParser: Sendable {
     }
 
     /// Parses a whole reply: its text (calls removed) and its calls.
-    public static func parse(_ text: String, format: ToolCallFormat, makeID: @escaping @Sendable () -> String = ToolCall.randomID)
+    public static func parse(
+        _ text: String, format: ToolCallFormat, makeID: @escaping @Sendable () -> String = ToolCall.randomID
+    )
         -> (text: String, calls: [ToolCall])
     {
         var parser = ToolCallStreamParser(format: format, makeID: makeID)
@@ -349,7 +354,13 @@ public struct ToolCallStreamParser: Sendable {
         while i < bytes.count {
             let b = bytes[i]
             if inString {
-                if escaped { escaped = false } else if b == UInt8(ascii: "\\") { escaped = true } else if b == UInt8(ascii: "\"") { inString = false }
+                if escaped {
+                    escaped = false
+                } else if b == UInt8(ascii: "\\") {
+                    escaped = true
+                } else if b == UInt8(ascii: "\"") {
+                    inString = false
+                }
             } else {
                 switch b {
                 case UInt8(ascii: "\""): inString = true

@@ -153,12 +153,15 @@ indirect enum PreTokenizer: Sendable {
             return pieces.flatMap { piece -> [Piece] in
                 var p = piece
                 if addPrefixSpace, p.scalars.first != " " { p.scalars.insert(" ", at: 0) }
-                let parts = useRegex ? Self.cut(p, KnownPattern.gpt2.matches(p.scalars, p.scalars.map(ScalarClass.of)), .isolated) : [p]
+                let parts =
+                    useRegex
+                    ? Self.cut(p, KnownPattern.gpt2.matches(p.scalars, p.scalars.map(ScalarClass.of)), .isolated) : [p]
                 return parts.map { Piece(ByteLevel.encode($0.scalars), isFirst: $0.isFirst) }
             }
         case .split(let pattern, let behavior, let invert):
             return pieces.flatMap { p in
-                let ranges = behavior.ranges(count: p.scalars.count, matches: pattern.matches(p.scalars), invert: invert)
+                let ranges = behavior.ranges(
+                    count: p.scalars.count, matches: pattern.matches(p.scalars), invert: invert)
                 return ranges.map { Piece(Array(p.scalars[$0]), isFirst: p.isFirst && $0.lowerBound == 0) }
             }
         case .digits(let individual):

@@ -14,7 +14,7 @@ struct ScalarClass {
     static let letter: UInt8 = 1
     static let number: UInt8 = 2
     static let space: UInt8 = 4
-    static let newline: UInt8 = 8   // \r or \n (also `space`)
+    static let newline: UInt8 = 8  // \r or \n (also `space`)
 
     private static let ascii: [UInt8] = (0..<128).map { i -> UInt8 in
         let s = Unicode.Scalar(UInt8(i))
@@ -119,7 +119,9 @@ enum KnownPattern: Sendable, Equatable {
     private static func isNumber(_ k: UInt8) -> Bool { k & ScalarClass.number != 0 }
     private static func isSpace(_ k: UInt8) -> Bool { k & ScalarClass.space != 0 }
     private static func isNewline(_ k: UInt8) -> Bool { k & ScalarClass.newline != 0 }
-    private static func isOther(_ k: UInt8) -> Bool { k & (ScalarClass.letter | ScalarClass.number | ScalarClass.space) == 0 }
+    private static func isOther(_ k: UInt8) -> Bool {
+        k & (ScalarClass.letter | ScalarClass.number | ScalarClass.space) == 0
+    }
 
     /// `\s+(?!\S)|\s+`: a whitespace run, less its last scalar when a
     /// non-space follows (the lookahead backtracks one), but at least one.

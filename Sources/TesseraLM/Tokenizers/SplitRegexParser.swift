@@ -77,11 +77,15 @@ enum ScalarProperty: Sendable {
         case "space", "whitespace": self = .space
         case "word", "alnum": self = .word
         case "any": self = .any
-        case "han": self = .blocks([0x2E80...0x2FDF, 0x3005...0x3007, 0x3021...0x3029, 0x3038...0x303B,
-                                    0x3400...0x4DBF, 0x4E00...0x9FFF, 0xF900...0xFAFF, 0x20000...0x3134F])
+        case "han":
+            self = .blocks([
+                0x2E80...0x2FDF, 0x3005...0x3007, 0x3021...0x3029, 0x3038...0x303B,
+                0x3400...0x4DBF, 0x4E00...0x9FFF, 0xF900...0xFAFF, 0x20000...0x3134F
+            ])
         case "hiragana": self = .blocks([0x3041...0x309F, 0x1B001...0x1B11F])
         case "katakana": self = .blocks([0x30A1...0x30FF, 0x31F0...0x31FF, 0x32D0...0x32FE, 0xFF66...0xFF9D])
-        case "hangul": self = .blocks([0x1100...0x11FF, 0x3131...0x318E, 0xA960...0xA97F, 0xAC00...0xD7FF, 0xFFA0...0xFFDC])
+        case "hangul":
+            self = .blocks([0x1100...0x11FF, 0x3131...0x318E, 0xA960...0xA97F, 0xAC00...0xD7FF, 0xFFA0...0xFFDC])
         default: return nil
         }
     }
@@ -99,8 +103,10 @@ enum ScalarProperty: Sendable {
         case .number: return ScalarClass.of(s) & ScalarClass.number != 0
         case .decimal: return category == .decimalNumber
         case .punctuation:
-            return [.connectorPunctuation, .dashPunctuation, .openPunctuation, .closePunctuation,
-                    .initialPunctuation, .finalPunctuation, .otherPunctuation].contains(category)
+            return [
+                .connectorPunctuation, .dashPunctuation, .openPunctuation, .closePunctuation,
+                .initialPunctuation, .finalPunctuation, .otherPunctuation
+            ].contains(category)
         case .symbol: return [.mathSymbol, .currencySymbol, .modifierSymbol, .otherSymbol].contains(category)
         case .separator: return [.spaceSeparator, .lineSeparator, .paragraphSeparator].contains(category)
         case .other: return [.control, .format, .surrogate, .privateUse, .unassigned].contains(category)

@@ -126,7 +126,8 @@ struct RegexRun {
                 case .lookahead(let body, let negated):
                     // Bounded: the body's length is (SplitRegexParser.maxLookaheadLength).
                     var steps = Int.max
-                    let matched = RegexRun(program: body, text: text).search(from: pos, anchored: true, budget: &steps) != nil
+                    let matched =
+                        RegexRun(program: body, text: text).search(from: pos, anchored: true, budget: &steps) != nil
                     if matched != negated { stack.append(Thread(pc: t.pc + 1, start: t.start)) }
                 case .set, .match:
                     list.append(t)

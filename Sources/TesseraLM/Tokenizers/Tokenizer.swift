@@ -71,7 +71,8 @@ public final class Tokenizer: Sendable {
         rawMatcher = AddedTokenMatcher(sorted.filter { !$0.normalized }) { $0.content }
         normalizedMatcher = AddedTokenMatcher(sorted.filter { $0.normalized }, pattern: normalizedPattern)
         rawMatcherNoSpecial = AddedTokenMatcher(sorted.filter { !$0.normalized && !$0.special }) { $0.content }
-        normalizedMatcherNoSpecial = AddedTokenMatcher(sorted.filter { $0.normalized && !$0.special }, pattern: normalizedPattern)
+        normalizedMatcherNoSpecial = AddedTokenMatcher(
+            sorted.filter { $0.normalized && !$0.special }, pattern: normalizedPattern)
         self.bosTokenID = bosTokenID
         self.eosTokenID = eosTokenID
         self.unknownTokenID = model.unknownID

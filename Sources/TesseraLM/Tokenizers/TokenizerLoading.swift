@@ -3,9 +3,9 @@
 // chat_template.jinja (where newer transformers saves the template).
 
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 import Tessera
 
@@ -129,7 +129,9 @@ extension Tokenizer {
         }
         var pairs: [(String, String)] = []
         let merges = json["merges"].flatMap { $0.isNull ? nil : $0 }
-        if let merges, merges.array == nil { throw .malformed("BPE merges must be a list, got \(merges.compactText.prefix(40))") }
+        if let merges, merges.array == nil {
+            throw .malformed("BPE merges must be a list, got \(merges.compactText.prefix(40))")
+        }
         for m in merges?.array ?? [] {
             if let s = m.string {
                 let parts = s.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
@@ -163,7 +165,8 @@ extension Tokenizer {
             guard let p = json["prepend"]?.string else { throw .malformed("Prepend without prepend") }
             return .prepend(Array(p.unicodeScalars))
         case "Replace":
-            return .replace(try TextPattern(json: json["pattern"]), content: Array((json["content"]?.string ?? "").unicodeScalars))
+            return .replace(
+                try TextPattern(json: json["pattern"]), content: Array((json["content"]?.string ?? "").unicodeScalars))
         case "Lowercase": return .lowercase
         case "Strip":
             return .strip(left: json["strip_left"]?.bool ?? true, right: json["strip_right"]?.bool ?? true)
@@ -178,11 +181,13 @@ extension Tokenizer {
             for s in json["pretokenizers"]?.array ?? [] { steps.append(try preTokenizer(s)) }
             return .sequence(steps)
         case "ByteLevel":
-            return .byteLevel(addPrefixSpace: json["add_prefix_space"]?.bool ?? false, useRegex: json["use_regex"]?.bool ?? true)
+            return .byteLevel(
+                addPrefixSpace: json["add_prefix_space"]?.bool ?? false, useRegex: json["use_regex"]?.bool ?? true)
         case "Split":
             let raw = json["behavior"]?.string ?? "Isolated"
             guard let behavior = SplitBehavior(rawValue: raw) else { throw .unsupported("split behavior \(raw)") }
-            return .split(try TextPattern(json: json["pattern"]), behavior: behavior, invert: json["invert"]?.bool ?? false)
+            return .split(
+                try TextPattern(json: json["pattern"]), behavior: behavior, invert: json["invert"]?.bool ?? false)
         case "Digits":
             return .digits(individual: json["individual_digits"]?.bool ?? false)
         case "Metaspace":

@@ -62,7 +62,9 @@ extension TokenizerMetadata {
 
     /// tokenizer.json and tokenizer_config.json for these arrays
     /// (`modelMaxLength`: the model's context, for the config).
-    public func huggingFaceFiles(modelMaxLength: Int? = nil) throws(TokenizerError) -> (tokenizer: JSONValue, config: JSONValue) {
+    public func huggingFaceFiles(modelMaxLength: Int? = nil) throws(TokenizerError) -> (
+        tokenizer: JSONValue, config: JSONValue
+    ) {
         if let types = tokenTypes, types.count != tokens.count {
             throw .malformed("\(types.count) token types for \(tokens.count) tokens")
         }
@@ -85,13 +87,14 @@ extension TokenizerMetadata {
         func pattern(string: String) -> JSONValue { object([("String", .string(string))]) }
         func byteLevel(useRegex: Bool) -> JSONValue {
             object([
-                ("type", "ByteLevel"), ("add_prefix_space", false), ("trim_offsets", true), ("use_regex", .bool(useRegex)),
+                ("type", "ByteLevel"), ("add_prefix_space", false), ("trim_offsets", true),
+                ("use_regex", .bool(useRegex))
             ])
         }
         func split(_ regex: String) -> JSONValue {
             object([
                 ("type", "Split"), ("pattern", object([("Regex", .string(regex))])), ("behavior", "Isolated"),
-                ("invert", false),
+                ("invert", false)
             ])
         }
 
@@ -127,18 +130,23 @@ extension TokenizerMetadata {
                 normalizerJSON = .null
                 preTokenizerJSON = object([
                     ("type", "Sequence"),
-                    ("pretokenizers", [object([("type", "Digits"), ("individual_digits", true)]), byteLevel(useRegex: true)]),
+                    (
+                        "pretokenizers",
+                        [object([("type", "Digits"), ("individual_digits", true)]), byteLevel(useRegex: true)]
+                    )
                 ])
             case "llama-bpe", "llama3":
                 normalizerJSON = .null
                 preTokenizerJSON = object([
-                    ("type", "Sequence"), ("pretokenizers", [split(KnownPattern.llama3Source), byteLevel(useRegex: false)]),
+                    ("type", "Sequence"),
+                    ("pretokenizers", [split(KnownPattern.llama3Source), byteLevel(useRegex: false)])
                 ])
                 ignoreMerges = true
             case "qwen2":
                 normalizerJSON = object([("type", "NFC")])
                 preTokenizerJSON = object([
-                    ("type", "Sequence"), ("pretokenizers", [split(KnownPattern.qwen2Source), byteLevel(useRegex: false)]),
+                    ("type", "Sequence"),
+                    ("pretokenizers", [split(KnownPattern.qwen2Source), byteLevel(useRegex: false)])
                 ])
             case let other:
                 throw .unsupported("pre-tokenizer \"\(other)\"")
@@ -146,7 +154,7 @@ extension TokenizerMetadata {
             decoderJSON = byteLevel(useRegex: true)
             modelFields += [
                 ("unk_token", name(unknownTokenID)), ("fuse_unk", false), ("byte_fallback", false),
-                ("ignore_merges", .bool(ignoreMerges)),
+                ("ignore_merges", .bool(ignoreMerges))
             ]
             addBOS = addBOSToken ?? false
 
@@ -167,22 +175,28 @@ extension TokenizerMetadata {
             let space: JSONValue = "\u{2581}"
             let replace = object([("type", "Replace"), ("pattern", pattern(string: " ")), ("content", space)])
             let prefix = addSpacePrefix ?? true
-            normalizerJSON = prefix
-                ? object([("type", "Sequence"), ("normalizers", [object([("type", "Prepend"), ("prepend", space)]), replace])])
+            normalizerJSON =
+                prefix
+                ? object([
+                    ("type", "Sequence"), ("normalizers", [object([("type", "Prepend"), ("prepend", space)]), replace])
+                ])
                 : replace
             preTokenizerJSON = .null
             decoderJSON = object([
                 ("type", "Sequence"),
-                ("decoders", [
-                    object([("type", "Replace"), ("pattern", pattern(string: "\u{2581}")), ("content", " ")]),
-                    object([("type", "ByteFallback")]), object([("type", "Fuse")]),
-                    object([("type", "Strip"), ("content", " "), ("start", .int(prefix ? 1 : 0)), ("stop", 0)]),
-                ]),
+                (
+                    "decoders",
+                    [
+                        object([("type", "Replace"), ("pattern", pattern(string: "\u{2581}")), ("content", " ")]),
+                        object([("type", "ByteFallback")]), object([("type", "Fuse")]),
+                        object([("type", "Strip"), ("content", " "), ("start", .int(prefix ? 1 : 0)), ("stop", 0)])
+                    ]
+                )
             ])
             let unknown = unknownTokenID ?? vocabIDs["<unk>"]
             if let unknown, !added.contains(where: { $0.id == unknown }) { added.append((unknown, true)) }
             modelFields += [
-                ("unk_token", name(unknown)), ("fuse_unk", true), ("byte_fallback", true), ("ignore_merges", false),
+                ("unk_token", name(unknown)), ("fuse_unk", true), ("byte_fallback", true), ("ignore_merges", false)
             ]
             addBOS = addBOSToken ?? true
 
@@ -191,7 +205,7 @@ extension TokenizerMetadata {
         }
         modelFields += [
             ("continuing_subword_prefix", .null), ("end_of_word_suffix", .null), ("vocab", .object(JSONObject(vocab))),
-            ("merges", .array(mergePairs.map { [.string($0.0), .string($0.1)] })),
+            ("merges", .array(mergePairs.map { [.string($0.0), .string($0.1)] }))
         ]
 
         // The post-processor: BOS / EOS around the text as the metadata asks.
@@ -211,28 +225,39 @@ extension TokenizerMetadata {
             if s == "A" { single = items } else { pair = single + items }
         }
         for id in [bos, eos].compactMap({ $0 }) where !specials.contains(where: { $0.0 == tokens[id] }) {
-            specials.append((tokens[id], object([("id", .string(tokens[id])), ("ids", [.int(id)]), ("tokens", [.string(tokens[id])])])))
+            specials.append(
+                (
+                    tokens[id],
+                    object([("id", .string(tokens[id])), ("ids", [.int(id)]), ("tokens", [.string(tokens[id])])])
+                ))
         }
         let post = object([
             ("type", "TemplateProcessing"), ("single", .array(single)), ("pair", .array(pair)),
-            ("special_tokens", .object(JSONObject(specials))),
+            ("special_tokens", .object(JSONObject(specials)))
         ])
 
         let tokenizer = object([
             ("version", "1.0"), ("truncation", .null), ("padding", .null),
-            ("added_tokens", .array(added.sorted { $0.id < $1.id }.map { t in
-                object([
-                    ("id", .int(t.id)), ("content", .string(tokens[t.id])), ("single_word", false), ("lstrip", false),
-                    ("rstrip", false), ("normalized", false), ("special", .bool(t.special)),
-                ])
-            })),
-            ("normalizer", normalizerJSON), ("pre_tokenizer", preTokenizerJSON), ("post_processor", post), ("decoder", decoderJSON),
-            ("model", .object(JSONObject(modelFields))),
+            (
+                "added_tokens",
+                .array(
+                    added.sorted { $0.id < $1.id }.map { t in
+                        object([
+                            ("id", .int(t.id)), ("content", .string(tokens[t.id])), ("single_word", false),
+                            ("lstrip", false),
+                            ("rstrip", false), ("normalized", false), ("special", .bool(t.special))
+                        ])
+                    })
+            ),
+            ("normalizer", normalizerJSON), ("pre_tokenizer", preTokenizerJSON), ("post_processor", post),
+            ("decoder", decoderJSON),
+            ("model", .object(JSONObject(modelFields)))
         ])
         var config: [(String, JSONValue)] = [
             ("tokenizer_class", "PreTrainedTokenizerFast"), ("add_bos_token", .bool(addBOS)),
-            ("add_eos_token", .bool(addEOSToken ?? false)), ("bos_token", name(bosTokenID)), ("eos_token", name(eosTokenID)),
-            ("unk_token", name(unknownTokenID)), ("clean_up_tokenization_spaces", false),
+            ("add_eos_token", .bool(addEOSToken ?? false)), ("bos_token", name(bosTokenID)),
+            ("eos_token", name(eosTokenID)),
+            ("unk_token", name(unknownTokenID)), ("clean_up_tokenization_spaces", false)
         ]
         if let modelMaxLength { config.append(("model_max_length", .int(modelMaxLength))) }
         if let chatTemplate { config.append(("chat_template", .string(chatTemplate))) }

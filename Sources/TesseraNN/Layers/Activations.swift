@@ -5,9 +5,9 @@
 import Tessera
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// max(x, 0).

@@ -14,7 +14,8 @@ open class Conv1d: Module, UnaryLayer {
         inputChannels: Int, outputChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
         dilation: Int = 1, groups: Int = 1, bias: Bool = true
     ) {
-        precondition(inputChannels % groups == 0, "[Conv1d] groups \(groups) must divide the input channels \(inputChannels)")
+        precondition(
+            inputChannels % groups == 0, "[Conv1d] groups \(groups) must divide the input channels \(inputChannels)")
         let scale = 1 / Double(inputChannels / groups * kernelSize).squareRoot()
         weight = Init.uniform([outputChannels, kernelSize, inputChannels / groups], low: -scale, high: scale)
         self.bias = bias ? Tensor.zeros([outputChannels]) : nil
@@ -37,7 +38,8 @@ open class Conv2d: Module, UnaryLayer {
         inputChannels: Int, outputChannels: Int, kernelSize: IntOrPair, stride: IntOrPair = 1,
         padding: IntOrPair = 0, dilation: IntOrPair = 1, groups: Int = 1, bias: Bool = true
     ) {
-        precondition(inputChannels % groups == 0, "[Conv2d] groups \(groups) must divide the input channels \(inputChannels)")
+        precondition(
+            inputChannels % groups == 0, "[Conv2d] groups \(groups) must divide the input channels \(inputChannels)")
         let scale = 1 / Double(inputChannels / groups * kernelSize.first * kernelSize.second).squareRoot()
         weight = Init.uniform(
             [outputChannels, kernelSize.first, kernelSize.second, inputChannels / groups], low: -scale, high: scale)

@@ -46,7 +46,9 @@ open class LoRALinear: Linear {
 
     /// Wraps `linear` (frozen here) with A uniform in ±1/√in and B zero (mlx-lm).
     public init(_ linear: Linear, _ parameters: LoRAParameters = LoRAParameters(), key: Tensor? = nil) throws {
-        guard parameters.rank > 0 else { throw LoRAError.invalidParameters("rank must be positive, got \(parameters.rank)") }
+        guard parameters.rank > 0 else {
+            throw LoRAError.invalidParameters("rank must be positive, got \(parameters.rank)")
+        }
         guard parameters.dropout >= 0 && parameters.dropout < 1 else {
             throw LoRAError.invalidParameters("dropout must be in [0, 1), got \(parameters.dropout)")
         }
@@ -135,7 +137,9 @@ open class LoRAEmbedding: Embedding {
     public let scale: Float
 
     public init(_ embedding: Embedding, _ parameters: LoRAParameters = LoRAParameters(), key: Tensor? = nil) throws {
-        guard parameters.rank > 0 else { throw LoRAError.invalidParameters("rank must be positive, got \(parameters.rank)") }
+        guard parameters.rank > 0 else {
+            throw LoRAError.invalidParameters("rank must be positive, got \(parameters.rank)")
+        }
         guard parameters.dropout >= 0 && parameters.dropout < 1 else {
             throw LoRAError.invalidParameters("dropout must be in [0, 1), got \(parameters.dropout)")
         }

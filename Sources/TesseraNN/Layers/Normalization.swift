@@ -45,12 +45,18 @@ open class GroupNorm: Module, UnaryLayer {
     @ParameterInfo public var bias: Tensor?
     public let groupCount: Int, dimensions: Int, eps: Float, pytorchCompatible: Bool
 
-    public init(groupCount: Int, dimensions: Int, eps: Float = 1e-5, affine: Bool = true, pytorchCompatible: Bool = false) {
+    public init(
+        groupCount: Int, dimensions: Int, eps: Float = 1e-5, affine: Bool = true, pytorchCompatible: Bool = false
+    ) {
         precondition(eps > 0, "[GroupNorm] eps must be positive")
-        precondition(groupCount > 0 && dimensions % groupCount == 0, "[GroupNorm] \(groupCount) groups must divide \(dimensions) channels")
+        precondition(
+            groupCount > 0 && dimensions % groupCount == 0,
+            "[GroupNorm] \(groupCount) groups must divide \(dimensions) channels")
         weight = affine ? Tensor.ones([dimensions]) : nil
         bias = affine ? Tensor.zeros([dimensions]) : nil
-        (self.groupCount, self.dimensions, self.eps, self.pytorchCompatible) = (groupCount, dimensions, eps, pytorchCompatible)
+        (self.groupCount, self.dimensions, self.eps, self.pytorchCompatible) = (
+            groupCount, dimensions, eps, pytorchCompatible
+        )
     }
 
     open func callAsFunction(_ x: Tensor) -> Tensor {
@@ -87,7 +93,9 @@ open class BatchNorm: Module, UnaryLayer {
     @ParameterInfo(key: "running_var") public var runningVar: Tensor? = nil
     public let eps: Float, momentum: Float
 
-    public init(featureCount: Int, eps: Float = 1e-5, momentum: Float = 0.1, affine: Bool = true, trackRunningStats: Bool = true) {
+    public init(
+        featureCount: Int, eps: Float = 1e-5, momentum: Float = 0.1, affine: Bool = true, trackRunningStats: Bool = true
+    ) {
         precondition(eps > 0, "[BatchNorm] eps must be positive")
         weight = affine ? Tensor.ones([featureCount]) : nil
         bias = affine ? Tensor.zeros([featureCount]) : nil

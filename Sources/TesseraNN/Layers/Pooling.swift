@@ -14,7 +14,8 @@ enum PoolKind {
 func pool(_ x: Tensor, kernel: [Int], stride: [Int], padding: [Int], kind: PoolKind, _ op: String) -> Tensor {
     let rank = kernel.count
     precondition(x.ndim == rank + 2, "[\(op)] expects \(rank + 2) axes (N, spatial..., C), got \(x.shape)")
-    precondition(kernel.allSatisfy { $0 > 0 } && stride.allSatisfy { $0 > 0 } && padding.allSatisfy { $0 >= 0 },
+    precondition(
+        kernel.allSatisfy { $0 > 0 } && stride.allSatisfy { $0 > 0 } && padding.allSatisfy { $0 >= 0 },
         "[\(op)] kernel \(kernel) and stride \(stride) must be positive, padding \(padding) non-negative")
     var input = x
     if padding.contains(where: { $0 > 0 }) {

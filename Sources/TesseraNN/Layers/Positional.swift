@@ -3,9 +3,9 @@
 import Tessera
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Rotary position embedding of the first `dimensions` features of x [..., L, D].
@@ -40,7 +40,9 @@ public final class SinusoidalPositionalEncoding: Module, UnaryLayer {
         dimensions: Int, minFrequency: Float = 0.0001, maxFrequency: Float = 1, scale: Float? = nil,
         cosineFirst: Bool = false, fullTurns: Bool = false
     ) {
-        precondition(dimensions > 0 && dimensions % 2 == 0, "[SinusoidalPositionalEncoding] dimensions must be positive and even")
+        precondition(
+            dimensions > 0 && dimensions % 2 == 0, "[SinusoidalPositionalEncoding] dimensions must be positive and even"
+        )
         let half = dimensions / 2
         let oneZero = half == 1 ? Tensor([Float(1)]) : 1 - Tensor.arange(0, Double(half)) / Float(half - 1)
         let lo = Float(Glibc.log(Double(minFrequency))), hi = Float(Glibc.log(Double(maxFrequency)))
@@ -79,7 +81,9 @@ public final class ALiBi: Module {
     }
 
     /// The bias [1, heads, Lq - offset, Lk] for query positions offset..<Lq and key positions 0..<Lk.
-    public static func matrix(queryLength: Int, keyLength: Int, heads: Int, offset: Int = 0, dtype: DType = .float32) -> Tensor {
+    public static func matrix(queryLength: Int, keyLength: Int, heads: Int, offset: Int = 0, dtype: DType = .float32)
+        -> Tensor
+    {
         let q = Tensor.arange(offset, queryLength).reshaped([-1, 1])
         let k = Tensor.arange(0, keyLength).reshaped([1, -1])
         let distance = -abs(q - k).asType(.float32)

@@ -39,7 +39,9 @@ open class QuantizedLinear: Linear {
     }
 
     /// A randomly initialised layer, quantized.
-    public convenience init(_ inputDimensions: Int, _ outputDimensions: Int, bias: Bool = true, groupSize: Int = 64, bits: Int = 4) {
+    public convenience init(
+        _ inputDimensions: Int, _ outputDimensions: Int, bias: Bool = true, groupSize: Int = 64, bits: Int = 4
+    ) {
         self.init(Linear(inputDimensions, outputDimensions, bias: bias), groupSize: groupSize, bits: bits)
     }
 
@@ -49,7 +51,8 @@ open class QuantizedLinear: Linear {
     }
 
     open override func callAsFunction(_ x: Tensor) -> Tensor {
-        let y = quantizedMatmul(x, weight, scales: scales, biases: biases, transpose: true, groupSize: groupSize, bits: bits)
+        let y = quantizedMatmul(
+            x, weight, scales: scales, biases: biases, transpose: true, groupSize: groupSize, bits: bits)
         return bias.map { y + $0 } ?? y
     }
 }
@@ -123,7 +126,13 @@ public func quantize(
     for (path, module) in model.namedModules() where !path.isEmpty {
         if module is QuantizedLinear || module is QuantizedEmbedding { continue }
         let weight: Tensor
-        if let l = module as? Linear { weight = l.weight } else if let e = module as? Embedding { weight = e.weight } else { continue }
+        if let l = module as? Linear {
+            weight = l.weight
+        } else if let e = module as? Embedding {
+            weight = e.weight
+        } else {
+            continue
+        }
         guard weight.dim(-1) % groupSize == 0, predicate?(path, module) ?? true else { continue }
         if let l = module as? Linear {
             replacements[path] = QuantizedLinear(l, groupSize: groupSize, bits: bits)

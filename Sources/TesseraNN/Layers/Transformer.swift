@@ -23,7 +23,8 @@ open class MultiHeadAttention: Module {
         valueInputDimensions: Int? = nil, valueDimensions: Int? = nil, valueOutputDimensions: Int? = nil,
         bias: Bool = false
     ) {
-        precondition(dimensions % heads == 0, "[MultiHeadAttention] \(heads) heads must divide \(dimensions) dimensions")
+        precondition(
+            dimensions % heads == 0, "[MultiHeadAttention] \(heads) heads must divide \(dimensions) dimensions")
         let keyInput = keyInputDimensions ?? dimensions
         let valueDims = valueDimensions ?? dimensions
         _queryProjection.wrappedValue = Linear(queryInputDimensions ?? dimensions, dimensions, bias: bias)
@@ -204,14 +205,17 @@ open class Transformer: Module {
     @ModuleInfo public var decoder: TransformerDecoder
 
     public init(
-        dimensions: Int = 512, heads: Int = 8, encoderLayers: Int = 6, decoderLayers: Int = 6, mlpDimensions: Int? = nil,
+        dimensions: Int = 512, heads: Int = 8, encoderLayers: Int = 6, decoderLayers: Int = 6,
+        mlpDimensions: Int? = nil,
         dropout: Float = 0, activation: @escaping (Tensor) -> Tensor = relu, normFirst: Bool = true
     ) {
         encoder = TransformerEncoder(
-            layerCount: encoderLayers, dimensions: dimensions, heads: heads, mlpDimensions: mlpDimensions, dropout: dropout,
+            layerCount: encoderLayers, dimensions: dimensions, heads: heads, mlpDimensions: mlpDimensions,
+            dropout: dropout,
             activation: activation, normFirst: normFirst)
         decoder = TransformerDecoder(
-            layerCount: decoderLayers, dimensions: dimensions, heads: heads, mlpDimensions: mlpDimensions, dropout: dropout,
+            layerCount: decoderLayers, dimensions: dimensions, heads: heads, mlpDimensions: mlpDimensions,
+            dropout: dropout,
             activation: activation, normFirst: normFirst)
     }
 

@@ -155,7 +155,9 @@ struct FixtureParams {
     }
 
     private func required<T>(_ key: String, _ what: String, _ read: (Any) -> T?) throws -> T {
-        guard let value = try optional(key, what, read) else { throw FixtureError.bad("param \(key) is missing (\(what))") }
+        guard let value = try optional(key, what, read) else {
+            throw FixtureError.bad("param \(key) is missing (\(what))")
+        }
         return value
     }
 
@@ -276,7 +278,9 @@ func fixtureMismatch(_ actual: Tensor, _ expected: Tensor, _ comparison: Fixture
     case .bitwise: tolerance = nil
     }
     func matches(_ i: Int) -> Bool {
-        if case .bitwise = comparison { return gotBytes[(i * size)..<((i + 1) * size)] == wantBytes[(i * size)..<((i + 1) * size)] }
+        if case .bitwise = comparison {
+            return gotBytes[(i * size)..<((i + 1) * size)] == wantBytes[(i * size)..<((i + 1) * size)]
+        }
         switch (got[i], want[i]) {
         case (.exact(let a), .exact(let b)): return a == b
         case (.real(let a), .real(let b)):
@@ -334,7 +338,9 @@ private enum FixtureValue: CustomStringConvertible {
 private func decodeElements(_ bytes: [UInt8], _ dtype: DType) -> [FixtureValue] {
     let n = bytes.count / dtype.size
     return bytes.withUnsafeBytes { raw -> [FixtureValue] in
-        func load<T>(_ i: Int, _: T.Type) -> T { raw.loadUnaligned(fromByteOffset: i * MemoryLayout<T>.size, as: T.self) }
+        func load<T>(_ i: Int, _: T.Type) -> T {
+            raw.loadUnaligned(fromByteOffset: i * MemoryLayout<T>.size, as: T.self)
+        }
         switch dtype {
         case .bool: return (0..<n).map { .exact(load($0, UInt8.self) != 0 ? "true" : "false") }
         case .uint8: return (0..<n).map { .exact(String(load($0, UInt8.self))) }

@@ -40,7 +40,9 @@ private func python(_ arguments: [String]) throws -> (status: Int32, stdout: Str
     let data = out.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     while !errData.done { usleep(1000) }
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self), String(decoding: errData.value, as: UTF8.self))
+    return (
+        process.terminationStatus, String(decoding: data, as: UTF8.self), String(decoding: errData.value, as: UTF8.self)
+    )
 }
 
 /// Data handed from a reader thread, with a flag once it is complete.
@@ -50,7 +52,11 @@ private final class LockedData: @unchecked Sendable {
     private var finished = false
     var value: Data {
         get { lock.withLock { stored } }
-        set { lock.withLock { stored = newValue; finished = true } }
+        set {
+            lock.withLock {
+                stored = newValue; finished = true
+            }
+        }
     }
     var done: Bool { lock.withLock { finished } }
 }

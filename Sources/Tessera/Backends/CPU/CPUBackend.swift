@@ -27,7 +27,8 @@ enum CPUBackend {
         case .custom(let rules, let index):
             return inputs[rules.primalCount + index]
         case .sliceUpdate(let start, let stride):
-            return try ShapeKernels.sliceUpdate(inputs[0], inputs[1], start: start, stride: stride, inPlace: donated != nil)
+            return try ShapeKernels.sliceUpdate(
+                inputs[0], inputs[1], start: start, stride: stride, inPlace: donated != nil)
         case .compiled(let kernel):
             return try FusedKernels.evaluate(kernel, inputs: inputs, shape: shape, dtype: dtype)
         case .collective(let c):
@@ -58,26 +59,36 @@ enum CPUBackend {
         case .matmul:
             try dispatch(dtype, MatmulKernel(a: inputs[0], b: inputs[1], output: output))
         case .affineQuantizeParameters(let groupSize, let bits):
-            try dispatch(inputs[0].dtype, QuantizedKernel(
-                job: .parameters, groupSize: groupSize, bits: bits, inputs: inputs, output: output))
+            try dispatch(
+                inputs[0].dtype,
+                QuantizedKernel(
+                    job: .parameters, groupSize: groupSize, bits: bits, inputs: inputs, output: output))
         case .affineQuantizePack(let groupSize, let bits):
-            try dispatch(inputs[0].dtype, QuantizedKernel(
-                job: .pack, groupSize: groupSize, bits: bits, inputs: inputs, output: output))
+            try dispatch(
+                inputs[0].dtype,
+                QuantizedKernel(
+                    job: .pack, groupSize: groupSize, bits: bits, inputs: inputs, output: output))
         case .affineDequantize(let groupSize, let bits):
-            try dispatch(dtype, QuantizedKernel(
-                job: .dequantize, groupSize: groupSize, bits: bits, inputs: inputs, output: output))
+            try dispatch(
+                dtype,
+                QuantizedKernel(
+                    job: .dequantize, groupSize: groupSize, bits: bits, inputs: inputs, output: output))
         case .quantizedMatmul(let groupSize, let bits, let transpose) where inputs[2].dtype != inputs[0].dtype:
             try QuantizedKernels.mixedMatmul(
                 ShapeKernels.batchedQuantizedOperands(inputs, rank: shape.count), groupSize: groupSize, bits: bits,
                 transpose: transpose, into: output)
         case .quantizedMatmul(let groupSize, let bits, let transpose):
-            try dispatch(dtype, QuantizedKernel(
-                job: .matmul(transpose: transpose), groupSize: groupSize, bits: bits,
-                inputs: ShapeKernels.batchedQuantizedOperands(inputs, rank: shape.count), output: output))
+            try dispatch(
+                dtype,
+                QuantizedKernel(
+                    job: .matmul(transpose: transpose), groupSize: groupSize, bits: bits,
+                    inputs: ShapeKernels.batchedQuantizedOperands(inputs, rank: shape.count), output: output))
         case .gatherQuantizedMatmul(let groupSize, let bits, let transpose):
-            try dispatch(dtype, QuantizedKernel(
-                job: .gatherMatmul(transpose: transpose), groupSize: groupSize, bits: bits, inputs: inputs,
-                output: output))
+            try dispatch(
+                dtype,
+                QuantizedKernel(
+                    job: .gatherMatmul(transpose: transpose), groupSize: groupSize, bits: bits, inputs: inputs,
+                    output: output))
         case .softmax, .logSoftmax, .rmsNorm, .layerNorm, .rope, .scaledDotProductAttention:
             try dispatch(dtype, FastKernel(primitive: primitive, inputs: inputs, output: output))
         case .randomBits:
@@ -92,7 +103,9 @@ enum CPUBackend {
             try dispatch(inputs[0].dtype, SortKernel(op: op, axis: axis, input: inputs[0], output: output))
         case .scan(let op, let axis, let reverse, let inclusive):
             try dispatch(
-                dtype, ScanKernel(op: op, axis: axis, reverse: reverse, inclusive: inclusive, input: inputs[0], output: output))
+                dtype,
+                ScanKernel(op: op, axis: axis, reverse: reverse, inclusive: inclusive, input: inputs[0], output: output)
+            )
         case .constant, .reshape, .transpose, .broadcast, .slice, .copy, .concatenate, .identity, .stopGradient,
             .custom, .sliceUpdate, .compiled, .collective:
             fatalError("unreachable: handled above")

@@ -34,8 +34,9 @@ extension CUDAGeometry {
 
     static func attentionRow(rows: Int, headDim: Int, valueDim: Int) -> Launch {
         let warps = attentionRowThreads / 32
-        return Launch(grid: (max(1, rows), 1, 1), block: (attentionRowThreads, 1, 1),
-                      sharedBytes: 4 * (headDim + warps * (valueDim + 2)))
+        return Launch(
+            grid: (max(1, rows), 1, 1), block: (attentionRowThreads, 1, 1),
+            sharedBytes: 4 * (headDim + warps * (valueDim + 2)))
     }
 
     /// Split-K for the row kernel: key chunks per query row when the rows
@@ -50,9 +51,10 @@ extension CUDAGeometry {
     }
 
     static func attentionFlash(queryLength: Int, batchHeads: Int, headDim: Int, valueDim: Int) -> Launch {
-        Launch(grid: (blocks(queryLength, per: attentionBQ), max(1, batchHeads), 1),
-               block: (attentionFlashThreads, 1, 1),
-               sharedBytes: 4 * (attentionBQ * headDim + attentionBK * (headDim + 1) + attentionBK * valueDim))
+        Launch(
+            grid: (blocks(queryLength, per: attentionBQ), max(1, batchHeads), 1),
+            block: (attentionFlashThreads, 1, 1),
+            sharedBytes: 4 * (attentionBQ * headDim + attentionBK * (headDim + 1) + attentionBK * valueDim))
     }
 }
 
@@ -61,14 +63,16 @@ extension CUDADispatch {
         let q = inputs[0], k = inputs[1], v = inputs[2]
         let mask = inputs.count > 3 ? inputs[3] : nil
         guard [q, k, v].allSatisfy({ $0.dtype == dtype && $0.shape.count == 4 }),
-              mask == nil || (mask!.shape.count == 4 && (mask!.dtype == .bool || mask!.dtype == dtype)),
-              CUDAKernelNames.floatSuffix(dtype) != nil else { return nil }
+            mask == nil || (mask!.shape.count == 4 && (mask!.dtype == .bool || mask!.dtype == dtype)),
+            CUDAKernelNames.floatSuffix(dtype) != nil
+        else { return nil }
         let (b, hq, lq, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
         let (hkv, lk, dv) = (k.shape[1], k.shape[2], v.shape[3])
         guard hkv > 0, hq % hkv == 0, dv <= CUDAGeometry.attentionMaxDv else { return nil }
         let out = ArrayView.allocate(shape: shape, dtype: dtype)
         guard out.count > 0 else { return out }
-        let flash = CUDAGeometry.usesFlash(queryLength: lq, headDim: d, valueDim: dv)
+        let flash =
+            CUDAGeometry.usesFlash(queryLength: lq, headDim: d, valueDim: dv)
             && b * hq <= CUDAGeometry.maxGridY
         guard let name = CUDAKernelNames.attention(flash ? .flash : .row, dtype) else { return nil }
         let args = KernelArguments()
@@ -91,7 +95,8 @@ extension CUDADispatch {
         let rows = b * hq * lq
         var launch = CUDAGeometry.attentionRow(rows: rows, headDim: d, valueDim: dv)
         guard launch.sharedBytes <= 48 * 1024 else { return nil }
-        let (splits, chunk) = CUDAGeometry.attentionSplits(rows: rows, keys: lk, multiprocessors: device.multiprocessors)
+        let (splits, chunk) = CUDAGeometry.attentionSplits(
+            rows: rows, keys: lk, multiprocessors: device.multiprocessors)
         guard splits > 1, let combine = CUDAKernelNames.attention(.combine, dtype) else {
             addNull(args)
             args.add(int64: 0)
@@ -109,7 +114,8 @@ extension CUDADispatch {
         merge.addPointer(try outputPointer(out))
         merge.add(int64: splits)
         merge.add(int32: dv)
-        try self.launch(combine, CUDAGeometry.Launch(grid: (rows, 1, 1), block: (CUDAGeometry.attentionRowThreads, 1, 1)), merge)
+        try self.launch(
+            combine, CUDAGeometry.Launch(grid: (rows, 1, 1), block: (CUDAGeometry.attentionRowThreads, 1, 1)), merge)
         return out
     }
 }

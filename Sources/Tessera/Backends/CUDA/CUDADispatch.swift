@@ -7,9 +7,9 @@
 // launch plumbing: Runtime/.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 extension CUDABackend {
@@ -101,14 +101,17 @@ struct CUDADispatch {
         case .logSoftmax:
             return try rowKernel(.logsoftmax, inputs, dtype: dtype)
         case .rmsNorm(let eps, let hasWeight):
-            return try rowKernel(.norm, inputs, dtype: dtype, eps: eps, center: false,
-                                 weight: hasWeight ? inputs[1] : nil, bias: nil)
+            return try rowKernel(
+                .norm, inputs, dtype: dtype, eps: eps, center: false,
+                weight: hasWeight ? inputs[1] : nil, bias: nil)
         case .layerNorm(let eps, let hasWeight, let hasBias):
-            return try rowKernel(.norm, inputs, dtype: dtype, eps: eps, center: true, weight: hasWeight ? inputs[1] : nil,
-                                 bias: hasBias ? inputs[hasWeight ? 2 : 1] : nil)
+            return try rowKernel(
+                .norm, inputs, dtype: dtype, eps: eps, center: true, weight: hasWeight ? inputs[1] : nil,
+                bias: hasBias ? inputs[hasWeight ? 2 : 1] : nil)
         case .rope(let dims, let traditional, let base, let scale, let offset, let hasFreqs):
-            return try rope(inputs[0], freqs: hasFreqs ? inputs[1] : nil, dtype: dtype, dims: dims,
-                            traditional: traditional, base: base, scale: scale, offset: offset)
+            return try rope(
+                inputs[0], freqs: hasFreqs ? inputs[1] : nil, dtype: dtype, dims: dims,
+                traditional: traditional, base: base, scale: scale, offset: offset)
         // Attention (CUDAAttention.swift).
         case .scaledDotProductAttention(let scale, let causal):
             return try attention(inputs, shape: shape, dtype: dtype, scale: scale, causal: causal)
@@ -120,11 +123,13 @@ struct CUDADispatch {
         case .affineDequantize(let groupSize, let bits):
             return try dequantize(inputs, shape: shape, dtype: dtype, groupSize: groupSize, bits: bits)
         case .quantizedMatmul(let groupSize, let bits, let transpose):
-            return try quantizedMatmul(inputs, shape: shape, dtype: dtype, groupSize: groupSize, bits: bits,
-                                       transpose: transpose, gather: false)
+            return try quantizedMatmul(
+                inputs, shape: shape, dtype: dtype, groupSize: groupSize, bits: bits,
+                transpose: transpose, gather: false)
         case .gatherQuantizedMatmul(let groupSize, let bits, let transpose):
-            return try quantizedMatmul(inputs, shape: shape, dtype: dtype, groupSize: groupSize, bits: bits,
-                                       transpose: transpose, gather: true)
+            return try quantizedMatmul(
+                inputs, shape: shape, dtype: dtype, groupSize: groupSize, bits: bits,
+                transpose: transpose, gather: true)
         // Random (CUDARandom.swift).
         case .randomBits:
             return try randomBits(inputs[0], shape: shape, dtype: dtype)
@@ -202,9 +207,10 @@ struct CUDADispatch {
         try device.makeCurrent()
         let driver = device.driver
         try args.withPointers { parameters in
-            try driver.check(driver.cuLaunchKernel(
-                function, UInt32(grid.0), UInt32(grid.1), UInt32(grid.2), UInt32(block.0), UInt32(block.1),
-                UInt32(block.2), UInt32(sharedBytes), cudaStream, parameters, nil), "cuLaunchKernel(\(name))")
+            try driver.check(
+                driver.cuLaunchKernel(
+                    function, UInt32(grid.0), UInt32(grid.1), UInt32(grid.2), UInt32(block.0), UInt32(block.1),
+                    UInt32(block.2), UInt32(sharedBytes), cudaStream, parameters, nil), "cuLaunchKernel(\(name))")
         }
     }
 

@@ -7,24 +7,24 @@ extension CUDAKernelNames {
     package static let floatUnary: Set<UnaryOp> = [
         .abs, .negative, .sign, .square, .sqrt, .rsqrt, .reciprocal, .exp, .expm1, .log, .log2, .log10, .log1p,
         .sin, .cos, .tan, .arcsin, .arccos, .arctan, .sinh, .cosh, .tanh, .arcsinh, .arccosh, .arctanh,
-        .sigmoid, .erf, .erfinv, .floor, .ceil, .round, .isNaN, .isInf, .isFinite,
+        .sigmoid, .erf, .erfinv, .floor, .ceil, .round, .isNaN, .isInf, .isFinite
     ]
 
     package static let int32Unary: Set<UnaryOp> = [.abs, .negative, .sign, .square, .bitwiseInvert]
 
     package static let floatBinary: Set<BinaryOp> = [
         .add, .subtract, .multiply, .divide, .floorDivide, .remainder, .power, .maximum, .minimum, .arctan2,
-        .logAddExp, .equal, .notEqual, .less, .lessEqual, .greater, .greaterEqual,
+        .logAddExp, .equal, .notEqual, .less, .lessEqual, .greater, .greaterEqual
     ]
 
     package static let int32Binary: Set<BinaryOp> = [
         .add, .subtract, .multiply, .floorDivide, .remainder, .maximum, .minimum, .bitwiseAnd, .bitwiseOr,
-        .bitwiseXor, .equal, .notEqual, .less, .lessEqual, .greater, .greaterEqual,
+        .bitwiseXor, .equal, .notEqual, .less, .lessEqual, .greater, .greaterEqual
     ]
 
     package static let boolBinary: Set<BinaryOp> = [
         .logicalAnd, .logicalOr, .bitwiseAnd, .bitwiseOr, .bitwiseXor, .equal, .notEqual, .less, .lessEqual,
-        .greater, .greaterEqual,
+        .greater, .greaterEqual
     ]
 
     static func unary(_ op: UnaryOp, input: DType, output: DType) -> String? {
@@ -81,13 +81,15 @@ extension CUDADispatch {
 
     func binary(_ op: BinaryOp, _ inputs: [ArrayView], shape: [Int], dtype: DType) throws -> ArrayView? {
         guard inputs[0].dtype == inputs[1].dtype,
-              let name = CUDAKernelNames.binary(op, input: inputs[0].dtype, output: dtype) else { return nil }
+            let name = CUDAKernelNames.binary(op, input: inputs[0].dtype, output: dtype)
+        else { return nil }
         return try elementwise(name, inputs, shape: shape, dtype: dtype)
     }
 
     func select(_ inputs: [ArrayView], shape: [Int], dtype: DType) throws -> ArrayView? {
         guard inputs[0].dtype == .bool, inputs[1].dtype == dtype, inputs[2].dtype == dtype,
-              let name = CUDAKernelNames.select(dtype) else { return nil }
+            let name = CUDAKernelNames.select(dtype)
+        else { return nil }
         return try elementwise(name, inputs, shape: shape, dtype: dtype)
     }
 

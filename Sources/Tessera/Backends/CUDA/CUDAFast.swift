@@ -52,8 +52,9 @@ extension CUDADispatch {
     ) throws -> ArrayView? {
         let x = inputs[0]
         guard x.dtype == dtype, [weight, bias].allSatisfy({ $0 == nil || $0!.dtype == dtype }),
-              let layout = RowLayout(shape: x.shape, strides: x.strides),
-              let name = CUDAKernelNames.rows(op, dtype, rowLength: layout.length) else { return nil }
+            let layout = RowLayout(shape: x.shape, strides: x.strides),
+            let name = CUDAKernelNames.rows(op, dtype, rowLength: layout.length)
+        else { return nil }
         let out = ArrayView.allocate(shape: x.shape, dtype: dtype)
         guard out.count > 0 else { return out }
         let args = KernelArguments()
@@ -87,7 +88,7 @@ extension CUDADispatch {
         offset: Int
     ) throws -> ArrayView? {
         guard x.dtype == dtype, x.shape.count >= 2, freqs == nil || freqs!.dtype == .float32,
-              let name = CUDAKernelNames.rope(dtype), let layout = RowLayout(shape: x.shape, strides: x.strides)
+            let name = CUDAKernelNames.rope(dtype), let layout = RowLayout(shape: x.shape, strides: x.strides)
         else { return nil }
         let out = ArrayView.allocate(shape: x.shape, dtype: dtype)
         let perRow = dims / 2 + (layout.length - dims)

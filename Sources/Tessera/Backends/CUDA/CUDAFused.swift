@@ -45,7 +45,8 @@ enum CUDAFusedSource {
         s += FusedKernels.elementFunction(gen, lines: lines, results: results, restrict: "__restrict__")
 
         let outType = gen.storageType(outDType)
-        let pointerParams = (0..<n).map { "const \(gen.storageType(program.inputDTypes[$0]))* __restrict__ p\($0)" }
+        let pointerParams =
+            (0..<n).map { "const \(gen.storageType(program.inputDTypes[$0]))* __restrict__ p\($0)" }
             + (0..<k).map { "\(outType)* __restrict__ o\($0)" }
         s += "extern \"C\" __global__ void tk_contig(int64_t n, \(pointerParams.joined(separator: ", "))) {\n"
         var args: [String] = []
@@ -58,14 +59,16 @@ enum CUDAFusedSource {
                 args.append(gen.load(program.inputDTypes[i], "p\(i)[i]"))
             }
         }
-        s += "    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {\n"
+        s +=
+            "    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {\n"
         s += "        \(FusedKernels.storeAll(gen, k: k, args: args, index: { "o\($0)[i]" }))\n"
         s += "    }\n}\n\n"
 
         let strideParams = (0...n).map { "TkDims s\($0)" }.joined(separator: ", ")
         s += "extern \"C\" __global__ void tk_strided(int64_t n, int32_t ndim, TkDims shape, \(strideParams),\n"
         s += "                                       \(pointerParams.joined(separator: ", "))) {\n"
-        s += "    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {\n"
+        s +=
+            "    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {\n"
         s += "        int64_t rem = i;\n"
         for j in 0...n { s += "        int64_t x\(j) = 0;\n" }
         // Unrolled over the fixed maximum so the TkDims stay in registers.

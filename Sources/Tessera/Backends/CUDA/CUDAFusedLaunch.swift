@@ -43,7 +43,8 @@ struct FusedLaunchPlan: Equatable {
             }
         }
         if isContiguous { return FusedLaunchPlan(entry: .contiguous, count: count, outputCount: k) }
-        let strides = inputs.map { ShapeKernels.broadcastStrides($0, to: elementShape) } + [contiguousStrides(elementShape)]
+        let strides =
+            inputs.map { ShapeKernels.broadcastStrides($0, to: elementShape) } + [contiguousStrides(elementShape)]
         let layout = StridedLayout.collapse(shape: elementShape, strides: strides, linear: false)
         guard layout.rank <= StridedLayout.maxRank else { return nil }
         return FusedLaunchPlan(entry: .strided(layout), count: count, outputCount: k)
@@ -88,12 +89,14 @@ extension CUDADispatch {
             let p = try view.buffer.devicePointer(on: context.home, stream: stream) + view.offset * view.dtype.size
             return UInt64(UInt(bitPattern: p))
         }
-        let outputBase = UInt64(UInt(bitPattern: try out.buffer.devicePointer(on: context.home, stream: stream, forWriting: true)))
+        let outputBase = UInt64(
+            UInt(bitPattern: try out.buffer.devicePointer(on: context.home, stream: stream, forWriting: true)))
         let args = plan.arguments(inputs: inputPointers, outputBase: outputBase, elementSize: dtype.size)
         let function = plan.functionName == "tk_contig" ? functions.contiguous : functions.strided
         let geometry = LaunchGeometry.elementwise(count: plan.count, multiprocessors: device.multiprocessors)
         try launch(
-            function, named: "fused \(plan.functionName)", grid: (geometry.blocks, 1, 1), block: (geometry.threads, 1, 1),
+            function, named: "fused \(plan.functionName)", grid: (geometry.blocks, 1, 1),
+            block: (geometry.threads, 1, 1),
             sharedBytes: 0, args)
         return out
     }
@@ -117,8 +120,10 @@ extension CUDADispatch {
                 try driver.check(driver.cuModuleLoadData(&module, $0.baseAddress), "cuModuleLoadData(fused)")
             }
             var contiguous: CUhandle?, strided: CUhandle?
-            try driver.check(driver.cuModuleGetFunction(&contiguous, module, "tk_contig"), "cuModuleGetFunction(tk_contig)")
-            try driver.check(driver.cuModuleGetFunction(&strided, module, "tk_strided"), "cuModuleGetFunction(tk_strided)")
+            try driver.check(
+                driver.cuModuleGetFunction(&contiguous, module, "tk_contig"), "cuModuleGetFunction(tk_contig)")
+            try driver.check(
+                driver.cuModuleGetFunction(&strided, module, "tk_strided"), "cuModuleGetFunction(tk_strided)")
             let functions = FusedGPUFunctions(contiguous: contiguous, strided: strided)
             kernel.gpuFunctions[deviceKey] = .some(functions)
             return functions
@@ -130,7 +135,9 @@ extension CUDADispatch {
 enum FusedCUBINCache {
     static let fileStem = "fused"
 
-    static func path(source: String, architecture: String, nvrtcVersion: String, environment: [String: String]) -> String {
+    static func path(source: String, architecture: String, nvrtcVersion: String, environment: [String: String])
+        -> String
+    {
         let key = KernelCacheKey.make(
             file: fileStem, source: source, headers: [:], architecture: architecture, nvrtcVersion: nvrtcVersion)
         return "\(KernelCacheKey.directory(environment: environment))/\(key).cubin"

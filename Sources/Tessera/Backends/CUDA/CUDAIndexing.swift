@@ -84,17 +84,19 @@ extension CUDADispatch {
         return starts
     }
 
-    func gather(_ inputs: [ArrayView], axes: [Int], sliceSizes: [Int], shape: [Int], dtype: DType) throws -> ArrayView? {
+    func gather(_ inputs: [ArrayView], axes: [Int], sliceSizes: [Int], shape: [Int], dtype: DType) throws -> ArrayView?
+    {
         let x = inputs[0], indices = Array(inputs.dropFirst())
         guard let name = CUDAKernelNames.gather(x.dtype), x.dtype == dtype,
-              indices.allSatisfy({ CUDAKernelNames.gatherStarts(index: $0.dtype) != nil }) else { return nil }
+            indices.allSatisfy({ CUDAKernelNames.gatherStarts(index: $0.dtype) != nil })
+        else { return nil }
         let out = ArrayView.allocate(shape: shape, dtype: dtype)
         let window = sliceSizes.reduce(1, *)
         guard out.count > 0, window > 0 else { return out }
         let batch = out.count / window
         let windowLayout = StridedLayout.collapse(shape: sliceSizes, strides: [x.strides])
         guard windowLayout.rank <= StridedLayout.maxRank,
-              let starts = try windowStarts(
+            let starts = try windowStarts(
                 indices, axes: axes, shape: x.shape, window: sliceSizes, strides: x.strides, count: batch)
         else { return nil }
         let args = KernelArguments()
@@ -113,16 +115,18 @@ extension CUDADispatch {
     func scatter(_ op: ScatterOp, _ inputs: [ArrayView], axes: [Int], shape: [Int], dtype: DType) throws -> ArrayView? {
         let x = inputs[0], updates = inputs[1], indices = Array(inputs.dropFirst(2))
         guard x.dtype == dtype, updates.dtype == dtype, let name = CUDAKernelNames.scatter(op, dtype),
-              indices.allSatisfy({ CUDAKernelNames.gatherStarts(index: $0.dtype) != nil }) else { return nil }
+            indices.allSatisfy({ CUDAKernelNames.gatherStarts(index: $0.dtype) != nil })
+        else { return nil }
         let windowShape = Array(updates.shape.suffix(x.shape.count))
         let batch = updates.shape.dropLast(x.shape.count).reduce(1, *), window = windowShape.reduce(1, *)
         let updateLayout = StridedLayout.collapse(shape: updates.shape, strides: [updates.strides])
         guard updateLayout.rank <= StridedLayout.maxRank, batch < Int(Int32.max),
-              let out = try contiguousCopy(x) else { return nil }
+            let out = try contiguousCopy(x)
+        else { return nil }
         guard batch > 0, window > 0, out.count > 0 else { return out }
         let windowLayout = StridedLayout.collapse(shape: windowShape, strides: [out.strides])
         guard windowLayout.rank <= StridedLayout.maxRank,
-              let starts = try windowStarts(
+            let starts = try windowStarts(
                 indices, axes: axes, shape: x.shape, window: windowShape, strides: out.strides, count: batch)
         else { return nil }
         let n = batch * window

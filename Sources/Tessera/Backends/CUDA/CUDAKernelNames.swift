@@ -33,19 +33,19 @@ package enum CUDAKernelNames {
     /// The suffixes of the dtypes scatter's combining kernels and scans take.
     static let accumulatingTypes: [DType: String] = [
         .float64: "f64", .float32: "f32", .float16: "f16", .bfloat16: "bf16", .int64: "i64", .int32: "i32",
-        .uint32: "u32",
+        .uint32: "u32"
     ]
 
     static let allDTypes: [DType] = [
         .bool, .uint8, .uint16, .uint32, .uint64, .int8, .int16, .int32, .int64, .float16, .float32, .float64,
-        .bfloat16,
+        .bfloat16
     ]
 
     /// Every kernel name the families can ask for, each once, sorted.
     static var all: [String] {
         let families = [
             shapeNames, elementwiseNames, reductionNames, matmulNames, fastNames, attentionNames, quantizedNames,
-            randomNames, indexingNames, sortNames, scanNames, linalgNames,
+            randomNames, indexingNames, sortNames, scanNames, linalgNames
         ]
         return Array(Set(families.flatMap { $0 })).sorted()
     }

@@ -10,7 +10,7 @@ extension CUDAKernelNames {
     static let linalgMaxSize = 32
 
     static let linalgNames = [
-        "linalg_inverse", "linalg_solve", "linalg_cholesky", "linalg_qr", "linalg_svd", "linalg_eigh",
+        "linalg_inverse", "linalg_solve", "linalg_cholesky", "linalg_qr", "linalg_svd", "linalg_eigh"
     ]
 
     /// The kernel of a factorization of float64 matrices.
@@ -68,8 +68,9 @@ extension CUDAGeometry {
         case .solve:
             return Linalg(rhs: rhs, sharedBytes: (n * n + n) * 8, failure: .init(op: "solve", reason: "singular"))
         case .cholesky(let upper):
-            return Linalg(flag: upper ? 1 : 0, sharedBytes: n * n * 8,
-                          failure: .init(op: "cholesky", reason: "not positive definite"))
+            return Linalg(
+                flag: upper ? 1 : 0, sharedBytes: n * n * 8,
+                failure: .init(op: "cholesky", reason: "not positive definite"))
         case .qr(let part):
             return Linalg(part: part, sharedBytes: (m * n + q) * 8)
         case .svd(let part):
@@ -92,7 +93,8 @@ extension CUDADispatch {
         guard out.count > 0, batch > 0 else { return out }
         let b = inputs.count > 1 ? inputs[1] : a
         let layout = StridedLayout.collapse(
-            shape: batchShape, strides: [Array(a.strides.prefix(nd - 2)), Array(b.strides.prefix(nd - 2))], linear: false)
+            shape: batchShape, strides: [Array(a.strides.prefix(nd - 2)), Array(b.strides.prefix(nd - 2))],
+            linear: false)
         guard layout.rank <= StridedLayout.maxRank else { return nil }
         let status = ArrayView.allocate(shape: [batch], dtype: .int32)
         let args = KernelArguments()
@@ -114,11 +116,13 @@ extension CUDADispatch {
         args.add(int64: a.strides[nd - 1])
         args.add(int64: b.strides[nd - 2])
         args.add(int64: b.strides[nd - 1])
-        try launch(name, grid: (batch, 1, 1), block: (CUDAGeometry.linalgThreads, 1, 1), sharedBytes: plan.sharedBytes, args)
+        try launch(
+            name, grid: (batch, 1, 1), block: (CUDAGeometry.linalgThreads, 1, 1), sharedBytes: plan.sharedBytes, args)
         if let failure = plan.failure {
             let flags = try status.hostPointer(Int32.self)
             if let first = (0..<batch).first(where: { flags[$0] != 0 }) {
-                throw TesseraError.invalidData(op: failure.op, reason: "matrix \(first) of the batch is \(failure.reason)")
+                throw TesseraError.invalidData(
+                    op: failure.op, reason: "matrix \(first) of the batch is \(failure.reason)")
             }
         }
         return out

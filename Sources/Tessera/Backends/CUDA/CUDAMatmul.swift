@@ -24,8 +24,9 @@ extension CUDAGeometry {
     }
 
     static func gemm(m: Int, n: Int, batches: Int) -> Launch {
-        Launch(grid: (blocks(n, per: gemmTile), blocks(m, per: gemmTile), min(max(1, batches), maxGridY)),
-               block: (gemmTile, gemmTile, 1))
+        Launch(
+            grid: (blocks(n, per: gemmTile), blocks(m, per: gemmTile), min(max(1, batches), maxGridY)),
+            block: (gemmTile, gemmTile, 1))
     }
 }
 
@@ -39,14 +40,16 @@ extension CUDADispatch {
         let batchShape = Array(shape.prefix(nd - 2))
         let batches = batchShape.reduce(1, *)
         let batch = StridedLayout.collapse(
-            shape: batchShape, strides: [Array(a.strides.prefix(nd - 2)), Array(b.strides.prefix(nd - 2))], linear: false)
+            shape: batchShape, strides: [Array(a.strides.prefix(nd - 2)), Array(b.strides.prefix(nd - 2))],
+            linear: false)
         guard batch.rank <= StridedLayout.maxRank else { return nil }
         let out = ArrayView.allocate(shape: shape, dtype: dtype)
         guard out.count > 0 else { return out }
 
         if m == 1 || n == 1 {
             // gemv: y[z, j] = sum_k v[k] A[k, j]
-            let (v, A, vs, ak, aj, J) = m == 1
+            let (v, A, vs, ak, aj, J) =
+                m == 1
                 ? (a, b, a.strides[nd - 1], b.strides[nd - 2], b.strides[nd - 1], n)
                 : (b, a, b.strides[nd - 2], a.strides[nd - 1], a.strides[nd - 2], m)
             let dot = ak == 1 || aj != 1
@@ -66,22 +69,29 @@ extension CUDADispatch {
 
         if k > 0, context.cublasLt != nil {
             var (a2, b2) = (a, b)
-            if LtMatrix.transposedView(rows: m, cols: k, rowStride: a.strides[nd - 2], colStride: a.strides[nd - 1]) == nil {
+            if LtMatrix.transposedView(rows: m, cols: k, rowStride: a.strides[nd - 2], colStride: a.strides[nd - 1])
+                == nil
+            {
                 guard let copy = try contiguousCopy(a) else { return nil }
                 a2 = copy
             }
-            if LtMatrix.transposedView(rows: k, cols: n, rowStride: b.strides[nd - 2], colStride: b.strides[nd - 1]) == nil {
+            if LtMatrix.transposedView(rows: k, cols: n, rowStride: b.strides[nd - 2], colStride: b.strides[nd - 1])
+                == nil
+            {
                 guard let copy = try contiguousCopy(b) else { return nil }
                 b2 = copy
             }
             if let plan = LtPlan.make(aShape: a2.shape, aStrides: a2.strides, bStrides: b2.strides, n: n),
-               try cublasLtMatmul(a2, b2, out, plan: plan) {
+                try cublasLtMatmul(a2, b2, out, plan: plan)
+            {
                 return out
             }
         }
 
         let launch = CUDAGeometry.gemm(m: m, n: n, batches: batches)
-        guard launch.grid.1 <= CUDAGeometry.maxGridY, let name = CUDAKernelNames.matmul(.gemm, dtype) else { return nil }
+        guard launch.grid.1 <= CUDAGeometry.maxGridY, let name = CUDAKernelNames.matmul(.gemm, dtype) else {
+            return nil
+        }
         let args = KernelArguments()
         args.addPointer(try inputPointer(a))
         args.addPointer(try inputPointer(b))

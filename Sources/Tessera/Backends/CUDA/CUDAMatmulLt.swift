@@ -91,8 +91,11 @@ struct LtPlan: Equatable {
     static func make(aShape: [Int], aStrides: [Int], bStrides: [Int], n: Int) -> LtPlan? {
         let nd = aShape.count
         let m = aShape[nd - 2], k = aShape[nd - 1]
-        guard let second = LtMatrix.transposedView(rows: m, cols: k, rowStride: aStrides[nd - 2], colStride: aStrides[nd - 1]),
-              let first = LtMatrix.transposedView(rows: k, cols: n, rowStride: bStrides[nd - 2], colStride: bStrides[nd - 1])
+        guard
+            let second = LtMatrix.transposedView(
+                rows: m, cols: k, rowStride: aStrides[nd - 2], colStride: aStrides[nd - 1]),
+            let first = LtMatrix.transposedView(
+                rows: k, cols: n, rowStride: bStrides[nd - 2], colStride: bStrides[nd - 1])
         else { return nil }
         let output = LtMatrix(rows: n, cols: m, ld: max(n, 1), transposed: false)
         let batchShape = Array(aShape.prefix(nd - 2))
@@ -101,8 +104,9 @@ struct LtPlan: Equatable {
             shape: batchShape, strides: [Array(aStrides.prefix(nd - 2)), Array(bStrides.prefix(nd - 2)), cStrides],
             linear: false)
         guard let inner = layout.shape.last else {
-            return LtPlan(first: first, second: second, output: output, batchCount: 1, batchStrides: (0, 0, 0),
-                          outerOffsets: [(0, 0, 0)])
+            return LtPlan(
+                first: first, second: second, output: output, batchCount: 1, batchStrides: (0, 0, 0),
+                outerOffsets: [(0, 0, 0)])
         }
         guard layout.strides.allSatisfy({ $0.allSatisfy { $0 >= 0 } }) else { return nil }
         let r = layout.rank - 1
@@ -121,8 +125,9 @@ struct LtPlan: Equatable {
             }
             outer.append(o)
         }
-        return LtPlan(first: first, second: second, output: output, batchCount: inner, batchStrides: strides,
-                      outerOffsets: outer)
+        return LtPlan(
+            first: first, second: second, output: output, batchCount: inner, batchStrides: strides,
+            outerOffsets: outer)
     }
 }
 
@@ -140,15 +145,17 @@ final class CuBLASLtAPI: @unchecked Sendable {
     let preferenceCreate: @convention(c) (UnsafeMutablePointer<Handle?>) -> Status
     let preferenceDestroy: @convention(c) (Handle?) -> Status
     let preferenceSetAttribute: @convention(c) (Handle?, Int32, UnsafeRawPointer?, Int) -> Status
-    let algoGetHeuristic: @convention(c) (
-        Handle?, Handle?, Handle?, Handle?, Handle?, Handle?, Handle?, Int32, UnsafeMutableRawPointer?,
-        UnsafeMutablePointer<Int32>?
-    ) -> Status
-    let matmul: @convention(c) (
-        Handle?, Handle?, UnsafeRawPointer?, UnsafeRawPointer?, Handle?, UnsafeRawPointer?, Handle?,
-        UnsafeRawPointer?, UnsafeRawPointer?, Handle?, UnsafeMutableRawPointer?, Handle?, UnsafeRawPointer?,
-        UnsafeMutableRawPointer?, Int, CUhandle?
-    ) -> Status
+    let algoGetHeuristic:
+        @convention(c) (
+            Handle?, Handle?, Handle?, Handle?, Handle?, Handle?, Handle?, Int32, UnsafeMutableRawPointer?,
+            UnsafeMutablePointer<Int32>?
+        ) -> Status
+    let matmul:
+        @convention(c) (
+            Handle?, Handle?, UnsafeRawPointer?, UnsafeRawPointer?, Handle?, UnsafeRawPointer?, Handle?,
+            UnsafeRawPointer?, UnsafeRawPointer?, Handle?, UnsafeMutableRawPointer?, Handle?, UnsafeRawPointer?,
+            UnsafeMutableRawPointer?, Int, CUhandle?
+        ) -> Status
     let handle: Handle?
 
     init(_ library: DynamicLibrary) throws {
@@ -220,9 +227,11 @@ extension CUDADispatch {
             handles.append((l, api.layoutDestroy))
             if plan.batchCount > 1 {
                 var count = Int32(plan.batchCount), stride = Int64(batchStride)
-                try CuBLASLtAPI.check(api.layoutSetAttribute(l, C.layoutBatchCount, &count, 4), "cublasLtMatrixLayoutSetAttribute")
                 try CuBLASLtAPI.check(
-                    api.layoutSetAttribute(l, C.layoutStridedBatchOffset, &stride, 8), "cublasLtMatrixLayoutSetAttribute")
+                    api.layoutSetAttribute(l, C.layoutBatchCount, &count, 4), "cublasLtMatrixLayoutSetAttribute")
+                try CuBLASLtAPI.check(
+                    api.layoutSetAttribute(l, C.layoutStridedBatchOffset, &stride, 8),
+                    "cublasLtMatrixLayoutSetAttribute")
             }
             return l
         }
@@ -236,7 +245,9 @@ extension CUDADispatch {
         let size = c.dtype.size
         var alignment = UInt(bitPattern: pc)
         for o in plan.outerOffsets {
-            alignment |= UInt(bitPattern: pa + o.a * size) | UInt(bitPattern: pb + o.b * size) | UInt(bitPattern: pc + o.c * size)
+            alignment |=
+                UInt(bitPattern: pa + o.a * size) | UInt(bitPattern: pb + o.b * size)
+                | UInt(bitPattern: pc + o.c * size)
         }
         if plan.batchCount > 1 {
             for s in [plan.batchStrides.a, plan.batchStrides.b, plan.batchStrides.c] { alignment |= UInt(s * size) }
@@ -250,8 +261,9 @@ extension CUDADispatch {
             "cublasLtMatmulPreferenceSetAttribute")
         var align = pointerAlignment(alignment)
         for attribute in [C.prefMinAlignmentA, C.prefMinAlignmentB, C.prefMinAlignmentC, C.prefMinAlignmentD] {
-            try CuBLASLtAPI.check(api.preferenceSetAttribute(preference, attribute, &align, 4),
-                                  "cublasLtMatmulPreferenceSetAttribute")
+            try CuBLASLtAPI.check(
+                api.preferenceSetAttribute(preference, attribute, &align, 4),
+                "cublasLtMatmulPreferenceSetAttribute")
         }
         let result = UnsafeMutableRawPointer.allocate(byteCount: C.heuristicResultBytes, alignment: 8)
         defer { result.deallocate() }
@@ -265,8 +277,9 @@ extension CUDADispatch {
         for o in plan.outerOffsets {
             let out = UnsafeMutableRawPointer(mutating: pc + o.c * size)
             try CuBLASLtAPI.check(
-                api.matmul(api.handle, desc, &alpha, pb + o.b * size, la, pa + o.a * size, lb, &beta, out, lc, out, lc,
-                           result, UnsafeMutableRawPointer(mutating: pw), C.workspaceBytes, cudaStream),
+                api.matmul(
+                    api.handle, desc, &alpha, pb + o.b * size, la, pa + o.a * size, lb, &beta, out, lc, out, lc,
+                    result, UnsafeMutableRawPointer(mutating: pw), C.workspaceBytes, cudaStream),
                 "cublasLtMatmul")
         }
         return true

@@ -22,20 +22,31 @@ extension CUDAGeometry {
     static let qmmTile = 32  // QMM_TILE
 
     /// Quantized products: qmv (transposed: a warp per column; else a thread per column) for M <= 8, else qmm tiles.
-    static func quantizedMatmul(m: Int, n: Int, batches: Int, transposed: Bool) -> (CUDAKernelNames.QuantizedKernel, Launch) {
+    static func quantizedMatmul(m: Int, n: Int, batches: Int, transposed: Bool) -> (
+        CUDAKernelNames.QuantizedKernel, Launch
+    ) {
         if m <= qmvMaxM {
             let kernel: CUDAKernelNames.QuantizedKernel = transposed ? .qmvt : .qmv
-            return (kernel, Launch(grid: (blocks(n, per: transposed ? 8 : 256), min(max(1, batches), maxGridY), 1),
-                                   block: (256, 1, 1)))
+            return (
+                kernel,
+                Launch(
+                    grid: (blocks(n, per: transposed ? 8 : 256), min(max(1, batches), maxGridY), 1),
+                    block: (256, 1, 1))
+            )
         }
-        return (.qmm, Launch(grid: (blocks(n, per: qmmTile), blocks(m, per: qmmTile), min(max(1, batches), maxGridY)),
-                             block: (qmmTile, 8, 1)))
+        return (
+            .qmm,
+            Launch(
+                grid: (blocks(n, per: qmmTile), blocks(m, per: qmmTile), min(max(1, batches), maxGridY)),
+                block: (qmmTile, 8, 1))
+        )
     }
 }
 
 extension CUDADispatch {
     func quantizeParameters(_ w: ArrayView, shape: [Int], groupSize: Int, bits: Int) throws -> ArrayView? {
-        guard let name = CUDAKernelNames.quantized(.params, w.dtype), let w = try innerContiguous(w, axes: w.shape.count)
+        guard let name = CUDAKernelNames.quantized(.params, w.dtype),
+            let w = try innerContiguous(w, axes: w.shape.count)
         else { return nil }
         let out = ArrayView.allocate(shape: shape, dtype: .float32)
         let groups = w.count / groupSize
@@ -50,10 +61,13 @@ extension CUDADispatch {
         return out
     }
 
-    func quantizePack(_ w: ArrayView, _ parameters: ArrayView, shape: [Int], groupSize: Int, bits: Int) throws -> ArrayView? {
+    func quantizePack(_ w: ArrayView, _ parameters: ArrayView, shape: [Int], groupSize: Int, bits: Int) throws
+        -> ArrayView?
+    {
         guard parameters.dtype == .float32, let name = CUDAKernelNames.quantized(.pack, w.dtype),
-              let w = try innerContiguous(w, axes: w.shape.count),
-              let p = try innerContiguous(parameters, axes: parameters.shape.count) else { return nil }
+            let w = try innerContiguous(w, axes: w.shape.count),
+            let p = try innerContiguous(parameters, axes: parameters.shape.count)
+        else { return nil }
         let out = ArrayView.allocate(shape: shape, dtype: .uint32)
         guard out.count > 0 else { return out }
         let args = KernelArguments()
@@ -70,7 +84,8 @@ extension CUDADispatch {
 
     func dequantize(_ inputs: [ArrayView], shape: [Int], dtype: DType, groupSize: Int, bits: Int) throws -> ArrayView? {
         guard inputs[0].dtype == .uint32, inputs[1].dtype == dtype, inputs[2].dtype == dtype,
-              let name = CUDAKernelNames.quantized(.dequant, dtype) else { return nil }
+            let name = CUDAKernelNames.quantized(.dequant, dtype)
+        else { return nil }
         var ops: [ArrayView] = []
         for view in inputs.prefix(3) {
             guard let c = try innerContiguous(view, axes: view.shape.count) else { return nil }
@@ -103,7 +118,8 @@ extension CUDADispatch {
             inputs[i] = wide
         }
         guard inputs[0].dtype == dtype, inputs[1].dtype == .uint32, inputs[2].dtype == dtype, inputs[3].dtype == dtype,
-              CUDAKernelNames.floatSuffix(dtype) != nil, bits >= 1, bits <= 8 else { return nil }
+            CUDAKernelNames.floatSuffix(dtype) != nil, bits >= 1, bits <= 8
+        else { return nil }
         var ops: [ArrayView] = []
         for view in inputs.prefix(4) {
             guard let c = try innerContiguous(view, axes: gather ? view.shape.count : 2) else { return nil }
@@ -119,7 +135,9 @@ extension CUDADispatch {
         var batch = StridedLayout(shape: [], strides: [[], [], [], []])
         if gather {
             for view in inputs[4...5] {
-                guard view.dtype == .uint32, let c = try innerContiguous(view, axes: view.shape.count) else { return nil }
+                guard view.dtype == .uint32, let c = try innerContiguous(view, axes: view.shape.count) else {
+                    return nil
+                }
                 indices.append(c)
             }
             try checkGatherIndices(indices[0], indices[1], xBatches: ops[0].shape[0], wBatches: ops[1].shape[0])

@@ -66,7 +66,8 @@ extension CUDADispatch {
 
     func argReduce(_ op: ArgReduceOp, axis: Int, _ x: ArrayView, shape: [Int]) throws -> ArrayView? {
         guard let name = CUDAKernelNames.argReduce(op, input: x.dtype),
-              let layout = RowLayout(shape: x.shape, strides: x.strides, axis: axis) else { return nil }
+            let layout = RowLayout(shape: x.shape, strides: x.strides, axis: axis)
+        else { return nil }
         let out = ArrayView.allocate(shape: shape, dtype: .uint32)
         guard out.count > 0 else { return out }
         let args = KernelArguments()

@@ -29,7 +29,9 @@ extension CUDAGeometry {
 }
 
 extension CUDADispatch {
-    func scan(_ op: ScanOp, _ x: ArrayView, axis: Int, reverse: Bool, inclusive: Bool, dtype: DType) throws -> ArrayView? {
+    func scan(_ op: ScanOp, _ x: ArrayView, axis: Int, reverse: Bool, inclusive: Bool, dtype: DType) throws
+        -> ArrayView?
+    {
         guard x.dtype == dtype else { return nil }
         let out = ArrayView.allocate(shape: x.shape, dtype: dtype)
         let n = x.shape[axis]
@@ -37,7 +39,8 @@ extension CUDADispatch {
         let rowCount = out.count / n
         let block = CUDAGeometry.scanUsesBlock(rowLength: n, rows: rowCount, multiprocessors: device.multiprocessors)
         guard let name = CUDAKernelNames.scan(op, dtype, block: block),
-              let rows = StridedLayout.rows(shape: x.shape, axis: axis, strides: [x.strides, out.strides]) else { return nil }
+            let rows = StridedLayout.rows(shape: x.shape, axis: axis, strides: [x.strides, out.strides])
+        else { return nil }
         let args = KernelArguments()
         args.addPointer(try inputPointer(x))
         args.addPointer(try outputPointer(out))

@@ -6,7 +6,7 @@
 extension CUDAKernelNames {
     static let sortTypes: [DType: String] = [
         .float32: "f32", .float16: "f16", .bfloat16: "bf16", .int32: "i32", .uint32: "u32", .int16: "i16",
-        .uint16: "u16", .int8: "i8", .uint8: "u8", .bool: "b8",
+        .uint16: "u16", .int8: "i8", .uint8: "u8", .bool: "b8"
     ]
 
     static func sortBlock(_ dtype: DType) -> String? { sortTypes[dtype].map { "sort_block_\($0)" } }
@@ -59,18 +59,22 @@ extension CUDADispatch {
         case .argSort, .argPartition: wantsIndices = true
         }
         guard let blockName = CUDAKernelNames.sortBlock(x.dtype), let emitName = CUDAKernelNames.sortEmit(x.dtype),
-              dtype == (wantsIndices ? .uint32 : x.dtype) else { return nil }
+            dtype == (wantsIndices ? .uint32 : x.dtype)
+        else { return nil }
         let out = ArrayView.allocate(shape: shape, dtype: dtype)
         let n = x.shape[axis]
         guard out.count > 0, n > 0 else { return out }
-        guard n < Int(UInt32.max), let rows = StridedLayout.rows(shape: x.shape, axis: axis, strides: [x.strides, out.strides])
+        guard n < Int(UInt32.max),
+            let rows = StridedLayout.rows(shape: x.shape, axis: axis, strides: [x.strides, out.strides])
         else { return nil }
         let rowCount = out.count / n
         let plan = CUDAGeometry.sort(rowLength: n)
         var scratch: [ArrayView] = []
         if plan.chunks > 1 {
-            scratch = [ArrayView.allocate(shape: [rowCount * n], dtype: .uint64),
-                       ArrayView.allocate(shape: [rowCount * n], dtype: .uint64)]
+            scratch = [
+                ArrayView.allocate(shape: [rowCount * n], dtype: .uint64),
+                ArrayView.allocate(shape: [rowCount * n], dtype: .uint64)
+            ]
         }
         let input = try inputPointer(x), output = try outputPointer(out)
         func addRows(_ args: KernelArguments, output: Bool = true, input: Bool = true) {
@@ -91,8 +95,9 @@ extension CUDADispatch {
         block.add(int32: plan.pow2)
         block.add(int32: wantsIndices ? 1 : 0)
         addRows(block)
-        try launch(blockName, grid: (plan.chunks, min(rowCount, CUDAGeometry.maxGridY), 1), block: (plan.threads, 1, 1),
-                   sharedBytes: plan.sharedBytes, block)
+        try launch(
+            blockName, grid: (plan.chunks, min(rowCount, CUDAGeometry.maxGridY), 1), block: (plan.threads, 1, 1),
+            sharedBytes: plan.sharedBytes, block)
         guard plan.chunks > 1 else { return out }
         var width = CUDAGeometry.sortChunk
         for _ in 0..<plan.mergePasses {

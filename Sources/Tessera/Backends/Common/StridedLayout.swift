@@ -24,7 +24,8 @@ struct StridedLayout: Equatable {
         var outStrides: [[Int]] = strides.map { _ in [] }
         for axis in shape.indices where shape[axis] != 1 {
             if let last = outShape.last,
-               strides.indices.allSatisfy({ outStrides[$0].last! == strides[$0][axis] * shape[axis] }) {
+                strides.indices.allSatisfy({ outStrides[$0].last! == strides[$0][axis] * shape[axis] })
+            {
                 outShape[outShape.count - 1] = last * shape[axis]
                 for k in strides.indices { outStrides[k][outStrides[k].count - 1] = strides[k][axis] }
             } else {

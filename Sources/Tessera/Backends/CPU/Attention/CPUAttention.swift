@@ -116,7 +116,8 @@ enum AttentionKernels {
                 }
                 for job in 0..<jobs {
                     let head = args(job)
-                    tk_attention_merge(rows, dv, parts, outs + job * parts * rows * dv, stats + job * parts * rows * 2, head.out)
+                    tk_attention_merge(
+                        rows, dv, parts, outs + job * parts * rows * dv, stats + job * parts * rows * 2, head.out)
                 }
             } else {
                 ThreadPool.shared.parallelFor(jobs) { index in

@@ -4,9 +4,9 @@
 // integer division by zero gives 0 instead of trapping.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 struct BinaryKernel: KindVisitor {

@@ -3,9 +3,9 @@
 // predicates; float32 for abs/real/imag of complex64).
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 struct UnaryKernel: KindVisitor {
@@ -175,7 +175,8 @@ func complexFunction(_ op: UnaryOp) -> ((ComplexD) -> ComplexD)? {
             let m = z.magnitude
             return m == 0 ? Z(0, 0) : Z(z.re / m, z.im / m)
         }
-    case .reciprocal: return { z in
+    case .reciprocal:
+        return { z in
             let d = z.re * z.re + z.im * z.im
             return Z(z.re / d, -z.im / d)
         }
@@ -187,7 +188,9 @@ func complexFunction(_ op: UnaryOp) -> ((ComplexD) -> ComplexD)? {
             let m = z.magnitude
             let r = ((m + Swift.abs(z.re)) / 2).squareRoot()
             if r == 0 { return Z(0, z.im) }
-            return z.re >= 0 ? Z(r, z.im / (2 * r)) : Z(Swift.abs(z.im) / (2 * r), z.im < 0 || (z.im == 0 && z.im.sign == .minus) ? -r : r)
+            return z.re >= 0
+                ? Z(r, z.im / (2 * r))
+                : Z(Swift.abs(z.im) / (2 * r), z.im < 0 || (z.im == 0 && z.im.sign == .minus) ? -r : r)
         }
     case .sin: return { Z(Glibc.sin($0.re) * Glibc.cosh($0.im), Glibc.cos($0.re) * Glibc.sinh($0.im)) }
     case .cos: return { Z(Glibc.cos($0.re) * Glibc.cosh($0.im), -Glibc.sin($0.re) * Glibc.sinh($0.im)) }

@@ -5,9 +5,9 @@
 // the element type once at the end.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Calls `body(row, offset)` for each row along the last axis of `view`
@@ -197,7 +197,8 @@ struct FastKernel: KindVisitor {
                             score = dot * sc
                         }
                         if let mask {
-                            let at = b * mask.strides[0] + h * mask.strides[1] + i * mask.strides[2] + j * mask.strides[3]
+                            let at =
+                                b * mask.strides[0] + h * mask.strides[1] + i * mask.strides[2] + j * mask.strides[3]
                             if let boolMask, !boolMask[at] { score = -.infinity }
                             if let addMask { score += addMask[at].math }
                         }

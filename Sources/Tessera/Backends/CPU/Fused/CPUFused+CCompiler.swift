@@ -6,11 +6,10 @@
 // renamed, so concurrent processes never load half a file), and loads it
 // with dlopen. Loaded kernels are kept for the life of the process.
 
-
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 enum CCompiler {
@@ -34,16 +33,16 @@ enum CCompiler {
         // No errno and no trapping: sqrt inlines, and selects between two
         // computed values (tanh, sigmoid) vectorise; results do not change.
         var flags = [
-            "-O3", "-std=gnu11", "-shared", "-fPIC", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off", "-w",
+            "-O3", "-std=gnu11", "-shared", "-fPIC", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off", "-w"
         ]
         let features = cpuFeatures()
         #if arch(x86_64)
-        if features.contains("avx512f") && features.contains("avx512vl") && features.contains("avx512bw") {
-            flags += ["-mavx512f", "-mavx512vl", "-mavx512bw", "-mavx512dq", "-mprefer-vector-width=512"]
-        }
-        if features.contains("avx2") { flags.append("-mavx2") }
-        if features.contains("fma") { flags.append("-mfma") }
-        if features.contains("f16c") { flags.append("-mf16c") }
+            if features.contains("avx512f") && features.contains("avx512vl") && features.contains("avx512bw") {
+                flags += ["-mavx512f", "-mavx512vl", "-mavx512bw", "-mavx512dq", "-mprefer-vector-width=512"]
+            }
+            if features.contains("avx2") { flags.append("-mavx2") }
+            if features.contains("fma") { flags.append("-mfma") }
+            if features.contains("f16c") { flags.append("-mf16c") }
         #endif
         return flags
     }()
@@ -112,7 +111,9 @@ enum CCompiler {
     }
 
     /// Compiles to a temporary file beside `path`, then renames it into place.
-    private static func build(source: String, compiler: String, into path: String, directory: String, key: String) throws {
+    private static func build(source: String, compiler: String, into path: String, directory: String, key: String)
+        throws
+    {
         let tmp = "\(directory)/.\(key).\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
         try writeTextFile(tmp + ".c", source)
         defer {

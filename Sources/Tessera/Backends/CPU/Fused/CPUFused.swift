@@ -14,20 +14,22 @@
 import Dispatch
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The two entry points of a loaded fused kernel.
 struct CPUFusedFunction: @unchecked Sendable {
-    typealias Contiguous = @convention(c) (
-        Int64, Int64, UnsafePointer<UnsafeRawPointer?>, UnsafePointer<UnsafeMutableRawPointer?>
-    ) -> Void
-    typealias Strided = @convention(c) (
-        Int64, Int64, Int64, UnsafePointer<Int64>, UnsafePointer<Int64>, UnsafePointer<UnsafeRawPointer?>,
-        UnsafePointer<UnsafeMutableRawPointer?>
-    ) -> Void
+    typealias Contiguous =
+        @convention(c) (
+            Int64, Int64, UnsafePointer<UnsafeRawPointer?>, UnsafePointer<UnsafeMutableRawPointer?>
+        ) -> Void
+    typealias Strided =
+        @convention(c) (
+            Int64, Int64, Int64, UnsafePointer<Int64>, UnsafePointer<Int64>, UnsafePointer<UnsafeRawPointer?>,
+            UnsafePointer<UnsafeMutableRawPointer?>
+        ) -> Void
     let contiguous: Contiguous
     let strided: Strided
 }
@@ -78,7 +80,8 @@ enum FusedKernels {
             }
         }
         for j in 0..<k { s += "    \(outType)* restrict o\(j) = (\(outType)*)out[\(j)];\n" }
-        s += "    TK_IVDEP for (int64_t i = begin; i < end; ++i) \(storeAll(gen, k: k, args: args, index: { "o\($0)[i]" }))\n"
+        s +=
+            "    TK_IVDEP for (int64_t i = begin; i < end; ++i) \(storeAll(gen, k: k, args: args, index: { "o\($0)[i]" }))\n"
         s += "}\n\n"
 
         // Strided: rows of the collapsed shape; the inner loop has a unit-stride
@@ -107,9 +110,11 @@ enum FusedKernels {
         s += "        }\n"
         let loads = (0..<n).map { gen.load(program.inputDTypes[$0], "p\($0)[o\($0) + j * s\($0)]") }
         s += "        if (s\(n) == 1) {\n"
-        s += "            TK_IVDEP for (int64_t j = 0; j < n; ++j) \(storeAll(gen, k: k, args: loads, index: { "q\($0)[o\(n) + j]" }))\n"
+        s +=
+            "            TK_IVDEP for (int64_t j = 0; j < n; ++j) \(storeAll(gen, k: k, args: loads, index: { "q\($0)[o\(n) + j]" }))\n"
         s += "        } else {\n"
-        s += "            TK_IVDEP for (int64_t j = 0; j < n; ++j) \(storeAll(gen, k: k, args: loads, index: { "q\($0)[o\(n) + j * s\(n)]" }))\n"
+        s +=
+            "            TK_IVDEP for (int64_t j = 0; j < n; ++j) \(storeAll(gen, k: k, args: loads, index: { "q\($0)[o\(n) + j * s\(n)]" }))\n"
         s += "        }\n"
         s += "    }\n}\n"
         return s
@@ -189,36 +194,41 @@ enum FusedKernels {
         }
         let threads = min(ProcessInfoLite.activeProcessorCount, max(1, count / grain))
         pointers.withUnsafeBufferPointer { ins in
-          outs.withUnsafeBufferPointer { outPointers in
-            let inBase = ins.baseAddress ?? UnsafePointer(bitPattern: 8)!
-            let out = outPointers.baseAddress!
-            if isContiguous {
-                let chunk = (count + threads - 1) / threads
-                parallelFor(threads) { t in
-                    let begin = t * chunk, end = min(count, begin + chunk)
-                    if begin < end { f.contiguous(Int64(begin), Int64(end), inBase, out) }
+            outs.withUnsafeBufferPointer { outPointers in
+                let inBase = ins.baseAddress ?? UnsafePointer(bitPattern: 8)!
+                let out = outPointers.baseAddress!
+                if isContiguous {
+                    let chunk = (count + threads - 1) / threads
+                    parallelFor(threads) { t in
+                        let begin = t * chunk, end = min(count, begin + chunk)
+                        if begin < end { f.contiguous(Int64(begin), Int64(end), inBase, out) }
+                    }
+                    return
                 }
-                return
-            }
-            // Broadcast each input's strides to the output shape, then collapse.
-            let strides = inputs.map { ShapeKernels.broadcastStrides($0, to: elementShape) } + [contiguousStrides(elementShape)]
-            let it = StridedIteration(shape: elementShape, strides: strides)
-            guard !it.isEmpty else { return }
-            let dims = it.shape.map(Int64.init)
-            let flat = it.strides.flatMap { $0.map(Int64.init) }
-            let rows = it.shape.dropLast().reduce(1, *)
-            let rowThreads = min(threads, rows)
-            let chunk = (rows + rowThreads - 1) / rowThreads
-            dims.withUnsafeBufferPointer { d in
-                flat.withUnsafeBufferPointer { st in
-                    let dp = d.baseAddress!, sp = st.baseAddress!
-                    parallelFor(rowThreads) { t in
-                        let begin = t * chunk, end = min(rows, begin + chunk)
-                        if begin < end { f.strided(Int64(begin), Int64(end), Int64(dims.count), dp, sp, inBase, out) }
+                // Broadcast each input's strides to the output shape, then collapse.
+                let strides =
+                    inputs.map { ShapeKernels.broadcastStrides($0, to: elementShape) } + [
+                        contiguousStrides(elementShape)
+                    ]
+                let it = StridedIteration(shape: elementShape, strides: strides)
+                guard !it.isEmpty else { return }
+                let dims = it.shape.map(Int64.init)
+                let flat = it.strides.flatMap { $0.map(Int64.init) }
+                let rows = it.shape.dropLast().reduce(1, *)
+                let rowThreads = min(threads, rows)
+                let chunk = (rows + rowThreads - 1) / rowThreads
+                dims.withUnsafeBufferPointer { d in
+                    flat.withUnsafeBufferPointer { st in
+                        let dp = d.baseAddress!, sp = st.baseAddress!
+                        parallelFor(rowThreads) { t in
+                            let begin = t * chunk, end = min(rows, begin + chunk)
+                            if begin < end {
+                                f.strided(Int64(begin), Int64(end), Int64(dims.count), dp, sp, inBase, out)
+                            }
+                        }
                     }
                 }
             }
-          }
         }
         return output
     }

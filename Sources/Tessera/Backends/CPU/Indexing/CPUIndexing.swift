@@ -134,8 +134,10 @@ struct ScatterKernel: KindVisitor {
         case .add: try scatter(T.self) { T(math: $0.math + $1.math) }
         case .prod: try scatter(T.self) { T(math: $0.math * $1.math) }
         // NaN propagates, as in maximum/minimum.
-        case .max: try scatter(T.self) { $0.math.isNaN || $1.math.isNaN ? T(math: .nan) : ($1.math > $0.math ? $1 : $0) }
-        case .min: try scatter(T.self) { $0.math.isNaN || $1.math.isNaN ? T(math: .nan) : ($1.math < $0.math ? $1 : $0) }
+        case .max:
+            try scatter(T.self) { $0.math.isNaN || $1.math.isNaN ? T(math: .nan) : ($1.math > $0.math ? $1 : $0) }
+        case .min:
+            try scatter(T.self) { $0.math.isNaN || $1.math.isNaN ? T(math: .nan) : ($1.math < $0.math ? $1 : $0) }
         }
     }
 

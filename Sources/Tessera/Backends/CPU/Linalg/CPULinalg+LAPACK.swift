@@ -5,9 +5,9 @@
 // are 32-bit (LP64 builds), character arguments carry gfortran's hidden lengths.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 typealias LInt = Int32
@@ -23,7 +23,8 @@ struct LAPACK: @unchecked Sendable {
     typealias Potrf = @convention(c) (Chr, IntP, DblM, IntP, IntM, Int) -> Void
     typealias Geqrf = @convention(c) (IntP, IntP, DblM, IntP, DblM, DblM, IntP, IntM) -> Void
     typealias Orgqr = @convention(c) (IntP, IntP, IntP, DblM, IntP, DblM, DblM, IntP, IntM) -> Void
-    typealias Gesdd = @convention(c) (Chr, IntP, IntP, DblM, IntP, DblM, DblM, IntP, DblM, IntP, DblM, IntP, IntM, IntM, Int) -> Void
+    typealias Gesdd =
+        @convention(c) (Chr, IntP, IntP, DblM, IntP, DblM, DblM, IntP, DblM, IntP, DblM, IntP, IntM, IntM, Int) -> Void
     typealias Syev = @convention(c) (Chr, Chr, IntP, DblM, IntP, DblM, DblM, IntP, IntM, Int, Int) -> Void
 
     let library: String
@@ -65,7 +66,8 @@ struct LAPACK: @unchecked Sendable {
             dlclose(handle)
         }
         return .failure(
-            .libraryUnavailable("LAPACK is needed for linear algebra but \(reasons.joined(separator: "; ")); \(installHint)"))
+            .libraryUnavailable(
+                "LAPACK is needed for linear algebra but \(reasons.joined(separator: "; ")); \(installHint)"))
     }
 
     /// The process-wide LAPACK, opened on first use.

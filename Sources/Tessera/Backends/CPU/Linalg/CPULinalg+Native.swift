@@ -18,9 +18,9 @@
 // parallel in CPULinalg instead.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 enum NativeLinalg {
@@ -355,7 +355,8 @@ enum NativeLinalg {
 
     /// Householder reduction of the symmetric `a` (both triangles filled) to
     /// tridiagonal form T = Qᵀ A Q: diagonal `d`, sub-diagonal `e[1...]`; `a` becomes Q.
-    private static func tridiagonalise(_ a: UnsafeMutablePointer<Double>, n: Int, d: inout [Double], e: inout [Double]) {
+    private static func tridiagonalise(_ a: UnsafeMutablePointer<Double>, n: Int, d: inout [Double], e: inout [Double])
+    {
         // Reflector k annihilates column k below its sub-diagonal; a[(k+1)..., k] keeps its vector.
         var taus = [Double](repeating: 0, count: n)
         var p = [Double](repeating: 0, count: n)
@@ -437,7 +438,8 @@ enum NativeLinalg {
                 if m == l { break }
                 iterations += 1
                 if iterations > 60 {
-                    throw TesseraError.invalidData(op: "eigh", reason: "the QL iteration did not converge (non-finite input?)")
+                    throw TesseraError.invalidData(
+                        op: "eigh", reason: "the QL iteration did not converge (non-finite input?)")
                 }
                 var g = (d[l + 1] - d[l]) / (2 * e[l])
                 var r = hypot(g, 1)

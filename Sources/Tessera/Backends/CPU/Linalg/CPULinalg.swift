@@ -108,7 +108,9 @@ enum LinalgKernels {
             let batch = item.batch
             switch primitive {
             case .inverse:
-                let inverse = try lapack.map { try $0.inverse(buf, n: n, batch: batch) } ?? native.inverse(buf, n: n, batch: batch)
+                let inverse =
+                    try lapack.map { try $0.inverse(buf, n: n, batch: batch) }
+                    ?? native.inverse(buf, n: n, batch: batch)
                 store(inverse, ld: n, rows: n, cols: n, into: o)
             case .solve:
                 let rhs = b.shape[nd - 1]
@@ -124,7 +126,9 @@ enum LinalgKernels {
                 store(factor, ld: n, rows: n, cols: n, into: o) { i, j in upper ? i <= j : i >= j }
             case .qr(let part):
                 let k = Swift.min(m, n)
-                let factors = try lapack.map { try $0.qr(buf, m: m, n: n, formQ: part == 0) } ?? native.qr(buf, m: m, n: n, formQ: part == 0)
+                let factors =
+                    try lapack.map { try $0.qr(buf, m: m, n: n, formQ: part == 0) }
+                    ?? native.qr(buf, m: m, n: n, formQ: part == 0)
                 if part == 1 {
                     store(factors, ld: m, rows: k, cols: n, into: o) { i, j in i <= j }
                 } else {
@@ -171,7 +175,9 @@ enum LinalgKernels {
             var lu = a, x = b
             var pivots = [Int](repeating: 0, count: Swift.max(n, 1))
             let regular = lu.withUnsafeMutableBufferPointer { l in
-                pivots.withUnsafeMutableBufferPointer { NativeLinalg.luFactor(l.baseAddress!, n: n, pivots: $0.baseAddress!) }
+                pivots.withUnsafeMutableBufferPointer {
+                    NativeLinalg.luFactor(l.baseAddress!, n: n, pivots: $0.baseAddress!)
+                }
             }
             if !regular { throw fail("solve", "matrix \(batch) of the batch is singular") }
             x.withUnsafeMutableBufferPointer { xp in

@@ -28,7 +28,8 @@ extension GEMM {
         let parallel = m * n * k >= bf16ParallelWork && pool.threadCount > 1
         if parallel && blocks > 1 {
             pool.parallelRanges(blocks, grain: 1) { r in
-                tk_gemm_bf16_pack_x(A.dtype, A.pointer, A.rowStride, A.colStride, m, k, r.lowerBound, r.upperBound, packed)
+                tk_gemm_bf16_pack_x(
+                    A.dtype, A.pointer, A.rowStride, A.colStride, m, k, r.lowerBound, r.upperBound, packed)
             }
         } else {
             tk_gemm_bf16_pack_x(A.dtype, A.pointer, A.rowStride, A.colStride, m, k, 0, blocks, packed)

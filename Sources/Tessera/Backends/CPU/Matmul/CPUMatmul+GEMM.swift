@@ -133,12 +133,15 @@ enum GEMM {
         let work = m * n * max(k, 1)
         let pool = ThreadPool.shared
         if work < parallelWork || pool.threadCount == 1 {
-            tk_gemm(m, n, k, A.dtype, A.pointer, A.rowStride, A.colStride, B.dtype, B.pointer, B.rowStride, B.colStride, 0, C, ldc)
+            tk_gemm(
+                m, n, k, A.dtype, A.pointer, A.rowStride, A.colStride, B.dtype, B.pointer, B.rowStride, B.colStride, 0,
+                C, ldc)
         } else if n >= m {
             pool.parallelRanges(n, grain: 64, align: 32) { r in
                 tk_gemm(
                     m, r.count, k, A.dtype, A.pointer, A.rowStride, A.colStride,
-                    B.dtype, B.pointer + r.lowerBound * B.colStride * B.size, B.rowStride, B.colStride, 0, C + r.lowerBound,
+                    B.dtype, B.pointer + r.lowerBound * B.colStride * B.size, B.rowStride, B.colStride, 0,
+                    C + r.lowerBound,
                     ldc)
             }
         } else {
@@ -162,10 +165,22 @@ enum GEMM {
         let rowsAlongK: Bool  // form 0: W's rows run along k (dot products); form 1: along the output (axpy)
         if n == 1 {  // y[i] = Σ_k A[i, k] B[k, 0]
             (matrix, vector, vectorStride, count) = (A, B, B.rowStride, m)
-            if A.colStride == 1 || k == 1 { rowsAlongK = true } else if A.rowStride == 1 { rowsAlongK = false } else { return false }
+            if A.colStride == 1 || k == 1 {
+                rowsAlongK = true
+            } else if A.rowStride == 1 {
+                rowsAlongK = false
+            } else {
+                return false
+            }
         } else {  // y[j] = Σ_k A[0, k] B[k, j]
             (matrix, vector, vectorStride, count) = (B, A, A.colStride, n)
-            if B.rowStride == 1 || k == 1 { rowsAlongK = true } else if B.colStride == 1 { rowsAlongK = false } else { return false }
+            if B.rowStride == 1 || k == 1 {
+                rowsAlongK = true
+            } else if B.colStride == 1 {
+                rowsAlongK = false
+            } else {
+                return false
+            }
         }
         // Row stride of W: along k (form 0) the other axis's stride, and vice versa.
         let ldw: Int
@@ -197,7 +212,8 @@ enum GEMM {
             // Form 0 splits W's rows; form 1 its columns (whole vectors of 64 floats each).
             ThreadPool.shared.parallelRanges(count, grain: rowsAlongK ? 16 : 256, align: rowsAlongK ? 4 : 64) { r in
                 let offset = rowsAlongK ? r.lowerBound * ldw : r.lowerBound
-                tk_gemv(form, matrix.dtype, matrix.pointer + offset * matrix.size, ldw, xs, k, C + r.lowerBound, r.count)
+                tk_gemv(
+                    form, matrix.dtype, matrix.pointer + offset * matrix.size, ldw, xs, k, C + r.lowerBound, r.count)
             }
         }
         return true

@@ -46,7 +46,8 @@ extension QuantizedKernels {
         precondition(
             wq.shape[1] * 32 == k * bits && scales.shape == [n, k / groupSize] && biases.shape == scales.shape
                 && k % groupSize == 0,
-            "[quantizedMatmul] shapes do not fit: x \(x.shape), wq \(wq.shape), scales \(scales.shape), bits \(bits), group \(groupSize)")
+            "[quantizedMatmul] shapes do not fit: x \(x.shape), wq \(wq.shape), scales \(scales.shape), bits \(bits), group \(groupSize)"
+        )
         // A view's offset counts elements of its dtype (a slice of rows of x starts past the buffer's start).
         let bytes = { (v: ArrayView) in UnsafeRawPointer(try v.buffer.hostPointer()) + v.offset * v.dtype.size }
         let px = try bytes(x)
@@ -130,7 +131,8 @@ extension QuantizedKernels {
             defer { scratch.deallocate() }
             if tk_qmv_prepare(dt, px, m, k, group, b, scratch) != 0 {
                 pool.parallelFor(chunks) { c in
-                    tk_qmv_prepared(dt, sdt, scratch, pw, ps, pb, po, m, n, k, group, b, c * rows, min(n, (c + 1) * rows))
+                    tk_qmv_prepared(
+                        dt, sdt, scratch, pw, ps, pb, po, m, n, k, group, b, c * rows, min(n, (c + 1) * rows))
                 }
                 return
             }
@@ -209,7 +211,9 @@ extension QuantizedKernels {
         }
         let pool = ThreadPool.shared
         if m <= qmvMaxRows {
-            qmv(dt, sdt, x: px, wq: pw, scales: ps, biases: pb, out: po, m: m, n: n, k: k, groupSize: groupSize, bits: bits)
+            qmv(
+                dt, sdt, x: px, wq: pw, scales: ps, biases: pb, out: po, m: m, n: n, k: k, groupSize: groupSize,
+                bits: bits)
             return
         }
         if dt == Int32(TK_F32), bits == 4, let xBytes = integerPrefillBytes,
@@ -243,8 +247,10 @@ extension QuantizedKernels {
                                 sdt, pw, ps, pb, w + r.lowerBound * k, k, Int32(groupSize), Int32(bits),
                                 n0 + r.lowerBound, n0 + r.upperBound)
                         }
-                        let A = GEMM.Operand(pointer: UnsafeRawPointer(xs), rows: m, cols: k, rowStride: k, colStride: 1)
-                        let B = GEMM.Operand(pointer: UnsafeRawPointer(w), rows: k, cols: nb, rowStride: 1, colStride: k)
+                        let A = GEMM.Operand(
+                            pointer: UnsafeRawPointer(xs), rows: m, cols: k, rowStride: k, colStride: 1)
+                        let B = GEMM.Operand(
+                            pointer: UnsafeRawPointer(w), rows: k, cols: nb, rowStride: 1, colStride: k)
                         if GEMM.blasForGEMM {
                             pool.stopSpinning()  // OpenBLAS's threads take the cores
                             tk_blas_sgemm(0, 1, m, nb, k, 1, xs, k, w, k, 0, out + n0, n)
@@ -291,7 +297,8 @@ extension QuantizedKernels {
         pool.parallelFor((n + 31) / 32) { p in
             let scratch = UnsafeMutableRawPointer.allocate(byteCount: panelBytes, alignment: 64)
             defer { scratch.deallocate() }
-            _ = tk_qgemm4(sdt, prepared, wq, scales, biases, out, m, n, k, group, xb, p * 32, min(n, p * 32 + 32), scratch)
+            _ = tk_qgemm4(
+                sdt, prepared, wq, scales, biases, out, m, n, k, group, xb, p * 32, min(n, p * 32 + 32), scratch)
         }
         return true
     }

@@ -125,7 +125,8 @@ enum QuantizedKernels {
     ) {
         if transpose, let dt = SIMDKernels.code(T.self), fastMatmulSupports(bits: bits, groupSize: groupSize) {
             fastMatmul(
-                dt, dt, x: UnsafeRawPointer(x), wq: w, scales: UnsafeRawPointer(scales), biases: UnsafeRawPointer(biases),
+                dt, dt, x: UnsafeRawPointer(x), wq: w, scales: UnsafeRawPointer(scales),
+                biases: UnsafeRawPointer(biases),
                 out: UnsafeMutableRawPointer(out), m: m, n: n, k: k, groupSize: groupSize, bits: bits)
             return
         }

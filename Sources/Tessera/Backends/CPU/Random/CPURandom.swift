@@ -5,9 +5,9 @@
 // the same functions).
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 enum Threefry {
@@ -35,7 +35,8 @@ enum Threefry {
     static func words(key: (UInt32, UInt32), count: Int, into out: UnsafeMutablePointer<UInt32>) {
         let half = count / 2, odd = count % 2
         for j in 0..<half {
-            let (a, b) = hash(key: key, counter: (UInt32(truncatingIfNeeded: j), UInt32(truncatingIfNeeded: j + half + odd)))
+            let (a, b) = hash(
+                key: key, counter: (UInt32(truncatingIfNeeded: j), UInt32(truncatingIfNeeded: j + half + odd)))
             out[j] = a
             out[j + half + odd] = b
         }
@@ -77,7 +78,7 @@ enum MLXMath {
         var p: Float = 1.535336188319500e-4
         for c: Float in [
             1.339887440266574e-3, 9.618437357674640e-3, 5.550332471162809e-2, 2.402264791363012e-1,
-            6.931472028550421e-1, 1,
+            6.931472028550421e-1, 1
         ] {
             p = c.addingProduct(p, f)
         }
@@ -103,12 +104,12 @@ enum MLXMath {
         if Swift.abs(t) > 6.125 {
             coefficients = [
                 3.03697567e-10, 2.93243101e-8, 1.22150334e-6, 2.84108955e-5, 3.93552968e-4, 3.02698812e-3,
-                4.83185798e-3, -2.64646143e-1, 8.40016484e-1,
+                4.83185798e-3, -2.64646143e-1, 8.40016484e-1
             ]
         } else {
             coefficients = [
                 5.43877832e-9, 1.43285448e-7, 1.22774793e-6, 1.12963626e-7, -5.61530760e-5, -1.47697632e-4,
-                2.31468678e-3, 1.15392581e-2, -2.32015476e-1, 8.86226892e-1,
+                2.31468678e-3, 1.15392581e-2, -2.32015476e-1, 8.86226892e-1
             ]
         }
         var p = coefficients[0]

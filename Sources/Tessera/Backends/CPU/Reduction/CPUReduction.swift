@@ -45,7 +45,9 @@ struct ReductionLayout {
 
     /// Folds the reduced block starting at `base` of `p` with `f`.
     @inline(__always)
-    static func fold<T, A>(_ p: UnsafePointer<T>, _ it: StridedIteration, _ base: Int, _ initial: A, _ f: (A, T) -> A) -> A {
+    static func fold<T, A>(_ p: UnsafePointer<T>, _ it: StridedIteration, _ base: Int, _ initial: A, _ f: (A, T) -> A)
+        -> A
+    {
         var acc = initial
         let n = it.rowLength, s = it.innerStride(0)
         it.forEachRow { o in
@@ -112,10 +114,12 @@ struct ReduceKernel: KindVisitor {
         case .sum: try reduce(T.self, 0.0, { $0 + Double($1.math) }, { T(math: T.Math($0)) })
         case .prod: try reduce(T.self, 1.0, { $0 * Double($1.math) }, { T(math: T.Math($0)) })
         case .max:
-            try reduce(T.self, -T.Math.infinity, { acc, x in acc.isNaN || x.math.isNaN ? .nan : Swift.max(acc, x.math) },
+            try reduce(
+                T.self, -T.Math.infinity, { acc, x in acc.isNaN || x.math.isNaN ? .nan : Swift.max(acc, x.math) },
                 { T(math: $0) })
         case .min:
-            try reduce(T.self, T.Math.infinity, { acc, x in acc.isNaN || x.math.isNaN ? .nan : Swift.min(acc, x.math) },
+            try reduce(
+                T.self, T.Math.infinity, { acc, x in acc.isNaN || x.math.isNaN ? .nan : Swift.min(acc, x.math) },
                 { T(math: $0) })
         case .all, .any: break
         }
@@ -126,7 +130,8 @@ struct ReduceKernel: KindVisitor {
         if try logical(C.self, { $0 != C(0, 0) }) { return }
         switch op {
         case .sum:
-            try reduce(C.self, ComplexD(0, 0), { ComplexD($0.re + Double($1.real), $0.im + Double($1.imaginary)) },
+            try reduce(
+                C.self, ComplexD(0, 0), { ComplexD($0.re + Double($1.real), $0.im + Double($1.imaginary)) },
                 { $0.complex64 })
         case .prod: try reduce(C.self, ComplexD(1, 0), { $0 * ComplexD($1) }, { $0.complex64 })
         default: unsupported(op.rawValue, .complex64)

@@ -12,9 +12,9 @@
 // threads spin the same way between the ops of a graph).
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 import CTesseraKernels
 import Synchronization
@@ -101,11 +101,13 @@ final class ThreadPool: @unchecked Sendable {
     private func startWorker() {
         let box = Unmanaged.passRetained(self).toOpaque()
         var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { arg in
-            let pool = Unmanaged<ThreadPool>.fromOpaque(arg!).takeRetainedValue()
-            pool.workerLoop()
-            return nil
-        }, box)
+        let rc = pthread_create(
+            &thread, nil,
+            { arg in
+                let pool = Unmanaged<ThreadPool>.fromOpaque(arg!).takeRetainedValue()
+                pool.workerLoop()
+                return nil
+            }, box)
         precondition(rc == 0, "[ThreadPool] pthread_create failed: \(rc)")
         pthread_detach(thread)
     }

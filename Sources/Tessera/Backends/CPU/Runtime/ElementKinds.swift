@@ -3,9 +3,9 @@
 // into a call of a generic function specialised for the matching Swift type.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Float and Double: the two types floating-point kernels compute in.

@@ -56,21 +56,28 @@ struct ScanKernel: KindVisitor {
         case .sum: try scan(T.self, 0.0, { $0 + Double($1.math) }, finish)
         case .prod: try scan(T.self, 1.0, { $0 * Double($1.math) }, finish)
         case .max:
-            try scan(T.self, -Double.infinity, { acc, x in
-                let v = Double(x.math)
-                return acc.isNaN || v.isNaN ? .nan : Swift.max(acc, v)
-            }, finish)
+            try scan(
+                T.self, -Double.infinity,
+                { acc, x in
+                    let v = Double(x.math)
+                    return acc.isNaN || v.isNaN ? .nan : Swift.max(acc, v)
+                }, finish)
         case .min:
-            try scan(T.self, Double.infinity, { acc, x in
-                let v = Double(x.math)
-                return acc.isNaN || v.isNaN ? .nan : Swift.min(acc, v)
-            }, finish)
+            try scan(
+                T.self, Double.infinity,
+                { acc, x in
+                    let v = Double(x.math)
+                    return acc.isNaN || v.isNaN ? .nan : Swift.min(acc, v)
+                }, finish)
         }
     }
 
     func visitComplex() throws {
         switch op {
-        case .sum: try scan(Complex64.self, ComplexD(0, 0), { ComplexD($0.re + Double($1.real), $0.im + Double($1.imaginary)) }, { $0.complex64 })
+        case .sum:
+            try scan(
+                Complex64.self, ComplexD(0, 0), { ComplexD($0.re + Double($1.real), $0.im + Double($1.imaginary)) },
+                { $0.complex64 })
         case .prod: try scan(Complex64.self, ComplexD(1, 0), { $0 * ComplexD($1) }, { $0.complex64 })
         case .max, .min: unsupported("cum\(op.rawValue)", .complex64)
         }

@@ -81,7 +81,8 @@ package enum CUDABackend {
             // One GPU per rank of a host (Distributed/RankDevice.swift); device 0 otherwise.
             let ordinal = try RankDevice.ordinal(environment: processEnvironment(), deviceCount: Int(count))
             let device = try CUDADevice(driver: driver, ordinal: ordinal)
-            guard device.computeCapability.major >= 7 && device.architecture != "sm_70" && device.architecture != "sm_72"
+            guard
+                device.computeCapability.major >= 7 && device.architecture != "sm_70" && device.architecture != "sm_72"
             else {
                 probe.reason = "\(device.name) is \(device.architecture); Tessera's CUDA kernels need sm_75 or newer"
                 return probe

@@ -33,8 +33,10 @@ package final class CUDADevice: @unchecked Sendable {
             try driver.check(driver.cuDeviceGetAttribute(&v, a, device), "cuDeviceGetAttribute")
             return Int(v)
         }
-        computeCapability = (try attribute(CUDAAttribute.computeCapabilityMajor),
-                             try attribute(CUDAAttribute.computeCapabilityMinor))
+        computeCapability = (
+            try attribute(CUDAAttribute.computeCapabilityMajor),
+            try attribute(CUDAAttribute.computeCapabilityMinor)
+        )
         multiprocessors = try attribute(CUDAAttribute.multiprocessorCount)
         var total = 0
         try driver.check(driver.cuDeviceTotalMem(&total, device), "cuDeviceTotalMem")

@@ -35,10 +35,11 @@ final class CUDADriver: @unchecked Sendable {
     let cuEventSynchronize: @convention(c) (CUhandle?) -> CUresult
     let cuModuleLoadData: @convention(c) (Out<CUhandle?>, UnsafeRawPointer?) -> CUresult
     let cuModuleGetFunction: @convention(c) (Out<CUhandle?>, CUhandle?, UnsafePointer<CChar>) -> CUresult
-    let cuLaunchKernel: @convention(c) (
-        CUhandle?, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, CUhandle?,
-        UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?
-    ) -> CUresult
+    let cuLaunchKernel:
+        @convention(c) (
+            CUhandle?, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, CUhandle?,
+            UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+        ) -> CUresult
     let cuGetErrorString: @convention(c) (CUresult, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> CUresult
 
     init(_ library: DynamicLibrary) throws {

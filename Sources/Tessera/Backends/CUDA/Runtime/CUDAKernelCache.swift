@@ -7,15 +7,17 @@
 // ~/.cache/tessera/cuda.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 enum KernelCacheKey {
     /// "binary-<SHA-256 of the source and headers>-sm_90-nvrtc12.9": names the CUBIN file on disk.
-    static func make(file: String, source: String, headers: [String: String], architecture: String,
-                     nvrtcVersion: String) -> String {
+    static func make(
+        file: String, source: String, headers: [String: String], architecture: String,
+        nvrtcVersion: String
+    ) -> String {
         let hash = sha256Hex(headers.keys.sorted().reduce([source]) { $0 + [$1, headers[$1] ?? ""] })
         let stem = file.hasSuffix(".cu") ? String(file.dropLast(3)) : file
         return "\(stem)-\(hash)-\(architecture)-nvrtc\(nvrtcVersion)"
@@ -64,21 +66,25 @@ final class CUDAKernelCache: @unchecked Sendable {
             throw TesseraError.deviceError("no embedded kernel file \(file)")
         }
         let environment = processEnvironment()
-        let key = KernelCacheKey.make(file: file, source: source, headers: KernelFiles.headers,
-                                      architecture: device.architecture, nvrtcVersion: nvrtc.version)
+        let key = KernelCacheKey.make(
+            file: file, source: source, headers: KernelFiles.headers,
+            architecture: device.architecture, nvrtcVersion: nvrtc.version)
         let directory = KernelCacheKey.directory(environment: environment)
         let path = "\(directory)/\(key).cubin"
         var cubin = readWholeFile(path)
         if cubin == nil {
-            cubin = try nvrtc.compile(source: source, name: file, headers: KernelFiles.headers,
-                                      architecture: device.architecture).cubin
+            cubin = try nvrtc.compile(
+                source: source, name: file, headers: KernelFiles.headers,
+                architecture: device.architecture
+            ).cubin
             try? makeDirectories(directory)  // CCompiler's; a failure only loses the disk cache
             try? writeAtomically(path) { append in try cubin!.withUnsafeBytes { try append($0) } }
         }
         try device.makeCurrent()
         var module: CUhandle?
         try cubin!.withUnsafeBytes {
-            try device.driver.check(device.driver.cuModuleLoadData(&module, $0.baseAddress), "cuModuleLoadData(\(file))")
+            try device.driver.check(
+                device.driver.cuModuleLoadData(&module, $0.baseAddress), "cuModuleLoadData(\(file))")
         }
         modules[file] = module
         return module

@@ -10,9 +10,9 @@
 //      ldconfig): the only place libcuda comes from without the variable.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// One library opened with `dlopen`, closed never (symbols stay valid).
@@ -142,7 +142,7 @@ enum PythonSitePackages {
         return [
             "/usr/local/lib/python3*/dist-packages", "/usr/local/lib/python3*/site-packages",
             "/usr/lib/python3/dist-packages", "\(home)/.local/lib/python3*/site-packages",
-            "\(home)/.pyenv/versions/*/lib/python3*/site-packages", "/opt/conda/lib/python3*/site-packages",
+            "\(home)/.pyenv/versions/*/lib/python3*/site-packages", "/opt/conda/lib/python3*/site-packages"
         ]
     }
 

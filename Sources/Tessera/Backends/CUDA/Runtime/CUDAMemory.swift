@@ -6,9 +6,9 @@
 // that stream's kernels; both wait for their stream before returning.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 final class CUDAMemory: DeviceMemory, @unchecked Sendable {
@@ -71,8 +71,10 @@ final class CUDAMemory: DeviceMemory, @unchecked Sendable {
                 let n = min(Self.stagingBytes, bytes - offset), slot = chunk % 2
                 try driver.check(driver.cuEventSynchronize(done[slot]), "cuEventSynchronize")
                 buffers[slot].copyMemory(from: host + offset, byteCount: n)
-                try driver.check(driver.cuMemcpyHtoDAsync(
-                    CUdeviceptr(UInt(bitPattern: deviceAddress + offset)), buffers[slot], n, stream), "cuMemcpyHtoDAsync")
+                try driver.check(
+                    driver.cuMemcpyHtoDAsync(
+                        CUdeviceptr(UInt(bitPattern: deviceAddress + offset)), buffers[slot], n, stream),
+                    "cuMemcpyHtoDAsync")
                 try driver.check(driver.cuEventRecord(done[slot], stream), "cuEventRecord")
                 offset += n
                 chunk += 1
@@ -89,8 +91,10 @@ final class CUDAMemory: DeviceMemory, @unchecked Sendable {
             func enqueue() throws {
                 guard offset < bytes else { return }
                 let n = min(Self.stagingBytes, bytes - offset), slot = chunk % 2
-                try driver.check(driver.cuMemcpyDtoHAsync(
-                    buffers[slot], CUdeviceptr(UInt(bitPattern: deviceAddress + offset)), n, stream), "cuMemcpyDtoHAsync")
+                try driver.check(
+                    driver.cuMemcpyDtoHAsync(
+                        buffers[slot], CUdeviceptr(UInt(bitPattern: deviceAddress + offset)), n, stream),
+                    "cuMemcpyDtoHAsync")
                 try driver.check(driver.cuEventRecord(done[slot], stream), "cuEventRecord")
                 pending.append((offset, n, slot))
                 offset += n

@@ -9,10 +9,11 @@ final class NVRTC: @unchecked Sendable {
     let library: DynamicLibrary
     let nvrtcVersion: @convention(c) (UnsafeMutablePointer<Int32>, UnsafeMutablePointer<Int32>) -> Int32
     let nvrtcGetErrorString: @convention(c) (Int32) -> UnsafePointer<CChar>?
-    let nvrtcCreateProgram: @convention(c) (
-        UnsafeMutablePointer<Program?>, UnsafePointer<CChar>, UnsafePointer<CChar>?, Int32,
-        UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<UnsafePointer<CChar>?>?
-    ) -> Int32
+    let nvrtcCreateProgram:
+        @convention(c) (
+            UnsafeMutablePointer<Program?>, UnsafePointer<CChar>, UnsafePointer<CChar>?, Int32,
+            UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<UnsafePointer<CChar>?>?
+        ) -> Int32
     let nvrtcDestroyProgram: @convention(c) (UnsafeMutablePointer<Program?>) -> Int32
     let nvrtcCompileProgram: @convention(c) (Program?, Int32, UnsafePointer<UnsafePointer<CChar>?>?) -> Int32
     let nvrtcGetCUBINSize: @convention(c) (Program?, UnsafeMutablePointer<Int>) -> Int32
@@ -38,7 +39,8 @@ final class NVRTC: @unchecked Sendable {
     var version: String {
         typealias EmulatorVersion = @convention(c) () -> UnsafePointer<CChar>?
         if let emulator = try? library.function("tessera_emu_nvrtc_version", as: EmulatorVersion.self),
-           let text = emulator() {
+            let text = emulator()
+        {
             return String(cString: text)
         }
         var major: Int32 = 0, minor: Int32 = 0
@@ -66,7 +68,8 @@ final class NVRTC: @unchecked Sendable {
         source: String, name: String, headers: [String: String], architecture: String, verbose: Bool = false
     ) throws -> Output {
         let headerNames = headers.keys.sorted()
-        let cStrings = ([source, name] + headerNames.map { headers[$0]! } + headerNames
+        let cStrings =
+            ([source, name] + headerNames.map { headers[$0]! } + headerNames
             + Self.options(architecture: architecture, verbose: verbose)).map { strdup($0)! }
         defer { cStrings.forEach { free($0) } }
         let h = headerNames.count
@@ -75,8 +78,9 @@ final class NVRTC: @unchecked Sendable {
         let options = cStrings[(2 + 2 * h)...].map { UnsafePointer($0) as UnsafePointer<CChar>? }
 
         var program: Program?
-        try check(nvrtcCreateProgram(&program, cStrings[0], cStrings[1], Int32(h), sources, includeNames),
-                  "nvrtcCreateProgram")
+        try check(
+            nvrtcCreateProgram(&program, cStrings[0], cStrings[1], Int32(h), sources, includeNames),
+            "nvrtcCreateProgram")
         defer { _ = nvrtcDestroyProgram(&program) }
         let status = nvrtcCompileProgram(program, Int32(options.count), options)
         var logSize = 0
@@ -102,7 +106,7 @@ final class NVRTC: @unchecked Sendable {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
