@@ -167,18 +167,22 @@ let package = Package(
         // One rank of the multi-process distributed tests (started by TesseraNNTests/DistributedTests).
         .executableTarget(
             name: "tessera-dist-worker",
-            dependencies: ["Tessera", "TesseraNN", "TesseraOptimizers"],
+            dependencies: ["Tessera", "TesseraNN", "TesseraOptimizers", "TesseraTestSupport"],
             path: "Tests/DistributedWorker",
             exclude: ["netns-ring.sh"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(
             name: "TesseraTests",
-            dependencies: ["Tessera", "CTesseraKernels", "TesseraSelfTest", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "Tessera", "CTesseraKernels", "TesseraSelfTest", "TesseraTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Tests/TesseraTests",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
-        // Fixture loading shared by the NN and optimizer tests (no XCTest in it).
+        // The fixture layer every test suite shares: loading, the per-dtype tolerance
+        // table, comparison (no XCTest in it).
         .target(
             name: "TesseraTestSupport",
             dependencies: ["Tessera"],

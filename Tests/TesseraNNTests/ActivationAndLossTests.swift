@@ -19,7 +19,7 @@ final class ActivationAndLossTests: XCTestCase {
     }
 
     func testActivationsAgainstTorch() throws {
-        let cases = try loadFixtureCases("nn/activations.json")
+        let cases = try loadFixtureCases("nn/activations.json", layout: .keyed)
         XCTAssertEqual(cases.count, 16)
         for c in cases {
             guard let f = Self.functions[c.name] else {
@@ -51,7 +51,7 @@ final class ActivationAndLossTests: XCTestCase {
     }
 
     func testLossesAgainstTorch() throws {
-        let cases = try loadFixtureCases("nn/losses.json")
+        let cases = try loadFixtureCases("nn/losses.json", layout: .keyed)
         XCTAssertEqual(cases.count, 43)
         for c in cases {
             let cfg = FixtureCase(c.dictionary("config")!)

@@ -20,7 +20,7 @@ final class LayerFixtureTests: XCTestCase {
     ]
 
     func testLayersAgainstTorch() throws {
-        let cases = try loadFixtureCases("nn/layers.json")
+        let cases = try loadFixtureCases("nn/layers.json", layout: .keyed)
         XCTAssertEqual(cases.count, 48)
         for c in cases {
             try check(c)

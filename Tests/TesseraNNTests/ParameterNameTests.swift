@@ -32,7 +32,7 @@ final class ParameterNameTests: XCTestCase {
     }
 
     func testKeysShapesAndTrainableSetsMatchMLX() throws {
-        let cases = try loadFixtureCases("nn/mlx_parameter_names.json")
+        let cases = try loadFixtureCases("nn/mlx_parameter_names.json", layout: .keyed)
         XCTAssertEqual(cases.count, 14)
         for c in cases {
             guard let m = Self.model(c.name) else {

@@ -2,6 +2,7 @@
 // composed ops; key ranges merge to the whole attention.
 
 import CTesseraKernels
+import TesseraTestSupport
 import XCTest
 
 @testable import Tessera

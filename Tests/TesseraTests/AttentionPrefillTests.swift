@@ -4,6 +4,7 @@
 // instruction-set variant this CPU runs.
 
 import CTesseraKernels
+import TesseraTestSupport
 import XCTest
 
 @testable import Tessera

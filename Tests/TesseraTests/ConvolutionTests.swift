@@ -1,5 +1,6 @@
 // Convolutions (1-3D, strides, padding, dilation, groups) against torch fixtures.
 
+import TesseraTestSupport
 import XCTest
 
 @testable import Tessera

@@ -1,5 +1,6 @@
 // einsum against numpy; batched matmul computes every batch.
 
+import TesseraTestSupport
 import XCTest
 
 @testable import Tessera

@@ -1,6 +1,7 @@
 // The fast ops (softmax, norms, rope, attention) against references and unfused
 // ops, on views and offsets, with grad and vmap.
 
+import TesseraTestSupport
 import XCTest
 
 @testable import Tessera

@@ -2,6 +2,7 @@
 // missing files all give typed errors, never a crash.
 
 import Foundation
+import TesseraTestSupport
 import XCTest
 
 @testable import Tessera

@@ -1,6 +1,7 @@
 // safetensors, npy/npz and GGUF against what the Python packages wrote and read.
 
 import Foundation
+import TesseraTestSupport
 import XCTest
 
 @testable import Tessera

@@ -1,5 +1,6 @@
 // Indexing and subscript assignment against numpy; .at accumulation; clamping; gather/scatter primitives.
 
+import TesseraTestSupport
 import XCTest
 
 @testable import Tessera

@@ -1,5 +1,6 @@
 // Layout ops (reshape, transpose, pad, tile, ...) against numpy fixtures.
 
+import TesseraTestSupport
 import XCTest
 
 @testable import Tessera

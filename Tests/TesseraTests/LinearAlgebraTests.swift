@@ -2,6 +2,7 @@
 // singular input throws; the disable switch leaves libraries unloaded.
 
 import Foundation
+import TesseraTestSupport
 import XCTest
 
 @testable import Tessera

@@ -4,6 +4,7 @@
 // input is 0, logAddExp of infinities, sign(NaN), softmax rows holding +inf.
 // Tolerance: the shared float32 row (rtol 1e-5, atol 1e-6); infinities exact, NaN matches NaN.
 
+import TesseraTestSupport
 import XCTest
 
 @testable import Tessera

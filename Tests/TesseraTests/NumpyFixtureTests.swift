@@ -5,6 +5,7 @@
 // behind a crash).
 
 import Foundation
+import TesseraTestSupport
 import XCTest
 
 @testable import Tessera

@@ -1,6 +1,7 @@
 // dtype promotion, weak scalars and printing, against MLX.
 
 import Foundation
+import TesseraTestSupport
 import XCTest
 
 @testable import Tessera

@@ -2,6 +2,7 @@
 // dequantized matmul (batched, shared, half scales); bad gather indices throw.
 
 import CTesseraKernels
+import TesseraTestSupport
 import XCTest
 
 @testable import Tessera

@@ -1,5 +1,6 @@
 import CTesseraKernels
 import Foundation
+import TesseraTestSupport
 import XCTest
 
 @testable import Tessera

@@ -1,5 +1,6 @@
 // Random bits equal MLX's; implicit keys differ under concurrency; sampler ranges.
 
+import TesseraTestSupport
 import XCTest
 
 @testable import Tessera

@@ -1,5 +1,6 @@
 // Scans (cumsum/cumprod/cummax/cummin) against numpy fixtures.
 
+import TesseraTestSupport
 import XCTest
 
 @testable import Tessera

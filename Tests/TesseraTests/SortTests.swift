@@ -1,5 +1,6 @@
 // sort/argsort/partition against numpy fixtures.
 
+import TesseraTestSupport
 import XCTest
 
 @testable import Tessera
