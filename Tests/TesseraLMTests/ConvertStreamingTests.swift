@@ -4,7 +4,8 @@
 // tensor whole (TESSERA_CONVERT_BLOCK=0), for GGUF, dense-folder and
 // quantized-folder inputs, quantized and dense outputs. And the streamed
 // safetensors writer's pieces: written in order, refused when they do not
-// make the planned tensor.
+// make the planned tensor. And each mapped input tensor's pages returned to
+// the kernel once it is converted, the values still readable.
 
 import Foundation
 import Tessera
@@ -108,5 +109,82 @@ final class ConvertStreamingTests: XCTestCase {
             }
             XCTAssertFalse(FileManager.default.fileExists(atPath: path))
         }
+    }
+
+    /// The resident bytes of this process's mappings of `path` (/proc/self/smaps' Rss), or nil off Linux.
+    func residentBytes(ofMappingsOf path: String) -> Int? {
+        // Read to the end (a /proc file's size is 0, so a sized read gets nothing).
+        guard let data = FileHandle(forReadingAtPath: "/proc/self/smaps")?.readDataToEndOfFile(), !data.isEmpty
+        else { return nil }
+        let text = String(decoding: data, as: UTF8.self)
+        var total = 0, inside = false
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            if let first = fields.first, first.contains("-"), !first.hasSuffix(":") {
+                // By file name: the mapping line shows the path with symbolic links resolved.
+                inside = line.hasSuffix("/" + (path.split(separator: "/").last.map(String.init) ?? path))
+            } else if inside, fields.first == "Rss:", fields.count >= 2, let kb = Int(fields[1]) {
+                total += kb * 1024
+            }
+        }
+        return total
+    }
+
+    /// A tensor viewing a mapped safetensors file: its pages leave the resident
+    /// set when released, and reading it again gives the same values (the file's
+    /// bytes faulted back in). A computed tensor and a lazy one release nothing.
+    func testMappedPagesAreReleasedAndStayReadable() throws {
+        let values = (0..<(256 * 1024)).map { Float($0 % 1009) - 500 }  // 1 MiB
+        let path = output() + ".safetensors"
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
+        try Safetensors.save(["w": Tensor(values, shape: [256, 1024])], to: path)
+        let w = try XCTUnwrap(Safetensors.load(path).tensors["w"])
+        XCTAssertEqual(w.toArray(Float.self), values)
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let before = try XCTUnwrap(residentBytes(ofMappingsOf: path), "no /proc/self/smaps")
+        XCTAssertGreaterThanOrEqual(before, values.count * 4 - 2 * page)
+        let released = w.releaseMappedPages()
+        XCTAssertGreaterThanOrEqual(released, values.count * 4 - 2 * page)
+        XCTAssertEqual(released % page, 0)
+        let after = try XCTUnwrap(residentBytes(ofMappingsOf: path))
+        XCTAssertLessThanOrEqual(after, before - released + page, "before \(before), released \(released)")
+        XCTAssertEqual(w.toArray(Float.self), values)
+        let computed = w * 2
+        XCTAssertEqual(computed.releaseMappedPages(), 0)  // lazy: nothing to release
+        try checkedEval([computed])
+        XCTAssertEqual(computed.releaseMappedPages(), 0)  // computed: not a mapping
+    }
+
+    /// The plan releases each input once it is no longer read: a quantized
+    /// layer's weight once its blocks are computed, a tensor written as it is
+    /// only after the writer has written it; each exactly once.
+    func testThePlanReleasesEachInputOnceConverted() throws {
+        var events: [String] = []
+        func source(_ name: String, _ shape: [Int]) -> ConversionSource {
+            let t = Tensor((0..<shape.reduce(1, *)).map { Float($0 % 7) - 3 }, shape: shape)
+            return ConversionSource(
+                shape: shape, dtype: .float32, make: { t }, open: { { rows in t[rows] } },
+                release: { events.append("release " + name) })
+        }
+        let plan = ConversionPlan(
+            quantizing: [
+                "a.weight": source("a.weight", [4, 64]), "b.weight": source("b.weight", [4, 64]),
+                "norm.weight": source("norm.weight", [64])
+            ], groupSize: 32, bits: { _ in 4 })
+        let path = output() + ".safetensors"
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
+        try Safetensors.save(
+            plan: plan.entries, to: path, produce: plan.produce,
+            written: { entry, _ in
+                events.append("written " + entry.name)
+                plan.written(entry)
+            })
+        XCTAssertEqual(
+            events,
+            [
+                "release a.weight", "written a.biases", "written a.scales", "written a.weight",
+                "release b.weight", "written b.biases", "written b.scales", "written b.weight",
+                "written norm.weight", "release norm.weight"
+            ])
     }
 }

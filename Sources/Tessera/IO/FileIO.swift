@@ -156,6 +156,18 @@ func removeStaleTemporaries(of path: String) {
 }
 
 extension Tensor {
+    /// For an evaluated tensor that views a memory-mapped file in place (as
+    /// `Safetensors.load`, `NPY.load` and a GGUF's float tensors give): returns
+    /// the whole pages of its buffer to the kernel, so a big input read once
+    /// (a conversion's) does not stay resident to the end. The values stay
+    /// readable (the file's bytes are faulted back in when touched), so this
+    /// only changes memory use. Returns the bytes released: 0 for a tensor that
+    /// views no mapping (computed, copied, or not evaluated yet).
+    @discardableResult
+    public func releaseMappedPages() -> Int {
+        node.data?.buffer.releaseMappedPages() ?? 0
+    }
+
     /// A tensor over `count * dtype.size` bytes at `pointer`, viewing them in
     /// place when aligned (the buffer keeps `owner` alive), else copying.
     static func viewing(

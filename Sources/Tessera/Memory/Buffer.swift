@@ -82,6 +82,27 @@ final class Buffer: @unchecked Sendable {
         }
     }
 
+    /// For a buffer over a memory-mapped file (``MappedFile``, a private
+    /// mapping): returns the whole pages inside it to the kernel
+    /// (madvise MADV_DONTNEED), so they leave the process's resident set; a
+    /// later read faults the file's bytes back in. Pages shared with the
+    /// neighbouring bytes are kept. Values written into the mapping (a donated
+    /// buffer) would be lost, so only for data that is read and finished with.
+    /// Returns the bytes released (0 for any other buffer).
+    func releaseMappedPages() -> Int {
+        lock.withLock {
+            guard externalOwner is MappedFile, let host, byteCount > 0 else { return 0 }
+            let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+            guard page > 0 else { return 0 }
+            let base = Int(bitPattern: host.pointer)
+            let start = (base + page - 1) / page * page, end = (base + byteCount) / page * page
+            guard end > start, let p = UnsafeMutableRawPointer(bitPattern: start),
+                madvise(p, end - start, Int32(MADV_DONTNEED)) == 0
+            else { return 0 }
+            return end - start
+        }
+    }
+
     var isHostValid: Bool { lock.withLock { hostValid } }
     var isDeviceValid: Bool { lock.withLock { deviceValid } }
 

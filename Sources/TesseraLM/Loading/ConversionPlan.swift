@@ -73,14 +73,19 @@ struct ConversionSource {
     /// Reads what the rows are made from (once) and gives a function from a
     /// range of rows to those rows' values, equal to the same rows of `make()`.
     let open: () throws -> (Range<Int>) -> Tensor
+    /// Called once the tensor is converted and written: returns the pages of
+    /// the mapped input it was read from to the kernel (see
+    /// `Tensor.releaseMappedPages`), so the input does not stay resident to the end.
+    let release: () -> Void
 
     init(
         shape: [Int], dtype: DType, make: @escaping () throws -> Tensor,
-        open: (() throws -> (Range<Int>) -> Tensor)? = nil
+        open: (() throws -> (Range<Int>) -> Tensor)? = nil, release: @escaping () -> Void = {}
     ) {
         self.shape = shape
         self.dtype = dtype
         self.make = make
+        self.release = release
         if let open {
             self.open = open
         } else {
@@ -93,7 +98,9 @@ struct ConversionSource {
 
     /// A tensor already at hand (lazy or mapped).
     init(_ t: Tensor) {
-        self.init(shape: t.shape, dtype: t.dtype, make: { t }, open: { { rows in t[rows] } })
+        self.init(
+            shape: t.shape, dtype: t.dtype, make: { t }, open: { { rows in t[rows] } },
+            release: { t.releaseMappedPages() })
     }
 
     var ndim: Int { shape.count }
@@ -112,6 +119,8 @@ final class ConversionPlan {
     /// The current layer's (weight, scales, biases), each in blocks of rows,
     /// computed when its first part is asked for.
     private var computed: [String: [[Tensor]?]] = [:]
+    /// The inputs of tensors handed to the writer (lazily), released once written.
+    private var releaseWhenWritten: [String: () -> Void] = [:]
     /// Rows converted at a time: about this many weights (4 MB of float32), so
     /// the float values and the quantizer's temporaries stay small beside the
     /// output. `TESSERA_CONVERT_BLOCK` sets it (0: whole tensors), to measure
@@ -179,6 +188,7 @@ final class ConversionPlan {
     /// its inputs are released once nothing more needs them.
     func produce(_ entry: Safetensors.PlannedTensor) throws -> [Tensor] {
         if let source = direct.removeValue(forKey: entry.name) {
+            releaseWhenWritten[entry.name] = source.release
             let target = denseType
             let cast = { (t: Tensor) -> Tensor in
                 guard let target, t.dtype.isFloatingPoint else { return t }
@@ -197,11 +207,18 @@ final class ConversionPlan {
                 throw ModelError.missingTensor(layer + ".weight")
             }
             computed[layer] = try quantizeInBlocks(weight, bits: bits)
+            weight.release()  // the blocks are computed: the input is no longer read
         }
         guard let pieces = computed[layer]?[part] else { throw ModelError.missingTensor(entry.name) }
         computed[layer]?[part] = nil
         if computed[layer]?.allSatisfy({ $0 == nil }) == true { computed[layer] = nil }
         return pieces
+    }
+
+    /// Called by the writer once `entry` is written: the mapped input pages it
+    /// was read from are returned to the kernel.
+    func written(_ entry: Safetensors.PlannedTensor) {
+        releaseWhenWritten.removeValue(forKey: entry.name)?()
     }
 
     /// `weight` quantized `blockElements` weights' worth of rows at a time:

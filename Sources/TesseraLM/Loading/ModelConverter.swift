@@ -142,6 +142,7 @@ public enum ModelConverter {
             try Safetensors.save(
                 plan: entries, metadata: ["format": "mlx"], to: temporary + "/model.safetensors", produce: plan.produce,
                 written: { entry, bytes in
+                    plan.written(entry)
                     // Tensors differ in size, so freed buffers would pile up in the allocator's cache.
                     Memory.clearCache()
                     count += 1
@@ -366,6 +367,9 @@ public enum ModelConverter {
                             q.weight[rows], scales: q.scales[rows], biases: q.biases[rows], groupSize: group, bits: bits
                         )
                     }
+                },
+                release: {
+                    for t in [q.weight, q.scales, q.biases] { t.releaseMappedPages() }
                 })
             sources[name] = nil
             sources[base + ".biases"] = nil
