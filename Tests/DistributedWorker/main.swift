@@ -108,8 +108,9 @@ func collectives(_ g: Group) throws {
         try checkedEval([allMax(z[g.rank], group: g)])
         throw Failure(description: "allMax of complex64 did not fail")
     } catch DistributedError.unsupported {}
-    // A larger float32 array (several ring segments, striped over the connections).
-    let n = 1 << 18
+    // A larger float32 array (several ring segments, striped over the connections;
+    // over shared memory three 2 MiB chunks, the last partial, so both banks turn over).
+    let n = (1 << 20) + 4099
     let big = Tensor.arange(0, n, dtype: .float32) * Float(g.rank + 1)
     let expected = Tensor.arange(0, n, dtype: .float32) * Float((1...g.size).reduce(0, +))
     try assertClose(allSum(big, group: g), expected, "allSum of \(n) float32", tolerance: 1e-6)

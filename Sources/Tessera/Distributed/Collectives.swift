@@ -215,6 +215,23 @@ struct HostReducer {
             strides: [1])
         try dispatch(dtype, BinaryKernel(op: op, a: a, b: b, output: a))
     }
+
+    /// `destination[i] = a[i] op b[i]` for `count` elements (`destination` may be `a`).
+    func combine(
+        _ first: UnsafeRawPointer, _ second: UnsafeRawPointer, into destination: UnsafeMutableRawPointer, count: Int
+    ) throws {
+        guard count > 0 else { return }
+        let bytes = count * dtype.size
+        let owner = HostReducerOwner()
+        func view(_ p: UnsafeRawPointer) -> ArrayView {
+            ArrayView(
+                shape: [count], dtype: dtype,
+                buffer: Buffer(external: UnsafeMutableRawPointer(mutating: p), byteCount: bytes, owner: owner),
+                offset: 0, strides: [1])
+        }
+        let a = view(first), b = view(second), output = view(UnsafeRawPointer(destination))
+        try dispatch(dtype, BinaryKernel(op: op, a: a, b: b, output: output))
+    }
 }
 
 private final class HostReducerOwner {}

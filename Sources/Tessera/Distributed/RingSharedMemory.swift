@@ -3,10 +3,14 @@
 // go through one shared-memory segment instead of loopback TCP, as Open MPI's
 // shared-memory transport does for local ranks (MLX's ring is TCP only).
 // Loopback TCP copies every byte through the kernel twice and wakes the
-// receiver per segment; here each rank copies its chunk into its slot once,
-// reduces its own 1/n of the chunk from every slot, and copies the other
-// ranks' reduced parts out. Chunks alternate between two banks of slots, so
-// one chunk needs two barriers (flags in the segment's first page).
+// receiver per segment; here, with two ranks, each rank copies its chunk into
+// its slot once and, after one barrier, reduces the whole chunk itself (its
+// own part read in place, the peer's from its slot) straight into the output:
+// one copy and one barrier a chunk, no copy-out. With more ranks each
+// publishes the parts the others reduce, reduces its own 1/n into the output
+// and publishes it, and copies the others' reduced parts out after a second
+// barrier. Chunks alternate between two banks of slots (flags in the
+// segment's first page).
 //
 // Failures keep the ring's contract: a barrier that waits checks the TCP
 // connections to the peers (still open, idle during the all-reduce), so a
@@ -163,6 +167,15 @@ final class RingSharedMemory: @unchecked Sendable {
 
     /// `output` = the reduction over the ranks of each one's `input` (which may
     /// be `output`). Call under the transport's operation lock.
+    ///
+    /// Two ranks: each copies its chunk into its slot once, and after one
+    /// barrier each reduces the whole chunk itself (slot 0's values op slot 1's,
+    /// its own read in place from `input`), writing `output` directly: one copy,
+    /// one barrier, and no copy-out a chunk. Banks alternate, so a slot is
+    /// rewritten only after the barrier that follows the peer's reads of it.
+    /// More ranks: each publishes only the parts the others reduce, reduces its
+    /// own 1/n straight into `output` and publishes it, and after a second barrier
+    /// copies the others' reduced parts out.
     func allReduce(
         from input: UnsafeRawPointer, into output: UnsafeMutableRawPointer, count: Int, dtype: DType,
         reducer: HostReducer, transport: RingTransport, operation: String
@@ -175,22 +188,44 @@ final class RingSharedMemory: @unchecked Sendable {
             let bank = chunks & 1
             chunks += 1
             let mine = slot(bank, rank)
-            mine.copyMemory(from: input + start * s, byteCount: m * s)
-            try barrier(transport, operation)
-            // This rank's 1/n of the chunk, reduced over every slot in rank order.
-            let lo = m * rank / size, hi = m * (rank + 1) / size
-            if hi > lo {
-                for q in 0..<size where q != rank {
-                    try reducer.combine(
-                        into: mine + lo * s, from: UnsafeRawPointer(slot(bank, q) + lo * s), count: hi - lo)
+            let source = input + start * s, destination = output + start * s
+            if size == 2 {
+                mine.copyMemory(from: source, byteCount: m * s)
+                try barrier(transport, operation)
+                // The same operand order on both ranks (rank 0's values first): identical results.
+                let other = UnsafeRawPointer(slot(bank, 1 - rank))
+                if rank == 0 {
+                    try reducer.combine(source, other, into: destination, count: m)
+                } else {
+                    try reducer.combine(other, source, into: destination, count: m)
                 }
-                (output + (start + lo) * s).copyMemory(from: mine + lo * s, byteCount: (hi - lo) * s)
+                start += m
+                continue
+            }
+            func part(_ q: Int) -> (lo: Int, hi: Int) { (m * q / size, m * (q + 1) / size) }
+            for q in 0..<size where q != rank {
+                let (lo, hi) = part(q)
+                if hi > lo { (mine + lo * s).copyMemory(from: source + lo * s, byteCount: (hi - lo) * s) }
+            }
+            try barrier(transport, operation)
+            // This rank's 1/n of the chunk, reduced straight into `output`.
+            let (lo, hi) = part(rank)
+            if hi > lo {
+                let at = lo * s, n = hi - lo
+                // Its own values first, then the others' in rank order (as before).
+                var first = true
+                for q in 0..<size where q != rank {
+                    let sum = first ? source + at : UnsafeRawPointer(destination + at)
+                    try reducer.combine(sum, UnsafeRawPointer(slot(bank, q) + at), into: destination + at, count: n)
+                    first = false
+                }
+                (mine + at).copyMemory(from: UnsafeRawPointer(destination + at), byteCount: n * s)
             }
             try barrier(transport, operation)
             for q in 0..<size where q != rank {
-                let qlo = m * q / size, qhi = m * (q + 1) / size
+                let (qlo, qhi) = part(q)
                 if qhi > qlo {
-                    (output + (start + qlo) * s).copyMemory(from: slot(bank, q) + qlo * s, byteCount: (qhi - qlo) * s)
+                    (destination + qlo * s).copyMemory(from: slot(bank, q) + qlo * s, byteCount: (qhi - qlo) * s)
                 }
             }
             start += m
