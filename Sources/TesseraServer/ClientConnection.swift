@@ -48,8 +48,19 @@ final class InputClosedWatcher: ChannelInboundHandler, Sendable {
 }
 
 enum ClientConnection {
+    /// The checks of the requests being served, by the task serving each. A
+    /// `@TaskLocal` held this before; its `withValue` crashed in release
+    /// builds (swift_task_localValuePush, Swift 6.3.1) on every request.
+    private static let checks = Mutex<[Int: @Sendable () -> Bool]>([:])
+
+    /// The current task's key in `checks` (nil outside a task).
+    private static func currentTaskKey() -> Int? { withUnsafeCurrentTask { $0?.hashValue } }
+
     /// Whether the current request's client has gone (nil: not known, as in tests without a connection).
-    @TaskLocal static var gone: (@Sendable () -> Bool)?
+    static var gone: (@Sendable () -> Bool)? {
+        guard let key = currentTaskKey() else { return nil }
+        return checks.withLock { $0[key] }
+    }
 
     /// Runs `body` with `gone` telling whether `channel`'s client has left
     /// (the watcher installed once per connection, at the front of its pipeline).
@@ -65,6 +76,11 @@ enum ClientConnection {
             else { return await body() }
             watcher = fresh
         }
-        return await $gone.withValue({ watcher.inputEnded || !channel.isActive }) { await body() }
+        guard let key = currentTaskKey() else { return await body() }
+        let check: @Sendable () -> Bool = { watcher.inputEnded || !channel.isActive }
+        checks.withLock { $0[key] = check }
+        let result = await body()
+        checks.withLock { $0[key] = nil }
+        return result
     }
 }
