@@ -72,6 +72,7 @@ let package = Package(
             name: "TesseraCLI",
             dependencies: [
                 "Tessera", "TesseraNN", "TesseraOptimizers", "TesseraLM", "TesseraServer", "TesseraHub", "TesseraSelfTest",
+                "TesseraLMSelfTest",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"), .product(name: "Yams", package: "Yams"),
             ],
@@ -86,7 +87,10 @@ let package = Package(
         ),
         .testTarget(
             name: "TesseraCLITests",
-            dependencies: ["TesseraCLI", "TesseraLM", "Tessera", "TesseraNN", "TesseraOptimizers", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "TesseraCLI", "TesseraLM", "TesseraLMSelfTest", "Tessera", "TesseraNN", "TesseraOptimizers",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             path: "Tests/TesseraCLITests",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
@@ -105,6 +109,16 @@ let package = Package(
             name: "TesseraSelfTest",
             dependencies: ["Tessera"],
             path: "Sources/TesseraSelfTest",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        // The LM stack's part of the same: SyntheticModel (random weights in a real
+        // model's shapes, for `selftest --bench` and the LM/CLI tests). Apart from
+        // TesseraSelfTest so that TESSERA_CORE_ONLY (which keeps TesseraSelfTest for
+        // TesseraTests) stays without the LLM stack.
+        .target(
+            name: "TesseraLMSelfTest",
+            dependencies: ["Tessera", "TesseraLM"],
+            path: "Sources/TesseraLMSelfTest",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         // The OpenAI- and Anthropic-compatible HTTP server over a GenerationEngine.
@@ -153,7 +167,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TesseraLMTests",
-            dependencies: ["TesseraLM", "TesseraNN"],
+            dependencies: ["TesseraLM", "TesseraLMSelfTest", "TesseraNN"],
             path: "Tests/TesseraLMTests",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),

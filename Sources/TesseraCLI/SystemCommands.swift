@@ -4,6 +4,7 @@
 import ArgumentParser
 import Tessera
 import TesseraLM
+import TesseraLMSelfTest
 import TesseraSelfTest
 
 struct DevicesCommand: ParsableCommand {

@@ -7,6 +7,7 @@
 import Foundation
 import Tessera
 import TesseraLM
+import TesseraLMSelfTest
 import XCTest
 
 final class DistributedLMTests: XCTestCase {
@@ -79,16 +80,9 @@ final class DistributedLMTests: XCTestCase {
              "tie_word_embeddings": false\(quantization)}
             """
         let path = folder + "/model-\(bits.map(String.init) ?? "dense")"
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         let model = try SyntheticModel.llama(
             config: config, bits: bits, groupSize: 32, dtype: bits == nil ? .float32 : .float16, scale: 0.1, seed: 3)
-        try Data(config.utf8).write(to: URL(fileURLWithPath: path + "/config.json"))
-        try Safetensors.save(model.parameters().flatDictionary, to: path + "/model.safetensors")
-        let tokenizers = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("../Fixtures/tokenizers/gpt2-bpe").standardizedFileURL.path
-        for name in ["tokenizer.json", "tokenizer_config.json"] {
-            try FileManager.default.copyItem(atPath: tokenizers + "/" + name, toPath: path + "/" + name)
-        }
+        try writeModelFolder(model, config: config, to: path)
         return path
     }
 

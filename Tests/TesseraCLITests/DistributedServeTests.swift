@@ -11,90 +11,14 @@ import Foundation
 import TesseraLM
 import XCTest
 
-/// A server's output so far, appended by its reader thread.
-private final class ServerLog: @unchecked Sendable {
-    private var text = ""
-    private let lock = NSLock()
-    var value: String { lock.withLock { text } }
-    func append(_ more: String) { lock.withLock { text += more } }
-}
-
 extension DistributedLMTests {
-    /// A server process started with `arguments` (a `tessera` subcommand line), its address read from its stderr.
-    final class ServingProcess: @unchecked Sendable {
-        let process = Process()
-        private let log = ServerLog()
-        private(set) var address = ""
-
-        init(_ arguments: [String], deadline seconds: Double = 240) throws {
-            process.executableURL = try tesseraBinary()
-            process.arguments = arguments
-            let err = Pipe()
-            process.standardError = err
-            process.standardOutput = err
-            try process.run()
-            let handle = err.fileHandleForReading
-            let log = self.log
-            Thread {
-                while case let data = handle.availableData, !data.isEmpty {
-                    log.append(String(decoding: data, as: UTF8.self))
-                }
-            }.start()
-            let deadline = Date().addingTimeInterval(seconds)
-            while Date() < deadline && process.isRunning {
-                if let range = log.value.range(of: #"http://[0-9.]+:[0-9]+"#, options: .regularExpression) {
-                    address = String(log.value[range])
-                    return
-                }
-                usleep(50_000)
-            }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            throw NSError(
-                domain: "serve", code: 1,
-                userInfo: [NSLocalizedDescriptionKey: "the server did not start: \(log.value)"])
-        }
-
-        var output: String { log.value }
-
-        /// SIGTERM, then the exit status (nil: still running after `seconds`, then killed).
-        func stop(within seconds: Double = 60) -> Int32? {
-            guard process.isRunning else { return process.terminationStatus }
-            kill(process.processIdentifier, SIGTERM)
-            let deadline = Date().addingTimeInterval(seconds)
-            while process.isRunning && Date() < deadline { usleep(20_000) }
-            if process.isRunning {
-                kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
-                return nil
-            }
-            return process.terminationStatus
-        }
-
-        deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
-    }
-
-    /// python3 with the openai SDK, or a skip (a failure under TESSERA_REQUIRE_PYTHON=1, as in CI).
-    func requireOpenAISDK() throws {
-        let probe = Process()
-        probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        probe.arguments = ["python3", "-c", "import openai"]
-        probe.standardOutput = FileHandle.nullDevice
-        probe.standardError = FileHandle.nullDevice
-        try probe.run()
-        probe.waitUntilExit()
-        guard probe.terminationStatus != 0 else { return }
-        let reason = "needs python3 with the openai SDK (pip install openai)"
-        if ProcessInfo.processInfo.environment["TESSERA_REQUIRE_PYTHON"] == "1" { XCTFail(reason) }
-        throw XCTSkip(reason)
-    }
-
     /// One-process and 2-rank servers of `model`; the SDK check between them; both stopped cleanly.
     func checkSplitServe(model: String, tokens: Int, prompts: Int) throws {
-        try requireOpenAISDK()
+        try requirePythonModules(["openai"], "the openai SDK")
         let binary = try tesseraBinary().path
         let serve = ["serve", "--port", "0", "-m", model, "--model-name", "m", "--max-concurrency", "4"]
-        let single = try ServingProcess(serve)
-        let split = try ServingProcess(["launch", "-n", "2", "--timeout", "60", "--", binary] + serve)
+        let single = try ServerProcess(serve)
+        let split = try ServerProcess(["launch", "-n", "2", "--timeout", "60", "--", binary] + serve)
         XCTAssertTrue(split.output.contains("[0] serving m on"), split.output)
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .appendingPathComponent("../../Tools/tp_serve_check.py").standardizedFileURL.path

@@ -6,6 +6,7 @@
 import Foundation
 import Tessera
 import TesseraLM
+import TesseraLMSelfTest
 import XCTest
 
 final class LoRAInterruptTests: XCTestCase {
@@ -25,15 +26,8 @@ final class LoRAInterruptTests: XCTestCase {
              "rms_norm_eps": 1e-05, "rope_theta": 10000, "max_position_embeddings": 256, "tie_word_embeddings": true}
             """
         let path = folder + "/model"
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         let model = try SyntheticModel.llama(config: config, bits: nil, dtype: .float32, scale: 0.1, seed: 2)
-        try Data(config.utf8).write(to: URL(fileURLWithPath: path + "/config.json"))
-        try Safetensors.save(model.parameters().flatDictionary, to: path + "/model.safetensors")
-        let tokenizers = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("../Fixtures/tokenizers/gpt2-bpe").standardizedFileURL.path
-        for name in ["tokenizer.json", "tokenizer_config.json"] {
-            try FileManager.default.copyItem(atPath: tokenizers + "/" + name, toPath: path + "/" + name)
-        }
+        try writeModelFolder(model, config: config, to: path)
         let lines = (0..<40).map { "{\"text\": \"the number \($0) comes after \($0 - 1) and before \($0 + 1)\"}" }
         for split in ["train", "valid"] {
             try Data((lines.joined(separator: "\n") + "\n").utf8).write(

@@ -21,77 +21,6 @@ final class ServeBinaryTests: XCTestCase {
     static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("../../Tools/serve_sdk_check.py").standardizedFileURL
 
-    /// A running `tessera serve`, its address read from its first stderr line.
-    final class ServerProcess: @unchecked Sendable {
-        let process = Process()
-        private let lock = NSLock()
-        private var log = ""
-        private(set) var address = ""
-
-        init(_ arguments: [String]) throws {
-            process.executableURL = try tesseraBinary()
-            process.arguments = ["serve", "--port", "0"] + arguments
-            let err = Pipe()
-            process.standardError = err
-            process.standardOutput = FileHandle.nullDevice
-            try process.run()
-            let handle = err.fileHandleForReading
-            Thread {
-                while case let data = handle.availableData, !data.isEmpty {
-                    self.lock.withLock { self.log += String(decoding: data, as: UTF8.self) }
-                }
-            }.start()
-            let deadline = Date().addingTimeInterval(180)
-            while Date() < deadline && process.isRunning {
-                let text = lock.withLock { log }
-                if let range = text.range(of: #"http://[0-9.]+:[0-9]+"#, options: .regularExpression) {
-                    address = String(text[range])
-                    return
-                }
-                usleep(50_000)
-            }
-            process.terminate()
-            throw NSError(
-                domain: "serve", code: 1, userInfo: [NSLocalizedDescriptionKey: "the server did not start: \(output)"])
-        }
-
-        var output: String { lock.withLock { log } }
-
-        /// SIGTERM, then the exit status (nil: still running after `seconds`, then killed).
-        func stop(within seconds: Double = 60) -> Int32? {
-            guard process.isRunning else { return process.terminationStatus }
-            kill(process.processIdentifier, SIGTERM)
-            let deadline = Date().addingTimeInterval(seconds)
-            while process.isRunning && Date() < deadline { usleep(20_000) }
-            if process.isRunning {
-                kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
-                return nil
-            }
-            return process.terminationStatus
-        }
-
-        deinit {
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        }
-    }
-
-    /// python3 with both SDKs, or a skip (a failure under TESSERA_REQUIRE_PYTHON=1, as in CI).
-    private func requireSDKs() throws {
-        let probe = Process()
-        probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        probe.arguments = ["python3", "-c", "import openai, anthropic, jsonschema"]
-        probe.standardOutput = FileHandle.nullDevice
-        probe.standardError = FileHandle.nullDevice
-        try probe.run()
-        probe.waitUntilExit()
-        guard probe.terminationStatus != 0 else { return }
-        let reason =
-            "needs python3 with the openai and anthropic SDKs and jsonschema (pip install openai anthropic jsonschema)"
-        if ProcessInfo.processInfo.environment["TESSERA_REQUIRE_PYTHON"] == "1" { XCTFail(reason) }
-        throw XCTSkip(reason)
-    }
-
     /// Runs the SDK check script; its last stdout line (JSON measurements).
     private func runCheck(_ arguments: [String]) throws -> [String: Any] {
         let python = Process()
@@ -184,18 +113,20 @@ final class ServeBinaryTests: XCTestCase {
     }
 
     func testTheSDKsAgainstATinyModel() throws {
-        try requireSDKs()
+        try requirePythonModules(["openai", "anthropic", "jsonschema"], "the openai and anthropic SDKs and jsonschema")
         let t0 = Date()
         let model = try tinyModel()
         print("tiny model written in \(Date().timeIntervalSince(t0)) s")
         let key = "test-key-\(UUID().uuidString.prefix(8))"
         let name = "tiny"
         let server = try ServerProcess([
-            "-m", model.path, "--model-name", name, "--api-key", key, "--cors-origin", "http://example.com"
+            "serve", "--port", "0", "-m", model.path, "--model-name", name, "--api-key", key, "--cors-origin",
+            "http://example.com"
         ])
         // The serial engine, no queue: the 429 check, and the uncached reference for the prefix cache.
         let queued = try ServerProcess([
-            "-m", model.path, "--model-name", name, "--api-key", key, "--max-queue", "0", "--engine", "serial"
+            "serve", "--port", "0", "-m", model.path, "--model-name", name, "--api-key", key, "--max-queue", "0",
+            "--engine", "serial"
         ])
         print("servers up after \(Date().timeIntervalSince(t0)) s")
         let summary = try runCheck([
@@ -214,7 +145,7 @@ final class ServeBinaryTests: XCTestCase {
     }
 
     func testTheSDKsAgainstSmolLM2() throws {
-        try requireSDKs()
+        try requirePythonModules(["openai", "anthropic", "jsonschema"], "the openai and anthropic SDKs and jsonschema")
         guard let model = DefaultModel.cachedPath() else {
             if ProcessInfo.processInfo.environment["TESSERA_REQUIRE_MODEL"] != nil {
                 XCTFail("the default model is required but not in the cache (\(DefaultModel.cacheFile))")
@@ -222,8 +153,8 @@ final class ServeBinaryTests: XCTestCase {
             throw XCTSkip("SmolLM2 GGUF not present (run `swift run tessera generate` once to fetch it)")
         }
         let key = "k\(UUID().uuidString.prefix(8))"
-        let server = try ServerProcess(["-m", model, "--api-key", key])
-        let reference = try ServerProcess(["-m", model, "--api-key", key, "--engine", "serial"])
+        let server = try ServerProcess(["serve", "--port", "0", "-m", model, "--api-key", key])
+        let reference = try ServerProcess(["serve", "--port", "0", "-m", model, "--api-key", key, "--engine", "serial"])
         let name = URL(fileURLWithPath: model).deletingPathExtension().lastPathComponent
         let summary = try runCheck([
             "--url", server.address, "--reference-url", reference.address, "--api-key", key, "--model", name,

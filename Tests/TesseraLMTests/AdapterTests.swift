@@ -6,6 +6,7 @@
 import Foundation
 import Tessera
 import TesseraNN
+import TesseraLMSelfTest
 import XCTest
 
 @testable import TesseraLM

@@ -4,6 +4,7 @@
 import Foundation
 import Synchronization
 import Tessera
+import TesseraLMSelfTest
 import XCTest
 
 @testable import TesseraLM

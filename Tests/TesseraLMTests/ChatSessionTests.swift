@@ -2,6 +2,7 @@
 // the first left out (the new message and the template around it).
 
 import Tessera
+import TesseraLMSelfTest
 import XCTest
 
 @testable import TesseraLM

@@ -7,6 +7,7 @@ import Foundation
 import Tessera
 import TesseraNN
 import TesseraOptimizers
+import TesseraLMSelfTest
 import XCTest
 
 @testable import TesseraLM
@@ -126,12 +127,11 @@ final class FineTuningTests: XCTestCase {
         XCTAssertEqual(loaded, trained, accuracy: 1e-4)
     }
 
-    /// A run of `iterations` steps (DoRA with dropout, AdamW on a warm-up +
-    /// cosine schedule, shuffled batches over more than one epoch), stopped
-    /// after `stopAfter` steps when given; returns the adapter tensors and the folder.
-    func run(
-        iterations: Int, resume: String? = nil, folder: String, optimizer: () -> Optimizer = FineTuningTests.adamW
-    ) throws -> [String: Tensor] {
+    /// The model (seeded 4-bit llama with DoRA adapters), examples and options
+    /// that `run` and `runStopping` train, the same for both.
+    func resumeSetup(iterations: Int, resume: String? = nil, folder: String) throws -> (
+        TransformerModel, AdapterConfig, [TokenizedExample], TrainingOptions
+    ) {
         Random.seed(42)
         let model = try SyntheticModel.llama(
             config: ModuleTreeTests.config(tied: false), bits: 4, dtype: .float32, scale: 0.3, seed: 5)
@@ -145,6 +145,17 @@ final class FineTuningTests: XCTestCase {
         (options.iterations, options.batchSize, options.stepsPerReport, options.stepsPerEval) = (iterations, 3, 5, 4)
         (options.saveEvery, options.adapterPath, options.validationBatches, options.seed) = (7, folder, -1, 3)
         options.resumeFrom = resume
+        return (model, adapter, examples, options)
+    }
+
+    /// A run of `iterations` steps (DoRA with dropout, AdamW on a warm-up +
+    /// cosine schedule, shuffled batches over more than one epoch), stopped
+    /// after `stopAfter` steps when given; returns the adapter tensors and the folder.
+    func run(
+        iterations: Int, resume: String? = nil, folder: String, optimizer: () -> Optimizer = FineTuningTests.adamW
+    ) throws -> [String: Tensor] {
+        let (model, adapter, examples, options) = try resumeSetup(
+            iterations: iterations, resume: resume, folder: folder)
         try Trainer.train(
             model: model, optimizer: optimizer(), adapter: adapter, train: examples,
             valid: Array(examples.prefix(4)), options: options
@@ -245,18 +256,7 @@ final class FineTuningTests: XCTestCase {
     func runStopping(
         after: Int, iterations: Int, folder: String, optimizer: () -> Optimizer = FineTuningTests.adamW
     ) throws -> Int {
-        Random.seed(42)
-        let model = try SyntheticModel.llama(
-            config: ModuleTreeTests.config(tied: false), bits: 4, dtype: .float32, scale: 0.3, seed: 5)
-        let adapter = AdapterConfig(
-            fineTuneType: .dora, numLayers: 2, parameters: LoRAParameters(rank: 4, scale: 10, dropout: 0.2))
-        try Adapters.apply(to: model, adapter, seed: 9)
-        let examples = (0..<10).map { start in
-            TokenizedExample(tokens: (0..<(6 + start % 4)).map { (start * 3 + $0) % 64 }, offset: 1)
-        }
-        var options = TrainingOptions()
-        (options.iterations, options.batchSize, options.stepsPerReport, options.stepsPerEval) = (iterations, 3, 5, 4)
-        (options.saveEvery, options.adapterPath, options.validationBatches, options.seed) = (7, folder, -1, 3)
+        let (model, adapter, examples, options) = try resumeSetup(iterations: iterations, folder: folder)
         // Asked once before each step: the (after + 1)-th ask comes after `after` steps.
         var asks = 0
         var stoppedAt: Int? = nil

@@ -10,6 +10,7 @@ import Foundation
 import Tessera
 import TesseraNN
 import TesseraOptimizers
+import TesseraLMSelfTest
 import XCTest
 
 @testable import TesseraLM

@@ -2,6 +2,7 @@
 // against the step-by-step path, on a small random model.
 
 import Tessera
+import TesseraLMSelfTest
 import XCTest
 
 @testable import TesseraLM

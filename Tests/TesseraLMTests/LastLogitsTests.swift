@@ -4,6 +4,7 @@
 // runs on one row instead of all), the same caches after.
 
 import Tessera
+import TesseraLMSelfTest
 import XCTest
 
 @testable import TesseraLM

@@ -3,6 +3,7 @@
 // quantized_kv_start), so short generations keep full quality.
 
 import Tessera
+import TesseraLMSelfTest
 import XCTest
 
 @testable import TesseraLM

@@ -5,6 +5,7 @@
 
 import Foundation
 import Tessera
+import TesseraLMSelfTest
 import XCTest
 
 @testable import TesseraLM

@@ -12,17 +12,6 @@ import XCTest
 /// `tk_attention` (kernels_attention.h) instead of GEMM, on every
 /// instruction-set variant this CPU runs.
 final class AttentionDecodeTests: XCTestCase {
-    override func tearDown() { _ = tk_set_isa(tk_isa_supported()) }
-
-    /// Runs `body` once per instruction set this CPU supports.
-    private func forEachISA(_ body: (String) throws -> Void) rethrows {
-        for isa in 0...Int(tk_isa_supported()) {
-            _ = tk_set_isa(Int32(isa))
-            try body(["baseline", "avx2", "avx512"][isa])
-        }
-        _ = tk_set_isa(tk_isa_supported())
-    }
-
     private static func mask(_ c: FixtureCase) throws -> AttentionMask {
         switch try c.params.optionalString("mask") {
         case "causal": return .causal

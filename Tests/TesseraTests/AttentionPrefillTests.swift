@@ -14,16 +14,6 @@ import XCTest
 /// softmax). numpy's float64 fixtures (fast.json's sdpa cases, FastTests)
 /// reach it too; here: long prompts, cache offsets, masks and tails.
 final class AttentionPrefillTests: XCTestCase {
-    override func tearDown() { _ = tk_set_isa(tk_isa_supported()) }
-
-    private func forEachISA(_ body: (String) throws -> Void) rethrows {
-        for isa in 0...Int(tk_isa_supported()) {
-            _ = tk_set_isa(Int32(isa))
-            try body(["baseline", "avx2", "avx512"][isa])
-        }
-        _ = tk_set_isa(tk_isa_supported())
-    }
-
     private static func values(_ shape: [Int], _ seed: Double) -> Tensor {
         Tensor((0..<shape.reduce(1, *)).map { Float(sin(Double($0) * 0.37 + seed)) }, shape: shape)
     }

@@ -20,15 +20,6 @@ import XCTest
 final class CPUKernelTests: XCTestCase {
     override func tearDown() { _ = tk_set_isa(tk_isa_supported()) }
 
-    /// Runs `body` once per instruction set this CPU supports.
-    func forEachISA(_ body: (String) throws -> Void) rethrows {
-        for isa in 0...Int(tk_isa_supported()) {
-            _ = tk_set_isa(Int32(isa))
-            try body(["baseline", "avx2", "avx512"][isa])
-        }
-        _ = tk_set_isa(tk_isa_supported())
-    }
-
     /// `forEachISA`, and on AVX-512 with VNNI once more with the VNNI qmv kernel off.
     func forEachQuantizedKernel(_ body: (String) throws -> Void) rethrows {
         try forEachISA(body)
@@ -565,6 +556,27 @@ final class CPUKernelTests: XCTestCase {
             }
         }
     }
+    /// The family's entry point on formats the SIMD kernels do not take (2
+    /// bits; groups of 16) runs the reference kernel, on every instruction set.
+    func testQuantizedMatmulOtherFormatsTakeReference() throws {
+        for (bits, group) in [(2, 32), (4, 16), (8, 16)] {
+            for dtype in [DType.float32, .float16] {
+                for m in [1, 20] {
+                    let n = 40, k = 64
+                    let ops = Self.quantizedOperands(
+                        bits: bits, group: group, n: n, k: k, seed: UInt64(bits + group + m), dtype: dtype)
+                    let xv = Self.rounded(Self.values(m * k, seed: UInt64(m + 3)), dtype)
+                    let (want, scale) = Self.referenceMatmul(xv, ops.w, m: m, n: n, k: k)
+                    try forEachISA { isa in
+                        assertClose(
+                            try quantizedMatmul(xv, ops, m: m, n: n, k: k, group: group, bits: bits, dtype: dtype),
+                            want, rel: Self.tolerance(dtype), scale: scale, "\(isa) q\(bits) g\(group) \(dtype) m=\(m)")
+                    }
+                }
+            }
+        }
+    }
+
     /// Random packed weights [n, k·bits/32], scales and biases [n, k/group]
     /// rounded to `dtype`, and the dequantized matrix [k, n] for the reference.
     static func quantizedOperands(bits: Int, group: Int, n: Int, k: Int, seed: UInt64, dtype: DType)

@@ -1,6 +1,7 @@
-// SIMD quantized matmul in MLX's affine format, behind the reference kernel
-// `QuantizedKernels.matmul` of CPUQuantized.swift (which calls `fastMatmul`
-// for the cases below and keeps its loop for the rest):
+// SIMD quantized matmul in MLX's affine format: `QuantizedKernels.matmul`,
+// the family's entry point, and `fastMatmul` (also what the primitive's
+// batched products call for the cases below); the rest runs the reference
+// kernel `QuantizedKernels.referenceMatmul` of CPUQuantized.swift:
 // out[m, n] = sum_k x[m, k] * w[n, k] with w[n, k] = scale * q + bias per
 // group of `groupSize` along K, q packed in uint32 words (low bits first),
 // i.e. MLX's default transpose=True layout.
@@ -30,24 +31,38 @@ extension QuantizedKernels {
     /// Weight rows dequantized per GEMM call in prefill.
     static let prefillBlock = 512
 
+    /// The family's entry point: x `[..., K]` times W `[N, K]` transposed
+    /// (wq `[N, K * bits / 32]`): the SIMD kernels for float32/float16/bfloat16
+    /// at 4 or 8 bits and groups of 32, 64 or 128 (float32 x may have half
+    /// scales), `referenceMatmul` for the rest.
     static func matmul(
         x input: ArrayView, wq inputW: ArrayView, scales inputS: ArrayView, biases inputB: ArrayView,
         groupSize: Int, bits: Int, into output: ArrayView
     ) throws {
-        guard let dt = SIMDKernels.code(input.dtype) else { unsupported("quantizedMatmul", input.dtype) }
-        guard let sdt = SIMDKernels.code(inputS.dtype), inputB.dtype == inputS.dtype,
-            inputS.dtype == input.dtype || input.dtype == .float32
-        else { unsupported("quantizedMatmul scales", inputS.dtype) }
-        precondition(bits == 4 || bits == 8, "[quantizedMatmul] bits must be 4 or 8, got \(bits)")
-        precondition([32, 64, 128].contains(groupSize), "[quantizedMatmul] group size must be 32, 64 or 128")
         let x = try RowKernels.contiguous(input), wq = try RowKernels.contiguous(inputW)
         let scales = try RowKernels.contiguous(inputS), biases = try RowKernels.contiguous(inputB)
         let k = x.shape.last ?? 0, n = wq.shape[0], m = k == 0 ? 0 : x.count / k
         precondition(
-            wq.shape[1] * 32 == k * bits && scales.shape == [n, k / groupSize] && biases.shape == scales.shape
-                && k % groupSize == 0,
+            groupSize > 0 && wq.shape[1] * 32 == k * bits && scales.shape == [n, k / groupSize]
+                && biases.shape == scales.shape && k % groupSize == 0,
             "[quantizedMatmul] shapes do not fit: x \(x.shape), wq \(wq.shape), scales \(scales.shape), bits \(bits), group \(groupSize)"
         )
+        guard let dt = SIMDKernels.code(input.dtype), let sdt = SIMDKernels.code(inputS.dtype),
+            inputB.dtype == inputS.dtype, inputS.dtype == input.dtype || input.dtype == .float32,
+            fastMatmulSupports(bits: bits, groupSize: groupSize)
+        else {
+            guard inputS.dtype == input.dtype, inputB.dtype == input.dtype else {
+                unsupported("quantizedMatmul scales", inputS.dtype)
+            }
+            // The reference for the rest (other bits or group sizes, float64): x's rows as one [m, K] matrix.
+            try dispatch(
+                input.dtype,
+                QuantizedKernel(
+                    job: .matmul(transpose: true), groupSize: groupSize, bits: bits,
+                    inputs: [x.with(shape: [m, k], offset: x.offset, strides: [k, 1]), wq, scales, biases],
+                    output: output.with(shape: [m, n], offset: output.offset, strides: [n, 1])))
+            return
+        }
         // A view's offset counts elements of its dtype (a slice of rows of x starts past the buffer's start).
         let bytes = { (v: ArrayView) in UnsafeRawPointer(try v.buffer.hostPointer()) + v.offset * v.dtype.size }
         let px = try bytes(x)

@@ -5,9 +5,10 @@
 // `groupSize` consecutive elements of a row. Rows are contiguous, so the whole
 // tensor is one bit stream.
 //
-// `QuantizedKernels.matmul` is the clear reference kernel (dequantize a row of
-// weights, then dot products); the SIMD kernels of the performance work
-// replace it behind the same signature.
+// `QuantizedKernels.referenceMatmul` is the clear reference kernel (dequantize
+// a row of weights, then dot products); `QuantizedKernels.matmul`
+// (CPUQuantized+SIMD.swift) is the family's entry point, the SIMD kernels
+// where they apply and this reference for the rest.
 
 /// Element `index` of a packed bit stream of `bits`-wide codes.
 @inline(__always)
@@ -115,28 +116,17 @@ enum QuantizedKernels {
         }
     }
 
-    /// One quantized matrix product on contiguous operands:
+    /// The reference quantized matrix product on contiguous operands (any
+    /// float dtype, any bits and group size):
     /// `out[m, n] = sum_k x[m, k] * W[n, k]` (transpose: w `[n, k*bits/32]`,
     /// scales `[n, k/g]`) or `sum_k x[m, k] * W[k, n]` (w `[k, n*bits/32]`,
-    /// scales `[k, n/g]`), accumulating in `T.Math`.
-    static func matmul<T: FloatElement>(
+    /// scales `[k, n/g]`), accumulating in `T.Math`: a row of W dequantized,
+    /// then dot products. The fast paths take what they support first
+    /// (`QuantizedKernel.contiguousMatmul`, `matmul(x:wq:scales:biases:groupSize:bits:into:)`).
+    static func referenceMatmul<T: FloatElement>(
         x: UnsafePointer<T>, w: UnsafePointer<UInt32>, scales: UnsafePointer<T>, biases: UnsafePointer<T>,
         out: UnsafeMutablePointer<T>, m: Int, n: Int, k: Int, groupSize: Int, bits: Int, transpose: Bool
     ) {
-        if transpose, let dt = SIMDKernels.code(T.self), fastMatmulSupports(bits: bits, groupSize: groupSize) {
-            fastMatmul(
-                dt, dt, x: UnsafeRawPointer(x), wq: w, scales: UnsafeRawPointer(scales),
-                biases: UnsafeRawPointer(biases),
-                out: UnsafeMutableRawPointer(out), m: m, n: n, k: k, groupSize: groupSize, bits: bits)
-            return
-        }
-        if !transpose, T.self == Float.self, untransposedMatmulSupports(bits: bits, groupSize: groupSize, n: n) {
-            // The backward product of x·Wᵀ (dx = g·W): dequantized tiles and the float32 GEMM.
-            untransposedMatmul(
-                x: UnsafeRawPointer(x), wq: w, scales: UnsafeRawPointer(scales), biases: UnsafeRawPointer(biases),
-                out: UnsafeMutableRawPointer(out), m: m, n: n, k: k, groupSize: groupSize, bits: bits)
-            return
-        }
         if transpose {
             let wordsPerRow = k * bits / 32, groups = k / groupSize
             let row = UnsafeMutableBufferPointer<T.Math>.allocate(capacity: k)
@@ -226,7 +216,7 @@ struct QuantizedKernel: KindVisitor {
         let ps = try ops[2].hostPointer(T.self), pb = try ops[3].hostPointer(T.self)
         forEachBatch(shape: Array(output.shape.prefix(nd - 2)), strides: ops.map { Array($0.strides.prefix(nd - 2)) }) {
             batch, o in
-            QuantizedKernels.matmul(
+            contiguousMatmul(
                 x: px + o[0], w: pw + o[1], scales: ps + o[2], biases: pb + o[3], out: out + batch * m * n, m: m,
                 n: n, k: k, groupSize: groupSize, bits: bits, transpose: transpose)
         }
@@ -252,10 +242,40 @@ struct QuantizedKernel: KindVisitor {
                     reason: "index pair (\(xi), \(wi)) is out of range for \(x.shape[0]) x batches and "
                         + "\(w.shape[0]) weight batches")
             }
-            QuantizedKernels.matmul(
+            contiguousMatmul(
                 x: px + xi * xStride, w: pw + wi * wStride, scales: ps + wi * gStride, biases: pb + wi * gStride,
                 out: out + i * m * n, m: m, n: n, k: k, groupSize: groupSize, bits: bits, transpose: transpose)
         }
+    }
+
+    /// One product on contiguous operands: the SIMD kernels for the formats
+    /// they take (x·Wᵀ; x·W in float32 through dequantized tiles and the
+    /// GEMM), else `QuantizedKernels.referenceMatmul`.
+    private func contiguousMatmul<T: FloatElement>(
+        x: UnsafePointer<T>, w: UnsafePointer<UInt32>, scales: UnsafePointer<T>, biases: UnsafePointer<T>,
+        out: UnsafeMutablePointer<T>, m: Int, n: Int, k: Int, groupSize: Int, bits: Int, transpose: Bool
+    ) {
+        if transpose, let dt = SIMDKernels.code(T.self),
+            QuantizedKernels.fastMatmulSupports(bits: bits, groupSize: groupSize)
+        {
+            QuantizedKernels.fastMatmul(
+                dt, dt, x: UnsafeRawPointer(x), wq: w, scales: UnsafeRawPointer(scales),
+                biases: UnsafeRawPointer(biases),
+                out: UnsafeMutableRawPointer(out), m: m, n: n, k: k, groupSize: groupSize, bits: bits)
+            return
+        }
+        if !transpose, T.self == Float.self,
+            QuantizedKernels.untransposedMatmulSupports(bits: bits, groupSize: groupSize, n: n)
+        {
+            // The backward product of x·Wᵀ (dx = g·W): dequantized tiles and the float32 GEMM.
+            QuantizedKernels.untransposedMatmul(
+                x: UnsafeRawPointer(x), wq: w, scales: UnsafeRawPointer(scales), biases: UnsafeRawPointer(biases),
+                out: UnsafeMutableRawPointer(out), m: m, n: n, k: k, groupSize: groupSize, bits: bits)
+            return
+        }
+        QuantizedKernels.referenceMatmul(
+            x: x, w: w, scales: scales, biases: biases, out: out, m: m, n: n, k: k, groupSize: groupSize, bits: bits,
+            transpose: transpose)
     }
 
     func visitBool() throws { unsupported("quantized", .bool) }

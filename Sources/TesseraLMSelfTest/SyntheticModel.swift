@@ -8,6 +8,7 @@
     import Foundation
 #endif
 import Tessera
+import TesseraLM
 
 public enum SyntheticModel {
     /// SmolLM2-135M-Instruct's config.json (the default model's shapes), with `layers` layers (30 in the real one).
@@ -27,47 +28,51 @@ public enum SyntheticModel {
         config: String, bits: Int? = 4, groupSize: Int = 32, dtype: DType = .float16, scale: Double = 0.02,
         seed: UInt64 = 0
     ) throws -> TransformerModel {
-        let json: JSONValue
+        var json: JSONValue
         do { json = try JSONValue(parsing: Array(config.utf8)) } catch {
             throw ModelError.invalidConfiguration("config: \(error)")
         }
         let modelType = json["model_type"]?.string ?? "(none)"
-        guard modelType == "llama" else { throw ModelError.unknownModelType(modelType) }
-        let c = try ModelRegistry.architecture(modelType).configuration(ConfigReader(json: json))
-        var tensors: [String: Tensor] = [:]
-        var counter: UInt64 = 0
-        func add(_ name: String, _ shape: [Int]) {
-            counter += 1
-            let w = Random.normal(shape, dtype: dtype, scale: scale, key: Random.key(seed &* 1_000_003 &+ counter))
-            if let bits {
-                let (wq, scales, biases) = quantize(w, groupSize: groupSize, bits: bits)
-                tensors[name + ".weight"] = wq
-                tensors[name + ".scales"] = scales
-                tensors[name + ".biases"] = biases
-            } else {
-                tensors[name + ".weight"] = w
+        guard modelType == "llama", case .object(var fields) = json else {
+            throw ModelError.unknownModelType(modelType)
+        }
+        if let bits { fields["quantization"] = ["group_size": .int(groupSize), "bits": .int(bits)] }
+        json = .object(fields)
+        return try TransformerModel(config: json.compactText) { c in
+            var tensors: [String: Tensor] = [:]
+            var counter: UInt64 = 0
+            func add(_ name: String, _ shape: [Int]) {
+                counter += 1
+                let w = Random.normal(shape, dtype: dtype, scale: scale, key: Random.key(seed &* 1_000_003 &+ counter))
+                if let bits {
+                    let (wq, scales, biases) = quantize(w, groupSize: groupSize, bits: bits)
+                    tensors[name + ".weight"] = wq
+                    tensors[name + ".scales"] = scales
+                    tensors[name + ".biases"] = biases
+                } else {
+                    tensors[name + ".weight"] = w
+                }
             }
+            func norm(_ name: String) { tensors[name + ".weight"] = Tensor.ones([c.hiddenSize], dtype: dtype) }
+            let (h, q, kv) = (c.hiddenSize, c.headCount * c.headDim, c.kvHeadCount * c.headDim)
+            add("model.embed_tokens", [c.vocabularySize, h])
+            if !c.tiedEmbeddings { add("lm_head", [c.vocabularySize, h]) }
+            norm("model.norm")
+            for i in 0..<c.layerCount {
+                let p = "model.layers.\(i)."
+                norm(p + "input_layernorm")
+                norm(p + "post_attention_layernorm")
+                add(p + "self_attn.q_proj", [q, h])
+                add(p + "self_attn.k_proj", [kv, h])
+                add(p + "self_attn.v_proj", [kv, h])
+                add(p + "self_attn.o_proj", [h, q])
+                add(p + "mlp.gate_proj", [c.intermediateSize, h])
+                add(p + "mlp.up_proj", [c.intermediateSize, h])
+                add(p + "mlp.down_proj", [h, c.intermediateSize])
+            }
+            eval(Array(tensors.values))
+            return tensors
         }
-        func norm(_ name: String) { tensors[name + ".weight"] = Tensor.ones([c.hiddenSize], dtype: dtype) }
-        let (h, q, kv) = (c.hiddenSize, c.headCount * c.headDim, c.kvHeadCount * c.headDim)
-        add("model.embed_tokens", [c.vocabularySize, h])
-        if !c.tiedEmbeddings { add("lm_head", [c.vocabularySize, h]) }
-        norm("model.norm")
-        for i in 0..<c.layerCount {
-            let p = "model.layers.\(i)."
-            norm(p + "input_layernorm")
-            norm(p + "post_attention_layernorm")
-            add(p + "self_attn.q_proj", [q, h])
-            add(p + "self_attn.k_proj", [kv, h])
-            add(p + "self_attn.v_proj", [kv, h])
-            add(p + "self_attn.o_proj", [h, q])
-            add(p + "mlp.gate_proj", [c.intermediateSize, h])
-            add(p + "mlp.up_proj", [c.intermediateSize, h])
-            add(p + "mlp.down_proj", [h, c.intermediateSize])
-        }
-        eval(Array(tensors.values))
-        let quantization = try bits.map { try JSONValue(parsing: "{\"group_size\": \(groupSize), \"bits\": \($0)}") }
-        return try TransformerModel(configuration: c, weights: .safetensors(tensors, quantization: quantization))
     }
 }
 
