@@ -364,16 +364,10 @@ guard args.count >= 3, let backend = Group.Backend(rawValue: args[2]) else {
     exit(1)
 }
 let mode = args[1]
-if mode == "implicit" {
-    // Collectives without a group use the world; a world that cannot start
-    // makes them throw at evaluation (exit 2), never a silent group of one.
+/// Runs `body`, then exits: 0, 2 for a DistributedError, 1 for any other error.
+func exitAfter(_ body: () throws -> Void) -> Never {
     do {
-        let x = Tensor([1, 2, 3] as [Float])
-        let y = allSum(x)
-        try checkedEval([y])
-        let size = Group.world.size
-        try check(y.toArray(Float.self) == [Float(size), Float(2 * size), Float(3 * size)], "implicit allSum: \(y)")
-        print("rank \(Group.world.rank) ok implicit size \(size)")
+        try body()
         exit(0)
     } catch let error as DistributedError {
         print("distributed error: \(error)")
@@ -383,7 +377,20 @@ if mode == "implicit" {
         exit(1)
     }
 }
-do {
+
+if mode == "implicit" {
+    // Collectives without a group use the world; a world that cannot start
+    // makes them throw at evaluation (exit 2), never a silent group of one.
+    exitAfter {
+        let x = Tensor([1, 2, 3] as [Float])
+        let y = allSum(x)
+        try checkedEval([y])
+        let size = Group.world.size
+        try check(y.toArray(Float.self) == [Float(size), Float(2 * size), Float(3 * size)], "implicit allSum: \(y)")
+        print("rank \(Group.world.rank) ok implicit size \(size)")
+    }
+}
+exitAfter {
     let g = try Distributed(backend: backend, strict: true)
     switch mode {
     case "collectives": try collectives(g)
@@ -403,10 +410,4 @@ do {
     default: throw Failure(description: "unknown mode \(mode)")
     }
     print("rank \(g.rank) ok \(mode) \(g.backendName) size \(g.size) via \(g.transportName)")
-} catch let error as DistributedError {
-    print("distributed error: \(error)")
-    exit(2)
-} catch {
-    print("failed: \(error)")
-    exit(1)
 }

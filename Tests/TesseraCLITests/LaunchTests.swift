@@ -27,6 +27,13 @@ final class LaunchTests: XCTestCase {
         var env = ProcessInfo.processInfo.environment
         env["PATH"] = folder.path + ":" + (env["PATH"] ?? "/usr/bin:/bin")
         process.environment = env
+        let run = try Self.runToEnd(process, deadline: deadline)
+        XCTAssertLessThan(run.seconds, deadline, "tessera launch \(arguments) passed its deadline:\n\(run.output)")
+        return run
+    }
+
+    /// Runs `process` with stdout and stderr together, terminated after `deadline` seconds.
+    static func runToEnd(_ process: Process, deadline: Double) throws -> Run {
         let out = Pipe()
         process.standardOutput = out
         process.standardError = out
@@ -37,9 +44,7 @@ final class LaunchTests: XCTestCase {
         let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         timer.cancel()
-        let seconds = Date().timeIntervalSince(start)
-        XCTAssertLessThan(seconds, deadline, "tessera launch \(arguments) passed its deadline:\n\(output)")
-        return Run(status: process.terminationStatus, output: output, seconds: seconds)
+        return Run(status: process.terminationStatus, output: output, seconds: Date().timeIntervalSince(start))
     }
 
     func assertAllRanksOK(_ run: Run, ranks: Int, mode: String, _ what: String) {
@@ -186,23 +191,14 @@ final class LaunchTests: XCTestCase {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["bash", script.path, worker.path, mode] + extra
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = out
-        let start = Date()
-        try process.run()
-        let timer = DispatchWorkItem { process.terminate() }
-        DispatchQueue.global().asyncAfter(deadline: .now() + 90, execute: timer)
-        let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        timer.cancel()
-        if process.terminationStatus == 77 {
+        let run = try Self.runToEnd(process, deadline: 90)
+        if run.status == 77 {
             if ProcessInfo.processInfo.environment["TESSERA_REQUIRE_NETNS"] == "1" {
                 XCTFail("network namespaces are required here (root, iproute2)")
             }
             throw XCTSkip("network namespaces not permitted here (needs root and iproute2)")
         }
-        return Run(status: process.terminationStatus, output: output, seconds: Date().timeIntervalSince(start))
+        return run
     }
 
     func testRingAcrossThreeNetworkNamespaces() throws {
