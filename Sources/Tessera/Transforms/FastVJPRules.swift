@@ -27,8 +27,9 @@
 /// The cotangents of a fused primitive's inputs, written out; nil when the
 /// generic rule (differentiate the fallback graph) should run instead.
 func fastVJP(_ primitive: Primitive, inputs: [Tensor], output: Tensor, cotangent g: Tensor) -> [Tensor?]? {
-    guard output.dtype == .float32 || output.dtype == .float64, g.dtype == output.dtype,
-        inputs.allSatisfy({ $0.dtype == output.dtype || !$0.dtype.isFloatingPoint })
+    // Empty tensors (a zero-length axis to reduce or divide by) keep the generic rule.
+    guard output.dtype == .float32 || output.dtype == .float64, g.dtype == output.dtype, output.size > 0,
+        inputs.allSatisfy({ ($0.dtype == output.dtype || !$0.dtype.isFloatingPoint) && $0.size > 0 })
     else { return nil }
     switch primitive {
     case .softmax:
