@@ -25,6 +25,11 @@
 //                               packages are missing says so in the table
 //   TESSERA_BENCH_TRAIN_PEERS   which peers run (default torch,mlx)
 //   TESSERA_BENCH_TRAIN_TIMEOUT seconds before a process is stopped (default 1800)
+//   TESSERA_BENCH_TRAIN_PRECISION high (default: what `tessera lora` runs with,
+//                               its --precision default: the 4-bit products of
+//                               the forward pass on integer dot products, x
+//                               rounded to 16 bits per block) or highest (the
+//                               float32 GEMM on dequantized weights)
 
 import Foundation
 import Tessera
@@ -79,6 +84,11 @@ func runTrainWorker(_ arguments: [String]) {
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: arguments[1])))
         guard let batches = (json as? [String: Any])?["batches"] as? [[[Int]]], !batches.isEmpty else {
             fail("no batches in \(arguments[1])")
+        }
+        switch ProcessInfo.processInfo.environment["TESSERA_BENCH_TRAIN_PRECISION"] ?? "high" {
+        case "high": QuantizedMatmulPrecision.current = .high
+        case "highest": QuantizedMatmulPrecision.current = .highest
+        case let other: fail("TESSERA_BENCH_TRAIN_PRECISION must be high or highest, got \(other)")
         }
         let loaded = try ModelLoader.load(arguments[0])
         guard let model = loaded.model as? TransformerModel else { fail("not a module tree") }
@@ -212,7 +222,8 @@ func runTrainSuite() {
     print(
         "LoRA rank 8 on q/k/v/o/gate/up/down of the last 16 blocks, batch \(trainBatch) × \(trainSequence) tokens, Adam;"
             + " \(rounds) interleaved rounds, each a fresh process per contestant: \(warmup) warm-up + \(steps) timed steps;"
-            + " Tessera \(_CPUKernels.threadCount) threads, torch 2 threads")
+            + " Tessera \(_CPUKernels.threadCount) threads, precision "
+            + (ProcessInfo.processInfo.environment["TESSERA_BENCH_TRAIN_PRECISION"] ?? "high") + "; torch 2 threads")
     let me = CommandLine.arguments[0]
     var ours = TrainFigures(), torch = TrainFigures(), mlx = TrainFigures()
     let common = ["--batches", batchFile.path, "--warmup", String(warmup), "--steps", String(steps)]

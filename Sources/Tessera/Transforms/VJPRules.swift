@@ -117,8 +117,10 @@ func vjpRule(_ node: Node, inputs: [Tensor], output: Tensor, cotangent g: Tensor
             return none
         }
     case .softmax, .logSoftmax, .rmsNorm, .layerNorm, .rope, .scaledDotProductAttention:
-        // Differentiate the fallback graph the fused op stands for.
+        // The written-out rules (FastVJPRules.swift) where they apply, else
+        // differentiate the fallback graph the fused op stands for.
         let primitive = node.primitive
+        if let rule = fastVJP(primitive, inputs: inputs, output: output, cotangent: g) { return rule }
         let floating = inputs.indices.filter { inputs[$0].dtype.isFloatingPoint }
         let (_, grads) = vjp(
             { xs in
