@@ -13,6 +13,10 @@
 //   TESSERA_BENCH_REPS   repetitions per concurrency (default 3)
 //   TESSERA_BENCH_SERVE_CONCURRENCY  comma-separated concurrencies (default 1,4,8,16;
 //                        e.g. 8 alone, to profile one batch size)
+//   TESSERA_BENCH_LLAMA_PYTHON  a python with llama_cpp[server]: the peer, llama-cpp-python's
+//                        server over HTTP (Tools/bench_serve.py --skip-tessera, fair settings,
+//                        2 threads, the same GGUF) at 1 and 8 concurrent, after the engine
+//                        in the same run (TESSERA_BENCH_NO_PEERS skips it)
 
 import Foundation
 import Tessera
@@ -86,6 +90,7 @@ func runServeSuite() {
     let done = DispatchSemaphore(value: 0)
     nonisolated(unsafe) var lines: [String] = []
     nonisolated(unsafe) var failure: (any Error)?
+    nonisolated(unsafe) var ourRateAt8: Double?
     Task {
         defer { done.signal() }
         do {
@@ -121,6 +126,7 @@ func runServeSuite() {
             for c in concurrencies {
                 guard let figures = byConcurrency[c] else { continue }
                 let rate = median(figures.rates)
+                if c == 8 { ourRateAt8 = rate }
                 lines.append(
                     String(
                         format: "| %d | %.1f | %.2f× | %.0f ms | %.0f ms |", c, rate, rate / singleRate,
@@ -133,4 +139,34 @@ func runServeSuite() {
     done.wait()
     if let failure { print("serve suite: failed: \(failure)") }
     for line in lines { print(line) }
+    guard env["TESSERA_BENCH_NO_PEERS"] == nil, let python = env["TESSERA_BENCH_LLAMA_PYTHON"] else { return }
+    let peer = llamaServerPeer(python: python, model: path)
+    print(peer.output, terminator: "")
+    if let theirs = peer.rateAt8, let ours = ourRateAt8 {
+        print(String(format: "engine at 8 / llama-cpp-python server at 8: %.2f×", ours / theirs))
+    }
+}
+
+/// llama-cpp-python's server (fair settings) at 1 and 8 concurrent, through
+/// Tools/bench_serve.py: its report, and its aggregate tok/s at 8.
+private func llamaServerPeer(python: String, model: String) -> (output: String, rateAt8: Double?) {
+    let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Tools/bench_serve.py")
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = [
+        "python3", script.path, "--skip-tessera", "--llama-python", python, "--model", model, "--concurrency", "1,8",
+        "--rounds", "1", "--max-tokens", String(serveTokens), "--llama-settings", "fair"
+    ]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    do { try process.run() } catch { return ("llama-cpp-python server: \(error)\n", nil) }
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    let output = String(decoding: data, as: UTF8.self)
+    // "llama-cpp  concurrency  8:   105.8 tok/s aggregate, ..."
+    let rate = output.split(separator: "\n").first { $0.contains("concurrency  8:") }
+        .flatMap { line in line.split(separator: ":").dropFirst().first }
+        .flatMap { Double($0.split(separator: " ").first ?? "") }
+    return (output, rate)
 }

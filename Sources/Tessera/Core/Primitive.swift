@@ -208,6 +208,9 @@ public enum Primitive: Sendable {
     /// Communication with the other ranks of a group (Distributed/Collectives.swift):
     /// one input (none for `recv`), computed on the host.
     case collective(Collective)
+    /// A closure run on the host over its inputs' memory (HostKernel.swift:
+    /// package code's fused kernels, such as TesseraLM's batched attention step).
+    case host(HostKernel)
 }
 
 extension Primitive {
@@ -263,6 +266,7 @@ extension Primitive {
         case .scan(let op, _, _, _): return "cum\(op.rawValue)"
         case .compiled: return "compiled"
         case .collective(let c): return c.name
+        case .host(let kernel): return kernel.name
         }
     }
 }

@@ -206,7 +206,7 @@ extension Program {
             case .reshape where ins0 == shape(ins.inputs[0]):
                 result = ins.shape
             case .constant, .arange, .reshape, .slice, .concatenate, .sliceUpdate, .gather, .scatter, .custom,
-                .collective,
+                .collective, .host,
                 .affineQuantizeParameters, .affineQuantizePack, .affineDequantize, .quantizedMatmul,
                 .gatherQuantizedMatmul, .scaledDotProductAttention, .solve, .qr, .svd, .eigh, .randomBits:
                 result = fixed()

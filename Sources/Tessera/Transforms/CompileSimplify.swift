@@ -84,7 +84,7 @@ extension Program {
 /// carry closures and programs that are compared by identity).
 private func primitiveKey(_ p: Primitive) -> String? {
     switch p {
-    case .custom, .compiled, .collective: return nil  // collectives talk to other ranks: never merged
+    case .custom, .compiled, .collective, .host: return nil  // collectives talk to other ranks: never merged
     default: return String(describing: p)
     }
 }

@@ -125,7 +125,7 @@ func jvpRule(_ node: Node, inputs: [Tensor], tangents: [Tensor?], output: Tensor
             result = (result ?? Tensor.zeros(output.shape, dtype: output.dtype)) + expand(db.asType(output.dtype))
         }
         return result
-    case .gatherQuantizedMatmul, .cholesky, .qr, .svd, .eigh:
+    case .gatherQuantizedMatmul, .cholesky, .qr, .svd, .eigh, .host:
         opPrecondition(
             false, "jvp", "\(node.primitive.name) is not differentiable in Tessera yet (see docs/ARCHITECTURE.md)")
         return nil

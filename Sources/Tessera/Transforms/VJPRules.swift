@@ -160,7 +160,7 @@ func vjpRule(_ node: Node, inputs: [Tensor], output: Tensor, cotangent g: Tensor
         ).asType(output.dtype)
         let perGroup = { (t: Tensor) in t.reshaped(grouped.shape).sum(axis: -1) }
         return [nil, forInput(1, perGroup(g * q).asType(scales.dtype)), forInput(2, perGroup(g).asType(scales.dtype))]
-    case .gatherQuantizedMatmul, .cholesky, .qr, .svd, .eigh:
+    case .gatherQuantizedMatmul, .cholesky, .qr, .svd, .eigh, .host:
         opPrecondition(
             false, "vjp", "\(node.primitive.name) is not differentiable in Tessera yet (see docs/ARCHITECTURE.md)")
         return none

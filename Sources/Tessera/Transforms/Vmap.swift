@@ -188,6 +188,8 @@ func vmapRule(_ node: Node, _ inputs: [BatchedInput], batch: Int) -> Tensor {
         return rules.vmap(primals.map(\.value), primals.map { $0.isBatched ? 0 : nil })[index]
     case .collective(let c):
         return collectiveBatched(c, b(0), shape: shape)
+    case .host(let kernel):
+        fatalError("[vmap] the host kernel \(kernel.name) has no batching rule")
     case .compiled(let kernel):
         return vmap(kernel.replay, inAxes: inputs.map { $0.isBatched ? 0 : nil })(inputs.map(\.value))[0]
     }

@@ -118,6 +118,41 @@ public final class KVCache: @unchecked Sendable {
         return (storage[0][0..., 0..., ..<end], storage[1][0..., 0..., ..<end])
     }
 
+    /// Whether a step may write its new positions into this cache's buffers
+    /// itself (BatchedAttention.swift): a growing full-precision cache whose
+    /// buffers, when it has any, are `[1, heads, _, keySize|valueSize]` of `dtype`.
+    func acceptsDirectWrites(heads: Int, keySize: Int, valueSize: Int, dtype: DType) -> Bool {
+        guard maxSize == nil, quantization == nil, offset == length else { return false }
+        guard storage.count == 2 else { return storage.isEmpty }
+        let (k, v) = (storage[0], storage[1])
+        return k.dtype == dtype && v.dtype == dtype && k.shape == [1, heads, k.dim(2), keySize]
+            && v.shape == [1, heads, v.dim(2), valueSize]
+    }
+
+    /// For a cache that `acceptsDirectWrites`: room for `n` more positions
+    /// (growing as `append` does), and the buffers [keys, values] to write
+    /// positions `length..<length + n` into; `advance(n)` then counts them.
+    func reserve(_ n: Int, heads: Int, keySize: Int, valueSize: Int, dtype: DType) -> (keys: Tensor, values: Tensor) {
+        let end = length + n
+        if end > capacity {
+            let room = (end + Self.step - 1) / Self.step * Self.step
+            let sizes = [keySize, valueSize]
+            storage = sizes.indices.map { i in
+                var buffer = Tensor.zeros([1, heads, room, sizes[i]], dtype: dtype)
+                if length > 0 { buffer[0..., 0..., ..<length] = storage[i][0..., 0..., ..<length] }
+                return buffer
+            }
+            capacity = room
+        }
+        return (storage[0], storage[1])
+    }
+
+    /// Counts `n` positions written by the caller of `reserve`.
+    func advance(_ n: Int) {
+        length += n
+        offset += n
+    }
+
     /// Stores the positions held, and every later one, quantized with `q`
     /// (a full-precision cache past `GenerateParameters.quantizedKVStart`);
     /// nothing changes for a cache already quantized.

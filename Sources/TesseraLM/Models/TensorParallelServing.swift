@@ -1,7 +1,7 @@
 // Tensor-parallel serving (`tessera launch -n N -- tessera serve`): rank 0
 // runs the HTTP server and the batched engine over its block of the model;
 // the other ranks run no server and no scheduler, only forward passes.
-// Before each forward pass of the engine (`stepLogits`, BatchedForward.swift)
+// Before each forward pass of the engine (`stepOutputs`, BatchedForward.swift)
 // rank 0 sends the pass's shape to the others: which sequences' caches (ids
 // rank 0 assigns, and the ids of caches gone since the last pass) and which
 // new tokens each one feeds. Each other rank then runs the same pass on its
@@ -92,7 +92,7 @@ public enum TensorParallelServing {
         return leader
     }
 
-    /// Called by `stepLogits` before it builds a pass (nothing unless `model` leads).
+    /// Called by `stepOutputs` before it builds a pass (nothing unless `model` leads).
     static func willStep(_ model: TransformerModel, _ segments: [StepSegment]) {
         guard let leader = leaders.withLock({ $0[ObjectIdentifier(model)] }) else { return }
         leader.willStep(segments)
@@ -123,9 +123,8 @@ public enum TensorParallelServing {
                 message = payload.toArray(Int32.self)
             }
             let segments = try parse(message, model: model, caches: &caches)
-            let logits = model.stepLogits(segments)
             // The same tensors, in the same order, as BatchedEngine.run evaluates on rank 0.
-            try checkedEval((logits.map { [$0] } ?? []) + segments.flatMap { $0.cache.flatMap(\.storage) })
+            try checkedEval(model.stepOutputs(segments).evaluate)
         }
     }
 

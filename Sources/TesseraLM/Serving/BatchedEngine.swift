@@ -315,10 +315,10 @@ public final class BatchedEngine: GenerationEngine, @unchecked Sendable {
 
     /// One forward pass over `pass`, then sampling for the sequences it gave logits.
     private func run(_ pass: [(Sequence, StepSegment)]) {
-        let logits = model.stepLogits(pass.map(\.1))
+        let (logits, evaluate) = model.stepOutputs(pass.map(\.1))
         var rows: [Float] = []
         do {
-            try checkedEval((logits.map { [$0] } ?? []) + pass.flatMap { $0.1.cache.flatMap(\.storage) })
+            try checkedEval(evaluate)
             if let logits { rows = logits.toArray(Float.self) }
         } catch {
             for (sequence, _) in pass { fail(sequence, error) }

@@ -32,31 +32,35 @@ extension TransformerModel {
     func makeStepCache() -> [KVCache] { (0..<configuration.layerCount).map { _ in KVCache() } }
 
     /// Logits `[n, vocab]` for the last rows of the segments that want them
-    /// (in order), after appending every segment's rows to its caches. The
-    /// segments' rows together must be at most `batchedMaxRows`.
-    func stepLogits(_ segments: [StepSegment]) -> Tensor? {
+    /// (in order), after appending every segment's rows to its caches, and
+    /// what to evaluate for the step (the logits, the caches' buffers, and
+    /// the last hidden state when no segment wants logits, so that the fused
+    /// attention nodes writing the caches run). The segments' rows together
+    /// must be at most `batchedMaxRows`.
+    func stepOutputs(_ segments: [StepSegment]) -> (logits: Tensor?, evaluate: [Tensor]) {
         TensorParallelServing.willStep(self, segments)  // rank 0 of a tensor-parallel server: the others run it too
         let ids = segments.flatMap(\.tokens)
-        guard !ids.isEmpty else { return nil }
+        guard !ids.isEmpty else { return (nil, []) }
         var h = model.embedTokens.rows(Tensor(ids.map { Int32($0) }, shape: [1, ids.count]))
         if let scale = model.embeddingScale { h = h * scale }
         let counts = segments.map(\.tokens.count)
         for (i, layer) in model.layers.enumerated() {
             h = layer.step(h, caches: segments.map { $0.cache[i] }, counts: counts)
         }
+        let buffers = segments.flatMap { $0.cache.flatMap(\.storage) }
         var lastRows: [Int32] = []
         var at = 0
         for segment in segments {
             at += segment.tokens.count
             if segment.wantsLogits { lastRows.append(Int32(at - 1)) }
         }
-        guard !lastRows.isEmpty else { return nil }
+        guard !lastRows.isEmpty else { return (nil, [h] + buffers) }
         let picked = h.take(Tensor(lastRows, shape: [lastRows.count]), axis: 1)
         let normed = model.norm(picked)
-        let logits = (lmHead.map { $0(normed) } ?? model.embedTokens.asLinear(normed))
+        var logits = (lmHead.map { $0(normed) } ?? model.embedTokens.asLinear(normed))
             .reshaped([lastRows.count, configuration.vocabularySize])
-        guard let cap = configuration.finalSoftcap else { return logits }
-        return tanh(logits / cap) * cap
+        if let cap = configuration.finalSoftcap { logits = tanh(logits / cap) * cap }
+        return (logits, [logits] + buffers)
     }
 }
 
@@ -76,9 +80,10 @@ extension DecoderLayer {
 
 extension Attention {
     /// Attention for stacked rows of several sequences: one q/k/v and one
-    /// output product for all rows; per sequence, rope at its offset and the
-    /// cache update; per row, attention over its sequence's keys up to its
-    /// position (within the sliding window, when the layer has one).
+    /// output product for all rows; rope, the cache update and each row's
+    /// attention over its sequence's keys up to its position (within the
+    /// sliding window, when the layer has one) in one fused node
+    /// (BatchedAttention.swift), or per sequence where that does not apply.
     func step(_ x: Tensor, caches: [KVCache], counts: [Int], _ c: TransformerConfiguration) -> Tensor {
         let rows = x.dim(1)
         // This rank's heads (all of them unless the model is split over ranks: TensorParallelServing).
@@ -87,39 +92,61 @@ extension Attention {
         let (qNorm, kNorm) = queryKeyNorms ? (self.qNorm, self.kNorm) : (nil, nil)
         func heads(_ t: Tensor, _ n: Int, _ norm: RMSNorm?) -> Tensor {
             let split = t.reshaped([1, rows, n, c.headDim])
-            let normed = norm.map { $0(split) } ?? split
-            return normed.transposed(axes: [0, 2, 1, 3])
+            return norm.map { $0(split) } ?? split
         }
         let (q, k, v) = (
             heads(projected[0], localHeads, qNorm), heads(projected[1], localKVHeads, kNorm),
             heads(projected[2], localKVHeads, nil)
         )
         let rotated = c.ropeDimensions ?? c.headDim
-        var outputs: [Tensor] = []
-        outputs.reserveCapacity(rows)
-        var start = 0
-        for (cache, n) in zip(caches, counts) {
-            let range = start..<(start + n)
-            start += n
-            let offset = cache.offset
-            let queries = rope.apply(
-                q[0..., 0..., range], dimensions: rotated, traditional: c.ropeTraditional, offset: offset)
-            let newKeys = rope.apply(
-                k[0..., 0..., range], dimensions: rotated, traditional: c.ropeTraditional, offset: offset)
-            let (keys, values) = cache.update(keys: newKeys, values: v[0..., 0..., range])
-            for i in 0..<n {
-                let end = offset + i + 1
-                let first = slidingWindow.map { Swift.max(0, end - $0) } ?? 0
-                outputs.append(
-                    attention(
-                        n == 1 ? queries : queries[0..., 0..., i..<(i + 1)], keys[0..., 0..., first..<end],
-                        values[0..., 0..., first..<end], scale: c.attentionScale, softcap: c.attentionSoftcap,
-                        mask: .none))
-            }
-        }
-        let attended = outputs.count == 1 ? outputs[0] : concatenated(outputs, axis: 2)
-        let out = output(
-            { [oProj] }, attended.transposed(axes: [0, 2, 1, 3]).reshaped([1, rows, localHeads * c.headDim]))[0]
+        let fused =
+            c.attentionSoftcap == nil
+            ? batchedAttention(
+                q: q, k: k, v: v, caches: caches, counts: counts, rope: rope, rotated: rotated,
+                traditional: c.ropeTraditional, scale: c.attentionScale, window: slidingWindow) : nil
+        let attended =
+            fused
+            ?? perSequenceAttention(
+                q: q, k: k, v: v, caches: caches, counts: counts, rope: rope, rotated: rotated,
+                traditional: c.ropeTraditional, scale: c.attentionScale, softcap: c.attentionSoftcap,
+                window: slidingWindow)
+        let out = output({ [oProj] }, attended)[0]
         return parallel?.reduce(out) ?? out
     }
+}
+
+/// The per-sequence graph of a batched step's attention (what
+/// `batchedAttention` fuses, and its reference): `q` `[1, R, heads, d]`,
+/// `k`/`v` `[1, R, kvHeads, d]`; per sequence, rope at its offset and the
+/// cache update; per row, attention over its sequence's keys up to its
+/// position. Returns `[1, R, heads * d]`.
+func perSequenceAttention(
+    q: Tensor, k: Tensor, v: Tensor, caches: [KVCache], counts: [Int], rope: RopeParameters, rotated: Int,
+    traditional: Bool, scale: Float, softcap: Float?, window: Int?
+) -> Tensor {
+    let rows = q.dim(1), heads = q.dim(2)
+    let (q, k, v) = (
+        q.transposed(axes: [0, 2, 1, 3]), k.transposed(axes: [0, 2, 1, 3]), v.transposed(axes: [0, 2, 1, 3])
+    )
+    var outputs: [Tensor] = []
+    outputs.reserveCapacity(rows)
+    var start = 0
+    for (cache, n) in zip(caches, counts) {
+        let range = start..<(start + n)
+        start += n
+        let offset = cache.offset
+        let queries = rope.apply(q[0..., 0..., range], dimensions: rotated, traditional: traditional, offset: offset)
+        let newKeys = rope.apply(k[0..., 0..., range], dimensions: rotated, traditional: traditional, offset: offset)
+        let (keys, values) = cache.update(keys: newKeys, values: v[0..., 0..., range])
+        for i in 0..<n {
+            let end = offset + i + 1
+            let first = window.map { Swift.max(0, end - $0) } ?? 0
+            outputs.append(
+                attention(
+                    n == 1 ? queries : queries[0..., 0..., i..<(i + 1)], keys[0..., 0..., first..<end],
+                    values[0..., 0..., first..<end], scale: scale, softcap: softcap, mask: .none))
+        }
+    }
+    let attended = outputs.count == 1 ? outputs[0] : concatenated(outputs, axis: 2)
+    return attended.transposed(axes: [0, 2, 1, 3]).reshaped([1, rows, heads * q.dim(3)])
 }

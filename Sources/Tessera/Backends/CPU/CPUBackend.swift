@@ -33,6 +33,8 @@ enum CPUBackend {
             return try FusedKernels.evaluate(kernel, inputs: inputs, shape: shape, dtype: dtype)
         case .collective(let c):
             return try CollectiveKernels.evaluate(c, inputs: inputs, shape: shape, dtype: dtype)
+        case .host(let kernel):
+            return try HostKernels.evaluate(kernel, inputs: inputs, shape: shape, dtype: dtype)
         default:
             break
         }
@@ -107,7 +109,7 @@ enum CPUBackend {
                 ScanKernel(op: op, axis: axis, reverse: reverse, inclusive: inclusive, input: inputs[0], output: output)
             )
         case .constant, .reshape, .transpose, .broadcast, .slice, .copy, .concatenate, .identity, .stopGradient,
-            .custom, .sliceUpdate, .compiled, .collective:
+            .custom, .sliceUpdate, .compiled, .collective, .host:
             fatalError("unreachable: handled above")
         }
         return output

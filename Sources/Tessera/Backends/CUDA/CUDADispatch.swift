@@ -160,7 +160,7 @@ struct CUDADispatch {
         case .compiled(let kernel):
             return try compiled(kernel, inputs: inputs, shape: shape, dtype: dtype)
         // Communication runs on the host (through the buffers' host homes).
-        case .collective:
+        case .collective, .host:
             return nil
         }
     }
