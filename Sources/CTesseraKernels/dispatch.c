@@ -9,6 +9,9 @@
 #include <string.h>
 #include <time.h>
 #include <pthread.h>
+#if defined(__linux__) && defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include "internal.h"
 
 #if defined(__x86_64__)
@@ -43,6 +46,15 @@ int tk_cpu_count(void) {
 #endif
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
+}
+
+int tk_limit_malloc_arenas(int n) {
+#if defined(__linux__) && defined(__GLIBC__) && defined(M_ARENA_MAX)
+    return n > 0 && mallopt(M_ARENA_MAX, n) == 1;
+#else
+    (void)n;
+    return 0;
+#endif
 }
 
 static int supported = -1;

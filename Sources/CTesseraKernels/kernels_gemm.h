@@ -123,9 +123,68 @@ static inline __attribute__((always_inline)) vf ld_as(const int dt, const void *
     return ld_f16((const uint16_t *)p + i);
 }
 
+// bfloat16 rows read as 32-bit pairs: one load of VW pairs gives the even
+// elements (the low halves, shifted up) and the odd ones (the high halves,
+// masked), one integer op each, against x split into its even and odd
+// elements by two shuffles that the rows of a pass share. Half the loads and
+// widening work of converting VW elements at a time; the sum runs in another
+// order (evens and odds apart), each product exact in float32.
+#if VW == 16
+#define TK_EVENS 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30
+#define TK_ODDS 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31
+#elif VW == 8
+#define TK_EVENS 0, 2, 4, 6, 8, 10, 12, 14
+#define TK_ODDS 1, 3, 5, 7, 9, 11, 13, 15
+#else
+#define TK_EVENS 0, 2, 4, 6
+#define TK_ODDS 1, 3, 5, 7
+#endif
+
+static inline vu ld_pairs(const uint16_t *p) {
+    vu u;
+    memcpy(&u, p, sizeof u);
+    return u;
+}
+
+// R rows (1 or 4) of bfloat16 from row r on: y[r + i] = sum_k W[r + i, k] x[k].
+static inline __attribute__((always_inline)) void gemv_bf16_rows(const int R, const uint16_t *W, long ldw,
+                                                                 const float *x, long K, float *y) {
+    vf acc[4][2] = {{{0}}};
+    long k = 0;
+    for (; k + 2 * VW <= K; k += 2 * VW) {
+        vf xa = ldf(x + k), xb = ldf(x + k + VW);
+        vf xe = __builtin_shufflevector(xa, xb, TK_EVENS), xo = __builtin_shufflevector(xa, xb, TK_ODDS);
+#pragma clang loop unroll(full)
+        for (int i = 0; i < R; i++) {
+            vu u = ld_pairs(W + i * ldw + k);
+            acc[i][0] += (vf)(u << 16) * xe;
+            acc[i][1] += (vf)(u & 0xFFFF0000u) * xo;
+        }
+    }
+    if (k + VW <= K) {
+        vf x0 = ldf(x + k);
+#pragma clang loop unroll(full)
+        for (int i = 0; i < R; i++) acc[i][0] += ld_bf16(W + i * ldw + k) * x0;
+        k += VW;
+    }
+#pragma clang loop unroll(full)
+    for (int i = 0; i < R; i++) {
+        float s = hsum(acc[i][0] + acc[i][1]);
+        for (long t = k; t < K; t++) s += tk_load1(TK_BF16, W + i * ldw, t) * x[t];
+        y[i] = s;
+    }
+}
+
 // Four rows per pass share each load of x; two accumulators per row hide the FMA latency.
 static inline __attribute__((always_inline)) void gemv_rows_body(const int dt, const void *W, long ldw, const float *x,
                                                                  long K, float *y, long rows) {
+    if (dt == TK_BF16) {
+        const uint16_t *w = (const uint16_t *)W;
+        long r = 0;
+        for (; r + 4 <= rows; r += 4) gemv_bf16_rows(4, w + r * ldw, ldw, x, K, y + r);
+        for (; r < rows; r++) gemv_bf16_rows(1, w + r * ldw, ldw, x, K, y + r);
+        return;
+    }
     size_t es = (size_t)tk_size(dt);
     long r = 0;
     for (; r + 4 <= rows; r += 4) {

@@ -466,6 +466,49 @@ final class CPUKernelTests: XCTestCase {
         }
     }
 
+    /// The row-form matrix-vector kernel itself (tk_gemv form 0, as a float
+    /// model's decode calls it): float32, float16 and bfloat16 rows (bfloat16
+    /// read as 32-bit pairs against x split into even and odd elements) times
+    /// a float32 x, on every instruction set, for row counts around the 4-row
+    /// pass and lengths around every vector step (VW, 2 VW, 4 VW) with the
+    /// tails between, rows apart by more than their length. Products of the
+    /// stored values are exact in float32, so the only error is the float32
+    /// summation's: within 1e-5 of the sum of |products| (references in double).
+    func testRowMatrixVectorKernelEveryDTypeAndTail() throws {
+        let shapes = [
+            (1, 1), (3, 7), (4, 16), (5, 31), (9, 32), (8, 33), (13, 47), (7, 64), (6, 65), (11, 96), (4, 300),
+            (5, 576), (3, 1000)
+        ]
+        for dtype in [DType.float32, .float16, .bfloat16] {
+            let code = try XCTUnwrap(SIMDKernels.code(dtype))
+            for (rows, k) in shapes {
+                let ldw = k + 3
+                let wv = Self.rounded(Self.values(rows * ldw, seed: UInt64(rows * 31 + k)), dtype)
+                let xv = Self.values(k, seed: UInt64(k * 5 + 1))
+                var want = [Double](repeating: 0, count: rows), scale = want
+                for r in 0..<rows {
+                    for p in 0..<k {
+                        let product = Double(wv[r * ldw + p]) * Double(xv[p])
+                        want[r] += product
+                        scale[r] += Swift.abs(product)
+                    }
+                }
+                let stored = Tensor(wv, shape: [rows, ldw]).asType(dtype).bytes()
+                forEachISA { isa in
+                    var y = [Float](repeating: .nan, count: rows)
+                    stored.withUnsafeBytes { w in
+                        xv.withUnsafeBufferPointer { x in
+                            y.withUnsafeMutableBufferPointer { out in
+                                tk_gemv(0, code, w.baseAddress!, ldw, x.baseAddress!, k, out.baseAddress!, rows)
+                            }
+                        }
+                    }
+                    assertClose(y, want, rel: 1e-5, scale: scale, "\(isa) \(dtype) \(rows)x\(k)")
+                }
+            }
+        }
+    }
+
     /// float32 activations times half weights: the matmul node reads the half
     /// operand as it is (no conversion node), gives what converting first gives
     /// (widening is exact; float32 accumulation), for matrix-vector and GEMM

@@ -307,7 +307,7 @@ func runFloatLMSuite() {
         "bfloat16 weights: BFloat16MatmulPrecision.high (as `tessera generate`), AVX512-BF16 kernel "
             + (_CPUKernels.bfloat16DotProducts ? "in use" : "not available here"))
     let threads = _CPUKernels.threadCount
-    let readGBs = readBandwidth(threads: threads)
+    let readGBs = floatReadBandwidth(threads: threads)
     print(String(format: "read bandwidth: %.1f GB/s on %d threads (512 MiB summed)", readGBs, threads))
     var bandwidthLines: [String] = []
     print("")
@@ -357,14 +357,15 @@ func runFloatLMSuite() {
                 ("decode (\(steps) steps)", median(ours.map(\.decode)), peerMedian { $0["decode_tps"] as? Double })
             ]
             for (what, a, b) in rows { print("| \(dtype) | \(what) | \(cell(a)) | \(cell(b)) | \(ratio(a, b)) |") }
-            let gemv = gemvBandwidth(dtype)
+            let gemv = gemvBandwidth(dtype, threads: threads)
             let stepBytes = Double(weightBytes(folder: folder))
             let decodeGBs = stepBytes * median(ours.map(\.decode)) / 1e9
             bandwidthLines.append(
                 String(
-                    format: "%@: gemv 8192x8192 alone %.1f GB/s (%.0f%% of read bandwidth); decode step %.1f MB of "
-                        + "weights at %.1f tok/s = %.1f GB/s (%.0f%%)", "\(dtype)", gemv, 100 * gemv / readGBs,
-                    stepBytes / 1e6, median(ours.map(\.decode)), decodeGBs, 100 * decodeGBs / readGBs))
+                    format: "%@: gemv 8192x8192 alone %.1f GB/s (%.0f%% of the read bandwidth probed alternately with "
+                        + "it, %.1f GB/s); decode step %.1f MB of weights at %.1f tok/s = %.1f GB/s (%.0f%% of %.1f)",
+                    "\(dtype)", gemv.gemv, 100 * gemv.fraction, gemv.read, stepBytes / 1e6, median(ours.map(\.decode)),
+                    decodeGBs, 100 * decodeGBs / readGBs, readGBs))
             if let peerTokens = theirs.first?["tokens"] as? [Int], let own = ours.first?.tokens {
                 let same = zip(own, peerTokens).prefix { $0 == $1 }.count
                 print(

@@ -5,6 +5,7 @@
 // when a release build of the CLI is not at hand.
 
 import Foundation
+import Tessera
 import TesseraLM
 
 func runGeneratePeakRSS(_ arguments: [String]) {
@@ -34,7 +35,10 @@ private func generatePeakRSS(_ arguments: [String]) async {
         }
         let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
         let hwm = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") } ?? "VmHWM: unknown"
-        FileHandle.standardError.write(Data("\(produced) tokens; \(hwm)\n".utf8))
+        FileHandle.standardError.write(
+            Data(
+                ("\(produced) tokens; \(hwm); tensors: live \(Memory.activeBytes >> 20) MiB, peak "
+                    + "\(Memory.peakBytes >> 20) MiB, cached for reuse \(Memory.cacheBytes >> 20) MiB\n").utf8))
     } catch {
         FileHandle.standardError.write(Data("error: \(error)\n".utf8))
         exit(1)

@@ -368,6 +368,10 @@ if requested.remove("floatlm") != nil {
     runFloatLMSuite()  // LMSuite.swift: float32/bf16/f16 folders against transformers + torch
     if requested.isEmpty { exit(0) }
 }
+if requested.remove("gemv") != nil {
+    runGemvSuite()  // FloatBandwidth.swift: float gemv GB/s against the read bandwidth, alternately
+    if requested.isEmpty { exit(0) }
+}
 if requested.remove("grain") != nil {
     grainTable()
     if requested.isEmpty { exit(0) }

@@ -34,6 +34,8 @@ int tk_set_isa(int isa);
 
 /// The CPUs this process may run on (sched_getaffinity; else the online count).
 int tk_cpu_count(void);
+/// glibc: at most n malloc arenas from now on (mallopt M_ARENA_MAX); 1 when set, 0 elsewhere.
+int tk_limit_malloc_arenas(int n);
 
 // ---- element-wise ----------------------------------------------------------
 

@@ -7,6 +7,8 @@
 // write, after every other user), and a download goes on the writer's stream.
 // Use on one stream alone costs nothing extra.
 
+import CTesseraKernels
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -189,4 +191,11 @@ public enum Memory {
 
     /// Starts `peakBytes` again from the current `activeBytes`.
     public static func resetPeak() { Buffer.hostAllocator.resetPeak() }
+
+    /// Lets the C allocator (glibc) keep at most `count` arenas: threads started
+    /// later share them instead of each taking its own, whose freed memory no
+    /// other thread reuses (glibc's default allows 8 per core). Call before the
+    /// threads start; false where the C library has no such setting.
+    @discardableResult
+    public static func limitMallocArenas(_ count: Int) -> Bool { tk_limit_malloc_arenas(Int32(clamping: count)) != 0 }
 }

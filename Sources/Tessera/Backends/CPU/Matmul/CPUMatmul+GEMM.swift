@@ -209,11 +209,24 @@ enum GEMM {
                 tk_gemv(form, matrix.dtype, matrix.pointer, ldw, xs, k, C, count)
                 return
             }
-            // Form 0 splits W's rows; form 1 its columns (whole vectors of 64 floats each).
-            ThreadPool.shared.parallelRanges(count, grain: rowsAlongK ? 16 : 256, align: rowsAlongK ? 4 : 64) { r in
-                let offset = rowsAlongK ? r.lowerBound * ldw : r.lowerBound
+            if rowsAlongK {
+                // Form 0: W's rows in about 4 chunks per thread (whole passes of 4 rows, at
+                // least 16), claimed one at a time, so a thread that joins late (woken from
+                // sleep, or its core lent to another process) still takes its share instead
+                // of finding half the matrix claimed; each chunk streams its rows once.
+                let pool = ThreadPool.shared
+                let step = max(16, (count / (pool.threadCount * 4) + 3) / 4 * 4)
+                pool.parallelFor((count + step - 1) / step) { c in
+                    let lower = c * step, rows = min(count, lower + step) - lower
+                    tk_gemv(form, matrix.dtype, matrix.pointer + lower * ldw * matrix.size, ldw, xs, k, C + lower, rows)
+                }
+                return
+            }
+            // Form 1 splits W's columns (whole vectors of 64 floats each).
+            ThreadPool.shared.parallelRanges(count, grain: 256, align: 64) { r in
                 tk_gemv(
-                    form, matrix.dtype, matrix.pointer + offset * matrix.size, ldw, xs, k, C + r.lowerBound, r.count)
+                    form, matrix.dtype, matrix.pointer + r.lowerBound * matrix.size, ldw, xs, k, C + r.lowerBound,
+                    r.count)
             }
         }
         return true
