@@ -48,6 +48,8 @@ struct LMFigures {
     var prefill: Double  // tok/s
     var decode: Double  // tok/s
     var tokens: [Int]
+    /// Decode steps that replayed the captured step (0 for the peer).
+    var replayed = 0
 }
 
 /// One prefill of `prompt` and `decodeSteps` greedy steps through `TokenGenerator`.
@@ -58,6 +60,8 @@ private func tesseraRun(_ model: any LanguageModel, prompt: [Int], steps: Int) t
     parameters.sampling = .greedy
     parameters.maxTokens = steps + 1  // the last call samples without a forward pass
     parameters.prefillStepSize = prompt.count
+    // TESSERA_BENCH_NO_REPLAY=1: every decode step through the graph (the captured step's gain, by difference).
+    parameters.replayDecode = ProcessInfo.processInfo.environment["TESSERA_BENCH_NO_REPLAY"] == nil
     var generator = try TokenGenerator(model: model, prompt: prompt, parameters: parameters)
     let prefill = generator.stats.prefillSeconds
     var tokens: [Int] = []
@@ -68,7 +72,8 @@ private func tesseraRun(_ model: any LanguageModel, prompt: [Int], steps: Int) t
     }
     let decode = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
     return LMFigures(
-        prefill: Double(prompt.count) / prefill, decode: Double(tokens.count) / decode, tokens: tokens)
+        prefill: Double(prompt.count) / prefill, decode: Double(tokens.count) / decode, tokens: tokens,
+        replayed: generator.stats.replayedSteps)
 }
 
 /// The peer's figures, or why there are none.
@@ -198,6 +203,7 @@ func runLMSuite() {
     let otherDecode = median(other.map(\.decode))
     print(
         "Tessera decodes " + (GenerateParameters.pipeliningPays ? "pipelined" : "step by step")
+            + " (\(runs.map(\.replayed).reduce(0, +)) of \(runs.map(\.tokens.count).reduce(0, +)) steps replayed from the captured step)"
             + " here, quantized products at .high precision (x to 16 bits, as `tessera generate`); at .highest"
             + " (24 bits), interleaved: " + rate(otherDecode)
             + String(format: " (high/highest %.2f×; ", ours.decode / otherDecode)

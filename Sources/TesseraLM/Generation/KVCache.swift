@@ -118,6 +118,64 @@ public final class KVCache: @unchecked Sendable {
         return (storage[0][0..., 0..., ..<end], storage[1][0..., 0..., ..<end])
     }
 
+    /// For a decode step replayed outside the graph (`DecodePlan`): the host
+    /// addresses of the key and value buffers `[1, heads, capacity, headDim]`
+    /// (float32, row-contiguous, owned by this cache) with room for one more
+    /// position after the `length` held, growing them by `step` positions
+    /// when full. The caller writes position `length` of every head, then
+    /// calls `advance()`. nil (nothing changed) when this is not a growing
+    /// full-precision float32 cache of that layout, or memory is refused.
+    func roomForOne(heads: Int, headDim: Int) -> (
+        keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>, capacity: Int
+    )? {
+        guard maxSize == nil, quantization == nil, heads > 0, headDim > 0 else { return nil }
+        if !storage.isEmpty {
+            guard storage.count == 2,
+                storage.allSatisfy({
+                    $0.dtype == .float32 && $0.ndim == 4 && $0.dim(0) == 1 && $0.dim(1) == heads && $0.dim(3) == headDim
+                })
+            else { return nil }
+            if storage.contains(where: { $0._hostAddress() == nil }) { eval(storage) }
+        }
+        let room = Swift.max(capacity, storage.first?.dim(2) ?? 0)
+        if length + 1 > room || storage.isEmpty {
+            let grown = (length + 1 + Self.step - 1) / Self.step * Self.step
+            var buffers: [Tensor] = []
+            for old in storage {
+                guard let fresh = Tensor._zerosBuffer([1, heads, grown, headDim], dtype: .float32),
+                    let to = fresh._hostAddress(forWriting: true)?.assumingMemoryBound(to: Float.self),
+                    let from = old._hostAddress()?.assumingMemoryBound(to: Float.self)
+                else { return nil }
+                let oldRoom = old.dim(2)
+                for h in 0..<heads {
+                    (to + h * grown * headDim).update(from: from + h * oldRoom * headDim, count: length * headDim)
+                }
+                buffers.append(fresh)
+            }
+            if storage.isEmpty {
+                for _ in 0..<2 {
+                    guard let fresh = Tensor._zerosBuffer([1, heads, grown, headDim], dtype: .float32) else {
+                        return nil
+                    }
+                    buffers.append(fresh)
+                }
+            }
+            storage = buffers
+            capacity = grown
+        } else if capacity == 0 {
+            capacity = room
+        }
+        guard let k = storage[0]._hostAddress(forWriting: true), let v = storage[1]._hostAddress(forWriting: true)
+        else { return nil }
+        return (k.assumingMemoryBound(to: Float.self), v.assumingMemoryBound(to: Float.self), capacity)
+    }
+
+    /// Counts the position a replayed step wrote after `roomForOne`.
+    func advance() {
+        length += 1
+        offset += 1
+    }
+
     /// Stores the positions held, and every later one, quantized with `q`
     /// (a full-precision cache past `GenerateParameters.quantizedKVStart`);
     /// nothing changes for a cache already quantized.
