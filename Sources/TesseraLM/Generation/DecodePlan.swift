@@ -56,9 +56,10 @@ final class DecodePlan: @unchecked Sendable {
     private let rotated: Int, traditional: Bool, eps: Float, scale: Float
 
     /// Buffers, float32, allocated once: h, the normed x, the q/k/v product,
-    /// the rotated queries, attention out, a product's out, gate/up, silu·up,
+    /// the rotated queries and keys (before a half cache), attention out, a product's out, gate/up, silu·up,
     /// the sigmoid, the embedding's widened scales.
-    private let h, x, qkv, q, attended, projected, gateUp, activated, sigmoid, widened: UnsafeMutablePointer<Float>
+    private let h, x, qkv, q, keys, attended, projected, gateUp, activated, sigmoid,
+        widened: UnsafeMutablePointer<Float>
     private let productScratch: UnsafeMutableRawPointer
     private let attentionScratch: UnsafeMutablePointer<Float>
     private var allocations: [UnsafeMutableRawPointer] = []
@@ -177,6 +178,7 @@ final class DecodePlan: @unchecked Sendable {
         x = buffer(Swift.max(hidden, inter))
         qkv = buffer(qkvWidth)
         q = buffer(c.headCount * d)
+        keys = buffer(c.kvHeadCount * d)
         attended = buffer(c.headCount * d)
         projected = buffer(hidden)
         gateUp = buffer(2 * inter)
@@ -207,7 +209,7 @@ final class DecodePlan: @unchecked Sendable {
         guard Module.generation == generation, case .cpu = Stream.current.device, cache.count == layers.count,
             token >= 0, token < vocabulary
         else { return nil }
-        var rooms: [(keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>, capacity: Int)] = []
+        var rooms: [(keys: UnsafeMutableRawPointer, values: UnsafeMutableRawPointer, capacity: Int, half: Bool)] = []
         rooms.reserveCapacity(cache.count)
         for c in cache {
             guard let room = c.roomForOne(heads: kvHeads, headDim: headDim) else { return nil }
@@ -233,17 +235,31 @@ final class DecodePlan: @unchecked Sendable {
             run(layer.qkv, x, into: qkv)
             angles.apply(qkv, xStride: d, into: q, outStride: d, heads: heads, headDim: d, traditional: traditional)
             let headStride = room.capacity * d
-            angles.apply(
-                qkv + qWidth, xStride: d, into: room.keys + position * d, outStride: headStride, heads: kvHeads,
-                headDim: d, traditional: traditional)
-            for kh in 0..<kvHeads {
-                (room.values + kh * headStride + position * d).update(from: qkv + qWidth + kvWidth + kh * d, count: d)
+            if room.half {
+                // Rotated keys, then keys and values rounded to half (as the graph's asType(.float16)).
+                angles.apply(
+                    qkv + qWidth, xStride: d, into: keys, outStride: d, heads: kvHeads, headDim: d,
+                    traditional: traditional)
+                for kh in 0..<kvHeads {
+                    let at = (kh * headStride + position * d) * 2
+                    _DecodeKernels.toHalf(keys + kh * d, into: room.keys + at, count: d)
+                    _DecodeKernels.toHalf(qkv + qWidth + kvWidth + kh * d, into: room.values + at, count: d)
+                }
+            } else {
+                let k = room.keys.assumingMemoryBound(to: Float.self)
+                let v = room.values.assumingMemoryBound(to: Float.self)
+                angles.apply(
+                    qkv + qWidth, xStride: d, into: k + position * d, outStride: headStride, heads: kvHeads,
+                    headDim: d, traditional: traditional)
+                for kh in 0..<kvHeads {
+                    (v + kh * headStride + position * d).update(from: qkv + qWidth + kvWidth + kh * d, count: d)
+                }
             }
             c.advance()
             _DecodeKernels.attention(
-                q: q, k: room.keys, v: room.values, headStride: headStride, valueHeadStride: headStride,
-                out: attended, queryHeads: heads, kvHeads: kvHeads, length: position + 1, d: d, dv: d, scale: scale,
-                scratch: attentionScratch)
+                q: q, k: room.keys, v: room.values, half: room.half, headStride: headStride,
+                valueHeadStride: headStride, out: attended, queryHeads: heads, kvHeads: kvHeads, length: position + 1,
+                d: d, dv: d, scale: scale, scratch: attentionScratch)
             run(layer.o, attended, into: projected)
             _DecodeKernels.add(h, projected, into: h, n: hidden)
             _DecodeKernels.rmsNorm(h, weight: layer.postNorm, eps: eps, into: x, n: hidden)

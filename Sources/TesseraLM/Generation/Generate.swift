@@ -34,6 +34,11 @@ public struct GenerateParameters: Sendable {
     /// allow; its logits are the graph path's bit for bit. false: every step
     /// through the graph. Pipelined decoding (`pipelined: true`) keeps the graph.
     public var replayDecode = true
+    /// Fresh caches store keys and values as float16 (`KVCache.halfPrecision`,
+    /// as llama.cpp's default cache): half the bytes a long context reads per
+    /// step; attention widens them to float32. Growing full-precision caches
+    /// only (not with `maxKVSize` or `kvQuantization`).
+    public var halfPrecisionKV = false
 
     /// Whether `pipelined: nil` pipelines: on a GPU stream, or with a core
     /// the CPU kernels leave free. On 2 cores both busy with a step's
@@ -107,6 +112,9 @@ public struct TokenGenerator: Sendable {
         }
         self.model = model
         self.parameters = parameters
+        if existing == nil, parameters.halfPrecisionKV, parameters.maxKVSize == nil {
+            for c in fresh { c.halfPrecision = true }
+        }
         cache = existing ?? fresh
         sampler = Sampler(parameters.sampling)
         history = prompt

@@ -147,15 +147,24 @@ public enum _DecodeKernels {
         AttentionKernels.fewRowsScratch(jobs: kvHeads, rows: groups, dv: valueDim)
     }
 
+    /// float32 values rounded to float16 (round to nearest even, as the graph's `asType(.float16)`).
+    public static func toHalf(_ x: UnsafePointer<Float>, into out: UnsafeMutableRawPointer, count: Int) {
+        tk_convert(Int32(TK_F32), x, Int32(TK_F16), out, count)
+    }
+
     /// `Fast.scaledDotProductAttention` of one query position without a mask:
-    /// q [hq, d] contiguous, keys of kv head h, position j at
-    /// k + h·headStride + j·d (values alike, `dv` wide), `length` positions;
-    /// out [hq, dv].
+    /// q [hq, d] contiguous, keys of kv head h, position j at element
+    /// h·headStride + j·d of k (values alike, `dv` wide), `length` positions;
+    /// out [hq, dv]. Keys and values float32, or float16 with `half` (widened
+    /// in registers: the result equals the float32 kernel's on the widened
+    /// values bit for bit).
     public static func attention(
-        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, headStride: Int,
+        q: UnsafePointer<Float>, k: UnsafeRawPointer, v: UnsafeRawPointer, half: Bool = false, headStride: Int,
         valueHeadStride: Int, out: UnsafeMutablePointer<Float>, queryHeads hq: Int, kvHeads hk: Int, length lk: Int,
         d: Int, dv: Int, scale: Float, scratch: UnsafeMutablePointer<Float>?
     ) {
+        let k16 = k.assumingMemoryBound(to: UInt16.self), v16 = v.assumingMemoryBound(to: UInt16.self)
+        let k32 = k.assumingMemoryBound(to: Float.self), v32 = v.assumingMemoryBound(to: Float.self)
         let groups = hq / hk
         AttentionKernels.runFewRows(
             jobs: hk, rows: groups, dv: dv, keys: lk, work: hq * lk * (d + dv), scratch: scratch
@@ -165,9 +174,14 @@ public enum _DecodeKernels {
             a.q = q + head * d
             a.q_head_stride = d
             a.q_row_stride = d
-            a.k = k + kh * headStride
+            if half {
+                a.k_half = k16 + kh * headStride
+                a.v_half = v16 + kh * valueHeadStride
+            } else {
+                a.k = k32 + kh * headStride
+                a.v = v32 + kh * valueHeadStride
+            }
             a.k_stride = d
-            a.v = v + kh * valueHeadStride
             a.v_stride = dv
             a.out = out + head * dv
             (a.heads, a.lq, a.lk, a.d, a.dv) = (groups, 1, lk, d, dv)
