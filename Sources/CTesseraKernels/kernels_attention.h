@@ -56,22 +56,30 @@ static inline vf att_splat(float x) {
     return v;
 }
 
-/// s[r * ld + jj] = q[r] · k_jj over d for r < RB and jj < n (n <= VW keys, key jj at k + jj * ks).
+/// s[r * ld + jj] = q[r] · k_jj over d for r < RB and jj < n (n <= VW keys, key jj at element k0 + jj * ks of k).
 /// Keys go ATT_KU at a time (RB x ATT_KU independent sums); a partial block
 /// recomputes its last key in the lanes past n, which are not stored.
-static inline __attribute__((always_inline)) void att_scores(int RB, const float *const *q, const float *k, long ks,
-                                                             long n, long d, float *s, long ld) {
+/// Keys (and values) are float32 at k, or float16 at k (as uint16_t) when `half`: element i at att_ld(k, i, half).
+static inline __attribute__((always_inline)) vf att_ld(const void *p, long i, int half) {
+    return half ? ld_f16((const uint16_t *)p + i) : ldf((const float *)p + i);
+}
+static inline __attribute__((always_inline)) float att_ld1(const void *p, long i, int half) {
+    return half ? tk_half_to_float(((const uint16_t *)p)[i]) : ((const float *)p)[i];
+}
+
+static inline __attribute__((always_inline)) void att_scores(int RB, const float *const *q, const void *k, long k0,
+                                                             long ks, long n, long d, float *s, long ld, int half) {
     vf t[ATT_RB][VW];
     long dvec = d - d % VW;
     for (long jj = 0; jj < VW; jj += ATT_KU) {
-        const float *kr[ATT_KU];
-        for (int u = 0; u < ATT_KU; u++) kr[u] = k + (jj + u < n ? jj + u : n - 1) * ks;
+        long kr[ATT_KU];
+        for (int u = 0; u < ATT_KU; u++) kr[u] = k0 + (jj + u < n ? jj + u : n - 1) * ks;
         vf acc[ATT_RB][ATT_KU];
         for (int r = 0; r < RB; r++)
             for (int u = 0; u < ATT_KU; u++) acc[r][u] = (vf){0};
         for (long c = 0; c < dvec; c += VW) {
             vf kv[ATT_KU];
-            for (int u = 0; u < ATT_KU; u++) kv[u] = ldf(kr[u] + c);
+            for (int u = 0; u < ATT_KU; u++) kv[u] = att_ld(k, kr[u] + c, half);
             for (int r = 0; r < RB; r++) {
                 vf qv = ldf(q[r] + c);
                 for (int u = 0; u < ATT_KU; u++) acc[r][u] += qv * kv[u];
@@ -84,9 +92,9 @@ static inline __attribute__((always_inline)) void att_scores(int RB, const float
         vf sums = lane_sums(t[r]);
         if (dvec < d) {
             for (long jj = 0; jj < n; jj++) {
-                const float *kr = k + jj * ks;
+                long kr = k0 + jj * ks;
                 float tail = 0;
-                for (long c = dvec; c < d; c++) tail += q[r][c] * kr[c];
+                for (long c = dvec; c < d; c++) tail += q[r][c] * att_ld1(k, kr + c, half);
                 sums[jj] += tail;
             }
         }
@@ -101,18 +109,19 @@ static inline __attribute__((always_inline)) void att_scores(int RB, const float
 }
 
 /// o[r][c] (+)= sum over j0 <= j < j1 of p[r * ld + j] * v_j[c] for r < RB and c < dv
-/// (key j's values at v + j * vs); `first` starts from zero instead of o.
-static inline __attribute__((always_inline)) void att_values(int RB, const float *p, long ld, const float *v, long vs,
-                                                             long j0, long j1, float *const *o, long dv, int first) {
+/// (key j's values at element v0 + j * vs of v); `first` starts from zero instead of o.
+static inline __attribute__((always_inline)) void att_values(int RB, const float *p, long ld, const void *v, long v0,
+                                                             long vs, long j0, long j1, float *const *o, long dv,
+                                                             int first, int half) {
     long c = 0;
     for (; c + ATT_CW * VW <= dv; c += ATT_CW * VW) {
         vf acc[ATT_RB][ATT_CW];
         for (int r = 0; r < RB; r++)
             for (int w = 0; w < ATT_CW; w++) acc[r][w] = first ? (vf){0} : ldf(o[r] + c + w * VW);
         for (long j = j0; j < j1; j++) {
-            const float *vr = v + j * vs + c;
+            long vr = v0 + j * vs + c;
             vf x[ATT_CW];
-            for (int w = 0; w < ATT_CW; w++) x[w] = ldf(vr + w * VW);
+            for (int w = 0; w < ATT_CW; w++) x[w] = att_ld(v, vr + w * VW, half);
             for (int r = 0; r < RB; r++) {
                 vf pr = att_splat(p[r * ld + j]);
                 for (int w = 0; w < ATT_CW; w++) acc[r][w] += pr * x[w];
@@ -125,7 +134,7 @@ static inline __attribute__((always_inline)) void att_values(int RB, const float
         vf acc[ATT_RB];
         for (int r = 0; r < RB; r++) acc[r] = first ? (vf){0} : ldf(o[r] + c);
         for (long j = j0; j < j1; j++) {
-            vf x = ldf(v + j * vs + c);
+            vf x = att_ld(v, v0 + j * vs + c, half);
             for (int r = 0; r < RB; r++) acc[r] += att_splat(p[r * ld + j]) * x;
         }
         for (int r = 0; r < RB; r++) stf(o[r] + c, acc[r]);
@@ -133,7 +142,7 @@ static inline __attribute__((always_inline)) void att_values(int RB, const float
     for (; c < dv; c++) {
         for (int r = 0; r < RB; r++) {
             float acc = first ? 0 : o[r][c];
-            for (long j = j0; j < j1; j++) acc += p[r * ld + j] * v[j * vs + c];
+            for (long j = j0; j < j1; j++) acc += p[r * ld + j] * att_ld1(v, v0 + j * vs + c, half);
             o[r][c] = acc;
         }
     }
@@ -161,7 +170,11 @@ static void k_attention(const tk_attention_args *a) {
         }
         return;
     }
-    const float *keys = a->k + j0 * a->k_stride, *values = a->v + j0 * a->v_stride;
+    // Elements of keys / values (float32, or float16 with k_half): the part starts at element j0 * stride.
+    int half = a->k_half != NULL && a->v_half != NULL;
+    const void *keys = half ? (const void *)a->k_half : (const void *)a->k;
+    const void *values = half ? (const void *)a->v_half : (const void *)a->v;
+    long k0 = j0 * a->k_stride, v0 = j0 * a->v_stride;
     long total = lk;
     lk = j1 - j0;  // the keys this call sees, from here on
     float stack[4096];
@@ -177,7 +190,13 @@ static void k_attention(const tk_attention_args *a) {
                 long h = (r0 + r) / lq, i = (r0 + r) % lq;
                 q[r] = a->q + h * a->q_head_stride + i * a->q_row_stride;
             }
-            ATT_BY_ROWS(rb, att_scores, q, keys + j * a->k_stride, a->k_stride, n, d, scores + r0 * lk + j, lk);
+            if (half) {
+                ATT_BY_ROWS(rb, att_scores, q, keys, k0 + j * a->k_stride, a->k_stride, n, d, scores + r0 * lk + j,
+                            lk, 1);
+            } else {
+                ATT_BY_ROWS(rb, att_scores, q, keys, k0 + j * a->k_stride, a->k_stride, n, d, scores + r0 * lk + j,
+                            lk, 0);
+            }
         }
     }
     // Scale, causal limit and mask per row, as the GEMM path does; then softmax.
@@ -217,7 +236,11 @@ static void k_attention(const tk_attention_args *a) {
         for (long r0 = 0; r0 < rows; r0 += ATT_RB) {
             long rb = rows - r0 < ATT_RB ? rows - r0 : ATT_RB;
             for (long r = 0; r < rb; r++) o[r] = a->out + (r0 + r) * dv;
-            ATT_BY_ROWS(rb, att_values, scores + r0 * lk, lk, values, a->v_stride, j, jend, o, dv, j == 0);
+            if (half) {
+                ATT_BY_ROWS(rb, att_values, scores + r0 * lk, lk, values, v0, a->v_stride, j, jend, o, dv, j == 0, 1);
+            } else {
+                ATT_BY_ROWS(rb, att_values, scores + r0 * lk, lk, values, v0, a->v_stride, j, jend, o, dv, j == 0, 0);
+            }
         }
     }
     if (scores != stack) free(scores);

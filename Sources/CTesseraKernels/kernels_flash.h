@@ -120,8 +120,8 @@ static void k_attention_flash(const tk_attention_args *a, const float *kt, long 
             for (long rr = 0; rr < nr; rr += ATT_RB) {
                 long rb = nr - rr < ATT_RB ? nr - rr : ATT_RB;
                 for (long r = 0; r < rb; r++) o[r] = a->out + (b0 + rr + r) * dv;
-                ATT_BY_ROWS(rb, att_values, S + rr * FA_BC, FA_BC, a->v + j0 * a->v_stride, a->v_stride, 0, nc, o, dv,
-                            j0 == 0);
+                ATT_BY_ROWS(rb, att_values, S + rr * FA_BC, FA_BC, a->v, j0 * a->v_stride, a->v_stride, 0, nc, o, dv,
+                            j0 == 0, 0);
             }
         }
         for (long r = 0; r < nr; r++) {

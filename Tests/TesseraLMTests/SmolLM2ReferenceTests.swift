@@ -60,6 +60,32 @@ final class SmolLM2ReferenceTests: XCTestCase {
         }
     }
 
+    /// With the float16 KV cache (`GenerateParameters.halfPrecisionKV`), at
+    /// `tessera generate`'s precision: the same greedy ids.
+    func testHalfPrecisionCacheKeepsTheGreedyIds() throws {
+        #if DEBUG
+            if ProcessInfo.processInfo.environment["TESSERA_SLOW_TESTS"] == nil {
+                throw XCTSkip("runs in release builds (or set TESSERA_SLOW_TESTS=1)")
+            }
+        #endif
+        let loaded = try ModelLoader.load(try Self.modelPath())
+        let reference = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.referenceURL)) as! [String: Any]
+        let prompts = reference["prompts"] as! [String: [String: Any]]
+        for (name, prompt) in prompts.sorted(by: { $0.key < $1.key }) {
+            let expected = prompt["greedy_ids_48"] as! [Int]
+            var parameters = GenerateParameters()
+            parameters.maxTokens = expected.count
+            parameters.sampling = .greedy
+            parameters.halfPrecisionKV = true
+            var generator = try TokenGenerator(
+                model: loaded.model, prompt: prompt["prompt_ids"] as! [Int], parameters: parameters)
+            var produced: [Int] = []
+            while let t = try generator.next() { produced.append(t) }
+            XCTAssertEqual(produced, expected, "prompt \(name), float16 KV cache")
+            XCTAssertEqual(generator.stats.replayedSteps, expected.count - 1, name)
+        }
+    }
+
     /// `tessera convert` of the default GGUF (8-bit, group 32): the folder's
     /// tokenizer files (written from the GGUF metadata) give the same ids on a
     /// varied corpus and the same chat prompt, and the model the same greedy ids.

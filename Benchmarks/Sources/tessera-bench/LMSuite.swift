@@ -15,6 +15,8 @@
 //                           without llama_cpp the peer column says unavailable
 //   TESSERA_BENCH_REPS      repetitions (default 5)
 //   TESSERA_BENCH_LONG_REPS repetitions of the long-context decode (default 3; 0: skip)
+//   TESSERA_BENCH_HALF_KV   float16 KV caches (`GenerateParameters.halfPrecisionKV`)
+//   TESSERA_BENCH_NO_REPLAY every decode step through the graph (no `DecodePlan`)
 //
 // Then the same decode after a 2,000-token prompt (both sides), and the
 // roofline: the machine's 2-thread read bandwidth measured at the start of
@@ -48,6 +50,8 @@ struct LMFigures {
     var prefill: Double  // tok/s
     var decode: Double  // tok/s
     var tokens: [Int]
+    /// Decode steps that replayed the captured step (0 for the peer).
+    var replayed = 0
 }
 
 /// One prefill of `prompt` and `decodeSteps` greedy steps through `TokenGenerator`.
@@ -58,6 +62,10 @@ private func tesseraRun(_ model: any LanguageModel, prompt: [Int], steps: Int) t
     parameters.sampling = .greedy
     parameters.maxTokens = steps + 1  // the last call samples without a forward pass
     parameters.prefillStepSize = prompt.count
+    // TESSERA_BENCH_NO_REPLAY=1: every decode step through the graph (the captured step's gain, by difference).
+    parameters.replayDecode = ProcessInfo.processInfo.environment["TESSERA_BENCH_NO_REPLAY"] == nil
+    // TESSERA_BENCH_HALF_KV=1: float16 KV caches (as llama.cpp's default).
+    parameters.halfPrecisionKV = ProcessInfo.processInfo.environment["TESSERA_BENCH_HALF_KV"] != nil
     var generator = try TokenGenerator(model: model, prompt: prompt, parameters: parameters)
     let prefill = generator.stats.prefillSeconds
     var tokens: [Int] = []
@@ -68,7 +76,8 @@ private func tesseraRun(_ model: any LanguageModel, prompt: [Int], steps: Int) t
     }
     let decode = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
     return LMFigures(
-        prefill: Double(prompt.count) / prefill, decode: Double(tokens.count) / decode, tokens: tokens)
+        prefill: Double(prompt.count) / prefill, decode: Double(tokens.count) / decode, tokens: tokens,
+        replayed: generator.stats.replayedSteps)
 }
 
 /// The peer's figures, or why there are none.
@@ -198,6 +207,7 @@ func runLMSuite() {
     let otherDecode = median(other.map(\.decode))
     print(
         "Tessera decodes " + (GenerateParameters.pipeliningPays ? "pipelined" : "step by step")
+            + " (\(runs.map(\.replayed).reduce(0, +)) of \(runs.map(\.tokens.count).reduce(0, +)) steps replayed from the captured step)"
             + " here, quantized products at .high precision (x to 16 bits, as `tessera generate`); at .highest"
             + " (24 bits), interleaved: " + rate(otherDecode)
             + String(format: " (high/highest %.2f×; ", ours.decode / otherDecode)
@@ -251,7 +261,8 @@ func runLMSuite() {
     print(
         String(format: "\nread bandwidth, 2 threads (streaming sum of 256 MiB, best of 5): %.1f GB/s", bandwidth * 1e-9)
     )
-    guard let bytes = DecodeBytes(loaded.model) else {
+    let halfKV = ProcessInfo.processInfo.environment["TESSERA_BENCH_HALF_KV"] != nil
+    guard let bytes = DecodeBytes(loaded.model, kvBytes: halfKV ? 2 : 4) else {
         print("roofline: not a TransformerModel, bytes per step unknown")
         return
     }
@@ -261,7 +272,8 @@ func runLMSuite() {
         print(
             "roofline \(what): "
                 + String(
-                    format: "%.1f MB per step (weights %.1f MB + float32 KV %.1f MB), bound %.0f tok/s;"
+                    format: "%.1f MB per step (weights %.1f MB + " + (halfKV ? "float16" : "float32")
+                        + " KV %.1f MB), bound %.0f tok/s;"
                         + " Tessera %.1f tok/s = %.0f%% of it", perStep * 1e-6, Double(bytes.weights) * 1e-6,
                     (perStep - Double(bytes.weights)) * 1e-6, bound, tokensPerSecond, 100 * tokensPerSecond / bound))
     }

@@ -162,6 +162,12 @@ typedef struct {
     /// and stats[2r + 1] sum_j e^(s_j - m). tk_attention_merge combines parts.
     long key_begin, key_end;
     float *stats;
+    /// When set (tk_attention only): keys and values stored as float16 at
+    /// these addresses (k_stride / v_stride in elements), widened to float32
+    /// in registers; k and v are then unused. The arithmetic on the widened
+    /// values is the float32 path's, so the result equals tk_attention on
+    /// float32 copies of the same half values bit for bit.
+    const uint16_t *k_half, *v_half;
 } tk_attention_args;
 
 void tk_attention(const tk_attention_args *args);

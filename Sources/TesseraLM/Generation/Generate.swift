@@ -29,6 +29,16 @@ public struct GenerateParameters: Sendable {
     /// pipelined where building a step does not take a core from computing
     /// the previous one (a GPU stream, or a core the CPU kernels leave free).
     public var pipelined: Bool? = nil
+    /// Replay a captured decode step (`DecodePlan`: fixed buffers and a list
+    /// of kernel calls, no graph) where the model, its caches and the device
+    /// allow; its logits are the graph path's bit for bit. false: every step
+    /// through the graph. Pipelined decoding (`pipelined: true`) keeps the graph.
+    public var replayDecode = true
+    /// Fresh caches store keys and values as float16 (`KVCache.halfPrecision`,
+    /// as llama.cpp's default cache): half the bytes a long context reads per
+    /// step; attention widens them to float32. Growing full-precision caches
+    /// only (not with `maxKVSize` or `kvQuantization`).
+    public var halfPrecisionKV = false
 
     /// Whether `pipelined: nil` pipelines: on a GPU stream, or with a core
     /// the CPU kernels leave free. On 2 cores both busy with a step's
@@ -59,6 +69,8 @@ public struct GenerationStats: Sendable {
     public var prefillSeconds = 0.0
     public var decodeSeconds = 0.0
     public var peakMemory = 0
+    /// Decode steps that ran as a replay of the captured step (`GenerateParameters.replayDecode`), not through the graph.
+    public var replayedSteps = 0
     public var promptTokensPerSecond: Double { prefillSeconds > 0 ? Double(promptTokens) / prefillSeconds : 0 }
     public var tokensPerSecond: Double { decodeSeconds > 0 ? Double(generatedTokens) / decodeSeconds : 0 }
 }
@@ -73,6 +85,8 @@ public struct TokenGenerator: Sendable {
     var pendingLogits: Tensor?
     /// Pipelined greedy decoding: the next token, picked on the graph and in flight.
     var pendingToken: Tensor?
+    /// The captured decode step, where the model allows one.
+    let plan: DecodePlan?
     public private(set) var stats = GenerationStats()
     private var produced = 0
 
@@ -98,9 +112,13 @@ public struct TokenGenerator: Sendable {
         }
         self.model = model
         self.parameters = parameters
+        if existing == nil, parameters.halfPrecisionKV, parameters.maxKVSize == nil {
+            for c in fresh { c.halfPrecision = true }
+        }
         cache = existing ?? fresh
         sampler = Sampler(parameters.sampling)
         history = prompt
+        plan = parameters.replayDecode ? DecodePlan.make(model) : nil
         Memory.resetPeak()
         let start = now()
         var last: Tensor?
@@ -174,6 +192,9 @@ public struct TokenGenerator: Sendable {
         history.append(token)
         if parameters.stopTokens.contains(token) || !continues {
             pendingLogits = nil
+        } else if let row = plan?.step(token: token, cache: cache) {
+            pendingLogits = row
+            stats.replayedSteps += 1
         } else {
             let out = model(Tensor([Int32(token)], shape: [1, 1]), cache: cache)
             let row = out[0, -1]
@@ -187,7 +208,8 @@ public struct TokenGenerator: Sendable {
     /// and caches that can take back a step (growing, full precision).
     private var canPipeline: Bool {
         let p = parameters.sampling
-        return (parameters.pipelined ?? GenerateParameters.pipeliningPays) && p.temperature <= 0
+        // Unasked, a replayed step (little host work to overlap) is preferred to pipelining.
+        return (parameters.pipelined ?? (GenerateParameters.pipeliningPays && plan == nil)) && p.temperature <= 0
             && p.repetitionPenalty == 1 && p.presencePenalty == 0
             && p.frequencyPenalty == 0 && p.logitBias.isEmpty && cache.allSatisfy(\.canRemoveLast)
     }

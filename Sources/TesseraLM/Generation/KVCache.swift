@@ -45,6 +45,11 @@ public final class KVCache: @unchecked Sendable {
     private var capacity = 0
     /// A growing cache allocates room for this many positions at a time.
     static let step = 256
+    /// A growing full-precision cache stores keys and values as float16 (half
+    /// the bytes a decode step reads; attention widens them to float32). Set
+    /// before the first update (`GenerateParameters.halfPrecisionKV`); a
+    /// rotating or quantized cache ignores it.
+    public internal(set) var halfPrecision = false
 
     public init(maxSize: Int? = nil, quantization: KVQuantization? = nil) {
         self.maxSize = maxSize
@@ -100,7 +105,8 @@ public final class KVCache: @unchecked Sendable {
     /// buffers with room to spare (sliceUpdate, done in place because the cache
     /// holds the only reference), so a step copies its own keys and values, not
     /// everything cached; the room grows by `step` positions when full.
-    private func append(keys newKeys: Tensor, values newValues: Tensor) -> (Tensor, Tensor) {
+    private func append(keys: Tensor, values: Tensor) -> (Tensor, Tensor) {
+        let (newKeys, newValues) = halfPrecision ? (keys.asType(.float16), values.asType(.float16)) : (keys, values)
         let end = length + newKeys.dim(2)
         if end > capacity {
             let room = (end + Self.step - 1) / Self.step * Self.step
@@ -116,6 +122,60 @@ public final class KVCache: @unchecked Sendable {
         length = end
         offset += newKeys.dim(2)
         return (storage[0][0..., 0..., ..<end], storage[1][0..., 0..., ..<end])
+    }
+
+    /// For a decode step replayed outside the graph (`DecodePlan`): the host
+    /// addresses of the key and value buffers `[1, heads, capacity, headDim]`
+    /// (float32, or float16 when `half`; row-contiguous, owned by this cache)
+    /// with room for one more position after the `length` held, growing them
+    /// by `step` positions when full. The caller writes position `length` of
+    /// every head, then calls `advance()`. nil (nothing changed) when this is
+    /// not a growing full-precision cache of that layout, or memory is refused.
+    func roomForOne(heads: Int, headDim: Int) -> (
+        keys: UnsafeMutableRawPointer, values: UnsafeMutableRawPointer, capacity: Int, half: Bool
+    )? {
+        guard maxSize == nil, quantization == nil, heads > 0, headDim > 0 else { return nil }
+        let dtype: DType = halfPrecision ? .float16 : .float32
+        if !storage.isEmpty {
+            guard storage.count == 2,
+                storage.allSatisfy({
+                    $0.dtype == dtype && $0.ndim == 4 && $0.dim(0) == 1 && $0.dim(1) == heads && $0.dim(3) == headDim
+                })
+            else { return nil }
+            if storage.contains(where: { $0._hostAddress() == nil }) { eval(storage) }
+        }
+        let room = Swift.max(capacity, storage.first?.dim(2) ?? 0)
+        if length + 1 > room || storage.isEmpty {
+            let grown = (length + 1 + Self.step - 1) / Self.step * Self.step
+            let size = dtype.size
+            var buffers: [Tensor] = []
+            for old in storage {
+                guard let fresh = Tensor._zerosBuffer([1, heads, grown, headDim], dtype: dtype),
+                    let to = fresh._hostAddress(forWriting: true), let from = old._hostAddress()
+                else { return nil }
+                let oldRoom = old.dim(2)
+                for h in 0..<heads {
+                    (to + h * grown * headDim * size).copyMemory(
+                        from: from + h * oldRoom * headDim * size, byteCount: length * headDim * size)
+                }
+                buffers.append(fresh)
+            }
+            if storage.isEmpty {
+                for _ in 0..<2 {
+                    guard let fresh = Tensor._zerosBuffer([1, heads, grown, headDim], dtype: dtype) else {
+                        return nil
+                    }
+                    buffers.append(fresh)
+                }
+            }
+            storage = buffers
+            capacity = grown
+        } else if capacity == 0 {
+            capacity = room
+        }
+        guard let k = storage[0]._hostAddress(forWriting: true), let v = storage[1]._hostAddress(forWriting: true)
+        else { return nil }
+        return (k, v, capacity, halfPrecision)
     }
 
     /// Whether a step may write its new positions into this cache's buffers
@@ -147,8 +207,9 @@ public final class KVCache: @unchecked Sendable {
         return (storage[0], storage[1])
     }
 
-    /// Counts `n` positions written by the caller of `reserve`.
-    func advance(_ n: Int) {
+    /// Counts `n` positions written by the caller of `reserve` (or the one
+    /// position a replayed step wrote after `roomForOne`).
+    func advance(_ n: Int = 1) {
         length += n
         offset += n
     }

@@ -16,7 +16,7 @@ final class MLP: Module {
     /// This rank's columns (all of them without tensor parallelism).
     let intermediateSize: Int
     let parallel: TensorParallel?
-    private let gateUp = ProjectionStack(), down = ProjectionStack()
+    let gateUp = ProjectionStack(), down = ProjectionStack()
 
     /// Layer `i`'s MLP, its tensors read from `w` under `prefix` (`model.layers.i.mlp`).
     init(_ w: WeightSource, prefix: String, _ c: TransformerConfiguration) throws {
@@ -58,7 +58,7 @@ final class MLP: Module {
         down.share([downProj])
     }
 
-    private var projections: [Linear] {
+    var projections: [Linear] {
         if let gateProj, let upProj { return [gateProj, upProj] }
         return gateUpProj.map { [$0] } ?? []
     }

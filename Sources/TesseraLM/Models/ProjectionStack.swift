@@ -76,6 +76,19 @@ final class ProjectionStack: Sendable {
         return zip(parts, stack.biases).map { part, bias in bias.map { part + $0 } ?? part }
     }
 
+    /// The stacked quantized weight (weight, scales, biases), its format and
+    /// the layers' biases with the column where each starts, for a decode
+    /// step replayed outside the graph (`DecodePlan`); nil when the layers
+    /// run as modules or are not quantized.
+    func quantized(_ layers: () -> [Linear]) -> (
+        tensors: [Tensor], groupSize: Int, bits: Int, biases: [(column: Int, bias: Tensor)]
+    )? {
+        guard let stack = stack(layers), case let .quantized(groupSize, bits) = stack.format else { return nil }
+        let starts = [0] + stack.bounds
+        let biases = zip(starts, stack.biases).compactMap { start, bias in bias.map { (start, $0) } }
+        return (stack.tensors, groupSize, bits, biases)
+    }
+
     /// Stacks the layers' weights now and, for several layers, makes each
     /// layer's weight a view of the stack (one copy of the weights in
     /// memory), when their formats agree.

@@ -89,42 +89,9 @@ enum AttentionKernels {
             return a
         }
         if groups * lq <= fewRows {
-            let jobs = batches * hk
-            if batches * hq * lq * lk * (d + dv) < fewRowsParallelWork || jobs == 1 {
-                for index in 0..<jobs {
-                    var a = args(index)
-                    tk_attention(&a)
-                }
-            } else if let parts = keyParts(jobs: jobs, keys: lk) {
-                // Too few heads to share evenly: each head's keys in `parts`
-                // ranges, every (head, range) one job, merged per head after.
-                let rows = groups * lq, per = (lk + parts - 1) / parts
-                let outs = UnsafeMutablePointer<Float>.allocate(capacity: jobs * parts * rows * dv)
-                let stats = UnsafeMutablePointer<Float>.allocate(capacity: jobs * parts * rows * 2)
-                defer {
-                    outs.deallocate()
-                    stats.deallocate()
-                }
-                ThreadPool.shared.parallelFor(jobs * parts) { index in
-                    let job = index / parts, part = index % parts
-                    var a = args(job)
-                    a.key_begin = part * per
-                    a.key_end = Swift.min(lk, (part + 1) * per)
-                    a.out = outs + index * rows * dv
-                    a.stats = stats + index * rows * 2
-                    tk_attention(&a)
-                }
-                for job in 0..<jobs {
-                    let head = args(job)
-                    tk_attention_merge(
-                        rows, dv, parts, outs + job * parts * rows * dv, stats + job * parts * rows * 2, head.out)
-                }
-            } else {
-                ThreadPool.shared.parallelFor(jobs) { index in
-                    var a = args(index)
-                    tk_attention(&a)
-                }
-            }
+            runFewRows(
+                jobs: batches * hk, rows: groups * lq, dv: dv, keys: lk, work: batches * hq * lq * lk * (d + dv),
+                scratch: nil, args)
             return true
         }
         // More rows: the flash-style kernel (kernels_flash.h) over tiles of
@@ -164,4 +131,60 @@ enum AttentionKernels {
         }
         return true
     }
+
+    /// Floats of scratch `runFewRows` uses when it splits heads' keys over the
+    /// pool (`jobs` heads of `rows` query rows each): the partial rows and
+    /// their softmax statistics.
+    static func fewRowsScratch(jobs: Int, rows: Int, dv: Int) -> Int {
+        jobs * Swift.max(1, ThreadPool.shared.threadCount) * rows * (dv + 2)
+    }
+
+    /// The few-rows kernel over `jobs` key/value heads (`args(j)` head j's
+    /// arguments): on the calling thread when the work is small, else one
+    /// head per task, or, when the heads do not share the pool's threads
+    /// evenly, each head's keys in parts merged after (into `scratch`, of
+    /// `fewRowsScratch` floats, or a buffer allocated here). A decode step
+    /// replayed without graph nodes (TesseraLM's DecodePlan) calls this
+    /// with the arguments the graph's attention would build, so both
+    /// compute the same bits.
+    static func runFewRows(
+        jobs: Int, rows: Int, dv: Int, keys lk: Int, work: Int, scratch: UnsafeMutablePointer<Float>?,
+        _ args: (Int) -> tk_attention_args
+    ) {
+        if work < fewRowsParallelWork || jobs == 1 {
+            for index in 0..<jobs {
+                var a = args(index)
+                tk_attention(&a)
+            }
+        } else if let parts = keyParts(jobs: jobs, keys: lk) {
+            // Too few heads to share evenly: each head's keys in `parts`
+            // ranges, every (head, range) one job, merged per head after.
+            let per = (lk + parts - 1) / parts
+            let owned =
+                scratch == nil ? UnsafeMutablePointer<Float>.allocate(capacity: jobs * parts * rows * (dv + 2)) : nil
+            defer { owned?.deallocate() }
+            guard let outs = scratch ?? owned else { return }
+            let stats = outs + jobs * parts * rows * dv
+            ThreadPool.shared.parallelFor(jobs * parts) { index in
+                let job = index / parts, part = index % parts
+                var a = args(job)
+                a.key_begin = part * per
+                a.key_end = Swift.min(lk, (part + 1) * per)
+                a.out = outs + index * rows * dv
+                a.stats = stats + index * rows * 2
+                tk_attention(&a)
+            }
+            for job in 0..<jobs {
+                let head = args(job)
+                tk_attention_merge(
+                    rows, dv, parts, outs + job * parts * rows * dv, stats + job * parts * rows * 2, head.out)
+            }
+        } else {
+            ThreadPool.shared.parallelFor(jobs) { index in
+                var a = args(index)
+                tk_attention(&a)
+            }
+        }
+    }
+
 }

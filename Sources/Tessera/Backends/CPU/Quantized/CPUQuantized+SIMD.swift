@@ -124,7 +124,8 @@ extension QuantizedKernels {
     /// output columns claimed by the pool's threads, each reading its weights once.
     static func qmv(
         _ dt: Int32, _ sdt: Int32, x px: UnsafeRawPointer, wq pw: UnsafePointer<UInt32>, scales ps: UnsafeRawPointer,
-        biases pb: UnsafeRawPointer, out po: UnsafeMutableRawPointer, m: Int, n: Int, k: Int, groupSize: Int, bits: Int
+        biases pb: UnsafeRawPointer, out po: UnsafeMutableRawPointer, m: Int, n: Int, k: Int, groupSize: Int, bits: Int,
+        scratch kept: UnsafeMutableRawPointer? = nil
     ) {
         let group = Int32(groupSize), b = Int32(bits)
         let rowBytes = k * bits / 8 + k / groupSize * 2 * (sdt == Int32(TK_F32) ? 4 : 2)
@@ -142,8 +143,10 @@ extension QuantizedKernels {
         }
         let scratchBytes = tk_qmv_scratch(dt, m, k, group, b)
         if scratchBytes > 0 {
-            let scratch = UnsafeMutableRawPointer.allocate(byteCount: scratchBytes, alignment: 64)
-            defer { scratch.deallocate() }
+            // `kept`: the caller's buffer of at least tk_qmv_scratch bytes (a replayed decode step's).
+            let owned = kept == nil ? UnsafeMutableRawPointer.allocate(byteCount: scratchBytes, alignment: 64) : nil
+            defer { owned?.deallocate() }
+            guard let scratch = kept ?? owned else { return }
             if tk_qmv_prepare(dt, px, m, k, group, b, scratch) != 0 {
                 pool.parallelFor(chunks) { c in
                     tk_qmv_prepared(
