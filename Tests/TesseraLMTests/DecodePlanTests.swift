@@ -9,6 +9,7 @@
 import Foundation
 import Tessera
 @testable import TesseraLM
+import TesseraLMSelfTest
 import XCTest
 
 final class DecodePlanTests: XCTestCase {
