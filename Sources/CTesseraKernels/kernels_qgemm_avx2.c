@@ -125,5 +125,61 @@ void tk_qgemm4_avx2(int sdt, const void *prepared, const uint32_t *wq, const voi
     }
 }
 
+/// tk_qgemm4_prepare on AVX2: as the AVX-512 variant (kernels_qgemm_vnni.c)
+/// with 4 vectors of 8 per block, vcvtps2dq rounding to nearest even as
+/// nearbyintf, the integers clamped, then narrowed by saturating packs (exact:
+/// every value fits a signed byte) and put back in order by one permute.
+int tk_qg_prepare_avx2(const float *x, long M, long K, int group, int XB, void *prepared) {
+    const long row = (long)XB * K + (K / 32) * 4 + (K / group) * 4;
+    const float range = XB == 2 ? 127.0f * 257.0f : 127.0f;
+    const __m256i hiR = _mm256_set1_epi32((int)range), loR = _mm256_set1_epi32(-(int)range);
+    const __m256i c128 = _mm256_set1_epi32(128), order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    const __m256 fmax = _mm256_set1_ps(3.4028235e38f), sign = _mm256_set1_ps(-0.0f);
+    for (long m = 0; m < M; m++) {
+        const float *xr = x + m * K;
+        int8_t *planes = (int8_t *)prepared + m * row;
+        float *d = (float *)(planes + (long)XB * K);
+        for (long b = 0; b < K / 32; b++) {
+            const long k = b * 32;
+            __m256 v[4], mx = _mm256_setzero_ps();
+            int ok = 0xFF;
+            for (int i = 0; i < 4; i++) {
+                v[i] = _mm256_loadu_ps(xr + k + 8 * i);
+                __m256 a = _mm256_andnot_ps(sign, v[i]);
+                ok &= _mm256_movemask_ps(_mm256_cmp_ps(a, fmax, _CMP_LE_OQ));
+                mx = _mm256_max_ps(mx, a);
+            }
+            if (ok != 0xFF) return 0;  // inf or NaN
+            __m128 h4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+            h4 = _mm_max_ps(h4, _mm_movehl_ps(h4, h4));
+            h4 = _mm_max_ss(h4, _mm_shuffle_ps(h4, h4, 1));
+            float amax = _mm_cvtss_f32(h4);
+            if (amax > 0 && amax < 0x1p-96f) return 0;
+            float scale = amax / range, inv = amax > 0 ? range / amax : 0;
+            d[b] = scale;
+            const __m256 vinv = _mm256_set1_ps(inv);
+            __m256i lo[4], hi[4];
+            for (int i = 0; i < 4; i++) {
+                __m256i X = _mm256_cvtps_epi32(_mm256_mul_ps(v[i], vinv));
+                X = _mm256_min_epi32(_mm256_max_epi32(X, loR), hiR);
+                if (XB == 1) {
+                    lo[i] = X;
+                } else {
+                    hi[i] = _mm256_srai_epi32(_mm256_add_epi32(X, c128), 8);
+                    lo[i] = _mm256_sub_epi32(X, _mm256_slli_epi32(hi[i], 8));
+                }
+            }
+            __m256i bl = _mm256_packs_epi16(_mm256_packs_epi32(lo[0], lo[1]), _mm256_packs_epi32(lo[2], lo[3]));
+            _mm256_storeu_si256((__m256i *)(planes + k), _mm256_permutevar8x32_epi32(bl, order));
+            if (XB == 2) {
+                __m256i bh = _mm256_packs_epi16(_mm256_packs_epi32(hi[0], hi[1]), _mm256_packs_epi32(hi[2], hi[3]));
+                _mm256_storeu_si256((__m256i *)(planes + K + k), _mm256_permutevar8x32_epi32(bh, order));
+            }
+        }
+    }
+    tk_qg_sums(x, M, K, group, XB, prepared);
+    return 1;
+}
+
 #pragma clang attribute pop
 #endif

@@ -37,12 +37,13 @@ long tk_qgemm4_x_bytes(long M, long K, int group, int XB) {
     return M * ((long)XB * K + (K / 32) * 4 + (K / group) * 4);
 }
 
-/// Rounds float32 x [M, K] into `prepared` (tk_qgemm4_x_bytes of it). Plain C:
-/// the same on every machine, a small part of the product's time. Returns 0
+/// Rounds float32 x [M, K] into `prepared` (tk_qgemm4_x_bytes of it): the
+/// plain C reference (the baseline variant runs it; tk_qgemm4_prepare's AVX2
+/// and AVX-512 variants give the same bytes, tested against it). Returns 0
 /// when some block cannot be rounded faithfully (a non-finite value, or all
 /// its values below 2^-96 in magnitude but not all zero): the caller takes
 /// the float kernel for the whole product then.
-int tk_qgemm4_prepare(const float *x, long M, long K, int group, int XB, void *prepared) {
+int tk_qgemm4_prepare_ref(const float *x, long M, long K, int group, int XB, void *prepared) {
     const long row = (long)XB * K + (K / 32) * 4 + (K / group) * 4;
     const float range = XB == 2 ? 127.0f * 257.0f : 127.0f;
     for (long m = 0; m < M; m++) {
@@ -82,6 +83,88 @@ int tk_qgemm4_prepare(const float *x, long M, long K, int group, int XB, void *p
         }
     }
     return 1;
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+/// The group sums of prepared x (sums[g] = x[g * group] + ... in order, as
+/// the reference), 4 rows in lockstep so that their dependent add chains overlap.
+void tk_qg_sums(const float *x, long M, long K, int group, int XB, void *prepared) {
+    const long row = (long)XB * K + (K / 32) * 4 + (K / group) * 4;
+    for (long m = 0; m < M; m += 4) {
+        const int rows = M - m < 4 ? (int)(M - m) : 4;
+        for (long g = 0; g < K / group; g++) {
+            float s[4] = {0, 0, 0, 0};
+            for (int j = 0; j < group; j++)
+                for (int r = 0; r < rows; r++) s[r] += x[(m + r) * K + g * group + j];
+            for (int r = 0; r < rows; r++) {
+                int8_t *planes = (int8_t *)prepared + (m + r) * row;
+                float *sums = (float *)(planes + (long)XB * K) + K / 32;
+                sums[g] = s[r];
+            }
+        }
+    }
+}
+
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,f16c"))), \
+                             apply_to = function)
+
+/// tk_qgemm4_prepare on AVX-512: per block of 32 values the same amax, scale
+/// and inverse as the reference, x * inv rounded by vcvtps2dq (nearest even
+/// under the default MXCSR, as nearbyintf), clamped in integers (the same as
+/// clamping the rounded float), narrowed by vpmovdb.
+static int qg_prepare_avx512(const float *x, long M, long K, int group, int XB, void *prepared) {
+    const long row = (long)XB * K + (K / 32) * 4 + (K / group) * 4;
+    const float range = XB == 2 ? 127.0f * 257.0f : 127.0f;
+    const __m512i hiR = _mm512_set1_epi32((int)range), loR = _mm512_set1_epi32(-(int)range);
+    const __m512i c128 = _mm512_set1_epi32(128);
+    const __m512 fmax = _mm512_set1_ps(3.4028235e38f);
+    for (long m = 0; m < M; m++) {
+        const float *xr = x + m * K;
+        int8_t *planes = (int8_t *)prepared + m * row;
+        float *d = (float *)(planes + (long)XB * K);
+        for (long b = 0; b < K / 32; b++) {
+            const long k = b * 32;
+            __m512 v[2] = {_mm512_loadu_ps(xr + k), _mm512_loadu_ps(xr + k + 16)};
+            __m512 a0 = _mm512_abs_ps(v[0]), a1 = _mm512_abs_ps(v[1]);
+            __mmask16 ok = _mm512_cmp_ps_mask(a0, fmax, _CMP_LE_OQ) & _mm512_cmp_ps_mask(a1, fmax, _CMP_LE_OQ);
+            if (ok != 0xFFFF) return 0;  // inf or NaN
+            float amax = _mm512_reduce_max_ps(_mm512_max_ps(a0, a1));
+            if (amax > 0 && amax < 0x1p-96f) return 0;
+            float scale = amax / range, inv = amax > 0 ? range / amax : 0;
+            d[b] = scale;
+            const __m512 vinv = _mm512_set1_ps(inv);
+            for (int h = 0; h < 2; h++) {
+                __m512i X = _mm512_cvtps_epi32(_mm512_mul_ps(v[h], vinv));
+                X = _mm512_min_epi32(_mm512_max_epi32(X, loR), hiR);
+                if (XB == 1) {
+                    _mm_storeu_si128((__m128i *)(planes + k + 16 * h), _mm512_cvtepi32_epi8(X));
+                } else {
+                    __m512i hb = _mm512_srai_epi32(_mm512_add_epi32(X, c128), 8);
+                    __m512i lb = _mm512_sub_epi32(X, _mm512_slli_epi32(hb, 8));
+                    _mm_storeu_si128((__m128i *)(planes + k + 16 * h), _mm512_cvtepi32_epi8(lb));
+                    _mm_storeu_si128((__m128i *)(planes + K + k + 16 * h), _mm512_cvtepi32_epi8(hb));
+                }
+            }
+        }
+    }
+    tk_qg_sums(x, M, K, group, XB, prepared);
+    return 1;
+}
+
+#pragma clang attribute pop
+#endif
+
+/// Rounds float32 x [M, K] into `prepared` (tk_qgemm4_x_bytes of it), by the
+/// variant the ISA setting picks (AVX-512, AVX2 or the plain C reference):
+/// the same bytes from each. Returns 0 as tk_qgemm4_prepare_ref does.
+int tk_qgemm4_prepare(const float *x, long M, long K, int group, int XB, void *prepared) {
+#if defined(__x86_64__)
+    if (tk_isa() == TK_ISA_AVX512) return qg_prepare_avx512(x, M, K, group, XB, prepared);
+    if (tk_isa() >= TK_ISA_AVX2) return tk_qg_prepare_avx2(x, M, K, group, XB, prepared);
+#endif
+    return tk_qgemm4_prepare_ref(x, M, K, group, XB, prepared);
 }
 
 /// Fills a panel (tk_qgemm4_panel_bytes of scratch) for columns n0..<n0+32 (those

@@ -12,6 +12,8 @@ void tk_qg_panel_scales(int sdt, const void *scales, const void *biases, long N,
                         void *scratch);
 
 #if defined(__x86_64__)
+void tk_qg_sums(const float *x, long M, long K, int group, int XB, void *prepared);
+int tk_qg_prepare_avx2(const float *x, long M, long K, int group, int XB, void *prepared);
 void tk_qgemm4_avx2(int sdt, const void *prepared, const uint32_t *wq, const void *scales, const void *biases,
                     float *out, long M, long N, long K, int group, int XB, long n0, long n1, void *scratch);
 #endif

@@ -176,6 +176,52 @@ extension CPUKernelTests {
         }
     }
 
+    /// tk_qgemm4_prepare's vector variants (AVX-512, AVX2: vcvtps2dq in place
+    /// of nearbyintf) against the plain C reference, byte for byte, on every
+    /// instruction set the dispatch can pick: row counts off the sums' blocks
+    /// of 4, K of 1 to 18 blocks, both x widths, values rounding at .5 ties
+    /// (a block whose max is the range itself has inverse scale 1), zeros,
+    /// -0, blocks of one value, and the refusals (inf, NaN, tiny blocks).
+    func testIntegerPrefillPrepareMatchesReferenceBytes() {
+        forEachISA { isa in
+            for (m, k, group) in [(1, 32, 32), (3, 64, 64), (5, 192, 64), (7, 128, 128), (6, 576, 64), (17, 96, 32)] {
+                for xb in [1, 2] {
+                    let range: Float = xb == 2 ? 127 * 257 : 127
+                    var x = Self.values(m * k, seed: UInt64(m * 1000 + k + xb), lo: -3, hi: 3)
+                    // Row 0, block 0: ties at .5 under inverse scale 1 (max |x| = range).
+                    for j in 0..<32 {
+                        x[j] = (j == 0 ? range : Float(j - 16) + 0.5) * (j % 3 == 0 ? -1 : 1)
+                    }
+                    if k >= 64 {
+                        for j in 32..<64 { x[j] = j % 2 == 0 ? 0 : -0.0 }  // a block of zeros and -0
+                    }
+                    if m > 1 {
+                        for j in 0..<32 { x[k + j] = j == 7 ? -2.5e-20 : 0 }  // one value, the rest zero
+                    }
+                    if m > 2 {
+                        for j in 0..<k { x[2 * k + j] *= 1e6 }  // a large row
+                    }
+                    let bytes = tk_qgemm4_x_bytes(m, k, Int32(group), Int32(xb))
+                    var want = [UInt8](repeating: 0xAA, count: bytes), got = [UInt8](repeating: 0x55, count: bytes)
+                    XCTAssertEqual(tk_qgemm4_prepare_ref(x, m, k, Int32(group), Int32(xb), &want), 1)
+                    XCTAssertEqual(tk_qgemm4_prepare(x, m, k, Int32(group), Int32(xb), &got), 1)
+                    XCTAssertEqual(got, want, "\(isa) M \(m) K \(k) group \(group) XB \(xb)")
+                    for (special, at) in [(Float.nan, k - 1), (.infinity, 5), (-.infinity, k + 31), (1e-30, 0)] {
+                        var y = x
+                        if special.isFinite {
+                            for j in 0..<32 { y[at + j] = j == 3 ? special : 0 }
+                        } else if at < y.count {
+                            y[at] = special
+                        }
+                        XCTAssertEqual(
+                            tk_qgemm4_prepare(y, m, k, Int32(group), Int32(xb), &got),
+                            tk_qgemm4_prepare_ref(y, m, k, Int32(group), Int32(xb), &want), "\(isa) \(special)")
+                    }
+                }
+            }
+        }
+    }
+
     /// A prefill product whose x holds a non-finite value gives what the float
     /// kernel gives (the integer kernel declines it), bit for bit.
     func testPrefillQuantizedMatmulNonFiniteXTakesFloatKernel() throws {

@@ -254,6 +254,9 @@ int tk_qgemm4_available(int sdtype, long K, int group);
 int tk_qgemm4_vnni_active(void);
 long tk_qgemm4_x_bytes(long M, long K, int group, int XB);
 int tk_qgemm4_prepare(const float *x, long M, long K, int group, int XB, void *prepared);
+/// The plain C rounding that tk_qgemm4_prepare's AVX2 and AVX-512 variants
+/// match byte for byte (tests compare them).
+int tk_qgemm4_prepare_ref(const float *x, long M, long K, int group, int XB, void *prepared);
 long tk_qgemm4_panel_bytes(long K, int group);
 int tk_qgemm4(int sdtype, const void *prepared, const uint32_t *wq, const void *scales, const void *biases, float *out,
               long M, long N, long K, int group, int XB, long n0, long n1, void *scratch);
