@@ -452,7 +452,7 @@ def main():
     step("disconnect")
     # A client that disconnects mid-stream stops its sequence (the engine goes idle).
     before = metric(url, key, "tessera_generated_tokens_total")
-    stream = oa.chat.completions.create(model=model, messages=messages, max_tokens=400, temperature=0, stream=True)
+    stream = oa.chat.completions.create(model=model, messages=messages, max_tokens=1500, temperature=0, stream=True)
     for n, _ in enumerate(stream):
         if n >= 3:
             break
@@ -463,7 +463,7 @@ def main():
     check(metric(url, key, "tessera_active_sequences") == 0, "the disconnected stream's sequence still runs")
     check(metric(url, key, "tessera_kv_cache_bytes") == 0, "KV cache bytes left after the disconnect")
     spent = metric(url, key, "tessera_generated_tokens_total") - before
-    check(spent < 100, f"the disconnected sequence generated {spent} tokens")
+    check(spent < 500, f"the disconnected sequence generated {spent} tokens (max_tokens 1500)")
     # A non-streaming client that leaves (its socket closed while the answer is
     # being generated) stops its sequence too: the server counts it cancelled.
     cancelled = metric(url, key, "tessera_cancelled_streams_total")
@@ -478,6 +478,7 @@ def main():
         while time.time() < deadline and metric(url, key, "tessera_generated_tokens_total") - before < 3:
             time.sleep(0.05)
         check(metric(url, key, "tessera_active_sequences") >= 1, "the non-streamed request ended before the test left")
+        at_close = metric(url, key, "tessera_generated_tokens_total")
     deadline = time.time() + 60
     while time.time() < deadline and metric(url, key, "tessera_active_sequences") > 0:
         time.sleep(0.1)
@@ -485,8 +486,13 @@ def main():
     check(metric(url, key, "tessera_kv_cache_bytes") == 0, "KV cache bytes left after the non-streamed client left")
     check(metric(url, key, "tessera_cancelled_streams_total") == cancelled + 1,
           "the non-streamed request whose client left was not cancelled")
-    spent = metric(url, key, "tessera_generated_tokens_total") - before
-    check(spent < 200, f"the left non-streamed sequence generated {spent} tokens (max_tokens 1500)")
+    # How many tokens run before the server notices depends on the model's
+    # speed and the machine's load (a tiny model in a release build makes
+    # thousands a second, and the metric requests above take time on a busy
+    # 2-core box): the bound is on what ran after the socket closed, a third
+    # of max_tokens, so a server that ignored the leave fails it.
+    spent = metric(url, key, "tessera_generated_tokens_total") - at_close
+    check(spent < 500, f"the left non-streamed sequence generated {spent} tokens after its client left (max_tokens 1500)")
 
     step("queue full")
     # Queue full: 429 with Retry-After in each shape (a server with --max-queue 0).
