@@ -201,6 +201,23 @@ void tk_qg_panel(int sdt, const uint32_t *wq, const void *scales, const void *bi
     tk_qg_panel_scales(sdt, scales, biases, N, K, group, n0, scratch);
 }
 
+/// tk_qg_panel for 8-bit wq [N, K/4 words]: the same layout, codes 0..255
+/// (a word holds 4 codes, the first in its low byte).
+void tk_qg_panel8(int sdt, const uint32_t *wq, const void *scales, const void *biases, long N, long K, int group,
+                  long n0, void *scratch) {
+    uint8_t *panel = (uint8_t *)scratch;
+    for (int c = 0; c < 32; c++) {
+        long n = n0 + c;
+        uint8_t *dst = panel + c * 4;
+        const uint8_t *src = (const uint8_t *)wq + n * K;
+        for (long s = 0; s < K / 4; s++) {
+            if (n < N) memcpy(dst + s * 128, src + 4 * s, 4);
+            else memset(dst + s * 128, 0, 4);
+        }
+    }
+    tk_qg_panel_scales(sdt, scales, biases, N, K, group, n0, scratch);
+}
+
 /// The scales and biases part of tk_qg_panel.
 void tk_qg_panel_scales(int sdt, const void *scales, const void *biases, long N, long K, int group, long n0,
                         void *scratch) {
@@ -280,6 +297,22 @@ static void qg_panel_avx512(int sdt, const uint32_t *wq, const void *scales, con
     qg_scales_avx512(sdt, scales, biases, K, group, n0, scratch);
 }
 
+/// tk_qg_panel8 for a whole panel (n0 + 32 <= N) with AVX-512: per 4 codes
+/// of 16 columns one gather of their 32-bit words, stored as they are (a
+/// word of 8-bit codes already holds a column's 4 codes in order).
+static void qg_panel8_avx512(int sdt, const uint32_t *wq, const void *scales, const void *biases, long K, int group,
+                             long n0, void *scratch) {
+    uint8_t *panel = (uint8_t *)scratch;
+    const __m512i idx = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32((int)K));
+    for (int v = 0; v < 2; v++) {
+        const uint8_t *base = (const uint8_t *)wq + (n0 + 16 * v) * K;
+        for (long s = 0; s < K / 4; s++)
+            _mm512_storeu_si512(panel + s * 128 + v * 64, _mm512_i32gather_epi32(idx, base + 4 * s, 1));
+    }
+    qg_scales_avx512(sdt, scales, biases, K, group, n0, scratch);
+}
+
 /// RB (1..4) rows of prepared x against one packed panel: out rows get columns n0..<n0+cols.
 static inline __attribute__((always_inline)) void qg_tile(int RB, int XB, const int8_t *const *xr, const uint8_t *panel,
                                                           const float *ps, const float *pb, long K, int group,
@@ -349,14 +382,20 @@ static inline __attribute__((always_inline)) void qg_tile(int RB, int XB, const 
 
 /// out [M, N] float32 (row stride N), columns n0..<n1 (n0 a multiple of 32),
 /// from x prepared by tk_qgemm4_prepare; `scratch` of tk_qgemm4_panel_bytes(K, group).
-static void qgemm4_vnni(int sdt, const void *prepared, const uint32_t *wq, const void *scales, const void *biases,
-                        float *out, long M, long N, long K, int group, int XB, long n0, long n1, void *scratch) {
+/// BITS 4 or 8: only the packing of a panel differs (unsigned codes 0..15 or
+/// 0..255 in the same byte layout; vpdpbusd takes either exactly).
+static void qgemm_vnni(int BITS, int sdt, const void *prepared, const uint32_t *wq, const void *scales,
+                       const void *biases, float *out, long M, long N, long K, int group, int XB, long n0, long n1,
+                       void *scratch) {
     const long row = (long)XB * K + (K / 32) * 4 + (K / group) * 4, groups = K / group;
     uint8_t *panel = (uint8_t *)scratch;
     float *ps = (float *)(panel + K * 32), *pb = ps + groups * 32;
     for (long p = n0; p < n1; p += 32) {
         int cols = n1 - p < 32 ? (int)(n1 - p) : 32;
-        if (p + 32 <= N) qg_panel_avx512(sdt, wq, scales, biases, K, group, p, scratch);
+        if (BITS == 8) {
+            if (p + 32 <= N) qg_panel8_avx512(sdt, wq, scales, biases, K, group, p, scratch);
+            else tk_qg_panel8(sdt, wq, scales, biases, N, K, group, p, scratch);
+        } else if (p + 32 <= N) qg_panel_avx512(sdt, wq, scales, biases, K, group, p, scratch);
         else tk_qg_panel(sdt, wq, scales, biases, N, K, group, p, scratch);
         for (long m = 0; m < M; m += 4) {
             int rb = M - m < 4 ? (int)(M - m) : 4;
@@ -404,9 +443,38 @@ int tk_qgemm4(int sdtype, const void *prepared, const uint32_t *wq, const void *
     if (!tk_qgemm4_available(sdtype, K, group) || (XB != 1 && XB != 2) || n0 % 32 != 0) return 0;
 #if defined(__x86_64__)
     if (qgemm_vnni_ok())
-        qgemm4_vnni(sdtype, prepared, wq, scales, biases, out, M, N, K, group, XB, n0, n1 > N ? N : n1, scratch);
+        qgemm_vnni(4, sdtype, prepared, wq, scales, biases, out, M, N, K, group, XB, n0, n1 > N ? N : n1, scratch);
     else
         tk_qgemm4_avx2(sdtype, prepared, wq, scales, biases, out, M, N, K, group, XB, n0, n1 > N ? N : n1, scratch);
+    return 1;
+#else
+    (void)prepared, (void)wq, (void)scales, (void)biases, (void)out, (void)M, (void)N, (void)n1, (void)scratch;
+    return 0;
+#endif
+}
+
+/// Whether tk_qgemm8 runs here: AVX-512 with VNNI only (the AVX2 kernel's
+/// vpmaddubsw would saturate its 16-bit pair sums on codes up to 255), the
+/// same scale types, K and group sizes as tk_qgemm4.
+int tk_qgemm8_available(int sdtype, long K, int group) {
+    return qgemm_vnni_ok() && tk_qgemm4_available(sdtype, K, group);
+}
+
+static int qgemm8_on = 0;
+
+int tk_qgemm8_enabled(void) { return qgemm8_on; }
+
+int tk_set_qgemm8_enabled(int on) {
+    int was = qgemm8_on;
+    qgemm8_on = on != 0;
+    return was;
+}
+
+int tk_qgemm8(int sdtype, const void *prepared, const uint32_t *wq, const void *scales, const void *biases, float *out,
+              long M, long N, long K, int group, int XB, long n0, long n1, void *scratch) {
+    if (!tk_qgemm8_available(sdtype, K, group) || (XB != 1 && XB != 2) || n0 % 32 != 0) return 0;
+#if defined(__x86_64__)
+    qgemm_vnni(8, sdtype, prepared, wq, scales, biases, out, M, N, K, group, XB, n0, n1 > N ? N : n1, scratch);
     return 1;
 #else
     (void)prepared, (void)wq, (void)scales, (void)biases, (void)out, (void)M, (void)N, (void)n1, (void)scratch;

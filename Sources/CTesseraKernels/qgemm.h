@@ -8,6 +8,8 @@
 
 void tk_qg_panel(int sdt, const uint32_t *wq, const void *scales, const void *biases, long N, long K, int group,
                  long n0, void *scratch);
+void tk_qg_panel8(int sdt, const uint32_t *wq, const void *scales, const void *biases, long N, long K, int group,
+                  long n0, void *scratch);
 void tk_qg_panel_scales(int sdt, const void *scales, const void *biases, long N, long K, int group, long n0,
                         void *scratch);
 

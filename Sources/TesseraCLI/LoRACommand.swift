@@ -144,6 +144,8 @@ struct LoRACommand: AsyncParsableCommand {
         var options = modelOptions
         if options.model == nil, let model = s.model { options.model = model }
         let (generator, loaded, _) = try await options.load()
+        // At --precision high, a tied 8-bit head's forward product runs on integer dot products too.
+        QuantizedMatmulPrecision.integerEightBitProducts = QuantizedMatmulPrecision.current == .high
         guard let model = loaded.model as? TransformerModel else { throw AdapterError.notAModuleTree }
         let tokenizer = generator.tokenizer
         if s.train {

@@ -30,6 +30,9 @@
 //                               the forward pass on integer dot products, x
 //                               rounded to 16 bits per block) or highest (the
 //                               float32 GEMM on dequantized weights)
+//   TESSERA_BENCH_TRAIN_INT8_HEAD 0: at high, the 8-bit head's forward on the
+//                               float32 GEMM (default 1: integer dot products,
+//                               as `tessera lora --precision high`)
 
 import Foundation
 import Tessera
@@ -86,7 +89,11 @@ func runTrainWorker(_ arguments: [String]) {
             fail("no batches in \(arguments[1])")
         }
         switch ProcessInfo.processInfo.environment["TESSERA_BENCH_TRAIN_PRECISION"] ?? "high" {
-        case "high": QuantizedMatmulPrecision.current = .high
+        case "high":
+            QuantizedMatmulPrecision.current = .high
+            // as `tessera lora` at high; TESSERA_BENCH_TRAIN_INT8_HEAD=0 keeps the head on the float kernel
+            QuantizedMatmulPrecision.integerEightBitProducts =
+                ProcessInfo.processInfo.environment["TESSERA_BENCH_TRAIN_INT8_HEAD"] != "0"
         case "highest": QuantizedMatmulPrecision.current = .highest
         case let other: fail("TESSERA_BENCH_TRAIN_PRECISION must be high or highest, got \(other)")
         }

@@ -260,6 +260,17 @@ int tk_qgemm4_prepare_ref(const float *x, long M, long K, int group, int XB, voi
 long tk_qgemm4_panel_bytes(long K, int group);
 int tk_qgemm4(int sdtype, const void *prepared, const uint32_t *wq, const void *scales, const void *biases, float *out,
               long M, long N, long K, int group, int XB, long n0, long n1, void *scratch);
+/// The same product for 8-bit weights (wq [N, K/4 words], codes 0..255; a
+/// tied 8-bit LM head): x prepared by tk_qgemm4_prepare, scratch of
+/// tk_qgemm4_panel_bytes. AVX-512 VNNI only (tk_qgemm8_available; 0 and
+/// nothing written elsewhere). Off unless tk_set_qgemm8_enabled(1): the
+/// library's product takes it only then (training turns it on; inference
+/// keeps the float kernel for 8-bit weights, so its results do not change).
+int tk_qgemm8_available(int sdtype, long K, int group);
+int tk_qgemm8_enabled(void);
+int tk_set_qgemm8_enabled(int on);
+int tk_qgemm8(int sdtype, const void *prepared, const uint32_t *wq, const void *scales, const void *biases, float *out,
+              long M, long N, long K, int group, int XB, long n0, long n1, void *scratch);
 
 /// The bfloat16 GEMM on AVX512-BF16 dot products (kernels_gemm_bf16.c):
 /// C[m, n] = sum_k x[m, k] W[n, k] (float32 C with leading dimension ldc,

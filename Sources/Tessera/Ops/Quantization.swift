@@ -116,6 +116,17 @@ public enum QuantizedMatmulPrecision: Sendable, Equatable {
         get { tk_qmv_x_bytes() == 2 ? .high : .highest }
         set { _ = tk_set_qmv_x_bytes(newValue == .high ? 2 : 3) }
     }
+
+    /// Whether, at `.high`, products of 8-bit weights over many rows of x
+    /// (more than 16: a training batch through a tied 8-bit LM head) run on
+    /// the integer dot products of the 4-bit prefill product (AVX-512 VNNI; x
+    /// rounded to 16 bits per block of 32) instead of the float32 GEMM on
+    /// dequantized weights. Off unless set: inference keeps its results as
+    /// they were; `tessera lora` turns it on with `--precision high`.
+    public static var integerEightBitProducts: Bool {
+        get { tk_qgemm8_enabled() != 0 }
+        set { _ = tk_set_qgemm8_enabled(newValue ? 1 : 0) }
+    }
 }
 
 /// `x @ dequantize(w).T` (`transpose: true`, weights stored `[N, K]` as in

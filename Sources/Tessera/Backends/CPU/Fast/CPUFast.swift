@@ -144,6 +144,12 @@ struct FastKernel: KindVisitor {
         } else {
             table = RopeTable.cached(offset: offset, positions: positions, dims: dims, base: base, scale: scale)
         }
+        if T.self == Float.self, !traditional, s == 1, half % 8 == 0, half > 0 {
+            ropeRows(
+                x, p: UnsafePointer<Float>(OpaquePointer(p)), out: UnsafeMutablePointer<Float>(OpaquePointer(out)),
+                n: n, dims: dims, positions: positions, table: table)
+            return
+        }
         let cosines = table.cosines, sines = table.sines
         forEachLastAxisRow(x) { r, rowOffset in
             let angles = (r % positions) * half
@@ -157,6 +163,47 @@ struct FastKernel: KindVisitor {
                 o[b] = T(math: x1 * sn + x2 * c)
             }
             for j in dims..<n { o[j] = src[j * s] }
+        }
+    }
+
+    /// rope on float32 rows with unit stride along the last axis (the
+    /// halves rotated as pairs, not traditional): 8 pairs at a time with the
+    /// scalar loop's operations in its order (x1·c − x2·s, x1·s + x2·c, each
+    /// product rounded, no fused multiply-add), on the angles' float32
+    /// values, so the same bits; rows split over the pool.
+    private func ropeRows(
+        _ x: ArrayView, p: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, n: Int, dims: Int, positions: Int,
+        table: RopeTable
+    ) {
+        let half = dims / 2
+        let shape = Array(x.shape.dropLast()), strides = Array(x.strides.dropLast())
+        let rows = shape.reduce(1, *)
+        let (cosines, sines) = table.floatValues
+        cosines.withUnsafeBufferPointer { cb in
+            sines.withUnsafeBufferPointer { sb in
+                let cp = cb.baseAddress!, sp = sb.baseAddress!
+                ThreadPool.shared.parallelRanges(rows, grain: 64) { range in
+                    for r in range {
+                        var offset = 0, rest = r
+                        for axis in stride(from: shape.count - 1, through: 0, by: -1) {
+                            offset += (rest % shape[axis]) * strides[axis]
+                            rest /= shape[axis]
+                        }
+                        let src = p + offset, o = out + r * n
+                        let angles = (r % positions) * half
+                        for i in stride(from: 0, to: half, by: 8) {
+                            let c = UnsafeRawPointer(cp + angles + i).loadUnaligned(as: SIMD8<Float>.self)
+                            let sn = UnsafeRawPointer(sp + angles + i).loadUnaligned(as: SIMD8<Float>.self)
+                            let x1 = UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Float>.self)
+                            let x2 = UnsafeRawPointer(src + half + i).loadUnaligned(as: SIMD8<Float>.self)
+                            let a = x1 * c - x2 * sn, b = x1 * sn + x2 * c
+                            UnsafeMutableRawPointer(o + i).storeBytes(of: a, as: SIMD8<Float>.self)
+                            UnsafeMutableRawPointer(o + half + i).storeBytes(of: b, as: SIMD8<Float>.self)
+                        }
+                        for j in dims..<n { o[j] = src[j] }
+                    }
+                }
+            }
         }
     }
 
@@ -244,7 +291,11 @@ final class RopeTable: Sendable {
         }
         self.cosines = cosines
         self.sines = sines
+        floatValues = (cosines.map { Float($0) }, sines.map { Float($0) })
     }
+
+    /// The cosines and sines rounded to float32 (what the float32 loop multiplies by).
+    let floatValues: (cosines: [Float], sines: [Float])
 
     private struct Key: Equatable {
         let offset, positions, dims: Int

@@ -242,6 +242,17 @@ extension QuantizedKernels {
         {
             return
         }
+        // 8-bit weights (a tied 8-bit head) on the same integer product, only
+        // where it is turned on (training): inference keeps the float kernel.
+        if dt == Int32(TK_F32), bits == 8, tk_qgemm8_enabled() != 0, let xBytes = integerPrefillBytes,
+            tk_qgemm8_available(sdt, k, Int32(groupSize)) != 0,
+            integerPrefill(
+                sdt, x: px.assumingMemoryBound(to: Float.self), wq: pw, scales: ps, biases: pb,
+                out: po.assumingMemoryBound(to: Float.self), m: m, n: n, k: k, groupSize: groupSize, xBytes: xBytes,
+                bits: 8)
+        {
+            return
+        }
         // Prefill: float32 x and output (converted copies for the half types).
         var xf = [Float](repeating: 0, count: dt == Int32(TK_F32) ? 0 : m * k)
         var of = [Float](repeating: 0, count: dt == Int32(TK_F32) ? 0 : m * n)
@@ -295,7 +306,8 @@ extension QuantizedKernels {
     /// that cannot be rounded (non-finite, or a block of tiny values).
     static func integerPrefill(
         _ sdt: Int32, x: UnsafePointer<Float>, wq: UnsafePointer<UInt32>, scales: UnsafeRawPointer,
-        biases: UnsafeRawPointer, out: UnsafeMutablePointer<Float>, m: Int, n: Int, k: Int, groupSize: Int, xBytes: Int
+        biases: UnsafeRawPointer, out: UnsafeMutablePointer<Float>, m: Int, n: Int, k: Int, groupSize: Int, xBytes: Int,
+        bits: Int = 4
     ) -> Bool {
         let group = Int32(groupSize), xb = Int32(xBytes)
         let rowBytes = tk_qgemm4_x_bytes(1, k, group, xb)
@@ -315,8 +327,13 @@ extension QuantizedKernels {
         pool.parallelFor((n + 31) / 32) { p in
             let scratch = UnsafeMutableRawPointer.allocate(byteCount: panelBytes, alignment: 64)
             defer { scratch.deallocate() }
-            _ = tk_qgemm4(
-                sdt, prepared, wq, scales, biases, out, m, n, k, group, xb, p * 32, min(n, p * 32 + 32), scratch)
+            if bits == 8 {
+                _ = tk_qgemm8(
+                    sdt, prepared, wq, scales, biases, out, m, n, k, group, xb, p * 32, min(n, p * 32 + 32), scratch)
+            } else {
+                _ = tk_qgemm4(
+                    sdt, prepared, wq, scales, biases, out, m, n, k, group, xb, p * 32, min(n, p * 32 + 32), scratch)
+            }
         }
         return true
     }
