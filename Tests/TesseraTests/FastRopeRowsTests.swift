@@ -5,7 +5,8 @@
 // takes on a view whose last axis is not contiguous (same values, same
 // float32 operations in the same order). Rows that are not contiguous
 // (heads transposed), part of the features rotated, offsets, the negated
-// angles of the backward rule, custom frequencies.
+// angles of the backward rule, custom frequencies. And the scalar
+// log-softmax, whose rows are now split over the pool.
 
 import Foundation
 import XCTest
@@ -63,6 +64,32 @@ final class FastRopeRowsTests: XCTestCase {
                 }
             }
             XCTAssertLessThanOrEqual(worst, 1e-6 * largest, "\(c)")
+        }
+    }
+
+    /// The scalar log-softmax with its rows split over the pool: each row bit
+    /// for bit as the same row computed alone (one row: no split), on a view
+    /// whose rows are not contiguous, and within 1e-6 of a double reference
+    /// (of the largest magnitude).
+    func testLogSoftmaxRowsSplitOverThePool() throws {
+        let (rows, n) = (24, 4096)
+        let values = (0..<(rows * n)).map { Float(sin(Double($0) * 0.113) * 6 + cos(Double($0 % 97))) }
+        // [n, rows] transposed: rows strided by 1, the last axis by `rows`.
+        let columnMajor = (0..<(rows * n)).map { i in values[(i % rows) * n + i / rows] }
+        let got = logSoftmax(Tensor(columnMajor, shape: [n, rows]).transposed(1, 0), axis: -1).toArray(Float.self)
+        for r in [0, 5, 13, 23] {
+            let slice = Array(values[(r * n)..<((r + 1) * n)])
+            let alone = logSoftmax(Tensor(slice, shape: [1, n]), axis: -1).toArray(Float.self)
+            XCTAssertEqual(Array(got[(r * n)..<((r + 1) * n)]).map(\.bitPattern), alone.map(\.bitPattern), "row \(r)")
+            let v = slice.map(Double.init)
+            let m = v.max()!
+            let logSum = Foundation.log(v.map { exp($0 - m) }.reduce(0, +)) + m
+            var worst = 0.0, largest = 0.0
+            for j in 0..<n {
+                largest = max(largest, abs(v[j] - logSum))
+                worst = max(worst, abs(Double(got[r * n + j]) - (v[j] - logSum)))
+            }
+            XCTAssertLessThanOrEqual(worst, 1e-6 * largest, "row \(r)")
         }
     }
 }

@@ -12,6 +12,24 @@
 
 /// Calls `body(row, offset)` for each row along the last axis of `view`
 /// (row-major), with the element offset of the row's start.
+/// The rows of `view`'s last axis split over the pool: `body` gets a run of
+/// (row index, offset of its first element) pairs, `grain` rows at least.
+private func parallelLastAxisRows(_ view: ArrayView, grain: Int, _ body: ([(Int, Int)]) -> Void) {
+    let shape = Array(view.shape.dropLast()), strides = Array(view.strides.dropLast())
+    let rows = shape.reduce(1, *)
+    ThreadPool.shared.parallelRanges(rows, grain: grain) { range in
+        body(
+            range.map { r in
+                var offset = 0, rest = r
+                for axis in stride(from: shape.count - 1, through: 0, by: -1) {
+                    offset += (rest % shape[axis]) * strides[axis]
+                    rest /= shape[axis]
+                }
+                return (r, offset)
+            })
+    }
+}
+
 private func forEachLastAxisRow(_ view: ArrayView, _ body: (Int, Int) -> Void) {
     forEachBatch(shape: Array(view.shape.dropLast()), strides: [Array(view.strides.dropLast())]) { row, o in
         body(row, o[0])
@@ -70,9 +88,22 @@ struct FastKernel: KindVisitor {
         let x = inputs[0]
         let n = x.shape.last ?? 1, s = x.strides.last ?? 1
         let p = try x.hostPointer(T.self)
-        let row = UnsafeMutableBufferPointer<T.Math>.allocate(capacity: Swift.max(n, 1))
-        defer { row.deallocate() }
-        forEachLastAxisRow(x) { r, offset in
+        // Rows split over the pool (each row as before, so the same bits): a
+        // training loss's log-softmax is 1024 rows of a 49k vocabulary.
+        parallelLastAxisRows(x, grain: Swift.max(1, 32768 / Swift.max(n, 1))) { rows in
+            let row = UnsafeMutableBufferPointer<T.Math>.allocate(capacity: Swift.max(n, 1))
+            defer { row.deallocate() }
+            for (r, offset) in rows {
+                softmaxRow(p: p, offset: offset, s: s, n: n, row: row, o: out + r * n, log: log)
+            }
+        }
+    }
+
+    private func softmaxRow<T: FloatElement>(
+        p: UnsafePointer<T>, offset: Int, s: Int, n: Int, row: UnsafeMutableBufferPointer<T.Math>,
+        o: UnsafeMutablePointer<T>, log: Bool
+    ) {
+        do {
             var m = -T.Math.infinity
             for j in 0..<n {
                 let v = p[offset + j * s].math
@@ -84,7 +115,6 @@ struct FastKernel: KindVisitor {
             if m == -T.Math.infinity { m = 0 }
             var sum: T.Math = 0
             for j in 0..<n { sum += T.Math.exp(row[j] - m) }
-            let o = out + r * n
             if log {
                 let logSum = T.Math.log(sum)
                 for j in 0..<n { o[j] = T(math: row[j] - m - logSum) }

@@ -97,7 +97,14 @@ extension QuantizedKernels {
         var widened = inputs
         for i in 2...3 {
             let v = ArrayView.allocate(shape: inputs[i].shape, dtype: inputs[0].dtype)
-            try dispatchElement(inputs[i].dtype, AsTypeKernel(input: inputs[i], output: v))
+            if inputs[0].dtype == .float32, inputs[i].isRowContiguous, let from = SIMDKernels.code(inputs[i].dtype) {
+                // Widening half scales is exact: the vector conversion gives the same floats.
+                tk_convert(
+                    from, try inputs[i].buffer.hostPointer() + inputs[i].offset * inputs[i].dtype.size, Int32(TK_F32),
+                    try v.buffer.hostPointer(forWriting: true), v.count)
+            } else {
+                try dispatchElement(inputs[i].dtype, AsTypeKernel(input: inputs[i], output: v))
+            }
             widened[i] = v
         }
         try dispatch(
