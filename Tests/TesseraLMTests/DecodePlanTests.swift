@@ -115,7 +115,7 @@ final class DecodePlanTests: XCTestCase {
     /// most 2^-11 each) move the logits by at most 5e-3 × their largest
     /// magnitude on this random model (measured: 1.03e-3 × at worst over
     /// the 160 positions; SmolLM2's greedy ids are unchanged,
-    /// SmolLM2ReferenceTests.testHalfPrecisionCacheKeepsTheGreedyIds).
+    /// SmolLM2ReferenceTests.testGreedyIdsAndTopLogitsMatchTheReference, the default).
     func testHalfPrecisionCacheStaysWithinItsBound() throws {
         let model = try SyntheticModel.llama(config: Self.config, bits: 4, groupSize: 32, scale: 0.08, seed: 9)
         let tokens = Self.prompt(160, vocabulary: 320, seed: 4)
