@@ -47,7 +47,8 @@ struct LaunchedRanks {
     /// alone). Rank 0: `.some(leader)`, to serve with (the batched engine only;
     /// `stop()` it when the server ends). The other ranks run rank 0's forward
     /// passes here until it stops, then get nil (return, the work done).
-    func serve(model: any LanguageModel, batched: Bool) throws -> TensorParallelLeader?? {
+    /// `cacheType`: the engine's cache type, which every rank's caches share.
+    func serve(model: any LanguageModel, batched: Bool, cacheType: KVCacheType) throws -> TensorParallelLeader?? {
         guard isParallel else { return .some(nil) }
         guard batched else {
             throw DistributedError.badConfiguration(
@@ -60,7 +61,7 @@ struct LaunchedRanks {
         // Signals go to rank 0, which stops the server and then these ranks.
         signal(SIGINT, SIG_IGN)
         signal(SIGTERM, SIG_IGN)
-        try TensorParallelServing.follow(transformer, group: group)
+        try TensorParallelServing.follow(transformer, group: group, cacheType: cacheType)
         return nil
     }
 

@@ -72,6 +72,13 @@ struct SamplingOptions: ParsableArguments {
             valueName: "n"))
     var quantizedKVStart = 5000
 
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "How the key/value cache stores keys and values: f16 (half the bytes a step reads, as llama.cpp's default) or f32.",
+            valueName: "type"))
+    var kvCacheType: KVCacheType = .f16
+
     @Option(help: "A system message placed before the conversation.")
     var system: String?
 
@@ -115,9 +122,12 @@ struct SamplingOptions: ParsableArguments {
         p.maxKVSize = maxKVSize
         if let kvBits { p.kvQuantization = try KVQuantization(bits: kvBits, groupSize: kvGroupSize) }
         p.quantizedKVStart = quantizedKVStart
+        p.kvCacheType = kvCacheType
         return p
     }
 }
+
+extension KVCacheType: ExpressibleByArgument {}
 
 /// "2, 3, 4" for help and error messages.
 func listed(_ values: [Int]) -> String {

@@ -57,6 +57,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Bytes of key/value cache the running sequences may reserve (batched engine).")
     var kvCacheBytes = 2 << 30
 
+    @Option(
+        help: ArgumentHelp(
+            "How the key/value cache stores keys and values: f16 (half the bytes a step reads, as llama.cpp's default) or f32.",
+            valueName: "type"))
+    var kvCacheType: KVCacheType = .f16
+
     @Option(help: "The largest request body accepted, in bytes (larger: 413).")
     var maxBodyBytes = 4 << 20
 
@@ -94,12 +100,16 @@ struct ServeCommand: AsyncParsableCommand {
         try ranks.refuse(adapter: adapter.adapterPath, promptCache: nil)
         let (generator, loaded, path) = try await modelOptions.load(tensorParallel: ranks.tensorParallel)
         _ = try adapter.apply(to: loaded, verbose: modelOptions.verbose)
-        guard let leader = try ranks.serve(model: generator.model, batched: self.engine == .batched) else { return }
+        guard
+            let leader = try ranks.serve(
+                model: generator.model, batched: self.engine == .batched, cacheType: kvCacheType)
+        else { return }
         defer { leader?.stop() }
         let engine: any GenerationEngine
         switch self.engine {
         case .serial:
-            engine = SerialEngine(model: generator.model, maxQueue: maxQueue, maxContext: maxContext)
+            engine = SerialEngine(
+                model: generator.model, maxQueue: maxQueue, maxContext: maxContext, kvCacheType: kvCacheType)
         case .batched:
             var configuration = BatchedEngine.Configuration()
             configuration.maxConcurrency = maxConcurrency
@@ -107,6 +117,7 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.maxContext = maxContext
             configuration.prefixCacheBytes = leader == nil ? promptCacheBytes : 0  // no prefix cache when split
             configuration.kvCacheBytes = kvCacheBytes
+            configuration.kvCacheType = kvCacheType
             engine = try BatchedEngine(model: generator.model, configuration: configuration)
         }
         let name = modelName ?? Self.servedName(path)

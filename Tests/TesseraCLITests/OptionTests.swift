@@ -42,6 +42,7 @@ final class OptionTests: XCTestCase {
         assertRejected(["--kv-bits", "4", "--kv-group-size", "48"], naming: "--kv-group-size")
         assertRejected(["--quantized-kv-start", "-1"], naming: "--quantized-kv-start")
         assertRejected(["--precision", "low"], naming: "--precision")
+        assertRejected(["--kv-cache-type", "q8_0"], naming: "--kv-cache-type")
         assertRejected(["--max-tokens", "many"], naming: "--max-tokens")
     }
 
@@ -60,6 +61,23 @@ final class OptionTests: XCTestCase {
                 ["--min-p", "1"], ["--repetition-penalty", "0.5"], ["--max-kv-size", "1"]
             ] + [2, 3, 4, 5, 6, 8].map { ["--kv-bits", "\($0)"] }
         for arguments in edges { XCTAssertNil(failure(GenerateCommand.self, ["-p", "hi"] + arguments), "\(arguments)") }
+    }
+
+    /// `--kv-cache-type f16|f32` on generate and chat: float16 unless asked, listed in --help.
+    func testTheCacheTypeDefaultsToFloat16() throws {
+        XCTAssertEqual(try GenerateCommand.parse(["-p", "hi"]).sampling.kvCacheType, .f16)
+        XCTAssertEqual(
+            try GenerateCommand.parse(["-p", "hi", "--kv-cache-type", "f32"]).sampling.parameters(
+                defaults: SamplingDefaults()
+            ).kvCacheType, .f32)
+        XCTAssertEqual(try ChatCommand.parse(["--kv-cache-type", "f32"]).sampling.kvCacheType, .f32)
+        XCTAssertEqual(
+            try GenerateCommand.parse(["-p", "hi"]).sampling.parameters(defaults: SamplingDefaults()).kvCacheType,
+            .f16)
+        for command in [GenerateCommand.helpMessage(), ChatCommand.helpMessage()] {
+            XCTAssertTrue(command.contains("--kv-cache-type"), command)
+            XCTAssertTrue(command.contains("f16"), command)
+        }
     }
 
     func testShortFlagsAndNames() throws {

@@ -22,7 +22,8 @@ final class ServeOptionTests: XCTestCase {
             (["--max-concurrency", "0"], "--max-concurrency"), (["--max-context", "1"], "--max-context"),
             (["--max-body-bytes", "10"], "--max-body-bytes"), (["--api-key", ""], "--api-key"),
             (["--prompt-cache-bytes", "-1"], "--prompt-cache-bytes"), (["--cors-origin", ""], "--cors-origin"),
-            (["--kv-cache-bytes", "1000"], "--kv-cache-bytes"), (["--engine", "fast"], "--engine")
+            (["--kv-cache-bytes", "1000"], "--kv-cache-bytes"), (["--engine", "fast"], "--engine"),
+            (["--kv-cache-type", "f8"], "--kv-cache-type")
         ] {
             let message = failure(arguments)
             XCTAssertTrue(message?.contains(option) == true, "\(arguments): \(message ?? "parsed")")
@@ -37,6 +38,9 @@ final class ServeOptionTests: XCTestCase {
         XCTAssertEqual(command.engine, .batched)
         XCTAssertEqual(command.maxConcurrency, 8)
         XCTAssertEqual(try ServeCommand.parse(["--engine", "serial"]).engine, .serial)
+        XCTAssertEqual(command.kvCacheType, .f16)
+        XCTAssertEqual(try ServeCommand.parse(["--kv-cache-type", "f32"]).kvCacheType, .f32)
+        XCTAssertTrue(ServeCommand.helpMessage().contains("--kv-cache-type"))
         XCTAssertNil(failure(["--port", "0", "--max-queue", "0", "--api-key", "k", "--cors-origin", "*"]))
     }
 

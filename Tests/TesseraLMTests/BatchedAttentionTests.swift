@@ -22,13 +22,17 @@ final class BatchedAttentionTests: XCTestCase {
         }
     }
 
-    private func bits(_ t: Tensor) -> [UInt32] { t.toArray(Float.self).map(\.bitPattern) }
+    /// The bits of `t` widened to float32 (exact for a float16 cache's tensors).
+    private func bits(_ t: Tensor) -> [UInt32] { t.asType(.float32).toArray(Float.self).map(\.bitPattern) }
 
-    /// Two identical sets of caches, sequence s holding `lengths[s]` positions.
-    private func caches(_ lengths: [Int], kvHeads: Int, d: Int, _ values: inout Values) -> ([KVCache], [KVCache]) {
+    /// Two identical sets of caches, sequence s holding `lengths[s]` positions
+    /// stored as `types[s]`.
+    private func caches(_ lengths: [Int], types: [KVCacheType], kvHeads: Int, d: Int, _ values: inout Values) -> (
+        [KVCache], [KVCache]
+    ) {
         var a: [KVCache] = [], b: [KVCache] = []
-        for length in lengths {
-            let (x, y) = (KVCache(), KVCache())
+        for (length, type) in zip(lengths, types) {
+            let (x, y) = (KVCache(type: type), KVCache(type: type))
             if length > 0 {
                 let keys = Tensor(values.next(kvHeads * length * d), shape: [1, kvHeads, length, d])
                 let vals = Tensor(values.next(kvHeads * length * d), shape: [1, kvHeads, length, d])
@@ -49,7 +53,8 @@ final class BatchedAttentionTests: XCTestCase {
     /// over the pool), and the blocks a 2-rank tensor-parallel split gives
     /// each rank (6 on 2, 3 on 1), multi-head (4 on 4); rope on all or part
     /// of the head, halves or adjacent pairs, base or explicit frequencies;
-    /// with and without a sliding window.
+    /// with and without a sliding window; float32 caches, float16 caches
+    /// (the default), and both kinds in one step.
     func testFusedStepMatchesThePerSequenceGraphOnEveryISA() throws {
         struct Case {
             var heads: Int, kvHeads: Int, d: Int, rotated: Int, traditional: Bool, frequencies: Bool, window: Int?
@@ -64,34 +69,41 @@ final class BatchedAttentionTests: XCTestCase {
         // Cached positions before the first step, and each step's rows per sequence.
         let lengths = [0, 5, 150, 254, 300]
         let steps = [[1, 3, 1, 1, 2], [1, 1, 1, 4, 1], [2, 1, 1, 1, 1]]
+        let typeSets: [[KVCacheType]] = [
+            Array(repeating: .f32, count: 5), Array(repeating: .f16, count: 5), [.f16, .f32, .f16, .f32, .f16]
+        ]
         for isa in 0...Int(tk_isa_supported()) {
             _ = tk_set_isa(Int32(isa))
             for c in cases {
-                let name = "isa \(isa), \(c.heads)/\(c.kvHeads) heads, d \(c.d)"
-                var values = Values(state: UInt64(isa * 31 + c.heads))
-                let rope = RopeParameters(
-                    base: 10000, scale: 1,
-                    frequencies: c.frequencies ? (0..<c.rotated / 2).map { 1.5 + Float($0) * 37 } : nil)
-                let (fused, reference) = caches(lengths, kvHeads: c.kvHeads, d: c.d, &values)
-                for counts in steps {
-                    let rows = counts.reduce(0, +)
-                    let q = Tensor(values.next(rows * c.heads * c.d), shape: [1, rows, c.heads, c.d])
-                    let k = Tensor(values.next(rows * c.kvHeads * c.d), shape: [1, rows, c.kvHeads, c.d])
-                    let v = Tensor(values.next(rows * c.kvHeads * c.d), shape: [1, rows, c.kvHeads, c.d])
-                    let scale = 1 / Float(c.d).squareRoot()
-                    let got = try XCTUnwrap(
-                        batchedAttention(
-                            q: q, k: k, v: v, caches: fused, counts: counts, rope: rope, rotated: c.rotated,
-                            traditional: c.traditional, scale: scale, window: c.window), name)
-                    let expected = perSequenceAttention(
-                        q: q, k: k, v: v, caches: reference, counts: counts, rope: rope, rotated: c.rotated,
-                        traditional: c.traditional, scale: scale, softcap: nil, window: c.window)
-                    XCTAssertEqual(got.shape, [1, rows, c.heads * c.d], name)
-                    XCTAssertEqual(bits(got), bits(expected), name)
-                    for (x, y) in zip(fused, reference) {
-                        XCTAssertEqual(x.offset, y.offset, name)
-                        XCTAssertEqual(bits(x.state[0]), bits(y.state[0]), "\(name): keys")
-                        XCTAssertEqual(bits(x.state[1]), bits(y.state[1]), "\(name): values")
+                for types in typeSets {
+                    let name = "isa \(isa), \(c.heads)/\(c.kvHeads) heads, d \(c.d), \(types.map(\.rawValue))"
+                    var values = Values(state: UInt64(isa * 31 + c.heads))
+                    let rope = RopeParameters(
+                        base: 10000, scale: 1,
+                        frequencies: c.frequencies ? (0..<c.rotated / 2).map { 1.5 + Float($0) * 37 } : nil)
+                    let (fused, reference) = caches(lengths, types: types, kvHeads: c.kvHeads, d: c.d, &values)
+                    for counts in steps {
+                        let rows = counts.reduce(0, +)
+                        let q = Tensor(values.next(rows * c.heads * c.d), shape: [1, rows, c.heads, c.d])
+                        let k = Tensor(values.next(rows * c.kvHeads * c.d), shape: [1, rows, c.kvHeads, c.d])
+                        let v = Tensor(values.next(rows * c.kvHeads * c.d), shape: [1, rows, c.kvHeads, c.d])
+                        let scale = 1 / Float(c.d).squareRoot()
+                        let got = try XCTUnwrap(
+                            batchedAttention(
+                                q: q, k: k, v: v, caches: fused, counts: counts, rope: rope, rotated: c.rotated,
+                                traditional: c.traditional, scale: scale, window: c.window), name)
+                        let expected = perSequenceAttention(
+                            q: q, k: k, v: v, caches: reference, counts: counts, rope: rope, rotated: c.rotated,
+                            traditional: c.traditional, scale: scale, softcap: nil, window: c.window)
+                        XCTAssertEqual(got.shape, [1, rows, c.heads * c.d], name)
+                        XCTAssertEqual(bits(got), bits(expected), name)
+                        for (x, y) in zip(fused, reference) {
+                            XCTAssertEqual(x.offset, y.offset, name)
+                            XCTAssertEqual(x.state[0].dtype, y.state[0].dtype, name)
+                            XCTAssertEqual(bits(x.state[0]), bits(y.state[0]), "\(name): keys")
+                            XCTAssertEqual(bits(x.state[1]), bits(y.state[1]), "\(name): values")
+                        }
+                        for (x, type) in zip(fused, types) { XCTAssertEqual(x.state[0].dtype, type.dtype, name) }
                     }
                 }
             }

@@ -175,6 +175,34 @@ final class BatchedEngineTests: XCTestCase {
         for (id, lp) in firstToken.top { XCTAssertEqual(lp, first[id] - logSum, accuracy: 1e-3) }
     }
 
+    /// The engine's caches are float16 by default: a request reserves (and
+    /// the prefix cache keeps) half the bytes float32 caches take, so a
+    /// budget that refuses a float32 request admits the same request.
+    func testFloat16CachesHalveTheReservedAndKeptBytes() async throws {
+        let model = try Self.makeModel()
+        let prompt = Self.prompts(1)[0]
+        // 2 layers × keys and values × 2 heads × 16 wide × 256 positions (one buffer step).
+        let elements = 2 * 2 * 2 * 16 * 256
+        XCTAssertEqual(BatchedEngine.Configuration().kvCacheType, .f16)
+        for type in KVCacheType.allCases {
+            var configuration = BatchedEngine.Configuration()
+            configuration.kvCacheType = type
+            configuration.kvCacheBytes = 3 * elements
+            let engine = try BatchedEngine(model: model, configuration: configuration)
+            if type == .f32 {
+                XCTAssertThrowsError(try engine.submit(EngineRequest(promptTokens: prompt, maxTokens: 4))) {
+                    XCTAssertTrue("\($0)".contains("\(4 * elements) bytes"), "\($0)")
+                }
+            } else {
+                let result = try await collect(try engine.submit(EngineRequest(promptTokens: prompt, maxTokens: 4)))
+                XCTAssertEqual(result.tokens.count, 4)
+                let after = try await settled(engine)
+                XCTAssertEqual(after.prefixCacheBytes, 2 * elements, "float16 caches kept for reuse")
+            }
+            await engine.shutdown()
+        }
+    }
+
     /// A chat re-sent with its reply and a new message reuses the cached
     /// positions (all but the reply's last token, which was never fed back),
     /// and gives the same tokens as without the cache.

@@ -9,7 +9,9 @@ import XCTest
 
 final class ChatSessionTests: XCTestCase {
     /// A small random model over SmolLM2's tokenizer and chat template.
-    private func session(maxTokens: Int = 6, context: Int = 2048) throws -> ChatSession {
+    private func session(maxTokens: Int = 6, context: Int = 2048, kvCacheType: KVCacheType = .f16) throws
+        -> ChatSession
+    {
         let config = """
             {"model_type": "llama", "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2,
              "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "vocab_size": 49152,
@@ -20,6 +22,7 @@ final class ChatSessionTests: XCTestCase {
         var parameters = GenerateParameters()
         parameters.sampling = .greedy
         parameters.maxTokens = maxTokens
+        parameters.kvCacheType = kvCacheType
         return ChatSession(
             generator: TextGenerator(model: model, tokenizer: tokenizer), parameters: parameters, system: "Be brief.")
     }
@@ -70,6 +73,30 @@ final class ChatSessionTests: XCTestCase {
         }
         XCTAssertEqual(continued.stats.generatedTokens, tokens.count)
         XCTAssertEqual(continued.text, chat.generator.tokenizer.decode(tokens, skipSpecialTokens: true))
+    }
+
+    /// The caches kept between turns are of the session's cache type
+    /// (float16 by default): the same caches, cut back where the re-tokenized
+    /// reply differs and extended, never rebuilt in float32.
+    func testTheKeptCachesKeepTheirTypeAcrossTurns() async throws {
+        XCTAssertEqual(GenerateParameters().kvCacheType, .f16)
+        for type in KVCacheType.allCases {
+            var chat = try session(maxTokens: 5, kvCacheType: type)
+            _ = try await chat.respond(to: "Hi")
+            let first = try XCTUnwrap(chat.cache)
+            for turn in ["What is rain?", "And snow?"] {
+                let before = chat.cachedTokens.count
+                _ = try await chat.respond(to: turn)
+                let kept = try XCTUnwrap(chat.cache)
+                XCTAssertTrue(zip(kept, first).allSatisfy { $0 === $1 }, "\(type): the same caches")
+                XCTAssertGreaterThan(chat.cachedTokens.count, before)
+                for c in kept {
+                    XCTAssertEqual(c.halfPrecision, type == .f16)
+                    XCTAssertEqual(c.state.map(\.dtype), [type.dtype, type.dtype], "\(type)")
+                    XCTAssertEqual(c.offset, chat.cachedTokens.count)
+                }
+            }
+        }
     }
 
     func testOldTurnsAreDroppedWhenTheContextFillsUp() async throws {

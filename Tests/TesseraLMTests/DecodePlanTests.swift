@@ -65,7 +65,8 @@ final class DecodePlanTests: XCTestCase {
 
     /// 300 steps from a short prompt: past the caches' first 256 positions
     /// (their buffers grow under the plan) and past the point where attention
-    /// splits heads' keys over the pool; 4- and 8-bit, on every ISA.
+    /// splits heads' keys over the pool; 4- and 8-bit, on every ISA; float32
+    /// caches (`--kv-cache-type f32`; the float16 default: below).
     func testReplayedStepsEqualTheGraphBitForBit() throws {
         for bits in [4, 8] {
             let model = try SyntheticModel.llama(config: Self.config, bits: bits, groupSize: 32, scale: 0.08, seed: 3)
@@ -73,7 +74,8 @@ final class DecodePlanTests: XCTestCase {
                 let steps = isa == _CPUKernels.supportedISAs.last ? 300 : 40
                 let replayed = try _CPUKernels.withISA(isa) {
                     try Self.lockstep(
-                        model, prompt: Self.prompt(5, vocabulary: 320), steps: steps, "\(bits)-bit, \(isa)")
+                        model, prompt: Self.prompt(5, vocabulary: 320), steps: steps,
+                        configure: { $0.kvCacheType = .f32 }, "\(bits)-bit, \(isa)")
                 }
                 XCTAssertEqual(replayed, steps - 1, "\(bits)-bit, \(isa): every step after the first token replays")
             }
@@ -84,20 +86,25 @@ final class DecodePlanTests: XCTestCase {
         _CPUKernels.qmvVNNI = false
         let model = try SyntheticModel.llama(config: Self.config, bits: 4, groupSize: 64, seed: 4)
         XCTAssertEqual(try Self.lockstep(model, prompt: Self.prompt(7, vocabulary: 320), steps: 40, "no VNNI"), 39)
+        XCTAssertEqual(
+            try Self.lockstep(
+                model, prompt: Self.prompt(7, vocabulary: 320), steps: 40, configure: { $0.kvCacheType = .f32 },
+                "no VNNI, float32 cache"), 39)
     }
 
-    /// A float16 cache: the plan's attention reads the half keys and values
+    /// A float16 cache (the default): the plan's attention reads the half keys and values
     /// and widens them in registers (tk_attention with k_half/v_half), the
     /// graph converts the cache to float32 and runs the float32 kernel; the
     /// widening is exact, so the logits agree bit for bit, on every ISA.
     func testHalfPrecisionCacheReplayEqualsTheGraph() throws {
+        XCTAssertEqual(GenerateParameters().kvCacheType, .f16, "the default")
         let model = try SyntheticModel.llama(config: Self.config, bits: 4, groupSize: 32, scale: 0.08, seed: 8)
         for isa in _CPUKernels.supportedISAs.reversed() {
             let steps = isa == _CPUKernels.supportedISAs.last ? 300 : 40
             let replayed = try _CPUKernels.withISA(isa) {
                 try Self.lockstep(
                     model, prompt: Self.prompt(5, vocabulary: 320), steps: steps,
-                    configure: { $0.halfPrecisionKV = true }, "half cache, \(isa)")
+                    "half cache, \(isa)")
             }
             XCTAssertEqual(replayed, steps - 1, isa)
         }
@@ -108,7 +115,7 @@ final class DecodePlanTests: XCTestCase {
     /// most 2^-11 each) move the logits by at most 5e-3 × their largest
     /// magnitude on this random model (measured: 1.03e-3 × at worst over
     /// the 160 positions; SmolLM2's greedy ids are unchanged,
-    /// SmolLM2ReferenceTests.testHalfPrecisionCacheKeepsTheGreedyIds).
+    /// SmolLM2ReferenceTests.testGreedyIdsAndTopLogitsMatchTheReference, the default).
     func testHalfPrecisionCacheStaysWithinItsBound() throws {
         let model = try SyntheticModel.llama(config: Self.config, bits: 4, groupSize: 32, scale: 0.08, seed: 9)
         let tokens = Self.prompt(160, vocabulary: 320, seed: 4)
@@ -133,24 +140,34 @@ final class DecodePlanTests: XCTestCase {
 
     /// A 300-token prompt (prefilled through the graph into caches of 512
     /// positions) then replayed steps; then the caches trimmed by a few
-    /// positions, continued with a new prompt, and decoded again.
+    /// positions, continued with a new prompt, and decoded again; float16
+    /// (the default) and float32 caches.
     func testAfterALongPromptAndAfterTrimmingTheCaches() throws {
         let model = try SyntheticModel.llama(config: Self.config, bits: 4, groupSize: 32, scale: 0.08, seed: 5)
-        XCTAssertEqual(
-            try Self.lockstep(model, prompt: Self.prompt(300, vocabulary: 320), steps: 24, "long prompt"), 23)
-        let caches = (
-            model.makeCache(maxSize: nil, quantization: nil), model.makeCache(maxSize: nil, quantization: nil)
-        )
-        try Self.lockstep(model, prompt: Self.prompt(250, vocabulary: 320, seed: 2), steps: 12, caches: caches, "first")
-        for (a, b) in zip(caches.0, caches.1) {
-            XCTAssertEqual(a.offset, b.offset)
-            a.removeLast(9)
-            b.removeLast(9)
+        for type in KVCacheType.allCases {
+            var parameters = GenerateParameters()
+            parameters.kvCacheType = type
+            let configure = { (p: inout GenerateParameters) in p.kvCacheType = type }
+            XCTAssertEqual(
+                try Self.lockstep(
+                    model, prompt: Self.prompt(300, vocabulary: 320), steps: 24, configure: configure,
+                    "long prompt, \(type)"), 23)
+            let caches = (parameters.makeCache(for: model), parameters.makeCache(for: model))
+            try Self.lockstep(
+                model, prompt: Self.prompt(250, vocabulary: 320, seed: 2), steps: 12, caches: caches,
+                configure: configure, "first, \(type)")
+            for (a, b) in zip(caches.0, caches.1) {
+                XCTAssertEqual(a.offset, b.offset)
+                a.removeLast(9)
+                b.removeLast(9)
+            }
+            let replayed = try Self.lockstep(
+                model, prompt: Self.prompt(3, vocabulary: 320, seed: 3), steps: 20, caches: caches,
+                configure: configure, "after trimming, \(type)")
+            XCTAssertEqual(replayed, 19)
+            XCTAssertEqual(caches.0[0].offset, 250 + 11 - 9 + 3 + 19)
+            XCTAssertEqual(caches.0[0].state[0].dtype, type.dtype)
         }
-        let replayed = try Self.lockstep(
-            model, prompt: Self.prompt(3, vocabulary: 320, seed: 3), steps: 20, caches: caches, "after trimming")
-        XCTAssertEqual(replayed, 19)
-        XCTAssertEqual(caches.0[0].offset, 250 + 11 - 9 + 3 + 19)
     }
 
     /// Where the plan does not apply the graph runs, with the same results:
@@ -183,10 +200,10 @@ final class DecodePlanTests: XCTestCase {
         let prompts = reference["prompts"] as! [String: [String: Any]]
         let ids = prompts.sorted(by: { $0.key < $1.key }).first!.value["prompt_ids"] as! [Int]
         let model = loaded.model
-        let caches = (
-            model.makeCache(maxSize: nil, quantization: nil), model.makeCache(maxSize: nil, quantization: nil)
-        )
+        // The default (float16) caches.
+        let caches = (GenerateParameters().makeCache(for: model), GenerateParameters().makeCache(for: model))
         XCTAssertEqual(try Self.lockstep(model, prompt: ids, steps: 8, caches: caches, "SmolLM2"), 7)
+        XCTAssertEqual(caches.0[0].state[0].dtype, .float16)
         for (a, b) in zip(caches.0, caches.1) {
             a.removeLast(5)
             b.removeLast(5)

@@ -56,7 +56,15 @@ final class PromptCacheValidationTests: XCTestCase {
         try assertRefused(
             model, try variant { _, m in m["layer.1.tensors"] = "4611686018427387904" }, "layer.1.tensors")
         try assertRefused(model, try variant { _, m in m["layer.0.offset"] = "-3" }, "layer.0.offset")
-        try assertRefused(model, try variant { t, _ in t["layer.0.0"] = keys.asType(.float16) }, "layer 0 holds")
+        // The default cache type is float16: float32 keys, or keys and values, do not match it.
+        try assertRefused(model, try variant { t, _ in t["layer.0.0"] = keys.asType(.float32) }, "layer 0 holds")
+        try assertRefused(
+            model,
+            try variant { t, _ in
+                t["layer.0.0"] = keys.asType(.float32)
+                t["layer.0.1"] = t["layer.0.1"]?.asType(.float32)
+            }, "cache type is f16")
+        try assertRefused(model, try variant { _, m in m["layer.1.kv_cache_type"] = "f8" }, "unknown cache type")
         try assertRefused(
             model, try variant { t, _ in t["layer.1.1"] = concatenated([keys, keys], axis: 3) }, "layer 1 holds")
         try assertRefused(model, try variant { t, _ in t["layer.0.1"] = keys[0..., 0..., ..<1] }, "do not form a cache")

@@ -15,7 +15,7 @@
 //                           without llama_cpp the peer column says unavailable
 //   TESSERA_BENCH_REPS      repetitions (default 5)
 //   TESSERA_BENCH_LONG_REPS repetitions of the long-context decode (default 3; 0: skip)
-//   TESSERA_BENCH_HALF_KV   float16 KV caches (`GenerateParameters.halfPrecisionKV`)
+//   TESSERA_BENCH_KV_F32    float32 KV caches (default: float16, `GenerateParameters.kvCacheType`'s default)
 //   TESSERA_BENCH_NO_REPLAY every decode step through the graph (no `DecodePlan`)
 //
 // Then the same decode after a 2,000-token prompt (both sides), and the
@@ -64,8 +64,8 @@ private func tesseraRun(_ model: any LanguageModel, prompt: [Int], steps: Int) t
     parameters.prefillStepSize = prompt.count
     // TESSERA_BENCH_NO_REPLAY=1: every decode step through the graph (the captured step's gain, by difference).
     parameters.replayDecode = ProcessInfo.processInfo.environment["TESSERA_BENCH_NO_REPLAY"] == nil
-    // TESSERA_BENCH_HALF_KV=1: float16 KV caches (as llama.cpp's default).
-    parameters.halfPrecisionKV = ProcessInfo.processInfo.environment["TESSERA_BENCH_HALF_KV"] != nil
+    // TESSERA_BENCH_KV_F32=1: float32 KV caches (the default is float16, as llama.cpp's).
+    if ProcessInfo.processInfo.environment["TESSERA_BENCH_KV_F32"] != nil { parameters.kvCacheType = .f32 }
     var generator = try TokenGenerator(model: model, prompt: prompt, parameters: parameters)
     let prefill = generator.stats.prefillSeconds
     var tokens: [Int] = []
@@ -261,7 +261,7 @@ func runLMSuite() {
     print(
         String(format: "\nread bandwidth, 2 threads (streaming sum of 256 MiB, best of 5): %.1f GB/s", bandwidth * 1e-9)
     )
-    let halfKV = ProcessInfo.processInfo.environment["TESSERA_BENCH_HALF_KV"] != nil
+    let halfKV = ProcessInfo.processInfo.environment["TESSERA_BENCH_KV_F32"] == nil
     guard let bytes = DecodeBytes(loaded.model, kvBytes: halfKV ? 2 : 4) else {
         print("roofline: not a TransformerModel, bytes per step unknown")
         return

@@ -45,11 +45,17 @@ let fixtureModel: LoadedModel? = {
     guard target == .promptCache, let path = environment["TESSERA_FUZZ_MODEL"], let loaded = try? ModelLoader.load(path)
     else { return nil }
     if let seeds = environment["TESSERA_FUZZ_SEED_DIR"] {
-        let caches = loaded.model.makeCache(maxSize: nil, quantization: nil)
-        let logits = loaded.model(Tensor([5, 17] as [Int32]).reshaped([1, 2]), cache: caches)
-        try? checkedEval([logits])
-        try? PromptCache.save(
-            caches, to: seeds + "/valid.cache", modelIdentity: loaded.identity, metadata: ["tokens": "5 17"])
+        // Float16 caches (generate's default) and float32 ones (--kv-cache-type f32).
+        for type in KVCacheType.allCases {
+            var parameters = GenerateParameters()
+            parameters.kvCacheType = type
+            let caches = parameters.makeCache(for: loaded.model)
+            let logits = loaded.model(Tensor([5, 17] as [Int32]).reshaped([1, 2]), cache: caches)
+            try? checkedEval([logits])
+            try? PromptCache.save(
+                caches, to: seeds + "/valid-\(type.rawValue).cache", modelIdentity: loaded.identity,
+                metadata: ["tokens": "5 17"])
+        }
     }
     return loaded
 }()

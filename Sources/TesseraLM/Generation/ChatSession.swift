@@ -16,7 +16,8 @@ public struct ChatSession: Sendable {
     public private(set) var messages: [ChatMessage]
     /// The tokens whose keys and values the caches hold, in order.
     public private(set) var cachedTokens: [Int] = []
-    private var cache: [KVCache]?
+    /// The caches carried between turns (nil before the first and after a reset).
+    private(set) var cache: [KVCache]?
     private let system: ChatMessage?
 
     public init(generator: TextGenerator, parameters: GenerateParameters, system: String? = nil) {
@@ -89,12 +90,7 @@ public struct ChatSession: Sendable {
     /// the kept caches cut back to what they share with `tokens` (at least one
     /// token is left to compute), or fresh ones when they cannot be cut.
     private func reusableCache(for tokens: [Int]) -> (cache: [KVCache], reused: Int) {
-        let fresh = {
-            (
-                generator.model.makeCache(
-                    maxSize: parameters.maxKVSize, quantization: parameters.initialKVQuantization), 0
-            )
-        }
+        let fresh = { (parameters.makeCache(for: generator.model), 0) }
         guard let cache, let offset = cache.first?.offset else { return fresh() }
         let shared = min(zip(cachedTokens, tokens).prefix { $0 == $1 }.count, tokens.count - 1)
         if shared == offset { return (cache, shared) }

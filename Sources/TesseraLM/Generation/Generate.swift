@@ -34,11 +34,16 @@ public struct GenerateParameters: Sendable {
     /// allow; its logits are the graph path's bit for bit. false: every step
     /// through the graph. Pipelined decoding (`pipelined: true`) keeps the graph.
     public var replayDecode = true
-    /// Fresh caches store keys and values as float16 (`KVCache.halfPrecision`,
-    /// as llama.cpp's default cache): half the bytes a long context reads per
-    /// step; attention widens them to float32. Growing full-precision caches
-    /// only (not with `maxKVSize` or `kvQuantization`).
-    public var halfPrecisionKV = false
+    /// How fresh growing full-precision caches store keys and values: `.f16`
+    /// (the default, as llama.cpp's: half the bytes a long context reads per
+    /// step; attention widens them to float32 in registers) or `.f32`. Not
+    /// used by rotating (`maxKVSize`) or quantized (`kvQuantization`) storage.
+    public var kvCacheType = KVCacheType.f16
+    /// Whether `kvCacheType` is `.f16`.
+    public var halfPrecisionKV: Bool {
+        get { kvCacheType == .f16 }
+        set { kvCacheType = newValue ? .f16 : .f32 }
+    }
 
     /// Whether `pipelined: nil` pipelines: on a GPU stream, or with a core
     /// the CPU kernels leave free. On 2 cores both busy with a step's
@@ -53,6 +58,14 @@ public struct GenerateParameters: Sendable {
 
     /// The quantization fresh caches start with: none while `quantizedKVStart` is ahead.
     public var initialKVQuantization: KVQuantization? { quantizedKVStart > 0 ? nil : kvQuantization }
+
+    /// Fresh caches for `model` as these parameters ask: `maxKVSize`, the
+    /// initial quantization, and `kvCacheType` for the growing ones.
+    public func makeCache(for model: any LanguageModel) -> [KVCache] {
+        let caches = model.makeCache(maxSize: maxKVSize, quantization: initialKVQuantization)
+        if kvCacheType == .f16 { for c in caches where c.maxSize == nil { c.halfPrecision = true } }
+        return caches
+    }
 
     /// Switches `cache` to quantized storage once it holds more than `quantizedKVStart` positions.
     func quantizeIfDue(_ cache: [KVCache]) {
@@ -102,7 +115,7 @@ public struct TokenGenerator: Sendable {
         guard cached + prompt.count < model.contextLength else {
             throw ModelError.promptTooLong(tokens: cached + prompt.count, context: model.contextLength)
         }
-        let fresh = model.makeCache(maxSize: parameters.maxKVSize, quantization: parameters.initialKVQuantization)
+        let fresh = parameters.makeCache(for: model)
         if let existing, existing.count != fresh.count {
             throw ModelError.invalidConfiguration("\(existing.count) caches for a model of \(fresh.count) layers")
         }
@@ -112,9 +125,6 @@ public struct TokenGenerator: Sendable {
         }
         self.model = model
         self.parameters = parameters
-        if existing == nil, parameters.halfPrecisionKV, parameters.maxKVSize == nil {
-            for c in fresh { c.halfPrecision = true }
-        }
         cache = existing ?? fresh
         sampler = Sampler(parameters.sampling)
         history = prompt

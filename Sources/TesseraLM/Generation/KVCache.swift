@@ -26,6 +26,17 @@ public struct KVQuantization: Sendable, Equatable {
     }
 }
 
+/// How a growing full-precision cache stores keys and values (llama.cpp's
+/// `--cache-type-k` / `--cache-type-v`): `f16` (the default of generation,
+/// chat and the engines: half the bytes a decode step reads; attention widens
+/// them to float32 in registers) or `f32`.
+public enum KVCacheType: String, Sendable, CaseIterable {
+    case f16, f32
+
+    /// The element type of the stored keys and values.
+    public var dtype: DType { self == .f16 ? .float16 : .float32 }
+}
+
 /// The keys and values a layer has seen, `[B, heads, length, headDim]`.
 public final class KVCache: @unchecked Sendable {
     /// Positions seen so far (rope offset for the next tokens).
@@ -47,22 +58,31 @@ public final class KVCache: @unchecked Sendable {
     static let step = 256
     /// A growing full-precision cache stores keys and values as float16 (half
     /// the bytes a decode step reads; attention widens them to float32). Set
-    /// before the first update (`GenerateParameters.halfPrecisionKV`); a
+    /// at creation (`GenerateParameters.kvCacheType`, f16 by default); a
     /// rotating or quantized cache ignores it.
     public internal(set) var halfPrecision = false
 
-    public init(maxSize: Int? = nil, quantization: KVQuantization? = nil) {
+    /// The element type a growing full-precision cache stores.
+    var storedType: DType { halfPrecision ? .float16 : .float32 }
+
+    /// A cache of at most `maxSize` positions (nil: growing), quantized with
+    /// `quantization`, storing float16 with `type` `.f16` (growing
+    /// full-precision caches only). This primitive defaults to float32; the
+    /// generation paths create theirs with `GenerateParameters.makeCache(for:)`.
+    public init(maxSize: Int? = nil, quantization: KVQuantization? = nil, type: KVCacheType = .f32) {
         self.maxSize = maxSize
         self.quantization = quantization
+        halfPrecision = type == .f16 && maxSize == nil
     }
 
     /// A cache holding `storage` (as `state` returned it) after `offset` positions.
-    init(storage: [Tensor], offset: Int, maxSize: Int?, quantization: KVQuantization?) {
+    init(storage: [Tensor], offset: Int, maxSize: Int?, quantization: KVQuantization?, halfPrecision: Bool = false) {
         self.storage = storage
         self.length = storage.first?.dim(2) ?? 0
         self.offset = offset
         self.maxSize = maxSize
         self.quantization = quantization
+        self.halfPrecision = halfPrecision && maxSize == nil
     }
 
     /// Appends `keys`/`values` of new positions; returns everything to attend to.
@@ -180,19 +200,22 @@ public final class KVCache: @unchecked Sendable {
 
     /// Whether a step may write its new positions into this cache's buffers
     /// itself (BatchedAttention.swift): a growing full-precision cache whose
-    /// buffers, when it has any, are `[1, heads, _, keySize|valueSize]` of `dtype`.
-    func acceptsDirectWrites(heads: Int, keySize: Int, valueSize: Int, dtype: DType) -> Bool {
+    /// buffers, when it has any, are `[1, heads, _, keySize|valueSize]` of its
+    /// stored type (`storedType`: float16 or float32).
+    func acceptsDirectWrites(heads: Int, keySize: Int, valueSize: Int) -> Bool {
         guard maxSize == nil, quantization == nil, offset == length else { return false }
         guard storage.count == 2 else { return storage.isEmpty }
         let (k, v) = (storage[0], storage[1])
-        return k.dtype == dtype && v.dtype == dtype && k.shape == [1, heads, k.dim(2), keySize]
+        return k.dtype == storedType && v.dtype == storedType && k.shape == [1, heads, k.dim(2), keySize]
             && v.shape == [1, heads, v.dim(2), valueSize]
     }
 
     /// For a cache that `acceptsDirectWrites`: room for `n` more positions
-    /// (growing as `append` does), and the buffers [keys, values] to write
-    /// positions `length..<length + n` into; `advance(n)` then counts them.
-    func reserve(_ n: Int, heads: Int, keySize: Int, valueSize: Int, dtype: DType) -> (keys: Tensor, values: Tensor) {
+    /// (growing as `append` does), and the buffers [keys, values] (of
+    /// `storedType`) to write positions `length..<length + n` into;
+    /// `advance(n)` then counts them.
+    func reserve(_ n: Int, heads: Int, keySize: Int, valueSize: Int) -> (keys: Tensor, values: Tensor) {
+        let dtype = storedType
         let end = length + n
         if end > capacity {
             let room = (end + Self.step - 1) / Self.step * Self.step
@@ -224,7 +247,9 @@ public final class KVCache: @unchecked Sendable {
         guard storage.count == 2, storage[0].dim(3) % q.groupSize == 0, storage[1].dim(3) % q.groupSize == 0 else {
             return
         }
-        let filled = state
+        // Quantized from float32 values (a float16 cache's widened), so the
+        // scales and biases are float32 as in a cache quantized from the start.
+        let filled = state.map { $0.dtype == .float16 ? $0.asType(.float32) : $0 }
         let k = quantize(filled[0], groupSize: q.groupSize, bits: q.bits)
         let v = quantize(filled[1], groupSize: q.groupSize, bits: q.bits)
         storage = [k.wq, k.scales, k.biases, v.wq, v.scales, v.biases]

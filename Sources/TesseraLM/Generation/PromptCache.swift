@@ -1,7 +1,10 @@
 // Saving a model's KV caches to a safetensors file and reading them back, so
 // a long shared prompt is processed once. Tensors are `layer.<i>.<j>` (the
 // cache's storage, quantized or not); metadata records offsets, sizes,
-// quantization and the model the caches belong to.
+// quantization, the cache type (f16 / f32, `layer.<i>.kv_cache_type`) and the
+// model the caches belong to. A file without a cache type (written before
+// float16 caches were the default) loads as float32 caches; `generate` then
+// recomputes and replaces it when the run asks for another cache type.
 
 #if canImport(FoundationEssentials)
     import FoundationEssentials
@@ -31,6 +34,7 @@ public enum PromptCache {
             info["layer.\(i).offset"] = String(cache.offset)
             info["layer.\(i).tensors"] = String(cache.state.count)
             if let maxSize = cache.maxSize { info["layer.\(i).max_size"] = String(maxSize) }
+            info["layer.\(i).kv_cache_type"] = (cache.halfPrecision ? KVCacheType.f16 : .f32).rawValue
             if let q = cache.quantization {
                 info["layer.\(i).kv_bits"] = String(q.bits)
                 info["layer.\(i).kv_group_size"] = String(q.groupSize)
@@ -71,7 +75,7 @@ public enum PromptCache {
             return v
         }
         guard let layers = try int("layers", max: maxLayers) else { throw fail("no layer count") }
-        // Layouts by quantization (bits, group size), traced once each.
+        // Layouts by quantization (bits, group size) and cache type, traced once each.
         var layouts: [[Int]: PromptCacheLayout] = [:]
         if let model {
             let expected = model.makeCache(maxSize: nil, quantization: nil).count
@@ -86,6 +90,11 @@ public enum PromptCache {
             if let bits = try int("layer.\(i).kv_bits", max: 64) {
                 quantization = try KVQuantization(
                     bits: bits, groupSize: try int("layer.\(i).kv_group_size", max: 1 << 16) ?? 64)
+            }
+            // Files without the key were written by float32 caches.
+            let typeName = info["layer.\(i).kv_cache_type"] ?? KVCacheType.f32.rawValue
+            guard let type = KVCacheType(rawValue: typeName) else {
+                throw fail("layer \(i) has the unknown cache type \"\(typeName)\"")
             }
             // Full precision: keys, values; quantized: three tensors each. All [B, H, length, ·].
             guard [0, 2, 6].contains(count), count != 6 || quantization != nil else {
@@ -103,9 +112,17 @@ public enum PromptCache {
             if let maxSize, let length = storage.first?.dim(2), length > maxSize {
                 throw fail("layer \(i) holds \(length) positions, more than its size \(maxSize)")
             }
+            // A growing full-precision cache's tensors are of its recorded type.
+            let half = type == .f16 && maxSize == nil
+            if count == 2, quantization == nil, maxSize == nil,
+                !storage.allSatisfy({ $0.dtype == type.dtype })
+            {
+                throw fail("layer \(i) holds \(storage.map(\.dtype)) tensors, but its cache type is \(typeName)")
+            }
             if let model, !storage.isEmpty {
-                let key = quantization.map { [$0.bits, $0.groupSize] } ?? []
-                let layout = layouts[key] ?? PromptCacheLayout(model: model, quantization: quantization)
+                let key = (quantization.map { [$0.bits, $0.groupSize] } ?? []) + [half ? 1 : 0]
+                let layout =
+                    layouts[key] ?? PromptCacheLayout(model: model, quantization: quantization, halfPrecision: half)
                 layouts[key] = layout
                 let expected = layout.layers[i]
                 let found = storage.map { t in
@@ -118,7 +135,10 @@ public enum PromptCache {
                     )
                 }
             }
-            caches.append(KVCache(storage: storage, offset: offset, maxSize: maxSize, quantization: quantization))
+            caches.append(
+                KVCache(
+                    storage: storage, offset: offset, maxSize: maxSize, quantization: quantization, halfPrecision: half)
+            )
         }
         return (caches, info)
     }
@@ -160,7 +180,7 @@ extension PromptCache {
         guard prompt.count >= 2 else {
             throw ModelError.invalidConfiguration("a prompt cache needs a prompt of at least 2 tokens")
         }
-        let fresh = model.makeCache(maxSize: parameters.maxKVSize, quantization: parameters.initialKVQuantization)
+        let fresh = parameters.makeCache(for: model)
         if FileManager.default.fileExists(atPath: file.path) {
             let (caches, metadata) = try load(file.path, modelIdentity: file.modelIdentity, model: model)
             let cached = try tokens(metadata["tokens"], path: file.path)
@@ -168,7 +188,8 @@ extension PromptCache {
                 caches.count == fresh.count
                 && zip(caches, fresh).allSatisfy { saved, new in
                     // A file saved past quantizedKVStart holds the quantization the fresh caches switch to.
-                    saved.maxSize == new.maxSize
+                    // Another cache type (a float32 file under the float16 default): recomputed.
+                    saved.maxSize == new.maxSize && saved.halfPrecision == new.halfPrecision
                         && (saved.quantization == new.quantization
                             || (parameters.quantizedKVStart > 0 && saved.quantization == parameters.kvQuantization))
                 }

@@ -19,8 +19,9 @@ struct PromptCacheLayout {
 
     var layers: [[Slot]]
 
-    init(model: any LanguageModel, quantization: KVQuantization?) {
+    init(model: any LanguageModel, quantization: KVQuantization?, halfPrecision: Bool = false) {
         let caches = model.makeCache(maxSize: nil, quantization: quantization)
+        if halfPrecision { for c in caches where c.maxSize == nil { c.halfPrecision = true } }
         _ = model(Tensor([Int32(0)], shape: [1, 1]), cache: caches)
         layers = caches.map { cache in
             cache.state.map { t in

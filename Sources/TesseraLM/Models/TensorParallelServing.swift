@@ -104,7 +104,8 @@ public enum TensorParallelServing {
     /// Another rank's side: runs rank 0's forward passes on `model` (this
     /// rank's block) until rank 0 stops; throws when rank 0 fails or sends
     /// something malformed.
-    public static func follow(_ model: TransformerModel, group: Group) throws {
+    /// `cacheType` must be rank 0's engine's (`BatchedEngine.Configuration.kvCacheType`).
+    public static func follow(_ model: TransformerModel, group: Group, cacheType: KVCacheType = .f16) throws {
         var caches: [Int32: [KVCache]] = [:]
         while true {
             try group.awaitMessage(from: 0)
@@ -122,14 +123,16 @@ public enum TensorParallelServing {
                 try checkedEval([payload])
                 message = payload.toArray(Int32.self)
             }
-            let segments = try parse(message, model: model, caches: &caches)
+            let segments = try parse(message, model: model, caches: &caches, cacheType: cacheType)
             // The same tensors, in the same order, as BatchedEngine.run evaluates on rank 0.
             try checkedEval(model.stepOutputs(segments).evaluate)
         }
     }
 
     /// Decodes rank 0's message (bounds checked) into segments over this rank's caches.
-    static func parse(_ message: [Int32], model: TransformerModel, caches: inout [Int32: [KVCache]]) throws
+    static func parse(
+        _ message: [Int32], model: TransformerModel, caches: inout [Int32: [KVCache]], cacheType: KVCacheType = .f16
+    ) throws
         -> [StepSegment]
     {
         var at = 0
@@ -161,7 +164,7 @@ public enum TensorParallelServing {
                 }
                 tokens.append(token)
             }
-            let cache = caches[id] ?? model.makeStepCache()
+            let cache = caches[id] ?? model.makeStepCache(cacheType)
             caches[id] = cache
             segments.append(StepSegment(cache: cache, tokens: tokens, wantsLogits: wantsLogits))
         }

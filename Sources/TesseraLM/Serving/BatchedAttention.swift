@@ -16,7 +16,11 @@
 // rotation, and the same tk_attention call per key/value head, with the key
 // split CPU attention would choose for that sequence alone
 // (AttentionSplit.parts), merged by tk_attention_merge; so a sequence's
-// logits do not depend on what else is in the step (batch invariance).
+// logits do not depend on what else is in the step (batch invariance). A
+// float16 cache (the default, KVCacheType.f16) gets the rotated key and the
+// value rounded to half as the graph's asType(.float16) rounds them, and
+// tk_attention reads it through k_half / v_half (widened in registers, the
+// float32 arithmetic on the same values as the graph's widened copy).
 
 import CTesseraKernels
 import Synchronization
@@ -96,11 +100,14 @@ struct BatchedAttentionLayout: Sendable {
     /// Per sequence: its rows in the step and its cached positions before them.
     var counts: [Int]
     var starts: [Int]
+    /// Per sequence: whether its cache stores float16 (else float32).
+    var half: [Bool]
 }
 
 /// One layer's attention for the stacked rows of several sequences, as one
 /// host-kernel node: `q` `[1, R, heads, d]`, `k` and `v` `[1, R, kvHeads, d]`
-/// (float32, before rope), `counts[s]` rows for `caches[s]`. Returns
+/// (float32, before rope), `counts[s]` rows for `caches[s]` (each a float32
+/// or float16 cache). Returns
 /// `[1, R, heads * d]`, having written every row's key and value into its
 /// cache (the caches count the new positions at once); nil, with no cache
 /// touched, when the fused path does not apply (not float32 on the CPU, a
@@ -116,15 +123,15 @@ func batchedAttention(
         v.shape == k.shape,
         AttentionSplit.parts(
             queryHeads: heads, kvHeads: kvHeads, keys: 1, keySize: d, valueSize: d) != nil,
-        caches.allSatisfy({ $0.acceptsDirectWrites(heads: kvHeads, keySize: d, valueSize: d, dtype: .float32) })
+        caches.allSatisfy({ $0.acceptsDirectWrites(heads: kvHeads, keySize: d, valueSize: d) })
     else { return nil }
     let layout = BatchedAttentionLayout(
         heads: heads, kvHeads: kvHeads, headDim: d, rotated: rotated, traditional: traditional, scale: scale,
-        window: window, counts: counts, starts: caches.map(\.length))
+        window: window, counts: counts, starts: caches.map(\.length), half: caches.map(\.halfPrecision))
     var buffers: [Tensor] = []
     buffers.reserveCapacity(2 * caches.count)
     for (cache, n) in zip(caches, counts) {
-        let (keys, values) = cache.reserve(n, heads: kvHeads, keySize: d, valueSize: d, dtype: .float32)
+        let (keys, values) = cache.reserve(n, heads: kvHeads, keySize: d, valueSize: d)
         buffers += [keys, values]
     }
     let last = zip(layout.starts, counts).map { $0 + $1 }.max() ?? 0
@@ -145,27 +152,30 @@ private func runBatchedAttention(
 ) throws {
     let (heads, kvHeads, d) = (l.heads, l.kvHeads, l.headDim)
     let groups = heads / kvHeads
-    guard inputs.count == 3 + 2 * l.counts.count, inputs.allSatisfy({ $0.dtype == .float32 }),
-        output.isRowContiguous, output.dtype == .float32
+    guard inputs.count == 3 + 2 * l.counts.count, inputs.prefix(3).allSatisfy({ $0.dtype == .float32 }),
+        l.half.count == l.counts.count, output.isRowContiguous, output.dtype == .float32
     else { throw invalid("unexpected inputs") }
     let (q, k, v) = (inputs[0], inputs[1], inputs[2])
     let rows = q.shape[1]
     guard output.shape == [1, rows, heads * d] else { throw invalid("unexpected output shape \(output.shape)") }
-    // Every sequence's buffers: [1, kvHeads, room, d], row-contiguous, with room for the new positions.
-    var keyBuffers: [UnsafeMutablePointer<Float>] = [], valueBuffers: [UnsafeMutablePointer<Float>] = []
+    // Every sequence's buffers: [1, kvHeads, room, d] of float32 or float16,
+    // row-contiguous, with room for the new positions.
+    var keyBuffers: [UnsafeMutableRawPointer] = [], valueBuffers: [UnsafeMutableRawPointer] = []
     var rooms: [Int] = []
     for (s, n) in l.counts.enumerated() {
         let kb = inputs[3 + 2 * s], vb = inputs[4 + 2 * s]
         let room = kb.shape.count == 4 ? kb.shape[2] : 0
-        guard kb.shape == [1, kvHeads, room, d], vb.shape == kb.shape, kb.isRowContiguous, vb.isRowContiguous,
+        let stored: DType = l.half[s] ? .float16 : .float32
+        guard kb.dtype == stored, vb.dtype == stored,
+            kb.shape == [1, kvHeads, room, d], vb.shape == kb.shape, kb.isRowContiguous, vb.isRowContiguous,
             kb.available >= kvHeads * room * d, vb.available >= kvHeads * room * d, l.starts[s] + n <= room,
             l.starts[s] + n <= angles.positions
         else {
             throw invalid(
                 "a cache buffer of shape \(kb.shape) cannot take positions \(l.starts[s])..<\(l.starts[s] + n)")
         }
-        keyBuffers.append(kb.pointer.assumingMemoryBound(to: Float.self))
-        valueBuffers.append(vb.pointer.assumingMemoryBound(to: Float.self))
+        keyBuffers.append(kb.pointer)
+        valueBuffers.append(vb.pointer)
         rooms.append(room)
     }
     let pq = q.pointer.assumingMemoryBound(to: Float.self), pk = k.pointer.assumingMemoryBound(to: Float.self)
@@ -173,7 +183,12 @@ private func runBatchedAttention(
     let out = output.pointer.assumingMemoryBound(to: Float.self)
     // Roped queries, [rows, heads, d].
     let queries = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(1, rows * heads * d))
-    defer { queries.deallocate() }
+    // One rotated key or copied value on its way to a float16 cache.
+    let staged = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(1, d))
+    defer {
+        queries.deallocate()
+        staged.deallocate()
+    }
     let half = l.rotated / 2
     func rotate(_ src: UnsafePointer<Float>, _ stride: Int, into dst: UnsafeMutablePointer<Float>, position: Int) {
         angles.cosines.withUnsafeBufferPointer { cosines in
@@ -205,11 +220,20 @@ private func runBatchedAttention(
             }
             for h in 0..<kvHeads {
                 let at = (h * rooms[s] + position) * d
-                rotate(
-                    pk + r * k.strides[1] + h * k.strides[2], k.strides[3], into: keyBuffers[s] + at, position: position
-                )
-                let src = pv + r * v.strides[1] + h * v.strides[2], dst = valueBuffers[s] + at
-                for j in 0..<d { dst[j] = src[j * v.strides[3]] }
+                let keySource = pk + r * k.strides[1] + h * k.strides[2]
+                let src = pv + r * v.strides[1] + h * v.strides[2]
+                if l.half[s] {
+                    // Rounded to half as the graph's asType(.float16) rounds (tk_convert).
+                    rotate(keySource, k.strides[3], into: staged, position: position)
+                    _DecodeKernels.toHalf(staged, into: keyBuffers[s] + at * 2, count: d)
+                    for j in 0..<d { staged[j] = src[j * v.strides[3]] }
+                    _DecodeKernels.toHalf(staged, into: valueBuffers[s] + at * 2, count: d)
+                } else {
+                    let keys = keyBuffers[s].assumingMemoryBound(to: Float.self)
+                    rotate(keySource, k.strides[3], into: keys + at, position: position)
+                    let dst = valueBuffers[s].assumingMemoryBound(to: Float.self) + at
+                    for j in 0..<d { dst[j] = src[j * v.strides[3]] }
+                }
             }
             r += 1
         }
@@ -242,9 +266,15 @@ private func runBatchedAttention(
         a.q = UnsafePointer(queries + (r * heads + h * groups) * d)
         a.q_head_stride = d
         a.q_row_stride = heads * d
-        a.k = UnsafePointer(keyBuffers[s] + (h * rooms[s] + first) * d)
+        let at = (h * rooms[s] + first) * d
+        if l.half[s] {
+            a.k_half = UnsafePointer(keyBuffers[s].assumingMemoryBound(to: UInt16.self) + at)
+            a.v_half = UnsafePointer(valueBuffers[s].assumingMemoryBound(to: UInt16.self) + at)
+        } else {
+            a.k = UnsafePointer(keyBuffers[s].assumingMemoryBound(to: Float.self) + at)
+            a.v = UnsafePointer(valueBuffers[s].assumingMemoryBound(to: Float.self) + at)
+        }
         a.k_stride = d
-        a.v = UnsafePointer(valueBuffers[s] + (h * rooms[s] + first) * d)
         a.v_stride = d
         a.out = out + (r * heads + h * groups) * d
         (a.heads, a.lq, a.lk, a.d, a.dv) = (groups, 1, end - first, d, d)

@@ -35,6 +35,8 @@ public final class BatchedEngine: GenerationEngine, @unchecked Sendable {
         public var prefixCacheBytes = 256 << 20
         /// Prompt tokens prefilled per step beside the decoding sequences (1...16).
         public var prefillTokensPerStep = 16
+        /// How the sequences' caches store keys and values (float16 by default).
+        public var kvCacheType = KVCacheType.f16
 
         public init() {}
     }
@@ -43,7 +45,7 @@ public final class BatchedEngine: GenerationEngine, @unchecked Sendable {
     public let vocabularySize: Int
     public let configuration: Configuration
     private let model: TransformerModel
-    /// Cache bytes one position takes in every layer (keys and values, float32).
+    /// Cache bytes one position takes in every layer (keys and values, of `kvCacheType`).
     private let bytesPerPosition: Int
 
     /// Guards `state`; the scheduler waits on it when idle.
@@ -113,7 +115,7 @@ public final class BatchedEngine: GenerationEngine, @unchecked Sendable {
         let c = transformer.configuration
         contextLength = min(transformer.contextLength, max(1, configuration.maxContext ?? Int.max))
         vocabularySize = transformer.vocabularySize
-        bytesPerPosition = c.layerCount * 2 * c.kvHeadCount * c.headDim * 4
+        bytesPerPosition = c.layerCount * 2 * c.kvHeadCount * c.headDim * configuration.kvCacheType.dtype.size
         let thread = Thread { [self] in run() }
         thread.name = "tessera-engine"
         thread.stackSize = 16 << 20
@@ -259,7 +261,7 @@ public final class BatchedEngine: GenerationEngine, @unchecked Sendable {
     /// always computed, for the logits of the first new token).
     private func start(_ sequence: Sequence) {
         let prompt = sequence.request.promptTokens
-        sequence.cache = model.makeStepCache()
+        sequence.cache = model.makeStepCache(configuration.kvCacheType)
         var reused = 0
         if let hit = prefixCache.longestPrefix(prompt) {
             reused = min(hit.length, prompt.count - 1)

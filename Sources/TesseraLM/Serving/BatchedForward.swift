@@ -27,9 +27,11 @@ extension TransformerModel {
     /// row (QuantizedKernels.qmvMaxRows); a step with more rows runs as several passes.
     static let batchedMaxRows = 16
 
-    /// Fresh growing full-precision caches, one per layer (windows are applied
-    /// when attending, so the same cache serves every layer kind).
-    func makeStepCache() -> [KVCache] { (0..<configuration.layerCount).map { _ in KVCache() } }
+    /// Fresh growing full-precision caches of `type`, one per layer (windows
+    /// are applied when attending, so the same cache serves every layer kind).
+    func makeStepCache(_ type: KVCacheType) -> [KVCache] {
+        (0..<configuration.layerCount).map { _ in KVCache(type: type) }
+    }
 
     /// Logits `[n, vocab]` for the last rows of the segments that want them
     /// (in order), after appending every segment's rows to its caches, and

@@ -18,6 +18,8 @@ public final class SerialEngine: GenerationEngine, @unchecked Sendable {
     public let maxQueue: Int
     /// Prompt tokens per forward pass during prefill.
     public let prefillStepSize: Int
+    /// How each sequence's caches store keys and values.
+    public let kvCacheType: KVCacheType
 
     /// One submitted sequence: its request, its stream's continuation, and
     /// whether its consumer went away.
@@ -50,8 +52,13 @@ public final class SerialEngine: GenerationEngine, @unchecked Sendable {
 
     /// - Parameters:
     ///   - maxContext: at most this many positions per sequence (nil: the model's context).
-    public init(model: any LanguageModel, maxQueue: Int = 64, maxContext: Int? = nil, prefillStepSize: Int = 512) {
+    ///   - kvCacheType: how each sequence's caches store keys and values (float16 by default).
+    public init(
+        model: any LanguageModel, maxQueue: Int = 64, maxContext: Int? = nil, prefillStepSize: Int = 512,
+        kvCacheType: KVCacheType = .f16
+    ) {
         self.model = model
+        self.kvCacheType = kvCacheType
         self.maxQueue = max(0, maxQueue)
         self.prefillStepSize = max(1, prefillStepSize)
         contextLength = min(model.contextLength, max(1, maxContext ?? model.contextLength))
@@ -186,6 +193,7 @@ public final class SerialEngine: GenerationEngine, @unchecked Sendable {
         parameters.sampling = request.sampling
         parameters.stopTokens = request.stopTokens
         parameters.prefillStepSize = prefillStepSize
+        parameters.kvCacheType = kvCacheType
         do {
             var generator = try TokenGenerator(model: model, prompt: request.promptTokens, parameters: parameters)
             locked { s in
