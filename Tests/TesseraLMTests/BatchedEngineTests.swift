@@ -55,10 +55,12 @@ func settled(_ engine: BatchedEngine) async throws -> EngineSnapshot {
 /// same log-probabilities to the bit (the batch changes no logit); then
 /// half of them cancelled mid-stream. Shared by the synthetic and SmolLM2 tests.
 func checkBatchInvariance(
-    model: any LanguageModel, prompts: [[Int]], maxTokens: Int, file: StaticString = #filePath, line: UInt = #line
+    model: any LanguageModel, prompts: [[Int]], maxTokens: Int, prefillTokensPerStep: Int? = nil,
+    file: StaticString = #filePath, line: UInt = #line
 ) async throws {
     var configuration = BatchedEngine.Configuration()
     configuration.prefixCacheBytes = 0  // every request computes its whole prompt
+    if let prefillTokensPerStep { configuration.prefillTokensPerStep = prefillTokensPerStep }
     let solo = try BatchedEngine(model: model, configuration: configuration)
     var alone: [EngineResult] = []
     for prompt in prompts {
@@ -136,6 +138,17 @@ final class BatchedEngineTests: XCTestCase {
 
     func testSixteenConcurrentGreedyRequestsGiveTheirSoloTokensAndCancellingHalfLeavesTheRest() async throws {
         try await checkBatchInvariance(model: try Self.makeModel(), prompts: Self.prompts(16), maxTokens: 24)
+    }
+
+    /// Prompts cut into chunks of 20 (a chunk over 16 tokens is a pass of its
+    /// own, through the prefill product; the rest join the decoding rows),
+    /// with only 20 prompt tokens a step, so which step a chunk runs in
+    /// depends on the batch: still each request's solo tokens and logprobs.
+    func testPromptChunksRunAloneOrRowWiseAndStillGiveTheSoloTokens() async throws {
+        let prompts = Self.prompts(16)
+        XCTAssertTrue(prompts.contains { $0.count > 20 } && prompts.contains { (17...20).contains($0.count) })
+        try await checkBatchInvariance(
+            model: try Self.makeModel(), prompts: prompts, maxTokens: 12, prefillTokensPerStep: 20)
     }
 
     /// The engine's greedy tokens against the plain generation loop's, and

@@ -6,7 +6,10 @@
 // them to the last one finishing), and the median and 99th percentile time
 // to first token over all requests of all repetitions; beside them the
 // plain single-stream decode (`TokenGenerator`, as `tessera generate`) of the
-// same model in the same run. Quantized products at .high, as `tessera generate`.
+// same model in the same run (with its replayed decode step, as `tessera
+// generate`), and each aggregate's ratio to both single-stream figures:
+// TokenGenerator's and the engine's own at 1. Quantized products at .high,
+// as `tessera generate`.
 //
 //   swift run -c release --package-path Benchmarks tessera-bench serve
 //   TESSERA_BENCH_MODEL  the GGUF (default: the cached default model)
@@ -121,16 +124,22 @@ func runServeSuite() {
             let singleRate = median(single)
             lines.append(String(format: "single-stream decode (TokenGenerator): %.1f tok/s", singleRate))
             lines.append("")
-            lines.append("| concurrent | aggregate tok/s | × single-stream | TTFT p50 | TTFT p99 |")
-            lines.append("|---|---|---|---|---|")
+            // Two single-stream figures for the ratio: TokenGenerator (the replayed decode step) and the engine at 1.
+            let engineAt1 = byConcurrency[1].map { median($0.rates) }
+            lines.append(
+                "| concurrent | aggregate tok/s | × single-stream (TokenGenerator) | × engine at 1 | TTFT p50 | TTFT p99 |"
+            )
+            lines.append("|---|---|---|---|---|---|")
             for c in concurrencies {
                 guard let figures = byConcurrency[c] else { continue }
                 let rate = median(figures.rates)
                 if c == 8 { ourRateAt8 = rate }
+                let perEngine = engineAt1.map { String(format: "%.2f×", rate / $0) } ?? "-"
                 lines.append(
-                    String(
-                        format: "| %d | %.1f | %.2f× | %.0f ms | %.0f ms |", c, rate, rate / singleRate,
-                        percentile(figures.ttft, 0.5) * 1000, percentile(figures.ttft, 0.99) * 1000))
+                    String(format: "| %d | %.1f | %.2f× | ", c, rate, rate / singleRate) + perEngine
+                        + String(
+                            format: " | %.0f ms | %.0f ms |", percentile(figures.ttft, 0.5) * 1000,
+                            percentile(figures.ttft, 0.99) * 1000))
             }
         } catch {
             failure = error

@@ -33,8 +33,12 @@ public final class BatchedEngine: GenerationEngine, @unchecked Sendable {
         public var kvCacheBytes = 1 << 31
         /// Bytes of finished sequences' caches kept for reuse (0: no prefix cache).
         public var prefixCacheBytes = 256 << 20
-        /// Prompt tokens prefilled per step beside the decoding sequences (1...16).
-        public var prefillTokensPerStep = 16
+        /// Prompt tokens prefilled per step beside the decoding sequences (1...8192), and
+        /// the most one sequence prefills in one pass (as `TokenGenerator`'s
+        /// `prefillStepSize`): a chunk of more than 16 tokens runs as a pass of
+        /// its own, through the prefill product (the integer GEMM), a shorter
+        /// one joins the decoding rows.
+        public var prefillTokensPerStep = 512
         /// How the sequences' caches store keys and values (float16 by default).
         public var kvCacheType = KVCacheType.f16
 
@@ -108,8 +112,7 @@ public final class BatchedEngine: GenerationEngine, @unchecked Sendable {
             )
         }
         var configuration = configuration
-        configuration.prefillTokensPerStep = min(
-            max(1, configuration.prefillTokensPerStep), TransformerModel.batchedMaxRows)
+        configuration.prefillTokensPerStep = min(max(1, configuration.prefillTokensPerStep), 8192)
         self.model = transformer
         self.configuration = configuration
         let c = transformer.configuration
@@ -282,28 +285,41 @@ public final class BatchedEngine: GenerationEngine, @unchecked Sendable {
         condition.unlock()
     }
 
-    /// One step: every decoding sequence's next token and up to
-    /// `prefillTokensPerStep` prompt tokens, in passes of at most
-    /// `batchedMaxRows` rows; then each sequence that got logits samples.
+    /// One step: every decoding sequence's next token and chunks of the
+    /// prompts being prefilled, up to `prefillTokensPerStep` prompt tokens.
+    /// A sequence's chunks depend on it alone (its next `prefillTokensPerStep`
+    /// prompt tokens), never on the batch: a chunk of more than
+    /// `batchedMaxRows` tokens is a pass of its own (its products take the
+    /// prefill GEMM, whose rows are computed together), a shorter one joins
+    /// the decoding rows in passes of at most `batchedMaxRows` rows (the
+    /// products compute those row by row). So a sequence's prefill is the
+    /// same computation alone or among others. Then each sequence that got
+    /// logits samples.
     private func step() {
-        var segments: [(Sequence, StepSegment)] = []
-        var prefillBudget = configuration.prefillTokensPerStep
+        var rowWise: [(Sequence, StepSegment)] = []
+        var alone: [(Sequence, StepSegment)] = []
         for sequence in active where sequence.fed.count >= sequence.request.promptTokens.count {
-            segments.append((sequence, StepSegment(cache: sequence.cache, tokens: sequence.pending, wantsLogits: true)))
+            rowWise.append((sequence, StepSegment(cache: sequence.cache, tokens: sequence.pending, wantsLogits: true)))
         }
-        for sequence in active where sequence.fed.count < sequence.request.promptTokens.count && prefillBudget > 0 {
-            let chunk = Array(sequence.pending.prefix(prefillBudget))
+        let chunkSize = configuration.prefillTokensPerStep
+        var prefillBudget = chunkSize
+        for sequence in active where sequence.fed.count < sequence.request.promptTokens.count {
+            let chunk = Array(sequence.pending.prefix(chunkSize))
+            // Whole chunks only (the first always fits): the rest wait for the next step.
+            guard chunk.count <= prefillBudget else { break }
             prefillBudget -= chunk.count
-            segments.append(
-                (
-                    sequence,
-                    StepSegment(
-                        cache: sequence.cache, tokens: chunk, wantsLogits: chunk.count == sequence.pending.count)
-                ))
+            let segment = StepSegment(
+                cache: sequence.cache, tokens: chunk, wantsLogits: chunk.count == sequence.pending.count)
+            if chunk.count > TransformerModel.batchedMaxRows {
+                alone.append((sequence, segment))
+            } else {
+                rowWise.append((sequence, segment))
+            }
+            if prefillBudget == 0 { break }
         }
         var pass: [(Sequence, StepSegment)] = []
         var rows = 0
-        for item in segments {
+        for item in rowWise {
             if rows + item.1.tokens.count > TransformerModel.batchedMaxRows {
                 run(pass)
                 pass.removeAll()
@@ -313,6 +329,7 @@ public final class BatchedEngine: GenerationEngine, @unchecked Sendable {
             rows += item.1.tokens.count
         }
         if !pass.isEmpty { run(pass) }
+        for item in alone { run([item]) }
     }
 
     /// One forward pass over `pass`, then sampling for the sequences it gave logits.

@@ -4,12 +4,16 @@
 // [1, R, hidden] activation, so each product (q/k/v, o, gate/up, down, the
 // head) reads its weights once for all of them; rope, the cache update and
 // attention run per sequence against its own cache, each row alone against
-// the keys up to its position. Every row is computed exactly as it would be
-// alone: the quantized products compute rows independently (qmv, up to
-// `maxRows` rows), norms and elementwise ops are per row, and a row's
-// attention sees the same keys whatever else is in the step, so a sequence's
-// tokens do not depend on the batch, and a key/value computed while decoding
-// equals one computed in prefill (the prefix cache reuses both).
+// the keys up to its position. In a pass of at most `batchedMaxRows` rows
+// every row is computed exactly as it would be alone: the quantized products
+// compute rows independently (qmv, up to 16 rows), norms and elementwise ops
+// are per row, and a row's attention sees the same keys whatever else is in
+// the step, so a sequence's tokens do not depend on the batch. A longer
+// prompt chunk is a pass of its own (BatchedEngine.step): its products take
+// the prefill GEMM (integer dot products on x rounded per block of 32, as
+// `TokenGenerator`'s prefill), so its keys and values are those of its chunk,
+// alone or beside other sequences, though not bit for bit those the row-wise
+// products would give.
 
 import Tessera
 import TesseraNN
@@ -23,8 +27,9 @@ struct StepSegment {
 }
 
 extension TransformerModel {
-    /// Rows per forward pass: the most the quantized products compute row by
-    /// row (QuantizedKernels.qmvMaxRows); a step with more rows runs as several passes.
+    /// Rows of several sequences per forward pass: the most the quantized
+    /// products compute row by row (QuantizedKernels.qmvMaxRows); a step with
+    /// more rows runs as several passes, a longer prompt chunk as a pass of its own.
     static let batchedMaxRows = 16
 
     /// Fresh growing full-precision caches of `type`, one per layer (windows
@@ -37,8 +42,9 @@ extension TransformerModel {
     /// (in order), after appending every segment's rows to its caches, and
     /// what to evaluate for the step (the logits, the caches' buffers, and
     /// the last hidden state when no segment wants logits, so that the fused
-    /// attention nodes writing the caches run). The segments' rows together
-    /// must be at most `batchedMaxRows`.
+    /// attention nodes writing the caches run). Batch invariance needs the
+    /// segments' rows together to be at most `batchedMaxRows`, or one segment
+    /// alone.
     func stepOutputs(_ segments: [StepSegment]) -> (logits: Tensor?, evaluate: [Tensor]) {
         TensorParallelServing.willStep(self, segments)  // rank 0 of a tensor-parallel server: the others run it too
         let ids = segments.flatMap(\.tokens)
