@@ -4,11 +4,22 @@ llama.cpp (llama-cpp-python) on the same GGUF and prompt, interleaved, in one ru
 
     python3 Tools/bench_peak_rss.py --tessera .build/release/tessera \
         --llama-python /tmp/llama-venv/bin/python [--model GGUF] [--reps 3] \
-        [--bench Benchmarks/.build/release/tessera-bench] [--baseline OTHER/tessera]
+        [--bench Benchmarks/.build/release/tessera-bench] [--baseline OTHER/tessera] \
+        [--llama-simple /tmp/llama.cpp-build/bin/llama-simple] [--breakdown]
 
 --bench adds `tessera-bench generate-peak-rss` (the same load, chat template
 and greedy generation through TextGenerator, without the CLI around it);
 --baseline adds another `tessera` binary (an older commit's) to the same run.
+--llama-simple adds llama.cpp's own `llama-simple` example binary (no Python
+interpreter around it; built from the sources vendored in the
+llama-cpp-python sdist, see docs/PERFORMANCE.md): greedy, `-n TOKENS`, the raw
+prompt, its own context size (prompt + TOKENS - 1) and thread count (its
+library default), since it has no options for them.
+--breakdown adds, per native side, one more run whose /proc/PID/smaps is
+sampled every few milliseconds; the sample with the largest total Rss is
+split by mapping (executable, shared libraries, the model file, heap and
+anonymous memory, stacks) — a lower bound of the true peak, which can fall
+between samples.
 
 Each side runs as a child process; its peak RSS is the kernel's high-water
 mark (getrusage ru_maxrss of the reaped child, the same figure as
@@ -23,6 +34,8 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
+import time
 
 PROMPT = ("Write a short story about a lighthouse keeper who finds a message in a bottle. "
           "Describe the sea, the weather and the keeper's thoughts.")
@@ -47,13 +60,74 @@ if sys.argv[1] != "-":
 
 def peak_kb(argv, env=None):
     """Runs argv to completion; returns (ru_maxrss in KiB, exit status)."""
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
-    err = proc.stderr.read().decode(errors="replace")
+    # stderr goes to a file, not a pipe: llama.cpp logs more than a pipe holds
+    # before the child is reaped.
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        log.seek(0)
+        err = log.read().decode(errors="replace")
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         sys.exit(f"{argv[0]} failed ({proc.returncode}): {err[-2000:]}")
     return usage.ru_maxrss
+
+
+def smaps_by_kind(pid, exe, model):
+    """Rss and anonymous KiB of each kind of mapping in /proc/PID/smaps, or None
+    once the process is gone."""
+    try:
+        with open(f"/proc/{pid}/smaps") as f:
+            text = f.read()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    kinds = {}
+    kind = None
+    for line in text.splitlines():
+        head = line.split(None, 5)
+        if len(head) >= 5 and "-" in head[0] and ":" not in head[0]:
+            path = head[5].strip() if len(head) == 6 else ""
+            if path == exe:
+                kind = "executable"
+            elif path == model:
+                kind = "model file mapping"
+            elif ".so" in os.path.basename(path):
+                kind = "shared libraries"
+            elif path == "[heap]":
+                kind = "[heap] (brk)"
+            elif path == "" or path.startswith("[anon"):
+                kind = "anonymous mappings (mmap'd malloc, arenas, thread stacks)"
+            elif path == "[stack]":
+                kind = "main stack"
+            else:
+                kind = "other: " + path
+            kinds.setdefault(kind, [0, 0])
+        elif kind and line.startswith("Rss:"):
+            kinds[kind][0] += int(line.split()[1])
+        elif kind and line.startswith("Anonymous:"):
+            kinds[kind][1] += int(line.split()[1])
+    return kinds
+
+
+def print_breakdown(label, argv, env, model):
+    """Runs argv once, sampling its smaps; prints the largest sample by kind."""
+    exe = os.path.realpath(argv[0])
+    model = os.path.realpath(model)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    best, best_total = {}, -1
+    while proc.poll() is None:
+        kinds = smaps_by_kind(proc.pid, exe, model)
+        if kinds:
+            total = sum(v[0] for v in kinds.values())
+            if total > best_total:
+                best, best_total = kinds, total
+        time.sleep(0.003)
+    print(f"\n{label}: largest sampled Rss {best_total / 1024:.1f} MiB (exit {proc.returncode}), by mapping:")
+    print("| mapping | Rss MiB | of it anonymous MiB |")
+    print("|---|---|---|")
+    for kind, (rss, anon) in sorted(best.items(), key=lambda kv: -kv[1][0]):
+        if rss >= 64:
+            print(f"| {kind} | {rss / 1024:.1f} | {anon / 1024:.1f} |")
 
 
 def main():
@@ -66,6 +140,8 @@ def main():
         "~/.cache/tessera/models/SmolLM2-135M-Instruct.Q4_1.gguf"))
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--llama-simple")
+    ap.add_argument("--breakdown", action="store_true")
     args = ap.parse_args()
     env = dict(os.environ, TESSERA_NUM_THREADS="2")
     n = str(args.tokens)
@@ -77,6 +153,8 @@ def main():
                       [args.baseline, "generate", "-m", args.model, "-p", PROMPT, "-n", n, "--temp", "0"]))
     if args.bench:
         sides.append(("tessera-bench generate-peak-rss", [args.bench, "generate-peak-rss", args.model, PROMPT, n]))
+    if args.llama_simple:
+        sides.append(("llama.cpp llama-simple", [args.llama_simple, "-m", args.model, "-n", n, PROMPT]))
     sides.append(("llama.cpp (python + model)", [args.llama_python, "-c", LLAMA_CHILD, args.model, PROMPT, n]))
     sides.append(("python + llama_cpp, no model", [args.llama_python, "-c", LLAMA_CHILD, "-", "", "0"]))
     runs = {label: [] for label, _ in sides}
@@ -93,6 +171,11 @@ def main():
     for label, _ in sides:
         print(f"| {label} | {mb(label):.1f} MiB | {mb(label) / llama:.2f} |")
     print("raw KiB:", runs)
+    if args.breakdown:
+        for label, argv in sides:
+            if label.startswith("llama.cpp (python") or label.startswith("python"):
+                continue
+            print_breakdown(label, argv, env, args.model)
 
 if __name__ == "__main__":
     main()

@@ -139,8 +139,11 @@ struct ModelOptions: ParsableArguments {
         let start = clock.now
         let loaded = try ModelLoader.load(path, tensorParallel: tensorParallel)
         let generator = try TextGenerator(loaded: loaded)
+        // The code that only loading ran leaves the resident set (CodePages.swift).
+        let codeBytes = CodePages.release()
         if verbose {
             let seconds = (clock.now - start).seconds
+            printError("released \(codeBytes >> 20) MiB of resident start-up code pages")
             printError(
                 "loaded \(path): \(loaded.modelType), context \(loaded.model.contextLength) tokens, "
                     + "vocabulary \(loaded.model.vocabularySize), in \(formatted(seconds)) s on \(Stream.current.device)"
