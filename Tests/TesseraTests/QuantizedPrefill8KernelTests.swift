@@ -37,43 +37,34 @@ extension CPUKernelTests {
             let (want, scale) = Self.referenceMatmul(xv, ops.w, m: c.m, n: c.n, k: c.k)
             let slack = Self.integerRounding(
                 xv, ops.w, biases: ops.biases, group: c.group, m: c.m, n: c.n, k: c.k, range: 127 * 257)
-            for isa in 0...Int(tk_isa_supported()) {
-                for vnni in (isa == 2 && tk_qmv_vnni() != 0 ? [1, 0] : [-1]) {
-                    _ = tk_set_isa(Int32(isa))
-                    if vnni >= 0 { _ = tk_set_qmv_vnni(Int32(vnni)) }
-                    defer {
-                        _ = tk_set_isa(tk_isa_supported())
-                        _ = tk_set_qmv_vnni(1)
-                    }
-                    let sdtCode = Int32(SIMDKernels.code(c.sdt)!)
-                    let integer = tk_qgemm8_available(sdtCode, c.k, Int32(c.group)) != 0
-                    let label = ["baseline", "avx2", "avx512"][isa] + (vnni == 0 ? " without VNNI" : "")
-                    XCTAssertEqual(integer, isa == 2 && vnni == 1, "\(label): the 8-bit integer kernel is VNNI's only")
-                    let out = ArrayView.allocate(shape: [c.m, c.n], dtype: .float32)
+            try forEachISAAndVNNI { label, isa, vnni in
+                let sdtCode = Int32(SIMDKernels.code(c.sdt)!)
+                let integer = tk_qgemm8_available(sdtCode, c.k, Int32(c.group)) != 0
+                XCTAssertEqual(integer, isa == 2 && vnni, "\(label): the 8-bit integer kernel is VNNI's only")
+                let out = ArrayView.allocate(shape: [c.m, c.n], dtype: .float32)
+                try QuantizedKernels.matmul(
+                    x: Tensor(xv, shape: [c.m, c.k]).view(), wq: Tensor(ops.wq, shape: [c.n, c.k / 4]).view(),
+                    scales: Tensor(ops.scales, shape: [c.n, c.k / c.group]).asType(c.sdt).view(),
+                    biases: Tensor(ops.biases, shape: [c.n, c.k / c.group]).asType(c.sdt).view(),
+                    groupSize: c.group, bits: 8, into: out)
+                let got = Tensor(evaluated: out).toArray(Float.self)
+                assertClose(
+                    got, want, rel: 1e-5, scale: scale, slack: integer ? slack : nil,
+                    "\(label) g\(c.group) k=\(c.k) \(c.sdt) m=\(c.m) n=\(c.n)")
+                if integer {
+                    // The switch off: the float kernel, as inference runs (and not the integer result).
+                    _ = tk_set_qgemm8_enabled(0)
+                    defer { _ = tk_set_qgemm8_enabled(1) }
+                    let off = ArrayView.allocate(shape: [c.m, c.n], dtype: .float32)
                     try QuantizedKernels.matmul(
                         x: Tensor(xv, shape: [c.m, c.k]).view(), wq: Tensor(ops.wq, shape: [c.n, c.k / 4]).view(),
                         scales: Tensor(ops.scales, shape: [c.n, c.k / c.group]).asType(c.sdt).view(),
                         biases: Tensor(ops.biases, shape: [c.n, c.k / c.group]).asType(c.sdt).view(),
-                        groupSize: c.group, bits: 8, into: out)
-                    let got = Tensor(evaluated: out).toArray(Float.self)
-                    assertClose(
-                        got, want, rel: 1e-5, scale: scale, slack: integer ? slack : nil,
-                        "\(label) g\(c.group) k=\(c.k) \(c.sdt) m=\(c.m) n=\(c.n)")
-                    if integer {
-                        // The switch off: the float kernel, as inference runs (and not the integer result).
-                        _ = tk_set_qgemm8_enabled(0)
-                        defer { _ = tk_set_qgemm8_enabled(1) }
-                        let off = ArrayView.allocate(shape: [c.m, c.n], dtype: .float32)
-                        try QuantizedKernels.matmul(
-                            x: Tensor(xv, shape: [c.m, c.k]).view(), wq: Tensor(ops.wq, shape: [c.n, c.k / 4]).view(),
-                            scales: Tensor(ops.scales, shape: [c.n, c.k / c.group]).asType(c.sdt).view(),
-                            biases: Tensor(ops.biases, shape: [c.n, c.k / c.group]).asType(c.sdt).view(),
-                            groupSize: c.group, bits: 8, into: off)
-                        let float = Tensor(evaluated: off).toArray(Float.self)
-                        assertClose(float, want, rel: 1e-5, scale: scale, "switch off: \(label) g\(c.group) k=\(c.k)")
-                        XCTAssertNotEqual(
-                            float.map(\.bitPattern), got.map(\.bitPattern), "switch off must take the float kernel")
-                    }
+                        groupSize: c.group, bits: 8, into: off)
+                    let float = Tensor(evaluated: off).toArray(Float.self)
+                    assertClose(float, want, rel: 1e-5, scale: scale, "switch off: \(label) g\(c.group) k=\(c.k)")
+                    XCTAssertNotEqual(
+                        float.map(\.bitPattern), got.map(\.bitPattern), "switch off must take the float kernel")
                 }
             }
         }

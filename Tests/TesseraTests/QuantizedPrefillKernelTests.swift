@@ -98,31 +98,22 @@ extension CPUKernelTests {
             let slack = Self.integerRounding(
                 xv, ops.w, biases: ops.biases, group: c.group, m: c.m, n: c.n, k: c.k, range: 127 * 257)
             var integerResults: [String: [Float]] = [:]
-            for isa in 0...Int(tk_isa_supported()) {
-                for vnni in (isa == 2 && tk_qmv_vnni() != 0 ? [1, 0] : [-1]) {
-                    _ = tk_set_isa(Int32(isa))
-                    if vnni >= 0 { _ = tk_set_qmv_vnni(Int32(vnni)) }
-                    defer {
-                        _ = tk_set_isa(tk_isa_supported())
-                        _ = tk_set_qmv_vnni(1)
-                    }
-                    let sdtCode = Int32(SIMDKernels.code(c.sdt)!)
-                    let integer = tk_qgemm4_available(sdtCode, c.k, Int32(c.group)) != 0
-                    let label = ["baseline", "avx2", "avx512"][isa] + (vnni == 0 ? " without VNNI" : "")
-                    XCTAssertEqual(integer, isa >= 1, "\(label): the integer kernel is available from AVX2 on")
-                    if integer { XCTAssertEqual(tk_qgemm4_vnni_active() != 0, isa == 2 && vnni == 1, label) }
-                    let out = ArrayView.allocate(shape: [c.m, c.n], dtype: .float32)
-                    try QuantizedKernels.matmul(
-                        x: Tensor(xv, shape: [c.m, c.k]).view(), wq: Tensor(ops.wq, shape: [c.n, c.k / 8]).view(),
-                        scales: Tensor(ops.scales, shape: [c.n, c.k / c.group]).asType(c.sdt).view(),
-                        biases: Tensor(ops.biases, shape: [c.n, c.k / c.group]).asType(c.sdt).view(),
-                        groupSize: c.group, bits: 4, into: out)
-                    let got = Tensor(evaluated: out).toArray(Float.self)
-                    assertClose(
-                        got, want, rel: 1e-5, scale: scale, slack: integer ? slack : nil,
-                        "\(label) g\(c.group) k=\(c.k) \(c.sdt) m=\(c.m) n=\(c.n)")
-                    if integer { integerResults[label] = got }
-                }
+            try forEachISAAndVNNI { label, isa, vnni in
+                let sdtCode = Int32(SIMDKernels.code(c.sdt)!)
+                let integer = tk_qgemm4_available(sdtCode, c.k, Int32(c.group)) != 0
+                XCTAssertEqual(integer, isa >= 1, "\(label): the integer kernel is available from AVX2 on")
+                if integer { XCTAssertEqual(tk_qgemm4_vnni_active() != 0, isa == 2 && vnni, label) }
+                let out = ArrayView.allocate(shape: [c.m, c.n], dtype: .float32)
+                try QuantizedKernels.matmul(
+                    x: Tensor(xv, shape: [c.m, c.k]).view(), wq: Tensor(ops.wq, shape: [c.n, c.k / 8]).view(),
+                    scales: Tensor(ops.scales, shape: [c.n, c.k / c.group]).asType(c.sdt).view(),
+                    biases: Tensor(ops.biases, shape: [c.n, c.k / c.group]).asType(c.sdt).view(),
+                    groupSize: c.group, bits: 4, into: out)
+                let got = Tensor(evaluated: out).toArray(Float.self)
+                assertClose(
+                    got, want, rel: 1e-5, scale: scale, slack: integer ? slack : nil,
+                    "\(label) g\(c.group) k=\(c.k) \(c.sdt) m=\(c.m) n=\(c.n)")
+                if integer { integerResults[label] = got }
             }
             let distinct = Set(integerResults.values.map { $0.map(\.bitPattern) })
             XCTAssertLessThanOrEqual(distinct.count, 1, "the integer kernels differ: \(integerResults.keys.sorted())")
