@@ -27,8 +27,9 @@ public struct TesseraCommand: AsyncParsableCommand {
     ///
     /// One malloc arena for a command's few threads (the pool's, one per core, and
     /// Swift's executor): freed memory is reused by every thread instead of lying in
-    /// each thread's own arena (docs/PERFORMANCE.md: 165 → 152 MiB peak for a
-    /// `generate` of the default model). glibc fixes its arena limit at a thread's
+    /// each thread's own arena (docs/PERFORMANCE.md: with the threshold below,
+    /// 151.3 → 146.6 MiB peak for a `generate` of the default model, and no more
+    /// spread between runs). glibc fixes its arena limit at a thread's
     /// first allocation, so this must come before the executor's first thread
     /// (which an `async` function's body already runs on). `serve` keeps glibc's
     /// default for its many concurrently allocating connection threads.
@@ -37,7 +38,7 @@ public struct TesseraCommand: AsyncParsableCommand {
     /// stays fixed: glibc would raise it to the largest block freed (the
     /// embedding's 27 MiB load-time temporary) and put the later load
     /// temporaries in the arena, where their freed pages stay resident (−1.5 MiB
-    /// peak for the default model). 1 MiB keeps the per-token arrays (a logits
+    /// of the default model's peak, measured with the glibc tunables). 1 MiB keeps the per-token arrays (a logits
     /// row of up to 262,144 floats) in the arena, off the mmap path.
     public static func prepareProcess(arguments: [String] = CommandLine.arguments) {
         if arguments.dropFirst().first != ServeCommand.configuration.commandName {
