@@ -5,6 +5,7 @@
 #include <dlfcn.h>
 #include <sched.h>
 #include <unistd.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -53,6 +54,49 @@ int tk_limit_malloc_arenas(int n) {
     return n > 0 && mallopt(M_ARENA_MAX, n) == 1;
 #else
     (void)n;
+    return 0;
+#endif
+}
+
+int tk_set_malloc_mmap_threshold(long bytes) {
+#if defined(__linux__) && defined(__GLIBC__) && defined(M_MMAP_THRESHOLD)
+    return bytes > 0 && bytes <= (32L << 20) && mallopt(M_MMAP_THRESHOLD, (int)bytes) == 1;
+#else
+    (void)bytes;
+    return 0;
+#endif
+}
+
+int tk_malloc_trim(void) {
+#if defined(__linux__) && defined(__GLIBC__)
+    return malloc_trim(0);
+#else
+    return 0;
+#endif
+}
+
+int tk_malloc_stats(tk_malloc_stats_t *out) {
+    memset(out, 0, sizeof *out);
+#if defined(__linux__) && defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+    char *text = NULL;
+    size_t size = 0;
+    FILE *stream = open_memstream(&text, &size);
+    if (!stream) return 0;
+    int ok = malloc_info(0, stream) == 0;
+    fclose(stream);
+    if (ok && text) {
+        // One <heap nr="..."> element per arena, the main one included.
+        for (const char *p = text; (p = strstr(p, "<heap nr=")) != NULL; p += 9) out->arenas++;
+    }
+    free(text);
+    if (!ok) return 0;
+    struct mallinfo2 info = mallinfo2();
+    out->heap_bytes = (long long)info.arena;
+    out->in_use_bytes = (long long)info.uordblks;
+    out->free_bytes = (long long)info.fordblks;
+    out->mmapped_bytes = (long long)info.hblkhd;
+    return 1;
+#else
     return 0;
 #endif
 }

@@ -1,6 +1,8 @@
 // `tessera generate`: one prompt in, streamed text out, statistics on stderr.
 
 import ArgumentParser
+import Foundation
+import Tessera
 import TesseraLM
 
 struct GenerateCommand: AsyncParsableCommand {
@@ -73,6 +75,15 @@ struct GenerateCommand: AsyncParsableCommand {
         }
         printer.finish()
         printError(printer.summary)
+        if modelOptions.verbose, let malloc = Memory.mallocStatistics() { printError(Self.describe(malloc)) }
+    }
+
+    /// One line on the C allocator's state for `--verbose`: "malloc: 1 arena, …".
+    static func describe(_ malloc: MallocStatistics) -> String {
+        let mib = { (bytes: Int) in String(format: "%.1f", Double(bytes) / 1_048_576) }
+        return "malloc: \(malloc.arenas) arena\(malloc.arenas == 1 ? "" : "s"), heaps \(mib(malloc.heapBytes)) MiB "
+            + "(\(mib(malloc.inUseBytes)) in use, \(mib(malloc.freeBytes)) free), "
+            + "\(mib(malloc.mappedBytes)) MiB in blocks of their own mapping"
     }
 }
 

@@ -141,6 +141,8 @@ struct ModelOptions: ParsableArguments {
         let generator = try TextGenerator(loaded: loaded)
         // The code that only loading ran leaves the resident set (CodePages.swift).
         let codeBytes = CodePages.release()
+        // And the pages the load's freed temporaries leave inside the malloc arenas.
+        Memory.releaseFreeMallocPages()
         if verbose {
             let seconds = (clock.now - start).seconds
             printError("released \(codeBytes >> 20) MiB of resident start-up code pages")

@@ -22,17 +22,34 @@ public struct TesseraCommand: AsyncParsableCommand {
 
     public init() {}
 
+    /// Process set-up for `arguments` (the command line), to run on the main
+    /// thread before any other thread starts, i.e. before the first `await`.
+    ///
+    /// One malloc arena for a command's few threads (the pool's, one per core, and
+    /// Swift's executor): freed memory is reused by every thread instead of lying in
+    /// each thread's own arena (docs/PERFORMANCE.md: with the threshold below,
+    /// 151.3 → 146.6 MiB peak for a `generate` of the default model, and no more
+    /// spread between runs). glibc fixes its arena limit at a thread's
+    /// first allocation, so this must come before the executor's first thread
+    /// (which an `async` function's body already runs on). `serve` keeps glibc's
+    /// default for its many concurrently allocating connection threads.
+    ///
+    /// Blocks of 1 MiB or more get mappings of their own, at a threshold that
+    /// stays fixed: glibc would raise it to the largest block freed (the
+    /// embedding's 27 MiB load-time temporary) and put the later load
+    /// temporaries in the arena, where their freed pages stay resident (−1.5 MiB
+    /// of the default model's peak, measured with the glibc tunables). 1 MiB keeps the per-token arrays (a logits
+    /// row of up to 262,144 floats) in the arena, off the mmap path.
+    public static func prepareProcess(arguments: [String] = CommandLine.arguments) {
+        if arguments.dropFirst().first != ServeCommand.configuration.commandName {
+            Memory.limitMallocArenas(1)
+            Memory.setMallocMappingThreshold(1 << 20)
+        }
+    }
+
     /// Parses the command line, runs the command it names, and exits with an
     /// error message and status when parsing or running fails.
     public static func runFromCommandLine() async {
-        // One malloc arena for a command's few threads (the pool's, one per core, and
-        // Swift's executor): freed memory is reused by every thread instead of lying in
-        // each thread's own arena, 13 MiB less peak RSS for a `generate` of the default
-        // model (docs/PERFORMANCE.md). `serve` keeps glibc's default for its many
-        // concurrently allocating connection threads.
-        if CommandLine.arguments.dropFirst().first != ServeCommand.configuration.commandName {
-            Memory.limitMallocArenas(1)
-        }
         do {
             if let suggestion = subcommandSuggestion(Array(CommandLine.arguments.dropFirst())) {
                 throw ValidationError(suggestion)

@@ -3,4 +3,6 @@
 
 import TesseraCLI
 
+// Before the first await: nothing but the main thread has allocated yet.
+TesseraCommand.prepareProcess()
 await TesseraCommand.runFromCommandLine()

@@ -36,6 +36,24 @@ int tk_set_isa(int isa);
 int tk_cpu_count(void);
 /// glibc: at most n malloc arenas from now on (mallopt M_ARENA_MAX); 1 when set, 0 elsewhere.
 int tk_limit_malloc_arenas(int n);
+/// glibc: blocks of at least `bytes` get a mapping of their own, returned to the
+/// system when freed (mallopt M_MMAP_THRESHOLD, which also stops glibc raising
+/// the threshold to the largest such block freed so far); 1 when set, 0 elsewhere.
+int tk_set_malloc_mmap_threshold(long bytes);
+/// glibc: returns the free whole pages inside the malloc arenas to the system
+/// (malloc_trim(0)); 1 when some were, 0 otherwise or elsewhere.
+int tk_malloc_trim(void);
+/// The C allocator's state (glibc): `arenas` from malloc_info's heap list,
+/// the byte totals from mallinfo2 (over all arenas).
+typedef struct {
+    long arenas;
+    long long heap_bytes;    // obtained from the system for the arenas (brk and arena heaps)
+    long long in_use_bytes;  // handed out from those
+    long long free_bytes;    // free inside them (kept by malloc, still counted while touched)
+    long long mmapped_bytes; // blocks of their own mmap
+} tk_malloc_stats_t;
+/// Fills `out`; 1 on glibc, 0 (and `out` zeroed) elsewhere or when malloc_info fails.
+int tk_malloc_stats(tk_malloc_stats_t *out);
 
 // ---- element-wise ----------------------------------------------------------
 

@@ -198,4 +198,44 @@ public enum Memory {
     /// threads start; false where the C library has no such setting.
     @discardableResult
     public static func limitMallocArenas(_ count: Int) -> Bool { tk_limit_malloc_arenas(Int32(clamping: count)) != 0 }
+
+    /// Lets the C allocator (glibc) give every block of at least `bytes` a mapping
+    /// of its own, unmapped when freed, and keeps that threshold fixed (glibc
+    /// otherwise raises it to the largest such block freed, up to 32 MiB, after
+    /// which the load's freed temporaries stay as holes in the arenas). False
+    /// where the C library has no such setting or `bytes` is not in 1...32 MiB.
+    @discardableResult
+    public static func setMallocMappingThreshold(_ bytes: Int) -> Bool {
+        tk_set_malloc_mmap_threshold(bytes) != 0
+    }
+
+    /// Returns the whole free pages inside the C allocator's arenas to the system
+    /// (glibc's malloc_trim); true when some were.
+    @discardableResult
+    public static func releaseFreeMallocPages() -> Bool { tk_malloc_trim() != 0 }
+
+    /// The C allocator's arenas and byte totals now (glibc's malloc_info and
+    /// mallinfo2); nil where the C library does not report them.
+    public static func mallocStatistics() -> MallocStatistics? {
+        var raw = tk_malloc_stats_t()
+        guard tk_malloc_stats(&raw) != 0 else { return nil }
+        return MallocStatistics(
+            arenas: raw.arenas, heapBytes: Int(raw.heap_bytes), inUseBytes: Int(raw.in_use_bytes),
+            freeBytes: Int(raw.free_bytes), mappedBytes: Int(raw.mmapped_bytes))
+    }
+}
+
+/// What the C allocator holds (``Memory/mallocStatistics()``).
+public struct MallocStatistics: Sendable, Equatable {
+    /// Arenas, the main one included: a thread that allocates before
+    /// ``Memory/limitMallocArenas(_:)`` keeps its own.
+    public var arenas: Int
+    /// Bytes the arenas took from the system (brk heap and arena heaps).
+    public var heapBytes: Int
+    /// Of those, bytes handed out.
+    public var inUseBytes: Int
+    /// Of those, bytes free inside the arenas (resident once touched, until trimmed).
+    public var freeBytes: Int
+    /// Bytes in blocks of their own mmap (returned to the system when freed).
+    public var mappedBytes: Int
 }
