@@ -32,7 +32,9 @@ public struct TesseraCommand: AsyncParsableCommand {
     /// spread between runs). glibc fixes its arena limit at a thread's
     /// first allocation, so this must come before the executor's first thread
     /// (which an `async` function's body already runs on). `serve` keeps glibc's
-    /// default for its many concurrently allocating connection threads.
+    /// default for its many concurrently allocating connection threads, and
+    /// `lora` for its training step's large temporaries on both pool threads
+    /// (its speed was measured with glibc's defaults, not with these settings).
     ///
     /// Blocks of 1 MiB or more get mappings of their own, at a threshold that
     /// stays fixed: glibc would raise it to the largest block freed (the
@@ -41,7 +43,8 @@ public struct TesseraCommand: AsyncParsableCommand {
     /// of the default model's peak, measured with the glibc tunables). 1 MiB keeps the per-token arrays (a logits
     /// row of up to 262,144 floats) in the arena, off the mmap path.
     public static func prepareProcess(arguments: [String] = CommandLine.arguments) {
-        if arguments.dropFirst().first != ServeCommand.configuration.commandName {
+        let keepDefaults = [ServeCommand.configuration.commandName, LoRACommand.configuration.commandName]
+        if !keepDefaults.contains(arguments.dropFirst().first) {
             Memory.limitMallocArenas(1)
             Memory.setMallocMappingThreshold(1 << 20)
         }
