@@ -83,7 +83,19 @@ let package = Package(
             name: "tessera",
             dependencies: ["TesseraCLI"],
             path: "Sources/tessera",
-            swiftSettings: [.swiftLanguageMode(.v6)]
+            exclude: ["hot-code.order"],
+            swiftSettings: [.swiftLanguageMode(.v6)],
+            // Release builds on Linux place the code that generation runs side by
+            // side (gold's section ordering; the list is Tools/gen_code_order.py's):
+            // the resident code of a `generate` is then the 64 KiB windows that
+            // hold it, not windows scattered over the whole text segment.
+            linkerSettings: [
+                .unsafeFlags(
+                    [
+                        "-use-ld=lld", "-Xclang-linker", "-no-pie", "-Xlinker", "--no-warn-symbol-ordering", "-Xlinker",
+                        "--symbol-ordering-file=\(Context.packageDirectory)/Sources/tessera/hot-code.order",
+                    ], .when(platforms: [.linux], configuration: .release))
+            ]
         ),
         .testTarget(
             name: "TesseraCLITests",
@@ -234,5 +246,21 @@ if coreOnly {
     package.dependencies.removeAll { dependency in
         guard case .sourceControl(_, let location, _) = dependency.kind else { return true }
         return !coreURLs.contains { location.contains("/" + $0) }
+    }
+}
+
+// Release builds of this package itself (not as another package's dependency,
+// where SwiftPM refuses unsafe flags) on Linux emit each Swift function in a
+// section of its own, so that the linker can place the code that generation
+// runs side by side (the `tessera` target's section ordering above;
+// docs/PERFORMANCE.md, "Peak RSS"). Code is otherwise unchanged.
+let builtAsDependency = Context.packageDirectory.contains("/checkouts/")
+if builtAsDependency {
+    for target in package.targets where target.name == "tessera" { target.linkerSettings = nil }
+} else {
+    for target in package.targets where target.type != .test && target.name != "CTesseraKernels" {
+        target.swiftSettings =
+            (target.swiftSettings ?? [])
+            + [.unsafeFlags(["-Xfrontend", "-function-sections"], .when(platforms: [.linux], configuration: .release))]
     }
 }

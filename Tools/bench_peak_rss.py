@@ -21,7 +21,9 @@ split by mapping (executable, shared libraries, the model file, heap and
 anonymous memory, stacks) — a lower bound of the true peak, which can fall
 between samples.
 
-Each side runs as a child process; its peak RSS is the kernel's high-water
+Before each run of a native side, its executable's (and llama.cpp's shared
+libraries') page cache is dropped, so that each reads its code from the disk
+(see evict_code). Each side runs as a child process; its peak RSS is the kernel's high-water
 mark (getrusage ru_maxrss of the reaped child, the same figure as
 /proc/PID/status VmHWM or /usr/bin/time -v's "Maximum resident set size").
 Both sides: greedy, 128 new tokens, 2 threads, the same prompt text, context
@@ -58,8 +60,33 @@ if sys.argv[1] != "-":
 """
 
 
+def evict_code(path):
+    """Drops the page cache of an executable and of the shared libraries beside
+    it (llama.cpp's libllama/libggml*), so that every run reads its code from
+    the disk the same way. How a file came into the page cache decides how
+    much of it one fault maps: a binary just written by `cp` sits in large
+    folios and a run of it measured 2 MiB more than the same bytes as the
+    linker wrote them, or as read back from the disk."""
+    real = os.path.realpath(path)
+    files = [real]
+    folder = os.path.dirname(real)
+    if os.path.basename(real).startswith("llama"):
+        files += [os.path.join(folder, f) for f in os.listdir(folder) if ".so" in f]
+    for f in files:
+        try:
+            fd = os.open(f, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
 def peak_kb(argv, env=None):
     """Runs argv to completion; returns (ru_maxrss in KiB, exit status)."""
+    if not argv[0].endswith("python3") and "python" not in os.path.basename(argv[0]):
+        evict_code(argv[0])
     # stderr goes to a file, not a pipe: llama.cpp logs more than a pipe holds
     # before the child is reaped.
     with tempfile.TemporaryFile() as log:
@@ -135,7 +162,8 @@ def main():
     ap.add_argument("--tessera")
     ap.add_argument("--bench")
     ap.add_argument("--baseline")
-    ap.add_argument("--llama-python", default="python3")
+    ap.add_argument("--llama-python", default="python3",
+                    help="a python with llama_cpp; 'none' leaves llama-cpp-python out (then --llama-simple is the peer)")
     ap.add_argument("--model", default=os.path.expanduser(
         "~/.cache/tessera/models/SmolLM2-135M-Instruct.Q4_1.gguf"))
     ap.add_argument("--tokens", type=int, default=128)
@@ -155,18 +183,24 @@ def main():
         sides.append(("tessera-bench generate-peak-rss", [args.bench, "generate-peak-rss", args.model, PROMPT, n]))
     if args.llama_simple:
         sides.append(("llama.cpp llama-simple", [args.llama_simple, "-m", args.model, "-n", n, PROMPT]))
-    sides.append(("llama.cpp (python + model)", [args.llama_python, "-c", LLAMA_CHILD, args.model, PROMPT, n]))
-    sides.append(("python + llama_cpp, no model", [args.llama_python, "-c", LLAMA_CHILD, "-", "", "0"]))
+    with_python = args.llama_python != "none"
+    if not with_python and not args.llama_simple:
+        ap.error("--llama-python none needs --llama-simple (a peer)")
+    if with_python:
+        sides.append(("llama.cpp (python + model)", [args.llama_python, "-c", LLAMA_CHILD, args.model, PROMPT, n]))
+        sides.append(("python + llama_cpp, no model", [args.llama_python, "-c", LLAMA_CHILD, "-", "", "0"]))
     runs = {label: [] for label, _ in sides}
     for _ in range(args.reps):
         for label, argv in sides:
             runs[label].append(peak_kb(argv, env))
     mb = lambda label: statistics.median(runs[label]) / 1024
-    llama = mb("llama.cpp (python + model)")
+    reference = "llama.cpp (python + model)" if with_python else "llama.cpp llama-simple"
+    llama = mb(reference)
+    share = (f"; llama.cpp's model share = its run minus the bare interpreter "
+             f"({llama - mb('python + llama_cpp, no model'):.1f} MiB)") if with_python else ""
     print(f"model {args.model} ({os.path.getsize(args.model) / 2**20:.1f} MiB), {args.tokens} tokens, greedy, 2 threads, "
-          f"{args.reps} interleaved runs, medians of peak RSS (MiB); llama.cpp's model share = its run minus the bare interpreter "
-          f"({llama - mb('python + llama_cpp, no model'):.1f} MiB)")
-    print("| process | peak RSS | / llama.cpp process |")
+          f"{args.reps} interleaved runs, medians of peak RSS (MiB){share}")
+    print(f"| process | peak RSS | / {reference} |")
     print("|---|---|---|")
     for label, _ in sides:
         print(f"| {label} | {mb(label):.1f} MiB | {mb(label) / llama:.2f} |")

@@ -1,5 +1,9 @@
 // Run-time choice of the kernel variant (cpuid + xgetbv on x86_64; the
 // baseline elsewhere), the public entry points, and OpenBLAS loaded with dlopen.
+// The kernels sit together in the `tessera` executable (Sources/tessera/hot-code.order).
+#if defined(__clang__) && defined(__ELF__)
+#pragma clang section text = ".text.tessera_kernels"
+#endif
 #define _GNU_SOURCE
 #include <math.h>
 #include <dlfcn.h>

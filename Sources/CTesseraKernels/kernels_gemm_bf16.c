@@ -16,6 +16,10 @@
 // The tile accumulates 6 columns x 64 rows over a block of K and is stored
 // transposed into C (added to it after the first block of K). Threads take
 // ranges of weight rows (n0, n1); every range sees all of x.
+// The kernels sit together in the `tessera` executable (Sources/tessera/hot-code.order).
+#if defined(__clang__) && defined(__ELF__)
+#pragma clang section text = ".text.tessera_kernels"
+#endif
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -13,6 +13,10 @@
 // scale s, plus the group's bias times the sum of x, so both kernels give
 // the same floats. Register blocks: 2 rows x 16 columns (AVX2's 16 vector
 // registers), 2 blocks per panel.
+// The kernels sit together in the `tessera` executable (Sources/tessera/hot-code.order).
+#if defined(__clang__) && defined(__ELF__)
+#pragma clang section text = ".text.tessera_kernels"
+#endif
 #include <stdint.h>
 #include <string.h>
 #include "internal.h"

@@ -23,6 +23,10 @@
 // panels (tk_qgemm4's n0..n1). The packing (tk_qg_panel) and the rounding of
 // x are shared with the AVX2 kernel (kernels_qgemm_avx2.c), which tk_qgemm4
 // runs where VNNI is missing or turned off.
+// The kernels sit together in the `tessera` executable (Sources/tessera/hot-code.order).
+#if defined(__clang__) && defined(__ELF__)
+#pragma clang section text = ".text.tessera_kernels"
+#endif
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -24,6 +24,10 @@
 // two bytes, (q.m) 256 + q.l < 2^27 is exact in int32 and rounds once. The
 // lane's sum is then scaled by s of its group times d of its block and
 // accumulated in float.
+// The kernels sit together in the `tessera` executable (Sources/tessera/hot-code.order).
+#if defined(__clang__) && defined(__ELF__)
+#pragma clang section text = ".text.tessera_kernels"
+#endif
 #if defined(__x86_64__)
 #include <immintrin.h>
 #include <stdlib.h>

@@ -18,6 +18,10 @@
 // The accumulators of all rows of x live on the stack (16 rows x 4 weight
 // rows is more than the 32 registers), which costs a load and a store per
 // fma against the four unpacking operations and scale permutations saved.
+// The kernels sit together in the `tessera` executable (Sources/tessera/hot-code.order).
+#if defined(__clang__) && defined(__ELF__)
+#pragma clang section text = ".text.tessera_kernels"
+#endif
 #if defined(__x86_64__)
 #include <immintrin.h>
 #include <stdlib.h>

@@ -24,6 +24,10 @@
 // horizontal reduction (qmv_sum4), which on K = 576 rows (4.5 chunks) had
 // cost about as much as a chunk. Measured here (one thread, cache-hot), the
 // 1536x576 and 576x1536 products ran 20-30% faster than a row per pass.
+// The kernels sit together in the `tessera` executable (Sources/tessera/hot-code.order).
+#if defined(__clang__) && defined(__ELF__)
+#pragma clang section text = ".text.tessera_kernels"
+#endif
 #if defined(__x86_64__)
 #include <immintrin.h>
 #include <math.h>

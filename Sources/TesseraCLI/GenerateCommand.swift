@@ -70,7 +70,18 @@ struct GenerateCommand: AsyncParsableCommand {
         }
         let cacheFile = promptCache.map { PromptCacheFile(path: $0, modelIdentity: identity) }
         var printer = ReplyPrinter(promptTokens: tokens.count, cachePath: promptCache)
+        // The code that only building the prompt ran (the chat template, the
+        // tokenizer's encoder) leaves the resident set as loading's did, and once
+        // the prompt is in, the prefill's (its matrix kernels): decoding faults
+        // back what it runs.
+        CodePages.release()
+        var promptDone = false
         for try await event in generator.generate(prompt: tokens, parameters: parameters, promptCache: cacheFile) {
+            if !promptDone, case .token = event {
+                promptDone = true
+                CodePages.release()
+                Memory.releaseFreeMallocPages()
+            }
             printer.handle(event)
         }
         printer.finish()

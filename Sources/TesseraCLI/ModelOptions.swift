@@ -137,11 +137,12 @@ struct ModelOptions: ParsableArguments {
         let path = try await resolvePath()
         let clock = ContinuousClock()
         let start = clock.now
-        let loaded = try ModelLoader.load(path, tensorParallel: tensorParallel)
-        let generator = try TextGenerator(loaded: loaded)
-        // The code that only loading ran leaves the resident set (CodePages.swift).
+        // The tokenizer is built before the weights come in (loadWithTokenizer), and
+        // the code that only loading ran then leaves the resident set (CodePages.swift),
+        // with the pages the load's freed temporaries leave inside the malloc arenas.
+        let (loaded, tokenizer) = try ModelLoader.loadWithTokenizer(path, tensorParallel: tensorParallel)
+        let generator = TextGenerator(model: loaded.model, tokenizer: tokenizer)
         let codeBytes = CodePages.release()
-        // And the pages the load's freed temporaries leave inside the malloc arenas.
         Memory.releaseFreeMallocPages()
         if verbose {
             let seconds = (clock.now - start).seconds

@@ -160,6 +160,23 @@ public final class GGUFFile: @unchecked Sendable {
         return try GGUFFile(bytes: file.bytes, owner: file)
     }
 
+    private init(sharing file: GGUFFile, metadata: [String: GGUFValue]) {
+        version = file.version
+        self.metadata = metadata
+        tensorInfos = file.tensorInfos
+        owner = file.owner
+        bytes = file.bytes
+        mapped = file.mapped
+    }
+
+    /// The same file with only the metadata `keeping` names (the tensors still
+    /// read from the same mapping): for a caller that has built its tokenizer
+    /// and chat template and no longer needs the vocabulary and merges, whose
+    /// parsed values take megabytes (3.5 MB for SmolLM2's 49,152 tokens).
+    public func droppingMetadata(keeping: (String) -> Bool = { !$0.hasPrefix("tokenizer.") }) -> GGUFFile {
+        GGUFFile(sharing: self, metadata: metadata.filter { keeping($0.key) })
+    }
+
     init(bytes: UnsafeRawBufferPointer, owner: AnyObject) throws {
         self.bytes = bytes
         self.owner = owner
@@ -265,6 +282,10 @@ public final class GGUFFile: @unchecked Sendable {
         }
         self.metadata = metadata
         self.tensorInfos = tensorInfos
+        // The header (the metadata: a tokenizer's vocabulary and merges, megabytes)
+        // is parsed into Swift values, which copy it: its pages leave the
+        // resident set now, as each tensor's do once copied out.
+        dropPages(UnsafeRawBufferPointer(rebasing: bytes[0..<Swift.min(dataStart, bytes.count)]))
     }
 
     /// The largest `general.alignment` accepted (1 MiB).
@@ -334,6 +355,32 @@ public final class GGUFFile: @unchecked Sendable {
             dropPages(data)
             return .dense(t)
         }
+    }
+
+    /// Once every tensor has been read: returns to the kernel every page of the
+    /// mapping that no float tensor views in place (those are the only readers
+    /// left; quantized tensors were copied out). `dropPages` keeps the pages a
+    /// copied tensor shares with its neighbours; here those go too, unless a
+    /// viewed tensor is on them. A later read of any tensor faults its bytes back.
+    public func releaseUnviewedPages() {
+        guard mapped, let base = bytes.baseAddress, bytes.count > 0 else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        guard page > 0 else { return }
+        let viewed = tensorInfos.filter { [.f32, .f16, .bf16].contains($0.type) && $0.byteCount > 0 }
+            .map { ($0.offset / page, ($0.offset + $0.byteCount - 1) / page) }
+            .sorted { $0.0 < $1.0 }
+        var next = 0  // the first page not yet handled
+        let pages = (bytes.count + page - 1) / page
+        func drop(_ first: Int, _ last: Int) {  // pages first..<last
+            guard last > first, let p = UnsafeMutableRawPointer(bitPattern: Int(bitPattern: base) + first * page)
+            else { return }
+            _ = madvise(p, (last - first) * page, Int32(MADV_DONTNEED))
+        }
+        for (first, last) in viewed {
+            drop(next, first)
+            next = Swift.max(next, last + 1)
+        }
+        drop(next, pages)
     }
 
     /// Returns the whole pages inside `data` (the blocks of a tensor just copied

@@ -131,7 +131,10 @@ public final class KVCache: @unchecked Sendable {
         if end > capacity {
             let room = (end + Self.step - 1) / Self.step * Self.step
             storage = [newKeys, newValues].enumerated().map { i, new in
-                var buffer = Tensor.zeros([new.dim(0), new.dim(1), room, new.dim(3)], dtype: new.dtype)
+                // Room past `end` is written before anything reads it (readers take `..<length`):
+                // not zero-filled, so only the positions written become resident.
+                let shape = [new.dim(0), new.dim(1), room, new.dim(3)]
+                var buffer = Tensor._unsetBuffer(shape, dtype: new.dtype) ?? Tensor.zeros(shape, dtype: new.dtype)
                 if length > 0 { buffer[0..., 0..., ..<length] = storage[i][0..., 0..., ..<length] }
                 return buffer
             }

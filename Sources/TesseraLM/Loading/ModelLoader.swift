@@ -39,6 +39,31 @@ public enum ModelLoader {
         return try loadGGUF(path, parallel: parallel)
     }
 
+    /// The model at `path` with its tokenizer, built before the weights come in:
+    /// the tokenizer's parse (its vocabulary's and merges' temporaries) and, for a
+    /// GGUF file, the metadata it reads are gone by then, so that they do not add
+    /// up with the weights at the peak of resident memory. The returned model's
+    /// GGUF file keeps no tokenizer metadata (`GGUFFile.droppingMetadata`).
+    public static func loadWithTokenizer(_ path: String, tensorParallel: TensorParallel? = nil) throws -> (
+        LoadedModel, Tokenizer
+    ) {
+        try refuseUnfinished(path)
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw ModelError.modelNotFound("no model at \(path)") }
+        let parallel = tensorParallel.flatMap { $0.group.size > 1 ? $0 : nil }
+        if (info.st_mode & S_IFMT) == S_IFDIR {
+            let tokenizer = try Tokenizer(directory: path)
+            return (try loadFolder(path, parallel: parallel), tokenizer)
+        }
+        var tokenizer: Tokenizer?
+        let loaded = try loadGGUF(path, parallel: parallel) { file in
+            tokenizer = try Tokenizer(gguf: file)
+            return file.droppingMetadata()
+        }
+        guard let tokenizer else { throw ModelError.modelNotFound("the model has no tokenizer") }
+        return (loaded, tokenizer)
+    }
+
     /// A writer's unfinished output (`NAME.partial-PID`, from `convert` or a
     /// prompt cache killed before its rename) is never loaded as a model.
     static func refuseUnfinished(_ path: String) throws {
@@ -46,14 +71,21 @@ public enum ModelLoader {
         if ModelConverter.isPartialName(name) { throw ModelError.unfinishedOutput(path) }
     }
 
-    static func loadGGUF(_ path: String, parallel: TensorParallel? = nil) throws -> LoadedModel {
-        let file = try GGUFFile.load(path)
+    /// `beforeWeights` sees the parsed file before any weight is read, and
+    /// returns the file the weights are read from and the model keeps.
+    static func loadGGUF(
+        _ path: String, parallel: TensorParallel? = nil, beforeWeights: (GGUFFile) throws -> GGUFFile = { $0 }
+    ) throws -> LoadedModel {
+        var file = try GGUFFile.load(path)
         let description = try GGUFModelDescription(file)
         let configuration = try description.configuration()
         try configuration.checkFits(weightBytes: file.byteCount)
+        file = try beforeWeights(file)
         var weights = WeightSource.gguf(file, description.conventions, configuration)
         weights.parallel = parallel
         let model = try TransformerModel(configuration: configuration, weights: weights)
+        // What stays resident of the file: the pages its float tensors view.
+        file.releaseUnviewedPages()
         return LoadedModel(
             model: model, modelType: description.modelType, gguf: file, folder: nil,
             identity: try identity(description.modelType, configuration, path, files: [path]))

@@ -28,6 +28,17 @@ extension Tensor {
         p.initializeMemory(as: UInt8.self, repeating: 0, count: view.count * dtype.size)
         return Tensor(evaluated: view)
     }
+
+    /// A fresh evaluated row-contiguous host tensor whose values are not set:
+    /// for room that is written before it is read (a growing KV cache's
+    /// positions past its length, which every reader slices away). Its pages
+    /// become resident as they are written, not all at once as zeros'. nil
+    /// when the memory limit refuses it.
+    public static func _unsetBuffer(_ shape: [Int], dtype: DType) -> Tensor? {
+        let view = ArrayView.allocate(shape: shape, dtype: dtype)
+        guard (try? view.buffer.hostPointer(forWriting: true)) != nil else { return nil }
+        return Tensor(evaluated: view)
+    }
 }
 
 public enum _DecodeKernels {
