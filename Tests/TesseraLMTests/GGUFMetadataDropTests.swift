@@ -35,6 +35,26 @@ final class GGUFMetadataDropTests: XCTestCase {
             try GGUFModelDescription(original).configuration().hiddenSize)
     }
 
+    /// After loading, the pages no float tensor views go back to the kernel:
+    /// every tensor still reads the same values (the quantized ones fault the
+    /// file's bytes back in), and a value written into a viewed float tensor
+    /// (as a donated buffer would be) survives, since its pages are kept.
+    func testReleasingUnviewedPagesKeepsViewedPagesAndEveryTensorReadable() throws {
+        let file = try GGUFFile.load(ArchitectureTests.fixture("gguf/phi3") + "/model.gguf")
+        let before = try file.tensorInfos.map { try file.tensor($0.name).dense.toArray(Float.self) }
+        let norm = try XCTUnwrap(file.tensorInfos.first { $0.type == .f32 })
+        guard case .dense(let view) = try file.tensor(norm.name) else { return XCTFail("\(norm.name) is not dense") }
+        let p = try XCTUnwrap(view._hostAddress(forWriting: true)).assumingMemoryBound(to: Float.self)
+        let original = p[0]
+        p[0] = 1234.5
+        file.releaseUnviewedPages()
+        XCTAssertEqual(p[0], 1234.5, "a viewed tensor's page was dropped")
+        p[0] = original
+        let after = try file.tensorInfos.map { try file.tensor($0.name).dense.toArray(Float.self) }
+        XCTAssertEqual(after, before)
+        XCTAssertTrue(file.tensorInfos.contains { $0.type == .q8_0 })
+    }
+
     /// The default model loaded tokenizer-first gives the same tokens and the
     /// same logits as the plain load, and keeps no tokenizer metadata.
     func testLoadWithTokenizerMatchesPlainLoad() throws {

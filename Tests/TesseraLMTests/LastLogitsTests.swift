@@ -1,7 +1,7 @@
 // A prefill's logits of the last position only (`lastLogits`, what
 // TokenGenerator asks for) against the last row of the full logits, on a
 // small random 4-bit model: the same values within float rounding (the head
-// runs on one row instead of all), the same caches after.
+// runs on one row instead of all), the same cached positions after.
 
 import Tessera
 import TesseraLMSelfTest
@@ -28,8 +28,9 @@ final class LastLogitsTests: XCTestCase {
             XCTAssertGreaterThan(scale, 0)
             for (g, w) in zip(got, want) { XCTAssertEqual(g, w, accuracy: 1e-4 * scale, "length \(length)") }
             XCTAssertEqual(fullCache.map(\.offset), lastCache.map(\.offset))
+            // The filled positions (the room past them is not set: KVCache.append).
             for (a, b) in zip(fullCache, lastCache) {
-                for (x, y) in zip(a.storage, b.storage) {
+                for (x, y) in zip(a.state, b.state) {
                     XCTAssertEqual(x.toArray(Float.self), y.toArray(Float.self), "length \(length)")
                 }
             }

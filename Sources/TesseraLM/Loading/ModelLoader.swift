@@ -39,11 +39,12 @@ public enum ModelLoader {
         return try loadGGUF(path, parallel: parallel)
     }
 
-    /// The model at `path` with its tokenizer, built before the weights come in:
-    /// the tokenizer's parse (its vocabulary's and merges' temporaries) and, for a
-    /// GGUF file, the metadata it reads are gone by then, so that they do not add
-    /// up with the weights at the peak of resident memory. The returned model's
-    /// GGUF file keeps no tokenizer metadata (`GGUFFile.droppingMetadata`).
+    /// The model at `path` with its tokenizer. From a GGUF file the tokenizer is
+    /// built before the weights come in (after the configuration is checked):
+    /// its parse's temporaries and the metadata it reads (the vocabulary and
+    /// merges as parsed values) are gone by then, so that they do not add up
+    /// with the weights at the peak of resident memory; the returned model's
+    /// file keeps no tokenizer metadata (`GGUFFile.droppingMetadata`).
     public static func loadWithTokenizer(_ path: String, tensorParallel: TensorParallel? = nil) throws -> (
         LoadedModel, Tokenizer
     ) {
@@ -52,8 +53,10 @@ public enum ModelLoader {
         guard stat(path, &info) == 0 else { throw ModelError.modelNotFound("no model at \(path)") }
         let parallel = tensorParallel.flatMap { $0.group.size > 1 ? $0 : nil }
         if (info.st_mode & S_IFMT) == S_IFDIR {
-            let tokenizer = try Tokenizer(directory: path)
-            return (try loadFolder(path, parallel: parallel), tokenizer)
+            // A folder's tokenizer.json is read after its weights, so that a bad
+            // config or weight reports before a missing tokenizer (as `load`).
+            let loaded = try loadFolder(path, parallel: parallel)
+            return (loaded, try Tokenizer(directory: path))
         }
         var tokenizer: Tokenizer?
         let loaded = try loadGGUF(path, parallel: parallel) { file in
