@@ -19,8 +19,12 @@ int main(int argc,char**argv){
   uint16_t*sc=malloc(N*K/group*2),*bi=malloc(N*K/group*2); float one=0.01f; for(long i=0;i<N*K/group;i++){tk_convert(TK_F32,&one,TK_F16,sc+i,1);bi[i]=sc[i];}
   float*x=malloc(M*K*4); for(long i=0;i<M*K;i++) x[i]=rand()/(float)RAND_MAX-0.5f;
   long sb=tk_qmv_scratch(dt,1,K,group,bits), stride=(sb+63)/64*64; char*scr=aligned_alloc(64,stride*M);
+  if(argc>5) tk_set_qmv_x_bytes(atoi(argv[5]));
   for(long m=0;m<M;m++) tk_qmv_prepare(dt,x+m*K,1,K,group,bits,scr+m*stride);
-  float*o=malloc(M*N*4); long rows=192;
+  float*o=malloc(M*N*4),*o2=malloc(M*N*4); long rows=192;
+  for(long c=0;c<N;c+=rows){long e=c+rows<N?c+rows:N; for(long m=0;m<M;m++) tk_qmv_prepared(dt,sdt,scr+m*stride,wq,sc,bi,o2+m*N,1,N,K,group,bits,c,e);}
+  for(long c=0;c<N;c+=rows){long e=c+rows<N?c+rows:N; tk_qmv_prepared_batch(dt,sdt,scr,stride,wq,sc,bi,o,M,N,K,group,bits,c,e);}
+  printf("batch equals the one-row kernel bit for bit: %s\n", memcmp(o,o2,M*N*4)==0?"yes":"NO");
   for(int rep=0;rep<3;rep++){
     double t0=now();
     for(long c=0;c<N;c+=rows){long e=c+rows<N?c+rows:N; for(long m=0;m<M;m++) tk_qmv_prepared(dt,sdt,scr+m*stride,wq,sc,bi,o+m*N,1,N,K,group,bits,c,e);}

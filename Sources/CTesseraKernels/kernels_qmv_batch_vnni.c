@@ -15,9 +15,17 @@
 //     float operations in the same order, so a row's result is bit for bit
 //     the one-row kernel's whatever rows sit beside it (tested against it in
 //     CPUQuantizedBatchTests.swift).
-// The accumulators of all rows of x live on the stack (16 rows x 4 weight
-// rows is more than the 32 registers), which costs a load and a store per
-// fma against the four unpacking operations and scale permutations saved.
+// With x at 24 bits the accumulators of all rows of x live on the stack (16
+// rows x 4 weight rows is more than the 32 registers), which costs a load and
+// a store per fma against the four unpacking operations and scale
+// permutations saved. With x at 16 bits (the CLI's default precision,
+// `high`) qb2_passes runs the rows of x two at a time over a pass's chunks,
+// their accumulators in registers, the scale permutations (and 8-bit weight
+// chunks) prepared once per pass: 4-11% faster per row at 8 rows of x on
+// SmolLM2's 4-bit shapes (Tools/qmv_batch_probe.c); it is bound by the six
+// products per (row of x, weight row, chunk) that share two pipes on Zen 5
+// (four dot products, the scale product and the fma: ~0.75 ns each measured
+// alone, against ~0.95 here).
 // The kernels sit together in the `tessera` executable (Sources/tessera/hot-code.order).
 #if defined(__clang__) && defined(__ELF__)
 #pragma clang section text = ".text.tessera_kernels"
@@ -78,6 +86,142 @@ static inline __attribute__((always_inline)) __m512 qb_sums(int B, int XB, __m51
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(hm), _mm512_set1_ps(256), _mm512_cvtepi32_ps(il));
 }
 
+/// The chunk's lane sums as integers for x at 16 bits (XB 2): the m bytes'
+/// products, times 256, then the l bytes' products added by the same
+/// instructions; the exact int32 256 (q . m) + q . l that the one-row
+/// kernels form (4 bits: in int32; 8 bits: one fma of those exact terms in
+/// float, the same rounding of the same value as converting this sum).
+static inline __attribute__((always_inline)) __m512i qb2_sums(__m512i a, __m512i b, const __m512i *xv) {
+    const __m512i z = _mm512_setzero_si512();
+    __m512i im = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, a, xv[0]), b, xv[2]);
+    __m512i il = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, a, xv[1]), b, xv[3]);
+    return _mm512_add_epi32(_mm512_slli_epi32(im, 8), il);
+}
+
+/// MB (1 or 2) rows of x from m0 against the four weight rows of a pass
+/// over a segment of `nch` chunks from c0 (windows of cpw chunks from group
+/// g0; the rows' unpacked chunks in a/b, permuted scales in se, each
+/// window's bias vectors in bv): the accumulators start at zero (the first
+/// segment) or from acc, take each window's bias terms and then its chunks'
+/// sums in the one-row kernel's order, and end in acc, or, after the last
+/// segment, as the four rows' sums (qmv_sum4) at res[m * QB_BLOCK].
+static inline __attribute__((always_inline)) void qb2_segment(int B, const qb_shape *sh, const uint8_t *wr, int MB,
+                                                              long m0, const uint8_t *const *qx,
+                                                              const float *const *sx, long g0, long c0, int nch,
+                                                              int cpw, const __m512i (*a)[16],
+                                                              const __m512i (*b)[16], const __m512 (*se)[16],
+                                                              const __m512 (*bv)[4], int first, int last,
+                                                              __m512 (*acc)[4], float *res) {
+    __m512 v[2][4];
+#pragma clang loop unroll(full)
+    for (int m = 0; m < MB; m++)
+#pragma clang loop unroll(full)
+        for (int r = 0; r < 4; r++) v[m][r] = first ? _mm512_setzero_ps() : acc[m0 + m][r];
+    for (int w = 0, j0 = 0; j0 < nch; w++, j0 += cpw) {
+#pragma clang loop unroll(full)
+        for (int m = 0; m < MB; m++) {
+            __m512 sxv = _mm512_loadu_ps(sx[m0 + m] + g0 + 16 * w);
+#pragma clang loop unroll(full)
+            for (int r = 0; r < 4; r++) v[m][r] = _mm512_fmadd_ps(bv[w][r], sxv, v[m][r]);
+        }
+        const int j1 = j0 + cpw < nch ? j0 + cpw : nch;
+        for (int j = j0; j < j1; j++) {
+            const long c = c0 + j;
+            __m512i wa[4], wb[4];
+#pragma clang loop unroll(full)
+            for (int r = 0; r < 4; r++) {
+                if (B == 4) {  // unpacked here, from the weights in cache (fewer stores than reading them back)
+                    qb_chunk(4, sh, wr + r * sh->rowBytes, c, &wa[r], &wb[r]);
+                } else {
+                    wa[r] = a[r][j];
+                    wb[r] = b[r][j];
+                }
+            }
+#pragma clang loop unroll(full)
+            for (int m = 0; m < MB; m++) {
+                const uint8_t *xc = qx[m0 + m] + c * QX_CHUNK(2);
+                // planes: m bytes of the even values, l bytes of the even, m of the odd, l of the odd
+                const __m512i xv[4] = {_mm512_loadu_si512(xc), _mm512_loadu_si512(xc + 64),
+                                       _mm512_loadu_si512(xc + 128), _mm512_loadu_si512(xc + 192)};
+                const __m512 d = _mm512_loadu_ps((const float *)(xc + 256));
+#pragma clang loop unroll(full)
+                for (int r = 0; r < 4; r++)
+                    v[m][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(qb2_sums(wa[r], wb[r], xv)),
+                                              _mm512_mul_ps(se[r][j], d), v[m][r]);
+            }
+        }
+    }
+#pragma clang loop unroll(full)
+    for (int m = 0; m < MB; m++) {
+        if (last) {
+            _mm_storeu_ps(res + (m0 + m) * QB_BLOCK, qmv_sum4(v[m][0], v[m][1], v[m][2], v[m][3]));
+        } else {
+#pragma clang loop unroll(full)
+            for (int r = 0; r < 4; r++) acc[m0 + m][r] = v[m][r];
+        }
+    }
+}
+
+/// The passes of four weight rows from nb for x at 16 bits (XB 2), in
+/// segments of up to 16 chunks (whole windows; one segment for K up to 2048):
+/// a segment's chunks of the four rows are unpacked once, with their
+/// permuted scales, then every row of x runs over them two at a time with
+/// its accumulators in registers (stored only between segments). Each row's
+/// arithmetic is qb_rows' (and so the one-row kernel's): the same integer
+/// sums, the same float operations in the same order. Returns the first row
+/// it left (fewer than four remain).
+static inline __attribute__((always_inline)) long qb2_passes(int B, int G, long M, const uint8_t *const *qx,
+                                                             const float *const *sx, const uint32_t *wq, int dt,
+                                                             const void *scales, const void *biases, float *res,
+                                                             long K, long nb, long ne, __m512 (*acc)[4]) {
+    const qb_shape s = qb_make(B, K);
+    const long groups = K / G, chunks = s.chunks;
+    const int cpw = G / 8;
+    const size_t es = (size_t)tk_size(dt), rowScales = (size_t)groups * es;
+    __m512i idx[16];
+    qx_scale_index(G, idx);
+    __m512i a[4][16], b[4][16];
+    __m512 se[4][16], bv[4][4];
+    long n = nb;
+    for (; n + 4 <= ne; n += 4) {
+        const uint8_t *w = (const uint8_t *)wq + n * s.rowBytes;
+        const char *sp = (const char *)scales + (size_t)n * rowScales;
+        const char *bp = (const char *)biases + (size_t)n * rowScales;
+        if (n + 8 <= ne) {  // the next four rows, weights, scales and biases
+            const char *wa = (const char *)(w + 4 * s.rowBytes), *sa = sp + 4 * rowScales, *ba = bp + 4 * rowScales;
+            for (long o = 0; o < 4 * s.rowBytes; o += 64) _mm_prefetch(wa + o, _MM_HINT_T0);
+            for (long o = 0; o < (long)(4 * rowScales); o += 64) {
+                _mm_prefetch(sa + o, _MM_HINT_T0);
+                _mm_prefetch(ba + o, _MM_HINT_T0);
+            }
+        }
+        for (long c0 = 0, g0 = 0; c0 < chunks; c0 += 16, g0 += 16 * 16 / cpw) {
+            const int nch = chunks - c0 < 16 ? (int)(chunks - c0) : 16;
+            for (int wi = 0, j0 = 0; j0 < nch; wi++, j0 += cpw) {
+                const long gw = g0 + 16 * wi;
+                const int ng = groups - gw < 16 ? (int)(groups - gw) : 16;
+                const int j1 = j0 + cpw < nch ? j0 + cpw : nch;
+#pragma clang loop unroll(full)
+                for (int r = 0; r < 4; r++) {
+                    __m512 sv = load16(dt, sp + r * rowScales + (size_t)gw * es, ng);
+                    bv[wi][r] = load16(dt, bp + r * rowScales + (size_t)gw * es, ng);
+                    for (int j = j0; j < j1; j++) {
+                        if (B == 8) qb_chunk(8, &s, w + r * s.rowBytes, c0 + j, &a[r][j], &b[r][j]);
+                        se[r][j] = _mm512_permutexvar_ps(idx[j - j0], sv);
+                    }
+                }
+            }
+            const int first = c0 == 0, last = c0 + 16 >= chunks;
+            float *out = res + n - nb;
+            long m = 0;
+            for (; m + 2 <= M; m += 2)
+                qb2_segment(B, &s, w, 2, m, qx, sx, g0, c0, nch, cpw, a, b, se, bv, first, last, acc, out);
+            if (m < M) qb2_segment(B, &s, w, 1, m, qx, sx, g0, c0, nch, cpw, a, b, se, bv, first, last, acc, out);
+        }
+    }
+    return n;
+}
+
 /// Weight rows nb..<ne (nb - n0 a multiple of 4; the rows left over at the
 /// end one at a time, as in the one-row kernel) for M <= QB_MAX rows of
 /// prepared x (row m's group sums at sx[m], chunks at qx[m]), float results
@@ -94,7 +238,8 @@ static inline __attribute__((always_inline)) void qb_rows(int B, int G, int XB, 
     qx_scale_index(G, idx);
     __m512 acc[QB_MAX][4], accb[QB_MAX];
     long n = nb;
-    for (; n + 4 <= ne; n += 4) {
+    if (XB == 2) n = qb2_passes(B, G, M, qx, sx, wq, dt, scales, biases, res, K, nb, ne, acc);
+    for (; XB != 2 && n + 4 <= ne; n += 4) {
         const uint8_t *w = (const uint8_t *)wq + n * s.rowBytes;
         const char *sp = (const char *)scales + (size_t)n * rowScales;
         const char *bp = (const char *)biases + (size_t)n * rowScales;

@@ -119,4 +119,46 @@ final class SamplingTests: XCTestCase {
             XCTAssertEqual(Sampler.nucleus(w, mass: mass), expected, "trial \(trial)")
         }
     }
+
+    /// The vectorized argmax (the batched engine's greedy path) against the
+    /// definition, comparing each value in turn with the best so far: rows of
+    /// every length around the 16-lane blocks, with ties, -infinity, +infinity
+    /// and NaN anywhere (first included); and `picksLargest` exactly for the
+    /// parameters under which `sample` is that argmax.
+    func testArgmaxIsTheFirstLargestValue() {
+        func reference(_ z: [Float]) -> Int {
+            var best = 0
+            for i in z.indices where z[i] > z[best] { best = i }
+            return best
+        }
+        var g = SystemRandomNumberGenerator()
+        for trial in 0..<600 {
+            let n =
+                trial < 200
+                ? trial
+                : trial % 50 == 0 ? Int.random(in: 49_000...70_000, using: &g) : Int.random(in: 1...3000, using: &g)
+            let specials: [Float] = [.nan, -.infinity, .infinity, -.nan]
+            var z = (0..<n).map { _ in Float(Int.random(in: -8...8, using: &g)) }  // ties are common
+            for _ in 0..<Int.random(in: 0...4, using: &g) where n > 0 {
+                z[Int.random(in: 0..<n, using: &g)] = specials.randomElement(using: &g)!
+            }
+            if trial % 7 == 0 { z = z.map { _ in -.infinity } + (n > 3 ? [] : [.nan]) }
+            if trial % 11 == 0, n > 0 { z[0] = .nan }
+            let got = z.withUnsafeBufferPointer { Sampler.argmax($0) }
+            XCTAssertEqual(got, reference(z), "trial \(trial), n \(z.count)")
+            var sampler = Sampler(.greedy)
+            XCTAssertTrue(sampler.picksLargest)
+            XCTAssertEqual(sampler.sample(z, history: [1, 2]), got, "trial \(trial)")
+        }
+        var p = SamplingParameters.greedy
+        p.logitBias = [1: 0.5]
+        XCTAssertFalse(Sampler(p).picksLargest)
+        p = .greedy
+        p.repetitionPenalty = 1.1
+        XCTAssertFalse(Sampler(p).picksLargest)
+        p = .greedy
+        p.presencePenalty = 0.5
+        XCTAssertFalse(Sampler(p).picksLargest)
+        XCTAssertFalse(Sampler(SamplingParameters()).picksLargest)  // temperature 0.7
+    }
 }

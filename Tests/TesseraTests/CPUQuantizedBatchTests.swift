@@ -12,7 +12,8 @@ extension CPUKernelTests {
     /// output rows n0..<n1: random shapes (N and n0..<n1 odd, K with a
     /// partial last 128 values), 4 and 8 bits, groups 32/64/128, x in
     /// float32/float16/bfloat16, scales in x's dtype or float16 under float32
-    /// x (a GGUF's), x rounded to 24 or 16 bits, 1 to 16 rows.
+    /// x (a GGUF's), x rounded to 24 or 16 bits (the 16-bit kernel's segments
+    /// of 16 chunks: one or more), 1 to 16 rows.
     func testBatchedQmvKernelIsBitForBitTheOneRowKernel() throws {
         guard tk_qmv_vnni() != 0 else {
             throw XCTSkip(
@@ -33,11 +34,13 @@ extension CPUKernelTests {
         defer { _ = tk_set_qmv_x_bytes(3) }
         for trial in 0..<80 {
             let bits = [4, 8][next(2)], group = [32, 64, 128][next(3)]
-            let k = group * (1 + next(group == 32 ? 20 : 8))
+            // Every fifth K up to 2560 (more than the 16 chunks of 128 values one segment of the
+            // 16-bit kernel keeps: its accumulators are stored between segments).
+            let k = trial % 5 == 4 ? group * (1 + next(2560 / group)) : group * (1 + next(group == 32 ? 20 : 8))
             let n = 1 + next(200), m = 1 + next(16)
             let dt = [Int32(TK_F32), Int32(TK_F16), Int32(TK_BF16)][next(3)]
             let sdt = dt == Int32(TK_F32) && next(2) == 0 ? Int32(TK_F16) : dt
-            let xb = tk_set_qmv_x_bytes(next(3) == 0 ? 2 : 3)
+            let xb = tk_set_qmv_x_bytes(next(2) == 0 ? 2 : 3)
             let n0 = next(n), n1 = n0 + 1 + next(n - n0)
             let es = dt == Int32(TK_F32) ? 4 : 2, groups = k / group
             let seed = UInt64(trial * 7919)

@@ -44,6 +44,23 @@ extension Tensor {
         return result
     }
 
+    /// Calls `body` with the elements as float32 in row-major order: in place
+    /// when the evaluated tensor is row-contiguous float32 in host memory (no
+    /// copy, no allocation), else from a converted contiguous copy. Throws
+    /// where evaluation fails. The pointer is valid only inside `body`.
+    package func withHostFloats<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) throws -> R {
+        let source = dtype == .float32 ? self : asType(.float32)
+        try checkedEval([source])
+        var view = source.view()
+        if !view.isRowContiguous {
+            let copy = source.contiguous()
+            try checkedEval([copy])
+            view = copy.view()
+        }
+        let p = try view.hostPointer(Float.self)
+        return try withExtendedLifetime(view) { try body(UnsafeBufferPointer(start: p, count: view.count)) }
+    }
+
     /// The elements' bytes in row-major order (little-endian), as numpy's `tobytes()`.
     /// Traps where evaluation fails, as `toArray` does.
     public func bytes() -> [UInt8] {

@@ -169,9 +169,52 @@ public struct Sampler: Sendable {
         }
     }
 
-    private func argmax(_ z: [Float]) -> Int {
+    /// Whether `sample` returns the first index of the largest logit, the
+    /// logits untouched (greedy, no bias, no penalties): `argmax` of the row.
+    public var picksLargest: Bool {
+        let p = parameters
+        return p.temperature <= 0 && p.logitBias.isEmpty && p.repetitionPenalty == 1 && p.presencePenalty == 0
+            && p.frequencyPenalty == 0
+    }
+
+    private func argmax(_ z: [Float]) -> Int { z.withUnsafeBufferPointer { Self.argmax($0) } }
+
+    /// The first index of the largest value, NaN never larger than anything
+    /// (0 when the first value is NaN, or for an empty row): the result of
+    /// comparing each value in turn with the best so far, sixteen lanes at a time.
+    public static func argmax(_ z: UnsafeBufferPointer<Float>) -> Int {
+        guard let base = z.baseAddress, z.count > 0, !z[0].isNaN else { return 0 }
         var best = 0
-        for i in z.indices where z[i] > z[best] { best = i }
+        var i = 0
+        if z.count >= 64 {
+            // Per lane: its largest value so far and the first index holding it.
+            var top = SIMD16<Float>(repeating: -.infinity)
+            var at = SIMD16<Int32>(repeating: -1)
+            var index = SIMD16<Int32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+            let raw = UnsafeRawPointer(base)
+            while i + 16 <= z.count, i + 16 <= Int(Int32.max) {
+                let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+                let larger = v .> top
+                top.replace(with: v, where: larger)
+                at.replace(with: index, where: larger)
+                index &+= 16
+                i += 16
+            }
+            // The largest lane value, and the smallest index among the lanes holding it.
+            var found = false
+            for lane in 0..<16 where at[lane] >= 0 {
+                let candidate = Int(at[lane])
+                if !found || z[candidate] > z[best] || (z[candidate] == z[best] && candidate < best) {
+                    best = candidate
+                    found = true
+                }
+            }
+            if !found { best = 0 }  // nothing above -infinity in the lanes: index 0 holds -infinity
+        }
+        while i < z.count {
+            if z[i] > z[best] { best = i }
+            i += 1
+        }
         return best
     }
 }

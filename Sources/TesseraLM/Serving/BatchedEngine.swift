@@ -335,46 +335,62 @@ public final class BatchedEngine: GenerationEngine, @unchecked Sendable {
     /// One forward pass over `pass`, then sampling for the sequences it gave logits.
     private func run(_ pass: [(Sequence, StepSegment)]) {
         let (logits, evaluate) = model.stepOutputs(pass.map(\.1))
-        var rows: [Float] = []
         do {
             try checkedEval(evaluate)
-            if let logits { rows = logits.toArray(Float.self) }
+            guard let logits else {
+                for (sequence, segment) in pass { advance(sequence, segment) }
+                return
+            }
+            // The rows are read where the step left them (no copy of the batch's logits).
+            try logits.withHostFloats { all in
+                let v = vocabularySize
+                var row = 0
+                for (sequence, segment) in pass {
+                    advance(sequence, segment)
+                    guard segment.wantsLogits else { continue }
+                    sample(sequence, logits: UnsafeBufferPointer(rebasing: all[(row * v)..<((row + 1) * v)]))
+                    row += 1
+                }
+            }
         } catch {
-            for (sequence, _) in pass { fail(sequence, error) }
-            return
-        }
-        var row = 0
-        for (sequence, segment) in pass {
-            sequence.fed += segment.tokens
-            sequence.pending.removeFirst(segment.tokens.count)
-            guard segment.wantsLogits else { continue }
-            let v = vocabularySize
-            let z = Array(rows[(row * v)..<((row + 1) * v)])
-            row += 1
-            sample(sequence, logits: z)
+            for (sequence, _) in pass where active.contains(where: { $0 === sequence }) { fail(sequence, error) }
         }
     }
 
+    /// The segment's tokens are in the sequence's caches now.
+    private func advance(_ sequence: Sequence, _ segment: StepSegment) {
+        sequence.fed += segment.tokens
+        sequence.pending.removeFirst(segment.tokens.count)
+    }
+
     /// Picks the sequence's next token from `logits` and reports it, or ends the sequence.
-    private func sample(_ sequence: Sequence, logits: [Float]) {
+    private func sample(_ sequence: Sequence, logits row: UnsafeBufferPointer<Float>) {
         let request = sequence.request
-        var z = logits
-        switch request.tokenFilter?(sequence.generated) ?? .any {
-        case .any: break
-        case .finished:
-            finish(sequence, .stop)
-            return
-        case .allowed(let ids):
-            let allowed = ids.filter { $0 >= 0 && $0 < z.count }
-            guard !allowed.isEmpty else {
-                fail(sequence, EngineError.invalidRequest("the token constraint allows no token of the vocabulary"))
+        let filter = request.tokenFilter?(sequence.generated) ?? .any
+        // The row as an array only where something reads or changes it past the largest logit.
+        var z: [Float] = []
+        let token: Int
+        if case .any = filter, !request.logprobs, request.topLogprobs == 0, sequence.sampler.picksLargest {
+            token = Sampler.argmax(row)  // what `sample` returns for these parameters
+        } else {
+            z = Array(row)
+            switch filter {
+            case .any: break
+            case .finished:
+                finish(sequence, .stop)
                 return
+            case .allowed(let ids):
+                let allowed = ids.filter { $0 >= 0 && $0 < z.count }
+                guard !allowed.isEmpty else {
+                    fail(sequence, EngineError.invalidRequest("the token constraint allows no token of the vocabulary"))
+                    return
+                }
+                var masked = [Float](repeating: -.infinity, count: z.count)
+                for id in allowed { masked[id] = z[id] }
+                z = masked
             }
-            var masked = [Float](repeating: -.infinity, count: z.count)
-            for id in allowed { masked[id] = z[id] }
-            z = masked
+            token = sequence.sampler.sample(z, history: request.promptTokens + sequence.generated)
         }
-        let token = sequence.sampler.sample(z, history: request.promptTokens + sequence.generated)
         if request.stopTokens.contains(token) {
             finish(sequence, .stop)
             return
