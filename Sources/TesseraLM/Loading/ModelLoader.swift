@@ -31,12 +31,21 @@ public enum ModelLoader {
     /// The model at `path`; with `tensorParallel` of more than one rank, this
     /// rank's block of every layer (TensorParallel.swift), the rest dropped at load.
     public static func load(_ path: String, tensorParallel: TensorParallel? = nil) throws -> LoadedModel {
+        let (isFolder, parallel) = try source(path, tensorParallel)
+        if isFolder { return try loadFolder(path, parallel: parallel) }
+        return try loadGGUF(path, parallel: parallel)
+    }
+
+    /// What `load` and `loadWithTokenizer` check first: not a writer's
+    /// unfinished output, something at `path` (a folder or a file), and the
+    /// tensor-parallel group when it has more than one rank.
+    private static func source(_ path: String, _ tensorParallel: TensorParallel?) throws -> (
+        isFolder: Bool, parallel: TensorParallel?
+    ) {
         try refuseUnfinished(path)
         var info = stat()
         guard stat(path, &info) == 0 else { throw ModelError.modelNotFound("no model at \(path)") }
-        let parallel = tensorParallel.flatMap { $0.group.size > 1 ? $0 : nil }
-        if (info.st_mode & S_IFMT) == S_IFDIR { return try loadFolder(path, parallel: parallel) }
-        return try loadGGUF(path, parallel: parallel)
+        return ((info.st_mode & S_IFMT) == S_IFDIR, tensorParallel.flatMap { $0.group.size > 1 ? $0 : nil })
     }
 
     /// The model at `path` with its tokenizer. From a GGUF file the tokenizer is
@@ -48,11 +57,8 @@ public enum ModelLoader {
     public static func loadWithTokenizer(_ path: String, tensorParallel: TensorParallel? = nil) throws -> (
         LoadedModel, Tokenizer
     ) {
-        try refuseUnfinished(path)
-        var info = stat()
-        guard stat(path, &info) == 0 else { throw ModelError.modelNotFound("no model at \(path)") }
-        let parallel = tensorParallel.flatMap { $0.group.size > 1 ? $0 : nil }
-        if (info.st_mode & S_IFMT) == S_IFDIR {
+        let (isFolder, parallel) = try source(path, tensorParallel)
+        if isFolder {
             // A folder's tokenizer.json is read after its weights, so that a bad
             // config or weight reports before a missing tokenizer (as `load`).
             let loaded = try loadFolder(path, parallel: parallel)
