@@ -86,6 +86,18 @@ static inline __attribute__((always_inline)) __m512 qb_sums(int B, int XB, __m51
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(hm), _mm512_set1_ps(256), _mm512_cvtepi32_ps(il));
 }
 
+/// Asks for the four weight rows after the pass at w (their weights, scales
+/// at sp and biases at bp, rowScales bytes per row), as the one-row kernel does.
+static inline __attribute__((always_inline)) void qb_prefetch4(const uint8_t *w, const char *sp, const char *bp,
+                                                               long rowBytes, size_t rowScales) {
+    const char *wa = (const char *)(w + 4 * rowBytes), *sa = sp + 4 * rowScales, *ba = bp + 4 * rowScales;
+    for (long o = 0; o < 4 * rowBytes; o += 64) _mm_prefetch(wa + o, _MM_HINT_T0);
+    for (long o = 0; o < (long)(4 * rowScales); o += 64) {
+        _mm_prefetch(sa + o, _MM_HINT_T0);
+        _mm_prefetch(ba + o, _MM_HINT_T0);
+    }
+}
+
 /// The chunk's lane sums as integers for x at 16 bits (XB 2): the m bytes'
 /// products, times 256, then the l bytes' products added by the same
 /// instructions; the exact int32 256 (q . m) + q . l that the one-row
@@ -187,14 +199,7 @@ static inline __attribute__((always_inline)) long qb2_passes(int B, int G, long 
         const uint8_t *w = (const uint8_t *)wq + n * s.rowBytes;
         const char *sp = (const char *)scales + (size_t)n * rowScales;
         const char *bp = (const char *)biases + (size_t)n * rowScales;
-        if (n + 8 <= ne) {  // the next four rows, weights, scales and biases
-            const char *wa = (const char *)(w + 4 * s.rowBytes), *sa = sp + 4 * rowScales, *ba = bp + 4 * rowScales;
-            for (long o = 0; o < 4 * s.rowBytes; o += 64) _mm_prefetch(wa + o, _MM_HINT_T0);
-            for (long o = 0; o < (long)(4 * rowScales); o += 64) {
-                _mm_prefetch(sa + o, _MM_HINT_T0);
-                _mm_prefetch(ba + o, _MM_HINT_T0);
-            }
-        }
+        if (n + 8 <= ne) qb_prefetch4(w, sp, bp, s.rowBytes, rowScales);
         for (long c0 = 0, g0 = 0; c0 < chunks; c0 += 16, g0 += 16 * 16 / cpw) {
             const int nch = chunks - c0 < 16 ? (int)(chunks - c0) : 16;
             for (int wi = 0, j0 = 0; j0 < nch; wi++, j0 += cpw) {
@@ -243,14 +248,7 @@ static inline __attribute__((always_inline)) void qb_rows(int B, int G, int XB, 
         const uint8_t *w = (const uint8_t *)wq + n * s.rowBytes;
         const char *sp = (const char *)scales + (size_t)n * rowScales;
         const char *bp = (const char *)biases + (size_t)n * rowScales;
-        if (n + 8 <= ne) {  // the next four rows, weights, scales and biases
-            const char *wa = (const char *)(w + 4 * s.rowBytes), *sa = sp + 4 * rowScales, *ba = bp + 4 * rowScales;
-            for (long o = 0; o < 4 * s.rowBytes; o += 64) _mm_prefetch(wa + o, _MM_HINT_T0);
-            for (long o = 0; o < (long)(4 * rowScales); o += 64) {
-                _mm_prefetch(sa + o, _MM_HINT_T0);
-                _mm_prefetch(ba + o, _MM_HINT_T0);
-            }
-        }
+        if (n + 8 <= ne) qb_prefetch4(w, sp, bp, s.rowBytes, rowScales);
         for (long m = 0; m < M; m++)
             for (int r = 0; r < 4; r++) acc[m][r] = _mm512_setzero_ps();
         for (long c0 = 0, g0 = 0; c0 < chunks; c0 += cpw, g0 += 16) {
