@@ -5,7 +5,8 @@
 // scales (a GGUF's), output rows in chunks of 192 as the pool's chunks.
 // Build and run (x86-64 with AVX-512 VNNI):
 //   K=Sources/CTesseraKernels; clang -O3 -I$K/include -I$K $K/*.c Tools/qmv_batch_probe.c -o /tmp/qmv_batch_probe -ldl -lm -lpthread
-//   /tmp/qmv_batch_probe BITS N K M     e.g. 8 49152 576 8
+//   /tmp/qmv_batch_probe BITS N K M [XB]   e.g. 8 49152 576 8 2   (XB: bytes per x value, 2 = the CLI's
+//   `high`, 3 = `highest`, the default). It first checks the batch kernel against the one-row kernel bit for bit.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
