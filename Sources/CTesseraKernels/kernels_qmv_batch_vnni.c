@@ -42,15 +42,23 @@
 
 enum { QB_MAX = 16, QB_BLOCK = 64 };  // rows of x per call of the block; weight rows per output block
 
-/// Where the weight chunks of one row come from and how they are unpacked.
+/// Where the weight chunks of one row come from and how they are unpacked,
+/// and its groups (G values each, cpw chunks per window of 16 groups) and
+/// the bytes of a row's scales (es bytes each).
 typedef struct {
-    long K, chunks, full, rowBytes;
+    long K, chunks, full, rowBytes, groups;
+    int cpw;
+    size_t es, rowScales;
     __mmask64 tail, lastA, lastB;
 } qb_shape;
 
-static inline qb_shape qb_make(int B, long K) {
+static inline qb_shape qb_make(int B, int G, long K, int dt) {
     qb_shape s;
     s.K = K;
+    s.groups = K / G;
+    s.cpw = G / 8;
+    s.es = (size_t)tk_size(dt);
+    s.rowScales = (size_t)s.groups * s.es;
     s.chunks = (K + 127) / 128;
     s.full = K / 128;
     s.rowBytes = B == 4 ? K / 2 : K;
@@ -182,16 +190,15 @@ static inline __attribute__((always_inline)) void qb2_segment(int B, const qb_sh
 /// arithmetic is qb_rows' (and so the one-row kernel's): the same integer
 /// sums, the same float operations in the same order. Returns the first row
 /// it left (fewer than four remain).
-static inline __attribute__((always_inline)) long qb2_passes(int B, int G, long M, const uint8_t *const *qx,
+static inline __attribute__((always_inline)) long qb2_passes(int B, const qb_shape *shape, const __m512i *idx,
+                                                             long M, const uint8_t *const *qx,
                                                              const float *const *sx, const uint32_t *wq, int dt,
                                                              const void *scales, const void *biases, float *res,
-                                                             long K, long nb, long ne, __m512 (*acc)[4]) {
-    const qb_shape s = qb_make(B, K);
-    const long groups = K / G, chunks = s.chunks;
-    const int cpw = G / 8;
-    const size_t es = (size_t)tk_size(dt), rowScales = (size_t)groups * es;
-    __m512i idx[16];
-    qx_scale_index(G, idx);
+                                                             long nb, long ne, __m512 (*acc)[4]) {
+    const qb_shape s = *shape;
+    const long groups = s.groups, chunks = s.chunks;
+    const int cpw = s.cpw;
+    const size_t es = s.es, rowScales = s.rowScales;
     __m512i a[4][16], b[4][16];
     __m512 se[4][16], bv[4][4];
     long n = nb;
@@ -235,15 +242,15 @@ static inline __attribute__((always_inline)) void qb_rows(int B, int G, int XB, 
                                                           const float *const *sx, const uint32_t *wq, int dt,
                                                           const void *scales, const void *biases, float *res, long K,
                                                           long nb, long ne) {
-    const qb_shape s = qb_make(B, K);
-    const long groups = K / G, chunks = s.chunks;
-    const int cpw = G / 8;
-    const size_t es = (size_t)tk_size(dt), rowScales = (size_t)groups * es;
+    const qb_shape s = qb_make(B, G, K, dt);
+    const long groups = s.groups, chunks = s.chunks;
+    const int cpw = s.cpw;
+    const size_t es = s.es, rowScales = s.rowScales;
     __m512i idx[16];
     qx_scale_index(G, idx);
     __m512 acc[QB_MAX][4], accb[QB_MAX];
     long n = nb;
-    if (XB == 2) n = qb2_passes(B, G, M, qx, sx, wq, dt, scales, biases, res, K, nb, ne, acc);
+    if (XB == 2) n = qb2_passes(B, &s, idx, M, qx, sx, wq, dt, scales, biases, res, nb, ne, acc);
     for (; XB != 2 && n + 4 <= ne; n += 4) {
         const uint8_t *w = (const uint8_t *)wq + n * s.rowBytes;
         const char *sp = (const char *)scales + (size_t)n * rowScales;
