@@ -52,8 +52,10 @@ func settled(_ engine: BatchedEngine) async throws -> EngineSnapshot {
 }
 
 /// 16 requests at once against each alone: the same greedy tokens, with the
-/// same log-probabilities to the bit (the batch changes no logit); then
-/// half of them cancelled mid-stream. Shared by the synthetic and SmolLM2 tests.
+/// same log-probabilities to the bit (the batch changes no logit), whether
+/// the decode passes replay the captured step (the default) or build their
+/// graphs; then half of them cancelled mid-stream. Shared by the synthetic
+/// and SmolLM2 tests.
 func checkBatchInvariance(
     model: any LanguageModel, prompts: [[Int]], maxTokens: Int, prefillTokensPerStep: Int? = nil,
     file: StaticString = #filePath, line: UInt = #line
@@ -68,24 +70,37 @@ func checkBatchInvariance(
             try await collect(
                 try solo.submit(EngineRequest(promptTokens: prompt, maxTokens: maxTokens, logprobs: true))))
     }
+    XCTAssertGreaterThan(solo.snapshot().replayedDecodeSteps, 0, "decode steps replay", file: file, line: line)
     await solo.shutdown()
     XCTAssertTrue(alone.allSatisfy { $0.reason == .length && $0.tokens.count == maxTokens }, file: file, line: line)
 
+    func allAtOnce(_ engine: BatchedEngine) async throws -> [EngineResult] {
+        let streams = try prompts.map {
+            try engine.submit(EngineRequest(promptTokens: $0, maxTokens: maxTokens, logprobs: true))
+        }
+        return try await withThrowingTaskGroup(of: (Int, EngineResult).self) { group in
+            for (i, stream) in streams.enumerated() { group.addTask { (i, try await collect(stream)) } }
+            var results = [EngineResult](repeating: EngineResult(), count: streams.count)
+            for try await (i, r) in group { results[i] = r }
+            return results
+        }
+    }
+    var graphOnly = configuration
+    graphOnly.replayDecode = false
+    let graphEngine = try BatchedEngine(model: model, configuration: graphOnly)
+    let built = try await allAtOnce(graphEngine)
+    XCTAssertEqual(graphEngine.snapshot().replayedDecodeSteps, 0, file: file, line: line)
+    await graphEngine.shutdown()
     let engine = try BatchedEngine(model: model, configuration: configuration)
-    let streams = try prompts.map {
-        try engine.submit(EngineRequest(promptTokens: $0, maxTokens: maxTokens, logprobs: true))
-    }
-    let together = try await withThrowingTaskGroup(of: (Int, EngineResult).self) { group in
-        for (i, stream) in streams.enumerated() { group.addTask { (i, try await collect(stream)) } }
-        var results = [EngineResult](repeating: EngineResult(), count: streams.count)
-        for try await (i, r) in group { results[i] = r }
-        return results
-    }
-    for i in prompts.indices {
-        XCTAssertEqual(
-            together[i].tokens, alone[i].tokens, "request \(i) among \(prompts.count)", file: file, line: line)
-        XCTAssertEqual(together[i].logprobs, alone[i].logprobs, "request \(i)", file: file, line: line)
-        XCTAssertEqual(together[i].usage, alone[i].usage, file: file, line: line)
+    let together = try await allAtOnce(engine)
+    for (label, results) in [("replayed", together), ("graph", built)] {
+        for i in prompts.indices {
+            XCTAssertEqual(
+                results[i].tokens, alone[i].tokens, "request \(i) among \(prompts.count), \(label)", file: file,
+                line: line)
+            XCTAssertEqual(results[i].logprobs, alone[i].logprobs, "request \(i), \(label)", file: file, line: line)
+            XCTAssertEqual(results[i].usage, alone[i].usage, file: file, line: line)
+        }
     }
 
     // Cancel every other request after two tokens: the rest are unaffected.

@@ -189,6 +189,110 @@ final class DecodePlanTests: XCTestCase {
         XCTAssertEqual(try Self.lockstep(dense, prompt: prompt, steps: 6, "dense"), 0)
     }
 
+    /// The batched step (`step(tokens:caches:)`, BatchedEngine's decode
+    /// passes) against the engine's graph step (`stepOutputs`) in lockstep on
+    /// two copies of every sequence's caches: `sequences` sequences with
+    /// prompts of the given lengths (prefilled through the graph), then
+    /// `steps` steps of one teacher-forced token each for a changing subset
+    /// of them (a step of 1, of some, of all); the logits of every row equal
+    /// bit for bit. Returns the number of rows compared.
+    @discardableResult
+    static func batchedLockstep(
+        _ model: TransformerModel, promptLengths: [Int], steps: Int, type: KVCacheType, _ label: String
+    ) throws -> Int {
+        let plan = try XCTUnwrap(DecodePlan.make(model), label)
+        let vocabulary = model.configuration.vocabularySize
+        let graph = promptLengths.map { _ in model.makeStepCache(type) }
+        let replay = promptLengths.map { _ in model.makeStepCache(type) }
+        for (s, n) in promptLengths.enumerated() {
+            let prompt = Self.prompt(n, vocabulary: vocabulary, seed: s + 1)
+            for caches in [graph[s], replay[s]] {
+                let (_, evaluate) = model.stepOutputs([StepSegment(cache: caches, tokens: prompt, wantsLogits: false)])
+                eval(evaluate)
+            }
+        }
+        var compared = 0
+        for step in 0..<steps {
+            // Which sequences step: all, then the odd ones, then one, in turn.
+            let members = promptLengths.indices.filter {
+                switch step % 3 {
+                case 0: return true
+                case 1: return $0 % 2 == 1 || promptLengths.count == 1
+                default: return $0 == step % promptLengths.count
+                }
+            }
+            let tokens = members.map { ($0 * 131 + step * 37 + 11) % vocabulary }
+            let (expected, evaluate) = model.stepOutputs(
+                zip(members, tokens).map { StepSegment(cache: graph[$0], tokens: [$1], wantsLogits: true) })
+            eval(evaluate)
+            let want = try XCTUnwrap(expected, label).toArray(Float.self)
+            let got = try XCTUnwrap(
+                plan.step(tokens: tokens, caches: members.map { replay[$0] }), "\(label): step \(step) replays"
+            ).toArray(Float.self)
+            XCTAssertEqual(got.count, members.count * vocabulary, label)
+            if got.map(\.bitPattern) != want.map(\.bitPattern) {
+                let worst = zip(got, want).map { abs($0 - $1) }.max() ?? 0
+                XCTFail("\(label): rows \(members) differ at step \(step) (largest difference \(worst))")
+                return compared
+            }
+            compared += members.count
+            for s in members {
+                XCTAssertEqual(replay[s][0].length, graph[s][0].length, label)
+                XCTAssertEqual(replay[s].last?.offset, graph[s].last?.offset, label)
+            }
+        }
+        return compared
+    }
+
+    /// Up to 5 sequences at different positions, some crossing the caches'
+    /// first 256 positions and the length where attention splits keys over
+    /// the pool; 4- and 8-bit, float16 and float32 caches, on every ISA.
+    func testBatchedReplayEqualsTheEnginesGraphStepBitForBit() throws {
+        for bits in [4, 8] {
+            let model = try SyntheticModel.llama(config: Self.config, bits: bits, groupSize: 32, scale: 0.08, seed: 11)
+            for isa in _CPUKernels.supportedISAs.reversed() {
+                for type in KVCacheType.allCases {
+                    let label = "\(bits)-bit, \(isa), \(type)"
+                    let long = isa == _CPUKernels.supportedISAs.last && type == .f16
+                    let rows = try _CPUKernels.withISA(isa) {
+                        try Self.batchedLockstep(
+                            model, promptLengths: [3, 240, 17, 1, 160], steps: long ? 30 : 9, type: type, label)
+                    }
+                    XCTAssertGreaterThan(rows, long ? 60 : 18, label)
+                }
+            }
+        }
+        // The float kernel of the 4-bit products (VNNI off), and one sequence alone.
+        let saved = _CPUKernels.qmvVNNI
+        defer { _CPUKernels.qmvVNNI = saved }
+        _CPUKernels.qmvVNNI = false
+        let model = try SyntheticModel.llama(config: Self.config, bits: 4, groupSize: 64, seed: 12)
+        try Self.batchedLockstep(model, promptLengths: [4, 9, 30], steps: 6, type: .f16, "no VNNI")
+        try Self.batchedLockstep(model, promptLengths: [5], steps: 4, type: .f32, "one sequence")
+    }
+
+    /// Where the batched step does not apply it returns nil and leaves the
+    /// caches as they were: more rows than the products take row by row, a
+    /// quantized cache beside a growing one, a token outside the vocabulary.
+    func testBatchedReplayStepsAsideWithoutTouchingTheCaches() throws {
+        let model = try SyntheticModel.llama(config: Self.config, bits: 4, groupSize: 32, seed: 13)
+        let plan = try XCTUnwrap(DecodePlan.make(model))
+        let tokens = [Int](repeating: 7, count: DecodePlan.maxRows + 1)
+        let many = tokens.map { _ in model.makeStepCache(.f16) }
+        XCTAssertNil(plan.step(tokens: tokens, caches: many))
+        XCTAssertTrue(many.allSatisfy { $0.allSatisfy { $0.length == 0 } })
+        let quantized = model.makeStepCache(.f16), fresh = model.makeStepCache(.f16)
+        let (_, evaluate) = model.stepOutputs([StepSegment(cache: quantized, tokens: [1, 2, 3, 4], wantsLogits: false)])
+        eval(evaluate)
+        for c in quantized { c.startQuantizing(try KVQuantization(bits: 8, groupSize: 32)) }
+        XCTAssertNil(plan.step(tokens: [5, 6], caches: [fresh, quantized]))
+        XCTAssertEqual(quantized.map(\.length), [4, 4])
+        XCTAssertTrue(fresh.allSatisfy { $0.length == 0 }, "the other sequence's caches are untouched too")
+        XCTAssertNil(plan.step(tokens: [320], caches: [fresh]), "a token outside the vocabulary")
+        XCTAssertNotNil(plan.step(tokens: [5], caches: [fresh]))
+        XCTAssertTrue(fresh.allSatisfy { $0.length == 1 })
+    }
+
     /// The default model (SmolLM2-135M Q4_1 GGUF) when present: replayed and
     /// graph steps equal bit for bit from a reference prompt, and after
     /// trimming and continuing.

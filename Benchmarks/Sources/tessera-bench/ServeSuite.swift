@@ -20,6 +20,8 @@
 //                        server over HTTP (Tools/bench_serve.py --skip-tessera, fair settings,
 //                        2 threads, the same GGUF) at 1 and 8 concurrent, after the engine
 //                        in the same run (TESSERA_BENCH_NO_PEERS skips it)
+//   TESSERA_BENCH_SERVE_GRAPH=1  decode passes build their graphs (BatchedEngine's
+//                        replayDecode off), for a before/after of the replayed step
 
 import Foundation
 import Tessera
@@ -100,6 +102,7 @@ func runServeSuite() {
             var configuration = BatchedEngine.Configuration()
             configuration.prefixCacheBytes = 0
             configuration.maxConcurrency = 16
+            configuration.replayDecode = env["TESSERA_BENCH_SERVE_GRAPH"] != "1"
             let engine = try BatchedEngine(model: loaded.model, configuration: configuration)
             _ = try await serveRound(engine, prompts: [Array(prompts[0].prefix(8))])  // warm-up
             // Single-stream decode through the plain generation loop, for the ratio.

@@ -11,7 +11,14 @@
 //
 // Each call is the kernel the graph's op runs for one token, with the same
 // arguments (`_DecodeKernels`), so the replay's logits equal the graph
-// path's bit for bit (DecodePlanTests). Models, caches or devices the plan
+// path's bit for bit (DecodePlanTests).
+//
+// The same capture also replays BatchedEngine's decode step over several
+// sequences (`step(tokens:caches:)`, one new token each): the products run
+// over all rows at once (each row as alone, the batched qmv), the attention
+// is the engine's fused kernel (`attendRows`, BatchedAttention.swift), norms
+// and element-wise ops run per row, so each row's logits equal those of the
+// engine's graph step (`stepOutputs`) bit for bit (DecodePlanTests). Models, caches or devices the plan
 // does not cover (dense or adapter layers, q/k norms, sliding windows,
 // soft-caps, sandwich norms, gelu, embedding scale, tensor parallelism,
 // rotating or quantized caches, a GPU stream) run through the graph as
@@ -63,6 +70,8 @@ final class DecodePlan: @unchecked Sendable {
     private let productScratch: UnsafeMutableRawPointer
     private let attentionScratch: UnsafeMutablePointer<Float>
     private var allocations: [UnsafeMutableRawPointer] = []
+    /// The buffers of `step(tokens:caches:)`, allocated at its first call.
+    private var rowBuffers: RowBuffers?
 
     /// The plan for `model`, or nil when some part of it is outside what the plan covers.
     static func make(_ model: any LanguageModel) -> DecodePlan? {
@@ -87,6 +96,19 @@ final class DecodePlan: @unchecked Sendable {
             kept.append(t)
             return UnsafePointer(p.assumingMemoryBound(to: Float.self))
         }
+        // A weight's host address, kept alive with the plan: evaluated here if built lazily, and
+        // copied row-contiguous (the same values) if a strided view (a synthetic model's weights).
+        func hosted(_ tensor: Tensor) -> UnsafeMutableRawPointer? {
+            var t = tensor
+            if !t.isEvaluated { eval(t) }
+            if t._hostAddress() == nil {
+                t = t.contiguous()
+                eval(t)
+            }
+            guard let p = t._hostAddress() else { return nil }
+            kept.append(t)
+            return p
+        }
         func norm(_ n: RMSNorm) -> UnsafePointer<Float>? {
             guard type(of: n) == RMSNorm.self, n.eps == c.rmsNormEps else { return nil }
             return floats(n.weight, count: c.hiddenSize)
@@ -98,7 +120,7 @@ final class DecodePlan: @unchecked Sendable {
                 tensors[1].shape == [n, k / groupSize], tensors[2].shape == tensors[1].shape,
                 tensors[2].dtype == tensors[1].dtype,
                 _DecodeKernels.supportsQuantized(bits: bits, groupSize: groupSize, scales: tensors[1].dtype),
-                let wq = tensors[0]._hostAddress(), let s = tensors[1]._hostAddress(), let b = tensors[2]._hostAddress()
+                let wq = hosted(tensors[0]), let s = hosted(tensors[1]), let b = hosted(tensors[2])
             else { return nil }
             var addends: [(column: Int, bias: UnsafePointer<Float>, count: Int)] = []
             for (i, (column, bias)) in biases.enumerated() {
@@ -106,7 +128,6 @@ final class DecodePlan: @unchecked Sendable {
                 guard let p = floats(bias, count: bias.size), column + bias.size <= end else { return nil }
                 addends.append((column: column, bias: p, count: bias.size))
             }
-            kept += tensors
             return Product(
                 wq: UnsafeRawPointer(wq), scales: UnsafeRawPointer(s), biases: UnsafeRawPointer(b),
                 scaleType: tensors[1].dtype, n: n, k: k, groupSize: groupSize, bits: bits, addends: addends)
@@ -136,9 +157,8 @@ final class DecodePlan: @unchecked Sendable {
             guard q.weight.dtype == .uint32, q.weight.shape == [c.vocabularySize, words],
                 q.scales.shape == [c.vocabularySize, groups], q.biases.shape == q.scales.shape,
                 q.biases.dtype == q.scales.dtype, hidden % q.groupSize == 0,
-                let wq = q.weight._hostAddress(), let s = q.scales._hostAddress(), let b = q.biases._hostAddress()
+                let wq = hosted(q.weight), let s = hosted(q.scales), let b = hosted(q.biases)
             else { return nil }
-            kept += [q.weight, q.scales, q.biases]
             embedding = .quantized(
                 wq: UnsafeRawPointer(wq), scales: UnsafeRawPointer(s), biases: UnsafeRawPointer(b),
                 scaleType: q.scales.dtype, rowWords: words, rowGroups: groups, groupSize: q.groupSize, bits: q.bits)
@@ -199,6 +219,7 @@ final class DecodePlan: @unchecked Sendable {
 
     deinit {
         for p in allocations { p.deallocate() }
+        rowBuffers?.deallocate()
     }
 
     /// The logits `[vocabulary]` after `token`, with every cache advanced by
@@ -274,8 +295,128 @@ final class DecodePlan: @unchecked Sendable {
         return logits
     }
 
+    /// The most rows `step(tokens:caches:)` takes: the quantized products'
+    /// row-wise limit (BatchedForward's `batchedMaxRows`).
+    static let maxRows = 16
+
+    /// Float32 buffers of a step over up to `maxRows` rows, each `[rows, width]`.
+    private struct RowBuffers {
+        let h, x, qkv, attended, projected, gateUp, activated, sigmoid: UnsafeMutablePointer<Float>
+        let scratch: UnsafeMutableRawPointer
+
+        init(hidden: Int, qkv qkvWidth: Int, attended attendedWidth: Int, intermediate: Int, scratchBytes: Int) {
+            let rows = DecodePlan.maxRows
+            func floats(_ width: Int) -> UnsafeMutablePointer<Float> {
+                let p = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(1, rows * width) * 4, alignment: 64)
+                return p.initializeMemory(as: Float.self, repeating: 0, count: Swift.max(1, rows * width))
+            }
+            (h, x, qkv, attended, projected) = (
+                floats(hidden), floats(hidden), floats(qkvWidth), floats(attendedWidth), floats(hidden)
+            )
+            (gateUp, activated, sigmoid) = (floats(2 * intermediate), floats(intermediate), floats(intermediate))
+            scratch = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(64, scratchBytes), alignment: 64)
+        }
+
+        func deallocate() {
+            for p in [h, x, qkv, attended, projected, gateUp, activated, sigmoid] { p.deallocate() }
+            scratch.deallocate()
+        }
+    }
+
+    /// Logits `[R, vocabulary]` for R sequences' next tokens, one each
+    /// (`tokens[r]` after the caches `caches[r]`, one per layer), every
+    /// cache advanced by one position: BatchedEngine's decode step replayed,
+    /// each row computed as the engine's graph step (`stepOutputs`) computes
+    /// it. nil (no cache advanced) where the graph must run the step: as for
+    /// `step(token:cache:)`, more than `maxRows` rows, or a cache that is
+    /// not a growing one whose offset is its length (a trimmed one).
+    func step(tokens: [Int], caches: [[KVCache]]) -> Tensor? {
+        let rows = tokens.count
+        guard rows > 0, rows <= Self.maxRows, caches.count == rows, Module.generation == generation,
+            case .cpu = Stream.current.device, tokens.allSatisfy({ $0 >= 0 && $0 < vocabulary }),
+            caches.allSatisfy({ $0.count == layers.count }),
+            AttentionSplit.parts(queryHeads: heads, kvHeads: kvHeads, keys: 1, keySize: headDim, valueSize: headDim)
+                != nil
+        else { return nil }
+        // Every cache's room first (growing a buffer keeps its positions), so a refusal changes nothing.
+        var keyBuffers = [[UnsafeMutableRawPointer]](repeating: [], count: layers.count)
+        var valueBuffers = keyBuffers
+        var rooms = [[Int]](repeating: [], count: layers.count), starts = rooms
+        var halves = [[Bool]](repeating: [], count: layers.count)
+        for sequence in caches {
+            for (i, c) in sequence.enumerated() {
+                guard c.offset == c.length, let room = c.roomForOne(heads: kvHeads, headDim: headDim),
+                    c.storage.count == 2, c.storage[0].dim(2) == room.capacity
+                else { return nil }
+                keyBuffers[i].append(room.keys)
+                valueBuffers[i].append(room.values)
+                rooms[i].append(room.capacity)
+                starts[i].append(c.length)
+                halves[i].append(room.half)
+            }
+        }
+        guard let logits = Tensor._unsetBuffer([rows, vocabulary], dtype: .float32),
+            let out = logits._hostAddress(forWriting: true)?.assumingMemoryBound(to: Float.self),
+            let rope = layers.first?.rope
+        else { return nil }
+        let d = headDim, qWidth = heads * d, kvWidth = kvHeads * d, qkvWidth = qWidth + 2 * kvWidth
+        let b: RowBuffers
+        if let made = rowBuffers {
+            b = made
+        } else {
+            let products = layers.flatMap { [$0.qkv, $0.o, $0.gateUp, $0.down] } + [head]
+            let scratchBytes =
+                products.map {
+                    _DecodeKernels.quantizedScratchBytes(
+                        k: $0.k, groupSize: $0.groupSize, bits: $0.bits, rows: Self.maxRows)
+                }.max() ?? 0
+            b = RowBuffers(
+                hidden: hidden, qkv: qkvWidth, attended: qWidth, intermediate: intermediate,
+                scratchBytes: scratchBytes)
+            rowBuffers = b
+        }
+        for r in 0..<rows { embed(tokens[r], into: b.h + r * hidden) }
+        let last = starts.flatMap { $0 }.max() ?? 0
+        let angles = RopeAngles.table(rope, dimensions: rotated, positions: last + 1)
+        let ones = [Int](repeating: 1, count: rows)
+        let q = AttentionRows(base: b.qkv, row: qkvWidth, head: d, element: 1)
+        let k = AttentionRows(base: b.qkv + qWidth, row: qkvWidth, head: d, element: 1)
+        let v = AttentionRows(base: b.qkv + qWidth + kvWidth, row: qkvWidth, head: d, element: 1)
+        for (i, layer) in layers.enumerated() {
+            _DecodeKernels.rmsNormRows(b.h, weight: layer.inputNorm, eps: eps, into: b.x, rows: rows, n: hidden)
+            run(layer.qkv, b.x, into: b.qkv, rows: rows, scratch: b.scratch)
+            let layout = BatchedAttentionLayout(
+                heads: heads, kvHeads: kvHeads, headDim: d, rotated: rotated, traditional: traditional, scale: scale,
+                window: nil, counts: ones, starts: starts[i], half: halves[i])
+            do {
+                try attendRows(
+                    layout, angles, q: q, k: k, v: v, rows: rows, keyBuffers: keyBuffers[i],
+                    valueBuffers: valueBuffers[i], rooms: rooms[i], out: b.attended)
+            } catch {
+                return nil  // no cache advanced yet: the positions written are past their lengths
+            }
+            run(layer.o, b.attended, into: b.projected, rows: rows, scratch: b.scratch)
+            _DecodeKernels.add(b.h, b.projected, into: b.h, n: rows * hidden)
+            _DecodeKernels.rmsNormRows(b.h, weight: layer.postNorm, eps: eps, into: b.x, rows: rows, n: hidden)
+            run(layer.gateUp, b.x, into: b.gateUp, rows: rows, scratch: b.scratch)
+            for r in 0..<rows {
+                let gate = b.gateUp + r * 2 * intermediate
+                _DecodeKernels.siluMultiply(
+                    gate: gate, up: gate + intermediate, into: b.activated + r * intermediate, n: intermediate,
+                    t: b.sigmoid)
+            }
+            run(layer.down, b.activated, into: b.projected, rows: rows, scratch: b.scratch)
+            _DecodeKernels.add(b.h, b.projected, into: b.h, n: rows * hidden)
+        }
+        for sequence in caches { for c in sequence { c.advance() } }
+        _DecodeKernels.rmsNormRows(b.h, weight: finalNorm, eps: eps, into: b.x, rows: rows, n: hidden)
+        run(head, b.x, into: out, rows: rows, scratch: b.scratch)
+        return logits
+    }
+
     /// h = the token's embedding row.
-    private func embed(_ token: Int) {
+    private func embed(_ token: Int, into h: UnsafeMutablePointer<Float>? = nil) {
+        let h = h ?? self.h
         switch embedding {
         case .dense(let table):
             h.update(from: table + token * hidden, count: hidden)
@@ -288,13 +429,19 @@ final class DecodePlan: @unchecked Sendable {
         }
     }
 
-    /// out = input · Wᵀ (+ the layers' biases).
-    private func run(_ p: Product, _ input: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>) {
+    /// out = input · Wᵀ (+ the layers' biases) for `rows` rows of input.
+    private func run(
+        _ p: Product, _ input: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, rows: Int = 1,
+        scratch: UnsafeMutableRawPointer? = nil
+    ) {
         _DecodeKernels.quantizedProduct(
             x: input, wq: p.wq, scales: p.scales, biases: p.biases, scaleType: p.scaleType, out: out, n: p.n, k: p.k,
-            groupSize: p.groupSize, bits: p.bits, scratch: productScratch)
-        for (column, bias, count) in p.addends {
-            _DecodeKernels.add(out + column, bias, into: out + column, n: count)
+            groupSize: p.groupSize, bits: p.bits, rows: rows, scratch: scratch ?? productScratch)
+        for r in 0..<rows {
+            let row = out + r * p.n
+            for (column, bias, count) in p.addends {
+                _DecodeKernels.add(row + column, bias, into: row + column, n: count)
+            }
         }
     }
 }

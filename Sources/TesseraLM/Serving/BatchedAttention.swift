@@ -151,7 +151,6 @@ private func runBatchedAttention(
     _ l: BatchedAttentionLayout, _ angles: RopeAngles, _ inputs: [HostArray], _ output: HostArray
 ) throws {
     let (heads, kvHeads, d) = (l.heads, l.kvHeads, l.headDim)
-    let groups = heads / kvHeads
     guard inputs.count == 3 + 2 * l.counts.count, inputs.prefix(3).allSatisfy({ $0.dtype == .float32 }),
         l.half.count == l.counts.count, output.isRowContiguous, output.dtype == .float32
     else { throw invalid("unexpected inputs") }
@@ -178,9 +177,37 @@ private func runBatchedAttention(
         valueBuffers.append(vb.pointer)
         rooms.append(room)
     }
-    let pq = q.pointer.assumingMemoryBound(to: Float.self), pk = k.pointer.assumingMemoryBound(to: Float.self)
-    let pv = v.pointer.assumingMemoryBound(to: Float.self)
-    let out = output.pointer.assumingMemoryBound(to: Float.self)
+    func operand(_ a: HostArray) -> AttentionRows {
+        AttentionRows(
+            base: UnsafePointer(a.pointer.assumingMemoryBound(to: Float.self)), row: a.strides[1], head: a.strides[2],
+            element: a.strides[3])
+    }
+    try attendRows(
+        l, angles, q: operand(q), k: operand(k), v: operand(v), rows: rows, keyBuffers: keyBuffers,
+        valueBuffers: valueBuffers, rooms: rooms, out: output.pointer.assumingMemoryBound(to: Float.self))
+}
+
+/// Where a step's float32 rows of q, k or v are (before rope): row r, head
+/// h, feature j at base + r·row + h·head + j·element.
+struct AttentionRows {
+    let base: UnsafePointer<Float>
+    let row: Int, head: Int, element: Int
+}
+
+/// The fused kernel on host pointers (the host-kernel node's and
+/// DecodePlan's batched replay): rope and the cache writes of `rows` rows
+/// (`l.counts` per sequence, sequence s's buffers at keyBuffers[s] and
+/// valueBuffers[s], `[kvHeads, rooms[s], d]` of float16 or float32 per
+/// `l.half[s]`, with room past `l.starts[s]`), then every row's attention,
+/// into `out` `[rows, heads * d]`.
+func attendRows(
+    _ l: BatchedAttentionLayout, _ angles: RopeAngles, q qs: AttentionRows, k ks: AttentionRows, v vs: AttentionRows,
+    rows: Int, keyBuffers: [UnsafeMutableRawPointer], valueBuffers: [UnsafeMutableRawPointer], rooms: [Int],
+    out: UnsafeMutablePointer<Float>
+) throws {
+    let (heads, kvHeads, d) = (l.heads, l.kvHeads, l.headDim)
+    let groups = heads / kvHeads
+    let (pq, pk, pv) = (qs.base, ks.base, vs.base)
     // Roped queries, [rows, heads, d].
     let queries = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(1, rows * heads * d))
     // One rotated key or copied value on its way to a float16 cache.
@@ -215,24 +242,24 @@ private func runBatchedAttention(
             rowPosition[r] = position
             for h in 0..<heads {
                 rotate(
-                    pq + r * q.strides[1] + h * q.strides[2], q.strides[3], into: queries + (r * heads + h) * d,
+                    pq + r * qs.row + h * qs.head, qs.element, into: queries + (r * heads + h) * d,
                     position: position)
             }
             for h in 0..<kvHeads {
                 let at = (h * rooms[s] + position) * d
-                let keySource = pk + r * k.strides[1] + h * k.strides[2]
-                let src = pv + r * v.strides[1] + h * v.strides[2]
+                let keySource = pk + r * ks.row + h * ks.head
+                let src = pv + r * vs.row + h * vs.head
                 if l.half[s] {
                     // Rounded to half as the graph's asType(.float16) rounds (tk_convert).
-                    rotate(keySource, k.strides[3], into: staged, position: position)
+                    rotate(keySource, ks.element, into: staged, position: position)
                     _DecodeKernels.toHalf(staged, into: keyBuffers[s] + at * 2, count: d)
-                    for j in 0..<d { staged[j] = src[j * v.strides[3]] }
+                    for j in 0..<d { staged[j] = src[j * vs.element] }
                     _DecodeKernels.toHalf(staged, into: valueBuffers[s] + at * 2, count: d)
                 } else {
                     let keys = keyBuffers[s].assumingMemoryBound(to: Float.self)
-                    rotate(keySource, k.strides[3], into: keys + at, position: position)
+                    rotate(keySource, ks.element, into: keys + at, position: position)
                     let dst = valueBuffers[s].assumingMemoryBound(to: Float.self) + at
-                    for j in 0..<d { dst[j] = src[j * v.strides[3]] }
+                    for j in 0..<d { dst[j] = src[j * vs.element] }
                 }
             }
             r += 1

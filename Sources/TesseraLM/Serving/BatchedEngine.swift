@@ -9,6 +9,7 @@
 
 import Foundation
 import Tessera
+import TesseraNN
 
 /// Runs many generation requests on one model at once, batching their decode
 /// steps so that each weight is read once per step for all of them.
@@ -41,6 +42,10 @@ public final class BatchedEngine: GenerationEngine, @unchecked Sendable {
         public var prefillTokensPerStep = 512
         /// How the sequences' caches store keys and values (float16 by default).
         public var kvCacheType = KVCacheType.f16
+        /// Replay a captured step for passes of decoding rows (DecodePlan's
+        /// `step(tokens:caches:)`: no graph built, the same logits bit for
+        /// bit) where the model allows; off: every pass builds its graph.
+        public var replayDecode = true
 
         public init() {}
     }
@@ -49,6 +54,11 @@ public final class BatchedEngine: GenerationEngine, @unchecked Sendable {
     public let vocabularySize: Int
     public let configuration: Configuration
     private let model: TransformerModel
+    /// The captured decode step (scheduler thread only), and the `Module.generation` it was made at.
+    private var plan: DecodePlan?
+    private var planGeneration: UInt64?
+    /// Passes that ran as a replay of the captured step (scheduler thread; published in the snapshot).
+    private var replayedSteps = 0
     /// Cache bytes one position takes in every layer (keys and values, of `kvCacheType`).
     private let bytesPerPosition: Int
 
@@ -332,9 +342,35 @@ public final class BatchedEngine: GenerationEngine, @unchecked Sendable {
         for item in alone { run([item]) }
     }
 
+    /// The captured step for the model as it is now (captured again after a
+    /// module changes), or nil where replay is off or the model is outside it.
+    private func currentPlan() -> DecodePlan? {
+        guard configuration.replayDecode else { return nil }
+        let generation = Module.generation
+        if planGeneration != generation {
+            plan = DecodePlan.make(model)
+            planGeneration = generation
+        }
+        return plan
+    }
+
+    /// A pass of decoding rows (one token each) through the captured step; nil where the graph must run it.
+    private func replayed(_ pass: [(Sequence, StepSegment)]) -> Tensor? {
+        guard pass.allSatisfy({ $0.1.tokens.count == 1 && $0.1.wantsLogits }), let plan = currentPlan(),
+            let logits = plan.step(tokens: pass.map { $0.1.tokens[0] }, caches: pass.map(\.1.cache))
+        else { return nil }
+        replayedSteps += 1
+        return logits
+    }
+
     /// One forward pass over `pass`, then sampling for the sequences it gave logits.
     private func run(_ pass: [(Sequence, StepSegment)]) {
-        let (logits, evaluate) = model.stepOutputs(pass.map(\.1))
+        let logits: Tensor?, evaluate: [Tensor]
+        if let captured = replayed(pass) {
+            (logits, evaluate) = (captured, [])
+        } else {
+            (logits, evaluate) = model.stepOutputs(pass.map(\.1))
+        }
         do {
             try checkedEval(evaluate)
             guard let logits else {
@@ -454,6 +490,7 @@ public final class BatchedEngine: GenerationEngine, @unchecked Sendable {
         state.snapshot.activeSequences = active.count
         state.snapshot.kvCacheBytes = kv
         state.snapshot.prefixCacheBytes = prefixCache.bytes
+        state.snapshot.replayedDecodeSteps = replayedSteps
         condition.unlock()
     }
 }

@@ -135,11 +135,15 @@ public struct EngineSnapshot: Sendable, Equatable {
     public var prefixCacheHitTokens: Int
     public var promptTokensTotal: Int
     public var generatedTokensTotal: Int
+    /// Decode passes that replayed a captured step instead of building a graph (BatchedEngine).
+    public var replayedDecodeSteps: Int
 
     public init(
         activeSequences: Int = 0, queuedSequences: Int = 0, kvCacheBytes: Int = 0, prefixCacheBytes: Int = 0,
-        prefixCacheHitTokens: Int = 0, promptTokensTotal: Int = 0, generatedTokensTotal: Int = 0
+        prefixCacheHitTokens: Int = 0, promptTokensTotal: Int = 0, generatedTokensTotal: Int = 0,
+        replayedDecodeSteps: Int = 0
     ) {
+        self.replayedDecodeSteps = replayedDecodeSteps
         self.activeSequences = activeSequences
         self.queuedSequences = queuedSequences
         self.kvCacheBytes = kvCacheBytes

@@ -42,9 +42,9 @@ extension Tensor {
 }
 
 public enum _DecodeKernels {
-    /// Bytes of scratch `quantizedProduct` needs for an input of `k` values.
-    public static func quantizedScratchBytes(k: Int, groupSize: Int, bits: Int) -> Int {
-        max(0, tk_qmv_scratch(Int32(TK_F32), 1, k, Int32(groupSize), Int32(bits)))
+    /// Bytes of scratch `quantizedProduct` needs for `rows` inputs of `k` values.
+    public static func quantizedScratchBytes(k: Int, groupSize: Int, bits: Int, rows: Int = 1) -> Int {
+        QuantizedKernels.qmvScratchBytes(m: rows, k: k, groupSize: groupSize, bits: bits)
     }
 
     /// Whether `quantizedProduct` takes this format (scales and biases float32, float16 or bfloat16).
@@ -52,20 +52,30 @@ public enum _DecodeKernels {
         QuantizedKernels.fastMatmulSupports(bits: bits, groupSize: groupSize) && SIMDKernels.code(scales) != nil
     }
 
-    /// out [n] = x [k] · Wᵀ for MLX-quantized W (`wq` [n, k·bits/32] uint32,
-    /// scales and biases [n, k/groupSize] of `scaleType`): the decode product
-    /// of `quantizedMatmul` (QuantizedKernels.qmv), x prepared into `scratch`
-    /// (`quantizedScratchBytes`, 64-byte aligned).
+    /// out [rows, n] = x [rows, k] · Wᵀ for MLX-quantized W (`wq` [n,
+    /// k·bits/32] uint32, scales and biases [n, k/groupSize] of `scaleType`):
+    /// the decode product of `quantizedMatmul` (QuantizedKernels.qmv; rows
+    /// at most 16, each computed as alone), x prepared into `scratch`
+    /// (`quantizedScratchBytes` for `rows`, 64-byte aligned).
     public static func quantizedProduct(
         x: UnsafePointer<Float>, wq: UnsafeRawPointer, scales: UnsafeRawPointer, biases: UnsafeRawPointer,
         scaleType: DType, out: UnsafeMutablePointer<Float>, n: Int, k: Int, groupSize: Int, bits: Int,
-        scratch: UnsafeMutableRawPointer?
+        rows: Int = 1, scratch: UnsafeMutableRawPointer?
     ) {
-        guard let sdt = SIMDKernels.code(scaleType), n > 0, k > 0 else { return }
+        guard let sdt = SIMDKernels.code(scaleType), n > 0, k > 0, rows > 0, rows <= QuantizedKernels.qmvMaxRows
+        else { return }
         QuantizedKernels.qmv(
             Int32(TK_F32), sdt, x: UnsafeRawPointer(x), wq: wq.assumingMemoryBound(to: UInt32.self), scales: scales,
-            biases: biases, out: UnsafeMutableRawPointer(out), m: 1, n: n, k: k, groupSize: groupSize, bits: bits,
+            biases: biases, out: UnsafeMutableRawPointer(out), m: rows, n: n, k: k, groupSize: groupSize, bits: bits,
             scratch: scratch)
+    }
+
+    /// `Fast.rmsNorm` of `rows` rows of `n` values with a float32 weight, each as alone.
+    public static func rmsNormRows(
+        _ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, eps: Float, into out: UnsafeMutablePointer<Float>,
+        rows: Int, n: Int
+    ) {
+        tk_rmsnorm_rows(Int32(TK_F32), x, weight, eps, out, rows, n)
     }
 
     /// One row of a quantized table dequantized to float32 as the graph's

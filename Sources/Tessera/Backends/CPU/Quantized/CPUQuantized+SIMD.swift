@@ -145,7 +145,7 @@ extension QuantizedKernels {
         if m > 1 {
             qmvByRow(
                 dt, sdt, x: px, wq: pw, scales: ps, biases: pb, out: po, m: m, n: n, k: k, groupSize: groupSize,
-                bits: bits, rows: rows, chunks: chunks)
+                bits: bits, rows: rows, chunks: chunks, scratch: kept)
             return
         }
         let scratchBytes = tk_qmv_scratch(dt, m, k, group, b)
@@ -167,6 +167,15 @@ extension QuantizedKernels {
         }
     }
 
+    /// Bytes between the rows of x that `qmvByRow` prepares (64-byte aligned).
+    private static func byRowScratchStride(_ scratchBytes: Int) -> Int { (max(scratchBytes, 0) + 63) / 64 * 64 }
+
+    /// Bytes of scratch `qmv` needs for `m` rows of float32 x of `k` values.
+    static func qmvScratchBytes(m: Int, k: Int, groupSize: Int, bits: Int) -> Int {
+        let one = tk_qmv_scratch(Int32(TK_F32), 1, k, Int32(groupSize), Int32(bits))
+        return m > 1 ? byRowScratchStride(one) * m : max(0, one)
+    }
+
     /// qmv for several rows of x, each computed exactly as `qmv` computes a
     /// single row (the same chunks of output columns): each row of x is
     /// prepared alone, and each chunk of weight rows runs the batched kernel
@@ -178,14 +187,16 @@ extension QuantizedKernels {
     private static func qmvByRow(
         _ dt: Int32, _ sdt: Int32, x px: UnsafeRawPointer, wq pw: UnsafePointer<UInt32>, scales ps: UnsafeRawPointer,
         biases pb: UnsafeRawPointer, out po: UnsafeMutableRawPointer, m: Int, n: Int, k: Int, groupSize: Int,
-        bits: Int, rows: Int, chunks: Int
+        bits: Int, rows: Int, chunks: Int, scratch kept: UnsafeMutableRawPointer?
     ) {
         let group = Int32(groupSize), b = Int32(bits)
         let elementBytes = dt == Int32(TK_F32) ? 4 : 2
         let scratchBytes = tk_qmv_scratch(dt, 1, k, group, b)
-        let stride = (max(scratchBytes, 0) + 63) / 64 * 64
-        let scratch = UnsafeMutableRawPointer.allocate(byteCount: max(1, stride * m), alignment: 64)
-        defer { scratch.deallocate() }
+        let stride = byRowScratchStride(scratchBytes)
+        // `kept`: the caller's buffer of at least m strides (a replayed batched step's, qmvByRowScratchBytes).
+        let owned = kept == nil ? UnsafeMutableRawPointer.allocate(byteCount: max(1, stride * m), alignment: 64) : nil
+        defer { owned?.deallocate() }
+        guard let scratch = kept ?? owned else { return }
         // Whether row r of x was prepared (else it takes the kernel that prepares its own x, as alone).
         var prepared = [Bool](repeating: false, count: m)
         if scratchBytes > 0 {
