@@ -189,13 +189,14 @@ final class DecodePlanTests: XCTestCase {
         XCTAssertEqual(try Self.lockstep(dense, prompt: prompt, steps: 6, "dense"), 0)
     }
 
-    /// The batched step (`step(tokens:caches:)`, BatchedEngine's decode
-    /// passes) against the engine's graph step (`stepOutputs`) in lockstep on
-    /// two copies of every sequence's caches: `sequences` sequences with
-    /// prompts of the given lengths (prefilled through the graph), then
-    /// `steps` steps of one teacher-forced token each for a changing subset
-    /// of them (a step of 1, of some, of all); the logits of every row equal
-    /// bit for bit. Returns the number of rows compared.
+    /// The batched step (`step(_:)`, BatchedEngine's row-wise passes)
+    /// against the engine's graph step (`stepOutputs`) in lockstep on two
+    /// copies of every sequence's caches: sequences with prompts of the given
+    /// lengths (prefilled through the graph), then `steps` passes over a
+    /// changing subset of them (all, the odd ones, one), each sequence
+    /// feeding one teacher-forced token or, every fourth pass, a chunk of up
+    /// to 3 whose logits are wanted only every other time; the logits equal
+    /// bit for bit. Returns the number of logit rows compared.
     @discardableResult
     static func batchedLockstep(
         _ model: TransformerModel, promptLengths: [Int], steps: Int, type: KVCacheType, _ label: String
@@ -213,7 +214,6 @@ final class DecodePlanTests: XCTestCase {
         }
         var compared = 0
         for step in 0..<steps {
-            // Which sequences step: all, then the odd ones, then one, in turn.
             let members = promptLengths.indices.filter {
                 switch step % 3 {
                 case 0: return true
@@ -221,24 +221,42 @@ final class DecodePlanTests: XCTestCase {
                 default: return $0 == step % promptLengths.count
                 }
             }
-            let tokens = members.map { ($0 * 131 + step * 37 + 11) % vocabulary }
-            let (expected, evaluate) = model.stepOutputs(
-                zip(members, tokens).map { StepSegment(cache: graph[$0], tokens: [$1], wantsLogits: true) })
-            eval(evaluate)
-            let want = try XCTUnwrap(expected, label).toArray(Float.self)
-            let got = try XCTUnwrap(
-                plan.step(tokens: tokens, caches: members.map { replay[$0] }), "\(label): step \(step) replays"
-            ).toArray(Float.self)
-            XCTAssertEqual(got.count, members.count * vocabulary, label)
-            if got.map(\.bitPattern) != want.map(\.bitPattern) {
-                let worst = zip(got, want).map { abs($0 - $1) }.max() ?? 0
-                XCTFail("\(label): rows \(members) differ at step \(step) (largest difference \(worst))")
-                return compared
+            let segments = members.map { s in
+                let n = step % 4 == 3 ? 1 + (s + step) % 3 : 1
+                let tokens = (0..<n).map { (s * 131 + step * 37 + $0 * 7 + 11) % vocabulary }
+                return (s, tokens, n == 1 || (s + step) % 2 == 0)
             }
-            compared += members.count
+            let (expected, evaluate) = model.stepOutputs(
+                segments.map { StepSegment(cache: graph[$0.0], tokens: $0.1, wantsLogits: $0.2) })
+            eval(evaluate)
+            let result = try XCTUnwrap(
+                plan.step(segments.map { StepSegment(cache: replay[$0.0], tokens: $0.1, wantsLogits: $0.2) }),
+                "\(label): step \(step) replays")
+            let wanted = segments.filter(\.2).count
+            XCTAssertEqual(result.logits == nil, wanted == 0, label)
+            if let logits = result.logits {
+                let want = try XCTUnwrap(expected, label).toArray(Float.self)
+                let got = logits.toArray(Float.self)
+                XCTAssertEqual(got.count, wanted * vocabulary, label)
+                if got.map(\.bitPattern) != want.map(\.bitPattern) {
+                    let worst = zip(got, want).map { abs($0 - $1) }.max() ?? 0
+                    XCTFail("\(label): rows of \(members) differ at step \(step) (largest difference \(worst))")
+                    return compared
+                }
+                compared += wanted
+            }
             for s in members {
-                XCTAssertEqual(replay[s][0].length, graph[s][0].length, label)
+                XCTAssertEqual(replay[s].map(\.length), graph[s].map(\.length), label)
                 XCTAssertEqual(replay[s].last?.offset, graph[s].last?.offset, label)
+            }
+        }
+        // The caches' contents too: every key and value the two wrote.
+        for (a, b) in zip(graph, replay) {
+            for (x, y) in zip(a, b) {
+                for (p, q) in zip(x.state, y.state) {
+                    XCTAssertEqual(
+                        p.toArray(Float.self).map(\.bitPattern), q.toArray(Float.self).map(\.bitPattern), label)
+                }
             }
         }
         return compared
@@ -277,20 +295,30 @@ final class DecodePlanTests: XCTestCase {
     func testBatchedReplayStepsAsideWithoutTouchingTheCaches() throws {
         let model = try SyntheticModel.llama(config: Self.config, bits: 4, groupSize: 32, seed: 13)
         let plan = try XCTUnwrap(DecodePlan.make(model))
-        let tokens = [Int](repeating: 7, count: DecodePlan.maxRows + 1)
-        let many = tokens.map { _ in model.makeStepCache(.f16) }
-        XCTAssertNil(plan.step(tokens: tokens, caches: many))
+        let many = (0...DecodePlan.maxRows).map { _ in model.makeStepCache(.f16) }
+        XCTAssertNil(plan.step(many.map { StepSegment(cache: $0, tokens: [7], wantsLogits: true) }))
         XCTAssertTrue(many.allSatisfy { $0.allSatisfy { $0.length == 0 } })
+        let chunk = model.makeStepCache(.f16)
+        XCTAssertNil(
+            plan.step([StepSegment(cache: chunk, tokens: [Int](repeating: 3, count: 17), wantsLogits: true)]),
+            "a chunk over 16 tokens is the prefill product's")
+        XCTAssertTrue(chunk.allSatisfy { $0.length == 0 })
         let quantized = model.makeStepCache(.f16), fresh = model.makeStepCache(.f16)
         let (_, evaluate) = model.stepOutputs([StepSegment(cache: quantized, tokens: [1, 2, 3, 4], wantsLogits: false)])
         eval(evaluate)
         for c in quantized { c.startQuantizing(try KVQuantization(bits: 8, groupSize: 32)) }
-        XCTAssertNil(plan.step(tokens: [5, 6], caches: [fresh, quantized]))
+        XCTAssertNil(
+            plan.step([
+                StepSegment(cache: fresh, tokens: [5], wantsLogits: true),
+                StepSegment(cache: quantized, tokens: [6], wantsLogits: true)
+            ]))
         XCTAssertEqual(quantized.map(\.length), [4, 4])
         XCTAssertTrue(fresh.allSatisfy { $0.length == 0 }, "the other sequence's caches are untouched too")
-        XCTAssertNil(plan.step(tokens: [320], caches: [fresh]), "a token outside the vocabulary")
-        XCTAssertNotNil(plan.step(tokens: [5], caches: [fresh]))
-        XCTAssertTrue(fresh.allSatisfy { $0.length == 1 })
+        XCTAssertNil(
+            plan.step([StepSegment(cache: fresh, tokens: [5, 320], wantsLogits: true)]),
+            "a token outside the vocabulary")
+        XCTAssertNotNil(plan.step([StepSegment(cache: fresh, tokens: [5, 6], wantsLogits: true)]))
+        XCTAssertTrue(fresh.allSatisfy { $0.length == 2 })
     }
 
     /// The default model (SmolLM2-135M Q4_1 GGUF) when present: replayed and

@@ -13,12 +13,13 @@
 // arguments (`_DecodeKernels`), so the replay's logits equal the graph
 // path's bit for bit (DecodePlanTests).
 //
-// The same capture also replays BatchedEngine's decode step over several
-// sequences (`step(tokens:caches:)`, one new token each): the products run
-// over all rows at once (each row as alone, the batched qmv), the attention
-// is the engine's fused kernel (`attendRows`, BatchedAttention.swift), norms
-// and element-wise ops run per row, so each row's logits equal those of the
-// engine's graph step (`stepOutputs`) bit for bit (DecodePlanTests). Models, caches or devices the plan
+// The same capture also replays BatchedEngine's row-wise passes over
+// several sequences (`step(_:)`: decoding rows and short prompt chunks, up to
+// 16 rows): the products run over all rows at once (each row as alone, the
+// batched qmv), the attention is the engine's fused kernel (`attendRows`,
+// BatchedAttention.swift), norms and element-wise ops run per row, so each
+// row's logits equal those of the engine's graph step (`stepOutputs`) bit
+// for bit (DecodePlanTests). Models, caches or devices the plan
 // does not cover (dense or adapter layers, q/k norms, sliding windows,
 // soft-caps, sandwich norms, gelu, embedding scale, tensor parallelism,
 // rotating or quantized caches, a GPU stream) run through the graph as
@@ -70,7 +71,7 @@ final class DecodePlan: @unchecked Sendable {
     private let productScratch: UnsafeMutableRawPointer
     private let attentionScratch: UnsafeMutablePointer<Float>
     private var allocations: [UnsafeMutableRawPointer] = []
-    /// The buffers of `step(tokens:caches:)`, allocated at its first call.
+    /// The buffers of `step(_:)`, allocated at its first call.
     private var rowBuffers: RowBuffers?
 
     /// The plan for `model`, or nil when some part of it is outside what the plan covers.
@@ -295,7 +296,7 @@ final class DecodePlan: @unchecked Sendable {
         return logits
     }
 
-    /// The most rows `step(tokens:caches:)` takes: the quantized products'
+    /// The most rows `step(_:)` takes: the quantized products'
     /// row-wise limit (BatchedForward's `batchedMaxRows`).
     static let maxRows = 16
 
@@ -323,18 +324,28 @@ final class DecodePlan: @unchecked Sendable {
         }
     }
 
-    /// Logits `[R, vocabulary]` for R sequences' next tokens, one each
-    /// (`tokens[r]` after the caches `caches[r]`, one per layer), every
-    /// cache advanced by one position: BatchedEngine's decode step replayed,
-    /// each row computed as the engine's graph step (`stepOutputs`) computes
-    /// it. nil (no cache advanced) where the graph must run the step: as for
-    /// `step(token:cache:)`, more than `maxRows` rows, or a cache that is
-    /// not a growing one whose offset is its length (a trimmed one).
-    func step(tokens: [Int], caches: [[KVCache]]) -> Tensor? {
-        let rows = tokens.count
-        guard rows > 0, rows <= Self.maxRows, caches.count == rows, Module.generation == generation,
-            case .cpu = Stream.current.device, tokens.allSatisfy({ $0 >= 0 && $0 < vocabulary }),
-            caches.allSatisfy({ $0.count == layers.count }),
+    /// What a replayed step over segments gives: logits `[n, vocabulary]`
+    /// for the last rows of the n segments that want them, in order (nil
+    /// when none does).
+    struct Replayed {
+        let logits: Tensor?
+    }
+
+    /// BatchedEngine's row-wise pass replayed: every segment's tokens
+    /// (a decoding sequence's next token, or a short prompt chunk) appended
+    /// to its caches, at most `maxRows` rows in all, each row computed as the
+    /// engine's graph step (`stepOutputs`) computes it. nil (no cache
+    /// advanced) where the graph must run the pass: as for
+    /// `step(token:cache:)`, more than `maxRows` rows, or a cache that is not
+    /// a growing one whose offset is its length.
+    func step(_ segments: [StepSegment]) -> Replayed? {
+        let counts = segments.map(\.tokens.count)
+        let rows = counts.reduce(0, +)
+        guard rows > 0, rows <= Self.maxRows, counts.allSatisfy({ $0 > 0 }), Module.generation == generation,
+            case .cpu = Stream.current.device,
+            segments.allSatisfy({
+                $0.cache.count == layers.count && $0.tokens.allSatisfy { $0 >= 0 && $0 < vocabulary }
+            }),
             AttentionSplit.parts(queryHeads: heads, kvHeads: kvHeads, keys: 1, keySize: headDim, valueSize: headDim)
                 != nil
         else { return nil }
@@ -343,9 +354,9 @@ final class DecodePlan: @unchecked Sendable {
         var valueBuffers = keyBuffers
         var rooms = [[Int]](repeating: [], count: layers.count), starts = rooms
         var halves = [[Bool]](repeating: [], count: layers.count)
-        for sequence in caches {
-            for (i, c) in sequence.enumerated() {
-                guard c.offset == c.length, let room = c.roomForOne(heads: kvHeads, headDim: headDim),
+        for (segment, n) in zip(segments, counts) {
+            for (i, c) in segment.cache.enumerated() {
+                guard c.offset == c.length, let room = c.room(for: n, heads: kvHeads, headDim: headDim),
                     c.storage.count == 2, c.storage[0].dim(2) == room.capacity
                 else { return nil }
                 keyBuffers[i].append(room.keys)
@@ -355,10 +366,22 @@ final class DecodePlan: @unchecked Sendable {
                 halves[i].append(room.half)
             }
         }
-        guard let logits = Tensor._unsetBuffer([rows, vocabulary], dtype: .float32),
-            let out = logits._hostAddress(forWriting: true)?.assumingMemoryBound(to: Float.self),
-            let rope = layers.first?.rope
-        else { return nil }
+        // The rows whose logits are wanted: each such segment's last.
+        var picked: [Int] = []
+        var end = 0
+        for (segment, n) in zip(segments, counts) {
+            end += n
+            if segment.wantsLogits { picked.append(end - 1) }
+        }
+        var logits: Tensor?
+        var out: UnsafeMutablePointer<Float>?
+        if !picked.isEmpty {
+            guard let t = Tensor._unsetBuffer([picked.count, vocabulary], dtype: .float32),
+                let p = t._hostAddress(forWriting: true)
+            else { return nil }
+            (logits, out) = (t, p.assumingMemoryBound(to: Float.self))
+        }
+        guard let rope = layers.first?.rope else { return nil }
         let d = headDim, qWidth = heads * d, kvWidth = kvHeads * d, qkvWidth = qWidth + 2 * kvWidth
         let b: RowBuffers
         if let made = rowBuffers {
@@ -375,10 +398,9 @@ final class DecodePlan: @unchecked Sendable {
                 scratchBytes: scratchBytes)
             rowBuffers = b
         }
-        for r in 0..<rows { embed(tokens[r], into: b.h + r * hidden) }
-        let last = starts.flatMap { $0 }.max() ?? 0
-        let angles = RopeAngles.table(rope, dimensions: rotated, positions: last + 1)
-        let ones = [Int](repeating: 1, count: rows)
+        for (r, token) in segments.flatMap(\.tokens).enumerated() { embed(token, into: b.h + r * hidden) }
+        let last = zip(starts.first ?? [], counts).map { $0 + $1 }.max() ?? 0
+        let angles = RopeAngles.table(rope, dimensions: rotated, positions: last)
         let q = AttentionRows(base: b.qkv, row: qkvWidth, head: d, element: 1)
         let k = AttentionRows(base: b.qkv + qWidth, row: qkvWidth, head: d, element: 1)
         let v = AttentionRows(base: b.qkv + qWidth + kvWidth, row: qkvWidth, head: d, element: 1)
@@ -387,7 +409,9 @@ final class DecodePlan: @unchecked Sendable {
             run(layer.qkv, b.x, into: b.qkv, rows: rows, scratch: b.scratch)
             let layout = BatchedAttentionLayout(
                 heads: heads, kvHeads: kvHeads, headDim: d, rotated: rotated, traditional: traditional, scale: scale,
-                window: nil, counts: ones, starts: starts[i], half: halves[i])
+                window: nil, counts: counts, starts: starts[i], half: halves[i])
+            guard starts[i].count == counts.count, zip(starts[i], counts).allSatisfy({ $0 + $1 <= angles.positions })
+            else { return nil }
             do {
                 try attendRows(
                     layout, angles, q: q, k: k, v: v, rows: rows, keyBuffers: keyBuffers[i],
@@ -408,10 +432,14 @@ final class DecodePlan: @unchecked Sendable {
             run(layer.down, b.activated, into: b.projected, rows: rows, scratch: b.scratch)
             _DecodeKernels.add(b.h, b.projected, into: b.h, n: rows * hidden)
         }
-        for sequence in caches { for c in sequence { c.advance() } }
-        _DecodeKernels.rmsNormRows(b.h, weight: finalNorm, eps: eps, into: b.x, rows: rows, n: hidden)
-        run(head, b.x, into: out, rows: rows, scratch: b.scratch)
-        return logits
+        for (segment, n) in zip(segments, counts) { for c in segment.cache { c.advance(n) } }
+        guard let out else { return Replayed(logits: nil) }
+        // The wanted rows' final norms side by side (each row normed alone), then the head over them.
+        for (j, r) in picked.enumerated() {
+            _DecodeKernels.rmsNorm(b.h + r * hidden, weight: finalNorm, eps: eps, into: b.x + j * hidden, n: hidden)
+        }
+        run(head, b.x, into: out, rows: picked.count, scratch: b.scratch)
+        return Replayed(logits: logits)
     }
 
     /// h = the token's embedding row.

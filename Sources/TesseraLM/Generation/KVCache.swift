@@ -157,7 +157,15 @@ public final class KVCache: @unchecked Sendable {
     func roomForOne(heads: Int, headDim: Int) -> (
         keys: UnsafeMutableRawPointer, values: UnsafeMutableRawPointer, capacity: Int, half: Bool
     )? {
-        guard maxSize == nil, quantization == nil, heads > 0, headDim > 0 else { return nil }
+        room(for: 1, heads: heads, headDim: headDim)
+    }
+
+    /// `roomForOne` for `count` (≥ 1) positions after the `length` held: the
+    /// caller writes positions `length..<length + count`, then `advance(count)`.
+    func room(for count: Int, heads: Int, headDim: Int) -> (
+        keys: UnsafeMutableRawPointer, values: UnsafeMutableRawPointer, capacity: Int, half: Bool
+    )? {
+        guard maxSize == nil, quantization == nil, heads > 0, headDim > 0, count > 0 else { return nil }
         let dtype: DType = halfPrecision ? .float16 : .float32
         if !storage.isEmpty {
             guard storage.count == 2,
@@ -168,8 +176,8 @@ public final class KVCache: @unchecked Sendable {
             if storage.contains(where: { $0._hostAddress() == nil }) { eval(storage) }
         }
         let room = Swift.max(capacity, storage.first?.dim(2) ?? 0)
-        if length + 1 > room || storage.isEmpty {
-            let grown = (length + 1 + Self.step - 1) / Self.step * Self.step
+        if length + count > room || storage.isEmpty {
+            let grown = (length + count + Self.step - 1) / Self.step * Self.step
             let size = dtype.size
             var buffers: [Tensor] = []
             for old in storage {

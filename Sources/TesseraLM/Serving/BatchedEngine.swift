@@ -42,9 +42,10 @@ public final class BatchedEngine: GenerationEngine, @unchecked Sendable {
         public var prefillTokensPerStep = 512
         /// How the sequences' caches store keys and values (float16 by default).
         public var kvCacheType = KVCacheType.f16
-        /// Replay a captured step for passes of decoding rows (DecodePlan's
-        /// `step(tokens:caches:)`: no graph built, the same logits bit for
-        /// bit) where the model allows; off: every pass builds its graph.
+        /// Replay a captured step for row-wise passes (decoding rows and
+        /// prompt chunks of at most 16 tokens: DecodePlan's `step(_:)`, no
+        /// graph built, the same logits bit for bit) where the model allows;
+        /// off: every pass builds its graph.
         public var replayDecode = true
 
         public init() {}
@@ -354,20 +355,20 @@ public final class BatchedEngine: GenerationEngine, @unchecked Sendable {
         return plan
     }
 
-    /// A pass of decoding rows (one token each) through the captured step; nil where the graph must run it.
-    private func replayed(_ pass: [(Sequence, StepSegment)]) -> Tensor? {
-        guard pass.allSatisfy({ $0.1.tokens.count == 1 && $0.1.wantsLogits }), let plan = currentPlan(),
-            let logits = plan.step(tokens: pass.map { $0.1.tokens[0] }, caches: pass.map(\.1.cache))
-        else { return nil }
+    /// A row-wise pass (decoding rows, short prompt chunks) through the
+    /// captured step: its logits (nil when no segment wants them); nil where
+    /// the graph must run it.
+    private func replayed(_ pass: [(Sequence, StepSegment)]) -> DecodePlan.Replayed? {
+        guard let plan = currentPlan(), let result = plan.step(pass.map(\.1)) else { return nil }
         replayedSteps += 1
-        return logits
+        return result
     }
 
     /// One forward pass over `pass`, then sampling for the sequences it gave logits.
     private func run(_ pass: [(Sequence, StepSegment)]) {
         let logits: Tensor?, evaluate: [Tensor]
         if let captured = replayed(pass) {
-            (logits, evaluate) = (captured, [])
+            (logits, evaluate) = (captured.logits, [])
         } else {
             (logits, evaluate) = model.stepOutputs(pass.map(\.1))
         }

@@ -135,7 +135,7 @@ public struct EngineSnapshot: Sendable, Equatable {
     public var prefixCacheHitTokens: Int
     public var promptTokensTotal: Int
     public var generatedTokensTotal: Int
-    /// Decode passes that replayed a captured step instead of building a graph (BatchedEngine).
+    /// Passes that replayed a captured step instead of building a graph (BatchedEngine).
     public var replayedDecodeSteps: Int
 
     public init(
