@@ -230,6 +230,10 @@ def main():
         capture_output=True, text=True, timeout=300)
     check(generated.returncode == 0, f"tessera generate failed: {generated.stderr}")
     check(generated.stdout == text + "\n", f"generate {generated.stdout!r} != server {text!r}")
+    # On the CPU the batched engine's decode passes replay a captured step (the same logits as building
+    # their graphs): SmolLM2's must have, the counter exists for any model.
+    replayed = metric(url, key, "tessera_replayed_steps_total")
+    check(replayed > 0 or "SmolLM2" not in model, f"no replayed decode steps on {model}")
 
     step("anthropic messages")
     # Anthropic: messages, streaming, stop_sequences, count_tokens; the same greedy text as chat.

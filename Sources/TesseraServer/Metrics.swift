@@ -87,6 +87,9 @@ public final class ServerMetrics: Sendable {
         gauge("tessera_prompt_tokens_total", "Prompt tokens prefilled.", snapshot.promptTokensTotal, type: "counter")
         gauge("tessera_generated_tokens_total", "Tokens generated.", snapshot.generatedTokensTotal, type: "counter")
         gauge(
+            "tessera_replayed_steps_total", "Engine passes that replayed the captured decode step (no graph built).",
+            snapshot.replayedDecodeSteps, type: "counter")
+        gauge(
             "tessera_cancelled_streams_total", "Requests (streamed or not) whose client went away before the end.",
             s.streamsCancelled,
             type: "counter")

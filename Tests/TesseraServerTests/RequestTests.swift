@@ -260,12 +260,14 @@ final class MetricsTests: XCTestCase {
         metrics.observeTimeToFirstToken(3)
         metrics.observeInterToken(0.004)
         let text = metrics.render(
-            EngineSnapshot(activeSequences: 1, queuedSequences: 2, kvCacheBytes: 4096, prefixCacheHitTokens: 7))
+            EngineSnapshot(
+                activeSequences: 1, queuedSequences: 2, kvCacheBytes: 4096, prefixCacheHitTokens: 7,
+                replayedDecodeSteps: 5))
         for line in [
             #"tessera_requests_total{route="/v1/messages",status="200"} 2"#,
             #"tessera_requests_total{route="other",status="404"} 1"#,
             "tessera_active_sequences 1", "tessera_queued_sequences 2", "tessera_kv_cache_bytes 4096",
-            "tessera_prefix_cache_hit_tokens_total 7",
+            "tessera_prefix_cache_hit_tokens_total 7", "tessera_replayed_steps_total 5",
             #"tessera_time_to_first_token_seconds_bucket{le="0.1"} 0"#,
             #"tessera_time_to_first_token_seconds_bucket{le="0.25"} 1"#,
             #"tessera_time_to_first_token_seconds_bucket{le="5.0"} 2"#,
