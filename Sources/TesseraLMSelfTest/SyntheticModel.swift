@@ -65,6 +65,13 @@ public enum SyntheticModel {
                 add(p + "self_attn.q_proj", [q, h])
                 add(p + "self_attn.k_proj", [kv, h])
                 add(p + "self_attn.v_proj", [kv, h])
+                if c.attentionBias {  // "attention_bias": true (Qwen2-style q/k/v biases, float32)
+                    for (name, n) in [("q_proj", q), ("k_proj", kv), ("v_proj", kv)] {
+                        counter += 1
+                        tensors[p + "self_attn.\(name).bias"] = Random.normal(
+                            [n], dtype: .float32, scale: scale, key: Random.key(seed &* 1_000_003 &+ counter))
+                    }
+                }
                 add(p + "self_attn.o_proj", [h, q])
                 add(p + "mlp.gate_proj", [c.intermediateSize, h])
                 add(p + "mlp.up_proj", [c.intermediateSize, h])

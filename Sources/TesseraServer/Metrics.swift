@@ -87,7 +87,8 @@ public final class ServerMetrics: Sendable {
         gauge("tessera_prompt_tokens_total", "Prompt tokens prefilled.", snapshot.promptTokensTotal, type: "counter")
         gauge("tessera_generated_tokens_total", "Tokens generated.", snapshot.generatedTokensTotal, type: "counter")
         gauge(
-            "tessera_replayed_steps_total", "Engine passes that replayed the captured decode step (no graph built).",
+            "tessera_replayed_steps_total",
+            "Batched-engine passes that replayed the captured decode step (no graph built; 0 for --engine serial).",
             snapshot.replayedDecodeSteps, type: "counter")
         gauge(
             "tessera_cancelled_streams_total", "Requests (streamed or not) whose client went away before the end.",

@@ -280,6 +280,15 @@ final class DecodePlanTests: XCTestCase {
                 }
             }
         }
+        // q/k/v biases (each row's added per column range) and an untied 8-bit head over several rows.
+        let biased = try SyntheticModel.llama(
+            config: Self.config.replacingOccurrences(
+                of: "\"tie_word_embeddings\": true", with: "\"tie_word_embeddings\": false, \"attention_bias\": true"),
+            bits: 8, groupSize: 64, scale: 0.08, seed: 14)
+        XCTAssertNotNil(biased.lmHead)
+        XCTAssertNotNil(biased.model.layers[0].selfAttention.qProj?.bias)
+        XCTAssertGreaterThan(
+            try Self.batchedLockstep(biased, promptLengths: [2, 30, 7], steps: 9, type: .f16, "biases, untied head"), 9)
         // The float kernel of the 4-bit products (VNNI off), and one sequence alone.
         let saved = _CPUKernels.qmvVNNI
         defer { _CPUKernels.qmvVNNI = saved }

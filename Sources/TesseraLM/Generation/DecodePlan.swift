@@ -19,7 +19,9 @@
 // batched qmv), the attention is the engine's fused kernel (`attendRows`,
 // BatchedAttention.swift), norms and element-wise ops run per row, so each
 // row's logits equal those of the engine's graph step (`stepOutputs`) bit
-// for bit (DecodePlanTests). Models, caches or devices the plan
+// for bit (DecodePlanTests). It builds no graph either, though it keeps
+// small per-step arrays (the rows' caches and positions) and the attention
+// kernel's buffers. Models, caches or devices the plan
 // does not cover (dense or adapter layers, q/k norms, sliding windows,
 // soft-caps, sandwich norms, gelu, embedding scale, tensor parallelism,
 // rotating or quantized caches, a GPU stream) run through the graph as
@@ -73,6 +75,13 @@ final class DecodePlan: @unchecked Sendable {
     private var allocations: [UnsafeMutableRawPointer] = []
     /// The buffers of `step(_:)`, allocated at its first call.
     private var rowBuffers: RowBuffers?
+    /// The products' distinct (k, group size, bits), for the scratch they need.
+    private lazy var productShapes: [(k: Int, groupSize: Int, bits: Int)] = {
+        var seen = Set<[Int]>()
+        return (layers.flatMap { [$0.qkv, $0.o, $0.gateUp, $0.down] } + [head]).compactMap {
+            seen.insert([$0.k, $0.groupSize, $0.bits]).inserted ? ($0.k, $0.groupSize, $0.bits) : nil
+        }
+    }()
 
     /// The plan for `model`, or nil when some part of it is outside what the plan covers.
     static func make(_ model: any LanguageModel) -> DecodePlan? {
@@ -296,14 +305,15 @@ final class DecodePlan: @unchecked Sendable {
         return logits
     }
 
-    /// The most rows `step(_:)` takes: the quantized products'
-    /// row-wise limit (BatchedForward's `batchedMaxRows`).
-    static let maxRows = 16
+    /// The most rows `step(_:)` takes: the quantized products' row-wise
+    /// limit (as BatchedForward's `batchedMaxRows`).
+    static let maxRows = Swift.min(_DecodeKernels.maxProductRows, TransformerModel.batchedMaxRows)
 
     /// Float32 buffers of a step over up to `maxRows` rows, each `[rows, width]`.
     private struct RowBuffers {
         let h, x, qkv, attended, projected, gateUp, activated, sigmoid: UnsafeMutablePointer<Float>
         let scratch: UnsafeMutableRawPointer
+        let scratchBytes: Int
 
         init(hidden: Int, qkv qkvWidth: Int, attended attendedWidth: Int, intermediate: Int, scratchBytes: Int) {
             let rows = DecodePlan.maxRows
@@ -315,7 +325,8 @@ final class DecodePlan: @unchecked Sendable {
                 floats(hidden), floats(hidden), floats(qkvWidth), floats(attendedWidth), floats(hidden)
             )
             (gateUp, activated, sigmoid) = (floats(2 * intermediate), floats(intermediate), floats(intermediate))
-            scratch = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(64, scratchBytes), alignment: 64)
+            self.scratchBytes = Swift.max(64, scratchBytes)
+            scratch = UnsafeMutableRawPointer.allocate(byteCount: self.scratchBytes, alignment: 64)
         }
 
         func deallocate() {
@@ -357,7 +368,7 @@ final class DecodePlan: @unchecked Sendable {
         for (segment, n) in zip(segments, counts) {
             for (i, c) in segment.cache.enumerated() {
                 guard c.offset == c.length, let room = c.room(for: n, heads: kvHeads, headDim: headDim),
-                    c.storage.count == 2, c.storage[0].dim(2) == room.capacity
+                    c.storage.count == 2, c.storage.allSatisfy({ $0.dim(2) == room.capacity })
                 else { return nil }
                 keyBuffers[i].append(room.keys)
                 valueBuffers[i].append(room.values)
@@ -383,19 +394,24 @@ final class DecodePlan: @unchecked Sendable {
         }
         guard let rope = layers.first?.rope else { return nil }
         let d = headDim, qWidth = heads * d, kvWidth = kvHeads * d, qkvWidth = qWidth + 2 * kvWidth
+        // The products' scratch for as many rows, at the kernels' current choice (ISA, VNNI).
+        let scratchBytes =
+            productShapes.map {
+                _DecodeKernels.quantizedScratchBytes(k: $0.k, groupSize: $0.groupSize, bits: $0.bits, rows: rows)
+            }.max() ?? 0
         let b: RowBuffers
-        if let made = rowBuffers {
+        if let made = rowBuffers, made.scratchBytes >= scratchBytes {
             b = made
         } else {
-            let products = layers.flatMap { [$0.qkv, $0.o, $0.gateUp, $0.down] } + [head]
-            let scratchBytes =
-                products.map {
-                    _DecodeKernels.quantizedScratchBytes(
-                        k: $0.k, groupSize: $0.groupSize, bits: $0.bits, rows: Self.maxRows)
-                }.max() ?? 0
+            rowBuffers?.deallocate()
             b = RowBuffers(
                 hidden: hidden, qkv: qkvWidth, attended: qWidth, intermediate: intermediate,
-                scratchBytes: scratchBytes)
+                scratchBytes: Swift.max(
+                    scratchBytes,
+                    productShapes.map {
+                        _DecodeKernels.quantizedScratchBytes(
+                            k: $0.k, groupSize: $0.groupSize, bits: $0.bits, rows: Self.maxRows)
+                    }.max() ?? 0))
             rowBuffers = b
         }
         for (r, token) in segments.flatMap(\.tokens).enumerated() { embed(token, into: b.h + r * hidden) }
@@ -464,7 +480,7 @@ final class DecodePlan: @unchecked Sendable {
     ) {
         _DecodeKernels.quantizedProduct(
             x: input, wq: p.wq, scales: p.scales, biases: p.biases, scaleType: p.scaleType, out: out, n: p.n, k: p.k,
-            groupSize: p.groupSize, bits: p.bits, rows: rows, scratch: scratch ?? productScratch)
+            groupSize: p.groupSize, bits: p.bits, rows: rows, scratch: scratch ?? (rows == 1 ? productScratch : nil))
         for r in 0..<rows {
             let row = out + r * p.n
             for (column, bias, count) in p.addends {

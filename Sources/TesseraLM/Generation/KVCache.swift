@@ -241,8 +241,8 @@ public final class KVCache: @unchecked Sendable {
         return (storage[0], storage[1])
     }
 
-    /// Counts `n` positions written by the caller of `reserve` (or the one
-    /// position a replayed step wrote after `roomForOne`).
+    /// Counts `n` positions written by the caller of `reserve` (or those a
+    /// replayed step wrote after `roomForOne` / `room(for:)`).
     func advance(_ n: Int = 1) {
         length += n
         offset += n

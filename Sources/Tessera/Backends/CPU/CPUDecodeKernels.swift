@@ -42,6 +42,9 @@ extension Tensor {
 }
 
 public enum _DecodeKernels {
+    /// The most rows of x `quantizedProduct` takes (each computed as alone).
+    public static var maxProductRows: Int { QuantizedKernels.qmvMaxRows }
+
     /// Bytes of scratch `quantizedProduct` needs for `rows` inputs of `k` values.
     public static func quantizedScratchBytes(k: Int, groupSize: Int, bits: Int, rows: Int = 1) -> Int {
         QuantizedKernels.qmvScratchBytes(m: rows, k: k, groupSize: groupSize, bits: bits)

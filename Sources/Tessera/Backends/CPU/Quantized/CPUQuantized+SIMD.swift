@@ -193,7 +193,7 @@ extension QuantizedKernels {
         let elementBytes = dt == Int32(TK_F32) ? 4 : 2
         let scratchBytes = tk_qmv_scratch(dt, 1, k, group, b)
         let stride = byRowScratchStride(scratchBytes)
-        // `kept`: the caller's buffer of at least m strides (a replayed batched step's, qmvByRowScratchBytes).
+        // `kept`: the caller's buffer of at least m strides (a replayed batched step's: qmvScratchBytes for m rows).
         let owned = kept == nil ? UnsafeMutableRawPointer.allocate(byteCount: max(1, stride * m), alignment: 64) : nil
         defer { owned?.deallocate() }
         guard let scratch = kept ?? owned else { return }
