@@ -394,10 +394,11 @@ final class DecodePlan: @unchecked Sendable {
         }
         guard let rope = layers.first?.rope else { return nil }
         let d = headDim, qWidth = heads * d, kvWidth = kvHeads * d, qkvWidth = qWidth + 2 * kvWidth
-        // The products' scratch for as many rows, at the kernels' current choice (ISA, VNNI).
+        // The products' scratch for the most rows, at the kernels' current choice (ISA, VNNI).
         let scratchBytes =
             productShapes.map {
-                _DecodeKernels.quantizedScratchBytes(k: $0.k, groupSize: $0.groupSize, bits: $0.bits, rows: rows)
+                _DecodeKernels.quantizedScratchBytes(
+                    k: $0.k, groupSize: $0.groupSize, bits: $0.bits, rows: Self.maxRows)
             }.max() ?? 0
         let b: RowBuffers
         if let made = rowBuffers, made.scratchBytes >= scratchBytes {
@@ -406,12 +407,7 @@ final class DecodePlan: @unchecked Sendable {
             rowBuffers?.deallocate()
             b = RowBuffers(
                 hidden: hidden, qkv: qkvWidth, attended: qWidth, intermediate: intermediate,
-                scratchBytes: Swift.max(
-                    scratchBytes,
-                    productShapes.map {
-                        _DecodeKernels.quantizedScratchBytes(
-                            k: $0.k, groupSize: $0.groupSize, bits: $0.bits, rows: Self.maxRows)
-                    }.max() ?? 0))
+                scratchBytes: scratchBytes)
             rowBuffers = b
         }
         for (r, token) in segments.flatMap(\.tokens).enumerated() { embed(token, into: b.h + r * hidden) }
